@@ -1,0 +1,2 @@
+//! tillmesh binary
+fn main() {}
