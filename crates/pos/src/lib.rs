@@ -1,1 +1,24 @@
-//! placeholder
+//! The store domain: catalog, pricing, promotions, cart, transactions, payments, receipts,
+//! inventory, reports, customers, cashiers and the audit chain.
+//!
+//! Pure logic: no I/O, no clock, no randomness. Every function that needs the time takes
+//! `now_ms` (milliseconds since the Unix epoch); every function that needs randomness takes
+//! the random bytes. Money is `i64` minor units everywhere (see [`money`]).
+
+pub mod audit;
+pub mod cart;
+pub mod cashier;
+pub mod catalog;
+pub mod customer;
+pub mod event;
+pub mod inventory;
+pub mod money;
+pub mod payment;
+pub mod pricing;
+pub mod promotion;
+pub mod receipt;
+pub mod report;
+pub mod state;
+pub mod transaction;
+
+pub use money::Minor;

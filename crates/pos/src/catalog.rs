@@ -1,0 +1,207 @@
+//! The product catalog: SKUs with several barcodes each (EAN-13, UPC-A, EAN-8, check digits
+//! validated), name, category, tax rate and active flag.
+
+use crate::money::{BasisPoints, Minor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use utoipa::ToSchema;
+
+/// One product.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Item {
+    /// Stock keeping unit, unique in the chain.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Category (promotions may target it).
+    pub category: String,
+    /// Tax rate in basis points (1000 = 10 %); prices are tax-exclusive.
+    pub tax_rate_bp: BasisPoints,
+    /// Base price in minor units.
+    pub base_price: Minor,
+    /// Barcodes, normalised to EAN-13 (UPC-A gets a leading zero) or EAN-8.
+    pub barcodes: Vec<String>,
+    /// Inactive items cannot be sold.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Stock level below which a low-stock alert is raised.
+    #[serde(default)]
+    pub low_stock_threshold: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Catalog errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The barcode is not well formed (length or check digit).
+    #[error("barcode {0:?} is invalid: {1}")]
+    InvalidBarcode(String, &'static str),
+    /// No item carries this barcode.
+    #[error("no product has barcode {0}")]
+    UnknownBarcode(String),
+    /// No item has this SKU.
+    #[error("no product has SKU {0}")]
+    UnknownSku(String),
+    /// The item exists but is not for sale.
+    #[error("product {0} is not active")]
+    Inactive(String),
+    /// Two items claim one barcode.
+    #[error("barcode {0} is used by both {1} and {2}")]
+    DuplicateBarcode(String, String, String),
+    /// A field is out of range.
+    #[error("item {0}: {1}")]
+    InvalidItem(String, &'static str),
+}
+
+/// Validates a barcode and returns its normalised form: EAN-13 (UPC-A becomes EAN-13 with a
+/// leading zero) or EAN-8.
+pub fn normalise_barcode(code: &str) -> Result<String, CatalogError> {
+    let code = code.trim();
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CatalogError::InvalidBarcode(code.into(), "only digits are allowed"));
+    }
+    let full = match code.len() {
+        8 | 13 => code.to_string(),
+        12 => format!("0{code}"),
+        _ => {
+            return Err(CatalogError::InvalidBarcode(
+                code.into(),
+                "must have 8 (EAN-8), 12 (UPC-A) or 13 (EAN-13) digits",
+            ));
+        }
+    };
+    let digits: Vec<u32> = full.bytes().map(|b| u32::from(b - b'0')).collect();
+    let (body, check) = digits.split_at(digits.len() - 1);
+    if check_digit(body) != check[0] {
+        return Err(CatalogError::InvalidBarcode(code.into(), "check digit does not match"));
+    }
+    Ok(full)
+}
+
+/// The GS1 check digit for the digits before it (weights 3,1,3,... from the right).
+pub fn check_digit(body: &[u32]) -> u32 {
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+/// The catalog with a barcode index.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    items: BTreeMap<String, Item>,
+    by_barcode: HashMap<String, String>,
+}
+
+impl Catalog {
+    /// Builds a catalog, validating every item and barcode.
+    pub fn new(items: Vec<Item>) -> Result<Self, CatalogError> {
+        let mut cat = Catalog::default();
+        for mut item in items {
+            if item.sku.trim().is_empty() {
+                return Err(CatalogError::InvalidItem(item.sku, "SKU is empty"));
+            }
+            if item.base_price < 0 {
+                return Err(CatalogError::InvalidItem(item.sku, "base price is negative"));
+            }
+            if item.tax_rate_bp > 10_000 {
+                return Err(CatalogError::InvalidItem(item.sku, "tax rate above 100 %"));
+            }
+            let mut codes = Vec::with_capacity(item.barcodes.len());
+            for b in &item.barcodes {
+                let n = normalise_barcode(b)?;
+                if let Some(other) = cat.by_barcode.get(&n)
+                    && other != &item.sku
+                {
+                    return Err(CatalogError::DuplicateBarcode(n, other.clone(), item.sku));
+                }
+                cat.by_barcode.insert(n.clone(), item.sku.clone());
+                codes.push(n);
+            }
+            item.barcodes = codes;
+            cat.items.insert(item.sku.clone(), item);
+        }
+        Ok(cat)
+    }
+
+    /// Finds the active item for a scanned barcode.
+    pub fn lookup(&self, barcode: &str) -> Result<&Item, CatalogError> {
+        let code = normalise_barcode(barcode)?;
+        let sku = self
+            .by_barcode
+            .get(&code)
+            .ok_or_else(|| CatalogError::UnknownBarcode(barcode.trim().to_string()))?;
+        let item = &self.items[sku];
+        if !item.active {
+            return Err(CatalogError::Inactive(item.sku.clone()));
+        }
+        Ok(item)
+    }
+
+    /// Finds an item by SKU.
+    pub fn get(&self, sku: &str) -> Result<&Item, CatalogError> {
+        self.items.get(sku).ok_or_else(|| CatalogError::UnknownSku(sku.to_string()))
+    }
+
+    /// All items in SKU order.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the catalog is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_check_digits_of_each_symbology() {
+        assert_eq!(normalise_barcode("4006381333931").unwrap(), "4006381333931"); // EAN-13
+        assert_eq!(normalise_barcode("036000291452").unwrap(), "0036000291452"); // UPC-A
+        assert_eq!(normalise_barcode("96385074").unwrap(), "96385074"); // EAN-8
+        assert!(matches!(
+            normalise_barcode("4006381333932"),
+            Err(CatalogError::InvalidBarcode(_, "check digit does not match"))
+        ));
+        assert!(normalise_barcode("12345").is_err());
+        assert!(normalise_barcode("40063813339a1").is_err());
+    }
+
+    fn item(sku: &str, codes: &[&str]) -> Item {
+        Item {
+            sku: sku.into(),
+            name: sku.into(),
+            category: "c".into(),
+            tax_rate_bp: 1000,
+            base_price: 100,
+            barcodes: codes.iter().map(|s| s.to_string()).collect(),
+            active: true,
+            low_stock_threshold: 0,
+        }
+    }
+
+    #[test]
+    fn several_barcodes_find_one_sku_and_conflicts_are_refused() {
+        let cat = Catalog::new(vec![item("A", &["4006381333931", "036000291452"])]).unwrap();
+        assert_eq!(cat.lookup("036000291452").unwrap().sku, "A");
+        assert_eq!(cat.lookup("0036000291452").unwrap().sku, "A");
+        assert!(matches!(cat.lookup("96385074"), Err(CatalogError::UnknownBarcode(_))));
+        let dup = Catalog::new(vec![item("A", &["96385074"]), item("B", &["96385074"])]);
+        assert!(matches!(dup, Err(CatalogError::DuplicateBarcode(..))));
+    }
+}

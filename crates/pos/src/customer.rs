@@ -1,0 +1,186 @@
+//! Loyalty customers as automerge documents: per-field last-writer-wins maps that merge from
+//! any till. Points live beside them as PN-counters (see [`crate::state::StoreState`]).
+
+use automerge::{ActorId, AutoCommit, ReadDoc, ScalarValue, Value, transaction::Transactable};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tillmesh_crdt::ReplicaId;
+use utoipa::ToSchema;
+
+/// Most customer documents kept per store.
+pub const CUSTOMERS_MAX: usize = 1_000_000;
+/// Longest text field.
+pub const FIELD_CHARS_MAX: usize = 200;
+
+/// A customer as read from its document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Customer {
+    /// Customer id.
+    pub id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Consents to marketing e-mail.
+    pub consent_marketing: Option<bool>,
+    /// Consents to SMS.
+    pub consent_sms: Option<bool>,
+}
+
+/// A partial update: only the fields given are written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CustomerPatch {
+    /// Name.
+    pub name: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Marketing consent.
+    pub consent_marketing: Option<bool>,
+    /// SMS consent.
+    pub consent_sms: Option<bool>,
+}
+
+/// Customer errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomerError {
+    /// A field is too long or malformed.
+    #[error("field {0} is invalid: {1}")]
+    InvalidField(&'static str, &'static str),
+    /// The patch writes nothing.
+    #[error("the update names no field")]
+    EmptyPatch,
+    /// Change bytes that automerge cannot load.
+    #[error("customer change is unreadable: {0}")]
+    BadChange(String),
+    /// Too many customers.
+    #[error("the store holds at most {CUSTOMERS_MAX} customers")]
+    TooMany,
+}
+
+/// All customer documents of the store.
+#[derive(Debug, Default, Clone)]
+pub struct Customers {
+    docs: BTreeMap<String, AutoCommit>,
+}
+
+impl Customers {
+    /// Applies `patch` to customer `id` as replica `me`; returns the change bytes to record.
+    pub fn edit(&mut self, me: ReplicaId, id: &str, patch: &CustomerPatch) -> Result<Vec<u8>, CustomerError> {
+        validate(id, patch)?;
+        if !self.docs.contains_key(id) && self.docs.len() >= CUSTOMERS_MAX {
+            return Err(CustomerError::TooMany);
+        }
+        let doc = self.docs.entry(id.to_string()).or_insert_with(AutoCommit::new);
+        doc.set_actor(ActorId::from(me.0.to_be_bytes().to_vec()));
+        let root = automerge::ROOT;
+        let put = |doc: &mut AutoCommit, k: &str, v: ScalarValue| {
+            doc.put(&root, k, v).map_err(|e| CustomerError::BadChange(e.to_string()))
+        };
+        for (k, v) in [("name", &patch.name), ("email", &patch.email), ("phone", &patch.phone)] {
+            if let Some(v) = v {
+                put(doc, k, ScalarValue::Str(v.as_str().into()))?;
+            }
+        }
+        for (k, v) in [("consent_marketing", patch.consent_marketing), ("consent_sms", patch.consent_sms)] {
+            if let Some(v) = v {
+                put(doc, k, ScalarValue::Boolean(v))?;
+            }
+        }
+        doc.get_last_local_change()
+            .map(|c| c.raw_bytes().to_vec())
+            .ok_or(CustomerError::EmptyPatch)
+    }
+
+    /// Merges change bytes from any till.
+    pub fn apply(&mut self, id: &str, change: &[u8]) -> Result<(), CustomerError> {
+        if !self.docs.contains_key(id) && self.docs.len() >= CUSTOMERS_MAX {
+            return Err(CustomerError::TooMany);
+        }
+        // Exactly one change per event, parsed strictly: malformed bytes are an error, never a
+        // silent no-op.
+        let change = automerge::Change::from_bytes(change.to_vec())
+            .map_err(|e| CustomerError::BadChange(e.to_string()))?;
+        let doc = self.docs.entry(id.to_string()).or_insert_with(AutoCommit::new);
+        doc.apply_changes([change]).map_err(|e| CustomerError::BadChange(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Reads one customer.
+    pub fn get(&self, id: &str) -> Option<Customer> {
+        let doc = self.docs.get(id)?;
+        let text = |k: &str| match doc.get(automerge::ROOT, k) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let flag = |k: &str| match doc.get(automerge::ROOT, k) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Boolean(b) => Some(*b),
+                _ => None,
+            },
+            _ => None,
+        };
+        Some(Customer {
+            id: id.to_string(),
+            name: text("name"),
+            email: text("email"),
+            phone: text("phone"),
+            consent_marketing: flag("consent_marketing"),
+            consent_sms: flag("consent_sms"),
+        })
+    }
+
+    /// Every customer, materialised (for convergence checks).
+    pub fn snapshot(&self) -> BTreeMap<String, Customer> {
+        self.docs.keys().filter_map(|k| self.get(k).map(|c| (k.clone(), c))).collect()
+    }
+}
+
+fn validate(id: &str, p: &CustomerPatch) -> Result<(), CustomerError> {
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(CustomerError::InvalidField("id", "1-64 letters, digits, '-' or '_'"));
+    }
+    if *p == CustomerPatch::default() {
+        return Err(CustomerError::EmptyPatch);
+    }
+    for (name, v) in [("name", &p.name), ("email", &p.email), ("phone", &p.phone)] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > FIELD_CHARS_MAX) {
+            return Err(CustomerError::InvalidField(name, "at most 200 characters"));
+        }
+    }
+    if p.email.as_ref().is_some_and(|e| !e.contains('@')) {
+        return Err(CustomerError::InvalidField("email", "must contain '@'"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_field_edits_merge_per_field() {
+        let mut a = Customers::default();
+        let c1 = a.edit(ReplicaId(1), "C1", &CustomerPatch { name: Some("Ann".into()), ..Default::default() }).unwrap();
+        let mut b = Customers::default();
+        b.apply("C1", &c1).unwrap();
+        let c2 = a.edit(ReplicaId(1), "C1", &CustomerPatch { email: Some("ann@x.org".into()), ..Default::default() }).unwrap();
+        let c3 = b.edit(ReplicaId(2), "C1", &CustomerPatch { consent_sms: Some(true), ..Default::default() }).unwrap();
+        a.apply("C1", &c3).unwrap();
+        b.apply("C1", &c2).unwrap();
+        b.apply("C1", &c2).unwrap();
+        let got = a.get("C1").unwrap();
+        assert_eq!(got, b.get("C1").unwrap());
+        assert_eq!(got.name.as_deref(), Some("Ann"));
+        assert_eq!(got.email.as_deref(), Some("ann@x.org"));
+        assert_eq!(got.consent_sms, Some(true));
+        assert!(a.edit(ReplicaId(1), "C1", &CustomerPatch::default()).is_err());
+        assert!(a.apply("C1", b"garbage").is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! Money as integer minor units, and the one rounding rule the whole system uses.
+//!
+//! Rounding rule: every fractional amount (a percentage discount, a line's tax) is computed
+//! per line on integers and rounded half away from zero to a whole minor unit. Totals are
+//! sums of rounded line amounts, so a receipt always adds up exactly.
+
+/// An amount in minor units of the store currency (cents, dong, ...).
+pub type Minor = i64;
+
+/// Basis points: 10_000 = 100 %.
+pub type BasisPoints = u32;
+
+/// `amount * bp / 10_000`, rounded half away from zero.
+pub fn apply_bp(amount: Minor, bp: BasisPoints) -> Minor {
+    let num = amount as i128 * bp as i128;
+    let q = num / 10_000;
+    let r = num % 10_000;
+    let rounded = if r.abs() * 2 >= 10_000 { q + num.signum() } else { q };
+    Minor::try_from(rounded).expect("amount overflow")
+}
+
+/// Formats minor units for humans with `decimals` digits after the point.
+pub fn format(amount: Minor, decimals: u32) -> String {
+    if decimals == 0 {
+        return amount.to_string();
+    }
+    let scale = 10_i64.pow(decimals);
+    let sign = if amount < 0 { "-" } else { "" };
+    let a = amount.unsigned_abs();
+    format!("{sign}{}.{:0width$}", a / scale as u64, a % scale as u64, width = decimals as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(amount: Minor, bp: BasisPoints, expected: Minor) {
+        assert_eq!(apply_bp(amount, bp), expected, "{amount} * {bp}bp");
+    }
+
+    #[test]
+    fn rounds_half_away_from_zero() {
+        check(105, 1000, 11); // 10.5 -> 11
+        check(104, 1000, 10); // 10.4 -> 10
+        check(-105, 1000, -11);
+        check(0, 1000, 0);
+        check(12345, 10_000, 12345);
+    }
+
+    #[test]
+    fn formats_with_decimals() {
+        assert_eq!(format(12345, 2), "123.45");
+        assert_eq!(format(-5, 2), "-0.05");
+        assert_eq!(format(10000, 0), "10000");
+    }
+}

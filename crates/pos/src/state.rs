@@ -1,0 +1,250 @@
+//! The replicated store state, derived from events as CRDTs, and the [`Replica`] that issues
+//! local events (assigning sequence numbers, HLC stamps and deltas) and applies remote ones.
+
+use crate::customer::Customers;
+use crate::event::{Event, EventBody, Sale};
+use crate::inventory::Reason;
+use crate::transaction::Status;
+use std::collections::BTreeMap;
+use tillmesh_crdt::{Crdt, Hlc, HlcClock, LwwMap, OrSet, PnCounter, ReplicaId, VersionVector};
+
+/// Largest clock drift accepted from a peer's event, in milliseconds.
+pub const CLOCK_DRIFT_MS_MAX: u64 = 5 * 60 * 1000;
+
+/// Everything the tills of a store converge on.
+#[derive(Clone, Debug, Default)]
+pub struct StoreState {
+    /// Stock per SKU.
+    pub inventory: BTreeMap<String, PnCounter>,
+    /// Transaction ids.
+    pub txlog: OrSet<String>,
+    /// Status per transaction.
+    pub txn_status: LwwMap<String, Status>,
+    /// Store price overrides: SKU -> `(price, effective_from_ms)`.
+    pub store_prices: LwwMap<String, (i64, u64)>,
+    /// Store settings.
+    pub settings: LwwMap<String, String>,
+    /// Loyalty points per customer.
+    pub points: BTreeMap<String, PnCounter>,
+    /// Customer documents.
+    pub customers: Customers,
+    /// Events held, per origin.
+    pub vv: VersionVector,
+}
+
+impl PartialEq for StoreState {
+    fn eq(&self, o: &Self) -> bool {
+        self.inventory == o.inventory
+            && self.txlog == o.txlog
+            && self.txn_status == o.txn_status
+            && self.store_prices == o.store_prices
+            && self.settings == o.settings
+            && self.points == o.points
+            && self.customers.snapshot() == o.customers.snapshot()
+            && self.vv == o.vv
+    }
+}
+
+impl StoreState {
+    /// Stock of one SKU.
+    pub fn stock(&self, sku: &str) -> i64 {
+        self.inventory.get(sku).map_or(0, PnCounter::value)
+    }
+
+    /// Points of one customer.
+    pub fn points_of(&self, customer: &str) -> i64 {
+        self.points.get(customer).map_or(0, PnCounter::value)
+    }
+
+    /// Merges the deltas an event carries. Idempotent: applying an event twice, or in any
+    /// order relative to others, gives the same state. The version vector only advances over
+    /// contiguous sequence numbers.
+    pub fn apply(&mut self, e: &Event) {
+        match &e.body {
+            EventBody::SaleRecorded { txlog, status, .. } => {
+                self.txlog.merge(txlog);
+                self.txn_status.merge(status);
+            }
+            EventBody::TransactionVoided { status, .. }
+            | EventBody::RefundRecorded { status, .. } => self.txn_status.merge(status),
+            EventBody::InventoryAdjusted { sku, counter, .. } => {
+                self.inventory.entry(sku.clone()).or_default().merge(counter)
+            }
+            EventBody::PriceOverridden { prices, .. } => self.store_prices.merge(prices),
+            EventBody::SettingChanged { settings, .. } => self.settings.merge(settings),
+            EventBody::CustomerUpdated { customer_id, change } => {
+                // Bytes from a peer that automerge cannot read are refused by the mesh before
+                // they get here; local ones are ours. A failure is a broken invariant.
+                self.customers
+                    .apply(customer_id, change)
+                    .expect("customer change from the event log must load");
+            }
+            EventBody::PointsChanged { customer_id, counter, .. } => {
+                self.points.entry(customer_id.clone()).or_default().merge(counter)
+            }
+        }
+        if e.seq == self.vv.get(e.origin) + 1 {
+            self.vv.advance(e.origin, e.seq);
+        }
+    }
+}
+
+/// One till's view: the store state plus what it needs to issue its own events.
+#[derive(Debug)]
+pub struct Replica {
+    me: ReplicaId,
+    clock: HlcClock,
+    state: StoreState,
+}
+
+impl Replica {
+    /// A fresh replica.
+    pub fn new(me: ReplicaId) -> Self {
+        Self { me, clock: HlcClock::new(me, CLOCK_DRIFT_MS_MAX), state: StoreState::default() }
+    }
+
+    /// Rebuilds a replica from its persisted events (any order).
+    pub fn restore<'a>(me: ReplicaId, events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut r = Self::new(me);
+        let mut last = Hlc::default();
+        let mut pending = Vec::new();
+        for e in events {
+            last = last.max(e.hlc);
+            if e.seq == r.state.vv.get(e.origin) + 1 {
+                r.state.apply(e);
+            } else {
+                pending.push(e);
+            }
+        }
+        // Events that arrived out of order still merge; the version vector then catches up.
+        pending.sort_by_key(|e| (e.origin, e.seq));
+        for e in pending {
+            r.state.apply(e);
+        }
+        r.clock = HlcClock::resume(me, CLOCK_DRIFT_MS_MAX, last);
+        r
+    }
+
+    /// This till's id.
+    pub fn id(&self) -> ReplicaId {
+        self.me
+    }
+
+    /// The converged state.
+    pub fn state(&self) -> &StoreState {
+        &self.state
+    }
+
+    /// The next sequence number this till will use.
+    pub fn next_seq(&self) -> u64 {
+        self.state.vv.get(self.me) + 1
+    }
+
+    fn issue(&mut self, now_ms: u64, body: EventBody) -> Event {
+        let e = Event { origin: self.me, seq: self.next_seq(), hlc: self.clock.tick(now_ms), body };
+        self.state.apply(&e);
+        e
+    }
+
+    /// Records a paid sale: the sale event and one SALE inventory event per line.
+    pub fn record_sale(&mut self, sale: Sale, now_ms: u64) -> Vec<Event> {
+        let stamp = self.clock.tick(now_ms);
+        let txlog = self.state.txlog.add(self.me, sale.txn_id.clone());
+        let status = LwwMap::new().tap_insert(sale.txn_id.clone(), Status::Paid, stamp);
+        let mut out = Vec::with_capacity(sale.lines.len() + 2);
+        let lines: Vec<(String, i64)> =
+            sale.lines.iter().map(|l| (l.sku.clone(), i64::from(l.quantity))).collect();
+        let txn_id = sale.txn_id.clone();
+        let (customer, points) = (sale.customer_id.clone(), sale.points_earned);
+        let cashier = sale.cashier.clone();
+        out.push(self.issue(now_ms, EventBody::SaleRecorded { sale: Box::new(sale), txlog, status }));
+        for (sku, qty) in lines {
+            out.push(self.adjust(&sku, -qty, Reason::Sale, None, Some(txn_id.clone()), &cashier, now_ms));
+        }
+        if let Some(c) = customer
+            && points != 0
+        {
+            out.push(self.change_points(&c, points, now_ms));
+        }
+        out
+    }
+
+    /// Sets a transaction's status (void, refund) and returns the event.
+    pub fn set_status(&mut self, txn_id: &str, to: Status, body: impl FnOnce(LwwMap<String, Status>) -> EventBody, now_ms: u64) -> Event {
+        let stamp = self.clock.tick(now_ms);
+        let status = LwwMap::new().tap_insert(txn_id.to_string(), to, stamp);
+        self.issue(now_ms, body(status))
+    }
+
+    /// Records a stock change.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adjust(
+        &mut self,
+        sku: &str,
+        change: i64,
+        reason: Reason,
+        supplier: Option<String>,
+        reference: Option<String>,
+        by: &str,
+        now_ms: u64,
+    ) -> Event {
+        let counter = self.state.inventory.get(sku).cloned().unwrap_or_default().apply(self.me, change);
+        self.issue(
+            now_ms,
+            EventBody::InventoryAdjusted {
+                sku: sku.to_string(),
+                change,
+                reason,
+                supplier,
+                reference,
+                by: by.to_string(),
+                counter,
+            },
+        )
+    }
+
+    /// Records a store price override.
+    pub fn override_price(&mut self, sku: &str, price: i64, effective_from_ms: u64, by: &str, now_ms: u64) -> Event {
+        let stamp = self.clock.tick(now_ms);
+        let prices = LwwMap::new().tap_insert(sku.to_string(), (price, effective_from_ms), stamp);
+        self.issue(now_ms, EventBody::PriceOverridden { sku: sku.to_string(), prices, by: by.to_string() })
+    }
+
+    /// Records a store setting.
+    pub fn set_setting(&mut self, key: &str, value: &str, by: &str, now_ms: u64) -> Event {
+        let stamp = self.clock.tick(now_ms);
+        let settings = LwwMap::new().tap_insert(key.to_string(), value.to_string(), stamp);
+        self.issue(now_ms, EventBody::SettingChanged { settings, by: by.to_string() })
+    }
+
+    /// Records a customer document change (bytes from [`Customers::edit`]).
+    pub fn update_customer(&mut self, customer_id: &str, change: Vec<u8>, now_ms: u64) -> Event {
+        self.issue(now_ms, EventBody::CustomerUpdated { customer_id: customer_id.to_string(), change })
+    }
+
+    /// Mutable access to the customer documents, to prepare an edit.
+    pub fn customers_mut(&mut self) -> &mut Customers {
+        &mut self.state.customers
+    }
+
+    /// Records a points change.
+    pub fn change_points(&mut self, customer_id: &str, change: i64, now_ms: u64) -> Event {
+        let counter = self.state.points.get(customer_id).cloned().unwrap_or_default().apply(self.me, change);
+        self.issue(
+            now_ms,
+            EventBody::PointsChanged { customer_id: customer_id.to_string(), change, counter },
+        )
+    }
+}
+
+/// Small helper so a one-entry delta map reads as one expression.
+trait TapInsert<K, V> {
+    fn tap_insert(self, k: K, v: V, stamp: Hlc) -> Self;
+}
+
+impl<K: Ord + Clone, V: Clone + Ord> TapInsert<K, V> for LwwMap<K, V> {
+    fn tap_insert(mut self, k: K, v: V, stamp: Hlc) -> Self {
+        self.insert(k, v, stamp);
+        self
+    }
+}
