@@ -5,7 +5,7 @@ use crate::customer::Customers;
 use crate::event::{Event, EventBody, Sale};
 use crate::inventory::Reason;
 use crate::transaction::Status;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tillmesh_crdt::{Crdt, Hlc, HlcClock, LwwMap, OrSet, PnCounter, ReplicaId, VersionVector};
 
 /// Largest clock drift accepted from a peer's event, in milliseconds.
@@ -30,6 +30,9 @@ pub struct StoreState {
     pub customers: Customers,
     /// Events held, per origin.
     pub vv: VersionVector,
+    /// Events applied beyond a gap in their origin's sequence; folded into `vv` once the gap
+    /// closes.
+    ahead: BTreeSet<(ReplicaId, u64)>,
 }
 
 impl PartialEq for StoreState {
@@ -42,6 +45,7 @@ impl PartialEq for StoreState {
             && self.points == o.points
             && self.customers.snapshot() == o.customers.snapshot()
             && self.vv == o.vv
+            && self.ahead == o.ahead
     }
 }
 
@@ -83,8 +87,18 @@ impl StoreState {
                 self.points.entry(customer_id.clone()).or_default().merge(counter)
             }
         }
-        if e.seq == self.vv.get(e.origin) + 1 {
-            self.vv.advance(e.origin, e.seq);
+        if e.seq > self.vv.get(e.origin) {
+            self.ahead.insert((e.origin, e.seq));
+        }
+        while let Some(&(o, s)) = self.ahead.range((e.origin, 0)..=(e.origin, u64::MAX)).next() {
+            if s <= self.vv.get(o) {
+                self.ahead.remove(&(o, s));
+            } else if s == self.vv.get(o) + 1 {
+                self.vv.advance(o, s);
+                self.ahead.remove(&(o, s));
+            } else {
+                break;
+            }
         }
     }
 }
@@ -107,18 +121,8 @@ impl Replica {
     pub fn restore<'a>(me: ReplicaId, events: impl IntoIterator<Item = &'a Event>) -> Self {
         let mut r = Self::new(me);
         let mut last = Hlc::default();
-        let mut pending = Vec::new();
         for e in events {
             last = last.max(e.hlc);
-            if e.seq == r.state.vv.get(e.origin) + 1 {
-                r.state.apply(e);
-            } else {
-                pending.push(e);
-            }
-        }
-        // Events that arrived out of order still merge; the version vector then catches up.
-        pending.sort_by_key(|e| (e.origin, e.seq));
-        for e in pending {
             r.state.apply(e);
         }
         r.clock = HlcClock::resume(me, CLOCK_DRIFT_MS_MAX, last);
@@ -222,6 +226,19 @@ impl Replica {
         self.issue(now_ms, EventBody::CustomerUpdated { customer_id: customer_id.to_string(), change })
     }
 
+    /// Merges a peer's event into this replica (the mesh calls this after the event is durable).
+    pub fn apply_remote(&mut self, e: &Event, now_ms: u64) -> Result<(), tillmesh_crdt::ClockError> {
+        self.clock.observe(e.hlc, now_ms)?;
+        self.state.apply(e);
+        Ok(())
+    }
+
+    /// Test helper: merges an event without clock checks.
+    #[doc(hidden)]
+    pub fn state_apply_for_test(&mut self, e: &Event) {
+        self.state.apply(e);
+    }
+
     /// Mutable access to the customer documents, to prepare an edit.
     pub fn customers_mut(&mut self) -> &mut Customers {
         &mut self.state.customers
@@ -246,5 +263,32 @@ impl<K: Ord + Clone, V: Clone + Ord> TapInsert<K, V> for LwwMap<K, V> {
     fn tap_insert(mut self, k: K, v: V, stamp: Hlc) -> Self {
         self.insert(k, v, stamp);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_vector_catches_up_when_a_gap_closes_and_replay_order_does_not_matter() {
+        let mut a = Replica::new(ReplicaId(1));
+        let mut evs = Vec::new();
+        for i in 0..5 {
+            evs.push(a.adjust("A", i + 1, Reason::Receiving, None, None, "E", 10 + i as u64));
+        }
+        evs.push(a.set_setting("k", "v", "E", 100));
+        let mut shuffled = evs.clone();
+        shuffled.reverse();
+        shuffled.push(evs[2].clone());
+        let b = Replica::restore(ReplicaId(2), &shuffled);
+        assert_eq!(b.state(), a.state());
+        assert_eq!(b.state().vv.get(ReplicaId(1)), 6);
+        assert_eq!(b.state().stock("A"), 15);
+        let mut partial = StoreState::default();
+        partial.apply(&evs[1]);
+        assert_eq!(partial.vv.get(ReplicaId(1)), 0);
+        partial.apply(&evs[0]);
+        assert_eq!(partial.vv.get(ReplicaId(1)), 2);
     }
 }

@@ -1,1 +1,138 @@
-//! placeholder
+//! SQLite persistence for a till (the only crate that imports rusqlite).
+//!
+//! One writer thread owns the write connection and commits in groups: every request that is
+//! queued while a commit is in flight joins the next one, so concurrent sales share an fsync.
+//! A request is answered only after its group's `COMMIT` returned with `synchronous=FULL` in
+//! WAL mode, i.e. after the WAL is fsync'd. Reads use their own connection.
+
+mod error;
+mod read;
+mod schema;
+mod write;
+
+pub use error::StoreError;
+pub use read::{Reader, StockMovement};
+pub use write::{CommitInfo, WriteBatch};
+
+use crossbeam_channel::{Sender, TrySendError, bounded};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Most write requests waiting for the writer.
+pub const WRITE_QUEUE_MAX: usize = 4096;
+/// Most requests committed in one group.
+pub const GROUP_REQUESTS_MAX: usize = 512;
+
+type Job = (WriteBatch, oneshot::Sender<Result<CommitInfo, StoreError>>);
+
+/// Handle to a till's database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    jobs: Sender<Job>,
+    queued: Arc<AtomicUsize>,
+    reader: Mutex<Reader>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = schema::open(&path)?;
+        let (tx, rx) = bounded::<Job>(WRITE_QUEUE_MAX);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = write::Writer::new(conn)?;
+        let q = queued.clone();
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(rx, q))
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let reader = Reader::new(schema::open_read(&path)?);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                jobs: tx,
+                queued,
+                reader: Mutex::new(reader),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues a batch and waits until it is durable. Fails fast with `Overloaded` when the
+    /// queue is full, so a burst cannot grow memory without bound.
+    pub async fn commit(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.queued.fetch_add(1, Ordering::Relaxed);
+        match self.inner.jobs.try_send((batch, tx)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Overloaded);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Closed);
+            }
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a batch and returns the receiver of its outcome without waiting. Blocks while
+    /// the queue is full (backpressure), so callers that must not lose the order of their
+    /// batches (event producers holding a lock) keep it.
+    pub fn submit(&self, batch: WriteBatch) -> Result<oneshot::Receiver<Result<CommitInfo, StoreError>>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.queued.fetch_add(1, Ordering::Relaxed);
+        if self.inner.jobs.send((batch, tx)).is_err() {
+            self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Closed);
+        }
+        Ok(rx)
+    }
+
+    /// Blocking variant of [`Store::commit`] for non-async callers (CLI tools, benches).
+    pub fn commit_blocking(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.queued.fetch_add(1, Ordering::Relaxed);
+        self.inner.jobs.send((batch, tx)).map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Requests waiting for or inside the current commit.
+    pub fn queue_len(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` with the read connection (blocking; call from `spawn_blocking` in async code).
+    pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let r = self.inner.reader.lock().map_err(|_| StoreError::Closed)?;
+        f(&r)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Close the queue, then wait for the writer to drain what was accepted.
+        let (dead, _) = bounded::<Job>(0);
+        drop(std::mem::replace(&mut self.jobs, dead));
+        if let Ok(mut h) = self.writer.lock()
+            && let Some(h) = h.take()
+        {
+            let _ = h.join();
+        }
+    }
+}

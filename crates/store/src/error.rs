@@ -1,0 +1,36 @@
+//! Storage errors.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON value could not be read or written.
+    #[error("stored value is unreadable: {0}")]
+    Codec(#[from] serde_json::Error),
+    /// The write queue is full.
+    #[error("the till is overloaded; try again")]
+    Overloaded,
+    /// The writer has stopped.
+    #[error("the database is closed")]
+    Closed,
+    /// A filesystem error.
+    #[error("i/o error: {0}")]
+    Io(String),
+    /// The database was written by a newer tillmesh.
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    TooNew {
+        /// Version on disk.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Overloaded)
+    }
+}

@@ -1,0 +1,226 @@
+//! Read queries on the read connection: events for replay and sync, sales for receipts and
+//! reports, stock movements, audit entries, accounts, master data.
+
+use crate::StoreError;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use tillmesh_crdt::{Hlc, ReplicaId};
+use tillmesh_pos::audit::{AuditEntry, AuditRecord};
+use tillmesh_pos::cashier::{Account, Role};
+use tillmesh_pos::event::{Event, Sale};
+use tillmesh_pos::transaction::Status;
+
+/// The read side of the store.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+/// One stock movement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StockMovement {
+    /// SKU.
+    pub sku: String,
+    /// Signed change.
+    pub change: i64,
+    /// Reason code.
+    pub reason: String,
+    /// Supplier, when receiving.
+    pub supplier: Option<String>,
+    /// Related transaction or note.
+    pub reference: Option<String>,
+    /// Who.
+    pub actor: String,
+    /// When (ms since epoch).
+    pub at_ms: u64,
+    /// Terminal that recorded it.
+    pub origin: u64,
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, i64, i64, u32, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn decode_event((origin, seq, wall, logical, body): (i64, i64, i64, u32, String)) -> Result<Event, StoreError> {
+    let origin = ReplicaId(origin as u64);
+    Ok(Event {
+        origin,
+        seq: seq as u64,
+        hlc: Hlc { wall_ms: wall as u64, logical, replica: origin },
+        body: serde_json::from_str(&body)?,
+    })
+}
+
+impl Reader {
+    pub(crate) fn new(conn: Connection) -> Self {
+        Reader { conn }
+    }
+
+    /// Every event, in `(origin, seq)` order (for rebuilding state at start-up).
+    pub fn events_all(&self) -> Result<Vec<Event>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events ORDER BY origin, seq",
+        )?;
+        let rows = st.query_map([], event_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(decode_event).collect()
+    }
+
+    /// Events of `origin` with `seq > after`, at most `limit` (for delta sync).
+    pub fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = st
+            .query_map(params![origin.0 as i64, after as i64, limit as i64], event_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(decode_event).collect()
+    }
+
+    /// Highest numeric suffix of the transaction ids `<prefix><n>` sold by `terminal`.
+    pub fn max_txn_number(&self, terminal: ReplicaId, prefix: &str) -> Result<u64, StoreError> {
+        let mut st = self.conn.prepare_cached("SELECT txn_id FROM transactions WHERE terminal = ?1")?;
+        let ids = st
+            .query_map(params![terminal.0 as i64], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| id.strip_prefix(prefix).and_then(|n| n.parse::<u64>().ok()))
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Number of events held.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// One sale and its current status.
+    pub fn sale(&self, txn_id: &str) -> Result<Option<(Sale, Status)>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT t.sale, s.status FROM transactions t LEFT JOIN txn_status s ON s.txn_id = t.txn_id WHERE t.txn_id = ?1",
+                params![txn_id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?;
+        row.map(decode_sale).transpose()
+    }
+
+    /// Sales paid in `[from_ms, to_ms)`, oldest first, at most `limit`.
+    pub fn sales_between(&self, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<(Sale, Status)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT t.sale, s.status FROM transactions t LEFT JOIN txn_status s ON s.txn_id = t.txn_id
+             WHERE t.paid_ms >= ?1 AND t.paid_ms < ?2 ORDER BY t.paid_ms, t.txn_id LIMIT ?3",
+        )?;
+        let rows = st
+            .query_map(params![from_ms as i64, to_ms as i64, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(decode_sale).collect()
+    }
+
+    /// Recent stock movements of one SKU, newest first.
+    pub fn movements(&self, sku: &str, limit: usize) -> Result<Vec<StockMovement>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT sku, change, reason, supplier, reference, actor, at_ms, origin FROM stock_movements
+             WHERE sku = ?1 ORDER BY at_ms DESC, origin, seq DESC LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![sku, limit as i64], |r| {
+                Ok(StockMovement {
+                    sku: r.get(0)?,
+                    change: r.get(1)?,
+                    reason: r.get(2)?,
+                    supplier: r.get(3)?,
+                    reference: r.get(4)?,
+                    actor: r.get(5)?,
+                    at_ms: r.get::<_, i64>(6)? as u64,
+                    origin: r.get::<_, i64>(7)? as u64,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The whole audit chain in order.
+    pub fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash FROM audit ORDER BY seq",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(AuditEntry {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    record: AuditRecord {
+                        at_ms: r.get::<_, i64>(1)? as u64,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        outcome: r.get(5)?,
+                        detail: r.get(6)?,
+                    },
+                    prev_hash: r.get(7)?,
+                    hash: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// One account.
+    pub fn account(&self, employee_id: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT employee_id, name, role, pin_hash, failed_attempts, locked_until_ms FROM cashiers WHERE employee_id = ?1",
+                params![employee_id],
+                account_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Number of accounts.
+    pub fn account_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM cashiers", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Master data bodies of one kind, in key order.
+    pub fn master(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached("SELECT body FROM master WHERE kind = ?1 ORDER BY key")?;
+        let rows = st.query_map(params![kind], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A meta value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    let role: String = r.get(2)?;
+    Ok(Account {
+        employee_id: r.get(0)?,
+        name: r.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Cashier),
+        pin_hash: r.get(3)?,
+        failed_attempts: r.get(4)?,
+        locked_until_ms: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+fn decode_sale((sale, status): (String, Option<String>)) -> Result<(Sale, Status), StoreError> {
+    let sale: Sale = serde_json::from_str(&sale)?;
+    let status = status.as_deref().and_then(Status::parse).unwrap_or(Status::Paid);
+    Ok((sale, status))
+}

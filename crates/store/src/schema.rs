@@ -1,0 +1,150 @@
+//! Connection set-up (WAL, synchronous=FULL) and schema migrations keyed by `user_version`.
+
+use crate::StoreError;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// Migrations, in order. Never edit one that has shipped; add a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    origin      INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    hlc_wall    INTEGER NOT NULL,
+    hlc_logical INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE transactions (
+    txn_id     TEXT PRIMARY KEY,
+    terminal   INTEGER NOT NULL,
+    cashier    TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    paid_ms    INTEGER NOT NULL,
+    total      INTEGER NOT NULL,
+    sale       TEXT NOT NULL
+);
+CREATE INDEX transactions_paid ON transactions (paid_ms);
+
+CREATE TABLE transaction_lines (
+    txn_id     TEXT NOT NULL REFERENCES transactions (txn_id),
+    line_no    INTEGER NOT NULL,
+    sku        TEXT NOT NULL,
+    quantity   INTEGER NOT NULL,
+    unit_price INTEGER NOT NULL,
+    discount   INTEGER NOT NULL,
+    tax        INTEGER NOT NULL,
+    total      INTEGER NOT NULL,
+    promotion  TEXT,
+    PRIMARY KEY (txn_id, line_no)
+);
+
+CREATE TABLE payments (
+    payment_id   TEXT PRIMARY KEY,
+    txn_id       TEXT NOT NULL REFERENCES transactions (txn_id),
+    method       TEXT NOT NULL,
+    amount       INTEGER NOT NULL,
+    tendered     INTEGER NOT NULL,
+    change       INTEGER NOT NULL,
+    provider     TEXT,
+    provider_ref TEXT
+);
+
+-- Last-writer-wins status per transaction, ordered by HLC (wall, logical, replica).
+CREATE TABLE txn_status (
+    txn_id      TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,
+    hlc_wall    INTEGER NOT NULL,
+    hlc_logical INTEGER NOT NULL,
+    hlc_replica INTEGER NOT NULL
+);
+
+CREATE TABLE stock_movements (
+    origin    INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    sku       TEXT NOT NULL,
+    change    INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    supplier  TEXT,
+    reference TEXT,
+    actor     TEXT NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (origin, seq)
+);
+CREATE INDEX stock_movements_sku ON stock_movements (sku, at_ms);
+
+CREATE TABLE master (
+    kind TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
+CREATE TABLE cashiers (
+    employee_id     TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    role            TEXT NOT NULL,
+    pin_hash        TEXT NOT NULL,
+    failed_attempts INTEGER NOT NULL,
+    locked_until_ms INTEGER NOT NULL
+);
+
+CREATE TABLE audit (
+    seq       INTEGER PRIMARY KEY,
+    at_ms     INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#];
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Io(format!("could not switch to WAL (got {mode})")));
+    }
+    // FULL: the WAL is fsync'd at every commit, so a commit that returned survives power loss.
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    Ok(())
+}
+
+/// Opens the write connection and runs pending migrations.
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+    }
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::TooNew { found: version, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+/// Opens a read connection (after [`open`] has migrated).
+pub(crate) fn open_read(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    Ok(conn)
+}

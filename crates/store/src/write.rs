@@ -1,0 +1,230 @@
+//! The writer thread: groups queued batches into one SQLite transaction (group commit) and
+//! materialises events into query tables in the same transaction.
+
+use crate::{GROUP_REQUESTS_MAX, Job, StoreError};
+use crossbeam_channel::Receiver;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use tillmesh_crdt::Hlc;
+use tillmesh_pos::audit::{self, AuditRecord, GENESIS};
+use tillmesh_pos::cashier::Account;
+use tillmesh_pos::event::{Event, EventBody};
+use tillmesh_pos::transaction::Status;
+use tracing::error;
+
+/// Everything one request writes, committed atomically with the rest of its group.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    /// Events to append (duplicates by `(origin, seq)` are ignored, so re-delivery is safe).
+    pub events: Vec<Event>,
+    /// Audit records to chain.
+    pub audit: Vec<AuditRecord>,
+    /// Accounts to insert or replace (PIN changes, lock-out state).
+    pub accounts: Vec<Account>,
+    /// Master data rows `(kind, key, body)`; `None` deletes.
+    pub master: Vec<(String, String, Option<String>)>,
+    /// Meta key/values.
+    pub meta: Vec<(String, String)>,
+}
+
+impl WriteBatch {
+    /// A batch holding one audit record.
+    pub fn audit(record: AuditRecord) -> Self {
+        WriteBatch { audit: vec![record], ..Default::default() }
+    }
+}
+
+/// What a commit did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Requests in the group this batch was committed with.
+    pub group_size: usize,
+    /// Time spent in `COMMIT` (the fsync), microseconds.
+    pub commit_us: u64,
+    /// Events of this batch that were new (not duplicates).
+    pub events_new: usize,
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    audit_head: (u64, String),
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection) -> Result<Self, StoreError> {
+        let head = conn
+            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string()));
+        Ok(Writer { conn, audit_head: head })
+    }
+
+    pub(crate) fn run(mut self, rx: Receiver<Job>, queued: Arc<AtomicUsize>) {
+        let mut group: Vec<Job> = Vec::with_capacity(GROUP_REQUESTS_MAX);
+        while let Ok(first) = rx.recv() {
+            group.push(first);
+            while group.len() < GROUP_REQUESTS_MAX {
+                match rx.try_recv() {
+                    Ok(j) => group.push(j),
+                    Err(_) => break,
+                }
+            }
+            let n = group.len();
+            let head_before = self.audit_head.clone();
+            match self.commit_group(&group) {
+                Ok((commit_us, news)) => {
+                    for ((_, reply), events_new) in group.drain(..).zip(news) {
+                        let _ = reply.send(Ok(CommitInfo { group_size: n, commit_us, events_new }));
+                    }
+                }
+                Err(e) => {
+                    error!(cause = %e, requests = n, "group commit failed; nothing of it was written");
+                    self.audit_head = head_before;
+                    for (_, reply) in group.drain(..) {
+                        let _ = reply.send(Err(StoreError::Io(e.to_string())));
+                    }
+                }
+            }
+            queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    fn commit_group(&mut self, group: &[Job]) -> Result<(u64, Vec<usize>), StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut news = Vec::with_capacity(group.len());
+        for (batch, _) in group {
+            let mut new = 0;
+            for e in &batch.events {
+                if insert_event(&tx, e)? {
+                    new += 1;
+                }
+            }
+            for r in &batch.audit {
+                let entry = audit::chain(self.audit_head.0, &self.audit_head.1, r.clone());
+                tx.execute(
+                    "INSERT INTO audit (seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        entry.seq as i64,
+                        entry.record.at_ms as i64,
+                        entry.record.actor,
+                        entry.record.action,
+                        entry.record.target,
+                        entry.record.outcome,
+                        entry.record.detail,
+                        entry.prev_hash,
+                        entry.hash
+                    ],
+                )?;
+                self.audit_head = (entry.seq, entry.hash);
+            }
+            for a in &batch.accounts {
+                tx.execute(
+                    "INSERT OR REPLACE INTO cashiers (employee_id, name, role, pin_hash, failed_attempts, locked_until_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![a.employee_id, a.name, a.role.as_str(), a.pin_hash, a.failed_attempts, a.locked_until_ms as i64],
+                )?;
+            }
+            for (kind, key, body) in &batch.master {
+                match body {
+                    Some(b) => tx.execute(
+                        "INSERT OR REPLACE INTO master (kind, key, body) VALUES (?1, ?2, ?3)",
+                        params![kind, key, b],
+                    )?,
+                    None => tx.execute("DELETE FROM master WHERE kind = ?1 AND key = ?2", params![kind, key])?,
+                };
+            }
+            for (k, v) in &batch.meta {
+                tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+            }
+            news.push(new);
+        }
+        let started = Instant::now();
+        tx.commit()?;
+        Ok((started.elapsed().as_micros() as u64, news))
+    }
+}
+
+/// Appends one event and materialises it; returns false for a duplicate (nothing written).
+fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
+    let body = serde_json::to_string(&e.body)?;
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO events (origin, seq, hlc_wall, hlc_logical, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![e.origin.0 as i64, e.seq as i64, e.hlc.wall_ms as i64, e.hlc.logical, e.body.kind(), body],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    match &e.body {
+        EventBody::SaleRecorded { sale, status, .. } => {
+            tx.execute(
+                "INSERT OR IGNORE INTO transactions (txn_id, terminal, cashier, created_ms, paid_ms, total, sale)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    sale.txn_id,
+                    sale.terminal.0 as i64,
+                    sale.cashier,
+                    sale.created_ms as i64,
+                    sale.paid_ms as i64,
+                    sale.totals.total,
+                    serde_json::to_string(sale)?
+                ],
+            )?;
+            for l in &sale.lines {
+                tx.execute(
+                    "INSERT OR IGNORE INTO transaction_lines (txn_id, line_no, sku, quantity, unit_price, discount, tax, total, promotion)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![sale.txn_id, l.line_no, l.sku, l.quantity, l.unit_price, l.discount, l.tax, l.total,
+                            l.promotion.as_ref().map(|p| p.id.clone())],
+                )?;
+            }
+            for p in &sale.payments {
+                tx.execute(
+                    "INSERT OR IGNORE INTO payments (payment_id, txn_id, method, amount, tendered, change, provider, provider_ref)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![p.payment_id, sale.txn_id, p.method.as_str(), p.amount, p.tendered, p.change, p.provider, p.provider_ref],
+                )?;
+            }
+            upsert_status(tx, &sale.txn_id, status)?;
+        }
+        EventBody::TransactionVoided { txn_id, status, .. }
+        | EventBody::RefundRecorded { txn_id, status, .. } => upsert_status(tx, txn_id, status)?,
+        EventBody::InventoryAdjusted { sku, change, reason, supplier, reference, by, .. } => {
+            tx.execute(
+                "INSERT OR IGNORE INTO stock_movements (origin, seq, sku, change, reason, supplier, reference, actor, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![e.origin.0 as i64, e.seq as i64, sku, change, reason.as_str(), supplier, reference, by, e.hlc.wall_ms as i64],
+            )?;
+        }
+        EventBody::PriceOverridden { .. }
+        | EventBody::SettingChanged { .. }
+        | EventBody::CustomerUpdated { .. }
+        | EventBody::PointsChanged { .. } => {}
+    }
+    Ok(true)
+}
+
+/// Writes a transaction status if its stamp is newer than the stored one (LWW in SQL).
+fn upsert_status(
+    tx: &Transaction<'_>,
+    txn_id: &str,
+    delta: &tillmesh_crdt::LwwMap<String, Status>,
+) -> Result<(), StoreError> {
+    let key = txn_id.to_string();
+    let (Some(status), Some(Hlc { wall_ms, logical, replica })) = (delta.get(&key), delta.stamp(&key)) else {
+        return Ok(());
+    };
+    tx.execute(
+        "INSERT INTO txn_status (txn_id, status, hlc_wall, hlc_logical, hlc_replica) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (txn_id) DO UPDATE SET status = excluded.status, hlc_wall = excluded.hlc_wall,
+             hlc_logical = excluded.hlc_logical, hlc_replica = excluded.hlc_replica
+         WHERE (excluded.hlc_wall, excluded.hlc_logical, excluded.hlc_replica)
+             > (txn_status.hlc_wall, txn_status.hlc_logical, txn_status.hlc_replica)",
+        params![txn_id, status.as_str(), wall_ms as i64, logical, replica.0 as i64],
+    )?;
+    Ok(())
+}
