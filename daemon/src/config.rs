@@ -1,0 +1,196 @@
+//! Terminal configuration: one serde struct per section with defaults, loaded from TOML, then
+//! command-line overrides, then `validate()`.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tillmesh_pos::cashier::Role;
+use tillmesh_pos::receipt::StoreInfo;
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The file is not valid TOML for this schema.
+    #[error("config {0} is invalid: {1}")]
+    Parse(PathBuf, String),
+    /// A value is out of range.
+    #[error("config value {0} is invalid: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// The whole terminal config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalConfig {
+    /// The store this till belongs to.
+    pub store: StoreInfo,
+    /// This till.
+    pub terminal: TerminalSection,
+    /// Checkout rules.
+    #[serde(default)]
+    pub checkout: CheckoutSection,
+    /// Login rules.
+    #[serde(default)]
+    pub security: SecuritySection,
+    /// Where master data comes from on first start.
+    pub catalog: CatalogSection,
+    /// Simulated QR provider.
+    #[serde(default)]
+    pub payments: PaymentsSection,
+    /// Staff accounts created on first start (PINs are hashed before they are stored).
+    #[serde(default)]
+    pub staff: Vec<StaffSeed>,
+}
+
+/// `[terminal]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalSection {
+    /// Numeric terminal id, unique in the store (1..=65535).
+    pub id: u64,
+    /// HTTP listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory for the database.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+/// `[checkout]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckoutSection {
+    /// Duplicate-scan guard window.
+    pub scan_guard_ms: u64,
+    /// Loyalty: one point per this many minor units of the total (0 disables points).
+    pub points_per_minor: i64,
+    /// Most open (unpaid) transactions on the till.
+    pub drafts_max: usize,
+    /// Offset of store local time from UTC, for day boundaries in reports.
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for CheckoutSection {
+    fn default() -> Self {
+        Self { scan_guard_ms: 3000, points_per_minor: 100, drafts_max: 64, utc_offset_minutes: 0 }
+    }
+}
+
+/// `[security]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// Wrong PINs in a row before an account locks.
+    pub lock_attempts_max: u32,
+    /// How long a locked account stays locked.
+    pub lock_ms: u64,
+    /// Session lifetime.
+    pub session_ttl_ms: u64,
+    /// Most concurrent sessions on the till.
+    pub sessions_max: usize,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        Self { lock_attempts_max: 3, lock_ms: 15 * 60_000, session_ttl_ms: 8 * 3_600_000, sessions_max: 32 }
+    }
+}
+
+/// `[catalog]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSection {
+    /// JSON master data file (items, prices, promotions), relative to the config file.
+    pub path: PathBuf,
+}
+
+/// `[payments]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsSection {
+    /// The simulated provider captures a QR payment this long after it was created.
+    pub qr_approve_after_ms: u64,
+    /// Amounts whose last two digits equal this fail (to exercise the failure path).
+    pub qr_fail_suffix: Option<i64>,
+}
+
+impl Default for PaymentsSection {
+    fn default() -> Self {
+        Self { qr_approve_after_ms: 2000, qr_fail_suffix: Some(13) }
+    }
+}
+
+/// `[[staff]]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSeed {
+    /// Employee id.
+    pub employee_id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Initial PIN (hashed on first start).
+    pub pin: String,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:7300".parse().expect("literal address")
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data/till")
+}
+
+impl TerminalConfig {
+    /// Loads and validates a config file; relative paths in it are resolved against the
+    /// file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        let mut cfg: TerminalConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e.message().to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.catalog.path.is_relative() {
+            cfg.catalog.path = base.join(&cfg.catalog.path);
+        }
+        Ok(cfg)
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=65_535).contains(&self.terminal.id) {
+            return Err(ConfigError::Invalid("terminal.id", "must be between 1 and 65535".into()));
+        }
+        if self.store.store_id.trim().is_empty() {
+            return Err(ConfigError::Invalid("store.store_id", "must not be empty".into()));
+        }
+        if self.store.currency_decimals > 4 {
+            return Err(ConfigError::Invalid("store.currency_decimals", "at most 4".into()));
+        }
+        if self.checkout.scan_guard_ms > 60_000 {
+            return Err(ConfigError::Invalid("checkout.scan_guard_ms", "at most 60000".into()));
+        }
+        if self.checkout.points_per_minor < 0 {
+            return Err(ConfigError::Invalid("checkout.points_per_minor", "must not be negative".into()));
+        }
+        if self.checkout.drafts_max == 0 || self.security.sessions_max == 0 {
+            return Err(ConfigError::Invalid("checkout.drafts_max/security.sessions_max", "must be positive".into()));
+        }
+        if self.security.lock_attempts_max == 0 {
+            return Err(ConfigError::Invalid("security.lock_attempts_max", "must be positive".into()));
+        }
+        for s in &self.staff {
+            tillmesh_pos::cashier::check_pin_format(&s.pin)
+                .map_err(|e| ConfigError::Invalid("staff.pin", format!("{}: {e}", s.employee_id)))?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.terminal.data_dir.join("till.db")
+    }
+}

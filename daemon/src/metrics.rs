@@ -1,0 +1,73 @@
+//! Prometheus metrics of the till: sales, sale latency, fsync time, commit group sizes, and
+//! queue lengths read at scrape time.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The till's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Sales made durable.
+    pub sales: Counter,
+    /// Value of those sales in minor units.
+    pub sales_value: Counter,
+    /// Refused requests.
+    pub refusals: Counter,
+    /// Finalise latency (request to durable), seconds.
+    pub sale_latency: Histogram,
+    /// Time in SQLite COMMIT (the fsync), seconds.
+    pub fsync: Histogram,
+    /// Requests per group commit.
+    pub group_size: Histogram,
+    /// Requests queued for the writer.
+    pub write_queue: Gauge,
+    /// Open (unpaid) transactions.
+    pub drafts: Gauge,
+    /// Active sessions.
+    pub sessions: Gauge,
+    /// Events held.
+    pub events: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tillmesh");
+        let m = Metrics {
+            sales: Counter::default(),
+            sales_value: Counter::default(),
+            refusals: Counter::default(),
+            sale_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            fsync: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            write_queue: Gauge::default(),
+            drafts: Gauge::default(),
+            sessions: Gauge::default(),
+            events: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("sales", "Sales made durable", m.sales.clone());
+        registry.register("sales_value_minor", "Value of durable sales in minor units", m.sales_value.clone());
+        registry.register("refusals", "Requests refused with a 4xx error", m.refusals.clone());
+        registry.register("sale_latency_seconds", "Finalise latency, request to durable", m.sale_latency.clone());
+        registry.register("store_fsync_seconds", "Time spent in SQLite COMMIT", m.fsync.clone());
+        registry.register("store_group_size", "Requests per group commit", m.group_size.clone());
+        registry.register("store_write_queue", "Requests queued for the writer", m.write_queue.clone());
+        registry.register("drafts_open", "Open unpaid transactions", m.drafts.clone());
+        registry.register("sessions_active", "Active cashier sessions", m.sessions.clone());
+        registry.register("events", "Events held by this till", m.events.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Renders the text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
