@@ -547,7 +547,7 @@ impl Till {
         self.edit_draft(s, "transaction.add_item", id, |core, now| {
             let Core { drafts, catalog, prices, promotions, .. } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
-            d.status.transition(Status::Draft).or_else(|e| if d.status == Status::Draft { Ok(Status::Draft) } else { Err(e) })?;
+            require_draft(d)?;
             let ctx = PricingContext { catalog, prices, promotions, scan_guard_ms: guard };
             let line = d.cart.add_barcode(&ctx, barcode, quantity, now)?;
             Ok(format!("barcode {barcode} x{quantity} -> line {line}"))

@@ -124,6 +124,15 @@ impl Store {
     }
 }
 
+/// Runs raw SQL on a closed database file. Only for tests that must tamper with what the
+/// store wrote (to prove that verification notices); the till never calls it.
+#[doc(hidden)]
+pub fn tamper_for_tests(path: &Path, sql: &str) -> Result<(), StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(sql)?;
+    Ok(())
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Close the queue, then wait for the writer to drain what was accepted.

@@ -1,0 +1,176 @@
+//! Test support: launches real tills (in-process on 127.0.0.1:0, or as a child process of
+//! the real binary) on the example store in a temporary directory, and a small API client.
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tillmesh::config::TerminalConfig;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("daemon/ has a parent").to_path_buf()
+}
+
+/// The example terminal config.
+pub fn example_config() -> PathBuf {
+    repo().join("configs/terminal.example.toml")
+}
+
+/// A till running inside the test process.
+pub struct TestTill {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestTill {
+    /// Starts a till on the example store with QR payments captured at once.
+    pub async fn start() -> TestTill {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir).await
+    }
+
+    /// Starts a till whose data lives in `dir`.
+    pub async fn start_in(dir: tempfile::TempDir) -> TestTill {
+        let mut cfg = TerminalConfig::load(&example_config()).expect("example config loads");
+        cfg.terminal.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.terminal.data_dir = dir.path().to_path_buf();
+        cfg.payments.qr_approve_after_ms = 0;
+        cfg.security.lock_ms = 60_000;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(tillmesh::run(cfg, Some(tx), async {
+            let _ = stop_rx.await;
+        }));
+        let addr = rx.await.expect("till binds");
+        TestTill { addr, dir, stop: Some(stop_tx), handle: Some(handle) }
+    }
+
+    /// Stops the till and waits for it; returns its data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("till task").expect("till ran cleanly");
+        }
+        // Give the store's writer thread (dropped with the till) time to close the file.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+}
+
+/// A small JSON client for the till API.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+/// An answer: status and JSON body (or `Value::String` for non-JSON bodies).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts a status and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        self.body
+    }
+
+    /// Asserts an error status and code.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        assert_eq!(self.body["error"], code, "unexpected error: {}", self.body);
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message");
+        self.body
+    }
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap(),
+            token: None,
+        }
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Answer, reqwest::Error> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer { status, body })
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(reqwest::Method::GET, path, None).await.expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(body)).await.expect("request")
+    }
+
+    /// Logs in and keeps the token.
+    pub async fn login(mut self, employee_id: &str, pin: &str) -> Client {
+        let b = self.post("/api/v1/auth/login", json!({"employee_id": employee_id, "pin": pin})).await.expect(200);
+        self.token = Some(b["token"].as_str().unwrap().to_string());
+        self
+    }
+
+    /// Rings up `(barcode, qty)` lines, pays cash with `tendered` (or exactly), finalises.
+    pub async fn sell(&self, lines: &[(&str, u32)], tendered: Option<i64>) -> Result<Value, reqwest::Error> {
+        use reqwest::Method;
+        let t = self.send(Method::POST, "/api/v1/transactions", None).await?.expect(201);
+        let id = t["txn_id"].as_str().unwrap().to_string();
+        for (code, q) in lines {
+            self.send(Method::POST, &format!("/api/v1/transactions/{id}/items"), Some(json!({"barcode": code, "quantity": q})))
+                .await?
+                .expect(200);
+        }
+        let t = self.send(Method::POST, &format!("/api/v1/transactions/{id}/checkout"), None).await?.expect(200);
+        let due = t["totals"]["total"].as_i64().unwrap();
+        self.send(Method::POST, &format!("/api/v1/transactions/{id}/payments"), Some(json!({"method": "cash", "tendered": tendered.unwrap_or(due)})))
+            .await?
+            .expect(200);
+        let done = self.send(Method::POST, &format!("/api/v1/transactions/{id}/finalize"), None).await?;
+        Ok(done.expect(200))
+    }
+}
+
+/// Barcodes of the first demo products (always active, stocked 100 at start).
+pub fn demo_barcode(i: usize) -> String {
+    let text = std::fs::read_to_string(repo().join("configs/catalog.example.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["items"][i]["barcodes"][0].as_str().unwrap().to_string()
+}
+
+/// `(sku, category, base_price)` of a demo product.
+pub fn demo_item(i: usize) -> (String, String, i64) {
+    let text = std::fs::read_to_string(repo().join("configs/catalog.example.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let it = &v["items"][i];
+    (it["sku"].as_str().unwrap().into(), it["category"].as_str().unwrap().into(), it["base_price"].as_i64().unwrap())
+}
