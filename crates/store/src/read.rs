@@ -71,7 +71,7 @@ impl Reader {
             "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = st
-            .query_map(params![origin.0 as i64, after as i64, limit as i64], event_from_row)?
+            .query_map(params![sql_int(origin.0), sql_int(after), sql_int(limit as u64)], event_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(decode_event).collect()
     }
@@ -114,7 +114,7 @@ impl Reader {
              WHERE t.paid_ms >= ?1 AND t.paid_ms < ?2 ORDER BY t.paid_ms, t.txn_id LIMIT ?3",
         )?;
         let rows = st
-            .query_map(params![from_ms as i64, to_ms as i64, limit as i64], |r| {
+            .query_map(params![sql_int(from_ms), sql_int(to_ms), sql_int(limit as u64)], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -128,7 +128,7 @@ impl Reader {
              WHERE sku = ?1 ORDER BY at_ms DESC, origin, seq DESC LIMIT ?2",
         )?;
         let rows = st
-            .query_map(params![sku, limit as i64], |r| {
+            .query_map(params![sku, sql_int(limit as u64)], |r| {
                 Ok(StockMovement {
                     sku: r.get(0)?,
                     change: r.get(1)?,
@@ -205,6 +205,11 @@ impl Reader {
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
+}
+
+/// SQLite integers are i64: clamp instead of wrapping (`u64::MAX as i64` would be -1).
+fn sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
