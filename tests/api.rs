@@ -14,37 +14,87 @@ async fn full_sale_with_promotions_cash_change_receipt_and_end_of_day() {
     let t = c.post("/api/v1/transactions", json!({})).await.expect(201);
     assert_eq!(t["status"], "DRAFT");
     let id = t["txn_id"].as_str().unwrap().to_string();
-    c.post(&format!("/api/v1/transactions/{id}/items"), json!({"barcode": chips, "quantity": 2})).await.expect(200);
-    let t = c.post(&format!("/api/v1/transactions/{id}/items"), json!({"barcode": cola, "quantity": 3})).await.expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{id}/items"),
+        json!({"barcode": chips, "quantity": 2}),
+    )
+    .await
+    .expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/items"),
+            json!({"barcode": cola, "quantity": 3}),
+        )
+        .await
+        .expect(200);
     // Chips: 2 x 17500, 10% off snacks = 3500, tax 10% of 31500 = 3150.
     // Cola: 3 x 22000, buy 2 get 1 = 22000 off, tax 10% of 44000 = 4400.
     assert_eq!(t["lines"][0]["promotion"]["id"], "P-SNACK10");
     assert_eq!(t["lines"][1]["promotion"]["id"], "P-B2G1-BEV");
-    assert_eq!(t["totals"], json!({"subtotal": 101000, "discount": 25500, "tax": 7550, "total": 83050, "items": 5}));
+    assert_eq!(
+        t["totals"],
+        json!({"subtotal": 101000, "discount": 25500, "tax": 7550, "total": 83050, "items": 5})
+    );
 
-    c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({})).await.expect(200);
-    let t = c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "cash", "tendered": 100000})).await.expect(200);
-    assert_eq!((t["remaining_due"].as_i64(), t["change_due"].as_i64()), (Some(0), Some(16950)));
-    let t = c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({})).await.expect(200);
+    c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "cash", "tendered": 100000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (t["remaining_due"].as_i64(), t["change_due"].as_i64()),
+        (Some(0), Some(16950))
+    );
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200);
     assert_eq!(t["status"], "PAID");
 
     // Durable and readable back, with stock decremented on PAID.
-    let t = c.get(&format!("/api/v1/transactions/{id}")).await.expect(200);
+    let t = c
+        .get(&format!("/api/v1/transactions/{id}"))
+        .await
+        .expect(200);
     assert_eq!(t["status"], "PAID");
-    let item = c.get(&format!("/api/v1/catalog/items?barcode={chips}")).await.expect(200);
+    let item = c
+        .get(&format!("/api/v1/catalog/items?barcode={chips}"))
+        .await
+        .expect(200);
     assert_eq!(item["stock"], 98);
 
-    let text = c.get(&format!("/api/v1/receipts/{id}?format=text")).await.expect(200);
+    let text = c
+        .get(&format!("/api/v1/receipts/{id}?format=text"))
+        .await
+        .expect(200);
     let text = text.as_str().unwrap();
-    for needle in ["Tillmesh Demo Mart", "10% off snacks", "Buy 2 get 1 beverages", "83050", "Change", "16950"] {
+    for needle in [
+        "Tillmesh Demo Mart",
+        "10% off snacks",
+        "Buy 2 get 1 beverages",
+        "83050",
+        "Change",
+        "16950",
+    ] {
         assert!(text.contains(needle), "receipt lacks {needle:?}:\n{text}");
     }
-    let reprint = c.get(&format!("/api/v1/receipts/{id}?reprint=true")).await.expect(200);
+    let reprint = c
+        .get(&format!("/api/v1/receipts/{id}?reprint=true"))
+        .await
+        .expect(200);
     assert_eq!(reprint["reprint"], true);
     assert_eq!(reprint["sale"]["totals"]["total"], 83050);
 
     let eod = c.get("/api/v1/reports/end-of-day").await.expect(200);
-    assert_eq!((eod["transactions"].as_i64(), eod["total_sales"].as_i64()), (Some(1), Some(83050)));
+    assert_eq!(
+        (eod["transactions"].as_i64(), eod["total_sales"].as_i64()),
+        (Some(1), Some(83050))
+    );
     assert_eq!(eod["payments"]["cash"], 83050);
     let perf = c.get("/api/v1/reports/cashiers").await.expect(200);
     assert_eq!(perf[0]["cashier"], "E001");
@@ -55,43 +105,121 @@ async fn full_sale_with_promotions_cash_change_receipt_and_end_of_day() {
 async fn bad_input_gets_clear_errors_and_changes_nothing() {
     let till = TestTill::start().await;
     let anon = till.client();
-    anon.post("/api/v1/transactions", json!({})).await.expect_error(401, "unauthenticated");
-    anon.post("/api/v1/auth/login", json!({"employee_id": "E001", "pin": "0000"})).await.expect_error(401, "unauthenticated");
+    anon.post("/api/v1/transactions", json!({}))
+        .await
+        .expect_error(401, "unauthenticated");
+    anon.post(
+        "/api/v1/auth/login",
+        json!({"employee_id": "E001", "pin": "0000"}),
+    )
+    .await
+    .expect_error(401, "unauthenticated");
     let c = till.client().login("E001", "1111").await;
-    let before = c.get("/api/v1/status").await.expect(200)["events"].as_i64().unwrap();
+    let before = c.get("/api/v1/status").await.expect(200)["events"]
+        .as_i64()
+        .unwrap();
 
-    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"].as_str().unwrap().to_string();
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let items = format!("/api/v1/transactions/{id}/items");
     let e = c.post(&items, json!({"barcode": "8930000000001"})).await;
-    let e = if e.status == 400 { e.expect_error(400, "invalid_barcode") } else { e.expect_error(404, "unknown_barcode") };
+    let e = if e.status == 400 {
+        e.expect_error(400, "invalid_barcode")
+    } else {
+        e.expect_error(404, "unknown_barcode")
+    };
     assert!(e["message"].as_str().unwrap().contains("8930000000001"));
-    c.post(&items, json!({"barcode": "4006381333932"})).await.expect_error(400, "invalid_barcode");
-    c.post(&items, json!({"barcode": 12})).await.expect_error(400, "malformed_body");
-    c.post(&items, json!({"barcode": demo_barcode(2), "quantity": 0})).await.expect_error(422, "bad_quantity");
-    c.post(&items, json!({"barcode": demo_barcode(2)})).await.expect(200);
-    c.post(&items, json!({"barcode": demo_barcode(2)})).await.expect_error(409, "duplicate_scan");
-    let raw = c.http.post(format!("{}{items}", c.base)).bearer_auth(c.token.as_ref().unwrap())
-        .header("content-type", "application/json").body("{not json").send().await.unwrap();
+    c.post(&items, json!({"barcode": "4006381333932"}))
+        .await
+        .expect_error(400, "invalid_barcode");
+    c.post(&items, json!({"barcode": 12}))
+        .await
+        .expect_error(400, "malformed_body");
+    c.post(&items, json!({"barcode": demo_barcode(2), "quantity": 0}))
+        .await
+        .expect_error(422, "bad_quantity");
+    c.post(&items, json!({"barcode": demo_barcode(2)}))
+        .await
+        .expect(200);
+    c.post(&items, json!({"barcode": demo_barcode(2)}))
+        .await
+        .expect_error(409, "duplicate_scan");
+    let raw = c
+        .http
+        .post(format!("{}{items}", c.base))
+        .bearer_auth(c.token.as_ref().unwrap())
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status(), 400);
     let big = "x".repeat(300 * 1024);
-    c.post(&items, json!({"barcode": big})).await.expect_error(413, "body_too_large");
+    c.post(&items, json!({"barcode": big}))
+        .await
+        .expect_error(413, "body_too_large");
 
     // Invalid transitions: 409.
-    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({})).await.expect_error(409, "invalid_transition");
-    c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "cash", "tendered": 5})).await.expect_error(409, "invalid_transition");
-    let t = c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({})).await.expect(200);
+    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect_error(409, "invalid_transition");
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": 5}),
+    )
+    .await
+    .expect_error(409, "invalid_transition");
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
     let due = t["totals"]["total"].as_i64().unwrap();
-    c.post(&items, json!({"barcode": demo_barcode(3)})).await.expect_error(409, "invalid_transition");
+    c.post(&items, json!({"barcode": demo_barcode(3)}))
+        .await
+        .expect_error(409, "invalid_transition");
     // Wrong amounts: 422.
-    c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "qr", "amount": due + 1})).await.expect_error(422, "wrong_amount");
-    c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "cash", "tendered": -5})).await.expect_error(422, "wrong_amount");
-    c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "cash", "tendered": due - 1})).await.expect(200);
-    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({})).await.expect_error(422, "wrong_amount");
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "qr", "amount": due + 1}),
+    )
+    .await
+    .expect_error(422, "wrong_amount");
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": -5}),
+    )
+    .await
+    .expect_error(422, "wrong_amount");
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": due - 1}),
+    )
+    .await
+    .expect(200);
+    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect_error(422, "wrong_amount");
     // None of that wrote an event; the transaction is still open and unpaid.
-    assert_eq!(c.get("/api/v1/status").await.expect(200)["events"].as_i64().unwrap(), before);
-    assert_eq!(c.get(&format!("/api/v1/transactions/{id}")).await.expect(200)["status"], "PENDING_PAYMENT");
-    c.get("/api/v1/transactions/T1-999").await.expect_error(404, "unknown_transaction");
-    c.get("/api/v1/reports/end-of-day?date=2026-02-30").await.expect_error(400, "bad_date");
+    assert_eq!(
+        c.get("/api/v1/status").await.expect(200)["events"]
+            .as_i64()
+            .unwrap(),
+        before
+    );
+    assert_eq!(
+        c.get(&format!("/api/v1/transactions/{id}"))
+            .await
+            .expect(200)["status"],
+        "PENDING_PAYMENT"
+    );
+    c.get("/api/v1/transactions/T1-999")
+        .await
+        .expect_error(404, "unknown_transaction");
+    c.get("/api/v1/reports/end-of-day?date=2026-02-30")
+        .await
+        .expect_error(400, "bad_date");
     c.get("/api/v1/nope").await.expect_error(404, "no_route");
 }
 
@@ -103,58 +231,176 @@ async fn void_needs_a_manager_and_restocks_refund_goes_through_request_and_appro
     let sale = c.sell(&[(&code, 3)], None).await.unwrap();
     let id = sale["txn_id"].as_str().unwrap().to_string();
     let stock = |v: serde_json::Value| v["stock"].as_i64().unwrap();
-    assert_eq!(stock(c.get(&format!("/api/v1/catalog/items?barcode={code}")).await.expect(200)), 97);
+    assert_eq!(
+        stock(
+            c.get(&format!("/api/v1/catalog/items?barcode={code}"))
+                .await
+                .expect(200)
+        ),
+        97
+    );
 
     let void = format!("/api/v1/transactions/{id}/void");
-    c.post(&void, json!({"reason": "customer changed mind"})).await.expect_error(403, "approval_required");
-    c.post(&void, json!({"reason": "x", "approval": {"employee_id": "E002", "pin": "2222"}})).await.expect_error(403, "approval_refused");
-    c.post(&void, json!({"reason": "x", "approval": {"employee_id": "M001", "pin": "1234"}})).await.expect_error(401, "unauthenticated");
+    c.post(&void, json!({"reason": "customer changed mind"}))
+        .await
+        .expect_error(403, "approval_required");
+    c.post(
+        &void,
+        json!({"reason": "x", "approval": {"employee_id": "E002", "pin": "2222"}}),
+    )
+    .await
+    .expect_error(403, "approval_refused");
+    c.post(
+        &void,
+        json!({"reason": "x", "approval": {"employee_id": "M001", "pin": "1234"}}),
+    )
+    .await
+    .expect_error(401, "unauthenticated");
     // Refusals changed nothing.
-    assert_eq!(c.get(&format!("/api/v1/transactions/{id}")).await.expect(200)["status"], "PAID");
-    assert_eq!(stock(c.get(&format!("/api/v1/catalog/items?barcode={code}")).await.expect(200)), 97);
-    let t = c.post(&void, json!({"reason": "x", "approval": {"employee_id": "M001", "pin": "9999"}})).await.expect(200);
+    assert_eq!(
+        c.get(&format!("/api/v1/transactions/{id}"))
+            .await
+            .expect(200)["status"],
+        "PAID"
+    );
+    assert_eq!(
+        stock(
+            c.get(&format!("/api/v1/catalog/items?barcode={code}"))
+                .await
+                .expect(200)
+        ),
+        97
+    );
+    let t = c
+        .post(
+            &void,
+            json!({"reason": "x", "approval": {"employee_id": "M001", "pin": "9999"}}),
+        )
+        .await
+        .expect(200);
     assert_eq!(t["status"], "VOID");
-    assert_eq!(stock(c.get(&format!("/api/v1/catalog/items?barcode={code}")).await.expect(200)), 100);
-    c.post(&void, json!({"approval": {"employee_id": "M001", "pin": "9999"}})).await.expect_error(409, "invalid_transition");
-    c.post(&format!("/api/v1/transactions/{id}/refund"), json!({})).await.expect_error(409, "invalid_transition");
+    assert_eq!(
+        stock(
+            c.get(&format!("/api/v1/catalog/items?barcode={code}"))
+                .await
+                .expect(200)
+        ),
+        100
+    );
+    c.post(
+        &void,
+        json!({"approval": {"employee_id": "M001", "pin": "9999"}}),
+    )
+    .await
+    .expect_error(409, "invalid_transition");
+    c.post(&format!("/api/v1/transactions/{id}/refund"), json!({}))
+        .await
+        .expect_error(409, "invalid_transition");
 
     let sale = c.sell(&[(&code, 2)], None).await.unwrap();
     let id = sale["txn_id"].as_str().unwrap().to_string();
-    c.post(&format!("/api/v1/transactions/{id}/refund/approve"), json!({"approval": {"employee_id": "M001", "pin": "9999"}}))
+    c.post(
+        &format!("/api/v1/transactions/{id}/refund/approve"),
+        json!({"approval": {"employee_id": "M001", "pin": "9999"}}),
+    )
+    .await
+    .expect_error(409, "invalid_transition");
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/refund"),
+            json!({"reason": "damaged"}),
+        )
         .await
-        .expect_error(409, "invalid_transition");
-    let t = c.post(&format!("/api/v1/transactions/{id}/refund"), json!({"reason": "damaged"})).await.expect(200);
+        .expect(200);
     assert_eq!(t["status"], "REFUND_REQUESTED");
     let m = till.client().login("M001", "9999").await;
-    let t = m.post(&format!("/api/v1/transactions/{id}/refund/approve"), json!({})).await.expect(200);
+    let t = m
+        .post(
+            &format!("/api/v1/transactions/{id}/refund/approve"),
+            json!({}),
+        )
+        .await
+        .expect(200);
     assert_eq!(t["status"], "REFUNDED");
-    assert_eq!(stock(c.get(&format!("/api/v1/catalog/items?barcode={code}")).await.expect(200)), 100);
+    assert_eq!(
+        stock(
+            c.get(&format!("/api/v1/catalog/items?barcode={code}"))
+                .await
+                .expect(200)
+        ),
+        100
+    );
     let eod = c.get("/api/v1/reports/end-of-day").await.expect(200);
-    assert_eq!((eod["transactions"].as_i64(), eod["voids"].as_i64(), eod["refunds"].as_i64()), (Some(0), Some(1), Some(1)));
+    assert_eq!(
+        (
+            eod["transactions"].as_i64(),
+            eod["voids"].as_i64(),
+            eod["refunds"].as_i64()
+        ),
+        (Some(0), Some(1), Some(1))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_and_split_tender_with_cancel() {
     let till = TestTill::start().await;
     let c = till.client().login("E002", "2222").await;
-    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"].as_str().unwrap().to_string();
-    c.post(&format!("/api/v1/transactions/{id}/items"), json!({"barcode": demo_barcode(7)})).await.expect(200);
-    let t = c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({})).await.expect(200);
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post(
+        &format!("/api/v1/transactions/{id}/items"),
+        json!({"barcode": demo_barcode(7)}),
+    )
+    .await
+    .expect(200);
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
     let total = t["totals"]["total"].as_i64().unwrap();
     // A QR payment for part, cancelled, then again, then cash for the rest.
-    let t = c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "qr", "amount": 10000})).await.expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "qr", "amount": 10000}),
+        )
+        .await
+        .expect(200);
     let pid = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
-    assert!(t["payments"][0]["qr_payload"].as_str().unwrap().starts_with("tillmesh-pay://"));
+    assert!(
+        t["payments"][0]["qr_payload"]
+            .as_str()
+            .unwrap()
+            .starts_with("tillmesh-pay://")
+    );
     // The simulated provider in tests captures at the first poll; cancel races it, so only
     // a pending payment may be cancelled and a captured one answers 409.
-    let cancel = c.post(&format!("/api/v1/payments/{pid}/cancel"), json!({})).await;
+    let cancel = c
+        .post(&format!("/api/v1/payments/{pid}/cancel"), json!({}))
+        .await;
     assert!(cancel.status == 200 || cancel.status == 409, "{:?}", cancel);
     let p = c.get(&format!("/api/v1/payments/{pid}")).await.expect(200);
     let captured = if p["status"] == "CAPTURED" { 10000 } else { 0 };
-    let t = c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "cash", "tendered": total - captured})).await.expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "cash", "tendered": total - captured}),
+        )
+        .await
+        .expect(200);
     assert_eq!(t["remaining_due"], 0);
-    let t = c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({})).await.expect(200);
-    let paid: i64 = t["payments"].as_array().unwrap().iter().map(|p| p["amount"].as_i64().unwrap()).sum();
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200);
+    let paid: i64 = t["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["amount"].as_i64().unwrap())
+        .sum();
     assert_eq!(paid, total);
 }
 
@@ -163,14 +409,26 @@ async fn three_wrong_pins_lock_the_account_and_the_audit_chain_records_everythin
     let till = TestTill::start().await;
     let c = till.client();
     for _ in 0..3 {
-        c.post("/api/v1/auth/login", json!({"employee_id": "E002", "pin": "0001"})).await.expect_error(401, "unauthenticated");
+        c.post(
+            "/api/v1/auth/login",
+            json!({"employee_id": "E002", "pin": "0001"}),
+        )
+        .await
+        .expect_error(401, "unauthenticated");
     }
-    c.post("/api/v1/auth/login", json!({"employee_id": "E002", "pin": "2222"})).await.expect_error(423, "account_locked");
+    c.post(
+        "/api/v1/auth/login",
+        json!({"employee_id": "E002", "pin": "2222"}),
+    )
+    .await
+    .expect_error(423, "account_locked");
     // One session per cashier per till: a second login ends the first.
     let a = till.client().login("E001", "1111").await;
     let b = till.client().login("E001", "1111").await;
     a.get("/api/v1/status").await.expect(200);
-    a.post("/api/v1/transactions", json!({})).await.expect_error(401, "unauthenticated");
+    a.post("/api/v1/transactions", json!({}))
+        .await
+        .expect_error(401, "unauthenticated");
     b.post("/api/v1/transactions", json!({})).await.expect(201);
 
     let dir = till.stop().await;
@@ -178,7 +436,13 @@ async fn three_wrong_pins_lock_the_account_and_the_audit_chain_records_everythin
     let chain = store.read(|r| r.audit_all()).unwrap();
     tillmesh_pos::audit::verify(&chain).expect("chain verifies");
     assert!(chain.iter().any(|e| e.record.action == "auth.locked"));
-    assert_eq!(chain.iter().filter(|e| e.record.action == "auth.login" && e.record.outcome.starts_with("refused")).count(), 4);
+    assert_eq!(
+        chain
+            .iter()
+            .filter(|e| e.record.action == "auth.login" && e.record.outcome.starts_with("refused"))
+            .count(),
+        4
+    );
     drop(store);
     // And the CLI agrees.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
@@ -188,7 +452,11 @@ async fn three_wrong_pins_lock_the_account_and_the_audit_chain_records_everythin
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("audit chain ok"));
     // Editing one entry is detected.
     let conn = rusqlite_free_edit(dir.path());
@@ -206,7 +474,11 @@ async fn three_wrong_pins_lock_the_account_and_the_audit_chain_records_everythin
 
 /// Edits audit entry 3 behind the store's back, as an attacker with the file would.
 fn rusqlite_free_edit(dir: &std::path::Path) -> bool {
-    tillmesh_store::tamper_for_tests(&dir.join("till.db"), "UPDATE audit SET outcome = 'ok' WHERE seq = 3").is_ok()
+    tillmesh_store::tamper_for_tests(
+        &dir.join("till.db"),
+        "UPDATE audit SET outcome = 'ok' WHERE seq = 3",
+    )
+    .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,21 +487,80 @@ async fn inventory_receive_count_adjust_and_low_stock() {
     let c = till.client().login("E001", "1111").await;
     let m = till.client().login("M001", "9999").await;
     let (sku, _, _) = demo_item(5);
-    c.post("/api/v1/inventory/adjust", json!({"sku": sku, "change": -3, "reason": "SHRINKAGE"})).await.expect_error(403, "approval_required");
-    m.post("/api/v1/inventory/adjust", json!({"sku": sku, "change": 3, "reason": "SHRINKAGE"})).await.expect_error(422, "bad_adjustment");
-    m.post("/api/v1/inventory/adjust", json!({"sku": "NOPE", "change": 3, "reason": "MANUAL"})).await.expect_error(404, "unknown_sku");
-    let it = m.post("/api/v1/inventory/adjust", json!({"sku": sku, "change": -3, "reason": "SHRINKAGE", "note": "broken"})).await.expect(200);
+    c.post(
+        "/api/v1/inventory/adjust",
+        json!({"sku": sku, "change": -3, "reason": "SHRINKAGE"}),
+    )
+    .await
+    .expect_error(403, "approval_required");
+    m.post(
+        "/api/v1/inventory/adjust",
+        json!({"sku": sku, "change": 3, "reason": "SHRINKAGE"}),
+    )
+    .await
+    .expect_error(422, "bad_adjustment");
+    m.post(
+        "/api/v1/inventory/adjust",
+        json!({"sku": "NOPE", "change": 3, "reason": "MANUAL"}),
+    )
+    .await
+    .expect_error(404, "unknown_sku");
+    let it = m
+        .post(
+            "/api/v1/inventory/adjust",
+            json!({"sku": sku, "change": -3, "reason": "SHRINKAGE", "note": "broken"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(it["stock"], 97);
-    m.post("/api/v1/inventory/receive", json!({"supplier": "", "lines": [{"sku": sku, "quantity": 5}]})).await.expect_error(422, "missing_supplier");
+    m.post(
+        "/api/v1/inventory/receive",
+        json!({"supplier": "", "lines": [{"sku": sku, "quantity": 5}]}),
+    )
+    .await
+    .expect_error(422, "missing_supplier");
     let got = m.post("/api/v1/inventory/receive", json!({"supplier": "ACME Foods", "reference": "DN-1", "lines": [{"sku": sku, "quantity": 5}]})).await.expect(200);
     assert_eq!(got[0]["stock"], 102);
-    let counted = m.post("/api/v1/inventory/count", json!({"counts": [{"sku": sku, "counted": 90}]})).await.expect(200);
-    assert_eq!((counted[0]["shrinkage"].as_i64(), counted[0]["flagged"].as_bool()), (Some(12), Some(true)));
-    let moves = c.get(&format!("/api/v1/inventory/{sku}/movements")).await.expect(200);
-    let reasons: Vec<&str> = moves.as_array().unwrap().iter().map(|m| m["reason"].as_str().unwrap()).collect();
-    assert!(reasons.contains(&"COUNT") && reasons.contains(&"RECEIVING") && reasons.contains(&"SHRINKAGE"));
-    assert!(moves.as_array().unwrap().iter().any(|m| m["supplier"] == "ACME Foods"));
-    let low = c.get("/api/v1/reports/inventory?low_only=true").await.expect(200);
+    let counted = m
+        .post(
+            "/api/v1/inventory/count",
+            json!({"counts": [{"sku": sku, "counted": 90}]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            counted[0]["shrinkage"].as_i64(),
+            counted[0]["flagged"].as_bool()
+        ),
+        (Some(12), Some(true))
+    );
+    let moves = c
+        .get(&format!("/api/v1/inventory/{sku}/movements"))
+        .await
+        .expect(200);
+    let reasons: Vec<&str> = moves
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"COUNT")
+            && reasons.contains(&"RECEIVING")
+            && reasons.contains(&"SHRINKAGE")
+    );
+    assert!(
+        moves
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["supplier"] == "ACME Foods")
+    );
+    let low = c
+        .get("/api/v1/reports/inventory?low_only=true")
+        .await
+        .expect(200);
     assert!(low.as_array().unwrap().iter().all(|l| l["low"] == true));
     let all = c.get("/api/v1/reports/inventory").await.expect(200);
     assert_eq!(all.as_array().unwrap().len(), 1200);
@@ -243,27 +574,92 @@ async fn price_override_applies_to_later_sales_only_and_customers_earn_points() 
     let (sku, _, base) = demo_item(6);
     let code = demo_barcode(6);
     let first = c.sell(&[(&code, 1)], None).await.unwrap();
-    c.post("/api/v1/prices/override", json!({"sku": sku, "price": 1000})).await.expect_error(403, "approval_required");
-    m.post("/api/v1/prices/override", json!({"sku": sku, "price": -1})).await.expect_error(422, "wrong_amount");
-    let it = m.post("/api/v1/prices/override", json!({"sku": sku, "price": base - 500})).await.expect(200);
+    c.post(
+        "/api/v1/prices/override",
+        json!({"sku": sku, "price": 1000}),
+    )
+    .await
+    .expect_error(403, "approval_required");
+    m.post("/api/v1/prices/override", json!({"sku": sku, "price": -1}))
+        .await
+        .expect_error(422, "wrong_amount");
+    let it = m
+        .post(
+            "/api/v1/prices/override",
+            json!({"sku": sku, "price": base - 500}),
+        )
+        .await
+        .expect(200);
     assert_eq!(it["price"], base - 500);
     let second = c.sell(&[(&code, 1)], None).await.unwrap();
     assert_eq!(second["lines"][0]["unit_price"], base - 500);
     // The earlier sale keeps the price it was sold at.
-    let again = c.get(&format!("/api/v1/transactions/{}", first["txn_id"].as_str().unwrap())).await.expect(200);
+    let again = c
+        .get(&format!(
+            "/api/v1/transactions/{}",
+            first["txn_id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200);
     assert_eq!(again["lines"][0]["unit_price"], base);
 
-    c.send(reqwest::Method::PUT, "/api/v1/customers/C-1", Some(json!({"email": "nope"}))).await.unwrap().expect_error(422, "bad_customer");
-    let cu = c.send(reqwest::Method::PUT, "/api/v1/customers/C-1", Some(json!({"name": "An", "email": "an@example.org", "consent_marketing": true}))).await.unwrap().expect(200);
-    assert_eq!((cu["name"].as_str(), cu["points"].as_i64()), (Some("An"), Some(0)));
-    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"].as_str().unwrap().to_string();
-    c.post(&format!("/api/v1/transactions/{id}/customer"), json!({"customer_id": "C-404"})).await.expect_error(404, "unknown_customer");
-    c.post(&format!("/api/v1/transactions/{id}/customer"), json!({"customer_id": "C-1"})).await.expect(200);
-    c.post(&format!("/api/v1/transactions/{id}/items"), json!({"barcode": demo_barcode(8)})).await.expect(200);
-    let t = c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({})).await.expect(200);
+    c.send(
+        reqwest::Method::PUT,
+        "/api/v1/customers/C-1",
+        Some(json!({"email": "nope"})),
+    )
+    .await
+    .unwrap()
+    .expect_error(422, "bad_customer");
+    let cu = c
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/customers/C-1",
+            Some(json!({"name": "An", "email": "an@example.org", "consent_marketing": true})),
+        )
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(
+        (cu["name"].as_str(), cu["points"].as_i64()),
+        (Some("An"), Some(0))
+    );
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post(
+        &format!("/api/v1/transactions/{id}/customer"),
+        json!({"customer_id": "C-404"}),
+    )
+    .await
+    .expect_error(404, "unknown_customer");
+    c.post(
+        &format!("/api/v1/transactions/{id}/customer"),
+        json!({"customer_id": "C-1"}),
+    )
+    .await
+    .expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{id}/items"),
+        json!({"barcode": demo_barcode(8)}),
+    )
+    .await
+    .expect(200);
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
     let total = t["totals"]["total"].as_i64().unwrap();
-    c.post(&format!("/api/v1/transactions/{id}/payments"), json!({"method": "cash", "tendered": total})).await.expect(200);
-    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({})).await.expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": total}),
+    )
+    .await
+    .expect(200);
+    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200);
     let cu = c.get("/api/v1/customers/C-1").await.expect(200);
     assert_eq!(cu["points"].as_i64().unwrap(), total / 1000);
 }
@@ -274,10 +670,21 @@ async fn state_survives_a_clean_restart_and_service_endpoints_answer() {
     let c = till.client().login("E001", "1111").await;
     let sale = c.sell(&[(&demo_barcode(9), 2)], None).await.unwrap();
     let spec = c.get("/openapi.json").await.expect(200);
-    for p in ["/api/v1/transactions/{id}/finalize", "/api/v1/auth/login", "/api/v1/reports/end-of-day"] {
+    for p in [
+        "/api/v1/transactions/{id}/finalize",
+        "/api/v1/auth/login",
+        "/api/v1/reports/end-of-day",
+    ] {
         assert!(spec["paths"][p].is_object(), "spec lacks {p}");
     }
-    assert!(c.get("/docs").await.expect(200).as_str().unwrap().contains("openapi.json"));
+    assert!(
+        c.get("/docs")
+            .await
+            .expect(200)
+            .as_str()
+            .unwrap()
+            .contains("openapi.json")
+    );
     assert_eq!(c.get("/health").await.expect(200)["status"], "ok");
     let metrics = c.get("/metrics").await.expect(200);
     let metrics = metrics.as_str().unwrap();
@@ -287,9 +694,23 @@ async fn state_survives_a_clean_restart_and_service_endpoints_answer() {
     let dir = till.stop().await;
     let till = TestTill::start_in(dir).await;
     let c = till.client().login("E001", "1111").await;
-    let t = c.get(&format!("/api/v1/transactions/{}", sale["txn_id"].as_str().unwrap())).await.expect(200);
+    let t = c
+        .get(&format!(
+            "/api/v1/transactions/{}",
+            sale["txn_id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200);
     assert_eq!(t["status"], "PAID");
-    assert_eq!(c.get(&format!("/api/v1/catalog/items?barcode={}", demo_barcode(9))).await.expect(200)["stock"], 98);
+    assert_eq!(
+        c.get(&format!(
+            "/api/v1/catalog/items?barcode={}",
+            demo_barcode(9)
+        ))
+        .await
+        .expect(200)["stock"],
+        98
+    );
     // A new transaction after restart does not reuse a sold transaction's id.
     let next = c.post("/api/v1/transactions", json!({})).await.expect(201);
     assert_ne!(next["txn_id"], sale["txn_id"]);

@@ -13,14 +13,21 @@ use std::time::Duration;
 use support::{Client, demo_barcode, demo_item, example_config};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The example config plus one cashier per worker (one session per cashier per till).
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     let mut text = std::fs::read_to_string(example_config()).unwrap();
     let catalog = support::repo().join("configs/catalog.example.json");
-    text = text.replace("\"catalog.example.json\"", &format!("{:?}", catalog.display().to_string()));
+    text = text.replace(
+        "\"catalog.example.json\"",
+        &format!("{:?}", catalog.display().to_string()),
+    );
     for w in 0..WORKERS {
         text.push_str(&format!("\n[[staff]]\nemployee_id = \"W{w:02}\"\nname = \"Worker {w}\"\nrole = \"cashier\"\npin = \"4{w:03}\"\n"));
     }
@@ -71,10 +78,20 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_points_never_loses_an_acknowledged_sale() {
-    let rounds: usize = std::env::var("TILLMESH_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
-    let seed: u64 = std::env::var("TILLMESH_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let rounds: usize = std::env::var("TILLMESH_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("TILLMESH_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     println!("crash test: {rounds} rounds, TILLMESH_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -99,16 +116,33 @@ async fn kill_9_at_random_points_never_loses_an_acknowledged_sale() {
             workers.push(tokio::spawn(async move {
                 let mut i = 0_usize;
                 loop {
-                    let Ok(a) = c.send(reqwest::Method::POST, "/api/v1/auth/login", Some(serde_json::json!({"employee_id": who.0, "pin": who.1}))).await else { return };
+                    let Ok(a) = c
+                        .send(
+                            reqwest::Method::POST,
+                            "/api/v1/auth/login",
+                            Some(serde_json::json!({"employee_id": who.0, "pin": who.1})),
+                        )
+                        .await
+                    else {
+                        return;
+                    };
                     assert_eq!(a.status, 200, "login: {}", a.body);
                     let mut me = c.clone();
                     me.token = Some(a.body["token"].as_str().unwrap().to_string());
                     for _ in 0..5 {
                         i += 1;
-                        let lines = [(codes[(w + i) % 4].as_str(), 1 + (i % 3) as u32), (codes[(w + i + 1) % 4].as_str(), 1)];
+                        let lines = [
+                            (codes[(w + i) % 4].as_str(), 1 + (i % 3) as u32),
+                            (codes[(w + i + 1) % 4].as_str(), 1),
+                        ];
                         match me.sell(&lines, None).await {
                             Ok(done) => {
-                                let units: i64 = done["lines"].as_array().unwrap().iter().map(|l| l["quantity"].as_i64().unwrap()).sum();
+                                let units: i64 = done["lines"]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .map(|l| l["quantity"].as_i64().unwrap())
+                                    .sum();
                                 acked.lock().unwrap().insert(
                                     done["txn_id"].as_str().unwrap().to_string(),
                                     (done["totals"]["total"].as_i64().unwrap(), units),
@@ -127,32 +161,69 @@ async fn kill_9_at_random_points_never_loses_an_acknowledged_sale() {
         for w in workers {
             let _ = w.await;
         }
-        println!("round {round}: killed after {kill_after} ms, {} sales acknowledged so far", acked.lock().unwrap().len());
+        println!(
+            "round {round}: killed after {kill_after} ms, {} sales acknowledged so far",
+            acked.lock().unwrap().len()
+        );
     }
 
     // The database after the last kill, opened as the next start would open it.
     let store = tillmesh_store::Store::open(dir.path().join("till.db")).unwrap();
     assert_eq!(store.read(|r| r.integrity_check()).unwrap(), "ok");
-    let sales = store.read(|r| r.sales_between(0, u64::MAX, 1_000_000)).unwrap();
-    let by_id: BTreeMap<&str, &tillmesh_pos::event::Sale> = sales.iter().map(|(s, _)| (s.txn_id.as_str(), s)).collect();
+    let sales = store
+        .read(|r| r.sales_between(0, u64::MAX, 1_000_000))
+        .unwrap();
+    let by_id: BTreeMap<&str, &tillmesh_pos::event::Sale> =
+        sales.iter().map(|(s, _)| (s.txn_id.as_str(), s)).collect();
     let acked = acked.lock().unwrap();
-    assert!(!acked.is_empty(), "no sale was acknowledged: the test did not exercise anything");
+    assert!(
+        !acked.is_empty(),
+        "no sale was acknowledged: the test did not exercise anything"
+    );
     for (id, (total, units)) in acked.iter() {
-        let s = by_id.get(id.as_str()).unwrap_or_else(|| panic!("acknowledged sale {id} is missing after kill -9"));
+        let s = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("acknowledged sale {id} is missing after kill -9"));
         assert_eq!(s.totals.total, *total, "{id}: total differs");
         let u: i64 = s.lines.iter().map(|l| i64::from(l.quantity)).sum();
         assert_eq!(u, *units, "{id}: lines differ");
-        assert_eq!(s.payments.iter().map(|p| p.amount).sum::<i64>(), *total, "{id}: payments incomplete");
+        assert_eq!(
+            s.payments.iter().map(|p| p.amount).sum::<i64>(),
+            *total,
+            "{id}: payments incomplete"
+        );
     }
     // Nothing half-written: every stored sale has its SALE stock movements, and stock equals
     // opening stock minus the units of every stored sale (acknowledged or not).
     let events = store.read(|r| r.events_all()).unwrap();
     let state = tillmesh_pos::state::Replica::restore(tillmesh_crdt::ReplicaId(1), &events);
     for (i, sku) in skus.iter().enumerate() {
-        let sold: i64 = sales.iter().flat_map(|(s, _)| &s.lines).filter(|l| &l.sku == sku).map(|l| i64::from(l.quantity)).sum();
-        assert_eq!(state.state().stock(sku), 100 - sold, "stock of demo item {i} disagrees with stored sales");
-        let moved: i64 = store.read(|r| r.movements(sku, 1_000_000)).unwrap().iter().filter(|m| m.reason == "SALE").map(|m| -m.change).sum();
-        assert_eq!(moved, sold, "SALE movements of {sku} disagree with stored sales");
+        let sold: i64 = sales
+            .iter()
+            .flat_map(|(s, _)| &s.lines)
+            .filter(|l| &l.sku == sku)
+            .map(|l| i64::from(l.quantity))
+            .sum();
+        assert_eq!(
+            state.state().stock(sku),
+            100 - sold,
+            "stock of demo item {i} disagrees with stored sales"
+        );
+        let moved: i64 = store
+            .read(|r| r.movements(sku, 1_000_000))
+            .unwrap()
+            .iter()
+            .filter(|m| m.reason == "SALE")
+            .map(|m| -m.change)
+            .sum();
+        assert_eq!(
+            moved, sold,
+            "SALE movements of {sku} disagree with stored sales"
+        );
     }
-    println!("{} acknowledged, {} stored, all present and complete", acked.len(), sales.len());
+    println!(
+        "{} acknowledged, {} stored, all present and complete",
+        acked.len(),
+        sales.len()
+    );
 }

@@ -35,7 +35,10 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/transactions", post(create_txn))
         .route("/api/v1/transactions/{id}", get(get_txn))
         .route("/api/v1/transactions/{id}/items", post(add_item))
-        .route("/api/v1/transactions/{id}/items/{line}", patch(set_quantity).delete(remove_line))
+        .route(
+            "/api/v1/transactions/{id}/items/{line}",
+            patch(set_quantity).delete(remove_line),
+        )
         .route("/api/v1/transactions/{id}/totals", get(get_txn))
         .route("/api/v1/transactions/{id}/customer", post(attach_customer))
         .route("/api/v1/transactions/{id}/checkout", post(checkout))
@@ -44,7 +47,10 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/transactions/{id}/finalize", post(finalize))
         .route("/api/v1/transactions/{id}/void", post(void))
         .route("/api/v1/transactions/{id}/refund", post(request_refund))
-        .route("/api/v1/transactions/{id}/refund/approve", post(approve_refund))
+        .route(
+            "/api/v1/transactions/{id}/refund/approve",
+            post(approve_refund),
+        )
         .route("/api/v1/payments/{id}", get(payment_status))
         .route("/api/v1/payments/{id}/cancel", post(cancel_payment))
         .route("/api/v1/receipts/{id}", get(receipt))
@@ -56,7 +62,10 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/inventory/count", post(count))
         .route("/api/v1/inventory/{sku}/movements", get(movements))
         .route("/api/v1/prices/override", post(override_price))
-        .route("/api/v1/customers/{id}", get(get_customer).put(upsert_customer))
+        .route(
+            "/api/v1/customers/{id}",
+            get(get_customer).put(upsert_customer),
+        )
         .fallback(|| async { ApiError::not_found("no_route", "no such endpoint; see /docs") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(till)
@@ -72,8 +81,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request bodies are limited to {BODY_BYTES_MAX} bytes")))
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
+                ))
             }
             Err(e) => Err(ApiError::bad_request("malformed_body", e.body_text())),
         }
@@ -90,13 +105,20 @@ pub struct Auth {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, till: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        till: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("log in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login"))?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "log in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login",
+                )
+            })?
             .trim()
             .to_string();
         let session = till.session(&token)?;
@@ -107,19 +129,26 @@ impl FromRequestParts<AppState> for Auth {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 fn line_no(s: &str) -> Result<u32, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request("bad_line", format!("line {s:?} is not a line number")))
+    s.parse()
+        .map_err(|_| ApiError::bad_request("bad_line", format!("line {s:?} is not a line number")))
 }
 
 #[utoipa::path(get, path = "/health", responses((status = 200, description = "alive")))]
 async fn health(State(till): State<AppState>) -> Json<serde_json::Value> {
     let s = till.status();
-    Json(serde_json::json!({ "status": "ok", "terminal_id": s.terminal_id, "store_id": s.store_id }))
+    Json(
+        serde_json::json!({ "status": "ok", "terminal_id": s.terminal_id, "store_id": s.store_id }),
+    )
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(till): State<AppState>) -> Response {
     let _ = till.status(); // refreshes the gauges read at scrape time
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], till.metrics().render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        till.metrics().render(),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
@@ -147,7 +176,10 @@ pub struct LoginRequest {
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest,
     responses((status = 200, body = LoginView), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
-async fn login(State(till): State<AppState>, Body(req): Body<LoginRequest>) -> ApiResult<LoginView> {
+async fn login(
+    State(till): State<AppState>,
+    Body(req): Body<LoginRequest>,
+) -> ApiResult<LoginView> {
     Ok(Json(till.login(&req.employee_id, &req.pin).await?))
 }
 
@@ -168,21 +200,38 @@ pub struct LookupQuery {
 
 #[utoipa::path(get, path = "/api/v1/catalog/items", params(LookupQuery),
     responses((status = 200, body = ItemView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn lookup(State(till): State<AppState>, _auth: Auth, Query(q): Query<LookupQuery>) -> ApiResult<ItemView> {
+async fn lookup(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<LookupQuery>,
+) -> ApiResult<ItemView> {
     match (q.barcode, q.sku) {
         (Some(b), _) => Ok(Json(till.lookup(&b)?)),
         (None, Some(s)) => Ok(Json(till.item(&s)?)),
-        (None, None) => Err(ApiError::bad_request("missing_query", "give ?barcode= or ?sku=")),
+        (None, None) => Err(ApiError::bad_request(
+            "missing_query",
+            "give ?barcode= or ?sku=",
+        )),
     }
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions", responses((status = 201, body = TxnView)), security(("bearer" = [])))]
-async fn create_txn(State(till): State<AppState>, auth: Auth) -> Result<(StatusCode, Json<TxnView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(till.create_txn(&auth.session).await?)))
+async fn create_txn(
+    State(till): State<AppState>,
+    auth: Auth,
+) -> Result<(StatusCode, Json<TxnView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(till.create_txn(&auth.session).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/transactions/{id}", responses((status = 200, body = TxnView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_txn(State(till): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<TxnView> {
+async fn get_txn(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<TxnView> {
     Ok(Json(till.get_txn(&id).await?))
 }
 
@@ -198,8 +247,16 @@ pub struct AddItemRequest {
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/items", request_body = AddItemRequest,
     responses((status = 200, body = TxnView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-async fn add_item(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Body(req): Body<AddItemRequest>) -> ApiResult<TxnView> {
-    Ok(Json(till.add_item(&auth.session, &id, &req.barcode, req.quantity.unwrap_or(1)).await?))
+async fn add_item(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<AddItemRequest>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.add_item(&auth.session, &id, &req.barcode, req.quantity.unwrap_or(1))
+            .await?,
+    ))
 }
 
 /// Change a line's quantity.
@@ -212,13 +269,28 @@ pub struct QuantityRequest {
 
 #[utoipa::path(patch, path = "/api/v1/transactions/{id}/items/{line}", request_body = QuantityRequest,
     responses((status = 200, body = TxnView), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn set_quantity(State(till): State<AppState>, auth: Auth, Path((id, line)): Path<(String, String)>, Body(req): Body<QuantityRequest>) -> ApiResult<TxnView> {
-    Ok(Json(till.set_quantity(&auth.session, &id, line_no(&line)?, req.quantity).await?))
+async fn set_quantity(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path((id, line)): Path<(String, String)>,
+    Body(req): Body<QuantityRequest>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.set_quantity(&auth.session, &id, line_no(&line)?, req.quantity)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/transactions/{id}/items/{line}", responses((status = 200, body = TxnView)), security(("bearer" = [])))]
-async fn remove_line(State(till): State<AppState>, auth: Auth, Path((id, line)): Path<(String, String)>) -> ApiResult<TxnView> {
-    Ok(Json(till.remove_line(&auth.session, &id, line_no(&line)?).await?))
+async fn remove_line(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path((id, line)): Path<(String, String)>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.remove_line(&auth.session, &id, line_no(&line)?)
+            .await?,
+    ))
 }
 
 /// Attach a loyalty customer.
@@ -230,29 +302,54 @@ pub struct CustomerRef {
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/customer", request_body = CustomerRef, responses((status = 200, body = TxnView)), security(("bearer" = [])))]
-async fn attach_customer(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Body(req): Body<CustomerRef>) -> ApiResult<TxnView> {
-    Ok(Json(till.attach_customer(&auth.session, &id, &req.customer_id).await?))
+async fn attach_customer(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<CustomerRef>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.attach_customer(&auth.session, &id, &req.customer_id)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/checkout", responses((status = 200, body = TxnView), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-async fn checkout(State(till): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<TxnView> {
+async fn checkout(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<TxnView> {
     Ok(Json(till.checkout(&auth.session, &id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/reopen", responses((status = 200, body = TxnView), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-async fn reopen(State(till): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<TxnView> {
+async fn reopen(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<TxnView> {
     Ok(Json(till.reopen(&auth.session, &id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/payments", request_body = PaymentRequest,
     responses((status = 200, body = TxnView), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn add_payment(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Body(req): Body<PaymentRequest>) -> ApiResult<TxnView> {
+async fn add_payment(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<PaymentRequest>,
+) -> ApiResult<TxnView> {
     Ok(Json(till.add_payment(&auth.session, &id, &req).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/finalize",
     responses((status = 200, body = TxnView, description = "durable on disk"), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn finalize(State(till): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<TxnView> {
+async fn finalize(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<TxnView> {
     Ok(Json(till.finalize(&auth.session, &id).await?))
 }
 
@@ -269,29 +366,60 @@ pub struct ReasonRequest {
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/void", request_body = ReasonRequest,
     responses((status = 200, body = TxnView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-async fn void(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Body(req): Body<ReasonRequest>) -> ApiResult<TxnView> {
-    Ok(Json(till.void(&auth.session, &id, &req.reason, req.approval.as_ref()).await?))
+async fn void(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ReasonRequest>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.void(&auth.session, &id, &req.reason, req.approval.as_ref())
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/refund", request_body = ReasonRequest,
     responses((status = 200, body = TxnView), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-async fn request_refund(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Body(req): Body<ReasonRequest>) -> ApiResult<TxnView> {
-    Ok(Json(till.request_refund(&auth.session, &id, &req.reason).await?))
+async fn request_refund(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ReasonRequest>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.request_refund(&auth.session, &id, &req.reason).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/refund/approve", request_body = ReasonRequest,
     responses((status = 200, body = TxnView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-async fn approve_refund(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Body(req): Body<ReasonRequest>) -> ApiResult<TxnView> {
-    Ok(Json(till.approve_refund(&auth.session, &id, req.approval.as_ref()).await?))
+async fn approve_refund(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ReasonRequest>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.approve_refund(&auth.session, &id, req.approval.as_ref())
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/payments/{id}", responses((status = 200, body = tillmesh_pos::payment::Payment)), security(("bearer" = [])))]
-async fn payment_status(State(till): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<tillmesh_pos::payment::Payment> {
+async fn payment_status(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<tillmesh_pos::payment::Payment> {
     Ok(Json(till.payment_status(&id)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/payments/{id}/cancel", responses((status = 200, body = tillmesh_pos::payment::Payment)), security(("bearer" = [])))]
-async fn cancel_payment(State(till): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<tillmesh_pos::payment::Payment> {
+async fn cancel_payment(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<tillmesh_pos::payment::Payment> {
     Ok(Json(till.cancel_payment(&auth.session, &id).await?))
 }
 
@@ -307,12 +435,24 @@ pub struct ReceiptQuery {
 
 #[utoipa::path(get, path = "/api/v1/receipts/{id}", params(ReceiptQuery),
     responses((status = 200, body = tillmesh_pos::receipt::Receipt)), security(("bearer" = [])))]
-async fn receipt(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Query(q): Query<ReceiptQuery>) -> Result<Response, ApiError> {
+async fn receipt(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ReceiptQuery>,
+) -> Result<Response, ApiError> {
     let r = till.receipt(&auth.session, &id, q.reprint).await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(r).into_response()),
-        Some("text") => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], r.to_text()).into_response()),
-        Some(f) => Err(ApiError::bad_request("bad_format", format!("format {f:?} is not json or text"))),
+        Some("text") => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            r.to_text(),
+        )
+            .into_response()),
+        Some(f) => Err(ApiError::bad_request(
+            "bad_format",
+            format!("format {f:?} is not json or text"),
+        )),
     }
 }
 
@@ -325,13 +465,21 @@ pub struct DateQuery {
 
 #[utoipa::path(get, path = "/api/v1/reports/end-of-day", params(DateQuery),
     responses((status = 200, body = tillmesh_pos::report::EndOfDay)), security(("bearer" = [])))]
-async fn end_of_day(State(till): State<AppState>, _auth: Auth, Query(q): Query<DateQuery>) -> ApiResult<tillmesh_pos::report::EndOfDay> {
+async fn end_of_day(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<DateQuery>,
+) -> ApiResult<tillmesh_pos::report::EndOfDay> {
     Ok(Json(till.end_of_day(q.date.as_deref()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/cashiers", params(DateQuery),
     responses((status = 200, body = Vec<tillmesh_pos::report::CashierPerformance>)), security(("bearer" = [])))]
-async fn cashier_report(State(till): State<AppState>, _auth: Auth, Query(q): Query<DateQuery>) -> ApiResult<Vec<tillmesh_pos::report::CashierPerformance>> {
+async fn cashier_report(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<DateQuery>,
+) -> ApiResult<Vec<tillmesh_pos::report::CashierPerformance>> {
     Ok(Json(till.cashier_report(q.date.as_deref()).await?))
 }
 
@@ -345,48 +493,81 @@ pub struct InventoryQuery {
 
 #[utoipa::path(get, path = "/api/v1/reports/inventory", params(InventoryQuery),
     responses((status = 200, body = Vec<tillmesh_pos::report::StockLine>)), security(("bearer" = [])))]
-async fn inventory_report(State(till): State<AppState>, _auth: Auth, Query(q): Query<InventoryQuery>) -> Json<Vec<tillmesh_pos::report::StockLine>> {
+async fn inventory_report(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<InventoryQuery>,
+) -> Json<Vec<tillmesh_pos::report::StockLine>> {
     Json(till.inventory_report(q.low_only))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/adjust", request_body = AdjustRequest,
     responses((status = 200, body = ItemView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn adjust(State(till): State<AppState>, auth: Auth, Body(req): Body<AdjustRequest>) -> ApiResult<ItemView> {
+async fn adjust(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<AdjustRequest>,
+) -> ApiResult<ItemView> {
     Ok(Json(till.adjust(&auth.session, &req).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/receive", request_body = ReceiveRequest,
     responses((status = 200, body = Vec<ItemView>), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn receive(State(till): State<AppState>, auth: Auth, Body(req): Body<ReceiveRequest>) -> ApiResult<Vec<ItemView>> {
+async fn receive(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<ReceiveRequest>,
+) -> ApiResult<Vec<ItemView>> {
     Ok(Json(till.receive(&auth.session, &req).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/count", request_body = CountRequest,
     responses((status = 200, body = Vec<tillmesh_pos::inventory::CountOutcome>)), security(("bearer" = [])))]
-async fn count(State(till): State<AppState>, auth: Auth, Body(req): Body<CountRequest>) -> ApiResult<Vec<tillmesh_pos::inventory::CountOutcome>> {
+async fn count(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<CountRequest>,
+) -> ApiResult<Vec<tillmesh_pos::inventory::CountOutcome>> {
     Ok(Json(till.count(&auth.session, &req).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/{sku}/movements",
     responses((status = 200, body = Vec<tillmesh_store::StockMovement>)), security(("bearer" = [])))]
-async fn movements(State(till): State<AppState>, _auth: Auth, Path(sku): Path<String>) -> ApiResult<Vec<tillmesh_store::StockMovement>> {
+async fn movements(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Path(sku): Path<String>,
+) -> ApiResult<Vec<tillmesh_store::StockMovement>> {
     Ok(Json(till.movements(&sku).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/prices/override", request_body = PriceOverrideRequest,
     responses((status = 200, body = ItemView), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-async fn override_price(State(till): State<AppState>, auth: Auth, Body(req): Body<PriceOverrideRequest>) -> ApiResult<ItemView> {
+async fn override_price(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<PriceOverrideRequest>,
+) -> ApiResult<ItemView> {
     Ok(Json(till.override_price(&auth.session, &req).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/customers/{id}", request_body = CustomerPatch,
     responses((status = 200, body = CustomerView), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-async fn upsert_customer(State(till): State<AppState>, auth: Auth, Path(id): Path<String>, Body(req): Body<CustomerPatch>) -> ApiResult<CustomerView> {
+async fn upsert_customer(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<CustomerPatch>,
+) -> ApiResult<CustomerView> {
     Ok(Json(till.upsert_customer(&auth.session, &id, &req).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}", responses((status = 200, body = CustomerView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_customer(State(till): State<AppState>, _auth: Auth, Path(id): Path<String>) -> ApiResult<CustomerView> {
+async fn get_customer(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<CustomerView> {
     Ok(Json(till.customer(&id)?))
 }
 
@@ -396,7 +577,10 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 

@@ -75,7 +75,12 @@ pub struct CheckoutSection {
 
 impl Default for CheckoutSection {
     fn default() -> Self {
-        Self { scan_guard_ms: 3000, points_per_minor: 100, drafts_max: 64, utc_offset_minutes: 0 }
+        Self {
+            scan_guard_ms: 3000,
+            points_per_minor: 100,
+            drafts_max: 64,
+            utc_offset_minutes: 0,
+        }
     }
 }
 
@@ -95,7 +100,12 @@ pub struct SecuritySection {
 
 impl Default for SecuritySection {
     fn default() -> Self {
-        Self { lock_attempts_max: 3, lock_ms: 15 * 60_000, session_ttl_ms: 8 * 3_600_000, sessions_max: 32 }
+        Self {
+            lock_attempts_max: 3,
+            lock_ms: 15 * 60_000,
+            session_ttl_ms: 8 * 3_600_000,
+            sessions_max: 32,
+        }
     }
 }
 
@@ -119,7 +129,10 @@ pub struct PaymentsSection {
 
 impl Default for PaymentsSection {
     fn default() -> Self {
-        Self { qr_approve_after_ms: 2000, qr_fail_suffix: Some(13) }
+        Self {
+            qr_approve_after_ms: 2000,
+            qr_fail_suffix: Some(13),
+        }
     }
 }
 
@@ -150,8 +163,8 @@ impl TerminalConfig {
     /// file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
-        let mut cfg: TerminalConfig =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e.message().to_string()))?;
+        let mut cfg: TerminalConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse(path.into(), e.message().to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         if cfg.catalog.path.is_relative() {
             cfg.catalog.path = base.join(&cfg.catalog.path);
@@ -162,29 +175,51 @@ impl TerminalConfig {
     /// Checks ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=65_535).contains(&self.terminal.id) {
-            return Err(ConfigError::Invalid("terminal.id", "must be between 1 and 65535".into()));
+            return Err(ConfigError::Invalid(
+                "terminal.id",
+                "must be between 1 and 65535".into(),
+            ));
         }
         if self.store.store_id.trim().is_empty() {
-            return Err(ConfigError::Invalid("store.store_id", "must not be empty".into()));
+            return Err(ConfigError::Invalid(
+                "store.store_id",
+                "must not be empty".into(),
+            ));
         }
         if self.store.currency_decimals > 4 {
-            return Err(ConfigError::Invalid("store.currency_decimals", "at most 4".into()));
+            return Err(ConfigError::Invalid(
+                "store.currency_decimals",
+                "at most 4".into(),
+            ));
         }
         if self.checkout.scan_guard_ms > 60_000 {
-            return Err(ConfigError::Invalid("checkout.scan_guard_ms", "at most 60000".into()));
+            return Err(ConfigError::Invalid(
+                "checkout.scan_guard_ms",
+                "at most 60000".into(),
+            ));
         }
         if self.checkout.points_per_minor < 0 {
-            return Err(ConfigError::Invalid("checkout.points_per_minor", "must not be negative".into()));
+            return Err(ConfigError::Invalid(
+                "checkout.points_per_minor",
+                "must not be negative".into(),
+            ));
         }
         if self.checkout.drafts_max == 0 || self.security.sessions_max == 0 {
-            return Err(ConfigError::Invalid("checkout.drafts_max/security.sessions_max", "must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "checkout.drafts_max/security.sessions_max",
+                "must be positive".into(),
+            ));
         }
         if self.security.lock_attempts_max == 0 {
-            return Err(ConfigError::Invalid("security.lock_attempts_max", "must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "security.lock_attempts_max",
+                "must be positive".into(),
+            ));
         }
         for s in &self.staff {
-            tillmesh_pos::cashier::check_pin_format(&s.pin)
-                .map_err(|e| ConfigError::Invalid("staff.pin", format!("{}: {e}", s.employee_id)))?;
+            tillmesh_pos::cashier::check_pin_format(&s.pin).map_err(|e| {
+                ConfigError::Invalid("staff.pin", format!("{}: {e}", s.employee_id))
+            })?;
         }
         Ok(())
     }

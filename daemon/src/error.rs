@@ -37,7 +37,11 @@ pub struct ErrorBody {
 impl ApiError {
     /// Builds an error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     /// 400.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -73,7 +77,10 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code.to_string(), message: self.message };
+        let body = ErrorBody {
+            error: self.code.to_string(),
+            message: self.message,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -81,9 +88,13 @@ impl IntoResponse for ApiError {
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
-            CatalogError::UnknownBarcode(_) => ApiError::not_found("unknown_barcode", e.to_string()),
+            CatalogError::UnknownBarcode(_) => {
+                ApiError::not_found("unknown_barcode", e.to_string())
+            }
             CatalogError::UnknownSku(_) => ApiError::not_found("unknown_sku", e.to_string()),
-            CatalogError::InvalidBarcode(..) => ApiError::bad_request("invalid_barcode", e.to_string()),
+            CatalogError::InvalidBarcode(..) => {
+                ApiError::bad_request("invalid_barcode", e.to_string())
+            }
             CatalogError::Inactive(_) => ApiError::conflict("inactive_item", e.to_string()),
             CatalogError::DuplicateBarcode(..) | CatalogError::InvalidItem(..) => {
                 ApiError::unprocessable("invalid_item", e.to_string())
@@ -113,7 +124,9 @@ impl From<TransitionError> for ApiError {
 impl From<PaymentError> for ApiError {
     fn from(e: PaymentError) -> Self {
         match e {
-            PaymentError::WrongAmount { .. } => ApiError::unprocessable("wrong_amount", e.to_string()),
+            PaymentError::WrongAmount { .. } => {
+                ApiError::unprocessable("wrong_amount", e.to_string())
+            }
             PaymentError::Unknown(_) => ApiError::not_found("unknown_payment", e.to_string()),
             PaymentError::NotPending(_) => ApiError::conflict("payment_not_pending", e.to_string()),
             PaymentError::TooMany => ApiError::unprocessable("too_many_payments", e.to_string()),
@@ -137,9 +150,13 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::BadCredentials { .. } => ApiError::unauthorized(e.to_string()),
-            AuthError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "account_locked", e.to_string()),
+            AuthError::Locked { .. } => {
+                ApiError::new(StatusCode::LOCKED, "account_locked", e.to_string())
+            }
             AuthError::PinFormat => ApiError::bad_request("pin_format", e.to_string()),
-            AuthError::BadHash => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_hash", e.to_string()),
+            AuthError::BadHash => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_hash", e.to_string())
+            }
         }
     }
 }

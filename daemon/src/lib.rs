@@ -25,15 +25,22 @@ pub async fn run(
     let cfg2 = cfg.clone();
     let m2 = metrics.clone();
     // Opening replays the event log and may hash seed PINs: keep it off the async workers.
-    let till = tokio::task::spawn_blocking(move || till::Till::open(cfg2, Arc::new(clock::SystemClock), m2)).await??;
+    let till = tokio::task::spawn_blocking(move || {
+        till::Till::open(cfg2, Arc::new(clock::SystemClock), m2)
+    })
+    .await??;
     let till = Arc::new(till);
-    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     info!(%addr, terminal = cfg.terminal.id, store = %cfg.store.store_id, "till listening");
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
-    axum::serve(listener, api::router(till)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, api::router(till))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     info!("till stopped");
     Ok(())
 }

@@ -61,7 +61,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();
     } else {
@@ -86,7 +88,11 @@ fn load(config: &std::path::Path, data_dir: Option<PathBuf>) -> anyhow::Result<T
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Terminal { config, listen, data_dir } => {
+        Command::Terminal {
+            config,
+            listen,
+            data_dir,
+        } => {
             let mut cfg = load(&config, data_dir)?;
             if let Some(l) = listen {
                 cfg.terminal.listen = l;
@@ -97,17 +103,39 @@ fn run(command: Command) -> anyhow::Result<()> {
             }))
         }
         Command::Status { addr } => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let body = rt.block_on(http_get(addr, "/api/v1/status"))?;
             let s: serde_json::Value = serde_json::from_str(&body)?;
-            println!("store {}  terminal {}  now {}", s["store_id"].as_str().unwrap_or("?"), s["terminal_id"], s["now"].as_str().unwrap_or("?"));
-            println!("events held: {}  version vector: {}", s["events"], s["version_vector"]);
-            println!("open transactions: {}  sessions: {}  write queue: {}", s["drafts_open"], s["sessions_active"], s["write_queue"]);
-            println!("catalog: {} items, master data v{}", s["catalog_items"], s["master_version"]);
-            println!("peers: {}  cloud: {}", s["peers"], s["cloud"].as_str().unwrap_or("?"));
+            println!(
+                "store {}  terminal {}  now {}",
+                s["store_id"].as_str().unwrap_or("?"),
+                s["terminal_id"],
+                s["now"].as_str().unwrap_or("?")
+            );
+            println!(
+                "events held: {}  version vector: {}",
+                s["events"], s["version_vector"]
+            );
+            println!(
+                "open transactions: {}  sessions: {}  write queue: {}",
+                s["drafts_open"], s["sessions_active"], s["write_queue"]
+            );
+            println!(
+                "catalog: {} items, master data v{}",
+                s["catalog_items"], s["master_version"]
+            );
+            println!(
+                "peers: {}  cloud: {}",
+                s["peers"],
+                s["cloud"].as_str().unwrap_or("?")
+            );
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { config, data_dir } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { config, data_dir },
+        } => {
             let cfg = load(&config, data_dir)?;
             let path = cfg.db_path();
             if !path.exists() {
@@ -125,17 +153,28 @@ fn run(command: Command) -> anyhow::Result<()> {
 /// A minimal HTTP/1.1 GET over a plain TCP socket (the CLI talks to a till on the LAN).
 async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| anyhow::anyhow!("till at {addr} did not answer within 5 s"))?
-        .map_err(|e| anyhow::anyhow!("cannot reach a till at {addr}: {e}"))?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut s = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("till at {addr} did not answer within 5 s"))?
+    .map_err(|e| anyhow::anyhow!("cannot reach a till at {addr}: {e}"))?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let mut buf = Vec::new();
     s.take(1 << 20).read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("malformed answer from {addr}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("malformed answer from {addr}"))?;
     if !head.starts_with("HTTP/1.1 200") {
-        anyhow::bail!("till at {addr} answered: {}", head.lines().next().unwrap_or(""));
+        anyhow::bail!(
+            "till at {addr} answered: {}",
+            head.lines().next().unwrap_or("")
+        );
     }
     Ok(body.to_string())
 }

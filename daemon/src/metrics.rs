@@ -50,14 +50,42 @@ impl Default for Metrics {
             registry: Registry::default(),
         };
         registry.register("sales", "Sales made durable", m.sales.clone());
-        registry.register("sales_value_minor", "Value of durable sales in minor units", m.sales_value.clone());
-        registry.register("refusals", "Requests refused with a 4xx error", m.refusals.clone());
-        registry.register("sale_latency_seconds", "Finalise latency, request to durable", m.sale_latency.clone());
-        registry.register("store_fsync_seconds", "Time spent in SQLite COMMIT", m.fsync.clone());
-        registry.register("store_group_size", "Requests per group commit", m.group_size.clone());
-        registry.register("store_write_queue", "Requests queued for the writer", m.write_queue.clone());
+        registry.register(
+            "sales_value_minor",
+            "Value of durable sales in minor units",
+            m.sales_value.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Requests refused with a 4xx error",
+            m.refusals.clone(),
+        );
+        registry.register(
+            "sale_latency_seconds",
+            "Finalise latency, request to durable",
+            m.sale_latency.clone(),
+        );
+        registry.register(
+            "store_fsync_seconds",
+            "Time spent in SQLite COMMIT",
+            m.fsync.clone(),
+        );
+        registry.register(
+            "store_group_size",
+            "Requests per group commit",
+            m.group_size.clone(),
+        );
+        registry.register(
+            "store_write_queue",
+            "Requests queued for the writer",
+            m.write_queue.clone(),
+        );
         registry.register("drafts_open", "Open unpaid transactions", m.drafts.clone());
-        registry.register("sessions_active", "Active cashier sessions", m.sessions.clone());
+        registry.register(
+            "sessions_active",
+            "Active cashier sessions",
+            m.sessions.clone(),
+        );
         registry.register("events", "Events held by this till", m.events.clone());
         Metrics { registry, ..m }
     }

@@ -21,7 +21,9 @@ use tillmesh_pos::catalog::{Catalog, Item};
 use tillmesh_pos::customer::{Customer, CustomerPatch};
 use tillmesh_pos::event::{Event, EventBody, Sale};
 use tillmesh_pos::inventory::{self, CountOutcome, Reason};
-use tillmesh_pos::payment::{self, Method, Payment, PaymentProvider, PaymentStatus, SimulatedProvider};
+use tillmesh_pos::payment::{
+    self, Method, Payment, PaymentProvider, PaymentStatus, SimulatedProvider,
+};
 use tillmesh_pos::pricing::{PriceBook, PriceScope, ScheduledPrice};
 use tillmesh_pos::promotion::Promotion;
 use tillmesh_pos::receipt::Receipt;
@@ -195,7 +197,9 @@ pub struct Till {
 
 impl std::fmt::Debug for Till {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Till").field("terminal", &self.cfg.terminal.id).finish()
+        f.debug_struct("Till")
+            .field("terminal", &self.cfg.terminal.id)
+            .finish()
     }
 }
 
@@ -205,7 +209,14 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-fn audit_rec(now_ms: u64, actor: &str, action: &str, target: &str, outcome: &str, detail: String) -> AuditRecord {
+fn audit_rec(
+    now_ms: u64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: String,
+) -> AuditRecord {
     AuditRecord {
         at_ms: now_ms,
         actor: actor.to_string(),
@@ -219,7 +230,11 @@ fn audit_rec(now_ms: u64, actor: &str, action: &str, target: &str, outcome: &str
 impl Till {
     /// Opens the store, seeds it on first start (master data, opening stock, staff), and
     /// rebuilds the in-memory state from the event log.
-    pub fn open(cfg: TerminalConfig, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> anyhow::Result<Till> {
+    pub fn open(
+        cfg: TerminalConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Till> {
         let store = Store::open(cfg.db_path())?;
         let me = ReplicaId(cfg.terminal.id);
         let now = clock.now_ms();
@@ -236,13 +251,26 @@ impl Till {
         let catalog = Catalog::new(master.items.clone())?;
         let mut prices = PriceBook::new(master.prices.clone());
         for (sku, (price, eff)) in replica.state().store_prices.iter() {
-            prices.insert(ScheduledPrice { sku: sku.clone(), price: *price, effective_from_ms: *eff, scope: PriceScope::Store });
+            prices.insert(ScheduledPrice {
+                sku: sku.clone(),
+                price: *price,
+                effective_from_ms: *eff,
+                scope: PriceScope::Store,
+            });
         }
         let prefix = format!("T{}-", cfg.terminal.id);
         let next_txn = store.read(|r| r.max_txn_number(me, &prefix))? + 1;
         metrics.events.set(events.len() as i64);
-        info!(terminal = me.0, events = events.len(), items = catalog.len(), "till state restored");
-        let provider = SimulatedProvider::new(cfg.payments.qr_approve_after_ms, cfg.payments.qr_fail_suffix);
+        info!(
+            terminal = me.0,
+            events = events.len(),
+            items = catalog.len(),
+            "till state restored"
+        );
+        let provider = SimulatedProvider::new(
+            cfg.payments.qr_approve_after_ms,
+            cfg.payments.qr_fail_suffix,
+        );
         Ok(Till {
             core: Mutex::new(Core {
                 replica,
@@ -296,7 +324,10 @@ impl Till {
 
     /// Waits for a queued batch. A failed commit after events were applied in memory would
     /// leave memory ahead of disk; the process stops so that a restart rebuilds from disk.
-    async fn durable(&self, rx: tokio::sync::oneshot::Receiver<Result<CommitInfo, StoreError>>) -> Result<CommitInfo, ApiError> {
+    async fn durable(
+        &self,
+        rx: tokio::sync::oneshot::Receiver<Result<CommitInfo, StoreError>>,
+    ) -> Result<CommitInfo, ApiError> {
         let cause = match rx.await {
             Ok(Ok(info)) => {
                 self.observe(&info);
@@ -317,11 +348,24 @@ impl Till {
     }
 
     /// Runs `op`; on a refusal, records it in the audit log before answering.
-    async fn audited<T>(&self, actor: &str, action: &str, target: &str, op: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    async fn audited<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        op: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
         let out = op.await;
         if let Err(e) = &out {
             self.metrics.refusals.inc();
-            let rec = audit_rec(self.now(), actor, action, target, &format!("refused: {}", e.code), e.message.clone());
+            let rec = audit_rec(
+                self.now(),
+                actor,
+                action,
+                target,
+                &format!("refused: {}", e.code),
+                e.message.clone(),
+            );
             if let Err(ae) = self.audit(rec).await {
                 warn!(cause = %ae, "could not record a refusal in the audit log");
             }
@@ -340,9 +384,13 @@ impl Till {
             Some(_) => {
                 core.sessions.remove(token);
                 self.metrics.sessions.set(core.sessions.len() as i64);
-                Err(ApiError::unauthorized("your session has expired; log in again"))
+                Err(ApiError::unauthorized(
+                    "your session has expired; log in again",
+                ))
             }
-            None => Err(ApiError::unauthorized("log in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login")),
+            None => Err(ApiError::unauthorized(
+                "log in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login",
+            )),
         }
     }
 
@@ -357,7 +405,10 @@ impl Till {
             // Same answer as a wrong PIN, so ids cannot be probed.
             return Err(cashier::AuthError::BadCredentials { locked_now: false }.into());
         };
-        let policy = LockPolicy { attempts_max: self.cfg.security.lock_attempts_max, lock_ms: self.cfg.security.lock_ms };
+        let policy = LockPolicy {
+            attempts_max: self.cfg.security.lock_attempts_max,
+            lock_ms: self.cfg.security.lock_ms,
+        };
         let now = self.now();
         let pin = pin.to_string();
         let (account, outcome) = tokio::task::spawn_blocking(move || {
@@ -366,12 +417,29 @@ impl Till {
         })
         .await
         .map_err(|e| ApiError::bad_request("internal", e.to_string()))?;
-        if matches!(outcome, Err(cashier::AuthError::BadCredentials { locked_now: true })) {
+        if matches!(
+            outcome,
+            Err(cashier::AuthError::BadCredentials { locked_now: true })
+        ) {
             warn!(employee_id, "account locked after repeated wrong PINs");
-            self.audit(audit_rec(now, employee_id, "auth.locked", employee_id, "alert", "too many wrong PINs".into())).await?;
+            self.audit(audit_rec(
+                now,
+                employee_id,
+                "auth.locked",
+                employee_id,
+                "alert",
+                "too many wrong PINs".into(),
+            ))
+            .await?;
         }
         if !matches!(outcome, Err(cashier::AuthError::Locked { .. })) {
-            let info = self.store.commit(WriteBatch { accounts: vec![account.clone()], ..Default::default() }).await?;
+            let info = self
+                .store
+                .commit(WriteBatch {
+                    accounts: vec![account.clone()],
+                    ..Default::default()
+                })
+                .await?;
             self.observe(&info);
         }
         outcome?;
@@ -387,18 +455,41 @@ impl Till {
             let expires_ms = now + self.cfg.security.session_ttl_ms;
             {
                 let mut core = self.core();
-                core.sessions.retain(|_, s| s.employee_id != account.employee_id && s.expires_ms > now);
+                core.sessions
+                    .retain(|_, s| s.employee_id != account.employee_id && s.expires_ms > now);
                 if core.sessions.len() >= self.cfg.security.sessions_max {
-                    return Err(ApiError::conflict("too_many_sessions", "too many cashiers are logged in on this till; log one out first"));
+                    return Err(ApiError::conflict(
+                        "too_many_sessions",
+                        "too many cashiers are logged in on this till; log one out first",
+                    ));
                 }
                 core.sessions.insert(
                     token.clone(),
-                    Session { employee_id: account.employee_id.clone(), name: account.name.clone(), role: account.role, expires_ms },
+                    Session {
+                        employee_id: account.employee_id.clone(),
+                        name: account.name.clone(),
+                        role: account.role,
+                        expires_ms,
+                    },
                 );
                 self.metrics.sessions.set(core.sessions.len() as i64);
             }
-            self.audit(audit_rec(now, employee_id, "auth.login", employee_id, "ok", String::new())).await?;
-            Ok(LoginView { token, employee_id: account.employee_id, name: account.name, role: account.role, expires_at: rfc3339(expires_ms) })
+            self.audit(audit_rec(
+                now,
+                employee_id,
+                "auth.login",
+                employee_id,
+                "ok",
+                String::new(),
+            ))
+            .await?;
+            Ok(LoginView {
+                token,
+                employee_id: account.employee_id,
+                name: account.name,
+                role: account.role,
+                expires_at: rfc3339(expires_ms),
+            })
         })
         .await
     }
@@ -410,20 +501,41 @@ impl Till {
             core.sessions.remove(token);
             self.metrics.sessions.set(core.sessions.len() as i64);
         }
-        self.audit(audit_rec(self.now(), &s.employee_id, "auth.logout", &s.employee_id, "ok", String::new())).await
+        self.audit(audit_rec(
+            self.now(),
+            &s.employee_id,
+            "auth.logout",
+            &s.employee_id,
+            "ok",
+            String::new(),
+        ))
+        .await
     }
 
     /// Returns who approves `perm`: the session's own role, or a manager's PIN.
-    async fn approve(&self, s: &Session, perm: Permission, approval: Option<&Approval>) -> Result<String, ApiError> {
+    async fn approve(
+        &self,
+        s: &Session,
+        perm: Permission,
+        approval: Option<&Approval>,
+    ) -> Result<String, ApiError> {
         if s.role.allows(perm) {
             return Ok(s.employee_id.clone());
         }
         let Some(a) = approval else {
-            return Err(ApiError::forbidden("approval_required", format!("{perm:?} needs a manager: add an approval with a manager's employee id and PIN")));
+            return Err(ApiError::forbidden(
+                "approval_required",
+                format!(
+                    "{perm:?} needs a manager: add an approval with a manager's employee id and PIN"
+                ),
+            ));
         };
         let account = self.verify_pin(&a.employee_id, &a.pin).await?;
         if !account.role.allows(perm) {
-            return Err(ApiError::forbidden("approval_refused", format!("{} is not allowed to approve {perm:?}", account.employee_id)));
+            return Err(ApiError::forbidden(
+                "approval_refused",
+                format!("{} is not allowed to approve {perm:?}", account.employee_id),
+            ));
         }
         Ok(account.employee_id)
     }
@@ -472,17 +584,36 @@ impl Till {
             let view = {
                 let mut core = self.core();
                 if core.drafts.len() >= self.cfg.checkout.drafts_max {
-                    return Err(ApiError::conflict("too_many_open_transactions", "finish or void an open transaction first"));
+                    return Err(ApiError::conflict(
+                        "too_many_open_transactions",
+                        "finish or void an open transaction first",
+                    ));
                 }
                 let txn_id = format!("{}{}", self.prefix, core.next_txn);
                 core.next_txn += 1;
-                let d = Draft { txn_id: txn_id.clone(), cashier: s.employee_id.clone(), created_ms: now, status: Status::Draft, cart: Cart::new(), payments: vec![], customer_id: None };
+                let d = Draft {
+                    txn_id: txn_id.clone(),
+                    cashier: s.employee_id.clone(),
+                    created_ms: now,
+                    status: Status::Draft,
+                    cart: Cart::new(),
+                    payments: vec![],
+                    customer_id: None,
+                };
                 let v = self.view(&d);
                 core.drafts.insert(txn_id, d);
                 self.metrics.drafts.set(core.drafts.len() as i64);
                 v
             };
-            self.audit(audit_rec(now, &s.employee_id, "transaction.create", &view.txn_id, "ok", String::new())).await?;
+            self.audit(audit_rec(
+                now,
+                &s.employee_id,
+                "transaction.create",
+                &view.txn_id,
+                "ok",
+                String::new(),
+            ))
+            .await?;
             Ok(view)
         })
         .await
@@ -514,7 +645,12 @@ impl Till {
         let found = tokio::task::spawn_blocking(move || store.read(|r| r.sale(&key)))
             .await
             .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
-        found.ok_or_else(|| ApiError::not_found("unknown_transaction", format!("no transaction {id} on this till")))
+        found.ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_transaction",
+                format!("no transaction {id} on this till"),
+            )
+        })
     }
 
     /// Applies `f` to an open transaction, then records the change in the audit log.
@@ -535,20 +671,38 @@ impl Till {
                 let detail = f(&mut core, now)?;
                 (self.view(&core.drafts[id]), detail)
             };
-            self.audit(audit_rec(now, &s.employee_id, action, id, "ok", detail)).await?;
+            self.audit(audit_rec(now, &s.employee_id, action, id, "ok", detail))
+                .await?;
             Ok(view)
         })
         .await
     }
 
     /// Adds an item by barcode.
-    pub async fn add_item(&self, s: &Session, id: &str, barcode: &str, quantity: u32) -> Result<TxnView, ApiError> {
+    pub async fn add_item(
+        &self,
+        s: &Session,
+        id: &str,
+        barcode: &str,
+        quantity: u32,
+    ) -> Result<TxnView, ApiError> {
         let guard = self.cfg.checkout.scan_guard_ms;
         self.edit_draft(s, "transaction.add_item", id, |core, now| {
-            let Core { drafts, catalog, prices, promotions, .. } = core;
+            let Core {
+                drafts,
+                catalog,
+                prices,
+                promotions,
+                ..
+            } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
             require_draft(d)?;
-            let ctx = PricingContext { catalog, prices, promotions, scan_guard_ms: guard };
+            let ctx = PricingContext {
+                catalog,
+                prices,
+                promotions,
+                scan_guard_ms: guard,
+            };
             let line = d.cart.add_barcode(&ctx, barcode, quantity, now)?;
             Ok(format!("barcode {barcode} x{quantity} -> line {line}"))
         })
@@ -556,9 +710,17 @@ impl Till {
     }
 
     /// Changes a line's quantity.
-    pub async fn set_quantity(&self, s: &Session, id: &str, line: u32, quantity: i64) -> Result<TxnView, ApiError> {
+    pub async fn set_quantity(
+        &self,
+        s: &Session,
+        id: &str,
+        line: u32,
+        quantity: i64,
+    ) -> Result<TxnView, ApiError> {
         self.edit_draft(s, "transaction.set_quantity", id, |core, now| {
-            let Core { drafts, promotions, .. } = core;
+            let Core {
+                drafts, promotions, ..
+            } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
             require_draft(d)?;
             d.cart.set_quantity(promotions, line, quantity, now)?;
@@ -570,7 +732,9 @@ impl Till {
     /// Removes a line.
     pub async fn remove_line(&self, s: &Session, id: &str, line: u32) -> Result<TxnView, ApiError> {
         self.edit_draft(s, "transaction.remove_line", id, |core, now| {
-            let Core { drafts, promotions, .. } = core;
+            let Core {
+                drafts, promotions, ..
+            } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
             require_draft(d)?;
             d.cart.remove_line(promotions, line, now)?;
@@ -580,10 +744,18 @@ impl Till {
     }
 
     /// Attaches a loyalty customer.
-    pub async fn attach_customer(&self, s: &Session, id: &str, customer_id: &str) -> Result<TxnView, ApiError> {
+    pub async fn attach_customer(
+        &self,
+        s: &Session,
+        id: &str,
+        customer_id: &str,
+    ) -> Result<TxnView, ApiError> {
         self.edit_draft(s, "transaction.attach_customer", id, |core, _| {
             if core.replica.state().customers.get(customer_id).is_none() {
-                return Err(ApiError::not_found("unknown_customer", format!("no customer {customer_id}; register them first")));
+                return Err(ApiError::not_found(
+                    "unknown_customer",
+                    format!("no customer {customer_id}; register them first"),
+                ));
             }
             let d = core.drafts.get_mut(id).expect("checked by edit_draft");
             require_draft(d)?;
@@ -598,7 +770,10 @@ impl Till {
         self.edit_draft(s, "transaction.checkout", id, |core, _| {
             let d = core.drafts.get_mut(id).expect("checked by edit_draft");
             if d.cart.is_empty() && d.status == Status::Draft {
-                return Err(ApiError::conflict("empty_transaction", "add at least one item before taking payment"));
+                return Err(ApiError::conflict(
+                    "empty_transaction",
+                    "add at least one item before taking payment",
+                ));
             }
             d.status = d.status.transition(Status::PendingPayment)?;
             Ok(format!("total {}", d.cart.totals().total))
@@ -610,8 +785,14 @@ impl Till {
     pub async fn reopen(&self, s: &Session, id: &str) -> Result<TxnView, ApiError> {
         self.edit_draft(s, "transaction.reopen", id, |core, _| {
             let d = core.drafts.get_mut(id).expect("checked by edit_draft");
-            if d.payments.iter().any(|p| matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)) {
-                return Err(ApiError::conflict("payment_taken", "a payment is captured or pending; cancel it or finish the sale"));
+            if d.payments
+                .iter()
+                .any(|p| matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending))
+            {
+                return Err(ApiError::conflict(
+                    "payment_taken",
+                    "a payment is captured or pending; cancel it or finish the sale",
+                ));
             }
             d.status = d.status.transition(Status::Draft)?;
             Ok(String::new())
@@ -620,12 +801,28 @@ impl Till {
     }
 
     /// Takes a payment: cash (captured at once, change computed) or QR (pending).
-    pub async fn add_payment(&self, s: &Session, id: &str, req: &PaymentRequest) -> Result<TxnView, ApiError> {
+    pub async fn add_payment(
+        &self,
+        s: &Session,
+        id: &str,
+        req: &PaymentRequest,
+    ) -> Result<TxnView, ApiError> {
         self.edit_draft(s, "transaction.payment", id, |core, now| {
-            let Core { drafts, provider, next_payment, .. } = core;
+            let Core {
+                drafts,
+                provider,
+                next_payment,
+                ..
+            } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
             if d.status != Status::PendingPayment {
-                return Err(ApiError::conflict("invalid_transition", format!("a {} transaction cannot take payment; check out first", d.status)));
+                return Err(ApiError::conflict(
+                    "invalid_transition",
+                    format!(
+                        "a {} transaction cannot take payment; check out first",
+                        d.status
+                    ),
+                ));
             }
             if d.payments.len() >= payment::PAYMENTS_MAX {
                 return Err(payment::PaymentError::TooMany.into());
@@ -635,7 +832,12 @@ impl Till {
             let pid = format!("{}-P{}", d.txn_id, *next_payment);
             let p = match req.method {
                 Method::Cash => {
-                    let tendered = req.tendered.or(req.amount).ok_or_else(|| ApiError::bad_request("missing_field", "cash needs 'tendered' (the cash handed over)"))?;
+                    let tendered = req.tendered.or(req.amount).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "missing_field",
+                            "cash needs 'tendered' (the cash handed over)",
+                        )
+                    })?;
                     payment::cash(pid, tendered, due)?
                 }
                 Method::Qr => {
@@ -668,11 +870,18 @@ impl Till {
     pub fn payment_status(&self, payment_id: &str) -> Result<Payment, ApiError> {
         let now = self.now();
         let mut core = self.core();
-        let Core { drafts, provider, .. } = &mut *core;
+        let Core {
+            drafts, provider, ..
+        } = &mut *core;
         for d in drafts.values_mut() {
             if d.payments.iter().any(|p| p.payment_id == payment_id) {
                 refresh_payments(provider, d, now);
-                return Ok(d.payments.iter().find(|p| p.payment_id == payment_id).cloned().expect("just found"));
+                return Ok(d
+                    .payments
+                    .iter()
+                    .find(|p| p.payment_id == payment_id)
+                    .cloned()
+                    .expect("just found"));
             }
         }
         Err(payment::PaymentError::Unknown(payment_id.to_string()).into())
@@ -684,20 +893,36 @@ impl Till {
             let now = self.now();
             let p = {
                 let mut core = self.core();
-                let Core { drafts, provider, .. } = &mut *core;
+                let Core {
+                    drafts, provider, ..
+                } = &mut *core;
                 let d = drafts
                     .values_mut()
                     .find(|d| d.payments.iter().any(|p| p.payment_id == payment_id))
-                    .ok_or_else(|| ApiError::from(payment::PaymentError::Unknown(payment_id.to_string())))?;
+                    .ok_or_else(|| {
+                        ApiError::from(payment::PaymentError::Unknown(payment_id.to_string()))
+                    })?;
                 refresh_payments(provider, d, now);
-                let p = d.payments.iter_mut().find(|p| p.payment_id == payment_id).expect("just found");
+                let p = d
+                    .payments
+                    .iter_mut()
+                    .find(|p| p.payment_id == payment_id)
+                    .expect("just found");
                 if p.status != PaymentStatus::Pending {
                     return Err(payment::PaymentError::NotPending(payment_id.to_string()).into());
                 }
                 p.status = provider.cancel(payment_id);
                 p.clone()
             };
-            self.audit(audit_rec(now, &s.employee_id, "payment.cancel", payment_id, "ok", String::new())).await?;
+            self.audit(audit_rec(
+                now,
+                &s.employee_id,
+                "payment.cancel",
+                payment_id,
+                "ok",
+                String::new(),
+            ))
+            .await?;
             Ok(p)
         })
         .await
@@ -712,21 +937,47 @@ impl Till {
                 let now = self.now();
                 let (rx, sale) = {
                     let mut core = self.core();
-                    let Core { drafts, provider, replica, .. } = &mut *core;
+                    let Core {
+                        drafts,
+                        provider,
+                        replica,
+                        ..
+                    } = &mut *core;
                     let d = drafts.get_mut(id).ok_or_else(|| missing_draft(id))?;
                     d.status.transition(Status::Paid)?;
                     refresh_payments(provider, d, now);
                     let totals = d.cart.totals();
-                    let captured: Vec<Payment> = d.payments.iter().filter(|p| p.status == PaymentStatus::Captured).cloned().collect();
-                    if d.payments.iter().any(|p| p.status == PaymentStatus::Pending) {
-                        return Err(ApiError::conflict("payment_pending", "a QR payment is still pending; wait for it or cancel it"));
+                    let captured: Vec<Payment> = d
+                        .payments
+                        .iter()
+                        .filter(|p| p.status == PaymentStatus::Captured)
+                        .cloned()
+                        .collect();
+                    if d.payments
+                        .iter()
+                        .any(|p| p.status == PaymentStatus::Pending)
+                    {
+                        return Err(ApiError::conflict(
+                            "payment_pending",
+                            "a QR payment is still pending; wait for it or cancel it",
+                        ));
                     }
                     let paid: i64 = captured.iter().map(|p| p.amount).sum();
                     if paid != totals.total {
-                        return Err(ApiError::unprocessable("wrong_amount", format!("payments cover {paid} of {}; take the rest first", totals.total)));
+                        return Err(ApiError::unprocessable(
+                            "wrong_amount",
+                            format!(
+                                "payments cover {paid} of {}; take the rest first",
+                                totals.total
+                            ),
+                        ));
                     }
                     let per = self.cfg.checkout.points_per_minor;
-                    let points = if d.customer_id.is_some() && per > 0 { totals.total / per } else { 0 };
+                    let points = if d.customer_id.is_some() && per > 0 {
+                        totals.total / per
+                    } else {
+                        0
+                    };
                     let sale = Sale {
                         txn_id: d.txn_id.clone(),
                         terminal: replica.id(),
@@ -740,8 +991,19 @@ impl Till {
                         points_earned: points,
                     };
                     let events = replica.record_sale(sale.clone(), now);
-                    let rec = audit_rec(now, &s.employee_id, "transaction.finalize", id, "ok", format!("total {}", totals.total));
-                    let rx = self.store.submit(WriteBatch { events, audit: vec![rec], ..Default::default() })?;
+                    let rec = audit_rec(
+                        now,
+                        &s.employee_id,
+                        "transaction.finalize",
+                        id,
+                        "ok",
+                        format!("total {}", totals.total),
+                    );
+                    let rx = self.store.submit(WriteBatch {
+                        events,
+                        audit: vec![rec],
+                        ..Default::default()
+                    })?;
                     drafts.remove(id);
                     self.metrics.drafts.set(drafts.len() as i64);
                     (rx, sale)
@@ -749,7 +1011,9 @@ impl Till {
                 let info = self.durable(rx).await?;
                 self.metrics.events.inc_by(info.events_new as i64);
                 self.metrics.sales.inc();
-                self.metrics.sales_value.inc_by(sale.totals.total.max(0) as u64);
+                self.metrics
+                    .sales_value
+                    .inc_by(sale.totals.total.max(0) as u64);
                 Ok(TxnView {
                     txn_id: sale.txn_id.clone(),
                     status: Status::Paid,
@@ -765,21 +1029,36 @@ impl Till {
             })
             .await;
         if out.is_ok() {
-            self.metrics.sale_latency.observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .sale_latency
+                .observe(started.elapsed().as_secs_f64());
         }
         out
     }
 
     /// Cancels an open transaction or voids a paid one (manager), restocking its items.
-    pub async fn void(&self, s: &Session, id: &str, reason: &str, approval: Option<&Approval>) -> Result<TxnView, ApiError> {
+    pub async fn void(
+        &self,
+        s: &Session,
+        id: &str,
+        reason: &str,
+        approval: Option<&Approval>,
+    ) -> Result<TxnView, ApiError> {
         self.audited(&s.employee_id, "transaction.void", id, async {
             let now = self.now();
             // An open transaction is simply abandoned: nothing was sold.
             let abandoned = {
                 let mut core = self.core();
                 match core.drafts.get(id) {
-                    Some(d) if d.payments.iter().any(|p| matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)) => {
-                        return Err(ApiError::conflict("payment_taken", "cancel the pending payment or finish the sale, then void it"));
+                    Some(d)
+                        if d.payments.iter().any(|p| {
+                            matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
+                        }) =>
+                    {
+                        return Err(ApiError::conflict(
+                            "payment_taken",
+                            "cancel the pending payment or finish the sale, then void it",
+                        ));
                     }
                     Some(d) => {
                         d.status.transition(Status::Void)?;
@@ -792,24 +1071,55 @@ impl Till {
                 }
             };
             if let Some(v) = abandoned {
-                self.audit(audit_rec(now, &s.employee_id, "transaction.void", id, "ok", format!("abandoned: {reason}"))).await?;
+                self.audit(audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.void",
+                    id,
+                    "ok",
+                    format!("abandoned: {reason}"),
+                ))
+                .await?;
                 return Ok(v);
             }
             let (sale, _) = self.load_sale(id).await?;
             let approver = self.approve(s, Permission::Void, approval).await?;
             let rx = {
                 let mut core = self.core();
-                let current = core.replica.state().txn_status.get(&id.to_string()).copied().unwrap_or(Status::Paid);
+                let current = core
+                    .replica
+                    .state()
+                    .txn_status
+                    .get(&id.to_string())
+                    .copied()
+                    .unwrap_or(Status::Paid);
                 current.transition(Status::Void)?;
                 let mut events = vec![core.replica.set_status(
                     id,
                     Status::Void,
-                    |status| EventBody::TransactionVoided { txn_id: id.into(), by: s.employee_id.clone(), approved_by: approver.clone(), reason: reason.into(), status },
+                    |status| EventBody::TransactionVoided {
+                        txn_id: id.into(),
+                        by: s.employee_id.clone(),
+                        approved_by: approver.clone(),
+                        reason: reason.into(),
+                        status,
+                    },
                     now,
                 )];
                 events.extend(restock(&mut core.replica, &sale, &s.employee_id, now));
-                let rec = audit_rec(now, &s.employee_id, "transaction.void", id, "ok", format!("approved by {approver}: {reason}"));
-                self.store.submit(WriteBatch { events, audit: vec![rec], ..Default::default() })?
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.void",
+                    id,
+                    "ok",
+                    format!("approved by {approver}: {reason}"),
+                );
+                self.store.submit(WriteBatch {
+                    events,
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
             };
             self.durable(rx).await?;
             self.get_txn(id).await
@@ -818,22 +1128,51 @@ impl Till {
     }
 
     /// PAID -> REFUND_REQUESTED (any cashier).
-    pub async fn request_refund(&self, s: &Session, id: &str, reason: &str) -> Result<TxnView, ApiError> {
+    pub async fn request_refund(
+        &self,
+        s: &Session,
+        id: &str,
+        reason: &str,
+    ) -> Result<TxnView, ApiError> {
         self.audited(&s.employee_id, "transaction.refund_request", id, async {
             let now = self.now();
             let (sale, _) = self.load_sale(id).await?;
             let rx = {
                 let mut core = self.core();
-                let current = core.replica.state().txn_status.get(&id.to_string()).copied().unwrap_or(Status::Paid);
+                let current = core
+                    .replica
+                    .state()
+                    .txn_status
+                    .get(&id.to_string())
+                    .copied()
+                    .unwrap_or(Status::Paid);
                 current.transition(Status::RefundRequested)?;
                 let ev = core.replica.set_status(
                     id,
                     Status::RefundRequested,
-                    |status| EventBody::RefundRecorded { txn_id: id.into(), amount: 0, by: s.employee_id.clone(), approved_by: String::new(), reason: reason.into(), status },
+                    |status| EventBody::RefundRecorded {
+                        txn_id: id.into(),
+                        amount: 0,
+                        by: s.employee_id.clone(),
+                        approved_by: String::new(),
+                        reason: reason.into(),
+                        status,
+                    },
                     now,
                 );
-                let rec = audit_rec(now, &s.employee_id, "transaction.refund_request", id, "ok", format!("total {}: {reason}", sale.totals.total));
-                self.store.submit(WriteBatch { events: vec![ev], audit: vec![rec], ..Default::default() })?
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.refund_request",
+                    id,
+                    "ok",
+                    format!("total {}: {reason}", sale.totals.total),
+                );
+                self.store.submit(WriteBatch {
+                    events: vec![ev],
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
             };
             self.durable(rx).await?;
             self.get_txn(id).await
@@ -842,19 +1181,37 @@ impl Till {
     }
 
     /// REFUND_REQUESTED -> REFUNDED (manager), restocking and reversing points.
-    pub async fn approve_refund(&self, s: &Session, id: &str, approval: Option<&Approval>) -> Result<TxnView, ApiError> {
+    pub async fn approve_refund(
+        &self,
+        s: &Session,
+        id: &str,
+        approval: Option<&Approval>,
+    ) -> Result<TxnView, ApiError> {
         self.audited(&s.employee_id, "transaction.refund_approve", id, async {
             let now = self.now();
             let (sale, _) = self.load_sale(id).await?;
             let approver = self.approve(s, Permission::Refund, approval).await?;
             let rx = {
                 let mut core = self.core();
-                let current = core.replica.state().txn_status.get(&id.to_string()).copied().unwrap_or(Status::Paid);
+                let current = core
+                    .replica
+                    .state()
+                    .txn_status
+                    .get(&id.to_string())
+                    .copied()
+                    .unwrap_or(Status::Paid);
                 current.transition(Status::Refunded)?;
                 let mut events = vec![core.replica.set_status(
                     id,
                     Status::Refunded,
-                    |status| EventBody::RefundRecorded { txn_id: id.into(), amount: sale.totals.total, by: s.employee_id.clone(), approved_by: approver.clone(), reason: String::new(), status },
+                    |status| EventBody::RefundRecorded {
+                        txn_id: id.into(),
+                        amount: sale.totals.total,
+                        by: s.employee_id.clone(),
+                        approved_by: approver.clone(),
+                        reason: String::new(),
+                        status,
+                    },
                     now,
                 )];
                 events.extend(restock(&mut core.replica, &sale, &s.employee_id, now));
@@ -863,8 +1220,19 @@ impl Till {
                 {
                     events.push(core.replica.change_points(c, -sale.points_earned, now));
                 }
-                let rec = audit_rec(now, &s.employee_id, "transaction.refund_approve", id, "ok", format!("approved by {approver}, amount {}", sale.totals.total));
-                self.store.submit(WriteBatch { events, audit: vec![rec], ..Default::default() })?
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.refund_approve",
+                    id,
+                    "ok",
+                    format!("approved by {approver}, amount {}", sale.totals.total),
+                );
+                self.store.submit(WriteBatch {
+                    events,
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
             };
             self.durable(rx).await?;
             self.get_txn(id).await
@@ -876,9 +1244,23 @@ impl Till {
     pub async fn receipt(&self, s: &Session, id: &str, reprint: bool) -> Result<Receipt, ApiError> {
         let (sale, status) = self.load_sale(id).await?;
         if reprint {
-            self.audit(audit_rec(self.now(), &s.employee_id, "receipt.reprint", id, "ok", String::new())).await?;
+            self.audit(audit_rec(
+                self.now(),
+                &s.employee_id,
+                "receipt.reprint",
+                id,
+                "ok",
+                String::new(),
+            ))
+            .await?;
         }
-        Ok(Receipt { store: self.cfg.store.clone(), paid_at: rfc3339(sale.paid_ms), sale, status, reprint })
+        Ok(Receipt {
+            store: self.cfg.store.clone(),
+            paid_at: rfc3339(sale.paid_ms),
+            sale,
+            status,
+            reprint,
+        })
     }
 
     // ----- inventory ------------------------------------------------------------------
@@ -897,8 +1279,19 @@ impl Till {
             let (rx, events) = {
                 let mut core = self.core();
                 let (events, detail) = make(&mut core, now)?;
-                let rec = audit_rec(now, &s.employee_id, action, target, "ok", format!("approved by {approver}; {detail}"));
-                let rx = self.store.submit(WriteBatch { events: events.clone(), audit: vec![rec], ..Default::default() })?;
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    action,
+                    target,
+                    "ok",
+                    format!("approved by {approver}; {detail}"),
+                );
+                let rx = self.store.submit(WriteBatch {
+                    events: events.clone(),
+                    audit: vec![rec],
+                    ..Default::default()
+                })?;
                 (rx, events)
             };
             self.durable(rx).await?;
@@ -911,94 +1304,197 @@ impl Till {
     pub async fn adjust(&self, s: &Session, req: &AdjustRequest) -> Result<ItemView, ApiError> {
         inventory::check_adjustment(req.change, req.reason).map_err(ApiError::from)?;
         let sku = req.sku.clone();
-        self.stock_events(s, "inventory.adjust", &sku, req.approval.as_ref(), |core, now| {
-            core.catalog.get(&req.sku)?;
-            let e = core.replica.adjust(&req.sku, req.change, req.reason, None, req.note.clone(), &s.employee_id, now);
-            Ok((vec![e], format!("{} {:?}", req.change, req.reason)))
-        })
+        self.stock_events(
+            s,
+            "inventory.adjust",
+            &sku,
+            req.approval.as_ref(),
+            |core, now| {
+                core.catalog.get(&req.sku)?;
+                let e = core.replica.adjust(
+                    &req.sku,
+                    req.change,
+                    req.reason,
+                    None,
+                    req.note.clone(),
+                    &s.employee_id,
+                    now,
+                );
+                Ok((vec![e], format!("{} {:?}", req.change, req.reason)))
+            },
+        )
         .await?;
         self.item(&sku)
     }
 
     /// Receiving a delivery from a supplier.
-    pub async fn receive(&self, s: &Session, req: &ReceiveRequest) -> Result<Vec<ItemView>, ApiError> {
+    pub async fn receive(
+        &self,
+        s: &Session,
+        req: &ReceiveRequest,
+    ) -> Result<Vec<ItemView>, ApiError> {
         if req.supplier.trim().is_empty() {
-            return Err(ApiError::unprocessable("missing_supplier", "name the supplier of the delivery"));
+            return Err(ApiError::unprocessable(
+                "missing_supplier",
+                "name the supplier of the delivery",
+            ));
         }
         if req.lines.is_empty() || req.lines.len() > 1000 {
-            return Err(ApiError::unprocessable("bad_lines", "a delivery has 1 to 1000 lines"));
+            return Err(ApiError::unprocessable(
+                "bad_lines",
+                "a delivery has 1 to 1000 lines",
+            ));
         }
         for l in &req.lines {
             inventory::check_adjustment(l.quantity, Reason::Receiving)?;
         }
-        self.stock_events(s, "inventory.receive", &req.supplier, req.approval.as_ref(), |core, now| {
-            for l in &req.lines {
-                core.catalog.get(&l.sku)?;
-            }
-            let events = req
-                .lines
-                .iter()
-                .map(|l| core.replica.adjust(&l.sku, l.quantity, Reason::Receiving, Some(req.supplier.clone()), req.reference.clone(), &s.employee_id, now))
-                .collect();
-            Ok((events, format!("{} lines from {}", req.lines.len(), req.supplier)))
-        })
+        self.stock_events(
+            s,
+            "inventory.receive",
+            &req.supplier,
+            req.approval.as_ref(),
+            |core, now| {
+                for l in &req.lines {
+                    core.catalog.get(&l.sku)?;
+                }
+                let events = req
+                    .lines
+                    .iter()
+                    .map(|l| {
+                        core.replica.adjust(
+                            &l.sku,
+                            l.quantity,
+                            Reason::Receiving,
+                            Some(req.supplier.clone()),
+                            req.reference.clone(),
+                            &s.employee_id,
+                            now,
+                        )
+                    })
+                    .collect();
+                Ok((
+                    events,
+                    format!("{} lines from {}", req.lines.len(), req.supplier),
+                ))
+            },
+        )
         .await?;
         req.lines.iter().map(|l| self.item(&l.sku)).collect()
     }
 
     /// A physical count: records COUNT adjustments and returns shrinkage, flagging > 5 %.
-    pub async fn count(&self, s: &Session, req: &CountRequest) -> Result<Vec<CountOutcome>, ApiError> {
+    pub async fn count(
+        &self,
+        s: &Session,
+        req: &CountRequest,
+    ) -> Result<Vec<CountOutcome>, ApiError> {
         if req.counts.is_empty() || req.counts.len() > 10_000 {
-            return Err(ApiError::unprocessable("bad_lines", "a count has 1 to 10000 lines"));
+            return Err(ApiError::unprocessable(
+                "bad_lines",
+                "a count has 1 to 10000 lines",
+            ));
         }
         let mut outcomes = Vec::new();
-        self.stock_events(s, "inventory.count", "-", req.approval.as_ref(), |core, now| {
-            let mut events = Vec::new();
-            for c in &req.counts {
-                core.catalog.get(&c.sku)?;
-                outcomes.push(inventory::count(&c.sku, core.replica.state().stock(&c.sku), c.counted)?);
-            }
-            for o in &outcomes {
-                if o.shrinkage != 0 {
-                    events.push(core.replica.adjust(&o.sku, -o.shrinkage, Reason::Count, None, Some(format!("counted {}", o.counted)), &s.employee_id, now));
+        self.stock_events(
+            s,
+            "inventory.count",
+            "-",
+            req.approval.as_ref(),
+            |core, now| {
+                let mut events = Vec::new();
+                for c in &req.counts {
+                    core.catalog.get(&c.sku)?;
+                    outcomes.push(inventory::count(
+                        &c.sku,
+                        core.replica.state().stock(&c.sku),
+                        c.counted,
+                    )?);
                 }
-            }
-            let flagged = outcomes.iter().filter(|o| o.flagged).count();
-            if flagged > 0 {
-                warn!(flagged, "stock count discrepancies above 5% need review");
-            }
-            Ok((events, format!("{} counted, {flagged} flagged", outcomes.len())))
-        })
+                for o in &outcomes {
+                    if o.shrinkage != 0 {
+                        events.push(core.replica.adjust(
+                            &o.sku,
+                            -o.shrinkage,
+                            Reason::Count,
+                            None,
+                            Some(format!("counted {}", o.counted)),
+                            &s.employee_id,
+                            now,
+                        ));
+                    }
+                }
+                let flagged = outcomes.iter().filter(|o| o.flagged).count();
+                if flagged > 0 {
+                    warn!(flagged, "stock count discrepancies above 5% need review");
+                }
+                Ok((
+                    events,
+                    format!("{} counted, {flagged} flagged", outcomes.len()),
+                ))
+            },
+        )
         .await?;
         Ok(outcomes)
     }
 
     /// Recent stock movements of one SKU.
-    pub async fn movements(&self, sku: &str) -> Result<Vec<tillmesh_store::StockMovement>, ApiError> {
+    pub async fn movements(
+        &self,
+        sku: &str,
+    ) -> Result<Vec<tillmesh_store::StockMovement>, ApiError> {
         self.item(sku)?;
         let store = self.store.clone();
         let sku = sku.to_string();
-        Ok(tokio::task::spawn_blocking(move || store.read(|r| r.movements(&sku, 200)))
-            .await
-            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??)
+        Ok(
+            tokio::task::spawn_blocking(move || store.read(|r| r.movements(&sku, 200)))
+                .await
+                .map_err(|e| ApiError::bad_request("internal", e.to_string()))??,
+        )
     }
 
     /// A store price override from a time on (manager).
-    pub async fn override_price(&self, s: &Session, req: &PriceOverrideRequest) -> Result<ItemView, ApiError> {
+    pub async fn override_price(
+        &self,
+        s: &Session,
+        req: &PriceOverrideRequest,
+    ) -> Result<ItemView, ApiError> {
         if req.price < 0 {
-            return Err(ApiError::unprocessable("wrong_amount", "a price cannot be negative"));
+            return Err(ApiError::unprocessable(
+                "wrong_amount",
+                "a price cannot be negative",
+            ));
         }
         self.audited(&s.employee_id, "price.override", &req.sku, async {
-            let approver = self.approve(s, Permission::PriceOverride, req.approval.as_ref()).await?;
+            let approver = self
+                .approve(s, Permission::PriceOverride, req.approval.as_ref())
+                .await?;
             let now = self.now();
             let eff = req.effective_from_ms.unwrap_or(now);
             let rx = {
                 let mut core = self.core();
                 core.catalog.get(&req.sku)?;
-                let e = core.replica.override_price(&req.sku, req.price, eff, &s.employee_id, now);
-                core.prices.insert(ScheduledPrice { sku: req.sku.clone(), price: req.price, effective_from_ms: eff, scope: PriceScope::Store });
-                let rec = audit_rec(now, &s.employee_id, "price.override", &req.sku, "ok", format!("{} from {} approved by {approver}", req.price, rfc3339(eff)));
-                self.store.submit(WriteBatch { events: vec![e], audit: vec![rec], ..Default::default() })?
+                let e = core
+                    .replica
+                    .override_price(&req.sku, req.price, eff, &s.employee_id, now);
+                core.prices.insert(ScheduledPrice {
+                    sku: req.sku.clone(),
+                    price: req.price,
+                    effective_from_ms: eff,
+                    scope: PriceScope::Store,
+                });
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "price.override",
+                    &req.sku,
+                    "ok",
+                    format!("{} from {} approved by {approver}", req.price, rfc3339(eff)),
+                );
+                self.store.submit(WriteBatch {
+                    events: vec![e],
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
             };
             self.durable(rx).await?;
             self.item(&req.sku)
@@ -1009,7 +1505,12 @@ impl Till {
     // ----- customers ------------------------------------------------------------------
 
     /// Creates or updates a customer (per-field last writer wins).
-    pub async fn upsert_customer(&self, s: &Session, id: &str, patch: &CustomerPatch) -> Result<CustomerView, ApiError> {
+    pub async fn upsert_customer(
+        &self,
+        s: &Session,
+        id: &str,
+        patch: &CustomerPatch,
+    ) -> Result<CustomerView, ApiError> {
         self.audited(&s.employee_id, "customer.update", id, async {
             let now = self.now();
             let rx = {
@@ -1017,8 +1518,19 @@ impl Till {
                 let me = core.replica.id();
                 let change = core.replica.customers_mut().edit(me, id, patch)?;
                 let e = core.replica.update_customer(id, change, now);
-                let rec = audit_rec(now, &s.employee_id, "customer.update", id, "ok", String::new());
-                self.store.submit(WriteBatch { events: vec![e], audit: vec![rec], ..Default::default() })?
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "customer.update",
+                    id,
+                    "ok",
+                    String::new(),
+                );
+                self.store.submit(WriteBatch {
+                    events: vec![e],
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
             };
             self.durable(rx).await?;
             self.customer(id)
@@ -1029,34 +1541,64 @@ impl Till {
     /// One customer with points.
     pub fn customer(&self, id: &str) -> Result<CustomerView, ApiError> {
         let core = self.core();
-        let c = core.replica.state().customers.get(id).ok_or_else(|| ApiError::not_found("unknown_customer", format!("no customer {id}")))?;
-        Ok(CustomerView { points: core.replica.state().points_of(id), customer: c })
+        let c =
+            core.replica.state().customers.get(id).ok_or_else(|| {
+                ApiError::not_found("unknown_customer", format!("no customer {id}"))
+            })?;
+        Ok(CustomerView {
+            points: core.replica.state().points_of(id),
+            customer: c,
+        })
     }
 
     // ----- reports --------------------------------------------------------------------
 
-    async fn sales_of_day(&self, date: Option<&str>) -> Result<(u64, u64, Vec<(Sale, Status)>), ApiError> {
+    async fn sales_of_day(
+        &self,
+        date: Option<&str>,
+    ) -> Result<(u64, u64, Vec<(Sale, Status)>), ApiError> {
         let off = self.cfg.checkout.utc_offset_minutes;
-        let date = date.map(str::to_string).unwrap_or_else(|| crate::clock::local_date(self.now(), off));
-        let (from, to) = local_day_range(&date, off).ok_or_else(|| ApiError::bad_request("bad_date", format!("date {date:?} is not YYYY-MM-DD")))?;
+        let date = date
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::clock::local_date(self.now(), off));
+        let (from, to) = local_day_range(&date, off).ok_or_else(|| {
+            ApiError::bad_request("bad_date", format!("date {date:?} is not YYYY-MM-DD"))
+        })?;
         let store = self.store.clone();
-        let sales = tokio::task::spawn_blocking(move || store.read(|r| r.sales_between(from, to, REPORT_SALES_MAX)))
-            .await
-            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
+        let sales = tokio::task::spawn_blocking(move || {
+            store.read(|r| r.sales_between(from, to, REPORT_SALES_MAX))
+        })
+        .await
+        .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
         Ok((from, to, sales))
     }
 
     /// End-of-day report for a local date (default today).
     pub async fn end_of_day(&self, date: Option<&str>) -> Result<EndOfDay, ApiError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
-        let rs: Vec<ReportedSale<'_>> = sales.iter().map(|(sale, status)| ReportedSale { sale, status: *status }).collect();
+        let rs: Vec<ReportedSale<'_>> = sales
+            .iter()
+            .map(|(sale, status)| ReportedSale {
+                sale,
+                status: *status,
+            })
+            .collect();
         Ok(report::end_of_day(&rs, from, to))
     }
 
     /// Cashier performance for a local date (default today).
-    pub async fn cashier_report(&self, date: Option<&str>) -> Result<Vec<CashierPerformance>, ApiError> {
+    pub async fn cashier_report(
+        &self,
+        date: Option<&str>,
+    ) -> Result<Vec<CashierPerformance>, ApiError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
-        let rs: Vec<ReportedSale<'_>> = sales.iter().map(|(sale, status)| ReportedSale { sale, status: *status }).collect();
+        let rs: Vec<ReportedSale<'_>> = sales
+            .iter()
+            .map(|(sale, status)| ReportedSale {
+                sale,
+                status: *status,
+            })
+            .collect();
         Ok(report::cashier_performance(&rs, from, to))
     }
 
@@ -1065,7 +1607,14 @@ impl Till {
         let core = self.core();
         core.catalog
             .items()
-            .map(|i| report::stock_line(&i.sku, &i.name, core.replica.state().stock(&i.sku), i.low_stock_threshold))
+            .map(|i| {
+                report::stock_line(
+                    &i.sku,
+                    &i.name,
+                    core.replica.state().stock(&i.sku),
+                    i.low_stock_threshold,
+                )
+            })
             .filter(|l| !low_only || l.low)
             .collect()
     }
@@ -1082,7 +1631,11 @@ impl Till {
             version_vector: vv.iter().map(|(o, s)| (o.0, s)).collect(),
             events: vv.total(),
             drafts_open: core.drafts.len(),
-            sessions_active: core.sessions.values().filter(|s| s.expires_ms > now).count(),
+            sessions_active: core
+                .sessions
+                .values()
+                .filter(|s| s.expires_ms > now)
+                .count(),
             write_queue: self.store.queue_len(),
             catalog_items: core.catalog.len(),
             master_version: core.master_version,
@@ -1191,23 +1744,41 @@ pub struct PriceOverrideRequest {
 
 fn item_view(core: &Core, item: Item, now: u64) -> ItemView {
     let stock = core.replica.state().stock(&item.sku);
-    ItemView { price: core.prices.price_at(&item.sku, item.base_price, now), stock, in_stock: stock > 0, item }
+    ItemView {
+        price: core.prices.price_at(&item.sku, item.base_price, now),
+        stock,
+        in_stock: stock > 0,
+        item,
+    }
 }
 
 fn missing_draft(id: &str) -> ApiError {
-    ApiError::not_found("unknown_transaction", format!("no open transaction {id} on this till"))
+    ApiError::not_found(
+        "unknown_transaction",
+        format!("no open transaction {id} on this till"),
+    )
 }
 
 fn require_draft(d: &Draft) -> Result<(), ApiError> {
     if d.status == Status::Draft {
         Ok(())
     } else {
-        Err(ApiError::conflict("invalid_transition", format!("a {} transaction cannot be edited; reopen it first", d.status)))
+        Err(ApiError::conflict(
+            "invalid_transition",
+            format!(
+                "a {} transaction cannot be edited; reopen it first",
+                d.status
+            ),
+        ))
     }
 }
 
 fn refresh_payments(provider: &mut SimulatedProvider, d: &mut Draft, now: u64) {
-    for p in d.payments.iter_mut().filter(|p| p.status == PaymentStatus::Pending && p.method == Method::Qr) {
+    for p in d
+        .payments
+        .iter_mut()
+        .filter(|p| p.status == PaymentStatus::Pending && p.method == Method::Qr)
+    {
         let (status, reference) = provider.status(&p.payment_id, now);
         p.status = status;
         p.provider_ref = reference;
@@ -1217,7 +1788,17 @@ fn refresh_payments(provider: &mut SimulatedProvider, d: &mut Draft, now: u64) {
 fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event> {
     sale.lines
         .iter()
-        .map(|l| replica.adjust(&l.sku, i64::from(l.quantity), Reason::Sale, None, Some(format!("reversal of {}", sale.txn_id)), by, now))
+        .map(|l| {
+            replica.adjust(
+                &l.sku,
+                i64::from(l.quantity),
+                Reason::Sale,
+                None,
+                Some(format!("reversal of {}", sale.txn_id)),
+                by,
+                now,
+            )
+        })
         .collect()
 }
 
@@ -1233,10 +1814,22 @@ fn seed(store: &Store, cfg: &TerminalConfig, me: ReplicaId, now: u64) -> anyhow:
     let _ = me;
     let mut replica = Replica::new(ReplicaId(0));
     let mut events = Vec::new();
-    let mut opening: Vec<_> = master.opening_stock.iter().filter(|(_, q)| **q > 0).collect();
+    let mut opening: Vec<_> = master
+        .opening_stock
+        .iter()
+        .filter(|(_, q)| **q > 0)
+        .collect();
     opening.sort();
     for (sku, qty) in opening {
-        events.push(replica.adjust(sku, *qty, Reason::Receiving, Some("opening stock".into()), None, "system", 0));
+        events.push(replica.adjust(
+            sku,
+            *qty,
+            Reason::Receiving,
+            Some("opening stock".into()),
+            None,
+            "system",
+            0,
+        ));
     }
     let mut accounts = Vec::new();
     for s in &cfg.staff {
@@ -1252,8 +1845,18 @@ fn seed(store: &Store, cfg: &TerminalConfig, me: ReplicaId, now: u64) -> anyhow:
     let batch = WriteBatch {
         events,
         accounts,
-        audit: vec![audit_rec(now, "system", "till.seed", &cfg.store.store_id, "ok", format!("{} items, master v{}", master.items.len(), master.version))],
-        meta: vec![("master".into(), serde_json::to_string(&master)?), ("seeded".into(), now.to_string())],
+        audit: vec![audit_rec(
+            now,
+            "system",
+            "till.seed",
+            &cfg.store.store_id,
+            "ok",
+            format!("{} items, master v{}", master.items.len(), master.version),
+        )],
+        meta: vec![
+            ("master".into(), serde_json::to_string(&master)?),
+            ("seeded".into(), now.to_string()),
+        ],
         ..Default::default()
     };
     store.commit_blocking(batch)?;

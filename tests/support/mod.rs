@@ -10,7 +10,10 @@ use tillmesh::config::TerminalConfig;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("daemon/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("daemon/ has a parent")
+        .to_path_buf()
 }
 
 /// The example terminal config.
@@ -46,7 +49,12 @@ impl TestTill {
             let _ = stop_rx.await;
         }));
         let addr = rx.await.expect("till binds");
-        TestTill { addr, dir, stop: Some(stop_tx), handle: Some(handle) }
+        TestTill {
+            addr,
+            dir,
+            stop: Some(stop_tx),
+            handle: Some(handle),
+        }
     }
 
     /// Stops the till and waits for it; returns its data directory.
@@ -96,7 +104,10 @@ impl Answer {
     pub fn expect_error(self, status: u16, code: &str) -> Value {
         assert_eq!(self.status, status, "unexpected answer: {}", self.body);
         assert_eq!(self.body["error"], code, "unexpected error: {}", self.body);
-        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message");
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without a message"
+        );
         self.body
     }
 }
@@ -105,12 +116,20 @@ impl Client {
     pub fn new(addr: SocketAddr) -> Client {
         Client {
             base: format!("http://{addr}"),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap(),
             token: None,
         }
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Answer, reqwest::Error> {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, reqwest::Error> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -126,36 +145,74 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        self.send(reqwest::Method::GET, path, None).await.expect("request")
+        self.send(reqwest::Method::GET, path, None)
+            .await
+            .expect("request")
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Answer {
-        self.send(reqwest::Method::POST, path, Some(body)).await.expect("request")
+        self.send(reqwest::Method::POST, path, Some(body))
+            .await
+            .expect("request")
     }
 
     /// Logs in and keeps the token.
     pub async fn login(mut self, employee_id: &str, pin: &str) -> Client {
-        let b = self.post("/api/v1/auth/login", json!({"employee_id": employee_id, "pin": pin})).await.expect(200);
+        let b = self
+            .post(
+                "/api/v1/auth/login",
+                json!({"employee_id": employee_id, "pin": pin}),
+            )
+            .await
+            .expect(200);
         self.token = Some(b["token"].as_str().unwrap().to_string());
         self
     }
 
     /// Rings up `(barcode, qty)` lines, pays cash with `tendered` (or exactly), finalises.
-    pub async fn sell(&self, lines: &[(&str, u32)], tendered: Option<i64>) -> Result<Value, reqwest::Error> {
+    pub async fn sell(
+        &self,
+        lines: &[(&str, u32)],
+        tendered: Option<i64>,
+    ) -> Result<Value, reqwest::Error> {
         use reqwest::Method;
-        let t = self.send(Method::POST, "/api/v1/transactions", None).await?.expect(201);
+        let t = self
+            .send(Method::POST, "/api/v1/transactions", None)
+            .await?
+            .expect(201);
         let id = t["txn_id"].as_str().unwrap().to_string();
         for (code, q) in lines {
-            self.send(Method::POST, &format!("/api/v1/transactions/{id}/items"), Some(json!({"barcode": code, "quantity": q})))
-                .await?
-                .expect(200);
-        }
-        let t = self.send(Method::POST, &format!("/api/v1/transactions/{id}/checkout"), None).await?.expect(200);
-        let due = t["totals"]["total"].as_i64().unwrap();
-        self.send(Method::POST, &format!("/api/v1/transactions/{id}/payments"), Some(json!({"method": "cash", "tendered": tendered.unwrap_or(due)})))
+            self.send(
+                Method::POST,
+                &format!("/api/v1/transactions/{id}/items"),
+                Some(json!({"barcode": code, "quantity": q})),
+            )
             .await?
             .expect(200);
-        let done = self.send(Method::POST, &format!("/api/v1/transactions/{id}/finalize"), None).await?;
+        }
+        let t = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/transactions/{id}/checkout"),
+                None,
+            )
+            .await?
+            .expect(200);
+        let due = t["totals"]["total"].as_i64().unwrap();
+        self.send(
+            Method::POST,
+            &format!("/api/v1/transactions/{id}/payments"),
+            Some(json!({"method": "cash", "tendered": tendered.unwrap_or(due)})),
+        )
+        .await?
+        .expect(200);
+        let done = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/transactions/{id}/finalize"),
+                None,
+            )
+            .await?;
         Ok(done.expect(200))
     }
 }
@@ -172,5 +229,9 @@ pub fn demo_item(i: usize) -> (String, String, i64) {
     let text = std::fs::read_to_string(repo().join("configs/catalog.example.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let it = &v["items"][i];
-    (it["sku"].as_str().unwrap().into(), it["category"].as_str().unwrap().into(), it["base_price"].as_i64().unwrap())
+    (
+        it["sku"].as_str().unwrap().into(),
+        it["category"].as_str().unwrap().into(),
+        it["base_price"].as_i64().unwrap(),
+    )
 }

@@ -25,7 +25,10 @@ pub struct DotContext {
 impl DotContext {
     /// Whether `dot` has been seen.
     pub fn contains(&self, dot: &Dot) -> bool {
-        self.compact.get(&dot.replica).is_some_and(|c| dot.counter <= *c) || self.cloud.contains(dot)
+        self.compact
+            .get(&dot.replica)
+            .is_some_and(|c| dot.counter <= *c)
+            || self.cloud.contains(dot)
     }
 
     /// The next fresh dot for `replica`. Only the owning replica calls this, and it always has
@@ -33,7 +36,20 @@ impl DotContext {
     pub fn next_dot(&mut self, replica: ReplicaId) -> Dot {
         let c = self.compact.entry(replica).or_insert(0);
         *c += 1;
-        Dot { replica, counter: *c }
+        Dot {
+            replica,
+            counter: *c,
+        }
+    }
+
+    /// The contiguous prefix per replica: every dot `(r, 1..=c)` is in the context.
+    pub(crate) fn compact_ranges(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
+        self.compact.iter().map(|(r, c)| (*r, *c))
+    }
+
+    /// Dots beyond the contiguous prefixes.
+    pub(crate) fn cloud(&self) -> impl Iterator<Item = &Dot> {
+        self.cloud.iter()
     }
 
     /// Adds one dot.

@@ -23,7 +23,9 @@ impl PnCounter {
     /// Adds `by` on `replica`'s positive entry; returns the delta.
     pub fn increment(&mut self, replica: ReplicaId, by: u64) -> PnCounter {
         let e = self.p.entry(replica).or_insert(0);
-        *e = e.checked_add(by).expect("PN-counter positive entry overflow");
+        *e = e
+            .checked_add(by)
+            .expect("PN-counter positive entry overflow");
         let mut delta = PnCounter::new();
         delta.p.insert(replica, *e);
         delta
@@ -32,7 +34,9 @@ impl PnCounter {
     /// Adds `by` on `replica`'s negative entry; returns the delta.
     pub fn decrement(&mut self, replica: ReplicaId, by: u64) -> PnCounter {
         let e = self.n.entry(replica).or_insert(0);
-        *e = e.checked_add(by).expect("PN-counter negative entry overflow");
+        *e = e
+            .checked_add(by)
+            .expect("PN-counter negative entry overflow");
         let mut delta = PnCounter::new();
         delta.n.insert(replica, *e);
         delta

@@ -42,12 +42,24 @@ pub struct HlcClock {
 impl HlcClock {
     /// A clock for `replica` that refuses remote stamps more than `drift_ms_max` ahead.
     pub fn new(replica: ReplicaId, drift_ms_max: u64) -> Self {
-        Self { replica, last: Hlc { wall_ms: 0, logical: 0, replica }, drift_ms_max }
+        Self {
+            replica,
+            last: Hlc {
+                wall_ms: 0,
+                logical: 0,
+                replica,
+            },
+            drift_ms_max,
+        }
     }
 
     /// Restores a clock after restart so it never issues a stamp at or below `last`.
     pub fn resume(replica: ReplicaId, drift_ms_max: u64, last: Hlc) -> Self {
-        Self { replica, last: Hlc { replica, ..last }, drift_ms_max }
+        Self {
+            replica,
+            last: Hlc { replica, ..last },
+            drift_ms_max,
+        }
     }
 
     /// The last stamp issued or observed.
@@ -58,11 +70,19 @@ impl HlcClock {
     /// Issues a stamp for a local event, strictly greater than every stamp seen so far.
     pub fn tick(&mut self, now_ms: u64) -> Hlc {
         if now_ms > self.last.wall_ms {
-            self.last = Hlc { wall_ms: now_ms, logical: 0, replica: self.replica };
+            self.last = Hlc {
+                wall_ms: now_ms,
+                logical: 0,
+                replica: self.replica,
+            };
         } else {
             self.last = Hlc {
                 wall_ms: self.last.wall_ms,
-                logical: self.last.logical.checked_add(1).expect("HLC logical overflow"),
+                logical: self
+                    .last
+                    .logical
+                    .checked_add(1)
+                    .expect("HLC logical overflow"),
                 replica: self.replica,
             };
         }
@@ -88,7 +108,11 @@ impl HlcClock {
         } else {
             0
         };
-        self.last = Hlc { wall_ms: wall, logical, replica: self.replica };
+        self.last = Hlc {
+            wall_ms: wall,
+            logical,
+            replica: self.replica,
+        };
         Ok(self.last)
     }
 }
@@ -109,17 +133,36 @@ mod tests {
     #[test]
     fn observe_moves_past_remote_and_refuses_far_future() {
         let mut c = HlcClock::new(ReplicaId(1), 1000);
-        let remote = Hlc { wall_ms: 1500, logical: 7, replica: ReplicaId(2) };
+        let remote = Hlc {
+            wall_ms: 1500,
+            logical: 7,
+            replica: ReplicaId(2),
+        };
         let s = c.observe(remote, 1000).unwrap();
         assert!(s > remote);
-        let far = Hlc { wall_ms: 5000, logical: 0, replica: ReplicaId(2) };
-        assert!(matches!(c.observe(far, 1000), Err(ClockError::DriftTooLarge { .. })));
+        let far = Hlc {
+            wall_ms: 5000,
+            logical: 0,
+            replica: ReplicaId(2),
+        };
+        assert!(matches!(
+            c.observe(far, 1000),
+            Err(ClockError::DriftTooLarge { .. })
+        ));
     }
 
     #[test]
     fn equal_wall_and_logical_tie_break_on_replica() {
-        let a = Hlc { wall_ms: 1, logical: 0, replica: ReplicaId(1) };
-        let b = Hlc { wall_ms: 1, logical: 0, replica: ReplicaId(2) };
+        let a = Hlc {
+            wall_ms: 1,
+            logical: 0,
+            replica: ReplicaId(1),
+        };
+        let b = Hlc {
+            wall_ms: 1,
+            logical: 0,
+            replica: ReplicaId(2),
+        };
         assert!(a < b);
     }
 }

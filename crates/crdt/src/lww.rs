@@ -27,7 +27,9 @@ impl<T: Clone + Ord> LwwRegister<T> {
     /// A write older than the current value is kept out, and the delta says so by being
     /// the current state.
     pub fn set(&mut self, value: T, stamp: Hlc) -> LwwRegister<T> {
-        let delta = LwwRegister { entry: Some((stamp, value)) };
+        let delta = LwwRegister {
+            entry: Some((stamp, value)),
+        };
         self.merge(&delta);
         delta
     }
@@ -72,7 +74,9 @@ pub struct LwwMap<K: Ord, V> {
 
 impl<K: Ord, V> Default for LwwMap<K, V> {
     fn default() -> Self {
-        Self { entries: BTreeMap::new() }
+        Self {
+            entries: BTreeMap::new(),
+        }
     }
 }
 
@@ -103,7 +107,10 @@ impl<K: Ord + Clone, V: Clone + Ord> LwwMap<K, V> {
 
     /// The live value of `key`.
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.entries.get(key).and_then(|r| r.get()).and_then(|v| v.as_ref())
+        self.entries
+            .get(key)
+            .and_then(|r| r.get())
+            .and_then(|v| v.as_ref())
     }
 
     /// The stamp of `key`'s last write (including removals).
@@ -113,7 +120,9 @@ impl<K: Ord + Clone, V: Clone + Ord> LwwMap<K, V> {
 
     /// Live `(key, value)` pairs in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.entries.iter().filter_map(|(k, r)| r.get().and_then(|v| v.as_ref()).map(|v| (k, v)))
+        self.entries
+            .iter()
+            .filter_map(|(k, r)| r.get().and_then(|v| v.as_ref()).map(|v| (k, v)))
     }
 
     /// Number of live keys.
@@ -141,7 +150,11 @@ mod tests {
     use crate::ReplicaId;
 
     fn at(ms: u64, r: u64) -> Hlc {
-        Hlc { wall_ms: ms, logical: 0, replica: ReplicaId(r) }
+        Hlc {
+            wall_ms: ms,
+            logical: 0,
+            replica: ReplicaId(r),
+        }
     }
 
     #[test]

@@ -7,17 +7,39 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An add-wins OR-set (the transaction log: ids of transactions).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Besides the element -> dots map it keeps a dot -> element index (not serialised, rebuilt
+/// on demand), so that merging a small delta into a large set costs O(delta * log n)
+/// rather than a scan of every element.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OrSet<E: Ord> {
     #[serde(with = "crate::serde_pairs")]
     #[serde(bound(serialize = "E: Serialize", deserialize = "E: Deserialize<'de>"))]
     entries: BTreeMap<E, BTreeSet<Dot>>,
     context: DotContext,
+    #[serde(skip)]
+    by_dot: BTreeMap<Dot, E>,
+    /// Whether `by_dot` is in step with `entries` (false after deserialisation).
+    #[serde(skip)]
+    indexed: bool,
 }
+
+impl<E: Ord> PartialEq for OrSet<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.context == other.context
+    }
+}
+
+impl<E: Ord> Eq for OrSet<E> {}
 
 impl<E: Ord> Default for OrSet<E> {
     fn default() -> Self {
-        Self { entries: BTreeMap::new(), context: DotContext::default() }
+        Self {
+            entries: BTreeMap::new(),
+            context: DotContext::default(),
+            by_dot: BTreeMap::new(),
+            indexed: true,
+        }
     }
 }
 
@@ -39,7 +61,8 @@ impl<E: Ord + Clone> OrSet<E> {
         }
         delta.context.insert(dot);
         delta.entries.insert(element.clone(), BTreeSet::from([dot]));
-        self.entries.insert(element, BTreeSet::from([dot]));
+        self.ensure_index();
+        self.set_dots(element, BTreeSet::from([dot]));
         delta
     }
 
@@ -47,12 +70,43 @@ impl<E: Ord + Clone> OrSet<E> {
     /// element returns an empty delta.
     pub fn remove(&mut self, element: &E) -> OrSet<E> {
         let mut delta = OrSet::new();
-        if let Some(dots) = self.entries.remove(element) {
+        self.ensure_index();
+        if let Some(dots) = self.entries.get(element).cloned() {
             for d in dots {
                 delta.context.insert(d);
             }
+            self.set_dots(element.clone(), BTreeSet::new());
         }
         delta
+    }
+
+    /// Rebuilds the dot index after deserialisation.
+    fn ensure_index(&mut self) {
+        if !self.indexed {
+            self.by_dot = self
+                .entries
+                .iter()
+                .flat_map(|(e, ds)| ds.iter().map(move |d| (*d, e.clone())))
+                .collect();
+            self.indexed = true;
+        }
+    }
+
+    /// Replaces an element's dots (empty removes it), keeping the index in step.
+    fn set_dots(&mut self, element: E, dots: BTreeSet<Dot>) {
+        if let Some(old) = self.entries.get(&element) {
+            for d in old {
+                self.by_dot.remove(d);
+            }
+        }
+        for d in &dots {
+            self.by_dot.insert(*d, element.clone());
+        }
+        if dots.is_empty() {
+            self.entries.remove(&element);
+        } else {
+            self.entries.insert(element, dots);
+        }
     }
 
     /// Membership.
@@ -78,10 +132,28 @@ impl<E: Ord + Clone> OrSet<E> {
 
 impl<E: Ord + Clone> Crdt for OrSet<E> {
     fn merge(&mut self, other: &Self) {
+        self.ensure_index();
+        // Only elements that `other` mentions, or whose dots `other`'s context has seen,
+        // can change.
+        let mut touched: BTreeSet<E> = other.entries.keys().cloned().collect();
+        for (r, c) in other.context.compact_ranges() {
+            let range = Dot {
+                replica: r,
+                counter: 1,
+            }..=Dot {
+                replica: r,
+                counter: c,
+            };
+            touched.extend(self.by_dot.range(range).map(|(_, e)| e.clone()));
+        }
+        for d in other.context.cloud() {
+            if let Some(e) = self.by_dot.get(d) {
+                touched.insert(e.clone());
+            }
+        }
         // Join of dot maps: keep a dot if both sides have it, or if one side has it and the
         // other side's context has not seen it (so it was not removed there).
-        let keys: BTreeSet<E> = self.entries.keys().chain(other.entries.keys()).cloned().collect();
-        for k in keys {
+        for k in touched {
             let empty = BTreeSet::new();
             let mine = self.entries.get(&k).unwrap_or(&empty);
             let theirs = other.entries.get(&k).unwrap_or(&empty);
@@ -91,10 +163,8 @@ impl<E: Ord + Clone> Crdt for OrSet<E> {
                 .chain(theirs.iter().filter(|d| !self.context.contains(d)))
                 .copied()
                 .collect();
-            if kept.is_empty() {
-                self.entries.remove(&k);
-            } else {
-                self.entries.insert(k, kept);
+            if &kept != mine {
+                self.set_dots(k, kept);
             }
         }
         self.context.merge(&other.context);

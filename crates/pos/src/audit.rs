@@ -43,7 +43,12 @@ pub struct AuditEntry {
 pub fn chain(prev_seq: u64, prev_hash: &str, record: AuditRecord) -> AuditEntry {
     let seq = prev_seq + 1;
     let hash = digest(seq, prev_hash, &record);
-    AuditEntry { seq, record, prev_hash: prev_hash.to_string(), hash }
+    AuditEntry {
+        seq,
+        record,
+        prev_hash: prev_hash.to_string(),
+        hash,
+    }
 }
 
 fn digest(seq: u64, prev_hash: &str, r: &AuditRecord) -> String {
@@ -70,17 +75,28 @@ pub struct AuditError {
 }
 
 /// Verifies a chain read in `seq` order; returns the number of entries and the head hash.
-pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<(u64, String), AuditError> {
+pub fn verify<'a>(
+    entries: impl IntoIterator<Item = &'a AuditEntry>,
+) -> Result<(u64, String), AuditError> {
     let mut prev = (0_u64, GENESIS.to_string());
     for e in entries {
         if e.seq != prev.0 + 1 {
-            return Err(AuditError { seq: prev.0 + 1, problem: "entry missing (sequence gap)" });
+            return Err(AuditError {
+                seq: prev.0 + 1,
+                problem: "entry missing (sequence gap)",
+            });
         }
         if e.prev_hash != prev.1 {
-            return Err(AuditError { seq: e.seq, problem: "previous-hash link does not match" });
+            return Err(AuditError {
+                seq: e.seq,
+                problem: "previous-hash link does not match",
+            });
         }
         if digest(e.seq, &e.prev_hash, &e.record) != e.hash {
-            return Err(AuditError { seq: e.seq, problem: "entry was modified (hash mismatch)" });
+            return Err(AuditError {
+                seq: e.seq,
+                problem: "entry was modified (hash mismatch)",
+            });
         }
         prev = (e.seq, e.hash.clone());
     }
@@ -105,7 +121,9 @@ mod tests {
     fn build(n: u64) -> Vec<AuditEntry> {
         let mut out: Vec<AuditEntry> = Vec::new();
         for i in 0..n {
-            let (s, h) = out.last().map_or((0, GENESIS.to_string()), |e| (e.seq, e.hash.clone()));
+            let (s, h) = out
+                .last()
+                .map_or((0, GENESIS.to_string()), |e| (e.seq, e.hash.clone()));
             out.push(chain(s, &h, rec(i)));
         }
         out

@@ -75,7 +75,9 @@ pub enum CartError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     /// The same barcode was scanned again within the guard window.
-    #[error("barcode {barcode} was scanned again within {window_ms} ms; change the quantity instead, or scan again after the window")]
+    #[error(
+        "barcode {barcode} was scanned again within {window_ms} ms; change the quantity instead, or scan again after the window"
+    )]
     DuplicateScan {
         /// The barcode.
         barcode: String,
@@ -151,11 +153,16 @@ impl Cart {
             && *last == code
             && now_ms.saturating_sub(*at) < ctx.scan_guard_ms
         {
-            return Err(CartError::DuplicateScan { barcode: code, window_ms: ctx.scan_guard_ms });
+            return Err(CartError::DuplicateScan {
+                barcode: code,
+                window_ms: ctx.scan_guard_ms,
+            });
         }
         let unit_price = ctx.prices.price_at(&item.sku, item.base_price, now_ms);
-        let line_no = if let Some(line) =
-            self.lines.iter_mut().find(|l| l.sku == item.sku && l.unit_price == unit_price)
+        let line_no = if let Some(line) = self
+            .lines
+            .iter_mut()
+            .find(|l| l.sku == item.sku && l.unit_price == unit_price)
         {
             let q = line.quantity + quantity;
             check_quantity(i64::from(q))?;
@@ -227,14 +234,30 @@ impl Cart {
     /// Recomputes every line's gross, discount, tax and total. Promotions are evaluated at
     /// `now_ms` against the basket subtotal.
     pub fn reprice(&mut self, promotions: &[Promotion], now_ms: u64) {
-        let subtotal: Minor = self.lines.iter().map(|l| l.unit_price * Minor::from(l.quantity)).sum();
+        let subtotal: Minor = self
+            .lines
+            .iter()
+            .map(|l| l.unit_price * Minor::from(l.quantity))
+            .sum();
         for l in &mut self.lines {
             l.gross = l.unit_price * Minor::from(l.quantity);
             let best = best_for_line(
-                promotions, &l.sku, &l.category, l.unit_price, l.quantity, subtotal, now_ms,
+                promotions,
+                &l.sku,
+                &l.category,
+                l.unit_price,
+                l.quantity,
+                subtotal,
+                now_ms,
             );
             (l.discount, l.promotion) = match best {
-                Some((p, d)) => (d, Some(AppliedPromotion { id: p.id.clone(), name: p.name.clone() })),
+                Some((p, d)) => (
+                    d,
+                    Some(AppliedPromotion {
+                        id: p.id.clone(),
+                        name: p.name.clone(),
+                    }),
+                ),
                 None => (0, None),
             };
             l.tax = apply_bp(l.gross - l.discount, l.tax_rate_bp);
@@ -307,16 +330,27 @@ mod tests {
             skus: vec![],
             categories: vec!["snacks".into()],
         }];
-        let ctx = PricingContext { catalog: &cat, prices: &prices, promotions: &promos, scan_guard_ms: 3000 };
+        let ctx = PricingContext {
+            catalog: &cat,
+            prices: &prices,
+            promotions: &promos,
+            scan_guard_ms: 3000,
+        };
         let mut cart = Cart::new();
         cart.add_barcode(&ctx, "4006381333931", 2, 0).unwrap();
         let chips = cart.add_barcode(&ctx, "96385074", 1, 10).unwrap();
         // chips: gross 1550, discount 232.5 -> 233, tax on 1317 -> 131.7 -> 132
         let l = &cart.lines()[1];
-        assert_eq!((l.gross, l.discount, l.tax, l.total), (1550, 233, 132, 1449));
+        assert_eq!(
+            (l.gross, l.discount, l.tax, l.total),
+            (1550, 233, 132, 1449)
+        );
         assert_eq!(l.promotion.as_ref().unwrap().id, "SNACK15");
         let t = cart.totals();
-        assert_eq!((t.subtotal, t.discount, t.tax, t.total, t.items), (3550, 233, 332, 3649, 3));
+        assert_eq!(
+            (t.subtotal, t.discount, t.tax, t.total, t.items),
+            (3550, 233, 332, 3649, 3)
+        );
         cart.set_quantity(&promos, chips, 2, 20).unwrap();
         assert_eq!(cart.totals().subtotal, 5100);
         cart.remove_line(&promos, chips, 30).unwrap();
@@ -327,7 +361,12 @@ mod tests {
     fn duplicate_scan_within_window_is_refused_and_changes_nothing() {
         let cat = catalog();
         let prices = PriceBook::default();
-        let ctx = PricingContext { catalog: &cat, prices: &prices, promotions: &[], scan_guard_ms: 3000 };
+        let ctx = PricingContext {
+            catalog: &cat,
+            prices: &prices,
+            promotions: &[],
+            scan_guard_ms: 3000,
+        };
         let mut cart = Cart::new();
         cart.add_barcode(&ctx, "96385074", 1, 1000).unwrap();
         let before = cart.clone();
@@ -338,7 +377,13 @@ mod tests {
         assert_eq!(cart, before);
         cart.add_barcode(&ctx, "96385074", 1, 4000).unwrap();
         assert_eq!(cart.lines()[0].quantity, 2);
-        assert!(matches!(cart.set_quantity(&[], 1, 0, 0), Err(CartError::BadQuantity(0))));
-        assert!(matches!(cart.remove_line(&[], 9, 0), Err(CartError::UnknownLine(9))));
+        assert!(matches!(
+            cart.set_quantity(&[], 1, 0, 0),
+            Err(CartError::BadQuantity(0))
+        ));
+        assert!(matches!(
+            cart.remove_line(&[], 9, 0),
+            Err(CartError::UnknownLine(9))
+        ));
     }
 }

@@ -1,13 +1,15 @@
 //! Cashier accounts: employee id + PIN (argon2id-hashed), roles and permissions, and the
 //! lock-out after repeated wrong PINs.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Role of an employee.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Sells.
@@ -30,7 +32,9 @@ impl Role {
 
     /// Parses [`Role::as_str`].
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Cashier, Role::Manager, Role::Admin].into_iter().find(|r| r.as_str() == s)
+        [Role::Cashier, Role::Manager, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 
     /// Whether this role may do `p` on its own.
@@ -94,7 +98,10 @@ pub struct LockPolicy {
 
 impl Default for LockPolicy {
     fn default() -> Self {
-        Self { attempts_max: 3, lock_ms: 15 * 60 * 1000 }
+        Self {
+            attempts_max: 3,
+            lock_ms: 15 * 60 * 1000,
+        }
     }
 }
 
@@ -108,7 +115,9 @@ pub enum AuthError {
         locked_now: bool,
     },
     /// The account is locked.
-    #[error("account is locked after too many wrong PINs; try again after {until_ms} or ask a manager")]
+    #[error(
+        "account is locked after too many wrong PINs; try again after {until_ms} or ask a manager"
+    )]
     Locked {
         /// Until when.
         until_ms: u64,
@@ -142,12 +151,22 @@ pub fn hash_pin(pin: &str, salt: &[u8; 16]) -> Result<String, AuthError> {
 
 /// Verifies a PIN and updates the lock-out state. The caller persists `account` afterwards
 /// whatever the outcome.
-pub fn authenticate(account: &mut Account, pin: &str, now_ms: u64, policy: LockPolicy) -> Result<(), AuthError> {
+pub fn authenticate(
+    account: &mut Account,
+    pin: &str,
+    now_ms: u64,
+    policy: LockPolicy,
+) -> Result<(), AuthError> {
     if account.locked_until_ms > now_ms {
-        return Err(AuthError::Locked { until_ms: account.locked_until_ms });
+        return Err(AuthError::Locked {
+            until_ms: account.locked_until_ms,
+        });
     }
     let hash = PasswordHash::new(&account.pin_hash).map_err(|_| AuthError::BadHash)?;
-    if Argon2::default().verify_password(pin.as_bytes(), &hash).is_ok() {
+    if Argon2::default()
+        .verify_password(pin.as_bytes(), &hash)
+        .is_ok()
+    {
         account.failed_attempts = 0;
         account.locked_until_ms = 0;
         return Ok(());
@@ -175,12 +194,27 @@ mod tests {
             failed_attempts: 0,
             locked_until_ms: 0,
         };
-        let policy = LockPolicy { attempts_max: 3, lock_ms: 1000 };
+        let policy = LockPolicy {
+            attempts_max: 3,
+            lock_ms: 1000,
+        };
         assert!(authenticate(&mut a, "1234", 0, policy).is_ok());
-        assert_eq!(authenticate(&mut a, "0000", 0, policy), Err(AuthError::BadCredentials { locked_now: false }));
-        assert_eq!(authenticate(&mut a, "0000", 0, policy), Err(AuthError::BadCredentials { locked_now: false }));
-        assert_eq!(authenticate(&mut a, "0000", 0, policy), Err(AuthError::BadCredentials { locked_now: true }));
-        assert_eq!(authenticate(&mut a, "1234", 999, policy), Err(AuthError::Locked { until_ms: 1000 }));
+        assert_eq!(
+            authenticate(&mut a, "0000", 0, policy),
+            Err(AuthError::BadCredentials { locked_now: false })
+        );
+        assert_eq!(
+            authenticate(&mut a, "0000", 0, policy),
+            Err(AuthError::BadCredentials { locked_now: false })
+        );
+        assert_eq!(
+            authenticate(&mut a, "0000", 0, policy),
+            Err(AuthError::BadCredentials { locked_now: true })
+        );
+        assert_eq!(
+            authenticate(&mut a, "1234", 999, policy),
+            Err(AuthError::Locked { until_ms: 1000 })
+        );
         assert!(authenticate(&mut a, "1234", 1000, policy).is_ok());
         assert!(!a.pin_hash.contains("1234"));
     }

@@ -61,7 +61,10 @@ pub enum CatalogError {
 pub fn normalise_barcode(code: &str) -> Result<String, CatalogError> {
     let code = code.trim();
     if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CatalogError::InvalidBarcode(code.into(), "only digits are allowed"));
+        return Err(CatalogError::InvalidBarcode(
+            code.into(),
+            "only digits are allowed",
+        ));
     }
     let full = match code.len() {
         8 | 13 => code.to_string(),
@@ -76,7 +79,10 @@ pub fn normalise_barcode(code: &str) -> Result<String, CatalogError> {
     let digits: Vec<u32> = full.bytes().map(|b| u32::from(b - b'0')).collect();
     let (body, check) = digits.split_at(digits.len() - 1);
     if check_digit(body) != check[0] {
-        return Err(CatalogError::InvalidBarcode(code.into(), "check digit does not match"));
+        return Err(CatalogError::InvalidBarcode(
+            code.into(),
+            "check digit does not match",
+        ));
     }
     Ok(full)
 }
@@ -108,7 +114,10 @@ impl Catalog {
                 return Err(CatalogError::InvalidItem(item.sku, "SKU is empty"));
             }
             if item.base_price < 0 {
-                return Err(CatalogError::InvalidItem(item.sku, "base price is negative"));
+                return Err(CatalogError::InvalidItem(
+                    item.sku,
+                    "base price is negative",
+                ));
             }
             if item.tax_rate_bp > 10_000 {
                 return Err(CatalogError::InvalidItem(item.sku, "tax rate above 100 %"));
@@ -146,7 +155,9 @@ impl Catalog {
 
     /// Finds an item by SKU.
     pub fn get(&self, sku: &str) -> Result<&Item, CatalogError> {
-        self.items.get(sku).ok_or_else(|| CatalogError::UnknownSku(sku.to_string()))
+        self.items
+            .get(sku)
+            .ok_or_else(|| CatalogError::UnknownSku(sku.to_string()))
     }
 
     /// All items in SKU order.
@@ -176,7 +187,10 @@ mod tests {
         assert_eq!(normalise_barcode("96385074").unwrap(), "96385074"); // EAN-8
         assert!(matches!(
             normalise_barcode("4006381333932"),
-            Err(CatalogError::InvalidBarcode(_, "check digit does not match"))
+            Err(CatalogError::InvalidBarcode(
+                _,
+                "check digit does not match"
+            ))
         ));
         assert!(normalise_barcode("12345").is_err());
         assert!(normalise_barcode("40063813339a1").is_err());
@@ -200,7 +214,10 @@ mod tests {
         let cat = Catalog::new(vec![item("A", &["4006381333931", "036000291452"])]).unwrap();
         assert_eq!(cat.lookup("036000291452").unwrap().sku, "A");
         assert_eq!(cat.lookup("0036000291452").unwrap().sku, "A");
-        assert!(matches!(cat.lookup("96385074"), Err(CatalogError::UnknownBarcode(_))));
+        assert!(matches!(
+            cat.lookup("96385074"),
+            Err(CatalogError::UnknownBarcode(_))
+        ));
         let dup = Catalog::new(vec![item("A", &["96385074"]), item("B", &["96385074"])]);
         assert!(matches!(dup, Err(CatalogError::DuplicateBarcode(..))));
     }

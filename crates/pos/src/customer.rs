@@ -69,23 +69,36 @@ pub struct Customers {
 
 impl Customers {
     /// Applies `patch` to customer `id` as replica `me`; returns the change bytes to record.
-    pub fn edit(&mut self, me: ReplicaId, id: &str, patch: &CustomerPatch) -> Result<Vec<u8>, CustomerError> {
+    pub fn edit(
+        &mut self,
+        me: ReplicaId,
+        id: &str,
+        patch: &CustomerPatch,
+    ) -> Result<Vec<u8>, CustomerError> {
         validate(id, patch)?;
         if !self.docs.contains_key(id) && self.docs.len() >= CUSTOMERS_MAX {
             return Err(CustomerError::TooMany);
         }
-        let doc = self.docs.entry(id.to_string()).or_insert_with(AutoCommit::new);
+        let doc = self.docs.entry(id.to_string()).or_default();
         doc.set_actor(ActorId::from(me.0.to_be_bytes().to_vec()));
         let root = automerge::ROOT;
         let put = |doc: &mut AutoCommit, k: &str, v: ScalarValue| {
-            doc.put(&root, k, v).map_err(|e| CustomerError::BadChange(e.to_string()))
+            doc.put(&root, k, v)
+                .map_err(|e| CustomerError::BadChange(e.to_string()))
         };
-        for (k, v) in [("name", &patch.name), ("email", &patch.email), ("phone", &patch.phone)] {
+        for (k, v) in [
+            ("name", &patch.name),
+            ("email", &patch.email),
+            ("phone", &patch.phone),
+        ] {
             if let Some(v) = v {
                 put(doc, k, ScalarValue::Str(v.as_str().into()))?;
             }
         }
-        for (k, v) in [("consent_marketing", patch.consent_marketing), ("consent_sms", patch.consent_sms)] {
+        for (k, v) in [
+            ("consent_marketing", patch.consent_marketing),
+            ("consent_sms", patch.consent_sms),
+        ] {
             if let Some(v) = v {
                 put(doc, k, ScalarValue::Boolean(v))?;
             }
@@ -104,8 +117,9 @@ impl Customers {
         // silent no-op.
         let change = automerge::Change::from_bytes(change.to_vec())
             .map_err(|e| CustomerError::BadChange(e.to_string()))?;
-        let doc = self.docs.entry(id.to_string()).or_insert_with(AutoCommit::new);
-        doc.apply_changes([change]).map_err(|e| CustomerError::BadChange(e.to_string()))?;
+        let doc = self.docs.entry(id.to_string()).or_default();
+        doc.apply_changes([change])
+            .map_err(|e| CustomerError::BadChange(e.to_string()))?;
         Ok(())
     }
 
@@ -138,19 +152,32 @@ impl Customers {
 
     /// Every customer, materialised (for convergence checks).
     pub fn snapshot(&self) -> BTreeMap<String, Customer> {
-        self.docs.keys().filter_map(|k| self.get(k).map(|c| (k.clone(), c))).collect()
+        self.docs
+            .keys()
+            .filter_map(|k| self.get(k).map(|c| (k.clone(), c)))
+            .collect()
     }
 }
 
 fn validate(id: &str, p: &CustomerPatch) -> Result<(), CustomerError> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(CustomerError::InvalidField("id", "1-64 letters, digits, '-' or '_'"));
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(CustomerError::InvalidField(
+            "id",
+            "1-64 letters, digits, '-' or '_'",
+        ));
     }
     if *p == CustomerPatch::default() {
         return Err(CustomerError::EmptyPatch);
     }
     for (name, v) in [("name", &p.name), ("email", &p.email), ("phone", &p.phone)] {
-        if v.as_ref().is_some_and(|v| v.chars().count() > FIELD_CHARS_MAX) {
+        if v.as_ref()
+            .is_some_and(|v| v.chars().count() > FIELD_CHARS_MAX)
+        {
             return Err(CustomerError::InvalidField(name, "at most 200 characters"));
         }
     }
@@ -167,11 +194,38 @@ mod tests {
     #[test]
     fn concurrent_field_edits_merge_per_field() {
         let mut a = Customers::default();
-        let c1 = a.edit(ReplicaId(1), "C1", &CustomerPatch { name: Some("Ann".into()), ..Default::default() }).unwrap();
+        let c1 = a
+            .edit(
+                ReplicaId(1),
+                "C1",
+                &CustomerPatch {
+                    name: Some("Ann".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         let mut b = Customers::default();
         b.apply("C1", &c1).unwrap();
-        let c2 = a.edit(ReplicaId(1), "C1", &CustomerPatch { email: Some("ann@x.org".into()), ..Default::default() }).unwrap();
-        let c3 = b.edit(ReplicaId(2), "C1", &CustomerPatch { consent_sms: Some(true), ..Default::default() }).unwrap();
+        let c2 = a
+            .edit(
+                ReplicaId(1),
+                "C1",
+                &CustomerPatch {
+                    email: Some("ann@x.org".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let c3 = b
+            .edit(
+                ReplicaId(2),
+                "C1",
+                &CustomerPatch {
+                    consent_sms: Some(true),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         a.apply("C1", &c3).unwrap();
         b.apply("C1", &c2).unwrap();
         b.apply("C1", &c2).unwrap();
@@ -180,7 +234,10 @@ mod tests {
         assert_eq!(got.name.as_deref(), Some("Ann"));
         assert_eq!(got.email.as_deref(), Some("ann@x.org"));
         assert_eq!(got.consent_sms, Some(true));
-        assert!(a.edit(ReplicaId(1), "C1", &CustomerPatch::default()).is_err());
+        assert!(
+            a.edit(ReplicaId(1), "C1", &CustomerPatch::default())
+                .is_err()
+        );
         assert!(a.apply("C1", b"garbage").is_err());
     }
 }

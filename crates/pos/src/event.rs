@@ -36,9 +36,9 @@ pub struct Sale {
     pub points_earned: i64,
 }
 
-/// What happened.
+/// What happened. Externally tagged (no `#[serde(tag)]`) so that the compact binary codec,
+/// which cannot look ahead for a tag field, encodes it too.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
 pub enum EventBody {
     /// A transaction was paid.
     SaleRecorded {

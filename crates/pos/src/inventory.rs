@@ -11,7 +11,9 @@ pub const COUNT_FLAG_BP: i64 = 500;
 pub const ADJUSTMENT_UNITS_MAX: i64 = 1_000_000;
 
 /// Why stock changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
     /// Sold (negative) or a sale reversed by void/refund (positive).
@@ -60,7 +62,13 @@ pub enum InventoryError {
 /// Checks a manual adjustment. SALE is reserved for sales; RECEIVING must add; SHRINKAGE
 /// must remove; COUNT comes from [`count`].
 pub fn check_adjustment(change: i64, reason: Reason) -> Result<(), InventoryError> {
-    let bad = |why| Err(InventoryError::BadChange { change, reason, why });
+    let bad = |why| {
+        Err(InventoryError::BadChange {
+            change,
+            reason,
+            why,
+        })
+    };
     if change == 0 || change.abs() > ADJUSTMENT_UNITS_MAX {
         return bad("must be non-zero and at most 1,000,000 units");
     }

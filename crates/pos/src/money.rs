@@ -15,7 +15,11 @@ pub fn apply_bp(amount: Minor, bp: BasisPoints) -> Minor {
     let num = amount as i128 * bp as i128;
     let q = num / 10_000;
     let r = num % 10_000;
-    let rounded = if r.abs() * 2 >= 10_000 { q + num.signum() } else { q };
+    let rounded = if r.abs() * 2 >= 10_000 {
+        q + num.signum()
+    } else {
+        q
+    };
     Minor::try_from(rounded).expect("amount overflow")
 }
 
@@ -27,7 +31,12 @@ pub fn format(amount: Minor, decimals: u32) -> String {
     let scale = 10_i64.pow(decimals);
     let sign = if amount < 0 { "-" } else { "" };
     let a = amount.unsigned_abs();
-    format!("{sign}{}.{:0width$}", a / scale as u64, a % scale as u64, width = decimals as usize)
+    format!(
+        "{sign}{}.{:0width$}",
+        a / scale as u64,
+        a % scale as u64,
+        width = decimals as usize
+    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ pub const QR_TIMEOUT_MS: u64 = 60_000;
 pub const PAYMENTS_MAX: usize = 8;
 
 /// Payment method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Cash in the drawer.
@@ -134,7 +136,12 @@ const SIMULATED_REMEMBERED_MAX: usize = 10_000;
 impl SimulatedProvider {
     /// A provider approving after `approve_after_ms`.
     pub fn new(approve_after_ms: u64, fail_suffix: Option<i64>) -> Self {
-        Self { approve_after_ms, fail_suffix, next: 0, pending: BTreeMap::new() }
+        Self {
+            approve_after_ms,
+            fail_suffix,
+            next: 0,
+            pending: BTreeMap::new(),
+        }
     }
 }
 
@@ -151,7 +158,8 @@ impl PaymentProvider for SimulatedProvider {
         {
             self.pending.remove(&first);
         }
-        self.pending.insert(id.clone(), (now_ms, amount, PaymentStatus::Pending));
+        self.pending
+            .insert(id.clone(), (now_ms, amount, PaymentStatus::Pending));
         QrRequest {
             payload: format!("tillmesh-pay://simulated?ref={reference}&amount={amount}&id={id}"),
             payment_id: id,
@@ -164,11 +172,17 @@ impl PaymentProvider for SimulatedProvider {
             return (PaymentStatus::Failed, None);
         };
         if *status == PaymentStatus::Pending {
-            let fails = self.fail_suffix.is_some_and(|s| amount.rem_euclid(100) == s);
+            let fails = self
+                .fail_suffix
+                .is_some_and(|s| amount.rem_euclid(100) == s);
             if now_ms >= *created + QR_TIMEOUT_MS {
                 *status = PaymentStatus::Expired;
             } else if now_ms >= *created + self.approve_after_ms {
-                *status = if fails { PaymentStatus::Failed } else { PaymentStatus::Captured };
+                *status = if fails {
+                    PaymentStatus::Failed
+                } else {
+                    PaymentStatus::Captured
+                };
             }
         }
         let reference =
@@ -208,7 +222,10 @@ pub fn cash(payment_id: String, tendered: Minor, due: Minor) -> Result<Payment, 
         });
     }
     if due <= 0 {
-        return Err(PaymentError::WrongAmount { amount: tendered, reason: "nothing is due".into() });
+        return Err(PaymentError::WrongAmount {
+            amount: tendered,
+            reason: "nothing is due".into(),
+        });
     }
     let amount = tendered.min(due);
     Ok(Payment {
@@ -259,7 +276,10 @@ mod tests {
         assert_eq!(s, PaymentStatus::Captured);
         assert!(r.is_some());
         let b = sim.create("T1-2", 1000, 0);
-        assert_eq!(sim.status(&b.payment_id, QR_TIMEOUT_MS).0, PaymentStatus::Expired);
+        assert_eq!(
+            sim.status(&b.payment_id, QR_TIMEOUT_MS).0,
+            PaymentStatus::Expired
+        );
         let c = sim.create("T1-3", 1000, 0);
         assert_eq!(sim.cancel(&c.payment_id), PaymentStatus::Cancelled);
         assert_eq!(sim.status(&c.payment_id, 5000).0, PaymentStatus::Cancelled);

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Where a price comes from. A store price beats a chain price effective at the same time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PriceScope {
     /// A chain-wide price from HQ.
@@ -55,11 +57,18 @@ impl PriceBook {
     /// The price in force for `sku` at `at_ms`: the latest store override effective by then,
     /// else the latest chain price effective by then, else `base`.
     pub fn price_at(&self, sku: &str, base: Minor, at_ms: u64) -> Minor {
-        let Some(entries) = self.by_sku.get(sku) else { return base };
-        let latest = |scope| {
-            entries.iter().rev().find(|p| p.scope == scope && p.effective_from_ms <= at_ms)
+        let Some(entries) = self.by_sku.get(sku) else {
+            return base;
         };
-        latest(PriceScope::Store).or_else(|| latest(PriceScope::Chain)).map_or(base, |p| p.price)
+        let latest = |scope| {
+            entries
+                .iter()
+                .rev()
+                .find(|p| p.scope == scope && p.effective_from_ms <= at_ms)
+        };
+        latest(PriceScope::Store)
+            .or_else(|| latest(PriceScope::Chain))
+            .map_or(base, |p| p.price)
     }
 
     /// Every scheduled price (for reports and sync).
@@ -73,7 +82,12 @@ mod tests {
     use super::*;
 
     fn p(price: Minor, at: u64, scope: PriceScope) -> ScheduledPrice {
-        ScheduledPrice { sku: "A".into(), price, effective_from_ms: at, scope }
+        ScheduledPrice {
+            sku: "A".into(),
+            price,
+            effective_from_ms: at,
+            scope,
+        }
     }
 
     #[test]

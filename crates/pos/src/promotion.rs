@@ -135,8 +135,14 @@ mod tests {
 
     #[test]
     fn each_kind_computes_its_discount() {
-        assert_eq!(promo("p", PromotionKind::Percentage { bp: 1500 }).discount(333, 3), 150);
-        assert_eq!(promo("f", PromotionKind::FixedAmount { amount: 50 }).discount(40, 2), 80);
+        assert_eq!(
+            promo("p", PromotionKind::Percentage { bp: 1500 }).discount(333, 3),
+            150
+        );
+        assert_eq!(
+            promo("f", PromotionKind::FixedAmount { amount: 50 }).discount(40, 2),
+            80
+        );
         let b2g1 = promo("b", PromotionKind::BuyXGetY { buy: 2, get: 1 });
         assert_eq!(b2g1.discount(100, 2), 0);
         assert_eq!(b2g1.discount(100, 3), 100);

@@ -60,14 +60,20 @@ impl Receipt {
         if self.status != Status::Paid {
             line(center(&format!("*** {} ***", self.status)));
         }
-        line(format!("Txn {}  Till {}", self.sale.txn_id, self.sale.terminal));
+        line(format!(
+            "Txn {}  Till {}",
+            self.sale.txn_id, self.sale.terminal
+        ));
         line(format!("{}  Cashier {}", self.paid_at, self.sale.cashier));
         line("-".repeat(40));
         for l in &self.sale.lines {
             line(two_cols(&truncate(&l.name, 28), &m(l.gross)));
             line(format!("  {} x {}", l.quantity, m(l.unit_price)));
             if let Some(p) = &l.promotion {
-                line(two_cols(&format!("  {}", truncate(&p.name, 26)), &m(-l.discount)));
+                line(two_cols(
+                    &format!("  {}", truncate(&p.name, 26)),
+                    &m(-l.discount),
+                ));
             }
         }
         line("-".repeat(40));
@@ -77,7 +83,10 @@ impl Receipt {
             line(two_cols("Discount", &m(-t.discount)));
         }
         line(two_cols("Tax", &m(t.tax)));
-        line(two_cols(&format!("TOTAL {}", self.store.currency), &m(t.total)));
+        line(two_cols(
+            &format!("TOTAL {}", self.store.currency),
+            &m(t.total),
+        ));
         for p in &self.sale.payments {
             let label = match &p.provider {
                 Some(name) => format!("{} ({name})", p.method.as_str().to_uppercase()),

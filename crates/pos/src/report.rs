@@ -49,8 +49,15 @@ pub struct EndOfDay {
 
 /// End-of-day summary over the sales paid in `[from_ms, to_ms)`.
 pub fn end_of_day(sales: &[ReportedSale<'_>], from_ms: u64, to_ms: u64) -> EndOfDay {
-    let mut r = EndOfDay { from_ms, to_ms, ..Default::default() };
-    for s in sales.iter().filter(|s| (from_ms..to_ms).contains(&s.sale.paid_ms)) {
+    let mut r = EndOfDay {
+        from_ms,
+        to_ms,
+        ..Default::default()
+    };
+    for s in sales
+        .iter()
+        .filter(|s| (from_ms..to_ms).contains(&s.sale.paid_ms))
+    {
         match s.status {
             Status::Void => {
                 r.voids += 1;
@@ -91,9 +98,16 @@ pub struct CashierPerformance {
 }
 
 /// Cashier performance over the sales paid in `[from_ms, to_ms)`.
-pub fn cashier_performance(sales: &[ReportedSale<'_>], from_ms: u64, to_ms: u64) -> Vec<CashierPerformance> {
+pub fn cashier_performance(
+    sales: &[ReportedSale<'_>],
+    from_ms: u64,
+    to_ms: u64,
+) -> Vec<CashierPerformance> {
     let mut by: BTreeMap<&str, (u64, Minor, u64, u64)> = BTreeMap::new();
-    for s in sales.iter().filter(|s| (from_ms..to_ms).contains(&s.sale.paid_ms)) {
+    for s in sales
+        .iter()
+        .filter(|s| (from_ms..to_ms).contains(&s.sale.paid_ms))
+    {
         if matches!(s.status, Status::Void | Status::Refunded) {
             continue;
         }

@@ -71,26 +71,41 @@ impl StoreState {
             }
             EventBody::TransactionVoided { status, .. }
             | EventBody::RefundRecorded { status, .. } => self.txn_status.merge(status),
-            EventBody::InventoryAdjusted { sku, counter, .. } => {
-                self.inventory.entry(sku.clone()).or_default().merge(counter)
-            }
+            EventBody::InventoryAdjusted { sku, counter, .. } => self
+                .inventory
+                .entry(sku.clone())
+                .or_default()
+                .merge(counter),
             EventBody::PriceOverridden { prices, .. } => self.store_prices.merge(prices),
             EventBody::SettingChanged { settings, .. } => self.settings.merge(settings),
-            EventBody::CustomerUpdated { customer_id, change } => {
+            EventBody::CustomerUpdated {
+                customer_id,
+                change,
+            } => {
                 // Bytes from a peer that automerge cannot read are refused by the mesh before
                 // they get here; local ones are ours. A failure is a broken invariant.
                 self.customers
                     .apply(customer_id, change)
                     .expect("customer change from the event log must load");
             }
-            EventBody::PointsChanged { customer_id, counter, .. } => {
-                self.points.entry(customer_id.clone()).or_default().merge(counter)
-            }
+            EventBody::PointsChanged {
+                customer_id,
+                counter,
+                ..
+            } => self
+                .points
+                .entry(customer_id.clone())
+                .or_default()
+                .merge(counter),
         }
         if e.seq > self.vv.get(e.origin) {
             self.ahead.insert((e.origin, e.seq));
         }
-        while let Some(&(o, s)) = self.ahead.range((e.origin, 0)..=(e.origin, u64::MAX)).next() {
+        while let Some(&(o, s)) = self
+            .ahead
+            .range((e.origin, 0)..=(e.origin, u64::MAX))
+            .next()
+        {
             if s <= self.vv.get(o) {
                 self.ahead.remove(&(o, s));
             } else if s == self.vv.get(o) + 1 {
@@ -114,7 +129,11 @@ pub struct Replica {
 impl Replica {
     /// A fresh replica.
     pub fn new(me: ReplicaId) -> Self {
-        Self { me, clock: HlcClock::new(me, CLOCK_DRIFT_MS_MAX), state: StoreState::default() }
+        Self {
+            me,
+            clock: HlcClock::new(me, CLOCK_DRIFT_MS_MAX),
+            state: StoreState::default(),
+        }
     }
 
     /// Rebuilds a replica from its persisted events (any order).
@@ -145,7 +164,12 @@ impl Replica {
     }
 
     fn issue(&mut self, now_ms: u64, body: EventBody) -> Event {
-        let e = Event { origin: self.me, seq: self.next_seq(), hlc: self.clock.tick(now_ms), body };
+        let e = Event {
+            origin: self.me,
+            seq: self.next_seq(),
+            hlc: self.clock.tick(now_ms),
+            body,
+        };
         self.state.apply(&e);
         e
     }
@@ -156,14 +180,32 @@ impl Replica {
         let txlog = self.state.txlog.add(self.me, sale.txn_id.clone());
         let status = LwwMap::new().tap_insert(sale.txn_id.clone(), Status::Paid, stamp);
         let mut out = Vec::with_capacity(sale.lines.len() + 2);
-        let lines: Vec<(String, i64)> =
-            sale.lines.iter().map(|l| (l.sku.clone(), i64::from(l.quantity))).collect();
+        let lines: Vec<(String, i64)> = sale
+            .lines
+            .iter()
+            .map(|l| (l.sku.clone(), i64::from(l.quantity)))
+            .collect();
         let txn_id = sale.txn_id.clone();
         let (customer, points) = (sale.customer_id.clone(), sale.points_earned);
         let cashier = sale.cashier.clone();
-        out.push(self.issue(now_ms, EventBody::SaleRecorded { sale: Box::new(sale), txlog, status }));
+        out.push(self.issue(
+            now_ms,
+            EventBody::SaleRecorded {
+                sale: Box::new(sale),
+                txlog,
+                status,
+            },
+        ));
         for (sku, qty) in lines {
-            out.push(self.adjust(&sku, -qty, Reason::Sale, None, Some(txn_id.clone()), &cashier, now_ms));
+            out.push(self.adjust(
+                &sku,
+                -qty,
+                Reason::Sale,
+                None,
+                Some(txn_id.clone()),
+                &cashier,
+                now_ms,
+            ));
         }
         if let Some(c) = customer
             && points != 0
@@ -174,7 +216,13 @@ impl Replica {
     }
 
     /// Sets a transaction's status (void, refund) and returns the event.
-    pub fn set_status(&mut self, txn_id: &str, to: Status, body: impl FnOnce(LwwMap<String, Status>) -> EventBody, now_ms: u64) -> Event {
+    pub fn set_status(
+        &mut self,
+        txn_id: &str,
+        to: Status,
+        body: impl FnOnce(LwwMap<String, Status>) -> EventBody,
+        now_ms: u64,
+    ) -> Event {
         let stamp = self.clock.tick(now_ms);
         let status = LwwMap::new().tap_insert(txn_id.to_string(), to, stamp);
         self.issue(now_ms, body(status))
@@ -192,7 +240,13 @@ impl Replica {
         by: &str,
         now_ms: u64,
     ) -> Event {
-        let counter = self.state.inventory.get(sku).cloned().unwrap_or_default().apply(self.me, change);
+        let counter = self
+            .state
+            .inventory
+            .get(sku)
+            .cloned()
+            .unwrap_or_default()
+            .apply(self.me, change);
         self.issue(
             now_ms,
             EventBody::InventoryAdjusted {
@@ -208,26 +262,56 @@ impl Replica {
     }
 
     /// Records a store price override.
-    pub fn override_price(&mut self, sku: &str, price: i64, effective_from_ms: u64, by: &str, now_ms: u64) -> Event {
+    pub fn override_price(
+        &mut self,
+        sku: &str,
+        price: i64,
+        effective_from_ms: u64,
+        by: &str,
+        now_ms: u64,
+    ) -> Event {
         let stamp = self.clock.tick(now_ms);
         let prices = LwwMap::new().tap_insert(sku.to_string(), (price, effective_from_ms), stamp);
-        self.issue(now_ms, EventBody::PriceOverridden { sku: sku.to_string(), prices, by: by.to_string() })
+        self.issue(
+            now_ms,
+            EventBody::PriceOverridden {
+                sku: sku.to_string(),
+                prices,
+                by: by.to_string(),
+            },
+        )
     }
 
     /// Records a store setting.
     pub fn set_setting(&mut self, key: &str, value: &str, by: &str, now_ms: u64) -> Event {
         let stamp = self.clock.tick(now_ms);
         let settings = LwwMap::new().tap_insert(key.to_string(), value.to_string(), stamp);
-        self.issue(now_ms, EventBody::SettingChanged { settings, by: by.to_string() })
+        self.issue(
+            now_ms,
+            EventBody::SettingChanged {
+                settings,
+                by: by.to_string(),
+            },
+        )
     }
 
     /// Records a customer document change (bytes from [`Customers::edit`]).
     pub fn update_customer(&mut self, customer_id: &str, change: Vec<u8>, now_ms: u64) -> Event {
-        self.issue(now_ms, EventBody::CustomerUpdated { customer_id: customer_id.to_string(), change })
+        self.issue(
+            now_ms,
+            EventBody::CustomerUpdated {
+                customer_id: customer_id.to_string(),
+                change,
+            },
+        )
     }
 
     /// Merges a peer's event into this replica (the mesh calls this after the event is durable).
-    pub fn apply_remote(&mut self, e: &Event, now_ms: u64) -> Result<(), tillmesh_crdt::ClockError> {
+    pub fn apply_remote(
+        &mut self,
+        e: &Event,
+        now_ms: u64,
+    ) -> Result<(), tillmesh_crdt::ClockError> {
         self.clock.observe(e.hlc, now_ms)?;
         self.state.apply(e);
         Ok(())
@@ -246,10 +330,20 @@ impl Replica {
 
     /// Records a points change.
     pub fn change_points(&mut self, customer_id: &str, change: i64, now_ms: u64) -> Event {
-        let counter = self.state.points.get(customer_id).cloned().unwrap_or_default().apply(self.me, change);
+        let counter = self
+            .state
+            .points
+            .get(customer_id)
+            .cloned()
+            .unwrap_or_default()
+            .apply(self.me, change);
         self.issue(
             now_ms,
-            EventBody::PointsChanged { customer_id: customer_id.to_string(), change, counter },
+            EventBody::PointsChanged {
+                customer_id: customer_id.to_string(),
+                change,
+                counter,
+            },
         )
     }
 }
@@ -275,7 +369,15 @@ mod tests {
         let mut a = Replica::new(ReplicaId(1));
         let mut evs = Vec::new();
         for i in 0..5 {
-            evs.push(a.adjust("A", i + 1, Reason::Receiving, None, None, "E", 10 + i as u64));
+            evs.push(a.adjust(
+                "A",
+                i + 1,
+                Reason::Receiving,
+                None,
+                None,
+                "E",
+                10 + i as u64,
+            ));
         }
         evs.push(a.set_setting("k", "v", "E", 100));
         let mut shuffled = evs.clone();

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Transaction status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Items being scanned.
@@ -76,7 +78,11 @@ impl Status {
 
     /// Checks `self -> to`.
     pub fn transition(self, to: Status) -> Result<Status, TransitionError> {
-        if self.can_become(to) { Ok(to) } else { Err(TransitionError { from: self, to }) }
+        if self.can_become(to) {
+            Ok(to)
+        } else {
+            Err(TransitionError { from: self, to })
+        }
     }
 }
 

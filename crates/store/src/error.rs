@@ -6,9 +6,9 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A stored JSON value could not be read or written.
+    /// A stored value could not be read or written.
     #[error("stored value is unreadable: {0}")]
-    Codec(#[from] serde_json::Error),
+    Codec(String),
     /// The write queue is full.
     #[error("the till is overloaded; try again")]
     Overloaded,
@@ -26,6 +26,12 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Codec(e.to_string())
+    }
 }
 
 impl StoreError {

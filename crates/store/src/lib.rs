@@ -5,6 +5,7 @@
 //! A request is answered only after its group's `COMMIT` returned with `synchronous=FULL` in
 //! WAL mode, i.e. after the WAL is fsync'd. Reads use their own connection.
 
+pub mod codec;
 mod error;
 mod read;
 mod schema;
@@ -24,6 +25,12 @@ use tokio::sync::oneshot;
 pub const WRITE_QUEUE_MAX: usize = 4096;
 /// Most requests committed in one group.
 pub const GROUP_REQUESTS_MAX: usize = 512;
+/// How often the background thread checkpoints the WAL into the database file.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
+/// WAL size past which the checkpointer waits for the writer and restarts the WAL from its start. Under
+/// constant load passive checkpoints never catch up with the writer, so without this the
+/// WAL would grow without bound.
+pub const WAL_BYTES_MAX: u64 = 32 << 20;
 
 type Job = (WriteBatch, oneshot::Sender<Result<CommitInfo, StoreError>>);
 
@@ -40,6 +47,7 @@ struct Inner {
     queued: Arc<AtomicUsize>,
     reader: Mutex<Reader>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 impl Store {
@@ -56,6 +64,31 @@ impl Store {
             .spawn(move || writer.run(rx, q))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         let reader = Reader::new(schema::open_read(&path)?);
+        // Checkpoints run off the commit path: the writer never copies WAL pages into the
+        // database file itself (wal_autocheckpoint=0), so a commit waits only for its own
+        // WAL fsync. A PASSIVE checkpoint never blocks the writer.
+        let ckpt_conn = schema::open_read(&path)?;
+        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
+        let (stop_tx, stop_rx) = bounded::<()>(1);
+        let ckpt = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                let every = std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS);
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(every)
+                {
+                    let big = std::fs::metadata(&wal_path).is_ok_and(|m| m.len() > WAL_BYTES_MAX);
+                    let sql = if big {
+                        "PRAGMA wal_checkpoint(RESTART)"
+                    } else {
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    };
+                    if let Err(e) = ckpt_conn.query_row(sql, [], |_| Ok(())) {
+                        tracing::warn!(cause = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -63,6 +96,7 @@ impl Store {
                 queued,
                 reader: Mutex::new(reader),
                 writer: Mutex::new(Some(handle)),
+                checkpointer: Mutex::new(Some((stop_tx, ckpt))),
             }),
         })
     }
@@ -94,7 +128,10 @@ impl Store {
     /// Queues a batch and returns the receiver of its outcome without waiting. Blocks while
     /// the queue is full (backpressure), so callers that must not lose the order of their
     /// batches (event producers holding a lock) keep it.
-    pub fn submit(&self, batch: WriteBatch) -> Result<oneshot::Receiver<Result<CommitInfo, StoreError>>, StoreError> {
+    pub fn submit(
+        &self,
+        batch: WriteBatch,
+    ) -> Result<oneshot::Receiver<Result<CommitInfo, StoreError>>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
         if self.inner.jobs.send((batch, tx)).is_err() {
@@ -108,7 +145,10 @@ impl Store {
     pub fn commit_blocking(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        self.inner.jobs.send((batch, tx)).map_err(|_| StoreError::Closed)?;
+        self.inner
+            .jobs
+            .send((batch, tx))
+            .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -118,7 +158,10 @@ impl Store {
     }
 
     /// Runs `f` with the read connection (blocking; call from `spawn_blocking` in async code).
-    pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let r = self.inner.reader.lock().map_err(|_| StoreError::Closed)?;
         f(&r)
     }
@@ -141,6 +184,12 @@ impl Drop for Inner {
         if let Ok(mut h) = self.writer.lock()
             && let Some(h) = h.take()
         {
+            let _ = h.join();
+        }
+        if let Ok(mut c) = self.checkpointer.lock()
+            && let Some((stop, h)) = c.take()
+        {
+            let _ = stop.send(());
             let _ = h.join();
         }
     }

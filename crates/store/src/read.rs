@@ -37,17 +37,23 @@ pub struct StockMovement {
     pub origin: u64,
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, i64, i64, u32, String)> {
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, i64, i64, u32, Vec<u8>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn decode_event((origin, seq, wall, logical, body): (i64, i64, i64, u32, String)) -> Result<Event, StoreError> {
+fn decode_event(
+    (origin, seq, wall, logical, body): (i64, i64, i64, u32, Vec<u8>),
+) -> Result<Event, StoreError> {
     let origin = ReplicaId(origin as u64);
     Ok(Event {
         origin,
         seq: seq as u64,
-        hlc: Hlc { wall_ms: wall as u64, logical, replica: origin },
-        body: serde_json::from_str(&body)?,
+        hlc: Hlc {
+            wall_ms: wall as u64,
+            logical,
+            replica: origin,
+        },
+        body: crate::codec::decode(&body)?,
     })
 }
 
@@ -61,24 +67,36 @@ impl Reader {
         let mut st = self.conn.prepare_cached(
             "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events ORDER BY origin, seq",
         )?;
-        let rows = st.query_map([], event_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = st
+            .query_map([], event_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(decode_event).collect()
     }
 
     /// Events of `origin` with `seq > after`, at most `limit` (for delta sync).
-    pub fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+    pub fn events_after(
+        &self,
+        origin: ReplicaId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = st
-            .query_map(params![sql_int(origin.0), sql_int(after), sql_int(limit as u64)], event_from_row)?
+            .query_map(
+                params![sql_int(origin.0), sql_int(after), sql_int(limit as u64)],
+                event_from_row,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(decode_event).collect()
     }
 
     /// Highest numeric suffix of the transaction ids `<prefix><n>` sold by `terminal`.
     pub fn max_txn_number(&self, terminal: ReplicaId, prefix: &str) -> Result<u64, StoreError> {
-        let mut st = self.conn.prepare_cached("SELECT txn_id FROM transactions WHERE terminal = ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT txn_id FROM transactions WHERE terminal = ?1")?;
         let ids = st
             .query_map(params![terminal.0 as i64], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -91,7 +109,10 @@ impl Reader {
 
     /// Number of events held.
     pub fn event_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     /// One sale and its current status.
@@ -99,24 +120,32 @@ impl Reader {
         let row = self
             .conn
             .query_row(
-                "SELECT t.sale, s.status FROM transactions t LEFT JOIN txn_status s ON s.txn_id = t.txn_id WHERE t.txn_id = ?1",
+                "SELECT e.body, s.status FROM transactions t JOIN events e ON e.origin = t.origin AND e.seq = t.seq
+                 LEFT JOIN txn_status s ON s.txn_id = t.txn_id WHERE t.txn_id = ?1",
                 params![txn_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?)),
             )
             .optional()?;
         row.map(decode_sale).transpose()
     }
 
     /// Sales paid in `[from_ms, to_ms)`, oldest first, at most `limit`.
-    pub fn sales_between(&self, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<(Sale, Status)>, StoreError> {
+    pub fn sales_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(Sale, Status)>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT t.sale, s.status FROM transactions t LEFT JOIN txn_status s ON s.txn_id = t.txn_id
+            "SELECT e.body, s.status FROM transactions t JOIN events e ON e.origin = t.origin AND e.seq = t.seq
+             LEFT JOIN txn_status s ON s.txn_id = t.txn_id
              WHERE t.paid_ms >= ?1 AND t.paid_ms < ?2 ORDER BY t.paid_ms, t.txn_id LIMIT ?3",
         )?;
         let rows = st
-            .query_map(params![sql_int(from_ms), sql_int(to_ms), sql_int(limit as u64)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })?
+            .query_map(
+                params![sql_int(from_ms), sql_int(to_ms), sql_int(limit as u64)],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?)),
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(decode_sale).collect()
     }
@@ -183,13 +212,20 @@ impl Reader {
 
     /// Number of accounts.
     pub fn account_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM cashiers", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM cashiers", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     /// Master data bodies of one kind, in key order.
     pub fn master(&self, kind: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self.conn.prepare_cached("SELECT body FROM master WHERE kind = ?1 ORDER BY key")?;
-        let rows = st.query_map(params![kind], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT body FROM master WHERE kind = ?1 ORDER BY key")?;
+        let rows = st
+            .query_map(params![kind], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         Ok(rows)
     }
 
@@ -197,13 +233,17 @@ impl Reader {
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 }
 
@@ -224,8 +264,17 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     })
 }
 
-fn decode_sale((sale, status): (String, Option<String>)) -> Result<(Sale, Status), StoreError> {
-    let sale: Sale = serde_json::from_str(&sale)?;
-    let status = status.as_deref().and_then(Status::parse).unwrap_or(Status::Paid);
+fn decode_sale((body, status): (Vec<u8>, Option<String>)) -> Result<(Sale, Status), StoreError> {
+    let tillmesh_pos::event::EventBody::SaleRecorded { sale, .. } = crate::codec::decode(&body)?
+    else {
+        return Err(StoreError::Codec(
+            "a transaction row points at an event that is not a sale".into(),
+        ));
+    };
+    let sale = *sale;
+    let status = status
+        .as_deref()
+        .and_then(Status::parse)
+        .unwrap_or(Status::Paid);
     Ok((sale, status))
 }

@@ -12,10 +12,12 @@ CREATE TABLE events (
     hlc_wall    INTEGER NOT NULL,
     hlc_logical INTEGER NOT NULL,
     kind        TEXT NOT NULL,
-    body        TEXT NOT NULL,
+    body        BLOB NOT NULL, -- bincode of the EventBody (see codec.rs)
     PRIMARY KEY (origin, seq)
 ) WITHOUT ROWID;
 
+-- A paid sale: the columns queried, and the SaleRecorded event that holds the full record
+-- (lines, payments, totals), so the record is stored once.
 CREATE TABLE transactions (
     txn_id     TEXT PRIMARY KEY,
     terminal   INTEGER NOT NULL,
@@ -23,33 +25,10 @@ CREATE TABLE transactions (
     created_ms INTEGER NOT NULL,
     paid_ms    INTEGER NOT NULL,
     total      INTEGER NOT NULL,
-    sale       TEXT NOT NULL
-);
+    origin     INTEGER NOT NULL,
+    seq        INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE INDEX transactions_paid ON transactions (paid_ms);
-
-CREATE TABLE transaction_lines (
-    txn_id     TEXT NOT NULL REFERENCES transactions (txn_id),
-    line_no    INTEGER NOT NULL,
-    sku        TEXT NOT NULL,
-    quantity   INTEGER NOT NULL,
-    unit_price INTEGER NOT NULL,
-    discount   INTEGER NOT NULL,
-    tax        INTEGER NOT NULL,
-    total      INTEGER NOT NULL,
-    promotion  TEXT,
-    PRIMARY KEY (txn_id, line_no)
-);
-
-CREATE TABLE payments (
-    payment_id   TEXT PRIMARY KEY,
-    txn_id       TEXT NOT NULL REFERENCES transactions (txn_id),
-    method       TEXT NOT NULL,
-    amount       INTEGER NOT NULL,
-    tendered     INTEGER NOT NULL,
-    change       INTEGER NOT NULL,
-    provider     TEXT,
-    provider_ref TEXT
-);
 
 -- Last-writer-wins status per transaction, ordered by HLC (wall, logical, replica).
 CREATE TABLE txn_status (
@@ -58,7 +37,7 @@ CREATE TABLE txn_status (
     hlc_wall    INTEGER NOT NULL,
     hlc_logical INTEGER NOT NULL,
     hlc_replica INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE stock_movements (
     origin    INTEGER NOT NULL,
@@ -71,7 +50,7 @@ CREATE TABLE stock_movements (
     actor     TEXT NOT NULL,
     at_ms     INTEGER NOT NULL,
     PRIMARY KEY (origin, seq)
-);
+) WITHOUT ROWID;
 CREATE INDEX stock_movements_sku ON stock_movements (sku, at_ms);
 
 CREATE TABLE master (
@@ -79,7 +58,7 @@ CREATE TABLE master (
     key  TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (kind, key)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE cashiers (
     employee_id     TEXT PRIMARY KEY,
@@ -88,7 +67,7 @@ CREATE TABLE cashiers (
     pin_hash        TEXT NOT NULL,
     failed_attempts INTEGER NOT NULL,
     locked_until_ms INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE audit (
     seq       INTEGER PRIMARY KEY,
@@ -105,14 +84,16 @@ CREATE TABLE audit (
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
-);
+) WITHOUT ROWID;
 "#];
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Io(format!("could not switch to WAL (got {mode})")));
+        return Err(StoreError::Io(format!(
+            "could not switch to WAL (got {mode})"
+        )));
     }
     // FULL: the WAL is fsync'd at every commit, so a commit that returned survives power loss.
     conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
@@ -124,14 +105,20 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
     }
     let mut conn = Connection::open(path)?;
     configure(&conn)?;
+    // The store's checkpoint thread does this work; see `Store::open`.
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;")?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let supported = MIGRATIONS.len() as i64;
     if version > supported {
-        return Err(StoreError::TooNew { found: version, supported });
+        return Err(StoreError::TooNew {
+            found: version,
+            supported,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;

@@ -32,7 +32,10 @@ pub struct WriteBatch {
 impl WriteBatch {
     /// A batch holding one audit record.
     pub fn audit(record: AuditRecord) -> Self {
-        WriteBatch { audit: vec![record], ..Default::default() }
+        WriteBatch {
+            audit: vec![record],
+            ..Default::default()
+        }
     }
 }
 
@@ -55,12 +58,17 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn new(conn: Connection) -> Result<Self, StoreError> {
         let head = conn
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-            })
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+            )
             .optional()?
             .unwrap_or((0, GENESIS.to_string()));
-        Ok(Writer { conn, audit_head: head })
+        Ok(Writer {
+            conn,
+            audit_head: head,
+        })
     }
 
     pub(crate) fn run(mut self, rx: Receiver<Job>, queued: Arc<AtomicUsize>) {
@@ -78,7 +86,11 @@ impl Writer {
             match self.commit_group(&group) {
                 Ok((commit_us, news)) => {
                     for ((_, reply), events_new) in group.drain(..).zip(news) {
-                        let _ = reply.send(Ok(CommitInfo { group_size: n, commit_us, events_new }));
+                        let _ = reply.send(Ok(CommitInfo {
+                            group_size: n,
+                            commit_us,
+                            events_new,
+                        }));
                     }
                 }
                 Err(e) => {
@@ -94,7 +106,9 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: &[Job]) -> Result<(u64, Vec<usize>), StoreError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut news = Vec::with_capacity(group.len());
         for (batch, _) in group {
             let mut new = 0;
@@ -105,7 +119,7 @@ impl Writer {
             }
             for r in &batch.audit {
                 let entry = audit::chain(self.audit_head.0, &self.audit_head.1, r.clone());
-                tx.execute(
+                exec(&tx,
                     "INSERT INTO audit (seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
@@ -123,7 +137,7 @@ impl Writer {
                 self.audit_head = (entry.seq, entry.hash);
             }
             for a in &batch.accounts {
-                tx.execute(
+                exec(&tx,
                     "INSERT OR REPLACE INTO cashiers (employee_id, name, role, pin_hash, failed_attempts, locked_until_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![a.employee_id, a.name, a.role.as_str(), a.pin_hash, a.failed_attempts, a.locked_until_ms as i64],
@@ -131,15 +145,24 @@ impl Writer {
             }
             for (kind, key, body) in &batch.master {
                 match body {
-                    Some(b) => tx.execute(
+                    Some(b) => exec(
+                        &tx,
                         "INSERT OR REPLACE INTO master (kind, key, body) VALUES (?1, ?2, ?3)",
                         params![kind, key, b],
                     )?,
-                    None => tx.execute("DELETE FROM master WHERE kind = ?1 AND key = ?2", params![kind, key])?,
+                    None => exec(
+                        &tx,
+                        "DELETE FROM master WHERE kind = ?1 AND key = ?2",
+                        params![kind, key],
+                    )?,
                 };
             }
             for (k, v) in &batch.meta {
-                tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![k, v])?;
+                exec(
+                    &tx,
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )?;
             }
             news.push(new);
         }
@@ -151,19 +174,27 @@ impl Writer {
 
 /// Appends one event and materialises it; returns false for a duplicate (nothing written).
 fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
-    let body = serde_json::to_string(&e.body)?;
-    let n = tx.execute(
+    let body = crate::codec::encode(&e.body)?;
+    let n = exec(
+        tx,
         "INSERT OR IGNORE INTO events (origin, seq, hlc_wall, hlc_logical, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![e.origin.0 as i64, e.seq as i64, e.hlc.wall_ms as i64, e.hlc.logical, e.body.kind(), body],
+        params![
+            e.origin.0 as i64,
+            e.seq as i64,
+            e.hlc.wall_ms as i64,
+            e.hlc.logical,
+            e.body.kind(),
+            body
+        ],
     )?;
     if n == 0 {
         return Ok(false);
     }
     match &e.body {
         EventBody::SaleRecorded { sale, status, .. } => {
-            tx.execute(
-                "INSERT OR IGNORE INTO transactions (txn_id, terminal, cashier, created_ms, paid_ms, total, sale)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            exec(tx,
+                "INSERT OR IGNORE INTO transactions (txn_id, terminal, cashier, created_ms, paid_ms, total, origin, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     sale.txn_id,
                     sale.terminal.0 as i64,
@@ -171,30 +202,24 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
                     sale.created_ms as i64,
                     sale.paid_ms as i64,
                     sale.totals.total,
-                    serde_json::to_string(sale)?
+                    e.origin.0 as i64,
+                    e.seq as i64
                 ],
             )?;
-            for l in &sale.lines {
-                tx.execute(
-                    "INSERT OR IGNORE INTO transaction_lines (txn_id, line_no, sku, quantity, unit_price, discount, tax, total, promotion)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![sale.txn_id, l.line_no, l.sku, l.quantity, l.unit_price, l.discount, l.tax, l.total,
-                            l.promotion.as_ref().map(|p| p.id.clone())],
-                )?;
-            }
-            for p in &sale.payments {
-                tx.execute(
-                    "INSERT OR IGNORE INTO payments (payment_id, txn_id, method, amount, tendered, change, provider, provider_ref)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![p.payment_id, sale.txn_id, p.method.as_str(), p.amount, p.tendered, p.change, p.provider, p.provider_ref],
-                )?;
-            }
             upsert_status(tx, &sale.txn_id, status)?;
         }
         EventBody::TransactionVoided { txn_id, status, .. }
         | EventBody::RefundRecorded { txn_id, status, .. } => upsert_status(tx, txn_id, status)?,
-        EventBody::InventoryAdjusted { sku, change, reason, supplier, reference, by, .. } => {
-            tx.execute(
+        EventBody::InventoryAdjusted {
+            sku,
+            change,
+            reason,
+            supplier,
+            reference,
+            by,
+            ..
+        } => {
+            exec(tx,
                 "INSERT OR IGNORE INTO stock_movements (origin, seq, sku, change, reason, supplier, reference, actor, at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![e.origin.0 as i64, e.seq as i64, sku, change, reason.as_str(), supplier, reference, by, e.hlc.wall_ms as i64],
@@ -215,10 +240,18 @@ fn upsert_status(
     delta: &tillmesh_crdt::LwwMap<String, Status>,
 ) -> Result<(), StoreError> {
     let key = txn_id.to_string();
-    let (Some(status), Some(Hlc { wall_ms, logical, replica })) = (delta.get(&key), delta.stamp(&key)) else {
+    let (
+        Some(status),
+        Some(Hlc {
+            wall_ms,
+            logical,
+            replica,
+        }),
+    ) = (delta.get(&key), delta.stamp(&key))
+    else {
         return Ok(());
     };
-    tx.execute(
+    exec(tx,
         "INSERT INTO txn_status (txn_id, status, hlc_wall, hlc_logical, hlc_replica) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (txn_id) DO UPDATE SET status = excluded.status, hlc_wall = excluded.hlc_wall,
              hlc_logical = excluded.hlc_logical, hlc_replica = excluded.hlc_replica
@@ -227,4 +260,10 @@ fn upsert_status(
         params![txn_id, status.as_str(), wall_ms as i64, logical, replica.0 as i64],
     )?;
     Ok(())
+}
+
+/// Executes a statement through the connection's prepared-statement cache (parsing SQL on
+/// every commit would cost more than the inserts themselves).
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }

@@ -32,7 +32,13 @@ fn sale(txn: &str, sku: &str, qty: u32) -> Sale {
             tax: 0,
             total: 100 * i64::from(qty),
         }],
-        totals: Totals { subtotal: 100, discount: 0, tax: 0, total: 100 * i64::from(qty), items: qty },
+        totals: Totals {
+            subtotal: 100,
+            discount: 0,
+            tax: 0,
+            total: 100 * i64::from(qty),
+            items: qty,
+        },
         payments: vec![],
         customer_id: None,
         points_earned: 0,
@@ -58,17 +64,39 @@ fn committed_sales_survive_reopen_and_duplicates_change_nothing() {
     let mut all = Vec::new();
     {
         let store = Store::open(&path).unwrap();
-        let recv = rep.adjust("A", 10, Reason::Receiving, Some("ACME".into()), None, "E9", 500);
-        store.commit_blocking(WriteBatch { events: vec![recv.clone()], ..Default::default() }).unwrap();
+        let recv = rep.adjust(
+            "A",
+            10,
+            Reason::Receiving,
+            Some("ACME".into()),
+            None,
+            "E9",
+            500,
+        );
+        store
+            .commit_blocking(WriteBatch {
+                events: vec![recv.clone()],
+                ..Default::default()
+            })
+            .unwrap();
         all.push(recv);
         let evs = rep.record_sale(sale("T1-1", "A", 3), 2000);
         let info = store
-            .commit_blocking(WriteBatch { events: evs.clone(), audit: vec![rec("sale")], ..Default::default() })
+            .commit_blocking(WriteBatch {
+                events: evs.clone(),
+                audit: vec![rec("sale")],
+                ..Default::default()
+            })
             .unwrap();
         assert_eq!(info.events_new, evs.len());
         all.extend(evs.clone());
         // Re-delivery: nothing new.
-        let again = store.commit_blocking(WriteBatch { events: evs, ..Default::default() }).unwrap();
+        let again = store
+            .commit_blocking(WriteBatch {
+                events: evs,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(again.events_new, 0);
         let void = rep.set_status(
             "T1-1",
@@ -82,7 +110,13 @@ fn committed_sales_survive_reopen_and_duplicates_change_nothing() {
             },
             3000,
         );
-        store.commit_blocking(WriteBatch { events: vec![void.clone()], audit: vec![rec("void")], ..Default::default() }).unwrap();
+        store
+            .commit_blocking(WriteBatch {
+                events: vec![void.clone()],
+                audit: vec![rec("void")],
+                ..Default::default()
+            })
+            .unwrap();
         all.push(void);
     }
     let store = Store::open(&path).unwrap();
@@ -125,8 +159,18 @@ fn older_status_never_overwrites_newer_whatever_the_arrival_order() {
         5000,
     );
     // The newer status arrives first, then the sale that it follows.
-    store.commit_blocking(WriteBatch { events: vec![refund], ..Default::default() }).unwrap();
-    store.commit_blocking(WriteBatch { events: sale_evs, ..Default::default() }).unwrap();
+    store
+        .commit_blocking(WriteBatch {
+            events: vec![refund],
+            ..Default::default()
+        })
+        .unwrap();
+    store
+        .commit_blocking(WriteBatch {
+            events: sale_evs,
+            ..Default::default()
+        })
+        .unwrap();
     let (_, status) = store.read(|r| r.sale("T1-1")).unwrap().unwrap();
     assert_eq!(status, Status::RefundRequested);
 }
@@ -138,7 +182,11 @@ async fn concurrent_commits_share_groups_and_all_land() {
     let mut handles = Vec::new();
     for i in 0..200 {
         let s = store.clone();
-        handles.push(tokio::spawn(async move { s.commit(WriteBatch::audit(rec(&format!("a{i}")))).await.unwrap() }));
+        handles.push(tokio::spawn(async move {
+            s.commit(WriteBatch::audit(rec(&format!("a{i}"))))
+                .await
+                .unwrap()
+        }));
     }
     let mut grouped = 0;
     for h in handles {
@@ -150,4 +198,29 @@ async fn concurrent_commits_share_groups_and_all_land() {
     assert_eq!(audit::verify(&chain).unwrap().0, 200);
     // With 200 requests racing one writer, at least some share a commit.
     assert!(grouped > 0);
+}
+
+mod codec {
+    use proptest::prelude::*;
+    use tillmesh_store::codec;
+
+    proptest! {
+        /// Arbitrary bytes (a torn or corrupt row) decode to an error, never a panic or a
+        /// huge allocation.
+        #[test]
+        fn decoding_garbage_fails_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = codec::decode(&bytes);
+        }
+
+        /// Every event body survives the round trip; trailing bytes are refused.
+        #[test]
+        fn round_trip_and_trailing_bytes(change in -1000_i64..1000, sku in "[A-Z0-9]{1,12}") {
+            let mut r = tillmesh_pos::state::Replica::new(tillmesh_crdt::ReplicaId(3));
+            let e = r.adjust(&sku, if change == 0 { 1 } else { change }, tillmesh_pos::inventory::Reason::Manual, None, None, "E", 5);
+            let mut bytes = codec::encode(&e.body).unwrap();
+            prop_assert_eq!(codec::decode(&bytes).unwrap(), e.body);
+            bytes.push(0);
+            prop_assert!(codec::decode(&bytes).is_err());
+        }
+    }
 }
