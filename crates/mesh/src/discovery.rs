@@ -1,0 +1,114 @@
+//! mDNS discovery: each till advertises `_tillmesh._udp.local.` with TXT records for its
+//! store, terminal, protocol version and QUIC port, and browses for its store's peers. Every
+//! address found is handed to the mesh, which dials it (and retires addresses that turn out
+//! to be itself or a peer already served). mDNS does not notice a vanished peer (record TTLs
+//! are long); the mesh's QUIC keep-alives do.
+
+use crate::wire::PROTOCOL_VERSION;
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use std::net::{IpAddr, SocketAddr};
+use tracing::{debug, info, warn};
+
+/// The DNS-SD service type.
+pub const SERVICE_TYPE: &str = "_tillmesh._udp.local.";
+
+/// Where to run mDNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Interfaces {
+    /// Every interface (a store LAN).
+    All,
+    /// IPv4 loopback only (several tills on one machine).
+    Loopback,
+    /// Named interfaces (`eth0`, ...).
+    Named(Vec<String>),
+}
+
+/// A running advertiser + browser.
+pub struct Discovery {
+    daemon: ServiceDaemon,
+    fullname: String,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery").field("fullname", &self.fullname).finish()
+    }
+}
+
+impl Discovery {
+    /// Advertises this till and calls `found` for every peer address of the same store.
+    pub fn start(
+        store_id: &str,
+        terminal: u64,
+        port: u16,
+        interfaces: &Interfaces,
+        found: impl Fn(SocketAddr) + Send + 'static,
+    ) -> Result<Discovery, String> {
+        let daemon = ServiceDaemon::new().map_err(|e| e.to_string())?;
+        let host_ip: Vec<IpAddr> = match interfaces {
+            Interfaces::All => vec![],
+            Interfaces::Loopback => {
+                daemon.disable_interface(IfKind::All).map_err(|e| e.to_string())?;
+                daemon.enable_interface(IfKind::LoopbackV4).map_err(|e| e.to_string())?;
+                vec![IpAddr::from([127, 0, 0, 1])]
+            }
+            Interfaces::Named(names) => {
+                daemon.disable_interface(IfKind::All).map_err(|e| e.to_string())?;
+                for n in names {
+                    daemon.enable_interface(IfKind::Name(n.clone())).map_err(|e| e.to_string())?;
+                }
+                vec![]
+            }
+        };
+        let instance = format!("{}-t{terminal}", crate::identity::store_label(store_id));
+        let props = [
+            ("store", store_id.to_string()),
+            ("terminal", terminal.to_string()),
+            ("proto", PROTOCOL_VERSION.to_string()),
+            ("port", port.to_string()),
+        ];
+        let host = format!("{instance}.local.");
+        let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &host, &host_ip[..], port, &props[..]).map_err(|e| e.to_string())?;
+        if host_ip.is_empty() {
+            info = info.enable_addr_auto();
+        }
+        let fullname = info.get_fullname().to_string();
+        daemon.register(info).map_err(|e| e.to_string())?;
+        let rx = daemon.browse(SERVICE_TYPE).map_err(|e| e.to_string())?;
+        let store = store_id.to_string();
+        std::thread::Builder::new()
+            .name("mdns-browse".into())
+            .spawn(move || {
+                while let Ok(ev) = rx.recv() {
+                    let ServiceEvent::ServiceResolved(svc) = ev else { continue };
+                    let txt = |k: &str| svc.get_property_val_str(k).map(str::to_string);
+                    if txt("store").as_deref() != Some(store.as_str()) {
+                        debug!(name = %svc.fullname, "ignoring another store's till");
+                        continue;
+                    }
+                    if txt("proto").and_then(|p| p.parse::<u16>().ok()) != Some(PROTOCOL_VERSION) {
+                        warn!(name = %svc.fullname, "ignoring a till speaking another protocol version");
+                        continue;
+                    }
+                    if txt("terminal").and_then(|t| t.parse::<u64>().ok()) == Some(terminal) {
+                        continue;
+                    }
+                    for ip in svc.get_addresses_v4() {
+                        let addr = SocketAddr::from((ip, svc.port));
+                        info!(%addr, name = %svc.fullname, "discovered a peer");
+                        found(addr);
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Discovery { daemon, fullname })
+    }
+
+    /// Says goodbye (so peers drop the record) and stops the daemon.
+    pub fn stop(self) {
+        if let Ok(rx) = self.daemon.unregister(&self.fullname) {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+        }
+        let _ = self.daemon.shutdown();
+    }
+}

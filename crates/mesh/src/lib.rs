@@ -1,0 +1,14 @@
+//! The store mesh: tills of one store find each other (mDNS or a static list), connect over
+//! QUIC with mutual TLS (certificates from the store CA), and exchange CRDT deltas (events)
+//! until they hold the same events.
+//!
+//! The mesh knows nothing of SQLite or HTTP: it drives a [`Replicator`], which the daemon
+//! implements on top of the till (durable apply, version vector, event reads). The simulator
+//! can implement the same trait.
+
+pub mod discovery;
+pub mod identity;
+pub mod sync;
+pub mod wire;
+
+pub use sync::{Faults, Mesh, MeshConfig, MeshError, PeerState, PeerView, Replicator};

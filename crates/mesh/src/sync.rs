@@ -1,0 +1,582 @@
+//! The delta-sync engine over QUIC.
+//!
+//! Each till *pushes* to every peer over a connection it dialed, and *receives* on the
+//! connections peers dialed to it, so every pair has one connection per direction:
+//!
+//! 1. Both sides send `Hello` (protocol version, store, terminal, version vector); the
+//!    terminal must match the peer's certificate.
+//! 2. The pusher sends what the receiver's vector lacks, in `Events` batches of at most
+//!    `batch_events_max` events, in per-origin sequence order, reading them from durable
+//!    storage (so only durable events are ever forwarded).
+//! 3. The receiver applies each batch durably, then answers `Ack(vector)`. The pusher waits
+//!    for that answer before the next batch: one batch in flight per peer bounds memory.
+//! 4. Caught up, the pusher waits for a local change (pushed as soon as it commits) or the
+//!    anti-entropy timer, which sends `Probe` and re-reads the receiver's vector (it may have
+//!    lost data and need a resend).
+//!
+//! A malformed, oversized or wrong-version frame ends the connection with a logged reason and
+//! nothing of it applied. Reconnects back off exponentially with jitter.
+
+use crate::identity::{TillIdentity, peer_names, store_dns, store_label};
+use crate::wire::{self, Frame, WireError};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tillmesh_crdt::{ReplicaId, VersionVector};
+use tillmesh_pos::event::Event;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// What the mesh needs from a till.
+pub trait Replicator: Send + Sync + 'static {
+    /// The till's version vector (events held).
+    fn version_vector(&self) -> VersionVector;
+    /// Durable events of `origin` with `seq > after`, at most `limit`.
+    fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> impl Future<Output = Result<Vec<Event>, String>> + Send;
+    /// Applies a peer's events durably (idempotent) and returns the vector afterwards.
+    /// An error refuses the whole batch.
+    fn apply(&self, from_terminal: u64, events: Vec<Event>) -> impl Future<Output = Result<VersionVector, String>> + Send;
+    /// Changes after every durable change.
+    fn changes(&self) -> watch::Receiver<u64>;
+    /// Wall clock, ms since the epoch (for status).
+    fn now_ms(&self) -> u64;
+}
+
+/// Mesh settings.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// UDP address of this till's QUIC endpoint.
+    pub listen: SocketAddr,
+    /// Peers to dial without discovery.
+    pub peers: Vec<SocketAddr>,
+    /// Disable UDP segmentation offload (fails on some loopback/container setups).
+    pub disable_gso: bool,
+    /// Anti-entropy period.
+    pub anti_entropy_ms: u64,
+    /// Most events per batch.
+    pub batch_events_max: usize,
+    /// Longest reconnect back-off.
+    pub reconnect_ms_max: u64,
+    /// How long to wait for an `Ack` before giving up on a connection.
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:7400".parse().expect("literal"),
+            peers: vec![],
+            disable_gso: false,
+            anti_entropy_ms: 2000,
+            batch_events_max: 256,
+            reconnect_ms_max: 5000,
+            ack_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Mesh errors.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// Could not set up the endpoint.
+    #[error("mesh setup failed: {0}")]
+    Setup(String),
+    /// The connection failed or was closed.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The peer sent a bad frame.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// Local storage refused.
+    #[error("local: {0}")]
+    Local(String),
+}
+
+/// Connection state of one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Dialing or backing off.
+    Connecting,
+    /// Connected and in sync or syncing.
+    Connected,
+    /// Cut off by a fault injection (tests, simulator).
+    Blocked,
+}
+
+/// What this till knows of one peer.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PeerView {
+    /// Peer terminal id.
+    pub terminal: u64,
+    /// Address last dialed or seen.
+    pub addr: String,
+    /// Our push connection to it.
+    pub outbound: PeerState,
+    /// Whether it is pushing to us.
+    pub inbound: bool,
+    /// Events we hold that it lacks (from its last acknowledgement).
+    pub lag_events: u64,
+    /// Last frame exchanged (ms since epoch).
+    pub last_contact_ms: u64,
+    /// Events sent to it.
+    pub events_sent: u64,
+    /// Events received from it.
+    pub events_received: u64,
+    /// Last error on either direction.
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    their_vv: VersionVector,
+}
+
+impl PeerView {
+    fn new(terminal: u64, addr: String) -> Self {
+        Self {
+            terminal,
+            addr,
+            outbound: PeerState::Connecting,
+            inbound: false,
+            lag_events: 0,
+            last_contact_ms: 0,
+            events_sent: 0,
+            events_received: 0,
+            last_error: None,
+            their_vv: VersionVector::new(),
+        }
+    }
+}
+
+/// Fault injection: peers whose traffic is cut (both directions, this till's side).
+#[derive(Debug, Default)]
+pub struct Faults {
+    blocked: Mutex<HashSet<u64>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Faults {
+    /// Cuts this till off from `terminal`.
+    pub fn block(&self, terminal: u64) {
+        self.blocked.lock().expect("faults lock").insert(terminal);
+        self.changed.send_modify(|v| *v += 1);
+    }
+    /// Restores traffic with `terminal`.
+    pub fn unblock(&self, terminal: u64) {
+        self.blocked.lock().expect("faults lock").remove(&terminal);
+        self.changed.send_modify(|v| *v += 1);
+    }
+    /// Whether `terminal` is cut off.
+    pub fn is_blocked(&self, terminal: u64) -> bool {
+        self.blocked.lock().expect("faults lock").contains(&terminal)
+    }
+}
+
+struct Shared<R> {
+    identity: TillIdentity,
+    cfg: MeshConfig,
+    endpoint: quinn::Endpoint,
+    replicator: Arc<R>,
+    peers: Mutex<BTreeMap<u64, PeerView>>,
+    pushing_to: Mutex<HashSet<u64>>,
+    targets: Mutex<HashSet<SocketAddr>>,
+    faults: Faults,
+    stop: watch::Sender<bool>,
+}
+
+/// A running mesh.
+pub struct Mesh<R: Replicator> {
+    shared: Arc<Shared<R>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl<R: Replicator> std::fmt::Debug for Mesh<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh").field("terminal", &self.shared.identity.terminal).finish()
+    }
+}
+
+impl<R: Replicator> Mesh<R> {
+    /// Binds the QUIC endpoint, starts accepting, and dials the static peers.
+    pub fn start(cfg: MeshConfig, identity: TillIdentity, replicator: Arc<R>) -> Result<Self, MeshError> {
+        let setup = |e: &dyn std::fmt::Display| MeshError::Setup(e.to_string());
+        let mut transport = quinn::TransportConfig::default();
+        transport.keep_alive_interval(Some(Duration::from_millis(500)));
+        transport.max_idle_timeout(Some(Duration::from_secs(3).try_into().map_err(|e| setup(&e))?));
+        if cfg.disable_gso {
+            transport.enable_segmentation_offload(false);
+        }
+        let transport = Arc::new(transport);
+        let server_tls = quinn::crypto::rustls::QuicServerConfig::try_from(identity.server_config().map_err(|e| setup(&e))?)
+            .map_err(|e| setup(&e))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
+        server.transport_config(transport.clone());
+        let client_tls = quinn::crypto::rustls::QuicClientConfig::try_from(identity.client_config().map_err(|e| setup(&e))?)
+            .map_err(|e| setup(&e))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
+        client.transport_config(transport);
+        let mut endpoint = quinn::Endpoint::server(server, cfg.listen).map_err(|e| setup(&e))?;
+        endpoint.set_default_client_config(client);
+        let (stop, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            identity,
+            cfg: cfg.clone(),
+            endpoint,
+            replicator,
+            peers: Mutex::new(BTreeMap::new()),
+            pushing_to: Mutex::new(HashSet::new()),
+            targets: Mutex::new(HashSet::new()),
+            faults: Faults::default(),
+            stop,
+        });
+        let mesh = Mesh { shared: shared.clone(), tasks: Mutex::new(Vec::new()) };
+        mesh.spawn(accept_loop(shared));
+        for p in cfg.peers {
+            mesh.add_peer(p);
+        }
+        Ok(mesh)
+    }
+
+    fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.lock().expect("tasks lock").push(tokio::spawn(f));
+    }
+
+    /// The bound QUIC address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.endpoint.local_addr().expect("bound endpoint has an address")
+    }
+
+    /// Starts pushing to a peer address (idempotent per address).
+    pub fn add_peer(&self, addr: SocketAddr) {
+        if self.shared.targets.lock().expect("targets lock").insert(addr) {
+            self.spawn(push_loop(self.shared.clone(), addr));
+        }
+    }
+
+    /// Peers and their state.
+    pub fn peers(&self) -> Vec<PeerView> {
+        let ours = self.shared.replicator.version_vector();
+        let mut out: Vec<PeerView> = self.shared.peers.lock().expect("peers lock").values().cloned().collect();
+        for p in &mut out {
+            p.lag_events = lag(&ours, &p.their_vv);
+            if self.shared.faults.is_blocked(p.terminal) {
+                p.outbound = PeerState::Blocked;
+            }
+        }
+        out
+    }
+
+    /// Fault injection.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Stops every task and closes the endpoint.
+    pub async fn shutdown(&self) {
+        let _ = self.shared.stop.send(true);
+        self.shared.endpoint.close(0u32.into(), b"shutdown");
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Events `ours` holds beyond `theirs`.
+pub fn lag(ours: &VersionVector, theirs: &VersionVector) -> u64 {
+    ours.iter().map(|(o, s)| s.saturating_sub(theirs.get(o))).sum()
+}
+
+async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<(), MeshError> {
+    send.write_all(&wire::encode(frame)).await.map_err(|e| MeshError::Connection(e.to_string()))
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, MeshError> {
+    let mut prefix = [0_u8; 4];
+    recv.read_exact(&mut prefix).await.map_err(|e| MeshError::Connection(e.to_string()))?;
+    let n = wire::check_len(prefix)?;
+    let mut body = vec![0_u8; n];
+    recv.read_exact(&mut body).await.map_err(|e| MeshError::Connection(e.to_string()))?;
+    Ok(wire::decode(&body)?)
+}
+
+/// The peer's `(store label, terminal)` from its certificate.
+fn peer_of(conn: &quinn::Connection) -> Result<(String, u64), MeshError> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .ok_or_else(|| MeshError::Protocol("peer presented no certificate".into()))?;
+    let first = certs.first().ok_or_else(|| MeshError::Protocol("empty certificate chain".into()))?;
+    peer_names(first).map_err(|e| MeshError::Protocol(e.to_string()))
+}
+
+fn hello<R: Replicator>(s: &Shared<R>) -> Frame {
+    Frame::Hello {
+        version: wire::PROTOCOL_VERSION,
+        store_id: s.identity.store_id.clone(),
+        terminal: s.identity.terminal,
+        vv: s.replicator.version_vector(),
+    }
+}
+
+fn check_hello<R: Replicator>(s: &Shared<R>, frame: Frame, cert_terminal: u64) -> Result<VersionVector, MeshError> {
+    match frame {
+        Frame::Hello { store_id, terminal, vv, .. } => {
+            if store_label(&store_id) != store_label(&s.identity.store_id) {
+                return Err(MeshError::Protocol(format!("peer says it is of store {store_id}")));
+            }
+            if terminal != cert_terminal {
+                return Err(MeshError::Protocol(format!("peer says it is terminal {terminal} but its certificate names {cert_terminal}")));
+            }
+            Ok(vv)
+        }
+        other => Err(MeshError::Protocol(format!("expected Hello, got {}", frame_name(&other)))),
+    }
+}
+
+fn frame_name(f: &Frame) -> &'static str {
+    match f {
+        Frame::Hello { .. } => "Hello",
+        Frame::Events(_) => "Events",
+        Frame::Ack(_) => "Ack",
+        Frame::Probe => "Probe",
+    }
+}
+
+fn with_peer<R: Replicator>(s: &Shared<R>, terminal: u64, addr: SocketAddr, f: impl FnOnce(&mut PeerView)) {
+    let mut peers = s.peers.lock().expect("peers lock");
+    let p = peers.entry(terminal).or_insert_with(|| PeerView::new(terminal, addr.to_string()));
+    p.last_contact_ms = s.replicator.now_ms();
+    f(p);
+}
+
+// ----- receiving ---------------------------------------------------------------------
+
+async fn accept_loop<R: Replicator>(s: Arc<Shared<R>>) {
+    while let Some(incoming) = s.endpoint.accept().await {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let addr = incoming.remote_address();
+            let peer = match incoming.await {
+                Ok(conn) => receive(&s, conn, addr).await,
+                Err(e) => {
+                    // Handshake refusals (unknown CA, no certificate, wrong ALPN) land here.
+                    warn!(%addr, cause = %e, "refused a mesh connection at the handshake");
+                    return;
+                }
+            };
+            if let Err((terminal, e)) = peer {
+                warn!(%addr, peer = terminal, cause = %e, "inbound mesh connection ended");
+                if let Some(t) = terminal {
+                    with_peer(&s, t, addr, |p| {
+                        p.inbound = false;
+                        p.last_error = Some(e.to_string());
+                    });
+                }
+            }
+        });
+    }
+}
+
+async fn receive<R: Replicator>(s: &Shared<R>, conn: quinn::Connection, addr: SocketAddr) -> Result<(), (Option<u64>, MeshError)> {
+    let (label, peer) = peer_of(&conn).map_err(|e| (None, e))?;
+    let fail = |e: MeshError| (Some(peer), e);
+    if label != store_label(&s.identity.store_id) {
+        conn.close(1u32.into(), b"wrong store");
+        return Err(fail(MeshError::Protocol(format!("certificate is for store {label}"))));
+    }
+    if s.faults.is_blocked(peer) {
+        conn.close(2u32.into(), b"blocked");
+        return Err(fail(MeshError::Connection("blocked by fault injection".into())));
+    }
+    let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| fail(MeshError::Connection(e.to_string())))?;
+    let result = async {
+        let first = read_frame(&mut recv).await?;
+        check_hello(s, first, peer)?;
+        write_frame(&mut send, &hello(s)).await?;
+        with_peer(s, peer, addr, |p| p.inbound = true);
+        let mut faults = s.faults.changed.subscribe();
+        loop {
+            let frame = tokio::select! {
+                f = read_frame(&mut recv) => f?,
+                _ = faults.changed() => {
+                    if s.faults.is_blocked(peer) {
+                        return Err(MeshError::Connection("blocked by fault injection".into()));
+                    }
+                    continue;
+                }
+            };
+            match frame {
+                Frame::Events(events) => {
+                    let n = events.len() as u64;
+                    let vv = s.replicator.apply(peer, events).await.map_err(MeshError::Local)?;
+                    with_peer(s, peer, addr, |p| p.events_received += n);
+                    write_frame(&mut send, &Frame::Ack(vv)).await?;
+                }
+                Frame::Probe => write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?,
+                other => return Err(MeshError::Protocol(format!("unexpected {} from a pusher", frame_name(&other)))),
+            }
+        }
+    }
+    .await;
+    if let Err(e) = &result {
+        let code: u32 = match e {
+            MeshError::Wire(_) | MeshError::Protocol(_) => 3,
+            MeshError::Local(_) => 4,
+            _ => 0,
+        };
+        conn.close(code.into(), e.to_string().as_bytes());
+    }
+    result.map_err(fail)
+}
+
+// ----- pushing -----------------------------------------------------------------------
+
+enum PushEnd {
+    /// The address is this till itself, or a peer another pusher already serves.
+    Retire,
+}
+
+async fn push_loop<R: Replicator>(s: Arc<Shared<R>>, addr: SocketAddr) {
+    let mut backoff = 100_u64;
+    let mut stop = s.stop.subscribe();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match push(&s, addr).await {
+            Ok(PushEnd::Retire) => return,
+            Err((peer, e)) => {
+                debug!(%addr, cause = %e, "push connection ended");
+                if let Some(t) = peer {
+                    s.pushing_to.lock().expect("pushing lock").remove(&t);
+                    with_peer(&s, t, addr, |p| {
+                        p.outbound = PeerState::Connecting;
+                        p.last_error = Some(e.to_string());
+                    });
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = 100;
+        }
+        // Exponential back-off with jitter (from the sub-millisecond clock: no RNG needed).
+        let jitter = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)) % (backoff / 2 + 1);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(s.cfg.reconnect_ms_max);
+    }
+}
+
+async fn push<R: Replicator>(s: &Shared<R>, addr: SocketAddr) -> Result<PushEnd, (Option<u64>, MeshError)> {
+    let conn = s
+        .endpoint
+        .connect(addr, &store_dns(&s.identity.store_id))
+        .map_err(|e| (None, MeshError::Connection(e.to_string())))?
+        .await
+        .map_err(|e| (None, MeshError::Connection(e.to_string())))?;
+    let (_, peer) = peer_of(&conn).map_err(|e| (None, e))?;
+    if peer == s.identity.terminal {
+        conn.close(0u32.into(), b"self");
+        return Ok(PushEnd::Retire);
+    }
+    if !s.pushing_to.lock().expect("pushing lock").insert(peer) {
+        conn.close(0u32.into(), b"duplicate");
+        return Ok(PushEnd::Retire);
+    }
+    let fail = |e: MeshError| (Some(peer), e);
+    if s.faults.is_blocked(peer) {
+        conn.close(2u32.into(), b"blocked");
+        return Err(fail(MeshError::Connection("blocked by fault injection".into())));
+    }
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| fail(MeshError::Connection(e.to_string())))?;
+    let result: Result<(), MeshError> = async {
+        write_frame(&mut send, &hello(s)).await?;
+        let reply = read_frame(&mut recv).await?;
+        let mut theirs = check_hello(s, reply, peer)?;
+        info!(peer, %addr, "pushing to peer");
+        with_peer(s, peer, addr, |p| {
+            p.outbound = PeerState::Connected;
+            p.last_error = None;
+            p.their_vv = theirs.clone();
+        });
+        let mut changes = s.replicator.changes();
+        let mut faults = s.faults.changed.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_millis(s.cfg.anti_entropy_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ack_timeout = Duration::from_millis(s.cfg.ack_timeout_ms);
+        loop {
+            if s.faults.is_blocked(peer) {
+                return Err(MeshError::Connection("blocked by fault injection".into()));
+            }
+            let batch = collect(s, &theirs).await?;
+            if batch.is_empty() {
+                changes.borrow_and_update();
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = faults.changed() => {}
+                    _ = tick.tick() => {
+                        write_frame(&mut send, &Frame::Probe).await?;
+                        theirs = await_ack(&mut recv, ack_timeout).await?;
+                        with_peer(s, peer, addr, |p| p.their_vv = theirs.clone());
+                    }
+                    e = conn.closed() => return Err(MeshError::Connection(e.to_string())),
+                }
+                continue;
+            }
+            let n = batch.len() as u64;
+            write_frame(&mut send, &Frame::Events(batch)).await?;
+            theirs = await_ack(&mut recv, ack_timeout).await?;
+            with_peer(s, peer, addr, |p| {
+                p.events_sent += n;
+                p.their_vv = theirs.clone();
+            });
+        }
+    }
+    .await;
+    let e = result.err().unwrap_or_else(|| MeshError::Connection("ended".into()));
+    conn.close(0u32.into(), e.to_string().as_bytes());
+    Err(fail(e))
+}
+
+async fn await_ack(recv: &mut quinn::RecvStream, timeout: Duration) -> Result<VersionVector, MeshError> {
+    match tokio::time::timeout(timeout, read_frame(recv)).await {
+        Err(_) => Err(MeshError::Connection(format!("no Ack within {} ms", timeout.as_millis()))),
+        Ok(Ok(Frame::Ack(vv))) => Ok(vv),
+        Ok(Ok(other)) => Err(MeshError::Protocol(format!("expected Ack, got {}", frame_name(&other)))),
+        Ok(Err(e)) => Err(e),
+    }
+}
+
+/// The next batch the peer lacks: per origin, from its vector on, in sequence order.
+async fn collect<R: Replicator>(s: &Shared<R>, theirs: &VersionVector) -> Result<Vec<Event>, MeshError> {
+    let ours = s.replicator.version_vector();
+    let mut batch = Vec::new();
+    let max = s.cfg.batch_events_max.clamp(1, wire::BATCH_EVENTS_MAX);
+    for (origin, seq) in ours.iter() {
+        let have = theirs.get(origin);
+        if seq <= have {
+            continue;
+        }
+        let room = max - batch.len();
+        if room == 0 {
+            break;
+        }
+        let evs = s.replicator.events_after(origin, have, room).await.map_err(MeshError::Local)?;
+        batch.extend(evs);
+    }
+    // Keep the frame under the byte limit: halve until it fits (events are bounded, so this
+    // terminates with at least one event).
+    while batch.len() > 1 && wire::encode(&Frame::Events(batch.clone())).len() > wire::FRAME_BYTES_MAX {
+        batch.truncate(batch.len() / 2);
+    }
+    Ok(batch)
+}
