@@ -43,6 +43,62 @@ pub struct TerminalConfig {
     /// Staff accounts created on first start (PINs are hashed before they are stored).
     #[serde(default)]
     pub staff: Vec<StaffSeed>,
+    /// The store mesh (absent: this till runs alone).
+    #[serde(default)]
+    pub mesh: Option<MeshSection>,
+}
+
+/// `[mesh]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshSection {
+    /// UDP address of the QUIC endpoint.
+    #[serde(default = "default_mesh_listen")]
+    pub listen: SocketAddr,
+    /// The store CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This till's certificate (PEM), from `tillmesh terminal enroll`.
+    pub cert: PathBuf,
+    /// This till's private key (PEM).
+    pub key: PathBuf,
+    /// Peers to dial without discovery (`host:port`).
+    #[serde(default)]
+    pub peers: Vec<SocketAddr>,
+    /// Discover peers with mDNS.
+    #[serde(default = "yes")]
+    pub mdns: bool,
+    /// `all`, `loopback`, or a comma-separated list of interface names.
+    #[serde(default = "default_interfaces")]
+    pub mdns_interfaces: String,
+    /// Disable UDP segmentation offload (fails on some loopback/container setups).
+    #[serde(default)]
+    pub disable_gso: bool,
+    /// Anti-entropy period.
+    #[serde(default = "default_anti_entropy")]
+    pub anti_entropy_ms: u64,
+    /// Most events per sync batch.
+    #[serde(default = "default_batch")]
+    pub batch_events_max: usize,
+}
+
+fn default_mesh_listen() -> SocketAddr {
+    "0.0.0.0:7400".parse().expect("literal address")
+}
+
+fn default_interfaces() -> String {
+    "all".into()
+}
+
+fn default_anti_entropy() -> u64 {
+    2000
+}
+
+fn default_batch() -> usize {
+    256
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[terminal]`
@@ -169,6 +225,13 @@ impl TerminalConfig {
         if cfg.catalog.path.is_relative() {
             cfg.catalog.path = base.join(&cfg.catalog.path);
         }
+        if let Some(m) = &mut cfg.mesh {
+            for p in [&mut m.ca_cert, &mut m.cert, &mut m.key] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
         Ok(cfg)
     }
 
@@ -215,6 +278,14 @@ impl TerminalConfig {
                 "security.lock_attempts_max",
                 "must be positive".into(),
             ));
+        }
+        if let Some(m) = &self.mesh {
+            if m.batch_events_max == 0 || m.batch_events_max > 512 {
+                return Err(ConfigError::Invalid("mesh.batch_events_max", "between 1 and 512".into()));
+            }
+            if m.anti_entropy_ms < 100 {
+                return Err(ConfigError::Invalid("mesh.anti_entropy_ms", "at least 100".into()));
+            }
         }
         for s in &self.staff {
             tillmesh_pos::cashier::check_pin_format(&s.pin).map_err(|e| {

@@ -1,5 +1,5 @@
-//! The tillmesh daemon: configuration, the till service, its HTTP API, and `run`, which the
-//! thin `main` calls after parsing arguments and installing logging.
+//! The tillmesh daemon: configuration, the till service, its HTTP API, the mesh wiring, and
+//! `start`/`run`, which the thin `main` calls after parsing arguments and installing logging.
 
 pub mod api;
 pub mod clock;
@@ -8,39 +8,145 @@ pub mod error;
 pub mod metrics;
 pub mod till;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use tillmesh_crdt::{ReplicaId, VersionVector};
+use tillmesh_mesh::discovery::{Discovery, Interfaces};
+use tillmesh_mesh::{Mesh, MeshConfig, Replicator};
+use tillmesh_pos::event::Event;
 use tokio::net::TcpListener;
 use tracing::info;
 
-/// Runs a till until `shutdown` resolves. Binds before returning the address through
-/// `bound`, so callers (tests) can use port 0.
-pub async fn run(
-    cfg: config::TerminalConfig,
-    bound: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// The mesh's view of a till.
+#[derive(Debug, Clone)]
+pub struct MeshLink(pub Arc<till::Till>);
+
+impl Replicator for MeshLink {
+    fn version_vector(&self) -> VersionVector {
+        self.0.version_vector()
+    }
+
+    async fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> Result<Vec<Event>, String> {
+        self.0.events_after(origin, after, limit).await
+    }
+
+    async fn apply(&self, from_terminal: u64, events: Vec<Event>) -> Result<VersionVector, String> {
+        self.0.apply_remote(from_terminal, events).await
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.changes()
+    }
+
+    fn now_ms(&self) -> u64 {
+        clock::Clock::now_ms(&clock::SystemClock)
+    }
+}
+
+/// A running till: HTTP API, and the mesh when configured.
+pub struct Node {
+    /// The till service.
+    pub till: Arc<till::Till>,
+    /// The mesh, when `[mesh]` is configured.
+    pub mesh: Option<Arc<Mesh<MeshLink>>>,
+    /// The HTTP address.
+    pub http_addr: SocketAddr,
+    discovery: Option<Discovery>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("http_addr", &self.http_addr).finish()
+    }
+}
+
+/// Opens the till, binds the HTTP API and starts the mesh.
+pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     cfg.validate()?;
+    // One crypto provider for everything that speaks TLS (quinn, rustls, later reqwest).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let listen = cfg.terminal.listen;
     let metrics = Arc::new(metrics::Metrics::default());
     let cfg2 = cfg.clone();
     let m2 = metrics.clone();
     // Opening replays the event log and may hash seed PINs: keep it off the async workers.
-    let till = tokio::task::spawn_blocking(move || {
-        till::Till::open(cfg2, Arc::new(clock::SystemClock), m2)
-    })
-    .await??;
+    let till = tokio::task::spawn_blocking(move || till::Till::open(cfg2, Arc::new(clock::SystemClock), m2)).await??;
     let till = Arc::new(till);
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr()?;
-    info!(%addr, terminal = cfg.terminal.id, store = %cfg.store.store_id, "till listening");
-    if let Some(tx) = bound {
-        let _ = tx.send(addr);
+    let (mesh, discovery) = match &cfg.mesh {
+        None => (None, None),
+        Some(m) => {
+            let identity = tillmesh_mesh::identity::TillIdentity::load(&cfg.store.store_id, &m.ca_cert, &m.cert, &m.key)?;
+            if identity.terminal != cfg.terminal.id {
+                anyhow::bail!("certificate {} is for terminal {}, this till is terminal {}", m.cert.display(), identity.terminal, cfg.terminal.id);
+            }
+            let mesh_cfg = MeshConfig {
+                listen: m.listen,
+                peers: m.peers.clone(),
+                disable_gso: m.disable_gso,
+                anti_entropy_ms: m.anti_entropy_ms,
+                batch_events_max: m.batch_events_max,
+                ..MeshConfig::default()
+            };
+            let mesh = Arc::new(Mesh::start(mesh_cfg, identity, Arc::new(MeshLink(till.clone())))?);
+            let weak = Arc::downgrade(&mesh);
+            till.set_mesh_peers(Box::new(move || weak.upgrade().map(|m| m.peers()).unwrap_or_default()));
+            info!(addr = %mesh.local_addr(), "mesh listening");
+            let discovery = if m.mdns {
+                let interfaces = match m.mdns_interfaces.as_str() {
+                    "all" => Interfaces::All,
+                    "loopback" => Interfaces::Loopback,
+                    names => Interfaces::Named(names.split(',').map(|n| n.trim().to_string()).collect()),
+                };
+                let weak = Arc::downgrade(&mesh);
+                let d = Discovery::start(&cfg.store.store_id, cfg.terminal.id, mesh.local_addr().port(), &interfaces, move |addr| {
+                    if let Some(m) = weak.upgrade() {
+                        m.add_peer(addr);
+                    }
+                })
+                .map_err(|e| anyhow::anyhow!("mDNS discovery: {e}"))?;
+                Some(d)
+            } else {
+                None
+            };
+            (Some(mesh), discovery)
+        }
+    };
+    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let http_addr = listener.local_addr()?;
+    info!(%http_addr, terminal = cfg.terminal.id, store = %cfg.store.store_id, "till listening");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = api::router(till.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Node { till, mesh, http_addr, discovery, stop, server })
+}
+
+impl Node {
+    /// Stops the HTTP API, the mesh and discovery, and waits for them.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await??;
+        if let Some(m) = &self.mesh {
+            m.shutdown().await;
+        }
+        if let Some(d) = self.discovery {
+            tokio::task::spawn_blocking(move || d.stop()).await?;
+        }
+        info!("till stopped");
+        Ok(())
     }
-    axum::serve(listener, api::router(till))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    info!("till stopped");
-    Ok(())
+}
+
+/// Runs a till until `shutdown` resolves.
+pub async fn run(cfg: config::TerminalConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let node = start(cfg).await?;
+    shutdown.await;
+    node.stop().await
 }

@@ -19,17 +19,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a till.
+    /// Run a till (or `terminal enroll` to issue its certificate).
+    #[command(args_conflicts_with_subcommands = true)]
     Terminal {
+        #[command(subcommand)]
+        action: Option<TerminalAction>,
         /// Terminal config file.
         #[arg(long, default_value = "configs/terminal.example.toml")]
         config: PathBuf,
-        /// Listen address (overrides the config).
+        /// HTTP listen address (overrides the config).
         #[arg(long)]
         listen: Option<SocketAddr>,
         /// Data directory (overrides the config).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Terminal id (overrides the config).
+        #[arg(long)]
+        terminal_id: Option<u64>,
+        /// Mesh QUIC address (overrides the config).
+        #[arg(long)]
+        mesh_listen: Option<SocketAddr>,
+        /// A peer's mesh address to dial (repeatable; adds to the config's list).
+        #[arg(long = "peer")]
+        peers: Vec<SocketAddr>,
+    },
+    /// Store identity.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
     },
     /// Print a running till's status.
     Status {
@@ -41,6 +58,35 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TerminalAction {
+    /// Issue a till certificate signed by the store CA.
+    Enroll {
+        /// Folder with store-ca.pem and store-ca.key (from `store init`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// Terminal id of the till.
+        #[arg(long)]
+        terminal_id: u64,
+        /// Folder to write till-<id>.pem, till-<id>.key and a copy of store-ca.pem into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Create a store CA (keep store-ca.key with the store manager or HQ, not on tills).
+    Init {
+        /// Store id.
+        #[arg(long)]
+        store_id: String,
+        /// Folder to write store-ca.pem, store-ca.key and store.id into.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -88,54 +134,86 @@ fn load(config: &std::path::Path, data_dir: Option<PathBuf>) -> anyhow::Result<T
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Terminal {
-            config,
-            listen,
-            data_dir,
-        } => {
+        Command::Terminal { action: Some(TerminalAction::Enroll { ca_dir, terminal_id, out }), .. } => {
+            let read = |name: &str| {
+                let p = ca_dir.join(name);
+                std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+            };
+            let ca = tillmesh_mesh::identity::Pem { cert: read("store-ca.pem")?, key: read("store-ca.key")? };
+            let store_id = read("store.id")?.trim().to_string();
+            if !(1..=65_535).contains(&terminal_id) {
+                anyhow::bail!("terminal id must be between 1 and 65535");
+            }
+            let till = tillmesh_mesh::identity::enroll(&ca, &store_id, terminal_id)?;
+            std::fs::create_dir_all(&out)?;
+            write_new(&out.join(format!("till-{terminal_id}.pem")), &till.cert, false)?;
+            write_new(&out.join(format!("till-{terminal_id}.key")), &till.key, true)?;
+            std::fs::write(out.join("store-ca.pem"), &ca.cert)?;
+            println!("enrolled terminal {terminal_id} of store {store_id}: {}", out.join(format!("till-{terminal_id}.pem")).display());
+            Ok(())
+        }
+        Command::Store { action: StoreAction::Init { store_id, out } } => {
+            if store_id.trim().is_empty() || store_id.len() > 32 {
+                anyhow::bail!("store id must be 1 to 32 characters");
+            }
+            let ca = tillmesh_mesh::identity::create_store_ca(&store_id)?;
+            std::fs::create_dir_all(&out)?;
+            write_new(&out.join("store-ca.key"), &ca.key, true)?;
+            write_new(&out.join("store-ca.pem"), &ca.cert, false)?;
+            std::fs::write(out.join("store.id"), format!("{store_id}\n"))?;
+            println!("store {store_id} CA written to {} (keep store-ca.key off the tills)", out.display());
+            Ok(())
+        }
+        Command::Terminal { action: None, config, listen, data_dir, terminal_id, mesh_listen, peers } => {
             let mut cfg = load(&config, data_dir)?;
             if let Some(l) = listen {
                 cfg.terminal.listen = l;
             }
+            if let Some(t) = terminal_id {
+                cfg.terminal.id = t;
+            }
+            if let Some(m) = &mut cfg.mesh {
+                if let Some(l) = mesh_listen {
+                    m.listen = l;
+                }
+                m.peers.extend(peers);
+            } else if mesh_listen.is_some() || !peers.is_empty() {
+                anyhow::bail!("--mesh-listen and --peer need a [mesh] section in {}", config.display());
+            }
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(tillmesh::run(cfg, None, async {
+            rt.block_on(tillmesh::run(cfg, async {
                 let _ = tokio::signal::ctrl_c().await;
             }))
         }
         Command::Status { addr } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let body = rt.block_on(http_get(addr, "/api/v1/status"))?;
             let s: serde_json::Value = serde_json::from_str(&body)?;
-            println!(
-                "store {}  terminal {}  now {}",
-                s["store_id"].as_str().unwrap_or("?"),
-                s["terminal_id"],
-                s["now"].as_str().unwrap_or("?")
-            );
-            println!(
-                "events held: {}  version vector: {}",
-                s["events"], s["version_vector"]
-            );
-            println!(
-                "open transactions: {}  sessions: {}  write queue: {}",
-                s["drafts_open"], s["sessions_active"], s["write_queue"]
-            );
-            println!(
-                "catalog: {} items, master data v{}",
-                s["catalog_items"], s["master_version"]
-            );
-            println!(
-                "peers: {}  cloud: {}",
-                s["peers"],
-                s["cloud"].as_str().unwrap_or("?")
-            );
+            println!("store {}  terminal {}  now {}", s["store_id"].as_str().unwrap_or("?"), s["terminal_id"], s["now"].as_str().unwrap_or("?"));
+            println!("events held: {}  version vector: {}", s["events"], s["version_vector"]);
+            println!("open transactions: {}  sessions: {}  write queue: {}", s["drafts_open"], s["sessions_active"], s["write_queue"]);
+            println!("catalog: {} items, master data v{}", s["catalog_items"], s["master_version"]);
+            println!("cloud: {}", s["cloud"].as_str().unwrap_or("?"));
+            let peers = s["peers"].as_array().cloned().unwrap_or_default();
+            if peers.is_empty() {
+                println!("mesh: no peers");
+            }
+            for p in peers {
+                println!(
+                    "peer T{}  {}  out {}  in {}  lag {} events  sent {}  received {}{}",
+                    p["terminal"],
+                    p["addr"].as_str().unwrap_or("?"),
+                    p["outbound"].as_str().unwrap_or("?"),
+                    if p["inbound"] == true { "connected" } else { "-" },
+                    p["lag_events"],
+                    p["events_sent"],
+                    p["events_received"],
+                    p["last_error"].as_str().map(|e| format!("  last error: {e}")).unwrap_or_default()
+                );
+            }
             Ok(())
         }
-        Command::Audit {
-            command: AuditCommand::Verify { config, data_dir },
-        } => {
+        Command::Audit { command: AuditCommand::Verify { config, data_dir } } => {
             let cfg = load(&config, data_dir)?;
             let path = cfg.db_path();
             if !path.exists() {
@@ -148,6 +226,22 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes a file that must not exist yet (keys are never overwritten by accident).
+fn write_new(path: &std::path::Path, text: &str, secret: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let _ = secret;
+    let mut f = opts.open(path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// A minimal HTTP/1.1 GET over a plain TCP socket (the CLI talks to a till on the LAN).

@@ -31,6 +31,12 @@ pub struct Metrics {
     pub sessions: Gauge,
     /// Events held.
     pub events: Gauge,
+    /// Events received from peers (new ones only).
+    pub events_received: Counter,
+    /// Connected mesh peers (outbound).
+    pub peers_connected: Gauge,
+    /// Events peers lack, summed over peers.
+    pub mesh_lag: Gauge,
 }
 
 impl Default for Metrics {
@@ -47,6 +53,9 @@ impl Default for Metrics {
             drafts: Gauge::default(),
             sessions: Gauge::default(),
             events: Gauge::default(),
+            events_received: Counter::default(),
+            peers_connected: Gauge::default(),
+            mesh_lag: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("sales", "Sales made durable", m.sales.clone());
@@ -87,6 +96,9 @@ impl Default for Metrics {
             m.sessions.clone(),
         );
         registry.register("events", "Events held by this till", m.events.clone());
+        registry.register("mesh_events_received", "New events received from peers", m.events_received.clone());
+        registry.register("mesh_peers_connected", "Peers this till is pushing to", m.peers_connected.clone());
+        registry.register("mesh_lag_events", "Events peers lack, summed over peers", m.mesh_lag.clone());
         Metrics { registry, ..m }
     }
 }

@@ -164,8 +164,8 @@ pub struct StatusView {
     pub catalog_items: usize,
     /// Master data version.
     pub master_version: u64,
-    /// Mesh peers (the mesh is not part of this build yet).
-    pub peers: Vec<String>,
+    /// Mesh peers.
+    pub peers: Vec<tillmesh_mesh::PeerView>,
     /// Cloud link (not part of this build yet).
     pub cloud: String,
     /// Now (RFC 3339).
@@ -193,6 +193,8 @@ pub struct Till {
     metrics: Arc<Metrics>,
     core: Mutex<Core>,
     prefix: String,
+    changes: tokio::sync::watch::Sender<u64>,
+    mesh_peers: std::sync::OnceLock<Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Till {
@@ -236,11 +238,17 @@ impl Till {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Till> {
         let store = Store::open(cfg.db_path())?;
-        let me = ReplicaId(cfg.terminal.id);
         let now = clock.now_ms();
         let seeded = store.read(|r| r.meta("seeded"))?.is_some();
         if !seeded {
-            seed(&store, &cfg, me, now)?;
+            seed(&store, &cfg, now)?;
+        }
+        let me = match store.read(|r| r.meta("replica_id"))? {
+            Some(v) => ReplicaId(v.parse()?),
+            None => anyhow::bail!("the database has no replica id"),
+        };
+        if me.terminal() != cfg.terminal.id {
+            anyhow::bail!("the database in {} belongs to terminal {}, not {}", cfg.terminal.data_dir.display(), me.terminal(), cfg.terminal.id);
         }
         let master: MasterData = match store.read(|r| r.meta("master"))? {
             Some(m) => serde_json::from_str(&m)?,
@@ -258,7 +266,9 @@ impl Till {
                 scope: PriceScope::Store,
             });
         }
-        let prefix = format!("T{}-", cfg.terminal.id);
+        // Transaction ids carry the database incarnation, so a till rebuilt on a new disk never
+        // reuses an id its peers still hold.
+        let prefix = format!("T{}-{:04X}-", cfg.terminal.id, me.incarnation() & 0xFFFF);
         let next_txn = store.read(|r| r.max_txn_number(me, &prefix))? + 1;
         metrics.events.set(events.len() as i64);
         info!(
@@ -289,6 +299,8 @@ impl Till {
             clock,
             metrics,
             prefix,
+            changes: tokio::sync::watch::channel(0).0,
+            mesh_peers: std::sync::OnceLock::new(),
         })
     }
 
@@ -331,6 +343,9 @@ impl Till {
         let cause = match rx.await {
             Ok(Ok(info)) => {
                 self.observe(&info);
+                if info.events_new > 0 {
+                    self.changes.send_modify(|v| *v += 1);
+                }
                 return Ok(info);
             }
             Ok(Err(e)) => e.to_string(),
@@ -1619,12 +1634,89 @@ impl Till {
             .collect()
     }
 
+    // ----- mesh -------------------------------------------------------------------------
+
+    /// Wires the mesh's peer list into status (called once when the mesh starts).
+    pub fn set_mesh_peers(&self, f: Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>) {
+        let _ = self.mesh_peers.set(f);
+    }
+
+    /// The version vector: events held per origin.
+    pub fn version_vector(&self) -> tillmesh_crdt::VersionVector {
+        self.core().replica.state().vv.clone()
+    }
+
+    /// A copy of the replicated state (for convergence checks).
+    pub fn state(&self) -> tillmesh_pos::state::StoreState {
+        self.core().replica.state().clone()
+    }
+
+    /// Ticks after every durable change of the event log.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Durable events of `origin` after `after`.
+    pub async fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> Result<Vec<Event>, String> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.read(|r| r.events_after(origin, after, limit)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Applies a peer's events: checks each one, makes the new ones durable, then merges
+    /// them into the in-memory state. Refuses the whole batch on any bad event.
+    pub async fn apply_remote(&self, from: u64, events: Vec<Event>) -> Result<tillmesh_crdt::VersionVector, String> {
+        let now = self.now();
+        let fresh: Vec<Event> = {
+            let core = self.core();
+            let me = core.replica.id();
+            let mut fresh = Vec::new();
+            for e in events {
+                e.check()?;
+                if e.origin == me && e.seq >= core.replica.next_seq() {
+                    return Err(format!("peer T{from} sent event {}/{} of this till that it never made", e.origin, e.seq));
+                }
+                if e.hlc.wall_ms > now + tillmesh_pos::state::CLOCK_DRIFT_MS_MAX {
+                    return Err(format!("event {}/{} is stamped {} ms in the future", e.origin, e.seq, e.hlc.wall_ms - now));
+                }
+                if !core.replica.state().holds(e.origin, e.seq) {
+                    fresh.push(e);
+                }
+            }
+            fresh
+        };
+        if !fresh.is_empty() {
+            let info = self.store.commit(WriteBatch { events: fresh.clone(), ..Default::default() }).await.map_err(|e| e.to_string())?;
+            self.observe(&info);
+            self.metrics.events.inc_by(info.events_new as i64);
+            self.metrics.events_received.inc_by(fresh.len() as u64);
+            let mut core = self.core();
+            for e in &fresh {
+                // Drift was checked above; observing cannot fail for these stamps.
+                let _ = core.replica.apply_remote(e, now);
+                if let EventBody::PriceOverridden { prices, .. } = &e.body {
+                    for (sku, (price, eff)) in prices.iter() {
+                        core.prices.insert(ScheduledPrice { sku: sku.clone(), price: *price, effective_from_ms: *eff, scope: PriceScope::Store });
+                    }
+                }
+            }
+            drop(core);
+            self.changes.send_modify(|v| *v += 1);
+        }
+        Ok(self.version_vector())
+    }
+
     /// Status for humans and `tillmesh status`.
     pub fn status(&self) -> StatusView {
         let now = self.now();
         let core = self.core();
         let vv = &core.replica.state().vv;
         self.metrics.write_queue.set(self.store.queue_len() as i64);
+        let peers = self.mesh_peers.get().map(|f| f()).unwrap_or_default();
+        self.metrics.peers_connected.set(peers.iter().filter(|p| p.outbound == tillmesh_mesh::PeerState::Connected).count() as i64);
+        self.metrics.mesh_lag.set(peers.iter().map(|p| p.lag_events as i64).sum());
         StatusView {
             store_id: self.cfg.store.store_id.clone(),
             terminal_id: self.cfg.terminal.id,
@@ -1639,7 +1731,7 @@ impl Till {
             write_queue: self.store.queue_len(),
             catalog_items: core.catalog.len(),
             master_version: core.master_version,
-            peers: vec![],
+            peers,
             cloud: "not configured".into(),
             now: rfc3339(now),
         }
@@ -1803,7 +1895,7 @@ fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event>
 }
 
 /// First start: master data, opening stock, staff accounts.
-fn seed(store: &Store, cfg: &TerminalConfig, me: ReplicaId, now: u64) -> anyhow::Result<()> {
+fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&cfg.catalog.path)
         .map_err(|e| anyhow::anyhow!("cannot read catalog {}: {e}", cfg.catalog.path.display()))?;
     let master: MasterData = serde_json::from_str(&text)
@@ -1811,7 +1903,6 @@ fn seed(store: &Store, cfg: &TerminalConfig, me: ReplicaId, now: u64) -> anyhow:
     Catalog::new(master.items.clone())?;
     // Opening stock is recorded under the reserved origin 0 at time 0, so every till of a
     // store seeding from the same file produces identical events, which dedupe on merge.
-    let _ = me;
     let mut replica = Replica::new(ReplicaId(0));
     let mut events = Vec::new();
     let mut opening: Vec<_> = master
@@ -1831,6 +1922,13 @@ fn seed(store: &Store, cfg: &TerminalConfig, me: ReplicaId, now: u64) -> anyhow:
             0,
         ));
     }
+    let terminal = u32::try_from(cfg.terminal.id)?;
+    let incarnation = loop {
+        let i = u32::from_le_bytes(random_bytes::<4>());
+        if i != 0 {
+            break i;
+        }
+    };
     let mut accounts = Vec::new();
     for s in &cfg.staff {
         accounts.push(Account {
@@ -1856,6 +1954,7 @@ fn seed(store: &Store, cfg: &TerminalConfig, me: ReplicaId, now: u64) -> anyhow:
         meta: vec![
             ("master".into(), serde_json::to_string(&master)?),
             ("seeded".into(), now.to_string()),
+            ("replica_id".into(), ReplicaId::for_terminal(terminal, incarnation).0.to_string()),
         ],
         ..Default::default()
     };

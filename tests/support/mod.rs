@@ -25,8 +25,18 @@ pub fn example_config() -> PathBuf {
 pub struct TestTill {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub cfg: TerminalConfig,
+    node: Option<tillmesh::Node>,
+}
+
+/// The example config with test settings: QR captured at once, data in `dir`, HTTP on port 0.
+pub fn test_config(dir: &Path) -> TerminalConfig {
+    let mut cfg = TerminalConfig::load(&example_config()).expect("example config loads");
+    cfg.terminal.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.terminal.data_dir = dir.to_path_buf();
+    cfg.payments.qr_approve_after_ms = 0;
+    cfg.security.lock_ms = 60_000;
+    cfg
 }
 
 impl TestTill {
@@ -38,32 +48,32 @@ impl TestTill {
 
     /// Starts a till whose data lives in `dir`.
     pub async fn start_in(dir: tempfile::TempDir) -> TestTill {
-        let mut cfg = TerminalConfig::load(&example_config()).expect("example config loads");
-        cfg.terminal.listen = "127.0.0.1:0".parse().unwrap();
-        cfg.terminal.data_dir = dir.path().to_path_buf();
-        cfg.payments.qr_approve_after_ms = 0;
-        cfg.security.lock_ms = 60_000;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(tillmesh::run(cfg, Some(tx), async {
-            let _ = stop_rx.await;
-        }));
-        let addr = rx.await.expect("till binds");
-        TestTill {
-            addr,
-            dir,
-            stop: Some(stop_tx),
-            handle: Some(handle),
-        }
+        let cfg = test_config(dir.path());
+        Self::start_with(cfg, dir).await
+    }
+
+    /// Starts a till with `cfg` (whose data dir should be inside `dir`).
+    pub async fn start_with(cfg: TerminalConfig, dir: tempfile::TempDir) -> TestTill {
+        let node = tillmesh::start(cfg.clone()).await.expect("till starts");
+        TestTill { addr: node.http_addr, dir, cfg, node: Some(node) }
+    }
+
+    pub fn node(&self) -> &tillmesh::Node {
+        self.node.as_ref().expect("running")
+    }
+
+    pub fn till(&self) -> &std::sync::Arc<tillmesh::till::Till> {
+        &self.node().till
+    }
+
+    pub fn mesh(&self) -> &std::sync::Arc<tillmesh_mesh::Mesh<tillmesh::MeshLink>> {
+        self.node().mesh.as_ref().expect("mesh configured")
     }
 
     /// Stops the till and waits for it; returns its data directory.
     pub async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            h.await.expect("till task").expect("till ran cleanly");
+        if let Some(n) = self.node.take() {
+            n.stop().await.expect("till stops cleanly");
         }
         // Give the store's writer thread (dropped with the till) time to close the file.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -74,6 +84,52 @@ impl TestTill {
     pub fn client(&self) -> Client {
         Client::new(self.addr)
     }
+}
+
+/// A store CA in a temporary folder, enrolling tills on demand.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub store_id: String,
+    ca: tillmesh_mesh::identity::Pem,
+}
+
+impl Pki {
+    pub fn new(store_id: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = tillmesh_mesh::identity::create_store_ca(store_id).unwrap();
+        std::fs::write(dir.path().join("store-ca.pem"), &ca.cert).unwrap();
+        Pki { dir, store_id: store_id.into(), ca }
+    }
+
+    /// Writes till `terminal`'s certificate and key; returns `(ca, cert, key)` paths.
+    pub fn enroll(&self, terminal: u64) -> (PathBuf, PathBuf, PathBuf) {
+        let till = tillmesh_mesh::identity::enroll(&self.ca, &self.store_id, terminal).unwrap();
+        let cert = self.dir.path().join(format!("till-{terminal}.pem"));
+        let key = self.dir.path().join(format!("till-{terminal}.key"));
+        std::fs::write(&cert, till.cert).unwrap();
+        std::fs::write(&key, till.key).unwrap();
+        (self.dir.path().join("store-ca.pem"), cert, key)
+    }
+}
+
+/// A till config for `terminal` with the mesh on 127.0.0.1 (`port` 0 picks one), no mDNS.
+pub fn mesh_config(dir: &Path, pki: &Pki, terminal: u64, port: u16) -> TerminalConfig {
+    let mut cfg = test_config(dir);
+    cfg.terminal.id = terminal;
+    let (ca_cert, cert, key) = pki.enroll(terminal);
+    cfg.mesh = Some(tillmesh::config::MeshSection {
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        ca_cert,
+        cert,
+        key,
+        peers: vec![],
+        mdns: false,
+        mdns_interfaces: "loopback".into(),
+        disable_gso: true,
+        anti_entropy_ms: 300,
+        batch_events_max: 256,
+    });
+    cfg
 }
 
 /// A small JSON client for the till API.

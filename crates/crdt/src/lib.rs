@@ -29,9 +29,32 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct ReplicaId(pub u64);
 
+impl ReplicaId {
+    /// A till's replica id: its terminal id in the high 32 bits and the incarnation of its
+    /// database (random, drawn when the database is created) in the low 32 bits. A till
+    /// whose disk is replaced gets a new incarnation, so its new events can never collide
+    /// with its old ones that peers still hold.
+    pub fn for_terminal(terminal: u32, incarnation: u32) -> Self {
+        ReplicaId((u64::from(terminal) << 32) | u64::from(incarnation))
+    }
+
+    /// The terminal id (the id itself for ids made without an incarnation).
+    pub fn terminal(self) -> u64 {
+        if self.0 >> 32 == 0 { self.0 } else { self.0 >> 32 }
+    }
+
+    /// The incarnation (0 for ids made without one).
+    pub fn incarnation(self) -> u32 {
+        if self.0 >> 32 == 0 { 0 } else { self.0 as u32 }
+    }
+}
+
 impl std::fmt::Display for ReplicaId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "T{}", self.0)
+        match self.incarnation() {
+            0 => write!(f, "T{}", self.terminal()),
+            i => write!(f, "T{}.{i:08x}", self.terminal()),
+        }
     }
 }
 

@@ -118,6 +118,11 @@ impl<K: Ord + Clone, V: Clone + Ord> LwwMap<K, V> {
         self.entries.get(key).and_then(|r| r.stamp())
     }
 
+    /// The stamps of every write held, removals included (to check who wrote them).
+    pub fn stamps(&self) -> impl Iterator<Item = Hlc> + '_ {
+        self.entries.values().filter_map(|r| r.stamp())
+    }
+
     /// Live `(key, value)` pairs in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries

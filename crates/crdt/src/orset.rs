@@ -109,6 +109,11 @@ impl<E: Ord + Clone> OrSet<E> {
         }
     }
 
+    /// Every dot of every element (to check who created them).
+    pub fn dots(&self) -> impl Iterator<Item = &Dot> {
+        self.entries.values().flatten()
+    }
+
     /// Membership.
     pub fn contains(&self, element: &E) -> bool {
         self.entries.contains_key(element)

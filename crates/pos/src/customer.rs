@@ -108,6 +108,12 @@ impl Customers {
             .ok_or(CustomerError::EmptyPatch)
     }
 
+    /// Whether bytes are one well-formed automerge change (checked before a peer's event is
+    /// accepted, so that applying it cannot fail later).
+    pub fn check_change(change: &[u8]) -> Result<(), CustomerError> {
+        automerge::Change::from_bytes(change.to_vec()).map(|_| ()).map_err(|e| CustomerError::BadChange(e.to_string()))
+    }
+
     /// Merges change bytes from any till.
     pub fn apply(&mut self, id: &str, change: &[u8]) -> Result<(), CustomerError> {
         if !self.docs.contains_key(id) && self.docs.len() >= CUSTOMERS_MAX {

@@ -156,3 +156,64 @@ pub struct Event {
     /// Payload.
     pub body: EventBody,
 }
+
+impl Event {
+    /// Checks that an event received from a peer is well formed and that every delta in it
+    /// was made by its origin (a till may relay another till's events but cannot write
+    /// entries in their name). Errors name the problem.
+    pub fn check(&self) -> Result<(), String> {
+        let o = self.origin;
+        if self.seq == 0 {
+            return Err(format!("event of {o} has sequence number 0"));
+        }
+        if self.hlc.replica != o {
+            return Err(format!("event {o}/{} is stamped by {}", self.seq, self.hlc.replica));
+        }
+        let counter_ok = |c: &PnCounter| c.replicas().all(|r| r == o);
+        let stamps_ok = |mut it: Box<dyn Iterator<Item = tillmesh_crdt::Hlc> + '_>| it.all(|h| h.replica == o);
+        let ok = match &self.body {
+            EventBody::SaleRecorded { sale, txlog, status } => {
+                sale.terminal == o
+                    && txlog.dots().all(|d| d.replica == o)
+                    && stamps_ok(Box::new(status.stamps()))
+                    && sale.lines.len() <= crate::cart::CART_LINES_MAX
+                    && sale.payments.len() <= crate::payment::PAYMENTS_MAX
+            }
+            EventBody::TransactionVoided { status, .. } | EventBody::RefundRecorded { status, .. } => {
+                stamps_ok(Box::new(status.stamps()))
+            }
+            EventBody::InventoryAdjusted { counter, .. } | EventBody::PointsChanged { counter, .. } => counter_ok(counter),
+            EventBody::PriceOverridden { prices, .. } => stamps_ok(Box::new(prices.stamps())),
+            EventBody::SettingChanged { settings, .. } => stamps_ok(Box::new(settings.stamps())),
+            EventBody::CustomerUpdated { change, .. } => {
+                crate::customer::Customers::check_change(change).map_err(|e| e.to_string())?;
+                true
+            }
+        };
+        if ok { Ok(()) } else { Err(format!("event {o}/{} ({}) carries deltas not made by its origin", self.seq, self.body.kind())) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::inventory::Reason;
+    use crate::state::Replica;
+    use tillmesh_crdt::ReplicaId;
+
+    #[test]
+    fn forged_deltas_are_refused() {
+        let mut a = Replica::new(ReplicaId(1));
+        let e = a.adjust("A", 5, Reason::Manual, None, None, "E", 10);
+        assert!(e.check().is_ok());
+        let mut forged = e.clone();
+        forged.origin = ReplicaId(2);
+        forged.hlc.replica = ReplicaId(2);
+        assert!(forged.check().unwrap_err().contains("not made by its origin"));
+        let mut zero = e.clone();
+        zero.seq = 0;
+        assert!(zero.check().is_err());
+        let mut stamped = e;
+        stamped.hlc.replica = ReplicaId(9);
+        assert!(stamped.check().is_err());
+    }
+}

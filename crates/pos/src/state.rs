@@ -55,6 +55,11 @@ impl StoreState {
         self.inventory.get(sku).map_or(0, PnCounter::value)
     }
 
+    /// Whether the event `(origin, seq)` has been applied.
+    pub fn holds(&self, origin: ReplicaId, seq: u64) -> bool {
+        self.vv.contains(origin, seq) || self.ahead.contains(&(origin, seq))
+    }
+
     /// Points of one customer.
     pub fn points_of(&self, customer: &str) -> i64 {
         self.points.get(customer).map_or(0, PnCounter::value)
