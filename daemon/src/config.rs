@@ -281,10 +281,16 @@ impl TerminalConfig {
         }
         if let Some(m) = &self.mesh {
             if m.batch_events_max == 0 || m.batch_events_max > 512 {
-                return Err(ConfigError::Invalid("mesh.batch_events_max", "between 1 and 512".into()));
+                return Err(ConfigError::Invalid(
+                    "mesh.batch_events_max",
+                    "between 1 and 512".into(),
+                ));
             }
             if m.anti_entropy_ms < 100 {
-                return Err(ConfigError::Invalid("mesh.anti_entropy_ms", "at least 100".into()));
+                return Err(ConfigError::Invalid(
+                    "mesh.anti_entropy_ms",
+                    "at least 100".into(),
+                ));
             }
         }
         for s in &self.staff {

@@ -26,7 +26,12 @@ impl Replicator for MeshLink {
         self.0.version_vector()
     }
 
-    async fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> Result<Vec<Event>, String> {
+    async fn events_after(
+        &self,
+        origin: ReplicaId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, String> {
         self.0.events_after(origin, after, limit).await
     }
 
@@ -58,7 +63,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("http_addr", &self.http_addr).finish()
+        f.debug_struct("Node")
+            .field("http_addr", &self.http_addr)
+            .finish()
     }
 }
 
@@ -72,14 +79,27 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     let cfg2 = cfg.clone();
     let m2 = metrics.clone();
     // Opening replays the event log and may hash seed PINs: keep it off the async workers.
-    let till = tokio::task::spawn_blocking(move || till::Till::open(cfg2, Arc::new(clock::SystemClock), m2)).await??;
+    let till = tokio::task::spawn_blocking(move || {
+        till::Till::open(cfg2, Arc::new(clock::SystemClock), m2)
+    })
+    .await??;
     let till = Arc::new(till);
     let (mesh, discovery) = match &cfg.mesh {
         None => (None, None),
         Some(m) => {
-            let identity = tillmesh_mesh::identity::TillIdentity::load(&cfg.store.store_id, &m.ca_cert, &m.cert, &m.key)?;
+            let identity = tillmesh_mesh::identity::TillIdentity::load(
+                &cfg.store.store_id,
+                &m.ca_cert,
+                &m.cert,
+                &m.key,
+            )?;
             if identity.terminal != cfg.terminal.id {
-                anyhow::bail!("certificate {} is for terminal {}, this till is terminal {}", m.cert.display(), identity.terminal, cfg.terminal.id);
+                anyhow::bail!(
+                    "certificate {} is for terminal {}, this till is terminal {}",
+                    m.cert.display(),
+                    identity.terminal,
+                    cfg.terminal.id
+                );
             }
             let mesh_cfg = MeshConfig {
                 listen: m.listen,
@@ -89,22 +109,36 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 batch_events_max: m.batch_events_max,
                 ..MeshConfig::default()
             };
-            let mesh = Arc::new(Mesh::start(mesh_cfg, identity, Arc::new(MeshLink(till.clone())))?);
+            let mesh = Arc::new(Mesh::start(
+                mesh_cfg,
+                identity,
+                Arc::new(MeshLink(till.clone())),
+            )?);
             let weak = Arc::downgrade(&mesh);
-            till.set_mesh_peers(Box::new(move || weak.upgrade().map(|m| m.peers()).unwrap_or_default()));
+            till.set_mesh_peers(Box::new(move || {
+                weak.upgrade().map(|m| m.peers()).unwrap_or_default()
+            }));
             info!(addr = %mesh.local_addr(), "mesh listening");
             let discovery = if m.mdns {
                 let interfaces = match m.mdns_interfaces.as_str() {
                     "all" => Interfaces::All,
                     "loopback" => Interfaces::Loopback,
-                    names => Interfaces::Named(names.split(',').map(|n| n.trim().to_string()).collect()),
+                    names => {
+                        Interfaces::Named(names.split(',').map(|n| n.trim().to_string()).collect())
+                    }
                 };
                 let weak = Arc::downgrade(&mesh);
-                let d = Discovery::start(&cfg.store.store_id, cfg.terminal.id, mesh.local_addr().port(), &interfaces, move |addr| {
-                    if let Some(m) = weak.upgrade() {
-                        m.add_peer(addr);
-                    }
-                })
+                let d = Discovery::start(
+                    &cfg.store.store_id,
+                    cfg.terminal.id,
+                    mesh.local_addr().port(),
+                    &interfaces,
+                    move |addr| {
+                        if let Some(m) = weak.upgrade() {
+                            m.add_peer(addr);
+                        }
+                    },
+                )
                 .map_err(|e| anyhow::anyhow!("mDNS discovery: {e}"))?;
                 Some(d)
             } else {
@@ -113,7 +147,9 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             (Some(mesh), discovery)
         }
     };
-    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let http_addr = listener.local_addr()?;
     info!(%http_addr, terminal = cfg.terminal.id, store = %cfg.store.store_id, "till listening");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -125,7 +161,14 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             })
             .await
     });
-    Ok(Node { till, mesh, http_addr, discovery, stop, server })
+    Ok(Node {
+        till,
+        mesh,
+        http_addr,
+        discovery,
+        stop,
+        server,
+    })
 }
 
 impl Node {
@@ -145,7 +188,10 @@ impl Node {
 }
 
 /// Runs a till until `shutdown` resolves.
-pub async fn run(cfg: config::TerminalConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: config::TerminalConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let node = start(cfg).await?;
     shutdown.await;
     node.stop().await

@@ -134,25 +134,50 @@ fn load(config: &std::path::Path, data_dir: Option<PathBuf>) -> anyhow::Result<T
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Terminal { action: Some(TerminalAction::Enroll { ca_dir, terminal_id, out }), .. } => {
+        Command::Terminal {
+            action:
+                Some(TerminalAction::Enroll {
+                    ca_dir,
+                    terminal_id,
+                    out,
+                }),
+            ..
+        } => {
             let read = |name: &str| {
                 let p = ca_dir.join(name);
-                std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+                std::fs::read_to_string(&p)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
             };
-            let ca = tillmesh_mesh::identity::Pem { cert: read("store-ca.pem")?, key: read("store-ca.key")? };
+            let ca = tillmesh_mesh::identity::Pem {
+                cert: read("store-ca.pem")?,
+                key: read("store-ca.key")?,
+            };
             let store_id = read("store.id")?.trim().to_string();
             if !(1..=65_535).contains(&terminal_id) {
                 anyhow::bail!("terminal id must be between 1 and 65535");
             }
             let till = tillmesh_mesh::identity::enroll(&ca, &store_id, terminal_id)?;
             std::fs::create_dir_all(&out)?;
-            write_new(&out.join(format!("till-{terminal_id}.pem")), &till.cert, false)?;
-            write_new(&out.join(format!("till-{terminal_id}.key")), &till.key, true)?;
+            write_new(
+                &out.join(format!("till-{terminal_id}.pem")),
+                &till.cert,
+                false,
+            )?;
+            write_new(
+                &out.join(format!("till-{terminal_id}.key")),
+                &till.key,
+                true,
+            )?;
             std::fs::write(out.join("store-ca.pem"), &ca.cert)?;
-            println!("enrolled terminal {terminal_id} of store {store_id}: {}", out.join(format!("till-{terminal_id}.pem")).display());
+            println!(
+                "enrolled terminal {terminal_id} of store {store_id}: {}",
+                out.join(format!("till-{terminal_id}.pem")).display()
+            );
             Ok(())
         }
-        Command::Store { action: StoreAction::Init { store_id, out } } => {
+        Command::Store {
+            action: StoreAction::Init { store_id, out },
+        } => {
             if store_id.trim().is_empty() || store_id.len() > 32 {
                 anyhow::bail!("store id must be 1 to 32 characters");
             }
@@ -161,10 +186,21 @@ fn run(command: Command) -> anyhow::Result<()> {
             write_new(&out.join("store-ca.key"), &ca.key, true)?;
             write_new(&out.join("store-ca.pem"), &ca.cert, false)?;
             std::fs::write(out.join("store.id"), format!("{store_id}\n"))?;
-            println!("store {store_id} CA written to {} (keep store-ca.key off the tills)", out.display());
+            println!(
+                "store {store_id} CA written to {} (keep store-ca.key off the tills)",
+                out.display()
+            );
             Ok(())
         }
-        Command::Terminal { action: None, config, listen, data_dir, terminal_id, mesh_listen, peers } => {
+        Command::Terminal {
+            action: None,
+            config,
+            listen,
+            data_dir,
+            terminal_id,
+            mesh_listen,
+            peers,
+        } => {
             let mut cfg = load(&config, data_dir)?;
             if let Some(l) = listen {
                 cfg.terminal.listen = l;
@@ -178,7 +214,10 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
                 m.peers.extend(peers);
             } else if mesh_listen.is_some() || !peers.is_empty() {
-                anyhow::bail!("--mesh-listen and --peer need a [mesh] section in {}", config.display());
+                anyhow::bail!(
+                    "--mesh-listen and --peer need a [mesh] section in {}",
+                    config.display()
+                );
             }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(tillmesh::run(cfg, async {
@@ -186,13 +225,29 @@ fn run(command: Command) -> anyhow::Result<()> {
             }))
         }
         Command::Status { addr } => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let body = rt.block_on(http_get(addr, "/api/v1/status"))?;
             let s: serde_json::Value = serde_json::from_str(&body)?;
-            println!("store {}  terminal {}  now {}", s["store_id"].as_str().unwrap_or("?"), s["terminal_id"], s["now"].as_str().unwrap_or("?"));
-            println!("events held: {}  version vector: {}", s["events"], s["version_vector"]);
-            println!("open transactions: {}  sessions: {}  write queue: {}", s["drafts_open"], s["sessions_active"], s["write_queue"]);
-            println!("catalog: {} items, master data v{}", s["catalog_items"], s["master_version"]);
+            println!(
+                "store {}  terminal {}  now {}",
+                s["store_id"].as_str().unwrap_or("?"),
+                s["terminal_id"],
+                s["now"].as_str().unwrap_or("?")
+            );
+            println!(
+                "events held: {}  version vector: {}",
+                s["events"], s["version_vector"]
+            );
+            println!(
+                "open transactions: {}  sessions: {}  write queue: {}",
+                s["drafts_open"], s["sessions_active"], s["write_queue"]
+            );
+            println!(
+                "catalog: {} items, master data v{}",
+                s["catalog_items"], s["master_version"]
+            );
             println!("cloud: {}", s["cloud"].as_str().unwrap_or("?"));
             let peers = s["peers"].as_array().cloned().unwrap_or_default();
             if peers.is_empty() {
@@ -204,16 +259,25 @@ fn run(command: Command) -> anyhow::Result<()> {
                     p["terminal"],
                     p["addr"].as_str().unwrap_or("?"),
                     p["outbound"].as_str().unwrap_or("?"),
-                    if p["inbound"] == true { "connected" } else { "-" },
+                    if p["inbound"] == true {
+                        "connected"
+                    } else {
+                        "-"
+                    },
                     p["lag_events"],
                     p["events_sent"],
                     p["events_received"],
-                    p["last_error"].as_str().map(|e| format!("  last error: {e}")).unwrap_or_default()
+                    p["last_error"]
+                        .as_str()
+                        .map(|e| format!("  last error: {e}"))
+                        .unwrap_or_default()
                 );
             }
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { config, data_dir } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { config, data_dir },
+        } => {
             let cfg = load(&config, data_dir)?;
             let path = cfg.db_path();
             if !path.exists() {
@@ -239,7 +303,9 @@ fn write_new(path: &std::path::Path, text: &str, secret: bool) -> anyhow::Result
         opts.mode(0o600);
     }
     let _ = secret;
-    let mut f = opts.open(path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
     f.write_all(text.as_bytes())?;
     Ok(())
 }

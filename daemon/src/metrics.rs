@@ -96,9 +96,21 @@ impl Default for Metrics {
             m.sessions.clone(),
         );
         registry.register("events", "Events held by this till", m.events.clone());
-        registry.register("mesh_events_received", "New events received from peers", m.events_received.clone());
-        registry.register("mesh_peers_connected", "Peers this till is pushing to", m.peers_connected.clone());
-        registry.register("mesh_lag_events", "Events peers lack, summed over peers", m.mesh_lag.clone());
+        registry.register(
+            "mesh_events_received",
+            "New events received from peers",
+            m.events_received.clone(),
+        );
+        registry.register(
+            "mesh_peers_connected",
+            "Peers this till is pushing to",
+            m.peers_connected.clone(),
+        );
+        registry.register(
+            "mesh_lag_events",
+            "Events peers lack, summed over peers",
+            m.mesh_lag.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -248,7 +248,12 @@ impl Till {
             None => anyhow::bail!("the database has no replica id"),
         };
         if me.terminal() != cfg.terminal.id {
-            anyhow::bail!("the database in {} belongs to terminal {}, not {}", cfg.terminal.data_dir.display(), me.terminal(), cfg.terminal.id);
+            anyhow::bail!(
+                "the database in {} belongs to terminal {}, not {}",
+                cfg.terminal.data_dir.display(),
+                me.terminal(),
+                cfg.terminal.id
+            );
         }
         let master: MasterData = match store.read(|r| r.meta("master"))? {
             Some(m) => serde_json::from_str(&m)?,
@@ -1657,7 +1662,12 @@ impl Till {
     }
 
     /// Durable events of `origin` after `after`.
-    pub async fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> Result<Vec<Event>, String> {
+    pub async fn events_after(
+        &self,
+        origin: ReplicaId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, String> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.read(|r| r.events_after(origin, after, limit)))
             .await
@@ -1667,7 +1677,11 @@ impl Till {
 
     /// Applies a peer's events: checks each one, makes the new ones durable, then merges
     /// them into the in-memory state. Refuses the whole batch on any bad event.
-    pub async fn apply_remote(&self, from: u64, events: Vec<Event>) -> Result<tillmesh_crdt::VersionVector, String> {
+    pub async fn apply_remote(
+        &self,
+        from: u64,
+        events: Vec<Event>,
+    ) -> Result<tillmesh_crdt::VersionVector, String> {
         let now = self.now();
         let fresh: Vec<Event> = {
             let core = self.core();
@@ -1676,10 +1690,18 @@ impl Till {
             for e in events {
                 e.check()?;
                 if e.origin == me && e.seq >= core.replica.next_seq() {
-                    return Err(format!("peer T{from} sent event {}/{} of this till that it never made", e.origin, e.seq));
+                    return Err(format!(
+                        "peer T{from} sent event {}/{} of this till that it never made",
+                        e.origin, e.seq
+                    ));
                 }
                 if e.hlc.wall_ms > now + tillmesh_pos::state::CLOCK_DRIFT_MS_MAX {
-                    return Err(format!("event {}/{} is stamped {} ms in the future", e.origin, e.seq, e.hlc.wall_ms - now));
+                    return Err(format!(
+                        "event {}/{} is stamped {} ms in the future",
+                        e.origin,
+                        e.seq,
+                        e.hlc.wall_ms - now
+                    ));
                 }
                 if !core.replica.state().holds(e.origin, e.seq) {
                     fresh.push(e);
@@ -1688,7 +1710,14 @@ impl Till {
             fresh
         };
         if !fresh.is_empty() {
-            let info = self.store.commit(WriteBatch { events: fresh.clone(), ..Default::default() }).await.map_err(|e| e.to_string())?;
+            let info = self
+                .store
+                .commit(WriteBatch {
+                    events: fresh.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
             self.observe(&info);
             self.metrics.events.inc_by(info.events_new as i64);
             self.metrics.events_received.inc_by(fresh.len() as u64);
@@ -1698,7 +1727,12 @@ impl Till {
                 let _ = core.replica.apply_remote(e, now);
                 if let EventBody::PriceOverridden { prices, .. } = &e.body {
                     for (sku, (price, eff)) in prices.iter() {
-                        core.prices.insert(ScheduledPrice { sku: sku.clone(), price: *price, effective_from_ms: *eff, scope: PriceScope::Store });
+                        core.prices.insert(ScheduledPrice {
+                            sku: sku.clone(),
+                            price: *price,
+                            effective_from_ms: *eff,
+                            scope: PriceScope::Store,
+                        });
                     }
                 }
             }
@@ -1711,12 +1745,21 @@ impl Till {
     /// Status for humans and `tillmesh status`.
     pub fn status(&self) -> StatusView {
         let now = self.now();
+        // The mesh's peer list reads the version vector, which takes the core lock: read it
+        // before taking that lock here.
+        let peers = self.mesh_peers.get().map(|f| f()).unwrap_or_default();
         let core = self.core();
         let vv = &core.replica.state().vv;
         self.metrics.write_queue.set(self.store.queue_len() as i64);
-        let peers = self.mesh_peers.get().map(|f| f()).unwrap_or_default();
-        self.metrics.peers_connected.set(peers.iter().filter(|p| p.outbound == tillmesh_mesh::PeerState::Connected).count() as i64);
-        self.metrics.mesh_lag.set(peers.iter().map(|p| p.lag_events as i64).sum());
+        self.metrics.peers_connected.set(
+            peers
+                .iter()
+                .filter(|p| p.outbound == tillmesh_mesh::PeerState::Connected)
+                .count() as i64,
+        );
+        self.metrics
+            .mesh_lag
+            .set(peers.iter().map(|p| p.lag_events as i64).sum());
         StatusView {
             store_id: self.cfg.store.store_id.clone(),
             terminal_id: self.cfg.terminal.id,
@@ -1954,7 +1997,10 @@ fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Result<()> {
         meta: vec![
             ("master".into(), serde_json::to_string(&master)?),
             ("seeded".into(), now.to_string()),
-            ("replica_id".into(), ReplicaId::for_terminal(terminal, incarnation).0.to_string()),
+            (
+                "replica_id".into(),
+                ReplicaId::for_terminal(terminal, incarnation).0.to_string(),
+            ),
         ],
         ..Default::default()
     };

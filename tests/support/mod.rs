@@ -54,8 +54,32 @@ impl TestTill {
 
     /// Starts a till with `cfg` (whose data dir should be inside `dir`).
     pub async fn start_with(cfg: TerminalConfig, dir: tempfile::TempDir) -> TestTill {
-        let node = tillmesh::start(cfg.clone()).await.expect("till starts");
-        TestTill { addr: node.http_addr, dir, cfg, node: Some(node) }
+        // Logs to the test's output when TEST_LOG is set (e.g. TEST_LOG=debug).
+        if let Ok(level) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(level)
+                .with_test_writer()
+                .try_init();
+        }
+        // A restarted till rebinds its old mesh port; the previous socket may take a moment
+        // to be released.
+        let mut tries = 0;
+        let node = loop {
+            match tillmesh::start(cfg.clone()).await {
+                Ok(n) => break n,
+                Err(e) if tries < 50 && e.to_string().contains("Address already in use") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("till starts: {e:#}"),
+            }
+        };
+        TestTill {
+            addr: node.http_addr,
+            dir,
+            cfg,
+            node: Some(node),
+        }
     }
 
     pub fn node(&self) -> &tillmesh::Node {
@@ -98,7 +122,11 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         let ca = tillmesh_mesh::identity::create_store_ca(store_id).unwrap();
         std::fs::write(dir.path().join("store-ca.pem"), &ca.cert).unwrap();
-        Pki { dir, store_id: store_id.into(), ca }
+        Pki {
+            dir,
+            store_id: store_id.into(),
+            ca,
+        }
     }
 
     /// Writes till `terminal`'s certificate and key; returns `(ca, cert, key)` paths.

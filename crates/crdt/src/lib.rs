@@ -40,7 +40,11 @@ impl ReplicaId {
 
     /// The terminal id (the id itself for ids made without an incarnation).
     pub fn terminal(self) -> u64 {
-        if self.0 >> 32 == 0 { self.0 } else { self.0 >> 32 }
+        if self.0 >> 32 == 0 {
+            self.0
+        } else {
+            self.0 >> 32
+        }
     }
 
     /// The incarnation (0 for ids made without one).

@@ -31,7 +31,9 @@ pub struct Discovery {
 
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Discovery").field("fullname", &self.fullname).finish()
+        f.debug_struct("Discovery")
+            .field("fullname", &self.fullname)
+            .finish()
     }
 }
 
@@ -48,14 +50,22 @@ impl Discovery {
         let host_ip: Vec<IpAddr> = match interfaces {
             Interfaces::All => vec![],
             Interfaces::Loopback => {
-                daemon.disable_interface(IfKind::All).map_err(|e| e.to_string())?;
-                daemon.enable_interface(IfKind::LoopbackV4).map_err(|e| e.to_string())?;
+                daemon
+                    .disable_interface(IfKind::All)
+                    .map_err(|e| e.to_string())?;
+                daemon
+                    .enable_interface(IfKind::LoopbackV4)
+                    .map_err(|e| e.to_string())?;
                 vec![IpAddr::from([127, 0, 0, 1])]
             }
             Interfaces::Named(names) => {
-                daemon.disable_interface(IfKind::All).map_err(|e| e.to_string())?;
+                daemon
+                    .disable_interface(IfKind::All)
+                    .map_err(|e| e.to_string())?;
                 for n in names {
-                    daemon.enable_interface(IfKind::Name(n.clone())).map_err(|e| e.to_string())?;
+                    daemon
+                        .enable_interface(IfKind::Name(n.clone()))
+                        .map_err(|e| e.to_string())?;
                 }
                 vec![]
             }
@@ -68,7 +78,15 @@ impl Discovery {
             ("port", port.to_string()),
         ];
         let host = format!("{instance}.local.");
-        let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &host, &host_ip[..], port, &props[..]).map_err(|e| e.to_string())?;
+        let mut info = ServiceInfo::new(
+            SERVICE_TYPE,
+            &instance,
+            &host,
+            &host_ip[..],
+            port,
+            &props[..],
+        )
+        .map_err(|e| e.to_string())?;
         if host_ip.is_empty() {
             info = info.enable_addr_auto();
         }

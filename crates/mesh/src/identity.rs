@@ -7,7 +7,10 @@
 //! checked by ordinary name verification). The client side is checked after the handshake by
 //! reading the same names from the presented certificate.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use std::path::Path;
 use std::sync::Arc;
@@ -31,7 +34,11 @@ pub enum IdentityError {
 
 /// The DNS-safe form of a store id.
 pub fn store_label(store_id: &str) -> String {
-    store_id.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+    store_id
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
 }
 
 /// The name every till of `store_id` answers to.
@@ -52,35 +59,61 @@ pub struct Pem {
 pub fn create_store_ca(store_id: &str) -> Result<Pem, IdentityError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.distinguished_name.push(DnType::CommonName, format!("tillmesh store {store_id} CA"));
-    params.distinguished_name.push(DnType::OrganizationalUnitName, store_id);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("tillmesh store {store_id} CA"));
+    params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, store_id);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_after = rcgen::date_time_ymd(2046, 1, 1);
     let key = KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
-    Ok(Pem { cert: cert.pem(), key: key.serialize_pem() })
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
 }
 
 /// Issues a till certificate for `terminal` of `store_id`, signed by the store CA.
 pub fn enroll(ca: &Pem, store_id: &str, terminal: u64) -> Result<Pem, IdentityError> {
     let ca_key = KeyPair::from_pem(&ca.key)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
-    let names = vec![format!("t{terminal}.{}", store_dns(store_id)), store_dns(store_id)];
+    let names = vec![
+        format!("t{terminal}.{}", store_dns(store_id)),
+        store_dns(store_id),
+    ];
     let mut params = CertificateParams::new(names)?;
-    params.distinguished_name.push(DnType::CommonName, format!("tillmesh till {terminal} of {store_id}"));
-    params.distinguished_name.push(DnType::OrganizationalUnitName, store_id);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("tillmesh till {terminal} of {store_id}"),
+    );
+    params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, store_id);
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.not_after = rcgen::date_time_ymd(2036, 1, 1);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
-    Ok(Pem { cert: cert.pem(), key: key.serialize_pem() })
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
 }
 
 /// Reads `(store label, terminal)` from a till certificate's DNS names.
 pub fn peer_names(cert: &CertificateDer<'_>) -> Result<(String, u64), IdentityError> {
     use x509_parser::prelude::*;
-    let (_, x) = X509Certificate::from_der(cert.as_ref()).map_err(|e| IdentityError::Names(e.to_string()))?;
+    let (_, x) = X509Certificate::from_der(cert.as_ref())
+        .map_err(|e| IdentityError::Names(e.to_string()))?;
     let san = x
         .subject_alternative_name()
         .map_err(|e| IdentityError::Names(e.to_string()))?
@@ -95,7 +128,9 @@ pub fn peer_names(cert: &CertificateDer<'_>) -> Result<(String, u64), IdentityEr
             return Ok((label.to_string(), terminal));
         }
     }
-    Err(IdentityError::Names("no t<terminal>.<store>.tillmesh name".into()))
+    Err(IdentityError::Names(
+        "no t<terminal>.<store>.tillmesh name".into(),
+    ))
 }
 
 /// A till's loaded identity: the store it belongs to, its terminal id, its certificate chain
@@ -124,28 +159,54 @@ impl Clone for TillIdentity {
 }
 
 fn read(path: &Path) -> Result<String, IdentityError> {
-    std::fs::read_to_string(path).map_err(|e| IdentityError::Read(path.display().to_string(), e.to_string()))
+    std::fs::read_to_string(path)
+        .map_err(|e| IdentityError::Read(path.display().to_string(), e.to_string()))
 }
 
 impl TillIdentity {
     /// Loads PEM files from disk.
-    pub fn load(store_id: &str, ca_cert: &Path, cert: &Path, key: &Path) -> Result<Self, IdentityError> {
-        Self::from_pem(store_id, &read(ca_cert)?, &Pem { cert: read(cert)?, key: read(key)? })
+    pub fn load(
+        store_id: &str,
+        ca_cert: &Path,
+        cert: &Path,
+        key: &Path,
+    ) -> Result<Self, IdentityError> {
+        Self::from_pem(
+            store_id,
+            &read(ca_cert)?,
+            &Pem {
+                cert: read(cert)?,
+                key: read(key)?,
+            },
+        )
     }
 
     /// Builds an identity from PEM text, checking the certificate names `store_id`.
     pub fn from_pem(store_id: &str, ca_cert: &str, till: &Pem) -> Result<Self, IdentityError> {
         let bad = |what: &str, e: String| IdentityError::Read(what.to_string(), e);
-        let ca = CertificateDer::from_pem_slice(ca_cert.as_bytes()).map_err(|e| bad("store CA certificate", e.to_string()))?;
-        let chain = vec![CertificateDer::from_pem_slice(till.cert.as_bytes()).map_err(|e| bad("till certificate", e.to_string()))?];
-        let key = PrivateKeyDer::from_pem_slice(till.key.as_bytes()).map_err(|e| bad("till key", e.to_string()))?;
+        let ca = CertificateDer::from_pem_slice(ca_cert.as_bytes())
+            .map_err(|e| bad("store CA certificate", e.to_string()))?;
+        let chain = vec![
+            CertificateDer::from_pem_slice(till.cert.as_bytes())
+                .map_err(|e| bad("till certificate", e.to_string()))?,
+        ];
+        let key = PrivateKeyDer::from_pem_slice(till.key.as_bytes())
+            .map_err(|e| bad("till key", e.to_string()))?;
         let (label, terminal) = peer_names(&chain[0])?;
         if label != store_label(store_id) {
-            return Err(IdentityError::Names(format!("certificate is for store {label}, this till is configured for {store_id}")));
+            return Err(IdentityError::Names(format!(
+                "certificate is for store {label}, this till is configured for {store_id}"
+            )));
         }
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca)?;
-        Ok(TillIdentity { store_id: store_id.to_string(), terminal, chain, key, roots: Arc::new(roots) })
+        Ok(TillIdentity {
+            store_id: store_id.to_string(),
+            terminal,
+            chain,
+            key,
+            roots: Arc::new(roots),
+        })
     }
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -154,9 +215,12 @@ impl TillIdentity {
 
     /// TLS 1.3 server config that requires a client certificate from the store CA.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, IdentityError> {
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots.clone(), Self::provider())
-            .build()
-            .map_err(|e| IdentityError::Tls(rustls::Error::General(e.to_string())))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            self.roots.clone(),
+            Self::provider(),
+        )
+        .build()
+        .map_err(|e| IdentityError::Tls(rustls::Error::General(e.to_string())))?;
         let mut cfg = rustls::ServerConfig::builder_with_provider(Self::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)

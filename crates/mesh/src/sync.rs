@@ -35,10 +35,19 @@ pub trait Replicator: Send + Sync + 'static {
     /// The till's version vector (events held).
     fn version_vector(&self) -> VersionVector;
     /// Durable events of `origin` with `seq > after`, at most `limit`.
-    fn events_after(&self, origin: ReplicaId, after: u64, limit: usize) -> impl Future<Output = Result<Vec<Event>, String>> + Send;
+    fn events_after(
+        &self,
+        origin: ReplicaId,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Event>, String>> + Send;
     /// Applies a peer's events durably (idempotent) and returns the vector afterwards.
     /// An error refuses the whole batch.
-    fn apply(&self, from_terminal: u64, events: Vec<Event>) -> impl Future<Output = Result<VersionVector, String>> + Send;
+    fn apply(
+        &self,
+        from_terminal: u64,
+        events: Vec<Event>,
+    ) -> impl Future<Output = Result<VersionVector, String>> + Send;
     /// Changes after every durable change.
     fn changes(&self) -> watch::Receiver<u64>;
     /// Wall clock, ms since the epoch (for status).
@@ -172,7 +181,10 @@ impl Faults {
     }
     /// Whether `terminal` is cut off.
     pub fn is_blocked(&self, terminal: u64) -> bool {
-        self.blocked.lock().expect("faults lock").contains(&terminal)
+        self.blocked
+            .lock()
+            .expect("faults lock")
+            .contains(&terminal)
     }
 }
 
@@ -196,27 +208,39 @@ pub struct Mesh<R: Replicator> {
 
 impl<R: Replicator> std::fmt::Debug for Mesh<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mesh").field("terminal", &self.shared.identity.terminal).finish()
+        f.debug_struct("Mesh")
+            .field("terminal", &self.shared.identity.terminal)
+            .finish()
     }
 }
 
 impl<R: Replicator> Mesh<R> {
     /// Binds the QUIC endpoint, starts accepting, and dials the static peers.
-    pub fn start(cfg: MeshConfig, identity: TillIdentity, replicator: Arc<R>) -> Result<Self, MeshError> {
+    pub fn start(
+        cfg: MeshConfig,
+        identity: TillIdentity,
+        replicator: Arc<R>,
+    ) -> Result<Self, MeshError> {
         let setup = |e: &dyn std::fmt::Display| MeshError::Setup(e.to_string());
         let mut transport = quinn::TransportConfig::default();
         transport.keep_alive_interval(Some(Duration::from_millis(500)));
-        transport.max_idle_timeout(Some(Duration::from_secs(3).try_into().map_err(|e| setup(&e))?));
+        transport.max_idle_timeout(Some(
+            Duration::from_secs(3).try_into().map_err(|e| setup(&e))?,
+        ));
         if cfg.disable_gso {
             transport.enable_segmentation_offload(false);
         }
         let transport = Arc::new(transport);
-        let server_tls = quinn::crypto::rustls::QuicServerConfig::try_from(identity.server_config().map_err(|e| setup(&e))?)
-            .map_err(|e| setup(&e))?;
+        let server_tls = quinn::crypto::rustls::QuicServerConfig::try_from(
+            identity.server_config().map_err(|e| setup(&e))?,
+        )
+        .map_err(|e| setup(&e))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
         server.transport_config(transport.clone());
-        let client_tls = quinn::crypto::rustls::QuicClientConfig::try_from(identity.client_config().map_err(|e| setup(&e))?)
-            .map_err(|e| setup(&e))?;
+        let client_tls = quinn::crypto::rustls::QuicClientConfig::try_from(
+            identity.client_config().map_err(|e| setup(&e))?,
+        )
+        .map_err(|e| setup(&e))?;
         let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
         client.transport_config(transport);
         let mut endpoint = quinn::Endpoint::server(server, cfg.listen).map_err(|e| setup(&e))?;
@@ -233,7 +257,10 @@ impl<R: Replicator> Mesh<R> {
             faults: Faults::default(),
             stop,
         });
-        let mesh = Mesh { shared: shared.clone(), tasks: Mutex::new(Vec::new()) };
+        let mesh = Mesh {
+            shared: shared.clone(),
+            tasks: Mutex::new(Vec::new()),
+        };
         mesh.spawn(accept_loop(shared));
         for p in cfg.peers {
             mesh.add_peer(p);
@@ -247,12 +274,21 @@ impl<R: Replicator> Mesh<R> {
 
     /// The bound QUIC address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.endpoint.local_addr().expect("bound endpoint has an address")
+        self.shared
+            .endpoint
+            .local_addr()
+            .expect("bound endpoint has an address")
     }
 
     /// Starts pushing to a peer address (idempotent per address).
     pub fn add_peer(&self, addr: SocketAddr) {
-        if self.shared.targets.lock().expect("targets lock").insert(addr) {
+        if self
+            .shared
+            .targets
+            .lock()
+            .expect("targets lock")
+            .insert(addr)
+        {
             self.spawn(push_loop(self.shared.clone(), addr));
         }
     }
@@ -260,7 +296,14 @@ impl<R: Replicator> Mesh<R> {
     /// Peers and their state.
     pub fn peers(&self) -> Vec<PeerView> {
         let ours = self.shared.replicator.version_vector();
-        let mut out: Vec<PeerView> = self.shared.peers.lock().expect("peers lock").values().cloned().collect();
+        let mut out: Vec<PeerView> = self
+            .shared
+            .peers
+            .lock()
+            .expect("peers lock")
+            .values()
+            .cloned()
+            .collect();
         for p in &mut out {
             p.lag_events = lag(&ours, &p.their_vv);
             if self.shared.faults.is_blocked(p.terminal) {
@@ -284,24 +327,33 @@ impl<R: Replicator> Mesh<R> {
             t.abort();
             let _ = t.await;
         }
+        self.shared.endpoint.wait_idle().await;
     }
 }
 
 /// Events `ours` holds beyond `theirs`.
 pub fn lag(ours: &VersionVector, theirs: &VersionVector) -> u64 {
-    ours.iter().map(|(o, s)| s.saturating_sub(theirs.get(o))).sum()
+    ours.iter()
+        .map(|(o, s)| s.saturating_sub(theirs.get(o)))
+        .sum()
 }
 
 async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<(), MeshError> {
-    send.write_all(&wire::encode(frame)).await.map_err(|e| MeshError::Connection(e.to_string()))
+    send.write_all(&wire::encode(frame))
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))
 }
 
 async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, MeshError> {
     let mut prefix = [0_u8; 4];
-    recv.read_exact(&mut prefix).await.map_err(|e| MeshError::Connection(e.to_string()))?;
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))?;
     let n = wire::check_len(prefix)?;
     let mut body = vec![0_u8; n];
-    recv.read_exact(&mut body).await.map_err(|e| MeshError::Connection(e.to_string()))?;
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))?;
     Ok(wire::decode(&body)?)
 }
 
@@ -309,9 +361,14 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, MeshError> {
 fn peer_of(conn: &quinn::Connection) -> Result<(String, u64), MeshError> {
     let certs = conn
         .peer_identity()
-        .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|id| {
+            id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
         .ok_or_else(|| MeshError::Protocol("peer presented no certificate".into()))?;
-    let first = certs.first().ok_or_else(|| MeshError::Protocol("empty certificate chain".into()))?;
+    let first = certs
+        .first()
+        .ok_or_else(|| MeshError::Protocol("empty certificate chain".into()))?;
     peer_names(first).map_err(|e| MeshError::Protocol(e.to_string()))
 }
 
@@ -324,18 +381,34 @@ fn hello<R: Replicator>(s: &Shared<R>) -> Frame {
     }
 }
 
-fn check_hello<R: Replicator>(s: &Shared<R>, frame: Frame, cert_terminal: u64) -> Result<VersionVector, MeshError> {
+fn check_hello<R: Replicator>(
+    s: &Shared<R>,
+    frame: Frame,
+    cert_terminal: u64,
+) -> Result<VersionVector, MeshError> {
     match frame {
-        Frame::Hello { store_id, terminal, vv, .. } => {
+        Frame::Hello {
+            store_id,
+            terminal,
+            vv,
+            ..
+        } => {
             if store_label(&store_id) != store_label(&s.identity.store_id) {
-                return Err(MeshError::Protocol(format!("peer says it is of store {store_id}")));
+                return Err(MeshError::Protocol(format!(
+                    "peer says it is of store {store_id}"
+                )));
             }
             if terminal != cert_terminal {
-                return Err(MeshError::Protocol(format!("peer says it is terminal {terminal} but its certificate names {cert_terminal}")));
+                return Err(MeshError::Protocol(format!(
+                    "peer says it is terminal {terminal} but its certificate names {cert_terminal}"
+                )));
             }
             Ok(vv)
         }
-        other => Err(MeshError::Protocol(format!("expected Hello, got {}", frame_name(&other)))),
+        other => Err(MeshError::Protocol(format!(
+            "expected Hello, got {}",
+            frame_name(&other)
+        ))),
     }
 }
 
@@ -348,9 +421,16 @@ fn frame_name(f: &Frame) -> &'static str {
     }
 }
 
-fn with_peer<R: Replicator>(s: &Shared<R>, terminal: u64, addr: SocketAddr, f: impl FnOnce(&mut PeerView)) {
+fn with_peer<R: Replicator>(
+    s: &Shared<R>,
+    terminal: u64,
+    addr: SocketAddr,
+    f: impl FnOnce(&mut PeerView),
+) {
     let mut peers = s.peers.lock().expect("peers lock");
-    let p = peers.entry(terminal).or_insert_with(|| PeerView::new(terminal, addr.to_string()));
+    let p = peers
+        .entry(terminal)
+        .or_insert_with(|| PeerView::new(terminal, addr.to_string()));
     p.last_contact_ms = s.replicator.now_ms();
     f(p);
 }
@@ -358,9 +438,13 @@ fn with_peer<R: Replicator>(s: &Shared<R>, terminal: u64, addr: SocketAddr, f: i
 // ----- receiving ---------------------------------------------------------------------
 
 async fn accept_loop<R: Replicator>(s: Arc<Shared<R>>) {
+    // Connection tasks live in this set, so aborting the accept loop ends them too (and
+    // with them the last handles on the endpoint, which frees the UDP port).
+    let mut conns = tokio::task::JoinSet::new();
     while let Some(incoming) = s.endpoint.accept().await {
+        while conns.try_join_next().is_some() {}
         let s = s.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let addr = incoming.remote_address();
             let peer = match incoming.await {
                 Ok(conn) => receive(&s, conn, addr).await,
@@ -383,18 +467,29 @@ async fn accept_loop<R: Replicator>(s: Arc<Shared<R>>) {
     }
 }
 
-async fn receive<R: Replicator>(s: &Shared<R>, conn: quinn::Connection, addr: SocketAddr) -> Result<(), (Option<u64>, MeshError)> {
+async fn receive<R: Replicator>(
+    s: &Shared<R>,
+    conn: quinn::Connection,
+    addr: SocketAddr,
+) -> Result<(), (Option<u64>, MeshError)> {
     let (label, peer) = peer_of(&conn).map_err(|e| (None, e))?;
     let fail = |e: MeshError| (Some(peer), e);
     if label != store_label(&s.identity.store_id) {
         conn.close(1u32.into(), b"wrong store");
-        return Err(fail(MeshError::Protocol(format!("certificate is for store {label}"))));
+        return Err(fail(MeshError::Protocol(format!(
+            "certificate is for store {label}"
+        ))));
     }
     if s.faults.is_blocked(peer) {
         conn.close(2u32.into(), b"blocked");
-        return Err(fail(MeshError::Connection("blocked by fault injection".into())));
+        return Err(fail(MeshError::Connection(
+            "blocked by fault injection".into(),
+        )));
     }
-    let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| fail(MeshError::Connection(e.to_string())))?;
+    let (mut send, mut recv) = conn
+        .accept_bi()
+        .await
+        .map_err(|e| fail(MeshError::Connection(e.to_string())))?;
     let result = async {
         let first = read_frame(&mut recv).await?;
         check_hello(s, first, peer)?;
@@ -414,12 +509,23 @@ async fn receive<R: Replicator>(s: &Shared<R>, conn: quinn::Connection, addr: So
             match frame {
                 Frame::Events(events) => {
                     let n = events.len() as u64;
-                    let vv = s.replicator.apply(peer, events).await.map_err(MeshError::Local)?;
+                    let vv = s
+                        .replicator
+                        .apply(peer, events)
+                        .await
+                        .map_err(MeshError::Local)?;
                     with_peer(s, peer, addr, |p| p.events_received += n);
                     write_frame(&mut send, &Frame::Ack(vv)).await?;
                 }
-                Frame::Probe => write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?,
-                other => return Err(MeshError::Protocol(format!("unexpected {} from a pusher", frame_name(&other)))),
+                Frame::Probe => {
+                    write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?
+                }
+                other => {
+                    return Err(MeshError::Protocol(format!(
+                        "unexpected {} from a pusher",
+                        frame_name(&other)
+                    )));
+                }
             }
         }
     }
@@ -467,7 +573,12 @@ async fn push_loop<R: Replicator>(s: Arc<Shared<R>>, addr: SocketAddr) {
             backoff = 100;
         }
         // Exponential back-off with jitter (from the sub-millisecond clock: no RNG needed).
-        let jitter = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)) % (backoff / 2 + 1);
+        let jitter = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        ) % (backoff / 2 + 1);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
             _ = stop.changed() => return,
@@ -476,7 +587,10 @@ async fn push_loop<R: Replicator>(s: Arc<Shared<R>>, addr: SocketAddr) {
     }
 }
 
-async fn push<R: Replicator>(s: &Shared<R>, addr: SocketAddr) -> Result<PushEnd, (Option<u64>, MeshError)> {
+async fn push<R: Replicator>(
+    s: &Shared<R>,
+    addr: SocketAddr,
+) -> Result<PushEnd, (Option<u64>, MeshError)> {
     let conn = s
         .endpoint
         .connect(addr, &store_dns(&s.identity.store_id))
@@ -495,9 +609,14 @@ async fn push<R: Replicator>(s: &Shared<R>, addr: SocketAddr) -> Result<PushEnd,
     let fail = |e: MeshError| (Some(peer), e);
     if s.faults.is_blocked(peer) {
         conn.close(2u32.into(), b"blocked");
-        return Err(fail(MeshError::Connection("blocked by fault injection".into())));
+        return Err(fail(MeshError::Connection(
+            "blocked by fault injection".into(),
+        )));
     }
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| fail(MeshError::Connection(e.to_string())))?;
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| fail(MeshError::Connection(e.to_string())))?;
     let result: Result<(), MeshError> = async {
         write_frame(&mut send, &hello(s)).await?;
         let reply = read_frame(&mut recv).await?;
@@ -542,22 +661,36 @@ async fn push<R: Replicator>(s: &Shared<R>, addr: SocketAddr) -> Result<PushEnd,
         }
     }
     .await;
-    let e = result.err().unwrap_or_else(|| MeshError::Connection("ended".into()));
+    let e = result
+        .err()
+        .unwrap_or_else(|| MeshError::Connection("ended".into()));
     conn.close(0u32.into(), e.to_string().as_bytes());
     Err(fail(e))
 }
 
-async fn await_ack(recv: &mut quinn::RecvStream, timeout: Duration) -> Result<VersionVector, MeshError> {
+async fn await_ack(
+    recv: &mut quinn::RecvStream,
+    timeout: Duration,
+) -> Result<VersionVector, MeshError> {
     match tokio::time::timeout(timeout, read_frame(recv)).await {
-        Err(_) => Err(MeshError::Connection(format!("no Ack within {} ms", timeout.as_millis()))),
+        Err(_) => Err(MeshError::Connection(format!(
+            "no Ack within {} ms",
+            timeout.as_millis()
+        ))),
         Ok(Ok(Frame::Ack(vv))) => Ok(vv),
-        Ok(Ok(other)) => Err(MeshError::Protocol(format!("expected Ack, got {}", frame_name(&other)))),
+        Ok(Ok(other)) => Err(MeshError::Protocol(format!(
+            "expected Ack, got {}",
+            frame_name(&other)
+        ))),
         Ok(Err(e)) => Err(e),
     }
 }
 
 /// The next batch the peer lacks: per origin, from its vector on, in sequence order.
-async fn collect<R: Replicator>(s: &Shared<R>, theirs: &VersionVector) -> Result<Vec<Event>, MeshError> {
+async fn collect<R: Replicator>(
+    s: &Shared<R>,
+    theirs: &VersionVector,
+) -> Result<Vec<Event>, MeshError> {
     let ours = s.replicator.version_vector();
     let mut batch = Vec::new();
     let max = s.cfg.batch_events_max.clamp(1, wire::BATCH_EVENTS_MAX);
@@ -570,12 +703,18 @@ async fn collect<R: Replicator>(s: &Shared<R>, theirs: &VersionVector) -> Result
         if room == 0 {
             break;
         }
-        let evs = s.replicator.events_after(origin, have, room).await.map_err(MeshError::Local)?;
+        let evs = s
+            .replicator
+            .events_after(origin, have, room)
+            .await
+            .map_err(MeshError::Local)?;
         batch.extend(evs);
     }
     // Keep the frame under the byte limit: halve until it fits (events are bounded, so this
     // terminates with at least one event).
-    while batch.len() > 1 && wire::encode(&Frame::Events(batch.clone())).len() > wire::FRAME_BYTES_MAX {
+    while batch.len() > 1
+        && wire::encode(&Frame::Events(batch.clone())).len() > wire::FRAME_BYTES_MAX
+    {
         batch.truncate(batch.len() / 2);
     }
     Ok(batch)

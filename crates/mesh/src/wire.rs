@@ -60,7 +60,8 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes a frame with its 4-byte big-endian length prefix.
 pub fn encode(frame: &Frame) -> Vec<u8> {
-    let body = bincode::serde::encode_to_vec(frame, config()).expect("frames we build are encodable");
+    let body =
+        bincode::serde::encode_to_vec(frame, config()).expect("frames we build are encodable");
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(&body);
@@ -78,14 +79,21 @@ pub fn check_len(prefix: [u8; 4]) -> Result<usize, WireError> {
 
 /// Decodes a frame body (without its prefix) and checks its limits.
 pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
-    let (frame, used): (Frame, usize) =
-        bincode::serde::decode_from_slice(body, config()).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let (frame, used): (Frame, usize) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
     if used != body.len() {
-        return Err(WireError::Malformed(format!("{} trailing bytes", body.len() - used)));
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes",
+            body.len() - used
+        )));
     }
     match &frame {
-        Frame::Events(evs) if evs.len() > BATCH_EVENTS_MAX => Err(WireError::BatchTooLarge(evs.len())),
-        Frame::Hello { version, .. } if *version != PROTOCOL_VERSION => Err(WireError::WrongVersion(*version)),
+        Frame::Events(evs) if evs.len() > BATCH_EVENTS_MAX => {
+            Err(WireError::BatchTooLarge(evs.len()))
+        }
+        Frame::Hello { version, .. } if *version != PROTOCOL_VERSION => {
+            Err(WireError::WrongVersion(*version))
+        }
         _ => Ok(frame),
     }
 }
@@ -121,8 +129,16 @@ mod tests {
 
     #[test]
     fn limits_and_versions_are_enforced() {
-        assert_eq!(check_len((FRAME_BYTES_MAX as u32 + 1).to_be_bytes()), Err(WireError::Oversized(FRAME_BYTES_MAX + 1)));
-        let hello = encode(&Frame::Hello { version: 99, store_id: "S".into(), terminal: 1, vv: VersionVector::new() });
+        assert_eq!(
+            check_len((FRAME_BYTES_MAX as u32 + 1).to_be_bytes()),
+            Err(WireError::Oversized(FRAME_BYTES_MAX + 1))
+        );
+        let hello = encode(&Frame::Hello {
+            version: 99,
+            store_id: "S".into(),
+            terminal: 1,
+            vv: VersionVector::new(),
+        });
         assert_eq!(decode(&hello[4..]), Err(WireError::WrongVersion(99)));
         let mut probe = encode(&Frame::Probe);
         probe.push(0);

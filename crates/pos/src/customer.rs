@@ -111,7 +111,9 @@ impl Customers {
     /// Whether bytes are one well-formed automerge change (checked before a peer's event is
     /// accepted, so that applying it cannot fail later).
     pub fn check_change(change: &[u8]) -> Result<(), CustomerError> {
-        automerge::Change::from_bytes(change.to_vec()).map(|_| ()).map_err(|e| CustomerError::BadChange(e.to_string()))
+        automerge::Change::from_bytes(change.to_vec())
+            .map(|_| ())
+            .map_err(|e| CustomerError::BadChange(e.to_string()))
     }
 
     /// Merges change bytes from any till.

@@ -167,22 +167,30 @@ impl Event {
             return Err(format!("event of {o} has sequence number 0"));
         }
         if self.hlc.replica != o {
-            return Err(format!("event {o}/{} is stamped by {}", self.seq, self.hlc.replica));
+            return Err(format!(
+                "event {o}/{} is stamped by {}",
+                self.seq, self.hlc.replica
+            ));
         }
         let counter_ok = |c: &PnCounter| c.replicas().all(|r| r == o);
-        let stamps_ok = |mut it: Box<dyn Iterator<Item = tillmesh_crdt::Hlc> + '_>| it.all(|h| h.replica == o);
+        let stamps_ok =
+            |mut it: Box<dyn Iterator<Item = tillmesh_crdt::Hlc> + '_>| it.all(|h| h.replica == o);
         let ok = match &self.body {
-            EventBody::SaleRecorded { sale, txlog, status } => {
+            EventBody::SaleRecorded {
+                sale,
+                txlog,
+                status,
+            } => {
                 sale.terminal == o
                     && txlog.dots().all(|d| d.replica == o)
                     && stamps_ok(Box::new(status.stamps()))
                     && sale.lines.len() <= crate::cart::CART_LINES_MAX
                     && sale.payments.len() <= crate::payment::PAYMENTS_MAX
             }
-            EventBody::TransactionVoided { status, .. } | EventBody::RefundRecorded { status, .. } => {
-                stamps_ok(Box::new(status.stamps()))
-            }
-            EventBody::InventoryAdjusted { counter, .. } | EventBody::PointsChanged { counter, .. } => counter_ok(counter),
+            EventBody::TransactionVoided { status, .. }
+            | EventBody::RefundRecorded { status, .. } => stamps_ok(Box::new(status.stamps())),
+            EventBody::InventoryAdjusted { counter, .. }
+            | EventBody::PointsChanged { counter, .. } => counter_ok(counter),
             EventBody::PriceOverridden { prices, .. } => stamps_ok(Box::new(prices.stamps())),
             EventBody::SettingChanged { settings, .. } => stamps_ok(Box::new(settings.stamps())),
             EventBody::CustomerUpdated { change, .. } => {
@@ -190,7 +198,15 @@ impl Event {
                 true
             }
         };
-        if ok { Ok(()) } else { Err(format!("event {o}/{} ({}) carries deltas not made by its origin", self.seq, self.body.kind())) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "event {o}/{} ({}) carries deltas not made by its origin",
+                self.seq,
+                self.body.kind()
+            ))
+        }
     }
 }
 
@@ -208,7 +224,12 @@ mod tests {
         let mut forged = e.clone();
         forged.origin = ReplicaId(2);
         forged.hlc.replica = ReplicaId(2);
-        assert!(forged.check().unwrap_err().contains("not made by its origin"));
+        assert!(
+            forged
+                .check()
+                .unwrap_err()
+                .contains("not made by its origin")
+        );
         let mut zero = e.clone();
         zero.seq = 0;
         assert!(zero.check().is_err());

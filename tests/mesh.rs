@@ -1,0 +1,457 @@
+//! Mesh tests over real QUIC with mutual TLS on loopback: convergence of 5 tills under
+//! concurrent sales, a 2|3 partition healing, restart catch-up, rebuild after a lost data
+//! directory, refusal of foreign certificates, and defensive handling of bad frames.
+
+mod support;
+
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use support::{Client, Pki, TestTill, demo_barcode, demo_item, mesh_config};
+use tillmesh_mesh::wire::{self, Frame};
+
+async fn start_store(pki: &Pki, terminals: &[u64]) -> Vec<TestTill> {
+    let mut tills = Vec::new();
+    for &t in terminals {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = mesh_config(dir.path(), pki, t, 0);
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    connect_all(&tills);
+    tills
+}
+
+fn connect_all(tills: &[TestTill]) {
+    for a in tills {
+        for b in tills {
+            if a.cfg.terminal.id != b.cfg.terminal.id {
+                a.mesh().add_peer(b.mesh().local_addr());
+            }
+        }
+    }
+}
+
+/// Waits until every till holds the same events, then checks their states are identical.
+async fn converged(tills: &[&TestTill], within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let vvs: Vec<_> = tills.iter().map(|t| t.till().version_vector()).collect();
+        if vvs.windows(2).all(|w| w[0] == w[1]) {
+            let states: Vec<_> = tills.iter().map(|t| t.till().state()).collect();
+            if states.windows(2).all(|w| w[0] == w[1]) {
+                return;
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("tills did not converge within {within:?}: {vvs:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn cashier(t: &TestTill) -> Client {
+    t.client().login("E001", "1111").await
+}
+
+/// Sells `n` baskets on a till; returns `(txn ids, units sold per demo item)`.
+async fn sell_many(c: &Client, n: usize, salt: usize) -> (Vec<String>, [i64; 4]) {
+    let mut ids = Vec::new();
+    let mut units = [0_i64; 4];
+    for i in 0..n {
+        let a = (i + salt) % 4;
+        let b = (i + salt + 1) % 4;
+        let qa = 1 + ((i + salt) % 3) as u32;
+        let done = c
+            .sell(&[(&demo_barcode(a), qa), (&demo_barcode(b), 1)], None)
+            .await
+            .unwrap();
+        units[a] += i64::from(qa);
+        units[b] += 1;
+        ids.push(done["txn_id"].as_str().unwrap().to_string());
+    }
+    (ids, units)
+}
+
+fn txlog(t: &TestTill) -> BTreeSet<String> {
+    t.till().state().txlog.iter().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_tills_converge_under_concurrent_sales() {
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1, 2, 3, 4, 5]).await;
+    let mut jobs = Vec::new();
+    for (k, t) in tills.iter().enumerate() {
+        let c = cashier(t).await;
+        jobs.push(tokio::spawn(async move { sell_many(&c, 6, k).await }));
+    }
+    let mut all_ids = BTreeSet::new();
+    let mut sold = [0_i64; 4];
+    for j in jobs {
+        let (ids, units) = j.await.unwrap();
+        all_ids.extend(ids);
+        for i in 0..4 {
+            sold[i] += units[i];
+        }
+    }
+    // A store price override on one till reaches every till.
+    let m = tills[1].client().login("M001", "9999").await;
+    let (sku, _, base) = demo_item(7);
+    m.post(
+        "/api/v1/prices/override",
+        json!({"sku": sku, "price": base - 100}),
+    )
+    .await
+    .expect(200);
+
+    let refs: Vec<&TestTill> = tills.iter().collect();
+    converged(&refs, Duration::from_secs(30)).await;
+    for t in &tills {
+        assert_eq!(
+            txlog(t),
+            all_ids,
+            "terminal {} misses sales",
+            t.cfg.terminal.id
+        );
+        let state = t.till().state();
+        for (i, units) in sold.iter().enumerate() {
+            assert_eq!(
+                state.stock(&demo_item(i).0),
+                100 - units,
+                "stock of demo item {i} on terminal {}",
+                t.cfg.terminal.id
+            );
+        }
+        let item = cashier(t)
+            .await
+            .get(&format!("/api/v1/catalog/items?sku={sku}"))
+            .await
+            .expect(200);
+        assert_eq!(
+            item["price"],
+            base - 100,
+            "price on terminal {}",
+            t.cfg.terminal.id
+        );
+    }
+    assert_eq!(all_ids.len(), 30);
+    let status = tills[0].client().get("/api/v1/status").await.expect(200);
+    assert_eq!(status["peers"].as_array().unwrap().len(), 4);
+    assert!(
+        status["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["outbound"] == "connected" && p["lag_events"] == 0)
+    );
+    let metrics = tills[0].client().get("/metrics").await.expect(200);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("tillmesh_mesh_peers_connected 4")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partition_2_3_heals_with_nothing_lost_or_doubled() {
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1, 2, 3, 4, 5]).await;
+    let refs: Vec<&TestTill> = tills.iter().collect();
+    converged(&refs, Duration::from_secs(30)).await;
+    let (left, right) = tills.split_at(2);
+    for a in left {
+        for b in right {
+            a.mesh().faults().block(b.cfg.terminal.id);
+            b.mesh().faults().block(a.cfg.terminal.id);
+        }
+    }
+    let (ids_l, units_l) = sell_many(&cashier(&left[0]).await, 5, 0).await;
+    let (ids_r, units_r) = sell_many(&cashier(&right[1]).await, 5, 2).await;
+    converged(&left.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    converged(&right.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    // Each side sold on its own and did not see the other's sales.
+    assert!(ids_r.iter().all(|id| !txlog(&left[1]).contains(id)));
+    assert!(ids_l.iter().all(|id| !txlog(&right[0]).contains(id)));
+
+    for a in left {
+        for b in right {
+            a.mesh().faults().unblock(b.cfg.terminal.id);
+            b.mesh().faults().unblock(a.cfg.terminal.id);
+        }
+    }
+    converged(&refs, Duration::from_secs(30)).await;
+    let expected: BTreeSet<String> = ids_l.iter().chain(&ids_r).cloned().collect();
+    for t in &tills {
+        assert_eq!(txlog(t), expected);
+        let state = t.till().state();
+        for i in 0..4 {
+            assert_eq!(state.stock(&demo_item(i).0), 100 - units_l[i] - units_r[i]);
+        }
+        // Exactly once on disk too.
+        let sales = t
+            .till()
+            .store()
+            .read(|r| r.sales_between(0, u64::MAX, 10_000))
+            .unwrap();
+        assert_eq!(sales.len(), expected.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarted_till_catches_up_from_its_version_vector() {
+    let pki = Pki::new("S001");
+    let mut tills = start_store(&pki, &[1, 2, 3]).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let third = tills.pop().unwrap();
+    let port = third.mesh().local_addr().port();
+    let held_before = third.till().version_vector().total();
+    let dir = third.stop().await;
+
+    let (ids, _) = sell_many(&cashier(&tills[0]).await, 8, 1).await;
+    let missing = tills[0].till().version_vector().total() - held_before;
+    let cfg = mesh_config(dir.path(), &pki, 3, port);
+    let third = TestTill::start_with(cfg, dir).await;
+    for t in &tills {
+        third.mesh().add_peer(t.mesh().local_addr());
+    }
+    tills.push(third);
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let third = &tills[2];
+    assert!(ids.iter().all(|id| txlog(third).contains(id)));
+    // Only what it lacked was sent (each of the two peers may push the same events once),
+    // not the full log of opening stock and earlier sales.
+    let received: u64 = third.mesh().peers().iter().map(|p| p.events_received).sum();
+    assert!(
+        received >= missing,
+        "received {received} < missing {missing}"
+    );
+    assert!(
+        received <= 2 * missing,
+        "received {received} events for {missing} missing: a resend of the log"
+    );
+    assert!(
+        held_before > 2 * missing,
+        "test premise: the log is much larger than the gap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn till_with_lost_data_dir_rebuilds_from_peers() {
+    let pki = Pki::new("S001");
+    let mut tills = start_store(&pki, &[1, 2, 3]).await;
+    let (old_ids, _) = sell_many(&cashier(&tills[2]).await, 3, 0).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let lost = tills.pop().unwrap();
+    let port = lost.mesh().local_addr().port();
+    drop(lost.stop().await); // the data directory is gone
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mesh_config(dir.path(), &pki, 3, port);
+    let fresh = TestTill::start_with(cfg, dir).await;
+    for t in &tills {
+        fresh.mesh().add_peer(t.mesh().local_addr());
+    }
+    tills.push(fresh);
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let fresh = &tills[2];
+    let c = cashier(fresh).await;
+    for id in &old_ids {
+        assert!(
+            txlog(fresh).contains(id),
+            "its own old sale {id} came back from peers"
+        );
+        assert_eq!(
+            c.get(&format!("/api/v1/transactions/{id}"))
+                .await
+                .expect(200)["status"],
+            "PAID"
+        );
+    }
+    // It sells on under a new incarnation: no id collides with its old sales.
+    let (new_ids, _) = sell_many(&c, 1, 0).await;
+    assert!(!old_ids.contains(&new_ids[0]));
+    assert_ne!(old_ids[0].split('-').nth(1), new_ids[0].split('-').nth(1));
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+}
+
+/// A raw QUIC client presenting `tls` (or no certificate).
+async fn raw_connect(
+    tls: rustls::ClientConfig,
+    to: std::net::SocketAddr,
+) -> Result<quinn::Connection, String> {
+    let mut ep =
+        quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+    let qc = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
+    ep.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(qc)));
+    let conn = ep
+        .connect(to, "s001.tillmesh")
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Sends raw bytes on a new stream and reads until the peer closes; returns what came back.
+async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(bytes).await.map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let mut buf = [0_u8; 65536];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), recv.read(&mut buf)).await {
+            Ok(Ok(Some(n))) => got.extend_from_slice(&buf[..n]),
+            Ok(Ok(None)) => return Ok(got),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Ok(got),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn foreign_or_missing_certificates_are_refused() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1]).await;
+    let target = tills[0].mesh().local_addr();
+
+    // A till of the same store id but enrolled by another CA: refused at the handshake, and
+    // nothing it sells ever reaches the store.
+    let rogue_pki = Pki::new("S001");
+    let rogue = start_store(&rogue_pki, &[9]).await;
+    rogue[0].mesh().add_peer(target);
+    tills[0].mesh().add_peer(rogue[0].mesh().local_addr());
+    let (rogue_ids, _) = sell_many(&cashier(&rogue[0]).await, 1, 0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!txlog(&tills[0]).contains(&rogue_ids[0]));
+    assert!(
+        tills[0].mesh().peers().iter().all(|p| p.terminal != 9
+            || (!p.inbound && p.outbound != tillmesh_mesh::PeerState::Connected))
+    );
+
+    // A client with no certificate at all.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            rustls::pki_types::pem::PemObject::from_pem_file(pki.dir.path().join("store-ca.pem"))
+                .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+                .unwrap(),
+        ))
+        .unwrap();
+    let mut anon = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    anon.alpn_protocols = vec![wire::ALPN.to_vec()];
+    let hello = wire::encode(&Frame::Hello {
+        version: wire::PROTOCOL_VERSION,
+        store_id: "S001".into(),
+        terminal: 5,
+        vv: Default::default(),
+    });
+    let outcome = match raw_connect(anon, target).await {
+        Err(e) => Err(e),
+        Ok(conn) => exchange(&conn, &hello).await,
+    };
+    assert!(
+        outcome.is_err() || outcome.as_ref().is_ok_and(|b| b.is_empty()),
+        "a client without a certificate got an answer: {outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_frames_disconnect_and_replays_change_nothing() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1, 2]).await;
+    let (ids, _) = sell_many(&cashier(&tills[1]).await, 1, 0).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let target = tills[0].mesh().local_addr();
+    let (ca, cert, key) = pki.enroll(7);
+    let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
+    let before = tills[0].till().state();
+    let hello = |terminal, version| {
+        wire::encode(&Frame::Hello {
+            version,
+            store_id: "S001".into(),
+            terminal,
+            vv: Default::default(),
+        })
+    };
+
+    // Oversized length prefix: closed before the body is read.
+    let conn = raw_connect(id.client_config().unwrap(), target)
+        .await
+        .unwrap();
+    let mut bytes = hello(7, wire::PROTOCOL_VERSION);
+    bytes.extend_from_slice(&((wire::FRAME_BYTES_MAX as u32) + 1).to_be_bytes());
+    assert!(exchange(&conn, &bytes).await.is_err() || conn.close_reason().is_some());
+    // Malformed body.
+    let conn = raw_connect(id.client_config().unwrap(), target)
+        .await
+        .unwrap();
+    let mut bytes = hello(7, wire::PROTOCOL_VERSION);
+    bytes.extend_from_slice(&[0, 0, 0, 3, 0xff, 0xff, 0xff]);
+    let _ = exchange(&conn, &bytes).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        conn.close_reason().is_some(),
+        "malformed frame did not end the connection"
+    );
+    // Wrong version.
+    let conn = raw_connect(id.client_config().unwrap(), target)
+        .await
+        .unwrap();
+    let _ = exchange(&conn, &hello(7, 99)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        conn.close_reason().is_some(),
+        "wrong version did not end the connection"
+    );
+    // Claiming another terminal than the certificate names.
+    let conn = raw_connect(id.client_config().unwrap(), target)
+        .await
+        .unwrap();
+    let _ = exchange(&conn, &hello(2, wire::PROTOCOL_VERSION)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        conn.close_reason().is_some(),
+        "a terminal impersonation did not end the connection"
+    );
+
+    // A replayed batch of events it already holds changes nothing.
+    let events = tills[1]
+        .till()
+        .events_after(
+            tills[1]
+                .till()
+                .state()
+                .vv
+                .iter()
+                .map(|(o, _)| o)
+                .max()
+                .unwrap(),
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(!events.is_empty());
+    let conn = raw_connect(id.client_config().unwrap(), target)
+        .await
+        .unwrap();
+    let mut bytes = hello(7, wire::PROTOCOL_VERSION);
+    bytes.extend(wire::encode(&Frame::Events(events.clone())));
+    bytes.extend(wire::encode(&Frame::Events(events)));
+    let reply = exchange(&conn, &bytes).await.unwrap_or_default();
+    assert!(!reply.is_empty(), "expected Hello and Acks back");
+    assert_eq!(
+        tills[0].till().state(),
+        before,
+        "replayed events changed the state"
+    );
+    assert!(txlog(&tills[0]).contains(&ids[0]));
+    // Nothing of the bad connections broke the healthy link.
+    let (more, _) = sell_many(&cashier(&tills[1]).await, 1, 1).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    assert!(txlog(&tills[0]).contains(&more[0]));
+}
