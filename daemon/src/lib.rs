@@ -46,6 +46,10 @@ impl Replicator for MeshLink {
     fn now_ms(&self) -> u64 {
         clock::Clock::now_ms(&clock::SystemClock)
     }
+
+    fn own_origin(&self) -> Option<ReplicaId> {
+        Some(self.0.replica_id())
+    }
 }
 
 /// A running till: HTTP API, and the mesh when configured.

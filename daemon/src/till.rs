@@ -1646,6 +1646,11 @@ impl Till {
         let _ = self.mesh_peers.set(f);
     }
 
+    /// This till's replica id (the origin of its own events).
+    pub fn replica_id(&self) -> ReplicaId {
+        self.core().replica.id()
+    }
+
     /// The version vector: events held per origin.
     pub fn version_vector(&self) -> tillmesh_crdt::VersionVector {
         self.core().replica.state().vv.clone()

@@ -52,6 +52,8 @@ pub trait Replicator: Send + Sync + 'static {
     fn changes(&self) -> watch::Receiver<u64>;
     /// Wall clock, ms since the epoch (for status).
     fn now_ms(&self) -> u64;
+    /// The origin id of this till's own events.
+    fn own_origin(&self) -> Option<ReplicaId>;
 }
 
 /// Mesh settings.
@@ -138,6 +140,10 @@ pub struct PeerView {
     pub events_sent: u64,
     /// Events received from it.
     pub events_received: u64,
+    /// Bytes of `Events` frames sent to it (length prefix included).
+    pub frame_bytes_sent: u64,
+    /// UDP bytes sent on the push connection (QUIC and TLS overhead, acks, keep-alives).
+    pub udp_bytes_sent: u64,
     /// Last error on either direction.
     pub last_error: Option<String>,
     #[serde(skip)]
@@ -155,6 +161,8 @@ impl PeerView {
             last_contact_ms: 0,
             events_sent: 0,
             events_received: 0,
+            frame_bytes_sent: 0,
+            udp_bytes_sent: 0,
             last_error: None,
             their_vv: VersionVector::new(),
         }
@@ -632,30 +640,42 @@ async fn push<R: Replicator>(
         let mut tick = tokio::time::interval(Duration::from_millis(s.cfg.anti_entropy_ms.max(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ack_timeout = Duration::from_millis(s.cfg.ack_timeout_ms);
+        // A new session starts with everything the peer lacks.
+        let mut scope = Scope::All;
         loop {
             if s.faults.is_blocked(peer) {
                 return Err(MeshError::Connection("blocked by fault injection".into()));
             }
-            let batch = collect(s, &theirs).await?;
+            let batch = collect(s, &theirs, scope).await?;
             if batch.is_empty() {
                 changes.borrow_and_update();
                 tokio::select! {
-                    _ = changes.changed() => {}
-                    _ = faults.changed() => {}
+                    // A local commit: push this till's own new events at once. Other origins'
+                    // events reach the peer from their own origin; relaying them on every
+                    // change would send each event several times.
+                    _ = changes.changed() => scope = Scope::Own,
+                    _ = faults.changed() => scope = Scope::All,
                     _ = tick.tick() => {
+                        // Anti-entropy: re-read what the peer holds and relay anything it
+                        // lacks from any origin (repairs partitions and lost data).
                         write_frame(&mut send, &Frame::Probe).await?;
                         theirs = await_ack(&mut recv, ack_timeout).await?;
                         with_peer(s, peer, addr, |p| p.their_vv = theirs.clone());
+                        scope = Scope::All;
                     }
                     e = conn.closed() => return Err(MeshError::Connection(e.to_string())),
                 }
                 continue;
             }
             let n = batch.len() as u64;
-            write_frame(&mut send, &Frame::Events(batch)).await?;
+            let frame = wire::encode(&Frame::Events(batch));
+            send.write_all(&frame).await.map_err(|e| MeshError::Connection(e.to_string()))?;
             theirs = await_ack(&mut recv, ack_timeout).await?;
+            let udp = conn.stats().udp_tx.bytes;
             with_peer(s, peer, addr, |p| {
                 p.events_sent += n;
+                p.frame_bytes_sent += frame.len() as u64;
+                p.udp_bytes_sent = udp;
                 p.their_vv = theirs.clone();
             });
         }
@@ -686,15 +706,29 @@ async fn await_ack(
     }
 }
 
+/// Which origins a push round covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Only events this till made.
+    Own,
+    /// Every origin (session start, anti-entropy).
+    All,
+}
+
 /// The next batch the peer lacks: per origin, from its vector on, in sequence order.
 async fn collect<R: Replicator>(
     s: &Shared<R>,
     theirs: &VersionVector,
+    scope: Scope,
 ) -> Result<Vec<Event>, MeshError> {
     let ours = s.replicator.version_vector();
+    let own = s.replicator.own_origin();
     let mut batch = Vec::new();
     let max = s.cfg.batch_events_max.clamp(1, wire::BATCH_EVENTS_MAX);
     for (origin, seq) in ours.iter() {
+        if scope == Scope::Own && Some(origin) != own {
+            continue;
+        }
         let have = theirs.get(origin);
         if seq <= have {
             continue;
