@@ -48,6 +48,19 @@ enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+    /// Run a whole store on loopback: N tills in one process, meshed over QUIC with mutual
+    /// TLS (a store CA and till certificates are created on first run).
+    Demo {
+        /// Terminal config used as the template for every till.
+        #[arg(long, default_value = "configs/terminal.example.toml")]
+        config: PathBuf,
+        /// Folder for the PKI and the tills' databases.
+        #[arg(long, default_value = "data/demo")]
+        dir: PathBuf,
+        /// Number of tills (HTTP on 7301.., mesh on 7401..).
+        #[arg(long, default_value_t = 3)]
+        tills: u16,
+    },
     /// Print a running till's status.
     Status {
         /// The till's address.
@@ -223,6 +236,76 @@ fn run(command: Command) -> anyhow::Result<()> {
             rt.block_on(tillmesh::run(cfg, async {
                 let _ = tokio::signal::ctrl_c().await;
             }))
+        }
+        Command::Demo { config, dir, tills } => {
+            if !(1..=9).contains(&tills) {
+                anyhow::bail!("--tills must be between 1 and 9");
+            }
+            let template = TerminalConfig::load(&config)?;
+            let store_id = template.store.store_id.clone();
+            let pki = dir.join("pki");
+            if !pki.join("store-ca.key").exists() {
+                std::fs::create_dir_all(&pki)?;
+                let ca = tillmesh_mesh::identity::create_store_ca(&store_id)?;
+                write_new(&pki.join("store-ca.key"), &ca.key, true)?;
+                write_new(&pki.join("store-ca.pem"), &ca.cert, false)?;
+            }
+            let ca = tillmesh_mesh::identity::Pem {
+                cert: std::fs::read_to_string(pki.join("store-ca.pem"))?,
+                key: std::fs::read_to_string(pki.join("store-ca.key"))?,
+            };
+            let mut cfgs = Vec::new();
+            for t in 1..=u64::from(tills) {
+                let cert = pki.join(format!("till-{t}.pem"));
+                let key = pki.join(format!("till-{t}.key"));
+                if !cert.exists() {
+                    let till = tillmesh_mesh::identity::enroll(&ca, &store_id, t)?;
+                    write_new(&cert, &till.cert, false)?;
+                    write_new(&key, &till.key, true)?;
+                }
+                let mut cfg = template.clone();
+                cfg.terminal.id = t;
+                cfg.terminal.listen = SocketAddr::from(([127, 0, 0, 1], 7300 + t as u16));
+                cfg.terminal.data_dir = dir.join(format!("till-{t}"));
+                let peers = (1..=u64::from(tills))
+                    .filter(|p| *p != t)
+                    .map(|p| SocketAddr::from(([127, 0, 0, 1], 7400 + p as u16)))
+                    .collect();
+                cfg.mesh = Some(tillmesh::config::MeshSection {
+                    listen: SocketAddr::from(([127, 0, 0, 1], 7400 + t as u16)),
+                    ca_cert: pki.join("store-ca.pem"),
+                    cert,
+                    key,
+                    peers,
+                    mdns: false,
+                    mdns_interfaces: "loopback".into(),
+                    disable_gso: true,
+                    anti_entropy_ms: 2000,
+                    batch_events_max: 256,
+                });
+                cfgs.push(cfg);
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let mut nodes = Vec::new();
+                for cfg in cfgs {
+                    nodes.push(tillmesh::start(cfg).await?);
+                }
+                for n in &nodes {
+                    println!(
+                        "till T{} of store {store_id}: http://{}  (tillmesh status --addr {})",
+                        n.till.config().terminal.id,
+                        n.http_addr,
+                        n.http_addr
+                    );
+                }
+                println!("press Ctrl-C to stop");
+                let _ = tokio::signal::ctrl_c().await;
+                for n in nodes {
+                    n.stop().await?;
+                }
+                anyhow::Ok(())
+            })
         }
         Command::Status { addr } => {
             let rt = tokio::runtime::Builder::new_current_thread()

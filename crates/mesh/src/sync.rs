@@ -212,6 +212,8 @@ struct Shared<R> {
 pub struct Mesh<R: Replicator> {
     shared: Arc<Shared<R>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The runtime the mesh was started on: discovery calls `add_peer` from its own thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl<R: Replicator> std::fmt::Debug for Mesh<R> {
@@ -268,6 +270,7 @@ impl<R: Replicator> Mesh<R> {
         let mesh = Mesh {
             shared: shared.clone(),
             tasks: Mutex::new(Vec::new()),
+            runtime: tokio::runtime::Handle::current(),
         };
         mesh.spawn(accept_loop(shared));
         for p in cfg.peers {
@@ -277,7 +280,10 @@ impl<R: Replicator> Mesh<R> {
     }
 
     fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.lock().expect("tasks lock").push(tokio::spawn(f));
+        self.tasks
+            .lock()
+            .expect("tasks lock")
+            .push(self.runtime.spawn(f));
     }
 
     /// The bound QUIC address.
@@ -669,7 +675,9 @@ async fn push<R: Replicator>(
             }
             let n = batch.len() as u64;
             let frame = wire::encode(&Frame::Events(batch));
-            send.write_all(&frame).await.map_err(|e| MeshError::Connection(e.to_string()))?;
+            send.write_all(&frame)
+                .await
+                .map_err(|e| MeshError::Connection(e.to_string()))?;
             theirs = await_ack(&mut recv, ack_timeout).await?;
             let udp = conn.stats().udp_tx.bytes;
             with_peer(s, peer, addr, |p| {
