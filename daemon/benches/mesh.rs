@@ -14,15 +14,26 @@ use tillmesh_pos::payment::Method;
 
 const TILLS: u64 = 5;
 
-fn config(root: &std::path::Path, pki: &std::path::Path, ca: &tillmesh_mesh::identity::Pem, t: u64) -> TerminalConfig {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+fn config(
+    root: &std::path::Path,
+    pki: &std::path::Path,
+    ca: &tillmesh_mesh::identity::Pem,
+    t: u64,
+) -> TerminalConfig {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let mut cfg = TerminalConfig::load(&repo.join("configs/terminal.example.toml")).unwrap();
     cfg.terminal.id = t;
     cfg.terminal.listen = "127.0.0.1:0".parse().unwrap();
     cfg.terminal.data_dir = root.join(format!("till-{t}"));
     cfg.checkout.drafts_max = 64;
     let till = tillmesh_mesh::identity::enroll(ca, "S001", t).unwrap();
-    let (cert, key) = (pki.join(format!("till-{t}.pem")), pki.join(format!("till-{t}.key")));
+    let (cert, key) = (
+        pki.join(format!("till-{t}.pem")),
+        pki.join(format!("till-{t}.key")),
+    );
     std::fs::write(&cert, till.cert).unwrap();
     std::fs::write(&key, till.key).unwrap();
     cfg.mesh = Some(MeshSection {
@@ -46,8 +57,15 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("TILLMESH_BENCH_SALES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let n: usize = std::env::var("TILLMESH_BENCH_SALES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let root = std::env::current_dir().unwrap().join("target").join("bench-tmp");
@@ -78,8 +96,8 @@ fn main() {
         // (seq of the sale's last event, commit instant), appended by the seller.
         let sales: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
         let mut watchers = Vec::new();
-        for n in &nodes[1..] {
-            let till = n.till.clone();
+        for node in &nodes[1..] {
+            let till = node.till.clone();
             let sales = sales.clone();
             watchers.push(tokio::spawn(async move {
                 let mut changes = till.changes();

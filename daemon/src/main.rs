@@ -1,5 +1,6 @@
-//! The `tillmesh` command line: `terminal` runs a till, `status` asks a running till how it
-//! is, `audit verify` checks a till's audit chain.
+//! The `tillmesh` command line: `terminal` runs a till (`terminal enroll` issues its
+//! certificate), `store init` creates a store CA, `demo` runs a store of tills on loopback,
+//! `status` asks a running till how it is, `audit verify` checks a till's audit chain.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
