@@ -17,7 +17,8 @@
 //! A malformed, oversized or wrong-version frame ends the connection with a logged reason and
 //! nothing of it applied. Reconnects back off exponentially with jitter.
 
-use crate::identity::{TillIdentity, peer_names, store_dns, store_label};
+use crate::identity::{TillIdentity, store_dns, store_label};
+use crate::transport::{Link, QuicTransport, Transport};
 use crate::wire::{self, Frame, WireError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tillmesh_crdt::{ReplicaId, VersionVector};
 use tillmesh_pos::event::Event;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -196,10 +198,11 @@ impl Faults {
     }
 }
 
-struct Shared<R> {
-    identity: TillIdentity,
+struct Shared<R, T> {
+    store_id: String,
+    terminal: u64,
     cfg: MeshConfig,
-    endpoint: quinn::Endpoint,
+    transport: T,
     replicator: Arc<R>,
     peers: Mutex<BTreeMap<u64, PeerView>>,
     pushing_to: Mutex<HashSet<u64>>,
@@ -208,58 +211,55 @@ struct Shared<R> {
     stop: watch::Sender<bool>,
 }
 
-/// A running mesh.
-pub struct Mesh<R: Replicator> {
-    shared: Arc<Shared<R>>,
+/// A running mesh over transport `T` (QUIC unless a test or the simulator plugs another).
+pub struct Mesh<R: Replicator, T: Transport = QuicTransport> {
+    shared: Arc<Shared<R, T>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The runtime the mesh was started on: discovery calls `add_peer` from its own thread.
     runtime: tokio::runtime::Handle,
 }
 
-impl<R: Replicator> std::fmt::Debug for Mesh<R> {
+impl<R: Replicator, T: Transport> std::fmt::Debug for Mesh<R, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mesh")
-            .field("terminal", &self.shared.identity.terminal)
+            .field("terminal", &self.shared.terminal)
             .finish()
     }
 }
 
-impl<R: Replicator> Mesh<R> {
+impl<R: Replicator> Mesh<R, QuicTransport> {
     /// Binds the QUIC endpoint, starts accepting, and dials the static peers.
     pub fn start(
         cfg: MeshConfig,
         identity: TillIdentity,
         replicator: Arc<R>,
     ) -> Result<Self, MeshError> {
-        let setup = |e: &dyn std::fmt::Display| MeshError::Setup(e.to_string());
-        let mut transport = quinn::TransportConfig::default();
-        transport.keep_alive_interval(Some(Duration::from_millis(500)));
-        transport.max_idle_timeout(Some(
-            Duration::from_secs(3).try_into().map_err(|e| setup(&e))?,
-        ));
-        if cfg.disable_gso {
-            transport.enable_segmentation_offload(false);
-        }
-        let transport = Arc::new(transport);
-        let server_tls = quinn::crypto::rustls::QuicServerConfig::try_from(
-            identity.server_config().map_err(|e| setup(&e))?,
-        )
-        .map_err(|e| setup(&e))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
-        server.transport_config(transport.clone());
-        let client_tls = quinn::crypto::rustls::QuicClientConfig::try_from(
-            identity.client_config().map_err(|e| setup(&e))?,
-        )
-        .map_err(|e| setup(&e))?;
-        let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
-        client.transport_config(transport);
-        let mut endpoint = quinn::Endpoint::server(server, cfg.listen).map_err(|e| setup(&e))?;
-        endpoint.set_default_client_config(client);
+        let transport = QuicTransport::bind(cfg.listen, &identity, cfg.disable_gso)?;
+        Ok(Self::with_transport(
+            cfg,
+            &identity.store_id,
+            identity.terminal,
+            transport,
+            replicator,
+        ))
+    }
+}
+
+impl<R: Replicator, T: Transport> Mesh<R, T> {
+    /// Starts the mesh on an already bound transport.
+    pub fn with_transport(
+        cfg: MeshConfig,
+        store_id: &str,
+        terminal: u64,
+        transport: T,
+        replicator: Arc<R>,
+    ) -> Self {
         let (stop, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            identity,
+            store_id: store_id.to_string(),
+            terminal,
             cfg: cfg.clone(),
-            endpoint,
+            transport,
             replicator,
             peers: Mutex::new(BTreeMap::new()),
             pushing_to: Mutex::new(HashSet::new()),
@@ -276,7 +276,7 @@ impl<R: Replicator> Mesh<R> {
         for p in cfg.peers {
             mesh.add_peer(p);
         }
-        Ok(mesh)
+        mesh
     }
 
     fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
@@ -286,12 +286,9 @@ impl<R: Replicator> Mesh<R> {
             .push(self.runtime.spawn(f));
     }
 
-    /// The bound QUIC address.
+    /// The address peers dial.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared
-            .endpoint
-            .local_addr()
-            .expect("bound endpoint has an address")
+        self.shared.transport.local_addr()
     }
 
     /// Starts pushing to a peer address (idempotent per address).
@@ -332,16 +329,16 @@ impl<R: Replicator> Mesh<R> {
         &self.shared.faults
     }
 
-    /// Stops every task and closes the endpoint.
+    /// Stops every task and closes the transport.
     pub async fn shutdown(&self) {
         let _ = self.shared.stop.send(true);
-        self.shared.endpoint.close(0u32.into(), b"shutdown");
+        self.shared.transport.close();
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
         for t in tasks {
             t.abort();
             let _ = t.await;
         }
-        self.shared.endpoint.wait_idle().await;
+        self.shared.transport.wait_idle().await;
     }
 }
 
@@ -352,13 +349,21 @@ pub fn lag(ours: &VersionVector, theirs: &VersionVector) -> u64 {
         .sum()
 }
 
-async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<(), MeshError> {
-    send.write_all(&wire::encode(frame))
+async fn write_frame(
+    send: &mut (impl AsyncWrite + Unpin),
+    frame: &Frame,
+) -> Result<usize, MeshError> {
+    let bytes = wire::encode(frame);
+    send.write_all(&bytes)
         .await
-        .map_err(|e| MeshError::Connection(e.to_string()))
+        .map_err(|e| MeshError::Connection(e.to_string()))?;
+    send.flush()
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))?;
+    Ok(bytes.len())
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, MeshError> {
+async fn read_frame(recv: &mut (impl AsyncRead + Unpin)) -> Result<Frame, MeshError> {
     let mut prefix = [0_u8; 4];
     recv.read_exact(&mut prefix)
         .await
@@ -371,32 +376,17 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, MeshError> {
     Ok(wire::decode(&body)?)
 }
 
-/// The peer's `(store label, terminal)` from its certificate.
-fn peer_of(conn: &quinn::Connection) -> Result<(String, u64), MeshError> {
-    let certs = conn
-        .peer_identity()
-        .and_then(|id| {
-            id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                .ok()
-        })
-        .ok_or_else(|| MeshError::Protocol("peer presented no certificate".into()))?;
-    let first = certs
-        .first()
-        .ok_or_else(|| MeshError::Protocol("empty certificate chain".into()))?;
-    peer_names(first).map_err(|e| MeshError::Protocol(e.to_string()))
-}
-
-fn hello<R: Replicator>(s: &Shared<R>) -> Frame {
+fn hello<R: Replicator, T: Transport>(s: &Shared<R, T>) -> Frame {
     Frame::Hello {
         version: wire::PROTOCOL_VERSION,
-        store_id: s.identity.store_id.clone(),
-        terminal: s.identity.terminal,
+        store_id: s.store_id.clone(),
+        terminal: s.terminal,
         vv: s.replicator.version_vector(),
     }
 }
 
-fn check_hello<R: Replicator>(
-    s: &Shared<R>,
+fn check_hello<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
     frame: Frame,
     cert_terminal: u64,
 ) -> Result<VersionVector, MeshError> {
@@ -407,7 +397,7 @@ fn check_hello<R: Replicator>(
             vv,
             ..
         } => {
-            if store_label(&store_id) != store_label(&s.identity.store_id) {
+            if store_label(&store_id) != store_label(&s.store_id) {
                 return Err(MeshError::Protocol(format!(
                     "peer says it is of store {store_id}"
                 )));
@@ -435,8 +425,8 @@ fn frame_name(f: &Frame) -> &'static str {
     }
 }
 
-fn with_peer<R: Replicator>(
-    s: &Shared<R>,
+fn with_peer<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
     terminal: u64,
     addr: SocketAddr,
     f: impl FnOnce(&mut PeerView),
@@ -451,60 +441,52 @@ fn with_peer<R: Replicator>(
 
 // ----- receiving ---------------------------------------------------------------------
 
-async fn accept_loop<R: Replicator>(s: Arc<Shared<R>>) {
+async fn accept_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>) {
     // Connection tasks live in this set, so aborting the accept loop ends them too (and
-    // with them the last handles on the endpoint, which frees the UDP port).
+    // with them the last handles on the transport, which frees the port).
     let mut conns = tokio::task::JoinSet::new();
-    while let Some(incoming) = s.endpoint.accept().await {
+    while let Some((addr, pending)) = s.transport.incoming().await {
         while conns.try_join_next().is_some() {}
         let s = s.clone();
         conns.spawn(async move {
-            let addr = incoming.remote_address();
-            let peer = match incoming.await {
-                Ok(conn) => receive(&s, conn, addr).await,
+            let link = match pending.await {
+                Ok(link) => link,
                 Err(e) => {
                     // Handshake refusals (unknown CA, no certificate, wrong ALPN) land here.
                     warn!(%addr, cause = %e, "refused a mesh connection at the handshake");
                     return;
                 }
             };
-            if let Err((terminal, e)) = peer {
-                warn!(%addr, peer = terminal, cause = %e, "inbound mesh connection ended");
-                if let Some(t) = terminal {
-                    with_peer(&s, t, addr, |p| {
-                        p.inbound = false;
-                        p.last_error = Some(e.to_string());
-                    });
-                }
+            let peer = link.peer().1;
+            if let Err(e) = receive(&s, &link, addr).await {
+                warn!(%addr, peer, cause = %e, "inbound mesh connection ended");
+                with_peer(&s, peer, addr, |p| {
+                    p.inbound = false;
+                    p.last_error = Some(e.to_string());
+                });
             }
         });
     }
 }
 
-async fn receive<R: Replicator>(
-    s: &Shared<R>,
-    conn: quinn::Connection,
+async fn receive<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    link: &T::Link,
     addr: SocketAddr,
-) -> Result<(), (Option<u64>, MeshError)> {
-    let (label, peer) = peer_of(&conn).map_err(|e| (None, e))?;
-    let fail = |e: MeshError| (Some(peer), e);
-    if label != store_label(&s.identity.store_id) {
-        conn.close(1u32.into(), b"wrong store");
-        return Err(fail(MeshError::Protocol(format!(
+) -> Result<(), MeshError> {
+    let (label, peer) = link.peer();
+    if label != store_label(&s.store_id) {
+        link.close(1, "wrong store");
+        return Err(MeshError::Protocol(format!(
             "certificate is for store {label}"
-        ))));
-    }
-    if s.faults.is_blocked(peer) {
-        conn.close(2u32.into(), b"blocked");
-        return Err(fail(MeshError::Connection(
-            "blocked by fault injection".into(),
         )));
     }
-    let (mut send, mut recv) = conn
-        .accept_bi()
-        .await
-        .map_err(|e| fail(MeshError::Connection(e.to_string())))?;
+    if s.faults.is_blocked(peer) {
+        link.close(2, "blocked");
+        return Err(MeshError::Connection("blocked by fault injection".into()));
+    }
     let result = async {
+        let (mut send, mut recv) = link.accept().await?;
         let first = read_frame(&mut recv).await?;
         check_hello(s, first, peer)?;
         write_frame(&mut send, &hello(s)).await?;
@@ -513,6 +495,7 @@ async fn receive<R: Replicator>(
         loop {
             let frame = tokio::select! {
                 f = read_frame(&mut recv) => f?,
+                reason = link.closed() => return Err(MeshError::Connection(reason)),
                 _ = faults.changed() => {
                     if s.faults.is_blocked(peer) {
                         return Err(MeshError::Connection("blocked by fault injection".into()));
@@ -532,7 +515,7 @@ async fn receive<R: Replicator>(
                     write_frame(&mut send, &Frame::Ack(vv)).await?;
                 }
                 Frame::Probe => {
-                    write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?
+                    write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?;
                 }
                 other => {
                     return Err(MeshError::Protocol(format!(
@@ -550,9 +533,9 @@ async fn receive<R: Replicator>(
             MeshError::Local(_) => 4,
             _ => 0,
         };
-        conn.close(code.into(), e.to_string().as_bytes());
+        link.close(code, &e.to_string());
     }
-    result.map_err(fail)
+    result
 }
 
 // ----- pushing -----------------------------------------------------------------------
@@ -562,7 +545,7 @@ enum PushEnd {
     Retire,
 }
 
-async fn push_loop<R: Replicator>(s: Arc<Shared<R>>, addr: SocketAddr) {
+async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>, addr: SocketAddr) {
     let mut backoff = 100_u64;
     let mut stop = s.stop.subscribe();
     loop {
@@ -587,12 +570,11 @@ async fn push_loop<R: Replicator>(s: Arc<Shared<R>>, addr: SocketAddr) {
             backoff = 100;
         }
         // Exponential back-off with jitter (from the sub-millisecond clock: no RNG needed).
-        let jitter = u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0),
-        ) % (backoff / 2 + 1);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let jitter = u64::from(nanos) % (backoff / 2 + 1);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
             _ = stop.changed() => return,
@@ -601,37 +583,33 @@ async fn push_loop<R: Replicator>(s: Arc<Shared<R>>, addr: SocketAddr) {
     }
 }
 
-async fn push<R: Replicator>(
-    s: &Shared<R>,
+async fn push<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
     addr: SocketAddr,
 ) -> Result<PushEnd, (Option<u64>, MeshError)> {
-    let conn = s
-        .endpoint
-        .connect(addr, &store_dns(&s.identity.store_id))
-        .map_err(|e| (None, MeshError::Connection(e.to_string())))?
+    let link = s
+        .transport
+        .dial(addr, &store_dns(&s.store_id))
         .await
-        .map_err(|e| (None, MeshError::Connection(e.to_string())))?;
-    let (_, peer) = peer_of(&conn).map_err(|e| (None, e))?;
-    if peer == s.identity.terminal {
-        conn.close(0u32.into(), b"self");
+        .map_err(|e| (None, e))?;
+    let (_, peer) = link.peer();
+    if peer == s.terminal {
+        link.close(0, "self");
         return Ok(PushEnd::Retire);
     }
     if !s.pushing_to.lock().expect("pushing lock").insert(peer) {
-        conn.close(0u32.into(), b"duplicate");
+        link.close(0, "duplicate");
         return Ok(PushEnd::Retire);
     }
-    let fail = |e: MeshError| (Some(peer), e);
     if s.faults.is_blocked(peer) {
-        conn.close(2u32.into(), b"blocked");
-        return Err(fail(MeshError::Connection(
-            "blocked by fault injection".into(),
-        )));
+        link.close(2, "blocked");
+        return Err((
+            Some(peer),
+            MeshError::Connection("blocked by fault injection".into()),
+        ));
     }
-    let (mut send, mut recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| fail(MeshError::Connection(e.to_string())))?;
     let result: Result<(), MeshError> = async {
+        let (mut send, mut recv) = link.open().await?;
         write_frame(&mut send, &hello(s)).await?;
         let reply = read_frame(&mut recv).await?;
         let mut theirs = check_hello(s, reply, peer)?;
@@ -665,25 +643,22 @@ async fn push<R: Replicator>(
                         // Anti-entropy: re-read what the peer holds and relay anything it
                         // lacks from any origin (repairs partitions and lost data).
                         write_frame(&mut send, &Frame::Probe).await?;
-                        theirs = await_ack(&mut recv, ack_timeout).await?;
+                        theirs = await_ack(&link, &mut recv, ack_timeout).await?;
                         with_peer(s, peer, addr, |p| p.their_vv = theirs.clone());
                         scope = Scope::All;
                     }
-                    e = conn.closed() => return Err(MeshError::Connection(e.to_string())),
+                    reason = link.closed() => return Err(MeshError::Connection(reason)),
                 }
                 continue;
             }
             let n = batch.len() as u64;
-            let frame = wire::encode(&Frame::Events(batch));
-            send.write_all(&frame)
-                .await
-                .map_err(|e| MeshError::Connection(e.to_string()))?;
-            theirs = await_ack(&mut recv, ack_timeout).await?;
-            let udp = conn.stats().udp_tx.bytes;
+            let bytes = write_frame(&mut send, &Frame::Events(batch)).await?;
+            theirs = await_ack(&link, &mut recv, ack_timeout).await?;
+            let wire_bytes = link.wire_bytes_sent();
             with_peer(s, peer, addr, |p| {
                 p.events_sent += n;
-                p.frame_bytes_sent += frame.len() as u64;
-                p.udp_bytes_sent = udp;
+                p.frame_bytes_sent += bytes as u64;
+                p.udp_bytes_sent = wire_bytes;
                 p.their_vv = theirs.clone();
             });
         }
@@ -692,15 +667,20 @@ async fn push<R: Replicator>(
     let e = result
         .err()
         .unwrap_or_else(|| MeshError::Connection("ended".into()));
-    conn.close(0u32.into(), e.to_string().as_bytes());
-    Err(fail(e))
+    link.close(0, &e.to_string());
+    Err((Some(peer), e))
 }
 
 async fn await_ack(
-    recv: &mut quinn::RecvStream,
+    link: &impl Link,
+    recv: &mut (impl AsyncRead + Unpin),
     timeout: Duration,
 ) -> Result<VersionVector, MeshError> {
-    match tokio::time::timeout(timeout, read_frame(recv)).await {
+    let frame = tokio::select! {
+        f = tokio::time::timeout(timeout, read_frame(recv)) => f,
+        reason = link.closed() => return Err(MeshError::Connection(reason)),
+    };
+    match frame {
         Err(_) => Err(MeshError::Connection(format!(
             "no Ack within {} ms",
             timeout.as_millis()
@@ -724,8 +704,8 @@ enum Scope {
 }
 
 /// The next batch the peer lacks: per origin, from its vector on, in sequence order.
-async fn collect<R: Replicator>(
-    s: &Shared<R>,
+async fn collect<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
     theirs: &VersionVector,
     scope: Scope,
 ) -> Result<Vec<Event>, MeshError> {
