@@ -715,3 +715,23 @@ async fn state_survives_a_clean_restart_and_service_endpoints_answer() {
     let next = c.post("/api/v1/transactions", json!({})).await.expect(201);
     assert_ne!(next["txn_id"], sale["txn_id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_without_a_mesh_refuses_to_start() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    c.sell(&[(&demo_barcode(0), 1)], None).await.unwrap();
+    let dir = till.stop().await;
+    let db = dir.path().join("till.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in bytes.iter_mut().skip(4096) {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let err = tillmesh::start(support::test_config(dir.path()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("damaged"), "{err:#}");
+    // The file is left where it was, for a restore.
+    assert!(db.exists());
+}

@@ -3,6 +3,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -37,6 +38,10 @@ pub struct Metrics {
     pub peers_connected: Gauge,
     /// Events peers lack, summed over peers.
     pub mesh_lag: Gauge,
+    /// Events each peer lacks.
+    pub peer_lag: Family<Vec<(String, String)>, Gauge>,
+    /// Milliseconds since the last frame with each peer.
+    pub peer_silence: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -56,6 +61,8 @@ impl Default for Metrics {
             events_received: Counter::default(),
             peers_connected: Gauge::default(),
             mesh_lag: Gauge::default(),
+            peer_lag: Family::default(),
+            peer_silence: Family::default(),
             registry: Registry::default(),
         };
         registry.register("sales", "Sales made durable", m.sales.clone());

@@ -237,8 +237,8 @@ impl Till {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Till> {
-        let store = Store::open(cfg.db_path())?;
         let now = clock.now_ms();
+        let store = open_store(&cfg, now)?;
         let seeded = store.read(|r| r.meta("seeded"))?.is_some();
         if !seeded {
             seed(&store, &cfg, now)?;
@@ -1765,6 +1765,17 @@ impl Till {
         self.metrics
             .mesh_lag
             .set(peers.iter().map(|p| p.lag_events as i64).sum());
+        for p in &peers {
+            let label = vec![("peer".to_string(), format!("T{}", p.terminal))];
+            self.metrics
+                .peer_lag
+                .get_or_create(&label)
+                .set(p.lag_events as i64);
+            self.metrics
+                .peer_silence
+                .get_or_create(&label)
+                .set(now.saturating_sub(p.last_contact_ms) as i64);
+        }
         StatusView {
             store_id: self.cfg.store.store_id.clone(),
             terminal_id: self.cfg.terminal.id,
@@ -1940,6 +1951,36 @@ fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event>
             )
         })
         .collect()
+}
+
+/// Opens the till's database. A file that cannot be opened as a database or fails SQLite's
+/// quick check is moved aside when the till has a mesh to rebuild from: it then starts fresh
+/// under a new incarnation and its peers send everything back, its own old events included.
+/// Without a mesh there is nothing to rebuild from, and the till refuses to start.
+fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
+    let path = cfg.db_path();
+    if path.exists() {
+        let verdict = Store::open(&path).and_then(|s| s.read(|r| r.quick_check()));
+        let why = match verdict {
+            Ok(v) if v == "ok" => return Ok(Store::open(&path)?),
+            Ok(v) => v,
+            Err(e) => e.to_string(),
+        };
+        if cfg.mesh.is_none() {
+            anyhow::bail!(
+                "database {} is damaged ({why}) and no mesh is configured to rebuild it from; restore it from a backup",
+                path.display()
+            );
+        }
+        tracing::error!(path = %path.display(), cause = %why, "database is damaged; moving it aside and rebuilding from peers");
+        for suffix in ["", "-wal", "-shm"] {
+            let from = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if from.exists() {
+                std::fs::rename(&from, format!("{}.damaged-{now}{suffix}", path.display()))?;
+            }
+        }
+    }
+    Ok(Store::open(&path)?)
 }
 
 /// First start: master data, opening stock, staff accounts.

@@ -239,6 +239,14 @@ impl Reader {
             .optional()?)
     }
 
+    /// `PRAGMA quick_check`: "ok" when the file is sound (cheaper than `integrity_check`;
+    /// skips index/table cross-checks).
+    pub fn quick_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+    }
+
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         Ok(self
