@@ -735,3 +735,84 @@ async fn a_damaged_database_without_a_mesh_refuses_to_start() {
     // The file is left where it was, for a restore.
     assert!(db.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_transaction_and_its_taken_payments_survive_a_restart() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post(
+        &format!("/api/v1/transactions/{id}/items"),
+        json!({"barcode": demo_barcode(2), "quantity": 2}),
+    )
+    .await
+    .expect(200);
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    let total = t["totals"]["total"].as_i64().unwrap();
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": 10000}),
+    )
+    .await
+    .expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "qr", "amount": 5000}),
+        )
+        .await
+        .expect(200);
+    let qr = t["payments"][1]["payment_id"].as_str().unwrap().to_string();
+
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let t = c
+        .get(&format!("/api/v1/transactions/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(t["status"], "PENDING_PAYMENT");
+    assert_eq!(t["lines"][0]["quantity"], 2);
+    assert_eq!(t["payments"][0]["amount"], 10000);
+    // The QR payment taken before the restart is still known and completes.
+    assert_eq!(
+        c.get(&format!("/api/v1/payments/{qr}")).await.expect(200)["status"],
+        "CAPTURED"
+    );
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": total - 15000}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+            .await
+            .expect(200)["status"],
+        "PAID"
+    );
+    let next = c.post("/api/v1/transactions", json!({})).await.expect(201);
+    assert_ne!(next["txn_id"].as_str().unwrap(), id);
+    let t2 = c
+        .post(
+            &format!(
+                "/api/v1/transactions/{}/items",
+                next["txn_id"].as_str().unwrap()
+            ),
+            json!({"barcode": demo_barcode(3)}),
+        )
+        .await
+        .expect(200);
+    let _ = t2;
+    // And after a further restart, the finished sale is no longer an open transaction.
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let st = till.client().get("/api/v1/status").await.expect(200);
+    assert_eq!(st["drafts_open"], 1);
+}

@@ -34,6 +34,17 @@ use tillmesh_store::{CommitInfo, Store, StoreError, WriteBatch};
 use tracing::{info, warn};
 use utoipa::ToSchema;
 
+/// Meta key prefix of persisted open transactions.
+const DRAFT_KEY: &str = "draft:";
+
+fn draft_key(id: &str) -> String {
+    format!("{DRAFT_KEY}{id}")
+}
+
+fn draft_json(d: &Draft) -> String {
+    serde_json::to_string(d).expect("a draft always serialises")
+}
+
 /// Most sales one report reads.
 pub const REPORT_SALES_MAX: usize = 100_000;
 
@@ -78,7 +89,9 @@ pub struct Approval {
     pub pin: String,
 }
 
-#[derive(Clone, Debug)]
+/// An open transaction. Persisted (as JSON under the meta key `draft:<txn id>`) in the same
+/// commit as every change to it, so a restart keeps carts and taken payments.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Draft {
     txn_id: String,
     cashier: String,
@@ -274,17 +287,39 @@ impl Till {
         // Transaction ids carry the database incarnation, so a till rebuilt on a new disk never
         // reuses an id its peers still hold.
         let prefix = format!("T{}-{:04X}-", cfg.terminal.id, me.incarnation() & 0xFFFF);
-        let next_txn = store.read(|r| r.max_txn_number(me, &prefix))? + 1;
+        let mut drafts = HashMap::new();
+        let mut provider = SimulatedProvider::new(
+            cfg.payments.qr_approve_after_ms,
+            cfg.payments.qr_fail_suffix,
+        );
+        for (_, json) in store.read(|r| r.meta_prefix(DRAFT_KEY))? {
+            let d: Draft = serde_json::from_str(&json)?;
+            for p in d.payments.iter().filter(|p| p.method == Method::Qr) {
+                provider.restore(p);
+            }
+            drafts.insert(d.txn_id.clone(), d);
+        }
+        let draft_max = drafts
+            .keys()
+            .filter_map(|id| id.strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()))
+            .max()
+            .unwrap_or(0);
+        let next_txn = store
+            .read(|r| r.max_txn_number(me, &prefix))?
+            .max(draft_max)
+            + 1;
+        let next_payment = drafts
+            .values()
+            .map(|d| d.payments.len() as u64)
+            .sum::<u64>()
+            + 1;
+        metrics.drafts.set(drafts.len() as i64);
         metrics.events.set(events.len() as i64);
         info!(
             terminal = me.0,
             events = events.len(),
             items = catalog.len(),
             "till state restored"
-        );
-        let provider = SimulatedProvider::new(
-            cfg.payments.qr_approve_after_ms,
-            cfg.payments.qr_fail_suffix,
         );
         Ok(Till {
             core: Mutex::new(Core {
@@ -293,11 +328,11 @@ impl Till {
                 prices,
                 promotions: master.promotions,
                 master_version: master.version,
-                drafts: HashMap::new(),
+                drafts,
                 sessions: HashMap::new(),
                 provider,
                 next_txn,
-                next_payment: 1,
+                next_payment,
             }),
             cfg: Arc::new(cfg),
             store,
@@ -358,6 +393,22 @@ impl Till {
         };
         tracing::error!(%cause, "commit of applied events failed; stopping so that a restart rebuilds state from disk");
         std::process::exit(70);
+    }
+
+    /// Waits for a queued batch that holds no events (drafts, audit records): a failure is an
+    /// error for this request only.
+    async fn committed(
+        &self,
+        rx: tokio::sync::oneshot::Receiver<Result<CommitInfo, StoreError>>,
+    ) -> Result<CommitInfo, ApiError> {
+        match rx.await {
+            Ok(Ok(info)) => {
+                self.observe(&info);
+                Ok(info)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Closed.into()),
+        }
     }
 
     /// Appends one audit record and waits until it is durable.
@@ -601,7 +652,7 @@ impl Till {
     pub async fn create_txn(&self, s: &Session) -> Result<TxnView, ApiError> {
         self.audited(&s.employee_id, "transaction.create", "-", async {
             let now = self.now();
-            let view = {
+            let (view, rx) = {
                 let mut core = self.core();
                 if core.drafts.len() >= self.cfg.checkout.drafts_max {
                     return Err(ApiError::conflict(
@@ -621,19 +672,24 @@ impl Till {
                     customer_id: None,
                 };
                 let v = self.view(&d);
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.create",
+                    &txn_id,
+                    "ok",
+                    String::new(),
+                );
+                let rx = self.store.submit(WriteBatch {
+                    audit: vec![rec],
+                    meta: vec![(draft_key(&txn_id), draft_json(&d))],
+                    ..Default::default()
+                })?;
                 core.drafts.insert(txn_id, d);
                 self.metrics.drafts.set(core.drafts.len() as i64);
-                v
+                (v, rx)
             };
-            self.audit(audit_rec(
-                now,
-                &s.employee_id,
-                "transaction.create",
-                &view.txn_id,
-                "ok",
-                String::new(),
-            ))
-            .await?;
+            self.committed(rx).await?;
             Ok(view)
         })
         .await
@@ -683,16 +739,24 @@ impl Till {
     ) -> Result<TxnView, ApiError> {
         self.audited(&s.employee_id, action, id, async {
             let now = self.now();
-            let (view, detail) = {
+            // The change and its audit record are queued under the lock, so concurrent edits
+            // of one transaction reach the disk in the order they were made.
+            let (view, rx) = {
                 let mut core = self.core();
                 if !core.drafts.contains_key(id) {
                     return Err(missing_draft(id));
                 }
                 let detail = f(&mut core, now)?;
-                (self.view(&core.drafts[id]), detail)
+                let d = &core.drafts[id];
+                let rec = audit_rec(now, &s.employee_id, action, id, "ok", detail);
+                let rx = self.store.submit(WriteBatch {
+                    audit: vec![rec],
+                    meta: vec![(draft_key(id), draft_json(d))],
+                    ..Default::default()
+                })?;
+                (self.view(d), rx)
             };
-            self.audit(audit_rec(now, &s.employee_id, action, id, "ok", detail))
-                .await?;
+            self.committed(rx).await?;
             Ok(view)
         })
         .await
@@ -932,18 +996,24 @@ impl Till {
                     return Err(payment::PaymentError::NotPending(payment_id.to_string()).into());
                 }
                 p.status = provider.cancel(payment_id);
-                p.clone()
+                let p = p.clone();
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "payment.cancel",
+                    payment_id,
+                    "ok",
+                    String::new(),
+                );
+                let rx = self.store.submit(WriteBatch {
+                    audit: vec![rec],
+                    meta: vec![(draft_key(&d.txn_id), draft_json(d))],
+                    ..Default::default()
+                })?;
+                (p, rx)
             };
-            self.audit(audit_rec(
-                now,
-                &s.employee_id,
-                "payment.cancel",
-                payment_id,
-                "ok",
-                String::new(),
-            ))
-            .await?;
-            Ok(p)
+            self.committed(p.1).await?;
+            Ok(p.0)
         })
         .await
     }
@@ -1022,6 +1092,7 @@ impl Till {
                     let rx = self.store.submit(WriteBatch {
                         events,
                         audit: vec![rec],
+                        meta_delete: vec![draft_key(id)],
                         ..Default::default()
                     })?;
                     drafts.remove(id);
@@ -1085,21 +1156,26 @@ impl Till {
                         let mut d = core.drafts.remove(id).expect("present");
                         d.status = Status::Void;
                         self.metrics.drafts.set(core.drafts.len() as i64);
-                        Some(self.view(&d))
+                        let rec = audit_rec(
+                            now,
+                            &s.employee_id,
+                            "transaction.void",
+                            id,
+                            "ok",
+                            format!("abandoned: {reason}"),
+                        );
+                        let rx = self.store.submit(WriteBatch {
+                            audit: vec![rec],
+                            meta_delete: vec![draft_key(id)],
+                            ..Default::default()
+                        })?;
+                        Some((self.view(&d), rx))
                     }
                     None => None,
                 }
             };
-            if let Some(v) = abandoned {
-                self.audit(audit_rec(
-                    now,
-                    &s.employee_id,
-                    "transaction.void",
-                    id,
-                    "ok",
-                    format!("abandoned: {reason}"),
-                ))
-                .await?;
+            if let Some((v, rx)) = abandoned {
+                self.committed(rx).await?;
                 return Ok(v);
             }
             let (sale, _) = self.load_sale(id).await?;

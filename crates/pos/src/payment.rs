@@ -145,6 +145,23 @@ impl SimulatedProvider {
     }
 }
 
+impl SimulatedProvider {
+    /// Re-registers a payment this provider issued before a restart (a real provider keeps
+    /// its own state; the simulated one keeps it in memory).
+    pub fn restore(&mut self, p: &Payment) {
+        let created = p.expires_at_ms.unwrap_or(0).saturating_sub(QR_TIMEOUT_MS);
+        if let Some(n) = p
+            .payment_id
+            .strip_prefix("SIM-")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            self.next = self.next.max(n);
+        }
+        self.pending
+            .insert(p.payment_id.clone(), (created, p.amount, p.status));
+    }
+}
+
 impl PaymentProvider for SimulatedProvider {
     fn name(&self) -> &str {
         "simulated"

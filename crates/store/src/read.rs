@@ -239,6 +239,18 @@ impl Reader {
             .optional()?)
     }
 
+    /// Meta rows whose key starts with `prefix`, in key order.
+    pub fn meta_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key",
+        )?;
+        let end = format!("{prefix}\u{10FFFF}");
+        let rows = st
+            .query_map(params![prefix, end], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// `PRAGMA quick_check`: "ok" when the file is sound (cheaper than `integrity_check`;
     /// skips index/table cross-checks).
     pub fn quick_check(&self) -> Result<String, StoreError> {

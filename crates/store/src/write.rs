@@ -27,6 +27,8 @@ pub struct WriteBatch {
     pub master: Vec<(String, String, Option<String>)>,
     /// Meta key/values.
     pub meta: Vec<(String, String)>,
+    /// Meta keys to delete.
+    pub meta_delete: Vec<String>,
 }
 
 impl WriteBatch {
@@ -156,6 +158,9 @@ impl Writer {
                         params![kind, key],
                     )?,
                 };
+            }
+            for k in &batch.meta_delete {
+                exec(&tx, "DELETE FROM meta WHERE key = ?1", params![k])?;
             }
             for (k, v) in &batch.meta {
                 exec(
