@@ -48,6 +48,9 @@ pub enum EventBody {
         txlog: OrSet<String>,
         /// Delta of the transaction-status map.
         status: LwwMap<String, Status>,
+        /// Stock taken by the sale: per SKU, the delta of its PN-counter (the sale, its
+        /// status and its stock changes are one event, applied all or nothing).
+        inventory: Vec<(String, PnCounter)>,
     },
     /// A paid transaction was voided.
     TransactionVoided {
@@ -180,8 +183,11 @@ impl Event {
                 sale,
                 txlog,
                 status,
+                inventory,
             } => {
                 sale.terminal == o
+                    && inventory.iter().all(|(_, c)| counter_ok(c))
+                    && inventory.len() <= crate::cart::CART_LINES_MAX
                     && txlog.dots().all(|d| d.replica == o)
                     && stamps_ok(Box::new(status.stamps()))
                     && sale.lines.len() <= crate::cart::CART_LINES_MAX

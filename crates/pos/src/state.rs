@@ -70,9 +70,20 @@ impl StoreState {
     /// contiguous sequence numbers.
     pub fn apply(&mut self, e: &Event) {
         match &e.body {
-            EventBody::SaleRecorded { txlog, status, .. } => {
+            EventBody::SaleRecorded {
+                txlog,
+                status,
+                inventory,
+                ..
+            } => {
                 self.txlog.merge(txlog);
                 self.txn_status.merge(status);
+                for (sku, counter) in inventory {
+                    self.inventory
+                        .entry(sku.clone())
+                        .or_default()
+                        .merge(counter);
+                }
             }
             EventBody::TransactionVoided { status, .. }
             | EventBody::RefundRecorded { status, .. } => self.txn_status.merge(status),
@@ -179,39 +190,39 @@ impl Replica {
         e
     }
 
-    /// Records a paid sale: the sale event and one SALE inventory event per line.
+    /// Records a paid sale: one event carrying the sale, its transaction-log and status
+    /// deltas and its stock deltas; plus a points event when a customer earned points.
     pub fn record_sale(&mut self, sale: Sale, now_ms: u64) -> Vec<Event> {
         let stamp = self.clock.tick(now_ms);
         let txlog = self.state.txlog.add(self.me, sale.txn_id.clone());
         let status = LwwMap::new().tap_insert(sale.txn_id.clone(), Status::Paid, stamp);
-        let mut out = Vec::with_capacity(sale.lines.len() + 2);
-        let lines: Vec<(String, i64)> = sale
-            .lines
-            .iter()
-            .map(|l| (l.sku.clone(), i64::from(l.quantity)))
+        let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
+        for l in &sale.lines {
+            *taken.entry(l.sku.as_str()).or_default() += i64::from(l.quantity);
+        }
+        let me = self.me;
+        let inventory: Vec<(String, PnCounter)> = taken
+            .into_iter()
+            .map(|(sku, qty)| {
+                let delta = self
+                    .state
+                    .inventory
+                    .entry(sku.to_string())
+                    .or_default()
+                    .apply(me, -qty);
+                (sku.to_string(), delta)
+            })
             .collect();
-        let txn_id = sale.txn_id.clone();
         let (customer, points) = (sale.customer_id.clone(), sale.points_earned);
-        let cashier = sale.cashier.clone();
-        out.push(self.issue(
+        let mut out = vec![self.issue(
             now_ms,
             EventBody::SaleRecorded {
                 sale: Box::new(sale),
                 txlog,
                 status,
+                inventory,
             },
-        ));
-        for (sku, qty) in lines {
-            out.push(self.adjust(
-                &sku,
-                -qty,
-                Reason::Sale,
-                None,
-                Some(txn_id.clone()),
-                &cashier,
-                now_ms,
-            ));
-        }
+        )];
         if let Some(c) = customer
             && points != 0
         {

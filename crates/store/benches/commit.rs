@@ -139,7 +139,7 @@ fn main() {
         pct(ours, 0.99),
     );
     println!(
-        "durable commit latency, {n} sales, one client (sale = 3 lines: 4 events + 4 rows + audit)"
+        "durable commit latency, {n} sales, one client (sale = 3 lines: 1 event, its rows, 3 stock movements, audit)"
     );
     println!("  {:<38} {:>10} {:>10}", "", "p50 us", "p99 us");
     println!(

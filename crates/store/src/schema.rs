@@ -39,9 +39,11 @@ CREATE TABLE txn_status (
     hlc_replica INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- One row per stock change: an InventoryAdjusted event (line 0), or one line of a sale.
 CREATE TABLE stock_movements (
     origin    INTEGER NOT NULL,
     seq       INTEGER NOT NULL,
+    line      INTEGER NOT NULL,
     sku       TEXT NOT NULL,
     change    INTEGER NOT NULL,
     reason    TEXT NOT NULL,
@@ -49,7 +51,7 @@ CREATE TABLE stock_movements (
     reference TEXT,
     actor     TEXT NOT NULL,
     at_ms     INTEGER NOT NULL,
-    PRIMARY KEY (origin, seq)
+    PRIMARY KEY (origin, seq, line)
 ) WITHOUT ROWID;
 CREATE INDEX stock_movements_sku ON stock_movements (sku, at_ms);
 

@@ -212,6 +212,13 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
                 ],
             )?;
             upsert_status(tx, &sale.txn_id, status)?;
+            for l in &sale.lines {
+                exec(tx,
+                    "INSERT OR IGNORE INTO stock_movements (origin, seq, line, sku, change, reason, supplier, reference, actor, at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'SALE', NULL, ?6, ?7, ?8)",
+                    params![e.origin.0 as i64, e.seq as i64, l.line_no, l.sku, -i64::from(l.quantity), sale.txn_id, sale.cashier, e.hlc.wall_ms as i64],
+                )?;
+            }
         }
         EventBody::TransactionVoided { txn_id, status, .. }
         | EventBody::RefundRecorded { txn_id, status, .. } => upsert_status(tx, txn_id, status)?,
@@ -225,8 +232,8 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
             ..
         } => {
             exec(tx,
-                "INSERT OR IGNORE INTO stock_movements (origin, seq, sku, change, reason, supplier, reference, actor, at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT OR IGNORE INTO stock_movements (origin, seq, line, sku, change, reason, supplier, reference, actor, at_ms)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![e.origin.0 as i64, e.seq as i64, sku, change, reason.as_str(), supplier, reference, by, e.hlc.wall_ms as i64],
             )?;
         }
