@@ -1182,13 +1182,7 @@ impl Till {
             let approver = self.approve(s, Permission::Void, approval).await?;
             let rx = {
                 let mut core = self.core();
-                let current = core
-                    .replica
-                    .state()
-                    .txn_status
-                    .get(&id.to_string())
-                    .copied()
-                    .unwrap_or(Status::Paid);
+                let current = status_of(&core, id);
                 current.transition(Status::Void)?;
                 let mut events = vec![core.replica.set_status(
                     id,
@@ -1235,13 +1229,7 @@ impl Till {
             let (sale, _) = self.load_sale(id).await?;
             let rx = {
                 let mut core = self.core();
-                let current = core
-                    .replica
-                    .state()
-                    .txn_status
-                    .get(&id.to_string())
-                    .copied()
-                    .unwrap_or(Status::Paid);
+                let current = status_of(&core, id);
                 current.transition(Status::RefundRequested)?;
                 let ev = core.replica.set_status(
                     id,
@@ -1289,13 +1277,7 @@ impl Till {
             let approver = self.approve(s, Permission::Refund, approval).await?;
             let rx = {
                 let mut core = self.core();
-                let current = core
-                    .replica
-                    .state()
-                    .txn_status
-                    .get(&id.to_string())
-                    .copied()
-                    .unwrap_or(Status::Paid);
+                let current = status_of(&core, id);
                 current.transition(Status::Refunded)?;
                 let mut events = vec![core.replica.set_status(
                     id,
@@ -1977,6 +1959,17 @@ fn item_view(core: &Core, item: Item, now: u64) -> ItemView {
         in_stock: stock > 0,
         item,
     }
+}
+
+/// The replicated status of a finished transaction (a sale's status is PAID until a later
+/// status event says otherwise).
+fn status_of(core: &Core, id: &str) -> Status {
+    core.replica
+        .state()
+        .txn_status
+        .get(&id.to_string())
+        .copied()
+        .unwrap_or(Status::Paid)
 }
 
 fn missing_draft(id: &str) -> ApiError {
