@@ -816,3 +816,68 @@ async fn an_open_transaction_and_its_taken_payments_survive_a_restart() {
     let st = till.client().get("/api/v1/status").await.expect(200);
     assert_eq!(st["drafts_open"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_capacity_the_oldest_open_transaction_without_money_is_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::test_config(dir.path());
+    cfg.checkout.drafts_max = 2;
+    let till = TestTill::start_with(cfg, dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let paid_part = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post(
+        &format!("/api/v1/transactions/{paid_part}/items"),
+        json!({"barcode": demo_barcode(1)}),
+    )
+    .await
+    .expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{paid_part}/checkout"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{paid_part}/payments"),
+        json!({"method": "cash", "tendered": 1000}),
+    )
+    .await
+    .expect(200);
+    let empty = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A third one fits: the empty one is abandoned, the one holding cash is kept.
+    let third = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.get(&format!("/api/v1/transactions/{empty}"))
+        .await
+        .expect_error(404, "unknown_transaction");
+    c.get(&format!("/api/v1/transactions/{paid_part}"))
+        .await
+        .expect(200);
+    // When every open transaction holds money, a new one is refused.
+    c.post(
+        &format!("/api/v1/transactions/{third}/items"),
+        json!({"barcode": demo_barcode(2)}),
+    )
+    .await
+    .expect(200);
+    c.post(&format!("/api/v1/transactions/{third}/checkout"), json!({}))
+        .await
+        .expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{third}/payments"),
+        json!({"method": "cash", "tendered": 1000}),
+    )
+    .await
+    .expect(200);
+    c.post("/api/v1/transactions", json!({}))
+        .await
+        .expect_error(409, "too_many_open_transactions");
+}

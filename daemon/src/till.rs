@@ -654,11 +654,33 @@ impl Till {
             let now = self.now();
             let (view, rx) = {
                 let mut core = self.core();
+                // At capacity, the oldest open transaction with no money taken is abandoned
+                // (audited) rather than refusing to sell; only transactions holding captured
+                // or pending payments are never dropped.
+                let mut evicted = None;
                 if core.drafts.len() >= self.cfg.checkout.drafts_max {
-                    return Err(ApiError::conflict(
-                        "too_many_open_transactions",
-                        "finish or void an open transaction first",
-                    ));
+                    let victim = core
+                        .drafts
+                        .values()
+                        .filter(|d| {
+                            !d.payments.iter().any(|p| {
+                                matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
+                            })
+                        })
+                        .min_by_key(|d| (d.created_ms, d.txn_id.clone()))
+                        .map(|d| d.txn_id.clone());
+                    match victim {
+                        Some(v) => {
+                            core.drafts.remove(&v);
+                            evicted = Some(v);
+                        }
+                        None => {
+                            return Err(ApiError::conflict(
+                                "too_many_open_transactions",
+                                "every open transaction holds a payment: finish or void one first",
+                            ));
+                        }
+                    }
                 }
                 let txn_id = format!("{}{}", self.prefix, core.next_txn);
                 core.next_txn += 1;
@@ -672,17 +694,32 @@ impl Till {
                     customer_id: None,
                 };
                 let v = self.view(&d);
-                let rec = audit_rec(
+                let mut audit = Vec::new();
+                let mut meta_delete = Vec::new();
+                if let Some(v) = &evicted {
+                    warn!(txn = %v, "open transaction abandoned to make room for a new one");
+                    audit.push(audit_rec(
+                        now,
+                        &s.employee_id,
+                        "transaction.void",
+                        v,
+                        "ok",
+                        "abandoned: too many open transactions".into(),
+                    ));
+                    meta_delete.push(draft_key(v));
+                }
+                audit.push(audit_rec(
                     now,
                     &s.employee_id,
                     "transaction.create",
                     &txn_id,
                     "ok",
                     String::new(),
-                );
+                ));
                 let rx = self.store.submit(WriteBatch {
-                    audit: vec![rec],
+                    audit,
                     meta: vec![(draft_key(&txn_id), draft_json(&d))],
+                    meta_delete,
                     ..Default::default()
                 })?;
                 core.drafts.insert(txn_id, d);
