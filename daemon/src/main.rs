@@ -320,10 +320,19 @@ fn run(command: Command) -> anyhow::Result<()> {
                 s["terminal_id"],
                 s["now"].as_str().unwrap_or("?")
             );
-            println!(
-                "events held: {}  version vector: {}",
-                s["events"], s["version_vector"]
-            );
+            // Replica ids are terminal << 32 | incarnation; origin 0 is master data.
+            let vv: Vec<String> = s["version_vector"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| Some((e[0].as_u64()?, e[1].as_u64()?)))
+                .map(|(o, n)| match o {
+                    0 => format!("master:{n}"),
+                    o if o >> 32 == 0 => format!("T{o}:{n}"),
+                    o => format!("T{}.{:08x}:{n}", o >> 32, o as u32),
+                })
+                .collect();
+            println!("events held: {}  by origin: {}", s["events"], vv.join(" "));
             println!(
                 "open transactions: {}  sessions: {}  write queue: {}",
                 s["drafts_open"], s["sessions_active"], s["write_queue"]

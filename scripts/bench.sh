@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every benchmark (release builds; not part of CI). Each prints its own baseline,
+# measured in the same run, and the ratio against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -p tillmesh-store --bench commit   # durable sale commit vs raw SQLite insert (FULL)
+cargo bench -p tillmesh --bench mesh           # 5 tills: commit-to-visible latency, wire bytes
+cargo bench -p tillmesh-pos --bench merge      # PN-counter merges vs automerge counters
