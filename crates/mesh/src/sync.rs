@@ -349,18 +349,17 @@ pub fn lag(ours: &VersionVector, theirs: &VersionVector) -> u64 {
         .sum()
 }
 
-async fn write_frame(
-    send: &mut (impl AsyncWrite + Unpin),
-    frame: &Frame,
-) -> Result<usize, MeshError> {
-    let bytes = wire::encode(frame);
-    send.write_all(&bytes)
+async fn write_bytes(send: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> Result<(), MeshError> {
+    send.write_all(bytes)
         .await
         .map_err(|e| MeshError::Connection(e.to_string()))?;
     send.flush()
         .await
-        .map_err(|e| MeshError::Connection(e.to_string()))?;
-    Ok(bytes.len())
+        .map_err(|e| MeshError::Connection(e.to_string()))
+}
+
+async fn write_frame(send: &mut (impl AsyncWrite + Unpin), frame: &Frame) -> Result<(), MeshError> {
+    write_bytes(send, &wire::encode(frame)).await
 }
 
 async fn read_frame(recv: &mut (impl AsyncRead + Unpin)) -> Result<Frame, MeshError> {
@@ -630,8 +629,7 @@ async fn push<R: Replicator, T: Transport>(
             if s.faults.is_blocked(peer) {
                 return Err(MeshError::Connection("blocked by fault injection".into()));
             }
-            let batch = collect(s, &theirs, scope).await?;
-            if batch.is_empty() {
+            let Some((n, frame)) = collect(s, &theirs, scope).await? else {
                 changes.borrow_and_update();
                 tokio::select! {
                     // A local commit: push this till's own new events at once. Other origins'
@@ -650,14 +648,13 @@ async fn push<R: Replicator, T: Transport>(
                     reason = link.closed() => return Err(MeshError::Connection(reason)),
                 }
                 continue;
-            }
-            let n = batch.len() as u64;
-            let bytes = write_frame(&mut send, &Frame::Events(batch)).await?;
+            };
+            write_bytes(&mut send, &frame).await?;
             theirs = await_ack(&link, &mut recv, ack_timeout).await?;
             let wire_bytes = link.wire_bytes_sent();
             with_peer(s, peer, addr, |p| {
-                p.events_sent += n;
-                p.frame_bytes_sent += bytes as u64;
+                p.events_sent += n as u64;
+                p.frame_bytes_sent += frame.len() as u64;
                 p.udp_bytes_sent = wire_bytes;
                 p.their_vv = theirs.clone();
             });
@@ -703,12 +700,13 @@ enum Scope {
     All,
 }
 
-/// The next batch the peer lacks: per origin, from its vector on, in sequence order.
+/// The next batch the peer lacks, per origin from its vector on, in sequence order: the
+/// number of events and the encoded `Events` frame (`None` when it lacks nothing).
 async fn collect<R: Replicator, T: Transport>(
     s: &Shared<R, T>,
     theirs: &VersionVector,
     scope: Scope,
-) -> Result<Vec<Event>, MeshError> {
+) -> Result<Option<(usize, Vec<u8>)>, MeshError> {
     let ours = s.replicator.version_vector();
     let own = s.replicator.own_origin();
     let mut batch = Vec::new();
@@ -732,12 +730,21 @@ async fn collect<R: Replicator, T: Transport>(
             .map_err(MeshError::Local)?;
         batch.extend(evs);
     }
-    // Keep the frame under the byte limit: halve until it fits (events are bounded, so this
-    // terminates with at least one event).
-    while batch.len() > 1
-        && wire::encode(&Frame::Events(batch.clone())).len() > wire::FRAME_BYTES_MAX
-    {
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    // Encode once; a frame over the byte limit is halved and encoded again (events are
+    // bounded, so this ends with at least one event).
+    loop {
+        let frame = Frame::Events(batch);
+        let bytes = wire::encode(&frame);
+        let Frame::Events(b) = frame else {
+            unreachable!("built as Events")
+        };
+        batch = b;
+        if bytes.len() <= wire::FRAME_BYTES_MAX || batch.len() == 1 {
+            return Ok(Some((batch.len(), bytes)));
+        }
         batch.truncate(batch.len() / 2);
     }
-    Ok(batch)
 }
