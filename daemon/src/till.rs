@@ -195,7 +195,6 @@ struct Core {
     sessions: HashMap<String, Session>,
     provider: SimulatedProvider,
     next_txn: u64,
-    next_payment: u64,
 }
 
 /// The till.
@@ -308,11 +307,6 @@ impl Till {
             .read(|r| r.max_txn_number(me, &prefix))?
             .max(draft_max)
             + 1;
-        let next_payment = drafts
-            .values()
-            .map(|d| d.payments.len() as u64)
-            .sum::<u64>()
-            + 1;
         metrics.drafts.set(drafts.len() as i64);
         metrics.events.set(events.len() as i64);
         info!(
@@ -332,7 +326,6 @@ impl Till {
                 sessions: HashMap::new(),
                 provider,
                 next_txn,
-                next_payment,
             }),
             cfg: Arc::new(cfg),
             store,
@@ -930,10 +923,7 @@ impl Till {
     ) -> Result<TxnView, ApiError> {
         self.edit_draft(s, "transaction.payment", id, |core, now| {
             let Core {
-                drafts,
-                provider,
-                next_payment,
-                ..
+                drafts, provider, ..
             } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
             if d.status != Status::PendingPayment {
@@ -950,7 +940,9 @@ impl Till {
             }
             refresh_payments(provider, d, now);
             let due = payment::remaining_due(d.cart.totals().total, &d.payments);
-            let pid = format!("{}-P{}", d.txn_id, *next_payment);
+            // Payments are never removed from a transaction (a cancelled one stays), so the
+            // position names a payment uniquely, across restarts too.
+            let pid = format!("{}-P{}", d.txn_id, d.payments.len() + 1);
             let p = match req.method {
                 Method::Cash => {
                     let tendered = req.tendered.or(req.amount).ok_or_else(|| {
@@ -979,7 +971,6 @@ impl Till {
                     }
                 }
             };
-            *next_payment += 1;
             let detail = format!("{} {} {}", p.payment_id, p.method.as_str(), p.amount);
             d.payments.push(p);
             Ok(detail)
