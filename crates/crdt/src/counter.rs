@@ -67,17 +67,6 @@ impl PnCounter {
         )
     }
 
-    /// Sets one replica's absolute entries (used when loading persisted state).
-    pub fn with_entry(mut self, replica: ReplicaId, p: u64, n: u64) -> Self {
-        if p > 0 {
-            self.p.insert(replica, p);
-        }
-        if n > 0 {
-            self.n.insert(replica, n);
-        }
-        self
-    }
-
     /// Replicas with a non-zero entry.
     pub fn replicas(&self) -> impl Iterator<Item = ReplicaId> + '_ {
         let mut ids: Vec<ReplicaId> = self.p.keys().chain(self.n.keys()).copied().collect();

@@ -62,11 +62,6 @@ impl HlcClock {
         }
     }
 
-    /// The last stamp issued or observed.
-    pub fn last(&self) -> Hlc {
-        self.last
-    }
-
     /// Issues a stamp for a local event, strictly greater than every stamp seen so far.
     pub fn tick(&mut self, now_ms: u64) -> Hlc {
         if now_ms > self.last.wall_ms {

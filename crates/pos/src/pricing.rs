@@ -70,11 +70,6 @@ impl PriceBook {
             .or_else(|| latest(PriceScope::Chain))
             .map_or(base, |p| p.price)
     }
-
-    /// Every scheduled price (for reports and sync).
-    pub fn entries(&self) -> impl Iterator<Item = &ScheduledPrice> {
-        self.by_sku.values().flatten()
-    }
 }
 
 #[cfg(test)]

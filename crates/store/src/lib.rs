@@ -42,7 +42,6 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
     jobs: Sender<Job>,
     queued: Arc<AtomicUsize>,
     reader: Mutex<Reader>,
@@ -91,7 +90,6 @@ impl Store {
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
-                path,
                 jobs: tx,
                 queued,
                 reader: Mutex::new(reader),
@@ -99,11 +97,6 @@ impl Store {
                 checkpointer: Mutex::new(Some((stop_tx, ckpt))),
             }),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Queues a batch and waits until it is durable. Fails fast with `Overloaded` when the

@@ -107,14 +107,6 @@ impl Reader {
             .unwrap_or(0))
     }
 
-    /// Number of events held.
-    pub fn event_count(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))?
-            as u64)
-    }
-
     /// One sale and its current status.
     pub fn sale(&self, txn_id: &str) -> Result<Option<(Sale, Status)>, StoreError> {
         let row = self
