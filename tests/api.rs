@@ -723,11 +723,7 @@ async fn a_damaged_database_without_a_mesh_refuses_to_start() {
     c.sell(&[(&demo_barcode(0), 1)], None).await.unwrap();
     let dir = till.stop().await;
     let db = dir.path().join("till.db");
-    let mut bytes = std::fs::read(&db).unwrap();
-    for b in bytes.iter_mut().skip(4096) {
-        *b = 0xA5;
-    }
-    std::fs::write(&db, bytes).unwrap();
+    support::damage(&db);
     let err = tillmesh::start(support::test_config(dir.path()))
         .await
         .unwrap_err();

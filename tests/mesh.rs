@@ -456,19 +456,6 @@ async fn bad_frames_disconnect_and_replays_change_nothing() {
     assert!(txlog(&tills[0]).contains(&more[0]));
 }
 
-/// Overwrites everything after the database header page with garbage.
-fn damage(db: &std::path::Path) {
-    let mut bytes = std::fs::read(db).unwrap();
-    assert!(
-        bytes.len() > 8192,
-        "database too small to damage meaningfully"
-    );
-    for b in bytes.iter_mut().skip(4096) {
-        *b = 0xA5;
-    }
-    std::fs::write(db, bytes).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn till_with_damaged_database_rebuilds_from_peers() {
     let pki = Pki::new("S001");
@@ -478,7 +465,7 @@ async fn till_with_damaged_database_rebuilds_from_peers() {
     let damaged = tills.pop().unwrap();
     let port = damaged.mesh().local_addr().port();
     let dir = damaged.stop().await;
-    damage(&dir.path().join("till.db"));
+    support::damage(&dir.path().join("till.db"));
 
     let cfg = mesh_config(dir.path(), &pki, 3, port);
     let rebuilt = TestTill::start_with(cfg, dir).await;

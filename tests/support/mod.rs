@@ -303,19 +303,40 @@ impl Client {
 
 /// Barcodes of the first demo products (always active, stocked 100 at start).
 pub fn demo_barcode(i: usize) -> String {
-    let text = std::fs::read_to_string(repo().join("configs/catalog.example.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["items"][i]["barcodes"][0].as_str().unwrap().to_string()
+    catalog()["items"][i]["barcodes"][0]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// `(sku, category, base_price)` of a demo product.
 pub fn demo_item(i: usize) -> (String, String, i64) {
-    let text = std::fs::read_to_string(repo().join("configs/catalog.example.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    let it = &v["items"][i];
+    let it = &catalog()["items"][i];
     (
         it["sku"].as_str().unwrap().into(),
         it["category"].as_str().unwrap().into(),
         it["base_price"].as_i64().unwrap(),
     )
+}
+
+/// The example catalog, read and parsed once per test binary.
+fn catalog() -> &'static Value {
+    static CATALOG: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let text = std::fs::read_to_string(repo().join("configs/catalog.example.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    })
+}
+
+/// Overwrites everything after a database's header page with garbage.
+pub fn damage(db: &Path) {
+    let mut bytes = std::fs::read(db).unwrap();
+    assert!(
+        bytes.len() > 8192,
+        "database too small to damage meaningfully"
+    );
+    for b in bytes.iter_mut().skip(4096) {
+        *b = 0xA5;
+    }
+    std::fs::write(db, bytes).unwrap();
 }
