@@ -6,9 +6,11 @@
 //! the random bytes. Money is `i64` minor units everywhere (see [`money`]).
 
 pub mod audit;
+pub mod calendar;
 pub mod cart;
 pub mod cashier;
 pub mod catalog;
+pub mod codec;
 pub mod customer;
 pub mod event;
 pub mod inventory;

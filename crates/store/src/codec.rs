@@ -1,30 +1,16 @@
-//! The compact binary encoding of event bodies on disk (bincode 2, standard config, with a
-//! size limit so that a corrupt length prefix cannot make the decoder allocate without bound).
+//! The binary encoding of event bodies on disk: `tillmesh_pos::codec`, with the store's error.
 
 use crate::StoreError;
 use tillmesh_pos::event::EventBody;
 
-/// Largest encoded event body accepted.
-pub const EVENT_BYTES_MAX: usize = 1 << 20;
-
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<EVENT_BYTES_MAX>()
-}
+pub use tillmesh_pos::codec::EVENT_BYTES_MAX;
 
 /// Encodes an event body.
 pub fn encode(body: &EventBody) -> Result<Vec<u8>, StoreError> {
-    bincode::serde::encode_to_vec(body, config()).map_err(|e| StoreError::Codec(e.to_string()))
+    tillmesh_pos::codec::encode(body).map_err(StoreError::Codec)
 }
 
 /// Decodes an event body, refusing trailing bytes.
 pub fn decode(bytes: &[u8]) -> Result<EventBody, StoreError> {
-    let (body, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| StoreError::Codec(e.to_string()))?;
-    if used != bytes.len() {
-        return Err(StoreError::Codec(format!(
-            "{} trailing bytes after an event body",
-            bytes.len() - used
-        )));
-    }
-    Ok(body)
+    tillmesh_pos::codec::decode(bytes).map_err(StoreError::Codec)
 }

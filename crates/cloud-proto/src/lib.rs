@@ -1,0 +1,264 @@
+//! The contract between a store's leader and the cloud sync endpoint, shared by both sides:
+//! upload batches and their acknowledgements, master-data changes, and the compact binary
+//! encoding of a batch (bincode 2 with explicit limits; JSON is the interoperable form).
+
+use serde::{Deserialize, Serialize};
+use tillmesh_pos::cashier::Account;
+use tillmesh_pos::catalog::Item;
+use tillmesh_pos::event::Event;
+use tillmesh_pos::pricing::ScheduledPrice;
+use tillmesh_pos::promotion::Promotion;
+use utoipa::ToSchema;
+
+/// Most events in one upload batch.
+pub const BATCH_EVENTS_MAX: usize = 5_000;
+/// Largest upload body, in either encoding.
+pub const BATCH_BYTES_MAX: usize = 8 << 20;
+/// Most master-data changes in one answer; the client asks again while `more` is set.
+pub const MASTER_CHANGES_MAX: usize = 2_000;
+/// Content type of the compact binary encoding of a [`Batch`].
+pub const BINARY_CONTENT_TYPE: &str = "application/x-tillmesh-batch";
+
+/// One event of a store, as uploaded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreEvent {
+    /// The store the event belongs to; must be the store of the uploader's credential.
+    pub store: String,
+    /// The event as the tills recorded it.
+    pub event: Event,
+}
+
+/// An upload from a store's Raft leader. An empty batch is a heartbeat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Raft term of the uploader; the cloud refuses a term lower than the highest it has seen
+    /// for the store (fencing of a deposed leader).
+    pub term: u64,
+    /// Terminal id of the leader that uploads.
+    pub leader: u64,
+    /// Master-data version the store has applied.
+    #[serde(default)]
+    pub master_version: u64,
+    /// Events the leader still holds that are not in this batch (shown in fleet status).
+    #[serde(default)]
+    pub backlog: u64,
+    /// Terminals the leader currently sees in the store, itself included.
+    #[serde(default)]
+    pub tills: Vec<u64>,
+    /// The events, in any order; duplicates of earlier uploads are recognised.
+    pub events: Vec<StoreEvent>,
+}
+
+/// The highest sequence numbers the cloud holds for one origin (a till incarnation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Watermark {
+    /// Origin replica id (terminal << 32 | incarnation).
+    pub origin: u64,
+    /// Every event of this origin up to and including this seq is stored.
+    pub contiguous: u64,
+    /// Highest seq stored (above `contiguous` when there are gaps).
+    pub max_seq: u64,
+}
+
+/// The answer to an accepted batch: everything in it is durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IngestAck {
+    /// Events stored by this batch.
+    pub accepted: u64,
+    /// Events of this batch the cloud already had (not stored again).
+    pub duplicate: u64,
+    /// The store's per-origin watermarks after this batch.
+    pub watermarks: Vec<Watermark>,
+    /// Highest term the cloud has seen for the store (the batch's).
+    pub term: u64,
+    /// The cloud's current master-data version.
+    pub master_version: u64,
+    /// True when the cloud has master data newer than the batch's `master_version`.
+    pub master_stale: bool,
+}
+
+/// What a master-data record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MasterKind {
+    /// A catalog item (with its barcodes and base price), keyed by SKU.
+    Item,
+    /// A scheduled price (chain-wide, or for one store), keyed by `<sku>@<effective_from_ms>`.
+    Price,
+    /// A promotion, keyed by its id.
+    Promotion,
+    /// A cashier account (PIN hash only), keyed by employee id.
+    Cashier,
+}
+
+impl MasterKind {
+    /// Name used in URLs and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MasterKind::Item => "item",
+            MasterKind::Price => "price",
+            MasterKind::Promotion => "promotion",
+            MasterKind::Cashier => "cashier",
+        }
+    }
+    /// Parses [`MasterKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "item" => MasterKind::Item,
+            "price" => MasterKind::Price,
+            "promotion" => MasterKind::Promotion,
+            "cashier" => MasterKind::Cashier,
+            _ => return None,
+        })
+    }
+}
+
+/// A master-data record's content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MasterBody {
+    /// Catalog item.
+    Item(Item),
+    /// Scheduled price.
+    Price(ScheduledPrice),
+    /// Promotion.
+    Promotion(Promotion),
+    /// Cashier account.
+    Cashier(Account),
+}
+
+impl MasterBody {
+    /// The kind of record.
+    pub fn kind(&self) -> MasterKind {
+        match self {
+            MasterBody::Item(_) => MasterKind::Item,
+            MasterBody::Price(_) => MasterKind::Price,
+            MasterBody::Promotion(_) => MasterKind::Promotion,
+            MasterBody::Cashier(_) => MasterKind::Cashier,
+        }
+    }
+    /// The record's key within its kind.
+    pub fn key(&self) -> String {
+        match self {
+            MasterBody::Item(i) => i.sku.clone(),
+            MasterBody::Price(p) => format!("{}@{}", p.sku, p.effective_from_ms),
+            MasterBody::Promotion(p) => p.id.clone(),
+            MasterBody::Cashier(a) => a.employee_id.clone(),
+        }
+    }
+}
+
+/// One change of master data: a record created or updated (`body` set) or deleted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MasterChange {
+    /// Kind of record.
+    pub kind: MasterKind,
+    /// Key within the kind.
+    pub key: String,
+    /// The one store it applies to, or none for every store.
+    pub store: Option<String>,
+    /// Version at which this change was made.
+    pub version: u64,
+    /// The record; `None` when it was deleted.
+    pub body: Option<MasterBody>,
+}
+
+/// Master-data changes since a version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MasterChanges {
+    /// Ask again from this version (the highest version this answer covers).
+    pub version: u64,
+    /// More changes wait beyond `version`.
+    pub more: bool,
+    /// Changes in version order; a record changed several times appears once, as it is now.
+    pub changes: Vec<MasterChange>,
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<BATCH_BYTES_MAX>()
+}
+
+/// Encodes a batch in the compact binary form.
+pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(batch, config()).map_err(|e| e.to_string())
+}
+
+/// Decodes the compact binary form, refusing trailing bytes and anything past the limits.
+pub fn decode_batch(bytes: &[u8]) -> Result<Batch, String> {
+    if bytes.len() > BATCH_BYTES_MAX {
+        return Err(format!(
+            "the batch is {} bytes; at most {BATCH_BYTES_MAX} are accepted",
+            bytes.len()
+        ));
+    }
+    let (batch, used): (Batch, usize) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes after the batch",
+            bytes.len() - used
+        ));
+    }
+    Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tillmesh_crdt::ReplicaId;
+    use tillmesh_pos::state::Replica;
+
+    fn batch() -> Batch {
+        let mut r = Replica::new(ReplicaId::for_terminal(3, 1));
+        let e = r.adjust(
+            "SKU1",
+            5,
+            tillmesh_pos::inventory::Reason::Receiving,
+            None,
+            None,
+            "E1",
+            1_000,
+        );
+        Batch {
+            term: 2,
+            leader: 3,
+            master_version: 1,
+            backlog: 0,
+            tills: vec![3],
+            events: vec![StoreEvent {
+                store: "S001".into(),
+                event: e,
+            }],
+        }
+    }
+
+    #[test]
+    fn both_encodings_round_trip() {
+        let b = batch();
+        assert_eq!(decode_batch(&encode_batch(&b).unwrap()).unwrap(), b);
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(serde_json::from_str::<Batch>(&json).unwrap(), b);
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode_batch(&batch()).unwrap();
+        bytes.push(0);
+        assert!(decode_batch(&bytes).unwrap_err().contains("trailing"));
+    }
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode_batch(&bytes);
+        }
+
+        #[test]
+        fn truncation_is_an_error(cut in 0usize..200) {
+            let bytes = encode_batch(&batch()).unwrap();
+            let cut = cut.min(bytes.len() - 1);
+            prop_assert!(decode_batch(&bytes[..cut]).is_err());
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The cloud's configuration file (`configs/cloud.example.toml`).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// Where the ledger lives.
+    pub database: DatabaseConfig,
+    /// Signing keys of credentials.
+    pub auth: AuthConfig,
+    /// TLS; plain HTTP when absent (behind a terminating proxy, or on loopback).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Stores registered at start (kept if they exist; new ones are added).
+    #[serde(default)]
+    pub stores: Vec<StoreSeed>,
+    /// Master data imported at start when the cloud has none yet (a catalog file).
+    #[serde(default)]
+    pub master_seed: Option<PathBuf>,
+    /// How often the background task folds new events into the reports.
+    #[serde(default = "default_projection_ms")]
+    pub projection_interval_ms: u64,
+}
+
+fn default_projection_ms() -> u64 {
+    250
+}
+
+/// The database.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DatabaseConfig {
+    /// One SQLite file (default; no set-up).
+    Sqlite {
+        /// Path of the database file.
+        path: PathBuf,
+    },
+    /// PostgreSQL; several cloud instances may share it.
+    Postgres {
+        /// `postgres://user@host:port/db`.
+        url: String,
+        /// Connections per instance.
+        #[serde(default = "default_pool")]
+        pool_size: usize,
+    },
+}
+
+fn default_pool() -> usize {
+    16
+}
+
+/// Credential signing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC keys; the first signs, all verify (rotation: put the new key first, remove the old
+    /// one once every store holds a credential signed by the new one).
+    pub keys: Vec<KeyConfig>,
+    /// Lifetime of a store credential, days.
+    #[serde(default = "default_store_days")]
+    pub store_token_days: u32,
+}
+
+fn default_store_days() -> u32 {
+    90
+}
+
+/// One signing key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Key id, written in each credential's header.
+    pub id: String,
+    /// The secret, at least 32 bytes.
+    pub secret: String,
+}
+
+/// TLS certificate and key (PEM).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// A store registered from the configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSeed {
+    /// Store id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Local time offset from UTC, minutes.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+}
+
+impl CloudConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let cfg: CloudConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a valid cloud config: {e}", path.display()))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types cannot.
+    pub fn check(&self) -> anyhow::Result<()> {
+        crate::auth::Keyring::new(&self.auth)?;
+        for s in &self.stores {
+            crate::check_store_id(&s.id).map_err(anyhow::Error::msg)?;
+        }
+        if let DatabaseConfig::Postgres { pool_size, .. } = self.database
+            && !(1..=512).contains(&pool_size)
+        {
+            anyhow::bail!("database.pool_size must be between 1 and 512");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! The cloud sync endpoint (`tillmesh cloud`): ingests batches of store events exactly once,
+//! serves master data down as versioned changes, and answers HQ's reports.
+//!
+//! - [`ledger`]: the storage trait, implemented by [`sqlite`] (default) and [`postgres`].
+//! - [`api`]: the HTTP API (axum), its OpenAPI document and the HQ dashboard page.
+//! - [`auth`]: store and admin credentials (signed tokens with expiry and key rotation).
+//! - [`project`]: how ledger events become report facts.
+//! - [`master`]: validation of HQ's master-data edits and the catalog import.
+//!
+//! Ingestion is stateless: everything it needs is in the request and the database, so several
+//! instances can share one PostgreSQL database behind a load balancer.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod ledger;
+pub mod master;
+pub mod metrics;
+pub mod postgres;
+pub mod project;
+mod sql;
+pub mod sqlite;
+
+use crate::auth::{Keyring, Role};
+use crate::config::{CloudConfig, DatabaseConfig};
+use crate::ledger::{Ledger, LedgerError, StoreInfo};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tillmesh_pos::event::EventBody;
+use tokio::sync::Notify;
+
+/// Most events folded into the reports per projection step.
+pub const PROJECTION_STEP: usize = 5_000;
+/// Most projection steps a report request runs to catch up before it answers.
+pub const CATCH_UP_STEPS_MAX: usize = 1_000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Checks a store id: 1 to 32 characters of `A-Z a-z 0-9 - _`.
+pub fn check_store_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "store id {id:?} must be 1 to 32 letters, digits, '-' or '_'"
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a stored event body.
+pub fn decode_body(bytes: &[u8]) -> Result<EventBody, LedgerError> {
+    tillmesh_pos::codec::decode(bytes)
+        .map_err(|e| LedgerError::Db(format!("a stored event does not decode: {e}")))
+}
+
+/// Opens the configured database.
+pub async fn open_ledger(db: &DatabaseConfig) -> anyhow::Result<Arc<dyn Ledger>> {
+    Ok(match db {
+        DatabaseConfig::Sqlite { path } => Arc::new(sqlite::SqliteLedger::open(path)?),
+        DatabaseConfig::Postgres { url, pool_size } => {
+            Arc::new(postgres::PgLedger::connect(url, *pool_size).await?)
+        }
+    })
+}
+
+/// The cloud service: the ledger, the keys and the metrics.
+#[derive(Debug)]
+pub struct Cloud {
+    /// Storage.
+    pub ledger: Arc<dyn Ledger>,
+    /// Credential keys.
+    pub keys: Keyring,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+    /// Lifetime of store credentials, ms.
+    pub store_token_ms: u64,
+    project_now: Notify,
+}
+
+impl Cloud {
+    /// Builds the service on an open ledger.
+    pub fn new(cfg: &CloudConfig, ledger: Arc<dyn Ledger>) -> anyhow::Result<Self> {
+        Ok(Self {
+            ledger,
+            keys: Keyring::new(&cfg.auth)?,
+            metrics: metrics::Metrics::default(),
+            store_token_ms: u64::from(cfg.auth.store_token_days) * 86_400_000,
+            project_now: Notify::new(),
+        })
+    }
+
+    /// Issues a credential for a store (which must be registered) or for HQ admin.
+    pub async fn issue(
+        &self,
+        store: Option<&str>,
+        ttl_ms: Option<u64>,
+    ) -> anyhow::Result<(String, auth::Claims)> {
+        let now = now_ms();
+        Ok(match store {
+            Some(id) => {
+                if self.ledger.store(id).await?.is_none() {
+                    anyhow::bail!("store {id} is not registered; add it first");
+                }
+                self.keys
+                    .issue(id, Role::Store, now, ttl_ms.unwrap_or(self.store_token_ms))
+            }
+            None => self
+                .keys
+                .issue("hq", Role::Admin, now, ttl_ms.unwrap_or(86_400_000)),
+        })
+    }
+
+    /// Wakes the projector (new events were stored).
+    pub fn kick(&self) {
+        self.project_now.notify_one();
+    }
+
+    /// Folds pending events into the reports until none are left (bounded).
+    pub async fn catch_up(&self) -> Result<(), LedgerError> {
+        for _ in 0..CATCH_UP_STEPS_MAX {
+            if self.ledger.project(PROJECTION_STEP).await? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers the configured stores and imports the master seed on first start.
+    pub async fn seed(&self, cfg: &CloudConfig) -> anyhow::Result<()> {
+        for s in &cfg.stores {
+            if self.ledger.store(&s.id).await?.is_none() {
+                self.ledger
+                    .put_store(StoreInfo {
+                        store_id: s.id.clone(),
+                        name: s.name.clone(),
+                        utc_offset_minutes: s.utc_offset_minutes,
+                        enabled: true,
+                        tokens_valid_after_ms: 0,
+                    })
+                    .await?;
+            }
+        }
+        if let Some(path) = &cfg.master_seed
+            && self.ledger.master_version().await? == 0
+        {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let edits = master::import(&text).map_err(anyhow::Error::msg)?;
+            let v = self.ledger.master_apply(edits).await?;
+            tracing::info!(version = v, file = %path.display(), "imported master data");
+        }
+        Ok(())
+    }
+}
+
+/// A running cloud.
+#[derive(Debug)]
+pub struct CloudHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The service.
+    pub cloud: Arc<Cloud>,
+    server: axum_server::Handle<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CloudHandle {
+    /// Stops serving (in-flight requests finish) and waits.
+    pub async fn stop(self) {
+        self.server
+            .graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens the database, seeds it, and serves the API; returns once listening.
+pub async fn start(cfg: CloudConfig) -> anyhow::Result<CloudHandle> {
+    cfg.check()?;
+    let ledger = open_ledger(&cfg.database).await?;
+    let cloud = Arc::new(Cloud::new(&cfg, ledger)?);
+    cloud.seed(&cfg).await?;
+    let app = api::router(cloud.clone());
+    let handle = axum_server::Handle::new();
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let mut tasks = Vec::new();
+    let server = {
+        let handle = handle.clone();
+        let svc = app.into_make_service();
+        match &cfg.tls {
+            Some(tls) => {
+                let rustls =
+                    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("TLS certificate or key unusable: {e}"))?;
+                let srv = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle);
+                tokio::spawn(async move {
+                    if let Err(e) = srv.serve(svc).await {
+                        tracing::error!(error = %e, "server stopped");
+                    }
+                })
+            }
+            None => {
+                let srv = axum_server::from_tcp(listener)?.handle(handle);
+                tokio::spawn(async move {
+                    if let Err(e) = srv.serve(svc).await {
+                        tracing::error!(error = %e, "server stopped");
+                    }
+                })
+            }
+        }
+    };
+    tasks.push(server);
+    let projector = {
+        let cloud = cloud.clone();
+        let every = std::time::Duration::from_millis(cfg.projection_interval_ms.max(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cloud.project_now.notified() => {}
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = cloud.catch_up().await {
+                    tracing::warn!(error = %e, "projection failed; retrying");
+                }
+            }
+        })
+    };
+    tasks.push(projector);
+    tracing::info!(%addr, backend = cloud.ledger.backend(), tls = cfg.tls.is_some(), "cloud listening");
+    Ok(CloudHandle {
+        addr,
+        cloud,
+        server: handle,
+        tasks,
+    })
+}

@@ -1,0 +1,702 @@
+//! The PostgreSQL ledger, for chains that outgrow one machine: several cloud instances share
+//! one database. Ingestion of a store is serialised by a row lock on the store (which also
+//! makes the fencing check and the per-store ingest sequence race-free); events go in with one
+//! `INSERT .. SELECT FROM UNNEST(..) ON CONFLICT DO NOTHING RETURNING` per batch; report facts
+//! are merged in Rust first and written with one statement per table.
+
+use crate::ledger::{
+    DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
+    PaymentRow, SkuRow, StockRow, StoreInfo, advance,
+};
+use crate::project::Facts;
+use crate::sql;
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::future::try_join_all;
+use std::collections::{BTreeMap, HashMap};
+use tillmesh_cloud_proto::{MasterKind, Watermark};
+use tokio_postgres::NoTls;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS stores (
+    store_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    utc_offset_min INTEGER NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    tokens_valid_after_ms BIGINT NOT NULL DEFAULT 0,
+    max_term BIGINT NOT NULL DEFAULT 0,
+    leader BIGINT NOT NULL DEFAULT 0,
+    last_upload_ms BIGINT NOT NULL DEFAULT 0,
+    backlog BIGINT NOT NULL DEFAULT 0,
+    lag_ms BIGINT NOT NULL DEFAULT 0,
+    tills TEXT NOT NULL DEFAULT '[]',
+    ingest_seq BIGINT NOT NULL DEFAULT 0,
+    projected_seq BIGINT NOT NULL DEFAULT 0,
+    events BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    store TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
+    store_seq BIGINT NOT NULL, kind TEXT NOT NULL, hlc_ms BIGINT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (store, origin, seq)
+);
+CREATE INDEX IF NOT EXISTS events_by_store_seq ON events (store, store_seq);
+CREATE TABLE IF NOT EXISTS origins (
+    store TEXT NOT NULL, origin BIGINT NOT NULL, contiguous BIGINT NOT NULL, max_seq BIGINT NOT NULL,
+    PRIMARY KEY (store, origin)
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO counters (name, value) VALUES ('master_version', 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS master (
+    kind TEXT NOT NULL, key TEXT NOT NULL, store TEXT NOT NULL, version BIGINT NOT NULL, body TEXT,
+    PRIMARY KEY (kind, key, store)
+);
+CREATE INDEX IF NOT EXISTS master_by_version ON master (version);
+CREATE TABLE IF NOT EXISTS sales (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
+    day BIGINT NOT NULL, paid_ms BIGINT NOT NULL, terminal BIGINT NOT NULL, cashier TEXT NOT NULL,
+    subtotal BIGINT NOT NULL, discount BIGINT NOT NULL, tax BIGINT NOT NULL, total BIGINT NOT NULL,
+    items BIGINT NOT NULL,
+    PRIMARY KEY (store, txn_id)
+);
+CREATE INDEX IF NOT EXISTS sales_by_day ON sales (day, store);
+CREATE TABLE IF NOT EXISTS sale_lines (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, line_no BIGINT NOT NULL, day BIGINT NOT NULL,
+    sku TEXT NOT NULL, quantity BIGINT NOT NULL, total BIGINT NOT NULL,
+    PRIMARY KEY (store, txn_id, line_no)
+);
+CREATE INDEX IF NOT EXISTS sale_lines_by_day ON sale_lines (day, store);
+CREATE TABLE IF NOT EXISTS sale_payments (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, payment_id TEXT NOT NULL, day BIGINT NOT NULL,
+    method TEXT NOT NULL, provider TEXT NOT NULL, amount BIGINT NOT NULL,
+    PRIMARY KEY (store, txn_id, payment_id)
+);
+CREATE INDEX IF NOT EXISTS sale_payments_by_day ON sale_payments (day, store);
+CREATE TABLE IF NOT EXISTS txn_status (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, status TEXT NOT NULL,
+    wall_ms BIGINT NOT NULL, logical BIGINT NOT NULL, replica BIGINT NOT NULL,
+    PRIMARY KEY (store, txn_id)
+);
+CREATE TABLE IF NOT EXISTS stock (
+    store TEXT NOT NULL, sku TEXT NOT NULL, replica BIGINT NOT NULL, p BIGINT NOT NULL, n BIGINT NOT NULL,
+    PRIMARY KEY (store, sku, replica)
+);
+";
+
+/// Serialises schema creation between instances starting together.
+const SCHEMA_LOCK: i64 = 0x7469_6c6c_6d65_7368;
+
+const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, store_seq, kind, hlc_ms, body) \
+     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[], $7::BYTEA[]) \
+     ON CONFLICT DO NOTHING RETURNING origin";
+
+const INSERT_SALES: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
+     subtotal, discount, tax, total, items) SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], \
+     $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], \
+     $12::BIGINT[], $13::BIGINT[]) ON CONFLICT DO NOTHING";
+
+const INSERT_LINES: &str = "INSERT INTO sale_lines (store, txn_id, line_no, day, sku, quantity, total) \
+     SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[]) \
+     ON CONFLICT DO NOTHING";
+
+const INSERT_PAYMENTS: &str = "INSERT INTO sale_payments (store, txn_id, payment_id, day, method, provider, amount) \
+     SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[]) \
+     ON CONFLICT DO NOTHING";
+
+const MERGE_STATUSES: &str = "INSERT INTO txn_status (store, txn_id, status, wall_ms, logical, replica) \
+     SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[]) \
+     ON CONFLICT (store, txn_id) DO UPDATE SET status = excluded.status, wall_ms = excluded.wall_ms, \
+     logical = excluded.logical, replica = excluded.replica \
+     WHERE (excluded.wall_ms, excluded.logical, excluded.replica) > (txn_status.wall_ms, txn_status.logical, txn_status.replica)";
+
+const MERGE_STOCKS: &str = "INSERT INTO stock (store, sku, replica, p, n) \
+     SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[]) \
+     ON CONFLICT (store, sku, replica) DO UPDATE SET \
+     p = GREATEST(stock.p, excluded.p), n = GREATEST(stock.n, excluded.n)";
+
+/// The PostgreSQL ledger.
+#[derive(Clone)]
+pub struct PgLedger {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLedger")
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+fn pool_err(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Db(format!("no database connection: {e}"))
+}
+
+fn u(v: i64) -> u64 {
+    v as u64
+}
+
+impl PgLedger {
+    /// Connects (a pool of `size`) and creates the schema when missing.
+    pub async fn connect(url: &str, size: usize) -> Result<Self, LedgerError> {
+        let pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| LedgerError::Db(format!("bad PostgreSQL URL: {e}")))?;
+        let mgr = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(size)
+            .build()
+            .map_err(pool_err)?;
+        let mut client = pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        tx.batch_execute(SCHEMA).await?;
+        tx.commit().await?;
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+async fn watermarks(
+    c: &impl deadpool_postgres::GenericClient,
+    store: &str,
+) -> Result<Vec<Watermark>, LedgerError> {
+    Ok(c.query(sql::WATERMARKS, &[&store])
+        .await?
+        .iter()
+        .map(|r| Watermark {
+            origin: u(r.get(0)),
+            contiguous: u(r.get(1)),
+            max_seq: u(r.get(2)),
+        })
+        .collect())
+}
+
+async fn write_facts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    store: &str,
+    f: &Facts,
+) -> Result<(), LedgerError> {
+    let s = &f.sales;
+    if !s.is_empty() {
+        tx.execute(
+            INSERT_SALES,
+            &[
+                &store,
+                &s.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.origin as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.seq as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.day).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.paid_ms as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.terminal as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.cashier.as_str()).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.subtotal).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.discount).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.tax).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.total).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.items).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let l = &f.lines;
+    if !l.is_empty() {
+        tx.execute(
+            INSERT_LINES,
+            &[
+                &store,
+                &l.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.line_no).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.day).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.sku.as_str()).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.quantity).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.total).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let p = &f.payments;
+    if !p.is_empty() {
+        tx.execute(
+            INSERT_PAYMENTS,
+            &[
+                &store,
+                &p.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.payment_id.as_str()).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.day).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.method).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.provider.as_str()).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.amount).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    // One row per key per statement: merge in Rust first (the same merges as the SQL).
+    let mut statuses: HashMap<&str, (u64, u32, u64, &str)> = HashMap::new();
+    for s in &f.statuses {
+        let v = (s.wall_ms, s.logical, s.replica, s.status.as_str());
+        let e = statuses.entry(s.txn_id.as_str()).or_insert(v);
+        if (v.0, v.1, v.2) > (e.0, e.1, e.2) {
+            *e = v;
+        }
+    }
+    if !statuses.is_empty() {
+        let st: Vec<_> = statuses.into_iter().collect();
+        tx.execute(
+            MERGE_STATUSES,
+            &[
+                &store,
+                &st.iter().map(|x| x.0).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.1.3).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.1.0 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| i64::from(x.1.1)).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.1.2 as i64).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let mut stock: HashMap<(&str, u64), (u64, u64)> = HashMap::new();
+    for s in &f.stock {
+        let e = stock.entry((s.sku.as_str(), s.replica)).or_insert((0, 0));
+        e.0 = e.0.max(s.p);
+        e.1 = e.1.max(s.n);
+    }
+    if !stock.is_empty() {
+        let st: Vec<_> = stock.into_iter().collect();
+        tx.execute(
+            MERGE_STOCKS,
+            &[
+                &store,
+                &st.iter().map(|x| x.0.0).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.0.1 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.1.0 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.1.1 as i64).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Ledger for PgLedger {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), LedgerError> {
+        self.client().await?.execute("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    async fn ingest(&self, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                &format!("{} FOR UPDATE", sql::STORE_FOR_INGEST),
+                &[&req.store],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Err(LedgerError::UnknownStore(req.store));
+        };
+        let (enabled, valid_after, max_term, holder, head, lag): (bool, i64, i64, i64, i64, i64) = (
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+        );
+        crate::ledger::fence(&req, enabled, u(valid_after), u(max_term), u(holder))?;
+        let n = req.rows.len();
+        let mut accepted = 0u64;
+        if n > 0 {
+            let origins: Vec<i64> = req.rows.iter().map(|r| r.origin as i64).collect();
+            let seqs: Vec<i64> = req.rows.iter().map(|r| r.seq as i64).collect();
+            let store_seqs: Vec<i64> = (1..=n as i64).map(|i| head + i).collect();
+            let kinds: Vec<&str> = req.rows.iter().map(|r| r.kind).collect();
+            let hlcs: Vec<i64> = req.rows.iter().map(|r| r.hlc_ms as i64).collect();
+            let bodies: Vec<&[u8]> = req.rows.iter().map(|r| r.body.as_slice()).collect();
+            accepted = tx
+                .query(
+                    INSERT_EVENTS,
+                    &[
+                        &req.store,
+                        &origins,
+                        &seqs,
+                        &store_seqs,
+                        &kinds,
+                        &hlcs,
+                        &bodies,
+                    ],
+                )
+                .await?
+                .len() as u64;
+        }
+        let mut by_origin: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        let mut newest = 0;
+        for r in &req.rows {
+            by_origin.entry(r.origin).or_default().push(r.seq);
+            newest = newest.max(r.hlc_ms);
+        }
+        for (origin, mut seqs) in by_origin {
+            seqs.sort_unstable();
+            seqs.dedup();
+            let o = origin as i64;
+            let (c0, m0) = tx
+                .query_opt(sql::ORIGIN, &[&req.store, &o])
+                .await?
+                .map_or((0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
+            let (mut c, max, gap) = advance(u(c0), u(m0), &seqs);
+            if gap {
+                let held: Vec<u64> = tx
+                    .query(sql::SEQS_ABOVE, &[&req.store, &o, &(c as i64), &100_000i64])
+                    .await?
+                    .iter()
+                    .map(|r| u(r.get(0)))
+                    .collect();
+                c = advance(c, max, &held).0;
+            }
+            tx.execute(
+                sql::UPSERT_ORIGIN,
+                &[&req.store, &o, &(c as i64), &(max as i64)],
+            )
+            .await?;
+        }
+        let term = req.term.max(u(max_term));
+        let lag = if n == 0 {
+            lag
+        } else {
+            req.received_ms.saturating_sub(newest) as i64
+        };
+        let tills = serde_json::to_string(&req.tills).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            sql::STORE_AFTER_INGEST,
+            &[
+                &(term as i64),
+                &(req.leader as i64),
+                &(req.received_ms as i64),
+                &(req.backlog as i64),
+                &tills,
+                &lag,
+                &(head + n as i64),
+                &(accepted as i64),
+                &req.store,
+            ],
+        )
+        .await?;
+        let watermarks = watermarks(&tx, &req.store).await?;
+        tx.commit().await?;
+        Ok(IngestOutcome {
+            accepted,
+            duplicate: n as u64 - accepted,
+            watermarks,
+            term,
+        })
+    }
+
+    async fn watermarks(&self, store: &str) -> Result<Vec<Watermark>, LedgerError> {
+        watermarks(&self.client().await?, store).await
+    }
+
+    async fn project(&self, limit: usize) -> Result<usize, LedgerError> {
+        let mut client = self.client().await?;
+        let stores: Vec<(String, i32, i64, i64)> = client
+            .query(sql::STORES_TO_PROJECT, &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        let mut done = 0;
+        for (store, offset, cursor, head) in stores {
+            if done >= limit {
+                break;
+            }
+            let budget = (limit - done) as i64;
+            let tx = client.transaction().await?;
+            let events = tx
+                .query(sql::EVENTS_TO_PROJECT, &[&store, &cursor, &head, &budget])
+                .await?;
+            let mut facts = Facts::default();
+            for r in &events {
+                let body = crate::decode_body(r.get::<_, &[u8]>(3))?;
+                facts.add(u(r.get(1)), u(r.get(2)), &body, offset);
+            }
+            write_facts(&tx, &store, &facts).await?;
+            let to: i64 = if (events.len() as i64) < budget {
+                head
+            } else {
+                events.last().map_or(head, |r| r.get(0))
+            };
+            tx.execute(sql::ADVANCE_PROJECTION, &[&to, &store]).await?;
+            tx.commit().await?;
+            done += events.len();
+        }
+        Ok(done)
+    }
+
+    async fn put_store(&self, s: StoreInfo) -> Result<(), LedgerError> {
+        self.client()
+            .await?
+            .execute(
+                sql::PUT_STORE,
+                &[
+                    &s.store_id,
+                    &s.name,
+                    &s.utc_offset_minutes,
+                    &s.enabled,
+                    &(s.tokens_valid_after_ms as i64),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn store(&self, id: &str) -> Result<Option<StoreInfo>, LedgerError> {
+        Ok(stores(&self.client().await?, Some(id))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn stores(&self) -> Result<Vec<StoreInfo>, LedgerError> {
+        stores(&self.client().await?, None).await
+    }
+
+    async fn fleet(&self) -> Result<Vec<FleetRow>, LedgerError> {
+        let c = self.client().await?;
+        let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for r in c.query(sql::ORIGINS_ALL, &[]).await? {
+            let terminal = u(r.get(1)) >> 32;
+            let v = seen.entry(r.get(0)).or_default();
+            if !v.contains(&terminal) {
+                v.push(terminal);
+            }
+        }
+        Ok(c.query(sql::FLEET, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                FleetRow {
+                    tills_seen: seen.remove(&id).unwrap_or_default(),
+                    store_id: id,
+                    name: r.get(1),
+                    term: u(r.get(2)),
+                    leader: u(r.get(3)),
+                    last_upload_ms: u(r.get(4)),
+                    backlog: u(r.get(5)),
+                    lag_ms: u(r.get(6)),
+                    tills_reported: serde_json::from_str(r.get(7)).unwrap_or_default(),
+                    events: u(r.get(8)),
+                    unprojected: u(r.get(9)),
+                }
+            })
+            .collect())
+    }
+
+    async fn master_apply(&self, edits: Vec<MasterEdit>) -> Result<u64, LedgerError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut v: i64 = tx
+            .query_one(&format!("{} FOR UPDATE", sql::MASTER_VERSION), &[])
+            .await?
+            .get(0);
+        for e in edits.iter().filter(|e| e.body.is_none()) {
+            let live: i64 = tx
+                .query_one(sql::MASTER_LIVE, &[&e.kind.as_str(), &e.key, &e.store])
+                .await?
+                .get(0);
+            if live == 0 {
+                return Err(LedgerError::Invalid(format!(
+                    "there is no {} {:?}{} to delete",
+                    e.kind.as_str(),
+                    e.key,
+                    crate::ledger::scope_text(&e.store)
+                )));
+            }
+        }
+        let put = tx.prepare(sql::PUT_MASTER).await?;
+        let versions: Vec<i64> = edits
+            .iter()
+            .map(|_| {
+                v += 1;
+                v
+            })
+            .collect();
+        // Pipelined: every statement is sent before the first answer is awaited.
+        {
+            let tx = &tx;
+            let put = &put;
+            try_join_all(edits.iter().zip(&versions).map(|(e, ver)| async move {
+                tx.execute(put, &[&e.kind.as_str(), &e.key, &e.store, ver, &e.body])
+                    .await
+            }))
+            .await?;
+        }
+        tx.execute(sql::SET_MASTER_VERSION, &[&v]).await?;
+        tx.commit().await?;
+        Ok(u(v))
+    }
+
+    async fn master_since(
+        &self,
+        store: Option<&str>,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<MasterRow>, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                sql::MASTER_SINCE,
+                &[&(since as i64), &store, &(limit as i64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: &str = r.get(0);
+                Ok(MasterRow {
+                    kind: MasterKind::parse(kind)
+                        .ok_or_else(|| LedgerError::Db(format!("unknown master kind {kind}")))?,
+                    key: r.get(1),
+                    store: r.get(2),
+                    version: u(r.get(3)),
+                    body: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    async fn master_version(&self) -> Result<u64, LedgerError> {
+        Ok(u(self
+            .client()
+            .await?
+            .query_one(sql::MASTER_VERSION, &[])
+            .await?
+            .get(0)))
+    }
+
+    async fn sales_by_day(
+        &self,
+        store: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayRow>, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(sql::SALES_BY_DAY, &[&from_day, &to_day, &store])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DayRow {
+                store: r.get(0),
+                day: r.get(1),
+                transactions: u(r.get(2)),
+                items: u(r.get(3)),
+                subtotal: r.get(4),
+                discount: r.get(5),
+                tax: r.get(6),
+                total: r.get(7),
+                voided: u(r.get(8)),
+                voided_amount: r.get(9),
+                refunded: u(r.get(10)),
+                refunded_amount: r.get(11),
+            })
+            .collect())
+    }
+
+    async fn payments_by_day(
+        &self,
+        store: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<PaymentRow>, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(sql::PAYMENTS_BY_DAY, &[&from_day, &to_day, &store])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PaymentRow {
+                store: r.get(0),
+                day: r.get(1),
+                method: r.get(2),
+                provider: r.get(3),
+                count: u(r.get(4)),
+                amount: r.get(5),
+                reversed_amount: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn top_skus(
+        &self,
+        store: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+        limit: usize,
+    ) -> Result<Vec<SkuRow>, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                sql::TOP_SKUS,
+                &[&from_day, &to_day, &store, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SkuRow {
+                sku: r.get(0),
+                quantity: r.get(1),
+                revenue: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn inventory(&self, store: &str) -> Result<Vec<StockRow>, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(sql::INVENTORY, &[&store])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StockRow {
+                sku: r.get(0),
+                on_hand: r.get(1),
+            })
+            .collect())
+    }
+}
+
+async fn stores(
+    c: &impl deadpool_postgres::GenericClient,
+    id: Option<&str>,
+) -> Result<Vec<StoreInfo>, LedgerError> {
+    Ok(c.query(sql::STORES, &[&id])
+        .await?
+        .iter()
+        .map(|r| StoreInfo {
+            store_id: r.get(0),
+            name: r.get(1),
+            utc_offset_minutes: r.get(2),
+            enabled: r.get(3),
+            tokens_valid_after_ms: u(r.get(4)),
+        })
+        .collect())
+}

@@ -1,0 +1,224 @@
+//! The projection of ledger events into report facts: pure functions, shared by both
+//! backends. Every fact is keyed so that writing it twice changes nothing (sales, lines and
+//! payments are insert-once; statuses are last-writer-wins by HLC; stock entries merge by
+//! maximum, as the PN-counter does), which is what lets several instances project at once.
+
+use tillmesh_pos::event::EventBody;
+
+/// A recorded sale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleFact {
+    /// Transaction id.
+    pub txn_id: String,
+    /// Origin of the event.
+    pub origin: u64,
+    /// Seq of the event.
+    pub seq: u64,
+    /// Local day number.
+    pub day: i64,
+    /// Paid at (ms).
+    pub paid_ms: u64,
+    /// Terminal id (replica id).
+    pub terminal: u64,
+    /// Cashier.
+    pub cashier: String,
+    /// Subtotal.
+    pub subtotal: i64,
+    /// Discount.
+    pub discount: i64,
+    /// Tax.
+    pub tax: i64,
+    /// Total.
+    pub total: i64,
+    /// Items.
+    pub items: i64,
+}
+
+/// One sold line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineFact {
+    /// Transaction id.
+    pub txn_id: String,
+    /// Line number.
+    pub line_no: i64,
+    /// Local day number.
+    pub day: i64,
+    /// SKU.
+    pub sku: String,
+    /// Units.
+    pub quantity: i64,
+    /// Line total.
+    pub total: i64,
+}
+
+/// One captured payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentFact {
+    /// Transaction id.
+    pub txn_id: String,
+    /// Payment id.
+    pub payment_id: String,
+    /// Local day number.
+    pub day: i64,
+    /// `cash` / `qr`.
+    pub method: &'static str,
+    /// Provider, `""` for cash.
+    pub provider: String,
+    /// Amount applied to the sale.
+    pub amount: i64,
+}
+
+/// A transaction-status register value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusFact {
+    /// Transaction id.
+    pub txn_id: String,
+    /// `PAID`, `VOID`, `REFUNDED`, ...
+    pub status: String,
+    /// HLC wall.
+    pub wall_ms: u64,
+    /// HLC logical.
+    pub logical: u32,
+    /// HLC replica.
+    pub replica: u64,
+}
+
+/// One PN-counter entry of one SKU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StockFact {
+    /// SKU.
+    pub sku: String,
+    /// Replica owning the entry.
+    pub replica: u64,
+    /// Increments.
+    pub p: u64,
+    /// Decrements.
+    pub n: u64,
+}
+
+/// The facts of a run of events of one store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Sales.
+    pub sales: Vec<SaleFact>,
+    /// Lines.
+    pub lines: Vec<LineFact>,
+    /// Payments.
+    pub payments: Vec<PaymentFact>,
+    /// Statuses.
+    pub statuses: Vec<StatusFact>,
+    /// Stock entries.
+    pub stock: Vec<StockFact>,
+}
+
+/// Local day number of an instant for a store's UTC offset.
+pub fn local_day(ms: u64, utc_offset_minutes: i32) -> i64 {
+    (ms as i64 + i64::from(utc_offset_minutes) * 60_000).div_euclid(86_400_000)
+}
+
+fn status_name(s: tillmesh_pos::transaction::Status) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl Facts {
+    /// Adds the facts of one event.
+    pub fn add(&mut self, origin: u64, seq: u64, body: &EventBody, utc_offset_minutes: i32) {
+        let statuses = |facts: &mut Facts, map: &tillmesh_crdt::LwwMap<String, _>| {
+            for (txn, st) in map.iter() {
+                if let Some(h) = map.stamp(txn) {
+                    facts.statuses.push(StatusFact {
+                        txn_id: txn.clone(),
+                        status: status_name(*st),
+                        wall_ms: h.wall_ms,
+                        logical: h.logical,
+                        replica: h.replica.0,
+                    });
+                }
+            }
+        };
+        let counter = |facts: &mut Facts, sku: &str, c: &tillmesh_crdt::PnCounter| {
+            for r in c.replicas() {
+                let (p, n) = c.entry(r);
+                facts.stock.push(StockFact {
+                    sku: sku.to_owned(),
+                    replica: r.0,
+                    p,
+                    n,
+                });
+            }
+        };
+        match body {
+            EventBody::SaleRecorded {
+                sale,
+                status,
+                inventory,
+                ..
+            } => {
+                let day = local_day(sale.paid_ms, utc_offset_minutes);
+                self.sales.push(SaleFact {
+                    txn_id: sale.txn_id.clone(),
+                    origin,
+                    seq,
+                    day,
+                    paid_ms: sale.paid_ms,
+                    terminal: sale.terminal.0,
+                    cashier: sale.cashier.clone(),
+                    subtotal: sale.totals.subtotal,
+                    discount: sale.totals.discount,
+                    tax: sale.totals.tax,
+                    total: sale.totals.total,
+                    items: i64::from(sale.totals.items),
+                });
+                for l in &sale.lines {
+                    self.lines.push(LineFact {
+                        txn_id: sale.txn_id.clone(),
+                        line_no: i64::from(l.line_no),
+                        day,
+                        sku: l.sku.clone(),
+                        quantity: i64::from(l.quantity),
+                        total: l.total,
+                    });
+                }
+                for p in &sale.payments {
+                    self.payments.push(PaymentFact {
+                        txn_id: sale.txn_id.clone(),
+                        payment_id: p.payment_id.clone(),
+                        day,
+                        method: p.method.as_str(),
+                        provider: p.provider.clone().unwrap_or_default(),
+                        amount: p.amount,
+                    });
+                }
+                statuses(self, status);
+                for (sku, c) in inventory {
+                    counter(self, sku, c);
+                }
+            }
+            EventBody::TransactionVoided { status, .. }
+            | EventBody::RefundRecorded { status, .. } => statuses(self, status),
+            EventBody::InventoryAdjusted {
+                sku, counter: c, ..
+            } => counter(self, sku, c),
+            EventBody::PriceOverridden { .. }
+            | EventBody::SettingChanged { .. }
+            | EventBody::CustomerUpdated { .. }
+            | EventBody::PointsChanged { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_day;
+
+    #[test]
+    fn days_follow_the_store_offset() {
+        // 2026-11-22T20:00Z is already the 23rd at UTC+7.
+        let ms = 1_795_377_600_000;
+        assert_eq!(local_day(ms, 0) + 1, local_day(ms, 420));
+        assert_eq!(local_day(0, -60), -1);
+    }
+}

@@ -1,0 +1,133 @@
+//! SQL shared by both backends. Statements use `$n` placeholders, which SQLite also accepts
+//! (numbered in order of first appearance), and only syntax both dialects share: `ON CONFLICT`
+//! upserts, row-value comparison, and `CAST(SUM(..) AS BIGINT)` (PostgreSQL sums BIGINT as
+//! NUMERIC otherwise).
+
+/// Insert one ledger event unless held.
+pub const INSERT_EVENT: &str = "INSERT INTO events (store, origin, seq, store_seq, kind, hlc_ms, body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// Store row as ingestion needs it.
+pub const STORE_FOR_INGEST: &str = "SELECT enabled, tokens_valid_after_ms, max_term, leader, ingest_seq, lag_ms \
+     FROM stores WHERE store_id = $1";
+
+/// Store row update after a batch.
+pub const STORE_AFTER_INGEST: &str = "UPDATE stores SET max_term = $1, leader = $2, last_upload_ms = $3, backlog = $4, \
+     tills = $5, lag_ms = $6, ingest_seq = $7, events = events + $8 WHERE store_id = $9";
+
+/// One origin's watermark.
+pub const ORIGIN: &str = "SELECT contiguous, max_seq FROM origins WHERE store = $1 AND origin = $2";
+
+/// Seqs above a watermark, to close gaps.
+pub const SEQS_ABOVE: &str =
+    "SELECT seq FROM events WHERE store = $1 AND origin = $2 AND seq > $3 ORDER BY seq LIMIT $4";
+
+/// Upsert of a watermark.
+pub const UPSERT_ORIGIN: &str = "INSERT INTO origins (store, origin, contiguous, max_seq) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (store, origin) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq";
+
+/// All watermarks of a store.
+pub const WATERMARKS: &str =
+    "SELECT origin, contiguous, max_seq FROM origins WHERE store = $1 ORDER BY origin";
+
+/// Stores with events to project.
+pub const STORES_TO_PROJECT: &str = "SELECT store_id, utc_offset_min, projected_seq, ingest_seq FROM stores \
+     WHERE ingest_seq > projected_seq ORDER BY store_id LIMIT 256";
+
+/// Events of a store after a projection cursor.
+pub const EVENTS_TO_PROJECT: &str = "SELECT store_seq, origin, seq, body FROM events \
+     WHERE store = $1 AND store_seq > $2 AND store_seq <= $3 ORDER BY store_seq LIMIT $4";
+
+/// Advance a projection cursor (never backwards).
+pub const ADVANCE_PROJECTION: &str =
+    "UPDATE stores SET projected_seq = $1 WHERE store_id = $2 AND projected_seq < $1";
+
+/// Sale fact.
+pub const INSERT_SALE: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
+     subtotal, discount, tax, total, items) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT DO NOTHING";
+
+/// Line fact.
+pub const INSERT_LINE: &str = "INSERT INTO sale_lines (store, txn_id, line_no, day, sku, quantity, total) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// Payment fact.
+pub const INSERT_PAYMENT: &str = "INSERT INTO sale_payments (store, txn_id, payment_id, day, method, provider, amount) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// Status register merge (last writer wins by HLC).
+pub const MERGE_STATUS: &str = "INSERT INTO txn_status (store, txn_id, status, wall_ms, logical, replica) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (store, txn_id) DO UPDATE SET status = excluded.status, \
+     wall_ms = excluded.wall_ms, logical = excluded.logical, replica = excluded.replica \
+     WHERE (excluded.wall_ms, excluded.logical, excluded.replica) > (txn_status.wall_ms, txn_status.logical, txn_status.replica)";
+
+/// PN-counter entry merge (maximum of each side).
+pub const MERGE_STOCK: &str = "INSERT INTO stock (store, sku, replica, p, n) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (store, sku, replica) DO UPDATE SET \
+     p = CASE WHEN excluded.p > stock.p THEN excluded.p ELSE stock.p END, \
+     n = CASE WHEN excluded.n > stock.n THEN excluded.n ELSE stock.n END";
+
+/// Register or update a store (keeps its upload state).
+pub const PUT_STORE: &str = "INSERT INTO stores (store_id, name, utc_offset_min, enabled, tokens_valid_after_ms) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (store_id) DO UPDATE SET name = excluded.name, \
+     utc_offset_min = excluded.utc_offset_min, enabled = excluded.enabled, \
+     tokens_valid_after_ms = excluded.tokens_valid_after_ms";
+
+/// Store registry columns.
+pub const STORES: &str = "SELECT store_id, name, utc_offset_min, enabled, tokens_valid_after_ms FROM stores \
+     WHERE (CAST($1 AS TEXT) IS NULL OR store_id = $1) ORDER BY store_id";
+
+/// Fleet columns.
+pub const FLEET: &str = "SELECT store_id, name, max_term, leader, last_upload_ms, backlog, lag_ms, tills, events, \
+     ingest_seq - projected_seq FROM stores ORDER BY store_id";
+
+/// Terminals with events in the ledger, per store.
+pub const ORIGINS_ALL: &str = "SELECT store, origin FROM origins ORDER BY store, origin";
+
+/// Current master version.
+pub const MASTER_VERSION: &str = "SELECT value FROM counters WHERE name = 'master_version'";
+
+/// Set the master version.
+pub const SET_MASTER_VERSION: &str = "UPDATE counters SET value = $1 WHERE name = 'master_version'";
+
+/// Whether a live master record exists.
+pub const MASTER_LIVE: &str =
+    "SELECT COUNT(*) FROM master WHERE kind = $1 AND key = $2 AND store = $3 AND body IS NOT NULL";
+
+/// Put (or tombstone, with a NULL body) a master record.
+pub const PUT_MASTER: &str = "INSERT INTO master (kind, key, store, version, body) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (kind, key, store) DO UPDATE SET version = excluded.version, body = excluded.body";
+
+/// Master records changed since a version for a store (or all).
+pub const MASTER_SINCE: &str = "SELECT kind, key, store, version, body FROM master WHERE version > $1 \
+     AND (CAST($2 AS TEXT) IS NULL OR store = '' OR store = $2) ORDER BY version LIMIT $3";
+
+/// Sales per store and day.
+pub const SALES_BY_DAY: &str = "SELECT s.store, s.day, COUNT(*), CAST(SUM(s.items) AS BIGINT), \
+     CAST(SUM(s.subtotal) AS BIGINT), CAST(SUM(s.discount) AS BIGINT), CAST(SUM(s.tax) AS BIGINT), \
+     CAST(SUM(s.total) AS BIGINT), \
+     CAST(SUM(CASE WHEN t.status = 'VOID' THEN 1 ELSE 0 END) AS BIGINT), \
+     CAST(SUM(CASE WHEN t.status = 'VOID' THEN s.total ELSE 0 END) AS BIGINT), \
+     CAST(SUM(CASE WHEN t.status = 'REFUNDED' THEN 1 ELSE 0 END) AS BIGINT), \
+     CAST(SUM(CASE WHEN t.status = 'REFUNDED' THEN s.total ELSE 0 END) AS BIGINT) \
+     FROM sales s LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
+     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
+     GROUP BY s.store, s.day ORDER BY s.store, s.day";
+
+/// Payments per store, day, method and provider.
+pub const PAYMENTS_BY_DAY: &str = "SELECT p.store, p.day, p.method, p.provider, COUNT(*), CAST(SUM(p.amount) AS BIGINT), \
+     CAST(SUM(CASE WHEN t.status IN ('VOID', 'REFUNDED') THEN p.amount ELSE 0 END) AS BIGINT) \
+     FROM sale_payments p LEFT JOIN txn_status t ON t.store = p.store AND t.txn_id = p.txn_id \
+     WHERE p.day >= $1 AND p.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR p.store = $3) \
+     GROUP BY p.store, p.day, p.method, p.provider ORDER BY p.store, p.day, p.method, p.provider";
+
+/// Best sellers.
+pub const TOP_SKUS: &str = "SELECT l.sku, CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.total) AS BIGINT) \
+     FROM sale_lines l LEFT JOIN txn_status t ON t.store = l.store AND t.txn_id = l.txn_id \
+     WHERE l.day >= $1 AND l.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR l.store = $3) \
+     AND COALESCE(t.status, 'PAID') NOT IN ('VOID', 'REFUNDED') \
+     GROUP BY l.sku ORDER BY 2 DESC, 1 LIMIT $4";
+
+/// Stock of a store.
+pub const INVENTORY: &str =
+    "SELECT sku, CAST(SUM(p - n) AS BIGINT) FROM stock WHERE store = $1 GROUP BY sku ORDER BY sku";

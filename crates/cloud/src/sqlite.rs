@@ -1,0 +1,642 @@
+//! The SQLite ledger: zero set-up, one file, WAL with `synchronous=FULL` so an acknowledged
+//! batch survives power loss. One write connection (SQLite has one writer) and one read
+//! connection, used from the blocking thread pool.
+
+use crate::ledger::{
+    DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
+    PaymentRow, SkuRow, StockRow, StoreInfo, advance,
+};
+use crate::project::Facts;
+use crate::sql;
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tillmesh_cloud_proto::{MasterKind, Watermark};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS stores (
+    store_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    utc_offset_min INTEGER NOT NULL,
+    enabled INTEGER NOT NULL,
+    tokens_valid_after_ms INTEGER NOT NULL DEFAULT 0,
+    max_term INTEGER NOT NULL DEFAULT 0,
+    leader INTEGER NOT NULL DEFAULT 0,
+    last_upload_ms INTEGER NOT NULL DEFAULT 0,
+    backlog INTEGER NOT NULL DEFAULT 0,
+    lag_ms INTEGER NOT NULL DEFAULT 0,
+    tills TEXT NOT NULL DEFAULT '[]',
+    ingest_seq INTEGER NOT NULL DEFAULT 0,
+    projected_seq INTEGER NOT NULL DEFAULT 0,
+    events INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    store TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
+    store_seq INTEGER NOT NULL, kind TEXT NOT NULL, hlc_ms INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (store, origin, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_store_seq ON events (store, store_seq);
+CREATE TABLE IF NOT EXISTS origins (
+    store TEXT NOT NULL, origin INTEGER NOT NULL, contiguous INTEGER NOT NULL, max_seq INTEGER NOT NULL,
+    PRIMARY KEY (store, origin)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters (name, value) VALUES ('master_version', 0);
+CREATE TABLE IF NOT EXISTS master (
+    kind TEXT NOT NULL, key TEXT NOT NULL, store TEXT NOT NULL, version INTEGER NOT NULL, body TEXT,
+    PRIMARY KEY (kind, key, store)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS master_by_version ON master (version);
+CREATE TABLE IF NOT EXISTS sales (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
+    day INTEGER NOT NULL, paid_ms INTEGER NOT NULL, terminal INTEGER NOT NULL, cashier TEXT NOT NULL,
+    subtotal INTEGER NOT NULL, discount INTEGER NOT NULL, tax INTEGER NOT NULL, total INTEGER NOT NULL,
+    items INTEGER NOT NULL,
+    PRIMARY KEY (store, txn_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sales_by_day ON sales (day, store);
+CREATE TABLE IF NOT EXISTS sale_lines (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, line_no INTEGER NOT NULL, day INTEGER NOT NULL,
+    sku TEXT NOT NULL, quantity INTEGER NOT NULL, total INTEGER NOT NULL,
+    PRIMARY KEY (store, txn_id, line_no)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sale_lines_by_day ON sale_lines (day, store);
+CREATE TABLE IF NOT EXISTS sale_payments (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, payment_id TEXT NOT NULL, day INTEGER NOT NULL,
+    method TEXT NOT NULL, provider TEXT NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY (store, txn_id, payment_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sale_payments_by_day ON sale_payments (day, store);
+CREATE TABLE IF NOT EXISTS txn_status (
+    store TEXT NOT NULL, txn_id TEXT NOT NULL, status TEXT NOT NULL,
+    wall_ms INTEGER NOT NULL, logical INTEGER NOT NULL, replica INTEGER NOT NULL,
+    PRIMARY KEY (store, txn_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stock (
+    store TEXT NOT NULL, sku TEXT NOT NULL, replica INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (store, sku, replica)
+) WITHOUT ROWID;
+";
+
+/// Most seqs read at once when closing a watermark gap.
+const GAP_SCAN_MAX: i64 = 100_000;
+
+/// The SQLite ledger.
+#[derive(Debug, Clone)]
+pub struct SqliteLedger {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    write: Mutex<Connection>,
+    read: Mutex<Connection>,
+}
+
+fn open(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    Ok(conn)
+}
+
+impl SqliteLedger {
+    /// Opens (creating when missing) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LedgerError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let write = open(path)?;
+        write.execute_batch(SCHEMA)?;
+        let read = open(path)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                write: Mutex::new(write),
+                read: Mutex::new(read),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn with_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| LedgerError::Db(format!("worker failed: {e}")))?
+    }
+
+    async fn with_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.read.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| LedgerError::Db(format!("worker failed: {e}")))?
+    }
+}
+
+fn u(v: i64) -> u64 {
+    v as u64
+}
+
+fn ingest(conn: &mut Connection, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let row: Option<(bool, i64, i64, i64, i64, i64)> = tx
+        .prepare_cached(sql::STORE_FOR_INGEST)?
+        .query_row([&req.store], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((enabled, valid_after, max_term, holder, head, lag)) = row else {
+        return Err(LedgerError::UnknownStore(req.store));
+    };
+    crate::ledger::fence(&req, enabled, u(valid_after), u(max_term), u(holder))?;
+    let mut accepted = 0u64;
+    let mut by_origin: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut newest = 0u64;
+    {
+        let mut insert = tx.prepare_cached(sql::INSERT_EVENT)?;
+        for (i, r) in req.rows.iter().enumerate() {
+            accepted += insert.execute(params![
+                req.store,
+                r.origin as i64,
+                r.seq as i64,
+                head + 1 + i as i64,
+                r.kind,
+                r.hlc_ms as i64,
+                r.body
+            ])? as u64;
+            by_origin.entry(r.origin).or_default().push(r.seq);
+            newest = newest.max(r.hlc_ms);
+        }
+    }
+    for (origin, mut seqs) in by_origin {
+        seqs.sort_unstable();
+        seqs.dedup();
+        let (c0, m0): (i64, i64) = tx
+            .prepare_cached(sql::ORIGIN)?
+            .query_row(params![req.store, origin as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+            .unwrap_or((0, 0));
+        let (mut c, max, gap) = advance(u(c0), u(m0), &seqs);
+        if gap {
+            let mut stmt = tx.prepare_cached(sql::SEQS_ABOVE)?;
+            let held = stmt
+                .query_map(
+                    params![req.store, origin as i64, c as i64, GAP_SCAN_MAX],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .map(|s| s.map(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            c = advance(c, max, &held).0;
+        }
+        tx.prepare_cached(sql::UPSERT_ORIGIN)?.execute(params![
+            req.store,
+            origin as i64,
+            c as i64,
+            max as i64
+        ])?;
+    }
+    let term = req.term.max(u(max_term));
+    let lag = if req.rows.is_empty() {
+        lag
+    } else {
+        req.received_ms.saturating_sub(newest) as i64
+    };
+    let tills = serde_json::to_string(&req.tills).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(sql::STORE_AFTER_INGEST)?
+        .execute(params![
+            term as i64,
+            req.leader as i64,
+            req.received_ms as i64,
+            req.backlog as i64,
+            tills,
+            lag,
+            head + req.rows.len() as i64,
+            accepted as i64,
+            req.store
+        ])?;
+    let watermarks = watermarks(&tx, &req.store)?;
+    tx.commit()?;
+    Ok(IngestOutcome {
+        accepted,
+        duplicate: req.rows.len() as u64 - accepted,
+        watermarks,
+        term,
+    })
+}
+
+fn watermarks(conn: &Connection, store: &str) -> Result<Vec<Watermark>, LedgerError> {
+    let mut stmt = conn.prepare_cached(sql::WATERMARKS)?;
+    let rows = stmt.query_map([store], |r| {
+        Ok(Watermark {
+            origin: u(r.get(0)?),
+            contiguous: u(r.get(1)?),
+            max_seq: u(r.get(2)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn project(conn: &mut Connection, limit: usize) -> Result<usize, LedgerError> {
+    let stores: Vec<(String, i32, i64, i64)> = {
+        let mut stmt = conn.prepare_cached(sql::STORES_TO_PROJECT)?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut done = 0;
+    for (store, offset, cursor, head) in stores {
+        if done >= limit {
+            break;
+        }
+        let budget = (limit - done) as i64;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let events: Vec<(i64, i64, i64, Vec<u8>)> = {
+            let mut stmt = tx.prepare_cached(sql::EVENTS_TO_PROJECT)?;
+            stmt.query_map(params![store, cursor, head, budget], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        let mut facts = Facts::default();
+        for (_, origin, seq, body) in &events {
+            let body = crate::decode_body(body)?;
+            facts.add(u(*origin), u(*seq), &body, offset);
+        }
+        write_facts(&tx, &store, &facts)?;
+        let to = if (events.len() as i64) < budget {
+            head
+        } else {
+            events.last().map_or(head, |e| e.0)
+        };
+        tx.prepare_cached(sql::ADVANCE_PROJECTION)?
+            .execute(params![to, store])?;
+        tx.commit()?;
+        done += events.len();
+    }
+    Ok(done)
+}
+
+fn write_facts(tx: &Connection, store: &str, f: &Facts) -> Result<(), LedgerError> {
+    let mut st = tx.prepare_cached(sql::INSERT_SALE)?;
+    for s in &f.sales {
+        st.execute(params![
+            store,
+            s.txn_id,
+            s.origin as i64,
+            s.seq as i64,
+            s.day,
+            s.paid_ms as i64,
+            s.terminal as i64,
+            s.cashier,
+            s.subtotal,
+            s.discount,
+            s.tax,
+            s.total,
+            s.items
+        ])?;
+    }
+    let mut st = tx.prepare_cached(sql::INSERT_LINE)?;
+    for l in &f.lines {
+        st.execute(params![
+            store, l.txn_id, l.line_no, l.day, l.sku, l.quantity, l.total
+        ])?;
+    }
+    let mut st = tx.prepare_cached(sql::INSERT_PAYMENT)?;
+    for p in &f.payments {
+        st.execute(params![
+            store,
+            p.txn_id,
+            p.payment_id,
+            p.day,
+            p.method,
+            p.provider,
+            p.amount
+        ])?;
+    }
+    let mut st = tx.prepare_cached(sql::MERGE_STATUS)?;
+    for s in &f.statuses {
+        st.execute(params![
+            store,
+            s.txn_id,
+            s.status,
+            s.wall_ms as i64,
+            s.logical,
+            s.replica as i64
+        ])?;
+    }
+    let mut st = tx.prepare_cached(sql::MERGE_STOCK)?;
+    for s in &f.stock {
+        st.execute(params![
+            store,
+            s.sku,
+            s.replica as i64,
+            s.p as i64,
+            s.n as i64
+        ])?;
+    }
+    Ok(())
+}
+
+fn master_apply(conn: &mut Connection, edits: Vec<MasterEdit>) -> Result<u64, LedgerError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut v: i64 = tx.query_row(sql::MASTER_VERSION, [], |r| r.get(0))?;
+    for e in edits {
+        if e.body.is_none() {
+            let live: i64 = tx.query_row(
+                sql::MASTER_LIVE,
+                params![e.kind.as_str(), e.key, e.store],
+                |r| r.get(0),
+            )?;
+            if live == 0 {
+                return Err(LedgerError::Invalid(format!(
+                    "there is no {} {:?}{} to delete",
+                    e.kind.as_str(),
+                    e.key,
+                    crate::ledger::scope_text(&e.store)
+                )));
+            }
+        }
+        v += 1;
+        tx.prepare_cached(sql::PUT_MASTER)?.execute(params![
+            e.kind.as_str(),
+            e.key,
+            e.store,
+            v,
+            e.body
+        ])?;
+    }
+    tx.execute(sql::SET_MASTER_VERSION, [v])?;
+    tx.commit()?;
+    Ok(u(v))
+}
+
+#[async_trait]
+impl Ledger for SqliteLedger {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), LedgerError> {
+        self.with_read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|_| ())
+    }
+
+    async fn ingest(&self, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
+        self.with_write(move |c| ingest(c, req)).await
+    }
+
+    async fn watermarks(&self, store: &str) -> Result<Vec<Watermark>, LedgerError> {
+        let store = store.to_owned();
+        self.with_read(move |c| watermarks(c, &store)).await
+    }
+
+    async fn project(&self, limit: usize) -> Result<usize, LedgerError> {
+        self.with_write(move |c| project(c, limit)).await
+    }
+
+    async fn put_store(&self, s: StoreInfo) -> Result<(), LedgerError> {
+        self.with_write(move |c| {
+            c.execute(
+                sql::PUT_STORE,
+                params![
+                    s.store_id,
+                    s.name,
+                    s.utc_offset_minutes,
+                    s.enabled,
+                    s.tokens_valid_after_ms as i64
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn store(&self, id: &str) -> Result<Option<StoreInfo>, LedgerError> {
+        let id = id.to_owned();
+        Ok(self
+            .with_read(move |c| stores(c, Some(&id)))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn stores(&self) -> Result<Vec<StoreInfo>, LedgerError> {
+        self.with_read(|c| stores(c, None)).await
+    }
+
+    async fn fleet(&self) -> Result<Vec<FleetRow>, LedgerError> {
+        self.with_read(|c| {
+            let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+            let mut stmt = c.prepare_cached(sql::ORIGINS_ALL)?;
+            for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (store, origin) = r?;
+                let terminal = u(origin) >> 32;
+                let v = seen.entry(store).or_default();
+                if !v.contains(&terminal) {
+                    v.push(terminal);
+                }
+            }
+            let mut stmt = c.prepare_cached(sql::FLEET)?;
+            let rows = stmt.query_map([], |r| {
+                let tills: String = r.get(7)?;
+                Ok(FleetRow {
+                    store_id: r.get(0)?,
+                    name: r.get(1)?,
+                    term: u(r.get(2)?),
+                    leader: u(r.get(3)?),
+                    last_upload_ms: u(r.get(4)?),
+                    backlog: u(r.get(5)?),
+                    lag_ms: u(r.get(6)?),
+                    tills_reported: serde_json::from_str(&tills).unwrap_or_default(),
+                    tills_seen: Vec::new(),
+                    events: u(r.get(8)?),
+                    unprojected: u(r.get(9)?),
+                })
+            })?;
+            let mut out: Vec<FleetRow> = rows.collect::<Result<_, _>>()?;
+            for f in &mut out {
+                f.tills_seen = seen.remove(&f.store_id).unwrap_or_default();
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn master_apply(&self, edits: Vec<MasterEdit>) -> Result<u64, LedgerError> {
+        self.with_write(move |c| master_apply(c, edits)).await
+    }
+
+    async fn master_since(
+        &self,
+        store: Option<&str>,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<MasterRow>, LedgerError> {
+        let store = store.map(str::to_owned);
+        self.with_read(move |c| {
+            let mut stmt = c.prepare_cached(sql::MASTER_SINCE)?;
+            let rows = stmt.query_map(params![since as i64, store, limit as i64], |r| {
+                let kind: String = r.get(0)?;
+                Ok((kind, r.get(1)?, r.get(2)?, u(r.get(3)?), r.get(4)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (kind, key, store, version, body) = row?;
+                let kind = MasterKind::parse(&kind)
+                    .ok_or_else(|| LedgerError::Db(format!("unknown master kind {kind}")))?;
+                out.push(MasterRow {
+                    kind,
+                    key,
+                    store,
+                    version,
+                    body,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn master_version(&self) -> Result<u64, LedgerError> {
+        self.with_read(|c| Ok(u(c.query_row(sql::MASTER_VERSION, [], |r| r.get(0))?)))
+            .await
+    }
+
+    async fn sales_by_day(
+        &self,
+        store: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayRow>, LedgerError> {
+        let store = store.map(str::to_owned);
+        self.with_read(move |c| {
+            let mut stmt = c.prepare_cached(sql::SALES_BY_DAY)?;
+            let rows = stmt.query_map(params![from_day, to_day, store], |r| {
+                Ok(DayRow {
+                    store: r.get(0)?,
+                    day: r.get(1)?,
+                    transactions: u(r.get(2)?),
+                    items: u(r.get(3)?),
+                    subtotal: r.get(4)?,
+                    discount: r.get(5)?,
+                    tax: r.get(6)?,
+                    total: r.get(7)?,
+                    voided: u(r.get(8)?),
+                    voided_amount: r.get(9)?,
+                    refunded: u(r.get(10)?),
+                    refunded_amount: r.get(11)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn payments_by_day(
+        &self,
+        store: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<PaymentRow>, LedgerError> {
+        let store = store.map(str::to_owned);
+        self.with_read(move |c| {
+            let mut stmt = c.prepare_cached(sql::PAYMENTS_BY_DAY)?;
+            let rows = stmt.query_map(params![from_day, to_day, store], |r| {
+                Ok(PaymentRow {
+                    store: r.get(0)?,
+                    day: r.get(1)?,
+                    method: r.get(2)?,
+                    provider: r.get(3)?,
+                    count: u(r.get(4)?),
+                    amount: r.get(5)?,
+                    reversed_amount: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn top_skus(
+        &self,
+        store: Option<&str>,
+        from_day: i64,
+        to_day: i64,
+        limit: usize,
+    ) -> Result<Vec<SkuRow>, LedgerError> {
+        let store = store.map(str::to_owned);
+        self.with_read(move |c| {
+            let mut stmt = c.prepare_cached(sql::TOP_SKUS)?;
+            let rows = stmt.query_map(params![from_day, to_day, store, limit as i64], |r| {
+                Ok(SkuRow {
+                    sku: r.get(0)?,
+                    quantity: r.get(1)?,
+                    revenue: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn inventory(&self, store: &str) -> Result<Vec<StockRow>, LedgerError> {
+        let store = store.to_owned();
+        self.with_read(move |c| {
+            let mut stmt = c.prepare_cached(sql::INVENTORY)?;
+            let rows = stmt.query_map([store], |r| {
+                Ok(StockRow {
+                    sku: r.get(0)?,
+                    on_hand: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
+
+fn stores(c: &Connection, id: Option<&str>) -> Result<Vec<StoreInfo>, LedgerError> {
+    let mut stmt = c.prepare_cached(sql::STORES)?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(StoreInfo {
+            store_id: r.get(0)?,
+            name: r.get(1)?,
+            utc_offset_minutes: r.get(2)?,
+            enabled: r.get(3)?,
+            tokens_valid_after_ms: u(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
