@@ -189,6 +189,8 @@ impl CloudHandle {
 /// Opens the database, seeds it, and serves the API; returns once listening.
 pub async fn start(cfg: CloudConfig) -> anyhow::Result<CloudHandle> {
     cfg.check()?;
+    // One crypto provider in the process (ring); a second install is a harmless no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let ledger = open_ledger(&cfg.database).await?;
     let cloud = Arc::new(Cloud::new(&cfg, ledger)?);
     cloud.seed(&cfg).await?;

@@ -478,7 +478,7 @@ impl Ledger for PgLedger {
         let c = self.client().await?;
         let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for r in c.query(sql::ORIGINS_ALL, &[]).await? {
-            let terminal = u(r.get(1)) >> 32;
+            let terminal = tillmesh_crdt::ReplicaId(u(r.get(1))).terminal();
             let v = seen.entry(r.get(0)).or_default();
             if !v.contains(&terminal) {
                 v.push(terminal);

@@ -462,7 +462,7 @@ impl Ledger for SqliteLedger {
             let mut stmt = c.prepare_cached(sql::ORIGINS_ALL)?;
             for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (store, origin) = r?;
-                let terminal = u(origin) >> 32;
+                let terminal = tillmesh_crdt::ReplicaId(u(origin)).terminal();
                 let v = seen.entry(store).or_default();
                 if !v.contains(&terminal) {
                     v.push(terminal);

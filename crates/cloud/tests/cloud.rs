@@ -1,0 +1,819 @@
+//! The cloud's suite, run on SQLite and on PostgreSQL (each test has a `sqlite` and a
+//! `postgres` variant; the latter needs `TILLMESH_PG_URL`, see scripts/pg-up.sh): exactly-once
+//! ingestion under retries and racing leaders, fencing, credentials and cross-store
+//! rejection, malformed and oversized bodies, master-data deltas, and reports that equal the
+//! sums of the events sent.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use support::{Backend, DAY0_MS, Env, Shop};
+use tillmesh_cloud::auth::Role;
+use tillmesh_cloud::now_ms;
+use tillmesh_pos::event::{Event, EventBody};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    retries_are_stored_once,
+    racing_leaders_store_each_event_once,
+    a_deposed_leader_is_fenced,
+    credentials_and_stores_are_checked,
+    bad_bodies_are_refused_and_change_nothing,
+    master_data_comes_down_as_deltas,
+    reports_equal_the_sums_of_the_events,
+);
+
+const HOUR: u64 = 3_600_000;
+
+fn sales(shop: &mut Shop, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let till = i % shop.tills.len();
+            shop.sale(
+                till,
+                DAY0_MS + 9 * HOUR + i as u64 * 60_000,
+                &[("SKU00001", 2, 15_000), ("SKU00002", 1, 9_900)],
+                None,
+            )
+        })
+        .collect()
+}
+
+fn wm(v: &Value) -> BTreeMap<u64, (u64, u64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["origin"].as_u64().unwrap(),
+                (
+                    w["contiguous"].as_u64().unwrap(),
+                    w["max_seq"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn retries_are_stored_once(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let token = env.token("S001");
+    let mut shop = Shop::new("S001", &[1, 2]);
+    let events = sales(&mut shop, 40);
+    let batch = shop.batch(1, 1, &events);
+    let (s, a) = env.upload(&token, &batch).await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(
+        (a["accepted"].as_u64(), a["duplicate"].as_u64()),
+        (Some(40), Some(0))
+    );
+    // The leader did not see the answer and retries, once as JSON and once in binary.
+    let (s, a2) = env.upload(&token, &batch).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (a2["accepted"].as_u64(), a2["duplicate"].as_u64()),
+        (Some(0), Some(40))
+    );
+    let (s, a3) = env.upload_binary(&token, &batch).await;
+    assert_eq!(s, 200, "{a3}");
+    assert_eq!(
+        (a3["accepted"].as_u64(), a3["duplicate"].as_u64()),
+        (Some(0), Some(40))
+    );
+    assert_eq!(env.events_of("S001").await, 40);
+    // Watermarks: each till sold 20, contiguous.
+    let marks = wm(&a3["watermarks"]);
+    assert_eq!(marks.len(), 2);
+    assert!(
+        marks.values().all(|&(c, m)| c == 20 && m == 20),
+        "{marks:?}"
+    );
+    let (_, r) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/sales?store=S001&from=2026-11-20&to=2026-11-20",
+        )
+        .await;
+    assert_eq!(r["totals"]["transactions"], 40);
+    assert_eq!(r["totals"]["gross"], 40 * 39_900);
+    env.stop().await;
+}
+
+async fn racing_leaders_store_each_event_once(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let token = env.token("S001");
+    let mut shop = Shop::new("S001", &[1, 2, 3]);
+    let events = sales(&mut shop, 300);
+    // Two "leaders": the old one (term 4) and the new one (term 5) upload the same events in
+    // overlapping batches at the same time.
+    let mut stored = 0;
+    let mut refused = 0;
+    for chunk in events.chunks(50) {
+        let old = shop.batch(4, 1, chunk);
+        let new = shop.batch(5, 2, chunk);
+        let ((s1, a1), (s2, a2)) = tokio::join!(env.upload(&token, &old), env.upload(&token, &new));
+        for (s, a) in [(s1, a1), (s2, a2)] {
+            match s {
+                200 => stored += a["accepted"].as_u64().unwrap(),
+                409 => {
+                    assert_eq!(a["error"], "stale_term", "{a}");
+                    refused += 1;
+                }
+                other => panic!("unexpected {other}: {a}"),
+            }
+        }
+    }
+    assert_eq!(stored, 300, "every event stored exactly once");
+    assert!(
+        refused >= 5,
+        "the old leader is fenced once the new term is seen"
+    );
+    assert_eq!(env.events_of("S001").await, 300);
+    // Same term, another leader: refused.
+    let (s, a) = env.upload(&token, &shop.batch(5, 3, &events[..1])).await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (409, Some("term_conflict")),
+        "{a}"
+    );
+    let (_, r) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/sales?store=S001&from=2026-11-20&to=2026-11-21",
+        )
+        .await;
+    assert_eq!(r["totals"]["transactions"], 300);
+    env.stop().await;
+}
+
+async fn a_deposed_leader_is_fenced(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let token = env.token("S001");
+    let mut shop = Shop::new("S001", &[1, 2]);
+    let events = sales(&mut shop, 30);
+    let (s, a) = env.upload(&token, &shop.batch(3, 1, &events[..10])).await;
+    assert_eq!(s, 200, "{a}");
+    let before = wm(&a["watermarks"]);
+    let (s, a) = env.upload(&token, &shop.batch(2, 2, &events[10..20])).await;
+    assert_eq!(s, 409);
+    assert_eq!(a["error"], "stale_term");
+    assert!(a["message"].as_str().unwrap().contains("term 2"), "{a}");
+    // Nothing of the refused batch was stored; the watermark did not move.
+    let (_, w) = env.get(&token, "/api/v1/sync/watermarks").await;
+    assert_eq!(wm(&w), before);
+    assert_eq!(env.events_of("S001").await, 10);
+    // An empty batch is a heartbeat and is fenced too.
+    let (s, _) = env.upload(&token, &shop.batch(2, 2, &[])).await;
+    assert_eq!(s, 409);
+    let (s, a) = env.upload(&token, &shop.batch(4, 2, &events[10..])).await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["term"], 4);
+    assert!(wm(&a["watermarks"]).values().all(|&(c, _)| c == 15));
+    let (_, f) = env.get(&env.admin, "/api/v1/reports/fleet").await;
+    let s1 = &f["stores"][0];
+    assert_eq!(
+        (
+            s1["store_id"].as_str(),
+            s1["term"].as_u64(),
+            s1["leader"].as_u64()
+        ),
+        (Some("S001"), Some(4), Some(2))
+    );
+    assert_eq!(s1["tills_seen"], json!([1, 2]));
+    env.stop().await;
+}
+
+async fn credentials_and_stores_are_checked(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let s1 = env.token("S001");
+    let mut shop1 = Shop::new("S001", &[1]);
+    let mut shop2 = Shop::new("S002", &[7]);
+    let mut events = sales(&mut shop1, 5);
+    let mut batch = shop1.batch(1, 1, &events);
+    // One event of another store in the batch: 403, and nothing of it is stored.
+    events.push(shop2.sale(0, DAY0_MS + HOUR, &[("SKU00003", 1, 100)], None));
+    batch.events.push(tillmesh_cloud_proto::StoreEvent {
+        store: "S002".into(),
+        event: events[5].clone(),
+    });
+    let (s, a) = env.upload(&s1, &batch).await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("wrong_store")), "{a}");
+    assert_eq!(env.events_of("S001").await, 0);
+    assert_eq!(env.events_of("S002").await, 0);
+    let good = shop1.batch(1, 1, &events[..5]);
+    // No credential, a forged one, an expired one, an admin one, an unknown store's.
+    let r = env
+        .http
+        .post(format!("{}/api/v1/sync/upload", env.base))
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let forged = tillmesh_cloud::auth::Keyring::new(&tillmesh_cloud::config::AuthConfig {
+        keys: vec![tillmesh_cloud::config::KeyConfig {
+            id: "k1".into(),
+            secret: "another-secret-another-secret-another".into(),
+        }],
+        store_token_days: 1,
+    })
+    .unwrap()
+    .issue("S001", Role::Store, now_ms(), 3_600_000)
+    .0;
+    assert_eq!(
+        env.upload(&forged, &good).await.1["error"],
+        "invalid_credential"
+    );
+    let expired = env
+        .handle
+        .cloud
+        .keys
+        .issue("S001", Role::Store, now_ms() - 10 * HOUR, HOUR)
+        .0;
+    assert_eq!(
+        env.upload(&expired, &good).await,
+        (
+            401,
+            json!({"error": "expired_credential", "message": "the credential has expired; ask HQ for a new one"})
+        )
+    );
+    assert_eq!(env.upload(&env.admin, &good).await.0, 403);
+    let stranger = env.token("S999");
+    let (s, a) = env
+        .upload(&stranger, &Shop::new("S999", &[1]).batch(1, 1, &[]))
+        .await;
+    assert_eq!((s, a["error"].as_str()), (401, Some("unknown_store")));
+    // A store credential cannot read reports.
+    assert_eq!(env.get(&s1, "/api/v1/reports/fleet").await.0, 403);
+    // Revocation: a new token with revoke_older makes the old one useless.
+    let (s, t) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/stores/S001/token",
+            json!({"revoke_older": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let fresh = t["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.upload(&s1, &good).await.1["error"],
+        "revoked_credential"
+    );
+    assert_eq!(
+        env.get(&s1, "/api/v1/sync/master").await.1["error"],
+        "revoked_credential"
+    );
+    let (s, a) = env.upload(&fresh, &good).await;
+    assert_eq!((s, a["accepted"].as_u64()), (200, Some(5)));
+    // A disabled store is refused.
+    let (s, _) = env
+        .http
+        .put(format!("{}/api/v1/admin/stores/S001", env.base))
+        .bearer_auth(&env.admin)
+        .json(&json!({"name": "Riverside", "utc_offset_minutes": 420, "enabled": false}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(env.upload(&fresh, &good).await.1["error"], "unknown_store");
+    env.stop().await;
+}
+
+async fn bad_bodies_are_refused_and_change_nothing(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let t = env.token("S001");
+    let mut shop = Shop::new("S001", &[1]);
+    let events = sales(&mut shop, 3);
+    let (s, a) = env
+        .raw_upload(
+            &t,
+            "application/json",
+            b"{\"term\": 1, \"leader\":".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (400, Some("malformed_batch")),
+        "{a}"
+    );
+    let (s, a) = env
+        .raw_upload(
+            &t,
+            tillmesh_cloud_proto::BINARY_CONTENT_TYPE,
+            vec![0xff; 64],
+        )
+        .await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (400, Some("malformed_batch")),
+        "{a}"
+    );
+    let (s, a) = env.raw_upload(&t, "text/plain", b"hello".to_vec()).await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    // A body announced past the limit is refused before it is read.
+    let (s, a) =
+        support::announce_upload(&env, &t, tillmesh_cloud_proto::BATCH_BYTES_MAX + 1).await;
+    assert_eq!((s, a["error"].as_str()), (413, Some("too_large")), "{a}");
+    let many = shop.batch(
+        1,
+        1,
+        &vec![events[0].clone(); tillmesh_cloud_proto::BATCH_EVENTS_MAX + 1],
+    );
+    let (s, a) = env.upload_binary(&t, &many).await;
+    assert_eq!((s, a["error"].as_str()), (413, Some("too_large")), "{a}");
+    let (s, a) = env.upload(&t, &shop.batch(0, 1, &events)).await;
+    assert_eq!((s, a["error"].as_str()), (422, Some("invalid_batch")));
+    // An event that does not hold together (seq 0), after two good ones: all refused.
+    let mut bad = events.clone();
+    bad[2].seq = 0;
+    let (s, a) = env.upload(&t, &shop.batch(1, 1, &bad)).await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (422, Some("invalid_event")),
+        "{a}"
+    );
+    assert!(a["message"].as_str().unwrap().starts_with("event 2"), "{a}");
+    // A till writing in another till's name.
+    let mut forged = events[0].clone();
+    forged.origin = tillmesh_crdt::ReplicaId::for_terminal(9, 1);
+    let (s, _) = env.upload(&t, &shop.batch(1, 1, &[forged])).await;
+    assert_eq!(s, 422);
+    assert_eq!(env.events_of("S001").await, 0);
+    let (_, f) = env.get(&env.admin, "/api/v1/reports/fleet").await;
+    assert_eq!(f["stores"][0]["term"], 0, "no refused batch moved the term");
+    let (s, _) = env
+        .get(&env.admin, "/api/v1/reports/sales?from=2026-13-01")
+        .await;
+    assert_eq!(s, 400);
+    env.stop().await;
+}
+
+fn item(sku: &str, price: i64) -> Value {
+    json!({"put": {"item": {"sku": sku, "name": format!("Item {sku}"), "category": "Snacks",
+        "tax_rate_bp": 1000, "base_price": price, "barcodes": [], "active": true, "low_stock_threshold": 0}}})
+}
+
+async fn master_data_comes_down_as_deltas(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let (s1, s2) = (env.token("S001"), env.token("S002"));
+    let (s, v) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/master",
+            json!({"changes": [item("A", 1000), item("B", 2000), item("C", 3000)]}),
+        )
+        .await;
+    assert_eq!((s, v["version"].as_u64()), (200, Some(3)), "{v}");
+    let (_, m) = env.get(&s1, "/api/v1/sync/master?since=0").await;
+    assert_eq!(m["version"], 3);
+    assert_eq!(m["more"], false);
+    assert_eq!(m["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(m["changes"][1]["body"]["item"]["base_price"], 2000);
+    // Version 4: a store price for S001 only; 5: B deleted; 6: a promotion; 7: A repriced; 8: a cashier.
+    let edits = json!({"changes": [
+        {"store": "S001", "put": {"price": {"sku": "A", "price": 900, "effective_from_ms": 0, "scope": "store"}}},
+        {"delete": {"kind": "item", "key": "B"}},
+        {"put": {"promotion": {"id": "P1", "name": "10% off", "type": "percentage", "bp": 1000, "categories": ["Snacks"]}}},
+        item("A", 1100),
+        {"store": "S002", "cashier": {"employee_id": "E9", "name": "New Hire", "role": "cashier", "pin": "4321"}},
+    ]});
+    let (s, v) = env.post(&env.admin, "/api/v1/admin/master", edits).await;
+    assert_eq!((s, v["version"].as_u64()), (200, Some(8)), "{v}");
+    let (_, m) = env.get(&s1, "/api/v1/sync/master?since=3").await;
+    let keys: Vec<(String, u64, bool)> = m["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                format!(
+                    "{}:{}",
+                    c["kind"].as_str().unwrap(),
+                    c["key"].as_str().unwrap()
+                ),
+                c["version"].as_u64().unwrap(),
+                c["body"].is_null(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("price:A@0".to_string(), 4, false),
+            ("item:B".to_string(), 5, true),
+            ("promotion:P1".to_string(), 6, false),
+            ("item:A".to_string(), 7, false),
+        ]
+    );
+    assert_eq!(m["version"], 8);
+    // S002 does not see S001's price, and sees its own cashier (a PIN hash, never the PIN).
+    let (_, m2) = env.get(&s2, "/api/v1/sync/master?since=3").await;
+    let kinds: Vec<&str> = m2["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["item", "promotion", "item", "cashier"]);
+    let cashier = &m2["changes"][3]["body"]["cashier"];
+    assert!(
+        cashier["pin_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("$argon2id$")
+    );
+    assert!(!m2.to_string().contains("4321"));
+    // Paging.
+    // Records carry the version of their last change: from 0, S001 sees C@3, A's price@4,
+    // B's deletion@5, P1@6, A@7.
+    let (_, p) = env.get(&s1, "/api/v1/sync/master?since=0&limit=2").await;
+    assert_eq!(
+        (p["more"].as_bool(), p["version"].as_u64()),
+        (Some(true), Some(4))
+    );
+    let (_, p) = env.get(&s1, "/api/v1/sync/master?since=3&limit=2").await;
+    assert_eq!(
+        (p["more"].as_bool(), p["version"].as_u64()),
+        (Some(true), Some(5))
+    );
+    // The upload answer says newer data exists.
+    let mut shop = Shop::new("S001", &[1]);
+    let ev = sales(&mut shop, 1);
+    let mut batch = shop.batch(1, 1, &ev);
+    batch.master_version = 3;
+    let (_, a) = env.upload(&s1, &batch).await;
+    assert_eq!(
+        (a["master_version"].as_u64(), a["master_stale"].as_bool()),
+        (Some(8), Some(true))
+    );
+    batch.master_version = 8;
+    let (_, a) = env.upload(&s1, &batch).await;
+    assert_eq!(a["master_stale"], false);
+    // Bad edits: refused whole, nothing versioned.
+    let (s, e) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/master",
+            json!({"changes": [item("D", 1), item("E", -5)]}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (422, Some("invalid_change")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().starts_with("change 1"));
+    let (s, _) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/master",
+            json!({"changes": [item("D", 1), {"delete": {"kind": "item", "key": "nope"}}]}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = env.post(&env.admin, "/api/v1/admin/master", json!({"changes": [{"store": "S001", "put": {"price": {"sku": "A", "price": 5, "effective_from_ms": 0, "scope": "chain"}}}]})).await;
+    assert_eq!(s, 422);
+    let (_, m) = env.get(&s1, "/api/v1/sync/master?since=8").await;
+    assert_eq!(
+        (
+            m["version"].as_u64(),
+            m["changes"].as_array().unwrap().len()
+        ),
+        (Some(8), 0)
+    );
+    env.stop().await;
+}
+
+/// A small deterministic generator (xorshift), so the workload is reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn reports_equal_the_sums_of_the_events(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let mut rng = Rng(0x5eed_1234_abcd);
+    let skus = ["SKU00001", "SKU00002", "SKU00003", "SKU00004", "SKU00005"];
+    // Expected figures, computed from the events as they are made.
+    let mut by_day: BTreeMap<(String, u64), (i64, i64)> = BTreeMap::new(); // (store, day) -> (count, gross)
+    let mut net: BTreeMap<String, i64> = BTreeMap::new();
+    let mut pay: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new(); // (store, provider) -> (amount, reversed)
+    let mut qty: BTreeMap<String, i64> = BTreeMap::new(); // units of unreversed sales, both stores
+    let mut stock: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for store in ["S001", "S002"] {
+        let token = env.token(store);
+        let mut shop = Shop::new(store, &[1, 2, 3]);
+        let mut events = Vec::new();
+        for sku in skus {
+            events.push(shop.receive(0, sku, 500, DAY0_MS));
+            *stock.entry((store.into(), sku.into())).or_default() += 500;
+        }
+        for i in 0..150u64 {
+            let day = i % 3;
+            let till = (i % 3) as usize;
+            let lines: Vec<(&str, u32, i64)> = (0..1 + rng.next(3))
+                .map(|_| {
+                    (
+                        skus[rng.next(5) as usize],
+                        1 + rng.next(4) as u32,
+                        1_000 * (1 + rng.next(20) as i64),
+                    )
+                })
+                .collect();
+            let provider = ["", "vnpay", "momo"][rng.next(3) as usize];
+            let e = shop.sale(
+                till,
+                DAY0_MS + day * 24 * HOUR + 8 * HOUR + i * 1000,
+                &lines,
+                (!provider.is_empty()).then_some(provider),
+            );
+            let EventBody::SaleRecorded { sale, .. } = &e.body else {
+                unreachable!()
+            };
+            let total = sale.totals.total;
+            let d = by_day.entry((store.into(), day)).or_default();
+            d.0 += 1;
+            d.1 += total;
+            let reversal = match rng.next(10) {
+                0 => Some(0),     // voided
+                1 => Some(total), // refunded
+                _ => None,
+            };
+            let p = pay.entry((store.into(), provider.into())).or_default();
+            p.0 += total;
+            if reversal.is_some() {
+                p.1 += total;
+            } else {
+                *net.entry(store.into()).or_default() += total;
+                for l in &sale.lines {
+                    *qty.entry(l.sku.clone()).or_default() += i64::from(l.quantity);
+                }
+            }
+            for l in &sale.lines {
+                *stock.entry((store.into(), l.sku.clone())).or_default() -= i64::from(l.quantity);
+            }
+            let txn = sale.txn_id.clone();
+            events.push(e);
+            if let Some(r) = reversal {
+                events.push(shop.reverse(till, &txn, r, DAY0_MS + day * 24 * HOUR + 20 * HOUR));
+            }
+        }
+        // Upload out of order and in uneven batches, with one batch repeated.
+        events.reverse();
+        let mut start = 0;
+        let mut n = 0;
+        while start < events.len() {
+            let end = (start + 7 + n * 13 % 40).min(events.len());
+            let (s, a) = env
+                .upload(&token, &shop.batch(1, 1, &events[start..end]))
+                .await;
+            assert_eq!(s, 200, "{a}");
+            if n == 2 {
+                let (s, a) = env
+                    .upload(&token, &shop.batch(1, 1, &events[start..end]))
+                    .await;
+                assert_eq!((s, a["accepted"].as_u64()), (200, Some(0)));
+            }
+            start = end;
+            n += 1;
+        }
+        assert_eq!(env.events_of(store).await as usize, events.len());
+    }
+    let (s, r) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/sales?from=2026-11-20&to=2026-11-22",
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    for row in r["rows"].as_array().unwrap() {
+        let store = row["store"].as_str().unwrap().to_owned();
+        let day = match row["period"].as_str().unwrap() {
+            "2026-11-20" => 0,
+            "2026-11-21" => 1,
+            "2026-11-22" => 2,
+            p => panic!("unexpected period {p}"),
+        };
+        let want = by_day[&(store, day)];
+        assert_eq!(
+            (
+                row["transactions"].as_i64().unwrap(),
+                row["gross"].as_i64().unwrap()
+            ),
+            want,
+            "{row}"
+        );
+    }
+    assert_eq!(r["rows"].as_array().unwrap().len(), 6);
+    let total_net: i64 = net.values().sum();
+    assert_eq!(r["totals"]["net"].as_i64().unwrap(), total_net);
+    for (group, rows) in [("week", 2), ("month", 2)] {
+        let (_, g) = env
+            .get(
+                &env.admin,
+                &format!("/api/v1/reports/sales?from=2026-11-20&to=2026-11-22&group={group}"),
+            )
+            .await;
+        // The 20th-22nd is Friday to Sunday: one ISO week, one month, per store.
+        assert_eq!(g["rows"].as_array().unwrap().len(), rows, "{g}");
+        assert_eq!(g["totals"], r["totals"]);
+    }
+    let (_, s1) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/sales?store=S001&from=2026-11-20&to=2026-11-22",
+        )
+        .await;
+    assert_eq!(s1["totals"]["net"].as_i64().unwrap(), net["S001"]);
+    let (_, p) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/payments?from=2026-11-20&to=2026-11-22",
+        )
+        .await;
+    let got: BTreeMap<(String, String), (i64, i64)> = p["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r["store"].as_str().unwrap().to_owned(),
+                    r["provider"].as_str().unwrap().to_owned(),
+                ),
+                (
+                    r["amount"].as_i64().unwrap(),
+                    r["reversed_amount"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, pay);
+    let (_, t) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/top-skus?from=2026-11-20&to=2026-11-22&limit=5",
+        )
+        .await;
+    let top: BTreeMap<String, i64> = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["sku"].as_str().unwrap().to_owned(),
+                r["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(top, qty);
+    let first = t["rows"][0]["quantity"].as_i64().unwrap();
+    assert_eq!(first, *qty.values().max().unwrap(), "sorted by units");
+    for store in ["S001", "S002"] {
+        let (_, inv) = env
+            .get(
+                &env.admin,
+                &format!("/api/v1/reports/inventory?store={store}"),
+            )
+            .await;
+        let got: BTreeMap<(String, String), i64> = inv["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    (store.to_owned(), r["sku"].as_str().unwrap().to_owned()),
+                    r["on_hand"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let want: BTreeMap<_, _> = stock
+            .iter()
+            .filter(|((s, _), _)| s == store)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(got, want);
+    }
+    let (_, f) = env.get(&env.admin, "/api/v1/reports/fleet").await;
+    assert_eq!(f["stores"][1]["tills_seen"], json!([1, 2, 3]));
+    assert_eq!(f["stores"][1]["unprojected"], 0);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_openapi_answer() {
+    let env = Env::start(Backend::Sqlite).await.unwrap();
+    let (s, h) = env.get("", "/health").await;
+    assert_eq!((s, h["database"].as_str()), (200, Some("sqlite")));
+    let (_, doc) = env.get("", "/openapi.json").await;
+    assert!(doc["paths"]["/api/v1/sync/upload"]["post"].is_object());
+    let mut shop = Shop::new("S001", &[1]);
+    let ev = sales(&mut shop, 2);
+    env.upload(&env.token("S001"), &shop.batch(1, 1, &ev)).await;
+    env.upload(&env.token("S001"), &shop.batch(1, 1, &ev)).await;
+    let text = env
+        .http
+        .get(format!("{}/metrics", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("tillmesh_cloud_events_received_total{store=\"S001\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("tillmesh_cloud_events_duplicate_total{store=\"S001\"} 2"));
+    assert!(text.contains("tillmesh_cloud_store_lag_seconds{store=\"S001\"}"));
+    let page = env
+        .http
+        .get(format!("{}/", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Tillmesh HQ"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_tls_when_configured() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let mut cfg = support::config(tillmesh_cloud::config::DatabaseConfig::Sqlite {
+        path: dir.path().join("c.db"),
+    });
+    cfg.tls = Some(tillmesh_cloud::config::TlsConfig {
+        cert: dir.path().join("cert.pem"),
+        key: dir.path().join("key.pem"),
+    });
+    let h = tillmesh_cloud::start(cfg).await.unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap()])
+        .resolve("localhost", h.addr)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://localhost:{}/health", h.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Plain HTTP on the TLS port gets nowhere.
+    assert!(
+        reqwest::get(format!("http://{}/health", h.addr))
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+            == false
+    );
+    h.stop().await;
+}

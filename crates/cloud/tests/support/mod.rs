@@ -1,0 +1,406 @@
+//! Test and benchmark support: a cloud on loopback (SQLite in a temporary directory, or a
+//! fresh database on the PostgreSQL server named by `TILLMESH_PG_URL`), an HTTP client, and
+//! a generator of real till events (sales, voids, refunds, stock changes).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use tillmesh_cloud::auth::Role;
+use tillmesh_cloud::config::{AuthConfig, CloudConfig, DatabaseConfig, KeyConfig, StoreSeed};
+use tillmesh_cloud::{CloudHandle, now_ms};
+use tillmesh_cloud_proto::{Batch, StoreEvent};
+use tillmesh_crdt::ReplicaId;
+use tillmesh_pos::cart::{Line, Totals};
+use tillmesh_pos::event::{Event, EventBody, Sale};
+use tillmesh_pos::payment::{Method, Payment, PaymentStatus};
+use tillmesh_pos::state::Replica;
+use tillmesh_pos::transaction::Status;
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0001";
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server for tests, if any. With `TILLMESH_REQUIRE_PG=1` (CI) a missing server
+/// fails the test instead of skipping it.
+pub fn pg_url() -> Option<String> {
+    match std::env::var("TILLMESH_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("TILLMESH_REQUIRE_PG").as_deref() == Ok("1") {
+                panic!(
+                    "TILLMESH_REQUIRE_PG=1 but TILLMESH_PG_URL is not set (run scripts/pg-up.sh)"
+                );
+            }
+            eprintln!("skipping the PostgreSQL variant: set TILLMESH_PG_URL (scripts/pg-up.sh)");
+            None
+        }
+    }
+}
+
+/// Creates an empty database on the server and returns its URL.
+pub async fn fresh_pg_database(url: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("the test PostgreSQL server answers");
+    tokio::spawn(conn);
+    let mut r = [0u8; 6];
+    getrandom::fill(&mut r).unwrap();
+    let name = format!("tillmesh_test_{}", hex::encode(r));
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+pub fn config(database: DatabaseConfig) -> CloudConfig {
+    CloudConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database,
+        auth: AuthConfig {
+            keys: vec![KeyConfig {
+                id: "k1".into(),
+                secret: SECRET.into(),
+            }],
+            store_token_days: 90,
+        },
+        tls: None,
+        stores: vec![
+            StoreSeed {
+                id: "S001".into(),
+                name: "Riverside".into(),
+                utc_offset_minutes: 420,
+            },
+            StoreSeed {
+                id: "S002".into(),
+                name: "Hilltop".into(),
+                utc_offset_minutes: 420,
+            },
+        ],
+        master_seed: None,
+        projection_interval_ms: 50,
+    }
+}
+
+/// A running cloud and a client.
+pub struct Env {
+    pub handle: CloudHandle,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin: String,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// Starts a cloud; `None` when the backend is not available here.
+    pub async fn start(backend: Backend) -> Option<Env> {
+        let dir = tempfile::tempdir().unwrap();
+        let database = match backend {
+            Backend::Sqlite => DatabaseConfig::Sqlite {
+                path: dir.path().join("cloud.db"),
+            },
+            Backend::Postgres => DatabaseConfig::Postgres {
+                url: fresh_pg_database(&pg_url()?).await,
+                pool_size: 16,
+            },
+        };
+        let handle = tillmesh_cloud::start(config(database)).await.unwrap();
+        let base = format!("http://{}", handle.addr);
+        let (admin, _) = handle
+            .cloud
+            .keys
+            .issue("hq", Role::Admin, now_ms(), 3_600_000);
+        Some(Env {
+            handle,
+            base,
+            http: reqwest::Client::new(),
+            admin,
+            backend,
+            _dir: dir,
+        })
+    }
+
+    /// A store credential.
+    pub fn token(&self, store: &str) -> String {
+        self.handle
+            .cloud
+            .keys
+            .issue(store, Role::Store, now_ms(), 3_600_000)
+            .0
+    }
+
+    /// POSTs a batch as JSON; returns status and body.
+    pub async fn upload(&self, token: &str, batch: &Batch) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/sync/upload", self.base))
+            .bearer_auth(token)
+            .json(batch)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// POSTs a batch in the binary encoding.
+    pub async fn upload_binary(&self, token: &str, batch: &Batch) -> (u16, serde_json::Value) {
+        self.raw_upload(
+            token,
+            tillmesh_cloud_proto::BINARY_CONTENT_TYPE,
+            tillmesh_cloud_proto::encode_batch(batch).unwrap(),
+        )
+        .await
+    }
+
+    pub async fn raw_upload(
+        &self,
+        token: &str,
+        ctype: &str,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/sync/upload", self.base))
+            .bearer_auth(token)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    pub async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Events stored for a store, from the fleet report.
+    pub async fn events_of(&self, store: &str) -> u64 {
+        let (_, f) = self.get(&self.admin, "/api/v1/reports/fleet").await;
+        f["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["store_id"] == store)
+            .map_or(0, |s| s["events"].as_u64().unwrap())
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop().await;
+    }
+}
+
+/// Sends only the head of an upload announcing `len` body bytes and reads the answer (a
+/// client must not have to push megabytes to learn they are too many).
+pub async fn announce_upload(env: &Env, token: &str, len: usize) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(env.handle.addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/sync/upload HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await.unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if n == 0 || (text.contains("\r\n\r\n") && text.trim_end().ends_with('}')) {
+            let status = text[9..12].parse().unwrap();
+            let body = text.split_once("\r\n\r\n").unwrap().1;
+            return (status, serde_json::from_str(body).unwrap());
+        }
+    }
+}
+
+/// 2026-11-20 00:00 local time at UTC+7.
+pub const DAY0_MS: u64 = 1_795_107_600_000;
+
+/// Tills of one store making real events.
+pub struct Shop {
+    pub store: String,
+    pub tills: Vec<Replica>,
+    pub next_txn: u64,
+}
+
+impl Shop {
+    pub fn new(store: &str, terminals: &[u32]) -> Self {
+        Shop {
+            store: store.into(),
+            tills: terminals
+                .iter()
+                .map(|t| Replica::new(ReplicaId::for_terminal(*t, 1)))
+                .collect(),
+            next_txn: 0,
+        }
+    }
+
+    /// A paid sale of `lines` = (sku, quantity, unit price), paid by one payment.
+    pub fn sale(
+        &mut self,
+        till: usize,
+        paid_ms: u64,
+        lines: &[(&str, u32, i64)],
+        qr_provider: Option<&str>,
+    ) -> Event {
+        self.next_txn += 1;
+        let r = &mut self.tills[till];
+        let txn_id = format!("T{}-{}", r.id().terminal(), self.next_txn);
+        let lines: Vec<Line> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (sku, q, unit))| Line {
+                line_no: i as u32 + 1,
+                sku: sku.to_string(),
+                barcode: String::new(),
+                name: sku.to_string(),
+                category: "General".into(),
+                quantity: *q,
+                unit_price: *unit,
+                tax_rate_bp: 0,
+                gross: unit * i64::from(*q),
+                discount: 0,
+                promotion: None,
+                tax: 0,
+                total: unit * i64::from(*q),
+            })
+            .collect();
+        let total: i64 = lines.iter().map(|l| l.total).sum();
+        let items: u32 = lines.iter().map(|l| l.quantity).sum();
+        let payment = Payment {
+            payment_id: format!("{txn_id}-P1"),
+            method: if qr_provider.is_some() {
+                Method::Qr
+            } else {
+                Method::Cash
+            },
+            amount: total,
+            tendered: total,
+            change: 0,
+            provider: qr_provider.map(str::to_owned),
+            provider_ref: None,
+            qr_payload: None,
+            expires_at_ms: None,
+            status: PaymentStatus::Captured,
+        };
+        let sale = Sale {
+            txn_id,
+            terminal: r.id(),
+            cashier: "E001".into(),
+            created_ms: paid_ms - 30_000,
+            paid_ms,
+            lines,
+            totals: Totals {
+                subtotal: total,
+                discount: 0,
+                tax: 0,
+                total,
+                items,
+            },
+            payments: vec![payment],
+            customer_id: None,
+            points_earned: 0,
+        };
+        r.record_sale(sale, paid_ms).remove(0)
+    }
+
+    /// Voids a sale (or refunds it).
+    pub fn reverse(&mut self, till: usize, txn_id: &str, refund: i64, at_ms: u64) -> Event {
+        let id = txn_id.to_owned();
+        self.tills[till].set_status(
+            txn_id,
+            if refund > 0 {
+                Status::Refunded
+            } else {
+                Status::Void
+            },
+            move |status| {
+                if refund > 0 {
+                    EventBody::RefundRecorded {
+                        txn_id: id,
+                        amount: refund,
+                        by: "E001".into(),
+                        approved_by: "M001".into(),
+                        reason: "test".into(),
+                        status,
+                    }
+                } else {
+                    EventBody::TransactionVoided {
+                        txn_id: id,
+                        by: "E001".into(),
+                        approved_by: "M001".into(),
+                        reason: "test".into(),
+                        status,
+                    }
+                }
+            },
+            at_ms,
+        )
+    }
+
+    /// Receives stock.
+    pub fn receive(&mut self, till: usize, sku: &str, qty: i64, at_ms: u64) -> Event {
+        self.tills[till].adjust(
+            sku,
+            qty,
+            tillmesh_pos::inventory::Reason::Receiving,
+            Some("Supplier".into()),
+            None,
+            "M001",
+            at_ms,
+        )
+    }
+
+    /// A batch of events from this store.
+    pub fn batch(&self, term: u64, leader: u64, events: &[Event]) -> Batch {
+        Batch {
+            term,
+            leader,
+            master_version: 0,
+            backlog: 0,
+            tills: self.tills.iter().map(|r| r.id().terminal()).collect(),
+            events: events
+                .iter()
+                .map(|e| StoreEvent {
+                    store: self.store.clone(),
+                    event: e.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Shared so that the benchmark can hold many.
+pub type SharedEnv = Arc<Env>;
