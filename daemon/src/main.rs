@@ -1,6 +1,8 @@
 //! The `tillmesh` command line: `terminal` runs a till (`terminal enroll` issues its
 //! certificate), `store init` creates a store CA, `demo` runs a store of tills on loopback,
-//! `status` asks a running till how it is, `audit verify` checks a till's audit chain.
+//! `status` asks a running till how it is, `audit verify` checks a till's audit chain,
+//! `cloud` runs the HQ sync endpoint and `hq` administers it (stores, credentials, master
+//! data, fleet).
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -73,6 +75,116 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the cloud sync endpoint (HQ): store uploads, master data, reports, dashboard.
+    Cloud {
+        /// Cloud config file.
+        #[arg(long, default_value = "configs/cloud.example.toml")]
+        config: PathBuf,
+        /// Listen address (overrides the config).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// HQ administration, on the cloud's database: stores, credentials, master data, fleet.
+    Hq {
+        /// Cloud config file (names the database and the signing keys).
+        #[arg(long, default_value = "configs/cloud.example.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: HqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum HqAction {
+    /// Register a store, or update its name and UTC offset.
+    AddStore {
+        /// Store id.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Local time offset from UTC in minutes (reports bucket days by it).
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        utc_offset_minutes: i32,
+    },
+    /// List the registered stores.
+    Stores,
+    /// Issue a credential: for a store (`--store S001`) or for HQ admin (`--admin`).
+    Token {
+        /// Store id.
+        #[arg(long, conflicts_with = "admin")]
+        store: Option<String>,
+        /// An admin credential (reports, master data).
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in days (store default from the config; admin default 1).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Refuse every older credential of this store.
+        #[arg(long, requires = "store")]
+        revoke_older: bool,
+    },
+    /// Import a catalog file: items, scheduled chain prices, promotions.
+    Import {
+        /// The file (as configs/catalog.example.json).
+        file: PathBuf,
+    },
+    /// Set a price from an instant on: chain-wide, or one store's with --store.
+    Price {
+        /// SKU.
+        #[arg(long)]
+        sku: String,
+        /// Price in minor units.
+        #[arg(long)]
+        price: i64,
+        /// One store.
+        #[arg(long)]
+        store: Option<String>,
+        /// Effective from (ms since the epoch); default now.
+        #[arg(long)]
+        from_ms: Option<u64>,
+    },
+    /// Add or replace a cashier account (the PIN is hashed; only the hash leaves HQ).
+    Cashier {
+        /// Employee id.
+        #[arg(long)]
+        employee_id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// cashier, manager or admin.
+        #[arg(long, default_value = "cashier")]
+        role: String,
+        /// 4 to 6 digits.
+        #[arg(long)]
+        pin: String,
+        /// Only this store (default: every store).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Delete a master-data record.
+    Delete {
+        /// item, price, promotion or cashier.
+        #[arg(long)]
+        kind: String,
+        /// Key (SKU; `<sku>@<from_ms>` for a price; id; employee id).
+        #[arg(long)]
+        key: String,
+        /// The store the record belongs to, for store records.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Print master-data changes since a version.
+    Master {
+        /// Version.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Only what one store sees.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Print the fleet status of every store.
+    Fleet,
 }
 
 #[derive(Subcommand)]
@@ -368,6 +480,28 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Cloud { config, listen } => {
+            let mut cfg = tillmesh_cloud::config::CloudConfig::load(&config)?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let h = tillmesh_cloud::start(cfg).await?;
+                println!(
+                    "cloud listening on http://{} (dashboard at /, API at /openapi.json)",
+                    h.addr
+                );
+                let _ = tokio::signal::ctrl_c().await;
+                h.stop().await;
+                Ok(())
+            })
+        }
+        Command::Hq { config, action } => {
+            let cfg = tillmesh_cloud::config::CloudConfig::load(&config)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(hq(cfg, action))
+        }
         Command::Audit {
             command: AuditCommand::Verify { config, data_dir },
         } => {
@@ -383,6 +517,173 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tillmesh hq ...`: works on the database directly, so it needs no running cloud.
+async fn hq(cfg: tillmesh_cloud::config::CloudConfig, action: HqAction) -> anyhow::Result<()> {
+    use tillmesh_cloud::ledger::StoreInfo;
+    use tillmesh_cloud::master::{CashierInput, EditInput, MasterRef, validate};
+    use tillmesh_cloud_proto::MasterBody;
+    use tillmesh_pos::pricing::{PriceScope, ScheduledPrice};
+    let ledger = tillmesh_cloud::open_ledger(&cfg.database).await?;
+    let cloud = tillmesh_cloud::Cloud::new(&cfg, ledger.clone())?;
+    // The configured stores exist for `hq` as they do for a running cloud.
+    cloud.seed(&cfg).await?;
+    let apply = |edit: EditInput| async {
+        let edit = validate(edit).map_err(anyhow::Error::msg)?;
+        let v = ledger.master_apply(vec![edit]).await?;
+        println!("master data now at version {v}");
+        anyhow::Ok(())
+    };
+    let edit = |store: Option<String>| EditInput {
+        store,
+        put: None,
+        cashier: None,
+        delete: None,
+    };
+    match action {
+        HqAction::AddStore {
+            id,
+            name,
+            utc_offset_minutes,
+        } => {
+            tillmesh_cloud::check_store_id(&id).map_err(anyhow::Error::msg)?;
+            if !(-720..=840).contains(&utc_offset_minutes) {
+                anyhow::bail!("--utc-offset-minutes must be between -720 and 840");
+            }
+            let old = ledger.store(&id).await?;
+            ledger
+                .put_store(StoreInfo {
+                    store_id: id.clone(),
+                    name,
+                    utc_offset_minutes,
+                    enabled: old.as_ref().is_none_or(|s| s.enabled),
+                    tokens_valid_after_ms: old.map_or(0, |s| s.tokens_valid_after_ms),
+                })
+                .await?;
+            println!("store {id} registered");
+        }
+        HqAction::Stores => {
+            for s in ledger.stores().await? {
+                println!(
+                    "{}\t{}\tUTC{:+}min\t{}",
+                    s.store_id,
+                    s.name,
+                    s.utc_offset_minutes,
+                    if s.enabled { "enabled" } else { "disabled" }
+                );
+            }
+        }
+        HqAction::Token {
+            store,
+            admin,
+            days,
+            revoke_older,
+        } => {
+            if store.is_none() && !admin {
+                anyhow::bail!("give --store ID or --admin");
+            }
+            if days.is_some_and(|d| !(1..=400).contains(&d)) {
+                anyhow::bail!("--days must be 1 to 400");
+            }
+            let (token, claims) = cloud
+                .issue(store.as_deref(), days.map(|d| u64::from(d) * 86_400_000))
+                .await?;
+            if revoke_older && let Some(id) = &store {
+                let mut s = ledger
+                    .store(id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("store {id} is not registered"))?;
+                s.tokens_valid_after_ms = claims.iat_ms;
+                ledger.put_store(s).await?;
+                eprintln!("older credentials of store {id} are revoked");
+            }
+            println!("{token}");
+        }
+        HqAction::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let edits = tillmesh_cloud::master::import(&text).map_err(anyhow::Error::msg)?;
+            let n = edits.len();
+            let v = ledger.master_apply(edits).await?;
+            println!("imported {n} records; master data now at version {v}");
+        }
+        HqAction::Price {
+            sku,
+            price,
+            store,
+            from_ms,
+        } => {
+            let scope = if store.is_some() {
+                PriceScope::Store
+            } else {
+                PriceScope::Chain
+            };
+            apply(EditInput {
+                put: Some(MasterBody::Price(ScheduledPrice {
+                    sku,
+                    price,
+                    effective_from_ms: from_ms.unwrap_or_else(tillmesh_cloud::now_ms),
+                    scope,
+                })),
+                ..edit(store)
+            })
+            .await?;
+        }
+        HqAction::Cashier {
+            employee_id,
+            name,
+            role,
+            pin,
+            store,
+        } => {
+            apply(EditInput {
+                cashier: Some(CashierInput {
+                    employee_id,
+                    name,
+                    role,
+                    pin,
+                }),
+                ..edit(store)
+            })
+            .await?;
+        }
+        HqAction::Delete { kind, key, store } => {
+            apply(EditInput {
+                delete: Some(MasterRef { kind, key }),
+                ..edit(store)
+            })
+            .await?;
+        }
+        HqAction::Master { since, store } => {
+            let current = ledger.master_version().await?;
+            let limit = tillmesh_cloud_proto::MASTER_CHANGES_MAX;
+            let rows = ledger.master_since(store.as_deref(), since, limit).await?;
+            let changes = tillmesh_cloud::master::changes(rows, current, limit)?;
+            println!("{}", serde_json::to_string_pretty(&changes)?);
+        }
+        HqAction::Fleet => {
+            let now = tillmesh_cloud::now_ms();
+            println!("store\tleader\tterm\ttills\tlast upload\tbacklog\tevents");
+            for f in ledger.fleet().await? {
+                let last = if f.last_upload_ms == 0 {
+                    "never".to_string()
+                } else {
+                    format!("{} s ago", now.saturating_sub(f.last_upload_ms) / 1000)
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{last}\t{}\t{}",
+                    f.store_id,
+                    f.leader,
+                    f.term,
+                    f.tills_seen.len(),
+                    f.backlog,
+                    f.events
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes a file that must not exist yet (keys are never overwritten by accident).

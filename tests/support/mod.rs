@@ -198,6 +198,7 @@ impl Answer {
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Client {
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()

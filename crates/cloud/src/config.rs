@@ -129,3 +129,14 @@ impl CloudConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../../configs/cloud.example.toml");
+        let cfg: super::CloudConfig = toml::from_str(text).unwrap();
+        cfg.check().unwrap();
+        assert_eq!(cfg.stores[0].id, "S001");
+    }
+}
