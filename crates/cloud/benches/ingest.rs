@@ -1,1 +1,260 @@
-fn main() {}
+//! Ingestion throughput: 8 concurrent uploaders (one per store, as store leaders are) send
+//! batches of 500 real sale events in the binary encoding to a cloud on loopback, against a
+//! raw batched `INSERT .. ON CONFLICT DO NOTHING` of the same rows by 8 concurrent writers
+//! into a table of the same schema in the same database, in the same run.
+//!
+//! `cargo bench -p tillmesh-cloud --bench ingest` (SQLite; PostgreSQL too when
+//! `TILLMESH_PG_URL` is set, see scripts/pg-up.sh). `TILLMESH_BENCH_BATCHES` sets the batches
+//! per uploader (default 40).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{Backend, DAY0_MS, Env, Shop};
+use tillmesh_cloud::ledger::StoreInfo;
+
+const UPLOADERS: usize = 8;
+const BATCH: usize = 500;
+
+/// Batches of every uploader: (store, token-less batch bytes, raw rows for the baseline).
+struct Workload {
+    stores: Vec<String>,
+    batches: Vec<Vec<Vec<u8>>>,
+    rows: Vec<Vec<Vec<tillmesh_cloud::ledger::Row>>>,
+}
+
+fn workload(batches: usize) -> Workload {
+    let skus: Vec<String> = (1..=1200).map(|i| format!("SKU{i:05}")).collect();
+    let mut w = Workload {
+        stores: Vec::new(),
+        batches: Vec::new(),
+        rows: Vec::new(),
+    };
+    for u in 0..UPLOADERS {
+        let store = format!("B{u:03}");
+        let mut shop = Shop::new(&store, &[1, 2, 3, 4]);
+        let mut mine = Vec::new();
+        let mut raw = Vec::new();
+        for b in 0..batches {
+            let events: Vec<_> = (0..BATCH)
+                .map(|i| {
+                    let k = b * BATCH + i;
+                    let lines: Vec<(&str, u32, i64)> = (0..1 + k % 4)
+                        .map(|j| {
+                            (
+                                skus[(k * 7 + j * 131) % 1200].as_str(),
+                                1 + (k % 3) as u32,
+                                12_500,
+                            )
+                        })
+                        .collect();
+                    shop.sale(
+                        k % 4,
+                        DAY0_MS + k as u64 * 1_000,
+                        &lines,
+                        (k % 3 == 0).then_some("vnpay"),
+                    )
+                })
+                .collect();
+            let batch = shop.batch(1, 1, &events);
+            raw.push(tillmesh_cloud::api::prepare(&store, &batch).expect("valid events"));
+            mine.push(tillmesh_cloud_proto::encode_batch(&batch).unwrap());
+        }
+        w.stores.push(store);
+        w.batches.push(mine);
+        w.rows.push(raw);
+    }
+    w
+}
+
+async fn ingest(env: &Arc<Env>, w: &Workload) -> Duration {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (u, store) in w.stores.iter().enumerate() {
+        let env = env.clone();
+        let token = env.token(store);
+        let batches = w.batches[u].clone();
+        tasks.push(tokio::spawn(async move {
+            for b in batches {
+                let (s, a) = env
+                    .raw_upload(&token, tillmesh_cloud_proto::BINARY_CONTENT_TYPE, b)
+                    .await;
+                assert_eq!(s, 200, "{a}");
+                assert_eq!(a["accepted"].as_u64(), Some(BATCH as u64));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    t0.elapsed()
+}
+
+const RAW_SQLITE: &str = "CREATE TABLE raw_events (
+    store TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
+    store_seq INTEGER NOT NULL, kind TEXT NOT NULL, hlc_ms INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (store, origin, seq)) WITHOUT ROWID;
+    CREATE INDEX raw_events_by_store_seq ON raw_events (store, store_seq);";
+
+fn raw_sqlite(path: &std::path::Path, w: &Workload) -> Duration {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(RAW_SQLITE).unwrap();
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for (u, store) in w.stores.iter().enumerate() {
+            let rows = &w.rows[u];
+            s.spawn(move || {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(60)).unwrap();
+                c.pragma_update(None, "synchronous", "FULL").unwrap();
+                let mut n = 0i64;
+                for batch in rows {
+                    let tx = c
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .unwrap();
+                    {
+                        let mut st = tx
+                            .prepare_cached(
+                                "INSERT INTO raw_events (store, origin, seq, store_seq, kind, hlc_ms, body) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                            )
+                            .unwrap();
+                        for r in batch {
+                            n += 1;
+                            st.execute(rusqlite::params![
+                                store, r.origin as i64, r.seq as i64, n, r.kind, r.hlc_ms as i64, r.body
+                            ])
+                            .unwrap();
+                        }
+                    }
+                    tx.commit().unwrap();
+                }
+            });
+        }
+    });
+    t0.elapsed()
+}
+
+async fn raw_postgres(url: &str, w: &Workload) -> Duration {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute(
+        "CREATE TABLE raw_events (store TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
+         store_seq BIGINT NOT NULL, kind TEXT NOT NULL, hlc_ms BIGINT NOT NULL, body BYTEA NOT NULL,
+         PRIMARY KEY (store, origin, seq));
+         CREATE INDEX raw_events_by_store_seq ON raw_events (store, store_seq);",
+    )
+    .await
+    .unwrap();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (u, store) in w.stores.iter().enumerate() {
+        let rows = w.rows[u].clone();
+        let store = store.clone();
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let (mut c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            let mut n = 0i64;
+            for batch in rows {
+                let tx = c.transaction().await.unwrap();
+                let origins: Vec<i64> = batch.iter().map(|r| r.origin as i64).collect();
+                let seqs: Vec<i64> = batch.iter().map(|r| r.seq as i64).collect();
+                let ss: Vec<i64> = batch.iter().map(|_| { n += 1; n }).collect();
+                let kinds: Vec<&str> = batch.iter().map(|r| r.kind).collect();
+                let hlcs: Vec<i64> = batch.iter().map(|r| r.hlc_ms as i64).collect();
+                let bodies: Vec<&[u8]> = batch.iter().map(|r| r.body.as_slice()).collect();
+                tx.execute(
+                    "INSERT INTO raw_events (store, origin, seq, store_seq, kind, hlc_ms, body) \
+                     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[], $7::BYTEA[]) \
+                     ON CONFLICT DO NOTHING",
+                    &[&store, &origins, &seqs, &ss, &kinds, &hlcs, &bodies],
+                )
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    t0.elapsed()
+}
+
+async fn run(backend: Backend, w: &Workload, projector: bool) {
+    let Some(env) = Env::start_with(backend, if projector { 250 } else { 0 }).await else {
+        return;
+    };
+    let env = Arc::new(env);
+    for s in &w.stores {
+        env.handle
+            .cloud
+            .ledger
+            .put_store(StoreInfo {
+                store_id: s.clone(),
+                name: s.clone(),
+                utc_offset_minutes: 420,
+                enabled: true,
+                tokens_valid_after_ms: 0,
+            })
+            .await
+            .unwrap();
+    }
+    let events = (UPLOADERS * w.batches[0].len() * BATCH) as f64;
+    let ours = ingest(&env, w).await;
+    let t0 = Instant::now();
+    env.handle.cloud.catch_up().await.unwrap();
+    let projection_tail = t0.elapsed();
+    let raw = match backend {
+        Backend::Sqlite => {
+            let path = match &env.handle.cloud.ledger.backend() {
+                &"sqlite" => env._dir_path().join("cloud.db"),
+                _ => unreachable!(),
+            };
+            tokio::task::block_in_place(|| raw_sqlite(&path, w))
+        }
+        Backend::Postgres => raw_postgres(&env.pg_url.clone().unwrap(), w).await,
+    };
+    let ours_rate = events / ours.as_secs_f64();
+    let raw_rate = events / raw.as_secs_f64();
+    println!(
+        "{:<8} projector {:<3} ingest {:>9.0} events/s ({:.2} s) | raw INSERT .. ON CONFLICT {:>9.0} rows/s ({:.2} s) | ratio raw/ingest {:.2} | reports caught up {:.2} s after the last ack",
+        env.handle.cloud.ledger.backend(),
+        if projector { "on" } else { "off" },
+        ours_rate,
+        ours.as_secs_f64(),
+        raw_rate,
+        raw.as_secs_f64(),
+        raw_rate / ours_rate,
+        projection_tail.as_secs_f64()
+    );
+    Arc::try_unwrap(env).ok().unwrap().stop().await;
+}
+
+fn main() {
+    let batches: usize = std::env::var("TILLMESH_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let w = workload(batches);
+    let bytes: usize = w.batches.iter().flatten().map(Vec::len).sum();
+    println!(
+        "{UPLOADERS} uploaders x {batches} batches x {BATCH} sale events ({:.0} bytes per event in the binary encoding)",
+        bytes as f64 / (UPLOADERS * batches * BATCH) as f64
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for projector in [false, true] {
+        rt.block_on(run(Backend::Sqlite, &w, projector));
+        if support::pg_url().is_some() {
+            rt.block_on(run(Backend::Postgres, &w, projector));
+        }
+    }
+}

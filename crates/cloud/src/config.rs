@@ -23,7 +23,8 @@ pub struct CloudConfig {
     /// Master data imported at start when the cloud has none yet (a catalog file).
     #[serde(default)]
     pub master_seed: Option<PathBuf>,
-    /// How often the background task folds new events into the reports.
+    /// How often the background task folds new events into the reports; 0 turns the task
+    /// off (reports still catch up when they are asked for).
     #[serde(default = "default_projection_ms")]
     pub projection_interval_ms: u64,
 }

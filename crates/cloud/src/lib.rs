@@ -186,6 +186,23 @@ impl CloudHandle {
     }
 }
 
+/// The background projector: folds new events into the reports when woken by an upload, and
+/// at least every `every_ms`.
+fn projector(cloud: Arc<Cloud>, every_ms: u64) -> tokio::task::JoinHandle<()> {
+    let every = std::time::Duration::from_millis(every_ms.max(10));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cloud.project_now.notified() => {}
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = cloud.catch_up().await {
+                tracing::warn!(error = %e, "projection failed; retrying");
+            }
+        }
+    })
+}
+
 /// Opens the database, seeds it, and serves the API; returns once listening.
 pub async fn start(cfg: CloudConfig) -> anyhow::Result<CloudHandle> {
     cfg.check()?;
@@ -228,22 +245,9 @@ pub async fn start(cfg: CloudConfig) -> anyhow::Result<CloudHandle> {
         }
     };
     tasks.push(server);
-    let projector = {
-        let cloud = cloud.clone();
-        let every = std::time::Duration::from_millis(cfg.projection_interval_ms.max(10));
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cloud.project_now.notified() => {}
-                    _ = tokio::time::sleep(every) => {}
-                }
-                if let Err(e) = cloud.catch_up().await {
-                    tracing::warn!(error = %e, "projection failed; retrying");
-                }
-            }
-        })
-    };
-    tasks.push(projector);
+    if cfg.projection_interval_ms > 0 {
+        tasks.push(projector(cloud.clone(), cfg.projection_interval_ms));
+    }
     tracing::info!(%addr, backend = cloud.ledger.backend(), tls = cfg.tls.is_some(), "cloud listening");
     Ok(CloudHandle {
         addr,

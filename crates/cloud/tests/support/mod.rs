@@ -94,23 +94,37 @@ pub struct Env {
     pub http: reqwest::Client,
     pub admin: String,
     pub backend: Backend,
+    /// The database URL (PostgreSQL).
+    pub pg_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Env {
     /// Starts a cloud; `None` when the backend is not available here.
     pub async fn start(backend: Backend) -> Option<Env> {
+        Self::start_with(backend, 50).await
+    }
+
+    /// Starts a cloud with the given projection interval (0: no background projector).
+    pub async fn start_with(backend: Backend, projection_interval_ms: u64) -> Option<Env> {
         let dir = tempfile::tempdir().unwrap();
+        let mut url = None;
         let database = match backend {
             Backend::Sqlite => DatabaseConfig::Sqlite {
                 path: dir.path().join("cloud.db"),
             },
-            Backend::Postgres => DatabaseConfig::Postgres {
-                url: fresh_pg_database(&pg_url()?).await,
-                pool_size: 16,
-            },
+            Backend::Postgres => {
+                let u = fresh_pg_database(&pg_url()?).await;
+                url = Some(u.clone());
+                DatabaseConfig::Postgres {
+                    url: u,
+                    pool_size: 16,
+                }
+            }
         };
-        let handle = tillmesh_cloud::start(config(database)).await.unwrap();
+        let mut cfg = config(database);
+        cfg.projection_interval_ms = projection_interval_ms;
+        let handle = tillmesh_cloud::start(cfg).await.unwrap();
         let base = format!("http://{}", handle.addr);
         let (admin, _) = handle
             .cloud
@@ -122,8 +136,14 @@ impl Env {
             http: reqwest::Client::new(),
             admin,
             backend,
+            pg_url: url,
             _dir: dir,
         })
+    }
+
+    /// The temporary directory (the SQLite file is `cloud.db` in it).
+    pub fn _dir_path(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// A store credential.
