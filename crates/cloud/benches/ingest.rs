@@ -92,11 +92,11 @@ async fn ingest(env: &Arc<Env>, w: &Workload) -> Duration {
     t0.elapsed()
 }
 
-const RAW_SQLITE: &str = "CREATE TABLE raw_events (
+/// The same table shape as the ledger's `events`.
+const RAW_SQLITE: &str = "CREATE TABLE raw_events (id INTEGER PRIMARY KEY,
     store TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
-    store_seq INTEGER NOT NULL, kind TEXT NOT NULL, hlc_ms INTEGER NOT NULL, body BLOB NOT NULL,
-    PRIMARY KEY (store, origin, seq)) WITHOUT ROWID;
-    CREATE INDEX raw_events_by_store_seq ON raw_events (store, store_seq);";
+    kind TEXT NOT NULL, hlc_ms INTEGER NOT NULL, body BLOB NOT NULL,
+    UNIQUE (store, origin, seq));";
 
 fn raw_sqlite(path: &std::path::Path, w: &Workload) -> Duration {
     let c = rusqlite::Connection::open(path).unwrap();
@@ -109,7 +109,6 @@ fn raw_sqlite(path: &std::path::Path, w: &Workload) -> Duration {
                 let mut c = rusqlite::Connection::open(path).unwrap();
                 c.busy_timeout(Duration::from_secs(60)).unwrap();
                 c.pragma_update(None, "synchronous", "FULL").unwrap();
-                let mut n = 0i64;
                 for batch in rows {
                     let tx = c
                         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -117,14 +116,18 @@ fn raw_sqlite(path: &std::path::Path, w: &Workload) -> Duration {
                     {
                         let mut st = tx
                             .prepare_cached(
-                                "INSERT INTO raw_events (store, origin, seq, store_seq, kind, hlc_ms, body) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                                "INSERT INTO raw_events (store, origin, seq, kind, hlc_ms, body) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                             )
                             .unwrap();
                         for r in batch {
-                            n += 1;
                             st.execute(rusqlite::params![
-                                store, r.origin as i64, r.seq as i64, n, r.kind, r.hlc_ms as i64, r.body
+                                store,
+                                r.origin as i64,
+                                r.seq as i64,
+                                r.kind,
+                                r.hlc_ms as i64,
+                                r.body
                             ])
                             .unwrap();
                         }
@@ -144,9 +147,8 @@ async fn raw_postgres(url: &str, w: &Workload) -> Duration {
     tokio::spawn(conn);
     c.batch_execute(
         "CREATE TABLE raw_events (store TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
-         store_seq BIGINT NOT NULL, kind TEXT NOT NULL, hlc_ms BIGINT NOT NULL, body BYTEA NOT NULL,
-         PRIMARY KEY (store, origin, seq));
-         CREATE INDEX raw_events_by_store_seq ON raw_events (store, store_seq);",
+         kind TEXT NOT NULL, hlc_ms BIGINT NOT NULL, body BYTEA NOT NULL,
+         PRIMARY KEY (store, origin, seq));",
     )
     .await
     .unwrap();
@@ -159,20 +161,18 @@ async fn raw_postgres(url: &str, w: &Workload) -> Duration {
         tasks.push(tokio::spawn(async move {
             let (mut c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(conn);
-            let mut n = 0i64;
             for batch in rows {
                 let tx = c.transaction().await.unwrap();
                 let origins: Vec<i64> = batch.iter().map(|r| r.origin as i64).collect();
                 let seqs: Vec<i64> = batch.iter().map(|r| r.seq as i64).collect();
-                let ss: Vec<i64> = batch.iter().map(|_| { n += 1; n }).collect();
                 let kinds: Vec<&str> = batch.iter().map(|r| r.kind).collect();
                 let hlcs: Vec<i64> = batch.iter().map(|r| r.hlc_ms as i64).collect();
                 let bodies: Vec<&[u8]> = batch.iter().map(|r| r.body.as_slice()).collect();
                 tx.execute(
-                    "INSERT INTO raw_events (store, origin, seq, store_seq, kind, hlc_ms, body) \
-                     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[], $7::BYTEA[]) \
+                    "INSERT INTO raw_events (store, origin, seq, kind, hlc_ms, body) \
+                     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BYTEA[]) \
                      ON CONFLICT DO NOTHING",
-                    &[&store, &origins, &seqs, &ss, &kinds, &hlcs, &bodies],
+                    &[&store, &origins, &seqs, &kinds, &hlcs, &bodies],
                 )
                 .await
                 .unwrap();

@@ -30,16 +30,17 @@ CREATE TABLE IF NOT EXISTS stores (
     backlog BIGINT NOT NULL DEFAULT 0,
     lag_ms BIGINT NOT NULL DEFAULT 0,
     tills TEXT NOT NULL DEFAULT '[]',
-    ingest_seq BIGINT NOT NULL DEFAULT 0,
-    projected_seq BIGINT NOT NULL DEFAULT 0,
     events BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     store TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
-    store_seq BIGINT NOT NULL, kind TEXT NOT NULL, hlc_ms BIGINT NOT NULL, body BYTEA NOT NULL,
+    kind TEXT NOT NULL, hlc_ms BIGINT NOT NULL, body BYTEA NOT NULL,
     PRIMARY KEY (store, origin, seq)
 );
-CREATE INDEX IF NOT EXISTS events_by_store_seq ON events (store, store_seq);
+CREATE TABLE IF NOT EXISTS projected (
+    store TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
+    PRIMARY KEY (store, origin)
+);
 CREATE TABLE IF NOT EXISTS origins (
     store TEXT NOT NULL, origin BIGINT NOT NULL, contiguous BIGINT NOT NULL, max_seq BIGINT NOT NULL,
     PRIMARY KEY (store, origin)
@@ -85,8 +86,8 @@ CREATE TABLE IF NOT EXISTS stock (
 /// Serialises schema creation between instances starting together.
 const SCHEMA_LOCK: i64 = 0x7469_6c6c_6d65_7368;
 
-const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, store_seq, kind, hlc_ms, body) \
-     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[], $7::BYTEA[]) \
+const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, kind, hlc_ms, body) \
+     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BYTEA[]) \
      ON CONFLICT DO NOTHING RETURNING origin";
 
 const INSERT_SALES: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
@@ -310,36 +311,21 @@ impl Ledger for PgLedger {
         let Some(row) = row else {
             return Err(LedgerError::UnknownStore(req.store));
         };
-        let (enabled, valid_after, max_term, holder, head, lag): (bool, i64, i64, i64, i64, i64) = (
-            row.get(0),
-            row.get(1),
-            row.get(2),
-            row.get(3),
-            row.get(4),
-            row.get(5),
-        );
+        let (enabled, valid_after, max_term, holder, lag): (bool, i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         crate::ledger::fence(&req, enabled, u(valid_after), u(max_term), u(holder))?;
         let n = req.rows.len();
         let mut accepted = 0u64;
         if n > 0 {
             let origins: Vec<i64> = req.rows.iter().map(|r| r.origin as i64).collect();
             let seqs: Vec<i64> = req.rows.iter().map(|r| r.seq as i64).collect();
-            let store_seqs: Vec<i64> = (1..=n as i64).map(|i| head + i).collect();
             let kinds: Vec<&str> = req.rows.iter().map(|r| r.kind).collect();
             let hlcs: Vec<i64> = req.rows.iter().map(|r| r.hlc_ms as i64).collect();
             let bodies: Vec<&[u8]> = req.rows.iter().map(|r| r.body.as_slice()).collect();
             accepted = tx
                 .query(
                     INSERT_EVENTS,
-                    &[
-                        &req.store,
-                        &origins,
-                        &seqs,
-                        &store_seqs,
-                        &kinds,
-                        &hlcs,
-                        &bodies,
-                    ],
+                    &[&req.store, &origins, &seqs, &kinds, &hlcs, &bodies],
                 )
                 .await?
                 .len() as u64;
@@ -390,7 +376,6 @@ impl Ledger for PgLedger {
                 &(req.backlog as i64),
                 &tills,
                 &lag,
-                &(head + n as i64),
                 &(accepted as i64),
                 &req.store,
             ],
@@ -412,37 +397,55 @@ impl Ledger for PgLedger {
 
     async fn project(&self, limit: usize) -> Result<usize, LedgerError> {
         let mut client = self.client().await?;
-        let stores: Vec<(String, i32, i64, i64)> = client
-            .query(sql::STORES_TO_PROJECT, &[])
+        let origins: Vec<(String, u64, u64, i32)> = client
+            .query(sql::ORIGINS_TO_PROJECT, &[])
             .await?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| (r.get(0), u(r.get(1)), u(r.get(2)), r.get(3)))
             .collect();
-        let mut done = 0;
-        for (store, offset, cursor, head) in stores {
-            if done >= limit {
-                break;
-            }
-            let budget = (limit - done) as i64;
-            let tx = client.transaction().await?;
-            let events = tx
-                .query(sql::EVENTS_TO_PROJECT, &[&store, &cursor, &head, &budget])
-                .await?;
-            let mut facts = Facts::default();
-            for r in &events {
-                let body = crate::decode_body(r.get::<_, &[u8]>(3))?;
-                facts.add(u(r.get(1)), u(r.get(2)), &body, offset);
-            }
-            write_facts(&tx, &store, &facts).await?;
-            let to: i64 = if (events.len() as i64) < budget {
-                head
-            } else {
-                events.last().map_or(head, |r| r.get(0))
-            };
-            tx.execute(sql::ADVANCE_PROJECTION, &[&to, &store]).await?;
-            tx.commit().await?;
-            done += events.len();
+        let projected: HashMap<(String, u64), u64> = client
+            .query(sql::PROJECTED, &[])
+            .await?
+            .iter()
+            .map(|r| ((r.get(0), u(r.get(1))), u(r.get(2))))
+            .collect();
+        let steps = crate::project::plan(origins, &projected, limit);
+        if steps.is_empty() {
+            return Ok(0);
         }
+        let tx = client.transaction().await?;
+        let mut by_store: BTreeMap<String, Facts> = BTreeMap::new();
+        let mut done = 0;
+        for st in &steps {
+            let facts = by_store.entry(st.store.clone()).or_default();
+            let rows = tx
+                .query(
+                    sql::EVENTS_RANGE,
+                    &[
+                        &st.store,
+                        &(st.origin as i64),
+                        &(st.from as i64),
+                        &(st.to as i64),
+                    ],
+                )
+                .await?;
+            for r in &rows {
+                let body = crate::decode_body(r.get::<_, &[u8]>(1))?;
+                facts.add(st.origin, u(r.get(0)), &body, st.utc_offset_minutes);
+                done += 1;
+            }
+        }
+        for (store, facts) in &by_store {
+            write_facts(&tx, store, facts).await?;
+        }
+        for st in &steps {
+            tx.execute(
+                sql::SET_PROJECTED,
+                &[&st.store, &(st.origin as i64), &(st.to as i64)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(done)
     }
 
@@ -476,6 +479,12 @@ impl Ledger for PgLedger {
 
     async fn fleet(&self) -> Result<Vec<FleetRow>, LedgerError> {
         let c = self.client().await?;
+        let done: HashMap<String, i64> = c
+            .query(sql::PROJECTED_PER_STORE, &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
         let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for r in c.query(sql::ORIGINS_ALL, &[]).await? {
             let terminal = tillmesh_crdt::ReplicaId(u(r.get(1))).terminal();
@@ -500,8 +509,14 @@ impl Ledger for PgLedger {
                     lag_ms: u(r.get(6)),
                     tills_reported: serde_json::from_str(r.get(7)).unwrap_or_default(),
                     events: u(r.get(8)),
-                    unprojected: u(r.get(9)),
+                    unprojected: 0,
                 }
+            })
+            .map(|mut f: FleetRow| {
+                f.unprojected = f
+                    .events
+                    .saturating_sub(u(done.get(&f.store_id).copied().unwrap_or(0)));
+                f
             })
             .collect())
     }

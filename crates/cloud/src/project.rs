@@ -111,6 +111,54 @@ pub struct Facts {
     pub stock: Vec<StockFact>,
 }
 
+/// One origin's events to fold next: seqs in `(from, to]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Store.
+    pub store: String,
+    /// Origin.
+    pub origin: u64,
+    /// Folded up to here.
+    pub from: u64,
+    /// Fold up to here.
+    pub to: u64,
+    /// The store's UTC offset.
+    pub utc_offset_minutes: i32,
+}
+
+/// Plans a projection step of at most `limit` events: every origin whose contiguous watermark
+/// is ahead of its projection cursor. Only contiguous events are folded, so an event that
+/// arrives after a later one of its origin is never skipped.
+pub fn plan(
+    origins: Vec<(String, u64, u64, i32)>,
+    projected: &std::collections::HashMap<(String, u64), u64>,
+    limit: usize,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut budget = limit as u64;
+    for (store, origin, contiguous, utc_offset_minutes) in origins {
+        if budget == 0 {
+            break;
+        }
+        let from = projected
+            .get(&(store.clone(), origin))
+            .copied()
+            .unwrap_or(0);
+        if contiguous > from {
+            let to = contiguous.min(from + budget);
+            budget -= to - from;
+            steps.push(Step {
+                store,
+                origin,
+                from,
+                to,
+                utc_offset_minutes,
+            });
+        }
+    }
+    steps
+}
+
 /// Local day number of an instant for a store's UTC offset.
 pub fn local_day(ms: u64, utc_offset_minutes: i32) -> i64 {
     (ms as i64 + i64::from(utc_offset_minutes) * 60_000).div_euclid(86_400_000)
@@ -212,7 +260,22 @@ impl Facts {
 
 #[cfg(test)]
 mod tests {
-    use super::local_day;
+    use super::{local_day, plan};
+
+    #[test]
+    fn plans_follow_contiguous_watermarks_within_the_budget() {
+        let origins = vec![
+            ("S".to_string(), 1, 10, 0),
+            ("S".to_string(), 2, 4, 0),
+            ("S".to_string(), 3, 7, 0),
+        ];
+        let done = [(("S".to_string(), 2), 4), (("S".to_string(), 3), 2)]
+            .into_iter()
+            .collect();
+        let p = plan(origins, &done, 12);
+        let ranges: Vec<_> = p.iter().map(|s| (s.origin, s.from, s.to)).collect();
+        assert_eq!(ranges, vec![(1, 0, 10), (3, 2, 4)]);
+    }
 
     #[test]
     fn days_follow_the_store_offset() {

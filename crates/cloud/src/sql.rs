@@ -4,16 +4,15 @@
 //! NUMERIC otherwise).
 
 /// Insert one ledger event unless held.
-pub const INSERT_EVENT: &str = "INSERT INTO events (store, origin, seq, store_seq, kind, hlc_ms, body) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+pub const INSERT_EVENT: &str = "INSERT INTO events (store, origin, seq, kind, hlc_ms, body) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 
 /// Store row as ingestion needs it.
-pub const STORE_FOR_INGEST: &str = "SELECT enabled, tokens_valid_after_ms, max_term, leader, ingest_seq, lag_ms \
-     FROM stores WHERE store_id = $1";
+pub const STORE_FOR_INGEST: &str = "SELECT enabled, tokens_valid_after_ms, max_term, leader, lag_ms FROM stores WHERE store_id = $1";
 
 /// Store row update after a batch.
 pub const STORE_AFTER_INGEST: &str = "UPDATE stores SET max_term = $1, leader = $2, last_upload_ms = $3, backlog = $4, \
-     tills = $5, lag_ms = $6, ingest_seq = $7, events = events + $8 WHERE store_id = $9";
+     tills = $5, lag_ms = $6, events = events + $7 WHERE store_id = $8";
 
 /// One origin's watermark.
 pub const ORIGIN: &str = "SELECT contiguous, max_seq FROM origins WHERE store = $1 AND origin = $2";
@@ -30,17 +29,24 @@ pub const UPSERT_ORIGIN: &str = "INSERT INTO origins (store, origin, contiguous,
 pub const WATERMARKS: &str =
     "SELECT origin, contiguous, max_seq FROM origins WHERE store = $1 ORDER BY origin";
 
-/// Stores with events to project.
-pub const STORES_TO_PROJECT: &str = "SELECT store_id, utc_offset_min, projected_seq, ingest_seq FROM stores \
-     WHERE ingest_seq > projected_seq ORDER BY store_id LIMIT 256";
+/// Every origin's contiguous watermark, with its store's UTC offset.
+pub const ORIGINS_TO_PROJECT: &str = "SELECT o.store, o.origin, o.contiguous, s.utc_offset_min \
+     FROM origins o JOIN stores s ON s.store_id = o.store ORDER BY o.store, o.origin";
 
-/// Events of a store after a projection cursor.
-pub const EVENTS_TO_PROJECT: &str = "SELECT store_seq, origin, seq, body FROM events \
-     WHERE store = $1 AND store_seq > $2 AND store_seq <= $3 ORDER BY store_seq LIMIT $4";
+/// How far each origin is folded into the reports.
+pub const PROJECTED: &str = "SELECT store, origin, seq FROM projected";
 
-/// Advance a projection cursor (never backwards).
-pub const ADVANCE_PROJECTION: &str =
-    "UPDATE stores SET projected_seq = $1 WHERE store_id = $2 AND projected_seq < $1";
+/// Events of one origin in a seq range.
+pub const EVENTS_RANGE: &str = "SELECT seq, body FROM events \
+     WHERE store = $1 AND origin = $2 AND seq > $3 AND seq <= $4 ORDER BY seq";
+
+/// Advance an origin's projection cursor (never backwards).
+pub const SET_PROJECTED: &str = "INSERT INTO projected (store, origin, seq) VALUES ($1, $2, $3) \
+     ON CONFLICT (store, origin) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > projected.seq";
+
+/// Events folded into the reports, per store.
+pub const PROJECTED_PER_STORE: &str =
+    "SELECT store, CAST(SUM(seq) AS BIGINT) FROM projected GROUP BY store";
 
 /// Sale fact.
 pub const INSERT_SALE: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
@@ -78,8 +84,8 @@ pub const STORES: &str = "SELECT store_id, name, utc_offset_min, enabled, tokens
      WHERE (CAST($1 AS TEXT) IS NULL OR store_id = $1) ORDER BY store_id";
 
 /// Fleet columns.
-pub const FLEET: &str = "SELECT store_id, name, max_term, leader, last_upload_ms, backlog, lag_ms, tills, events, \
-     ingest_seq - projected_seq FROM stores ORDER BY store_id";
+pub const FLEET: &str = "SELECT store_id, name, max_term, leader, last_upload_ms, backlog, lag_ms, tills, events \
+     FROM stores ORDER BY store_id";
 
 /// Terminals with events in the ledger, per store.
 pub const ORIGINS_ALL: &str = "SELECT store, origin FROM origins ORDER BY store, origin";

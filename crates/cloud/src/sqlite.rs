@@ -10,7 +10,7 @@ use crate::project::Facts;
 use crate::sql;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tillmesh_cloud_proto::{MasterKind, Watermark};
@@ -28,16 +28,16 @@ CREATE TABLE IF NOT EXISTS stores (
     backlog INTEGER NOT NULL DEFAULT 0,
     lag_ms INTEGER NOT NULL DEFAULT 0,
     tills TEXT NOT NULL DEFAULT '[]',
-    ingest_seq INTEGER NOT NULL DEFAULT 0,
-    projected_seq INTEGER NOT NULL DEFAULT 0,
     events INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+-- Event rows are large (a few hundred bytes): a rowid table with a narrow unique index
+-- appends cheaply, where a WITHOUT ROWID table would split fat pages.
 CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
     store TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
-    store_seq INTEGER NOT NULL, kind TEXT NOT NULL, hlc_ms INTEGER NOT NULL, body BLOB NOT NULL,
-    PRIMARY KEY (store, origin, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_store_seq ON events (store, store_seq);
+    kind TEXT NOT NULL, hlc_ms INTEGER NOT NULL, body BLOB NOT NULL,
+    UNIQUE (store, origin, seq)
+);
 CREATE TABLE IF NOT EXISTS origins (
     store TEXT NOT NULL, origin INTEGER NOT NULL, contiguous INTEGER NOT NULL, max_seq INTEGER NOT NULL,
     PRIMARY KEY (store, origin)
@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS master (
     PRIMARY KEY (kind, key, store)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS master_by_version ON master (version);
+";
+
+/// The report tables live in their own file (`<name>-reports.db`): the projector writes them
+/// without taking the ledger's write lock, and they can be rebuilt from the ledger.
+const REPORTS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projected (
+    store TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (store, origin)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sales (
     store TEXT NOT NULL, txn_id TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
     day INTEGER NOT NULL, paid_ms INTEGER NOT NULL, terminal INTEGER NOT NULL, cashier TEXT NOT NULL,
@@ -94,6 +103,10 @@ struct Inner {
     path: PathBuf,
     write: Mutex<Connection>,
     read: Mutex<Connection>,
+    /// Read and write connection of the reports file.
+    reports: Mutex<Connection>,
+    /// A second read connection of the ledger, for the projector.
+    project_read: Mutex<Connection>,
 }
 
 fn open(path: &Path) -> Result<Connection, LedgerError> {
@@ -115,11 +128,20 @@ impl SqliteLedger {
         let write = open(path)?;
         write.execute_batch(SCHEMA)?;
         let read = open(path)?;
+        let project_read = open(path)?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("cloud");
+        let reports = open(&path.with_file_name(format!("{stem}-reports.db")))?;
+        // Derived data: a power cut may lose the last projection steps, never their
+        // consistency (facts and cursor commit together), and they are redone from the ledger.
+        reports.pragma_update(None, "synchronous", "NORMAL")?;
+        reports.execute_batch(REPORTS_SCHEMA)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 write: Mutex::new(write),
                 read: Mutex::new(read),
+                reports: Mutex::new(reports),
+                project_read: Mutex::new(project_read),
             }),
         })
     }
@@ -136,6 +158,19 @@ impl SqliteLedger {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| LedgerError::Db(format!("worker failed: {e}")))?
+    }
+
+    async fn with_reports<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.reports.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut conn)
         })
         .await
@@ -162,20 +197,13 @@ fn u(v: i64) -> u64 {
 
 fn ingest(conn: &mut Connection, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let row: Option<(bool, i64, i64, i64, i64, i64)> = tx
+    let row: Option<(bool, i64, i64, i64, i64)> = tx
         .prepare_cached(sql::STORE_FOR_INGEST)?
         .query_row([&req.store], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let Some((enabled, valid_after, max_term, holder, head, lag)) = row else {
+    let Some((enabled, valid_after, max_term, holder, lag)) = row else {
         return Err(LedgerError::UnknownStore(req.store));
     };
     crate::ledger::fence(&req, enabled, u(valid_after), u(max_term), u(holder))?;
@@ -184,12 +212,11 @@ fn ingest(conn: &mut Connection, req: IngestRequest) -> Result<IngestOutcome, Le
     let mut newest = 0u64;
     {
         let mut insert = tx.prepare_cached(sql::INSERT_EVENT)?;
-        for (i, r) in req.rows.iter().enumerate() {
+        for r in &req.rows {
             accepted += insert.execute(params![
                 req.store,
                 r.origin as i64,
                 r.seq as i64,
-                head + 1 + i as i64,
                 r.kind,
                 r.hlc_ms as i64,
                 r.body
@@ -242,7 +269,6 @@ fn ingest(conn: &mut Connection, req: IngestRequest) -> Result<IngestOutcome, Le
             req.backlog as i64,
             tills,
             lag,
-            head + req.rows.len() as i64,
             accepted as i64,
             req.store
         ])?;
@@ -268,42 +294,62 @@ fn watermarks(conn: &Connection, store: &str) -> Result<Vec<Watermark>, LedgerEr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn project(conn: &mut Connection, limit: usize) -> Result<usize, LedgerError> {
-    let stores: Vec<(String, i32, i64, i64)> = {
-        let mut stmt = conn.prepare_cached(sql::STORES_TO_PROJECT)?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+fn project(
+    ledger: &Connection,
+    reports: &mut Connection,
+    limit: usize,
+) -> Result<usize, LedgerError> {
+    let origins: Vec<(String, u64, u64, i32)> = {
+        let mut stmt = ledger.prepare_cached(sql::ORIGINS_TO_PROJECT)?;
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, u(r.get(1)?), u(r.get(2)?), r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let projected: HashMap<(String, u64), u64> = {
+        let mut stmt = reports.prepare_cached(sql::PROJECTED)?;
+        stmt.query_map([], |r| Ok(((r.get(0)?, u(r.get(1)?)), u(r.get(2)?))))?
             .collect::<Result<_, _>>()?
     };
-    let mut done = 0;
-    for (store, offset, cursor, head) in stores {
-        if done >= limit {
-            break;
-        }
-        let budget = (limit - done) as i64;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let events: Vec<(i64, i64, i64, Vec<u8>)> = {
-            let mut stmt = tx.prepare_cached(sql::EVENTS_TO_PROJECT)?;
-            stmt.query_map(params![store, cursor, head, budget], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?
-        };
-        let mut facts = Facts::default();
-        for (_, origin, seq, body) in &events {
-            let body = crate::decode_body(body)?;
-            facts.add(u(*origin), u(*seq), &body, offset);
-        }
-        write_facts(&tx, &store, &facts)?;
-        let to = if (events.len() as i64) < budget {
-            head
-        } else {
-            events.last().map_or(head, |e| e.0)
-        };
-        tx.prepare_cached(sql::ADVANCE_PROJECTION)?
-            .execute(params![to, store])?;
-        tx.commit()?;
-        done += events.len();
+    let steps = crate::project::plan(origins, &projected, limit);
+    if steps.is_empty() {
+        return Ok(0);
     }
+    // Read the events from a ledger snapshot, then fold them in one reports transaction.
+    let mut by_store: BTreeMap<String, Facts> = BTreeMap::new();
+    let mut done = 0;
+    {
+        let mut stmt = ledger.prepare_cached(sql::EVENTS_RANGE)?;
+        for st in &steps {
+            let facts = by_store.entry(st.store.clone()).or_default();
+            let rows = stmt.query_map(
+                params![st.store, st.origin as i64, st.from as i64, st.to as i64],
+                |r| Ok((u(r.get(0)?), r.get::<_, Vec<u8>>(1)?)),
+            )?;
+            for row in rows {
+                let (seq, body) = row?;
+                facts.add(
+                    st.origin,
+                    seq,
+                    &crate::decode_body(&body)?,
+                    st.utc_offset_minutes,
+                );
+                done += 1;
+            }
+        }
+    }
+    let tx = reports.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (store, facts) in &by_store {
+        write_facts(&tx, store, facts)?;
+    }
+    for st in &steps {
+        tx.prepare_cached(sql::SET_PROJECTED)?.execute(params![
+            st.store,
+            st.origin as i64,
+            st.to as i64
+        ])?;
+    }
+    tx.commit()?;
     Ok(done)
 }
 
@@ -423,7 +469,12 @@ impl Ledger for SqliteLedger {
     }
 
     async fn project(&self, limit: usize) -> Result<usize, LedgerError> {
-        self.with_write(move |c| project(c, limit)).await
+        let inner = self.inner.clone();
+        self.with_reports(move |reports| {
+            let ledger = inner.project_read.lock().unwrap_or_else(|p| p.into_inner());
+            project(&ledger, reports, limit)
+        })
+        .await
     }
 
     async fn put_store(&self, s: StoreInfo) -> Result<(), LedgerError> {
@@ -457,41 +508,60 @@ impl Ledger for SqliteLedger {
     }
 
     async fn fleet(&self) -> Result<Vec<FleetRow>, LedgerError> {
-        self.with_read(|c| {
-            let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-            let mut stmt = c.prepare_cached(sql::ORIGINS_ALL)?;
-            for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-                let (store, origin) = r?;
-                let terminal = tillmesh_crdt::ReplicaId(u(origin)).terminal();
-                let v = seen.entry(store).or_default();
-                if !v.contains(&terminal) {
-                    v.push(terminal);
+        let fleet = self
+            .with_read(|c| {
+                let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+                let mut stmt = c.prepare_cached(sql::ORIGINS_ALL)?;
+                for r in
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                {
+                    let (store, origin) = r?;
+                    let terminal = tillmesh_crdt::ReplicaId(u(origin)).terminal();
+                    let v = seen.entry(store).or_default();
+                    if !v.contains(&terminal) {
+                        v.push(terminal);
+                    }
                 }
-            }
-            let mut stmt = c.prepare_cached(sql::FLEET)?;
-            let rows = stmt.query_map([], |r| {
-                let tills: String = r.get(7)?;
-                Ok(FleetRow {
-                    store_id: r.get(0)?,
-                    name: r.get(1)?,
-                    term: u(r.get(2)?),
-                    leader: u(r.get(3)?),
-                    last_upload_ms: u(r.get(4)?),
-                    backlog: u(r.get(5)?),
-                    lag_ms: u(r.get(6)?),
-                    tills_reported: serde_json::from_str(&tills).unwrap_or_default(),
-                    tills_seen: Vec::new(),
-                    events: u(r.get(8)?),
-                    unprojected: u(r.get(9)?),
-                })
-            })?;
-            let mut out: Vec<FleetRow> = rows.collect::<Result<_, _>>()?;
-            for f in &mut out {
-                f.tills_seen = seen.remove(&f.store_id).unwrap_or_default();
-            }
-            Ok(out)
-        })
-        .await
+                let mut stmt = c.prepare_cached(sql::FLEET)?;
+                let rows = stmt.query_map([], |r| {
+                    let tills: String = r.get(7)?;
+                    Ok(FleetRow {
+                        store_id: r.get(0)?,
+                        name: r.get(1)?,
+                        term: u(r.get(2)?),
+                        leader: u(r.get(3)?),
+                        last_upload_ms: u(r.get(4)?),
+                        backlog: u(r.get(5)?),
+                        lag_ms: u(r.get(6)?),
+                        tills_reported: serde_json::from_str(&tills).unwrap_or_default(),
+                        tills_seen: Vec::new(),
+                        events: u(r.get(8)?),
+                        unprojected: 0,
+                    })
+                })?;
+                let mut out: Vec<FleetRow> = rows.collect::<Result<_, _>>()?;
+                for f in &mut out {
+                    f.tills_seen = seen.remove(&f.store_id).unwrap_or_default();
+                }
+                Ok(out)
+            })
+            .await?;
+        let projected: HashMap<String, i64> = self
+            .with_reports(|c| {
+                let mut stmt = c.prepare_cached(sql::PROJECTED_PER_STORE)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await?;
+        Ok(fleet
+            .into_iter()
+            .map(|mut f| {
+                f.unprojected = f
+                    .events
+                    .saturating_sub(u(projected.get(&f.store_id).copied().unwrap_or(0)));
+                f
+            })
+            .collect())
     }
 
     async fn master_apply(&self, edits: Vec<MasterEdit>) -> Result<u64, LedgerError> {
@@ -541,7 +611,7 @@ impl Ledger for SqliteLedger {
         to_day: i64,
     ) -> Result<Vec<DayRow>, LedgerError> {
         let store = store.map(str::to_owned);
-        self.with_read(move |c| {
+        self.with_reports(move |c| {
             let mut stmt = c.prepare_cached(sql::SALES_BY_DAY)?;
             let rows = stmt.query_map(params![from_day, to_day, store], |r| {
                 Ok(DayRow {
@@ -571,7 +641,7 @@ impl Ledger for SqliteLedger {
         to_day: i64,
     ) -> Result<Vec<PaymentRow>, LedgerError> {
         let store = store.map(str::to_owned);
-        self.with_read(move |c| {
+        self.with_reports(move |c| {
             let mut stmt = c.prepare_cached(sql::PAYMENTS_BY_DAY)?;
             let rows = stmt.query_map(params![from_day, to_day, store], |r| {
                 Ok(PaymentRow {
@@ -597,7 +667,7 @@ impl Ledger for SqliteLedger {
         limit: usize,
     ) -> Result<Vec<SkuRow>, LedgerError> {
         let store = store.map(str::to_owned);
-        self.with_read(move |c| {
+        self.with_reports(move |c| {
             let mut stmt = c.prepare_cached(sql::TOP_SKUS)?;
             let rows = stmt.query_map(params![from_day, to_day, store, limit as i64], |r| {
                 Ok(SkuRow {
@@ -613,7 +683,7 @@ impl Ledger for SqliteLedger {
 
     async fn inventory(&self, store: &str) -> Result<Vec<StockRow>, LedgerError> {
         let store = store.to_owned();
-        self.with_read(move |c| {
+        self.with_reports(move |c| {
             let mut stmt = c.prepare_cached(sql::INVENTORY)?;
             let rows = stmt.query_map([store], |r| {
                 Ok(StockRow {
