@@ -1,6 +1,7 @@
-//! The SQLite ledger: zero set-up, one file, WAL with `synchronous=FULL` so an acknowledged
-//! batch survives power loss. One write connection (SQLite has one writer) and one read
-//! connection, used from the blocking thread pool.
+//! The SQLite ledger: zero set-up, one file (plus a derived reports file), WAL with
+//! `synchronous=FULL` so an acknowledged batch survives power loss. One write connection
+//! (SQLite has one writer), read connections, used from the blocking thread pool; WAL
+//! checkpoints run off the commit path (`tillmesh_store::Checkpointer`).
 
 use crate::ledger::{
     DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
@@ -107,6 +108,7 @@ struct Inner {
     reports: Mutex<Connection>,
     /// A second read connection of the ledger, for the projector.
     project_read: Mutex<Connection>,
+    _checkpoints: [tillmesh_store::Checkpointer; 2],
 }
 
 fn open(path: &Path) -> Result<Connection, LedgerError> {
@@ -115,6 +117,8 @@ fn open(path: &Path) -> Result<Connection, LedgerError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "cache_size", -65_536)?;
+    // Checkpoints run from a Checkpointer thread, not in the committing writer.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(conn)
 }
 
@@ -130,7 +134,8 @@ impl SqliteLedger {
         let read = open(path)?;
         let project_read = open(path)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("cloud");
-        let reports = open(&path.with_file_name(format!("{stem}-reports.db")))?;
+        let reports_path = path.with_file_name(format!("{stem}-reports.db"));
+        let reports = open(&reports_path)?;
         // Derived data: a power cut may lose the last projection steps, never their
         // consistency (facts and cursor commit together), and they are redone from the ledger.
         reports.pragma_update(None, "synchronous", "NORMAL")?;
@@ -142,6 +147,12 @@ impl SqliteLedger {
                 read: Mutex::new(read),
                 reports: Mutex::new(reports),
                 project_read: Mutex::new(project_read),
+                _checkpoints: [
+                    tillmesh_store::Checkpointer::start(path)
+                        .map_err(|e| LedgerError::Db(e.to_string()))?,
+                    tillmesh_store::Checkpointer::start(&reports_path)
+                        .map_err(|e| LedgerError::Db(e.to_string()))?,
+                ],
             }),
         })
     }

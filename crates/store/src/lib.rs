@@ -46,7 +46,7 @@ struct Inner {
     queued: Arc<AtomicUsize>,
     reader: Mutex<Reader>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    checkpointer: Mutex<Option<(Sender<()>, std::thread::JoinHandle<()>)>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
 }
 
 impl Store {
@@ -63,38 +63,14 @@ impl Store {
             .spawn(move || writer.run(rx, q))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         let reader = Reader::new(schema::open_read(&path)?);
-        // Checkpoints run off the commit path: the writer never copies WAL pages into the
-        // database file itself (wal_autocheckpoint=0), so a commit waits only for its own
-        // WAL fsync. A PASSIVE checkpoint never blocks the writer.
-        let ckpt_conn = schema::open_read(&path)?;
-        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
-        let (stop_tx, stop_rx) = bounded::<()>(1);
-        let ckpt = std::thread::Builder::new()
-            .name("store-checkpoint".into())
-            .spawn(move || {
-                let every = std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS);
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    stop_rx.recv_timeout(every)
-                {
-                    let big = std::fs::metadata(&wal_path).is_ok_and(|m| m.len() > WAL_BYTES_MAX);
-                    let sql = if big {
-                        "PRAGMA wal_checkpoint(RESTART)"
-                    } else {
-                        "PRAGMA wal_checkpoint(PASSIVE)"
-                    };
-                    if let Err(e) = ckpt_conn.query_row(sql, [], |_| Ok(())) {
-                        tracing::warn!(cause = %e, "WAL checkpoint failed; will retry");
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let checkpointer = Checkpointer::start(&path)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 jobs: tx,
                 queued,
                 reader: Mutex::new(reader),
                 writer: Mutex::new(Some(handle)),
-                checkpointer: Mutex::new(Some((stop_tx, ckpt))),
+                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         })
     }
@@ -179,10 +155,60 @@ impl Drop for Inner {
         {
             let _ = h.join();
         }
-        if let Ok(mut c) = self.checkpointer.lock()
-            && let Some((stop, h)) = c.take()
-        {
+        if let Ok(mut c) = self.checkpointer.lock() {
+            drop(c.take());
+        }
+    }
+}
+
+/// Checkpoints a WAL database off the commit path, from its own thread and connection: the
+/// writers run with `wal_autocheckpoint=0`, so a commit waits only for its own WAL fsync.
+/// PASSIVE checkpoints never block a writer; past [`WAL_BYTES_MAX`] a RESTART waits for the
+/// writer so the WAL cannot grow without bound under constant load. Stops when dropped.
+#[derive(Debug)]
+pub struct Checkpointer {
+    stop: Option<Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database at `path` every [`CHECKPOINT_INTERVAL_MS`].
+    pub fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = schema::open_read(path)?;
+        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
+        let (stop_tx, stop_rx) = bounded::<()>(1);
+        let handle = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                let every = std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS);
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(every)
+                {
+                    let big = std::fs::metadata(&wal_path).is_ok_and(|m| m.len() > WAL_BYTES_MAX);
+                    let sql = if big {
+                        "PRAGMA wal_checkpoint(RESTART)"
+                    } else {
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    };
+                    if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
+                        tracing::warn!(cause = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(Self {
+            stop: Some(stop_tx),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
