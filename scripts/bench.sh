@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 cargo bench -p tillmesh-store --bench commit   # durable sale commit vs raw SQLite insert (FULL)
 cargo bench -p tillmesh --bench mesh           # 5 tills: commit-to-visible latency, wire bytes
 cargo bench -p tillmesh-pos --bench merge      # PN-counter merges vs automerge counters
+cargo bench -p tillmesh-cloud --bench ingest    # cloud ingestion vs raw batched INSERT (PostgreSQL too with TILLMESH_PG_URL)
