@@ -54,7 +54,7 @@ fn workload(batches: usize) -> Workload {
                         k % 4,
                         DAY0_MS + k as u64 * 1_000,
                         &lines,
-                        (k % 3 == 0).then_some("vnpay"),
+                        k.is_multiple_of(3).then_some("vnpay"),
                     )
                 })
                 .collect();
