@@ -385,7 +385,7 @@ async fn upload_inner(
             rows,
         })
         .await?;
-    let master_version = cloud.ledger.master_version().await?;
+    let master_version = outcome.master_version;
     cloud
         .metrics
         .batch_latency

@@ -111,6 +111,8 @@ pub struct IngestOutcome {
     pub watermarks: Vec<Watermark>,
     /// Highest term seen for the store.
     pub term: u64,
+    /// The master-data version, read in the same transaction.
+    pub master_version: u64,
 }
 
 /// A store registered at HQ.

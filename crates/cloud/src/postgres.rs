@@ -382,8 +382,10 @@ impl Ledger for PgLedger {
         )
         .await?;
         let watermarks = watermarks(&tx, &req.store).await?;
+        let master_version: i64 = tx.query_one(sql::MASTER_VERSION, &[]).await?.get(0);
         tx.commit().await?;
         Ok(IngestOutcome {
+            master_version: u(master_version),
             accepted,
             duplicate: n as u64 - accepted,
             watermarks,

@@ -102,7 +102,8 @@ pub struct SqliteLedger {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    write: Mutex<Connection>,
+    write: Arc<Mutex<Connection>>,
+    ingest: tokio::sync::mpsc::Sender<IngestJob>,
     read: Mutex<Connection>,
     /// Read and write connection of the reports file.
     reports: Mutex<Connection>,
@@ -140,10 +141,20 @@ impl SqliteLedger {
         // consistency (facts and cursor commit together), and they are redone from the ledger.
         reports.pragma_update(None, "synchronous", "NORMAL")?;
         reports.execute_batch(REPORTS_SCHEMA)?;
+        let write = Arc::new(Mutex::new(write));
+        let (ingest, jobs) = tokio::sync::mpsc::channel(INGEST_QUEUE_MAX);
+        {
+            let write = write.clone();
+            std::thread::Builder::new()
+                .name("cloud-ingest".into())
+                .spawn(move || ingest_writer(write, jobs))
+                .map_err(|e| LedgerError::Db(format!("cannot start the ingest writer: {e}")))?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                write: Mutex::new(write),
+                ingest,
+                write,
                 read: Mutex::new(read),
                 reports: Mutex::new(reports),
                 project_read: Mutex::new(project_read),
@@ -206,8 +217,66 @@ fn u(v: i64) -> u64 {
     v as u64
 }
 
-fn ingest(conn: &mut Connection, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// A batch waiting for the writer, and where its outcome goes.
+type IngestJob = (
+    IngestRequest,
+    tokio::sync::oneshot::Sender<Result<IngestOutcome, LedgerError>>,
+);
+
+/// Most batches committed in one transaction.
+pub const GROUP_BATCHES_MAX: usize = 64;
+/// Most batches waiting for the writer; uploaders wait for room beyond that.
+pub const INGEST_QUEUE_MAX: usize = 256;
+
+/// The ingest writer: every batch queued while a commit is in flight joins the next one
+/// (group commit), each in its own savepoint so that a refused batch (stale term, unknown
+/// store) leaves the others untouched; all are answered after the one COMMIT.
+fn ingest_writer(conn: Arc<Mutex<Connection>>, mut jobs: tokio::sync::mpsc::Receiver<IngestJob>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_BATCHES_MAX {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut done = Vec::with_capacity(group.len());
+        let committed = (|| -> Result<(), rusqlite::Error> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (req, reply) in group.drain(..) {
+                tx.execute_batch("SAVEPOINT batch")?;
+                let r = ingest(&tx, req);
+                if r.is_ok() {
+                    tx.execute_batch("RELEASE batch")?;
+                } else {
+                    tx.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                }
+                done.push((reply, r));
+            }
+            tx.commit()
+        })();
+        drop(conn);
+        match committed {
+            Ok(()) => {
+                for (reply, r) in done {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ingest commit failed");
+                for (reply, _) in done {
+                    let _ = reply.send(Err(LedgerError::Db(e.to_string())));
+                }
+                for (_, reply) in group {
+                    let _ = reply.send(Err(LedgerError::Db(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn ingest(tx: &Connection, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
     let row: Option<(bool, i64, i64, i64, i64)> = tx
         .prepare_cached(sql::STORE_FOR_INGEST)?
         .query_row([&req.store], |r| {
@@ -283,9 +352,12 @@ fn ingest(conn: &mut Connection, req: IngestRequest) -> Result<IngestOutcome, Le
             accepted as i64,
             req.store
         ])?;
-    let watermarks = watermarks(&tx, &req.store)?;
-    tx.commit()?;
+    let watermarks = watermarks(tx, &req.store)?;
+    let master_version: i64 = tx
+        .prepare_cached(sql::MASTER_VERSION)?
+        .query_row([], |r| r.get(0))?;
     Ok(IngestOutcome {
+        master_version: u(master_version),
         accepted,
         duplicate: req.rows.len() as u64 - accepted,
         watermarks,
@@ -471,7 +543,15 @@ impl Ledger for SqliteLedger {
     }
 
     async fn ingest(&self, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
-        self.with_write(move |c| ingest(c, req)).await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .ingest
+            .send((req, reply))
+            .await
+            .map_err(|_| LedgerError::Db("the ingest writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| LedgerError::Db("the ingest writer stopped".into()))?
     }
 
     async fn watermarks(&self, store: &str) -> Result<Vec<Watermark>, LedgerError> {

@@ -816,3 +816,56 @@ async fn serves_tls_when_configured() {
     );
     h.stop().await;
 }
+
+/// Two stateless instances behind a "load balancer" on one PostgreSQL database: racing
+/// leaders upload through different instances, and every event is still stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_store_each_event_once() {
+    let Some(a) = Env::start(Backend::Postgres).await else {
+        return;
+    };
+    let mut cfg = support::config(tillmesh_cloud::config::DatabaseConfig::Postgres {
+        url: a.pg_url.clone().unwrap(),
+        pool_size: 8,
+    });
+    cfg.projection_interval_ms = 50;
+    let b = tillmesh_cloud::start(cfg).await.unwrap();
+    let token = a.token("S001");
+    let mut shop = Shop::new("S001", &[1, 2, 3]);
+    let events = sales(&mut shop, 200);
+    let mut stored = 0;
+    for (i, chunk) in events.chunks(40).enumerate() {
+        let t = 10 + 2 * i as u64;
+        let (old, new) = (shop.batch(t, 1, chunk), shop.batch(t + 1, 2, chunk));
+        let via_b = async {
+            let r = a
+                .http
+                .post(format!("http://{}/api/v1/sync/upload", b.addr))
+                .bearer_auth(&token)
+                .json(&new)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        };
+        let ((s1, a1), (s2, a2)) = tokio::join!(a.upload(&token, &old), via_b);
+        for (s, ack) in [(s1, a1), (s2, a2)] {
+            match s {
+                200 => stored += ack["accepted"].as_u64().unwrap(),
+                409 => assert_eq!(ack["error"], "stale_term"),
+                other => panic!("{other}: {ack}"),
+            }
+        }
+    }
+    assert_eq!(stored, 200);
+    assert_eq!(a.events_of("S001").await, 200);
+    let (_, r) = a
+        .get(
+            &a.admin,
+            "/api/v1/reports/sales?store=S001&from=2026-11-20&to=2026-11-21",
+        )
+        .await;
+    assert_eq!(r["totals"]["transactions"], 200);
+    b.stop().await;
+    a.stop().await;
+}
