@@ -186,11 +186,10 @@ async fn raw_postgres(url: &str, w: &Workload) -> Duration {
     t0.elapsed()
 }
 
-async fn run(backend: Backend, w: &Workload, projector: bool) {
-    let Some(env) = Env::start_with(backend, if projector { 250 } else { 0 }).await else {
-        return;
-    };
-    let env = Arc::new(env);
+/// One round: a fresh cloud ingests the workload; then the raw baseline inserts the same rows
+/// into the same database. Returns (ingest, projection tail, raw) durations.
+async fn round(backend: Backend, w: &Workload, projector: bool) -> Option<(f64, f64, f64)> {
+    let env = Arc::new(Env::start_with(backend, if projector { 250 } else { 0 }).await?);
     for s in &w.stores {
         env.handle
             .cloud
@@ -205,35 +204,54 @@ async fn run(backend: Backend, w: &Workload, projector: bool) {
             .await
             .unwrap();
     }
-    let events = (UPLOADERS * w.batches[0].len() * BATCH) as f64;
     let ours = ingest(&env, w).await;
     let t0 = Instant::now();
     env.handle.cloud.catch_up().await.unwrap();
-    let projection_tail = t0.elapsed();
+    let tail = t0.elapsed();
     let raw = match backend {
         Backend::Sqlite => {
-            let path = match &env.handle.cloud.ledger.backend() {
-                &"sqlite" => env._dir_path().join("cloud.db"),
-                _ => unreachable!(),
-            };
+            let path = env._dir_path().join("cloud.db");
             tokio::task::block_in_place(|| raw_sqlite(&path, w))
         }
         Backend::Postgres => raw_postgres(&env.pg_url.clone().unwrap(), w).await,
     };
-    let ours_rate = events / ours.as_secs_f64();
-    let raw_rate = events / raw.as_secs_f64();
-    println!(
-        "{:<8} projector {:<3} ingest {:>9.0} events/s ({:.2} s) | raw INSERT .. ON CONFLICT {:>9.0} rows/s ({:.2} s) | ratio raw/ingest {:.2} | reports caught up {:.2} s after the last ack",
-        env.handle.cloud.ledger.backend(),
-        if projector { "on" } else { "off" },
-        ours_rate,
-        ours.as_secs_f64(),
-        raw_rate,
-        raw.as_secs_f64(),
-        raw_rate / ours_rate,
-        projection_tail.as_secs_f64()
-    );
     Arc::try_unwrap(env).ok().unwrap().stop().await;
+    Some((ours.as_secs_f64(), tail.as_secs_f64(), raw.as_secs_f64()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `ROUNDS` rounds and prints medians (this machine is noisy; one round can be off by
+/// a third either way).
+async fn run(backend: Backend, w: &Workload, projector: bool) {
+    const ROUNDS: usize = 3;
+    let events = (UPLOADERS * w.batches[0].len() * BATCH) as f64;
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let Some(r) = round(backend, w, projector).await else {
+            return;
+        };
+        rounds.push(r);
+    }
+    let ours = median(rounds.iter().map(|r| events / r.0).collect());
+    let raw = median(rounds.iter().map(|r| events / r.2).collect());
+    let ratio = median(rounds.iter().map(|r| r.0 / r.2).collect());
+    let tail = median(rounds.iter().map(|r| r.1).collect());
+    println!(
+        "{:<8} projector {:<3} ingest {:>9.0} events/s | raw INSERT .. ON CONFLICT {:>9.0} rows/s | ratio raw/ingest {:.2} (median of {ROUNDS}) | reports caught up {:.2} s after the last ack",
+        match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        },
+        if projector { "on" } else { "off" },
+        ours,
+        raw,
+        ratio,
+        tail
+    );
 }
 
 fn main() {

@@ -317,6 +317,20 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     async fn inventory(&self, store: &str) -> Result<Vec<StockRow>, LedgerError>;
 }
 
+/// Version of the cloud's schema; a database made by another version is refused at start.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Checks the schema version read from a database.
+pub fn check_schema(found: i64) -> Result<(), LedgerError> {
+    if found != SCHEMA_VERSION {
+        return Err(LedgerError::Db(format!(
+            "the database has schema version {found}; this build of tillmesh expects {SCHEMA_VERSION} \
+             (use the matching release, or a fresh database)"
+        )));
+    }
+    Ok(())
+}
+
 /// The checks every backend makes, inside the ingest transaction, on the store's row: the
 /// store is enabled, the credential is not revoked, and the uploader is not a deposed leader.
 pub fn fence(

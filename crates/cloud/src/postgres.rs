@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS origins (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO counters (name, value) VALUES ('master_version', 0) ON CONFLICT DO NOTHING;
+INSERT INTO counters (name, value) VALUES ('schema_version', 1) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS master (
     kind TEXT NOT NULL, key TEXT NOT NULL, store TEXT NOT NULL, version BIGINT NOT NULL, body TEXT,
     PRIMARY KEY (kind, key, store)
@@ -65,13 +66,11 @@ CREATE TABLE IF NOT EXISTS sale_lines (
     sku TEXT NOT NULL, quantity BIGINT NOT NULL, total BIGINT NOT NULL,
     PRIMARY KEY (store, txn_id, line_no)
 );
-CREATE INDEX IF NOT EXISTS sale_lines_by_day ON sale_lines (day, store);
 CREATE TABLE IF NOT EXISTS sale_payments (
     store TEXT NOT NULL, txn_id TEXT NOT NULL, payment_id TEXT NOT NULL, day BIGINT NOT NULL,
     method TEXT NOT NULL, provider TEXT NOT NULL, amount BIGINT NOT NULL,
     PRIMARY KEY (store, txn_id, payment_id)
 );
-CREATE INDEX IF NOT EXISTS sale_payments_by_day ON sale_payments (day, store);
 CREATE TABLE IF NOT EXISTS txn_status (
     store TEXT NOT NULL, txn_id TEXT NOT NULL, status TEXT NOT NULL,
     wall_ms BIGINT NOT NULL, logical BIGINT NOT NULL, replica BIGINT NOT NULL,
@@ -158,6 +157,7 @@ impl PgLedger {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;
         tx.batch_execute(SCHEMA).await?;
+        crate::ledger::check_schema(tx.query_one(sql::SCHEMA_VERSION, &[]).await?.get(0))?;
         tx.commit().await?;
         Ok(Self { pool })
     }
@@ -242,45 +242,31 @@ async fn write_facts(
         .await?;
     }
     // One row per key per statement: merge in Rust first (the same merges as the SQL).
-    let mut statuses: HashMap<&str, (u64, u32, u64, &str)> = HashMap::new();
-    for s in &f.statuses {
-        let v = (s.wall_ms, s.logical, s.replica, s.status.as_str());
-        let e = statuses.entry(s.txn_id.as_str()).or_insert(v);
-        if (v.0, v.1, v.2) > (e.0, e.1, e.2) {
-            *e = v;
-        }
-    }
-    if !statuses.is_empty() {
-        let st: Vec<_> = statuses.into_iter().collect();
+    let st = f.statuses_merged();
+    if !st.is_empty() {
         tx.execute(
             MERGE_STATUSES,
             &[
                 &store,
-                &st.iter().map(|x| x.0).collect::<Vec<_>>(),
-                &st.iter().map(|x| x.1.3).collect::<Vec<_>>(),
-                &st.iter().map(|x| x.1.0 as i64).collect::<Vec<_>>(),
-                &st.iter().map(|x| i64::from(x.1.1)).collect::<Vec<_>>(),
-                &st.iter().map(|x| x.1.2 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.status.as_str()).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.wall_ms as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| i64::from(x.logical)).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.replica as i64).collect::<Vec<_>>(),
             ],
         )
         .await?;
     }
-    let mut stock: HashMap<(&str, u64), (u64, u64)> = HashMap::new();
-    for s in &f.stock {
-        let e = stock.entry((s.sku.as_str(), s.replica)).or_insert((0, 0));
-        e.0 = e.0.max(s.p);
-        e.1 = e.1.max(s.n);
-    }
-    if !stock.is_empty() {
-        let st: Vec<_> = stock.into_iter().collect();
+    let st = f.stock_merged();
+    if !st.is_empty() {
         tx.execute(
             MERGE_STOCKS,
             &[
                 &store,
-                &st.iter().map(|x| x.0.0).collect::<Vec<_>>(),
-                &st.iter().map(|x| x.0.1 as i64).collect::<Vec<_>>(),
-                &st.iter().map(|x| x.1.0 as i64).collect::<Vec<_>>(),
-                &st.iter().map(|x| x.1.1 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.0).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.1 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.2 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.3 as i64).collect::<Vec<_>>(),
             ],
         )
         .await?;

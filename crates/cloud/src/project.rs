@@ -172,6 +172,30 @@ fn status_name(s: tillmesh_pos::transaction::Status) -> String {
 }
 
 impl Facts {
+    /// Stock entries merged per (SKU, replica) by maximum, as the PN-counter merges: one row
+    /// per key to write.
+    pub fn stock_merged(&self) -> Vec<(&str, u64, u64, u64)> {
+        let mut m: std::collections::HashMap<(&str, u64), (u64, u64)> = Default::default();
+        for s in &self.stock {
+            let e = m.entry((s.sku.as_str(), s.replica)).or_insert((0, 0));
+            e.0 = e.0.max(s.p);
+            e.1 = e.1.max(s.n);
+        }
+        m.into_iter().map(|((k, r), (p, n))| (k, r, p, n)).collect()
+    }
+
+    /// Statuses merged per transaction, the highest HLC winning: one row per key to write.
+    pub fn statuses_merged(&self) -> Vec<&StatusFact> {
+        let mut m: std::collections::HashMap<&str, &StatusFact> = Default::default();
+        for s in &self.statuses {
+            let e = m.entry(s.txn_id.as_str()).or_insert(s);
+            if (s.wall_ms, s.logical, s.replica) > (e.wall_ms, e.logical, e.replica) {
+                *e = s;
+            }
+        }
+        m.into_values().collect()
+    }
+
     /// Adds the facts of one event.
     pub fn add(&mut self, origin: u64, seq: u64, body: &EventBody, utc_offset_minutes: i32) {
         let statuses = |facts: &mut Facts, map: &tillmesh_crdt::LwwMap<String, _>| {

@@ -90,6 +90,9 @@ pub const FLEET: &str = "SELECT store_id, name, max_term, leader, last_upload_ms
 /// Terminals with events in the ledger, per store.
 pub const ORIGINS_ALL: &str = "SELECT store, origin FROM origins ORDER BY store, origin";
 
+/// Schema version.
+pub const SCHEMA_VERSION: &str = "SELECT value FROM counters WHERE name = 'schema_version'";
+
 /// Current master version.
 pub const MASTER_VERSION: &str = "SELECT value FROM counters WHERE name = 'master_version'";
 
@@ -121,16 +124,20 @@ pub const SALES_BY_DAY: &str = "SELECT s.store, s.day, COUNT(*), CAST(SUM(s.item
      GROUP BY s.store, s.day ORDER BY s.store, s.day";
 
 /// Payments per store, day, method and provider.
-pub const PAYMENTS_BY_DAY: &str = "SELECT p.store, p.day, p.method, p.provider, COUNT(*), CAST(SUM(p.amount) AS BIGINT), \
+/// (Lines and payments are reached through their sale, found by the sales' day index; a
+/// sale and its lines and payments are folded in one transaction.)
+pub const PAYMENTS_BY_DAY: &str = "SELECT s.store, s.day, p.method, p.provider, COUNT(*), CAST(SUM(p.amount) AS BIGINT), \
      CAST(SUM(CASE WHEN t.status IN ('VOID', 'REFUNDED') THEN p.amount ELSE 0 END) AS BIGINT) \
-     FROM sale_payments p LEFT JOIN txn_status t ON t.store = p.store AND t.txn_id = p.txn_id \
-     WHERE p.day >= $1 AND p.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR p.store = $3) \
-     GROUP BY p.store, p.day, p.method, p.provider ORDER BY p.store, p.day, p.method, p.provider";
+     FROM sales s JOIN sale_payments p ON p.store = s.store AND p.txn_id = s.txn_id \
+     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
+     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
+     GROUP BY s.store, s.day, p.method, p.provider ORDER BY s.store, s.day, p.method, p.provider";
 
 /// Best sellers.
 pub const TOP_SKUS: &str = "SELECT l.sku, CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.total) AS BIGINT) \
-     FROM sale_lines l LEFT JOIN txn_status t ON t.store = l.store AND t.txn_id = l.txn_id \
-     WHERE l.day >= $1 AND l.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR l.store = $3) \
+     FROM sales s JOIN sale_lines l ON l.store = s.store AND l.txn_id = s.txn_id \
+     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
+     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
      AND COALESCE(t.status, 'PAID') NOT IN ('VOID', 'REFUNDED') \
      GROUP BY l.sku ORDER BY 2 DESC, 1 LIMIT $4";
 

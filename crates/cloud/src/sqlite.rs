@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS origins (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters (name, value) VALUES ('master_version', 0);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('schema_version', 1);
 CREATE TABLE IF NOT EXISTS master (
     kind TEXT NOT NULL, key TEXT NOT NULL, store TEXT NOT NULL, version INTEGER NOT NULL, body TEXT,
     PRIMARY KEY (kind, key, store)
@@ -72,13 +73,11 @@ CREATE TABLE IF NOT EXISTS sale_lines (
     sku TEXT NOT NULL, quantity INTEGER NOT NULL, total INTEGER NOT NULL,
     PRIMARY KEY (store, txn_id, line_no)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sale_lines_by_day ON sale_lines (day, store);
 CREATE TABLE IF NOT EXISTS sale_payments (
     store TEXT NOT NULL, txn_id TEXT NOT NULL, payment_id TEXT NOT NULL, day INTEGER NOT NULL,
     method TEXT NOT NULL, provider TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY (store, txn_id, payment_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sale_payments_by_day ON sale_payments (day, store);
 CREATE TABLE IF NOT EXISTS txn_status (
     store TEXT NOT NULL, txn_id TEXT NOT NULL, status TEXT NOT NULL,
     wall_ms INTEGER NOT NULL, logical INTEGER NOT NULL, replica INTEGER NOT NULL,
@@ -132,6 +131,7 @@ impl SqliteLedger {
         }
         let write = open(path)?;
         write.execute_batch(SCHEMA)?;
+        crate::ledger::check_schema(write.query_row(sql::SCHEMA_VERSION, [], |r| r.get(0))?)?;
         let read = open(path)?;
         let project_read = open(path)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("cloud");
@@ -474,7 +474,7 @@ fn write_facts(tx: &Connection, store: &str, f: &Facts) -> Result<(), LedgerErro
         ])?;
     }
     let mut st = tx.prepare_cached(sql::MERGE_STATUS)?;
-    for s in &f.statuses {
+    for s in f.statuses_merged() {
         st.execute(params![
             store,
             s.txn_id,
@@ -485,14 +485,8 @@ fn write_facts(tx: &Connection, store: &str, f: &Facts) -> Result<(), LedgerErro
         ])?;
     }
     let mut st = tx.prepare_cached(sql::MERGE_STOCK)?;
-    for s in &f.stock {
-        st.execute(params![
-            store,
-            s.sku,
-            s.replica as i64,
-            s.p as i64,
-            s.n as i64
-        ])?;
+    for (sku, replica, p, n) in f.stock_merged() {
+        st.execute(params![store, sku, replica as i64, p as i64, n as i64])?;
     }
     Ok(())
 }
