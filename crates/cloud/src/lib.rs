@@ -85,6 +85,8 @@ pub struct Cloud {
     /// Lifetime of store credentials, ms.
     pub store_token_ms: u64,
     project_now: Notify,
+    /// One catch-up at a time in this instance (the projector task and report requests).
+    projecting: tokio::sync::Mutex<()>,
 }
 
 impl Cloud {
@@ -96,6 +98,7 @@ impl Cloud {
             metrics: metrics::Metrics::default(),
             store_token_ms: u64::from(cfg.auth.store_token_days) * 86_400_000,
             project_now: Notify::new(),
+            projecting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -127,6 +130,7 @@ impl Cloud {
 
     /// Folds pending events into the reports until none are left (bounded).
     pub async fn catch_up(&self) -> Result<(), LedgerError> {
+        let _one = self.projecting.lock().await;
         for _ in 0..CATCH_UP_STEPS_MAX {
             if self.ledger.project(PROJECTION_STEP).await? == 0 {
                 break;

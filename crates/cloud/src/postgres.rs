@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS stock (
 
 /// Serialises schema creation between instances starting together.
 const SCHEMA_LOCK: i64 = 0x7469_6c6c_6d65_7368;
+/// Serialises projection steps between instances.
+const PROJECTION_LOCK: i64 = 0x7469_6c6c_7072_6f6a;
 
 const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, kind, hlc_ms, body) \
      SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BYTEA[]) \
@@ -385,13 +387,18 @@ impl Ledger for PgLedger {
 
     async fn project(&self, limit: usize) -> Result<usize, LedgerError> {
         let mut client = self.client().await?;
-        let origins: Vec<(String, u64, u64, i32)> = client
+        let tx = client.transaction().await?;
+        // One projector at a time across every instance: the others wait here and then plan
+        // from the cursors this one committed (no duplicated work, no waits on its rows).
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROJECTION_LOCK])
+            .await?;
+        let origins: Vec<(String, u64, u64, i32)> = tx
             .query(sql::ORIGINS_TO_PROJECT, &[])
             .await?
             .iter()
             .map(|r| (r.get(0), u(r.get(1)), u(r.get(2)), r.get(3)))
             .collect();
-        let projected: HashMap<(String, u64), u64> = client
+        let projected: HashMap<(String, u64), u64> = tx
             .query(sql::PROJECTED, &[])
             .await?
             .iter()
@@ -401,7 +408,6 @@ impl Ledger for PgLedger {
         if steps.is_empty() {
             return Ok(0);
         }
-        let tx = client.transaction().await?;
         let mut by_store: BTreeMap<String, Facts> = BTreeMap::new();
         let mut done = 0;
         for st in &steps {
