@@ -7,6 +7,7 @@
 
 pub mod codec;
 mod error;
+pub mod raft;
 mod read;
 mod schema;
 mod write;

@@ -1,0 +1,50 @@
+//! The store's Raft group (openraft 0.9, storage v2): the type configuration, the replicated
+//! store state (what the cloud has acknowledged per origin, the applied master-data version,
+//! store-wide settings), and its durable storage on SQLite through `tillmesh_store::raft`.
+//!
+//! Network, bootstrap from discovery and the uplink build on this (see ARCHITECTURE.md).
+
+pub mod machine;
+pub mod storage;
+
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// A change to the replicated store state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// The cloud acknowledged every event of these origins up to these seqs. A watermark never
+    /// moves backwards: a lower value than the one held is ignored.
+    Acked {
+        /// (origin, contiguous seq) pairs.
+        watermarks: Vec<(u64, u64)>,
+    },
+    /// Every till applied this master-data version (versions only grow).
+    MasterVersion(u64),
+    /// A store-wide setting.
+    Setting {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+}
+
+/// What applying a command answers: the log index it was applied at.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Log index.
+    pub index: u64,
+}
+
+openraft::declare_raft_types!(
+    /// The Raft types of a store: node ids are terminal ids.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);

@@ -1,0 +1,330 @@
+//! openraft's log storage and state machine on `tillmesh_store::raft::RaftDb` (SQLite, every
+//! write fsync'd). Entries, the vote and snapshots are encoded with bincode (serde); the
+//! state machine is persisted whole after each applied run of entries (it is small: a
+//! watermark per origin, a version, settings).
+
+// openraft's StorageError (over 200 bytes) is the error type its traits require.
+#![allow(clippy::result_large_err)]
+
+use crate::machine::StoreMachine;
+use crate::{Applied, TypeConfig};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader,
+    RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+use tillmesh_store::raft::RaftDb;
+
+type Error = StorageError<u64>;
+
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const PURGED: &str = "last_purged";
+const MACHINE: &str = "machine";
+const SNAPSHOT: &str = "snapshot";
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ 64 << 20 }>()
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, AnyError> {
+    bincode::serde::encode_to_vec(v, config()).map_err(|e| AnyError::error(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, AnyError> {
+    bincode::serde::decode_from_slice(b, config())
+        .map(|(v, _)| v)
+        .map_err(|e| AnyError::error(e.to_string()))
+}
+
+fn db_err(e: tillmesh_store::StoreError) -> AnyError {
+    AnyError::error(e.to_string())
+}
+
+/// Opens the Raft database of a till.
+pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), Error> {
+    let db = Arc::new(RaftDb::open(path).map_err(|e| StorageIOError::write(db_err(e)))?);
+    let machine = match db
+        .meta(MACHINE)
+        .map_err(|e| StorageIOError::read_state_machine(db_err(e)))?
+    {
+        Some(b) => decode(&b).map_err(StorageIOError::read_state_machine)?,
+        None => StoreMachine::default(),
+    };
+    Ok((
+        LogStore { db: db.clone() },
+        StateMachineStore { db, machine },
+    ))
+}
+
+/// The Raft log and vote.
+#[derive(Clone, Debug)]
+pub struct LogStore {
+    db: Arc<RaftDb>,
+}
+
+impl LogStore {
+    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageIOError<u64>> {
+        match self
+            .db
+            .meta(key)
+            .map_err(|e| StorageIOError::read(db_err(e)))?
+        {
+            Some(b) => Ok(Some(decode(&b).map_err(StorageIOError::read)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn set_meta<T: Serialize>(&self, key: &str, v: &T) -> Result<(), StorageIOError<u64>> {
+        let b = encode(v).map_err(StorageIOError::write)?;
+        self.db
+            .set_meta(&[(key, Some(b.as_slice()))])
+            .map_err(|e| StorageIOError::write(db_err(e)))
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, Error> {
+        let mut from = match range.start_bound() {
+            Bound::Included(&x) => x,
+            Bound::Excluded(&x) => x + 1,
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(&x) => x.saturating_add(1),
+            Bound::Excluded(&x) => x,
+            Bound::Unbounded => u64::MAX,
+        };
+        let mut out = Vec::new();
+        while from < to {
+            let chunk = self
+                .db
+                .range(from, to)
+                .map_err(|e| StorageIOError::read_logs(db_err(e)))?;
+            let Some(&(last, _)) = chunk.last() else {
+                break;
+            };
+            for (_, b) in chunk {
+                out.push(decode(&b).map_err(StorageIOError::read_logs)?);
+            }
+            from = last + 1;
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, Error> {
+        let last_purged_log_id: Option<LogId<u64>> = self.meta(PURGED)?;
+        let last = self
+            .db
+            .last()
+            .map_err(|e| StorageIOError::read_logs(db_err(e)))?;
+        let last_log_id = match last {
+            Some((_, b)) => {
+                let e: Entry<TypeConfig> = decode(&b).map_err(StorageIOError::read_logs)?;
+                Some(e.log_id)
+            }
+            None => last_purged_log_id,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), Error> {
+        self.set_meta(VOTE, vote)
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, Error> {
+        Ok(self.meta(VOTE)?)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), Error> {
+        Ok(self.set_meta(COMMITTED, &committed)?)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, Error> {
+        Ok(self.meta::<Option<LogId<u64>>>(COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut rows = Vec::new();
+        for e in entries {
+            rows.push((
+                e.log_id.index,
+                encode(&e).map_err(StorageIOError::write_logs)?,
+            ));
+        }
+        let r = self.db.append(&rows);
+        // The append is durable (fsync'd COMMIT) before openraft hears it is flushed.
+        callback.log_io_completed(
+            r.as_ref()
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string())),
+        );
+        r.map_err(|e| StorageIOError::write_logs(db_err(e)).into())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), Error> {
+        self.db
+            .truncate_from(log_id.index)
+            .map_err(|e| StorageIOError::write_logs(db_err(e)).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), Error> {
+        let b = encode(&log_id).map_err(StorageIOError::write_logs)?;
+        self.db
+            .purge_upto(log_id.index, PURGED, &b)
+            .map_err(|e| StorageIOError::write_logs(db_err(e)).into())
+    }
+}
+
+/// The state machine: the store state, persisted after every applied run of entries, and
+/// the latest snapshot.
+#[derive(Clone, Debug)]
+pub struct StateMachineStore {
+    db: Arc<RaftDb>,
+    machine: StoreMachine,
+}
+
+impl StateMachineStore {
+    /// The current store state.
+    pub fn machine(&self) -> &StoreMachine {
+        &self.machine
+    }
+
+    fn persist(&self) -> Result<(), StorageIOError<u64>> {
+        let b = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
+        self.db
+            .set_meta(&[(MACHINE, Some(b.as_slice()))])
+            .map_err(|e| StorageIOError::write_state_machine(db_err(e)))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, Error> {
+        let data = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
+        let last = self.machine.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.machine.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}",
+                last.map_or(0, |l| l.leader_id.term),
+                last.map_or(0, |l| l.index)
+            ),
+        };
+        let stored =
+            encode(&(&meta, &data)).map_err(|e| StorageIOError::write_snapshot(None, e))?;
+        self.db
+            .set_meta(&[(SNAPSHOT, Some(stored.as_slice()))])
+            .map_err(|e| StorageIOError::write_snapshot(None, db_err(e)))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), Error> {
+        Ok((self.machine.last_applied, self.machine.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, Error>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        for e in entries {
+            self.machine.last_applied = Some(e.log_id);
+            match e.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(c) => self.machine.apply(&c),
+                EntryPayload::Membership(m) => {
+                    self.machine.membership = StoredMembership::new(Some(e.log_id), m);
+                }
+            }
+            out.push(Applied {
+                index: e.log_id.index,
+            });
+        }
+        self.persist()?;
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, Error> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), Error> {
+        let data = snapshot.into_inner();
+        let mut machine: StoreMachine =
+            decode(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
+        machine.last_applied = meta.last_log_id;
+        machine.membership = meta.last_membership.clone();
+        self.machine = machine;
+        let stored = encode(&(meta, &data))
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
+        let m = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
+        self.db
+            .set_meta(&[
+                (SNAPSHOT, Some(stored.as_slice())),
+                (MACHINE, Some(m.as_slice())),
+            ])
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), db_err(e)))?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, Error> {
+        let Some(b) = self
+            .db
+            .meta(SNAPSHOT)
+            .map_err(|e| StorageIOError::read_snapshot(None, db_err(e)))?
+        else {
+            return Ok(None);
+        };
+        let (meta, data): (SnapshotMeta<u64, BasicNode>, Vec<u8>) =
+            decode(&b).map_err(|e| StorageIOError::read_snapshot(None, e))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
