@@ -5,6 +5,8 @@
 //! Network, bootstrap from discovery and the uplink build on this (see ARCHITECTURE.md).
 
 pub mod machine;
+pub mod network;
+pub mod node;
 pub mod storage;
 
 use serde::{Deserialize, Serialize};

@@ -58,9 +58,14 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), Error> {
         Some(b) => decode(&b).map_err(StorageIOError::read_state_machine)?,
         None => StoreMachine::default(),
     };
+    let (published, _) = tokio::sync::watch::channel(machine.clone());
     Ok((
         LogStore { db: db.clone() },
-        StateMachineStore { db, machine },
+        StateMachineStore {
+            db,
+            machine,
+            published: Arc::new(published),
+        },
     ))
 }
 
@@ -208,6 +213,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 pub struct StateMachineStore {
     db: Arc<RaftDb>,
     machine: StoreMachine,
+    published: Arc<tokio::sync::watch::Sender<StoreMachine>>,
 }
 
 impl StateMachineStore {
@@ -216,11 +222,18 @@ impl StateMachineStore {
         &self.machine
     }
 
+    /// Follows the store state as entries are applied.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<StoreMachine> {
+        self.published.subscribe()
+    }
+
     fn persist(&self) -> Result<(), StorageIOError<u64>> {
         let b = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
         self.db
             .set_meta(&[(MACHINE, Some(b.as_slice()))])
-            .map_err(|e| StorageIOError::write_state_machine(db_err(e)))
+            .map_err(|e| StorageIOError::write_state_machine(db_err(e)))?;
+        self.published.send_replace(self.machine.clone());
+        Ok(())
     }
 }
 

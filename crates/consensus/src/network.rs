@@ -1,0 +1,169 @@
+//! Raft RPCs over any request/response transport between tills. The mesh carries them over
+//! its QUIC connections (same mutual TLS); tests and the simulator use memory. A request and
+//! its answer are bincode-encoded [`RaftRpc`] / [`RaftReply`] values with a size limit.
+
+use crate::TypeConfig;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode, Raft};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Largest encoded RPC or answer.
+pub const RPC_BYTES_MAX: usize = 16 << 20;
+
+/// Sends one request to a till and returns its answer.
+pub trait RaftTransport: Send + Sync + 'static {
+    /// Calls `target` (a terminal id) with `body`; errors are unreachability.
+    fn call(
+        &self,
+        target: u64,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+}
+
+/// A Raft request.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftRpc {
+    /// Replication and heartbeats.
+    Append(AppendEntriesRequest<TypeConfig>),
+    /// Elections.
+    Vote(VoteRequest<u64>),
+    /// A snapshot chunk.
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// The answer to a [`RaftRpc`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftReply {
+    /// To `Append`.
+    Append(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    /// To `Vote`.
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    /// To `Snapshot`.
+    Snapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<RPC_BYTES_MAX>()
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(v, config()).map_err(|e| e.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    bincode::serde::decode_from_slice(b, config())
+        .map(|(v, _)| v)
+        .map_err(|e| e.to_string())
+}
+
+/// Serves one encoded request on the local Raft node; a request that does not decode gets
+/// an empty answer (the caller sees a network error).
+pub async fn serve(raft: &Raft<TypeConfig>, body: &[u8]) -> Vec<u8> {
+    let reply = match decode::<RaftRpc>(body) {
+        Ok(RaftRpc::Append(r)) => RaftReply::Append(raft.append_entries(r).await),
+        Ok(RaftRpc::Vote(r)) => RaftReply::Vote(raft.vote(r).await),
+        Ok(RaftRpc::Snapshot(r)) => RaftReply::Snapshot(raft.install_snapshot(r).await),
+        Err(e) => {
+            tracing::warn!(cause = %e, "malformed Raft request");
+            return Vec::new();
+        }
+    };
+    encode(&reply).unwrap_or_default()
+}
+
+/// Builds a [`Client`] per target.
+#[derive(Debug)]
+pub struct Network<T> {
+    transport: Arc<T>,
+}
+
+impl<T> Network<T> {
+    /// A factory over `transport`.
+    pub fn new(transport: Arc<T>) -> Self {
+        Self { transport }
+    }
+}
+
+impl<T: RaftTransport> RaftNetworkFactory<TypeConfig> for Network<T> {
+    type Network = Client<T>;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Self::Network {
+        Client {
+            target,
+            transport: self.transport.clone(),
+        }
+    }
+}
+
+/// Sends RPCs to one till.
+#[derive(Debug)]
+pub struct Client<T> {
+    target: u64,
+    transport: Arc<T>,
+}
+
+type RpcResult<R, E> = Result<R, RPCError<u64, BasicNode, E>>;
+
+impl<T: RaftTransport> Client<T> {
+    async fn exchange<E: std::error::Error>(
+        &self,
+        rpc: RaftRpc,
+        option: &RPCOption,
+    ) -> RpcResult<RaftReply, E> {
+        let body = encode(&rpc).map_err(|e| NetworkError::new(&AnyError::error(e)))?;
+        let answer =
+            tokio::time::timeout(option.hard_ttl(), self.transport.call(self.target, body))
+                .await
+                .map_err(|_| Unreachable::new(&AnyError::error("timed out")))?
+                .map_err(|e| Unreachable::new(&AnyError::error(e)))?;
+        decode(&answer).map_err(|e| NetworkError::new(&AnyError::error(e)).into())
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<u64, BasicNode, E> {
+    NetworkError::new(&AnyError::error("answer of another kind")).into()
+}
+
+impl<T: RaftTransport> RaftNetwork<TypeConfig> for Client<T> {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>, RaftError<u64>> {
+        match self.exchange(RaftRpc::Append(rpc), &option).await? {
+            RaftReply::Append(r) => r.map_err(|e| RemoteError::new(self.target, e).into()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+        match self.exchange(RaftRpc::Snapshot(rpc), &option).await? {
+            RaftReply::Snapshot(r) => r.map_err(|e| RemoteError::new(self.target, e).into()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>, RaftError<u64>> {
+        match self.exchange(RaftRpc::Vote(rpc), &option).await? {
+            RaftReply::Vote(r) => r.map_err(|e| RemoteError::new(self.target, e).into()),
+            _ => Err(unexpected()),
+        }
+    }
+}

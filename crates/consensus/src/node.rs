@@ -1,0 +1,131 @@
+//! A till's Raft node: storage, network, timing, and the bootstrap rule.
+//!
+//! Bootstrap rule: among the terminals a till sees in its discovery window, the one with the
+//! lowest id initialises the group with every seen terminal as a voter; the others only
+//! answer RPCs. Initialising is refused by openraft once a node has any log or vote, so a
+//! till that restarts never founds a second group.
+
+use crate::machine::StoreMachine;
+use crate::network::{Network, RaftTransport};
+use crate::storage::{StateMachineStore, open};
+use crate::{Applied, Command, TypeConfig};
+use openraft::{BasicNode, Config, Raft};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Raft timing (milliseconds). openraft's guidance: heartbeat below half the minimum election
+/// timeout, election timeout well above the log append latency (an fsync here).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Leader heartbeat.
+    pub heartbeat_ms: u64,
+    /// Election timeout, lower bound.
+    pub election_min_ms: u64,
+    /// Election timeout, upper bound.
+    pub election_max_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 150,
+            election_min_ms: 500,
+            election_max_ms: 1_000,
+        }
+    }
+}
+
+/// A running Raft node of one till.
+#[derive(Clone)]
+pub struct StoreRaft {
+    /// The terminal id.
+    pub id: u64,
+    /// The openraft handle.
+    pub raft: Raft<TypeConfig>,
+    state: tokio::sync::watch::Receiver<StoreMachine>,
+}
+
+impl std::fmt::Debug for StoreRaft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreRaft").field("id", &self.id).finish()
+    }
+}
+
+impl StoreRaft {
+    /// Starts the node on its Raft database (`path`) and a transport to its peers.
+    pub async fn start<T: RaftTransport>(
+        id: u64,
+        path: &Path,
+        transport: Arc<T>,
+        timing: Timing,
+    ) -> Result<Self, String> {
+        let config = Config {
+            cluster_name: "tillmesh-store".into(),
+            heartbeat_interval: timing.heartbeat_ms,
+            election_timeout_min: timing.election_min_ms,
+            election_timeout_max: timing.election_max_ms,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| e.to_string())?;
+        let (log, sm): (_, StateMachineStore) = open(path).map_err(|e| e.to_string())?;
+        let state = sm.subscribe();
+        let raft = Raft::new(id, Arc::new(config), Network::new(transport), log, sm)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self { id, raft, state })
+    }
+
+    /// Applies the bootstrap rule to the terminals seen (this one included): the lowest id
+    /// initialises the group with all of them as voters. Returns whether this node did.
+    pub async fn bootstrap(&self, seen: &[u64]) -> Result<bool, String> {
+        let lowest = seen
+            .iter()
+            .copied()
+            .chain([self.id])
+            .min()
+            .unwrap_or(self.id);
+        if lowest != self.id {
+            return Ok(false);
+        }
+        let members: BTreeMap<u64, BasicNode> = seen
+            .iter()
+            .copied()
+            .chain([self.id])
+            .map(|t| (t, BasicNode::new(format!("t{t}"))))
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(true),
+            // Already part of a group (restart): never found a second one.
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The replicated store state as applied on this node.
+    pub fn state(&self) -> StoreMachine {
+        self.state.borrow().clone()
+    }
+
+    /// The current leader, as this node knows it.
+    pub async fn leader(&self) -> Option<u64> {
+        self.raft.current_leader().await
+    }
+
+    /// Proposes a command (on the leader); answers once it is committed.
+    pub async fn propose(&self, c: Command) -> Result<Applied, String> {
+        self.raft
+            .client_write(c)
+            .await
+            .map(|r| r.data)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Stops the node.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
