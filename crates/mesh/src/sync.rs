@@ -21,7 +21,7 @@ use crate::identity::{TillIdentity, store_dns, store_label};
 use crate::transport::{Link, QuicTransport, Transport};
 use crate::wire::{self, Frame, WireError};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -56,6 +56,11 @@ pub trait Replicator: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// The origin id of this till's own events.
     fn own_origin(&self) -> Option<ReplicaId>;
+    /// Answers a request from a peer (Raft RPCs). By default there is nothing to answer.
+    fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+        let _ = (from_terminal, body);
+        async { Vec::new() }
+    }
 }
 
 /// Mesh settings.
@@ -198,7 +203,7 @@ impl Faults {
     }
 }
 
-struct Shared<R, T> {
+struct Shared<R, T: Transport> {
     store_id: String,
     terminal: u64,
     cfg: MeshConfig,
@@ -209,6 +214,8 @@ struct Shared<R, T> {
     targets: Mutex<HashSet<SocketAddr>>,
     faults: Faults,
     stop: watch::Sender<bool>,
+    /// The outbound link to each peer, for requests (`Mesh::call`).
+    links: Mutex<HashMap<u64, Arc<T::Link>>>,
 }
 
 /// A running mesh over transport `T` (QUIC unless a test or the simulator plugs another).
@@ -263,6 +270,7 @@ impl<R: Replicator, T: Transport> Mesh<R, T> {
             replicator,
             peers: Mutex::new(BTreeMap::new()),
             pushing_to: Mutex::new(HashSet::new()),
+            links: Mutex::new(HashMap::new()),
             targets: Mutex::new(HashSet::new()),
             faults: Faults::default(),
             stop,
@@ -322,6 +330,34 @@ impl<R: Replicator, T: Transport> Mesh<R, T> {
             }
         }
         out
+    }
+
+    /// Sends a request to a peer over this till's connection to it and returns the answer
+    /// (Raft RPCs). Fails when there is no connection, the peer is blocked, or the answer is
+    /// not one; the caller bounds the wait.
+    pub async fn call(&self, terminal: u64, body: Vec<u8>) -> Result<Vec<u8>, MeshError> {
+        let s = &self.shared;
+        if s.faults.is_blocked(terminal) {
+            return Err(MeshError::Connection("blocked by fault injection".into()));
+        }
+        let link = s
+            .links
+            .lock()
+            .expect("links lock")
+            .get(&terminal)
+            .cloned()
+            .ok_or_else(|| {
+                MeshError::Connection(format!("no connection to terminal {terminal}"))
+            })?;
+        let (mut send, mut recv) = link.open().await?;
+        write_frame(&mut send, &Frame::Rpc(body)).await?;
+        match read_frame(&mut recv).await? {
+            Frame::RpcReply(answer) => Ok(answer),
+            other => Err(MeshError::Protocol(format!(
+                "{} in answer to a request",
+                frame_name(&other)
+            ))),
+        }
     }
 
     /// Fault injection.
@@ -421,6 +457,8 @@ fn frame_name(f: &Frame) -> &'static str {
         Frame::Events(_) => "Events",
         Frame::Ack(_) => "Ack",
         Frame::Probe => "Probe",
+        Frame::Rpc(_) => "Rpc",
+        Frame::RpcReply(_) => "RpcReply",
     }
 }
 
@@ -491,9 +529,13 @@ async fn receive<R: Replicator, T: Transport>(
         write_frame(&mut send, &hello(s)).await?;
         with_peer(s, peer, addr, |p| p.inbound = true);
         let mut faults = s.faults.changed.subscribe();
+        // Further streams the peer opens each carry one request.
+        let rpcs = serve_requests(s, link, peer);
+        tokio::pin!(rpcs);
         loop {
             let frame = tokio::select! {
                 f = read_frame(&mut recv) => f?,
+                e = &mut rpcs => return Err(e),
                 reason = link.closed() => return Err(MeshError::Connection(reason)),
                 _ = faults.changed() => {
                     if s.faults.is_blocked(peer) {
@@ -536,6 +578,54 @@ async fn receive<R: Replicator, T: Transport>(
     }
     result
 }
+
+/// Accepts request streams on an inbound link and answers each on its own task; returns
+/// when the link fails.
+async fn serve_requests<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    link: &T::Link,
+    peer: u64,
+) -> MeshError {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let (mut send, mut recv) = match link.accept().await {
+            Ok(streams) => streams,
+            Err(e) => return e,
+        };
+        while tasks.try_join_next().is_some() {}
+        if tasks.len() >= RPC_CONCURRENT_MAX {
+            warn!(
+                peer,
+                "too many requests in flight from a peer; dropping one"
+            );
+            continue;
+        }
+        let replicator = s.replicator.clone();
+        let blocked = s.faults.is_blocked(peer);
+        tasks.spawn(async move {
+            if blocked {
+                return;
+            }
+            match read_frame(&mut recv).await {
+                Ok(Frame::Rpc(body)) => {
+                    let answer = replicator.rpc(peer, body).await;
+                    if let Err(e) = write_frame(&mut send, &Frame::RpcReply(answer)).await {
+                        debug!(peer, cause = %e, "could not answer a request");
+                    }
+                }
+                Ok(other) => warn!(
+                    peer,
+                    frame = frame_name(&other),
+                    "unexpected frame on a request stream"
+                ),
+                Err(e) => debug!(peer, cause = %e, "request stream failed"),
+            }
+        });
+    }
+}
+
+/// Most requests from one peer answered at once.
+pub const RPC_CONCURRENT_MAX: usize = 64;
 
 // ----- pushing -----------------------------------------------------------------------
 
@@ -586,11 +676,12 @@ async fn push<R: Replicator, T: Transport>(
     s: &Shared<R, T>,
     addr: SocketAddr,
 ) -> Result<PushEnd, (Option<u64>, MeshError)> {
-    let link = s
-        .transport
-        .dial(addr, &store_dns(&s.store_id))
-        .await
-        .map_err(|e| (None, e))?;
+    let link = Arc::new(
+        s.transport
+            .dial(addr, &store_dns(&s.store_id))
+            .await
+            .map_err(|e| (None, e))?,
+    );
     let (_, peer) = link.peer();
     if peer == s.terminal {
         link.close(0, "self");
@@ -613,6 +704,10 @@ async fn push<R: Replicator, T: Transport>(
         let reply = read_frame(&mut recv).await?;
         let mut theirs = check_hello(s, reply, peer)?;
         info!(peer, %addr, "pushing to peer");
+        s.links
+            .lock()
+            .expect("links lock")
+            .insert(peer, link.clone());
         with_peer(s, peer, addr, |p| {
             p.outbound = PeerState::Connected;
             p.last_error = None;
@@ -641,7 +736,7 @@ async fn push<R: Replicator, T: Transport>(
                         // Anti-entropy: re-read what the peer holds and relay anything it
                         // lacks from any origin (repairs partitions and lost data).
                         write_frame(&mut send, &Frame::Probe).await?;
-                        theirs = await_ack(&link, &mut recv, ack_timeout).await?;
+                        theirs = await_ack(&*link, &mut recv, ack_timeout).await?;
                         with_peer(s, peer, addr, |p| p.their_vv = theirs.clone());
                         scope = Scope::All;
                     }
@@ -650,7 +745,7 @@ async fn push<R: Replicator, T: Transport>(
                 continue;
             };
             write_bytes(&mut send, &frame).await?;
-            theirs = await_ack(&link, &mut recv, ack_timeout).await?;
+            theirs = await_ack(&*link, &mut recv, ack_timeout).await?;
             let wire_bytes = link.wire_bytes_sent();
             with_peer(s, peer, addr, |p| {
                 p.events_sent += n as u64;
@@ -661,6 +756,12 @@ async fn push<R: Replicator, T: Transport>(
         }
     }
     .await;
+    {
+        let mut links = s.links.lock().expect("links lock");
+        if links.get(&peer).is_some_and(|l| Arc::ptr_eq(l, &link)) {
+            links.remove(&peer);
+        }
+    }
     let e = result
         .err()
         .unwrap_or_else(|| MeshError::Connection("ended".into()));

@@ -35,6 +35,10 @@ pub enum Frame {
     Ack(VersionVector),
     /// Anti-entropy: "tell me what you hold" (answered with `Ack`).
     Probe,
+    /// A request to the receiving till (Raft RPCs), alone on its own stream.
+    Rpc(Vec<u8>),
+    /// The answer to an `Rpc`, on the same stream.
+    RpcReply(Vec<u8>),
 }
 
 /// Decoding errors: each one ends the connection with a logged reason.

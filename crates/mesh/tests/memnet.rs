@@ -91,6 +91,15 @@ impl Replicator for MemReplica {
     fn own_origin(&self) -> Option<ReplicaId> {
         Some(self.inner.lock().unwrap().0.id())
     }
+
+    async fn rpc(&self, from: u64, mut body: Vec<u8>) -> Vec<u8> {
+        // Answers "<me>:<from>:" and the request reversed.
+        body.reverse();
+        let me = self.own_origin().map_or(0, |o| o.terminal());
+        let mut answer = format!("{me}:{from}:").into_bytes();
+        answer.extend(body);
+        answer
+    }
 }
 
 fn addr(i: u64) -> SocketAddr {
@@ -164,6 +173,47 @@ async fn in_memory_mesh_converges_partitions_and_heals() {
         reps.iter()
             .all(|r| r.stock("B") == 12 && r.stock("A") == total)
     );
+    for m in &meshes {
+        m.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_travel_over_the_peer_links_and_respect_cuts() {
+    let net = MemNet::new();
+    let cfg = MeshConfig {
+        anti_entropy_ms: 100,
+        ..MeshConfig::default()
+    };
+    let reps: Vec<Arc<MemReplica>> = (1..=2).map(MemReplica::new).collect();
+    let meshes: Vec<Mesh<MemReplica, _>> = (1..=2)
+        .map(|i| {
+            Mesh::with_transport(
+                cfg.clone(),
+                "S001",
+                i,
+                net.attach(addr(i), "s001", i),
+                reps[i as usize - 1].clone(),
+            )
+        })
+        .collect();
+    meshes[0].add_peer(addr(2));
+    meshes[1].add_peer(addr(1));
+    let mut answer = Err(tillmesh_mesh::MeshError::Connection("not yet".into()));
+    for _ in 0..200 {
+        answer = meshes[0].call(2, b"abc".to_vec()).await;
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(answer.unwrap(), b"2:1:cba".to_vec());
+    let back = meshes[1].call(1, b"xy".to_vec()).await;
+    assert_eq!(back.unwrap(), b"1:2:yx".to_vec());
+    // No connection to an unknown terminal; a blocked peer is not called.
+    assert!(meshes[0].call(9, vec![]).await.is_err());
+    meshes[0].faults().block(2);
+    assert!(meshes[0].call(2, vec![]).await.is_err());
     for m in &meshes {
         m.shutdown().await;
     }
