@@ -500,3 +500,84 @@ async fn till_with_damaged_database_rebuilds_from_peers() {
         );
     }
 }
+
+/// Waits until every till names the same leader and the group has `voters`; returns the leader.
+async fn one_leader(tills: &[&TestTill], voters: &[u64], within: Duration) -> u64 {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut leaders = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        for t in tills {
+            let r = t.node().raft.as_ref().expect("meshed tills run Raft");
+            leaders.insert(r.leader().await);
+            groups.insert(r.voters());
+        }
+        if leaders.len() == 1
+            && groups.len() == 1
+            && groups.first().is_some_and(|g| g == voters)
+            && let Some(Some(l)) = leaders.first()
+        {
+            return *l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no single leader over {voters:?} yet: leaders {leaders:?}, voter sets {groups:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tills_form_one_raft_group_over_the_mesh_and_fail_over() {
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[3, 1, 2]).await;
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let leader = one_leader(&all, &[1, 2, 3], Duration::from_secs(20)).await;
+    // A late fourth till is added by the leader.
+    let dir = tempfile::tempdir().unwrap();
+    let t4 = TestTill::start_with(mesh_config(dir.path(), &pki, 4, 0), dir).await;
+    for t in &tills {
+        t.mesh().add_peer(t4.mesh().local_addr());
+        t4.mesh().add_peer(t.mesh().local_addr());
+    }
+    let mut four: Vec<&TestTill> = tills.iter().collect();
+    four.push(&t4);
+    assert_eq!(
+        one_leader(&four, &[1, 2, 3, 4], Duration::from_secs(20)).await,
+        leader
+    );
+    // The leader stops; the others elect another.
+    let mut rest = Vec::new();
+    let mut stopped = None;
+    for t in tills.into_iter().chain([t4]) {
+        if t.cfg.terminal.id == leader {
+            stopped = Some(t);
+        } else {
+            rest.push(t);
+        }
+    }
+    stopped.unwrap().stop().await;
+    let rest_refs: Vec<&TestTill> = rest.iter().collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut leaders = BTreeSet::new();
+        for t in &rest_refs {
+            leaders.insert(t.node().raft.as_ref().unwrap().leader().await);
+        }
+        if leaders.len() == 1
+            && leaders
+                .first()
+                .is_some_and(|l| l.is_some_and(|l| l != leader))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in rest {
+        t.stop().await;
+    }
+}

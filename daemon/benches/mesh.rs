@@ -47,6 +47,7 @@ fn config(
         disable_gso: true,
         anti_entropy_ms: 2000,
         batch_events_max: 256,
+        raft_discovery_window_ms: 1_000,
     });
     cfg
 }

@@ -79,6 +79,13 @@ pub struct MeshSection {
     /// Most events per sync batch.
     #[serde(default = "default_batch")]
     pub batch_events_max: usize,
+    /// How long a till listens for peers before applying the Raft bootstrap rule, ms.
+    #[serde(default = "default_raft_window")]
+    pub raft_discovery_window_ms: u64,
+}
+
+fn default_raft_window() -> u64 {
+    3_000
 }
 
 fn default_mesh_listen() -> SocketAddr {

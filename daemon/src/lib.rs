@@ -4,6 +4,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod consensus;
 pub mod error;
 pub mod metrics;
 pub mod till;
@@ -17,9 +18,12 @@ use tillmesh_pos::event::Event;
 use tokio::net::TcpListener;
 use tracing::info;
 
-/// The mesh's view of a till.
+/// The mesh's view of a till: its events, and its Raft node for requests from peers.
 #[derive(Debug, Clone)]
-pub struct MeshLink(pub Arc<till::Till>);
+pub struct MeshLink(
+    pub Arc<till::Till>,
+    pub Arc<std::sync::OnceLock<tillmesh_consensus::node::StoreRaft>>,
+);
 
 impl Replicator for MeshLink {
     fn version_vector(&self) -> VersionVector {
@@ -50,6 +54,13 @@ impl Replicator for MeshLink {
     fn own_origin(&self) -> Option<ReplicaId> {
         Some(self.0.replica_id())
     }
+
+    async fn rpc(&self, _from_terminal: u64, body: Vec<u8>) -> Vec<u8> {
+        match self.1.get() {
+            Some(raft) => tillmesh_consensus::network::serve(&raft.raft, &body).await,
+            None => Vec::new(),
+        }
+    }
 }
 
 /// A running till: HTTP API, and the mesh when configured.
@@ -58,6 +69,9 @@ pub struct Node {
     pub till: Arc<till::Till>,
     /// The mesh, when `[mesh]` is configured.
     pub mesh: Option<Arc<Mesh<MeshLink>>>,
+    /// The store's Raft node, with the mesh.
+    pub raft: Option<tillmesh_consensus::node::StoreRaft>,
+    membership: Option<tokio::task::JoinHandle<()>>,
     /// The HTTP address.
     pub http_addr: SocketAddr,
     discovery: Option<Discovery>,
@@ -88,8 +102,8 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     })
     .await??;
     let till = Arc::new(till);
-    let (mesh, discovery) = match &cfg.mesh {
-        None => (None, None),
+    let (mesh, discovery, raft, membership) = match &cfg.mesh {
+        None => (None, None, None, None),
         Some(m) => {
             let identity = tillmesh_mesh::identity::TillIdentity::load(
                 &cfg.store.store_id,
@@ -113,11 +127,25 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 batch_events_max: m.batch_events_max,
                 ..MeshConfig::default()
             };
+            let raft_cell = Arc::new(std::sync::OnceLock::new());
             let mesh = Arc::new(Mesh::start(
                 mesh_cfg,
                 identity,
-                Arc::new(MeshLink(till.clone())),
+                Arc::new(MeshLink(till.clone(), raft_cell.clone())),
             )?);
+            let transport = Arc::new(consensus::MeshRaft::default());
+            transport.attach(&mesh);
+            let raft = tillmesh_consensus::node::StoreRaft::start(
+                cfg.terminal.id,
+                &cfg.terminal.data_dir.join("raft.db"),
+                transport.clone(),
+                tillmesh_consensus::node::Timing::default(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("raft: {e}"))?;
+            let _ = raft_cell.set(raft.clone());
+            let membership =
+                consensus::spawn_membership(raft.clone(), transport, m.raft_discovery_window_ms);
             let weak = Arc::downgrade(&mesh);
             till.set_mesh_peers(Box::new(move || {
                 weak.upgrade().map(|m| m.peers()).unwrap_or_default()
@@ -148,7 +176,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             } else {
                 None
             };
-            (Some(mesh), discovery)
+            (Some(mesh), discovery, Some(raft), Some(membership))
         }
     };
     let listener = TcpListener::bind(listen)
@@ -168,6 +196,8 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     Ok(Node {
         till,
         mesh,
+        raft,
+        membership,
         http_addr,
         discovery,
         stop,
@@ -180,6 +210,12 @@ impl Node {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.server.await??;
+        if let Some(t) = &self.membership {
+            t.abort();
+        }
+        if let Some(r) = &self.raft {
+            r.shutdown().await;
+        }
         if let Some(m) = &self.mesh {
             m.shutdown().await;
         }

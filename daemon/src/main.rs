@@ -395,6 +395,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     disable_gso: true,
                     anti_entropy_ms: 2000,
                     batch_events_max: 256,
+                    raft_discovery_window_ms: 1_000,
                 });
                 cfgs.push(cfg);
             }

@@ -38,6 +38,8 @@ pub enum RaftRpc {
     Vote(VoteRequest<u64>),
     /// A snapshot chunk.
     Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// "Are you in a group, and who leads it?" (the bootstrap rule asks before founding).
+    Probe,
 }
 
 /// The answer to a [`RaftRpc`].
@@ -49,6 +51,13 @@ pub enum RaftReply {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     /// To `Snapshot`.
     Snapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// To `Probe`.
+    Probe {
+        /// The node has a membership (is part of a group).
+        initialized: bool,
+        /// Its current leader.
+        leader: Option<u64>,
+    },
 }
 
 fn config() -> impl bincode::config::Config {
@@ -72,6 +81,18 @@ pub async fn serve(raft: &Raft<TypeConfig>, body: &[u8]) -> Vec<u8> {
         Ok(RaftRpc::Append(r)) => RaftReply::Append(raft.append_entries(r).await),
         Ok(RaftRpc::Vote(r)) => RaftReply::Vote(raft.vote(r).await),
         Ok(RaftRpc::Snapshot(r)) => RaftReply::Snapshot(raft.install_snapshot(r).await),
+        Ok(RaftRpc::Probe) => {
+            let m = raft.metrics().borrow().clone();
+            RaftReply::Probe {
+                initialized: m
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .next()
+                    .is_some(),
+                leader: m.current_leader,
+            }
+        }
         Err(e) => {
             tracing::warn!(cause = %e, "malformed Raft request");
             return Vec::new();
@@ -165,5 +186,20 @@ impl<T: RaftTransport> RaftNetwork<TypeConfig> for Client<T> {
             RaftReply::Vote(r) => r.map_err(|e| RemoteError::new(self.target, e).into()),
             _ => Err(unexpected()),
         }
+    }
+}
+
+/// Asks a till whether it is part of a group (for the bootstrap rule).
+pub async fn probe<T: RaftTransport>(
+    transport: &T,
+    target: u64,
+) -> Result<(bool, Option<u64>), String> {
+    let answer = transport.call(target, encode(&RaftRpc::Probe)?).await?;
+    match decode(&answer)? {
+        RaftReply::Probe {
+            initialized,
+            leader,
+        } => Ok((initialized, leader)),
+        _ => Err("answer of another kind".into()),
     }
 }

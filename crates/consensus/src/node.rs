@@ -1,9 +1,11 @@
 //! A till's Raft node: storage, network, timing, and the bootstrap rule.
 //!
-//! Bootstrap rule: among the terminals a till sees in its discovery window, the one with the
-//! lowest id initialises the group with every seen terminal as a voter; the others only
-//! answer RPCs. Initialising is refused by openraft once a node has any log or vote, so a
-//! till that restarts never founds a second group.
+//! Bootstrap rule: after its discovery window, a till that is not in a group asks every till
+//! it sees whether it is; if one is, it waits to be added by that group's leader. Otherwise
+//! the one with the lowest id among those seen initialises the group with every seen
+//! terminal as a voter. Initialising is refused by openraft once a node has any log or vote,
+//! so a till that restarts never founds a second group. The leader adds every connected till
+//! that is not a member (as a learner, then a voter), one change at a time.
 
 use crate::machine::StoreMachine;
 use crate::network::{Network, RaftTransport};
@@ -108,6 +110,73 @@ impl StoreRaft {
     /// The replicated store state as applied on this node.
     pub fn state(&self) -> StoreMachine {
         self.state.borrow().clone()
+    }
+
+    /// Whether this node is part of a group (has a membership).
+    pub fn initialized(&self) -> bool {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some()
+    }
+
+    /// Current voters.
+    pub fn voters(&self) -> Vec<u64> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    /// Current term.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// One round of the membership rule, given the tills this one is connected to: found the
+    /// group (bootstrap rule) when no one seen is in one, or, on the leader, add one
+    /// connected non-member (learner, then voter). Returns what it did, for logs.
+    pub async fn membership_round<T: RaftTransport>(
+        &self,
+        transport: &T,
+        connected: &[u64],
+    ) -> Result<&'static str, String> {
+        if !self.initialized() {
+            for &p in connected {
+                if let Ok((true, _)) = crate::network::probe(transport, p).await {
+                    return Ok("waiting to be added");
+                }
+            }
+            return Ok(if self.bootstrap(connected).await? {
+                "founded the group"
+            } else {
+                "waiting for a lower terminal"
+            });
+        }
+        if self.raft.current_leader().await != Some(self.id) {
+            return Ok("follower");
+        }
+        let voters = self.voters();
+        let Some(&new) = connected.iter().find(|p| !voters.contains(p)) else {
+            return Ok("leader, membership complete");
+        };
+        self.raft
+            .add_learner(new, BasicNode::new(format!("t{new}")), true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let all: std::collections::BTreeSet<u64> = voters.into_iter().chain([new]).collect();
+        self.raft
+            .change_membership(all, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok("added a voter")
     }
 
     /// The current leader, as this node knows it.

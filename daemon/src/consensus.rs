@@ -1,0 +1,73 @@
+//! The till's Raft node on the mesh: RPCs ride the mesh's peer links (same mutual TLS), and
+//! a task applies the membership rule every second after the discovery window: found the
+//! group when no one seen is in one (lowest terminal id), or, on the leader, add connected
+//! tills that are not members.
+
+use crate::MeshLink;
+use std::sync::{Arc, OnceLock, Weak};
+use tillmesh_consensus::network::RaftTransport;
+use tillmesh_consensus::node::StoreRaft;
+use tillmesh_mesh::{Mesh, PeerState};
+use tracing::{debug, info};
+
+/// Raft's transport: the mesh (set once the mesh exists).
+#[derive(Debug, Default)]
+pub struct MeshRaft {
+    mesh: OnceLock<Weak<Mesh<MeshLink>>>,
+}
+
+impl MeshRaft {
+    /// Connects the transport to the mesh.
+    pub fn attach(&self, mesh: &Arc<Mesh<MeshLink>>) {
+        let _ = self.mesh.set(Arc::downgrade(mesh));
+    }
+
+    fn mesh(&self) -> Option<Arc<Mesh<MeshLink>>> {
+        self.mesh.get().and_then(Weak::upgrade)
+    }
+
+    /// Terminals this till is connected to.
+    pub fn connected(&self) -> Vec<u64> {
+        self.mesh()
+            .map(|m| {
+                m.peers()
+                    .into_iter()
+                    .filter(|p| p.outbound == PeerState::Connected)
+                    .map(|p| p.terminal)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl RaftTransport for MeshRaft {
+    async fn call(&self, target: u64, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        let mesh = self.mesh().ok_or("the mesh is stopped")?;
+        mesh.call(target, body).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the membership rule: first after `window_ms`, then every second.
+pub fn spawn_membership(
+    raft: StoreRaft,
+    transport: Arc<MeshRaft>,
+    window_ms: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(window_ms)).await;
+        let mut last = "";
+        loop {
+            let connected = transport.connected();
+            match raft.membership_round(&*transport, &connected).await {
+                Ok(what) => {
+                    if what != last {
+                        info!(terminal = raft.id, what, ?connected, "raft membership");
+                        last = what;
+                    }
+                }
+                Err(e) => debug!(terminal = raft.id, cause = %e, "raft membership round failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
+}
