@@ -533,6 +533,13 @@ async fn tills_form_one_raft_group_over_the_mesh_and_fail_over() {
     let tills = start_store(&pki, &[3, 1, 2]).await;
     let all: Vec<&TestTill> = tills.iter().collect();
     let leader = one_leader(&all, &[1, 2, 3], Duration::from_secs(20)).await;
+    // Status shows the group.
+    let view = all[0]
+        .till()
+        .status()
+        .raft
+        .expect("a meshed till reports Raft");
+    assert_eq!((view.leader, view.voters), (Some(leader), vec![1, 2, 3]));
     // A late fourth till is added by the leader.
     let dir = tempfile::tempdir().unwrap();
     let t4 = TestTill::start_with(mesh_config(dir.path(), &pki, 4, 0), dir).await;

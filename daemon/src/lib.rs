@@ -144,6 +144,16 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             .await
             .map_err(|e| anyhow::anyhow!("raft: {e}"))?;
             let _ = raft_cell.set(raft.clone());
+            let view = raft.clone();
+            till.set_raft_view(Box::new(move || {
+                let m = view.raft.metrics().borrow().clone();
+                till::RaftView {
+                    leader: m.current_leader,
+                    term: m.current_term,
+                    voters: m.membership_config.membership().voter_ids().collect(),
+                    master_version: view.state().master_version,
+                }
+            }));
             let membership =
                 consensus::spawn_membership(raft.clone(), transport, m.raft_discovery_window_ms);
             let weak = Arc::downgrade(&mesh);

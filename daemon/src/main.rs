@@ -455,6 +455,17 @@ fn run(command: Command) -> anyhow::Result<()> {
                 s["catalog_items"], s["master_version"]
             );
             println!("cloud: {}", s["cloud"].as_str().unwrap_or("?"));
+            match s["raft"].as_object() {
+                Some(r) => println!(
+                    "raft: leader {}  term {}  voters {}",
+                    r["leader"]
+                        .as_u64()
+                        .map_or("none yet".into(), |l| format!("T{l}")),
+                    r["term"],
+                    r["voters"]
+                ),
+                None => println!("raft: off (no mesh)"),
+            }
             let peers = s["peers"].as_array().cloned().unwrap_or_default();
             if peers.is_empty() {
                 println!("mesh: no peers");

@@ -179,10 +179,25 @@ pub struct StatusView {
     pub master_version: u64,
     /// Mesh peers.
     pub peers: Vec<tillmesh_mesh::PeerView>,
+    /// The store's Raft group as this till sees it (with a mesh).
+    pub raft: Option<RaftView>,
     /// Cloud link (not part of this build yet).
     pub cloud: String,
     /// Now (RFC 3339).
     pub now: String,
+}
+
+/// The store's Raft group as one till sees it.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct RaftView {
+    /// Current leader (terminal id), if known.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Voting members.
+    pub voters: Vec<u64>,
+    /// Master-data version the store applied through Raft.
+    pub master_version: u64,
 }
 
 struct Core {
@@ -207,6 +222,7 @@ pub struct Till {
     prefix: String,
     changes: tokio::sync::watch::Sender<u64>,
     mesh_peers: std::sync::OnceLock<Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>>,
+    raft_view: std::sync::OnceLock<Box<dyn Fn() -> RaftView + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Till {
@@ -334,6 +350,7 @@ impl Till {
             prefix,
             changes: tokio::sync::watch::channel(0).0,
             mesh_peers: std::sync::OnceLock::new(),
+            raft_view: std::sync::OnceLock::new(),
         })
     }
 
@@ -1732,6 +1749,11 @@ impl Till {
         let _ = self.mesh_peers.set(f);
     }
 
+    /// Gives status a view of the store's Raft group.
+    pub fn set_raft_view(&self, f: Box<dyn Fn() -> RaftView + Send + Sync>) {
+        let _ = self.raft_view.set(f);
+    }
+
     /// This till's replica id (the origin of its own events).
     pub fn replica_id(&self) -> ReplicaId {
         self.core().replica.id()
@@ -1877,6 +1899,7 @@ impl Till {
             catalog_items: core.catalog.len(),
             master_version: core.master_version,
             peers,
+            raft: self.raft_view.get().map(|f| f()),
             cloud: "not configured".into(),
             now: rfc3339(now),
         }
