@@ -588,3 +588,35 @@ async fn tills_form_one_raft_group_over_the_mesh_and_fail_over() {
         t.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_till_gone_past_the_limit_leaves_the_raft_group() {
+    let pki = Pki::new("S001");
+    let mut tills = Vec::new();
+    for t in [1u64, 2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
+        cfg.mesh.as_mut().unwrap().raft_remove_after_ms = 2_000;
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    connect_all(&tills);
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let leader = one_leader(&all, &[1, 2, 3], Duration::from_secs(20)).await;
+    // A follower goes away for good; after the limit the group is the two others.
+    let gone = tills
+        .iter()
+        .position(|t| t.cfg.terminal.id != leader)
+        .unwrap();
+    let gone_id = tills[gone].cfg.terminal.id;
+    tills.remove(gone).stop().await;
+    let rest: Vec<&TestTill> = tills.iter().collect();
+    let mut voters: Vec<u64> = [1, 2, 3].into_iter().filter(|t| *t != gone_id).collect();
+    voters.sort_unstable();
+    assert_eq!(
+        one_leader(&rest, &voters, Duration::from_secs(20)).await,
+        leader
+    );
+    for t in tills {
+        t.stop().await;
+    }
+}

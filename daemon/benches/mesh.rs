@@ -48,6 +48,7 @@ fn config(
         anti_entropy_ms: 2000,
         batch_events_max: 256,
         raft_discovery_window_ms: 1_000,
+        raft_remove_after_ms: 300_000,
     });
     cfg
 }

@@ -82,10 +82,17 @@ pub struct MeshSection {
     /// How long a till listens for peers before applying the Raft bootstrap rule, ms.
     #[serde(default = "default_raft_window")]
     pub raft_discovery_window_ms: u64,
+    /// A voter unreachable this long is removed from the store's Raft group, ms.
+    #[serde(default = "default_raft_remove")]
+    pub raft_remove_after_ms: u64,
 }
 
 fn default_raft_window() -> u64 {
     3_000
+}
+
+fn default_raft_remove() -> u64 {
+    300_000
 }
 
 fn default_mesh_listen() -> SocketAddr {

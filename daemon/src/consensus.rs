@@ -47,18 +47,35 @@ impl RaftTransport for MeshRaft {
     }
 }
 
-/// Runs the membership rule: first after `window_ms`, then every second.
+/// Runs the membership rule: first after `window_ms`, then every second; a voter this till
+/// has not been connected to for `remove_after_ms` is reported unreachable.
 pub fn spawn_membership(
     raft: StoreRaft,
     transport: Arc<MeshRaft>,
     window_ms: u64,
+    remove_after_ms: u64,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(window_ms)).await;
         let mut last = "";
+        let mut seen: std::collections::HashMap<u64, tokio::time::Instant> = Default::default();
         loop {
             let connected = transport.connected();
-            match raft.membership_round(&*transport, &connected).await {
+            let now = tokio::time::Instant::now();
+            for &c in &connected {
+                seen.insert(c, now);
+            }
+            let limit = std::time::Duration::from_millis(remove_after_ms);
+            let unreachable: Vec<u64> = raft
+                .voters()
+                .into_iter()
+                .filter(|v| *v != raft.id && !connected.contains(v))
+                .filter(|v| now.duration_since(*seen.entry(*v).or_insert(now)) > limit)
+                .collect();
+            match raft
+                .membership_round(&*transport, &connected, &unreachable)
+                .await
+            {
                 Ok(what) => {
                     if what != last {
                         info!(terminal = raft.id, what, ?connected, "raft membership");

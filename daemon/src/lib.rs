@@ -154,8 +154,12 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                     master_version: view.state().master_version,
                 }
             }));
-            let membership =
-                consensus::spawn_membership(raft.clone(), transport, m.raft_discovery_window_ms);
+            let membership = consensus::spawn_membership(
+                raft.clone(),
+                transport,
+                m.raft_discovery_window_ms,
+                m.raft_remove_after_ms,
+            );
             let weak = Arc::downgrade(&mesh);
             till.set_mesh_peers(Box::new(move || {
                 weak.upgrade().map(|m| m.peers()).unwrap_or_default()

@@ -396,6 +396,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     anti_entropy_ms: 2000,
                     batch_events_max: 256,
                     raft_discovery_window_ms: 1_000,
+                    raft_remove_after_ms: 300_000,
                 });
                 cfgs.push(cfg);
             }

@@ -157,6 +157,7 @@ pub fn mesh_config(dir: &Path, pki: &Pki, terminal: u64, port: u16) -> TerminalC
         anti_entropy_ms: 300,
         batch_events_max: 256,
         raft_discovery_window_ms: 1_000,
+        raft_remove_after_ms: 300_000,
     });
     cfg
 }

@@ -5,7 +5,8 @@
 //! the one with the lowest id among those seen initialises the group with every seen
 //! terminal as a voter. Initialising is refused by openraft once a node has any log or vote,
 //! so a till that restarts never founds a second group. The leader adds every connected till
-//! that is not a member (as a learner, then a voter), one change at a time.
+//! that is not a member (as a learner, then a voter) and removes a voter unreachable past a
+//! limit, one change at a time.
 
 use crate::machine::StoreMachine;
 use crate::network::{Network, RaftTransport};
@@ -147,6 +148,7 @@ impl StoreRaft {
         &self,
         transport: &T,
         connected: &[u64],
+        unreachable: &[u64],
     ) -> Result<&'static str, String> {
         if !self.initialized() {
             for &p in connected {
@@ -164,6 +166,21 @@ impl StoreRaft {
             return Ok("follower");
         }
         let voters = self.voters();
+        // A voter unreachable past the limit leaves, so the others keep a quorum; never this
+        // node, never the last one.
+        if let Some(&gone) = unreachable
+            .iter()
+            .find(|v| voters.contains(v) && **v != self.id)
+            && voters.len() > 1
+        {
+            let rest: std::collections::BTreeSet<u64> =
+                voters.into_iter().filter(|v| *v != gone).collect();
+            self.raft
+                .change_membership(rest, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok("removed an unreachable voter");
+        }
         let Some(&new) = connected.iter().find(|p| !voters.contains(p)) else {
             return Ok("leader, membership complete");
         };
