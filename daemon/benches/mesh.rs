@@ -36,20 +36,12 @@ fn config(
     );
     std::fs::write(&cert, till.cert).unwrap();
     std::fs::write(&key, till.key).unwrap();
-    cfg.mesh = Some(MeshSection {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ca_cert: pki.join("store-ca.pem"),
+    cfg.mesh = Some(MeshSection::loopback(
+        "127.0.0.1:0".parse().unwrap(),
+        pki.join("store-ca.pem"),
         cert,
         key,
-        peers: vec![],
-        mdns: false,
-        mdns_interfaces: "loopback".into(),
-        disable_gso: true,
-        anti_entropy_ms: 2000,
-        batch_events_max: 256,
-        raft_discovery_window_ms: 1_000,
-        raft_remove_after_ms: 300_000,
-    });
+    ));
     cfg
 }
 

@@ -87,6 +87,28 @@ pub struct MeshSection {
     pub raft_remove_after_ms: u64,
 }
 
+impl MeshSection {
+    /// A mesh of tills on one host (demo, tests, benches): static peers instead of mDNS, GSO
+    /// off (it fails on some loopback set-ups), a 1 s discovery window (every till on the host
+    /// is up at once), the file's defaults for the rest.
+    pub fn loopback(listen: SocketAddr, ca_cert: PathBuf, cert: PathBuf, key: PathBuf) -> Self {
+        Self {
+            listen,
+            ca_cert,
+            cert,
+            key,
+            peers: Vec::new(),
+            mdns: false,
+            mdns_interfaces: "loopback".into(),
+            disable_gso: true,
+            anti_entropy_ms: default_anti_entropy(),
+            batch_events_max: default_batch(),
+            raft_discovery_window_ms: 1_000,
+            raft_remove_after_ms: default_raft_remove(),
+        }
+    }
+}
+
 fn default_raft_window() -> u64 {
     3_000
 }

@@ -384,20 +384,14 @@ fn run(command: Command) -> anyhow::Result<()> {
                     .filter(|p| *p != t)
                     .map(|p| SocketAddr::from(([127, 0, 0, 1], 7400 + p as u16)))
                     .collect();
-                cfg.mesh = Some(tillmesh::config::MeshSection {
-                    listen: SocketAddr::from(([127, 0, 0, 1], 7400 + t as u16)),
-                    ca_cert: pki.join("store-ca.pem"),
+                let mut mesh = tillmesh::config::MeshSection::loopback(
+                    SocketAddr::from(([127, 0, 0, 1], 7400 + t as u16)),
+                    pki.join("store-ca.pem"),
                     cert,
                     key,
-                    peers,
-                    mdns: false,
-                    mdns_interfaces: "loopback".into(),
-                    disable_gso: true,
-                    anti_entropy_ms: 2000,
-                    batch_events_max: 256,
-                    raft_discovery_window_ms: 1_000,
-                    raft_remove_after_ms: 300_000,
-                });
+                );
+                mesh.peers = peers;
+                cfg.mesh = Some(mesh);
                 cfgs.push(cfg);
             }
             let rt = tokio::runtime::Runtime::new()?;

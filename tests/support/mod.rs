@@ -145,20 +145,14 @@ pub fn mesh_config(dir: &Path, pki: &Pki, terminal: u64, port: u16) -> TerminalC
     let mut cfg = test_config(dir);
     cfg.terminal.id = terminal;
     let (ca_cert, cert, key) = pki.enroll(terminal);
-    cfg.mesh = Some(tillmesh::config::MeshSection {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+    let mut mesh = tillmesh::config::MeshSection::loopback(
+        SocketAddr::from(([127, 0, 0, 1], port)),
         ca_cert,
         cert,
         key,
-        peers: vec![],
-        mdns: false,
-        mdns_interfaces: "loopback".into(),
-        disable_gso: true,
-        anti_entropy_ms: 300,
-        batch_events_max: 256,
-        raft_discovery_window_ms: 1_000,
-        raft_remove_after_ms: 300_000,
-    });
+    );
+    mesh.anti_entropy_ms = 300;
+    cfg.mesh = Some(mesh);
     cfg
 }
 

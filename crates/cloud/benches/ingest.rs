@@ -210,7 +210,7 @@ async fn round(backend: Backend, w: &Workload, projector: bool) -> Option<(f64, 
     let tail = t0.elapsed();
     let raw = match backend {
         Backend::Sqlite => {
-            let path = env._dir_path().join("cloud.db");
+            let path = env.dir_path().join("cloud.db");
             tokio::task::block_in_place(|| raw_sqlite(&path, w))
         }
         Backend::Postgres => raw_postgres(&env.pg_url.clone().unwrap(), w).await,

@@ -12,7 +12,7 @@ use crate::sql;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tillmesh_cloud_proto::{MasterKind, Watermark};
 
@@ -100,7 +100,6 @@ pub struct SqliteLedger {
 
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
     write: Arc<Mutex<Connection>>,
     ingest: tokio::sync::mpsc::Sender<IngestJob>,
     read: Mutex<Connection>,
@@ -152,7 +151,6 @@ impl SqliteLedger {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                path: path.to_owned(),
                 ingest,
                 write,
                 read: Mutex::new(read),
@@ -166,11 +164,6 @@ impl SqliteLedger {
                 ],
             }),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     async fn with_write<T: Send + 'static>(

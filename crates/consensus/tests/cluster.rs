@@ -62,7 +62,7 @@ async fn boot(ids: &[u64], dir: &std::path::Path, net: &Arc<Net>) -> Vec<StoreRa
         }
     });
     let nodes = in_order(starts).await;
-    // Every till applies the rule at once, each having seen all the others.
+    // Every till applies the rule, each having seen all the others.
     let all: Vec<u64> = ids.to_vec();
     let founded = in_order(nodes.iter().map(|n| {
         let all = all.clone();

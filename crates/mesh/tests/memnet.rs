@@ -106,6 +106,34 @@ fn addr(i: u64) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i as u8], 7400))
 }
 
+/// `n` replicas of store S001 on `net`, each with its mesh (terminals 1..=n).
+#[allow(clippy::type_complexity)]
+fn store(
+    net: &Arc<MemNet>,
+    n: u64,
+) -> (
+    Vec<Arc<MemReplica>>,
+    Vec<Mesh<MemReplica, tillmesh_mesh::MemTransport>>,
+) {
+    let cfg = MeshConfig {
+        anti_entropy_ms: 100,
+        ..MeshConfig::default()
+    };
+    let reps: Vec<Arc<MemReplica>> = (1..=n).map(MemReplica::new).collect();
+    let meshes = (1..=n)
+        .map(|i| {
+            Mesh::with_transport(
+                cfg.clone(),
+                "S001",
+                i,
+                net.attach(addr(i), "s001", i),
+                reps[i as usize - 1].clone(),
+            )
+        })
+        .collect();
+    (reps, meshes)
+}
+
 async fn converged(reps: &[&Arc<MemReplica>]) {
     for _ in 0..400 {
         let vvs: Vec<_> = reps.iter().map(|r| r.version_vector()).collect();
@@ -120,22 +148,7 @@ async fn converged(reps: &[&Arc<MemReplica>]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_mesh_converges_partitions_and_heals() {
     let net = MemNet::new();
-    let cfg = MeshConfig {
-        anti_entropy_ms: 100,
-        ..MeshConfig::default()
-    };
-    let reps: Vec<Arc<MemReplica>> = (1..=3).map(MemReplica::new).collect();
-    let meshes: Vec<Mesh<MemReplica, _>> = (1..=3)
-        .map(|i| {
-            Mesh::with_transport(
-                cfg.clone(),
-                "S001",
-                i,
-                net.attach(addr(i), "s001", i),
-                reps[i as usize - 1].clone(),
-            )
-        })
-        .collect();
+    let (reps, meshes) = store(&net, 3);
     for (i, m) in meshes.iter().enumerate() {
         for j in 1..=3 {
             if j != i as u64 + 1 {
@@ -181,22 +194,7 @@ async fn in_memory_mesh_converges_partitions_and_heals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_travel_over_the_peer_links_and_respect_cuts() {
     let net = MemNet::new();
-    let cfg = MeshConfig {
-        anti_entropy_ms: 100,
-        ..MeshConfig::default()
-    };
-    let reps: Vec<Arc<MemReplica>> = (1..=2).map(MemReplica::new).collect();
-    let meshes: Vec<Mesh<MemReplica, _>> = (1..=2)
-        .map(|i| {
-            Mesh::with_transport(
-                cfg.clone(),
-                "S001",
-                i,
-                net.attach(addr(i), "s001", i),
-                reps[i as usize - 1].clone(),
-            )
-        })
-        .collect();
+    let (_reps, meshes) = store(&net, 2);
     meshes[0].add_peer(addr(2));
     meshes[1].add_peer(addr(1));
     let mut answer = Err(tillmesh_mesh::MeshError::Connection("not yet".into()));

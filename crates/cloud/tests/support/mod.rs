@@ -3,7 +3,6 @@
 //! a generator of real till events (sales, voids, refunds, stock changes).
 #![allow(dead_code)]
 
-use std::sync::Arc;
 use tillmesh_cloud::auth::Role;
 use tillmesh_cloud::config::{AuthConfig, CloudConfig, DatabaseConfig, KeyConfig, StoreSeed};
 use tillmesh_cloud::{CloudHandle, now_ms};
@@ -93,7 +92,6 @@ pub struct Env {
     pub base: String,
     pub http: reqwest::Client,
     pub admin: String,
-    pub backend: Backend,
     /// The database URL (PostgreSQL).
     pub pg_url: Option<String>,
     _dir: tempfile::TempDir,
@@ -135,14 +133,13 @@ impl Env {
             base,
             http: reqwest::Client::new(),
             admin,
-            backend,
             pg_url: url,
             _dir: dir,
         })
     }
 
     /// The temporary directory (the SQLite file is `cloud.db` in it).
-    pub fn _dir_path(&self) -> &std::path::Path {
+    pub fn dir_path(&self) -> &std::path::Path {
         self._dir.path()
     }
 
@@ -421,6 +418,3 @@ impl Shop {
         }
     }
 }
-
-/// Shared so that the benchmark can hold many.
-pub type SharedEnv = Arc<Env>;
