@@ -62,6 +62,7 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/inventory/count", post(count))
         .route("/api/v1/inventory/{sku}/movements", get(movements))
         .route("/api/v1/prices/override", post(override_price))
+        .route("/api/v1/offline-override", post(offline_override))
         .route(
             "/api/v1/customers/{id}",
             get(get_customer).put(upsert_customer),
@@ -551,6 +552,29 @@ async fn override_price(
     Ok(Json(till.override_price(&auth.session, &req).await?))
 }
 
+/// A manager's approval to sell past the offline limit.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct OverrideRequest {
+    /// A manager's id and PIN, when the session's own role cannot approve.
+    #[serde(default)]
+    pub approval: Option<crate::till::Approval>,
+}
+
+#[utoipa::path(post, path = "/api/v1/offline-override", request_body = OverrideRequest,
+    responses((status = 200, body = Option<crate::till::CloudView>), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "no cloud link configured")),
+    security(("bearer" = [])))]
+async fn offline_override(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<OverrideRequest>,
+) -> ApiResult<Option<crate::till::CloudView>> {
+    Ok(Json(
+        till.offline_override(&auth.session, req.approval.as_ref())
+            .await?,
+    ))
+}
+
 #[utoipa::path(put, path = "/api/v1/customers/{id}", request_body = CustomerPatch,
     responses((status = 200, body = CustomerView), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 async fn upsert_customer(
@@ -593,7 +617,7 @@ impl utoipa::Modify for BearerAuth {
         health, metrics, status, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
         payment_status, cancel_payment, receipt, end_of_day, cashier_report, inventory_report, adjust,
-        receive, count, movements, override_price, upsert_customer, get_customer
+        receive, count, movements, override_price, offline_override, upsert_customer, get_customer
     )
 )]
 pub struct ApiDoc;

@@ -46,6 +46,115 @@ pub struct TerminalConfig {
     /// The store mesh (absent: this till runs alone).
     #[serde(default)]
     pub mesh: Option<MeshSection>,
+    /// The cloud sync endpoint (needs `[mesh]`: the store's Raft leader uploads).
+    #[serde(default)]
+    pub cloud: Option<CloudSection>,
+}
+
+/// `[cloud]`: the store's link to HQ, used by whichever till leads the store's Raft group.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSection {
+    /// Base URL of the cloud endpoint (`https://hq.example:8700`).
+    pub url: String,
+    /// The store's credential (`tillmesh hq token --store ID`).
+    pub token: String,
+    /// A CA certificate (PEM) to trust for the cloud's TLS, besides none (plain HTTP on
+    /// loopback) ; absent: the cloud must be plain HTTP or use a certificate this CA signed.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// Most events per upload batch (the cloud takes at most 5,000).
+    #[serde(default = "default_upload_events")]
+    pub batch_events_max: usize,
+    /// Most encoded bytes per upload batch, before compression (the cloud takes 8 MiB).
+    #[serde(default = "default_upload_bytes")]
+    pub batch_bytes_max: usize,
+    /// How long new events wait for company before a batch leaves, ms.
+    #[serde(default = "default_linger")]
+    pub linger_ms: u64,
+    /// With nothing to send, the leader checks the link this often (an empty batch), ms.
+    #[serde(default = "default_cloud_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// One request's time limit, ms.
+    #[serde(default = "default_cloud_timeout")]
+    pub timeout_ms: u64,
+    /// First retry delay after a failure, ms (doubles, with jitter).
+    #[serde(default = "default_backoff_min")]
+    pub backoff_min_ms: u64,
+    /// Longest retry delay, ms.
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+    /// How often the leader pulls master data, ms (also on reconnect and when told).
+    #[serde(default = "default_master_pull")]
+    pub master_pull_ms: u64,
+    /// A store out of touch with the cloud this long refuses new sales until a manager
+    /// overrides, ms (0 = never refuse).
+    #[serde(default = "default_offline_limit")]
+    pub offline_limit_ms: u64,
+    /// How long a manager's override of the offline limit lasts, ms.
+    #[serde(default = "default_override")]
+    pub override_ms: u64,
+}
+
+impl CloudSection {
+    /// A cloud at `url` with this credential and the defaults for the rest.
+    pub fn new(url: String, token: String) -> Self {
+        Self {
+            url,
+            token,
+            ca_cert: None,
+            batch_events_max: default_upload_events(),
+            batch_bytes_max: default_upload_bytes(),
+            linger_ms: default_linger(),
+            heartbeat_ms: default_cloud_heartbeat(),
+            timeout_ms: default_cloud_timeout(),
+            backoff_min_ms: default_backoff_min(),
+            backoff_max_ms: default_backoff_max(),
+            master_pull_ms: default_master_pull(),
+            offline_limit_ms: default_offline_limit(),
+            override_ms: default_override(),
+        }
+    }
+}
+
+fn default_upload_events() -> usize {
+    2_000
+}
+
+fn default_upload_bytes() -> usize {
+    2 << 20
+}
+
+fn default_linger() -> u64 {
+    200
+}
+
+fn default_cloud_heartbeat() -> u64 {
+    2_000
+}
+
+fn default_cloud_timeout() -> u64 {
+    3_000
+}
+
+fn default_backoff_min() -> u64 {
+    1_000
+}
+
+fn default_backoff_max() -> u64 {
+    300_000
+}
+
+fn default_master_pull() -> u64 {
+    900_000
+}
+
+fn default_offline_limit() -> u64 {
+    86_400_000
+}
+
+fn default_override() -> u64 {
+    8 * 3_600_000
 }
 
 /// `[mesh]`
@@ -268,6 +377,11 @@ impl TerminalConfig {
                 }
             }
         }
+        if let Some(p) = cfg.cloud.as_mut().and_then(|c| c.ca_cert.as_mut())
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
+        }
         Ok(cfg)
     }
 
@@ -326,6 +440,51 @@ impl TerminalConfig {
                 return Err(ConfigError::Invalid(
                     "mesh.anti_entropy_ms",
                     "at least 100".into(),
+                ));
+            }
+        }
+        if let Some(c) = &self.cloud {
+            if self.mesh.is_none() {
+                return Err(ConfigError::Invalid(
+                    "cloud",
+                    "needs [mesh]: the store's Raft leader is the one that uploads".into(),
+                ));
+            }
+            if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(
+                    "cloud.url",
+                    "must start with http:// or https://".into(),
+                ));
+            }
+            if c.batch_events_max == 0
+                || c.batch_events_max > tillmesh_cloud_proto::BATCH_EVENTS_MAX
+            {
+                return Err(ConfigError::Invalid(
+                    "cloud.batch_events_max",
+                    format!("between 1 and {}", tillmesh_cloud_proto::BATCH_EVENTS_MAX),
+                ));
+            }
+            if c.batch_bytes_max < 64 << 10
+                || c.batch_bytes_max > tillmesh_cloud_proto::BATCH_BYTES_MAX / 2
+            {
+                return Err(ConfigError::Invalid(
+                    "cloud.batch_bytes_max",
+                    format!(
+                        "between 65536 and {}",
+                        tillmesh_cloud_proto::BATCH_BYTES_MAX / 2
+                    ),
+                ));
+            }
+            if c.backoff_min_ms == 0 || c.backoff_min_ms > c.backoff_max_ms {
+                return Err(ConfigError::Invalid(
+                    "cloud.backoff_min_ms",
+                    "positive and at most backoff_max_ms".into(),
+                ));
+            }
+            if c.timeout_ms < 100 || c.heartbeat_ms < 100 || c.master_pull_ms < 1_000 {
+                return Err(ConfigError::Invalid(
+                    "cloud.timeout_ms/heartbeat_ms/master_pull_ms",
+                    "at least 100, 100 and 1000".into(),
                 ));
             }
         }

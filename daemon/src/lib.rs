@@ -8,6 +8,7 @@ pub mod consensus;
 pub mod error;
 pub mod metrics;
 pub mod till;
+pub mod uplink;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Node {
     /// The store's Raft node, with the mesh.
     pub raft: Option<tillmesh_consensus::node::StoreRaft>,
     membership: Option<tokio::task::JoinHandle<()>>,
+    /// Uplink and master-data applier tasks.
+    cloud_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The HTTP address.
     pub http_addr: SocketAddr,
     discovery: Option<Discovery>,
@@ -145,12 +148,19 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             .map_err(|e| anyhow::anyhow!("raft: {e}"))?;
             let _ = raft_cell.set(raft.clone());
             let view = raft.clone();
+            let metrics = till.metrics_arc();
             till.set_raft_view(Box::new(move || {
                 let m = view.raft.metrics().borrow().clone();
+                let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+                metrics.raft_term.set(m.current_term as i64);
+                metrics
+                    .raft_leader
+                    .set(i64::from(m.current_leader == Some(view.id)));
+                metrics.raft_voters.set(voters.len() as i64);
                 till::RaftView {
                     leader: m.current_leader,
                     term: m.current_term,
-                    voters: m.membership_config.membership().voter_ids().collect(),
+                    voters,
                     master_version: view.state().master_version,
                 }
             }));
@@ -193,6 +203,26 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             (Some(mesh), discovery, Some(raft), Some(membership))
         }
     };
+    let mut cloud_tasks = Vec::new();
+    if let (Some(c), Some(raft)) = (&cfg.cloud, &raft) {
+        let uplink = uplink::Uplink::new(till.clone(), raft.clone(), c.clone())?;
+        let state = uplink.state();
+        let r = raft.clone();
+        let metrics = till.metrics_arc();
+        till.set_cloud_link(Box::new(move || {
+            let link = uplink::link_view(&state, &r);
+            metrics.cloud_silence.set(if link.last_ok_ms == 0 {
+                -1
+            } else {
+                (clock::Clock::now_ms(&clock::SystemClock).saturating_sub(link.last_ok_ms) / 1000)
+                    as i64
+            });
+            link
+        }));
+        cloud_tasks.push(tokio::spawn(uplink.run()));
+        cloud_tasks.push(uplink::spawn_master_applier(till.clone(), raft.clone()));
+        info!(url = %c.url, "cloud link configured: the store's leader uploads");
+    }
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -212,6 +242,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
         mesh,
         raft,
         membership,
+        cloud_tasks,
         http_addr,
         discovery,
         stop,
@@ -225,6 +256,9 @@ impl Node {
         let _ = self.stop.send(());
         self.server.await??;
         if let Some(t) = &self.membership {
+            t.abort();
+        }
+        for t in &self.cloud_tasks {
             t.abort();
         }
         if let Some(r) = &self.raft {

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the till: sales, sale latency, fsync time, commit group sizes, and
-//! queue lengths read at scrape time.
+//! queue lengths read at scrape time, the cloud link and the store's Raft group.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -42,6 +42,22 @@ pub struct Metrics {
     pub peer_lag: Family<Vec<(String, String)>, Gauge>,
     /// Milliseconds since the last frame with each peer.
     pub peer_silence: Family<Vec<(String, String)>, Gauge>,
+    /// 1 when the last exchange with the cloud succeeded.
+    pub cloud_online: Gauge,
+    /// Seconds since the last successful exchange with the cloud (-1: never).
+    pub cloud_silence: Gauge,
+    /// Events the cloud has not acknowledged (on the leader).
+    pub cloud_backlog: Gauge,
+    /// Upload batches sent by this till, by outcome.
+    pub uploads: Family<Vec<(String, String)>, Counter>,
+    /// Events the cloud accepted from this till's uploads.
+    pub uploaded_events: Counter,
+    /// Raft term as this till knows it.
+    pub raft_term: Gauge,
+    /// 1 while this till leads the store's Raft group.
+    pub raft_leader: Gauge,
+    /// Raft voters.
+    pub raft_voters: Gauge,
 }
 
 impl Default for Metrics {
@@ -63,6 +79,14 @@ impl Default for Metrics {
             mesh_lag: Gauge::default(),
             peer_lag: Family::default(),
             peer_silence: Family::default(),
+            cloud_online: Gauge::default(),
+            cloud_silence: Gauge::default(),
+            cloud_backlog: Gauge::default(),
+            uploads: Family::default(),
+            uploaded_events: Counter::default(),
+            raft_term: Gauge::default(),
+            raft_leader: Gauge::default(),
+            raft_voters: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("sales", "Sales made durable", m.sales.clone());
@@ -118,6 +142,38 @@ impl Default for Metrics {
             "Events peers lack, summed over peers",
             m.mesh_lag.clone(),
         );
+        registry.register(
+            "cloud_online",
+            "1 when the last exchange with the cloud succeeded",
+            m.cloud_online.clone(),
+        );
+        registry.register(
+            "cloud_silence_seconds",
+            "Seconds since the last successful exchange with the cloud (-1: never)",
+            m.cloud_silence.clone(),
+        );
+        registry.register(
+            "cloud_backlog_events",
+            "Events the cloud has not acknowledged (leader)",
+            m.cloud_backlog.clone(),
+        );
+        registry.register(
+            "cloud_uploads",
+            "Upload batches sent by this till, by outcome",
+            m.uploads.clone(),
+        );
+        registry.register(
+            "cloud_uploaded_events",
+            "Events the cloud accepted from this till's uploads",
+            m.uploaded_events.clone(),
+        );
+        registry.register("raft_term", "Raft term", m.raft_term.clone());
+        registry.register(
+            "raft_leader",
+            "1 while this till leads the store's Raft group",
+            m.raft_leader.clone(),
+        );
+        registry.register("raft_voters", "Raft voters", m.raft_voters.clone());
         Metrics { registry, ..m }
     }
 }

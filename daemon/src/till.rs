@@ -34,6 +34,9 @@ use tillmesh_store::{CommitInfo, Store, StoreError, WriteBatch};
 use tracing::{info, warn};
 use utoipa::ToSchema;
 
+/// Meta key of a manager's override of the offline limit (ms until which it holds).
+const OVERRIDE_KEY: &str = "offline_override_until";
+
 /// Meta key prefix of persisted open transactions.
 const DRAFT_KEY: &str = "draft:";
 
@@ -181,8 +184,8 @@ pub struct StatusView {
     pub peers: Vec<tillmesh_mesh::PeerView>,
     /// The store's Raft group as this till sees it (with a mesh).
     pub raft: Option<RaftView>,
-    /// Cloud link (not part of this build yet).
-    pub cloud: String,
+    /// The cloud link, when `[cloud]` is configured.
+    pub cloud: Option<CloudView>,
     /// Now (RFC 3339).
     pub now: String,
 }
@@ -198,6 +201,52 @@ pub struct RaftView {
     pub voters: Vec<u64>,
     /// Master-data version the store applied through Raft.
     pub master_version: u64,
+}
+
+/// The store's link to the cloud as one till sees it.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct CloudView {
+    /// The last exchange with the cloud succeeded (the leader's own view on the leader,
+    /// the view the leader replicated through Raft elsewhere).
+    pub online: bool,
+    /// Last successful exchange (RFC 3339), if any.
+    pub last_ok: Option<String>,
+    /// This till is the store's uploader (the Raft leader).
+    pub uploading: bool,
+    /// Events not yet acknowledged by the cloud (the leader's count).
+    pub backlog: u64,
+    /// Last failure, on the leader.
+    pub last_error: Option<String>,
+    /// New sales are refused: the store has been out of touch past the offline limit.
+    pub sales_refused: bool,
+    /// A manager's override of the offline limit holds until then (RFC 3339).
+    pub override_until: Option<String>,
+}
+
+/// What the uplink and the Raft state say about the cloud link (fed to the till).
+#[derive(Clone, Debug, Default)]
+pub struct CloudLink {
+    /// Online.
+    pub online: bool,
+    /// Last success, ms since epoch (0: never).
+    pub last_ok_ms: u64,
+    /// This till uploads.
+    pub uploading: bool,
+    /// Backlog (leader only).
+    pub backlog: u64,
+    /// Last failure (leader only).
+    pub last_error: Option<String>,
+}
+
+/// A store price override HQ displaced (HQ wins): the leader records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MasterConflict {
+    /// SKU.
+    pub sku: String,
+    /// The store override that was in force.
+    pub store_price: i64,
+    /// HQ's price that replaces it.
+    pub hq_price: i64,
 }
 
 struct Core {
@@ -223,6 +272,14 @@ pub struct Till {
     changes: tokio::sync::watch::Sender<u64>,
     mesh_peers: std::sync::OnceLock<Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>>,
     raft_view: std::sync::OnceLock<Box<dyn Fn() -> RaftView + Send + Sync>>,
+    cloud_link: std::sync::OnceLock<Box<dyn Fn() -> CloudLink + Send + Sync>>,
+    /// First start (ms): the offline limit counts from here until the cloud is first reached.
+    seeded_ms: u64,
+    /// A manager's override of the offline limit holds until then (ms; persisted).
+    override_until: std::sync::atomic::AtomicU64,
+    /// The store's (Raft-applied) master-data version this till last switched to; 0 while
+    /// it still runs the catalog file it was seeded from.
+    hq_version: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Till {
@@ -287,6 +344,18 @@ impl Till {
             Some(m) => serde_json::from_str(&m)?,
             None => anyhow::bail!("the database has no master data"),
         };
+        let seeded_ms = store
+            .read(|r| r.meta("seeded"))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(now);
+        let override_until = store
+            .read(|r| r.meta(OVERRIDE_KEY))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let hq_version = store
+            .read(|r| r.meta(HQ_VERSION_KEY))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let events = store.read(|r| r.events_all())?;
         let replica = Replica::restore(me, &events);
         let catalog = Catalog::new(master.items.clone())?;
@@ -351,6 +420,10 @@ impl Till {
             changes: tokio::sync::watch::channel(0).0,
             mesh_peers: std::sync::OnceLock::new(),
             raft_view: std::sync::OnceLock::new(),
+            cloud_link: std::sync::OnceLock::new(),
+            seeded_ms,
+            override_until: override_until.into(),
+            hq_version: hq_version.into(),
         })
     }
 
@@ -377,6 +450,11 @@ impl Till {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The metrics, shared.
+    pub fn metrics_arc(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     fn observe(&self, info: &CommitInfo) {
@@ -662,6 +740,7 @@ impl Till {
     pub async fn create_txn(&self, s: &Session) -> Result<TxnView, ApiError> {
         self.audited(&s.employee_id, "transaction.create", "-", async {
             let now = self.now();
+            self.check_offline_limit(now)?;
             let (view, rx) = {
                 let mut core = self.core();
                 // At capacity, the oldest open transaction with no money taken is abandoned
@@ -1749,6 +1828,295 @@ impl Till {
         let _ = self.mesh_peers.set(f);
     }
 
+    /// Sets how the cloud link is read (the daemon wires it when `[cloud]` is set).
+    pub fn set_cloud_link(&self, f: Box<dyn Fn() -> CloudLink + Send + Sync>) {
+        let _ = self.cloud_link.set(f);
+    }
+
+    /// The cloud link as status shows it.
+    fn cloud_view_at(&self, now: u64) -> Option<CloudView> {
+        let link = self.cloud_link.get()?();
+        let until = self
+            .override_until
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Some(CloudView {
+            online: link.online,
+            last_ok: (link.last_ok_ms > 0).then(|| rfc3339(link.last_ok_ms)),
+            uploading: link.uploading,
+            backlog: link.backlog,
+            last_error: link.last_error,
+            sales_refused: self.offline_refusal(now).is_some(),
+            override_until: (until > now).then(|| rfc3339(until)),
+        })
+    }
+
+    /// Why new sales are refused now, if they are: the store has not reached the cloud for
+    /// longer than `cloud.offline_limit_ms` (counted from the first start until the cloud is
+    /// first reached), and no manager override holds.
+    fn offline_refusal(&self, now: u64) -> Option<String> {
+        let limit = self.cfg.cloud.as_ref()?.offline_limit_ms;
+        let link = self.cloud_link.get()?();
+        if limit == 0 || link.online {
+            return None;
+        }
+        let since = link.last_ok_ms.max(self.seeded_ms);
+        let until = self
+            .override_until
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(since) <= limit || now < until {
+            return None;
+        }
+        Some(format!(
+            "this store has not reached the cloud since {} (the limit is {} h); a manager can allow sales for {} h with POST /api/v1/offline-override and their PIN",
+            rfc3339(since),
+            limit / 3_600_000,
+            self.cfg
+                .cloud
+                .as_ref()
+                .map_or(0, |c| c.override_ms / 3_600_000),
+        ))
+    }
+
+    fn check_offline_limit(&self, now: u64) -> Result<(), ApiError> {
+        match self.offline_refusal(now) {
+            Some(why) => Err(ApiError::forbidden("offline_limit", why)),
+            None => Ok(()),
+        }
+    }
+
+    /// A manager allows new sales past the offline limit for `cloud.override_ms`.
+    pub async fn offline_override(
+        &self,
+        s: &Session,
+        approval: Option<&Approval>,
+    ) -> Result<Option<CloudView>, ApiError> {
+        self.audited(&s.employee_id, "sales.offline_override", "-", async {
+            let Some(cloud) = &self.cfg.cloud else {
+                return Err(ApiError::conflict(
+                    "no_cloud",
+                    "this till has no [cloud] link, so there is no offline limit to override",
+                ));
+            };
+            let approver = self.approve(s, Permission::SellOffline, approval).await?;
+            let now = self.now();
+            let until = now.saturating_add(cloud.override_ms);
+            let rx = self.store.submit(WriteBatch {
+                audit: vec![audit_rec(
+                    now,
+                    &s.employee_id,
+                    "sales.offline_override",
+                    "-",
+                    "ok",
+                    format!(
+                        "sales allowed offline until {} by {approver}",
+                        rfc3339(until)
+                    ),
+                )],
+                meta: vec![(OVERRIDE_KEY.into(), until.to_string())],
+                ..Default::default()
+            })?;
+            self.committed(rx).await?;
+            self.override_until
+                .store(until, std::sync::atomic::Ordering::Relaxed);
+            Ok(self.cloud_view_at(now))
+        })
+        .await
+    }
+
+    /// The store's master-data version this till last switched to (0: none yet).
+    pub fn hq_version(&self) -> u64 {
+        self.hq_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Switches to the master data the store's Raft group applied at `version` (records by
+    /// key, as JSON `MasterBody`): catalog, chain prices, promotions and cashier accounts,
+    /// durably and in one commit. Opening stock is kept. Answers the store overrides HQ's
+    /// new prices displace (the leader records them), or nothing when this till already
+    /// runs `version` or later.
+    pub async fn apply_master(
+        &self,
+        version: u64,
+        at_ms: u64,
+        records: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<MasterConflict>> {
+        use tillmesh_cloud_proto::MasterBody;
+        if version <= self.hq_version() {
+            return Ok(Vec::new());
+        }
+        let mut items = Vec::new();
+        let mut chain = Vec::new();
+        let mut promotions = Vec::new();
+        let mut cashiers = Vec::new();
+        for (key, json) in records {
+            let body: MasterBody = serde_json::from_str(json)
+                .map_err(|e| anyhow::anyhow!("master record {key}: {e}"))?;
+            match body {
+                MasterBody::Item(i) => items.push(i),
+                MasterBody::Price(p) => chain.push(p),
+                MasterBody::Promotion(p) => promotions.push(p),
+                MasterBody::Cashier(a) => cashiers.push(a),
+            }
+        }
+        let catalog = Catalog::new(items.clone())?;
+        let old: MasterData = match self.store.read(|r| r.meta("master"))? {
+            Some(m) => serde_json::from_str(&m)?,
+            None => MasterData::default(),
+        };
+        // Accounts: HQ's name, role and PIN; a till keeps its lock-out counters. A cashier
+        // HQ deleted is locked out for good.
+        let mut accounts = Vec::new();
+        let held: HashMap<String, Account> = self
+            .store
+            .read(|r| r.accounts_all())?
+            .into_iter()
+            .map(|a| (a.employee_id.clone(), a))
+            .collect();
+        let hq_ids: std::collections::HashSet<&str> =
+            cashiers.iter().map(|a| a.employee_id.as_str()).collect();
+        for mut a in cashiers.iter().cloned() {
+            if let Some(h) = held.get(&a.employee_id) {
+                if h.pin_hash == a.pin_hash && h.name == a.name && h.role == a.role {
+                    continue;
+                }
+                if h.pin_hash == a.pin_hash {
+                    a.failed_attempts = h.failed_attempts;
+                    a.locked_until_ms = h.locked_until_ms;
+                }
+            }
+            accounts.push(a);
+        }
+        let was_hq: std::collections::HashSet<String> = old_cashiers(&self.store)?;
+        for id in was_hq.iter().filter(|id| !hq_ids.contains(id.as_str())) {
+            if let Some(h) = held.get(id) {
+                let mut a = h.clone();
+                a.locked_until_ms = i64::MAX as u64;
+                accounts.push(a);
+            }
+        }
+        let master = MasterData {
+            version,
+            items,
+            prices: chain,
+            promotions,
+            opening_stock: old.opening_stock,
+        };
+        let now = self.now();
+        let (conflicts, rx) = {
+            let mut core = self.core();
+            if version <= self.hq_version() {
+                return Ok(Vec::new());
+            }
+            let mut prices = PriceBook::new(master.prices.clone());
+            for (sku, (price, eff)) in core.replica.state().store_prices.iter() {
+                prices.insert(ScheduledPrice {
+                    sku: sku.clone(),
+                    price: *price,
+                    effective_from_ms: *eff,
+                    scope: PriceScope::Store,
+                });
+            }
+            // HQ wins over a store override when HQ changes that item's price.
+            let chain_only = PriceBook::new(master.prices.clone());
+            let old_chain = PriceBook::new(old.prices.clone());
+            let mut conflicts = Vec::new();
+            for (sku, (price, eff)) in core.replica.state().store_prices.iter() {
+                let (Ok(new_item), Ok(old_item)) = (catalog.get(sku), core.catalog.get(sku)) else {
+                    continue;
+                };
+                let hq_new = chain_only.price_at(sku, new_item.base_price, at_ms);
+                let hq_old = old_chain.price_at(sku, old_item.base_price, at_ms);
+                if *eff <= at_ms && hq_new != hq_old && hq_new != *price {
+                    conflicts.push(MasterConflict {
+                        sku: sku.clone(),
+                        store_price: *price,
+                        hq_price: hq_new,
+                    });
+                }
+            }
+            let mut audit = vec![audit_rec(
+                now,
+                "hq",
+                "master.apply",
+                &format!("v{version}"),
+                "ok",
+                format!(
+                    "{} items, {} prices, {} promotions, {} cashiers (was v{})",
+                    master.items.len(),
+                    master.prices.len(),
+                    master.promotions.len(),
+                    cashiers.len(),
+                    core.master_version
+                ),
+            )];
+            for c in &conflicts {
+                audit.push(audit_rec(
+                    now,
+                    "hq",
+                    "master.conflict",
+                    &c.sku,
+                    "hq wins",
+                    format!(
+                        "store override {} replaced by HQ price {} (v{version})",
+                        c.store_price, c.hq_price
+                    ),
+                ));
+            }
+            let rx = self.store.submit(WriteBatch {
+                accounts,
+                audit,
+                meta: vec![
+                    ("master".into(), serde_json::to_string(&master)?),
+                    (
+                        HQ_CASHIERS_KEY.into(),
+                        serde_json::to_string(&hq_ids.iter().collect::<Vec<_>>())?,
+                    ),
+                    (HQ_VERSION_KEY.into(), version.to_string()),
+                ],
+                ..Default::default()
+            })?;
+            core.catalog = catalog;
+            core.prices = prices;
+            core.promotions = master.promotions;
+            core.master_version = version;
+            self.hq_version
+                .store(version, std::sync::atomic::Ordering::Release);
+            (conflicts, rx)
+        };
+        self.committed(rx)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        info!(version, conflicts = conflicts.len(), "master data applied");
+        Ok(conflicts)
+    }
+
+    /// HQ's price replaces a store override (the leader, after a master-data conflict): a
+    /// store price equal to HQ's, effective `at_ms`, replicated like any override.
+    pub async fn hq_replaces_override(
+        &self,
+        c: &MasterConflict,
+        at_ms: u64,
+    ) -> Result<(), ApiError> {
+        let now = self.now();
+        let rx = {
+            let mut core = self.core();
+            let e = core
+                .replica
+                .override_price(&c.sku, c.hq_price, at_ms, "hq", now);
+            core.prices.insert(ScheduledPrice {
+                sku: c.sku.clone(),
+                price: c.hq_price,
+                effective_from_ms: at_ms,
+                scope: PriceScope::Store,
+            });
+            self.store.submit(WriteBatch {
+                events: vec![e],
+                ..Default::default()
+            })?
+        };
+        self.durable(rx).await?;
+        Ok(())
+    }
+
     /// Gives status a view of the store's Raft group.
     pub fn set_raft_view(&self, f: Box<dyn Fn() -> RaftView + Send + Sync>) {
         let _ = self.raft_view.set(f);
@@ -1900,7 +2268,7 @@ impl Till {
             master_version: core.master_version,
             peers,
             raft: self.raft_view.get().map(|f| f()),
-            cloud: "not configured".into(),
+            cloud: self.cloud_view_at(now),
             now: rfc3339(now),
         }
     }
@@ -2104,6 +2472,19 @@ fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
 }
 
 /// First start: master data, opening stock, staff accounts.
+/// Meta key of the store master-data version this till last switched to.
+const HQ_VERSION_KEY: &str = "master_hq_version";
+
+/// Meta key of the cashier ids HQ's master data last held (those HQ deletes are locked out).
+const HQ_CASHIERS_KEY: &str = "hq_cashiers";
+
+fn old_cashiers(store: &Store) -> anyhow::Result<std::collections::HashSet<String>> {
+    Ok(match store.read(|r| r.meta(HQ_CASHIERS_KEY))? {
+        Some(j) => serde_json::from_str(&j)?,
+        None => Default::default(),
+    })
+}
+
 fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&cfg.catalog.path)
         .map_err(|e| anyhow::anyhow!("cannot read catalog {}: {e}", cfg.catalog.path.display()))?;

@@ -337,3 +337,106 @@ pub fn damage(db: &Path) {
     }
     std::fs::write(db, bytes).unwrap();
 }
+
+/// A cloud on SQLite in a temporary folder, on 127.0.0.1, with the example store and
+/// catalog; the projector off (reports catch up when asked).
+pub struct TestCloud {
+    pub handle: tillmesh_cloud::CloudHandle,
+    pub dir: tempfile::TempDir,
+    /// Store S001's credential.
+    pub store_token: String,
+    /// An HQ admin credential.
+    pub admin_token: String,
+}
+
+impl TestCloud {
+    pub async fn start() -> TestCloud {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts (or restarts) a cloud whose database lives in `dir`, on `listen`.
+    pub async fn start_in(dir: tempfile::TempDir, listen: SocketAddr) -> TestCloud {
+        let mut cfg =
+            tillmesh_cloud::config::CloudConfig::load(&repo().join("configs/cloud.example.toml"))
+                .expect("example cloud config loads");
+        cfg.listen = listen;
+        cfg.database = tillmesh_cloud::config::DatabaseConfig::Sqlite {
+            path: dir.path().join("cloud.db"),
+        };
+        cfg.master_seed = Some(repo().join("configs/catalog.example.json"));
+        cfg.projection_interval_ms = 0;
+        let mut tries = 0;
+        let handle = loop {
+            match tillmesh_cloud::start(cfg.clone()).await {
+                Ok(h) => break h,
+                Err(e) if tries < 50 && e.to_string().contains("in use") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cloud starts: {e:#}"),
+            }
+        };
+        let store_token = handle.cloud.issue(Some("S001"), None).await.unwrap().0;
+        let admin_token = handle.cloud.issue(None, None).await.unwrap().0;
+        TestCloud {
+            handle,
+            dir,
+            store_token,
+            admin_token,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.handle.addr)
+    }
+
+    /// The `[cloud]` section a test till uses: fast heartbeat and retries.
+    pub fn section(&self) -> tillmesh::config::CloudSection {
+        let mut c = tillmesh::config::CloudSection::new(self.url(), self.store_token.clone());
+        c.heartbeat_ms = 500;
+        c.timeout_ms = 2_000;
+        c.backoff_min_ms = 200;
+        c.backoff_max_ms = 1_000;
+        c.linger_ms = 50;
+        c
+    }
+
+    /// Events of store S001 in the ledger, and the (term, leader) it last accepted.
+    pub async fn fleet(&self) -> (u64, u64, u64) {
+        let rows = self.handle.cloud.ledger.fleet().await.unwrap();
+        let r = rows
+            .iter()
+            .find(|r| r.store_id == "S001")
+            .expect("S001 registered");
+        (r.events, r.term, r.leader)
+    }
+
+    /// Terminals the cloud accepted batches from (its metrics).
+    pub fn uploaders(&self) -> std::collections::BTreeSet<u64> {
+        let text = self.handle.cloud.metrics.render();
+        text.lines()
+            .filter(|l| l.starts_with("tillmesh_cloud_batches_by_leader_total{"))
+            .filter_map(|l| {
+                let at = l.find("leader=\"")? + 8;
+                l[at..].split('"').next()?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// An HQ master-data edit through the admin API; returns the new version.
+    pub async fn edit_master(&self, changes: Value) -> u64 {
+        let mut c = Client::new(self.handle.addr);
+        c.token = Some(self.admin_token.clone());
+        let b = c
+            .post("/api/v1/admin/master", json!({ "changes": changes }))
+            .await
+            .expect(200);
+        b["version"].as_u64().unwrap()
+    }
+
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.handle.stop().await;
+        self.dir
+    }
+}

@@ -325,6 +325,27 @@ async fn upload(
     result
 }
 
+/// Inflates a gzip body, refusing one that inflates past the batch limit.
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(BATCH_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            bad(
+                "malformed_batch",
+                format!("the gzip body does not inflate: {e}"),
+            )
+        })?;
+    if out.len() > BATCH_BYTES_MAX {
+        return Err(too_large(format!(
+            "the batch inflates past {BATCH_BYTES_MAX} bytes"
+        )));
+    }
+    Ok(out)
+}
+
 async fn upload_inner(
     cloud: &Cloud,
     headers: &HeaderMap,
@@ -345,6 +366,20 @@ async fn upload_inner(
         .await
         .map_err(|_| too_large(format!("at most {BATCH_BYTES_MAX} bytes per batch")))?;
     let t0 = std::time::Instant::now();
+    let bytes = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        None | Some("identity") => bytes.to_vec(),
+        Some("gzip") => gunzip(&bytes)?,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("content encoding {other:?} is not accepted; send gzip or none"),
+            ));
+        }
+    };
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -403,6 +438,14 @@ async fn upload_inner(
         .events_duplicate
         .get_or_create(&label)
         .inc_by(outcome.duplicate);
+    cloud
+        .metrics
+        .batches_by_leader
+        .get_or_create(&crate::metrics::UploaderLabel {
+            store: claims.sub.clone(),
+            leader: batch.leader,
+        })
+        .inc();
     if outcome.accepted > 0 {
         cloud.kick();
     }

@@ -24,6 +24,15 @@ pub struct OutcomeLabel {
 }
 
 /// The cloud's metrics.
+/// Labels of a store's uploader.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UploaderLabel {
+    /// Store id.
+    pub store: String,
+    /// The terminal that sent the batch (the store's Raft leader, by its own account).
+    pub leader: u64,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -33,6 +42,8 @@ pub struct Metrics {
     pub events_duplicate: Family<StoreLabel, Counter>,
     /// Batches by outcome.
     pub batches: Family<OutcomeLabel, Counter>,
+    /// Accepted batches per store and sending terminal.
+    pub batches_by_leader: Family<UploaderLabel, Counter>,
     /// Upload latency (request read to durable), seconds.
     pub batch_latency: Histogram,
     /// Delay from the newest event of a store's last batch to its arrival, seconds.
@@ -52,6 +63,7 @@ impl Default for Metrics {
             events_received: Family::default(),
             events_duplicate: Family::default(),
             batches: Family::default(),
+            batches_by_leader: Family::default(),
             batch_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
             store_lag: Family::default(),
             store_silence: Family::default(),
@@ -70,6 +82,11 @@ impl Default for Metrics {
         );
         m.registry
             .register("batches", "Upload batches by outcome", m.batches.clone());
+        m.registry.register(
+            "batches_by_leader",
+            "Accepted upload batches per store and sending terminal",
+            m.batches_by_leader.clone(),
+        );
         m.registry.register(
             "batch_latency_seconds",
             "Upload latency, body read to durable",

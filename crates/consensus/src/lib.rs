@@ -23,6 +23,26 @@ pub enum Command {
     },
     /// Every till applied this master-data version (versions only grow).
     MasterVersion(u64),
+    /// Master-data changes pulled from HQ by the leader, applied by every till at the same
+    /// log index. Changes at or below the held version are ignored, so a replay is harmless.
+    Master {
+        /// The version these changes bring the store to.
+        version: u64,
+        /// When the leader pulled them (ms since epoch): the time HQ prices that displace a
+        /// store override take effect, the same on every till.
+        at_ms: u64,
+        /// The records changed: `(record key, the record as JSON, or None when deleted)`.
+        /// JSON because promotions are internally tagged, which bincode cannot carry.
+        changes: Vec<(String, Option<String>)>,
+    },
+    /// What the leader knows of the cloud link, so that every till (and the offline-sale
+    /// limit) sees it.
+    Cloud {
+        /// The last upload or pull succeeded.
+        online: bool,
+        /// Last success (ms since epoch); a lower value than the one held is ignored.
+        last_ok_ms: u64,
+    },
     /// A store-wide setting.
     Setting {
         /// Key.

@@ -5,6 +5,7 @@ use crate::Command;
 use openraft::{BasicNode, LogId, StoredMembership};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Most settings held.
 pub const SETTINGS_MAX: usize = 1_024;
@@ -22,11 +23,22 @@ pub struct StoreMachine {
     pub master_version: u64,
     /// Store-wide settings.
     pub settings: BTreeMap<String, String>,
+    /// The cloud link as the leader last reported it.
+    pub cloud_online: bool,
+    /// Last successful exchange with the cloud (ms since epoch).
+    pub cloud_last_ok_ms: u64,
+    /// When the master data last changed (ms since epoch, the leader's pull time).
+    pub master_at_ms: u64,
+    /// Master-data records at `master_version`, by record key, as JSON. Shared (`Arc`) so
+    /// publishing the state to watchers does not copy the catalog; persisted apart from
+    /// the rest, and only when it changes.
+    #[serde(skip)]
+    pub master: Arc<BTreeMap<String, String>>,
 }
 
 impl StoreMachine {
-    /// Applies one command.
-    pub fn apply(&mut self, c: &Command) {
+    /// Applies one command; answers whether the master data changed.
+    pub fn apply(&mut self, c: &Command) -> bool {
         match c {
             Command::Acked { watermarks } => {
                 for &(origin, seq) in watermarks {
@@ -35,6 +47,29 @@ impl StoreMachine {
                 }
             }
             Command::MasterVersion(v) => self.master_version = self.master_version.max(*v),
+            Command::Master {
+                version,
+                at_ms,
+                changes,
+            } => {
+                if *version <= self.master_version {
+                    return false;
+                }
+                let master = Arc::make_mut(&mut self.master);
+                for (key, record) in changes {
+                    match record {
+                        Some(json) => master.insert(key.clone(), json.clone()),
+                        None => master.remove(key),
+                    };
+                }
+                self.master_version = *version;
+                self.master_at_ms = *at_ms;
+                return true;
+            }
+            Command::Cloud { online, last_ok_ms } => {
+                self.cloud_online = *online;
+                self.cloud_last_ok_ms = self.cloud_last_ok_ms.max(*last_ok_ms);
+            }
             Command::Setting { key, value } => {
                 if self.settings.len() < SETTINGS_MAX || self.settings.contains_key(key) {
                     self.settings.insert(key.clone(), value.clone());
@@ -43,6 +78,7 @@ impl StoreMachine {
                 }
             }
         }
+        false
     }
 }
 
@@ -63,5 +99,41 @@ mod tests {
         m.apply(&Command::MasterVersion(9));
         m.apply(&Command::MasterVersion(3));
         assert_eq!(m.master_version, 9);
+        m.apply(&Command::Cloud {
+            online: true,
+            last_ok_ms: 50,
+        });
+        m.apply(&Command::Cloud {
+            online: false,
+            last_ok_ms: 40,
+        });
+        assert!(!m.cloud_online);
+        assert_eq!(m.cloud_last_ok_ms, 50);
+    }
+
+    #[test]
+    fn master_changes_apply_once_and_in_version_order() {
+        let mut m = StoreMachine::default();
+        let put = |version, changes: &[(&str, Option<&str>)]| Command::Master {
+            version,
+            at_ms: version * 10,
+            changes: changes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        };
+        assert!(m.apply(&put(2, &[("item:A", Some("a1")), ("item:B", Some("b1"))])));
+        assert!(m.apply(&put(3, &[("item:A", None), ("item:B", Some("b2"))])));
+        // A replay or an older pull changes nothing.
+        assert!(!m.apply(&put(3, &[("item:C", Some("c"))])));
+        assert!(!m.apply(&put(2, &[("item:A", Some("a1"))])));
+        assert_eq!(m.master_version, 3);
+        assert_eq!(m.master_at_ms, 30);
+        let held: Vec<_> = m
+            .master
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(held, [("item:B", "b2")]);
     }
 }

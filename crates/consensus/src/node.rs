@@ -113,6 +113,11 @@ impl StoreRaft {
         self.state.borrow().clone()
     }
 
+    /// Watches the replicated store state as this node applies it.
+    pub fn watch_state(&self) -> tokio::sync::watch::Receiver<StoreMachine> {
+        self.state.clone()
+    }
+
     /// Whether this node is part of a group (has a membership).
     pub fn initialized(&self) -> bool {
         self.raft

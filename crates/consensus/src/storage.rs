@@ -1,7 +1,7 @@
 //! openraft's log storage and state machine on `tillmesh_store::raft::RaftDb` (SQLite, every
 //! write fsync'd). Entries, the vote and snapshots are encoded with bincode (serde); the
-//! state machine is persisted whole after each applied run of entries (it is small: a
-//! watermark per origin, a version, settings).
+//! state machine is persisted after each applied run of entries: its small part (watermarks,
+//! versions, settings, cloud link) every time, the master-data records only when they change.
 
 // openraft's StorageError (over 200 bytes) is the error type its traits require.
 #![allow(clippy::result_large_err)]
@@ -15,6 +15,7 @@ use openraft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
@@ -29,6 +30,7 @@ const COMMITTED: &str = "committed";
 const PURGED: &str = "last_purged";
 const MACHINE: &str = "machine";
 const SNAPSHOT: &str = "snapshot";
+const MASTER: &str = "master";
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ 64 << 20 }>()
@@ -58,6 +60,13 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), Error> {
         Some(b) => decode(&b).map_err(StorageIOError::read_state_machine)?,
         None => StoreMachine::default(),
     };
+    let mut machine: StoreMachine = machine;
+    if let Some(b) = db
+        .meta(MASTER)
+        .map_err(|e| StorageIOError::read_state_machine(db_err(e)))?
+    {
+        machine.master = Arc::new(decode(&b).map_err(StorageIOError::read_state_machine)?);
+    }
     let (published, _) = tokio::sync::watch::channel(machine.clone());
     Ok((
         LogStore { db: db.clone() },
@@ -227,10 +236,20 @@ impl StateMachineStore {
         self.published.subscribe()
     }
 
-    fn persist(&self) -> Result<(), StorageIOError<u64>> {
+    /// Persists the state, with the master records only when they changed (one commit).
+    fn persist(&self, master_changed: bool) -> Result<(), StorageIOError<u64>> {
         let b = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
+        let m = if master_changed {
+            Some(encode(&*self.machine.master).map_err(StorageIOError::write_state_machine)?)
+        } else {
+            None
+        };
+        let mut rows = vec![(MACHINE, Some(b.as_slice()))];
+        if let Some(m) = &m {
+            rows.push((MASTER, Some(m.as_slice())));
+        }
         self.db
-            .set_meta(&[(MACHINE, Some(b.as_slice()))])
+            .set_meta(&rows)
             .map_err(|e| StorageIOError::write_state_machine(db_err(e)))?;
         self.published.send_replace(self.machine.clone());
         Ok(())
@@ -239,7 +258,8 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, Error> {
-        let data = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
+        let data = encode(&(&self.machine, &*self.machine.master))
+            .map_err(StorageIOError::write_state_machine)?;
         let last = self.machine.last_applied;
         let meta = SnapshotMeta {
             last_log_id: last,
@@ -277,11 +297,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let mut out = Vec::new();
+        let mut master_changed = false;
         for e in entries {
             self.machine.last_applied = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(c) => self.machine.apply(&c),
+                EntryPayload::Normal(c) => master_changed |= self.machine.apply(&c),
                 EntryPayload::Membership(m) => {
                     self.machine.membership = StoredMembership::new(Some(e.log_id), m);
                 }
@@ -290,7 +311,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 index: e.log_id.index,
             });
         }
-        self.persist()?;
+        self.persist(master_changed)?;
         Ok(out)
     }
 
@@ -308,20 +329,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), Error> {
         let data = snapshot.into_inner();
-        let mut machine: StoreMachine =
+        let (mut machine, master): (StoreMachine, BTreeMap<String, String>) =
             decode(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
         machine.last_applied = meta.last_log_id;
         machine.membership = meta.last_membership.clone();
+        machine.master = Arc::new(master);
         self.machine = machine;
         let stored = encode(&(meta, &data))
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         let m = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
+        let master = encode(&*self.machine.master).map_err(StorageIOError::write_state_machine)?;
         self.db
             .set_meta(&[
                 (SNAPSHOT, Some(stored.as_slice())),
                 (MACHINE, Some(m.as_slice())),
+                (MASTER, Some(master.as_slice())),
             ])
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), db_err(e)))?;
+        self.published.send_replace(self.machine.clone());
         Ok(())
     }
 

@@ -44,7 +44,8 @@ impl Role {
             Permission::Void
             | Permission::Refund
             | Permission::PriceOverride
-            | Permission::AdjustStock => self >= Role::Manager,
+            | Permission::AdjustStock
+            | Permission::SellOffline => self >= Role::Manager,
             Permission::ManageSettings => self == Role::Admin,
         }
     }
@@ -64,6 +65,8 @@ pub enum Permission {
     Refund,
     /// Override a price.
     PriceOverride,
+    /// Allow sales past the offline limit (the store out of touch with the cloud too long).
+    SellOffline,
     /// Adjust, receive, count stock.
     AdjustStock,
     /// Change store settings.

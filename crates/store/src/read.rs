@@ -202,6 +202,17 @@ impl Reader {
             .optional()?)
     }
 
+    /// Every account, by employee id.
+    pub fn accounts_all(&self) -> Result<Vec<Account>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT employee_id, name, role, pin_hash, failed_attempts, locked_until_ms FROM cashiers ORDER BY employee_id",
+        )?;
+        let rows = st
+            .query_map([], account_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Number of accounts.
     pub fn account_count(&self) -> Result<u64, StoreError> {
         Ok(self

@@ -1,0 +1,581 @@
+//! The store's link to the cloud. Every till runs it; only the Raft leader acts. The leader
+//! uploads the store's events in batches bounded by count, bytes and time (gzip, binary),
+//! each carrying its (term, leader id) for the cloud's fencing; it confirms its leadership
+//! with a quorum before each batch and drops an upload in flight the moment it loses it;
+//! after each acknowledgement it commits the cloud's watermarks through Raft, so a new
+//! leader resumes where the old one stopped. Failures back off from `backoff_min_ms`
+//! doubling to `backoff_max_ms`, with full jitter. It pulls master data on taking the lead,
+//! on reconnect, every `master_pull_ms` and when the cloud says newer data exists, and
+//! proposes it through Raft so every till applies the same version at the same log index.
+
+use crate::config::CloudSection;
+use crate::till::{CloudLink, Till};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tillmesh_cloud_proto::{
+    BINARY_CONTENT_TYPE, Batch, IngestAck, MasterChanges, StoreEvent, encode_batch,
+};
+use tillmesh_consensus::Command;
+use tillmesh_consensus::node::StoreRaft;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// Master-data changes asked for per page (one Raft entry each).
+const MASTER_PAGE: usize = 500;
+/// Most master-data pages pulled in one go (the rest on the next pull).
+const MASTER_PAGES_MAX: usize = 100;
+/// How often the leader refreshes the replicated "last reached the cloud" time while online.
+const CLOUD_REFRESH: Duration = Duration::from_secs(60);
+
+/// What the leader knows about the cloud link right now.
+#[derive(Clone, Debug, Default)]
+pub struct LinkState {
+    /// This till is the uploader.
+    pub uploading: bool,
+    /// Last exchange succeeded.
+    pub online: bool,
+    /// Last success (ms since epoch).
+    pub last_ok_ms: u64,
+    /// Events not yet acknowledged.
+    pub backlog: u64,
+    /// Last failure.
+    pub last_error: Option<String>,
+}
+
+/// The uplink of one till.
+#[derive(Debug)]
+pub struct Uplink {
+    till: Arc<Till>,
+    raft: StoreRaft,
+    cfg: CloudSection,
+    http: reqwest::Client,
+    state: Arc<Mutex<LinkState>>,
+}
+
+/// How an upload or pull ended, when it did not succeed.
+#[derive(Debug)]
+enum Failure {
+    /// This till is not (or no longer) the leader.
+    Deposed,
+    /// The cloud refused the batch's term (a newer leader uploaded).
+    Fenced(String),
+    /// Unreachable, timed out, or answered with an error.
+    Link(String),
+}
+
+fn now_ms() -> u64 {
+    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+}
+
+/// The till's view of the cloud link: the leader's own state on the leader, the state the
+/// leader replicated through Raft elsewhere.
+pub fn link_view(state: &Arc<Mutex<LinkState>>, raft: &StoreRaft) -> CloudLink {
+    let s = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if s.uploading {
+        return CloudLink {
+            online: s.online,
+            last_ok_ms: s.last_ok_ms,
+            uploading: true,
+            backlog: s.backlog,
+            last_error: s.last_error,
+        };
+    }
+    let m = raft.state();
+    CloudLink {
+        online: m.cloud_online && raft.raft.metrics().borrow().current_leader.is_some(),
+        last_ok_ms: m.cloud_last_ok_ms.max(s.last_ok_ms),
+        uploading: false,
+        backlog: 0,
+        last_error: None,
+    }
+}
+
+impl Uplink {
+    /// Builds the uplink (the HTTP client trusts `cfg.ca_cert` when set).
+    pub fn new(till: Arc<Till>, raft: StoreRaft, cfg: CloudSection) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .connect_timeout(Duration::from_millis(cfg.timeout_ms));
+        if let Some(ca) = &cfg.ca_cert {
+            let pem = std::fs::read(ca)
+                .map_err(|e| anyhow::anyhow!("cannot read cloud.ca_cert {}: {e}", ca.display()))?;
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        Ok(Self {
+            till,
+            raft,
+            cfg,
+            http: http.build()?,
+            state: Arc::default(),
+        })
+    }
+
+    /// The shared link state (for status).
+    pub fn state(&self) -> Arc<Mutex<LinkState>> {
+        self.state.clone()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut LinkState)) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s);
+        let m = self.till.metrics();
+        m.cloud_online.set(i64::from(s.online));
+        m.cloud_backlog.set(s.backlog as i64);
+    }
+
+    /// Runs forever: waits to lead, then leads until deposed.
+    pub async fn run(self) {
+        let mut metrics = self.raft.raft.metrics();
+        loop {
+            let term = {
+                let m = metrics.borrow_and_update();
+                (m.current_leader == Some(self.raft.id)).then_some(m.current_term)
+            };
+            match term {
+                Some(term) => {
+                    info!(
+                        terminal = self.raft.id,
+                        term, "leading the store: uploading to the cloud"
+                    );
+                    self.set(|s| s.uploading = true);
+                    let why = self.lead(term).await;
+                    self.set(|s| s.uploading = false);
+                    info!(terminal = self.raft.id, term, why, "stopped uploading");
+                }
+                None => {
+                    if metrics.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether this node still leads in `term`, as it knows locally.
+    fn leads(&self, term: u64) -> bool {
+        let m = self.raft.raft.metrics();
+        let m = m.borrow();
+        m.current_leader == Some(self.raft.id) && m.current_term == term
+    }
+
+    /// Resolves when this node stops leading in `term`.
+    async fn deposed(&self, term: u64) {
+        let mut w = self.raft.raft.metrics();
+        loop {
+            {
+                let m = w.borrow_and_update();
+                if m.current_leader != Some(self.raft.id) || m.current_term != term {
+                    return;
+                }
+            }
+            if w.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Confirms the lead with a quorum (one heartbeat round), within the request limit.
+    async fn confirm(&self, term: u64) -> Result<(), Failure> {
+        let check = tokio::time::timeout(
+            Duration::from_millis(self.cfg.timeout_ms),
+            self.raft.raft.ensure_linearizable(),
+        );
+        match check.await {
+            Ok(Ok(_)) if self.leads(term) => Ok(()),
+            _ => Err(Failure::Deposed),
+        }
+    }
+
+    /// Leads in `term` until deposed; answers why it stopped.
+    async fn lead(&self, term: u64) -> &'static str {
+        let mut sent: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut changes = self.till.changes();
+        let mut backoff_ms = 0_u64;
+        let mut master_due = Instant::now();
+        let mut master_stale = true;
+        let mut last_exchange = Instant::now() - Duration::from_secs(3600);
+        let mut last_refresh = Instant::now() - CLOUD_REFRESH;
+        let mut was_online: Option<bool> = None;
+        loop {
+            if !self.leads(term) {
+                return "deposed";
+            }
+            if backoff_ms > 0 {
+                let jittered = backoff_ms / 2 + jitter(backoff_ms / 2);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(jittered)) => {}
+                    _ = self.deposed(term) => return "deposed",
+                }
+            }
+            let result = async {
+                if master_stale || Instant::now() >= master_due {
+                    self.pull_master(term).await?;
+                    master_stale = false;
+                    master_due = Instant::now() + Duration::from_millis(self.cfg.master_pull_ms);
+                }
+                let batch = self
+                    .build(term, &mut sent, &mut changes, last_exchange)
+                    .await?;
+                let Some(batch) = batch else {
+                    return Ok(None);
+                };
+                self.confirm(term).await?;
+                let ack = tokio::select! {
+                    r = self.send(&batch) => r?,
+                    _ = self.deposed(term) => return Err(Failure::Deposed),
+                };
+                Ok(Some((batch, ack)))
+            }
+            .await;
+            let online = match result {
+                Ok(None) => continue,
+                Ok(Some((batch, ack))) => {
+                    last_exchange = Instant::now();
+                    backoff_ms = 0;
+                    let n = batch.events.len();
+                    for e in &batch.events {
+                        let s = sent.entry(e.event.origin.0).or_default();
+                        *s = (*s).max(e.event.seq);
+                    }
+                    let marks: Vec<(u64, u64)> = ack
+                        .watermarks
+                        .iter()
+                        .map(|w| (w.origin, w.contiguous))
+                        .collect();
+                    self.count("accepted");
+                    self.till.metrics().uploaded_events.inc_by(ack.accepted);
+                    if !marks.is_empty()
+                        && let Err(e) = self
+                            .raft
+                            .propose(Command::Acked { watermarks: marks })
+                            .await
+                    {
+                        debug!(cause = %e, "could not commit the cloud's watermarks");
+                        return "deposed";
+                    }
+                    master_stale |= ack.master_stale;
+                    if n > 0 {
+                        debug!(
+                            events = n,
+                            accepted = ack.accepted,
+                            duplicate = ack.duplicate,
+                            term,
+                            "batch acknowledged"
+                        );
+                    }
+                    let ok = now_ms();
+                    self.set(|s| {
+                        s.online = true;
+                        s.last_ok_ms = ok;
+                        s.last_error = None;
+                    });
+                    true
+                }
+                Err(Failure::Deposed) => return "deposed",
+                Err(Failure::Fenced(why)) => {
+                    self.count("fenced");
+                    warn!(term, cause = %why, "the cloud fenced this leader's term; waiting to be deposed");
+                    self.set(|s| s.last_error = Some(why));
+                    tokio::select! {
+                        _ = self.deposed(term) => return "deposed",
+                        _ = tokio::time::sleep(Duration::from_millis(self.cfg.backoff_max_ms)) => return "fenced",
+                    }
+                }
+                Err(Failure::Link(why)) => {
+                    self.count("failed");
+                    backoff_ms =
+                        (backoff_ms * 2).clamp(self.cfg.backoff_min_ms, self.cfg.backoff_max_ms);
+                    if was_online != Some(false) {
+                        warn!(cause = %why, retry_ms = backoff_ms, "cloud unreachable");
+                    }
+                    self.set(|s| {
+                        s.online = false;
+                        s.last_error = Some(why);
+                    });
+                    false
+                }
+            };
+            // Reconnecting pulls master data; the store hears of every flip at once and of
+            // the last success every minute.
+            if online && was_online == Some(false) {
+                info!("cloud reachable again");
+                master_stale = true;
+            }
+            if was_online != Some(online) || (online && last_refresh.elapsed() >= CLOUD_REFRESH) {
+                let last_ok_ms = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .last_ok_ms;
+                if self
+                    .raft
+                    .propose(Command::Cloud { online, last_ok_ms })
+                    .await
+                    .is_err()
+                {
+                    return "deposed";
+                }
+                last_refresh = Instant::now();
+            }
+            was_online = Some(online);
+        }
+    }
+
+    fn count(&self, outcome: &str) {
+        self.till
+            .metrics()
+            .uploads
+            .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+            .inc();
+    }
+
+    /// The next batch: events after the acknowledged (or already sent) seq of each origin,
+    /// within the count and byte limits. Waits for events (or the heartbeat) when there are
+    /// none, and lingers briefly for company when there are few. `None`: look again.
+    async fn build(
+        &self,
+        term: u64,
+        sent: &mut BTreeMap<u64, u64>,
+        changes: &mut tokio::sync::watch::Receiver<u64>,
+        last_exchange: Instant,
+    ) -> Result<Option<Batch>, Failure> {
+        let mut lingered = false;
+        loop {
+            let machine = self.raft.state();
+            let vv = self.till.version_vector();
+            let mut backlog = 0;
+            let mut events = Vec::new();
+            let mut bytes = 0;
+            let mut full = false;
+            for (origin, held) in vv.iter() {
+                let acked = machine.acked.get(&origin.0).copied().unwrap_or(0);
+                backlog += held.saturating_sub(acked);
+                let cursor = sent.entry(origin.0).or_insert(acked);
+                if *cursor < acked {
+                    *cursor = acked;
+                }
+                if full || held <= *cursor {
+                    continue;
+                }
+                let room = self.cfg.batch_events_max - events.len();
+                let got = self
+                    .till
+                    .events_after(origin, *cursor, room)
+                    .await
+                    .map_err(Failure::Link)?;
+                for event in got {
+                    let e = StoreEvent {
+                        store: self.till.config().store.store_id.clone(),
+                        event,
+                    };
+                    let size = encode_batch_size(&e);
+                    if !events.is_empty() && bytes + size > self.cfg.batch_bytes_max {
+                        full = true;
+                        break;
+                    }
+                    bytes += size;
+                    events.push(e);
+                }
+                full |= events.len() >= self.cfg.batch_events_max;
+            }
+            self.set(|s| s.backlog = backlog);
+            if events.is_empty() {
+                // Resend what the cloud holds but has not counted as contiguous (it dedupes).
+                for (o, s) in sent.iter_mut() {
+                    *s = (*s).min(machine.acked.get(o).copied().unwrap_or(0));
+                }
+                let heartbeat = Duration::from_millis(self.cfg.heartbeat_ms);
+                if last_exchange.elapsed() >= heartbeat {
+                    return Ok(Some(self.batch(term, &machine, backlog, events)));
+                }
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = tokio::time::sleep(heartbeat.saturating_sub(last_exchange.elapsed())) => {}
+                    _ = self.deposed(term) => return Err(Failure::Deposed),
+                }
+                return Ok(None);
+            }
+            if full || lingered {
+                return Ok(Some(self.batch(term, &machine, backlog, events)));
+            }
+            lingered = true;
+            tokio::time::sleep(Duration::from_millis(self.cfg.linger_ms)).await;
+        }
+    }
+
+    fn batch(
+        &self,
+        term: u64,
+        machine: &tillmesh_consensus::machine::StoreMachine,
+        backlog: u64,
+        events: Vec<StoreEvent>,
+    ) -> Batch {
+        Batch {
+            term,
+            leader: self.raft.id,
+            master_version: machine.master_version,
+            backlog,
+            tills: self.raft.voters(),
+            events,
+        }
+    }
+
+    /// Sends one batch (binary, gzip) and reads the acknowledgement.
+    async fn send(&self, batch: &Batch) -> Result<IngestAck, Failure> {
+        use std::io::Write;
+        let raw = encode_batch(batch).map_err(Failure::Link)?;
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(raw.len() / 4),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&raw)
+            .and_then(|_| gz.flush())
+            .map_err(|e| Failure::Link(e.to_string()))?;
+        let body = gz.finish().map_err(|e| Failure::Link(e.to_string()))?;
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/sync/upload", self.cfg.url))
+            .bearer_auth(&self.cfg.token)
+            .header(reqwest::header::CONTENT_TYPE, BINARY_CONTENT_TYPE)
+            .header(reqwest::header::CONTENT_ENCODING, "gzip")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Link(format!("upload: {}", error_chain(&e))))?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp
+                .json::<IngestAck>()
+                .await
+                .map_err(|e| Failure::Link(format!("upload answer: {e}")));
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let why = format!(
+            "upload refused ({status}): {}",
+            text.chars().take(300).collect::<String>()
+        );
+        if status == reqwest::StatusCode::CONFLICT {
+            Err(Failure::Fenced(why))
+        } else {
+            Err(Failure::Link(why))
+        }
+    }
+
+    /// Pulls master-data changes since the store's applied version, page by page, each page
+    /// committed through Raft (every till applies it).
+    async fn pull_master(&self, term: u64) -> Result<(), Failure> {
+        for _ in 0..MASTER_PAGES_MAX {
+            let since = self.raft.state().master_version;
+            let resp = self
+                .http
+                .get(format!(
+                    "{}/api/v1/sync/master?since={since}&limit={MASTER_PAGE}",
+                    self.cfg.url
+                ))
+                .bearer_auth(&self.cfg.token)
+                .send()
+                .await
+                .map_err(|e| Failure::Link(format!("master pull: {}", error_chain(&e))))?;
+            let status = resp.status();
+            if !status.is_success() {
+                let text = resp.text().await.unwrap_or_default();
+                return Err(Failure::Link(format!(
+                    "master pull refused ({status}): {}",
+                    text.chars().take(300).collect::<String>()
+                )));
+            }
+            let page: MasterChanges = resp
+                .json()
+                .await
+                .map_err(|e| Failure::Link(format!("master answer: {e}")))?;
+            if page.version <= since || page.changes.is_empty() {
+                return Ok(());
+            }
+            let mut changes = Vec::with_capacity(page.changes.len());
+            for c in &page.changes {
+                let json = match &c.body {
+                    Some(b) => {
+                        Some(serde_json::to_string(b).map_err(|e| Failure::Link(e.to_string()))?)
+                    }
+                    None => None,
+                };
+                changes.push((format!("{}:{}", c.kind.as_str(), c.key), json));
+            }
+            if !self.leads(term) {
+                return Err(Failure::Deposed);
+            }
+            self.raft
+                .propose(Command::Master {
+                    version: page.version,
+                    at_ms: now_ms(),
+                    changes,
+                })
+                .await
+                .map_err(|_| Failure::Deposed)?;
+            info!(
+                version = page.version,
+                changes = page.changes.len(),
+                "master data from HQ committed"
+            );
+            if !page.more {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the store's master data on this till whenever the Raft state brings a newer
+/// version; on the leader, HQ's prices replace the store overrides they conflict with.
+pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut w = raft.watch_state();
+        loop {
+            let (version, at_ms, records) = {
+                let m = w.borrow_and_update();
+                (m.master_version, m.master_at_ms, m.master.clone())
+            };
+            if version > till.hq_version() && !records.is_empty() {
+                match till.apply_master(version, at_ms, &records).await {
+                    Ok(conflicts) => {
+                        let leads = raft.raft.metrics().borrow().current_leader == Some(raft.id);
+                        for c in conflicts.iter().filter(|_| leads) {
+                            if let Err(e) = till.hq_replaces_override(c, at_ms).await {
+                                warn!(sku = %c.sku, cause = %e.message, "could not replace a store override with HQ's price");
+                            }
+                        }
+                    }
+                    Err(e) => warn!(version, cause = %e, "master data not applied"),
+                }
+            }
+            if w.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Size of one event in the binary batch encoding.
+fn encode_batch_size(e: &StoreEvent) -> usize {
+    bincode::serde::encode_to_vec(e, bincode::config::standard())
+        .map_or(usize::MAX / 4, |v| v.len())
+}
+
+/// Uniform in `0..=max`.
+fn jitter(max: u64) -> u64 {
+    let mut b = [0_u8; 8];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    u64::from_le_bytes(b) % (max + 1)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
