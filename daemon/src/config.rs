@@ -194,6 +194,10 @@ pub struct MeshSection {
     /// A voter unreachable this long is removed from the store's Raft group, ms.
     #[serde(default = "default_raft_remove")]
     pub raft_remove_after_ms: u64,
+    /// How many tills the store has (0: unknown). When set, the Raft group is founded only
+    /// by a majority of them, so a LAN split at boot cannot found two groups.
+    #[serde(default)]
+    pub store_tills: usize,
 }
 
 impl MeshSection {
@@ -214,6 +218,7 @@ impl MeshSection {
             batch_events_max: default_batch(),
             raft_discovery_window_ms: 1_000,
             raft_remove_after_ms: default_raft_remove(),
+            store_tills: 0,
         }
     }
 }

@@ -54,6 +54,7 @@ pub fn spawn_membership(
     transport: Arc<MeshRaft>,
     window_ms: u64,
     remove_after_ms: u64,
+    store_tills: usize,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(window_ms)).await;
@@ -73,7 +74,7 @@ pub fn spawn_membership(
                 .filter(|v| now.duration_since(*seen.entry(*v).or_insert(now)) > limit)
                 .collect();
             match raft
-                .membership_round(&*transport, &connected, &unreachable)
+                .membership_round(&*transport, &connected, &unreachable, store_tills)
                 .await
             {
                 Ok(what) => {

@@ -169,6 +169,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 transport,
                 m.raft_discovery_window_ms,
                 m.raft_remove_after_ms,
+                m.store_tills,
             );
             let weak = Arc::downgrade(&mesh);
             till.set_mesh_peers(Box::new(move || {

@@ -1,14 +1,41 @@
 //! The `tillmesh` command line: `terminal` runs a till (`terminal enroll` issues its
-//! certificate), `store init` creates a store CA, `demo` runs a store of tills on loopback,
+//! certificate), `store init` creates a store CA, `dev store` runs a store of tills and a
+//! cloud on loopback,
 //! `status` asks a running till how it is, `audit verify` checks a till's audit chain,
 //! `cloud` runs the HQ sync endpoint and `hq` administers it (stores, credentials, master
 //! data, fleet).
+
+mod dev;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tillmesh::config::TerminalConfig;
+
+#[derive(Subcommand)]
+enum DevAction {
+    /// Run a whole store on loopback: a cloud (SQLite) and N tills in one process, meshed
+    /// over QUIC with mutual TLS (a store CA and till certificates are created on first
+    /// run); the tills form their Raft group and the leader uploads. Ctrl-C stops it all.
+    Store {
+        /// Terminal config used as the template for every till.
+        #[arg(long, default_value = "configs/terminal.example.toml")]
+        config: PathBuf,
+        /// Cloud config (its database is kept under --dir).
+        #[arg(long, default_value = "configs/cloud.example.toml")]
+        cloud_config: PathBuf,
+        /// Run the tills without a cloud.
+        #[arg(long)]
+        no_cloud: bool,
+        /// Folder for the PKI and the databases.
+        #[arg(long, default_value = "data/dev-store")]
+        dir: PathBuf,
+        /// Number of tills (HTTP on 7301.., mesh on 7401..).
+        #[arg(long, default_value_t = 3)]
+        tills: u16,
+    },
+}
 
 #[derive(Parser)]
 #[command(name = "tillmesh", version, about = "Offline-first point-of-sale mesh")]
@@ -51,18 +78,10 @@ enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
-    /// Run a whole store on loopback: N tills in one process, meshed over QUIC with mutual
-    /// TLS (a store CA and till certificates are created on first run).
-    Demo {
-        /// Terminal config used as the template for every till.
-        #[arg(long, default_value = "configs/terminal.example.toml")]
-        config: PathBuf,
-        /// Folder for the PKI and the tills' databases.
-        #[arg(long, default_value = "data/demo")]
-        dir: PathBuf,
-        /// Number of tills (HTTP on 7301.., mesh on 7401..).
-        #[arg(long, default_value_t = 3)]
-        tills: u16,
+    /// Development tools.
+    Dev {
+        #[command(subcommand)]
+        action: DevAction,
     },
     /// Print a running till's status.
     Status {
@@ -232,7 +251,7 @@ enum AuditCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -350,72 +369,21 @@ fn run(command: Command) -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
             }))
         }
-        Command::Demo { config, dir, tills } => {
-            if !(1..=9).contains(&tills) {
-                anyhow::bail!("--tills must be between 1 and 9");
-            }
-            let template = TerminalConfig::load(&config)?;
-            let store_id = template.store.store_id.clone();
-            let pki = dir.join("pki");
-            if !pki.join("store-ca.key").exists() {
-                std::fs::create_dir_all(&pki)?;
-                let ca = tillmesh_mesh::identity::create_store_ca(&store_id)?;
-                write_new(&pki.join("store-ca.key"), &ca.key, true)?;
-                write_new(&pki.join("store-ca.pem"), &ca.cert, false)?;
-            }
-            let ca = tillmesh_mesh::identity::Pem {
-                cert: std::fs::read_to_string(pki.join("store-ca.pem"))?,
-                key: std::fs::read_to_string(pki.join("store-ca.key"))?,
-            };
-            let mut cfgs = Vec::new();
-            for t in 1..=u64::from(tills) {
-                let cert = pki.join(format!("till-{t}.pem"));
-                let key = pki.join(format!("till-{t}.key"));
-                if !cert.exists() {
-                    let till = tillmesh_mesh::identity::enroll(&ca, &store_id, t)?;
-                    write_new(&cert, &till.cert, false)?;
-                    write_new(&key, &till.key, true)?;
-                }
-                let mut cfg = template.clone();
-                cfg.terminal.id = t;
-                cfg.terminal.listen = SocketAddr::from(([127, 0, 0, 1], 7300 + t as u16));
-                cfg.terminal.data_dir = dir.join(format!("till-{t}"));
-                let peers = (1..=u64::from(tills))
-                    .filter(|p| *p != t)
-                    .map(|p| SocketAddr::from(([127, 0, 0, 1], 7400 + p as u16)))
-                    .collect();
-                let mut mesh = tillmesh::config::MeshSection::loopback(
-                    SocketAddr::from(([127, 0, 0, 1], 7400 + t as u16)),
-                    pki.join("store-ca.pem"),
-                    cert,
-                    key,
-                );
-                mesh.peers = peers;
-                cfg.mesh = Some(mesh);
-                cfgs.push(cfg);
-            }
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async move {
-                let mut nodes = Vec::new();
-                for cfg in cfgs {
-                    nodes.push(tillmesh::start(cfg).await?);
-                }
-                for n in &nodes {
-                    println!(
-                        "till T{} of store {store_id}: http://{}  (tillmesh status --addr {})",
-                        n.till.config().terminal.id,
-                        n.http_addr,
-                        n.http_addr
-                    );
-                }
-                println!("press Ctrl-C to stop");
-                let _ = tokio::signal::ctrl_c().await;
-                for n in nodes {
-                    n.stop().await?;
-                }
-                anyhow::Ok(())
-            })
-        }
+        Command::Dev {
+            action:
+                DevAction::Store {
+                    config,
+                    cloud_config,
+                    no_cloud,
+                    dir,
+                    tills,
+                },
+        } => dev::run(dev::DevStore {
+            config,
+            cloud: (!no_cloud).then_some(cloud_config),
+            dir,
+            tills,
+        }),
         Command::Status { addr } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -449,7 +417,35 @@ fn run(command: Command) -> anyhow::Result<()> {
                 "catalog: {} items, master data v{}",
                 s["catalog_items"], s["master_version"]
             );
-            println!("cloud: {}", s["cloud"].as_str().unwrap_or("?"));
+            let c = &s["cloud"];
+            if c.is_null() {
+                println!("cloud: not configured");
+            } else {
+                println!(
+                    "cloud: {}{}  last reached {}  backlog {} events{}{}",
+                    if c["online"] == true {
+                        "online"
+                    } else {
+                        "offline"
+                    },
+                    if c["uploading"] == true {
+                        " (this till uploads)"
+                    } else {
+                        ""
+                    },
+                    c["last_ok"].as_str().unwrap_or("never"),
+                    c["backlog"],
+                    c["last_error"]
+                        .as_str()
+                        .map(|e| format!("  last error: {e}"))
+                        .unwrap_or_default(),
+                    if c["sales_refused"] == true {
+                        "  NEW SALES REFUSED (offline limit; a manager can override)"
+                    } else {
+                        ""
+                    },
+                );
+            }
             match s["raft"].as_object() {
                 Some(r) => println!(
                     "raft: leader {}  term {}  voters {}",

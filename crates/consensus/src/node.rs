@@ -149,17 +149,25 @@ impl StoreRaft {
     /// One round of the membership rule, given the tills this one is connected to: found the
     /// group (bootstrap rule) when no one seen is in one, or, on the leader, add one
     /// connected non-member (learner, then voter). Returns what it did, for logs.
+    ///
+    /// `store_tills` is how many tills the store has (0: unknown): when set, only a set of
+    /// tills that is a majority of it founds, so two halves of a LAN split at boot cannot
+    /// each found a group.
     pub async fn membership_round<T: RaftTransport>(
         &self,
         transport: &T,
         connected: &[u64],
         unreachable: &[u64],
+        store_tills: usize,
     ) -> Result<&'static str, String> {
         if !self.initialized() {
             for &p in connected {
                 if let Ok((true, _)) = crate::network::probe(transport, p).await {
                     return Ok("waiting to be added");
                 }
+            }
+            if store_tills > 0 && (connected.len() + 1) * 2 <= store_tills {
+                return Ok("waiting for a majority of the store's tills");
             }
             return Ok(if self.bootstrap(connected).await? {
                 "founded the group"

@@ -256,3 +256,65 @@ async fn simultaneous_boots_form_exactly_one_group() {
         }
     }
 }
+
+/// A store of 5 tills whose LAN is split 2|3 at boot: with the store's till count known, only
+/// the 3 found a group (the 2 wait for a majority); once the split heals, the leader adds
+/// the 2, one at a time, and there is still one group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_at_boot_founds_only_on_the_majority_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let mut nodes = Vec::new();
+    for id in 1..=5u64 {
+        let port = Arc::new(Port {
+            me: id,
+            net: net.clone(),
+        });
+        let path = dir.path().join(format!("raft-{id}.db"));
+        let node = StoreRaft::start(id, &path, port.clone(), timing())
+            .await
+            .unwrap();
+        net.nodes.lock().unwrap().insert(id, node.clone());
+        nodes.push((node, port));
+    }
+    let side = |id: u64| if id <= 2 { vec![1, 2] } else { vec![3, 4, 5] };
+    let peers = |id: u64| -> Vec<u64> { side(id).into_iter().filter(|p| *p != id).collect() };
+    // Each till runs the rule seeing only its side: 2 of 5 is no majority, so they wait.
+    for (n, port) in &nodes {
+        let what = n
+            .membership_round(&**port, &peers(n.id), &[], 5)
+            .await
+            .unwrap();
+        if n.id <= 2 {
+            assert_eq!(
+                what, "waiting for a majority of the store's tills",
+                "till {}",
+                n.id
+            );
+        }
+    }
+    assert!(!nodes[0].0.initialized() && !nodes[1].0.initialized());
+    let majority: Vec<StoreRaft> = nodes[2..].iter().map(|(n, _)| n.clone()).collect();
+    let leader = agreed_leader(&majority, &net).await;
+    assert!(leader >= 3);
+    // The split heals: the minority probes, finds a group and waits; the leader adds them.
+    let all: Vec<u64> = (1..=5).collect();
+    for _ in 0..60 {
+        for (n, port) in &nodes {
+            let others: Vec<u64> = all.iter().copied().filter(|p| *p != n.id).collect();
+            let _ = n.membership_round(&**port, &others, &[], 5).await;
+        }
+        if nodes.iter().all(|(n, _)| n.voters() == all) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (n, _) in &nodes {
+        assert_eq!(n.voters(), all, "till {}", n.id);
+    }
+    let everyone: Vec<StoreRaft> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(agreed_leader(&everyone, &net).await, leader);
+    for n in everyone {
+        n.shutdown().await;
+    }
+}
