@@ -1,8 +1,11 @@
 //! The store's uplink, end to end: real tills meshed over QUIC with mutual TLS form a Raft
 //! group and upload to a real cloud (SQLite) over HTTP. Only the leader uploads, a new leader
-//! resumes after the old one stops and the ledger holds every sale exactly once; HQ's price
-//! change reaches every till while earlier sales keep their price; a store out of touch
-//! past the offline limit refuses new sales until a manager overrides.
+//! resumes after the old one stops (in process, and after `kill -9` of a real process) and
+//! the ledger holds every sale exactly once; a leader cut off from the cloud, then a 2|3
+//! split, heal with nothing lost or doubled, watermarks never backwards and the deposed
+//! leader's term fenced; HQ's price change reaches every till while earlier sales keep their
+//! price; a store out of touch past the offline limit refuses new sales until a manager
+//! overrides.
 
 mod support;
 
@@ -51,6 +54,19 @@ async fn leader_of(tills: &[&TestTill], not: Option<u64>, within: Duration) -> u
     }
 }
 
+/// Waits until the tills hold the same events; returns how many.
+async fn converge(ts: Vec<&TestTill>) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !ts.iter().all(|t| held(t) == held(ts[0])) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tills did not converge"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    held(ts[0])
+}
+
 /// Events the store holds (every origin, as `t` knows them).
 fn held(t: &TestTill) -> u64 {
     t.till().version_vector().total()
@@ -94,15 +110,7 @@ async fn only_the_leader_uploads_and_a_new_leader_resumes_exactly_once() {
         sell(t, 4).await;
     }
     // Every till holds every event once the mesh converged; the cloud gets them all, once.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !tills.iter().all(|t| held(t) == held(&tills[0])) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "mesh did not converge"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let total = held(&tills[0]);
+    let total = converge(tills.iter().collect()).await;
     let (term1, by) = ledger_holds(&cloud, total, Duration::from_secs(20)).await;
     assert_eq!(by, first, "the cloud heard from the leader");
     // The cloud's acknowledgement is committed through Raft on every till.
@@ -136,15 +144,7 @@ async fn only_the_leader_uploads_and_a_new_leader_resumes_exactly_once() {
     for t in &rest {
         sell(t, 3).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !rest.iter().all(|t| held(t) == held(&rest[0])) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "mesh did not converge"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let total = held(&rest[0]);
+    let total = converge(rest.iter().collect()).await;
     let (term2, by) = ledger_holds(&cloud, total, Duration::from_secs(20)).await;
     assert_eq!(by, second);
     assert!(term2 > term1, "the new leader uploads in a later term");
@@ -305,4 +305,365 @@ async fn a_store_offline_past_the_limit_refuses_sales_until_a_manager_overrides(
     c.sell(&[(&demo_barcode(0), 1)], None).await.unwrap();
     let _ = Client::new(t.addr);
     t.stop().await;
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A till as a child process of the real binary, meshed and linked to the cloud.
+struct Proc {
+    id: u64,
+    http: u16,
+    config: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl Proc {
+    fn spawn(id: u64, http: u16, config: &std::path::Path, dir: &std::path::Path) -> Proc {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+            .args(["terminal", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{http}"))
+            .env("RUST_LOG", "warn,openraft=error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn tillmesh");
+        Proc {
+            id,
+            http,
+            config: config.into(),
+            dir: dir.into(),
+            child,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(std::net::SocketAddr::from(([127, 0, 0, 1], self.http)))
+    }
+
+    async fn status(&self) -> Option<serde_json::Value> {
+        let a = self
+            .client()
+            .send(reqwest::Method::GET, "/api/v1/status", None)
+            .await
+            .ok()?;
+        (a.status == 200).then_some(a.body)
+    }
+}
+
+/// Waits until the tills agree on a leader other than `not`; returns it.
+async fn proc_leader(procs: &[&Proc], not: Option<u64>) -> u64 {
+    for _ in 0..400 {
+        let mut leaders = BTreeSet::new();
+        for p in procs {
+            leaders.insert(p.status().await.and_then(|s| s["raft"]["leader"].as_u64()));
+        }
+        if leaders.len() == 1
+            && let Some(Some(l)) = leaders.first()
+            && Some(*l) != not
+        {
+            return *l;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the tills did not agree on a leader within 40 s");
+}
+
+async fn proc_sell(p: &Proc, n: usize) {
+    let c = p.client().login("E001", "1111").await;
+    for i in 0..n {
+        c.sell(&[(&demo_barcode(i % 3), 1)], None).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let work = tempfile::tempdir().unwrap();
+    let mesh_ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
+    let catalog = support::repo().join("configs/catalog.example.json");
+    let mut procs = Vec::new();
+    for id in 1..=3u64 {
+        let (ca, cert, key) = pki.enroll(id);
+        let peers: Vec<String> = (1..=3u64)
+            .filter(|p| *p != id)
+            .map(|p| format!("\"127.0.0.1:{}\"", mesh_ports[p as usize - 1]))
+            .collect();
+        let mut text = std::fs::read_to_string(support::example_config()).unwrap();
+        text = text.replace(
+            "\"catalog.example.json\"",
+            &format!("{:?}", catalog.display().to_string()),
+        );
+        text = text.replacen("\nid = 1 ", &format!("\nid = {id} "), 1);
+        text.push_str(&format!(
+            "\n[mesh]\nlisten = \"127.0.0.1:{}\"\nca_cert = {:?}\ncert = {:?}\nkey = {:?}\nmdns = false\npeers = [{}]\ndisable_gso = true\nanti_entropy_ms = 300\nraft_discovery_window_ms = 1000\nstore_tills = 3\n\n[cloud]\nurl = {:?}\ntoken = {:?}\nheartbeat_ms = 500\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\nlinger_ms = 50\n",
+            mesh_ports[id as usize - 1],
+            ca.display().to_string(),
+            cert.display().to_string(),
+            key.display().to_string(),
+            peers.join(", "),
+            cloud.url(),
+            cloud.store_token,
+        ));
+        let config = work.path().join(format!("till-{id}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let dir = work.path().join(format!("till-{id}"));
+        procs.push(Proc::spawn(id, free_tcp_port(), &config, &dir));
+    }
+    let refs: Vec<&Proc> = procs.iter().collect();
+    let first = proc_leader(&refs, None).await;
+    for p in &procs {
+        assert_eq!(
+            p.status().await.unwrap()["terminal_id"].as_u64(),
+            Some(p.id),
+            "each process is the till its config names"
+        );
+        proc_sell(p, 3).await;
+    }
+    // kill -9 of the leader, right after its last sale.
+    let at = procs.iter().position(|p| p.id == first).unwrap();
+    let mut dead = procs.remove(at);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let refs: Vec<&Proc> = procs.iter().collect();
+    let second = proc_leader(&refs, Some(first)).await;
+    for p in &procs {
+        proc_sell(p, 3).await;
+    }
+    // The killed till comes back (a follower now) and what it alone held reaches the others.
+    procs.push(Proc::spawn(dead.id, dead.http, &dead.config, &dead.dir));
+    let refs: Vec<&Proc> = procs.iter().collect();
+    // Every acknowledged sale of every till is in the ledger, exactly once.
+    let sold = 3 * 3 + 2 * 3;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut totals = BTreeSet::new();
+        for p in &refs {
+            totals.insert(p.status().await.and_then(|s| s["events"].as_u64()));
+        }
+        let (events, term, _) = cloud.fleet().await;
+        if totals.len() == 1
+            && let Some(Some(total)) = totals.first()
+            && events == *total
+        {
+            assert!(term >= 2, "uploads resumed in a later term");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tills hold {totals:?} events, the ledger {events}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The ledger's sales are the ones the cashiers were told were paid: count them.
+    let mut c = Client::new(cloud.handle.addr);
+    c.token = Some(cloud.admin_token.clone());
+    let today = tillmesh_pos::calendar::rfc3339(tillmesh_cloud::now_ms());
+    let day = &today[..10];
+    let report = c
+        .get(&format!(
+            "/api/v1/reports/sales?store=S001&from={day}&to={day}&group=month"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(
+        report["totals"]["transactions"].as_i64(),
+        Some(sold),
+        "sales in the cloud's report: {report}"
+    );
+    assert!(cloud.uploaders().contains(&second));
+    for mut p in procs {
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+    }
+    cloud.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_doubled() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let mut proxies = HashMap::new();
+    let mut tills = Vec::new();
+    for t in 1..=5u64 {
+        // Each till reaches the cloud through its own path, which the test can cut.
+        let proxy = support::CutProxy::start(cloud.handle.addr).await;
+        let mut section = cloud.section();
+        section.url = format!("http://{}", proxy.addr);
+        proxies.insert(t, proxy);
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
+        cfg.mesh.as_mut().unwrap().store_tills = 5;
+        cfg.cloud = Some(section);
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    for a in &tills {
+        for b in &tills {
+            if a.cfg.terminal.id != b.cfg.terminal.id {
+                a.mesh().add_peer(b.mesh().local_addr());
+            }
+        }
+    }
+    let by_id = |tills: &Vec<TestTill>, id: u64| -> usize {
+        tills.iter().position(|t| t.cfg.terminal.id == id).unwrap()
+    };
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let l1 = leader_of(&all, None, Duration::from_secs(20)).await;
+    // A monitor: every leader any till names, and any watermark that moves backwards.
+    let rafts: Vec<_> = tills
+        .iter()
+        .map(|t| t.node().raft.clone().unwrap())
+        .collect();
+    let leaders_seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let backwards = Arc::new(Mutex::new(Vec::new()));
+    let monitor = {
+        let (seen, back) = (leaders_seen.clone(), backwards.clone());
+        tokio::spawn(async move {
+            let mut last: Vec<std::collections::BTreeMap<u64, u64>> =
+                vec![Default::default(); rafts.len()];
+            loop {
+                for (i, r) in rafts.iter().enumerate() {
+                    if let Some(l) = r.raft.metrics().borrow().current_leader {
+                        seen.lock().unwrap().insert(l);
+                    }
+                    let acked = r.state().acked;
+                    for (o, s) in &last[i] {
+                        if acked.get(o).copied().unwrap_or(0) < *s {
+                            back.lock().unwrap().push((r.id, *o, *s));
+                        }
+                    }
+                    last[i] = acked;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    for t in &tills {
+        sell(t, 2).await;
+    }
+    let total = converge(tills.iter().collect()).await;
+    ledger_holds(&cloud, total, Duration::from_secs(20)).await;
+
+    // 1. The leader loses the cloud (not the tills): it sees it within 5 s; no one else
+    //    uploads what is sold meanwhile.
+    proxies[&l1].cut();
+    let leader = &tills[by_id(&tills, l1)];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while leader.till().status().cloud.is_some_and(|c| c.online) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "offline not seen within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in tills.iter().filter(|t| t.cfg.terminal.id != l1) {
+        sell(t, 2).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(cloud.fleet().await.0, total, "nothing reached the cloud");
+    assert_eq!(cloud.uploaders(), BTreeSet::from([l1]));
+    let (_, term1, _) = cloud.fleet().await;
+
+    // 2. The store splits 2|3 with the old leader in the 2: the 3 elect a leader that uploads.
+    let other = tills
+        .iter()
+        .map(|t| t.cfg.terminal.id)
+        .find(|id| *id != l1)
+        .unwrap();
+    let minority = [l1, other];
+    for a in &tills {
+        for b in &tills {
+            let (x, y) = (a.cfg.terminal.id, b.cfg.terminal.id);
+            if minority.contains(&x) != minority.contains(&y) {
+                a.mesh().faults().block(y);
+            }
+        }
+    }
+    let major: Vec<&TestTill> = tills
+        .iter()
+        .filter(|t| !minority.contains(&t.cfg.terminal.id))
+        .collect();
+    let l2 = leader_of(&major, Some(l1), Duration::from_secs(20)).await;
+    for t in &tills {
+        sell(t, 2).await;
+    }
+    let major_total = converge(major.clone()).await;
+    // The majority holds everything but what the minority sold after the split.
+    let (term2, by) = ledger_holds(&cloud, major_total, Duration::from_secs(20)).await;
+    assert_eq!(by, l2);
+    assert!(term2 > term1);
+    // A late batch in the deposed leader's term is fenced and changes nothing.
+    let old = &tills[by_id(&tills, l1)];
+    let own = old
+        .till()
+        .events_after(old.till().replica_id(), 0, 1)
+        .await
+        .unwrap();
+    let late = tillmesh_cloud_proto::Batch {
+        term: term1,
+        leader: l1,
+        master_version: 0,
+        backlog: 0,
+        tills: vec![],
+        events: own
+            .into_iter()
+            .map(|event| tillmesh_cloud_proto::StoreEvent {
+                store: "S001".into(),
+                event,
+            })
+            .collect(),
+    };
+    let mut c = Client::new(cloud.handle.addr);
+    c.token = Some(cloud.store_token.clone());
+    c.post("/api/v1/sync/upload", serde_json::to_value(&late).unwrap())
+        .await
+        .expect_error(409, "stale_term");
+    assert_eq!(cloud.fleet().await.0, major_total);
+
+    // 3. Everything heals: every sale is in the ledger once.
+    for a in &tills {
+        for b in &tills {
+            a.mesh().faults().unblock(b.cfg.terminal.id);
+        }
+    }
+    proxies[&l1].heal();
+    let total = converge(tills.iter().collect()).await;
+    ledger_holds(&cloud, total, Duration::from_secs(30)).await;
+    monitor.abort();
+    let seen = leaders_seen.lock().unwrap().clone();
+    assert!(
+        cloud.uploaders().is_subset(&seen),
+        "uploaders {:?}, leaders {seen:?}",
+        cloud.uploaders()
+    );
+    assert!(
+        backwards.lock().unwrap().is_empty(),
+        "{:?}",
+        backwards.lock().unwrap()
+    );
+    for t in tills {
+        t.stop().await;
+    }
+    cloud.stop().await;
 }
