@@ -31,6 +31,18 @@ impl DotContext {
             || self.cloud.contains(dot)
     }
 
+    /// A context holding every dot `(r, 1..=c)` for each `(r, c)` given.
+    pub fn through(ranges: impl IntoIterator<Item = (ReplicaId, u64)>) -> Self {
+        let mut c = DotContext::default();
+        for (r, n) in ranges {
+            if n > 0 {
+                let e = c.compact.entry(r).or_insert(0);
+                *e = (*e).max(n);
+            }
+        }
+        c
+    }
+
     /// The next fresh dot for `replica`. Only the owning replica calls this, and it always has
     /// its own dots in the compact prefix.
     pub fn next_dot(&mut self, replica: ReplicaId) -> Dot {

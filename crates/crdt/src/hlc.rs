@@ -53,6 +53,11 @@ impl HlcClock {
         }
     }
 
+    /// The last stamp issued or observed.
+    pub fn last_stamp(&self) -> Hlc {
+        self.last
+    }
+
     /// Restores a clock after restart so it never issues a stamp at or below `last`.
     pub fn resume(replica: ReplicaId, drift_ms_max: u64, last: Hlc) -> Self {
         Self {

@@ -123,6 +123,26 @@ impl<K: Ord + Clone, V: Clone + Ord> LwwMap<K, V> {
         self.entries.values().filter_map(|r| r.stamp())
     }
 
+    /// Keeps only the keys for which `keep(key, value, stamp)` holds (tombstones pass
+    /// `None`). A caller that drops entries must drop the same ones from every later merge
+    /// for replicas to converge (see `pos::state::StoreState::compact`).
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, Option<&V>, Hlc) -> bool) {
+        self.entries.retain(|k, r| match r.stamp() {
+            Some(s) => keep(k, r.get().and_then(|v| v.as_ref()), s),
+            None => false,
+        });
+    }
+
+    /// Drops `key` entirely (no tombstone); see [`LwwMap::retain`].
+    pub fn forget(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+
+    /// Number of keys held, tombstones included (memory accounting).
+    pub fn held(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Live `(key, value)` pairs in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries

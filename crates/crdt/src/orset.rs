@@ -80,6 +80,29 @@ impl<E: Ord + Clone> OrSet<E> {
         delta
     }
 
+    /// The delta that forgets every element added with a dot at or below `through[replica]`:
+    /// an empty set whose context covers those dots. Merged anywhere, it removes those
+    /// additions and makes any later delivery of them a no-op, so tills that compact at
+    /// different moments, before or after receiving the same adds, still converge. Used to
+    /// bound the transaction log once its sales are archived everywhere.
+    pub fn forgetting(through: impl IntoIterator<Item = (ReplicaId, u64)>) -> OrSet<E> {
+        OrSet {
+            context: DotContext::through(through),
+            ..OrSet::new()
+        }
+    }
+
+    /// The highest dot per replica among the elements' dots (to find what a compaction
+    /// point covers).
+    pub fn max_dots(&self) -> BTreeMap<ReplicaId, u64> {
+        let mut m: BTreeMap<ReplicaId, u64> = BTreeMap::new();
+        for d in self.dots() {
+            let c = m.entry(d.replica).or_default();
+            *c = (*c).max(d.counter);
+        }
+        m
+    }
+
     /// Rebuilds the dot index after deserialisation.
     fn ensure_index(&mut self) {
         if !self.indexed {
@@ -194,6 +217,30 @@ mod tests {
         assert!(a.contains(&"t1") && b.contains(&"t1"));
         assert_eq!(a, b);
         let _ = r2;
+    }
+
+    #[test]
+    fn forgetting_removes_covered_adds_even_when_they_arrive_later() {
+        let r = ReplicaId(1);
+        let mut origin = OrSet::new();
+        let a1 = origin.add(r, "t1");
+        let a2 = origin.add(r, "t2");
+        let a3 = origin.add(r, "t3");
+        let forget = OrSet::forgetting([(r, 2)]);
+        // One replica forgets after seeing every add, the other before seeing any.
+        let mut x = OrSet::new();
+        for d in [&a1, &a2, &a3] {
+            x.merge(d);
+        }
+        x.merge(&forget);
+        let mut y = OrSet::new();
+        y.merge(&forget);
+        for d in [&a3, &a1, &a2] {
+            y.merge(d);
+        }
+        assert_eq!(x, y);
+        assert_eq!(x.iter().copied().collect::<Vec<_>>(), ["t3"]);
+        assert_eq!(x.max_dots(), [(r, 3)].into_iter().collect());
     }
 
     #[test]

@@ -67,7 +67,92 @@ pub struct Customers {
     docs: BTreeMap<String, AutoCommit>,
 }
 
+/// Saved as each document's automerge bytes (`AutoCommit::save`), so a base carries full
+/// documents that merge with any till's.
+impl Serialize for Customers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let saved: BTreeMap<&str, serde_bytes_vec::Bytes> = self
+            .docs
+            .iter()
+            .map(|(k, d)| (k.as_str(), serde_bytes_vec::Bytes(d.clone().save())))
+            .collect();
+        saved.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Customers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let saved: BTreeMap<String, serde_bytes_vec::Bytes> = BTreeMap::deserialize(d)?;
+        if saved.len() > CUSTOMERS_MAX {
+            return Err(serde::de::Error::custom("too many customer documents"));
+        }
+        let mut docs = BTreeMap::new();
+        for (k, b) in saved {
+            let doc = AutoCommit::load(&b.0).map_err(serde::de::Error::custom)?;
+            docs.insert(k, doc);
+        }
+        Ok(Customers { docs })
+    }
+}
+
+mod serde_bytes_vec {
+    //! A byte vector that serialises as one byte string (not a sequence of numbers).
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) struct Bytes(pub Vec<u8>);
+
+    impl Serialize for Bytes {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Bytes {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Bytes;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                    Ok(Bytes(v.to_vec()))
+                }
+                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                    Ok(Bytes(v))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Bytes, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(b) = a.next_element()? {
+                        v.push(b);
+                    }
+                    Ok(Bytes(v))
+                }
+            }
+            d.deserialize_bytes(V)
+        }
+    }
+}
+
 impl Customers {
+    /// Merges every document of `other` into this set (automerge merge per document).
+    pub fn merge(&mut self, other: &Customers) {
+        for (id, doc) in &other.docs {
+            // At the cap a new document is refused here as `apply` refuses it.
+            if !self.docs.contains_key(id) && self.docs.len() >= CUSTOMERS_MAX {
+                continue;
+            }
+            let mine = self.docs.entry(id.clone()).or_default();
+            // Both documents come from this store's tills; a merge failure means one of them
+            // is corrupt, which applying events would have refused earlier.
+            mine.merge(&mut doc.clone())
+                .expect("customer documents of one store merge");
+        }
+    }
+
     /// Applies `patch` to customer `id` as replica `me`; returns the change bytes to record.
     pub fn edit(
         &mut self,

@@ -5,6 +5,7 @@ use crate::customer::Customers;
 use crate::event::{Event, EventBody, Sale};
 use crate::inventory::Reason;
 use crate::transaction::Status;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use tillmesh_crdt::{Crdt, Hlc, HlcClock, LwwMap, OrSet, PnCounter, ReplicaId, VersionVector};
 
@@ -12,7 +13,7 @@ use tillmesh_crdt::{Crdt, Hlc, HlcClock, LwwMap, OrSet, PnCounter, ReplicaId, Ve
 pub const CLOCK_DRIFT_MS_MAX: u64 = 5 * 60 * 1000;
 
 /// Everything the tills of a store converge on.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StoreState {
     /// Stock per SKU.
     pub inventory: BTreeMap<String, PnCounter>,
@@ -33,6 +34,83 @@ pub struct StoreState {
     /// Events applied beyond a gap in their origin's sequence; folded into `vv` once the gap
     /// closes.
     ahead: BTreeSet<(ReplicaId, u64)>,
+    /// Statuses still PAID (the default a sale reads as) and stamped before this time are
+    /// not kept in memory (see [`StoreState::compact`]).
+    #[serde(default)]
+    pub horizon_ms: u64,
+}
+
+/// A compaction point every till of the store applies (agreed through the store's Raft log):
+/// events at or below `floor` are held by every till and acknowledged by the cloud, so they
+/// leave the sync log; the sales they recorded leave the transaction-log OR-set
+/// (`txlog_dots`: the highest OR-set dot per origin among those sales); and statuses still
+/// PAID from before `horizon_ms` leave memory (a sale with no status reads as PAID, and the
+/// database keeps every status for queries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compaction {
+    /// Highest compacted seq per origin.
+    pub floor: VersionVector,
+    /// Highest compacted transaction-log dot per origin.
+    pub txlog_dots: VersionVector,
+    /// Statuses still PAID and stamped before this are dropped from memory.
+    pub horizon_ms: u64,
+}
+
+impl Compaction {
+    /// Joins another point into this one (each part only grows).
+    pub fn merge(&mut self, o: &Compaction) {
+        self.floor.merge(&o.floor);
+        self.txlog_dots.merge(&o.txlog_dots);
+        self.horizon_ms = self.horizon_ms.max(o.horizon_ms);
+    }
+
+    /// Whether `o` moves any part forward.
+    pub fn advanced_by(&self, o: &Compaction) -> bool {
+        !self.floor.dominates(&o.floor)
+            || !self.txlog_dots.dominates(&o.txlog_dots)
+            || o.horizon_ms > self.horizon_ms
+    }
+}
+
+/// What a till keeps of its compacted events: the state they (and possibly later events)
+/// produced, the compaction point, and the highest clock stamp seen, so that a restart
+/// resumes from it plus the events still in the sync log. Peers lacking compacted events
+/// receive it whole and merge it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Base {
+    /// The state.
+    pub state: StoreState,
+    /// The compaction point the till's sync log is pruned to.
+    pub compaction: Compaction,
+    /// Highest HLC stamp the state had seen.
+    pub hlc: Hlc,
+}
+
+/// Largest encoded base accepted.
+pub const BASE_BYTES_MAX: usize = 64 << 20;
+
+fn base_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<BASE_BYTES_MAX>()
+}
+
+impl Base {
+    /// Encodes the base (bincode).
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        bincode::serde::encode_to_vec(self, base_config()).map_err(|e| e.to_string())
+    }
+
+    /// Decodes a base, refusing trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Base, String> {
+        let (b, used): (Base, usize) =
+            bincode::serde::decode_from_slice(bytes, base_config()).map_err(|e| e.to_string())?;
+        if used != bytes.len() {
+            return Err(format!(
+                "{} trailing bytes after a base",
+                bytes.len() - used
+            ));
+        }
+        Ok(b)
+    }
 }
 
 impl PartialEq for StoreState {
@@ -46,6 +124,7 @@ impl PartialEq for StoreState {
             && self.customers.snapshot() == o.customers.snapshot()
             && self.vv == o.vv
             && self.ahead == o.ahead
+            && self.horizon_ms == o.horizon_ms
     }
 }
 
@@ -77,7 +156,7 @@ impl StoreState {
                 ..
             } => {
                 self.txlog.merge(txlog);
-                self.txn_status.merge(status);
+                self.merge_status(status);
                 for (sku, counter) in inventory {
                     self.inventory
                         .entry(sku.clone())
@@ -86,7 +165,7 @@ impl StoreState {
                 }
             }
             EventBody::TransactionVoided { status, .. }
-            | EventBody::RefundRecorded { status, .. } => self.txn_status.merge(status),
+            | EventBody::RefundRecorded { status, .. } => self.merge_status(status),
             EventBody::InventoryAdjusted { sku, counter, .. } => self
                 .inventory
                 .entry(sku.clone())
@@ -117,11 +196,12 @@ impl StoreState {
         if e.seq > self.vv.get(e.origin) {
             self.ahead.insert((e.origin, e.seq));
         }
-        while let Some(&(o, s)) = self
-            .ahead
-            .range((e.origin, 0)..=(e.origin, u64::MAX))
-            .next()
-        {
+        self.fold_ahead(e.origin);
+    }
+
+    /// Moves `origin`'s entry of `vv` over the events in `ahead` that became contiguous.
+    fn fold_ahead(&mut self, origin: ReplicaId) {
+        while let Some(&(o, s)) = self.ahead.range((origin, 0)..=(origin, u64::MAX)).next() {
             if s <= self.vv.get(o) {
                 self.ahead.remove(&(o, s));
             } else if s == self.vv.get(o) + 1 {
@@ -131,6 +211,80 @@ impl StoreState {
                 break;
             }
         }
+    }
+
+    fn merge_status(&mut self, delta: &LwwMap<String, Status>) {
+        self.txn_status.merge(delta);
+        if self.horizon_ms > 0 {
+            for (k, _) in delta.iter() {
+                self.forget_if_settled(k);
+            }
+        }
+    }
+
+    /// Drops `k`'s status if it is PAID from before the horizon. Dropping is the same
+    /// whether it happens before or after a later status arrives (that one wins either way,
+    /// and is kept), so tills converge whatever the order.
+    fn forget_if_settled(&mut self, k: &String) {
+        let settled = self.txn_status.get(k) == Some(&Status::Paid)
+            && self
+                .txn_status
+                .stamp(k)
+                .is_some_and(|s| s.wall_ms < self.horizon_ms);
+        if settled {
+            self.txn_status.forget(k);
+        }
+    }
+
+    /// Applies a compaction point: forgets the compacted sales' transaction-log entries and
+    /// the settled statuses from before the horizon. A join like any other merge, so it
+    /// commutes with applying events: tills reach the same state whatever they received
+    /// before or after it.
+    pub fn compact(&mut self, c: &Compaction) {
+        self.txlog.merge(&OrSet::forgetting(c.txlog_dots.iter()));
+        if c.horizon_ms > self.horizon_ms {
+            self.horizon_ms = c.horizon_ms;
+            let h = self.horizon_ms;
+            self.txn_status
+                .retain(|_, v, stamp| !(v == Some(&Status::Paid) && stamp.wall_ms < h));
+        }
+    }
+
+    /// Joins a whole state (a peer's [`Base`]) into this one.
+    pub fn merge(&mut self, o: &StoreState) {
+        for (sku, c) in &o.inventory {
+            self.inventory.entry(sku.clone()).or_default().merge(c);
+        }
+        self.txlog.merge(&o.txlog);
+        self.txn_status.merge(&o.txn_status);
+        self.store_prices.merge(&o.store_prices);
+        self.settings.merge(&o.settings);
+        for (id, c) in &o.points {
+            self.points.entry(id.clone()).or_default().merge(c);
+        }
+        self.customers.merge(&o.customers);
+        self.vv.merge(&o.vv);
+        self.ahead.extend(o.ahead.iter().copied());
+        let origins: BTreeSet<ReplicaId> = self.ahead.iter().map(|(o, _)| *o).collect();
+        for origin in origins {
+            self.fold_ahead(origin);
+        }
+        if o.horizon_ms > self.horizon_ms {
+            self.compact(&Compaction {
+                horizon_ms: o.horizon_ms,
+                ..Compaction::default()
+            });
+        } else if self.horizon_ms > 0 {
+            let h = self.horizon_ms;
+            self.txn_status
+                .retain(|_, v, stamp| !(v == Some(&Status::Paid) && stamp.wall_ms < h));
+        }
+    }
+
+    /// Sizes of the parts that grow with sales (for metrics): transaction-log entries and
+    /// statuses held in memory.
+    pub fn held(&self) -> (usize, usize) {
+        (self.txlog.len(), self.txn_status.held())
     }
 }
 
@@ -154,8 +308,19 @@ impl Replica {
 
     /// Rebuilds a replica from its persisted events (any order).
     pub fn restore<'a>(me: ReplicaId, events: impl IntoIterator<Item = &'a Event>) -> Self {
+        Self::restore_from(me, Base::default(), events)
+    }
+
+    /// Rebuilds a replica from a compacted base and the events after it (any order; events
+    /// the base already covers are harmless: applying is idempotent).
+    pub fn restore_from<'a>(
+        me: ReplicaId,
+        base: Base,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Self {
         let mut r = Self::new(me);
-        let mut last = Hlc::default();
+        r.state = base.state;
+        let mut last = base.hlc;
         for e in events {
             last = last.max(e.hlc);
             r.state.apply(e);
@@ -333,6 +498,32 @@ impl Replica {
         Ok(())
     }
 
+    /// Applies a compaction point (see [`StoreState::compact`]).
+    pub fn compact(&mut self, c: &Compaction) {
+        self.state.compact(c);
+    }
+
+    /// The state as a [`Base`] for `compaction`, with the clock's last stamp.
+    pub fn base(&self, compaction: Compaction) -> Base {
+        Base {
+            state: self.state.clone(),
+            compaction,
+            hlc: self.clock.last_stamp(),
+        }
+    }
+
+    /// Merges a peer's base into this replica (its clock observes the base's stamp).
+    pub fn merge_base(
+        &mut self,
+        base: &Base,
+        now_ms: u64,
+    ) -> Result<(), tillmesh_crdt::ClockError> {
+        self.clock.observe(base.hlc, now_ms)?;
+        self.state.merge(&base.state);
+        self.state.compact(&base.compaction);
+        Ok(())
+    }
+
     /// Test helper: merges an event without clock checks.
     #[doc(hidden)]
     pub fn state_apply_for_test(&mut self, e: &Event) {
@@ -408,5 +599,152 @@ mod tests {
         assert_eq!(partial.vv.get(ReplicaId(1)), 0);
         partial.apply(&evs[0]);
         assert_eq!(partial.vv.get(ReplicaId(1)), 2);
+    }
+
+    fn sale(txn: &str, qty: u32) -> Sale {
+        use crate::cart::{Line, Totals};
+        Sale {
+            txn_id: txn.into(),
+            terminal: ReplicaId(1),
+            cashier: "E1".into(),
+            created_ms: 1,
+            paid_ms: 2,
+            lines: vec![Line {
+                line_no: 1,
+                sku: "A".into(),
+                barcode: "96385074".into(),
+                name: "x".into(),
+                category: "c".into(),
+                quantity: qty,
+                unit_price: 100,
+                tax_rate_bp: 0,
+                gross: 100,
+                discount: 0,
+                promotion: None,
+                tax: 0,
+                total: 100,
+            }],
+            totals: Totals {
+                subtotal: 100,
+                discount: 0,
+                tax: 0,
+                total: 100,
+                items: qty,
+            },
+            payments: vec![],
+            customer_id: None,
+            points_earned: 0,
+        }
+    }
+
+    /// Two tills' events: sales at 10..=15 ms on till 1 (one voided later), a customer edit
+    /// and sales on till 2; and the compaction point covering till 1's first four sales.
+    fn history() -> (Vec<Event>, Compaction) {
+        let (r1, r2) = (ReplicaId(1), ReplicaId(2));
+        let mut a = Replica::new(r1);
+        let mut b = Replica::new(r2);
+        let mut evs = Vec::new();
+        for i in 0..6 {
+            evs.extend(a.record_sale(sale(&format!("T1-{i}"), 1), 10 + i));
+        }
+        evs.push(a.set_status(
+            "T1-1",
+            Status::Void,
+            |status| EventBody::TransactionVoided {
+                txn_id: "T1-1".into(),
+                status,
+                by: "M".into(),
+                approved_by: "M".into(),
+                reason: "r".into(),
+            },
+            30,
+        ));
+        let change = b
+            .customers_mut()
+            .edit(
+                r2,
+                "C1",
+                &crate::customer::CustomerPatch {
+                    name: Some("Ann".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        evs.push(b.update_customer("C1", change, 12));
+        for i in 0..3 {
+            evs.extend(b.record_sale(sale(&format!("T2-{i}"), 2), 20 + i));
+        }
+        let mut floor = VersionVector::new();
+        floor.advance(r1, 4);
+        // Till 1's first four sales are its first four events and its first four dots.
+        let mut txlog_dots = VersionVector::new();
+        txlog_dots.advance(r1, 4);
+        (
+            evs,
+            Compaction {
+                floor,
+                txlog_dots,
+                horizon_ms: 14,
+            },
+        )
+    }
+
+    #[test]
+    fn compaction_commutes_with_events_and_bounds_the_transaction_log() {
+        let (evs, c) = history();
+        let mut after = Replica::restore(ReplicaId(9), &evs);
+        let full = after.state().clone();
+        after.compact(&c);
+        // A till that applies the point first, then receives everything in reverse.
+        let mut first = Replica::new(ReplicaId(8));
+        first.compact(&c);
+        for e in evs.iter().rev() {
+            first.state_apply_for_test(e);
+        }
+        assert_eq!(first.state(), after.state());
+        // Counters keep every sale; the log forgot four sales; PAID statuses from before
+        // 14 ms are gone but the void (later) is kept and still reads as VOIDED.
+        assert_eq!(after.state().stock("A"), full.stock("A"));
+        assert_eq!(after.state().txlog.len(), full.txlog.len() - 4);
+        assert_eq!(
+            after.state().txn_status.get(&"T1-1".to_string()),
+            Some(&Status::Void)
+        );
+        assert_eq!(after.state().txn_status.get(&"T1-0".to_string()), None);
+        assert!(after.state().txn_status.get(&"T1-5".to_string()).is_some());
+        assert_eq!(after.state().vv, full.vv);
+        // Applying it again, or an older point, changes nothing.
+        let once = after.state().clone();
+        after.compact(&c);
+        after.compact(&Compaction::default());
+        assert_eq!(after.state(), &once);
+    }
+
+    #[test]
+    fn a_base_plus_the_remaining_events_restores_the_state_and_merges_into_a_peer() {
+        let (evs, c) = history();
+        let mut live = Replica::restore(ReplicaId(1), &evs);
+        live.compact(&c);
+        let base = Base::decode(&live.base(c.clone()).encode().unwrap()).unwrap();
+        assert_eq!(base.compaction, c);
+        // Restart: the base plus the events above the floor (the sync log after pruning).
+        let kept: Vec<&Event> = evs
+            .iter()
+            .filter(|e| e.seq > c.floor.get(e.origin))
+            .collect();
+        let restored = Replica::restore_from(ReplicaId(1), base.clone(), kept);
+        assert_eq!(restored.state(), live.state());
+        assert_eq!(
+            restored.state().customers.snapshot(),
+            live.state().customers.snapshot()
+        );
+        // A till on a new disk that got only till 2's events merges the base and catches up.
+        let mut fresh = Replica::new(ReplicaId(7));
+        for e in evs.iter().filter(|e| e.origin == ReplicaId(2)) {
+            fresh.state_apply_for_test(e);
+        }
+        fresh.merge_base(&base, 1_000).unwrap();
+        assert_eq!(fresh.state(), live.state());
+        assert!(Base::decode(&[1, 2, 3]).is_err());
     }
 }

@@ -14,7 +14,7 @@ mod write;
 
 pub use error::StoreError;
 pub use read::{Reader, StockMovement};
-pub use write::{CommitInfo, WriteBatch};
+pub use write::{CommitInfo, Prune, WriteBatch};
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use std::path::{Path, PathBuf};

@@ -73,6 +73,38 @@ impl Reader {
         rows.into_iter().map(decode_event).collect()
     }
 
+    /// The compacted base, if the sync log was ever pruned (bincode of `pos::state::Base`).
+    pub fn base(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT body FROM base WHERE id = 0", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Events in the sync log, and sales records in the archive.
+    pub fn log_sizes(&self) -> Result<(u64, u64), StoreError> {
+        let n = |sql: &str| -> Result<u64, StoreError> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok((
+            n("SELECT COUNT(*) FROM events")?,
+            n("SELECT COUNT(*) FROM sale_archive")?,
+        ))
+    }
+
+    /// The last sale event of `origin` at or below `seq` (to find the transaction-log dots a
+    /// compaction point covers).
+    pub fn last_sale_upto(&self, origin: ReplicaId, seq: u64) -> Result<Option<Event>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events
+             WHERE origin = ?1 AND seq <= ?2 AND kind = 'SaleRecorded' ORDER BY seq DESC LIMIT 1",
+        )?;
+        let row = st
+            .query_row(params![sql_int(origin.0), sql_int(seq)], event_from_row)
+            .optional()?;
+        row.map(decode_event).transpose()
+    }
+
     /// Events of `origin` with `seq > after`, at most `limit` (for delta sync).
     pub fn events_after(
         &self,
@@ -112,7 +144,9 @@ impl Reader {
         let row = self
             .conn
             .query_row(
-                "SELECT e.body, s.status FROM transactions t JOIN events e ON e.origin = t.origin AND e.seq = t.seq
+                "SELECT COALESCE(e.body, a.body), s.status FROM transactions t
+                 LEFT JOIN events e ON e.origin = t.origin AND e.seq = t.seq
+                 LEFT JOIN sale_archive a ON a.origin = t.origin AND a.seq = t.seq
                  LEFT JOIN txn_status s ON s.txn_id = t.txn_id WHERE t.txn_id = ?1",
                 params![txn_id],
                 |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?)),
@@ -129,7 +163,9 @@ impl Reader {
         limit: usize,
     ) -> Result<Vec<(Sale, Status)>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT e.body, s.status FROM transactions t JOIN events e ON e.origin = t.origin AND e.seq = t.seq
+            "SELECT COALESCE(e.body, a.body), s.status FROM transactions t
+                 LEFT JOIN events e ON e.origin = t.origin AND e.seq = t.seq
+                 LEFT JOIN sale_archive a ON a.origin = t.origin AND a.seq = t.seq
              LEFT JOIN txn_status s ON s.txn_id = t.txn_id
              WHERE t.paid_ms >= ?1 AND t.paid_ms < ?2 ORDER BY t.paid_ms, t.txn_id LIMIT ?3",
         )?;
@@ -271,7 +307,7 @@ impl Reader {
 }
 
 /// SQLite integers are i64: clamp instead of wrapping (`u64::MAX as i64` would be -1).
-fn sql_int(v: u64) -> i64 {
+pub(crate) fn sql_int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 

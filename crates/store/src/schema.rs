@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// Migrations, in order. Never edit one that has shipped; add a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     origin      INTEGER NOT NULL,
     seq         INTEGER NOT NULL,
@@ -87,7 +88,23 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Compaction: sales whose events left the sync log keep their record here (queryable until
+-- the retention period ends); the state of the compacted events is the base.
+CREATE TABLE sale_archive (
+    origin INTEGER NOT NULL,
+    seq    INTEGER NOT NULL,
+    body   BLOB NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;
+CREATE TABLE base (
+    id   INTEGER PRIMARY KEY CHECK (id = 0),
+    body BLOB NOT NULL -- bincode of pos::state::Base
+);
+CREATE INDEX stock_movements_at ON stock_movements (at_ms);
+"#,
+];
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -1,6 +1,7 @@
 //! The writer thread: groups queued batches into one SQLite transaction (group commit) and
 //! materialises events into query tables in the same transaction.
 
+use crate::read::sql_int;
 use crate::{GROUP_REQUESTS_MAX, Job, StoreError};
 use crossbeam_channel::Receiver;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -29,6 +30,22 @@ pub struct WriteBatch {
     pub meta: Vec<(String, String)>,
     /// Meta keys to delete.
     pub meta_delete: Vec<String>,
+    /// Prunes the sync log (applied after everything else in the batch).
+    pub prune: Option<Prune>,
+}
+
+/// Compaction of the sync log, in the same transaction as the new base: events at or below
+/// `floor` leave the `events` table (a sale's record moves to the archive, so it stays
+/// queryable), the base replaces the previous one, and sales records (with their statuses
+/// and stock movements) paid before `retain_from_ms` whose events were pruned are deleted.
+#[derive(Clone, Debug, Default)]
+pub struct Prune {
+    /// Highest seq per origin to prune.
+    pub floor: Vec<(u64, u64)>,
+    /// The encoded base (`pos::state::Base`) covering the pruned events.
+    pub base: Vec<u8>,
+    /// Sales records paid before this are deleted (0 keeps every record).
+    pub retain_from_ms: u64,
 }
 
 impl WriteBatch {
@@ -169,6 +186,9 @@ impl Writer {
                     params![k, v],
                 )?;
             }
+            if let Some(p) = &batch.prune {
+                prune(&tx, p)?;
+            }
             news.push(new);
         }
         let started = Instant::now();
@@ -243,6 +263,59 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
         | EventBody::PointsChanged { .. } => {}
     }
     Ok(true)
+}
+
+fn prune(tx: &Transaction<'_>, p: &Prune) -> Result<(), StoreError> {
+    for &(origin, seq) in &p.floor {
+        let (origin, seq) = (sql_int(origin), sql_int(seq));
+        exec(
+            tx,
+            "INSERT OR IGNORE INTO sale_archive (origin, seq, body)
+             SELECT origin, seq, body FROM events WHERE origin = ?1 AND seq <= ?2 AND kind = 'SaleRecorded'",
+            params![origin, seq],
+        )?;
+        exec(
+            tx,
+            "DELETE FROM events WHERE origin = ?1 AND seq <= ?2",
+            params![origin, seq],
+        )?;
+    }
+    exec(
+        tx,
+        "INSERT OR REPLACE INTO base (id, body) VALUES (0, ?1)",
+        params![p.base],
+    )?;
+    if p.retain_from_ms > 0 {
+        let before = sql_int(p.retain_from_ms);
+        // Only records whose event has left the sync log: a sale the cloud has not
+        // acknowledged is never deleted, however old.
+        let expired = "SELECT t.txn_id, t.origin, t.seq FROM transactions t WHERE t.paid_ms < ?1
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.origin = t.origin AND e.seq = t.seq)";
+        exec(
+            tx,
+            &format!(
+                "DELETE FROM sale_archive WHERE (origin, seq) IN (SELECT origin, seq FROM ({expired}))"
+            ),
+            params![before],
+        )?;
+        exec(
+            tx,
+            &format!("DELETE FROM txn_status WHERE txn_id IN (SELECT txn_id FROM ({expired}))"),
+            params![before],
+        )?;
+        exec(
+            tx,
+            &format!("DELETE FROM transactions WHERE txn_id IN (SELECT txn_id FROM ({expired}))"),
+            params![before],
+        )?;
+        exec(
+            tx,
+            "DELETE FROM stock_movements WHERE at_ms < ?1
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.origin = stock_movements.origin AND e.seq = stock_movements.seq)",
+            params![before],
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes a transaction status if its stamp is newer than the stored one (LWW in SQL).

@@ -224,3 +224,79 @@ mod codec {
         }
     }
 }
+
+#[test]
+fn pruning_moves_sales_to_the_archive_keeps_unpruned_records_and_restores_from_the_base() {
+    use tillmesh_pos::state::{Base, Compaction};
+    use tillmesh_store::Prune;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("till.db");
+    let mut rep = Replica::new(ReplicaId(1));
+    let mut all = Vec::new();
+    {
+        let store = Store::open(&path).unwrap();
+        // Four sales paid at 1,000..4,000 ms, seqs 1..=4.
+        for i in 1..=4u64 {
+            let mut s = sale(&format!("T1-{i}"), "A", 1);
+            s.paid_ms = i * 1000;
+            let evs = rep.record_sale(s, i * 1000);
+            store
+                .commit_blocking(WriteBatch {
+                    events: evs.clone(),
+                    ..Default::default()
+                })
+                .unwrap();
+            all.extend(evs);
+        }
+        // Compact seqs 1..=3, and expire records paid before 2,500 ms: T1-1 and T1-2 are
+        // pruned and old, so they go; T1-3 is pruned but recent; T1-4 is still in the log.
+        let mut floor = tillmesh_crdt::VersionVector::new();
+        floor.advance(ReplicaId(1), 3);
+        let c = Compaction {
+            floor,
+            txlog_dots: Default::default(),
+            horizon_ms: 0,
+        };
+        let base = rep.base(c).encode().unwrap();
+        store
+            .commit_blocking(WriteBatch {
+                prune: Some(Prune {
+                    floor: vec![(1, 3)],
+                    base: base.clone(),
+                    retain_from_ms: 2_500,
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+        let left = store.read(|r| r.events_all()).unwrap();
+        assert_eq!(left, all[3..].to_vec());
+        assert_eq!(store.read(|r| r.log_sizes()).unwrap(), (1, 1));
+        assert!(store.read(|r| r.sale("T1-1")).unwrap().is_none());
+        assert!(store.read(|r| r.sale("T1-2")).unwrap().is_none());
+        let (s3, _) = store.read(|r| r.sale("T1-3")).unwrap().unwrap();
+        assert_eq!(s3.paid_ms, 3000);
+        assert!(store.read(|r| r.sale("T1-4")).unwrap().is_some());
+        assert_eq!(
+            store
+                .read(|r| r.sales_between(0, 10_000, 10))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            store.read(|r| r.movements("A", 10)).unwrap().len(),
+            2,
+            "movements of expired pruned sales go with them"
+        );
+        assert_eq!(store.read(|r| r.base()).unwrap(), Some(base));
+    }
+    // Reopen: the base plus the log give the same state as the replica that made them.
+    let store = Store::open(&path).unwrap();
+    let base = Base::decode(&store.read(|r| r.base()).unwrap().unwrap()).unwrap();
+    let events = store.read(|r| r.events_all()).unwrap();
+    let restored = Replica::restore_from(ReplicaId(1), base, &events);
+    assert_eq!(restored.state(), rep.state());
+    assert_eq!(restored.state().stock("A"), -4);
+    assert_eq!(restored.next_seq(), 5);
+    assert_eq!(store.read(|r| r.integrity_check()).unwrap(), "ok");
+}

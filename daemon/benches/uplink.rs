@@ -1,0 +1,309 @@
+//! Uplink benchmark (a bench script, not a test), tills and cloud in one process on loopback:
+//!
+//! - **Failover**: 3 tills upload to a cloud; the leader stops; measured from the stop to the
+//!   new leader's first batch the cloud acknowledged, and, as the baseline in the same run,
+//!   to the election of the new leader. `TILLMESH_BENCH_FAILOVERS` runs (default 20).
+//! - **Catch-up**: 5 tills sell `TILLMESH_BENCH_OFFLINE_SALES` each (default 2,400) while
+//!   the cloud is down, then the cloud comes up on its address; measured from then to every
+//!   event in the ledger. Baseline: the same events posted straight to a fresh cloud by one
+//!   client in 2,000-event binary batches. The retry back-off is capped at 1 s here so the
+//!   figure is the transfer, not the wait for the next retry (the default cap is 5 min).
+//!
+//!     cargo bench -p tillmesh --bench uplink
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tillmesh::config::{CloudSection, MeshSection, TerminalConfig};
+use tillmesh_pos::payment::Method;
+
+fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn till_config(
+    root: &std::path::Path,
+    ca: &tillmesh_mesh::identity::Pem,
+    t: u64,
+    tills: usize,
+    cloud: &CloudSection,
+) -> TerminalConfig {
+    let pki = root.join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    std::fs::write(pki.join("store-ca.pem"), &ca.cert).unwrap();
+    let mut cfg = TerminalConfig::load(&repo().join("configs/terminal.example.toml")).unwrap();
+    cfg.terminal.id = t;
+    cfg.terminal.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.terminal.data_dir = root.join(format!("till-{t}"));
+    let till = tillmesh_mesh::identity::enroll(ca, "S001", t).unwrap();
+    let (cert, key) = (
+        pki.join(format!("till-{t}.pem")),
+        pki.join(format!("till-{t}.key")),
+    );
+    std::fs::write(&cert, till.cert).unwrap();
+    std::fs::write(&key, till.key).unwrap();
+    let mut mesh = MeshSection::loopback(
+        "127.0.0.1:0".parse().unwrap(),
+        pki.join("store-ca.pem"),
+        cert,
+        key,
+    );
+    mesh.store_tills = tills;
+    cfg.mesh = Some(mesh);
+    cfg.cloud = Some(cloud.clone());
+    cfg
+}
+
+async fn start_cloud(dir: &std::path::Path, listen: SocketAddr) -> tillmesh_cloud::CloudHandle {
+    let mut cfg =
+        tillmesh_cloud::config::CloudConfig::load(&repo().join("configs/cloud.example.toml"))
+            .unwrap();
+    cfg.listen = listen;
+    cfg.database = tillmesh_cloud::config::DatabaseConfig::Sqlite {
+        path: dir.join("cloud.db"),
+    };
+    cfg.master_seed = Some(repo().join("configs/catalog.example.json"));
+    cfg.projection_interval_ms = 0;
+    tillmesh_cloud::start(cfg).await.unwrap()
+}
+
+async fn start_store(root: &std::path::Path, n: u64, cloud: &CloudSection) -> Vec<tillmesh::Node> {
+    let ca = tillmesh_mesh::identity::create_store_ca("S001").unwrap();
+    let mut nodes = Vec::new();
+    for t in 1..=n {
+        let cfg = till_config(root, &ca, t, n as usize, cloud);
+        nodes.push(tillmesh::start(cfg).await.unwrap());
+    }
+    let addrs: Vec<SocketAddr> = nodes
+        .iter()
+        .map(|n| n.mesh.as_ref().unwrap().local_addr())
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, a) in addrs.iter().enumerate() {
+            if i != j {
+                node.mesh.as_ref().unwrap().add_peer(*a);
+            }
+        }
+    }
+    nodes
+}
+
+async fn leader(nodes: &[tillmesh::Node], not: Option<u64>) -> u64 {
+    loop {
+        let mut ls = std::collections::BTreeSet::new();
+        for n in nodes {
+            ls.insert(n.raft.as_ref().unwrap().leader().await);
+        }
+        if ls.len() == 1
+            && let Some(Some(l)) = ls.first()
+            && Some(*l) != not
+        {
+            return *l;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn fleet(cloud: &tillmesh_cloud::CloudHandle) -> (u64, u64, u64) {
+    let rows = cloud.cloud.ledger.fleet().await.unwrap();
+    let r = rows.iter().find(|r| r.store_id == "S001").unwrap();
+    (r.events, r.term, r.leader)
+}
+
+fn section(cloud: SocketAddr, token: String) -> CloudSection {
+    let mut c = CloudSection::new(format!("http://{cloud}"), token);
+    c.backoff_max_ms = 1_000;
+    c
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn failover_round(root: &std::path::Path) -> (f64, f64) {
+    let cloud = start_cloud(root, "127.0.0.1:0".parse().unwrap()).await;
+    let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
+    let mut nodes = start_store(root, 3, &section(cloud.addr, token)).await;
+    let first = leader(&nodes, None).await;
+    // Uploads are flowing from the first leader.
+    while fleet(&cloud).await.2 != first {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at = nodes
+        .iter()
+        .position(|n| n.till.config().terminal.id == first)
+        .unwrap();
+    let gone = nodes.remove(at);
+    let stopped = Instant::now();
+    gone.stop().await.unwrap();
+    let second = leader(&nodes, Some(first)).await;
+    let elected = stopped.elapsed().as_secs_f64() * 1000.0;
+    while fleet(&cloud).await.2 != second {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let uploading = stopped.elapsed().as_secs_f64() * 1000.0;
+    for n in nodes {
+        n.stop().await.unwrap();
+    }
+    cloud.stop().await;
+    (elected, uploading)
+}
+
+async fn sell(node: &tillmesh::Node, n: usize) {
+    let till = node.till.clone();
+    let login = till.login("E001", "1111").await.unwrap();
+    let session = till.session(&login.token).unwrap();
+    let barcodes = [
+        "8932462819482",
+        "8931815908309",
+        "8939378657979",
+        "074911862521",
+    ];
+    for i in 0..n {
+        let t = till.create_txn(&session).await.unwrap();
+        till.add_item(&session, &t.txn_id, barcodes[i % 4], 1)
+            .await
+            .unwrap();
+        let t = till.checkout(&session, &t.txn_id).await.unwrap();
+        let req = tillmesh::till::PaymentRequest {
+            method: Method::Cash,
+            amount: None,
+            tendered: Some(t.totals.total),
+        };
+        till.add_payment(&session, &t.txn_id, &req).await.unwrap();
+        till.finalize(&session, &t.txn_id).await.unwrap();
+    }
+}
+
+fn main() {
+    let failovers: usize = std::env::var("TILLMESH_BENCH_FAILOVERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let offline: usize = std::env::var("TILLMESH_BENCH_OFFLINE_SALES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_400);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = std::env::current_dir().unwrap().join("target").join("bench-tmp");
+        std::fs::create_dir_all(&base).unwrap();
+
+        // Failover.
+        let (mut elect, mut upload) = (Vec::new(), Vec::new());
+        for _ in 0..failovers {
+            let dir = tempfile::tempdir_in(&base).unwrap();
+            let (e, u) = failover_round(dir.path()).await;
+            elect.push(e);
+            upload.push(u);
+        }
+        println!("failover, 3 tills, leader stopped ({failovers} runs; heartbeat 150 ms, election timeout 500-1000 ms)");
+        println!(
+            "  to the new leader's election (baseline):   p50 {:.0} ms  p99 {:.0} ms",
+            pct(&mut elect, 0.5),
+            pct(&mut elect, 0.99)
+        );
+        println!(
+            "  to its first acknowledged upload:          p50 {:.0} ms  p99 {:.0} ms  ({:.2}x the election at p50)",
+            pct(&mut upload, 0.5),
+            pct(&mut upload, 0.99),
+            pct(&mut upload, 0.5) / pct(&mut elect, 0.5)
+        );
+
+        // Catch-up.
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let listen: SocketAddr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        // The credential comes from a cloud on the same database, started and stopped first.
+        let cloud = start_cloud(dir.path(), listen).await;
+        let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
+        cloud.stop().await;
+        let nodes = start_store(dir.path(), 5, &section(listen, token.clone())).await;
+        leader(&nodes, None).await;
+        let t0 = Instant::now();
+        let mut sellers = Vec::new();
+        let nodes = std::sync::Arc::new(nodes);
+        for i in 0..nodes.len() {
+            let nodes = nodes.clone();
+            sellers.push(tokio::spawn(async move { sell(&nodes[i], offline).await }));
+        }
+        for s in sellers {
+            s.await.unwrap();
+        }
+        let selling = t0.elapsed();
+        // Every till holds every event before the link comes up.
+        let total = loop {
+            let vv: Vec<u64> = nodes.iter().map(|n| n.till.version_vector().total()).collect();
+            if vv.windows(2).all(|w| w[0] == w[1]) {
+                break vv[0];
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let up = Instant::now();
+        let cloud = start_cloud(dir.path(), listen).await;
+        while fleet(&cloud).await.0 < total {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let catch_up = up.elapsed().as_secs_f64();
+        // Baseline: the same events, straight to a fresh cloud in 2,000-event batches.
+        let events = nodes[0].till.store().read(|r| r.events_all()).unwrap();
+        let nodes = std::sync::Arc::try_unwrap(nodes).unwrap();
+        for n in nodes {
+            n.stop().await.unwrap();
+        }
+        cloud.stop().await;
+        let dir2 = tempfile::tempdir_in(&base).unwrap();
+        let fresh = start_cloud(dir2.path(), "127.0.0.1:0".parse().unwrap()).await;
+        let token2 = fresh.cloud.issue(Some("S001"), None).await.unwrap().0;
+        let http = reqwest::Client::new();
+        let direct = Instant::now();
+        for chunk in events.chunks(2_000) {
+            let batch = tillmesh_cloud_proto::Batch {
+                term: 1,
+                leader: 1,
+                master_version: 0,
+                backlog: 0,
+                tills: vec![1],
+                events: chunk
+                    .iter()
+                    .map(|e| tillmesh_cloud_proto::StoreEvent {
+                        store: "S001".into(),
+                        event: e.clone(),
+                    })
+                    .collect(),
+            };
+            let body = tillmesh_cloud_proto::encode_batch(&batch).unwrap();
+            let r = http
+                .post(format!("http://{}/api/v1/sync/upload", fresh.addr))
+                .bearer_auth(&token2)
+                .header("content-type", tillmesh_cloud_proto::BINARY_CONTENT_TYPE)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
+        let direct = direct.elapsed().as_secs_f64();
+        assert_eq!(fleet(&fresh).await.0, total);
+        fresh.stop().await;
+        println!(
+            "catch-up, 5 tills x {offline} sales made offline ({} sales/s while offline), {total} events incl. opening stock",
+            (5 * offline) as f64 / selling.as_secs_f64()
+        );
+        println!("  cloud up -> every event in the ledger:       {catch_up:.2} s");
+        println!(
+            "  baseline, one client posting them directly:  {direct:.2} s   ({:.2}x)",
+            catch_up / direct
+        );
+    });
+}
