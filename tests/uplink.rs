@@ -15,12 +15,19 @@ use std::time::Duration;
 use support::{Client, Pki, TestCloud, TestTill, demo_barcode, demo_item, mesh_config};
 
 async fn start_store(pki: &Pki, cloud: &TestCloud, terminals: &[u64]) -> Vec<TestTill> {
+    start_store_with(pki, cloud, terminals, |_| {}).await
+}
+
+/// Tills configured for `cloud`, then by `tweak`, all dialing each other.
+async fn start_store_with(
+    pki: &Pki,
+    cloud: &TestCloud,
+    terminals: &[u64],
+    tweak: impl Fn(&mut tillmesh::config::TerminalConfig),
+) -> Vec<TestTill> {
     let mut tills = Vec::new();
     for &t in terminals {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = mesh_config(dir.path(), pki, t, 0);
-        cfg.cloud = Some(cloud.section());
-        tills.push(TestTill::start_with(cfg, dir).await);
+        tills.push(start_till(pki, cloud, t, &tweak).await);
     }
     for a in &tills {
         for b in &tills {
@@ -30,6 +37,19 @@ async fn start_store(pki: &Pki, cloud: &TestCloud, terminals: &[u64]) -> Vec<Tes
         }
     }
     tills
+}
+
+async fn start_till(
+    pki: &Pki,
+    cloud: &TestCloud,
+    terminal: u64,
+    tweak: impl Fn(&mut tillmesh::config::TerminalConfig),
+) -> TestTill {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mesh_config(dir.path(), pki, terminal, 0);
+    cfg.cloud = Some(cloud.section());
+    tweak(&mut cfg);
+    TestTill::start_with(cfg, dir).await
 }
 
 /// Waits until the tills agree on one leader other than `not`; returns it.
@@ -163,6 +183,109 @@ async fn only_the_leader_uploads_and_a_new_leader_resumes_exactly_once() {
         }
     }
     for t in rest {
+        t.stop().await;
+    }
+    cloud.stop().await;
+}
+
+/// Compaction every 300 ms, and every PAID status leaves memory at once.
+fn compact_fast(cfg: &mut tillmesh::config::TerminalConfig) {
+    let m = cfg.mesh.as_mut().unwrap();
+    m.compact_interval_ms = 300;
+    m.compact_keep_ms = 0;
+}
+
+/// Waits until every till's sync log is compacted up to `total` events.
+async fn compacted(tills: &[&TestTill], total: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let floors: Vec<u64> = tills
+            .iter()
+            .map(|t| t.till().compaction().floor.total())
+            .collect();
+        if floors.iter().all(|f| *f == total) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "compacted {floors:?} of {total} events"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stock of the first three demo products, as `t` holds it.
+fn stock(t: &TestTill) -> Vec<i64> {
+    (0..3).map(|i| t.till().stock_of(&demo_item(i).0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compaction_prunes_what_the_cloud_and_every_till_hold_and_a_new_disk_gets_the_base() {
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let tills = start_store_with(&pki, &cloud, &[1, 2, 3], compact_fast).await;
+    let all: Vec<&TestTill> = tills.iter().collect();
+    leader_of(&all, None, Duration::from_secs(20)).await;
+    let mut sold = Vec::new();
+    for t in &tills {
+        let c = t.client().login("E001", "1111").await;
+        for i in 0..4 {
+            let done = c.sell(&[(&demo_barcode(i % 3), 1)], None).await.unwrap();
+            sold.push(done["txn_id"].as_str().unwrap().to_string());
+        }
+    }
+    let total = converge(all.clone()).await;
+    ledger_holds(&cloud, total, Duration::from_secs(20)).await;
+    let before = stock(&tills[0]);
+    compacted(&all, total).await;
+    for t in &tills {
+        // Nothing is left in the sync log; every sale's record is in the archive and
+        // queryable from any till; the transaction log holds no compacted sale.
+        assert_eq!(
+            t.till().store().read(|r| r.log_sizes()).unwrap(),
+            (0, sold.len() as u64)
+        );
+        assert_eq!(t.till().memory_txns(), 0);
+        assert_eq!(stock(t), before);
+        let c = t.client().login("M001", "9999").await;
+        for id in &sold {
+            c.get(&format!("/api/v1/receipts/{id}?format=text"))
+                .await
+                .expect(200);
+        }
+    }
+    let mut tills = tills;
+    // A restart resumes from the base: same stock, same events held, and it sells on.
+    let two = tills.remove(1);
+    let cfg = two.cfg.clone();
+    let dir = two.stop().await;
+    let two = TestTill::start_with(cfg, dir).await;
+    for t in &tills {
+        two.mesh().add_peer(t.mesh().local_addr());
+        t.mesh().add_peer(two.mesh().local_addr());
+    }
+    assert_eq!(stock(&two), before);
+    assert_eq!(held(&two), total);
+    sell(&two, 1).await;
+    tills.push(two);
+    // A till on an empty disk joins: the others pruned what it lacks, so it gets their base.
+    let four = start_till(&pki, &cloud, 4, compact_fast).await;
+    for t in &tills {
+        four.mesh().add_peer(t.mesh().local_addr());
+        t.mesh().add_peer(four.mesh().local_addr());
+    }
+    tills.push(four);
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let total = converge(all.clone()).await;
+    ledger_holds(&cloud, total, Duration::from_secs(20)).await;
+    let after = stock(&tills[0]);
+    assert_eq!(after.iter().sum::<i64>(), before.iter().sum::<i64>() - 1);
+    for t in &tills {
+        assert_eq!(stock(t), after, "T{} converged", t.cfg.terminal.id);
+    }
+    // The newcomer is in the Raft group, so compaction goes on past the sale since.
+    compacted(&all, total).await;
+    for t in tills {
         t.stop().await;
     }
     cloud.stop().await;
@@ -477,11 +600,15 @@ async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
     // The ledger's sales are the ones the cashiers were told were paid: count them.
     let mut c = Client::new(cloud.handle.addr);
     c.token = Some(cloud.admin_token.clone());
-    let today = tillmesh_pos::calendar::rfc3339(tillmesh_cloud::now_ms());
-    let day = &today[..10];
+    // The store's local day may differ from UTC's (UTC+7): ask from yesterday to tomorrow.
+    let day = |shift: i64| {
+        let ms = tillmesh_cloud::now_ms().saturating_add_signed(shift * 86_400_000);
+        tillmesh_pos::calendar::rfc3339(ms)[..10].to_string()
+    };
+    let (from, to) = (day(-1), day(1));
     let report = c
         .get(&format!(
-            "/api/v1/reports/sales?store=S001&from={day}&to={day}&group=month"
+            "/api/v1/reports/sales?store=S001&from={from}&to={to}&group=month"
         ))
         .await
         .expect(200);

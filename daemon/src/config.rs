@@ -198,6 +198,30 @@ pub struct MeshSection {
     /// by a majority of them, so a LAN split at boot cannot found two groups.
     #[serde(default)]
     pub store_tills: usize,
+    /// How often the leader looks for events to compact (acknowledged by the cloud and held
+    /// by every member) and every till applies the store's compaction point, ms (0: never).
+    #[serde(default = "default_compact_interval")]
+    pub compact_interval_ms: u64,
+    /// Statuses of sales still PAID after this long leave memory (the database keeps
+    /// them), ms.
+    #[serde(default = "default_compact_keep")]
+    pub compact_keep_ms: u64,
+    /// Sales records whose events were compacted are kept on the till this many days after
+    /// payment (the cloud keeps every sale); 0 keeps them forever.
+    #[serde(default = "default_retention_days")]
+    pub sales_retention_days: u64,
+}
+
+fn default_compact_interval() -> u64 {
+    600_000
+}
+
+fn default_compact_keep() -> u64 {
+    86_400_000
+}
+
+fn default_retention_days() -> u64 {
+    90
 }
 
 impl MeshSection {
@@ -219,6 +243,9 @@ impl MeshSection {
             raft_discovery_window_ms: 1_000,
             raft_remove_after_ms: default_raft_remove(),
             store_tills: 0,
+            compact_interval_ms: default_compact_interval(),
+            compact_keep_ms: default_compact_keep(),
+            sales_retention_days: default_retention_days(),
         }
     }
 }
@@ -445,6 +472,18 @@ impl TerminalConfig {
                 return Err(ConfigError::Invalid(
                     "mesh.anti_entropy_ms",
                     "at least 100".into(),
+                ));
+            }
+            if m.compact_interval_ms != 0 && m.compact_interval_ms < 100 {
+                return Err(ConfigError::Invalid(
+                    "mesh.compact_interval_ms",
+                    "0 (off) or at least 100".into(),
+                ));
+            }
+            if m.sales_retention_days > 36_500 {
+                return Err(ConfigError::Invalid(
+                    "mesh.sales_retention_days",
+                    "at most 36500 (0 keeps every record)".into(),
                 ));
             }
         }

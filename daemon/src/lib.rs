@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod compaction;
 pub mod config;
 pub mod consensus;
 pub mod error;
@@ -54,6 +55,18 @@ impl Replicator for MeshLink {
 
     fn own_origin(&self) -> Option<ReplicaId> {
         Some(self.0.replica_id())
+    }
+
+    fn floor(&self) -> VersionVector {
+        self.0.compaction().floor
+    }
+
+    async fn base(&self) -> Result<Option<Vec<u8>>, String> {
+        self.0.base_bytes().await
+    }
+
+    async fn apply_base(&self, from_terminal: u64, base: Vec<u8>) -> Result<VersionVector, String> {
+        self.0.apply_base(from_terminal, base).await
     }
 
     async fn rpc(&self, _from_terminal: u64, body: Vec<u8>) -> Vec<u8> {
@@ -222,6 +235,19 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
         }));
         cloud_tasks.push(tokio::spawn(uplink.run()));
         cloud_tasks.push(uplink::spawn_master_applier(till.clone(), raft.clone()));
+        // Compaction needs the cloud's acknowledgements: without a cloud the sync log is the
+        // store's only record and nothing is pruned.
+        if let (Some(mesh), Some(settings)) = (
+            &mesh,
+            cfg.mesh.as_ref().and_then(compaction::Settings::from_mesh),
+        ) {
+            cloud_tasks.push(compaction::spawn(
+                till.clone(),
+                raft.clone(),
+                mesh.clone(),
+                settings,
+            ));
+        }
         info!(url = %c.url, "cloud link configured: the store's leader uploads");
     }
     let listener = TcpListener::bind(listen)

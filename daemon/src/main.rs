@@ -408,7 +408,12 @@ fn run(command: Command) -> anyhow::Result<()> {
                     o => format!("T{}.{:08x}:{n}", o >> 32, o as u32),
                 })
                 .collect();
-            println!("events held: {}  by origin: {}", s["events"], vv.join(" "));
+            println!(
+                "events held: {} ({} compacted)  by origin: {}",
+                s["events"],
+                s["events_compacted"],
+                vv.join(" ")
+            );
             println!(
                 "open transactions: {}  sessions: {}  write queue: {}",
                 s["drafts_open"], s["sessions_active"], s["write_queue"]

@@ -30,8 +30,12 @@ pub struct Metrics {
     pub drafts: Gauge,
     /// Active sessions.
     pub sessions: Gauge,
-    /// Events held.
+    /// Events in the sync log (compacted ones are in the base).
     pub events: Gauge,
+    /// Sales records whose events were compacted (in the archive).
+    pub sales_archived: Gauge,
+    /// Transactions tracked in memory (transaction-log entries plus statuses).
+    pub memory_txns: Gauge,
     /// Events received from peers (new ones only).
     pub events_received: Counter,
     /// Connected mesh peers (outbound).
@@ -74,6 +78,8 @@ impl Default for Metrics {
             drafts: Gauge::default(),
             sessions: Gauge::default(),
             events: Gauge::default(),
+            sales_archived: Gauge::default(),
+            memory_txns: Gauge::default(),
             events_received: Counter::default(),
             peers_connected: Gauge::default(),
             mesh_lag: Gauge::default(),
@@ -126,7 +132,17 @@ impl Default for Metrics {
             "Active cashier sessions",
             m.sessions.clone(),
         );
-        registry.register("events", "Events held by this till", m.events.clone());
+        registry.register("events", "Events in this till's sync log", m.events.clone());
+        registry.register(
+            "sales_archived",
+            "Sales records whose events were compacted",
+            m.sales_archived.clone(),
+        );
+        registry.register(
+            "memory_txns",
+            "Transaction-log entries and statuses held in memory",
+            m.memory_txns.clone(),
+        );
         registry.register(
             "mesh_events_received",
             "New events received from peers",

@@ -28,7 +28,7 @@ use tillmesh_pos::pricing::{PriceBook, PriceScope, ScheduledPrice};
 use tillmesh_pos::promotion::Promotion;
 use tillmesh_pos::receipt::Receipt;
 use tillmesh_pos::report::{self, CashierPerformance, EndOfDay, ReportedSale, StockLine};
-use tillmesh_pos::state::Replica;
+use tillmesh_pos::state::{Base, Compaction, Replica};
 use tillmesh_pos::transaction::Status;
 use tillmesh_store::{CommitInfo, Store, StoreError, WriteBatch};
 use tracing::{info, warn};
@@ -39,6 +39,9 @@ const OVERRIDE_KEY: &str = "offline_override_until";
 
 /// Meta key prefix of persisted open transactions.
 const DRAFT_KEY: &str = "draft:";
+/// Meta key: the highest transaction number this till has used (kept because retention
+/// deletes old sales records, which the next number is otherwise derived from).
+const TXN_HIGH_KEY: &str = "txn_number_high";
 
 fn draft_key(id: &str) -> String {
     format!("{DRAFT_KEY}{id}")
@@ -170,6 +173,8 @@ pub struct StatusView {
     pub version_vector: Vec<(u64, u64)>,
     /// Events held.
     pub events: u64,
+    /// Events compacted out of the sync log (in the base only).
+    pub events_compacted: u64,
     /// Open transactions.
     pub drafts_open: usize,
     /// Active sessions.
@@ -259,6 +264,8 @@ struct Core {
     sessions: HashMap<String, Session>,
     provider: SimulatedProvider,
     next_txn: u64,
+    /// The compaction this till's sync log is pruned to (its base's point).
+    compaction: Compaction,
 }
 
 /// The till.
@@ -356,8 +363,15 @@ impl Till {
             .read(|r| r.meta(HQ_VERSION_KEY))?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let base = match store.read(|r| r.base())? {
+            Some(bytes) => Base::decode(&bytes).map_err(|e| {
+                anyhow::anyhow!("the compacted base in the database is unreadable: {e}")
+            })?,
+            None => Base::default(),
+        };
+        let compaction = base.compaction.clone();
         let events = store.read(|r| r.events_all())?;
-        let replica = Replica::restore(me, &events);
+        let replica = Replica::restore_from(me, base, &events);
         let catalog = Catalog::new(master.items.clone())?;
         let mut prices = PriceBook::new(master.prices.clone());
         for (sku, (price, eff)) in replica.state().store_prices.iter() {
@@ -388,9 +402,16 @@ impl Till {
             .filter_map(|id| id.strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()))
             .max()
             .unwrap_or(0);
+        // Records of old sales may have been deleted (retention): the highest number ever
+        // used is kept beside them.
+        let used_high = store
+            .read(|r| r.meta(TXN_HIGH_KEY))?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         let next_txn = store
             .read(|r| r.max_txn_number(me, &prefix))?
             .max(draft_max)
+            .max(used_high)
             + 1;
         metrics.drafts.set(drafts.len() as i64);
         metrics.events.set(events.len() as i64);
@@ -411,6 +432,7 @@ impl Till {
                 sessions: HashMap::new(),
                 provider,
                 next_txn,
+                compaction,
             }),
             cfg: Arc::new(cfg),
             store,
@@ -2158,6 +2180,152 @@ impl Till {
 
     /// Applies a peer's events: checks each one, makes the new ones durable, then merges
     /// them into the in-memory state. Refuses the whole batch on any bad event.
+    /// The compaction this till's sync log is pruned to: events at or below its floor are
+    /// only in the base.
+    pub fn compaction(&self) -> Compaction {
+        self.core().compaction.clone()
+    }
+
+    /// Applies the store's compaction point (from the Raft log): forgets compacted sales
+    /// from the transaction-log set and settled statuses from memory, prunes the sync log
+    /// to the point's floor as far as this till holds it, and writes the new base in the
+    /// same transaction. Sales records paid before `retain_from_ms` whose events are pruned
+    /// are deleted (0 keeps them). Answers whether anything moved.
+    pub async fn compact(&self, point: &Compaction, retain_from_ms: u64) -> anyhow::Result<bool> {
+        let rx = {
+            let mut core = self.core();
+            // Only what this till holds contiguously is in its state, hence in the base.
+            let vv = core.replica.state().vv.clone();
+            let mut floor = tillmesh_crdt::VersionVector::new();
+            for (o, f) in point.floor.iter() {
+                floor.advance(o, f.min(vv.get(o)));
+            }
+            let target = Compaction {
+                floor,
+                txlog_dots: point.txlog_dots.clone(),
+                horizon_ms: point.horizon_ms,
+            };
+            if !core.compaction.advanced_by(&target) {
+                return Ok(false);
+            }
+            core.compaction.merge(&target);
+            let c = core.compaction.clone();
+            core.replica.compact(&c);
+            self.prune_batch(&core, retain_from_ms)?
+        };
+        let info = rx.await??;
+        self.observe(&info);
+        self.log_sizes()?;
+        Ok(true)
+    }
+
+    /// The batch that writes the current base and prunes to the current floor (built and
+    /// submitted under the core lock, so it is ordered after every event the state holds).
+    fn prune_batch(
+        &self,
+        core: &Core,
+        retain_from_ms: u64,
+    ) -> anyhow::Result<
+        tokio::sync::oneshot::Receiver<Result<CommitInfo, tillmesh_store::StoreError>>,
+    > {
+        let c = core.compaction.clone();
+        let base = core
+            .replica
+            .base(c.clone())
+            .encode()
+            .map_err(|e| anyhow::anyhow!("cannot encode the base: {e}"))?;
+        Ok(self.store.submit(WriteBatch {
+            meta: vec![(TXN_HIGH_KEY.into(), (core.next_txn - 1).to_string())],
+            prune: Some(tillmesh_store::Prune {
+                floor: c.floor.iter().map(|(o, s)| (o.0, s)).collect(),
+                base,
+                retain_from_ms,
+            }),
+            ..Default::default()
+        })?)
+    }
+
+    /// Reads the sync log's size into the metrics: events still in the log, sales records
+    /// in the archive, sales and statuses held in memory.
+    fn log_sizes(&self) -> anyhow::Result<()> {
+        let (log, archived) = self.store.read(|r| r.log_sizes())?;
+        self.metrics.events.set(log as i64);
+        self.metrics.sales_archived.set(archived as i64);
+        self.metrics.memory_txns.set(self.memory_txns() as i64);
+        Ok(())
+    }
+
+    /// Stock of one SKU as this till's state holds it.
+    pub fn stock_of(&self, sku: &str) -> i64 {
+        self.core().replica.state().stock(sku)
+    }
+
+    /// Transactions tracked in memory: transaction-log entries plus statuses (what
+    /// compaction bounds).
+    pub fn memory_txns(&self) -> usize {
+        let (txlog, statuses) = self.core().replica.state().held();
+        txlog + statuses
+    }
+
+    /// This till's encoded base, for a peer that lacks compacted events.
+    pub async fn base_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.read(|r| r.base()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Merges a peer's base (it pruned events this till lacks): the state joins it, the
+    /// floor moves up to the peer's, and the merged base is written before the answer.
+    pub async fn apply_base(
+        &self,
+        from: u64,
+        bytes: Vec<u8>,
+    ) -> Result<tillmesh_crdt::VersionVector, String> {
+        let now = self.now();
+        let base = Base::decode(&bytes).map_err(|e| format!("base from T{from}: {e}"))?;
+        let rx = {
+            let mut core = self.core();
+            let me = core.replica.id();
+            if base.state.vv.get(me) >= core.replica.next_seq() {
+                return Err(format!(
+                    "base from T{from} holds events of this till that it never made"
+                ));
+            }
+            let before = core.replica.state().store_prices.clone();
+            core.replica
+                .merge_base(&base, now)
+                .map_err(|e| format!("base from T{from}: {e}"))?;
+            core.compaction.merge(&base.compaction);
+            let changed: Vec<(String, (i64, u64))> = core
+                .replica
+                .state()
+                .store_prices
+                .iter()
+                .filter(|(sku, v)| before.get(sku) != Some(v))
+                .map(|(sku, v)| (sku.clone(), *v))
+                .collect();
+            for (sku, (price, eff)) in changed {
+                core.prices.insert(ScheduledPrice {
+                    sku,
+                    price,
+                    effective_from_ms: eff,
+                    scope: PriceScope::Store,
+                });
+            }
+            self.prune_batch(&core, 0).map_err(|e| e.to_string())?
+        };
+        let info = rx
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.observe(&info);
+        let _ = self.log_sizes();
+        self.changes.send_modify(|v| *v += 1);
+        Ok(self.version_vector())
+    }
+
     pub async fn apply_remote(
         &self,
         from: u64,
@@ -2257,6 +2425,7 @@ impl Till {
             terminal_id: self.cfg.terminal.id,
             version_vector: vv.iter().map(|(o, s)| (o.0, s)).collect(),
             events: vv.total(),
+            events_compacted: core.compaction.floor.total(),
             drafts_open: core.drafts.len(),
             sessions_active: core
                 .sessions

@@ -43,6 +43,17 @@ pub enum Command {
         /// Last success (ms since epoch); a lower value than the one held is ignored.
         last_ok_ms: u64,
     },
+    /// A compaction point (see `pos::state::Compaction`): the leader proposes it once the
+    /// events at or below `floor` are acknowledged by the cloud and held by every member, and
+    /// every till prunes its sync log to it. Each part only grows.
+    Compact {
+        /// Highest compacted seq per origin.
+        floor: Vec<(u64, u64)>,
+        /// Highest transaction-log dot per origin among the compacted sales.
+        txlog_dots: Vec<(u64, u64)>,
+        /// Settled statuses from before this leave memory (ms since epoch).
+        horizon_ms: u64,
+    },
     /// A store-wide setting.
     Setting {
         /// Key.

@@ -29,6 +29,12 @@ pub struct StoreMachine {
     pub cloud_last_ok_ms: u64,
     /// When the master data last changed (ms since epoch, the leader's pull time).
     pub master_at_ms: u64,
+    /// The compaction point: highest compacted seq per origin.
+    pub compact_floor: BTreeMap<u64, u64>,
+    /// The compaction point: highest compacted transaction-log dot per origin.
+    pub compact_dots: BTreeMap<u64, u64>,
+    /// The compaction point: the settled-status horizon (ms since epoch).
+    pub compact_horizon_ms: u64,
     /// Master-data records at `master_version`, by record key, as JSON. Shared (`Arc`) so
     /// publishing the state to watchers does not copy the catalog; persisted apart from
     /// the rest, and only when it changes.
@@ -70,6 +76,22 @@ impl StoreMachine {
                 self.cloud_online = *online;
                 self.cloud_last_ok_ms = self.cloud_last_ok_ms.max(*last_ok_ms);
             }
+            Command::Compact {
+                floor,
+                txlog_dots,
+                horizon_ms,
+            } => {
+                for (map, pairs) in [
+                    (&mut self.compact_floor, floor),
+                    (&mut self.compact_dots, txlog_dots),
+                ] {
+                    for &(origin, n) in pairs {
+                        let w = map.entry(origin).or_default();
+                        *w = (*w).max(n);
+                    }
+                }
+                self.compact_horizon_ms = self.compact_horizon_ms.max(*horizon_ms);
+            }
             Command::Setting { key, value } => {
                 if self.settings.len() < SETTINGS_MAX || self.settings.contains_key(key) {
                     self.settings.insert(key.clone(), value.clone());
@@ -109,6 +131,19 @@ mod tests {
         });
         assert!(!m.cloud_online);
         assert_eq!(m.cloud_last_ok_ms, 50);
+        m.apply(&Command::Compact {
+            floor: vec![(1, 8)],
+            txlog_dots: vec![(1, 3)],
+            horizon_ms: 70,
+        });
+        m.apply(&Command::Compact {
+            floor: vec![(1, 5), (2, 4)],
+            txlog_dots: vec![(1, 2)],
+            horizon_ms: 60,
+        });
+        assert_eq!(m.compact_floor, [(1, 8), (2, 4)].into_iter().collect());
+        assert_eq!(m.compact_dots, [(1, 3)].into_iter().collect());
+        assert_eq!(m.compact_horizon_ms, 70);
     }
 
     #[test]

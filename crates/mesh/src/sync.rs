@@ -56,6 +56,24 @@ pub trait Replicator: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// The origin id of this till's own events.
     fn own_origin(&self) -> Option<ReplicaId>;
+    /// Events at or below this, per origin, may be pruned from this till's sync log: a peer
+    /// lacking any of them gets the base instead. Nothing is pruned by default.
+    fn floor(&self) -> VersionVector {
+        VersionVector::new()
+    }
+    /// The encoded compacted base (`None` when nothing was ever pruned).
+    fn base(&self) -> impl Future<Output = Result<Option<Vec<u8>>, String>> + Send {
+        async { Ok(None) }
+    }
+    /// Merges a peer's base durably and returns the vector afterwards. An error refuses it.
+    fn apply_base(
+        &self,
+        from_terminal: u64,
+        base: Vec<u8>,
+    ) -> impl Future<Output = Result<VersionVector, String>> + Send {
+        let _ = (from_terminal, base);
+        async { Err("this till does not take bases".to_string()) }
+    }
     /// Answers a request from a peer (Raft RPCs). By default there is nothing to answer.
     fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
         let _ = (from_terminal, body);
@@ -332,6 +350,18 @@ impl<R: Replicator, T: Transport> Mesh<R, T> {
         out
     }
 
+    /// What each peer held as of its last acknowledgement on this till's push link (a lower
+    /// bound: vectors only grow; empty until the first acknowledgement).
+    pub fn peer_vectors(&self) -> BTreeMap<u64, VersionVector> {
+        self.shared
+            .peers
+            .lock()
+            .expect("peers lock")
+            .values()
+            .map(|p| (p.terminal, p.their_vv.clone()))
+            .collect()
+    }
+
     /// Sends a request to a peer over this till's connection to it and returns the answer
     /// (Raft RPCs). Fails when there is no connection, the peer is blocked, or the answer is
     /// not one; the caller bounds the wait.
@@ -459,6 +489,7 @@ fn frame_name(f: &Frame) -> &'static str {
         Frame::Probe => "Probe",
         Frame::Rpc(_) => "Rpc",
         Frame::RpcReply(_) => "RpcReply",
+        Frame::Base { .. } => "Base",
     }
 }
 
@@ -529,6 +560,8 @@ async fn receive<R: Replicator, T: Transport>(
         write_frame(&mut send, &hello(s)).await?;
         with_peer(s, peer, addr, |p| p.inbound = true);
         let mut faults = s.faults.changed.subscribe();
+        // A base arriving in parts (bounded: at most BASE_CHUNKS_MAX parts of bounded size).
+        let mut base: Vec<u8> = Vec::new();
         // Further streams the peer opens each carry one request.
         let rpcs = serve_requests(s, link, peer);
         tokio::pin!(rpcs);
@@ -557,6 +590,32 @@ async fn receive<R: Replicator, T: Transport>(
                 }
                 Frame::Probe => {
                     write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?;
+                }
+                Frame::Base {
+                    index,
+                    count,
+                    bytes,
+                } => {
+                    let expected = (base.len() / wire::BASE_CHUNK_BYTES) as u32;
+                    if index == 0 {
+                        base.clear();
+                    } else if index != expected {
+                        return Err(MeshError::Protocol(format!(
+                            "base part {index} out of order (expected {expected})"
+                        )));
+                    }
+                    base.extend_from_slice(&bytes);
+                    let vv = if index + 1 == count {
+                        let whole = std::mem::take(&mut base);
+                        info!(peer, bytes = whole.len(), "merging a peer's compacted base");
+                        s.replicator
+                            .apply_base(peer, whole)
+                            .await
+                            .map_err(MeshError::Local)?
+                    } else {
+                        s.replicator.version_vector()
+                    };
+                    write_frame(&mut send, &Frame::Ack(vv)).await?;
                 }
                 other => {
                     return Err(MeshError::Protocol(format!(
@@ -724,6 +783,16 @@ async fn push<R: Replicator, T: Transport>(
             if s.faults.is_blocked(peer) {
                 return Err(MeshError::Connection("blocked by fault injection".into()));
             }
+            if below(&theirs, &s.replicator.floor()) {
+                theirs = send_base(s, &*link, &mut send, &mut recv, ack_timeout).await?;
+                with_peer(s, peer, addr, |p| p.their_vv = theirs.clone());
+                if below(&theirs, &s.replicator.floor()) {
+                    return Err(MeshError::Protocol(
+                        "the peer still lacks pruned events after taking the base".into(),
+                    ));
+                }
+                continue;
+            }
             let Some((n, frame)) = collect(s, &theirs, scope).await? else {
                 changes.borrow_and_update();
                 tokio::select! {
@@ -790,6 +859,50 @@ async fn await_ack(
         ))),
         Ok(Err(e)) => Err(e),
     }
+}
+
+/// Whether `theirs` lacks an event at or below `floor` (pruned here: only the base has it).
+fn below(theirs: &VersionVector, floor: &VersionVector) -> bool {
+    floor.iter().any(|(o, f)| theirs.get(o) < f)
+}
+
+/// Sends this till's base in parts, each acknowledged; answers the peer's vector after the
+/// last part.
+async fn send_base<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    link: &impl Link,
+    send: &mut (impl AsyncWrite + Unpin),
+    recv: &mut (impl AsyncRead + Unpin),
+    timeout: Duration,
+) -> Result<VersionVector, MeshError> {
+    let base = s
+        .replicator
+        .base()
+        .await
+        .map_err(MeshError::Local)?
+        .ok_or_else(|| MeshError::Local("events were pruned but no base is stored".into()))?;
+    let parts: Vec<&[u8]> = base.chunks(wire::BASE_CHUNK_BYTES).collect();
+    let count = u32::try_from(parts.len())
+        .ok()
+        .filter(|c| *c <= wire::BASE_CHUNKS_MAX)
+        .ok_or_else(|| {
+            MeshError::Local(format!(
+                "the base of {} bytes is too large to send",
+                base.len()
+            ))
+        })?;
+    let mut theirs = VersionVector::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        let frame = Frame::Base {
+            index: i as u32,
+            count,
+            bytes: part.to_vec(),
+        };
+        write_frame(send, &frame).await?;
+        // The last part is merged and made durable before its Ack: allow for it.
+        theirs = await_ack(link, recv, timeout * 4).await?;
+    }
+    Ok(theirs)
 }
 
 /// Which origins a push round covers.

@@ -14,6 +14,10 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const FRAME_BYTES_MAX: usize = 4 << 20;
 /// Most events in one `Events` frame.
 pub const BATCH_EVENTS_MAX: usize = 512;
+/// Bytes of a compacted base carried by one `Base` frame.
+pub const BASE_CHUNK_BYTES: usize = 1 << 20;
+/// Most `Base` frames in one transfer (so a base is at most 64 MiB).
+pub const BASE_CHUNKS_MAX: u32 = 64;
 
 /// One frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +43,18 @@ pub enum Frame {
     Rpc(Vec<u8>),
     /// The answer to an `Rpc`, on the same stream.
     RpcReply(Vec<u8>),
+    /// One part of the pusher's compacted base, sent instead of events the receiver lacks
+    /// but the pusher has pruned (a till on a new disk, one away through a compaction).
+    /// Parts go in order, each answered with `Ack`; the last one's `Ack` comes after the
+    /// receiver merged the whole base durably.
+    Base {
+        /// Part number, from 0.
+        index: u32,
+        /// Parts in this transfer.
+        count: u32,
+        /// Bytes of the encoded base.
+        bytes: Vec<u8>,
+    },
 }
 
 /// Decoding errors: each one ends the connection with a logged reason.
@@ -98,6 +114,20 @@ pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
         Frame::Hello { version, .. } if *version != PROTOCOL_VERSION => {
             Err(WireError::WrongVersion(*version))
         }
+        Frame::Base {
+            index,
+            count,
+            bytes,
+        } if *count == 0
+            || *count > BASE_CHUNKS_MAX
+            || index >= count
+            || bytes.len() > BASE_CHUNK_BYTES =>
+        {
+            Err(WireError::Malformed(format!(
+                "base part {index} of {count} with {} bytes",
+                bytes.len()
+            )))
+        }
         _ => Ok(frame),
     }
 }
@@ -144,6 +174,14 @@ mod tests {
             vv: VersionVector::new(),
         });
         assert_eq!(decode(&hello[4..]), Err(WireError::WrongVersion(99)));
+        for (index, count) in [(0, 0), (3, 3), (0, BASE_CHUNKS_MAX + 1)] {
+            let f = encode(&Frame::Base {
+                index,
+                count,
+                bytes: vec![1],
+            });
+            assert!(matches!(decode(&f[4..]), Err(WireError::Malformed(_))));
+        }
         let mut probe = encode(&Frame::Probe);
         probe.push(0);
         assert!(matches!(decode(&probe[4..]), Err(WireError::Malformed(_))));
