@@ -3,7 +3,6 @@
 //! every till applies the point the Raft log holds (see ARCHITECTURE.md, "Compaction").
 
 use crate::MeshLink;
-use crate::clock::{Clock, SystemClock};
 use crate::config::MeshSection;
 use crate::till::Till;
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use tillmesh_consensus::machine::StoreMachine;
 use tillmesh_consensus::node::StoreRaft;
 use tillmesh_crdt::{ReplicaId, VersionVector};
 use tillmesh_mesh::Mesh;
+use tillmesh_mesh::transport::Transport;
 use tillmesh_pos::event::EventBody;
 use tillmesh_pos::state::Compaction;
 use tracing::{info, warn};
@@ -41,10 +41,10 @@ impl Settings {
 
 /// Runs compaction on one till: proposes points while it leads, applies the store's point
 /// whenever it moves (and on every tick, so a till that caught up prunes further).
-pub fn spawn(
+pub fn spawn<T: Transport>(
     till: Arc<Till>,
     raft: StoreRaft,
-    mesh: Arc<Mesh<MeshLink>>,
+    mesh: Arc<Mesh<MeshLink, T>>,
     settings: Settings,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -66,7 +66,7 @@ pub fn spawn(
             if point.floor.iter().next().is_none() {
                 continue;
             }
-            let now = SystemClock.now_ms();
+            let now = till.now_ms();
             let retain_from = match settings.retention_ms {
                 0 => 0,
                 r => now.saturating_sub(r),
@@ -99,7 +99,12 @@ pub fn point_of(m: &StoreMachine) -> Compaction {
 /// On the leader: the next point, if events beyond the held one are acknowledged by the
 /// cloud and held by this till and every other member (as of their last acknowledgement on
 /// this till's mesh links; a member never heard from holds nothing).
-fn proposal(till: &Till, raft: &StoreRaft, mesh: &Mesh<MeshLink>, keep_ms: u64) -> Option<Command> {
+fn proposal<T: Transport>(
+    till: &Till,
+    raft: &StoreRaft,
+    mesh: &Mesh<MeshLink, T>,
+    keep_ms: u64,
+) -> Option<Command> {
     let metrics = raft.raft.metrics().borrow().clone();
     if metrics.current_leader != Some(raft.id) {
         return None;
@@ -148,6 +153,6 @@ fn proposal(till: &Till, raft: &StoreRaft, mesh: &Mesh<MeshLink>, keep_ms: u64) 
     Some(Command::Compact {
         floor,
         txlog_dots: dots,
-        horizon_ms: SystemClock.now_ms().saturating_sub(keep_ms),
+        horizon_ms: till.now_ms().saturating_sub(keep_ms),
     })
 }

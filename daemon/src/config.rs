@@ -290,6 +290,17 @@ pub struct TerminalSection {
     /// Directory for the database.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Set by the simulator only (never read from a file): the database commits on the
+    /// caller's thread and the incarnation is the simulator's, so a seed replays exactly.
+    #[serde(skip)]
+    pub simulated: Option<Simulated>,
+}
+
+/// What the simulator fixes for a till.
+#[derive(Clone, Debug)]
+pub struct Simulated {
+    /// The database incarnation (non-zero).
+    pub incarnation: u32,
 }
 
 /// `[checkout]`

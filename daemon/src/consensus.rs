@@ -7,22 +7,37 @@ use crate::MeshLink;
 use std::sync::{Arc, OnceLock, Weak};
 use tillmesh_consensus::network::RaftTransport;
 use tillmesh_consensus::node::StoreRaft;
+use tillmesh_mesh::transport::{QuicTransport, Transport};
 use tillmesh_mesh::{Mesh, PeerState};
 use tracing::{debug, info};
 
-/// Raft's transport: the mesh (set once the mesh exists).
-#[derive(Debug, Default)]
-pub struct MeshRaft {
-    mesh: OnceLock<Weak<Mesh<MeshLink>>>,
+/// Raft's transport: the mesh (set once the mesh exists), over QUIC or, in the simulator,
+/// the in-memory network.
+pub struct MeshRaft<T: Transport = QuicTransport> {
+    mesh: OnceLock<Weak<Mesh<MeshLink, T>>>,
 }
 
-impl MeshRaft {
+impl<T: Transport> Default for MeshRaft<T> {
+    fn default() -> Self {
+        Self {
+            mesh: OnceLock::new(),
+        }
+    }
+}
+
+impl<T: Transport> std::fmt::Debug for MeshRaft<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshRaft").finish()
+    }
+}
+
+impl<T: Transport> MeshRaft<T> {
     /// Connects the transport to the mesh.
-    pub fn attach(&self, mesh: &Arc<Mesh<MeshLink>>) {
+    pub fn attach(&self, mesh: &Arc<Mesh<MeshLink, T>>) {
         let _ = self.mesh.set(Arc::downgrade(mesh));
     }
 
-    fn mesh(&self) -> Option<Arc<Mesh<MeshLink>>> {
+    fn mesh(&self) -> Option<Arc<Mesh<MeshLink, T>>> {
         self.mesh.get().and_then(Weak::upgrade)
     }
 
@@ -40,7 +55,7 @@ impl MeshRaft {
     }
 }
 
-impl RaftTransport for MeshRaft {
+impl<T: Transport> RaftTransport for MeshRaft<T> {
     async fn call(&self, target: u64, body: Vec<u8>) -> Result<Vec<u8>, String> {
         let mesh = self.mesh().ok_or("the mesh is stopped")?;
         mesh.call(target, body).await.map_err(|e| e.to_string())
@@ -49,9 +64,9 @@ impl RaftTransport for MeshRaft {
 
 /// Runs the membership rule: first after `window_ms`, then every second; a voter this till
 /// has not been connected to for `remove_after_ms` is reported unreachable.
-pub fn spawn_membership(
+pub fn spawn_membership<T: Transport>(
     raft: StoreRaft,
-    transport: Arc<MeshRaft>,
+    transport: Arc<MeshRaft<T>>,
     window_ms: u64,
     remove_after_ms: u64,
     store_tills: usize,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod consensus;
 pub mod error;
 pub mod metrics;
+pub mod sim;
 pub mod till;
 pub mod uplink;
 
@@ -50,7 +51,7 @@ impl Replicator for MeshLink {
     }
 
     fn now_ms(&self) -> u64 {
-        clock::Clock::now_ms(&clock::SystemClock)
+        self.0.now_ms()
     }
 
     fn own_origin(&self) -> Option<ReplicaId> {
@@ -85,9 +86,8 @@ pub struct Node {
     pub mesh: Option<Arc<Mesh<MeshLink>>>,
     /// The store's Raft node, with the mesh.
     pub raft: Option<tillmesh_consensus::node::StoreRaft>,
-    membership: Option<tokio::task::JoinHandle<()>>,
-    /// Uplink and master-data applier tasks.
-    cloud_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Membership, uplink, master-data applier and compaction tasks.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The HTTP address.
     pub http_addr: SocketAddr,
     discovery: Option<Discovery>,
@@ -101,6 +101,104 @@ impl std::fmt::Debug for Node {
             .field("http_addr", &self.http_addr)
             .finish()
     }
+}
+
+/// The parts of a meshed till above its mesh: the Raft node and the tasks around it.
+#[derive(Debug)]
+pub struct StoreParts {
+    /// The store's Raft node.
+    pub raft: tillmesh_consensus::node::StoreRaft,
+    /// Membership, and with a cloud the uplink, master-data applier and compaction.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How the uplink reaches the cloud, and the seed of its retry jitter.
+pub type CloudWiring = (Arc<dyn uplink::CloudHttp>, u64);
+
+/// Starts a meshed till's Raft node over `mesh`, its membership rule and, when `[cloud]` is
+/// configured and `cloud` given, its uplink, master-data applier and compaction. Shared by
+/// `start` (QUIC) and the simulator (in-memory network).
+pub async fn join_store<T: tillmesh_mesh::Transport>(
+    cfg: &config::TerminalConfig,
+    till: &Arc<till::Till>,
+    mesh: &Arc<Mesh<MeshLink, T>>,
+    raft_cell: &Arc<std::sync::OnceLock<tillmesh_consensus::node::StoreRaft>>,
+    timing: tillmesh_consensus::node::Timing,
+    cloud: Option<CloudWiring>,
+) -> anyhow::Result<StoreParts> {
+    let m = cfg
+        .mesh
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("a store needs [mesh]"))?;
+    let transport = Arc::new(consensus::MeshRaft::<T>::default());
+    transport.attach(mesh);
+    let raft = tillmesh_consensus::node::StoreRaft::start(
+        cfg.terminal.id,
+        &cfg.terminal.data_dir.join("raft.db"),
+        transport.clone(),
+        timing,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("raft: {e}"))?;
+    let _ = raft_cell.set(raft.clone());
+    let view = raft.clone();
+    let metrics = till.metrics_arc();
+    till.set_raft_view(Box::new(move || {
+        let m = view.raft.metrics().borrow().clone();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        metrics.raft_term.set(m.current_term as i64);
+        metrics
+            .raft_leader
+            .set(i64::from(m.current_leader == Some(view.id)));
+        metrics.raft_voters.set(voters.len() as i64);
+        till::RaftView {
+            leader: m.current_leader,
+            term: m.current_term,
+            voters,
+            master_version: view.state().master_version,
+        }
+    }));
+    let mut tasks = vec![consensus::spawn_membership(
+        raft.clone(),
+        transport,
+        m.raft_discovery_window_ms,
+        m.raft_remove_after_ms,
+        m.store_tills,
+    )];
+    let weak = Arc::downgrade(mesh);
+    till.set_mesh_peers(Box::new(move || {
+        weak.upgrade().map(|m| m.peers()).unwrap_or_default()
+    }));
+    if let (Some(c), Some((http, seed))) = (&cfg.cloud, cloud) {
+        let uplink = uplink::Uplink::with_http(till.clone(), raft.clone(), c.clone(), http, seed);
+        let state = uplink.state();
+        let r = raft.clone();
+        let metrics = till.metrics_arc();
+        let t = till.clone();
+        till.set_cloud_link(Box::new(move || {
+            let link = uplink::link_view(&state, &r);
+            metrics.cloud_silence.set(if link.last_ok_ms == 0 {
+                -1
+            } else {
+                (t.now_ms().saturating_sub(link.last_ok_ms) / 1000) as i64
+            });
+            link
+        }));
+        tasks.push(tokio::spawn(uplink.run()));
+        tasks.push(uplink::spawn_master_applier(till.clone(), raft.clone()));
+        // Compaction needs the cloud's acknowledgements: without a cloud the sync log is the
+        // store's only record and nothing is pruned.
+        if let Some(settings) = compaction::Settings::from_mesh(m) {
+            tasks.push(compaction::spawn(
+                till.clone(),
+                raft.clone(),
+                mesh.clone(),
+                settings,
+            ));
+        }
+        info!(url = %c.url, "cloud link configured: the store's leader uploads");
+    }
+    Ok(StoreParts { raft, tasks })
 }
 
 /// Opens the till, binds the HTTP API and starts the mesh.
@@ -118,8 +216,8 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     })
     .await??;
     let till = Arc::new(till);
-    let (mesh, discovery, raft, membership) = match &cfg.mesh {
-        None => (None, None, None, None),
+    let (mesh, discovery, parts) = match &cfg.mesh {
+        None => (None, None, None),
         Some(m) => {
             let identity = tillmesh_mesh::identity::TillIdentity::load(
                 &cfg.store.store_id,
@@ -149,45 +247,25 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 identity,
                 Arc::new(MeshLink(till.clone(), raft_cell.clone())),
             )?);
-            let transport = Arc::new(consensus::MeshRaft::default());
-            transport.attach(&mesh);
-            let raft = tillmesh_consensus::node::StoreRaft::start(
-                cfg.terminal.id,
-                &cfg.terminal.data_dir.join("raft.db"),
-                transport.clone(),
-                tillmesh_consensus::node::Timing::default(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("raft: {e}"))?;
-            let _ = raft_cell.set(raft.clone());
-            let view = raft.clone();
-            let metrics = till.metrics_arc();
-            till.set_raft_view(Box::new(move || {
-                let m = view.raft.metrics().borrow().clone();
-                let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-                metrics.raft_term.set(m.current_term as i64);
-                metrics
-                    .raft_leader
-                    .set(i64::from(m.current_leader == Some(view.id)));
-                metrics.raft_voters.set(voters.len() as i64);
-                till::RaftView {
-                    leader: m.current_leader,
-                    term: m.current_term,
-                    voters,
-                    master_version: view.state().master_version,
+            let cloud = match &cfg.cloud {
+                Some(c) => {
+                    let mut seed = [0_u8; 8];
+                    getrandom::fill(&mut seed)
+                        .map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
+                    let http: Arc<dyn uplink::CloudHttp> = Arc::new(uplink::ReqwestCloud::new(c)?);
+                    Some((http, u64::from_le_bytes(seed)))
                 }
-            }));
-            let membership = consensus::spawn_membership(
-                raft.clone(),
-                transport,
-                m.raft_discovery_window_ms,
-                m.raft_remove_after_ms,
-                m.store_tills,
-            );
-            let weak = Arc::downgrade(&mesh);
-            till.set_mesh_peers(Box::new(move || {
-                weak.upgrade().map(|m| m.peers()).unwrap_or_default()
-            }));
+                None => None,
+            };
+            let parts = join_store(
+                &cfg,
+                &till,
+                &mesh,
+                &raft_cell,
+                tillmesh_consensus::node::Timing::default(),
+                cloud,
+            )
+            .await?;
             info!(addr = %mesh.local_addr(), "mesh listening");
             let discovery = if m.mdns {
                 let interfaces = match m.mdns_interfaces.as_str() {
@@ -214,42 +292,13 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             } else {
                 None
             };
-            (Some(mesh), discovery, Some(raft), Some(membership))
+            (Some(mesh), discovery, Some(parts))
         }
     };
-    let mut cloud_tasks = Vec::new();
-    if let (Some(c), Some(raft)) = (&cfg.cloud, &raft) {
-        let uplink = uplink::Uplink::new(till.clone(), raft.clone(), c.clone())?;
-        let state = uplink.state();
-        let r = raft.clone();
-        let metrics = till.metrics_arc();
-        till.set_cloud_link(Box::new(move || {
-            let link = uplink::link_view(&state, &r);
-            metrics.cloud_silence.set(if link.last_ok_ms == 0 {
-                -1
-            } else {
-                (clock::Clock::now_ms(&clock::SystemClock).saturating_sub(link.last_ok_ms) / 1000)
-                    as i64
-            });
-            link
-        }));
-        cloud_tasks.push(tokio::spawn(uplink.run()));
-        cloud_tasks.push(uplink::spawn_master_applier(till.clone(), raft.clone()));
-        // Compaction needs the cloud's acknowledgements: without a cloud the sync log is the
-        // store's only record and nothing is pruned.
-        if let (Some(mesh), Some(settings)) = (
-            &mesh,
-            cfg.mesh.as_ref().and_then(compaction::Settings::from_mesh),
-        ) {
-            cloud_tasks.push(compaction::spawn(
-                till.clone(),
-                raft.clone(),
-                mesh.clone(),
-                settings,
-            ));
-        }
-        info!(url = %c.url, "cloud link configured: the store's leader uploads");
-    }
+    let (raft, tasks) = match parts {
+        Some(p) => (Some(p.raft), p.tasks),
+        None => (None, Vec::new()),
+    };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -268,8 +317,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
         till,
         mesh,
         raft,
-        membership,
-        cloud_tasks,
+        tasks,
         http_addr,
         discovery,
         stop,
@@ -282,10 +330,7 @@ impl Node {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.server.await??;
-        if let Some(t) = &self.membership {
-            t.abort();
-        }
-        for t in &self.cloud_tasks {
+        for t in &self.tasks {
             t.abort();
         }
         if let Some(r) = &self.raft {

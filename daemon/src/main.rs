@@ -83,6 +83,23 @@ enum Command {
         #[command(subcommand)]
         action: DevAction,
     },
+    /// Simulate a store under faults, deterministically: check every invariant and report.
+    Sim {
+        /// Scenario file (simulations/*.toml); with --fuzz, random schedules instead.
+        scenario: Option<PathBuf>,
+        /// Seed (the first one with --seeds).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Run this many seeds, from --seed on.
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Draw random fault schedules.
+        #[arg(long)]
+        fuzz: bool,
+        /// Write report.json and report.svg here (one run), or one folder per seed.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Print a running till's status.
     Status {
         /// The till's address.
@@ -250,8 +267,14 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A simulation's faults make tills log warnings by the hundred: keep them out of its output.
+    let default = if matches!(cli.command, Command::Sim { .. }) {
+        "off"
+    } else {
+        "info,openraft=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -277,8 +300,98 @@ fn load(config: &std::path::Path, data_dir: Option<PathBuf>) -> anyhow::Result<T
     Ok(cfg)
 }
 
+/// `tillmesh sim`: one run (summary, report), or many seeds (a line each); fails when an
+/// invariant does, naming the command that reproduces it.
+fn sim(
+    scenario: Option<PathBuf>,
+    seed: u64,
+    seeds: Option<u64>,
+    fuzz: bool,
+    report: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use tillmesh::sim;
+    let fixed = match (&scenario, fuzz) {
+        (Some(p), false) => Some(sim::scenario::Scenario::load(p)?),
+        (None, true) => None,
+        (Some(_), true) => anyhow::bail!("give a scenario file or --fuzz, not both"),
+        (None, false) => anyhow::bail!("give a scenario file (simulations/*.toml) or --fuzz"),
+    };
+    let count = seeds.unwrap_or(1);
+    if count == 0 || count > 1_000_000 {
+        anyhow::bail!("--seeds must be 1 to 1000000");
+    }
+    let mut failed = Vec::new();
+    let started = std::time::Instant::now();
+    for s in seed..seed.saturating_add(count) {
+        let sc = match &fixed {
+            Some(f) => f.clone(),
+            None => sim::fuzz_scenario(s),
+        };
+        let reproduce = match &scenario {
+            Some(p) => format!("tillmesh sim {} --seed {s}", p.display()),
+            None => format!("tillmesh sim --fuzz --seed {s}"),
+        };
+        let opts = sim::Options {
+            seed: s,
+            progress: count == 1,
+            reproduce: reproduce.clone(),
+        };
+        let wall = std::time::Instant::now();
+        let r = sim::run(&sc, &opts)?;
+        let wall = wall.elapsed().as_secs_f64();
+        let simulated = r.timeline.last().map_or(0.0, |t| t.t_s);
+        if count == 1 {
+            print!("{}", r.summary());
+            println!(
+                "  {simulated:.0} simulated seconds in {wall:.1} s ({:.0}:1)",
+                simulated / wall.max(1e-9)
+            );
+        } else {
+            println!(
+                "{} seed {s}: {} ({simulated:.0} s simulated in {wall:.1} s)",
+                r.scenario,
+                if r.pass { "pass" } else { "FAIL" }
+            );
+        }
+        if let Some(dir) = &report {
+            let dir = if count == 1 {
+                dir.clone()
+            } else {
+                dir.join(format!("seed-{s}"))
+            };
+            r.write(&dir)?;
+            if count == 1 {
+                println!("  report: {}", dir.join("report.json").display());
+            }
+        }
+        if !r.pass {
+            failed.push(reproduce);
+        }
+    }
+    if count > 1 {
+        let mins = started.elapsed().as_secs_f64() / 60.0;
+        println!(
+            "{count} seeds, {} failed, {:.1} seeds per minute",
+            failed.len(),
+            count as f64 / mins.max(1e-9)
+        );
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("invariants failed; reproduce with: {}", failed.join(" ; "))
+    }
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Sim {
+            scenario,
+            seed,
+            seeds,
+            fuzz,
+            report,
+        } => sim(scenario, seed, seeds, fuzz, report),
         Command::Terminal {
             action:
                 Some(TerminalAction::Enroll {

@@ -459,6 +459,23 @@ impl Till {
         self.clock.now_ms()
     }
 
+    /// Runs blocking work (SQLite reads, PIN hashing) off the async executor's core threads;
+    /// in place when the store runs inline (the simulator's single deterministic thread).
+    async fn off_executor<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        if self.store.is_inline() {
+            return Ok(f());
+        }
+        tokio::task::spawn_blocking(f).await
+    }
+
+    /// Now, by this till's clock (ms since the epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     /// The store handle.
     pub fn store(&self) -> &Store {
         &self.store
@@ -579,7 +596,8 @@ impl Till {
     async fn verify_pin(&self, employee_id: &str, pin: &str) -> Result<Account, ApiError> {
         let id = employee_id.to_string();
         let store = self.store.clone();
-        let account = tokio::task::spawn_blocking(move || store.read(|r| r.account(&id)))
+        let account = self
+            .off_executor(move || store.read(|r| r.account(&id)))
             .await
             .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
         let Some(mut account) = account else {
@@ -592,12 +610,13 @@ impl Till {
         };
         let now = self.now();
         let pin = pin.to_string();
-        let (account, outcome) = tokio::task::spawn_blocking(move || {
-            let r = cashier::authenticate(&mut account, &pin, now, policy);
-            (account, r)
-        })
-        .await
-        .map_err(|e| ApiError::bad_request("internal", e.to_string()))?;
+        let (account, outcome) = self
+            .off_executor(move || {
+                let r = cashier::authenticate(&mut account, &pin, now, policy);
+                (account, r)
+            })
+            .await
+            .map_err(|e| ApiError::bad_request("internal", e.to_string()))?;
         if matches!(
             outcome,
             Err(cashier::AuthError::BadCredentials { locked_now: true })
@@ -866,7 +885,8 @@ impl Till {
     async fn load_sale(&self, id: &str) -> Result<(Sale, Status), ApiError> {
         let store = self.store.clone();
         let key = id.to_string();
-        let found = tokio::task::spawn_blocking(move || store.read(|r| r.sale(&key)))
+        let found = self
+            .off_executor(move || store.read(|r| r.sale(&key)))
             .await
             .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
         found.ok_or_else(|| {
@@ -1669,11 +1689,10 @@ impl Till {
         self.item(sku)?;
         let store = self.store.clone();
         let sku = sku.to_string();
-        Ok(
-            tokio::task::spawn_blocking(move || store.read(|r| r.movements(&sku, 200)))
-                .await
-                .map_err(|e| ApiError::bad_request("internal", e.to_string()))??,
-        )
+        Ok(self
+            .off_executor(move || store.read(|r| r.movements(&sku, 200)))
+            .await
+            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??)
     }
 
     /// A store price override from a time on (manager).
@@ -1789,11 +1808,10 @@ impl Till {
             ApiError::bad_request("bad_date", format!("date {date:?} is not YYYY-MM-DD"))
         })?;
         let store = self.store.clone();
-        let sales = tokio::task::spawn_blocking(move || {
-            store.read(|r| r.sales_between(from, to, REPORT_SALES_MAX))
-        })
-        .await
-        .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
+        let sales = self
+            .off_executor(move || store.read(|r| r.sales_between(from, to, REPORT_SALES_MAX)))
+            .await
+            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
         Ok((from, to, sales))
     }
 
@@ -2172,7 +2190,7 @@ impl Till {
         limit: usize,
     ) -> Result<Vec<Event>, String> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read(|r| r.events_after(origin, after, limit)))
+        self.off_executor(move || store.read(|r| r.events_after(origin, after, limit)))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
@@ -2270,7 +2288,7 @@ impl Till {
     /// This till's encoded base, for a peer that lacks compacted events.
     pub async fn base_bytes(&self) -> Result<Option<Vec<u8>>, String> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read(|r| r.base()))
+        self.off_executor(move || store.read(|r| r.base()))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
@@ -2615,6 +2633,10 @@ fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event>
 /// under a new incarnation and its peers send everything back, its own old events included.
 /// Without a mesh there is nothing to rebuild from, and the till refuses to start.
 fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
+    if cfg.terminal.simulated.is_some() {
+        let path = cfg.terminal.data_dir.join("till.db");
+        return Ok(Store::open_with(&path, tillmesh_store::Mode::Inline)?);
+    }
     let path = cfg.db_path();
     if path.exists() {
         let verdict = Store::open(&path).and_then(|s| s.read(|r| r.quick_check()));
@@ -2683,7 +2705,10 @@ fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Result<()> {
     }
     let terminal = u32::try_from(cfg.terminal.id)?;
     let incarnation = loop {
-        let i = u32::from_le_bytes(random_bytes::<4>());
+        let i = match &cfg.terminal.simulated {
+            Some(sim) => sim.incarnation,
+            None => u32::from_le_bytes(random_bytes::<4>()),
+        };
         if i != 0 {
             break i;
         }

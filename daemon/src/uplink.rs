@@ -43,14 +43,90 @@ pub struct LinkState {
     pub last_error: Option<String>,
 }
 
+/// One request to the cloud: a path under the cloud's URL (with its query), the store's
+/// credential, and a body (binary, gzip'd) for uploads.
+#[derive(Clone, Debug)]
+pub struct CloudRequest {
+    /// Path and query, from `/api/...`.
+    pub path: String,
+    /// Bearer credential.
+    pub token: String,
+    /// POST this binary, gzip'd batch (GET when `None`).
+    pub batch_gzip: Option<Vec<u8>>,
+}
+
+/// A future answering `(status, body)`, or why the cloud could not be reached.
+pub type CloudAnswer<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(u16, Vec<u8>), String>> + Send + 'a>,
+>;
+
+/// How the uplink reaches the cloud: HTTP (reqwest) on a till; the cloud's own router in
+/// process under the simulator.
+pub trait CloudHttp: Send + Sync + std::fmt::Debug {
+    /// Sends one request.
+    fn call(&self, req: CloudRequest) -> CloudAnswer<'_>;
+}
+
+/// The cloud over HTTP(S).
+#[derive(Debug)]
+pub struct ReqwestCloud {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl ReqwestCloud {
+    /// A client for `cfg.url` (trusting `cfg.ca_cert` when set), with its timeouts.
+    pub fn new(cfg: &CloudSection) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .connect_timeout(Duration::from_millis(cfg.timeout_ms));
+        if let Some(ca) = &cfg.ca_cert {
+            let pem = std::fs::read(ca)
+                .map_err(|e| anyhow::anyhow!("cannot read cloud.ca_cert {}: {e}", ca.display()))?;
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        Ok(Self {
+            url: cfg.url.clone(),
+            http: http.build()?,
+        })
+    }
+}
+
+impl CloudHttp for ReqwestCloud {
+    fn call(&self, req: CloudRequest) -> CloudAnswer<'_> {
+        Box::pin(async move {
+            let url = format!("{}{}", self.url, req.path);
+            let r = match req.batch_gzip {
+                Some(body) => self
+                    .http
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, BINARY_CONTENT_TYPE)
+                    .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                    .body(body),
+                None => self.http.get(url),
+            };
+            let resp = r
+                .bearer_auth(&req.token)
+                .send()
+                .await
+                .map_err(|e| error_chain(&e))?;
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.map_err(|e| error_chain(&e))?;
+            Ok((status, body.to_vec()))
+        })
+    }
+}
+
 /// The uplink of one till.
 #[derive(Debug)]
 pub struct Uplink {
     till: Arc<Till>,
     raft: StoreRaft,
     cfg: CloudSection,
-    http: reqwest::Client,
+    http: Arc<dyn CloudHttp>,
     state: Arc<Mutex<LinkState>>,
+    /// Jitter for the retry back-off (seeded, so the simulator replays it).
+    rng: Mutex<rand::rngs::StdRng>,
 }
 
 /// How an upload or pull ended, when it did not succeed.
@@ -62,10 +138,6 @@ enum Failure {
     Fenced(String),
     /// Unreachable, timed out, or answered with an error.
     Link(String),
-}
-
-fn now_ms() -> u64 {
-    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
 }
 
 /// The till's view of the cloud link: the leader's own state on the leader, the state the
@@ -92,28 +164,37 @@ pub fn link_view(state: &Arc<Mutex<LinkState>>, raft: &StoreRaft) -> CloudLink {
 }
 
 impl Uplink {
-    /// Builds the uplink (the HTTP client trusts `cfg.ca_cert` when set).
-    pub fn new(till: Arc<Till>, raft: StoreRaft, cfg: CloudSection) -> anyhow::Result<Self> {
-        let mut http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.timeout_ms))
-            .connect_timeout(Duration::from_millis(cfg.timeout_ms));
-        if let Some(ca) = &cfg.ca_cert {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("cannot read cloud.ca_cert {}: {e}", ca.display()))?;
-            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
-        }
-        Ok(Self {
+    /// Builds the uplink over any [`CloudHttp`], with a seed for its jitter.
+    pub fn with_http(
+        till: Arc<Till>,
+        raft: StoreRaft,
+        cfg: CloudSection,
+        http: Arc<dyn CloudHttp>,
+        seed: u64,
+    ) -> Self {
+        use rand::SeedableRng;
+        Self {
             till,
             raft,
             cfg,
-            http: http.build()?,
+            http,
             state: Arc::default(),
-        })
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        }
     }
 
     /// The shared link state (for status).
     pub fn state(&self) -> Arc<Mutex<LinkState>> {
         self.state.clone()
+    }
+
+    /// Uniform in `0..=max`.
+    fn jitter(&self, max: u64) -> u64 {
+        use rand::Rng;
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .random_range(0..=max)
     }
 
     fn set(&self, f: impl FnOnce(&mut LinkState)) {
@@ -142,6 +223,14 @@ impl Uplink {
                     let why = self.lead(term).await;
                     self.set(|s| s.uploading = false);
                     info!(terminal = self.raft.id, term, why, "stopped uploading");
+                    // A leader cut off from its quorum still believes it leads until its
+                    // term ends, but cannot confirm it: wait a retry period instead of
+                    // failing the confirmation again at once (its metrics change at every
+                    // replication attempt, so they are no signal here).
+                    if self.leads(term) {
+                        let retry = Duration::from_millis(self.cfg.backoff_min_ms.max(100));
+                        tokio::time::sleep(retry).await;
+                    }
                 }
                 None => {
                     if metrics.changed().await.is_err() {
@@ -202,7 +291,7 @@ impl Uplink {
                 return "deposed";
             }
             if backoff_ms > 0 {
-                let jittered = backoff_ms / 2 + jitter(backoff_ms / 2);
+                let jittered = backoff_ms / 2 + self.jitter(backoff_ms / 2);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(jittered)) => {}
                     _ = self.deposed(term) => return "deposed",
@@ -264,7 +353,7 @@ impl Uplink {
                             "batch acknowledged"
                         );
                     }
-                    let ok = now_ms();
+                    let ok = self.till.now_ms();
                     self.set(|s| {
                         s.online = true;
                         s.last_ok_ms = ok;
@@ -433,32 +522,50 @@ impl Uplink {
             .and_then(|_| gz.flush())
             .map_err(|e| Failure::Link(e.to_string()))?;
         let body = gz.finish().map_err(|e| Failure::Link(e.to_string()))?;
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/sync/upload", self.cfg.url))
-            .bearer_auth(&self.cfg.token)
-            .header(reqwest::header::CONTENT_TYPE, BINARY_CONTENT_TYPE)
-            .header(reqwest::header::CONTENT_ENCODING, "gzip")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Failure::Link(format!("upload: {}", error_chain(&e))))?;
-        let status = resp.status();
-        if status.is_success() {
-            return resp
-                .json::<IngestAck>()
-                .await
+        let (status, answer) = self
+            .exchange("/api/v1/sync/upload".into(), Some(body))
+            .await?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice::<IngestAck>(&answer)
                 .map_err(|e| Failure::Link(format!("upload answer: {e}")));
         }
-        let text = resp.text().await.unwrap_or_default();
         let why = format!(
             "upload refused ({status}): {}",
-            text.chars().take(300).collect::<String>()
+            String::from_utf8_lossy(&answer)
+                .chars()
+                .take(300)
+                .collect::<String>()
         );
-        if status == reqwest::StatusCode::CONFLICT {
+        if status == 409 {
             Err(Failure::Fenced(why))
         } else {
             Err(Failure::Link(why))
+        }
+    }
+
+    /// One request to the cloud, bounded by `timeout_ms`.
+    async fn exchange(
+        &self,
+        path: String,
+        batch_gzip: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), Failure> {
+        let req = CloudRequest {
+            path,
+            token: self.cfg.token.clone(),
+            batch_gzip,
+        };
+        match tokio::time::timeout(
+            Duration::from_millis(self.cfg.timeout_ms),
+            self.http.call(req),
+        )
+        .await
+        {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(Failure::Link(e)),
+            Err(_) => Err(Failure::Link(format!(
+                "no answer within {} ms",
+                self.cfg.timeout_ms
+            ))),
         }
     }
 
@@ -467,27 +574,26 @@ impl Uplink {
     async fn pull_master(&self, term: u64) -> Result<(), Failure> {
         for _ in 0..MASTER_PAGES_MAX {
             let since = self.raft.state().master_version;
-            let resp = self
-                .http
-                .get(format!(
-                    "{}/api/v1/sync/master?since={since}&limit={MASTER_PAGE}",
-                    self.cfg.url
-                ))
-                .bearer_auth(&self.cfg.token)
-                .send()
+            let (status, body) = self
+                .exchange(
+                    format!("/api/v1/sync/master?since={since}&limit={MASTER_PAGE}"),
+                    None,
+                )
                 .await
-                .map_err(|e| Failure::Link(format!("master pull: {}", error_chain(&e))))?;
-            let status = resp.status();
-            if !status.is_success() {
-                let text = resp.text().await.unwrap_or_default();
+                .map_err(|e| match e {
+                    Failure::Link(why) => Failure::Link(format!("master pull: {why}")),
+                    other => other,
+                })?;
+            if !(200..300).contains(&status) {
                 return Err(Failure::Link(format!(
                     "master pull refused ({status}): {}",
-                    text.chars().take(300).collect::<String>()
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
                 )));
             }
-            let page: MasterChanges = resp
-                .json()
-                .await
+            let page: MasterChanges = serde_json::from_slice(&body)
                 .map_err(|e| Failure::Link(format!("master answer: {e}")))?;
             if page.version <= since || page.changes.is_empty() {
                 return Ok(());
@@ -508,7 +614,7 @@ impl Uplink {
             self.raft
                 .propose(Command::Master {
                     version: page.version,
-                    at_ms: now_ms(),
+                    at_ms: self.till.now_ms(),
                     changes,
                 })
                 .await
@@ -560,13 +666,6 @@ pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::Jo
 fn encode_batch_size(e: &StoreEvent) -> usize {
     bincode::serde::encode_to_vec(e, bincode::config::standard())
         .map_or(usize::MAX / 4, |v| v.len())
-}
-
-/// Uniform in `0..=max`.
-fn jitter(max: u64) -> u64 {
-    let mut b = [0_u8; 8];
-    getrandom::fill(&mut b).expect("the OS random source is available");
-    u64::from_le_bytes(b) % (max + 1)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

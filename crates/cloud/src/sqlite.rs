@@ -100,6 +100,8 @@ pub struct SqliteLedger {
 
 #[derive(Debug)]
 struct Inner {
+    /// Work runs on the caller's thread (the simulator): no writer thread, no blocking pool.
+    inline: bool,
     write: Arc<Mutex<Connection>>,
     ingest: tokio::sync::mpsc::Sender<IngestJob>,
     read: Mutex<Connection>,
@@ -107,7 +109,7 @@ struct Inner {
     reports: Mutex<Connection>,
     /// A second read connection of the ledger, for the projector.
     project_read: Mutex<Connection>,
-    _checkpoints: [tillmesh_store::Checkpointer; 2],
+    _checkpoints: Option<[tillmesh_store::Checkpointer; 2]>,
 }
 
 fn open(path: &Path) -> Result<Connection, LedgerError> {
@@ -124,6 +126,16 @@ fn open(path: &Path) -> Result<Connection, LedgerError> {
 impl SqliteLedger {
     /// Opens (creating when missing) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        Self::open_with(path, false)
+    }
+
+    /// Opens the ledger for the simulator: every call runs on the caller's thread,
+    /// `synchronous=OFF`, checkpoints inline (see `tillmesh_store::Mode::Inline`).
+    pub fn open_inline(path: &Path) -> Result<Self, LedgerError> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, inline: bool) -> Result<Self, LedgerError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LedgerError::Db(format!("cannot create {}: {e}", dir.display())))?;
@@ -140,6 +152,23 @@ impl SqliteLedger {
         // consistency (facts and cursor commit together), and they are redone from the ledger.
         reports.pragma_update(None, "synchronous", "NORMAL")?;
         reports.execute_batch(REPORTS_SCHEMA)?;
+        if inline {
+            for c in [&write, &read, &project_read, &reports] {
+                c.execute_batch("PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1000;")?;
+            }
+            let (ingest, _) = tokio::sync::mpsc::channel(1);
+            return Ok(Self {
+                inner: Arc::new(Inner {
+                    inline,
+                    ingest,
+                    write: Arc::new(Mutex::new(write)),
+                    read: Mutex::new(read),
+                    reports: Mutex::new(reports),
+                    project_read: Mutex::new(project_read),
+                    _checkpoints: None,
+                }),
+            });
+        }
         let write = Arc::new(Mutex::new(write));
         let (ingest, jobs) = tokio::sync::mpsc::channel(INGEST_QUEUE_MAX);
         {
@@ -151,17 +180,18 @@ impl SqliteLedger {
         }
         Ok(Self {
             inner: Arc::new(Inner {
+                inline,
                 ingest,
                 write,
                 read: Mutex::new(read),
                 reports: Mutex::new(reports),
                 project_read: Mutex::new(project_read),
-                _checkpoints: [
+                _checkpoints: Some([
                     tillmesh_store::Checkpointer::start(path)
                         .map_err(|e| LedgerError::Db(e.to_string()))?,
                     tillmesh_store::Checkpointer::start(&reports_path)
                         .map_err(|e| LedgerError::Db(e.to_string()))?,
-                ],
+                ]),
             }),
         })
     }
@@ -171,6 +201,10 @@ impl SqliteLedger {
         f: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
         let inner = self.inner.clone();
+        if inner.inline {
+            let mut conn = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            return f(&mut conn);
+        }
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.write.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut conn)
@@ -184,6 +218,10 @@ impl SqliteLedger {
         f: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
         let inner = self.inner.clone();
+        if inner.inline {
+            let mut conn = inner.reports.lock().unwrap_or_else(|p| p.into_inner());
+            return f(&mut conn);
+        }
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.reports.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut conn)
@@ -197,6 +235,10 @@ impl SqliteLedger {
         f: impl FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
         let inner = self.inner.clone();
+        if inner.inline {
+            let conn = inner.read.lock().unwrap_or_else(|p| p.into_inner());
+            return f(&conn);
+        }
         tokio::task::spawn_blocking(move || {
             let conn = inner.read.lock().unwrap_or_else(|p| p.into_inner());
             f(&conn)
@@ -233,37 +275,42 @@ fn ingest_writer(conn: Arc<Mutex<Connection>>, mut jobs: tokio::sync::mpsc::Rece
                 Err(_) => break,
             }
         }
-        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut done = Vec::with_capacity(group.len());
-        let committed = (|| -> Result<(), rusqlite::Error> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for (req, reply) in group.drain(..) {
-                tx.execute_batch("SAVEPOINT batch")?;
-                let r = ingest(&tx, req);
-                if r.is_ok() {
-                    tx.execute_batch("RELEASE batch")?;
-                } else {
-                    tx.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
-                }
-                done.push((reply, r));
+        commit_group(&conn, group);
+    }
+}
+
+/// Commits one group of batches, each in its own savepoint, and answers each.
+fn commit_group(conn: &Mutex<Connection>, mut group: Vec<IngestJob>) {
+    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+    let mut done = Vec::with_capacity(group.len());
+    let committed = (|| -> Result<(), rusqlite::Error> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (req, reply) in group.drain(..) {
+            tx.execute_batch("SAVEPOINT batch")?;
+            let r = ingest(&tx, req);
+            if r.is_ok() {
+                tx.execute_batch("RELEASE batch")?;
+            } else {
+                tx.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
             }
-            tx.commit()
-        })();
-        drop(conn);
-        match committed {
-            Ok(()) => {
-                for (reply, r) in done {
-                    let _ = reply.send(r);
-                }
+            done.push((reply, r));
+        }
+        tx.commit()
+    })();
+    drop(conn);
+    match committed {
+        Ok(()) => {
+            for (reply, r) in done {
+                let _ = reply.send(r);
             }
-            Err(e) => {
-                tracing::error!(error = %e, "ingest commit failed");
-                for (reply, _) in done {
-                    let _ = reply.send(Err(LedgerError::Db(e.to_string())));
-                }
-                for (_, reply) in group {
-                    let _ = reply.send(Err(LedgerError::Db(e.to_string())));
-                }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "ingest commit failed");
+            for (reply, _) in done {
+                let _ = reply.send(Err(LedgerError::Db(e.to_string())));
+            }
+            for (_, reply) in group {
+                let _ = reply.send(Err(LedgerError::Db(e.to_string())));
             }
         }
     }
@@ -531,6 +578,12 @@ impl Ledger for SqliteLedger {
 
     async fn ingest(&self, req: IngestRequest) -> Result<IngestOutcome, LedgerError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.inner.inline {
+            commit_group(&self.inner.write, vec![(req, reply)]);
+            return answer
+                .await
+                .map_err(|_| LedgerError::Db("the batch was not answered".into()))?;
+        }
         self.inner
             .ingest
             .send((req, reply))

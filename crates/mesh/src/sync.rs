@@ -98,6 +98,8 @@ pub struct MeshConfig {
     pub reconnect_ms_max: u64,
     /// How long to wait for an `Ack` before giving up on a connection.
     pub ack_timeout_ms: u64,
+    /// Seed of the reconnect jitter (the simulator's); `None` draws one from the OS.
+    pub jitter_seed: Option<u64>,
 }
 
 impl Default for MeshConfig {
@@ -110,6 +112,7 @@ impl Default for MeshConfig {
             batch_events_max: 256,
             reconnect_ms_max: 5000,
             ack_timeout_ms: 10_000,
+            jitter_seed: None,
         }
     }
 }
@@ -694,13 +697,28 @@ enum PushEnd {
 }
 
 async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>, addr: SocketAddr) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = match s.cfg.jitter_seed {
+        Some(seed) => {
+            let salt = match addr {
+                SocketAddr::V4(a) => u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()),
+                SocketAddr::V6(a) => u64::from(a.port()),
+            };
+            rand::rngs::StdRng::seed_from_u64(seed ^ salt)
+        }
+        None => {
+            let mut b = [0_u8; 8];
+            let _ = getrandom::fill(&mut b);
+            rand::rngs::StdRng::seed_from_u64(u64::from_le_bytes(b))
+        }
+    };
     let mut backoff = 100_u64;
     let mut stop = s.stop.subscribe();
     loop {
         if *stop.borrow() {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         match push(&s, addr).await {
             Ok(PushEnd::Retire) => return,
             Err((peer, e)) => {
@@ -717,12 +735,8 @@ async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>, addr: Sock
         if started.elapsed() > Duration::from_secs(10) {
             backoff = 100;
         }
-        // Exponential back-off with jitter (from the sub-millisecond clock: no RNG needed).
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let jitter = u64::from(nanos) % (backoff / 2 + 1);
+        // Exponential back-off with jitter.
+        let jitter = rng.random_range(0..=backoff / 2);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
             _ = stop.changed() => return,

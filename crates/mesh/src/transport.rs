@@ -327,7 +327,8 @@ impl MemNet {
         self.cuts.send_modify(|v| *v += 1);
     }
 
-    fn is_cut(&self, a: SocketAddr, b: SocketAddr) -> bool {
+    /// Whether traffic from `a` to `b` is cut.
+    pub fn is_cut(&self, a: SocketAddr, b: SocketAddr) -> bool {
         self.cut.lock().expect("memnet lock").contains(&(a, b))
     }
 }

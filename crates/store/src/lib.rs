@@ -35,6 +35,20 @@ pub const WAL_BYTES_MAX: u64 = 32 << 20;
 
 type Job = (WriteBatch, oneshot::Sender<Result<CommitInfo, StoreError>>);
 
+/// How a store runs its writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A writer thread commits in groups, `synchronous=FULL`, checkpoints off the commit
+    /// path (the till).
+    #[default]
+    Durable,
+    /// Every commit runs on the caller's thread, at once, `synchronous=OFF` (the OS keeps
+    /// what was committed when a process dies, which is what a simulated crash is), and
+    /// SQLite checkpoints inline. No threads and no waiting: the simulator's single
+    /// thread stays deterministic.
+    Inline,
+}
+
 /// Handle to a till's database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -43,6 +57,8 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
+    /// In [`Mode::Inline`], the writer itself.
+    inline: Option<Mutex<write::Writer>>,
     jobs: Sender<Job>,
     queued: Arc<AtomicUsize>,
     reader: Mutex<Reader>,
@@ -53,7 +69,29 @@ struct Inner {
 impl Store {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path, Mode::Durable)
+    }
+
+    /// Opens the database at `path` in `mode`.
+    pub fn open_with(path: impl AsRef<Path>, mode: Mode) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
+        if mode == Mode::Inline {
+            let conn = schema::open(&path)?;
+            conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1000;")?;
+            let read = schema::open_read(&path)?;
+            read.execute_batch("PRAGMA synchronous=OFF;")?;
+            let (dead, _) = bounded::<Job>(0);
+            return Ok(Store {
+                inner: Arc::new(Inner {
+                    inline: Some(Mutex::new(write::Writer::new(conn)?)),
+                    jobs: dead,
+                    queued: Arc::new(AtomicUsize::new(0)),
+                    reader: Mutex::new(Reader::new(read)),
+                    writer: Mutex::new(None),
+                    checkpointer: Mutex::new(None),
+                }),
+            });
+        }
         let conn = schema::open(&path)?;
         let (tx, rx) = bounded::<Job>(WRITE_QUEUE_MAX);
         let queued = Arc::new(AtomicUsize::new(0));
@@ -67,6 +105,7 @@ impl Store {
         let checkpointer = Checkpointer::start(&path)?;
         Ok(Store {
             inner: Arc::new(Inner {
+                inline: None,
                 jobs: tx,
                 queued,
                 reader: Mutex::new(reader),
@@ -79,6 +118,9 @@ impl Store {
     /// Queues a batch and waits until it is durable. Fails fast with `Overloaded` when the
     /// queue is full, so a burst cannot grow memory without bound.
     pub async fn commit(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
+        if let Some(w) = &self.inner.inline {
+            return inline_commit(w, batch);
+        }
         let (tx, rx) = oneshot::channel();
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
         match self.inner.jobs.try_send((batch, tx)) {
@@ -103,6 +145,10 @@ impl Store {
         batch: WriteBatch,
     ) -> Result<oneshot::Receiver<Result<CommitInfo, StoreError>>, StoreError> {
         let (tx, rx) = oneshot::channel();
+        if let Some(w) = &self.inner.inline {
+            let _ = tx.send(inline_commit(w, batch));
+            return Ok(rx);
+        }
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
         if self.inner.jobs.send((batch, tx)).is_err() {
             self.inner.queued.fetch_sub(1, Ordering::Relaxed);
@@ -113,6 +159,9 @@ impl Store {
 
     /// Blocking variant of [`Store::commit`] for non-async callers (CLI tools, benches).
     pub fn commit_blocking(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
+        if let Some(w) = &self.inner.inline {
+            return inline_commit(w, batch);
+        }
         let (tx, rx) = oneshot::channel();
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
         self.inner
@@ -120,6 +169,12 @@ impl Store {
             .send((batch, tx))
             .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether writes and reads run on the caller's thread ([`Mode::Inline`]): callers that
+    /// would move a read off the async executor run it in place instead.
+    pub fn is_inline(&self) -> bool {
+        self.inner.inline.is_some()
     }
 
     /// Requests waiting for or inside the current commit.
@@ -135,6 +190,11 @@ impl Store {
         let r = self.inner.reader.lock().map_err(|_| StoreError::Closed)?;
         f(&r)
     }
+}
+
+fn inline_commit(w: &Mutex<write::Writer>, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
+    let mut w = w.lock().map_err(|_| StoreError::Closed)?;
+    w.commit_one(batch)
 }
 
 /// Runs raw SQL on a closed database file. Only for tests that must tamper with what the

@@ -69,6 +69,7 @@ pub struct CommitInfo {
     pub events_new: usize,
 }
 
+#[derive(Debug)]
 pub(crate) struct Writer {
     conn: Connection,
     audit_head: (u64, String),
@@ -121,6 +122,23 @@ impl Writer {
                 }
             }
             queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Commits one batch on the caller's thread ([`crate::Mode::Inline`]).
+    pub(crate) fn commit_one(&mut self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        let head_before = self.audit_head.clone();
+        match self.commit_group(&[(batch, tx)]) {
+            Ok((commit_us, news)) => Ok(CommitInfo {
+                group_size: 1,
+                commit_us,
+                events_new: news[0],
+            }),
+            Err(e) => {
+                self.audit_head = head_before;
+                Err(e)
+            }
         }
     }
 

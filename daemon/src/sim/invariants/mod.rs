@@ -1,0 +1,175 @@
+//! The invariants checked after a run, one file each, over the evidence gathered at the end
+//! (every till's state and records, the cloud's ledger and reports) and during the run (the
+//! observations). Each answers a verdict with a sentence saying what it found.
+
+mod cloud_totals;
+mod convergence;
+mod exactly_once;
+mod inventory;
+mod no_lost_sale;
+mod one_leader;
+mod watermark;
+
+use crate::sim::observe::Observations;
+use crate::sim::workload::Ledger;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tillmesh_pos::state::StoreState;
+
+/// One invariant's verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// Invariant name.
+    pub name: &'static str,
+    /// Whether it held.
+    pub pass: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+impl Verdict {
+    fn new(name: &'static str, pass: bool, detail: String) -> Self {
+        Self { name, pass, detail }
+    }
+}
+
+/// One till at the end of the run.
+#[derive(Debug)]
+pub struct TillEnd {
+    /// Its converged state.
+    pub state: StoreState,
+    /// Events it holds.
+    pub held: u64,
+    /// Acknowledged sales it has no record of.
+    pub missing_sales: Vec<String>,
+    /// Stock of the products the cashiers sold.
+    pub stock: BTreeMap<String, i64>,
+}
+
+/// The cloud at the end of the run.
+#[derive(Debug, Default)]
+pub struct CloudEnd {
+    /// Events of the store in the ledger.
+    pub events: u64,
+    /// Sales in the reports.
+    pub transactions: u64,
+    /// Their totals.
+    pub total: i64,
+    /// Voided sales in the reports.
+    pub voided: u64,
+    /// Their totals.
+    pub voided_amount: i64,
+}
+
+/// Everything the invariants look at.
+#[derive(Debug)]
+pub struct Evidence {
+    /// What the cashiers were told.
+    pub acked: Ledger,
+    /// What was watched during the run.
+    pub obs: Observations,
+    /// Every till.
+    pub tills: BTreeMap<u64, TillEnd>,
+    /// The cloud.
+    pub cloud: CloudEnd,
+    /// Stock of the sold products before the run.
+    pub opening: BTreeMap<String, i64>,
+}
+
+/// Checks every invariant.
+pub fn check(e: &Evidence) -> Vec<Verdict> {
+    vec![
+        no_lost_sale::check(e),
+        exactly_once::check(e),
+        convergence::check(e),
+        one_leader::check(e),
+        inventory::check(e),
+        cloud_totals::check(e),
+        watermark::check(e),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::workload::AckedSale;
+
+    fn evidence() -> Evidence {
+        let mut acked = Ledger::default();
+        acked.sales.push(AckedSale {
+            till: 1,
+            txn_id: "T1-1".into(),
+            total: 500,
+            lines: vec![("SKU1".into(), 2)],
+        });
+        let till = TillEnd {
+            state: StoreState::default(),
+            held: 3,
+            missing_sales: vec![],
+            stock: [("SKU1".to_string(), 8)].into_iter().collect(),
+        };
+        Evidence {
+            acked,
+            obs: Observations::default(),
+            tills: [(1, till)].into_iter().collect(),
+            cloud: CloudEnd {
+                events: 3,
+                transactions: 1,
+                total: 500,
+                voided: 0,
+                voided_amount: 0,
+            },
+            opening: [("SKU1".to_string(), 10)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn consistent_evidence_passes_and_each_breach_fails_its_invariant() {
+        assert!(check(&evidence()).iter().all(|v| v.pass));
+        let failing = |e: &Evidence| -> Vec<&'static str> {
+            check(e)
+                .into_iter()
+                .filter(|v| !v.pass)
+                .map(|v| v.name)
+                .collect()
+        };
+        let mut e = evidence();
+        e.tills
+            .get_mut(&1)
+            .unwrap()
+            .missing_sales
+            .push("T1-1".into());
+        assert_eq!(failing(&e), ["no_acknowledged_sale_lost"]);
+        let mut e = evidence();
+        e.cloud.transactions = 2;
+        assert_eq!(failing(&e), ["exactly_once_in_the_cloud"]);
+        let mut e = evidence();
+        e.obs.leaders.insert(4, [1, 2].into_iter().collect());
+        assert_eq!(failing(&e), ["at_most_one_leader_per_term"]);
+        let mut e = evidence();
+        e.tills.get_mut(&1).unwrap().stock.insert("SKU1".into(), 9);
+        assert_eq!(
+            failing(&e),
+            ["inventory_is_stock_minus_sales_plus_adjustments"]
+        );
+        let mut e = evidence();
+        e.cloud.total = 499;
+        assert_eq!(failing(&e), ["cloud_totals_equal_store_totals"]);
+        let mut e = evidence();
+        e.obs.backwards.push((1, 1, 5, 4, 1.0));
+        assert_eq!(failing(&e), ["watermark_never_moves_backwards"]);
+        let mut e = evidence();
+        let mut other = StoreState::default();
+        other.vv.advance(tillmesh_crdt::ReplicaId(1), 1);
+        e.tills.insert(
+            2,
+            TillEnd {
+                state: other,
+                held: 3,
+                missing_sales: vec![],
+                stock: [("SKU1".to_string(), 8)].into_iter().collect(),
+            },
+        );
+        assert_eq!(failing(&e), ["identical_crdt_state"]);
+    }
+}

@@ -1,0 +1,565 @@
+//! The partition simulator: seeded, reproducible runs of the real till, mesh, Raft, uplink
+//! and cloud code on one thread with simulated time (`tillmesh sim`).
+//!
+//! Sources of randomness and how each is closed:
+//! - tokio's scheduler and `select!` branch order: a current-thread runtime with paused,
+//!   auto-advancing time and `rng_seed` from the seed (needs `--cfg tokio_unstable`, set in
+//!   `.cargo/config.toml`);
+//! - openraft's election timeouts: each till's range is one millisecond wide, at an offset
+//!   drawn from the seed (openraft's own generator is not seedable);
+//! - the uplink's retry jitter, the cashiers' arrivals and baskets, the fuzz schedules:
+//!   `StdRng` seeded from the seed;
+//! - database incarnations (random on a real till): drawn from the seed;
+//! - wall-clock time: every till and the cloud's events read a simulated clock from a fixed
+//!   epoch; SQLite runs inline on the same thread (no writer or checkpoint threads);
+//! - the network: the in-memory transport, no sockets.
+//!
+//! What stays random and is kept out of the report: session tokens, PIN salts, the cloud's
+//! credential timestamps.
+
+pub mod invariants;
+pub mod observe;
+pub mod report;
+pub mod scenario;
+pub mod workload;
+pub mod world;
+
+use crate::clock::Clock;
+use observe::Observations;
+use scenario::{Fault, FaultKind, Scenario};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use workload::{Ledger, Shift};
+use world::World;
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The seed.
+    pub seed: u64,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// How to reproduce this run (the command line, for the report).
+    pub reproduce: String,
+}
+
+/// A timed action of the fault schedule.
+#[derive(Clone, Debug)]
+enum Action {
+    Split(Vec<Vec<u64>>),
+    Isolate(u64),
+    IsolateLeader,
+    Heal,
+    Crash(u64, f64),
+    CrashLeader(f64),
+    Wan(bool),
+    Slow(u64),
+    CutLeaderCloud(f64),
+    UncutCloud(u64),
+    Skew(u64, i64),
+    Price(u64),
+}
+
+/// The fault list as actions at simulated milliseconds, in order (ties by list order).
+fn schedule(s: &Scenario) -> Vec<(u64, Action)> {
+    let ms = |x: f64| (x * 1000.0) as u64;
+    let mut out = Vec::new();
+    for Fault { at_s, kind } in &s.faults {
+        let at = ms(*at_s);
+        match kind {
+            FaultKind::Split { groups } => out.push((at, Action::Split(groups.clone()))),
+            FaultKind::Isolate { till } => out.push((at, Action::Isolate(*till))),
+            FaultKind::IsolateLeader => out.push((at, Action::IsolateLeader)),
+            FaultKind::Heal => out.push((at, Action::Heal)),
+            FaultKind::Crash {
+                till,
+                restart_after_s,
+            } => out.push((at, Action::Crash(*till, *restart_after_s))),
+            FaultKind::CrashLeader { restart_after_s } => {
+                out.push((at, Action::CrashLeader(*restart_after_s)))
+            }
+            FaultKind::CloudDown { for_s } => {
+                out.push((at, Action::Wan(false)));
+                out.push((at + ms(*for_s), Action::Wan(true)));
+            }
+            FaultKind::CloudSlow { delay_ms, for_s } => {
+                out.push((at, Action::Slow(*delay_ms)));
+                out.push((at + ms(*for_s), Action::Slow(0)));
+            }
+            FaultKind::LeaderCloudCut { for_s } => out.push((at, Action::CutLeaderCloud(*for_s))),
+            FaultKind::FlappingWan {
+                down_s,
+                up_s,
+                for_s,
+            } => {
+                let mut t = at;
+                while t < at + ms(*for_s) {
+                    out.push((t, Action::Wan(false)));
+                    out.push((t + ms(*down_s), Action::Wan(true)));
+                    t += ms(down_s + up_s);
+                }
+            }
+            FaultKind::ClockSkew { till, ms: skew } => out.push((at, Action::Skew(*till, *skew))),
+        }
+    }
+    let n = s.workload.price_changes;
+    for k in 0..n {
+        out.push((s.duration_s * 1000 * (k + 1) / (n + 1), Action::Price(k)));
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+struct Run {
+    world: World,
+    shifts: BTreeMap<u64, Arc<Shift>>,
+    ledger: Arc<Mutex<Ledger>>,
+    products: Arc<Vec<(String, String)>>,
+    scenario: Scenario,
+    seed: u64,
+    /// Crashed tills and when they come back (simulated ms).
+    down: BTreeMap<u64, u64>,
+    /// Actions the run adds while it goes (a leader's cloud cut healing).
+    pending: Vec<(u64, Action)>,
+    log: Vec<String>,
+}
+
+impl Run {
+    fn start_cashier(&mut self, t: u64) {
+        let shift = Arc::new(Shift::default());
+        let Some(st) = self.world.tills.get_mut(&t) else {
+            return;
+        };
+        let task = tokio::spawn(workload::cashier(
+            st.till.clone(),
+            self.scenario.workload.clone(),
+            self.products.clone(),
+            world::splitmix(self.seed ^ (t << 40) ^ st.till.now_ms()),
+            self.ledger.clone(),
+            shift.clone(),
+        ));
+        st.own(task);
+        self.shifts.insert(t, shift);
+    }
+
+    async fn crash(&mut self, t: u64, back_at: u64, now_ms: u64) {
+        if let Some(shift) = self.shifts.remove(&t) {
+            shift.end().await;
+        }
+        if let Some(st) = self.world.tills.remove(&t) {
+            st.crash().await;
+            self.down.insert(t, back_at);
+            self.log
+                .push(format!("{:>8.1} s  T{t} crashed", now_ms as f64 / 1000.0));
+        }
+    }
+
+    async fn restart(&mut self, t: u64, now_ms: u64) -> anyhow::Result<()> {
+        if self.down.remove(&t).is_some() {
+            self.world.start_till(t).await?;
+            self.start_cashier(t);
+            self.log
+                .push(format!("{:>8.1} s  T{t} restarted", now_ms as f64 / 1000.0));
+        }
+        Ok(())
+    }
+
+    async fn act(&mut self, a: Action, now_ms: u64) -> anyhow::Result<()> {
+        let at = now_ms as f64 / 1000.0;
+        let note = format!("{a:?}");
+        match a {
+            Action::Split(groups) => self.world.split(&groups),
+            Action::Isolate(t) => self.world.split(&[vec![t]]),
+            Action::IsolateLeader => {
+                if let Some(l) = self.world.leader() {
+                    self.world.split(&[vec![l]]);
+                    self.log.push(format!("{at:>8.1} s  leader T{l} isolated"));
+                }
+            }
+            Action::Heal => self.world.heal(),
+            Action::Crash(t, after) => {
+                self.crash(t, now_ms + (after * 1000.0) as u64, now_ms)
+                    .await
+            }
+            Action::CrashLeader(after) => {
+                if let Some(l) = self.world.leader() {
+                    self.crash(l, now_ms + (after * 1000.0) as u64, now_ms)
+                        .await;
+                }
+            }
+            Action::Wan(up) => self.world.switch.down.store(!up, Ordering::Relaxed),
+            Action::Slow(ms) => self.world.switch.delay_ms.store(ms, Ordering::Relaxed),
+            Action::CutLeaderCloud(for_s) => {
+                if let Some(l) = self.world.leader() {
+                    self.world
+                        .switch
+                        .cut
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(l);
+                    self.log
+                        .push(format!("{at:>8.1} s  leader T{l} loses the cloud"));
+                    // Healed by the main loop at `for_s`.
+                    self.down_cloud_until(l, now_ms + (for_s * 1000.0) as u64);
+                }
+            }
+            Action::UncutCloud(t) => {
+                self.world
+                    .switch
+                    .cut
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&t);
+            }
+            Action::Skew(t, ms) => {
+                if let Some(c) = self.world.clocks.get(&t) {
+                    c.skew(ms)
+                }
+            }
+            Action::Price(k) => self.hq_price_change(k).await?,
+        }
+        self.log.push(format!("{at:>8.1} s  {note}"));
+        Ok(())
+    }
+
+    fn down_cloud_until(&mut self, t: u64, at: u64) {
+        self.pending.push((at, Action::UncutCloud(t)));
+    }
+
+    /// HQ changes the price of one of the products the cashiers sell.
+    async fn hq_price_change(&mut self, k: u64) -> anyhow::Result<()> {
+        use tillmesh_cloud::master::{EditInput, validate};
+        use tillmesh_pos::pricing::{PriceScope, ScheduledPrice};
+        let (_, sku) = &self.products[(k as usize * 7) % self.products.len()];
+        let now = self.world.clocks[&1].now_ms();
+        let edit = validate(EditInput {
+            store: None,
+            put: Some(tillmesh_cloud_proto::MasterBody::Price(ScheduledPrice {
+                sku: sku.clone(),
+                price: 10_000 + 500 * k as i64,
+                effective_from_ms: now,
+                scope: PriceScope::Chain,
+            })),
+            cashier: None,
+            delete: None,
+        })
+        .map_err(anyhow::Error::msg)?;
+        self.world.cloud.ledger.master_apply(vec![edit]).await?;
+        Ok(())
+    }
+}
+
+impl Run {
+    fn take_pending(&mut self) -> Vec<(u64, Action)> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// Runs a scenario with `opts.seed`; answers the report (written by the caller).
+pub fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<report::Report> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .rng_seed(tokio::runtime::RngSeed::from_bytes(
+            &opts.seed.to_le_bytes(),
+        ))
+        .build()?;
+    rt.block_on(run_async(scenario.clone(), opts.clone()))
+}
+
+fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
+    // tmpfs where there is one: the simulator's SQLite files need no real disk.
+    let shm = std::path::Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::Builder::new()
+            .prefix("tillmesh-sim-")
+            .tempdir_in(shm)?
+    } else {
+        tempfile::Builder::new().prefix("tillmesh-sim-").tempdir()?
+    })
+}
+
+async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report> {
+    let dir = scratch_dir()?;
+    let world = World::new(dir.path(), s.tills, opts.seed, s.timing.clone()).await?;
+    let products = Arc::new(workload::products(
+        &world.tills[&1].till,
+        s.workload.products,
+    ));
+    let opening: BTreeMap<String, i64> = products
+        .iter()
+        .map(|(_, sku)| (sku.clone(), world.tills[&1].till.stock_of(sku)))
+        .collect();
+    let mut run = Run {
+        world,
+        shifts: BTreeMap::new(),
+        ledger: Arc::default(),
+        products,
+        scenario: s.clone(),
+        seed: opts.seed,
+        down: BTreeMap::new(),
+        log: Vec::new(),
+        pending: Vec::new(),
+    };
+    for t in 1..=s.tills {
+        run.start_cashier(t);
+    }
+    let mut plan = schedule(&s);
+    let mut obs = Observations::default();
+    let sample = s.timing.sample_ms;
+    let end_ms = s.duration_s * 1000;
+    let bar = if opts.progress {
+        indicatif::ProgressBar::new(s.duration_s + s.settle_s)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} s")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("{} seed {}", s.name, opts.seed));
+    let start = tokio::time::Instant::now();
+    let mut now_ms = 0;
+    // Safety phase: faults on.
+    while now_ms < end_ms {
+        now_ms += sample;
+        tokio::time::sleep_until(start + Duration::from_millis(now_ms)).await;
+        plan.extend(run.take_pending());
+        plan.sort_by_key(|(t, _)| *t);
+        while plan.first().is_some_and(|(t, _)| *t <= now_ms) {
+            let (_, a) = plan.remove(0);
+            run.act(a, now_ms).await?;
+        }
+        let due: Vec<u64> = run
+            .down
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in due {
+            run.restart(t, now_ms).await?;
+        }
+        observe_tick(&mut obs, &run.world, now_ms, s.tills).await?;
+        bar.set_position(now_ms / 1000);
+    }
+    // Liveness phase: every fault healed, the cashiers go home, the store must converge.
+    for shift in run.shifts.values() {
+        shift.end().await;
+    }
+    run.world.heal();
+    run.world.switch.down.store(false, Ordering::Relaxed);
+    run.world.switch.delay_ms.store(0, Ordering::Relaxed);
+    run.world
+        .switch
+        .cut
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+    let crashed: Vec<u64> = run.down.keys().copied().collect();
+    for t in crashed {
+        run.restart(t, now_ms).await?;
+    }
+    for shift in run.shifts.values() {
+        shift.end().await;
+    }
+    run.log.push(format!(
+        "{:>8.1} s  all faults healed",
+        now_ms as f64 / 1000.0
+    ));
+    let settle_end = now_ms + s.settle_s * 1000;
+    let mut converged_after = None;
+    while now_ms < settle_end {
+        now_ms += sample;
+        tokio::time::sleep_until(start + Duration::from_millis(now_ms)).await;
+        observe_tick(&mut obs, &run.world, now_ms, s.tills).await?;
+        bar.set_position(now_ms / 1000);
+        if converged(&run.world).await? {
+            converged_after = Some((now_ms - end_ms) as f64 / 1000.0);
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let evidence = gather(&run, obs, opening).await?;
+    let mut verdicts = invariants::check(&evidence);
+    verdicts.push(invariants::Verdict {
+        name: "converges_after_healing",
+        pass: converged_after.is_some(),
+        detail: match converged_after {
+            Some(t) => format!("converged {t:.1} s after the faults healed"),
+            None => format!("not converged {} s after the faults healed", s.settle_s),
+        },
+    });
+    let uploads = run
+        .world
+        .switch
+        .uploads
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let report = report::Report::new(
+        &s,
+        &opts,
+        verdicts,
+        &evidence,
+        converged_after,
+        uploads,
+        run.log,
+    );
+    run.world.shutdown().await;
+    drop(dir);
+    Ok(report)
+}
+
+async fn observe_tick(
+    obs: &mut Observations,
+    w: &World,
+    now_ms: u64,
+    n: u64,
+) -> anyhow::Result<()> {
+    obs.watch(w, now_ms as f64 / 1000.0);
+    let events = fleet_events(w).await?;
+    obs.sample(w, now_ms as f64 / 1000.0, n, events).await;
+    Ok(())
+}
+
+async fn fleet_events(w: &World) -> anyhow::Result<u64> {
+    Ok(w.cloud
+        .ledger
+        .fleet()
+        .await?
+        .into_iter()
+        .find(|r| r.store_id == world::STORE)
+        .map_or(0, |r| r.events))
+}
+
+/// Every till up holds the same events and state, and the cloud holds them all.
+async fn converged(w: &World) -> anyhow::Result<bool> {
+    let mut it = w.tills.values();
+    let Some(first) = it.next() else {
+        return Ok(false);
+    };
+    let vv = first.till.version_vector();
+    let state = first.till.state();
+    for t in it {
+        if t.till.version_vector() != vv || t.till.state() != state {
+            return Ok(false);
+        }
+    }
+    Ok(fleet_events(w).await? == vv.total())
+}
+
+async fn gather(
+    run: &Run,
+    obs: Observations,
+    opening: BTreeMap<String, i64>,
+) -> anyhow::Result<invariants::Evidence> {
+    let acked = std::mem::take(&mut *run.ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut tills = BTreeMap::new();
+    for (id, t) in &run.world.tills {
+        let mut missing = Vec::new();
+        for s in &acked.sales {
+            if t.till.store().read(|r| r.sale(&s.txn_id))?.is_none() {
+                missing.push(s.txn_id.clone());
+            }
+        }
+        tills.insert(
+            *id,
+            invariants::TillEnd {
+                state: t.till.state(),
+                held: t.till.version_vector().total(),
+                missing_sales: missing,
+                stock: opening
+                    .keys()
+                    .map(|sku| (sku.clone(), t.till.stock_of(sku)))
+                    .collect(),
+            },
+        );
+    }
+    let cloud = &run.world.cloud;
+    cloud.catch_up().await?;
+    let day = (world::EPOCH_MS / 86_400_000) as i64;
+    let mut c = invariants::CloudEnd {
+        events: fleet_events(&run.world).await?,
+        ..Default::default()
+    };
+    for r in cloud
+        .ledger
+        .sales_by_day(Some(world::STORE), day - 1, day + 4)
+        .await?
+    {
+        c.transactions += r.transactions;
+        c.total += r.total;
+        c.voided += r.voided;
+        c.voided_amount += r.voided_amount;
+    }
+    Ok(invariants::Evidence {
+        acked,
+        obs,
+        tills,
+        cloud: c,
+        opening,
+    })
+}
+
+/// Draws a random scenario for fuzzing: 3 to 5 tills, 2 to 6 faults over two minutes.
+pub fn fuzz_scenario(seed: u64) -> Scenario {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let tills = rng.random_range(3..=5);
+    let duration_s = 120;
+    let mut faults = Vec::new();
+    for _ in 0..rng.random_range(2..=6) {
+        let at_s = rng.random_range(5..duration_s - 10) as f64;
+        let till = rng.random_range(1..=tills);
+        let kind = match rng.random_range(0..8) {
+            0 => {
+                let k = rng.random_range(1..tills);
+                FaultKind::Split {
+                    groups: vec![(1..=k).collect()],
+                }
+            }
+            1 => FaultKind::Isolate { till },
+            2 => FaultKind::IsolateLeader,
+            3 => FaultKind::Crash {
+                till,
+                restart_after_s: rng.random_range(1..30) as f64,
+            },
+            4 => FaultKind::CrashLeader {
+                restart_after_s: rng.random_range(1..30) as f64,
+            },
+            5 => FaultKind::CloudDown {
+                for_s: rng.random_range(1..60) as f64,
+            },
+            6 => FaultKind::LeaderCloudCut {
+                for_s: rng.random_range(1..40) as f64,
+            },
+            _ => FaultKind::ClockSkew {
+                till,
+                ms: rng.random_range(-30_000..30_000),
+            },
+        };
+        faults.push(Fault { at_s, kind });
+        if rng.random_bool(0.5) {
+            faults.push(Fault {
+                at_s: (at_s + rng.random_range(1..30) as f64).min(duration_s as f64),
+                kind: FaultKind::Heal,
+            });
+        }
+    }
+    faults.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    Scenario {
+        name: format!("fuzz-{seed}"),
+        description: "a random fault schedule".into(),
+        tills,
+        duration_s,
+        settle_s: 120,
+        workload: scenario::Workload {
+            price_changes: 1,
+            ..Default::default()
+        },
+        timing: scenario::SimTiming::default(),
+        faults,
+    }
+}

@@ -1,0 +1,211 @@
+//! The simulated cashiers: baskets from the example catalog at a seeded Poisson rate, cash
+//! payments, manager voids and stock receipts, through the till service's own API. What
+//! the till acknowledged is written down, for the invariants to check against.
+
+use crate::sim::scenario::Workload;
+use crate::till::{AdjustRequest, Approval, PaymentRequest, Till};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tillmesh_pos::inventory::Reason;
+use tillmesh_pos::payment::Method;
+
+/// A sale the till acknowledged (its finalize answered OK: durable on its disk).
+#[derive(Clone, Debug)]
+pub struct AckedSale {
+    /// Till that sold it.
+    pub till: u64,
+    /// Transaction id.
+    pub txn_id: String,
+    /// Total, minor units.
+    pub total: i64,
+    /// `(sku, quantity)` per line.
+    pub lines: Vec<(String, u32)>,
+}
+
+/// Everything the cashiers were told succeeded, and what was refused.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Acknowledged sales, in order.
+    pub sales: Vec<AckedSale>,
+    /// Sales voided with an acknowledgement.
+    pub voided: BTreeSet<String>,
+    /// Acknowledged stock receipts: `(sku, change)`.
+    pub adjustments: Vec<(String, i64)>,
+    /// Refusals by code (offline limit, out of stock, ...), and unexpected failures.
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// The catalog products the cashiers scan: `(barcode, sku)`.
+pub fn products(till: &Till, n: usize) -> Vec<(String, String)> {
+    till.inventory_report(false)
+        .into_iter()
+        .take(n)
+        .filter_map(|l| {
+            till.item(&l.sku)
+                .ok()
+                .and_then(|i| i.item.barcodes.first().cloned())
+                .map(|b| (b, l.sku))
+        })
+        .collect()
+}
+
+/// A cashier's shift: `busy` is held during each customer (the simulator's crashes and the
+/// end of the safety phase take it, so a till dies between customers and the record of what
+/// was acknowledged stays exact; `tests/crash.rs` kills real tills mid-sale), `off` ends it.
+#[derive(Debug, Default)]
+pub struct Shift {
+    /// Held while serving a customer.
+    pub busy: tokio::sync::Mutex<()>,
+    /// The shift is over.
+    pub off: std::sync::atomic::AtomicBool,
+}
+
+impl Shift {
+    /// Ends the shift once the current customer is served.
+    pub async fn end(&self) {
+        let _idle = self.busy.lock().await;
+        self.off.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs one till's cashier until its shift ends.
+pub async fn cashier(
+    till: Arc<Till>,
+    w: Workload,
+    products: Arc<Vec<(String, String)>>,
+    seed: u64,
+    out: Arc<Mutex<Ledger>>,
+    shift: Arc<Shift>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let id = till.config().terminal.id;
+    let refuse = |code: &str| {
+        *out.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused
+            .entry(code.to_string())
+            .or_default() += 1;
+    };
+    let manager = Approval {
+        employee_id: "M001".into(),
+        pin: "9999".into(),
+    };
+    if w.sales_per_minute <= 0.0 || products.is_empty() {
+        return;
+    }
+    let mean_ms = 60_000.0 / w.sales_per_minute;
+    let mut n = 0_u64;
+    let mut token = None;
+    loop {
+        // Exponential gaps: a Poisson stream of customers.
+        let u: f64 = rng.random_range(f64::EPSILON..1.0);
+        let gap = (-u.ln() * mean_ms).min(mean_ms * 20.0) as u64;
+        tokio::time::sleep(Duration::from_millis(gap.max(1))).await;
+        let _busy = shift.busy.lock().await;
+        if shift.off.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let session = match token.as_ref().and_then(|t: &String| till.session(t).ok()) {
+            Some(s) => s,
+            None => match till.login("E001", "1111").await {
+                Ok(l) => {
+                    token = Some(l.token.clone());
+                    match till.session(&l.token) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            refuse(e.code);
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => {
+                    refuse(e.code);
+                    continue;
+                }
+            },
+        };
+        n += 1;
+        let txn = match till.create_txn(&session).await {
+            Ok(t) => t.txn_id,
+            Err(e) => {
+                refuse(e.code);
+                continue;
+            }
+        };
+        let lines = rng.random_range(1..=w.basket_max);
+        for _ in 0..lines {
+            let (barcode, _) = &products[rng.random_range(0..products.len())];
+            let qty = rng.random_range(1..=2);
+            if let Err(e) = till.add_item(&session, &txn, barcode, qty).await {
+                refuse(e.code);
+            }
+        }
+        let sale = async {
+            let t = till.checkout(&session, &txn).await?;
+            let pay = PaymentRequest {
+                method: Method::Cash,
+                amount: None,
+                tendered: Some(t.totals.total),
+            };
+            till.add_payment(&session, &txn, &pay).await?;
+            till.finalize(&session, &txn).await
+        };
+        match sale.await {
+            Ok(done) => {
+                let acked = AckedSale {
+                    till: id,
+                    txn_id: done.txn_id.clone(),
+                    total: done.totals.total,
+                    lines: done
+                        .lines
+                        .iter()
+                        .map(|l| (l.sku.clone(), l.quantity))
+                        .collect(),
+                };
+                out.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sales
+                    .push(acked);
+                if w.void_every > 0 && n.is_multiple_of(w.void_every) {
+                    match till
+                        .void(&session, &done.txn_id, "simulated", Some(&manager))
+                        .await
+                    {
+                        Ok(_) => {
+                            out.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .voided
+                                .insert(done.txn_id);
+                        }
+                        Err(e) => refuse(e.code),
+                    }
+                }
+            }
+            Err(e) => {
+                refuse(e.code);
+                let _ = till.void(&session, &txn, "abandoned", None).await;
+            }
+        }
+        if w.adjust_every > 0 && n.is_multiple_of(w.adjust_every) {
+            let (_, sku) = &products[rng.random_range(0..products.len())];
+            let req = AdjustRequest {
+                sku: sku.clone(),
+                change: 12,
+                reason: Reason::Receiving,
+                note: None,
+                approval: Some(manager.clone()),
+            };
+            match till.adjust(&session, &req).await {
+                Ok(_) => out
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .adjustments
+                    .push((sku.clone(), 12)),
+                Err(e) => refuse(e.code),
+            }
+        }
+    }
+}

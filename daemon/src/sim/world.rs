@@ -1,0 +1,404 @@
+//! A simulated store: the real cloud (its HTTP router called in process, SQLite inline), and
+//! real tills (till service, SQLite inline, the mesh sync engine on the in-memory network,
+//! the Raft node, uplink and compaction) on one deterministic thread with simulated time.
+//! Faults act on the network, the cloud link, the tills' processes and clocks.
+
+use crate::MeshLink;
+use crate::clock::Clock;
+use crate::config::{CloudSection, MeshSection, Simulated, TerminalConfig};
+use crate::till::Till;
+use crate::uplink::{CloudAnswer, CloudHttp, CloudRequest};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tillmesh_consensus::node::{StoreRaft, Timing};
+use tillmesh_mesh::{MemNet, MemTransport, Mesh, MeshConfig};
+
+/// The store's id in every simulation.
+pub const STORE: &str = "S001";
+/// Simulated wall-clock start: 2026-01-01T00:00:00Z (fixed, so a seed replays exactly).
+pub const EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// Simulated time: the epoch plus tokio's (paused, auto-advancing) clock, plus a skew.
+#[derive(Debug)]
+pub struct SimClock {
+    start: tokio::time::Instant,
+    skew_ms: AtomicI64,
+}
+
+impl SimClock {
+    /// A clock starting at [`EPOCH_MS`] now.
+    pub fn new(start: tokio::time::Instant) -> Self {
+        Self {
+            start,
+            skew_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Sets this clock's offset from true simulated time.
+    pub fn skew(&self, ms: i64) {
+        self.skew_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> u64 {
+        let t = EPOCH_MS + self.start.elapsed().as_millis() as u64;
+        t.saturating_add_signed(self.skew_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// The cloud link's faults, shared by every till's client.
+#[derive(Debug, Default)]
+pub struct CloudSwitch {
+    /// The WAN is down for everyone.
+    pub down: AtomicBool,
+    /// Added latency, ms.
+    pub delay_ms: AtomicU64,
+    /// Tills that alone lost the cloud.
+    pub cut: Mutex<BTreeSet<u64>>,
+    /// Batches each till sent (for "a follower never uploads").
+    pub uploads: Mutex<BTreeMap<u64, u64>>,
+}
+
+/// One till's way to the cloud: the cloud's own router, in process.
+#[derive(Debug)]
+pub struct SimCloudHttp {
+    terminal: u64,
+    router: axum::Router,
+    switch: Arc<CloudSwitch>,
+}
+
+impl CloudHttp for SimCloudHttp {
+    fn call(&self, req: CloudRequest) -> CloudAnswer<'_> {
+        Box::pin(async move {
+            use tower::ServiceExt;
+            let reachable = |s: &CloudSwitch| {
+                !s.down.load(Ordering::Relaxed)
+                    && !s
+                        .cut
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .contains(&self.terminal)
+            };
+            if !reachable(&self.switch) {
+                return Err("connection refused (simulated WAN outage)".into());
+            }
+            let delay = self.switch.delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            let mut b = axum::http::Request::builder()
+                .uri(&req.path)
+                .header("authorization", format!("Bearer {}", req.token));
+            let body = match req.batch_gzip {
+                Some(bytes) => {
+                    *self
+                        .switch
+                        .uploads
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(self.terminal)
+                        .or_default() += 1;
+                    b = b
+                        .method("POST")
+                        .header("content-type", tillmesh_cloud_proto::BINARY_CONTENT_TYPE)
+                        .header("content-encoding", "gzip")
+                        .header("content-length", bytes.len());
+                    axum::body::Body::from(bytes)
+                }
+                None => {
+                    b = b.method("GET");
+                    axum::body::Body::empty()
+                }
+            };
+            let request = b.body(body).map_err(|e| e.to_string())?;
+            let resp = self
+                .router
+                .clone()
+                .oneshot(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+                .await
+                .map_err(|e| e.to_string())?;
+            // The answer is lost if the link fell while the request was in flight.
+            if !reachable(&self.switch) {
+                return Err("connection reset (simulated WAN outage)".into());
+            }
+            Ok((status, bytes.to_vec()))
+        })
+    }
+}
+
+/// A running simulated till.
+pub struct SimTill {
+    /// Terminal id.
+    pub id: u64,
+    /// The till service.
+    pub till: Arc<Till>,
+    /// Its mesh on the in-memory network.
+    pub mesh: Arc<Mesh<MeshLink, MemTransport>>,
+    /// Its Raft node.
+    pub raft: StoreRaft,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SimTill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimTill").field("id", &self.id).finish()
+    }
+}
+
+impl SimTill {
+    /// Adds a task that dies with the till (its cashier).
+    pub fn own(&mut self, t: tokio::task::JoinHandle<()>) {
+        self.tasks.push(t);
+    }
+
+    /// Whether this till leads, by its own Raft metrics, and in which term.
+    pub fn leads(&self) -> Option<u64> {
+        let m = self.raft.raft.metrics().borrow().clone();
+        (m.state == openraft::ServerState::Leader).then_some(m.current_term)
+    }
+
+    /// Stops everything of the till at once: what it committed stays on its disk.
+    pub async fn crash(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.raft.shutdown().await;
+        self.mesh.shutdown().await;
+    }
+}
+
+/// The store under simulation.
+pub struct World {
+    /// Data directory (each till's SQLite files, the cloud's).
+    pub dir: PathBuf,
+    /// The in-memory LAN.
+    pub net: Arc<MemNet>,
+    /// The cloud service.
+    pub cloud: Arc<tillmesh_cloud::Cloud>,
+    router: axum::Router,
+    /// The WAN's faults.
+    pub switch: Arc<CloudSwitch>,
+    token: String,
+    /// Running tills.
+    pub tills: BTreeMap<u64, SimTill>,
+    /// Every till's clock (kept across crashes: skew is the machine's).
+    pub clocks: BTreeMap<u64, Arc<SimClock>>,
+    seed: u64,
+    timing: crate::sim::scenario::SimTiming,
+    n: u64,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World").field("dir", &self.dir).finish()
+    }
+}
+
+/// The mesh address of a till on the in-memory LAN.
+pub fn addr(t: u64) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, t as u8], 7400))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+impl World {
+    /// Builds the cloud and `n` tills in `dir`.
+    pub async fn new(
+        dir: &Path,
+        n: u64,
+        seed: u64,
+        timing: crate::sim::scenario::SimTiming,
+    ) -> anyhow::Result<World> {
+        let start = tokio::time::Instant::now();
+        let mut cfg =
+            tillmesh_cloud::config::CloudConfig::load(&repo().join("configs/cloud.example.toml"))?;
+        cfg.database = tillmesh_cloud::config::DatabaseConfig::Sqlite {
+            path: dir.join("cloud.db"),
+        };
+        cfg.master_seed = Some(repo().join("configs/catalog.example.json"));
+        let ledger: Arc<dyn tillmesh_cloud::ledger::Ledger> = Arc::new(
+            tillmesh_cloud::sqlite::SqliteLedger::open_inline(&dir.join("cloud.db"))?,
+        );
+        let cloud = Arc::new(tillmesh_cloud::Cloud::new(&cfg, ledger)?);
+        cloud.seed(&cfg).await?;
+        let token = cloud.issue(Some(STORE), None).await?.0;
+        let router = tillmesh_cloud::api::router(cloud.clone());
+        let mut w = World {
+            dir: dir.to_path_buf(),
+            net: MemNet::new(),
+            cloud,
+            router,
+            switch: Arc::default(),
+            token,
+            tills: BTreeMap::new(),
+            clocks: (1..=n)
+                .map(|t| (t, Arc::new(SimClock::new(start))))
+                .collect(),
+            seed,
+            timing,
+            n,
+        };
+        for t in 1..=n {
+            w.start_till(t).await?;
+        }
+        Ok(w)
+    }
+
+    fn config(&self, t: u64) -> anyhow::Result<TerminalConfig> {
+        let mut cfg = TerminalConfig::load(&repo().join("configs/terminal.example.toml"))?;
+        cfg.terminal.id = t;
+        cfg.terminal.data_dir = self.dir.join(format!("till-{t}"));
+        // A non-zero incarnation from the seed and the terminal.
+        let inc = (splitmix(self.seed ^ t) as u32) | 1;
+        cfg.terminal.simulated = Some(Simulated { incarnation: inc });
+        cfg.payments.qr_approve_after_ms = 0;
+        // No TLS on the in-memory LAN: the paths are never read.
+        let none = PathBuf::from("/nonexistent");
+        let mut mesh = MeshSection::loopback(addr(t), none.clone(), none.clone(), none);
+        mesh.anti_entropy_ms = self.timing.anti_entropy_ms;
+        mesh.compact_interval_ms = self.timing.compact_interval_ms;
+        mesh.raft_remove_after_ms = self.timing.raft_remove_after_ms;
+        mesh.store_tills = self.n as usize;
+        cfg.mesh = Some(mesh);
+        let mut c = CloudSection::new("sim://cloud".into(), self.token.clone());
+        // The offline limit is the production one: a 24-hour outage scenario meets it.
+        c.timeout_ms = 3_000;
+        cfg.cloud = Some(c);
+        Ok(cfg)
+    }
+
+    /// Starts (or restarts) till `t` on its data directory.
+    pub async fn start_till(&mut self, t: u64) -> anyhow::Result<()> {
+        let cfg = self.config(t)?;
+        let clock = self.clocks[&t].clone();
+        let till = Arc::new(Till::open(
+            cfg.clone(),
+            clock,
+            Arc::new(crate::metrics::Metrics::default()),
+        )?);
+        let cell = Arc::new(OnceLock::new());
+        let label = tillmesh_mesh::identity::store_label(STORE);
+        let transport = self.net.attach(addr(t), &label, t);
+        let m = cfg.mesh.as_ref().expect("configured above");
+        let mesh = Arc::new(Mesh::with_transport(
+            MeshConfig {
+                listen: addr(t),
+                peers: Vec::new(),
+                disable_gso: true,
+                anti_entropy_ms: m.anti_entropy_ms,
+                batch_events_max: m.batch_events_max,
+                jitter_seed: Some(splitmix(self.seed ^ (t << 8))),
+                ..MeshConfig::default()
+            },
+            STORE,
+            t,
+            transport,
+            Arc::new(MeshLink(till.clone(), cell.clone())),
+        ));
+        // Election timeouts fixed per till (distinct, from the seed): openraft draws them
+        // from an unseeded generator otherwise.
+        let offset = splitmix(self.seed.wrapping_mul(31).wrapping_add(t)) % self.timing.election_ms;
+        let election = self.timing.election_ms + offset + t;
+        let timing = Timing {
+            heartbeat_ms: self.timing.heartbeat_ms,
+            election_min_ms: election,
+            election_max_ms: election + 1,
+        };
+        let http: Arc<dyn CloudHttp> = Arc::new(SimCloudHttp {
+            terminal: t,
+            router: self.router.clone(),
+            switch: self.switch.clone(),
+        });
+        let parts = crate::join_store(
+            &cfg,
+            &till,
+            &mesh,
+            &cell,
+            timing,
+            Some((http, splitmix(self.seed ^ (t << 20)))),
+        )
+        .await?;
+        for p in 1..=self.n {
+            if p != t {
+                mesh.add_peer(addr(p));
+            }
+        }
+        self.tills.insert(
+            t,
+            SimTill {
+                id: t,
+                till,
+                mesh,
+                raft: parts.raft,
+                tasks: parts.tasks,
+            },
+        );
+        Ok(())
+    }
+
+    /// Cuts the LAN between every pair of tills in different groups (tills not named in any
+    /// group form one more).
+    pub fn split(&self, groups: &[Vec<u64>]) {
+        let group_of = |t: u64| {
+            groups
+                .iter()
+                .position(|g| g.contains(&t))
+                .unwrap_or(groups.len())
+        };
+        for a in 1..=self.n {
+            for b in a + 1..=self.n {
+                if group_of(a) != group_of(b) {
+                    self.net.cut(addr(a), addr(b));
+                }
+            }
+        }
+    }
+
+    /// Heals every LAN cut.
+    pub fn heal(&self) {
+        for a in 1..=self.n {
+            for b in a + 1..=self.n {
+                self.net.heal(addr(a), addr(b));
+            }
+        }
+    }
+
+    /// The till that leads now (by its own metrics, the highest term if two think so).
+    pub fn leader(&self) -> Option<u64> {
+        self.tills
+            .values()
+            .filter_map(|t| t.leads().map(|term| (term, t.id)))
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    /// Stops every till and releases the cloud.
+    pub async fn shutdown(mut self) {
+        let ids: Vec<u64> = self.tills.keys().copied().collect();
+        for id in ids {
+            if let Some(t) = self.tills.remove(&id) {
+                t.crash().await;
+            }
+        }
+    }
+}
+
+/// One value derived from a seed (per-till seeds, incarnations, election offsets).
+pub fn splitmix(x: u64) -> u64 {
+    use rand::{Rng, SeedableRng};
+    rand::rngs::StdRng::seed_from_u64(x).random()
+}
