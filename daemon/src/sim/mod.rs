@@ -224,6 +224,10 @@ impl Run {
         Ok(())
     }
 
+    fn take_pending(&mut self) -> Vec<(u64, Action)> {
+        std::mem::take(&mut self.pending)
+    }
+
     fn down_cloud_until(&mut self, t: u64, at: u64) {
         self.pending.push((at, Action::UncutCloud(t)));
     }
@@ -248,12 +252,6 @@ impl Run {
         .map_err(anyhow::Error::msg)?;
         self.world.cloud.ledger.master_apply(vec![edit]).await?;
         Ok(())
-    }
-}
-
-impl Run {
-    fn take_pending(&mut self) -> Vec<(u64, Action)> {
-        std::mem::take(&mut self.pending)
     }
 }
 

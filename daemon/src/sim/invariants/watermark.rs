@@ -6,12 +6,12 @@ use super::{Evidence, Verdict};
 /// Checks it.
 pub fn check(e: &Evidence) -> Verdict {
     let held = e.tills.values().map(|t| t.held).max().unwrap_or(0);
-    let mut acked_total = 0;
+    // The highest acknowledged total any till saw.
+    let mut per_till: std::collections::BTreeMap<u64, u64> = Default::default();
     for ((till, _), seq) in &e.obs.watermarks {
-        if e.tills.contains_key(till) && *till == *e.tills.keys().next().unwrap_or(&0) {
-            acked_total += seq;
-        }
+        *per_till.entry(*till).or_default() += seq;
     }
+    let acked_total = per_till.values().copied().max().unwrap_or(0);
     let pass = e.obs.backwards.is_empty() && acked_total <= held;
     Verdict::new(
         "watermark_never_moves_backwards",
