@@ -12,18 +12,7 @@ mod support;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{Pki, demo_barcode, example_config, repo};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use support::{Pki, demo_barcode, example_config, is_root, repo};
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")

@@ -11,9 +11,11 @@
 
 pub mod discovery;
 pub mod identity;
+pub mod memnet;
 pub mod sync;
 pub mod transport;
 pub mod wire;
 
+pub use memnet::{LinkCond, MemNet, MemTransport};
 pub use sync::{Faults, Mesh, MeshConfig, MeshError, PeerState, PeerView, Replicator};
-pub use transport::{Link, MemNet, MemTransport, QuicTransport, Transport};
+pub use transport::{Link, QuicTransport, Transport};

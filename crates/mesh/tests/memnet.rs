@@ -1,12 +1,13 @@
 //! The sync protocol over the in-memory transport: three replicas converge, a partition
 //! keeps the sides apart, healing reconverges them. No sockets, no disk: the same engine the
-//! QUIC tests drive, on the transport the simulator will use.
+//! QUIC tests drive, on the transport the simulator uses, with its packet-fault model (delay,
+//! jitter, loss, one-way blackholes) on simulated time.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tillmesh_crdt::{ReplicaId, VersionVector};
-use tillmesh_mesh::{MemNet, Mesh, MeshConfig, Replicator};
+use tillmesh_mesh::{LinkCond, MemNet, Mesh, MeshConfig, Replicator};
 use tillmesh_pos::event::Event;
 use tillmesh_pos::inventory::Reason;
 use tillmesh_pos::state::Replica;
@@ -212,6 +213,84 @@ async fn requests_travel_over_the_peer_links_and_respect_cuts() {
     assert!(meshes[0].call(9, vec![]).await.is_err());
     meshes[0].faults().block(2);
     assert!(meshes[0].call(2, vec![]).await.is_err());
+    for m in &meshes {
+        m.shutdown().await;
+    }
+}
+
+fn every_direction(net: &MemNet, n: u64, cond: LinkCond) {
+    for a in 1..=n {
+        for b in 1..=n {
+            if a != b {
+                net.set_cond(addr(a), addr(b), cond);
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_jitter_and_loss_slow_delivery_but_lose_nothing() {
+    let net = MemNet::seeded(7);
+    let (reps, meshes) = store(&net, 3);
+    for (i, m) in meshes.iter().enumerate() {
+        for j in 1..=3 {
+            if j != i as u64 + 1 {
+                m.add_peer(addr(j));
+            }
+        }
+    }
+    reps[0].adjust("A", 1);
+    converged(&reps.iter().collect::<Vec<_>>()).await;
+    let cond = LinkCond {
+        delay_ms: 80,
+        jitter_ms: 40,
+        loss: 0.3,
+        blackhole: false,
+    };
+    every_direction(&net, 3, cond);
+    reps[0].adjust("A", 2);
+    // On simulated time: nothing can arrive before the one-way delay.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(reps[1].stock("A"), 1, "arrived before the link delay");
+    for k in 0..30 {
+        reps[(k % 3) as usize].adjust("B", k);
+    }
+    converged(&reps.iter().collect::<Vec<_>>()).await;
+    let b: i64 = (0..30).sum();
+    assert!(reps.iter().all(|r| r.stock("A") == 3 && r.stock("B") == b));
+    for m in &meshes {
+        m.shutdown().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_way_blackhole_holds_traffic_then_idles_the_link_out_and_heals() {
+    let net = MemNet::seeded(3);
+    let (reps, meshes) = store(&net, 2);
+    meshes[0].add_peer(addr(2));
+    meshes[1].add_peer(addr(1));
+    reps[0].adjust("A", 1);
+    converged(&[&reps[0], &reps[1]]).await;
+    // Replica 1's packets to replica 2 vanish; replica 2's still reach replica 1.
+    let hole = LinkCond {
+        blackhole: true,
+        ..LinkCond::default()
+    };
+    net.set_cond(addr(1), addr(2), hole);
+    reps[0].adjust("A", 10);
+    reps[1].adjust("A", 100);
+    tokio::time::sleep(tillmesh_mesh::memnet::IDLE_TIMEOUT * 2).await;
+    assert_eq!(reps[1].stock("A"), 101, "a change crossed the blackhole");
+    let peers = meshes[1].peers();
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.outbound != tillmesh_mesh::PeerState::Connected && !p.inbound),
+        "the link outlived the idle timeout: {peers:?}"
+    );
+    net.set_cond(addr(1), addr(2), LinkCond::default());
+    converged(&[&reps[0], &reps[1]]).await;
+    assert!(reps.iter().all(|r| r.stock("A") == 111));
     for m in &meshes {
         m.shutdown().await;
     }

@@ -77,9 +77,11 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         if mode == Mode::Inline {
             let conn = schema::open(&path)?;
-            conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1000;")?;
+            conn.execute_batch(
+                "PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1000; PRAGMA cache_size=-256;",
+            )?;
             let read = schema::open_read(&path)?;
-            read.execute_batch("PRAGMA synchronous=OFF;")?;
+            read.execute_batch("PRAGMA synchronous=OFF; PRAGMA cache_size=-256;")?;
             let (dead, _) = bounded::<Job>(0);
             return Ok(Store {
                 inner: Arc::new(Inner {

@@ -34,6 +34,9 @@ use std::time::Duration;
 use workload::{Ledger, Shift};
 use world::World;
 
+/// How long a mid-sale crash waits for a customer, in 50 ms steps (two minutes).
+const MID_SALE_WAIT_STEPS: u32 = 2_400;
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -52,8 +55,11 @@ enum Action {
     Isolate(u64),
     IsolateLeader,
     Heal,
-    Crash(u64, f64),
-    CrashLeader(f64),
+    Crash(u64, f64, bool),
+    CrashLeader(f64, bool),
+    CutLink(u64, u64),
+    OneWay(u64, u64),
+    Lan(tillmesh_mesh::LinkCond),
     Wan(bool),
     Slow(u64),
     CutLeaderCloud(f64),
@@ -76,9 +82,28 @@ fn schedule(s: &Scenario) -> Vec<(u64, Action)> {
             FaultKind::Crash {
                 till,
                 restart_after_s,
-            } => out.push((at, Action::Crash(*till, *restart_after_s))),
-            FaultKind::CrashLeader { restart_after_s } => {
-                out.push((at, Action::CrashLeader(*restart_after_s)))
+                mid_sale,
+            } => out.push((at, Action::Crash(*till, *restart_after_s, *mid_sale))),
+            FaultKind::CrashLeader {
+                restart_after_s,
+                mid_sale,
+            } => out.push((at, Action::CrashLeader(*restart_after_s, *mid_sale))),
+            FaultKind::CutLink { a, b } => out.push((at, Action::CutLink(*a, *b))),
+            FaultKind::OneWay { from, to } => out.push((at, Action::OneWay(*from, *to))),
+            FaultKind::Lossy {
+                loss,
+                delay_ms,
+                jitter_ms,
+                for_s,
+            } => {
+                let cond = tillmesh_mesh::LinkCond {
+                    delay_ms: *delay_ms,
+                    jitter_ms: *jitter_ms,
+                    loss: *loss,
+                    blackhole: false,
+                };
+                out.push((at, Action::Lan(cond)));
+                out.push((at + ms(*for_s), Action::Lan(Default::default())));
             }
             FaultKind::CloudDown { for_s } => {
                 out.push((at, Action::Wan(false)));
@@ -124,7 +149,12 @@ struct Run {
     /// Actions the run adds while it goes (a leader's cloud cut healing).
     pending: Vec<(u64, Action)>,
     log: Vec<String>,
+    /// The rest of the chain: each store's shifts and what its cashiers were told.
+    chain: Vec<ChainCashiers>,
 }
+
+/// One other store of the chain: its cashiers' shifts, and what they were told.
+type ChainCashiers = (Vec<Arc<Shift>>, Arc<Mutex<Ledger>>);
 
 impl Run {
     fn start_cashier(&mut self, t: u64) {
@@ -144,15 +174,61 @@ impl Run {
         self.shifts.insert(t, shift);
     }
 
-    async fn crash(&mut self, t: u64, back_at: u64, now_ms: u64) {
+    /// Puts a cashier on every till of the rest of the chain.
+    fn start_chain_cashiers(&mut self) {
+        let Some(c) = self.scenario.chain.clone() else {
+            return;
+        };
+        let w = scenario::Workload {
+            sales_per_minute: c.sales_per_minute,
+            ..self.scenario.workload.clone()
+        };
+        for (k, store) in self.world.chain.iter_mut().enumerate() {
+            let ledger: Arc<Mutex<Ledger>> = Arc::default();
+            let mut shifts = Vec::new();
+            for (t, st) in store.tills.iter_mut() {
+                let shift = Arc::new(Shift::default());
+                let seed = world::splitmix(self.seed ^ ((k as u64 + 1) << 44) ^ (t << 36));
+                st.own(tokio::spawn(workload::cashier(
+                    st.till.clone(),
+                    w.clone(),
+                    self.products.clone(),
+                    seed,
+                    ledger.clone(),
+                    shift.clone(),
+                )));
+                shifts.push(shift);
+            }
+            self.chain.push((shifts, ledger));
+        }
+    }
+
+    /// Crashes till `t` between customers, or (`mid_sale`) while one is being served: the
+    /// cashier is stopped wherever it is, its unfinished sale was never acknowledged.
+    async fn crash(&mut self, t: u64, back_at: u64, now_ms: u64, mid_sale: bool) {
+        let mut how = "";
         if let Some(shift) = self.shifts.remove(&t) {
-            shift.end().await;
+            if mid_sale {
+                how = " between customers (none came)";
+                // Wait (bounded) for a customer to be in progress.
+                for _ in 0..MID_SALE_WAIT_STEPS {
+                    if shift.busy.try_lock().is_err() {
+                        how = " mid-sale";
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            } else {
+                shift.end().await;
+            }
         }
         if let Some(st) = self.world.tills.remove(&t) {
             st.crash().await;
             self.down.insert(t, back_at);
-            self.log
-                .push(format!("{:>8.1} s  T{t} crashed", now_ms as f64 / 1000.0));
+            self.log.push(format!(
+                "{:>8.1} s  T{t} crashed{how}",
+                now_ms as f64 / 1000.0
+            ));
         }
     }
 
@@ -179,16 +255,19 @@ impl Run {
                 }
             }
             Action::Heal => self.world.heal(),
-            Action::Crash(t, after) => {
-                self.crash(t, now_ms + (after * 1000.0) as u64, now_ms)
+            Action::Crash(t, after, mid) => {
+                self.crash(t, now_ms + (after * 1000.0) as u64, now_ms, mid)
                     .await
             }
-            Action::CrashLeader(after) => {
+            Action::CrashLeader(after, mid) => {
                 if let Some(l) = self.world.leader() {
-                    self.crash(l, now_ms + (after * 1000.0) as u64, now_ms)
+                    self.crash(l, now_ms + (after * 1000.0) as u64, now_ms, mid)
                         .await;
                 }
             }
+            Action::CutLink(a, b) => self.world.net.cut(world::addr(a), world::addr(b)),
+            Action::OneWay(from, to) => self.world.one_way(from, to),
+            Action::Lan(cond) => self.world.lan(cond),
             Action::Wan(up) => self.world.switch.down.store(!up, Ordering::Relaxed),
             Action::Slow(ms) => self.world.switch.delay_ms.store(ms, Ordering::Relaxed),
             Action::CutLeaderCloud(for_s) => {
@@ -281,7 +360,14 @@ fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
 
 async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report> {
     let dir = scratch_dir()?;
-    let world = World::new(dir.path(), s.tills, opts.seed, s.timing.clone()).await?;
+    let world = World::new(
+        dir.path(),
+        s.tills,
+        opts.seed,
+        s.timing.clone(),
+        s.chain.as_ref(),
+    )
+    .await?;
     let products = Arc::new(workload::products(
         &world.tills[&1].till,
         s.workload.products,
@@ -300,10 +386,12 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         down: BTreeMap::new(),
         log: Vec::new(),
         pending: Vec::new(),
+        chain: Vec::new(),
     };
     for t in 1..=s.tills {
         run.start_cashier(t);
     }
+    run.start_chain_cashiers();
     let mut plan = schedule(&s);
     let mut obs = Observations::default();
     let sample = s.timing.sample_ms;
@@ -344,6 +432,9 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
     }
     // Liveness phase: every fault healed, the cashiers go home, the store must converge.
     for shift in run.shifts.values() {
+        shift.end().await;
+    }
+    for shift in run.chain.iter().flat_map(|(s, _)| s) {
         shift.end().await;
     }
     run.world.heal();
@@ -432,20 +523,69 @@ async fn fleet_events(w: &World) -> anyhow::Result<u64> {
         .map_or(0, |r| r.events))
 }
 
-/// Every till up holds the same events and state, and the cloud holds them all.
-async fn converged(w: &World) -> anyhow::Result<bool> {
-    let mut it = w.tills.values();
-    let Some(first) = it.next() else {
-        return Ok(false);
-    };
+/// Every till of a store holds the same events and state: the events it holds.
+fn store_converged<'a>(mut tills: impl Iterator<Item = &'a world::SimTill>) -> Option<u64> {
+    let first = tills.next()?;
     let vv = first.till.version_vector();
     let state = first.till.state();
-    for t in it {
+    for t in tills {
         if t.till.version_vector() != vv || t.till.state() != state {
+            return None;
+        }
+    }
+    Some(vv.total())
+}
+
+/// Every till up holds the same events and state, and the cloud holds them all; so for
+/// every store of the chain.
+async fn converged(w: &World) -> anyhow::Result<bool> {
+    let Some(held) = store_converged(w.tills.values()) else {
+        return Ok(false);
+    };
+    let fleet: BTreeMap<String, u64> = w
+        .cloud
+        .ledger
+        .fleet()
+        .await?
+        .into_iter()
+        .map(|r| (r.store_id, r.events))
+        .collect();
+    if fleet.get(world::STORE).copied().unwrap_or(0) != held {
+        return Ok(false);
+    }
+    for store in &w.chain {
+        let Some(held) = store_converged(store.tills.values()) else {
+            return Ok(false);
+        };
+        if fleet.get(&store.id).copied().unwrap_or(0) != held {
             return Ok(false);
         }
     }
-    Ok(fleet_events(w).await? == vv.total())
+    Ok(true)
+}
+
+/// What the cloud's reports and ledger hold of one store.
+async fn cloud_end(
+    cloud: &tillmesh_cloud::Cloud,
+    store: &str,
+    events: u64,
+) -> anyhow::Result<invariants::CloudEnd> {
+    let day = (world::EPOCH_MS / 86_400_000) as i64;
+    let mut c = invariants::CloudEnd {
+        events,
+        ..Default::default()
+    };
+    for r in cloud
+        .ledger
+        .sales_by_day(Some(store), day - 1, day + 4)
+        .await?
+    {
+        c.transactions += r.transactions;
+        c.total += r.total;
+        c.voided += r.voided;
+        c.voided_amount += r.voided_amount;
+    }
+    Ok(c)
 }
 
 async fn gather(
@@ -477,20 +617,29 @@ async fn gather(
     }
     let cloud = &run.world.cloud;
     cloud.catch_up().await?;
-    let day = (world::EPOCH_MS / 86_400_000) as i64;
-    let mut c = invariants::CloudEnd {
-        events: fleet_events(&run.world).await?,
-        ..Default::default()
-    };
-    for r in cloud
+    let fleet: BTreeMap<String, u64> = cloud
         .ledger
-        .sales_by_day(Some(world::STORE), day - 1, day + 4)
+        .fleet()
         .await?
-    {
-        c.transactions += r.transactions;
-        c.total += r.total;
-        c.voided += r.voided;
-        c.voided_amount += r.voided_amount;
+        .into_iter()
+        .map(|r| (r.store_id, r.events))
+        .collect();
+    let events = |id: &str| fleet.get(id).copied().unwrap_or(0);
+    let c = cloud_end(cloud, world::STORE, events(world::STORE)).await?;
+    let mut chain = Vec::new();
+    for (store, (_, ledger)) in run.world.chain.iter().zip(&run.chain) {
+        let acked = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
+        chain.push(invariants::ChainEnd {
+            store: store.id.clone(),
+            held: store
+                .tills
+                .values()
+                .map(|t| t.till.version_vector().total())
+                .max()
+                .unwrap_or(0),
+            cloud: cloud_end(cloud, &store.id, events(&store.id)).await?,
+            acked,
+        });
     }
     Ok(invariants::Evidence {
         acked,
@@ -498,6 +647,7 @@ async fn gather(
         tills,
         cloud: c,
         opening,
+        chain,
     })
 }
 
@@ -511,7 +661,7 @@ pub fn fuzz_scenario(seed: u64) -> Scenario {
     for _ in 0..rng.random_range(2..=6) {
         let at_s = rng.random_range(5..duration_s - 10) as f64;
         let till = rng.random_range(1..=tills);
-        let kind = match rng.random_range(0..8) {
+        let kind = match rng.random_range(0..11) {
             0 => {
                 let k = rng.random_range(1..tills);
                 FaultKind::Split {
@@ -523,9 +673,25 @@ pub fn fuzz_scenario(seed: u64) -> Scenario {
             3 => FaultKind::Crash {
                 till,
                 restart_after_s: rng.random_range(1..30) as f64,
+                mid_sale: rng.random_bool(0.5),
             },
             4 => FaultKind::CrashLeader {
                 restart_after_s: rng.random_range(1..30) as f64,
+                mid_sale: rng.random_bool(0.5),
+            },
+            7 => FaultKind::CutLink {
+                a: till,
+                b: till % tills + 1,
+            },
+            8 => FaultKind::OneWay {
+                from: till,
+                to: till % tills + 1,
+            },
+            9 => FaultKind::Lossy {
+                loss: rng.random_range(0.0..0.3),
+                delay_ms: rng.random_range(0..100),
+                jitter_ms: rng.random_range(0..100),
+                for_s: rng.random_range(5..60) as f64,
             },
             5 => FaultKind::CloudDown {
                 for_s: rng.random_range(1..60) as f64,
@@ -559,5 +725,6 @@ pub fn fuzz_scenario(seed: u64) -> Scenario {
         },
         timing: scenario::SimTiming::default(),
         faults,
+        chain: None,
     }
 }

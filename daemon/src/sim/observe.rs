@@ -15,7 +15,7 @@ pub struct Sample {
     pub leader_seen: BTreeMap<u64, u64>,
     /// Tills up.
     pub up: Vec<u64>,
-    /// Pairs of tills whose LAN link is cut.
+    /// Pairs of tills whose LAN link is cut or blackholed (either way).
     pub cut_pairs: u64,
     /// The WAN is down (for everyone).
     pub wan_down: bool,
@@ -66,7 +66,8 @@ impl Observations {
         let mut cut = 0;
         for a in 1..=n {
             for b in a + 1..=n {
-                if w.net.is_cut(super::world::addr(a), super::world::addr(b)) {
+                let (x, y) = (super::world::addr(a), super::world::addr(b));
+                if w.net.is_cut(x, y) || w.net.blackholed((x, y)) || w.net.blackholed((y, x)) {
                     cut += 1;
                 }
             }

@@ -42,6 +42,10 @@ pub struct Report {
     pub seed: u64,
     /// Tills.
     pub tills: u64,
+    /// Other stores of the chain, and the sales their cashiers were acknowledged.
+    pub chain_stores: u64,
+    /// Sales acknowledged in the other stores.
+    pub chain_sales: u64,
     /// Safety phase, simulated seconds.
     pub duration_s: u64,
     /// Liveness bound, simulated seconds.
@@ -80,6 +84,8 @@ impl Report {
             description: s.description.clone(),
             seed: opts.seed,
             tills: s.tills,
+            chain_stores: e.chain.len() as u64,
+            chain_sales: e.chain.iter().map(|c| c.acked.sales.len() as u64).sum(),
             duration_s: s.duration_s,
             settle_s: s.settle_s,
             converged_after_s,
@@ -118,6 +124,13 @@ impl Report {
             "{}  seed {}  {} tills  {} s + up to {} s to converge",
             self.scenario, self.seed, self.tills, self.duration_s, self.settle_s
         );
+        if self.chain_stores > 0 {
+            let _ = writeln!(
+                o,
+                "  and {} other stores of the chain against the same cloud: {} sales acknowledged",
+                self.chain_stores, self.chain_sales
+            );
+        }
         for line in &self.events {
             let _ = writeln!(o, "  {line}");
         }

@@ -36,7 +36,37 @@ pub struct Scenario {
     /// Faults, by simulated time.
     #[serde(default, rename = "fault")]
     pub faults: Vec<Fault>,
+    /// The rest of the chain: more stores against the same cloud (none by default).
+    #[serde(default)]
+    pub chain: Option<Chain>,
 }
+
+/// The chain around the observed store: its other stores sell and upload to the same cloud
+/// and meet the same WAN faults; the invariants check that the cloud keeps every store's
+/// events exactly once and its totals right.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chain {
+    /// Stores in the chain, the observed one included.
+    pub stores: u64,
+    /// Tills in each other store.
+    #[serde(default = "one")]
+    pub tills: u64,
+    /// Sales per simulated minute on each of their tills.
+    #[serde(default = "one_f")]
+    pub sales_per_minute: f64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn one_f() -> f64 {
+    1.0
+}
+
+/// Most stores in a simulated chain.
+pub const STORES_MAX: u64 = 2_000;
 
 fn default_settle() -> u64 {
     120
@@ -58,6 +88,10 @@ pub struct Workload {
     pub adjust_every: u64,
     /// HQ price changes spread over the safety phase.
     pub price_changes: u64,
+    /// Mean time to scan one item, ms (a crash can land between scans).
+    pub scan_ms: u64,
+    /// Mean time from the total to the cash being counted, ms.
+    pub tender_ms: u64,
 }
 
 impl Default for Workload {
@@ -69,6 +103,8 @@ impl Default for Workload {
             void_every: 25,
             adjust_every: 40,
             price_changes: 2,
+            scan_ms: 1_000,
+            tender_ms: 3_000,
         }
     }
 }
@@ -138,11 +174,46 @@ pub enum FaultKind {
         till: u64,
         /// Seconds until it restarts (never within the safety phase if longer).
         restart_after_s: f64,
+        /// Crash in the middle of a customer (basket open, or paid and not yet finalized)
+        /// rather than between customers.
+        #[serde(default)]
+        mid_sale: bool,
     },
     /// The till that leads at that moment crashes, mid-upload if it is uploading.
     CrashLeader {
         /// Seconds until it restarts.
         restart_after_s: f64,
+        /// Crash in the middle of a customer.
+        #[serde(default)]
+        mid_sale: bool,
+    },
+    /// The LAN link between two tills goes down (both ways); each still reaches the others,
+    /// so the partition is not transitive.
+    CutLink {
+        /// One end.
+        a: u64,
+        /// The other end.
+        b: u64,
+    },
+    /// Packets from `from` to `to` vanish while those from `to` to `from` get through.
+    OneWay {
+        /// The till whose packets are lost.
+        from: u64,
+        /// The till that no longer hears it.
+        to: u64,
+    },
+    /// Every LAN link delays, jitters and loses packets for `for_s` (QUIC resends).
+    Lossy {
+        /// Chance a packet is lost, 0 to 0.5.
+        loss: f64,
+        /// One-way delay, ms.
+        #[serde(default)]
+        delay_ms: u64,
+        /// Extra random delay, 0 to this, ms (reorders messages across streams).
+        #[serde(default)]
+        jitter_ms: u64,
+        /// Seconds.
+        for_s: f64,
     },
     /// The cloud is unreachable for `for_s`.
     CloudDown {
@@ -202,12 +273,25 @@ impl Scenario {
         if self.settle_s == 0 || self.settle_s > 3_600 {
             return Err("settle_s must be 1 to 3600".into());
         }
+        if let Some(c) = &self.chain {
+            if !(1..=STORES_MAX).contains(&c.stores) || !(1..=TILLS_MAX).contains(&c.tills) {
+                return Err(format!(
+                    "chain.stores must be 1 to {STORES_MAX}, chain.tills 1 to {TILLS_MAX}"
+                ));
+            }
+            if !(0.0..=600.0).contains(&c.sales_per_minute) {
+                return Err("chain.sales_per_minute must be 0 to 600".into());
+            }
+        }
         if self.faults.len() > FAULTS_MAX {
             return Err(format!("at most {FAULTS_MAX} faults"));
         }
         let w = &self.workload;
         if !(0.0..=600.0).contains(&w.sales_per_minute) {
             return Err("workload.sales_per_minute must be 0 to 600".into());
+        }
+        if w.scan_ms > 60_000 || w.tender_ms > 600_000 {
+            return Err("workload.scan_ms must be at most 60000, tender_ms 600000".into());
         }
         if w.basket_max == 0 || w.basket_max > 50 || w.products == 0 || w.products > 1_000 {
             return Err("workload.basket_max must be 1 to 50, products 1 to 1000".into());
@@ -228,12 +312,22 @@ impl Scenario {
                 FaultKind::Isolate { till }
                 | FaultKind::Crash { till, .. }
                 | FaultKind::ClockSkew { till, .. } => real(*till),
+                FaultKind::CutLink { a, b } | FaultKind::OneWay { from: a, to: b } => {
+                    real(*a) && real(*b) && a != b
+                }
+                FaultKind::Lossy {
+                    loss,
+                    delay_ms,
+                    jitter_ms,
+                    ..
+                } => (0.0..=0.5).contains(loss) && *delay_ms <= 5_000 && *jitter_ms <= 5_000,
                 FaultKind::FlappingWan { down_s, up_s, .. } => *down_s > 0.0 && *up_s > 0.0,
                 _ => true,
             };
             if !ok {
                 return Err(format!(
-                    "fault {:?} names a till the store does not have, or a zero period",
+                    "fault {:?} names a till the store does not have, the same till twice, \
+                     a zero period, or a loss over 0.5 or a delay over 5000 ms",
                     f.kind
                 ));
             }

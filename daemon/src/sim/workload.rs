@@ -52,9 +52,10 @@ pub fn products(till: &Till, n: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A cashier's shift: `busy` is held during each customer (the simulator's crashes and the
-/// end of the safety phase take it, so a till dies between customers and the record of what
-/// was acknowledged stays exact; `tests/crash.rs` kills real tills mid-sale), `off` ends it.
+/// A cashier's shift: `busy` is held during each customer (plain crashes and the end of the
+/// safety phase take it, so the till dies between customers; a `mid_sale` crash waits until
+/// it is held and kills the till with the customer half served), `off` ends it. Only what
+/// `finalize` answered OK is written down as acknowledged.
 #[derive(Debug, Default)]
 pub struct Shift {
     /// Held while serving a customer.
@@ -68,6 +69,14 @@ impl Shift {
     pub async fn end(&self) {
         let _idle = self.busy.lock().await;
         self.off.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A human pause of about `mean_ms` (half to one and a half times it).
+async fn pause(rng: &mut StdRng, mean_ms: u64) {
+    if mean_ms > 0 {
+        let ms = rng.random_range(mean_ms / 2..=mean_ms + mean_ms / 2);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }
 
@@ -137,6 +146,7 @@ pub async fn cashier(
         };
         let lines = rng.random_range(1..=w.basket_max);
         for _ in 0..lines {
+            pause(&mut rng, w.scan_ms).await;
             let (barcode, _) = &products[rng.random_range(0..products.len())];
             let qty = rng.random_range(1..=2);
             if let Err(e) = till.add_item(&session, &txn, barcode, qty).await {
@@ -145,6 +155,7 @@ pub async fn cashier(
         }
         let sale = async {
             let t = till.checkout(&session, &txn).await?;
+            pause(&mut rng, w.tender_ms).await;
             let pay = PaymentRequest {
                 method: Method::Cash,
                 amount: None,

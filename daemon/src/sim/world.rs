@@ -67,7 +67,9 @@ pub struct CloudSwitch {
 /// One till's way to the cloud: the cloud's own router, in process.
 #[derive(Debug)]
 pub struct SimCloudHttp {
-    terminal: u64,
+    /// The observed store's terminal id (`None` for a till of another chain store, which
+    /// only the chain-wide WAN faults reach).
+    terminal: Option<u64>,
     router: axum::Router,
     switch: Arc<CloudSwitch>,
 }
@@ -82,7 +84,7 @@ impl CloudHttp for SimCloudHttp {
                         .cut
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .contains(&self.terminal)
+                        .contains(&self.terminal.unwrap_or(0))
             };
             if !reachable(&self.switch) {
                 return Err("connection refused (simulated WAN outage)".into());
@@ -96,13 +98,15 @@ impl CloudHttp for SimCloudHttp {
                 .header("authorization", format!("Bearer {}", req.token));
             let body = match req.batch_gzip {
                 Some(bytes) => {
-                    *self
-                        .switch
-                        .uploads
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .entry(self.terminal)
-                        .or_default() += 1;
+                    if let Some(t) = self.terminal {
+                        *self
+                            .switch
+                            .uploads
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(t)
+                            .or_default() += 1;
+                    }
                     b = b
                         .method("POST")
                         .header("content-type", tillmesh_cloud_proto::BINARY_CONTENT_TYPE)
@@ -176,7 +180,27 @@ impl SimTill {
     }
 }
 
-/// The store under simulation.
+/// Another store of the chain: one or more tills selling and uploading to the same cloud;
+/// the invariants check the cloud's view of it.
+#[derive(Debug)]
+pub struct ChainStore {
+    /// Store id.
+    pub id: String,
+    /// Its running tills.
+    pub tills: BTreeMap<u64, SimTill>,
+}
+
+/// Which store a till belongs to.
+struct StoreSpec<'a> {
+    id: &'a str,
+    token: &'a str,
+    /// Tills in that store.
+    n: u64,
+    /// 0 for the observed store, 1.. for the rest of the chain.
+    index: u64,
+}
+
+/// The store under simulation (and the rest of its chain).
 pub struct World {
     /// Data directory (each till's SQLite files, the cloud's).
     pub dir: PathBuf,
@@ -195,6 +219,11 @@ pub struct World {
     seed: u64,
     timing: crate::sim::scenario::SimTiming,
     n: u64,
+    /// The other stores of the chain, against the same cloud.
+    pub chain: Vec<ChainStore>,
+    chain_clock: Arc<SimClock>,
+    /// The catalog every till starts from and HQ seeds.
+    catalog: PathBuf,
 }
 
 impl std::fmt::Debug for World {
@@ -203,9 +232,24 @@ impl std::fmt::Debug for World {
     }
 }
 
-/// The mesh address of a till on the in-memory LAN.
+/// The mesh address of a till of the observed store on the in-memory LAN.
 pub fn addr(t: u64) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, t as u8], 7400))
+    store_addr(0, t)
+}
+
+/// The mesh address of till `t` of the chain's store `index` (0: the observed store).
+fn store_addr(index: u64, t: u64) -> SocketAddr {
+    let (hi, lo) = if index == 0 {
+        (0, 0)
+    } else {
+        (1 + index / 256, index % 256)
+    };
+    SocketAddr::from(([10, hi as u8, lo as u8, t as u8], 7400))
+}
+
+/// The id of the chain's store `index` (1..).
+pub fn chain_store_id(index: u64) -> String {
+    format!("C{index:04}")
 }
 
 fn repo() -> PathBuf {
@@ -216,12 +260,14 @@ fn repo() -> PathBuf {
 }
 
 impl World {
-    /// Builds the cloud and `n` tills in `dir`.
+    /// Builds the cloud and `n` tills in `dir`, and the rest of the chain (`chain`: other
+    /// stores and tills per store; their cashiers are the caller's).
     pub async fn new(
         dir: &Path,
         n: u64,
         seed: u64,
         timing: crate::sim::scenario::SimTiming,
+        chain: Option<&crate::sim::scenario::Chain>,
     ) -> anyhow::Result<World> {
         let start = tokio::time::Instant::now();
         let mut cfg =
@@ -229,7 +275,22 @@ impl World {
         cfg.database = tillmesh_cloud::config::DatabaseConfig::Sqlite {
             path: dir.join("cloud.db"),
         };
-        cfg.master_seed = Some(repo().join("configs/catalog.example.json"));
+        // A chain runs on the first products of the example catalog (a thousand stores each
+        // uploading 1,200 opening-stock events would be most of the run).
+        let catalog = match chain {
+            Some(_) => small_catalog(dir, CHAIN_CATALOG_ITEMS)?,
+            None => repo().join("configs/catalog.example.json"),
+        };
+        cfg.master_seed = Some(catalog.clone());
+        let others = chain.map_or(0, |c| c.stores.saturating_sub(1));
+        let template = cfg.stores.first().cloned();
+        for k in 1..=others {
+            if let Some(mut st) = template.clone() {
+                st.id = chain_store_id(k);
+                st.name = format!("Chain store {k}");
+                cfg.stores.push(st);
+            }
+        }
         let ledger: Arc<dyn tillmesh_cloud::ledger::Ledger> = Arc::new(
             tillmesh_cloud::sqlite::SqliteLedger::open_inline(&dir.join("cloud.db"))?,
         );
@@ -239,7 +300,7 @@ impl World {
         let router = tillmesh_cloud::api::router(cloud.clone());
         let mut w = World {
             dir: dir.to_path_buf(),
-            net: MemNet::new(),
+            net: MemNet::seeded(splitmix(seed ^ 0x4e45_5457)),
             cloud,
             router,
             switch: Arc::default(),
@@ -251,67 +312,114 @@ impl World {
             seed,
             timing,
             n,
+            chain: Vec::new(),
+            chain_clock: Arc::new(SimClock::new(start)),
+            catalog,
         };
         for t in 1..=n {
             w.start_till(t).await?;
         }
+        if let Some(c) = chain {
+            for k in 1..=others {
+                let id = chain_store_id(k);
+                let token = w.cloud.issue(Some(&id), None).await?.0;
+                let spec = StoreSpec {
+                    id: &id,
+                    token: &token,
+                    n: c.tills,
+                    index: k,
+                };
+                let mut tills = BTreeMap::new();
+                for t in 1..=c.tills {
+                    let clock = w.chain_clock.clone();
+                    tills.insert(t, w.start(&spec, t, clock).await?);
+                }
+                w.chain.push(ChainStore { id, tills });
+            }
+        }
         Ok(w)
     }
 
-    fn config(&self, t: u64) -> anyhow::Result<TerminalConfig> {
+    fn config(&self, spec: &StoreSpec<'_>, t: u64) -> anyhow::Result<TerminalConfig> {
         let mut cfg = TerminalConfig::load(&repo().join("configs/terminal.example.toml"))?;
+        cfg.store.store_id = spec.id.to_string();
+        cfg.catalog.path = self.catalog.clone();
         cfg.terminal.id = t;
-        cfg.terminal.data_dir = self.dir.join(format!("till-{t}"));
-        // A non-zero incarnation from the seed and the terminal.
-        let inc = (splitmix(self.seed ^ t) as u32) | 1;
+        cfg.terminal.data_dir = if spec.index == 0 {
+            self.dir.join(format!("till-{t}"))
+        } else {
+            self.dir.join(format!("{}/till-{t}", spec.id))
+        };
+        // A non-zero incarnation from the seed, the store and the terminal.
+        let inc = (splitmix(self.seed ^ (spec.index << 32) ^ t) as u32) | 1;
         cfg.terminal.simulated = Some(Simulated { incarnation: inc });
         cfg.payments.qr_approve_after_ms = 0;
         // No TLS on the in-memory LAN: the paths are never read.
         let none = PathBuf::from("/nonexistent");
-        let mut mesh = MeshSection::loopback(addr(t), none.clone(), none.clone(), none);
+        let mut mesh =
+            MeshSection::loopback(store_addr(spec.index, t), none.clone(), none.clone(), none);
         mesh.anti_entropy_ms = self.timing.anti_entropy_ms;
         mesh.compact_interval_ms = self.timing.compact_interval_ms;
         mesh.raft_remove_after_ms = self.timing.raft_remove_after_ms;
-        mesh.store_tills = self.n as usize;
+        mesh.store_tills = spec.n as usize;
         cfg.mesh = Some(mesh);
-        let mut c = CloudSection::new("sim://cloud".into(), self.token.clone());
+        let mut c = CloudSection::new("sim://cloud".into(), spec.token.to_string());
         // The offline limit is the production one: a 24-hour outage scenario meets it.
         c.timeout_ms = 3_000;
         cfg.cloud = Some(c);
         Ok(cfg)
     }
 
-    /// Starts (or restarts) till `t` on its data directory.
+    /// Starts (or restarts) till `t` of the observed store on its data directory.
     pub async fn start_till(&mut self, t: u64) -> anyhow::Result<()> {
-        let cfg = self.config(t)?;
-        let clock = self.clocks[&t].clone();
+        let token = self.token.clone();
+        let spec = StoreSpec {
+            id: STORE,
+            token: &token,
+            n: self.n,
+            index: 0,
+        };
+        let till = self.start(&spec, t, self.clocks[&t].clone()).await?;
+        self.tills.insert(t, till);
+        Ok(())
+    }
+
+    async fn start(
+        &self,
+        spec: &StoreSpec<'_>,
+        t: u64,
+        clock: Arc<SimClock>,
+    ) -> anyhow::Result<SimTill> {
+        let cfg = self.config(spec, t)?;
+        let seed = self.seed ^ (spec.index << 24);
+        let here = store_addr(spec.index, t);
         let till = Arc::new(Till::open(
             cfg.clone(),
             clock,
             Arc::new(crate::metrics::Metrics::default()),
         )?);
         let cell = Arc::new(OnceLock::new());
-        let label = tillmesh_mesh::identity::store_label(STORE);
-        let transport = self.net.attach(addr(t), &label, t);
+        let label = tillmesh_mesh::identity::store_label(spec.id);
+        let transport = self.net.attach(here, &label, t);
         let m = cfg.mesh.as_ref().expect("configured above");
         let mesh = Arc::new(Mesh::with_transport(
             MeshConfig {
-                listen: addr(t),
+                listen: here,
                 peers: Vec::new(),
                 disable_gso: true,
                 anti_entropy_ms: m.anti_entropy_ms,
                 batch_events_max: m.batch_events_max,
-                jitter_seed: Some(splitmix(self.seed ^ (t << 8))),
+                jitter_seed: Some(splitmix(seed ^ (t << 8))),
                 ..MeshConfig::default()
             },
-            STORE,
+            spec.id,
             t,
             transport,
             Arc::new(MeshLink(till.clone(), cell.clone())),
         ));
         // Election timeouts fixed per till (distinct, from the seed): openraft draws them
         // from an unseeded generator otherwise.
-        let offset = splitmix(self.seed.wrapping_mul(31).wrapping_add(t)) % self.timing.election_ms;
+        let offset = splitmix(seed.wrapping_mul(31).wrapping_add(t)) % self.timing.election_ms;
         let election = self.timing.election_ms + offset + t;
         let timing = Timing {
             heartbeat_ms: self.timing.heartbeat_ms,
@@ -319,7 +427,7 @@ impl World {
             election_max_ms: election + 1,
         };
         let http: Arc<dyn CloudHttp> = Arc::new(SimCloudHttp {
-            terminal: t,
+            terminal: (spec.index == 0).then_some(t),
             router: self.router.clone(),
             switch: self.switch.clone(),
         });
@@ -329,25 +437,21 @@ impl World {
             &mesh,
             &cell,
             timing,
-            Some((http, splitmix(self.seed ^ (t << 20)))),
+            Some((http, splitmix(seed ^ (t << 20)))),
         )
         .await?;
-        for p in 1..=self.n {
+        for p in 1..=spec.n {
             if p != t {
-                mesh.add_peer(addr(p));
+                mesh.add_peer(store_addr(spec.index, p));
             }
         }
-        self.tills.insert(
-            t,
-            SimTill {
-                id: t,
-                till,
-                mesh,
-                raft: parts.raft,
-                tasks: parts.tasks,
-            },
-        );
-        Ok(())
+        Ok(SimTill {
+            id: t,
+            till,
+            mesh,
+            raft: parts.raft,
+            tasks: parts.tasks,
+        })
     }
 
     /// Cuts the LAN between every pair of tills in different groups (tills not named in any
@@ -368,11 +472,32 @@ impl World {
         }
     }
 
-    /// Heals every LAN cut.
+    /// Heals every LAN cut and clears every link condition.
     pub fn heal(&self) {
         for a in 1..=self.n {
             for b in a + 1..=self.n {
                 self.net.heal(addr(a), addr(b));
+            }
+        }
+        self.net.clear_conds();
+    }
+
+    /// Packets from `from` to `to` vanish (the other way they pass).
+    pub fn one_way(&self, from: u64, to: u64) {
+        let hole = tillmesh_mesh::LinkCond {
+            blackhole: true,
+            ..Default::default()
+        };
+        self.net.set_cond(addr(from), addr(to), hole);
+    }
+
+    /// Every LAN link, both ways, gets `cond` (the default clears it).
+    pub fn lan(&self, cond: tillmesh_mesh::LinkCond) {
+        for a in 1..=self.n {
+            for b in 1..=self.n {
+                if a != b {
+                    self.net.set_cond(addr(a), addr(b), cond);
+                }
             }
         }
     }
@@ -394,7 +519,61 @@ impl World {
                 t.crash().await;
             }
         }
+        for store in std::mem::take(&mut self.chain) {
+            for (_, t) in store.tills {
+                t.crash().await;
+            }
+        }
     }
+}
+
+/// Products of the example catalog a chain simulation runs on.
+const CHAIN_CATALOG_ITEMS: usize = 60;
+
+/// Writes the first `n` products of the example catalog (their prices, promotions and
+/// opening stock) into `dir`; answers its path.
+fn small_catalog(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
+    use serde_json::Value;
+    let text = std::fs::read_to_string(repo().join("configs/catalog.example.json"))?;
+    let mut c: Value = serde_json::from_str(&text)?;
+    let items: Vec<Value> = c["items"].as_array().cloned().unwrap_or_default();
+    let items: Vec<Value> = items.into_iter().take(n).collect();
+    let skus: BTreeSet<String> = items
+        .iter()
+        .filter_map(|i| i["sku"].as_str().map(str::to_string))
+        .collect();
+    let keep = |v: &Value| v.as_str().is_some_and(|s| skus.contains(s));
+    let prices: Vec<Value> = c["prices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| keep(&p["sku"]))
+        .cloned()
+        .collect();
+    let mut promotions = Vec::new();
+    for mut p in c["promotions"].as_array().cloned().unwrap_or_default() {
+        if let Some(list) = p.get_mut("skus").and_then(Value::as_array_mut) {
+            list.retain(keep);
+            if list.is_empty() {
+                continue;
+            }
+        }
+        promotions.push(p);
+    }
+    let stock: serde_json::Map<String, Value> = c["opening_stock"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| skus.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    c["items"] = Value::Array(items);
+    c["prices"] = Value::Array(prices);
+    c["promotions"] = Value::Array(promotions);
+    c["opening_stock"] = Value::Object(stock);
+    let path = dir.join("catalog.json");
+    std::fs::write(&path, serde_json::to_vec(&c)?)?;
+    Ok(path)
 }
 
 /// One value derived from a seed (per-till seeds, incarnations, election offsets).

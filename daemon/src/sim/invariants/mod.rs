@@ -61,6 +61,19 @@ pub struct CloudEnd {
     pub voided_amount: i64,
 }
 
+/// Another store of the chain at the end of the run.
+#[derive(Debug)]
+pub struct ChainEnd {
+    /// Store id.
+    pub store: String,
+    /// Events its tills hold (the most any of them holds).
+    pub held: u64,
+    /// What its cashiers were told.
+    pub acked: Ledger,
+    /// What the cloud holds of it.
+    pub cloud: CloudEnd,
+}
+
 /// Everything the invariants look at.
 #[derive(Debug)]
 pub struct Evidence {
@@ -74,6 +87,8 @@ pub struct Evidence {
     pub cloud: CloudEnd,
     /// Stock of the sold products before the run.
     pub opening: BTreeMap<String, i64>,
+    /// The rest of the chain.
+    pub chain: Vec<ChainEnd>,
 }
 
 /// Checks every invariant.
@@ -120,6 +135,15 @@ mod tests {
                 voided_amount: 0,
             },
             opening: [("SKU1".to_string(), 10)].into_iter().collect(),
+            chain: vec![ChainEnd {
+                store: "C0001".into(),
+                held: 2,
+                acked: Ledger::default(),
+                cloud: CloudEnd {
+                    events: 2,
+                    ..CloudEnd::default()
+                },
+            }],
         }
     }
 
@@ -154,6 +178,12 @@ mod tests {
         );
         let mut e = evidence();
         e.cloud.total = 499;
+        assert_eq!(failing(&e), ["cloud_totals_equal_store_totals"]);
+        let mut e = evidence();
+        e.chain[0].cloud.events = 3;
+        assert_eq!(failing(&e), ["exactly_once_in_the_cloud"]);
+        let mut e = evidence();
+        e.chain[0].cloud.total = 7;
         assert_eq!(failing(&e), ["cloud_totals_equal_store_totals"]);
         let mut e = evidence();
         e.obs.backwards.push((1, 1, 5, 4, 1.0));

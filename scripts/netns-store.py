@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""The simulator's real-network tier: real `tillmesh` processes in network namespaces.
+
+A store of tills (one namespace each) and the cloud (its own namespace) on a Linux bridge
+that lives in a namespace of its own, so the root namespace is never touched. The tills find
+each other over mDNS, elect a leader and upload to the cloud over HTTP. Cashiers sell through
+the tills' HTTP API while the script:
+
+1. cuts a follower off the bridge (its bridge port down: packets silently dropped), heals;
+2. blackholes another till's outbound packets only (`tc qdisc ... blackhole`: one way);
+3. kill -9s the leader, waits for a new one, restarts the killed till on its disk.
+
+Then it waits for the store to converge and checks the simulator's invariants against the
+real cloud's ledger and reports: no acknowledged sale lost, exactly once in the cloud,
+identical state on every till, at most one leader per term, inventory equals opening stock
+minus sales, cloud totals equal store totals, watermarks never move backwards.
+
+Needs root, iproute2, tc and curl. Prints a verdict per invariant; exits 1 if one fails,
+2 if the set-up fails. Usage:
+
+    sudo scripts/netns-store.py --bin target/debug/tillmesh [--tills 3] [--keep]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SUBNET = "10.79.0"
+CLOUD_IP = f"{SUBNET}.100"
+CLOUD_PORT = 8700
+TILL_API = "http://127.0.0.1:7300"
+# Bounds: every wait below gives up after this many seconds.
+WAIT_S = 90
+
+
+class SetupError(Exception):
+    pass
+
+
+def run(*args, check=True, **kw):
+    p = subprocess.run(list(args), capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        raise SetupError(f"{' '.join(args)}: {p.stderr.strip() or p.stdout.strip()}")
+    return p
+
+
+def ip(*args, check=True):
+    return run("ip", *args, check=check)
+
+
+class Net:
+    """A hub namespace with a bridge, and one namespace per node on it."""
+
+    def __init__(self, names):
+        tag = os.getpid() % 100000
+        self.hub = f"tn{tag}h"
+        self.nodes = {}
+        self.ports = {}
+        ip("netns", "add", self.hub)
+        ip("-n", self.hub, "link", "set", "lo", "up")
+        ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+        ip("-n", self.hub, "link", "set", "br0", "up")
+        for i, (name, addr) in enumerate(names):
+            ns = f"tn{tag}{name}"
+            port = f"v{tag}p{i}"
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port,
+               "netns", self.hub)
+            ip("-n", self.hub, "link", "set", port, "master", "br0")
+            ip("-n", self.hub, "link", "set", port, "up")
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "multicast", "on", "up")
+            self.nodes[name] = ns
+            self.ports[name] = port
+
+    def port(self, name, up):
+        ip("-n", self.hub, "link", "set", self.ports[name], "up" if up else "down")
+
+    def blackhole(self, name, on):
+        ns = self.nodes[name]
+        if on:
+            run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root",
+                "blackhole")
+        else:
+            run("ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root",
+                check=False)
+
+    def close(self):
+        for ns in list(self.nodes.values()) + [self.hub]:
+            ip("netns", "del", ns, check=False)
+
+
+def curl(ns, method, url, token=None, body=None):
+    """One HTTP call inside a namespace: (status, parsed JSON or None)."""
+    cmd = ["ip", "netns", "exec", ns, "curl", "-s", "-m", "10", "-X", method,
+           "-w", "\n%{http_code}", url]
+    if token:
+        cmd += ["-H", f"authorization: Bearer {token}"]
+    if body is not None:
+        cmd += ["-H", "content-type: application/json", "-d", json.dumps(body)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    out, _, code = p.stdout.rpartition("\n")
+    try:
+        status = int(code)
+    except ValueError:
+        return 0, None
+    try:
+        return status, json.loads(out) if out else None
+    except json.JSONDecodeError:
+        return status, None
+
+
+class Till:
+    def __init__(self, tid, ns, config, data, log):
+        self.id, self.ns, self.config, self.data, self.log = tid, ns, config, data, log
+        self.proc = None
+
+    def start(self, binary):
+        log = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, binary, "terminal", "--config", str(self.config),
+             "--data-dir", str(self.data)],
+            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "RUST_LOG": "warn"})
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def api(self, method, path, token=None, body=None):
+        return curl(self.ns, method, TILL_API + path, token, body)
+
+    def status(self):
+        s, b = self.api("GET", "/api/v1/status")
+        return b if s == 200 else None
+
+
+def wait(what, cond, within=WAIT_S):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise SetupError(f"timed out after {within} s waiting for {what}")
+
+
+class Observer(threading.Thread):
+    """Polls every till and the cloud: leaders per term, watermarks per origin."""
+
+    def __init__(self, tills, cloud_ns, store_token):
+        super().__init__(daemon=True)
+        self.tills, self.cloud_ns, self.token = tills, cloud_ns, store_token
+        self.leaders = {}  # term -> set of tills that said they lead it
+        self.watermarks = {}  # origin -> highest contiguous seen
+        self.backwards = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            for t in self.tills:
+                s = t.status() if t.proc and t.proc.poll() is None else None
+                raft = (s or {}).get("raft") or {}
+                if raft.get("leader") == t.id and raft.get("term") is not None:
+                    self.leaders.setdefault(raft["term"], set()).add(t.id)
+            code, marks = curl(self.cloud_ns, "GET",
+                               f"http://{CLOUD_IP}:{CLOUD_PORT}/api/v1/sync/watermarks",
+                               self.token)
+            if code == 200 and isinstance(marks, list):
+                for m in marks:
+                    o, c = m["origin"], m["contiguous"]
+                    if c < self.watermarks.get(o, 0):
+                        self.backwards.append((o, self.watermarks[o], c))
+                    self.watermarks[o] = max(c, self.watermarks.get(o, 0))
+            time.sleep(0.3)
+
+
+class Cashiers:
+    """Sells one unit of a rotating product per sale; remembers what was acknowledged."""
+
+    def __init__(self, barcodes):
+        self.barcodes = barcodes  # [(barcode, sku)]
+        self.next = 0
+        self.acked = []  # (till, txn_id, total, sku)
+
+    def sell(self, till, n):
+        s, login = till.api("POST", "/api/v1/auth/login",
+                            body={"employee_id": "E001", "pin": "1111"})
+        if s != 200:
+            raise SetupError(f"login on till {till.id}: {s} {login}")
+        tok = login["token"]
+        for _ in range(n):
+            barcode, sku = self.barcodes[self.next % len(self.barcodes)]
+            self.next += 1
+            s, txn = till.api("POST", "/api/v1/transactions", tok)
+            if s != 200 and s != 201:
+                raise SetupError(f"till {till.id} create: {s} {txn}")
+            tid = txn["txn_id"]
+            steps = [("items", {"barcode": barcode}), ("checkout", None)]
+            for step, body in steps:
+                s, r = till.api("POST", f"/api/v1/transactions/{tid}/{step}", tok, body)
+                if s >= 300:
+                    raise SetupError(f"till {till.id} {step}: {s} {r}")
+            total = r["totals"]["total"]
+            s, r = till.api("POST", f"/api/v1/transactions/{tid}/payments", tok,
+                            {"method": "cash", "tendered": total})
+            if s >= 300:
+                raise SetupError(f"till {till.id} pay: {s} {r}")
+            s, done = till.api("POST", f"/api/v1/transactions/{tid}/finalize", tok)
+            if s == 200 and done.get("status") == "PAID":
+                self.acked.append((till.id, tid, total, sku))
+            else:
+                raise SetupError(f"till {till.id} finalize: {s} {done}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default=str(REPO / "target/debug/tillmesh"))
+    ap.add_argument("--tills", type=int, default=3)
+    ap.add_argument("--sales", type=int, default=3, help="sales per till per phase")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("netns-store: needs root (ip netns)", file=sys.stderr)
+        return 2
+    if not 3 <= a.tills <= 9:
+        print("netns-store: --tills must be 3 to 9", file=sys.stderr)
+        return 2
+    binary = str(Path(a.bin).resolve())
+    if not os.access(binary, os.X_OK):
+        print(f"netns-store: no tillmesh binary at {binary} (cargo build first)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="tillmesh-netns-"))
+    net, tills, others = None, [], []
+    try:
+        names = [(f"t{i}", f"{SUBNET}.{i}") for i in range(1, a.tills + 1)]
+        net = Net(names + [("c", CLOUD_IP)])
+        verdicts = scenario(a, binary, work, net, tills, others)
+        width = max(len(n) for n, _, _ in verdicts)
+        for name, ok, detail in verdicts:
+            print(f"  {'PASS' if ok else 'FAIL'} {name:<{width}}  {detail}")
+        failed = [n for n, ok, _ in verdicts if not ok]
+        print(f"netns-store: {'FAILED: ' + ', '.join(failed) if failed else 'every invariant held'}"
+              f" (logs in {work})")
+        return 1 if failed else 0
+    except SetupError as e:
+        print(f"netns-store: {e} (logs in {work})", file=sys.stderr)
+        for log in sorted(work.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"--- {log.name}\n" + "\n".join(tail), file=sys.stderr)
+        return 2
+    finally:
+        for t in tills:
+            t.kill9()
+        for p in others:
+            p.kill()
+            p.wait()
+        if net:
+            net.close()
+        if not a.keep and not os.environ.get("TILLMESH_NETNS_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def scenario(a, binary, work, net, tills, others):
+    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    catalog = json.loads((REPO / "configs/catalog.example.json").read_text())
+    barcodes = [(i["barcodes"][0], i["sku"]) for i in catalog["items"][:12] if i["barcodes"]]
+    opening = catalog["opening_stock"]
+
+    # The cloud: SQLite, the example store and catalog, in its own namespace.
+    cloud_cfg = work / "cloud.toml"
+    text = (REPO / "configs/cloud.example.toml").read_text()
+    text = text.replace('listen = "127.0.0.1:8700"', f'listen = "{CLOUD_IP}:{CLOUD_PORT}"')
+    text = text.replace('master_seed = "configs/catalog.example.json"',
+                        f'master_seed = "{REPO / "configs/catalog.example.json"}"')
+    text = text.replace('path = "data/cloud/cloud.db"', f'path = "{work / "cloud.db"}"')
+    cloud_cfg.write_text(text)
+    hq = lambda *args: run(binary, "hq", "--config", str(cloud_cfg), *args).stdout.strip()
+    cloud = subprocess.Popen(
+        ["ip", "netns", "exec", net.nodes["c"], binary, "cloud", "--config", str(cloud_cfg)],
+        stdout=subprocess.DEVNULL, stderr=open(work / "cloud.log", "w"))
+    others.append(cloud)
+    cloud_ns = net.nodes["c"]
+    wait("the cloud", lambda: curl(cloud_ns, "GET", f"http://{CLOUD_IP}:{CLOUD_PORT}/health")[0] == 200)
+    store_token = hq("token", "--store", "S001").splitlines()[-1]
+    admin_token = hq("token", "--admin").splitlines()[-1]
+
+    # The store CA and one certificate per till; configs from the example till.
+    pki = work / "pki"
+    run(binary, "store", "init", "--store-id", "S001", "--out", str(pki))
+    template = (REPO / "configs/terminal.example.toml").read_text().replace(
+        '"catalog.example.json"', json.dumps(str(REPO / "configs/catalog.example.json")))
+    for i in range(1, a.tills + 1):
+        certs = work / f"certs-{i}"
+        run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(i),
+            "--out", str(certs))
+        cfg = template.replace("\nid = 1 ", f"\nid = {i} ", 1) + f"""
+[mesh]
+listen = "{SUBNET}.{i}:7400"
+ca_cert = "{certs / 'store-ca.pem'}"
+cert = "{certs / f'till-{i}.pem'}"
+key = "{certs / f'till-{i}.key'}"
+mdns = true
+mdns_interfaces = "eth0"
+anti_entropy_ms = 500
+store_tills = {a.tills}
+
+[cloud]
+url = "http://{CLOUD_IP}:{CLOUD_PORT}"
+token = "{store_token}"
+heartbeat_ms = 500
+backoff_min_ms = 200
+backoff_max_ms = 1000
+linger_ms = 50
+"""
+        path = work / f"till-{i}.toml"
+        path.write_text(cfg)
+        tills.append(Till(i, net.nodes[f"t{i}"], path, work / f"data-{i}", work / f"till-{i}.log"))
+    for t in tills:
+        t.start(binary)
+    for t in tills:
+        wait(f"till {t.id} to answer", t.status)
+    obs = Observer(tills, cloud_ns, store_token)
+    obs.start()
+
+    def leader(among, not_=None):
+        def agreed():
+            ls = {((t.status() or {}).get("raft") or {}).get("leader") for t in among}
+            if len(ls) == 1:
+                l = ls.pop()
+                if l is not None and l != not_:
+                    return l
+            return None
+        return wait("the tills to agree on a leader", agreed)
+
+    cash = Cashiers(barcodes)
+    first = leader(tills)
+    log(f"{a.tills} tills up, found each other over mDNS; T{first} leads")
+    for t in tills:
+        cash.sell(t, a.sales)
+
+    followers = [t for t in tills if t.id != first]
+    cut, hole = followers[0], followers[1]
+    log(f"T{cut.id} off the bridge (silent drop)")
+    net.port(f"t{cut.id}", False)
+    for t in tills:
+        cash.sell(t, a.sales)
+    time.sleep(4)
+    net.port(f"t{cut.id}", True)
+    log(f"healed; T{hole.id}'s outbound packets blackholed (one way)")
+    net.blackhole(f"t{hole.id}", True)
+    for t in tills:
+        cash.sell(t, a.sales)
+    time.sleep(4)
+    net.blackhole(f"t{hole.id}", False)
+    now = leader(tills)
+    log(f"healed; kill -9 of the leader T{now}")
+    dead = next(t for t in tills if t.id == now)
+    dead.kill9()
+    alive = [t for t in tills if t is not dead]
+    second = leader(alive, not_=now)
+    log(f"T{second} leads; selling on the survivors")
+    for t in alive:
+        cash.sell(t, a.sales)
+    dead.start(binary)
+    wait(f"till {dead.id} to come back", dead.status)
+    log(f"T{dead.id} restarted on its disk; waiting for the store and the cloud to converge")
+
+    def fleet():
+        s, f = curl(cloud_ns, "GET", f"http://{CLOUD_IP}:{CLOUD_PORT}/api/v1/reports/fleet",
+                    admin_token)
+        rows = [r for r in (f or {}).get("stores", []) if r["store_id"] == "S001"]
+        return rows[0] if rows else None
+
+    def converged():
+        ss = [t.status() for t in tills]
+        if not all(ss):
+            return None
+        vvs = [json.dumps(s["version_vector"], sort_keys=True) for s in ss]
+        f = fleet()
+        if len(set(vvs)) == 1 and f and f["events"] == ss[0]["events"]:
+            return ss
+        return None
+
+    statuses = wait("convergence", converged)
+    obs.stop.set()
+    obs.join()
+    log("converged; checking the invariants against the cloud")
+    return check(tills, cash, statuses, fleet(), obs, opening, cloud_ns, admin_token)
+
+
+def check(tills, cash, statuses, fleet, obs, opening, cloud_ns, admin_token):
+    v = []
+    # 1. No acknowledged sale lost: every till has every acknowledged sale, PAID.
+    missing = []
+    for t in tills:
+        s, login = t.api("POST", "/api/v1/auth/login", body={"employee_id": "E002", "pin": "2222"})
+        tok = (login or {}).get("token")
+        for _, tid, _, _ in cash.acked:
+            s, txn = t.api("GET", f"/api/v1/transactions/{tid}", tok)
+            if s != 200 or txn.get("status") != "PAID":
+                missing.append((t.id, tid))
+    v.append(("no_acknowledged_sale_lost", not missing,
+              f"{len(cash.acked)} acknowledged sales on {len(tills)} tills"
+              + (f"; missing {missing[:3]}" if missing else "")))
+    # 2. Exactly once in the cloud: ledger events = events held; report counts each sale once.
+    held = statuses[0]["events"]
+    day = lambda d: time.strftime("%Y-%m-%d", time.gmtime(time.time() + d * 86400))
+    s, rep = curl(cloud_ns, "GET",
+                  f"http://{CLOUD_IP}:{CLOUD_PORT}/api/v1/reports/sales?store=S001"
+                  f"&from={day(-1)}&to={day(1)}&group=month", admin_token)
+    totals = (rep or {}).get("totals") or {}
+    v.append(("exactly_once_in_the_cloud",
+              fleet["events"] == held and totals.get("transactions") == len(cash.acked),
+              f"ledger {fleet['events']} events of {held} held; report "
+              f"{totals.get('transactions')} sales of {len(cash.acked)} acknowledged"))
+    # 3. Identical CRDT state: version vectors (checked at convergence) and stock agree.
+    stocks = []
+    for t in tills:
+        s, login = t.api("POST", "/api/v1/auth/login", body={"employee_id": "E002", "pin": "2222"})
+        s, lines = t.api("GET", "/api/v1/reports/inventory", (login or {}).get("token"))
+        stocks.append({l["sku"]: l["level"] for l in (lines or [])})
+    same = all(s == stocks[0] for s in stocks) and len({json.dumps(s["version_vector"], sort_keys=True) for s in statuses}) == 1
+    v.append(("identical_crdt_state", same, f"{len(tills)} tills at {held} events"))
+    # 4. At most one leader per term.
+    two = {term: ids for term, ids in obs.leaders.items() if len(ids) > 1}
+    v.append(("at_most_one_leader_per_term", not two,
+              f"{len(obs.leaders)} terms seen" + (f"; two leaders {two}" if two else "")))
+    # 5. Inventory = opening stock - sales (one unit each).
+    sold = {}
+    for _, _, _, sku in cash.acked:
+        sold[sku] = sold.get(sku, 0) + 1
+    wrong = [(sku, stocks[0].get(sku), opening.get(sku, 0) - n) for sku, n in sold.items()
+             if stocks[0].get(sku) != opening.get(sku, 0) - n]
+    v.append(("inventory_is_stock_minus_sales_plus_adjustments", not wrong,
+              f"{len(sold)} products agree" if not wrong else f"wrong {wrong[:3]}"))
+    # 6. Cloud totals = store totals.
+    total = sum(x for _, _, x, _ in cash.acked)
+    v.append(("cloud_totals_equal_store_totals", totals.get("gross") == total,
+              f"cloud {totals.get('gross')} gross; store {total}"))
+    # 7. Watermarks never moved backwards.
+    v.append(("watermark_never_moves_backwards", not obs.backwards,
+              f"{len(obs.watermarks)} watermarks only grew" if not obs.backwards
+              else f"moved back {obs.backwards[:3]}"))
+    return v
+
+
+if __name__ == "__main__":
+    sys.exit(main())
