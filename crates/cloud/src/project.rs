@@ -277,7 +277,8 @@ impl Facts {
             EventBody::PriceOverridden { .. }
             | EventBody::SettingChanged { .. }
             | EventBody::CustomerUpdated { .. }
-            | EventBody::PointsChanged { .. } => {}
+            | EventBody::PointsChanged { .. }
+            | EventBody::VisionEnrolled { .. } => {}
         }
     }
 }

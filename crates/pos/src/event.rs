@@ -129,6 +129,17 @@ pub enum EventBody {
         /// Delta of the customer's points PN-counter.
         counter: PnCounter,
     },
+    /// A reference photo of a SKU was enrolled for recognition (its embedding).
+    VisionEnrolled {
+        /// SKU.
+        sku: String,
+        /// The reference's stamp (the gallery keeps each SKU's newest).
+        stamp: tillmesh_crdt::Hlc,
+        /// The photo's embedding.
+        embedding: Vec<f32>,
+        /// Who enrolled it.
+        by: String,
+    },
 }
 
 impl EventBody {
@@ -143,6 +154,7 @@ impl EventBody {
             EventBody::SettingChanged { .. } => "SettingChanged",
             EventBody::CustomerUpdated { .. } => "CustomerUpdated",
             EventBody::PointsChanged { .. } => "PointsChanged",
+            EventBody::VisionEnrolled { .. } => "VisionEnrolled",
         }
     }
 }
@@ -202,6 +214,15 @@ impl Event {
             EventBody::CustomerUpdated { change, .. } => {
                 crate::customer::Customers::check_change(change).map_err(|e| e.to_string())?;
                 true
+            }
+            EventBody::VisionEnrolled {
+                sku,
+                stamp,
+                embedding,
+                ..
+            } => {
+                crate::vision::check(sku, embedding)?;
+                stamp.replica == o
             }
         };
         if ok {

@@ -22,5 +22,6 @@ pub mod receipt;
 pub mod report;
 pub mod state;
 pub mod transaction;
+pub mod vision;
 
 pub use money::Minor;

@@ -38,6 +38,9 @@ pub struct StoreState {
     /// not kept in memory (see [`StoreState::compact`]).
     #[serde(default)]
     pub horizon_ms: u64,
+    /// Reference embeddings for product recognition.
+    #[serde(default)]
+    pub vision: crate::vision::VisionRefs,
 }
 
 /// A compaction point every till of the store applies (agreed through the store's Raft log):
@@ -192,6 +195,12 @@ impl StoreState {
                 .entry(customer_id.clone())
                 .or_default()
                 .merge(counter),
+            EventBody::VisionEnrolled {
+                sku,
+                stamp,
+                embedding,
+                ..
+            } => self.vision.insert(sku, *stamp, embedding.clone()),
         }
         if e.seq > self.vv.get(e.origin) {
             self.ahead.insert((e.origin, e.seq));
@@ -263,6 +272,7 @@ impl StoreState {
             self.points.entry(id.clone()).or_default().merge(c);
         }
         self.customers.merge(&o.customers);
+        self.vision.merge(&o.vision);
         self.vv.merge(&o.vv);
         self.ahead.extend(o.ahead.iter().copied());
         let origins: BTreeSet<ReplicaId> = self.ahead.iter().map(|(o, _)| *o).collect();
@@ -458,6 +468,27 @@ impl Replica {
             EventBody::PriceOverridden {
                 sku: sku.to_string(),
                 prices,
+                by: by.to_string(),
+            },
+        )
+    }
+
+    /// Enrols one reference embedding of `sku` for recognition (checked by the caller with
+    /// [`crate::vision::check`]).
+    pub fn enroll_vision(
+        &mut self,
+        sku: &str,
+        embedding: Vec<f32>,
+        by: &str,
+        now_ms: u64,
+    ) -> Event {
+        let stamp = self.clock.tick(now_ms);
+        self.issue(
+            now_ms,
+            EventBody::VisionEnrolled {
+                sku: sku.to_string(),
+                stamp,
+                embedding,
                 by: by.to_string(),
             },
         )

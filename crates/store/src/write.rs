@@ -278,7 +278,8 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
         EventBody::PriceOverridden { .. }
         | EventBody::SettingChanged { .. }
         | EventBody::CustomerUpdated { .. }
-        | EventBody::PointsChanged { .. } => {}
+        | EventBody::PointsChanged { .. }
+        | EventBody::VisionEnrolled { .. } => {}
     }
     Ok(true)
 }

@@ -1,0 +1,137 @@
+//! Accuracy and latency of a model on a held-out set laid out as
+//! `known/{ref,query}/<sku>/*`, `new/{ref,query}/<sku>/*` (SKUs enrolled from their few
+//! `ref` photos only) and `unknown/*` (products never enrolled). `scripts/vision_data.py
+//! --eval-set DIR` writes one.
+
+use crate::{Embedder, Gallery, VisionError};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Most photos an evaluation reads.
+pub const PHOTOS_MAX: usize = 100_000;
+
+/// What an evaluation measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Known SKUs: queries whose best proposal is right.
+    pub known_top1: f64,
+    /// Known SKUs: queries with the right SKU among the first five.
+    pub known_top5: f64,
+    /// Known SKU queries refused as not sure.
+    pub known_abstained: f64,
+    /// Newly enrolled SKUs: queries whose best proposal is right.
+    pub new_top1: f64,
+    /// Most photos any new SKU was enrolled from.
+    pub new_enrol_photos: usize,
+    /// Unknown products accepted as some SKU.
+    pub false_accept: f64,
+    /// The threshold used.
+    pub threshold: f32,
+    /// SKUs in the gallery.
+    pub skus: usize,
+    /// Query photos (known, new, unknown).
+    pub queries: (usize, usize, usize),
+    /// Embedding latency per photo (decode + resize + model), ms: p50 and p99.
+    pub latency_ms: (f64, f64),
+}
+
+fn files(dir: &Path) -> Result<Vec<PathBuf>, VisionError> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| VisionError::Full(format!("cannot read {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// `(sku, photo)` pairs under `dir/<sku>/`.
+fn labelled(dir: &Path) -> Result<Vec<(String, PathBuf)>, VisionError> {
+    let mut out = Vec::new();
+    for d in files(dir)?.into_iter().filter(|p| p.is_dir()) {
+        let sku = d
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        for f in files(&d)?.into_iter().filter(|p| p.is_file()) {
+            out.push((sku.clone(), f));
+        }
+    }
+    Ok(out)
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Evaluates `model` on the set in `dir` with its card's threshold (or `threshold`).
+pub fn evaluate(
+    model: &Embedder,
+    dir: &Path,
+    threshold: Option<f32>,
+) -> Result<Report, VisionError> {
+    let threshold = threshold.unwrap_or(model.card().threshold);
+    let mut times = Vec::new();
+    let mut count = 0;
+    let mut embed = |p: &Path| -> Result<Vec<f32>, VisionError> {
+        count += 1;
+        if count > PHOTOS_MAX {
+            return Err(VisionError::Full(format!("more than {PHOTOS_MAX} photos")));
+        }
+        let bytes = std::fs::read(p)
+            .map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))?;
+        let t = Instant::now();
+        let e = model.embed_image(&bytes)?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        Ok(e)
+    };
+    let mut g = Gallery::new(model.card().output.dim);
+    let mut enrol = std::collections::BTreeMap::<String, usize>::new();
+    for (sku, p) in labelled(&dir.join("known/ref"))? {
+        g.add(&sku, embed(&p)?)?;
+    }
+    for (sku, p) in labelled(&dir.join("new/ref"))? {
+        g.add(&sku, embed(&p)?)?;
+        *enrol.entry(sku).or_default() += 1;
+    }
+    let mut known = (0, 0, 0, 0);
+    for (sku, p) in labelled(&dir.join("known/query"))? {
+        let r = g.recognize(&embed(&p)?, 5, threshold)?;
+        known.0 += 1;
+        known.1 += usize::from(r.proposals.first().is_some_and(|b| b.sku == sku));
+        known.2 += usize::from(r.proposals.iter().any(|b| b.sku == sku));
+        known.3 += usize::from(r.accepted.is_none());
+    }
+    let mut new = (0, 0);
+    for (sku, p) in labelled(&dir.join("new/query"))? {
+        let r = g.recognize(&embed(&p)?, 1, threshold)?;
+        new.0 += 1;
+        new.1 += usize::from(r.proposals.first().is_some_and(|b| b.sku == sku));
+    }
+    let mut unknown = (0, 0);
+    for p in files(&dir.join("unknown"))?
+        .into_iter()
+        .filter(|p| p.is_file())
+    {
+        let r = g.recognize(&embed(&p)?, 1, threshold)?;
+        unknown.0 += 1;
+        unknown.1 += usize::from(r.accepted.is_some());
+    }
+    times.sort_by(f64::total_cmp);
+    let rate = |a: usize, n: usize| if n == 0 { 0.0 } else { a as f64 / n as f64 };
+    Ok(Report {
+        known_top1: rate(known.1, known.0),
+        known_top5: rate(known.2, known.0),
+        known_abstained: rate(known.3, known.0),
+        new_top1: rate(new.1, new.0),
+        new_enrol_photos: enrol.values().copied().max().unwrap_or(0),
+        false_accept: rate(unknown.1, unknown.0),
+        threshold,
+        skus: g.len(),
+        queries: (known.0, new.0, unknown.0),
+        latency_ms: (pct(&times, 0.5), pct(&times, 0.99)),
+    })
+}
