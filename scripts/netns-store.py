@@ -299,7 +299,8 @@ def scenario(a, binary, work, net, tills, others):
     pki = work / "pki"
     run(binary, "store", "init", "--store-id", "S001", "--out", str(pki))
     template = (REPO / "configs/terminal.example.toml").read_text().replace(
-        '"catalog.example.json"', json.dumps(str(REPO / "configs/catalog.example.json")))
+        '"catalog.example.json"', json.dumps(str(REPO / "configs/catalog.example.json"))).replace(
+        '"../models/products.json"', json.dumps(str(REPO / "models/products.json")))
     for i in range(1, a.tills + 1):
         certs = work / f"certs-{i}"
         run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(i),

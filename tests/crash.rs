@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Client, demo_barcode, demo_item, example_config};
+use support::{Client, demo_barcode, demo_item};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -22,12 +22,7 @@ fn free_port() -> u16 {
 
 /// The example config plus one cashier per worker (one session per cashier per till).
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut text = std::fs::read_to_string(example_config()).unwrap();
-    let catalog = support::repo().join("configs/catalog.example.json");
-    text = text.replace(
-        "\"catalog.example.json\"",
-        &format!("{:?}", catalog.display().to_string()),
-    );
+    let mut text = support::example_config_text();
     for w in 0..WORKERS {
         text.push_str(&format!("\n[[staff]]\nemployee_id = \"W{w:02}\"\nname = \"Worker {w}\"\nrole = \"cashier\"\npin = \"4{w:03}\"\n"));
     }

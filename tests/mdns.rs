@@ -12,7 +12,7 @@ mod support;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{Pki, demo_barcode, example_config, is_root, repo};
+use support::{Pki, demo_barcode, is_root};
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
@@ -187,16 +187,7 @@ fn three_tills_in_three_namespaces_discover_each_other_over_mdns_and_converge() 
         Net::up(3).expect("network namespaces (are iproute2 and veth/bridge support available?)");
     let pki = Pki::new("S001");
     let work = tempfile::tempdir().unwrap();
-    let template = std::fs::read_to_string(example_config()).unwrap().replace(
-        "\"catalog.example.json\"",
-        &format!(
-            "{:?}",
-            repo()
-                .join("configs/catalog.example.json")
-                .display()
-                .to_string()
-        ),
-    );
+    let template = support::example_config_text();
     let mut procs = Procs(Vec::new());
     for (i, ns) in net.nodes.iter().enumerate() {
         let t = i as u64 + 1;

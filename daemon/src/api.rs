@@ -18,6 +18,10 @@ use utoipa::OpenApi;
 /// Largest request body accepted.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
 
+/// Largest image upload read (one byte over the vision limit, so that the limit itself
+/// answers with its JSON error).
+pub const IMAGE_BYTES_MAX: usize = tillmesh_vision::frame::MAX_BYTES + 1;
+
 /// Shared state of the handlers.
 pub type AppState = Arc<Till>;
 
@@ -66,6 +70,14 @@ pub fn router(till: AppState) -> Router {
         .route(
             "/api/v1/customers/{id}",
             get(get_customer).put(upsert_customer),
+        )
+        .route(
+            "/api/v1/vision/recognize",
+            post(recognize).layer(DefaultBodyLimit::max(IMAGE_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/vision/skus/{sku}/photos",
+            post(enroll).layer(DefaultBodyLimit::max(IMAGE_BYTES_MAX)),
         )
         .fallback(|| async { ApiError::not_found("no_route", "no such endpoint; see /docs") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -608,6 +620,66 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// An image upload as bytes; a body over the limit or unreadable is a JSON error.
+fn image_body(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "image_too_large",
+                format!(
+                    "the image is larger than {} bytes",
+                    tillmesh_vision::frame::MAX_BYTES
+                ),
+            )
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })
+}
+
+/// `?k=`: how many proposals.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct RecognizeQuery {
+    /// Proposals answered (1 to 20; the till's `vision.top_k` by default).
+    k: Option<usize>,
+}
+
+#[utoipa::path(post, path = "/api/v1/vision/recognize",
+    request_body(content = Vec<u8>, content_type = "image/jpeg", description = "A camera frame, JPEG or PNG"),
+    params(RecognizeQuery),
+    responses((status = 200, body = RecognitionView), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn recognize(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<RecognizeQuery>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<RecognitionView> {
+    Ok(Json(till.recognize(image_body(body)?, q.k).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/vision/skus/{sku}/photos",
+    request_body(content = Vec<u8>, content_type = "image/jpeg", description = "A photo of the product, JPEG or PNG"),
+    params(("sku" = String, Path, description = "Catalog SKU")),
+    responses((status = 200, body = EnrolView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn enroll(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(sku): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<EnrolView> {
+    Ok(Json(
+        till.enroll(&auth.session, &sku, image_body(body)?, None)
+            .await?,
+    ))
+}
+
 /// The OpenAPI document.
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -617,7 +689,8 @@ impl utoipa::Modify for BearerAuth {
         health, metrics, status, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
         payment_status, cancel_payment, receipt, end_of_day, cashier_report, inventory_report, adjust,
-        receive, count, movements, override_price, offline_override, upsert_customer, get_customer
+        receive, count, movements, override_price, offline_override, upsert_customer, get_customer,
+        recognize, enroll
     )
 )]
 pub struct ApiDoc;

@@ -49,6 +49,31 @@ pub struct TerminalConfig {
     /// The cloud sync endpoint (needs `[mesh]`: the store's Raft leader uploads).
     #[serde(default)]
     pub cloud: Option<CloudSection>,
+    /// Product recognition: the model card (none: recognition is off).
+    #[serde(default)]
+    pub vision: Option<VisionSection>,
+}
+
+/// `[vision]`: the product-recognition model and its limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionSection {
+    /// The model card (the ONNX file is named inside it, relative to the card).
+    pub card: PathBuf,
+    /// Proposals answered per frame (1 to 20).
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Frames recognised at once; more wait (bounded, then refused as busy).
+    #[serde(default = "default_vision_slots")]
+    pub concurrency: usize,
+}
+
+fn default_top_k() -> usize {
+    5
+}
+
+fn default_vision_slots() -> usize {
+    2
 }
 
 /// `[cloud]`: the store's link to HQ, used by whichever till leads the store's Raft group.
@@ -413,6 +438,11 @@ impl TerminalConfig {
         if cfg.catalog.path.is_relative() {
             cfg.catalog.path = base.join(&cfg.catalog.path);
         }
+        if let Some(v) = &mut cfg.vision
+            && v.card.is_relative()
+        {
+            v.card = base.join(&v.card);
+        }
         if let Some(m) = &mut cfg.mesh {
             for p in [&mut m.ca_cert, &mut m.cert, &mut m.key] {
                 if p.is_relative() {
@@ -430,6 +460,14 @@ impl TerminalConfig {
 
     /// Checks ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(v) = &self.vision
+            && (!(1..=20).contains(&v.top_k) || !(1..=16).contains(&v.concurrency))
+        {
+            return Err(ConfigError::Invalid(
+                "vision",
+                "top_k must be 1 to 20 and concurrency 1 to 16".into(),
+            ));
+        }
         if !(1..=65_535).contains(&self.terminal.id) {
             return Err(ConfigError::Invalid(
                 "terminal.id",

@@ -6,6 +6,7 @@
 //! data, fleet).
 
 mod dev;
+mod vision_cmd;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -49,6 +50,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Product recognition: recognise photos, enrol SKUs (through a till), evaluate a model.
+    Vision {
+        #[command(subcommand)]
+        command: vision_cmd::VisionCommand,
+    },
     /// Run a till (or `terminal enroll` to issue its certificate).
     #[command(args_conflicts_with_subcommands = true)]
     Terminal {
@@ -385,6 +391,7 @@ fn sim(
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Vision { command } => vision_cmd::run(command),
         Command::Sim {
             scenario,
             seed,

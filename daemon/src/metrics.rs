@@ -18,6 +18,8 @@ pub struct Metrics {
     pub sales_value: Counter,
     /// Refused requests.
     pub refusals: Counter,
+    /// Camera frames recognised.
+    pub vision_frames: Counter,
     /// Finalise latency (request to durable), seconds.
     pub sale_latency: Histogram,
     /// Time in SQLite COMMIT (the fsync), seconds.
@@ -71,6 +73,7 @@ impl Default for Metrics {
             sales: Counter::default(),
             sales_value: Counter::default(),
             refusals: Counter::default(),
+            vision_frames: Counter::default(),
             sale_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             fsync: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
@@ -105,6 +108,11 @@ impl Default for Metrics {
             "refusals",
             "Requests refused with a 4xx error",
             m.refusals.clone(),
+        );
+        registry.register(
+            "vision_frames",
+            "Camera frames run through product recognition",
+            m.vision_frames.clone(),
         );
         registry.register(
             "sale_latency_seconds",

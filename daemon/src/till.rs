@@ -6,6 +6,10 @@
 //! store receives events in sequence order), then release it and wait for the group commit.
 //! Nothing is answered as done before its commit returned.
 
+mod vision;
+
+pub use vision::{EnrolView, ProposalView, RecognitionView, Vision};
+
 use crate::clock::{Clock, local_day_range, rfc3339};
 use crate::config::TerminalConfig;
 use crate::error::ApiError;
@@ -287,6 +291,8 @@ pub struct Till {
     /// The store's (Raft-applied) master-data version this till last switched to; 0 while
     /// it still runs the catalog file it was seeded from.
     hq_version: std::sync::atomic::AtomicU64,
+    /// Product recognition, when `[vision]` names a model.
+    vision: Option<Arc<Vision>>,
 }
 
 impl std::fmt::Debug for Till {
@@ -330,6 +336,11 @@ impl Till {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Till> {
         let now = clock.now_ms();
+        // A model that does not match its card stops the till here, with the reason.
+        let vision = match &cfg.vision {
+            Some(v) => Some(Arc::new(Vision::load(v)?)),
+            None => None,
+        };
         let store = open_store(&cfg, now)?;
         let seeded = store.read(|r| r.meta("seeded"))?.is_some();
         if !seeded {
@@ -446,6 +457,7 @@ impl Till {
             seeded_ms,
             override_until: override_until.into(),
             hq_version: hq_version.into(),
+            vision,
         })
     }
 

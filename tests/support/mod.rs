@@ -21,6 +21,22 @@ pub fn example_config() -> PathBuf {
     repo().join("configs/terminal.example.toml")
 }
 
+/// The example config's text with its relative paths (catalog, model card) made absolute,
+/// for configs written elsewhere.
+pub fn example_config_text() -> String {
+    let mut text = std::fs::read_to_string(example_config()).unwrap();
+    for (rel, path) in [
+        ("catalog.example.json", "configs/catalog.example.json"),
+        ("../models/products.json", "models/products.json"),
+    ] {
+        text = text.replace(
+            &format!("{rel:?}"),
+            &format!("{:?}", repo().join(path).display().to_string()),
+        );
+    }
+    text
+}
+
 /// A till running inside the test process.
 pub struct TestTill {
     pub addr: SocketAddr,
@@ -36,6 +52,8 @@ pub fn test_config(dir: &Path) -> TerminalConfig {
     cfg.terminal.data_dir = dir.to_path_buf();
     cfg.payments.qr_approve_after_ms = 0;
     cfg.security.lock_ms = 60_000;
+    // The model loads only in the tests that recognise products.
+    cfg.vision = None;
     cfg
 }
 

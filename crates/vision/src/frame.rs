@@ -26,6 +26,13 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, VisionError> {
         Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => f,
         _ => return Err(VisionError::NotAnImage),
     };
+    // The JPEG decoder fills a cut-off scan with grey rather than failing; a frame cut off
+    // in transit must not be recognised as whatever the grey looks like.
+    if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
+        return Err(VisionError::Corrupt(
+            "the JPEG is truncated (no end-of-image marker)".into(),
+        ));
+    }
     let reader = || image::ImageReader::with_format(Cursor::new(bytes), format);
     let (w, h) = reader()
         .into_dimensions()
@@ -43,6 +50,12 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, VisionError> {
         .decode()
         .map_err(|e| VisionError::Corrupt(e.to_string()))?;
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG's end-of-image marker is near its end (cameras may pad a little after it).
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    tail.windows(2).any(|w| w == [0xff, 0xd9])
 }
 
 /// The model's input for `img`: the largest centred crop of the input's aspect ratio,
@@ -104,6 +117,15 @@ mod tests {
         assert!(matches!(
             decode(&png(8, 8)),
             Err(VisionError::BadSize(8, 8))
+        ));
+        let mut jpeg = Vec::new();
+        RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 7]))
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        assert_eq!(decode(&jpeg).unwrap().dimensions(), (64, 48));
+        assert!(matches!(
+            decode(&jpeg[..jpeg.len() - 40]),
+            Err(VisionError::Corrupt(m)) if m.contains("truncated")
         ));
         let huge = vec![0_u8; MAX_BYTES + 1];
         assert!(matches!(decode(&huge), Err(VisionError::TooLarge(_))));

@@ -1,0 +1,267 @@
+//! Product recognition on the till: frames and enrolment photos go through the model off
+//! the async executor's core threads (`spawn_blocking`, at most `vision.concurrency` at
+//! once, a bounded queue behind them), and the gallery is the replicated state's
+//! references (`VisionEnrolled` events), rebuilt when the till's events change.
+
+use super::{Approval, Session, Till};
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tillmesh_crdt::VersionVector;
+use tillmesh_pos::cashier::Permission;
+use tillmesh_vision::{Embedder, Gallery, VisionError};
+
+/// Frames waiting for a model slot at most; more are refused as busy.
+const QUEUE_MAX: usize = 8;
+
+/// The loaded model, its slots, and the gallery built from the replicated state.
+pub struct Vision {
+    embedder: Arc<Embedder>,
+    slots: Arc<tokio::sync::Semaphore>,
+    waiting: AtomicUsize,
+    top_k: usize,
+    gallery: Mutex<Option<(VersionVector, Arc<Gallery>)>>,
+}
+
+impl std::fmt::Debug for Vision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vision")
+            .field("model", &self.embedder)
+            .finish()
+    }
+}
+
+impl Vision {
+    /// Loads the model the card names; a model that does not match its card is refused.
+    pub fn load(cfg: &crate::config::VisionSection) -> Result<Vision, VisionError> {
+        Ok(Vision {
+            embedder: Arc::new(Embedder::load(&cfg.card)?),
+            slots: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
+            waiting: AtomicUsize::new(0),
+            top_k: cfg.top_k,
+            gallery: Mutex::new(None),
+        })
+    }
+}
+
+/// One proposal, with the product's name.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ProposalView {
+    /// SKU.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// Cosine similarity to the SKU's references, -1 to 1.
+    pub score: f32,
+}
+
+/// What recognising a frame answers.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct RecognitionView {
+    /// `accepted` (the first proposal is the product) or `not_sure`.
+    pub decision: &'static str,
+    /// The accepted SKU.
+    pub sku: Option<String>,
+    /// The best proposals, best first.
+    pub proposals: Vec<ProposalView>,
+    /// The abstention threshold.
+    pub threshold: f32,
+    /// SKUs enrolled in the store's gallery.
+    pub gallery_skus: usize,
+}
+
+/// What enrolling a photo answers.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct EnrolView {
+    /// SKU.
+    pub sku: String,
+    /// Reference photos the store now holds for it.
+    pub references: usize,
+}
+
+fn internal(msg: String) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
+}
+
+/// The HTTP answer for a vision error: 4xx naming the problem (5xx only for the model).
+pub fn vision_error(e: VisionError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        VisionError::Empty => ApiError::bad_request("empty_image", msg),
+        VisionError::TooLarge(_) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", msg)
+        }
+        VisionError::NotAnImage => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", msg)
+        }
+        VisionError::Corrupt(_) => ApiError::unprocessable("corrupt_image", msg),
+        VisionError::BadSize(..) => ApiError::unprocessable("bad_image_size", msg),
+        VisionError::BadSku => ApiError::unprocessable("bad_sku", msg),
+        VisionError::Dimension { .. } | VisionError::Full(_) => {
+            ApiError::unprocessable("gallery_refused", msg)
+        }
+        VisionError::Card { .. } | VisionError::Model { .. } => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "model_failed", msg)
+        }
+    }
+}
+
+impl Till {
+    fn vision(&self) -> Result<&Arc<Vision>, ApiError> {
+        self.vision.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vision_off",
+                "product recognition is not configured on this till ([vision] card)",
+            )
+        })
+    }
+
+    /// Embeds `bytes` on a blocking thread, waiting for a model slot (bounded).
+    async fn embed(&self, bytes: axum::body::Bytes) -> Result<Vec<f32>, ApiError> {
+        let v = self.vision()?.clone();
+        if v.waiting.fetch_add(1, Ordering::SeqCst) >= QUEUE_MAX {
+            v.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vision_busy",
+                "too many frames are waiting for recognition; try again",
+            ));
+        }
+        let permit = v.slots.clone().acquire_owned().await;
+        v.waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = permit.map_err(|_| internal("vision slots closed".into()))?;
+        let model = v.embedder.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            model.embed_image(&bytes)
+        })
+        .await
+        .map_err(|e| internal(format!("recognition task: {e}")))?
+        .map_err(vision_error)
+    }
+
+    /// The store's gallery as of the till's current events.
+    fn gallery(&self) -> Result<Arc<Gallery>, ApiError> {
+        let v = self.vision()?;
+        let vv = self.version_vector();
+        let mut cache = v.gallery.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, g)) = cache.as_ref()
+            && *at == vv
+        {
+            return Ok(g.clone());
+        }
+        let dim = v.embedder.card().output.dim;
+        let mut g = Gallery::new(dim);
+        {
+            let core = self.core();
+            for (sku, refs) in core.replica.state().vision.iter() {
+                for r in refs {
+                    // References of another model's size (after a model change) are skipped.
+                    if r.len() == dim {
+                        let _ = g.add(sku, r.clone());
+                    }
+                }
+            }
+        }
+        let g = Arc::new(g);
+        *cache = Some((vv, g.clone()));
+        Ok(g)
+    }
+
+    /// Recognises the product in a camera frame: the best proposals, and the SKU when the
+    /// best clears the model's threshold (otherwise "not sure").
+    pub async fn recognize(
+        &self,
+        bytes: axum::body::Bytes,
+        k: Option<usize>,
+    ) -> Result<RecognitionView, ApiError> {
+        let v = self.vision()?.clone();
+        let k = k.unwrap_or(v.top_k);
+        if !(1..=tillmesh_vision::gallery::TOP_K_MAX).contains(&k) {
+            return Err(ApiError::unprocessable(
+                "bad_k",
+                format!(
+                    "k (proposals) must be 1 to {}",
+                    tillmesh_vision::gallery::TOP_K_MAX
+                ),
+            ));
+        }
+        let e = self.embed(bytes).await?;
+        let g = self.gallery()?;
+        let threshold = v.embedder.card().threshold;
+        let r = g.recognize(&e, k, threshold).map_err(vision_error)?;
+        let proposals = {
+            let core = self.core();
+            r.proposals
+                .into_iter()
+                .map(|p| ProposalView {
+                    name: core
+                        .catalog
+                        .get(&p.sku)
+                        .map(|i| i.name.clone())
+                        .unwrap_or_default(),
+                    sku: p.sku,
+                    score: p.score,
+                })
+                .collect()
+        };
+        self.metrics.vision_frames.inc();
+        Ok(RecognitionView {
+            decision: if r.accepted.is_some() {
+                "accepted"
+            } else {
+                "not_sure"
+            },
+            sku: r.accepted,
+            proposals,
+            threshold,
+            gallery_skus: g.len(),
+        })
+    }
+
+    /// Enrols one photo of a catalog SKU (a manager, or with a manager's approval): the
+    /// reference is a durable event every till of the store receives.
+    pub async fn enroll(
+        &self,
+        s: &Session,
+        sku: &str,
+        bytes: axum::body::Bytes,
+        approval: Option<&Approval>,
+    ) -> Result<EnrolView, ApiError> {
+        tillmesh_pos::vision::check(sku, &[0.0])
+            .map_err(|m| ApiError::unprocessable("bad_sku", m))?;
+        self.core().catalog.get(sku)?;
+        let approver = self.approve(s, Permission::AdjustStock, approval).await?;
+        let e = self.embed(bytes).await?;
+        self.audited(&s.employee_id, "vision.enroll", sku, async {
+            let now = self.now();
+            let rx = {
+                let mut core = self.core();
+                let ev = core.replica.enroll_vision(sku, e, &s.employee_id, now);
+                let rec = super::audit_rec(
+                    now,
+                    &s.employee_id,
+                    "vision.enroll",
+                    sku,
+                    "ok",
+                    format!("approved by {approver}"),
+                );
+                self.store.submit(tillmesh_store::WriteBatch {
+                    events: vec![ev],
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
+            };
+            self.durable(rx).await?;
+            Ok(())
+        })
+        .await?;
+        Ok(EnrolView {
+            sku: sku.to_string(),
+            references: self.core().replica.state().vision.count(sku),
+        })
+    }
+}
