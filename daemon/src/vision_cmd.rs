@@ -40,6 +40,26 @@ pub enum VisionCommand {
         #[arg(long)]
         threshold: Option<f32>,
     },
+    /// Latency per frame on one thread: the model alone, and decode + crop + model; p50/p99
+    /// as one JSON line (`scripts/bench_vision.sh` sets it against ONNX Runtime).
+    Bench {
+        /// The model card.
+        #[arg(long, default_value = "models/products.json")]
+        card: PathBuf,
+        /// A JPEG or PNG frame.
+        #[arg(long, default_value = "models/eval/known/query/V0000/0.jpg")]
+        image: PathBuf,
+        /// Frames timed (after 10 warm-up frames).
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+    },
+}
+
+/// p50 and p99 of `ms`, sorted in place.
+fn percentiles(ms: &mut [f64]) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
 }
 
 /// Which till, as whom.
@@ -151,6 +171,44 @@ pub fn run(cmd: VisionCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        VisionCommand::Bench {
+            card,
+            image,
+            frames,
+        } => {
+            if !(1..=100_000).contains(&frames) {
+                anyhow::bail!("--frames must be 1 to 100000");
+            }
+            let m = tillmesh_vision::Embedder::load(&card)?;
+            let bytes =
+                std::fs::read(&image).map_err(|e| anyhow::anyhow!("{}: {e}", image.display()))?;
+            let img = tillmesh_vision::frame::decode(&bytes)?;
+            let input = tillmesh_vision::frame::tensor(&img, &m.card().input);
+            let (mut model, mut full) = (Vec::new(), Vec::new());
+            for i in 0..frames + 10 {
+                let t = std::time::Instant::now();
+                m.embed_tensor(input.clone())?;
+                let a = t.elapsed().as_secs_f64() * 1000.0;
+                let t = std::time::Instant::now();
+                m.embed_image(&bytes)?;
+                let b = t.elapsed().as_secs_f64() * 1000.0;
+                if i >= 10 {
+                    model.push(a);
+                    full.push(b);
+                }
+            }
+            let (m50, m99) = percentiles(&mut model);
+            let (f50, f99) = percentiles(&mut full);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "model": m.card().name, "frames": frames,
+                    "model_ms": {"p50": m50, "p99": m99},
+                    "frame_ms": {"p50": f50, "p99": f99},
+                })
+            );
+            Ok(())
+        }
         VisionCommand::Eval {
             data,
             card,
