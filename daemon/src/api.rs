@@ -32,6 +32,8 @@ pub fn router(till: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
+        .route("/", get(ui_page))
+        .route("/ui/{file}", get(ui_asset))
         .route("/api/v1/status", get(status))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
@@ -170,6 +172,39 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
+}
+
+/// The cashier UI's page: assets are compiled into the binary, so the till serves its UI
+/// with no network beyond itself.
+async fn ui_page() -> Response {
+    ui_response("text/html; charset=utf-8", include_str!("../ui/index.html"))
+}
+
+/// The cashier UI's script and style sheet.
+async fn ui_asset(Path(file): Path<String>) -> Response {
+    match file.as_str() {
+        "app.js" => ui_response(
+            "text/javascript; charset=utf-8",
+            include_str!("../ui/app.js"),
+        ),
+        "app.css" => ui_response("text/css; charset=utf-8", include_str!("../ui/app.css")),
+        _ => ApiError::not_found("no_route", "no such UI file").into_response(),
+    }
+}
+
+fn ui_response(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; object-src 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = StatusView)))]

@@ -197,6 +197,12 @@ pub struct StatusView {
     pub cloud: Option<CloudView>,
     /// Now (RFC 3339).
     pub now: String,
+    /// The store's currency (ISO 4217) and its minor-unit digits, for displays.
+    pub currency: String,
+    /// Minor-unit digits of the currency (0 for VND).
+    pub currency_decimals: u32,
+    /// Product recognition is configured on this till.
+    pub vision: bool,
 }
 
 /// The store's Raft group as one till sees it.
@@ -2469,6 +2475,9 @@ impl Till {
             raft: self.raft_view.get().map(|f| f()),
             cloud: self.cloud_view_at(now),
             now: rfc3339(now),
+            currency: self.cfg.store.currency.clone(),
+            currency_decimals: self.cfg.store.currency_decimals,
+            vision: self.vision.is_some(),
         }
     }
 }

@@ -212,6 +212,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         TopReport,
         SkuRow,
         InventoryReport,
+        StockView,
         StockRow,
         FleetReport,
         FleetRow,
@@ -1002,9 +1003,30 @@ async fn report_top(
 pub struct InventoryReport {
     /// Store.
     pub store: String,
-    /// Per SKU (sum of every till's PN-counter entries).
-    pub rows: Vec<StockRow>,
+    /// Per SKU (sum of every till's PN-counter entries), with its catalog name and
+    /// low-stock threshold (the store's own record where it has one).
+    pub rows: Vec<StockView>,
+    /// SKUs at or below their low-stock threshold.
+    pub low: usize,
 }
+
+/// One SKU's stock in a store.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StockView {
+    /// SKU.
+    pub sku: String,
+    /// Catalog name (empty when HQ has no record of the SKU).
+    pub name: String,
+    /// Units on hand.
+    pub on_hand: i64,
+    /// Reorder point from the catalog (0: none).
+    pub low_stock_threshold: i64,
+    /// At or below the threshold (with a threshold set), or below zero.
+    pub low: bool,
+}
+
+/// Most catalog records read to name an inventory report's SKUs.
+const CATALOG_READ_MAX: usize = 200_000;
 
 /// Which store.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -1031,9 +1053,48 @@ async fn report_inventory(
         ));
     }
     cloud.catch_up().await?;
-    let rows = cloud.ledger.inventory(&q.store).await?;
+    let stock = cloud.ledger.inventory(&q.store).await?;
+    // The catalog as this store sees it: chain-wide records, then the store's own (later
+    // versions win).
+    let mut items = std::collections::HashMap::<String, (String, i64)>::new();
+    for r in cloud
+        .ledger
+        .master_since(Some(&q.store), 0, CATALOG_READ_MAX)
+        .await?
+        .into_iter()
+        .filter(|r| r.kind == tillmesh_cloud_proto::MasterKind::Item)
+    {
+        match r
+            .body
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
+            Some(Ok(v)) => {
+                let name = v["name"].as_str().unwrap_or_default().to_string();
+                let threshold = v["low_stock_threshold"].as_i64().unwrap_or(0);
+                items.insert(r.key, (name, threshold));
+            }
+            _ => {
+                items.remove(&r.key);
+            }
+        }
+    }
+    let rows: Vec<StockView> = stock
+        .into_iter()
+        .map(|r| {
+            let (name, threshold) = items.get(&r.sku).cloned().unwrap_or_default();
+            StockView {
+                low: r.on_hand < 0 || (threshold > 0 && r.on_hand <= threshold),
+                sku: r.sku,
+                name,
+                on_hand: r.on_hand,
+                low_stock_threshold: threshold,
+            }
+        })
+        .collect();
     Ok(Json(InventoryReport {
         store: q.store,
+        low: rows.iter().filter(|r| r.low).count(),
         rows,
     }))
 }

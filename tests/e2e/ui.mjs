@@ -1,0 +1,241 @@
+// End-to-end checks of the till UI and the HQ dashboard in headless Chromium, driven by
+// tests/browser.rs, which starts a real cloud and a real till and passes their addresses.
+//
+// Usage: node ui.mjs <sale|camera|void|offline|dashboard>
+// Env: TILL_URL, CLOUD_URL, ADMIN_TOKEN, SHOTS (screenshot folder), CHROMIUM (binary),
+//      CHIPS, COLA (barcodes), VIDEO (a .y4m for the fake camera), EXPECT_NAME (its product).
+// Prints one line per step; exits non-zero with the reason on the first failed check.
+// Phase `offline` talks with its driver: it prints "online" and waits for a line on stdin
+// (the driver stops the cloud), prints "offline" and waits again (the driver restarts it).
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const phase = process.argv[2];
+const shots = env("SHOTS");
+mkdirSync(shots, { recursive: true });
+
+const args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"];
+if (phase === "camera") args.push(`--use-file-for-fake-video-capture=${env("VIDEO")}`);
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args });
+const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+const page = await context.newPage();
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+
+let step = 0;
+async function shot(name) {
+  step += 1;
+  const path = `${shots}/${phase}-${String(step).padStart(2, "0")}-${name}.png`;
+  await page.screenshot({ path, fullPage: true });
+  console.log(`screenshot ${path}`);
+}
+
+function check(ok, what) {
+  if (!ok) throw new Error(what);
+}
+
+async function text(sel) {
+  return (await page.locator(sel).innerText()).trim();
+}
+
+async function login(id, pin) {
+  await page.goto(env("TILL_URL"));
+  await page.locator("#login-id").fill(id);
+  // The PIN on the touch keypad, as a cashier would.
+  for (const d of pin) await page.locator(`#login-view .keypad button[data-k="${d}"]`).click();
+  await page.locator("#login-go").click();
+  await page.locator("#sale-view").waitFor({ state: "visible" });
+}
+
+/** Types a barcode into the scan field and presses Enter. */
+async function typeBarcode(code) {
+  await page.locator("#barcode").fill(code);
+  await page.locator("#barcode").press("Enter");
+}
+
+/** A keyboard-wedge scanner: a fast burst of digits and Enter, wherever the focus is. */
+async function scanBurst(code) {
+  await page.locator("#t-total").click(); // focus away from the scan field
+  await page.keyboard.type(code, { delay: 5 });
+  await page.keyboard.press("Enter");
+}
+
+async function lines() {
+  return page.locator("#lines tbody tr").count();
+}
+
+async function payCash(tendered) {
+  await page.locator("#pay-cash").click();
+  await page.locator("#cash-view").waitFor({ state: "visible" });
+  for (const d of String(tendered)) await page.locator(`#cash-view .keypad button[data-k="${d}"]`).click();
+  await shot("cash");
+  await page.locator("#cash-ok").click();
+  await page.locator("#receipt-view").waitFor({ state: "visible" });
+}
+
+async function statusChip(re, timeout) {
+  await page.waitForFunction((src) => new RegExp(src).test(document.getElementById("st-cloud").textContent),
+    re.source, { timeout });
+  return text("#st-cloud");
+}
+
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function waitDriver(say) {
+  console.log(say);
+  const next = await stdinLines.next();
+  check(!next.done, "the driver closed stdin");
+}
+
+try {
+  if (phase === "sale") {
+    await login("E001", "1111");
+    await shot("signed-in");
+    await typeBarcode(env("CHIPS"));
+    await page.locator("#lines tbody tr").first().waitFor();
+    // One more bag with the + button, then three colas by scanner bursts.
+    await page.locator("#lines tbody tr").first().locator("button.inc").click();
+    await page.waitForFunction(() => document.querySelector("#lines tbody tr .qty span")?.textContent === "2");
+    await scanBurst(env("COLA"));
+    await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 2);
+    for (const q of ["2", "3"]) {
+      await page.locator("#lines tbody tr").nth(1).locator("button.inc").click();
+      await page.waitForFunction((want) =>
+        document.querySelectorAll("#lines tbody tr .qty span")[1]?.textContent === want, q);
+    }
+    check(await lines() === 2, "two lines");
+    const promos = await page.locator("#lines .promo").allInnerTexts();
+    check(promos.length === 2, `both lines show their promotion: ${promos}`);
+    // Chips 2 x 17,500 with 10% off; colas 3 x 22,000, buy 2 get 1: total 83,050 with tax.
+    check(await text("#t-total") === "83,050", `total 83,050, got ${await text("#t-total")}`);
+    check(await text("#t-discount") === "-25,500", `discount -25,500, got ${await text("#t-discount")}`);
+    await shot("basket");
+    // A barcode that is not in the catalog: a plain sentence, the basket unchanged.
+    await typeBarcode("4006381333931");
+    await page.locator("#toast").waitFor({ state: "visible" });
+    const msg = await text("#toast");
+    check(/barcode/i.test(msg) && !/error:|stack|panicked/i.test(msg), `unknown barcode message: ${msg}`);
+    check(await lines() === 2, "an unknown barcode changes nothing");
+    await shot("unknown-barcode");
+    await payCash(100000);
+    check(await text("#change") === "16,950", `change 16,950, got ${await text("#change")}`);
+    const receipt = await text("#receipt");
+    check(/83,050|83050/.test(receipt), `receipt shows the total: ${receipt}`);
+    await shot("receipt");
+  } else if (phase === "camera") {
+    await login("E002", "2222");
+    await page.locator("#camera-toggle").click();
+    await page.waitForFunction(() => document.getElementById("video").videoWidth > 0, null, { timeout: 15000 });
+    await shot("camera-open");
+    await page.locator("#identify").click();
+    await page.locator("#proposals button.best").waitFor({ timeout: 20000 });
+    const best = await text("#proposals button.best");
+    check(best.includes(env("EXPECT_NAME")), `the camera proposes ${env("EXPECT_NAME")}, got: ${best}`);
+    check(/\d+%/.test(best), `the proposal shows its confidence: ${best}`);
+    await shot("proposals");
+    await page.locator("#proposals button.best").click();
+    await page.locator("#lines tbody tr").first().waitFor();
+    const line = await text("#lines tbody tr");
+    check(line.includes(env("EXPECT_NAME")), `the accepted product is in the basket: ${line}`);
+    await shot("accepted");
+    // The "unknown product" path hands over to the barcode field.
+    await page.locator("#identify").click();
+    await page.locator("#proposals button.unknown").click();
+    check(await page.evaluate(() => document.activeElement?.id) === "barcode", "unknown product focuses the barcode field");
+    const total = Number((await text("#t-total")).replace(/,/g, ""));
+    await payCash(total);
+    check(await text("#change") === "0", `exact cash: no change, got ${await text("#change")}`);
+    await shot("paid");
+  } else if (phase === "void") {
+    await login("E001", "1111");
+    await typeBarcode(env("CHIPS"));
+    await page.locator("#lines tbody tr").first().waitFor();
+    await payCash(50000);
+    const id = await text("#txn-id");
+    await page.locator("#receipt-void").click();
+    await page.locator("#approval").waitFor({ state: "visible" });
+    // A cashier cannot approve.
+    await page.locator("#approval-id").fill("E002");
+    await page.locator("#approval-pin").fill("2222");
+    await shot("approval");
+    await page.locator("#approval-ok").click();
+    await page.locator("#toast").waitFor({ state: "visible" });
+    const refused = await text("#toast");
+    check(/not allowed|cannot approve/i.test(refused), `a cashier's approval is refused: ${refused}`);
+    await shot("refused");
+    // A wrong manager PIN.
+    await page.locator("#receipt-void").click();
+    await page.locator("#approval-id").fill("M001");
+    await page.locator("#approval-pin").fill("1234");
+    await page.locator("#approval-ok").click();
+    await page.waitForFunction(() => /PIN/i.test(document.getElementById("toast").textContent));
+    check(await text("#txn-status") === "paid", "still paid after refused approvals");
+    // The manager approves.
+    await page.locator("#receipt-void").click();
+    await page.locator("#approval-id").fill("M001");
+    await page.locator("#approval-pin").fill("9999");
+    await page.locator("#approval-ok").click();
+    await page.waitForFunction(() => document.getElementById("txn-status").textContent === "void");
+    const done = await text("#toast");
+    check(done.includes(id) && done.includes("M001"), `void confirmed with the approver: ${done}`);
+    await shot("voided");
+  } else if (phase === "offline") {
+    await login("E001", "1111");
+    const on = await statusChip(/^Online/, 30000);
+    check(/last sync \d+ s ago/.test(on), `online shows the last sync: ${on}`);
+    await shot("online");
+    await waitDriver("online");
+    const off = await statusChip(/^Offline/, 30000);
+    check(await page.locator("#st-cloud.bad").count() === 1, "offline is shown in red");
+    await shot("offline");
+    // Selling goes on while offline.
+    await typeBarcode(env("CHIPS"));
+    await page.locator("#lines tbody tr").first().waitFor();
+    await payCash(20000);
+    await shot("sold-offline");
+    console.log(`seen: ${off}`);
+    await waitDriver("offline");
+    await statusChip(/^Online/, 30000);
+    await shot("back-online");
+  } else if (phase === "dashboard") {
+    await page.goto(env("CLOUD_URL"));
+    await page.locator("#token").fill(env("ADMIN_TOKEN"));
+    await page.locator("#save").click();
+    await page.locator("#fleet tbody tr").first().waitFor({ timeout: 15000 });
+    const fleet = await text("#fleet tbody");
+    check(fleet.includes("S001"), `the fleet lists store S001: ${fleet}`);
+    await page.waitForFunction(() => document.querySelectorAll("#sales-chart rect.bar").length > 0, null, { timeout: 20000 });
+    const today = await text("#sales tbody");
+    check(today.includes(env("EXPECT_NET")), `the store's sales show net ${env("EXPECT_NET")}: ${today}`);
+    await shot("fleet");
+    await page.locator("#fleet tbody tr a").first().click();
+    await page.locator("#store-view").waitFor({ state: "visible" });
+    await page.waitForFunction(() => document.querySelectorAll("#payments tbody tr").length > 0);
+    const pay = await text("#payments tbody");
+    check(/cash/.test(pay), `payment reconciliation lists cash: ${pay}`);
+    await page.waitForFunction(() => document.querySelectorAll("#stock tbody tr").length > 0);
+    await shot("store");
+  } else {
+    throw new Error(`unknown phase ${phase}`);
+  }
+  const real = problems.filter((p) => !/Failed to load resource/.test(p));
+  check(real.length === 0, `the page reported errors: ${real.join("; ")}`);
+  console.log(`phase ${phase}: ok`);
+  await browser.close();
+  process.exit(0);
+} catch (e) {
+  try { await shot("failure"); } catch { /* page gone */ }
+  console.error(`phase ${phase}: FAILED: ${e.message}`);
+  if (problems.length) console.error(problems.join("\n"));
+  await browser.close();
+  process.exit(1);
+}
