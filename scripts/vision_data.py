@@ -15,7 +15,9 @@ arguments. `catalog()` names the products and which split each belongs to:
 - `train`: families whose variants train the model;
 - `new`: whole families kept out of training, enrolled from a few photos at evaluation;
 - `unknown_cal` / `unknown_test`: families never enrolled; the first calibrates the
-  abstention threshold, the second measures false accepts.
+  abstention threshold, the second measures false accepts;
+- `unknown_cal2`: more never-enrolled families, for `tillmesh vision eval --calibrate`
+  (six families proved too few to set a 1% false-accept threshold).
 
 Usage:
     vision_data.py --samples DIR        PNG samples to look at
@@ -34,7 +36,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 SIZE = 224
 SHAPES = ["box", "can", "bottle", "bag"]
-FAMILIES = {"train": 32, "new": 8, "unknown_cal": 6, "unknown_test": 6}
+# Appending a split keeps every earlier product as it was (the catalog draws in this order).
+FAMILIES = {"train": 32, "new": 8, "unknown_cal": 6, "unknown_test": 6, "unknown_cal2": 40}
 VARIANTS = 4
 SYLLABLES = ["ka", "lo", "mi", "ra", "tu", "ve", "no", "si", "da", "po", "le", "zu", "fa",
              "go", "ri", "ta", "ne", "bo", "ha", "xi"]
@@ -266,11 +269,26 @@ def eval_set(out, ref=4, query=4, enrol=5, unknown=5, per_split=None, ext="png")
     return n
 
 
+def calibration_set(out, photos=4):
+    """Photos of the calibration families (`unknown_cal`, `unknown_cal2`), never enrolled
+    and never in the evaluation set, as `out/<sku>-<k>.jpg`."""
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for p in catalog():
+        if p.split in ("unknown_cal", "unknown_cal2"):
+            for k in range(photos):
+                render(p, 80_000 + k).save(out / f"{p.sku}-{k}.jpg", quality=90)
+                n += 1
+    return n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=Path)
     ap.add_argument("--eval-set", type=Path)
     ap.add_argument("--test-set", type=Path, help="the small JPEG set the tests read")
+    ap.add_argument("--calibration-set", type=Path,
+                    help="photos of never-enrolled families to calibrate the threshold on")
     ap.add_argument("--n", type=int, default=24)
     a = ap.parse_args()
     cat = catalog()
@@ -281,6 +299,8 @@ def main():
         print(f"{len(cat)} products; {a.n} samples in {a.samples}")
     if a.eval_set:
         print(f"{eval_set(a.eval_set)} photos in {a.eval_set}")
+    if a.calibration_set:
+        print(f"{calibration_set(a.calibration_set)} photos in {a.calibration_set}")
     if a.test_set:
         n = eval_set(a.test_set, ref=3, query=1, enrol=3, unknown=1, per_split=4, ext="jpg")
         print(f"{n} photos in {a.test_set}")

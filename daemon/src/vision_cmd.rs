@@ -37,8 +37,18 @@ pub enum VisionCommand {
         #[arg(long, default_value = "models/products.json")]
         card: PathBuf,
         /// Abstention threshold (the card's by default).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "calibrate")]
         threshold: Option<f32>,
+        /// Calibrate the threshold first on photos of never-enrolled products in this folder
+        /// (`scripts/vision_data.py --calibration-set DIR`), then evaluate with it.
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
+        /// The false-accept rate the calibration aims for.
+        #[arg(long, default_value_t = 0.01, requires = "calibrate")]
+        max_false_accept: f64,
+        /// Write the calibrated threshold and the metrics into the card.
+        #[arg(long, requires = "calibrate")]
+        write_card: bool,
     },
     /// Latency per frame on one thread: the model alone, and decode + crop + model; p50/p99
     /// as one JSON line (`scripts/bench_vision.sh` sets it against ONNX Runtime).
@@ -53,6 +63,26 @@ pub enum VisionCommand {
         #[arg(long, default_value_t = 200)]
         frames: usize,
     },
+}
+
+/// Records a calibrated threshold, and what the evaluation measured with it, in the card.
+fn write_threshold(
+    card: &std::path::Path,
+    r: &tillmesh_vision::eval::Report,
+    c: &tillmesh_vision::eval::Calibration,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(card)?;
+    let mut v: serde_json::Value = serde_json::from_str(&text)?;
+    v["threshold"] = serde_json::json!(c.threshold);
+    v["calibration"] = serde_json::json!(c);
+    v["metrics"] = serde_json::json!({
+        "known_top1": r.known_top1, "known_top5": r.known_top5,
+        "known_abstained": r.known_abstained, "new_top1": r.new_top1,
+        "new_enrol_photos": r.new_enrol_photos, "false_accept": r.false_accept,
+        "threshold": r.threshold, "queries": r.queries,
+    });
+    std::fs::write(card, serde_json::to_string_pretty(&v)? + "\n")?;
+    Ok(())
 }
 
 /// p50 and p99 of `ms`, sorted in place.
@@ -213,16 +243,32 @@ pub fn run(cmd: VisionCommand) -> anyhow::Result<()> {
             data,
             card,
             threshold,
+            calibrate,
+            max_false_accept,
+            write_card,
         } => {
             let t = std::time::Instant::now();
             let m = tillmesh_vision::Embedder::load(&card)?;
             let load = t.elapsed();
-            let r = tillmesh_vision::eval::evaluate(&m, &data, threshold)?;
             println!(
                 "model {} (loaded in {:.2} s)",
                 card.display(),
                 load.as_secs_f64()
             );
+            let mut threshold = threshold;
+            let mut calibration = None;
+            if let Some(cal) = &calibrate {
+                let c = tillmesh_vision::eval::calibrate(&m, &data, cal, max_false_accept)?;
+                println!(
+                    "calibrated on {} photos of never-enrolled products: threshold {:.4} for <= {:.1}% false accepts",
+                    c.photos,
+                    c.threshold,
+                    100.0 * c.max_false_accept
+                );
+                threshold = Some(c.threshold);
+                calibration = Some(c);
+            }
+            let r = tillmesh_vision::eval::evaluate(&m, &data, threshold)?;
             println!(
                 "known SKUs: top-1 {:.2}%  top-5 {:.2}%  abstained {:.2}%  ({} photos)",
                 100.0 * r.known_top1,
@@ -246,6 +292,10 @@ pub fn run(cmd: VisionCommand) -> anyhow::Result<()> {
                 "latency per photo (decode, resize, model; one thread): p50 {:.2} ms  p99 {:.2} ms",
                 r.latency_ms.0, r.latency_ms.1
             );
+            if let (true, Some(c)) = (write_card, calibration) {
+                write_threshold(&card, &r, &c)?;
+                println!("wrote the threshold and metrics into {}", card.display());
+            }
             Ok(())
         }
     }

@@ -444,14 +444,15 @@ async function identify() {
   box.innerHTML = `<p class="muted">Looking...</p>`;
   await act($("identify"), async () => {
     const r = await api("POST", "/vision/recognize?k=3", await grabFrame());
-    const best = r.proposals[0];
-    const rows = r.decision === "accepted"
-      ? r.proposals.map((p, i) => `<button class="${i === 0 ? "best" : ""}" data-sku="${esc(p.sku)}">
-          <span>${esc(p.name || p.sku)}</span><span class="score">${Math.round(Math.max(0, p.score) * 100)}%</span></button>`)
-      : [];
-    const unsure = r.decision === "accepted" ? "" :
-      `<p>Not sure what this is${best ? ` (closest: ${esc(best.name || best.sku)}, ${Math.round(Math.max(0, best.score) * 100)}%)` : ""}.</p>`;
-    box.innerHTML = unsure + rows.join("") +
+    // Accepted: the first proposal is highlighted. Not sure: the closest are offered for
+    // the cashier to pick, none highlighted, never added on their own.
+    const sure = r.decision === "accepted";
+    const rows = r.proposals.map((p, i) => `<button class="${sure && i === 0 ? "best" : ""}" data-sku="${esc(p.sku)}">
+          <span>${esc(p.name || p.sku)}</span><span class="score">${Math.round(Math.max(0, p.score) * 100)}%</span></button>`);
+    const head = sure ? "" : r.proposals.length
+      ? `<p>Not sure what this is. Pick it below if you see it, or type its barcode.</p>`
+      : `<p>No products are enrolled for the camera yet. Type the barcode.</p>`;
+    box.innerHTML = head + rows.join("") +
       `<button class="unknown" data-unknown="1">Unknown product: type the barcode</button>`;
   });
   if (box.textContent.includes("Looking")) box.innerHTML = "";

@@ -137,12 +137,13 @@ try {
     await page.waitForFunction(() => document.getElementById("video").videoWidth > 0, null, { timeout: 15000 });
     await shot("camera-open");
     await page.locator("#identify").click();
-    await page.locator("#proposals button.best").waitFor({ timeout: 20000 });
-    const best = await text("#proposals button.best");
+    // The first proposal (highlighted when the till is sure; offered to pick when not).
+    await page.locator("#proposals button[data-sku]").first().waitFor({ timeout: 20000 });
+    const best = await page.locator("#proposals button[data-sku]").first().innerText();
     check(best.includes(env("EXPECT_NAME")), `the camera proposes ${env("EXPECT_NAME")}, got: ${best}`);
     check(/\d+%/.test(best), `the proposal shows its confidence: ${best}`);
     await shot("proposals");
-    await page.locator("#proposals button.best").click();
+    await page.locator("#proposals button[data-sku]").first().click();
     await page.locator("#lines tbody tr").first().waitFor();
     const line = await text("#lines tbody tr");
     check(line.includes(env("EXPECT_NAME")), `the accepted product is in the basket: ${line}`);

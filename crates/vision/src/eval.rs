@@ -67,6 +67,82 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// What a calibration found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Calibration {
+    /// The lowest threshold at which at most `max_false_accept` of the calibration photos
+    /// are accepted.
+    pub threshold: f32,
+    /// Calibration photos (products never enrolled).
+    pub photos: usize,
+    /// The false-accept rate aimed for.
+    pub max_false_accept: f64,
+}
+
+/// Embeds every photo directly in `dir` (sorted), at most [`PHOTOS_MAX`].
+fn embed_all(model: &Embedder, dir: &Path) -> Result<Vec<Vec<f32>>, VisionError> {
+    let photos: Vec<PathBuf> = files(dir)?.into_iter().filter(|p| p.is_file()).collect();
+    if photos.len() > PHOTOS_MAX {
+        return Err(VisionError::Full(format!("more than {PHOTOS_MAX} photos")));
+    }
+    photos
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p)
+                .map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))?;
+            model.embed_image(&bytes)
+        })
+        .collect()
+}
+
+/// Calibrates the abstention threshold: with the gallery enrolled from the evaluation set's
+/// reference photos (`dir/known/ref`, `dir/new/ref`), the threshold at which at most
+/// `max_false_accept` of the never-enrolled products photographed in `unknown` are
+/// accepted. Calibrate on products that are not in the evaluation set's `unknown/`, or
+/// the false-accept rate measured afterwards means nothing.
+pub fn calibrate(
+    model: &Embedder,
+    dir: &Path,
+    unknown: &Path,
+    max_false_accept: f64,
+) -> Result<Calibration, VisionError> {
+    if !(0.0..1.0).contains(&max_false_accept) {
+        return Err(VisionError::Full(
+            "the false-accept rate aimed for must be at least 0 and below 1".into(),
+        ));
+    }
+    let mut g = Gallery::new(model.card().output.dim);
+    for sub in ["known/ref", "new/ref"] {
+        for (sku, p) in labelled(&dir.join(sub))? {
+            let bytes = std::fs::read(&p)
+                .map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))?;
+            g.add(&sku, model.embed_image(&bytes)?)?;
+        }
+    }
+    let mut best: Vec<f32> = embed_all(model, unknown)?
+        .iter()
+        .map(|e| {
+            g.recognize(e, 1, f32::INFINITY)
+                .map(|r| r.proposals.first().map_or(-1.0, |p| p.score))
+        })
+        .collect::<Result<_, _>>()?;
+    if best.is_empty() {
+        return Err(VisionError::Full(format!(
+            "no photos in {}",
+            unknown.display()
+        )));
+    }
+    best.sort_by(|a, b| b.total_cmp(a));
+    // At most `allowed` photos may score at or above the threshold: just above the next.
+    let allowed = (max_false_accept * best.len() as f64).floor() as usize;
+    let threshold = best.get(allowed).map_or(-1.0, |s| s + 1e-6);
+    Ok(Calibration {
+        threshold,
+        photos: best.len(),
+        max_false_accept,
+    })
+}
+
 /// Evaluates `model` on the set in `dir` with its card's threshold (or `threshold`).
 pub fn evaluate(
     model: &Embedder,
