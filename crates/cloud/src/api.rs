@@ -1070,6 +1070,8 @@ async fn report_inventory(
             .map(serde_json::from_str::<serde_json::Value>)
         {
             Some(Ok(v)) => {
+                // Stored as the change's body: `{"item": {...}}`.
+                let v = v.get("item").unwrap_or(&v);
                 let name = v["name"].as_str().unwrap_or_default().to_string();
                 let threshold = v["low_stock_threshold"].as_i64().unwrap_or(0);
                 items.insert(r.key, (name, threshold));

@@ -732,6 +732,43 @@ async fn reports_equal_the_sums_of_the_events(b: Backend) {
             .collect();
         assert_eq!(got, want);
     }
+    // HQ sets SKU00001's reorder point above its stock: the report names it and flags it
+    // low in every store; the others stay as they were.
+    let mut low = item("SKU00001", 22_000);
+    low["put"]["item"]["low_stock_threshold"] = json!(10_000);
+    let (s, v) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/master",
+            json!({"changes": [low]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    for store in ["S001", "S002"] {
+        let (_, inv) = env
+            .get(
+                &env.admin,
+                &format!("/api/v1/reports/inventory?store={store}"),
+            )
+            .await;
+        assert_eq!(inv["low"], 1, "{store}: {inv}");
+        let row = |sku: &str| {
+            inv["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["sku"] == sku)
+                .unwrap()
+                .clone()
+        };
+        let (a, b) = (row("SKU00001"), row("SKU00002"));
+        assert_eq!(
+            (&a["low"], &a["name"], &a["low_stock_threshold"]),
+            (&json!(true), &json!("Item SKU00001"), &json!(10_000)),
+            "{a}"
+        );
+        assert_eq!(b["low"], false, "{b}");
+    }
     let (_, f) = env.get(&env.admin, "/api/v1/reports/fleet").await;
     assert_eq!(f["stores"][1]["tills_seen"], json!([1, 2, 3]));
     assert_eq!(f["stores"][1]["unprojected"], 0);
