@@ -33,8 +33,9 @@ const HINTS = {
   approval_required: "Ask a manager to approve.",
   approval_refused: "That person cannot approve this; ask a manager.",
   bad_approval: "Check the manager's ID and PIN and try again.",
-  bad_pin: "Check the employee ID and PIN.",
-  locked: "Wait, or ask a manager to unlock the account.",
+  bad_login: "Check them and try again; the account locks after repeated wrong PINs.",
+  account_locked: "Wait, or ask a manager to unlock the account.",
+  pin_format: "A PIN is digits only.",
   sales_refused: "The store has been offline too long: a manager must allow offline selling.",
   vision_off: "Type or scan the barcode instead.",
   vision_busy: "Try again in a moment.",
@@ -176,7 +177,12 @@ async function refreshStatus() {
 async function login(ev) {
   ev.preventDefault();
   await act($("login-go"), async () => {
-    const v = await api("POST", "/auth/login", { employee_id: $("login-id").value.trim(), pin: $("login-pin").value });
+    const v = await api("POST", "/auth/login", { employee_id: $("login-id").value.trim(), pin: $("login-pin").value })
+      .catch((e) => {
+        $("login-pin").value = "";
+        if (e instanceof ApiError && e.status === 401) throw new ApiError(401, "bad_login", "That employee ID and PIN do not match");
+        throw e;
+      });
     ui.token = v.token;
     ui.user = { id: v.employee_id, name: v.name, role: v.role };
     sessionStorage.setItem("till.token", ui.token);

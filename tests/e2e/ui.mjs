@@ -163,6 +163,16 @@ try {
     check(/QR|qr/.test(await text("#receipt")), `the receipt shows the QR payment: ${await text("#receipt")}`);
     await shot("paid-by-qr");
   } else if (phase === "void") {
+    // A wrong PIN: a plain sentence, still on the sign-in page.
+    await page.goto(env("TILL_URL"));
+    await page.locator("#login-id").fill("E001");
+    await page.locator("#login-pin").fill("1212");
+    await page.locator("#login-go").click();
+    await page.locator("#toast").waitFor({ state: "visible" });
+    const wrong = await text("#toast");
+    check(/do not match/.test(wrong), `a wrong PIN is explained: ${wrong}`);
+    check(await page.locator("#login-view").isVisible(), "still signing in");
+    await shot("wrong-pin");
     await login("E001", "1111");
     await typeBarcode(env("CHIPS"));
     await page.locator("#lines tbody tr").first().waitFor();
