@@ -3,7 +3,7 @@
 running the same ONNX file on one thread, in the same run; prints both and the ratio.
 
 Usage: scripts/bench_vision.py [--profile release|dev] [--card models/products.json]
-       [--frames 200]
+       [--frames 200] [--bin target/release/tillmesh]
 Needs `pip install onnxruntime numpy`. The dev profile builds tract's kernels at opt-level 3
 (see Cargo.toml); the release profile is what a till runs.
 """
@@ -46,12 +46,17 @@ def main():
     ap.add_argument("--profile", default="release", choices=["release", "dev"])
     ap.add_argument("--card", default="models/products.json")
     ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--bin", help="a built tillmesh binary to use instead of cargo run")
     a = ap.parse_args()
     card = REPO / a.card
-    cmd = ["cargo", "run", "-q", "--locked", "-p", "tillmesh"]
-    if a.profile == "release":
-        cmd.append("--release")
-    cmd += ["--", "vision", "bench", "--card", str(card), "--frames", str(a.frames)]
+    if a.bin:
+        cmd = [a.bin]
+    else:
+        cmd = ["cargo", "run", "-q", "--locked", "-p", "tillmesh"]
+        if a.profile == "release":
+            cmd.append("--release")
+        cmd.append("--")
+    cmd += ["vision", "bench", "--card", str(card), "--frames", str(a.frames)]
     tract = json.loads(subprocess.run(cmd, cwd=REPO, check=True, capture_output=True,
                                       text=True).stdout.strip().splitlines()[-1])
     p50, p99 = ort_latency(card, a.frames)

@@ -138,11 +138,17 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
         .ok_or_else(|| anyhow::anyhow!("a store needs [mesh]"))?;
     let transport = Arc::new(consensus::MeshRaft::<T>::default());
     transport.attach(mesh);
-    let raft = tillmesh_consensus::node::StoreRaft::start(
+    let mode = if till.store().is_inline() {
+        tillmesh_store::Mode::Inline
+    } else {
+        tillmesh_store::Mode::Durable
+    };
+    let raft = tillmesh_consensus::node::StoreRaft::start_with(
         cfg.terminal.id,
         &cfg.terminal.data_dir.join("raft.db"),
         transport.clone(),
         timing,
+        mode,
     )
     .await
     .map_err(|e| anyhow::anyhow!("raft: {e}"))?;

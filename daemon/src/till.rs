@@ -2740,7 +2740,15 @@ fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Result<()> {
             employee_id: s.employee_id.clone(),
             name: s.name.clone(),
             role: s.role,
-            pin_hash: cashier::hash_pin(&s.pin, &random_bytes::<16>())?,
+            pin_hash: cashier::hash_pin_with(
+                &s.pin,
+                &random_bytes::<16>(),
+                if cfg.terminal.simulated.is_some() {
+                    cashier::PinCost::Simulation
+                } else {
+                    cashier::PinCost::Standard
+                },
+            )?,
             failed_attempts: 0,
             locked_until_ms: 0,
         });

@@ -10,7 +10,7 @@
 
 use crate::machine::StoreMachine;
 use crate::network::{Network, RaftTransport};
-use crate::storage::{StateMachineStore, open};
+use crate::storage::{StateMachineStore, open_with};
 use crate::{Applied, Command, TypeConfig};
 use openraft::{BasicNode, Config, Raft};
 use std::collections::BTreeMap;
@@ -63,6 +63,18 @@ impl StoreRaft {
         transport: Arc<T>,
         timing: Timing,
     ) -> Result<Self, String> {
+        Self::start_with(id, path, transport, timing, tillmesh_store::Mode::Durable).await
+    }
+
+    /// [`StoreRaft::start`] with the Raft database opened in `mode` (`Inline` in the
+    /// simulator: no fsync, see [`tillmesh_store::Mode`]).
+    pub async fn start_with<T: RaftTransport>(
+        id: u64,
+        path: &Path,
+        transport: Arc<T>,
+        timing: Timing,
+        mode: tillmesh_store::Mode,
+    ) -> Result<Self, String> {
         let config = Config {
             cluster_name: "tillmesh-store".into(),
             heartbeat_interval: timing.heartbeat_ms,
@@ -72,7 +84,7 @@ impl StoreRaft {
         }
         .validate()
         .map_err(|e| e.to_string())?;
-        let (log, sm): (_, StateMachineStore) = open(path).map_err(|e| e.to_string())?;
+        let (log, sm): (_, StateMachineStore) = open_with(path, mode).map_err(|e| e.to_string())?;
         let state = sm.subscribe();
         let raft = Raft::new(id, Arc::new(config), Network::new(transport), log, sm)
             .await

@@ -52,7 +52,15 @@ fn db_err(e: tillmesh_store::StoreError) -> AnyError {
 
 /// Opens the Raft database of a till.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), Error> {
-    let db = Arc::new(RaftDb::open(path).map_err(|e| StorageIOError::write(db_err(e)))?);
+    open_with(path, tillmesh_store::Mode::Durable)
+}
+
+/// Opens the Raft database of a till with `mode` (`Inline` in the simulator: no fsync).
+pub fn open_with(
+    path: &Path,
+    mode: tillmesh_store::Mode,
+) -> Result<(LogStore, StateMachineStore), Error> {
+    let db = Arc::new(RaftDb::open_with(path, mode).map_err(|e| StorageIOError::write(db_err(e)))?);
     let machine = match db
         .meta(MACHINE)
         .map_err(|e| StorageIOError::read_state_machine(db_err(e)))?

@@ -142,11 +142,37 @@ pub fn check_pin_format(pin: &str) -> Result<(), AuthError> {
     }
 }
 
+/// How much work hashing a PIN takes. The parameters travel inside the hash, so
+/// verification costs what hashing did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PinCost {
+    /// argon2id's recommended parameters (19 MiB, 2 passes): every real till and HQ.
+    #[default]
+    Standard,
+    /// The smallest argon2id parameters (8 KiB, 1 pass): only simulated tills, whose
+    /// hundreds of logins a run would otherwise spend most of their time hashing.
+    Simulation,
+}
+
 /// Hashes a PIN with argon2id and the given 16 random salt bytes.
 pub fn hash_pin(pin: &str, salt: &[u8; 16]) -> Result<String, AuthError> {
+    hash_pin_with(pin, salt, PinCost::Standard)
+}
+
+/// [`hash_pin`] at a given cost.
+pub fn hash_pin_with(pin: &str, salt: &[u8; 16], cost: PinCost) -> Result<String, AuthError> {
     check_pin_format(pin)?;
     let salt = SaltString::encode_b64(salt).map_err(|_| AuthError::BadHash)?;
-    Argon2::default()
+    let argon = match cost {
+        PinCost::Standard => Argon2::default(),
+        PinCost::Simulation => Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(argon2::Params::MIN_M_COST, 1, 1, None)
+                .map_err(|_| AuthError::BadHash)?,
+        ),
+    };
+    argon
         .hash_password(pin.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|_| AuthError::BadHash)
@@ -186,6 +212,31 @@ pub fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_pin_costs_verify_with_the_parameters_inside_the_hash() {
+        for (cost, m) in [
+            (PinCost::Standard, "m=19456"),
+            (PinCost::Simulation, "m=8,"),
+        ] {
+            let hash = hash_pin_with("4321", &[9; 16], cost).unwrap();
+            assert!(hash.contains(m), "{hash}");
+            let mut a = Account {
+                employee_id: "E1".into(),
+                name: "A".into(),
+                role: Role::Cashier,
+                pin_hash: hash,
+                failed_attempts: 0,
+                locked_until_ms: 0,
+            };
+            let policy = LockPolicy {
+                attempts_max: 3,
+                lock_ms: 1_000,
+            };
+            assert!(authenticate(&mut a, "4321", 0, policy).is_ok());
+            assert!(authenticate(&mut a, "4322", 0, policy).is_err());
+        }
+    }
 
     #[test]
     fn three_wrong_pins_lock_the_account_for_the_policy_time() {

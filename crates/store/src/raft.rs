@@ -25,6 +25,13 @@ pub struct RaftDb {
 impl RaftDb {
     /// Opens (creating when missing) the Raft database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, crate::Mode::Durable)
+    }
+
+    /// Opens with `mode`: [`crate::Mode::Inline`] (the simulator) commits with
+    /// `synchronous=OFF`, for the reason the event store does (a simulated crash is a
+    /// process dying, and the OS keeps what was committed).
+    pub fn open_with(path: &Path, mode: crate::Mode) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -32,6 +39,9 @@ impl RaftDb {
         }
         let conn = crate::schema::open_read(path)?;
         conn.execute_batch(SCHEMA)?;
+        if mode == crate::Mode::Inline {
+            conn.execute_batch("PRAGMA synchronous=OFF;")?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
