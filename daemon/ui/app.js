@@ -479,21 +479,18 @@ async function chooseProposal(ev) {
 
 // ---------------------------------------------------------------- keyboard-wedge scanners
 
-/** A scanner "types" a barcode in a fast burst ending in Enter; catch it wherever focus is. */
-const burst = { chars: "", last: 0 };
+/** A scanner "types" a barcode as a burst of digits ending in Enter. Wherever the focus is
+ *  (a button just tapped, the basket), digits go to the barcode field, so the burst lands
+ *  there whole and its Enter adds the item: no timing guesses, nothing lost. */
 function wedge(ev) {
   if ($("sale-view").hidden || $("approval").open) return;
-  const inField = ev.target instanceof HTMLInputElement && ev.target.id !== "barcode";
-  if (inField || ev.target.id === "barcode") return; // typed into a field: the form handles it
-  const now = performance.now();
-  if (now - burst.last > 60) burst.chars = "";
-  burst.last = now;
-  if (/^\d$/.test(ev.key)) { burst.chars += ev.key; ev.preventDefault(); return; }
-  if (ev.key === "Enter" && burst.chars.length >= 6) {
-    ev.preventDefault();
-    const code = burst.chars; burst.chars = "";
-    addBarcode(code);
-  }
+  const t = ev.target;
+  if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement) return;
+  if (!/^\d$/.test(ev.key) || ev.ctrlKey || ev.altKey || ev.metaKey) return;
+  ev.preventDefault();
+  const field = $("barcode");
+  field.focus();
+  field.value += ev.key;
 }
 
 // ---------------------------------------------------------------- wiring
