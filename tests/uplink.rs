@@ -523,7 +523,6 @@ async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
     let pki = Pki::new("S001");
     let work = tempfile::tempdir().unwrap();
     let mesh_ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
-    let catalog = support::repo().join("configs/catalog.example.json");
     let mut procs = Vec::new();
     for id in 1..=3u64 {
         let (ca, cert, key) = pki.enroll(id);
@@ -531,11 +530,7 @@ async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
             .filter(|p| *p != id)
             .map(|p| format!("\"127.0.0.1:{}\"", mesh_ports[p as usize - 1]))
             .collect();
-        let mut text = std::fs::read_to_string(support::example_config()).unwrap();
-        text = text.replace(
-            "\"catalog.example.json\"",
-            &format!("{:?}", catalog.display().to_string()),
-        );
+        let mut text = support::example_config_text();
         text = text.replacen("\nid = 1 ", &format!("\nid = {id} "), 1);
         text.push_str(&format!(
             "\n[mesh]\nlisten = \"127.0.0.1:{}\"\nca_cert = {:?}\ncert = {:?}\nkey = {:?}\nmdns = false\npeers = [{}]\ndisable_gso = true\nanti_entropy_ms = 300\nraft_discovery_window_ms = 1000\nstore_tills = 3\n\n[cloud]\nurl = {:?}\ntoken = {:?}\nheartbeat_ms = 500\nbackoff_min_ms = 200\nbackoff_max_ms = 1000\nlinger_ms = 50\n",

@@ -528,7 +528,14 @@ async function init() {
   $("cash-back").addEventListener("click", backToSale);
   $("quick-cash").addEventListener("click", (e) => { const v = e.target.closest("button")?.dataset.v; if (v) $("tendered").value = v; });
   $("void").addEventListener("click", () => voidSale($("void")));
-  $("new-sale").addEventListener("click", () => { ui.txn = null; renderTxn(); show("sale-view"); });
+  $("new-sale").addEventListener("click", () => {
+    // An open sale with items is never dropped silently: it must be paid or voided.
+    if (ui.txn && (ui.txn.status === "DRAFT" || ui.txn.status === "PENDING_PAYMENT") && ui.txn.lines.length) {
+      say("This sale is still open. Take payment, or void it, before starting a new one.");
+      return;
+    }
+    ui.txn = null; renderTxn(); show("sale-view");
+  });
   $("next").addEventListener("click", () => { ui.txn = null; renderTxn(); show("sale-view"); });
   $("print").addEventListener("click", () => window.print());
   $("camera-toggle").addEventListener("click", () => (ui.stream ? stopCamera() : startCamera()));

@@ -131,6 +131,10 @@ try {
     check(/barcode/i.test(msg) && !/error:|stack|panicked/i.test(msg), `unknown barcode message: ${msg}`);
     check(await lines() === 2, "an unknown barcode changes nothing");
     await shot("unknown-barcode");
+    // "New sale" does not drop an open basket.
+    await page.locator("#new-sale").click();
+    await page.waitForFunction(() => /still open/.test(document.getElementById("toast").textContent));
+    check(await lines() === 2, "the open sale is kept");
     await payCash(100000);
     check(await text("#change") === "16,950", `change 16,950, got ${await text("#change")}`);
     const receipt = await text("#receipt");
