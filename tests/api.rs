@@ -877,3 +877,51 @@ async fn at_capacity_the_oldest_open_transaction_without_money_is_abandoned() {
         .await
         .expect_error(409, "too_many_open_transactions");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_qr_payment_is_drawn_as_a_qr_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::test_config(dir.path());
+    cfg.payments.qr_approve_after_ms = 600_000; // the customer takes their time
+    let till = TestTill::start_with(cfg, dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post(
+        &format!("/api/v1/transactions/{id}/items"),
+        json!({"barcode": demo_barcode(3)}),
+    )
+    .await
+    .expect(200);
+    c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "qr", "amount": 5000}),
+        )
+        .await
+        .expect(200);
+    let pid = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
+    let svg = c.get(&format!("/api/v1/payments/{pid}/qr.svg")).await;
+    assert_eq!(svg.status, 200);
+    let text = svg.body.as_str().unwrap();
+    assert!(text.contains("<svg") && text.contains("<path"), "{text}");
+    // No code for a payment that is no longer waiting, nor for one that does not exist.
+    c.post(&format!("/api/v1/payments/{pid}/cancel"), json!({}))
+        .await
+        .expect(200);
+    c.get(&format!("/api/v1/payments/{pid}/qr.svg"))
+        .await
+        .expect_error(409, "no_qr");
+    c.get("/api/v1/payments/P-NOPE/qr.svg")
+        .await
+        .expect_error(404, "unknown_payment");
+    till.client()
+        .get(&format!("/api/v1/payments/{pid}/qr.svg"))
+        .await
+        .expect_error(401, "unauthenticated");
+}

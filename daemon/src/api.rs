@@ -59,6 +59,7 @@ pub fn router(till: AppState) -> Router {
         )
         .route("/api/v1/payments/{id}", get(payment_status))
         .route("/api/v1/payments/{id}/cancel", post(cancel_payment))
+        .route("/api/v1/payments/{id}/qr.svg", get(payment_qr))
         .route("/api/v1/receipts/{id}", get(receipt))
         .route("/api/v1/reports/end-of-day", get(end_of_day))
         .route("/api/v1/reports/cashiers", get(cashier_report))
@@ -462,6 +463,43 @@ async fn payment_status(
     Ok(Json(till.payment_status(&id)?))
 }
 
+#[utoipa::path(get, path = "/api/v1/payments/{id}/qr.svg",
+    responses((status = 200, content_type = "image/svg+xml", description = "The QR code the customer scans"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+async fn payment_qr(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = till.payment_status(&id)?;
+    let pending = matches!(p.status, tillmesh_pos::payment::PaymentStatus::Pending);
+    let Some(payload) = p.qr_payload.filter(|_| pending) else {
+        return Err(ApiError::conflict(
+            "no_qr",
+            format!("payment {id} is not a QR payment waiting for the customer"),
+        ));
+    };
+    let code = qrcode::QrCode::new(payload.as_bytes()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "qr_failed",
+            format!("the QR code could not be drawn: {e}"),
+        )
+    })?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .build();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
 #[utoipa::path(post, path = "/api/v1/payments/{id}/cancel", responses((status = 200, body = tillmesh_pos::payment::Payment)), security(("bearer" = [])))]
 async fn cancel_payment(
     State(till): State<AppState>,
@@ -723,7 +761,7 @@ async fn enroll(
     paths(
         health, metrics, status, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
-        payment_status, cancel_payment, receipt, end_of_day, cashier_report, inventory_report, adjust,
+        payment_status, payment_qr, cancel_payment, receipt, end_of_day, cashier_report, inventory_report, adjust,
         receive, count, movements, override_price, offline_override, upsert_customer, get_customer,
         recognize, enroll
     )

@@ -302,6 +302,12 @@ async function payQr() {
     const pay = p.payments[p.payments.length - 1];
     $("qr-amount").textContent = money(pay.amount);
     $("qr-payload").textContent = pay.qr_payload ?? "";
+    $("qr-code").innerHTML = "";
+    // The code drawn by the till (the payload above is the fallback); a payment captured
+    // before the drawing arrives needs none.
+    api("GET", `/payments/${pay.payment_id}/qr.svg`, undefined, { text: true })
+      .then((svg) => { if (!$("qr-view").hidden) $("qr-code").innerHTML = svg; })
+      .catch(() => {});
     $("qr-state").textContent = "Waiting for the customer's payment...";
     show("qr-view");
     pollQr(pay.payment_id);
