@@ -263,7 +263,7 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
     let cloud = cloud.expect("running again");
     let mut admin = Client::new(cloud_addr);
     admin.token = Some(cloud.admin_token.clone());
-    let (from, to) = (day_of(-1), day_of(1));
+    let (from, to) = (support::utc_day(-1), support::utc_day(1));
     let sales: Value = admin
         .get(&format!(
             "/api/v1/reports/sales?store=S001&from={from}&to={to}"
@@ -290,22 +290,4 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
 
     till.stop().await;
     cloud.stop().await;
-}
-
-/// The UTC date `offset` days from today, `YYYY-MM-DD` (civil-from-days).
-fn day_of(offset: i64) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let z = secs / 86_400 + offset + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }

@@ -596,11 +596,7 @@ async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
     let mut c = Client::new(cloud.handle.addr);
     c.token = Some(cloud.admin_token.clone());
     // The store's local day may differ from UTC's (UTC+7): ask from yesterday to tomorrow.
-    let day = |shift: i64| {
-        let ms = tillmesh_cloud::now_ms().saturating_add_signed(shift * 86_400_000);
-        tillmesh_pos::calendar::rfc3339(ms)[..10].to_string()
-    };
-    let (from, to) = (day(-1), day(1));
+    let (from, to) = (support::utc_day(-1), support::utc_day(1));
     let report = c
         .get(&format!(
             "/api/v1/reports/sales?store=S001&from={from}&to={to}&group=month"

@@ -748,8 +748,7 @@ async fn enroll(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<EnrolView> {
     Ok(Json(
-        till.enroll(&auth.session, &sku, image_body(body)?, None)
-            .await?,
+        till.enroll(&auth.session, &sku, image_body(body)?).await?,
     ))
 }
 

@@ -138,11 +138,8 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
         .ok_or_else(|| anyhow::anyhow!("a store needs [mesh]"))?;
     let transport = Arc::new(consensus::MeshRaft::<T>::default());
     transport.attach(mesh);
-    let mode = if till.store().is_inline() {
-        tillmesh_store::Mode::Inline
-    } else {
-        tillmesh_store::Mode::Durable
-    };
+    // The Raft database runs as the event store does (no fsync in the simulator).
+    let mode = till.store().mode();
     let raft = tillmesh_consensus::node::StoreRaft::start_with(
         cfg.terminal.id,
         &cfg.terminal.data_dir.join("raft.db"),

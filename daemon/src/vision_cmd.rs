@@ -88,7 +88,7 @@ fn write_threshold(
 /// p50 and p99 of `ms`, sorted in place.
 fn percentiles(ms: &mut [f64]) -> (f64, f64) {
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    let at = |q| tillmesh_vision::eval::percentile(ms, q);
     (at(0.5), at(0.99))
 }
 

@@ -10,7 +10,6 @@ const ui = {
   token: sessionStorage.getItem("till.token"),
   user: JSON.parse(sessionStorage.getItem("till.user") || "null"),
   txn: null,        // the open (or just finished) transaction
-  status: null,     // /api/v1/status
   decimals: 0,
   stream: null,     // camera
   qrTimer: null,
@@ -27,8 +26,7 @@ function money(minor) {
 /** What a cashier is told for an answer the till refused: its sentence, plus what to do. */
 const HINTS = {
   unknown_barcode: "Check the number, or show the product to the camera.",
-  out_of_stock: "Ask a manager to check the stock count.",
-  scan_guard: "It was just scanned; change the quantity instead.",
+  duplicate_scan: "It was just scanned; change the quantity instead.",
   unauthenticated: "Please sign in again.",
   approval_required: "Ask a manager to approve.",
   approval_refused: "That person cannot approve this; ask a manager.",
@@ -36,7 +34,7 @@ const HINTS = {
   bad_login: "Check them and try again; the account locks after repeated wrong PINs.",
   account_locked: "Wait, or ask a manager to unlock the account.",
   pin_format: "A PIN is digits only.",
-  sales_refused: "The store has been offline too long: a manager must allow offline selling.",
+  offline_limit: "The store has been offline too long: a manager must allow offline selling.",
   vision_off: "Type or scan the barcode instead.",
   vision_busy: "Try again in a moment.",
   not_an_image: "Try again; if it keeps failing, type the barcode.",
@@ -147,7 +145,6 @@ function chip(id, text, cls = "") {
 async function refreshStatus() {
   try {
     const s = await api("GET", "/status");
-    ui.status = s;
     ui.decimals = s.currency_decimals;
     $("camera-toggle").hidden = !s.vision;
     chip("st-store", `Store ${s.store_id} · Till ${s.terminal_id}`);

@@ -37,6 +37,13 @@ pub fn example_config_text() -> String {
     text
 }
 
+/// The UTC date `shift` days from now, `YYYY-MM-DD` (a store's local day may be UTC's
+/// yesterday or tomorrow: reports are asked from `utc_day(-1)` to `utc_day(1)`).
+pub fn utc_day(shift: i64) -> String {
+    let ms = tillmesh_cloud::now_ms().saturating_add_signed(shift * 86_400_000);
+    tillmesh_pos::calendar::rfc3339(ms)[..10].to_string()
+}
+
 /// A till running inside the test process.
 pub struct TestTill {
     pub addr: SocketAddr,

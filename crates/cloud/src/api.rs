@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tillmesh_cloud_proto::{
     BATCH_BYTES_MAX, BATCH_EVENTS_MAX, BINARY_CONTENT_TYPE, Batch, IngestAck, MASTER_CHANGES_MAX,
-    MasterChanges, decode_batch,
+    MasterBody, MasterChanges, MasterKind, decode_batch,
 };
 use tillmesh_pos::calendar::{civil_from_days, days_from_civil};
 use utoipa::OpenApi;
@@ -1004,7 +1004,7 @@ pub struct InventoryReport {
     /// Store.
     pub store: String,
     /// Per SKU (sum of every till's PN-counter entries), with its catalog name and
-    /// low-stock threshold (the store's own record where it has one).
+    /// low-stock threshold (items are chain-wide master data).
     pub rows: Vec<StockView>,
     /// SKUs at or below their low-stock threshold.
     pub low: usize,
@@ -1054,31 +1054,22 @@ async fn report_inventory(
     }
     cloud.catch_up().await?;
     let stock = cloud.ledger.inventory(&q.store).await?;
-    // The catalog as this store sees it: chain-wide records, then the store's own (later
-    // versions win).
+    // Name and reorder point of every current catalog item (deleted ones have no body).
     let mut items = std::collections::HashMap::<String, (String, i64)>::new();
     for r in cloud
         .ledger
         .master_since(Some(&q.store), 0, CATALOG_READ_MAX)
         .await?
         .into_iter()
-        .filter(|r| r.kind == tillmesh_cloud_proto::MasterKind::Item)
+        .filter(|r| r.kind == MasterKind::Item)
     {
-        match r
-            .body
-            .as_deref()
-            .map(serde_json::from_str::<serde_json::Value>)
+        let Some(json) = r.body.as_deref() else {
+            continue;
+        };
+        if let MasterBody::Item(i) = serde_json::from_str::<MasterBody>(json)
+            .map_err(|e| LedgerError::Db(format!("stored {} {}: {e}", r.kind.as_str(), r.key)))?
         {
-            Some(Ok(v)) => {
-                // Stored as the change's body: `{"item": {...}}`.
-                let v = v.get("item").unwrap_or(&v);
-                let name = v["name"].as_str().unwrap_or_default().to_string();
-                let threshold = v["low_stock_threshold"].as_i64().unwrap_or(0);
-                items.insert(r.key, (name, threshold));
-            }
-            _ => {
-                items.remove(&r.key);
-            }
+            items.insert(i.sku, (i.name, i.low_stock_threshold));
         }
     }
     let rows: Vec<StockView> = stock

@@ -179,6 +179,15 @@ impl Store {
         self.inner.inline.is_some()
     }
 
+    /// The mode the store was opened in.
+    pub fn mode(&self) -> Mode {
+        if self.is_inline() {
+            Mode::Inline
+        } else {
+            Mode::Durable
+        }
+    }
+
     /// Requests waiting for or inside the current commit.
     pub fn queue_len(&self) -> usize {
         self.inner.queued.load(Ordering::Relaxed)

@@ -60,11 +60,16 @@ fn labelled(dir: &Path) -> Result<Vec<(String, PathBuf)>, VisionError> {
     Ok(out)
 }
 
-fn pct(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile (0 to 1) of ascending `sorted` values, nearest rank; 0 when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn read_photo(p: &Path) -> Result<Vec<u8>, VisionError> {
+    std::fs::read(p).map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))
 }
 
 /// What a calibration found.
@@ -87,11 +92,7 @@ fn embed_all(model: &Embedder, dir: &Path) -> Result<Vec<Vec<f32>>, VisionError>
     }
     photos
         .iter()
-        .map(|p| {
-            let bytes = std::fs::read(p)
-                .map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))?;
-            model.embed_image(&bytes)
-        })
+        .map(|p| model.embed_image(&read_photo(p)?))
         .collect()
 }
 
@@ -114,9 +115,7 @@ pub fn calibrate(
     let mut g = Gallery::new(model.card().output.dim);
     for sub in ["known/ref", "new/ref"] {
         for (sku, p) in labelled(&dir.join(sub))? {
-            let bytes = std::fs::read(&p)
-                .map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))?;
-            g.add(&sku, model.embed_image(&bytes)?)?;
+            g.add(&sku, model.embed_image(&read_photo(&p)?)?)?;
         }
     }
     let mut best: Vec<f32> = embed_all(model, unknown)?
@@ -157,8 +156,7 @@ pub fn evaluate(
         if count > PHOTOS_MAX {
             return Err(VisionError::Full(format!("more than {PHOTOS_MAX} photos")));
         }
-        let bytes = std::fs::read(p)
-            .map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))?;
+        let bytes = read_photo(p)?;
         let t = Instant::now();
         let e = model.embed_image(&bytes)?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -208,6 +206,6 @@ pub fn evaluate(
         threshold,
         skus: g.len(),
         queries: (known.0, new.0, unknown.0),
-        latency_ms: (pct(&times, 0.5), pct(&times, 0.99)),
+        latency_ms: (percentile(&times, 0.5), percentile(&times, 0.99)),
     })
 }

@@ -3,7 +3,7 @@
 //! once, a bounded queue behind them), and the gallery is the replicated state's
 //! references (`VisionEnrolled` events), rebuilt when the till's events change.
 
-use super::{Approval, Session, Till};
+use super::{Session, Till};
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -222,19 +222,18 @@ impl Till {
         })
     }
 
-    /// Enrols one photo of a catalog SKU (a manager, or with a manager's approval): the
-    /// reference is a durable event every till of the store receives.
+    /// Enrols one photo of a catalog SKU (a manager's session): the reference is a durable
+    /// event every till of the store receives.
     pub async fn enroll(
         &self,
         s: &Session,
         sku: &str,
         bytes: axum::body::Bytes,
-        approval: Option<&Approval>,
     ) -> Result<EnrolView, ApiError> {
         tillmesh_pos::vision::check(sku, &[0.0])
             .map_err(|m| ApiError::unprocessable("bad_sku", m))?;
         self.core().catalog.get(sku)?;
-        let approver = self.approve(s, Permission::AdjustStock, approval).await?;
+        let approver = self.approve(s, Permission::AdjustStock, None).await?;
         let e = self.embed(bytes).await?;
         self.audited(&s.employee_id, "vision.enroll", sku, async {
             let now = self.now();
