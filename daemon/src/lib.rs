@@ -183,13 +183,16 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
         let state = uplink.state();
         let r = raft.clone();
         let metrics = till.metrics_arc();
-        let t = till.clone();
+        // Weak: the till holds this hook, so a strong reference back would keep the till
+        // (and its open databases) alive after it stops.
+        let t = Arc::downgrade(till);
         till.set_cloud_link(Box::new(move || {
             let link = uplink::link_view(&state, &r);
+            let now = t.upgrade().map_or(0, |t| t.now_ms());
             metrics.cloud_silence.set(if link.last_ok_ms == 0 {
                 -1
             } else {
-                (t.now_ms().saturating_sub(link.last_ok_ms) / 1000) as i64
+                (now.saturating_sub(link.last_ok_ms) / 1000) as i64
             });
             link
         }));
@@ -339,8 +342,11 @@ impl Node {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.server.await??;
-        for t in &self.tasks {
+        // Aborted tasks are dropped when they next run: wait for each, so that what they hold
+        // (the till, its databases) is released before `stop` returns.
+        for t in self.tasks {
             t.abort();
+            let _ = t.await;
         }
         if let Some(r) = &self.raft {
             r.shutdown().await;

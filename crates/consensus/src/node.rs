@@ -47,6 +47,7 @@ pub struct StoreRaft {
     /// The openraft handle.
     pub raft: Raft<TypeConfig>,
     state: tokio::sync::watch::Receiver<StoreMachine>,
+    journal: Arc<crate::storage::VoteJournal>,
 }
 
 impl std::fmt::Debug for StoreRaft {
@@ -86,10 +87,16 @@ impl StoreRaft {
         .map_err(|e| e.to_string())?;
         let (log, sm): (_, StateMachineStore) = open_with(path, mode).map_err(|e| e.to_string())?;
         let state = sm.subscribe();
+        let journal = log.journal();
         let raft = Raft::new(id, Arc::new(config), Network::new(transport), log, sm)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Self { id, raft, state })
+        Ok(Self {
+            id,
+            raft,
+            state,
+            journal,
+        })
     }
 
     /// Applies the bootstrap rule to the terminals seen (this one included): the lowest id
@@ -151,6 +158,11 @@ impl StoreRaft {
             .membership()
             .voter_ids()
             .collect()
+    }
+
+    /// The votes this node persisted since the last call (see [`crate::storage::VoteJournal`]).
+    pub fn drain_votes(&self) -> Vec<openraft::Vote<u64>> {
+        self.journal.drain()
     }
 
     /// Current term.

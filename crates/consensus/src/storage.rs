@@ -16,11 +16,12 @@ use openraft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tillmesh_store::raft::RaftDb;
 
 type Error = StorageError<u64>;
@@ -50,6 +51,43 @@ fn db_err(e: tillmesh_store::StoreError) -> AnyError {
     AnyError::error(e.to_string())
 }
 
+/// Most votes a [`VoteJournal`] keeps before it drops the oldest (one or two per election).
+pub const VOTE_JOURNAL_MAX: usize = 4096;
+
+/// Every vote this node persisted, in order, after it was durable: whom it voted for in which
+/// term, and whether that vote was committed (the node led, or followed a leader, in that
+/// term). The evidence for election safety that does not depend on sampling metrics: a
+/// leader of term T is the node whose committed vote for T a till persisted. Bounded; the
+/// simulator drains it as it runs.
+#[derive(Debug, Default)]
+pub struct VoteJournal {
+    votes: Mutex<VecDeque<Vote<u64>>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl VoteJournal {
+    fn record(&self, v: Vote<u64>) {
+        let mut q = self.votes.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= VOTE_JOURNAL_MAX {
+            q.pop_front();
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        q.push_back(v);
+    }
+
+    /// Takes the votes recorded since the last call, oldest first.
+    pub fn drain(&self) -> Vec<Vote<u64>> {
+        let mut q = self.votes.lock().unwrap_or_else(|p| p.into_inner());
+        q.drain(..).collect()
+    }
+
+    /// Votes dropped because nobody drained the journal in time.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Opens the Raft database of a till.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), Error> {
     open_with(path, tillmesh_store::Mode::Durable)
@@ -77,7 +115,10 @@ pub fn open_with(
     }
     let (published, _) = tokio::sync::watch::channel(machine.clone());
     Ok((
-        LogStore { db: db.clone() },
+        LogStore {
+            db: db.clone(),
+            journal: Arc::default(),
+        },
         StateMachineStore {
             db,
             machine,
@@ -90,9 +131,15 @@ pub fn open_with(
 #[derive(Clone, Debug)]
 pub struct LogStore {
     db: Arc<RaftDb>,
+    journal: Arc<VoteJournal>,
 }
 
 impl LogStore {
+    /// The journal of the votes this store persists.
+    pub fn journal(&self) -> Arc<VoteJournal> {
+        self.journal.clone()
+    }
+
     fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageIOError<u64>> {
         match self
             .db
@@ -173,7 +220,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), Error> {
         self.set_meta(VOTE, vote)
-            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+            .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
+        self.journal.record(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, Error> {

@@ -151,6 +151,8 @@ struct Run {
     log: Vec<String>,
     /// The rest of the chain: each store's shifts and what its cashiers were told.
     chain: Vec<ChainCashiers>,
+    /// Votes crashed tills persisted since the observer last drained them.
+    votes: Vec<(u64, Vec<openraft::Vote<u64>>)>,
 }
 
 /// One other store of the chain: its cashiers' shifts, and what they were told.
@@ -223,7 +225,8 @@ impl Run {
             }
         }
         if let Some(st) = self.world.tills.remove(&t) {
-            st.crash().await;
+            let votes = st.crash().await;
+            self.votes.push((t, votes));
             self.down.insert(t, back_at);
             self.log.push(format!(
                 "{:>8.1} s  T{t} crashed{how}",
@@ -387,6 +390,7 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         log: Vec::new(),
         pending: Vec::new(),
         chain: Vec::new(),
+        votes: Vec::new(),
     };
     for t in 1..=s.tills {
         run.start_cashier(t);
@@ -426,6 +430,9 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
             .collect();
         for t in due {
             run.restart(t, now_ms).await?;
+        }
+        for (t, v) in std::mem::take(&mut run.votes) {
+            obs.record_votes(t, v);
         }
         observe_tick(&mut obs, &run.world, now_ms, s.tills).await?;
         bar.set_position(now_ms / 1000);

@@ -1,6 +1,7 @@
-//! What the simulator watches while a scenario runs: who leads in which term, each till's
-//! cloud watermarks (which must never move back), and a timeline sampled every
-//! `timing.sample_ms` for the report (leader per till, LAN cuts, lag, cloud backlog).
+//! What the simulator watches while a scenario runs: who leads in which term (by the tills'
+//! metrics, and by the votes each till persisted), each till's cloud watermarks (which must
+//! never move back), and a timeline sampled every `timing.sample_ms` for the report (leader
+//! per till, LAN cuts, lag, cloud backlog).
 
 use crate::sim::world::World;
 use serde::Serialize;
@@ -36,12 +37,38 @@ pub struct Observations {
     pub backwards: Vec<(u64, u64, u64, u64, f64)>,
     /// Timeline.
     pub samples: Vec<Sample>,
+    /// Every vote each till persisted, in order: `(term, voted for, committed)`. A committed
+    /// vote for `(T, X)` means X led term T (it won a quorum, or the till followed it).
+    pub votes: BTreeMap<u64, Vec<PersistedVote>>,
+}
+
+/// A vote a till persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PersistedVote {
+    /// Term.
+    pub term: u64,
+    /// The candidate or leader voted for.
+    pub node: u64,
+    /// Whether it is a leader's committed vote.
+    pub committed: bool,
+}
+
+impl PersistedVote {
+    /// From openraft's vote.
+    pub fn of(v: &openraft::Vote<u64>) -> Self {
+        Self {
+            term: v.leader_id().get_term(),
+            node: v.leader_id().voted_for().unwrap_or(0),
+            committed: v.is_committed(),
+        }
+    }
 }
 
 impl Observations {
     /// Records leadership and watermarks (every tick of the sampler).
     pub fn watch(&mut self, w: &World, t_s: f64) {
         for t in w.tills.values() {
+            self.record_votes(t.id, t.raft.drain_votes());
             if let Some(term) = t.leads() {
                 self.leaders.entry(term).or_default().insert(t.id);
             }
@@ -53,6 +80,15 @@ impl Observations {
                 *seen = (*seen).max(seq);
             }
         }
+    }
+
+    /// Adds votes till `t` persisted (drained from its journal, also when it crashes).
+    pub fn record_votes(&mut self, t: u64, votes: Vec<openraft::Vote<u64>>) {
+        if votes.is_empty() {
+            return;
+        }
+        let list = self.votes.entry(t).or_default();
+        list.extend(votes.iter().map(PersistedVote::of));
     }
 
     /// Adds a timeline sample.

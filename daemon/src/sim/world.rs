@@ -170,13 +170,16 @@ impl SimTill {
         (m.state == openraft::ServerState::Leader).then_some(m.current_term)
     }
 
-    /// Stops everything of the till at once: what it committed stays on its disk.
-    pub async fn crash(self) {
-        for t in &self.tasks {
+    /// Stops everything of the till at once: what it committed stays on its disk. Answers
+    /// the votes it persisted that no observer drained yet.
+    pub async fn crash(self) -> Vec<openraft::Vote<u64>> {
+        for t in self.tasks {
             t.abort();
+            let _ = t.await;
         }
         self.raft.shutdown().await;
         self.mesh.shutdown().await;
+        self.raft.drain_votes()
     }
 }
 

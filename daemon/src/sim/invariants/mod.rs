@@ -170,6 +170,39 @@ mod tests {
         let mut e = evidence();
         e.obs.leaders.insert(4, [1, 2].into_iter().collect());
         assert_eq!(failing(&e), ["at_most_one_leader_per_term"]);
+        // From persisted votes: two committed leaders of one term, one till voting twice in a
+        // term, and a leader by metrics that never persisted its own committed vote.
+        use crate::sim::observe::PersistedVote;
+        let v = |term, node, committed| PersistedVote {
+            term,
+            node,
+            committed,
+        };
+        let mut e = evidence();
+        e.obs.votes.insert(1, vec![v(4, 1, true)]);
+        e.obs.votes.insert(2, vec![v(4, 2, true)]);
+        assert_eq!(failing(&e), ["at_most_one_leader_per_term"]);
+        let mut e = evidence();
+        e.obs.votes.insert(3, vec![v(4, 1, false), v(4, 2, false)]);
+        assert_eq!(failing(&e), ["at_most_one_leader_per_term"]);
+        let mut e = evidence();
+        e.obs.votes.insert(2, vec![v(4, 2, false)]);
+        e.obs.leaders.insert(4, [2].into_iter().collect());
+        assert_eq!(failing(&e), ["at_most_one_leader_per_term"]);
+        let mut e = evidence();
+        e.obs
+            .votes
+            .insert(2, vec![v(3, 1, false), v(4, 2, false), v(4, 2, true)]);
+        e.obs
+            .votes
+            .insert(3, vec![v(3, 1, true), v(4, 2, false), v(4, 2, true)]);
+        // Till 4 stood in term 4 itself, lost, and follows the winner.
+        e.obs.votes.insert(4, vec![v(4, 4, false), v(4, 2, true)]);
+        e.obs.leaders.insert(4, [2].into_iter().collect());
+        assert!(
+            failing(&e).is_empty(),
+            "one leader per term, each vote once"
+        );
         let mut e = evidence();
         e.tills.get_mut(&1).unwrap().stock.insert("SKU1".into(), 9);
         assert_eq!(
