@@ -2,7 +2,8 @@
 //! scenario in simulations/ holds every invariant on a few seeds; a batch of random fault
 //! schedules (fuzz) does too. `TILLMESH_SIM_LONG=1` adds the 24-hour WAN outage and the
 //! whole chain (`TILLMESH_SIM_CHAIN_STORES` caps its stores; without LONG it runs 12);
-//! `TILLMESH_FUZZ_SEEDS` sets the fuzz batch (default 4). `.ci/run` sets them.
+//! `TILLMESH_FUZZ_SEEDS` sets the fuzz batch (default 4, two at a time); every seed listed in
+//! simulations/regressions.txt runs too. `.ci/run` sets them.
 
 use std::path::{Path, PathBuf};
 use tillmesh::sim::{self, scenario::Scenario};
@@ -136,7 +137,53 @@ fn random_fault_schedules_hold_every_invariant() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    for seed in 1000..1000 + n {
-        assert_pass(&run(&sim::fuzz_scenario(seed), seed));
+    // Two seeds at a time (each its own runtime): CI's batch uses both cores.
+    let next = std::sync::atomic::AtomicU64::new(1000);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if seed >= 1000 + n {
+                        return;
+                    }
+                    assert_pass(&run(&sim::fuzz_scenario(seed), seed));
+                }
+            });
+        }
+    });
+}
+
+/// Every seed listed in simulations/regressions.txt (every seed that ever failed).
+fn regressions() -> Vec<(Scenario, u64)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../simulations");
+    let text = std::fs::read_to_string(dir.join("regressions.txt")).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (what, seed) = (parts.next().unwrap(), parts.next().unwrap());
+        let seed: u64 = seed
+            .parse()
+            .unwrap_or_else(|_| panic!("bad seed in {line:?}"));
+        let s = if what == "fuzz" {
+            sim::fuzz_scenario(seed)
+        } else {
+            Scenario::load(&dir.join(format!("{what}.toml"))).unwrap()
+        };
+        out.push((s, seed));
+    }
+    out
+}
+
+#[test]
+fn regressions_every_seed_that_ever_failed_holds_every_invariant() {
+    let list = regressions();
+    assert!(list.len() >= 4, "regressions.txt lists the known seeds");
+    for (s, seed) in list {
+        assert_pass(&run(&s, seed));
     }
 }

@@ -105,6 +105,9 @@ enum Command {
         /// Write report.json and report.svg here (one run), or one folder per seed.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Seeds run at once (threads, each seed on its own simulated runtime), 1 to 64.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Print a running till's status.
     Status {
@@ -306,15 +309,19 @@ fn load(config: &std::path::Path, data_dir: Option<PathBuf>) -> anyhow::Result<T
     Ok(cfg)
 }
 
-/// `tillmesh sim`: one run (summary, report), or many seeds (a line each); fails when an
-/// invariant does, naming the command that reproduces it.
+/// `tillmesh sim`: one run (summary, report), or many seeds (a line each, `jobs` at once);
+/// fails when an invariant does, naming each failing seed, what failed, and the command that
+/// reproduces it. A seed whose run errs counts as failed; the batch goes on.
 fn sim(
     scenario: Option<PathBuf>,
     seed: u64,
     seeds: Option<u64>,
     fuzz: bool,
     report: Option<PathBuf>,
+    jobs: usize,
 ) -> anyhow::Result<()> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use tillmesh::sim;
     let fixed = match (&scenario, fuzz) {
         (Some(p), false) => Some(sim::scenario::Scenario::load(p)?),
@@ -326,66 +333,108 @@ fn sim(
     if count == 0 || count > 1_000_000 {
         anyhow::bail!("--seeds must be 1 to 1000000");
     }
-    let mut failed = Vec::new();
-    let started = std::time::Instant::now();
-    for s in seed..seed.saturating_add(count) {
-        let sc = match &fixed {
-            Some(f) => f.clone(),
-            None => sim::fuzz_scenario(s),
-        };
-        let reproduce = match &scenario {
-            Some(p) => format!("tillmesh sim {} --seed {s}", p.display()),
-            None => format!("tillmesh sim --fuzz --seed {s}"),
-        };
+    if !(1..=64).contains(&jobs) {
+        anyhow::bail!("--jobs must be 1 to 64");
+    }
+    let reproduce = |s: u64| match &scenario {
+        Some(p) => format!("tillmesh sim {} --seed {s}", p.display()),
+        None => format!("tillmesh sim --fuzz --seed {s}"),
+    };
+    let scenario_of = |s: u64| match &fixed {
+        Some(f) => f.clone(),
+        None => sim::fuzz_scenario(s),
+    };
+    if count == 1 {
         let opts = sim::Options {
-            seed: s,
-            progress: count == 1,
-            reproduce: reproduce.clone(),
+            seed,
+            progress: true,
+            reproduce: reproduce(seed),
         };
         let wall = std::time::Instant::now();
-        let r = sim::run(&sc, &opts)?;
+        let r = sim::run(&scenario_of(seed), &opts)?;
         let wall = wall.elapsed().as_secs_f64();
         let simulated = r.timeline.last().map_or(0.0, |t| t.t_s);
-        if count == 1 {
-            print!("{}", r.summary());
-            println!(
-                "  {simulated:.0} simulated seconds in {wall:.1} s ({:.0}:1)",
-                simulated / wall.max(1e-9)
-            );
-        } else {
-            println!(
-                "{} seed {s}: {} ({simulated:.0} s simulated in {wall:.1} s)",
-                r.scenario,
-                if r.pass { "pass" } else { "FAIL" }
-            );
-        }
+        print!("{}", r.summary());
+        println!(
+            "  {simulated:.0} simulated seconds in {wall:.1} s ({:.0}:1)",
+            simulated / wall.max(1e-9)
+        );
         if let Some(dir) = &report {
-            let dir = if count == 1 {
-                dir.clone()
-            } else {
-                dir.join(format!("seed-{s}"))
-            };
-            r.write(&dir)?;
-            if count == 1 {
-                println!("  report: {}", dir.join("report.json").display());
-            }
+            r.write(dir)?;
+            println!("  report: {}", dir.join("report.json").display());
         }
         if !r.pass {
-            failed.push(reproduce);
+            anyhow::bail!("invariants failed; reproduce with: {}", reproduce(seed));
         }
+        return Ok(());
     }
-    if count > 1 {
-        let mins = started.elapsed().as_secs_f64() / 60.0;
-        println!(
-            "{count} seeds, {} failed, {:.1} seeds per minute",
-            failed.len(),
-            count as f64 / mins.max(1e-9)
-        );
-    }
+    let end = seed.saturating_add(count);
+    let next = AtomicU64::new(seed);
+    // (seed, what failed) of every failing seed.
+    let failed: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+    let started = std::time::Instant::now();
+    let worker = || {
+        loop {
+            let s = next.fetch_add(1, Ordering::Relaxed);
+            if s >= end {
+                return;
+            }
+            let opts = sim::Options {
+                seed: s,
+                progress: false,
+                reproduce: reproduce(s),
+            };
+            let wall = std::time::Instant::now();
+            let outcome = sim::run(&scenario_of(s), &opts).and_then(|r| {
+                if let Some(dir) = &report {
+                    r.write(&dir.join(format!("seed-{s}")))?;
+                }
+                Ok(r)
+            });
+            let wall = wall.elapsed().as_secs_f64();
+            let why = match &outcome {
+                Ok(r) if r.pass => {
+                    let simulated = r.timeline.last().map_or(0.0, |t| t.t_s);
+                    println!(
+                        "{} seed {s}: pass ({simulated:.0} s simulated in {wall:.1} s)",
+                        r.scenario
+                    );
+                    continue;
+                }
+                Ok(r) => r
+                    .verdicts
+                    .iter()
+                    .filter(|v| !v.pass)
+                    .map(|v| format!("{}: {}", v.name, v.detail))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Err(e) => format!("the run failed: {e:#}"),
+            };
+            println!("seed {s}: FAIL ({why}); reproduce: {}", reproduce(s));
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((s, why));
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(count as usize) {
+            scope.spawn(worker);
+        }
+    });
+    let mut failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+    failed.sort();
+    let mins = started.elapsed().as_secs_f64() / 60.0;
+    println!(
+        "{count} seeds, {} failed, {:.1} seeds per minute ({jobs} at once)",
+        failed.len(),
+        count as f64 / mins.max(1e-9)
+    );
     if failed.is_empty() {
         Ok(())
     } else {
-        anyhow::bail!("invariants failed; reproduce with: {}", failed.join(" ; "))
+        let list: Vec<String> = failed.iter().map(|(s, _)| reproduce(*s)).collect();
+        anyhow::bail!("invariants failed; reproduce with: {}", list.join(" ; "))
     }
 }
 
@@ -398,7 +447,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             seeds,
             fuzz,
             report,
-        } => sim(scenario, seed, seeds, fuzz, report),
+            jobs,
+        } => sim(scenario, seed, seeds, fuzz, report, jobs),
         Command::Terminal {
             action:
                 Some(TerminalAction::Enroll {
