@@ -422,10 +422,20 @@ impl World {
             transport,
             Arc::new(MeshLink(till.clone(), cell.clone())),
         ));
-        // Election timeouts fixed per till (distinct, from the seed): openraft draws them
-        // from an unseeded generator otherwise.
-        let offset = splitmix(seed.wrapping_mul(31).wrapping_add(t)) % self.timing.election_ms;
-        let election = self.timing.election_ms + offset + t;
+        // Election timeouts fixed per till (from the seed): openraft draws them from an
+        // unseeded generator otherwise. openraft checks them on a tick of 1.5 heartbeats, and
+        // the simulated tills' ticks are in phase (they boot at one instant), so two tills
+        // whose timeouts round up to the same tick would stand in the same term at every
+        // round, forever (a split vote that plain Raft's one-vote-per-term never breaks).
+        // Each till gets its own number of ticks (a seeded rank among the store's tills) and
+        // an offset inside the tick.
+        let tick = self.timing.heartbeat_ms * 3 / 2;
+        let base_ticks = self.timing.election_ms.div_ceil(tick);
+        let draw = |p: u64| splitmix(seed.wrapping_mul(31).wrapping_add(p));
+        let rank = (1..=spec.n)
+            .filter(|&p| (draw(p), p) < (draw(t), t))
+            .count() as u64;
+        let election = tick * (base_ticks + rank) + draw(t) % (tick / 4).max(1) + 1;
         let timing = Timing {
             heartbeat_ms: self.timing.heartbeat_ms,
             election_min_ms: election,
