@@ -31,9 +31,18 @@ fn open_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_meshed_till_stopped_and_reopened_100_times_leaves_no_descriptor_open() {
+#[test]
+fn a_meshed_till_stopped_and_reopened_100_times_leaves_no_descriptor_open() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(till_reopened_100_times());
+}
+
+async fn till_reopened_100_times() {
     let cloud = TestCloud::start().await;
     let pki = Pki::new("S001");
     let mut dir = tempfile::tempdir().unwrap();
