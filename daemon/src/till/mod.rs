@@ -1,0 +1,652 @@
+//! The till service: sessions, open transactions, and every checkout, inventory, customer
+//! and report operation, on top of the pure domain (`tillmesh-pos`) and the durable store.
+//!
+//! Concurrency: one short `std::sync::Mutex` over the in-memory state. Operations that create
+//! events assign sequence numbers and queue their write batch while holding it (so the
+//! store receives events in sequence order), then release it and wait for the group commit.
+//! Nothing is answered as done before its commit returned.
+//!
+//! One module per responsibility, each an `impl Till` block over this module's state: `open`
+//! (open, seed, restore), `session` (login, PINs, approvals), `sale` (baskets, payments,
+//! finalize), `returns` (void, refund, receipts), `inventory`, `customers`, `reports`,
+//! `offline` (the offline limit and its override), `master` (HQ's master data), `replication`
+//! (what the mesh asks of the till), `compaction`, `status`, `vision`. This file holds the
+//! types, the in-memory core, and the commit and audit plumbing they share.
+
+mod compaction;
+mod customers;
+mod inventory;
+mod master;
+mod offline;
+mod open;
+mod replication;
+mod reports;
+mod returns;
+mod sale;
+mod session;
+mod status;
+mod vision;
+
+use open::old_cashiers;
+pub use vision::{EnrolView, ProposalView, RecognitionView, Vision};
+
+use crate::clock::{Clock, local_day_range, rfc3339};
+use crate::config::TerminalConfig;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tillmesh_crdt::ReplicaId;
+use tillmesh_pos::audit::AuditRecord;
+use tillmesh_pos::cart::{Cart, Line, PricingContext, Totals};
+use tillmesh_pos::cashier::{self, Account, LockPolicy, Permission, Role};
+use tillmesh_pos::catalog::{Catalog, Item};
+use tillmesh_pos::customer::{Customer, CustomerPatch};
+use tillmesh_pos::event::{Event, EventBody, Sale};
+use tillmesh_pos::inventory::{self as pos_inventory, CountOutcome, Reason};
+use tillmesh_pos::payment::{
+    self, Method, Payment, PaymentProvider, PaymentStatus, SimulatedProvider,
+};
+use tillmesh_pos::pricing::{PriceBook, PriceScope, ScheduledPrice};
+use tillmesh_pos::promotion::Promotion;
+use tillmesh_pos::receipt::Receipt;
+use tillmesh_pos::report::{self, CashierPerformance, EndOfDay, ReportedSale, StockLine};
+use tillmesh_pos::state::{Base, Compaction, Replica};
+use tillmesh_pos::transaction::Status;
+use tillmesh_store::{CommitInfo, Store, StoreError, WriteBatch};
+use tracing::{info, warn};
+use utoipa::ToSchema;
+
+/// Meta key of a manager's override of the offline limit (ms until which it holds).
+const OVERRIDE_KEY: &str = "offline_override_until";
+
+/// Meta key prefix of persisted open transactions.
+const DRAFT_KEY: &str = "draft:";
+/// Meta key: the highest transaction number this till has used (kept because retention
+/// deletes old sales records, which the next number is otherwise derived from).
+const TXN_HIGH_KEY: &str = "txn_number_high";
+
+fn draft_key(id: &str) -> String {
+    format!("{DRAFT_KEY}{id}")
+}
+
+fn draft_json(d: &Draft) -> String {
+    serde_json::to_string(d).expect("a draft always serialises")
+}
+
+/// Most sales one report reads.
+pub const REPORT_SALES_MAX: usize = 100_000;
+
+/// Master data as loaded from the catalog file and kept in the store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MasterData {
+    /// Version of this master data.
+    #[serde(default)]
+    pub version: u64,
+    /// Items.
+    pub items: Vec<Item>,
+    /// Scheduled chain prices.
+    #[serde(default)]
+    pub prices: Vec<ScheduledPrice>,
+    /// Promotions.
+    #[serde(default)]
+    pub promotions: Vec<Promotion>,
+    /// Opening stock per SKU, received once on first start.
+    #[serde(default)]
+    pub opening_stock: HashMap<String, i64>,
+}
+
+/// A logged-in cashier.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Employee id.
+    pub employee_id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Expiry.
+    pub expires_ms: u64,
+}
+
+/// A manager's PIN given to approve an operation on someone else's session.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct Approval {
+    /// Manager employee id.
+    pub employee_id: String,
+    /// Manager PIN.
+    pub pin: String,
+}
+
+/// An open transaction. Persisted (as JSON under the meta key `draft:<txn id>`) in the same
+/// commit as every change to it, so a restart keeps carts and taken payments.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Draft {
+    txn_id: String,
+    cashier: String,
+    created_ms: u64,
+    status: Status,
+    cart: Cart,
+    payments: Vec<Payment>,
+    customer_id: Option<String>,
+}
+
+/// A transaction as the API shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TxnView {
+    /// Transaction id.
+    pub txn_id: String,
+    /// Status.
+    pub status: Status,
+    /// Cashier.
+    pub cashier: String,
+    /// Opened at (RFC 3339).
+    pub created_at: String,
+    /// Lines.
+    pub lines: Vec<Line>,
+    /// Totals.
+    pub totals: Totals,
+    /// Payments.
+    pub payments: Vec<Payment>,
+    /// Still to pay.
+    pub remaining_due: i64,
+    /// Change to give back.
+    pub change_due: i64,
+    /// Loyalty customer.
+    pub customer_id: Option<String>,
+}
+
+/// A catalog item with its price now and its stock.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ItemView {
+    /// The item.
+    #[serde(flatten)]
+    pub item: Item,
+    /// Price in force now.
+    pub price: i64,
+    /// Units on hand.
+    pub stock: i64,
+    /// Whether stock is positive.
+    pub in_stock: bool,
+}
+
+/// The answer to a login.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LoginView {
+    /// Bearer token for the other calls.
+    pub token: String,
+    /// Employee id.
+    pub employee_id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Expiry (RFC 3339).
+    pub expires_at: String,
+}
+
+/// Human status of the till.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StatusView {
+    /// Store id.
+    pub store_id: String,
+    /// Terminal id.
+    pub terminal_id: u64,
+    /// Events held per origin terminal.
+    pub version_vector: Vec<(u64, u64)>,
+    /// Events held.
+    pub events: u64,
+    /// Events compacted out of the sync log (in the base only).
+    pub events_compacted: u64,
+    /// Open transactions.
+    pub drafts_open: usize,
+    /// Active sessions.
+    pub sessions_active: usize,
+    /// Requests queued for the disk.
+    pub write_queue: usize,
+    /// Catalog size.
+    pub catalog_items: usize,
+    /// Master data version.
+    pub master_version: u64,
+    /// Mesh peers.
+    pub peers: Vec<tillmesh_mesh::PeerView>,
+    /// The store's Raft group as this till sees it (with a mesh).
+    pub raft: Option<RaftView>,
+    /// The cloud link, when `[cloud]` is configured.
+    pub cloud: Option<CloudView>,
+    /// Now (RFC 3339).
+    pub now: String,
+    /// The store's currency (ISO 4217) and its minor-unit digits, for displays.
+    pub currency: String,
+    /// Minor-unit digits of the currency (0 for VND).
+    pub currency_decimals: u32,
+    /// Product recognition is configured on this till.
+    pub vision: bool,
+}
+
+/// The store's Raft group as one till sees it.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct RaftView {
+    /// Current leader (terminal id), if known.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Voting members.
+    pub voters: Vec<u64>,
+    /// Master-data version the store applied through Raft.
+    pub master_version: u64,
+}
+
+/// The store's link to the cloud as one till sees it.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct CloudView {
+    /// The last exchange with the cloud succeeded (the leader's own view on the leader,
+    /// the view the leader replicated through Raft elsewhere).
+    pub online: bool,
+    /// Last successful exchange (RFC 3339), if any.
+    pub last_ok: Option<String>,
+    /// This till is the store's uploader (the Raft leader).
+    pub uploading: bool,
+    /// Events not yet acknowledged by the cloud (the leader's count).
+    pub backlog: u64,
+    /// Last failure, on the leader.
+    pub last_error: Option<String>,
+    /// New sales are refused: the store has been out of touch past the offline limit.
+    pub sales_refused: bool,
+    /// A manager's override of the offline limit holds until then (RFC 3339).
+    pub override_until: Option<String>,
+}
+
+/// What the uplink and the Raft state say about the cloud link (fed to the till).
+#[derive(Clone, Debug, Default)]
+pub struct CloudLink {
+    /// Online.
+    pub online: bool,
+    /// Last success, ms since epoch (0: never).
+    pub last_ok_ms: u64,
+    /// This till uploads.
+    pub uploading: bool,
+    /// Backlog (leader only).
+    pub backlog: u64,
+    /// Last failure (leader only).
+    pub last_error: Option<String>,
+}
+
+/// A store price override HQ displaced (HQ wins): the leader records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MasterConflict {
+    /// SKU.
+    pub sku: String,
+    /// The store override that was in force.
+    pub store_price: i64,
+    /// HQ's price that replaces it.
+    pub hq_price: i64,
+}
+
+struct Core {
+    replica: Replica,
+    catalog: Catalog,
+    prices: PriceBook,
+    promotions: Vec<Promotion>,
+    master_version: u64,
+    drafts: HashMap<String, Draft>,
+    sessions: HashMap<String, Session>,
+    provider: SimulatedProvider,
+    next_txn: u64,
+    /// The compaction this till's sync log is pruned to (its base's point).
+    compaction: Compaction,
+}
+
+/// The till.
+pub struct Till {
+    cfg: Arc<TerminalConfig>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    core: Mutex<Core>,
+    prefix: String,
+    changes: tokio::sync::watch::Sender<u64>,
+    mesh_peers: std::sync::OnceLock<Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>>,
+    raft_view: std::sync::OnceLock<Box<dyn Fn() -> RaftView + Send + Sync>>,
+    cloud_link: std::sync::OnceLock<Box<dyn Fn() -> CloudLink + Send + Sync>>,
+    /// First start (ms): the offline limit counts from here until the cloud is first reached.
+    seeded_ms: u64,
+    /// A manager's override of the offline limit holds until then (ms; persisted).
+    override_until: std::sync::atomic::AtomicU64,
+    /// The store's (Raft-applied) master-data version this till last switched to; 0 while
+    /// it still runs the catalog file it was seeded from.
+    hq_version: std::sync::atomic::AtomicU64,
+    /// Product recognition, when `[vision]` names a model.
+    vision: Option<Arc<Vision>>,
+}
+
+impl std::fmt::Debug for Till {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Till")
+            .field("terminal", &self.cfg.terminal.id)
+            .finish()
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0_u8; N];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    b
+}
+
+fn audit_rec(
+    now_ms: u64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: String,
+) -> AuditRecord {
+    AuditRecord {
+        at_ms: now_ms,
+        actor: actor.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        outcome: outcome.to_string(),
+        detail,
+    }
+}
+
+impl Till {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock is a bug that already crashed a request; the state
+        // itself is only mutated by complete operations, so continuing is sound.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs blocking work (SQLite reads, PIN hashing) off the async executor's core threads;
+    /// in place when the store runs inline (the simulator's single deterministic thread).
+    async fn off_executor<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        if self.store.is_inline() {
+            return Ok(f());
+        }
+        tokio::task::spawn_blocking(f).await
+    }
+
+    /// Now, by this till's clock (ms since the epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The store handle.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The config.
+    pub fn config(&self) -> &TerminalConfig {
+        &self.cfg
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics, shared.
+    pub fn metrics_arc(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    fn observe(&self, info: &CommitInfo) {
+        self.metrics.fsync.observe(info.commit_us as f64 / 1e6);
+        self.metrics.group_size.observe(info.group_size as f64);
+    }
+
+    /// Waits for a queued batch. A failed commit after events were applied in memory would
+    /// leave memory ahead of disk; the process stops so that a restart rebuilds from disk.
+    async fn durable(
+        &self,
+        rx: tokio::sync::oneshot::Receiver<Result<CommitInfo, StoreError>>,
+    ) -> Result<CommitInfo, ApiError> {
+        let cause = match rx.await {
+            Ok(Ok(info)) => {
+                self.observe(&info);
+                if info.events_new > 0 {
+                    self.changes.send_modify(|v| *v += 1);
+                }
+                return Ok(info);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "writer stopped".to_string(),
+        };
+        tracing::error!(%cause, "commit of applied events failed; stopping so that a restart rebuilds state from disk");
+        std::process::exit(70);
+    }
+
+    /// Waits for a queued batch that holds no events (drafts, audit records): a failure is an
+    /// error for this request only.
+    async fn committed(
+        &self,
+        rx: tokio::sync::oneshot::Receiver<Result<CommitInfo, StoreError>>,
+    ) -> Result<CommitInfo, ApiError> {
+        match rx.await {
+            Ok(Ok(info)) => {
+                self.observe(&info);
+                Ok(info)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Closed.into()),
+        }
+    }
+
+    /// Appends one audit record and waits until it is durable.
+    async fn audit(&self, rec: AuditRecord) -> Result<(), ApiError> {
+        let info = self.store.commit(WriteBatch::audit(rec)).await?;
+        self.observe(&info);
+        Ok(())
+    }
+
+    /// Runs `op`; on a refusal, records it in the audit log before answering.
+    async fn audited<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        op: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let out = op.await;
+        if let Err(e) = &out {
+            self.metrics.refusals.inc();
+            let rec = audit_rec(
+                self.now(),
+                actor,
+                action,
+                target,
+                &format!("refused: {}", e.code),
+                e.message.clone(),
+            );
+            if let Err(ae) = self.audit(rec).await {
+                warn!(cause = %ae, "could not record a refusal in the audit log");
+            }
+        }
+        out
+    }
+}
+
+/// A customer with their points.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    /// Document fields.
+    #[serde(flatten)]
+    pub customer: Customer,
+    /// Points balance.
+    pub points: i64,
+}
+
+/// A payment request.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    /// `cash` or `qr`.
+    pub method: Method,
+    /// QR: amount to charge (default: all that is due). Cash: same as `tendered`.
+    pub amount: Option<i64>,
+    /// Cash handed over.
+    pub tendered: Option<i64>,
+}
+
+/// A manual stock adjustment.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustRequest {
+    /// SKU.
+    pub sku: String,
+    /// Signed change in units.
+    pub change: i64,
+    /// Reason code.
+    pub reason: Reason,
+    /// Free text.
+    pub note: Option<String>,
+    /// Manager approval when the session is a cashier's.
+    pub approval: Option<Approval>,
+}
+
+/// One line of a delivery.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveLine {
+    /// SKU.
+    pub sku: String,
+    /// Units received.
+    pub quantity: i64,
+}
+
+/// A delivery.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveRequest {
+    /// Supplier.
+    pub supplier: String,
+    /// Delivery note number.
+    pub reference: Option<String>,
+    /// Lines.
+    pub lines: Vec<ReceiveLine>,
+    /// Manager approval when the session is a cashier's.
+    pub approval: Option<Approval>,
+}
+
+/// One counted SKU.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountLine {
+    /// SKU.
+    pub sku: String,
+    /// Units counted on the shelf.
+    pub counted: i64,
+}
+
+/// A physical count.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    /// Counted lines.
+    pub counts: Vec<CountLine>,
+    /// Manager approval when the session is a cashier's.
+    pub approval: Option<Approval>,
+}
+
+/// A store price override.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceOverrideRequest {
+    /// SKU.
+    pub sku: String,
+    /// New price in minor units.
+    pub price: i64,
+    /// From when (ms since epoch; default now).
+    pub effective_from_ms: Option<u64>,
+    /// Manager approval when the session is a cashier's.
+    pub approval: Option<Approval>,
+}
+
+fn item_view(core: &Core, item: Item, now: u64) -> ItemView {
+    let stock = core.replica.state().stock(&item.sku);
+    ItemView {
+        price: core.prices.price_at(&item.sku, item.base_price, now),
+        stock,
+        in_stock: stock > 0,
+        item,
+    }
+}
+
+/// The replicated status of a finished transaction (a sale's status is PAID until a later
+/// status event says otherwise).
+fn status_of(core: &Core, id: &str) -> Status {
+    core.replica
+        .state()
+        .txn_status
+        .get(&id.to_string())
+        .copied()
+        .unwrap_or(Status::Paid)
+}
+
+fn missing_draft(id: &str) -> ApiError {
+    ApiError::not_found(
+        "unknown_transaction",
+        format!("no open transaction {id} on this till"),
+    )
+}
+
+fn require_draft(d: &Draft) -> Result<(), ApiError> {
+    if d.status == Status::Draft {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "invalid_transition",
+            format!(
+                "a {} transaction cannot be edited; reopen it first",
+                d.status
+            ),
+        ))
+    }
+}
+
+fn refresh_payments(provider: &mut SimulatedProvider, d: &mut Draft, now: u64) {
+    for p in d
+        .payments
+        .iter_mut()
+        .filter(|p| p.status == PaymentStatus::Pending && p.method == Method::Qr)
+    {
+        let (status, reference) = provider.status(&p.payment_id, now);
+        p.status = status;
+        p.provider_ref = reference;
+    }
+}
+
+fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event> {
+    sale.lines
+        .iter()
+        .map(|l| {
+            replica.adjust(
+                &l.sku,
+                i64::from(l.quantity),
+                Reason::Sale,
+                None,
+                Some(format!("reversal of {}", sale.txn_id)),
+                by,
+                now,
+            )
+        })
+        .collect()
+}
+
+/// First start: master data, opening stock, staff accounts.
+/// Meta key of the store master-data version this till last switched to.
+const HQ_VERSION_KEY: &str = "master_hq_version";
+
+/// Meta key of the cashier ids HQ's master data last held (those HQ deletes are locked out).
+const HQ_CASHIERS_KEY: &str = "hq_cashiers";

@@ -1,0 +1,95 @@
+//! The offline limit: how long a till may sell without the cloud, and the manager's override.
+
+use super::*;
+
+impl Till {
+    /// The cloud link as status shows it.
+    pub(super) fn cloud_view_at(&self, now: u64) -> Option<CloudView> {
+        let link = self.cloud_link.get()?();
+        let until = self
+            .override_until
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Some(CloudView {
+            online: link.online,
+            last_ok: (link.last_ok_ms > 0).then(|| rfc3339(link.last_ok_ms)),
+            uploading: link.uploading,
+            backlog: link.backlog,
+            last_error: link.last_error,
+            sales_refused: self.offline_refusal(now).is_some(),
+            override_until: (until > now).then(|| rfc3339(until)),
+        })
+    }
+
+    /// Why new sales are refused now, if they are: the store has not reached the cloud for
+    /// longer than `cloud.offline_limit_ms` (counted from the first start until the cloud is
+    /// first reached), and no manager override holds.
+    pub(super) fn offline_refusal(&self, now: u64) -> Option<String> {
+        let limit = self.cfg.cloud.as_ref()?.offline_limit_ms;
+        let link = self.cloud_link.get()?();
+        if limit == 0 || link.online {
+            return None;
+        }
+        let since = link.last_ok_ms.max(self.seeded_ms);
+        let until = self
+            .override_until
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(since) <= limit || now < until {
+            return None;
+        }
+        Some(format!(
+            "this store has not reached the cloud since {} (the limit is {} h); a manager can allow sales for {} h with POST /api/v1/offline-override and their PIN",
+            rfc3339(since),
+            limit / 3_600_000,
+            self.cfg
+                .cloud
+                .as_ref()
+                .map_or(0, |c| c.override_ms / 3_600_000),
+        ))
+    }
+
+    pub(super) fn check_offline_limit(&self, now: u64) -> Result<(), ApiError> {
+        match self.offline_refusal(now) {
+            Some(why) => Err(ApiError::forbidden("offline_limit", why)),
+            None => Ok(()),
+        }
+    }
+
+    /// A manager allows new sales past the offline limit for `cloud.override_ms`.
+    pub async fn offline_override(
+        &self,
+        s: &Session,
+        approval: Option<&Approval>,
+    ) -> Result<Option<CloudView>, ApiError> {
+        self.audited(&s.employee_id, "sales.offline_override", "-", async {
+            let Some(cloud) = &self.cfg.cloud else {
+                return Err(ApiError::conflict(
+                    "no_cloud",
+                    "this till has no [cloud] link, so there is no offline limit to override",
+                ));
+            };
+            let approver = self.approve(s, Permission::SellOffline, approval).await?;
+            let now = self.now();
+            let until = now.saturating_add(cloud.override_ms);
+            let rx = self.store.submit(WriteBatch {
+                audit: vec![audit_rec(
+                    now,
+                    &s.employee_id,
+                    "sales.offline_override",
+                    "-",
+                    "ok",
+                    format!(
+                        "sales allowed offline until {} by {approver}",
+                        rfc3339(until)
+                    ),
+                )],
+                meta: vec![(OVERRIDE_KEY.into(), until.to_string())],
+                ..Default::default()
+            })?;
+            self.committed(rx).await?;
+            self.override_until
+                .store(until, std::sync::atomic::Ordering::Relaxed);
+            Ok(self.cloud_view_at(now))
+        })
+        .await
+    }
+}

@@ -1,0 +1,259 @@
+//! Opening a till: its database (refusing a damaged one), first-start seeding of master data,
+//! opening stock and staff, and the rebuild of memory from the event log.
+
+use super::*;
+
+impl Till {
+    /// Opens the store, seeds it on first start (master data, opening stock, staff), and
+    /// rebuilds the in-memory state from the event log.
+    pub fn open(
+        cfg: TerminalConfig,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Till> {
+        let now = clock.now_ms();
+        // A model that does not match its card stops the till here, with the reason.
+        let vision = match &cfg.vision {
+            Some(v) => Some(Arc::new(Vision::load(v)?)),
+            None => None,
+        };
+        let store = open_store(&cfg, now)?;
+        let seeded = store.read(|r| r.meta("seeded"))?.is_some();
+        if !seeded {
+            seed(&store, &cfg, now)?;
+        }
+        let me = match store.read(|r| r.meta("replica_id"))? {
+            Some(v) => ReplicaId(v.parse()?),
+            None => anyhow::bail!("the database has no replica id"),
+        };
+        if me.terminal() != cfg.terminal.id {
+            anyhow::bail!(
+                "the database in {} belongs to terminal {}, not {}",
+                cfg.terminal.data_dir.display(),
+                me.terminal(),
+                cfg.terminal.id
+            );
+        }
+        let master: MasterData = match store.read(|r| r.meta("master"))? {
+            Some(m) => serde_json::from_str(&m)?,
+            None => anyhow::bail!("the database has no master data"),
+        };
+        let seeded_ms = store
+            .read(|r| r.meta("seeded"))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(now);
+        let override_until = store
+            .read(|r| r.meta(OVERRIDE_KEY))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let hq_version = store
+            .read(|r| r.meta(HQ_VERSION_KEY))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let base = match store.read(|r| r.base())? {
+            Some(bytes) => Base::decode(&bytes).map_err(|e| {
+                anyhow::anyhow!("the compacted base in the database is unreadable: {e}")
+            })?,
+            None => Base::default(),
+        };
+        let compaction = base.compaction.clone();
+        let events = store.read(|r| r.events_all())?;
+        let replica = Replica::restore_from(me, base, &events);
+        let catalog = Catalog::new(master.items.clone())?;
+        let mut prices = PriceBook::new(master.prices.clone());
+        for (sku, (price, eff)) in replica.state().store_prices.iter() {
+            prices.insert(ScheduledPrice {
+                sku: sku.clone(),
+                price: *price,
+                effective_from_ms: *eff,
+                scope: PriceScope::Store,
+            });
+        }
+        // Transaction ids carry the database incarnation, so a till rebuilt on a new disk never
+        // reuses an id its peers still hold.
+        let prefix = format!("T{}-{:04X}-", cfg.terminal.id, me.incarnation() & 0xFFFF);
+        let mut drafts = HashMap::new();
+        let mut provider = SimulatedProvider::new(
+            cfg.payments.qr_approve_after_ms,
+            cfg.payments.qr_fail_suffix,
+        );
+        for (_, json) in store.read(|r| r.meta_prefix(DRAFT_KEY))? {
+            let d: Draft = serde_json::from_str(&json)?;
+            for p in d.payments.iter().filter(|p| p.method == Method::Qr) {
+                provider.restore(p);
+            }
+            drafts.insert(d.txn_id.clone(), d);
+        }
+        let draft_max = drafts
+            .keys()
+            .filter_map(|id| id.strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()))
+            .max()
+            .unwrap_or(0);
+        // Records of old sales may have been deleted (retention): the highest number ever
+        // used is kept beside them.
+        let used_high = store
+            .read(|r| r.meta(TXN_HIGH_KEY))?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let next_txn = store
+            .read(|r| r.max_txn_number(me, &prefix))?
+            .max(draft_max)
+            .max(used_high)
+            + 1;
+        metrics.drafts.set(drafts.len() as i64);
+        metrics.events.set(events.len() as i64);
+        info!(
+            terminal = me.0,
+            events = events.len(),
+            items = catalog.len(),
+            "till state restored"
+        );
+        Ok(Till {
+            core: Mutex::new(Core {
+                replica,
+                catalog,
+                prices,
+                promotions: master.promotions,
+                master_version: master.version,
+                drafts,
+                sessions: HashMap::new(),
+                provider,
+                next_txn,
+                compaction,
+            }),
+            cfg: Arc::new(cfg),
+            store,
+            clock,
+            metrics,
+            prefix,
+            changes: tokio::sync::watch::channel(0).0,
+            mesh_peers: std::sync::OnceLock::new(),
+            raft_view: std::sync::OnceLock::new(),
+            cloud_link: std::sync::OnceLock::new(),
+            seeded_ms,
+            override_until: override_until.into(),
+            hq_version: hq_version.into(),
+            vision,
+        })
+    }
+}
+
+/// Opens the till's database. A file that cannot be opened as a database or fails SQLite's
+/// quick check is moved aside when the till has a mesh to rebuild from: it then starts fresh
+/// under a new incarnation and its peers send everything back, its own old events included.
+/// Without a mesh there is nothing to rebuild from, and the till refuses to start.
+pub(super) fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
+    if cfg.terminal.simulated.is_some() {
+        let path = cfg.terminal.data_dir.join("till.db");
+        return Ok(Store::open_with(&path, tillmesh_store::Mode::Inline)?);
+    }
+    let path = cfg.db_path();
+    if path.exists() {
+        let verdict = Store::open(&path).and_then(|s| s.read(|r| r.quick_check()));
+        let why = match verdict {
+            Ok(v) if v == "ok" => return Ok(Store::open(&path)?),
+            Ok(v) => v,
+            Err(e) => e.to_string(),
+        };
+        if cfg.mesh.is_none() {
+            anyhow::bail!(
+                "database {} is damaged ({why}) and no mesh is configured to rebuild it from; restore it from a backup",
+                path.display()
+            );
+        }
+        tracing::error!(path = %path.display(), cause = %why, "database is damaged; moving it aside and rebuilding from peers");
+        for suffix in ["", "-wal", "-shm"] {
+            let from = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if from.exists() {
+                std::fs::rename(&from, format!("{}.damaged-{now}{suffix}", path.display()))?;
+            }
+        }
+    }
+    Ok(Store::open(&path)?)
+}
+pub(super) fn old_cashiers(store: &Store) -> anyhow::Result<std::collections::HashSet<String>> {
+    Ok(match store.read(|r| r.meta(HQ_CASHIERS_KEY))? {
+        Some(j) => serde_json::from_str(&j)?,
+        None => Default::default(),
+    })
+}
+pub(super) fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&cfg.catalog.path)
+        .map_err(|e| anyhow::anyhow!("cannot read catalog {}: {e}", cfg.catalog.path.display()))?;
+    let master: MasterData = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("catalog {} is invalid: {e}", cfg.catalog.path.display()))?;
+    Catalog::new(master.items.clone())?;
+    // Opening stock is recorded under the reserved origin 0 at time 0, so every till of a
+    // store seeding from the same file produces identical events, which dedupe on merge.
+    let mut replica = Replica::new(ReplicaId(0));
+    let mut events = Vec::new();
+    let mut opening: Vec<_> = master
+        .opening_stock
+        .iter()
+        .filter(|(_, q)| **q > 0)
+        .collect();
+    opening.sort();
+    for (sku, qty) in opening {
+        events.push(replica.adjust(
+            sku,
+            *qty,
+            Reason::Receiving,
+            Some("opening stock".into()),
+            None,
+            "system",
+            0,
+        ));
+    }
+    let terminal = u32::try_from(cfg.terminal.id)?;
+    let incarnation = loop {
+        let i = match &cfg.terminal.simulated {
+            Some(sim) => sim.incarnation,
+            None => u32::from_le_bytes(random_bytes::<4>()),
+        };
+        if i != 0 {
+            break i;
+        }
+    };
+    let mut accounts = Vec::new();
+    for s in &cfg.staff {
+        accounts.push(Account {
+            employee_id: s.employee_id.clone(),
+            name: s.name.clone(),
+            role: s.role,
+            pin_hash: cashier::hash_pin_with(
+                &s.pin,
+                &random_bytes::<16>(),
+                if cfg.terminal.simulated.is_some() {
+                    cashier::PinCost::Simulation
+                } else {
+                    cashier::PinCost::Standard
+                },
+            )?,
+            failed_attempts: 0,
+            locked_until_ms: 0,
+        });
+    }
+    let batch = WriteBatch {
+        events,
+        accounts,
+        audit: vec![audit_rec(
+            now,
+            "system",
+            "till.seed",
+            &cfg.store.store_id,
+            "ok",
+            format!("{} items, master v{}", master.items.len(), master.version),
+        )],
+        meta: vec![
+            ("master".into(), serde_json::to_string(&master)?),
+            ("seeded".into(), now.to_string()),
+            (
+                "replica_id".into(),
+                ReplicaId::for_terminal(terminal, incarnation).0.to_string(),
+            ),
+        ],
+        ..Default::default()
+    };
+    store.commit_blocking(batch)?;
+    Ok(())
+}

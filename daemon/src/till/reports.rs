@@ -1,0 +1,70 @@
+//! The till's reports: end of day, per-cashier performance, stock levels.
+
+use super::*;
+
+impl Till {
+    pub(super) async fn sales_of_day(
+        &self,
+        date: Option<&str>,
+    ) -> Result<(u64, u64, Vec<(Sale, Status)>), ApiError> {
+        let off = self.cfg.checkout.utc_offset_minutes;
+        let date = date
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::clock::local_date(self.now(), off));
+        let (from, to) = local_day_range(&date, off).ok_or_else(|| {
+            ApiError::bad_request("bad_date", format!("date {date:?} is not YYYY-MM-DD"))
+        })?;
+        let store = self.store.clone();
+        let sales = self
+            .off_executor(move || store.read(|r| r.sales_between(from, to, REPORT_SALES_MAX)))
+            .await
+            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
+        Ok((from, to, sales))
+    }
+
+    /// End-of-day report for a local date (default today).
+    pub async fn end_of_day(&self, date: Option<&str>) -> Result<EndOfDay, ApiError> {
+        let (from, to, sales) = self.sales_of_day(date).await?;
+        let rs: Vec<ReportedSale<'_>> = sales
+            .iter()
+            .map(|(sale, status)| ReportedSale {
+                sale,
+                status: *status,
+            })
+            .collect();
+        Ok(report::end_of_day(&rs, from, to))
+    }
+
+    /// Cashier performance for a local date (default today).
+    pub async fn cashier_report(
+        &self,
+        date: Option<&str>,
+    ) -> Result<Vec<CashierPerformance>, ApiError> {
+        let (from, to, sales) = self.sales_of_day(date).await?;
+        let rs: Vec<ReportedSale<'_>> = sales
+            .iter()
+            .map(|(sale, status)| ReportedSale {
+                sale,
+                status: *status,
+            })
+            .collect();
+        Ok(report::cashier_performance(&rs, from, to))
+    }
+
+    /// Inventory snapshot (all SKUs, or only those at or below their threshold).
+    pub fn inventory_report(&self, low_only: bool) -> Vec<StockLine> {
+        let core = self.core();
+        core.catalog
+            .items()
+            .map(|i| {
+                report::stock_line(
+                    &i.sku,
+                    &i.name,
+                    core.replica.state().stock(&i.sku),
+                    i.low_stock_threshold,
+                )
+            })
+            .filter(|l| !low_only || l.low)
+            .collect()
+    }
+}

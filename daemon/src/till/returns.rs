@@ -1,0 +1,219 @@
+//! Voids and refunds (manager-approved, restocking what comes back), and receipts.
+
+use super::*;
+
+impl Till {
+    /// Cancels an open transaction or voids a paid one (manager), restocking its items.
+    pub async fn void(
+        &self,
+        s: &Session,
+        id: &str,
+        reason: &str,
+        approval: Option<&Approval>,
+    ) -> Result<TxnView, ApiError> {
+        self.audited(&s.employee_id, "transaction.void", id, async {
+            let now = self.now();
+            // An open transaction is simply abandoned: nothing was sold.
+            let abandoned = {
+                let mut core = self.core();
+                match core.drafts.get(id) {
+                    Some(d)
+                        if d.payments.iter().any(|p| {
+                            matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
+                        }) =>
+                    {
+                        return Err(ApiError::conflict(
+                            "payment_taken",
+                            "cancel the pending payment or finish the sale, then void it",
+                        ));
+                    }
+                    Some(d) => {
+                        d.status.transition(Status::Void)?;
+                        let mut d = core.drafts.remove(id).expect("present");
+                        d.status = Status::Void;
+                        self.metrics.drafts.set(core.drafts.len() as i64);
+                        let rec = audit_rec(
+                            now,
+                            &s.employee_id,
+                            "transaction.void",
+                            id,
+                            "ok",
+                            format!("abandoned: {reason}"),
+                        );
+                        let rx = self.store.submit(WriteBatch {
+                            audit: vec![rec],
+                            meta_delete: vec![draft_key(id)],
+                            ..Default::default()
+                        })?;
+                        Some((self.view(&d), rx))
+                    }
+                    None => None,
+                }
+            };
+            if let Some((v, rx)) = abandoned {
+                self.committed(rx).await?;
+                return Ok(v);
+            }
+            let (sale, _) = self.load_sale(id).await?;
+            let approver = self.approve(s, Permission::Void, approval).await?;
+            let rx = {
+                let mut core = self.core();
+                let current = status_of(&core, id);
+                current.transition(Status::Void)?;
+                let mut events = vec![core.replica.set_status(
+                    id,
+                    Status::Void,
+                    |status| EventBody::TransactionVoided {
+                        txn_id: id.into(),
+                        by: s.employee_id.clone(),
+                        approved_by: approver.clone(),
+                        reason: reason.into(),
+                        status,
+                    },
+                    now,
+                )];
+                events.extend(restock(&mut core.replica, &sale, &s.employee_id, now));
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.void",
+                    id,
+                    "ok",
+                    format!("approved by {approver}: {reason}"),
+                );
+                self.store.submit(WriteBatch {
+                    events,
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
+            };
+            self.durable(rx).await?;
+            self.get_txn(id).await
+        })
+        .await
+    }
+
+    /// PAID -> REFUND_REQUESTED (any cashier).
+    pub async fn request_refund(
+        &self,
+        s: &Session,
+        id: &str,
+        reason: &str,
+    ) -> Result<TxnView, ApiError> {
+        self.audited(&s.employee_id, "transaction.refund_request", id, async {
+            let now = self.now();
+            let (sale, _) = self.load_sale(id).await?;
+            let rx = {
+                let mut core = self.core();
+                let current = status_of(&core, id);
+                current.transition(Status::RefundRequested)?;
+                let ev = core.replica.set_status(
+                    id,
+                    Status::RefundRequested,
+                    |status| EventBody::RefundRecorded {
+                        txn_id: id.into(),
+                        amount: 0,
+                        by: s.employee_id.clone(),
+                        approved_by: String::new(),
+                        reason: reason.into(),
+                        status,
+                    },
+                    now,
+                );
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.refund_request",
+                    id,
+                    "ok",
+                    format!("total {}: {reason}", sale.totals.total),
+                );
+                self.store.submit(WriteBatch {
+                    events: vec![ev],
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
+            };
+            self.durable(rx).await?;
+            self.get_txn(id).await
+        })
+        .await
+    }
+
+    /// REFUND_REQUESTED -> REFUNDED (manager), restocking and reversing points.
+    pub async fn approve_refund(
+        &self,
+        s: &Session,
+        id: &str,
+        approval: Option<&Approval>,
+    ) -> Result<TxnView, ApiError> {
+        self.audited(&s.employee_id, "transaction.refund_approve", id, async {
+            let now = self.now();
+            let (sale, _) = self.load_sale(id).await?;
+            let approver = self.approve(s, Permission::Refund, approval).await?;
+            let rx = {
+                let mut core = self.core();
+                let current = status_of(&core, id);
+                current.transition(Status::Refunded)?;
+                let mut events = vec![core.replica.set_status(
+                    id,
+                    Status::Refunded,
+                    |status| EventBody::RefundRecorded {
+                        txn_id: id.into(),
+                        amount: sale.totals.total,
+                        by: s.employee_id.clone(),
+                        approved_by: approver.clone(),
+                        reason: String::new(),
+                        status,
+                    },
+                    now,
+                )];
+                events.extend(restock(&mut core.replica, &sale, &s.employee_id, now));
+                if let Some(c) = &sale.customer_id
+                    && sale.points_earned != 0
+                {
+                    events.push(core.replica.change_points(c, -sale.points_earned, now));
+                }
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.refund_approve",
+                    id,
+                    "ok",
+                    format!("approved by {approver}, amount {}", sale.totals.total),
+                );
+                self.store.submit(WriteBatch {
+                    events,
+                    audit: vec![rec],
+                    ..Default::default()
+                })?
+            };
+            self.durable(rx).await?;
+            self.get_txn(id).await
+        })
+        .await
+    }
+
+    /// A receipt; a reprint is marked and audited.
+    pub async fn receipt(&self, s: &Session, id: &str, reprint: bool) -> Result<Receipt, ApiError> {
+        let (sale, status) = self.load_sale(id).await?;
+        if reprint {
+            self.audit(audit_rec(
+                self.now(),
+                &s.employee_id,
+                "receipt.reprint",
+                id,
+                "ok",
+                String::new(),
+            ))
+            .await?;
+        }
+        Ok(Receipt {
+            store: self.cfg.store.clone(),
+            paid_at: rfc3339(sale.paid_ms),
+            sale,
+            status,
+            reprint,
+        })
+    }
+}

@@ -1,0 +1,555 @@
+//! The sale: catalog lookups, the open basket (lines, quantities, customer), checkout and reopen,
+//! payments, and finalisation, durable before it is answered.
+
+use super::*;
+
+impl Till {
+    /// Looks up an item by barcode.
+    pub fn lookup(&self, barcode: &str) -> Result<ItemView, ApiError> {
+        let now = self.now();
+        let core = self.core();
+        let item = core.catalog.lookup(barcode)?.clone();
+        Ok(item_view(&core, item, now))
+    }
+
+    /// Looks up an item by SKU.
+    pub fn item(&self, sku: &str) -> Result<ItemView, ApiError> {
+        let now = self.now();
+        let core = self.core();
+        let item = core.catalog.get(sku)?.clone();
+        Ok(item_view(&core, item, now))
+    }
+
+    pub(super) fn view(&self, d: &Draft) -> TxnView {
+        let totals = d.cart.totals();
+        let due = payment::remaining_due(totals.total, &d.payments);
+        TxnView {
+            txn_id: d.txn_id.clone(),
+            status: d.status,
+            cashier: d.cashier.clone(),
+            created_at: rfc3339(d.created_ms),
+            lines: d.cart.lines().to_vec(),
+            totals,
+            payments: d.payments.clone(),
+            remaining_due: due.max(0),
+            change_due: d.payments.iter().map(|p| p.change).sum(),
+            customer_id: d.customer_id.clone(),
+        }
+    }
+
+    /// Opens a new transaction.
+    pub async fn create_txn(&self, s: &Session) -> Result<TxnView, ApiError> {
+        self.audited(&s.employee_id, "transaction.create", "-", async {
+            let now = self.now();
+            self.check_offline_limit(now)?;
+            let (view, rx) = {
+                let mut core = self.core();
+                // At capacity, the oldest open transaction with no money taken is abandoned
+                // (audited) rather than refusing to sell; only transactions holding captured
+                // or pending payments are never dropped.
+                let mut evicted = None;
+                if core.drafts.len() >= self.cfg.checkout.drafts_max {
+                    let victim = core
+                        .drafts
+                        .values()
+                        .filter(|d| {
+                            !d.payments.iter().any(|p| {
+                                matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
+                            })
+                        })
+                        .min_by_key(|d| (d.created_ms, d.txn_id.clone()))
+                        .map(|d| d.txn_id.clone());
+                    match victim {
+                        Some(v) => {
+                            core.drafts.remove(&v);
+                            evicted = Some(v);
+                        }
+                        None => {
+                            return Err(ApiError::conflict(
+                                "too_many_open_transactions",
+                                "every open transaction holds a payment: finish or void one first",
+                            ));
+                        }
+                    }
+                }
+                let txn_id = format!("{}{}", self.prefix, core.next_txn);
+                core.next_txn += 1;
+                let d = Draft {
+                    txn_id: txn_id.clone(),
+                    cashier: s.employee_id.clone(),
+                    created_ms: now,
+                    status: Status::Draft,
+                    cart: Cart::new(),
+                    payments: vec![],
+                    customer_id: None,
+                };
+                let v = self.view(&d);
+                let mut audit = Vec::new();
+                let mut meta_delete = Vec::new();
+                if let Some(v) = &evicted {
+                    warn!(txn = %v, "open transaction abandoned to make room for a new one");
+                    audit.push(audit_rec(
+                        now,
+                        &s.employee_id,
+                        "transaction.void",
+                        v,
+                        "ok",
+                        "abandoned: too many open transactions".into(),
+                    ));
+                    meta_delete.push(draft_key(v));
+                }
+                audit.push(audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.create",
+                    &txn_id,
+                    "ok",
+                    String::new(),
+                ));
+                let rx = self.store.submit(WriteBatch {
+                    audit,
+                    meta: vec![(draft_key(&txn_id), draft_json(&d))],
+                    meta_delete,
+                    ..Default::default()
+                })?;
+                core.drafts.insert(txn_id, d);
+                self.metrics.drafts.set(core.drafts.len() as i64);
+                (v, rx)
+            };
+            self.committed(rx).await?;
+            Ok(view)
+        })
+        .await
+    }
+
+    /// A transaction: open ones from memory, finished ones from the store.
+    pub async fn get_txn(&self, id: &str) -> Result<TxnView, ApiError> {
+        if let Some(d) = self.core().drafts.get(id) {
+            return Ok(self.view(d));
+        }
+        let (sale, status) = self.load_sale(id).await?;
+        Ok(TxnView {
+            txn_id: sale.txn_id.clone(),
+            status,
+            cashier: sale.cashier.clone(),
+            created_at: rfc3339(sale.created_ms),
+            remaining_due: 0,
+            change_due: sale.payments.iter().map(|p| p.change).sum(),
+            lines: sale.lines,
+            totals: sale.totals,
+            payments: sale.payments,
+            customer_id: sale.customer_id,
+        })
+    }
+
+    pub(super) async fn load_sale(&self, id: &str) -> Result<(Sale, Status), ApiError> {
+        let store = self.store.clone();
+        let key = id.to_string();
+        let found = self
+            .off_executor(move || store.read(|r| r.sale(&key)))
+            .await
+            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
+        found.ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_transaction",
+                format!("no transaction {id} on this till"),
+            )
+        })
+    }
+
+    /// Applies `f` to an open transaction, then records the change in the audit log.
+    pub(super) async fn edit_draft(
+        &self,
+        s: &Session,
+        action: &str,
+        id: &str,
+        f: impl FnOnce(&mut Core, u64) -> Result<String, ApiError>,
+    ) -> Result<TxnView, ApiError> {
+        self.audited(&s.employee_id, action, id, async {
+            let now = self.now();
+            // The change and its audit record are queued under the lock, so concurrent edits
+            // of one transaction reach the disk in the order they were made.
+            let (view, rx) = {
+                let mut core = self.core();
+                if !core.drafts.contains_key(id) {
+                    return Err(missing_draft(id));
+                }
+                let detail = f(&mut core, now)?;
+                let d = &core.drafts[id];
+                let rec = audit_rec(now, &s.employee_id, action, id, "ok", detail);
+                let rx = self.store.submit(WriteBatch {
+                    audit: vec![rec],
+                    meta: vec![(draft_key(id), draft_json(d))],
+                    ..Default::default()
+                })?;
+                (self.view(d), rx)
+            };
+            self.committed(rx).await?;
+            Ok(view)
+        })
+        .await
+    }
+
+    /// Adds an item by barcode.
+    pub async fn add_item(
+        &self,
+        s: &Session,
+        id: &str,
+        barcode: &str,
+        quantity: u32,
+    ) -> Result<TxnView, ApiError> {
+        let guard = self.cfg.checkout.scan_guard_ms;
+        self.edit_draft(s, "transaction.add_item", id, |core, now| {
+            let Core {
+                drafts,
+                catalog,
+                prices,
+                promotions,
+                ..
+            } = core;
+            let d = drafts.get_mut(id).expect("checked by edit_draft");
+            require_draft(d)?;
+            let ctx = PricingContext {
+                catalog,
+                prices,
+                promotions,
+                scan_guard_ms: guard,
+            };
+            let line = d.cart.add_barcode(&ctx, barcode, quantity, now)?;
+            Ok(format!("barcode {barcode} x{quantity} -> line {line}"))
+        })
+        .await
+    }
+
+    /// Changes a line's quantity.
+    pub async fn set_quantity(
+        &self,
+        s: &Session,
+        id: &str,
+        line: u32,
+        quantity: i64,
+    ) -> Result<TxnView, ApiError> {
+        self.edit_draft(s, "transaction.set_quantity", id, |core, now| {
+            let Core {
+                drafts, promotions, ..
+            } = core;
+            let d = drafts.get_mut(id).expect("checked by edit_draft");
+            require_draft(d)?;
+            d.cart.set_quantity(promotions, line, quantity, now)?;
+            Ok(format!("line {line} -> {quantity}"))
+        })
+        .await
+    }
+
+    /// Removes a line.
+    pub async fn remove_line(&self, s: &Session, id: &str, line: u32) -> Result<TxnView, ApiError> {
+        self.edit_draft(s, "transaction.remove_line", id, |core, now| {
+            let Core {
+                drafts, promotions, ..
+            } = core;
+            let d = drafts.get_mut(id).expect("checked by edit_draft");
+            require_draft(d)?;
+            d.cart.remove_line(promotions, line, now)?;
+            Ok(format!("line {line} removed"))
+        })
+        .await
+    }
+
+    /// Attaches a loyalty customer.
+    pub async fn attach_customer(
+        &self,
+        s: &Session,
+        id: &str,
+        customer_id: &str,
+    ) -> Result<TxnView, ApiError> {
+        self.edit_draft(s, "transaction.attach_customer", id, |core, _| {
+            if core.replica.state().customers.get(customer_id).is_none() {
+                return Err(ApiError::not_found(
+                    "unknown_customer",
+                    format!("no customer {customer_id}; register them first"),
+                ));
+            }
+            let d = core.drafts.get_mut(id).expect("checked by edit_draft");
+            require_draft(d)?;
+            d.customer_id = Some(customer_id.to_string());
+            Ok(customer_id.to_string())
+        })
+        .await
+    }
+
+    /// Freezes the cart for payment: DRAFT -> PENDING_PAYMENT.
+    pub async fn checkout(&self, s: &Session, id: &str) -> Result<TxnView, ApiError> {
+        self.edit_draft(s, "transaction.checkout", id, |core, _| {
+            let d = core.drafts.get_mut(id).expect("checked by edit_draft");
+            if d.cart.is_empty() && d.status == Status::Draft {
+                return Err(ApiError::conflict(
+                    "empty_transaction",
+                    "add at least one item before taking payment",
+                ));
+            }
+            d.status = d.status.transition(Status::PendingPayment)?;
+            Ok(format!("total {}", d.cart.totals().total))
+        })
+        .await
+    }
+
+    /// Back to editing: PENDING_PAYMENT -> DRAFT, only while no payment is captured.
+    pub async fn reopen(&self, s: &Session, id: &str) -> Result<TxnView, ApiError> {
+        self.edit_draft(s, "transaction.reopen", id, |core, _| {
+            let d = core.drafts.get_mut(id).expect("checked by edit_draft");
+            if d.payments
+                .iter()
+                .any(|p| matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending))
+            {
+                return Err(ApiError::conflict(
+                    "payment_taken",
+                    "a payment is captured or pending; cancel it or finish the sale",
+                ));
+            }
+            d.status = d.status.transition(Status::Draft)?;
+            Ok(String::new())
+        })
+        .await
+    }
+
+    /// Takes a payment: cash (captured at once, change computed) or QR (pending).
+    pub async fn add_payment(
+        &self,
+        s: &Session,
+        id: &str,
+        req: &PaymentRequest,
+    ) -> Result<TxnView, ApiError> {
+        self.edit_draft(s, "transaction.payment", id, |core, now| {
+            let Core {
+                drafts, provider, ..
+            } = core;
+            let d = drafts.get_mut(id).expect("checked by edit_draft");
+            if d.status != Status::PendingPayment {
+                return Err(ApiError::conflict(
+                    "invalid_transition",
+                    format!(
+                        "a {} transaction cannot take payment; check out first",
+                        d.status
+                    ),
+                ));
+            }
+            if d.payments.len() >= payment::PAYMENTS_MAX {
+                return Err(payment::PaymentError::TooMany.into());
+            }
+            refresh_payments(provider, d, now);
+            let due = payment::remaining_due(d.cart.totals().total, &d.payments);
+            // Payments are never removed from a transaction (a cancelled one stays), so the
+            // position names a payment uniquely, across restarts too.
+            let pid = format!("{}-P{}", d.txn_id, d.payments.len() + 1);
+            let p = match req.method {
+                Method::Cash => {
+                    let tendered = req.tendered.or(req.amount).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "missing_field",
+                            "cash needs 'tendered' (the cash handed over)",
+                        )
+                    })?;
+                    payment::cash(pid, tendered, due)?
+                }
+                Method::Qr => {
+                    let amount = req.amount.unwrap_or(due);
+                    payment::check_qr_amount(amount, due)?;
+                    let qr = provider.create(&d.txn_id, amount, now);
+                    Payment {
+                        payment_id: qr.payment_id,
+                        method: Method::Qr,
+                        amount,
+                        tendered: amount,
+                        change: 0,
+                        provider: Some(provider.name().to_string()),
+                        provider_ref: None,
+                        qr_payload: Some(qr.payload),
+                        expires_at_ms: Some(qr.expires_at_ms),
+                        status: PaymentStatus::Pending,
+                    }
+                }
+            };
+            let detail = format!("{} {} {}", p.payment_id, p.method.as_str(), p.amount);
+            d.payments.push(p);
+            Ok(detail)
+        })
+        .await
+    }
+
+    /// Polls a payment's status with its provider.
+    pub fn payment_status(&self, payment_id: &str) -> Result<Payment, ApiError> {
+        let now = self.now();
+        let mut core = self.core();
+        let Core {
+            drafts, provider, ..
+        } = &mut *core;
+        for d in drafts.values_mut() {
+            if d.payments.iter().any(|p| p.payment_id == payment_id) {
+                refresh_payments(provider, d, now);
+                return Ok(d
+                    .payments
+                    .iter()
+                    .find(|p| p.payment_id == payment_id)
+                    .cloned()
+                    .expect("just found"));
+            }
+        }
+        Err(payment::PaymentError::Unknown(payment_id.to_string()).into())
+    }
+
+    /// Cancels a pending QR payment.
+    pub async fn cancel_payment(&self, s: &Session, payment_id: &str) -> Result<Payment, ApiError> {
+        self.audited(&s.employee_id, "payment.cancel", payment_id, async {
+            let now = self.now();
+            let p = {
+                let mut core = self.core();
+                let Core {
+                    drafts, provider, ..
+                } = &mut *core;
+                let d = drafts
+                    .values_mut()
+                    .find(|d| d.payments.iter().any(|p| p.payment_id == payment_id))
+                    .ok_or_else(|| {
+                        ApiError::from(payment::PaymentError::Unknown(payment_id.to_string()))
+                    })?;
+                refresh_payments(provider, d, now);
+                let p = d
+                    .payments
+                    .iter_mut()
+                    .find(|p| p.payment_id == payment_id)
+                    .expect("just found");
+                if p.status != PaymentStatus::Pending {
+                    return Err(payment::PaymentError::NotPending(payment_id.to_string()).into());
+                }
+                p.status = provider.cancel(payment_id);
+                let p = p.clone();
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "payment.cancel",
+                    payment_id,
+                    "ok",
+                    String::new(),
+                );
+                let rx = self.store.submit(WriteBatch {
+                    audit: vec![rec],
+                    meta: vec![(draft_key(&d.txn_id), draft_json(d))],
+                    ..Default::default()
+                })?;
+                (p, rx)
+            };
+            self.committed(p.1).await?;
+            Ok(p.0)
+        })
+        .await
+    }
+
+    /// PENDING_PAYMENT -> PAID: records the sale, its inventory and points changes in one
+    /// SQLite transaction and answers after the commit.
+    pub async fn finalize(&self, s: &Session, id: &str) -> Result<TxnView, ApiError> {
+        let started = std::time::Instant::now();
+        let out = self
+            .audited(&s.employee_id, "transaction.finalize", id, async {
+                let now = self.now();
+                let (rx, sale) = {
+                    let mut core = self.core();
+                    let Core {
+                        drafts,
+                        provider,
+                        replica,
+                        ..
+                    } = &mut *core;
+                    let d = drafts.get_mut(id).ok_or_else(|| missing_draft(id))?;
+                    d.status.transition(Status::Paid)?;
+                    refresh_payments(provider, d, now);
+                    let totals = d.cart.totals();
+                    let captured: Vec<Payment> = d
+                        .payments
+                        .iter()
+                        .filter(|p| p.status == PaymentStatus::Captured)
+                        .cloned()
+                        .collect();
+                    if d.payments
+                        .iter()
+                        .any(|p| p.status == PaymentStatus::Pending)
+                    {
+                        return Err(ApiError::conflict(
+                            "payment_pending",
+                            "a QR payment is still pending; wait for it or cancel it",
+                        ));
+                    }
+                    let paid: i64 = captured.iter().map(|p| p.amount).sum();
+                    if paid != totals.total {
+                        return Err(ApiError::unprocessable(
+                            "wrong_amount",
+                            format!(
+                                "payments cover {paid} of {}; take the rest first",
+                                totals.total
+                            ),
+                        ));
+                    }
+                    let per = self.cfg.checkout.points_per_minor;
+                    let points = if d.customer_id.is_some() && per > 0 {
+                        totals.total / per
+                    } else {
+                        0
+                    };
+                    let sale = Sale {
+                        txn_id: d.txn_id.clone(),
+                        terminal: replica.id(),
+                        cashier: d.cashier.clone(),
+                        created_ms: d.created_ms,
+                        paid_ms: now,
+                        lines: d.cart.lines().to_vec(),
+                        totals,
+                        payments: captured,
+                        customer_id: d.customer_id.clone(),
+                        points_earned: points,
+                    };
+                    let events = replica.record_sale(sale.clone(), now);
+                    let rec = audit_rec(
+                        now,
+                        &s.employee_id,
+                        "transaction.finalize",
+                        id,
+                        "ok",
+                        format!("total {}", totals.total),
+                    );
+                    let rx = self.store.submit(WriteBatch {
+                        events,
+                        audit: vec![rec],
+                        meta_delete: vec![draft_key(id)],
+                        ..Default::default()
+                    })?;
+                    drafts.remove(id);
+                    self.metrics.drafts.set(drafts.len() as i64);
+                    (rx, sale)
+                };
+                let info = self.durable(rx).await?;
+                self.metrics.events.inc_by(info.events_new as i64);
+                self.metrics.sales.inc();
+                self.metrics
+                    .sales_value
+                    .inc_by(sale.totals.total.max(0) as u64);
+                Ok(TxnView {
+                    txn_id: sale.txn_id.clone(),
+                    status: Status::Paid,
+                    cashier: sale.cashier.clone(),
+                    created_at: rfc3339(sale.created_ms),
+                    remaining_due: 0,
+                    change_due: sale.payments.iter().map(|p| p.change).sum(),
+                    lines: sale.lines,
+                    totals: sale.totals,
+                    payments: sale.payments,
+                    customer_id: sale.customer_id,
+                })
+            })
+            .await;
+        if out.is_ok() {
+            self.metrics
+                .sale_latency
+                .observe(started.elapsed().as_secs_f64());
+        }
+        out
+    }
+}

@@ -1,0 +1,75 @@
+//! Status for humans and `tillmesh status`, and the views of the mesh, Raft group and cloud link it
+//! reports.
+
+use super::*;
+
+impl Till {
+    /// Wires the mesh's peer list into status (called once when the mesh starts).
+    pub fn set_mesh_peers(&self, f: Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>) {
+        let _ = self.mesh_peers.set(f);
+    }
+
+    /// Sets how the cloud link is read (the daemon wires it when `[cloud]` is set).
+    pub fn set_cloud_link(&self, f: Box<dyn Fn() -> CloudLink + Send + Sync>) {
+        let _ = self.cloud_link.set(f);
+    }
+
+    /// Gives status a view of the store's Raft group.
+    pub fn set_raft_view(&self, f: Box<dyn Fn() -> RaftView + Send + Sync>) {
+        let _ = self.raft_view.set(f);
+    }
+
+    /// Status for humans and `tillmesh status`.
+    pub fn status(&self) -> StatusView {
+        let now = self.now();
+        // The mesh's peer list reads the version vector, which takes the core lock: read it
+        // before taking that lock here.
+        let peers = self.mesh_peers.get().map(|f| f()).unwrap_or_default();
+        let core = self.core();
+        let vv = &core.replica.state().vv;
+        self.metrics.write_queue.set(self.store.queue_len() as i64);
+        self.metrics.peers_connected.set(
+            peers
+                .iter()
+                .filter(|p| p.outbound == tillmesh_mesh::PeerState::Connected)
+                .count() as i64,
+        );
+        self.metrics
+            .mesh_lag
+            .set(peers.iter().map(|p| p.lag_events as i64).sum());
+        for p in &peers {
+            let label = vec![("peer".to_string(), format!("T{}", p.terminal))];
+            self.metrics
+                .peer_lag
+                .get_or_create(&label)
+                .set(p.lag_events as i64);
+            self.metrics
+                .peer_silence
+                .get_or_create(&label)
+                .set(now.saturating_sub(p.last_contact_ms) as i64);
+        }
+        StatusView {
+            store_id: self.cfg.store.store_id.clone(),
+            terminal_id: self.cfg.terminal.id,
+            version_vector: vv.iter().map(|(o, s)| (o.0, s)).collect(),
+            events: vv.total(),
+            events_compacted: core.compaction.floor.total(),
+            drafts_open: core.drafts.len(),
+            sessions_active: core
+                .sessions
+                .values()
+                .filter(|s| s.expires_ms > now)
+                .count(),
+            write_queue: self.store.queue_len(),
+            catalog_items: core.catalog.len(),
+            master_version: core.master_version,
+            peers,
+            raft: self.raft_view.get().map(|f| f()),
+            cloud: self.cloud_view_at(now),
+            now: rfc3339(now),
+            currency: self.cfg.store.currency.clone(),
+            currency_decimals: self.cfg.store.currency_decimals,
+            vision: self.vision.is_some(),
+        }
+    }
+}
