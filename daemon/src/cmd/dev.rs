@@ -25,8 +25,8 @@ fn store_ca(pki: &Path, store_id: &str) -> anyhow::Result<tillmesh_mesh::identit
     if !pki.join("store-ca.key").exists() {
         std::fs::create_dir_all(pki)?;
         let ca = tillmesh_mesh::identity::create_store_ca(store_id)?;
-        crate::write_new(&pki.join("store-ca.key"), &ca.key, true)?;
-        crate::write_new(&pki.join("store-ca.pem"), &ca.cert, false)?;
+        crate::cmd::write_new(&pki.join("store-ca.key"), &ca.key, true)?;
+        crate::cmd::write_new(&pki.join("store-ca.pem"), &ca.cert, false)?;
     }
     Ok(tillmesh_mesh::identity::Pem {
         cert: std::fs::read_to_string(pki.join("store-ca.pem"))?,
@@ -48,8 +48,8 @@ fn till_config(
     let key = pki.join(format!("till-{t}.key"));
     if !cert.exists() {
         let till = tillmesh_mesh::identity::enroll(ca, &template.store.store_id, t)?;
-        crate::write_new(&cert, &till.cert, false)?;
-        crate::write_new(&key, &till.key, true)?;
+        crate::cmd::write_new(&cert, &till.cert, false)?;
+        crate::cmd::write_new(&key, &till.key, true)?;
     }
     let mut cfg = template.clone();
     cfg.terminal.id = t;

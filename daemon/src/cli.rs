@@ -1,0 +1,265 @@
+//! The command line's shape: clap's types for every subcommand and its arguments.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub(crate) enum DevAction {
+    /// Run a whole store on loopback: a cloud (SQLite) and N tills in one process, meshed
+    /// over QUIC with mutual TLS (a store CA and till certificates are created on first
+    /// run); the tills form their Raft group and the leader uploads. Ctrl-C stops it all.
+    Store {
+        /// Terminal config used as the template for every till.
+        #[arg(long, default_value = "configs/terminal.example.toml")]
+        config: PathBuf,
+        /// Cloud config (its database is kept under --dir).
+        #[arg(long, default_value = "configs/cloud.example.toml")]
+        cloud_config: PathBuf,
+        /// Run the tills without a cloud.
+        #[arg(long)]
+        no_cloud: bool,
+        /// Folder for the PKI and the databases.
+        #[arg(long, default_value = "data/dev-store")]
+        dir: PathBuf,
+        /// Number of tills (HTTP on 7301.., mesh on 7401..).
+        #[arg(long, default_value_t = 3)]
+        tills: u16,
+    },
+}
+
+#[derive(Parser)]
+#[command(name = "tillmesh", version, about = "Offline-first point-of-sale mesh")]
+pub(crate) struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub(crate) log_json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Product recognition: recognise photos, enrol SKUs (through a till), evaluate a model.
+    Vision {
+        #[command(subcommand)]
+        command: crate::cmd::vision::VisionCommand,
+    },
+    /// Run a till (or `terminal enroll` to issue its certificate).
+    #[command(args_conflicts_with_subcommands = true)]
+    Terminal {
+        #[command(subcommand)]
+        action: Option<TerminalAction>,
+        /// Terminal config file.
+        #[arg(long, default_value = "configs/terminal.example.toml")]
+        config: PathBuf,
+        /// HTTP listen address (overrides the config).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Terminal id (overrides the config).
+        #[arg(long)]
+        terminal_id: Option<u64>,
+        /// Mesh QUIC address (overrides the config).
+        #[arg(long)]
+        mesh_listen: Option<SocketAddr>,
+        /// A peer's mesh address to dial (repeatable; adds to the config's list).
+        #[arg(long = "peer")]
+        peers: Vec<SocketAddr>,
+    },
+    /// Store identity.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+    /// Development tools.
+    Dev {
+        #[command(subcommand)]
+        action: DevAction,
+    },
+    /// Simulate a store under faults, deterministically: check every invariant and report.
+    Sim {
+        /// Scenario file (simulations/*.toml); with --fuzz, random schedules instead.
+        scenario: Option<PathBuf>,
+        /// Seed (the first one with --seeds).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Run this many seeds, from --seed on.
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Draw random fault schedules.
+        #[arg(long)]
+        fuzz: bool,
+        /// Write report.json and report.svg here (one run), or one folder per seed.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Seeds run at once (threads, each seed on its own simulated runtime), 1 to 64.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Print a running till's status.
+    Status {
+        /// The till's address.
+        #[arg(long, default_value = "127.0.0.1:7300")]
+        addr: SocketAddr,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Run the cloud sync endpoint (HQ): store uploads, master data, reports, dashboard.
+    Cloud {
+        /// Cloud config file.
+        #[arg(long, default_value = "configs/cloud.example.toml")]
+        config: PathBuf,
+        /// Listen address (overrides the config).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// HQ administration, on the cloud's database: stores, credentials, master data, fleet.
+    Hq {
+        /// Cloud config file (names the database and the signing keys).
+        #[arg(long, default_value = "configs/cloud.example.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: HqAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum HqAction {
+    /// Register a store, or update its name and UTC offset.
+    AddStore {
+        /// Store id.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Local time offset from UTC in minutes (reports bucket days by it).
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        utc_offset_minutes: i32,
+    },
+    /// List the registered stores.
+    Stores,
+    /// Issue a credential: for a store (`--store S001`) or for HQ admin (`--admin`).
+    Token {
+        /// Store id.
+        #[arg(long, conflicts_with = "admin")]
+        store: Option<String>,
+        /// An admin credential (reports, master data).
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime in days (store default from the config; admin default 1).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Refuse every older credential of this store.
+        #[arg(long, requires = "store")]
+        revoke_older: bool,
+    },
+    /// Import a catalog file: items, scheduled chain prices, promotions.
+    Import {
+        /// The file (as configs/catalog.example.json).
+        file: PathBuf,
+    },
+    /// Set a price from an instant on: chain-wide, or one store's with --store.
+    Price {
+        /// SKU.
+        #[arg(long)]
+        sku: String,
+        /// Price in minor units.
+        #[arg(long)]
+        price: i64,
+        /// One store.
+        #[arg(long)]
+        store: Option<String>,
+        /// Effective from (ms since the epoch); default now.
+        #[arg(long)]
+        from_ms: Option<u64>,
+    },
+    /// Add or replace a cashier account (the PIN is hashed; only the hash leaves HQ).
+    Cashier {
+        /// Employee id.
+        #[arg(long)]
+        employee_id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// cashier, manager or admin.
+        #[arg(long, default_value = "cashier")]
+        role: String,
+        /// 4 to 6 digits.
+        #[arg(long)]
+        pin: String,
+        /// Only this store (default: every store).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Delete a master-data record.
+    Delete {
+        /// item, price, promotion or cashier.
+        #[arg(long)]
+        kind: String,
+        /// Key (SKU; `<sku>@<from_ms>` for a price; id; employee id).
+        #[arg(long)]
+        key: String,
+        /// The store the record belongs to, for store records.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Print master-data changes since a version.
+    Master {
+        /// Version.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Only what one store sees.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Print the fleet status of every store.
+    Fleet,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TerminalAction {
+    /// Issue a till certificate signed by the store CA.
+    Enroll {
+        /// Folder with store-ca.pem and store-ca.key (from `store init`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// Terminal id of the till.
+        #[arg(long)]
+        terminal_id: u64,
+        /// Folder to write till-<id>.pem, till-<id>.key and a copy of store-ca.pem into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StoreAction {
+    /// Create a store CA (keep store-ca.key with the store manager or HQ, not on tills).
+    Init {
+        /// Store id.
+        #[arg(long)]
+        store_id: String,
+        /// Folder to write store-ca.pem, store-ca.key and store.id into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verify the hash chain of a till's audit log.
+    Verify {
+        /// Terminal config file (its data dir holds the database).
+        #[arg(long, default_value = "configs/terminal.example.toml")]
+        config: PathBuf,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}

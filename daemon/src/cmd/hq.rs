@@ -1,0 +1,174 @@
+//! `tillmesh hq`: HQ's administration of the cloud (stores, credentials, master data,
+//! fleet), on its database directly.
+
+use crate::cli::HqAction;
+
+/// `tillmesh hq ...`: works on the database directly, so it needs no running cloud.
+pub(super) async fn run(
+    cfg: tillmesh_cloud::config::CloudConfig,
+    action: HqAction,
+) -> anyhow::Result<()> {
+    use tillmesh_cloud::ledger::StoreInfo;
+    use tillmesh_cloud::master::{CashierInput, EditInput, MasterRef, validate};
+    use tillmesh_cloud_proto::MasterBody;
+    use tillmesh_pos::pricing::{PriceScope, ScheduledPrice};
+    let ledger = tillmesh_cloud::open_ledger(&cfg.database).await?;
+    let cloud = tillmesh_cloud::Cloud::new(&cfg, ledger.clone())?;
+    // The configured stores exist for `hq` as they do for a running cloud.
+    cloud.seed(&cfg).await?;
+    let apply = |edit: EditInput| async {
+        let edit = validate(edit).map_err(anyhow::Error::msg)?;
+        let v = ledger.master_apply(vec![edit]).await?;
+        println!("master data now at version {v}");
+        anyhow::Ok(())
+    };
+    let edit = |store: Option<String>| EditInput {
+        store,
+        put: None,
+        cashier: None,
+        delete: None,
+    };
+    match action {
+        HqAction::AddStore {
+            id,
+            name,
+            utc_offset_minutes,
+        } => {
+            tillmesh_cloud::check_store_id(&id).map_err(anyhow::Error::msg)?;
+            if !(-720..=840).contains(&utc_offset_minutes) {
+                anyhow::bail!("--utc-offset-minutes must be between -720 and 840");
+            }
+            let old = ledger.store(&id).await?;
+            ledger
+                .put_store(StoreInfo {
+                    store_id: id.clone(),
+                    name,
+                    utc_offset_minutes,
+                    enabled: old.as_ref().is_none_or(|s| s.enabled),
+                    tokens_valid_after_ms: old.map_or(0, |s| s.tokens_valid_after_ms),
+                })
+                .await?;
+            println!("store {id} registered");
+        }
+        HqAction::Stores => {
+            for s in ledger.stores().await? {
+                println!(
+                    "{}\t{}\tUTC{:+}min\t{}",
+                    s.store_id,
+                    s.name,
+                    s.utc_offset_minutes,
+                    if s.enabled { "enabled" } else { "disabled" }
+                );
+            }
+        }
+        HqAction::Token {
+            store,
+            admin,
+            days,
+            revoke_older,
+        } => {
+            if store.is_none() && !admin {
+                anyhow::bail!("give --store ID or --admin");
+            }
+            if days.is_some_and(|d| !(1..=400).contains(&d)) {
+                anyhow::bail!("--days must be 1 to 400");
+            }
+            let (token, claims) = cloud
+                .issue(store.as_deref(), days.map(|d| u64::from(d) * 86_400_000))
+                .await?;
+            if revoke_older && let Some(id) = &store {
+                let mut s = ledger
+                    .store(id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("store {id} is not registered"))?;
+                s.tokens_valid_after_ms = claims.iat_ms;
+                ledger.put_store(s).await?;
+                eprintln!("older credentials of store {id} are revoked");
+            }
+            println!("{token}");
+        }
+        HqAction::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let edits = tillmesh_cloud::master::import(&text).map_err(anyhow::Error::msg)?;
+            let n = edits.len();
+            let v = ledger.master_apply(edits).await?;
+            println!("imported {n} records; master data now at version {v}");
+        }
+        HqAction::Price {
+            sku,
+            price,
+            store,
+            from_ms,
+        } => {
+            let scope = if store.is_some() {
+                PriceScope::Store
+            } else {
+                PriceScope::Chain
+            };
+            apply(EditInput {
+                put: Some(MasterBody::Price(ScheduledPrice {
+                    sku,
+                    price,
+                    effective_from_ms: from_ms.unwrap_or_else(tillmesh_cloud::now_ms),
+                    scope,
+                })),
+                ..edit(store)
+            })
+            .await?;
+        }
+        HqAction::Cashier {
+            employee_id,
+            name,
+            role,
+            pin,
+            store,
+        } => {
+            apply(EditInput {
+                cashier: Some(CashierInput {
+                    employee_id,
+                    name,
+                    role,
+                    pin,
+                }),
+                ..edit(store)
+            })
+            .await?;
+        }
+        HqAction::Delete { kind, key, store } => {
+            apply(EditInput {
+                delete: Some(MasterRef { kind, key }),
+                ..edit(store)
+            })
+            .await?;
+        }
+        HqAction::Master { since, store } => {
+            let current = ledger.master_version().await?;
+            let limit = tillmesh_cloud_proto::MASTER_CHANGES_MAX;
+            let rows = ledger.master_since(store.as_deref(), since, limit).await?;
+            let changes = tillmesh_cloud::master::changes(rows, current, limit)?;
+            println!("{}", serde_json::to_string_pretty(&changes)?);
+        }
+        HqAction::Fleet => {
+            let now = tillmesh_cloud::now_ms();
+            println!("store\tleader\tterm\ttills\tlast upload\tbacklog\tevents");
+            for f in ledger.fleet().await? {
+                let last = if f.last_upload_ms == 0 {
+                    "never".to_string()
+                } else {
+                    format!("{} s ago", now.saturating_sub(f.last_upload_ms) / 1000)
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{last}\t{}\t{}",
+                    f.store_id,
+                    f.leader,
+                    f.term,
+                    f.tills_seen.len(),
+                    f.backlog,
+                    f.events
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! One module per subcommand; `run` sends a parsed command to it. The small ones (running a
+//! till or the cloud, verifying an audit chain) are here.
+
+pub(crate) mod dev;
+mod hq;
+mod pki;
+mod sim;
+mod status;
+pub(crate) mod vision;
+
+use crate::cli::{AuditCommand, Command, DevAction, StoreAction, TerminalAction};
+use std::path::PathBuf;
+use tillmesh::config::TerminalConfig;
+
+pub(crate) fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Vision { command } => vision::run(command),
+        Command::Sim {
+            scenario,
+            seed,
+            seeds,
+            fuzz,
+            report,
+            jobs,
+        } => sim::run(scenario, seed, seeds, fuzz, report, jobs),
+        Command::Terminal {
+            action:
+                Some(TerminalAction::Enroll {
+                    ca_dir,
+                    terminal_id,
+                    out,
+                }),
+            ..
+        } => pki::enroll(&ca_dir, terminal_id, &out),
+        Command::Store {
+            action: StoreAction::Init { store_id, out },
+        } => pki::init(&store_id, &out),
+        Command::Terminal {
+            action: None,
+            config,
+            listen,
+            data_dir,
+            terminal_id,
+            mesh_listen,
+            peers,
+        } => {
+            let mut cfg = load(&config, data_dir)?;
+            if let Some(l) = listen {
+                cfg.terminal.listen = l;
+            }
+            if let Some(t) = terminal_id {
+                cfg.terminal.id = t;
+            }
+            if let Some(m) = &mut cfg.mesh {
+                if let Some(l) = mesh_listen {
+                    m.listen = l;
+                }
+                m.peers.extend(peers);
+            } else if mesh_listen.is_some() || !peers.is_empty() {
+                anyhow::bail!(
+                    "--mesh-listen and --peer need a [mesh] section in {}",
+                    config.display()
+                );
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(tillmesh::run(cfg, async {
+                let _ = tokio::signal::ctrl_c().await;
+            }))
+        }
+        Command::Dev {
+            action:
+                DevAction::Store {
+                    config,
+                    cloud_config,
+                    no_cloud,
+                    dir,
+                    tills,
+                },
+        } => dev::run(dev::DevStore {
+            config,
+            cloud: (!no_cloud).then_some(cloud_config),
+            dir,
+            tills,
+        }),
+        Command::Status { addr } => status::run(addr),
+        Command::Cloud { config, listen } => {
+            let mut cfg = tillmesh_cloud::config::CloudConfig::load(&config)?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let h = tillmesh_cloud::start(cfg).await?;
+                println!(
+                    "cloud listening on http://{} (dashboard at /, API at /openapi.json)",
+                    h.addr
+                );
+                let _ = tokio::signal::ctrl_c().await;
+                h.stop().await;
+                Ok(())
+            })
+        }
+        Command::Hq { config, action } => {
+            let cfg = tillmesh_cloud::config::CloudConfig::load(&config)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(hq::run(cfg, action))
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { config, data_dir },
+        } => {
+            let cfg = load(&config, data_dir)?;
+            let path = cfg.db_path();
+            if !path.exists() {
+                anyhow::bail!("no till database at {}", path.display());
+            }
+            let store = tillmesh_store::Store::open(&path)?;
+            let entries = store.read(|r| r.audit_all())?;
+            let (n, head) = tillmesh_pos::audit::verify(&entries)?;
+            println!("audit chain ok: {n} entries, head {head}");
+            Ok(())
+        }
+    }
+}
+
+fn load(config: &std::path::Path, data_dir: Option<PathBuf>) -> anyhow::Result<TerminalConfig> {
+    let mut cfg = TerminalConfig::load(config)?;
+    if let Some(d) = data_dir {
+        cfg.terminal.data_dir = d;
+    }
+    Ok(cfg)
+}
+
+/// Writes a file that must not exist yet (keys are never overwritten by accident).
+pub(crate) fn write_new(path: &std::path::Path, text: &str, secret: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let _ = secret;
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
