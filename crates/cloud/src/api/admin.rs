@@ -1,0 +1,158 @@
+//! HQ administration: stores, store credentials, and master-data edits.
+
+use super::*;
+
+#[utoipa::path(get, path = "/api/v1/admin/stores", responses((status = 200, body = [StoreInfo])), security(("bearer" = [])))]
+pub(super) async fn list_stores(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<StoreInfo>>, ApiError> {
+    credential(&cloud, &headers, Role::Admin)?;
+    Ok(Json(cloud.ledger.stores().await?))
+}
+
+/// A store as HQ registers it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreInput {
+    /// Display name.
+    pub name: String,
+    /// Local time offset from UTC, minutes (-720 to 840).
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+    /// Whether the store may upload.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
+
+#[utoipa::path(put, path = "/api/v1/admin/stores/{id}", request_body = StoreInput,
+    responses((status = 200, body = StoreInfo), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn put_store(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<StoreInput>,
+) -> Result<Json<StoreInfo>, ApiError> {
+    credential(&cloud, &headers, Role::Admin)?;
+    crate::check_store_id(&id).map_err(|m| unprocessable("invalid_store", m))?;
+    if !(-720..=840).contains(&input.utc_offset_minutes) || input.name.trim().is_empty() {
+        return Err(unprocessable(
+            "invalid_store",
+            "a store needs a name and a UTC offset between -720 and 840 minutes",
+        ));
+    }
+    let valid_after = cloud
+        .ledger
+        .store(&id)
+        .await?
+        .map_or(0, |s| s.tokens_valid_after_ms);
+    let info = StoreInfo {
+        store_id: id,
+        name: input.name,
+        utc_offset_minutes: input.utc_offset_minutes,
+        enabled: input.enabled,
+        tokens_valid_after_ms: valid_after,
+    };
+    cloud.ledger.put_store(info.clone()).await?;
+    Ok(Json(info))
+}
+
+/// Request for a store credential.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Lifetime in days (default from the config, at most 400).
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// Refuse every credential of this store issued before this one.
+    #[serde(default)]
+    pub revoke_older: bool,
+}
+
+/// A new credential.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenAnswer {
+    /// The bearer token.
+    pub token: String,
+    /// Expiry, seconds since the epoch.
+    pub expires: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/stores/{id}/token", request_body = TokenRequest,
+    responses((status = 200, body = TokenAnswer), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn store_token(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<Json<TokenAnswer>, ApiError> {
+    credential(&cloud, &headers, Role::Admin)?;
+    let Some(mut store) = cloud.ledger.store(&id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            format!("store {id} is not registered"),
+        ));
+    };
+    if req.days.is_some_and(|d| !(1..=400).contains(&d)) {
+        return Err(unprocessable("invalid_days", "days must be 1 to 400"));
+    }
+    let (token, claims) = cloud
+        .issue(Some(&id), req.days.map(|d| u64::from(d) * 86_400_000))
+        .await
+        .map_err(|e| unprocessable("invalid", e.to_string()))?;
+    if req.revoke_older {
+        store.tokens_valid_after_ms = claims.iat_ms;
+        cloud.ledger.put_store(store).await?;
+    }
+    Ok(Json(TokenAnswer {
+        token,
+        expires: claims.exp,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/master", request_body = EditsInput,
+    responses((status = 200, description = "{version}: the version of the last change"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn admin_master(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<EditsInput>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    credential(&cloud, &headers, Role::Admin)?;
+    if input.changes.is_empty() || input.changes.len() > crate::master::EDITS_MAX {
+        return Err(unprocessable(
+            "invalid_changes",
+            format!("send 1 to {} changes", crate::master::EDITS_MAX),
+        ));
+    }
+    let mut edits = Vec::with_capacity(input.changes.len());
+    for (i, c) in input.changes.into_iter().enumerate() {
+        edits.push(
+            validate(c).map_err(|m| unprocessable("invalid_change", format!("change {i}: {m}")))?,
+        );
+    }
+    let version = match cloud.ledger.master_apply(edits).await {
+        Err(LedgerError::Invalid(m)) => {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", m));
+        }
+        other => other?,
+    };
+    Ok(Json(serde_json::json!({ "version": version })))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/master", params(SinceQuery),
+    responses((status = 200, description = "MasterChanges of every store, or of one with `store`")), security(("bearer" = [])))]
+pub(super) async fn admin_master_list(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<SinceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MasterChanges>, ApiError> {
+    credential(&cloud, &headers, Role::Admin)?;
+    let q = query(q)?;
+    Ok(Json(master_changes(&cloud, q.store.as_deref(), &q).await?))
+}

@@ -1,0 +1,174 @@
+//! The HTTP API of the cloud: store uploads and master-data pulls (store credentials), HQ
+//! administration and reports (admin credentials), health, metrics, the OpenAPI document and
+//! the dashboard page. Every error is JSON `{error, message}`.
+
+mod admin;
+mod error;
+mod reports;
+mod sync;
+
+pub use admin::*;
+pub use error::*;
+pub use reports::*;
+pub use sync::*;
+
+use crate::auth::{AuthError, Claims, Role};
+use crate::ledger::{
+    DayRow, FleetRow, IngestRequest, LedgerError, PaymentRow, Row, SkuRow, StockRow, StoreInfo,
+};
+use crate::master::{EditsInput, validate};
+use crate::{Cloud, now_ms};
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tillmesh_cloud_proto::{
+    BATCH_BYTES_MAX, BATCH_EVENTS_MAX, BINARY_CONTENT_TYPE, Batch, IngestAck, MASTER_CHANGES_MAX,
+    MasterBody, MasterChanges, MasterKind, decode_batch,
+};
+use tillmesh_pos::calendar::{civil_from_days, days_from_civil};
+use utoipa::OpenApi;
+
+/// Largest admin request body.
+pub const ADMIN_BODY_MAX: usize = 16 << 20;
+/// Longest report range, days.
+pub const REPORT_DAYS_MAX: i64 = 3_700;
+
+type AppState = Arc<Cloud>;
+
+fn credential(cloud: &Cloud, headers: &HeaderMap, role: Role) -> Result<Claims, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AuthError::Missing)?;
+    let claims = cloud.keys.verify(token.trim())?;
+    if claims.role != role {
+        return Err(AuthError::Forbidden.into());
+    }
+    Ok(claims)
+}
+
+/// The router.
+pub fn router(cloud: Arc<Cloud>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/api/v1/sync/upload", post(upload))
+        .route("/api/v1/sync/master", get(sync_master))
+        .route("/api/v1/sync/watermarks", get(sync_watermarks))
+        .route("/api/v1/admin/stores", get(list_stores))
+        .route("/api/v1/admin/stores/{id}", put(put_store))
+        .route("/api/v1/admin/stores/{id}/token", post(store_token))
+        .route(
+            "/api/v1/admin/master",
+            post(admin_master).get(admin_master_list),
+        )
+        .route("/api/v1/reports/sales", get(report_sales))
+        .route("/api/v1/reports/payments", get(report_payments))
+        .route("/api/v1/reports/top-skus", get(report_top))
+        .route("/api/v1/reports/inventory", get(report_inventory))
+        .route("/api/v1/reports/fleet", get(report_fleet))
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_MAX))
+        .with_state(cloud)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tillmesh cloud",
+        description = "Store uploads, master data and HQ reports."
+    ),
+    paths(
+        health,
+        upload,
+        sync_master,
+        sync_watermarks,
+        list_stores,
+        put_store,
+        store_token,
+        admin_master,
+        admin_master_list,
+        report_sales,
+        report_payments,
+        report_top,
+        report_inventory,
+        report_fleet
+    ),
+    components(schemas(
+        ErrorBody,
+        IngestAck,
+        StoreInfo,
+        StoreInput,
+        TokenRequest,
+        TokenAnswer,
+        EditsInput,
+        SalesReport,
+        PeriodRow,
+        PaymentsReport,
+        PaymentTotal,
+        TopReport,
+        SkuRow,
+        InventoryReport,
+        StockView,
+        StockRow,
+        FleetReport,
+        FleetRow,
+        DayRow,
+        PaymentRow
+    ))
+)]
+struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../dashboard.html"))
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "database reachable"), (status = 503, body = ErrorBody)))]
+async fn health(State(cloud): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    cloud.ledger.ping().await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "database": cloud.ledger.backend(),
+        "master_version": cloud.ledger.master_version().await?,
+    })))
+}
+
+async fn metrics(State(cloud): State<AppState>) -> Response {
+    if let Ok(rows) = cloud.ledger.fleet().await {
+        cloud.metrics.fleet(&rows, now_ms());
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        cloud.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_periods() {
+        let d = parse_date("2026-11-22").unwrap();
+        assert_eq!(date(d), "2026-11-22");
+        assert_eq!(period(d, "week"), "2026-11-16"); // a Sunday belongs to the week of Monday the 16th
+        assert_eq!(period(d, "month"), "2026-11");
+        assert!(parse_date("2026-02-30").is_err());
+        assert!(parse_date("22/11/2026").is_err());
+    }
+}

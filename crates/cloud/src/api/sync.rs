@@ -1,0 +1,293 @@
+//! The stores' side: a batch upload checked, decoded and ingested exactly once, master-data
+//! pulls, and the watermarks a new leader resumes from.
+
+use super::*;
+
+/// Checks a batch against the credential's store and turns its events into ledger rows.
+pub fn prepare(store: &str, batch: &Batch) -> Result<Vec<Row>, ApiError> {
+    if batch.events.len() > BATCH_EVENTS_MAX {
+        return Err(too_large(format!(
+            "the batch holds {} events; at most {BATCH_EVENTS_MAX} per batch",
+            batch.events.len()
+        )));
+    }
+    if batch.term == 0 || batch.leader == 0 {
+        return Err(unprocessable(
+            "invalid_batch",
+            "a batch needs the uploader's Raft term and leader id (both at least 1)",
+        ));
+    }
+    if batch.tills.len() > 1_024 {
+        return Err(unprocessable(
+            "invalid_batch",
+            "at most 1024 tills per store",
+        ));
+    }
+    let mut rows = Vec::with_capacity(batch.events.len());
+    for (i, se) in batch.events.iter().enumerate() {
+        if se.store != store {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_store",
+                format!(
+                    "event {i} belongs to store {:?} but the credential is for store {store}; nothing in this batch was stored",
+                    se.store
+                ),
+            ));
+        }
+        let e = &se.event;
+        e.check().map_err(|m| {
+            unprocessable(
+                "invalid_event",
+                format!(
+                    "event {i} ({}/{}): {m}; nothing in this batch was stored",
+                    e.origin, e.seq
+                ),
+            )
+        })?;
+        let body = tillmesh_pos::codec::encode(&e.body)
+            .map_err(|m| unprocessable("invalid_event", format!("event {i}: {m}")))?;
+        rows.push(Row {
+            origin: e.origin.0,
+            seq: e.seq,
+            kind: e.body.kind(),
+            hlc_ms: e.hlc.wall_ms,
+            body,
+        });
+    }
+    Ok(rows)
+}
+
+#[utoipa::path(post, path = "/api/v1/sync/upload",
+    request_body(content = String, description = "a Batch, as JSON or as application/x-tillmesh-batch (bincode)"),
+    responses((status = 200, body = IngestAck, description = "durable"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "stale_term or term_conflict"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn upload(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestAck>, ApiError> {
+    let result = upload_inner(&cloud, &headers, body).await;
+    match &result {
+        Ok(_) => cloud.metrics.batch("accepted"),
+        Err(e) => cloud.metrics.batch(e.code),
+    }
+    result
+}
+
+/// Inflates a gzip body, refusing one that inflates past the batch limit.
+pub(super) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(BATCH_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            bad(
+                "malformed_batch",
+                format!("the gzip body does not inflate: {e}"),
+            )
+        })?;
+    if out.len() > BATCH_BYTES_MAX {
+        return Err(too_large(format!(
+            "the batch inflates past {BATCH_BYTES_MAX} bytes"
+        )));
+    }
+    Ok(out)
+}
+
+pub(super) async fn upload_inner(
+    cloud: &Cloud,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<IngestAck>, ApiError> {
+    let claims = credential(cloud, headers, Role::Store)?;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > BATCH_BYTES_MAX
+    {
+        return Err(too_large(format!(
+            "the batch is {len} bytes; at most {BATCH_BYTES_MAX} per batch"
+        )));
+    }
+    let bytes = axum::body::to_bytes(body, BATCH_BYTES_MAX)
+        .await
+        .map_err(|_| too_large(format!("at most {BATCH_BYTES_MAX} bytes per batch")))?;
+    let t0 = std::time::Instant::now();
+    let bytes = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"))
+    {
+        None | Some("identity") => bytes.to_vec(),
+        Some("gzip") => gunzip(&bytes)?,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("content encoding {other:?} is not accepted; send gzip or none"),
+            ));
+        }
+    };
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let batch: Batch = if ctype.starts_with(BINARY_CONTENT_TYPE) {
+        decode_batch(&bytes).map_err(|e| {
+            bad(
+                "malformed_batch",
+                format!("the binary batch does not decode: {e}"),
+            )
+        })?
+    } else if ctype.starts_with("application/json") {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            bad(
+                "malformed_batch",
+                format!("the JSON batch does not parse: {e}"),
+            )
+        })?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the batch as application/json or {BINARY_CONTENT_TYPE}"),
+        ));
+    };
+    let rows = prepare(&claims.sub, &batch)?;
+    let n = rows.len();
+    let outcome = cloud
+        .ledger
+        .ingest(IngestRequest {
+            store: claims.sub.clone(),
+            credential_issued_ms: claims.iat_ms,
+            term: batch.term,
+            leader: batch.leader,
+            backlog: batch.backlog,
+            tills: batch.tills,
+            received_ms: now_ms(),
+            rows,
+        })
+        .await?;
+    let master_version = outcome.master_version;
+    cloud
+        .metrics
+        .batch_latency
+        .observe(t0.elapsed().as_secs_f64());
+    let label = crate::metrics::StoreLabel {
+        store: claims.sub.clone(),
+    };
+    cloud
+        .metrics
+        .events_received
+        .get_or_create(&label)
+        .inc_by(outcome.accepted);
+    cloud
+        .metrics
+        .events_duplicate
+        .get_or_create(&label)
+        .inc_by(outcome.duplicate);
+    cloud
+        .metrics
+        .batches_by_leader
+        .get_or_create(&crate::metrics::UploaderLabel {
+            store: claims.sub.clone(),
+            leader: batch.leader,
+        })
+        .inc();
+    if outcome.accepted > 0 {
+        cloud.kick();
+    }
+    tracing::debug!(store = %claims.sub, events = n, accepted = outcome.accepted, term = batch.term, "batch stored");
+    Ok(Json(IngestAck {
+        accepted: outcome.accepted,
+        duplicate: outcome.duplicate,
+        watermarks: outcome.watermarks,
+        term: outcome.term,
+        master_version,
+        master_stale: master_version > batch.master_version,
+    }))
+}
+
+/// `since` and `limit` of a master-data pull.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SinceQuery {
+    /// Version the caller has (0 for everything).
+    #[serde(default)]
+    pub since: u64,
+    /// Most changes to return (at most 2000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Admin only: one store's view.
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
+pub(super) fn query<T: DeserializeOwned>(
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| bad("bad_query", e.body_text()))
+}
+
+pub(super) async fn master_changes(
+    cloud: &Cloud,
+    store: Option<&str>,
+    q: &SinceQuery,
+) -> Result<MasterChanges, ApiError> {
+    let limit = q.limit.unwrap_or(MASTER_CHANGES_MAX);
+    if !(1..=MASTER_CHANGES_MAX).contains(&limit) {
+        return Err(bad(
+            "bad_limit",
+            format!("limit must be 1 to {MASTER_CHANGES_MAX}"),
+        ));
+    }
+    let current = cloud.ledger.master_version().await?;
+    let rows = cloud.ledger.master_since(store, q.since, limit).await?;
+    Ok(crate::master::changes(rows, current, limit)?)
+}
+
+#[utoipa::path(get, path = "/api/v1/sync/master", params(SinceQuery),
+    responses((status = 200, description = "MasterChanges: records created, updated or deleted since `since`"), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn sync_master(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<SinceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MasterChanges>, ApiError> {
+    let claims = credential(&cloud, &headers, Role::Store)?;
+    let q = query(q)?;
+    if q.store.is_some() {
+        return Err(bad(
+            "bad_query",
+            "a store credential pulls its own store's data; drop `store`",
+        ));
+    }
+    known_store(&cloud, &claims).await?;
+    Ok(Json(master_changes(&cloud, Some(&claims.sub), &q).await?))
+}
+
+pub(super) async fn known_store(cloud: &Cloud, claims: &Claims) -> Result<(), ApiError> {
+    match cloud.ledger.store(&claims.sub).await? {
+        Some(s) if s.enabled && claims.iat_ms >= s.tokens_valid_after_ms => Ok(()),
+        Some(s) if s.enabled => Err(LedgerError::Revoked(claims.sub.clone()).into()),
+        _ => Err(LedgerError::UnknownStore(claims.sub.clone()).into()),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/sync/watermarks",
+    responses((status = 200, body = [tillmesh_cloud_proto::Watermark]), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn sync_watermarks(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<tillmesh_cloud_proto::Watermark>>, ApiError> {
+    let claims = credential(&cloud, &headers, Role::Store)?;
+    known_store(&cloud, &claims).await?;
+    Ok(Json(cloud.ledger.watermarks(&claims.sub).await?))
+}
