@@ -62,7 +62,6 @@ pub const VOTE_JOURNAL_MAX: usize = 4096;
 #[derive(Debug, Default)]
 pub struct VoteJournal {
     votes: Mutex<VecDeque<Vote<u64>>>,
-    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl VoteJournal {
@@ -70,8 +69,6 @@ impl VoteJournal {
         let mut q = self.votes.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() >= VOTE_JOURNAL_MAX {
             q.pop_front();
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         q.push_back(v);
     }
@@ -80,11 +77,6 @@ impl VoteJournal {
     pub fn drain(&self) -> Vec<Vote<u64>> {
         let mut q = self.votes.lock().unwrap_or_else(|p| p.into_inner());
         q.drain(..).collect()
-    }
-
-    /// Votes dropped because nobody drained the journal in time.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
