@@ -1,0 +1,517 @@
+//! The delta-sync engine over QUIC.
+//!
+//! Each till *pushes* to every peer over a connection it dialed, and *receives* on the
+//! connections peers dialed to it, so every pair has one connection per direction:
+//!
+//! 1. Both sides send `Hello` (protocol version, store, terminal, version vector); the
+//!    terminal must match the peer's certificate.
+//! 2. The pusher sends what the receiver's vector lacks, in `Events` batches of at most
+//!    `batch_events_max` events, in per-origin sequence order, reading them from durable
+//!    storage (so only durable events are ever forwarded).
+//! 3. The receiver applies each batch durably, then answers `Ack(vector)`. The pusher waits
+//!    for that answer before the next batch: one batch in flight per peer bounds memory.
+//! 4. Caught up, the pusher waits for a local change (pushed as soon as it commits) or the
+//!    anti-entropy timer, which sends `Probe` and re-reads the receiver's vector (it may have
+//!    lost data and need a resend).
+//!
+//! A malformed, oversized or wrong-version frame ends the connection with a logged reason and
+//! nothing of it applied. Reconnects back off exponentially with jitter.
+
+use crate::identity::{TillIdentity, store_dns, store_label};
+use crate::transport::{Link, QuicTransport, Transport};
+use crate::wire::{self, Frame, WireError};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tillmesh_crdt::{ReplicaId, VersionVector};
+use tillmesh_pos::event::Event;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+mod push;
+mod receive;
+
+use push::*;
+pub use receive::*;
+
+/// What the mesh needs from a till.
+pub trait Replicator: Send + Sync + 'static {
+    /// The till's version vector (events held).
+    fn version_vector(&self) -> VersionVector;
+    /// Durable events of `origin` with `seq > after`, at most `limit`.
+    fn events_after(
+        &self,
+        origin: ReplicaId,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Event>, String>> + Send;
+    /// Applies a peer's events durably (idempotent) and returns the vector afterwards.
+    /// An error refuses the whole batch.
+    fn apply(
+        &self,
+        from_terminal: u64,
+        events: Vec<Event>,
+    ) -> impl Future<Output = Result<VersionVector, String>> + Send;
+    /// Changes after every durable change.
+    fn changes(&self) -> watch::Receiver<u64>;
+    /// Wall clock, ms since the epoch (for status).
+    fn now_ms(&self) -> u64;
+    /// The origin id of this till's own events.
+    fn own_origin(&self) -> Option<ReplicaId>;
+    /// Events at or below this, per origin, may be pruned from this till's sync log: a peer
+    /// lacking any of them gets the base instead. Nothing is pruned by default.
+    fn floor(&self) -> VersionVector {
+        VersionVector::new()
+    }
+    /// The encoded compacted base (`None` when nothing was ever pruned).
+    fn base(&self) -> impl Future<Output = Result<Option<Vec<u8>>, String>> + Send {
+        async { Ok(None) }
+    }
+    /// Merges a peer's base durably and returns the vector afterwards. An error refuses it.
+    fn apply_base(
+        &self,
+        from_terminal: u64,
+        base: Vec<u8>,
+    ) -> impl Future<Output = Result<VersionVector, String>> + Send {
+        let _ = (from_terminal, base);
+        async { Err("this till does not take bases".to_string()) }
+    }
+    /// Answers a request from a peer (Raft RPCs). By default there is nothing to answer.
+    fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
+        let _ = (from_terminal, body);
+        async { Vec::new() }
+    }
+}
+
+/// Mesh settings.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// UDP address of this till's QUIC endpoint.
+    pub listen: SocketAddr,
+    /// Peers to dial without discovery.
+    pub peers: Vec<SocketAddr>,
+    /// Disable UDP segmentation offload (fails on some loopback/container setups).
+    pub disable_gso: bool,
+    /// Anti-entropy period.
+    pub anti_entropy_ms: u64,
+    /// Most events per batch.
+    pub batch_events_max: usize,
+    /// Longest reconnect back-off.
+    pub reconnect_ms_max: u64,
+    /// How long to wait for an `Ack` before giving up on a connection.
+    pub ack_timeout_ms: u64,
+    /// Seed of the reconnect jitter (the simulator's); `None` draws one from the OS.
+    pub jitter_seed: Option<u64>,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:7400".parse().expect("literal"),
+            peers: vec![],
+            disable_gso: false,
+            anti_entropy_ms: 2000,
+            batch_events_max: 256,
+            reconnect_ms_max: 5000,
+            ack_timeout_ms: 10_000,
+            jitter_seed: None,
+        }
+    }
+}
+
+/// Mesh errors.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// Could not set up the endpoint.
+    #[error("mesh setup failed: {0}")]
+    Setup(String),
+    /// The connection failed or was closed.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The peer sent a bad frame.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// Local storage refused.
+    #[error("local: {0}")]
+    Local(String),
+}
+
+/// Connection state of one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Dialing or backing off.
+    Connecting,
+    /// Connected and in sync or syncing.
+    Connected,
+    /// Cut off by a fault injection (tests, simulator).
+    Blocked,
+}
+
+/// What this till knows of one peer.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PeerView {
+    /// Peer terminal id.
+    pub terminal: u64,
+    /// Address last dialed or seen.
+    pub addr: String,
+    /// Our push connection to it.
+    pub outbound: PeerState,
+    /// Whether it is pushing to us.
+    pub inbound: bool,
+    /// Events we hold that it lacks (from its last acknowledgement).
+    pub lag_events: u64,
+    /// Last frame exchanged (ms since epoch).
+    pub last_contact_ms: u64,
+    /// Events sent to it.
+    pub events_sent: u64,
+    /// Events received from it.
+    pub events_received: u64,
+    /// Bytes of `Events` frames sent to it (length prefix included).
+    pub frame_bytes_sent: u64,
+    /// UDP bytes sent on the push connection (QUIC and TLS overhead, acks, keep-alives).
+    pub udp_bytes_sent: u64,
+    /// Last error on either direction.
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    their_vv: VersionVector,
+}
+
+impl PeerView {
+    fn new(terminal: u64, addr: String) -> Self {
+        Self {
+            terminal,
+            addr,
+            outbound: PeerState::Connecting,
+            inbound: false,
+            lag_events: 0,
+            last_contact_ms: 0,
+            events_sent: 0,
+            events_received: 0,
+            frame_bytes_sent: 0,
+            udp_bytes_sent: 0,
+            last_error: None,
+            their_vv: VersionVector::new(),
+        }
+    }
+}
+
+/// Fault injection: peers whose traffic is cut (both directions, this till's side).
+#[derive(Debug, Default)]
+pub struct Faults {
+    blocked: Mutex<HashSet<u64>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Faults {
+    /// Cuts this till off from `terminal`.
+    pub fn block(&self, terminal: u64) {
+        self.blocked.lock().expect("faults lock").insert(terminal);
+        self.changed.send_modify(|v| *v += 1);
+    }
+    /// Restores traffic with `terminal`.
+    pub fn unblock(&self, terminal: u64) {
+        self.blocked.lock().expect("faults lock").remove(&terminal);
+        self.changed.send_modify(|v| *v += 1);
+    }
+    /// Whether `terminal` is cut off.
+    pub fn is_blocked(&self, terminal: u64) -> bool {
+        self.blocked
+            .lock()
+            .expect("faults lock")
+            .contains(&terminal)
+    }
+}
+
+struct Shared<R, T: Transport> {
+    store_id: String,
+    terminal: u64,
+    cfg: MeshConfig,
+    transport: T,
+    replicator: Arc<R>,
+    peers: Mutex<BTreeMap<u64, PeerView>>,
+    pushing_to: Mutex<HashSet<u64>>,
+    targets: Mutex<HashSet<SocketAddr>>,
+    faults: Faults,
+    stop: watch::Sender<bool>,
+    /// The outbound link to each peer, for requests (`Mesh::call`).
+    links: Mutex<HashMap<u64, Arc<T::Link>>>,
+}
+
+/// A running mesh over transport `T` (QUIC unless a test or the simulator plugs another).
+pub struct Mesh<R: Replicator, T: Transport = QuicTransport> {
+    shared: Arc<Shared<R, T>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The runtime the mesh was started on: discovery calls `add_peer` from its own thread.
+    runtime: tokio::runtime::Handle,
+}
+
+impl<R: Replicator, T: Transport> std::fmt::Debug for Mesh<R, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("terminal", &self.shared.terminal)
+            .finish()
+    }
+}
+
+impl<R: Replicator> Mesh<R, QuicTransport> {
+    /// Binds the QUIC endpoint, starts accepting, and dials the static peers.
+    pub fn start(
+        cfg: MeshConfig,
+        identity: TillIdentity,
+        replicator: Arc<R>,
+    ) -> Result<Self, MeshError> {
+        let transport = QuicTransport::bind(cfg.listen, &identity, cfg.disable_gso)?;
+        Ok(Self::with_transport(
+            cfg,
+            &identity.store_id,
+            identity.terminal,
+            transport,
+            replicator,
+        ))
+    }
+}
+
+impl<R: Replicator, T: Transport> Mesh<R, T> {
+    /// Starts the mesh on an already bound transport.
+    pub fn with_transport(
+        cfg: MeshConfig,
+        store_id: &str,
+        terminal: u64,
+        transport: T,
+        replicator: Arc<R>,
+    ) -> Self {
+        let (stop, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            store_id: store_id.to_string(),
+            terminal,
+            cfg: cfg.clone(),
+            transport,
+            replicator,
+            peers: Mutex::new(BTreeMap::new()),
+            pushing_to: Mutex::new(HashSet::new()),
+            links: Mutex::new(HashMap::new()),
+            targets: Mutex::new(HashSet::new()),
+            faults: Faults::default(),
+            stop,
+        });
+        let mesh = Mesh {
+            shared: shared.clone(),
+            tasks: Mutex::new(Vec::new()),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        mesh.spawn(accept_loop(shared));
+        for p in cfg.peers {
+            mesh.add_peer(p);
+        }
+        mesh
+    }
+
+    fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+        self.tasks
+            .lock()
+            .expect("tasks lock")
+            .push(self.runtime.spawn(f));
+    }
+
+    /// The address peers dial.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.transport.local_addr()
+    }
+
+    /// Starts pushing to a peer address (idempotent per address).
+    pub fn add_peer(&self, addr: SocketAddr) {
+        if self
+            .shared
+            .targets
+            .lock()
+            .expect("targets lock")
+            .insert(addr)
+        {
+            self.spawn(push_loop(self.shared.clone(), addr));
+        }
+    }
+
+    /// Peers and their state.
+    pub fn peers(&self) -> Vec<PeerView> {
+        let ours = self.shared.replicator.version_vector();
+        let mut out: Vec<PeerView> = self
+            .shared
+            .peers
+            .lock()
+            .expect("peers lock")
+            .values()
+            .cloned()
+            .collect();
+        for p in &mut out {
+            p.lag_events = lag(&ours, &p.their_vv);
+            if self.shared.faults.is_blocked(p.terminal) {
+                p.outbound = PeerState::Blocked;
+            }
+        }
+        out
+    }
+
+    /// What each peer held as of its last acknowledgement on this till's push link (a lower
+    /// bound: vectors only grow; empty until the first acknowledgement).
+    pub fn peer_vectors(&self) -> BTreeMap<u64, VersionVector> {
+        self.shared
+            .peers
+            .lock()
+            .expect("peers lock")
+            .values()
+            .map(|p| (p.terminal, p.their_vv.clone()))
+            .collect()
+    }
+
+    /// Sends a request to a peer over this till's connection to it and returns the answer
+    /// (Raft RPCs). Fails when there is no connection, the peer is blocked, or the answer is
+    /// not one; the caller bounds the wait.
+    pub async fn call(&self, terminal: u64, body: Vec<u8>) -> Result<Vec<u8>, MeshError> {
+        let s = &self.shared;
+        if s.faults.is_blocked(terminal) {
+            return Err(MeshError::Connection("blocked by fault injection".into()));
+        }
+        let link = s
+            .links
+            .lock()
+            .expect("links lock")
+            .get(&terminal)
+            .cloned()
+            .ok_or_else(|| {
+                MeshError::Connection(format!("no connection to terminal {terminal}"))
+            })?;
+        let (mut send, mut recv) = link.open().await?;
+        write_frame(&mut send, &Frame::Rpc(body)).await?;
+        match read_frame(&mut recv).await? {
+            Frame::RpcReply(answer) => Ok(answer),
+            other => Err(MeshError::Protocol(format!(
+                "{} in answer to a request",
+                frame_name(&other)
+            ))),
+        }
+    }
+
+    /// Fault injection.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Stops every task and closes the transport.
+    pub async fn shutdown(&self) {
+        let _ = self.shared.stop.send(true);
+        self.shared.transport.close();
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        self.shared.transport.wait_idle().await;
+    }
+}
+
+/// Events `ours` holds beyond `theirs`.
+pub fn lag(ours: &VersionVector, theirs: &VersionVector) -> u64 {
+    ours.iter()
+        .map(|(o, s)| s.saturating_sub(theirs.get(o)))
+        .sum()
+}
+
+async fn write_bytes(send: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> Result<(), MeshError> {
+    send.write_all(bytes)
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))?;
+    send.flush()
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))
+}
+
+async fn write_frame(send: &mut (impl AsyncWrite + Unpin), frame: &Frame) -> Result<(), MeshError> {
+    write_bytes(send, &wire::encode(frame)).await
+}
+
+async fn read_frame(recv: &mut (impl AsyncRead + Unpin)) -> Result<Frame, MeshError> {
+    let mut prefix = [0_u8; 4];
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))?;
+    let n = wire::check_len(prefix)?;
+    let mut body = vec![0_u8; n];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| MeshError::Connection(e.to_string()))?;
+    Ok(wire::decode(&body)?)
+}
+
+fn hello<R: Replicator, T: Transport>(s: &Shared<R, T>) -> Frame {
+    Frame::Hello {
+        version: wire::PROTOCOL_VERSION,
+        store_id: s.store_id.clone(),
+        terminal: s.terminal,
+        vv: s.replicator.version_vector(),
+    }
+}
+
+fn check_hello<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    frame: Frame,
+    cert_terminal: u64,
+) -> Result<VersionVector, MeshError> {
+    match frame {
+        Frame::Hello {
+            store_id,
+            terminal,
+            vv,
+            ..
+        } => {
+            if store_label(&store_id) != store_label(&s.store_id) {
+                return Err(MeshError::Protocol(format!(
+                    "peer says it is of store {store_id}"
+                )));
+            }
+            if terminal != cert_terminal {
+                return Err(MeshError::Protocol(format!(
+                    "peer says it is terminal {terminal} but its certificate names {cert_terminal}"
+                )));
+            }
+            Ok(vv)
+        }
+        other => Err(MeshError::Protocol(format!(
+            "expected Hello, got {}",
+            frame_name(&other)
+        ))),
+    }
+}
+
+fn frame_name(f: &Frame) -> &'static str {
+    match f {
+        Frame::Hello { .. } => "Hello",
+        Frame::Events(_) => "Events",
+        Frame::Ack(_) => "Ack",
+        Frame::Probe => "Probe",
+        Frame::Rpc(_) => "Rpc",
+        Frame::RpcReply(_) => "RpcReply",
+        Frame::Base { .. } => "Base",
+    }
+}
+
+fn with_peer<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    terminal: u64,
+    addr: SocketAddr,
+    f: impl FnOnce(&mut PeerView),
+) {
+    let mut peers = s.peers.lock().expect("peers lock");
+    let p = peers
+        .entry(terminal)
+        .or_insert_with(|| PeerView::new(terminal, addr.to_string()));
+    p.last_contact_ms = s.replicator.now_ms();
+    f(p);
+}

@@ -1,0 +1,290 @@
+//! Pushing: the per-peer push loop, batches of what the peer lacks read from durable
+//! storage, one in flight until acknowledged, and bases for a peer behind the floor.
+
+use super::*;
+
+pub(super) enum PushEnd {
+    /// The address is this till itself, or a peer another pusher already serves.
+    Retire,
+}
+
+pub(super) async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>, addr: SocketAddr) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = match s.cfg.jitter_seed {
+        Some(seed) => {
+            let salt = match addr {
+                SocketAddr::V4(a) => u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()),
+                SocketAddr::V6(a) => u64::from(a.port()),
+            };
+            rand::rngs::StdRng::seed_from_u64(seed ^ salt)
+        }
+        None => {
+            let mut b = [0_u8; 8];
+            let _ = getrandom::fill(&mut b);
+            rand::rngs::StdRng::seed_from_u64(u64::from_le_bytes(b))
+        }
+    };
+    let mut backoff = 100_u64;
+    let mut stop = s.stop.subscribe();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        match push(&s, addr).await {
+            Ok(PushEnd::Retire) => return,
+            Err((peer, e)) => {
+                debug!(%addr, cause = %e, "push connection ended");
+                if let Some(t) = peer {
+                    s.pushing_to.lock().expect("pushing lock").remove(&t);
+                    with_peer(&s, t, addr, |p| {
+                        p.outbound = PeerState::Connecting;
+                        p.last_error = Some(e.to_string());
+                    });
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = 100;
+        }
+        // Exponential back-off with jitter.
+        let jitter = rng.random_range(0..=backoff / 2);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(s.cfg.reconnect_ms_max);
+    }
+}
+
+pub(super) async fn push<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    addr: SocketAddr,
+) -> Result<PushEnd, (Option<u64>, MeshError)> {
+    let link = Arc::new(
+        s.transport
+            .dial(addr, &store_dns(&s.store_id))
+            .await
+            .map_err(|e| (None, e))?,
+    );
+    let (_, peer) = link.peer();
+    if peer == s.terminal {
+        link.close(0, "self");
+        return Ok(PushEnd::Retire);
+    }
+    if !s.pushing_to.lock().expect("pushing lock").insert(peer) {
+        link.close(0, "duplicate");
+        return Ok(PushEnd::Retire);
+    }
+    if s.faults.is_blocked(peer) {
+        link.close(2, "blocked");
+        return Err((
+            Some(peer),
+            MeshError::Connection("blocked by fault injection".into()),
+        ));
+    }
+    let result: Result<(), MeshError> = async {
+        let (mut send, mut recv) = link.open().await?;
+        write_frame(&mut send, &hello(s)).await?;
+        let reply = read_frame(&mut recv).await?;
+        let mut theirs = check_hello(s, reply, peer)?;
+        info!(peer, %addr, "pushing to peer");
+        s.links
+            .lock()
+            .expect("links lock")
+            .insert(peer, link.clone());
+        with_peer(s, peer, addr, |p| {
+            p.outbound = PeerState::Connected;
+            p.last_error = None;
+            p.their_vv = theirs.clone();
+        });
+        let mut changes = s.replicator.changes();
+        let mut faults = s.faults.changed.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_millis(s.cfg.anti_entropy_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ack_timeout = Duration::from_millis(s.cfg.ack_timeout_ms);
+        // A new session starts with everything the peer lacks.
+        let mut scope = Scope::All;
+        loop {
+            if s.faults.is_blocked(peer) {
+                return Err(MeshError::Connection("blocked by fault injection".into()));
+            }
+            if below(&theirs, &s.replicator.floor()) {
+                theirs = send_base(s, &*link, &mut send, &mut recv, ack_timeout).await?;
+                with_peer(s, peer, addr, |p| p.their_vv = theirs.clone());
+                if below(&theirs, &s.replicator.floor()) {
+                    return Err(MeshError::Protocol(
+                        "the peer still lacks pruned events after taking the base".into(),
+                    ));
+                }
+                continue;
+            }
+            let Some((n, frame)) = collect(s, &theirs, scope).await? else {
+                changes.borrow_and_update();
+                tokio::select! {
+                    // A local commit: push this till's own new events at once. Other origins'
+                    // events reach the peer from their own origin; relaying them on every
+                    // change would send each event several times.
+                    _ = changes.changed() => scope = Scope::Own,
+                    _ = faults.changed() => scope = Scope::All,
+                    _ = tick.tick() => {
+                        // Anti-entropy: re-read what the peer holds and relay anything it
+                        // lacks from any origin (repairs partitions and lost data).
+                        write_frame(&mut send, &Frame::Probe).await?;
+                        theirs = await_ack(&*link, &mut recv, ack_timeout).await?;
+                        with_peer(s, peer, addr, |p| p.their_vv = theirs.clone());
+                        scope = Scope::All;
+                    }
+                    reason = link.closed() => return Err(MeshError::Connection(reason)),
+                }
+                continue;
+            };
+            write_bytes(&mut send, &frame).await?;
+            theirs = await_ack(&*link, &mut recv, ack_timeout).await?;
+            let wire_bytes = link.wire_bytes_sent();
+            with_peer(s, peer, addr, |p| {
+                p.events_sent += n as u64;
+                p.frame_bytes_sent += frame.len() as u64;
+                p.udp_bytes_sent = wire_bytes;
+                p.their_vv = theirs.clone();
+            });
+        }
+    }
+    .await;
+    {
+        let mut links = s.links.lock().expect("links lock");
+        if links.get(&peer).is_some_and(|l| Arc::ptr_eq(l, &link)) {
+            links.remove(&peer);
+        }
+    }
+    let e = result
+        .err()
+        .unwrap_or_else(|| MeshError::Connection("ended".into()));
+    link.close(0, &e.to_string());
+    Err((Some(peer), e))
+}
+
+pub(super) async fn await_ack(
+    link: &impl Link,
+    recv: &mut (impl AsyncRead + Unpin),
+    timeout: Duration,
+) -> Result<VersionVector, MeshError> {
+    let frame = tokio::select! {
+        f = tokio::time::timeout(timeout, read_frame(recv)) => f,
+        reason = link.closed() => return Err(MeshError::Connection(reason)),
+    };
+    match frame {
+        Err(_) => Err(MeshError::Connection(format!(
+            "no Ack within {} ms",
+            timeout.as_millis()
+        ))),
+        Ok(Ok(Frame::Ack(vv))) => Ok(vv),
+        Ok(Ok(other)) => Err(MeshError::Protocol(format!(
+            "expected Ack, got {}",
+            frame_name(&other)
+        ))),
+        Ok(Err(e)) => Err(e),
+    }
+}
+
+/// Whether `theirs` lacks an event at or below `floor` (pruned here: only the base has it).
+pub(super) fn below(theirs: &VersionVector, floor: &VersionVector) -> bool {
+    floor.iter().any(|(o, f)| theirs.get(o) < f)
+}
+
+/// Sends this till's base in parts, each acknowledged; answers the peer's vector after the
+/// last part.
+pub(super) async fn send_base<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    link: &impl Link,
+    send: &mut (impl AsyncWrite + Unpin),
+    recv: &mut (impl AsyncRead + Unpin),
+    timeout: Duration,
+) -> Result<VersionVector, MeshError> {
+    let base = s
+        .replicator
+        .base()
+        .await
+        .map_err(MeshError::Local)?
+        .ok_or_else(|| MeshError::Local("events were pruned but no base is stored".into()))?;
+    let parts: Vec<&[u8]> = base.chunks(wire::BASE_CHUNK_BYTES).collect();
+    let count = u32::try_from(parts.len())
+        .ok()
+        .filter(|c| *c <= wire::BASE_CHUNKS_MAX)
+        .ok_or_else(|| {
+            MeshError::Local(format!(
+                "the base of {} bytes is too large to send",
+                base.len()
+            ))
+        })?;
+    let mut theirs = VersionVector::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        let frame = Frame::Base {
+            index: i as u32,
+            count,
+            bytes: part.to_vec(),
+        };
+        write_frame(send, &frame).await?;
+        // The last part is merged and made durable before its Ack: allow for it.
+        theirs = await_ack(link, recv, timeout * 4).await?;
+    }
+    Ok(theirs)
+}
+
+/// Which origins a push round covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Only events this till made.
+    Own,
+    /// Every origin (session start, anti-entropy).
+    All,
+}
+
+/// The next batch the peer lacks, per origin from its vector on, in sequence order: the
+/// number of events and the encoded `Events` frame (`None` when it lacks nothing).
+pub(super) async fn collect<R: Replicator, T: Transport>(
+    s: &Shared<R, T>,
+    theirs: &VersionVector,
+    scope: Scope,
+) -> Result<Option<(usize, Vec<u8>)>, MeshError> {
+    let ours = s.replicator.version_vector();
+    let own = s.replicator.own_origin();
+    let mut batch = Vec::new();
+    let max = s.cfg.batch_events_max.clamp(1, wire::BATCH_EVENTS_MAX);
+    for (origin, seq) in ours.iter() {
+        if scope == Scope::Own && Some(origin) != own {
+            continue;
+        }
+        let have = theirs.get(origin);
+        if seq <= have {
+            continue;
+        }
+        let room = max - batch.len();
+        if room == 0 {
+            break;
+        }
+        let evs = s
+            .replicator
+            .events_after(origin, have, room)
+            .await
+            .map_err(MeshError::Local)?;
+        batch.extend(evs);
+    }
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    // Encode once; a frame over the byte limit is halved and encoded again (events are
+    // bounded, so this ends with at least one event).
+    loop {
+        let frame = Frame::Events(batch);
+        let bytes = wire::encode(&frame);
+        let Frame::Events(b) = frame else {
+            unreachable!("built as Events")
+        };
+        batch = b;
+        if bytes.len() <= wire::FRAME_BYTES_MAX || batch.len() == 1 {
+            return Ok(Some((batch.len(), bytes)));
+        }
+        batch.truncate(batch.len() / 2);
+    }
+}
