@@ -16,12 +16,7 @@ use std::time::{Duration, Instant};
 use tillmesh::config::{CloudSection, MeshSection, TerminalConfig};
 use tillmesh_pos::payment::Method;
 
-fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use tillmesh_test_support::{env_or, repo};
 
 fn till_config(
     root: &std::path::Path,
@@ -180,14 +175,8 @@ async fn sell(node: &tillmesh::Node, n: usize) {
 }
 
 fn main() {
-    let failovers: usize = std::env::var("TILLMESH_BENCH_FAILOVERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let offline: usize = std::env::var("TILLMESH_BENCH_OFFLINE_SALES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_400);
+    let failovers: usize = env_or("TILLMESH_BENCH_FAILOVERS", 20);
+    let offline: usize = env_or("TILLMESH_BENCH_OFFLINE_SALES", 2_400);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -122,6 +122,26 @@ pub struct CloudSection {
 }
 
 impl CloudSection {
+    /// The uplink's settings for store `store_id`.
+    pub fn uplink(&self, store_id: &str) -> tillmesh_uplink::Settings {
+        tillmesh_uplink::Settings {
+            store_id: store_id.to_string(),
+            url: self.url.clone(),
+            token: self.token.clone(),
+            ca_cert: self.ca_cert.clone(),
+            batch_events_max: self.batch_events_max,
+            batch_bytes_max: self.batch_bytes_max,
+            linger_ms: self.linger_ms,
+            heartbeat_ms: self.heartbeat_ms,
+            timeout_ms: self.timeout_ms,
+            backoff_min_ms: self.backoff_min_ms,
+            backoff_max_ms: self.backoff_max_ms,
+            master_pull_ms: self.master_pull_ms,
+        }
+    }
+}
+
+impl CloudSection {
     /// A cloud at `url` with this credential and the defaults for the rest.
     pub fn new(url: String, token: String) -> Self {
         Self {

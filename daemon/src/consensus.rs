@@ -1,15 +1,16 @@
 //! The till's Raft node on the mesh: RPCs ride the mesh's peer links (same mutual TLS), and
 //! a task applies the membership rule every second after the discovery window: found the
 //! group when no one seen is in one (lowest terminal id), or, on the leader, add connected
-//! tills that are not members.
+//! tills that are not members. A second task applies the master data the group commits.
 
 use crate::MeshLink;
+use crate::till::Till;
 use std::sync::{Arc, OnceLock, Weak};
 use tillmesh_consensus::network::RaftTransport;
 use tillmesh_consensus::node::StoreRaft;
 use tillmesh_mesh::transport::{QuicTransport, Transport};
 use tillmesh_mesh::{Mesh, PeerState};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// Raft's transport: the mesh (set once the mesh exists), over QUIC or, in the simulator,
 /// the in-memory network.
@@ -101,6 +102,36 @@ pub fn spawn_membership<T: Transport>(
                 Err(e) => debug!(terminal = raft.id, cause = %e, "raft membership round failed"),
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// Applies the store's master data on this till whenever the Raft state brings a newer
+/// version; on the leader, HQ's prices replace the store overrides they conflict with.
+pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut w = raft.watch_state();
+        loop {
+            let (version, at_ms, records) = {
+                let m = w.borrow_and_update();
+                (m.master_version, m.master_at_ms, m.master.clone())
+            };
+            if version > till.hq_version() && !records.is_empty() {
+                match till.apply_master(version, at_ms, &records).await {
+                    Ok(conflicts) => {
+                        let leads = raft.leadership().now().this_node;
+                        for c in conflicts.iter().filter(|_| leads) {
+                            if let Err(e) = till.hq_replaces_override(c, at_ms).await {
+                                warn!(sku = %c.sku, cause = %e, "could not replace a store override with HQ's price");
+                            }
+                        }
+                    }
+                    Err(e) => warn!(version, cause = %e, "master data not applied"),
+                }
+            }
+            if w.changed().await.is_err() {
+                return;
+            }
         }
     })
 }

@@ -13,6 +13,9 @@ use tillmesh_pos::inventory::InventoryError;
 use tillmesh_pos::payment::PaymentError;
 use tillmesh_pos::transaction::TransitionError;
 use tillmesh_store::StoreError;
+use tillmesh_vision::VisionError;
+
+use crate::till::{ErrorKind, TillError};
 
 /// An error answered to an API client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,88 +88,44 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<CatalogError> for ApiError {
-    fn from(e: CatalogError) -> Self {
-        match e {
-            CatalogError::UnknownBarcode(_) => {
-                ApiError::not_found("unknown_barcode", e.to_string())
-            }
-            CatalogError::UnknownSku(_) => ApiError::not_found("unknown_sku", e.to_string()),
-            CatalogError::InvalidBarcode(..) => {
-                ApiError::bad_request("invalid_barcode", e.to_string())
-            }
-            CatalogError::Inactive(_) => ApiError::conflict("inactive_item", e.to_string()),
-            CatalogError::DuplicateBarcode(..) | CatalogError::InvalidItem(..) => {
-                ApiError::unprocessable("invalid_item", e.to_string())
-            }
-        }
+impl From<TillError> for ApiError {
+    fn from(e: TillError) -> Self {
+        let status = match e.kind() {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Locked => StatusCode::LOCKED,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), e.message())
     }
 }
 
-impl From<CartError> for ApiError {
-    fn from(e: CartError) -> Self {
-        match e {
-            CartError::Catalog(c) => c.into(),
-            CartError::DuplicateScan { .. } => ApiError::conflict("duplicate_scan", e.to_string()),
-            CartError::UnknownLine(_) => ApiError::not_found("unknown_line", e.to_string()),
-            CartError::BadQuantity(_) => ApiError::unprocessable("bad_quantity", e.to_string()),
-            CartError::TooManyLines => ApiError::unprocessable("too_many_lines", e.to_string()),
-        }
-    }
-}
-
-impl From<TransitionError> for ApiError {
-    fn from(e: TransitionError) -> Self {
-        ApiError::conflict("invalid_transition", e.to_string())
-    }
-}
-
-impl From<PaymentError> for ApiError {
-    fn from(e: PaymentError) -> Self {
-        match e {
-            PaymentError::WrongAmount { .. } => {
-                ApiError::unprocessable("wrong_amount", e.to_string())
-            }
-            PaymentError::Unknown(_) => ApiError::not_found("unknown_payment", e.to_string()),
-            PaymentError::NotPending(_) => ApiError::conflict("payment_not_pending", e.to_string()),
-            PaymentError::TooMany => ApiError::unprocessable("too_many_payments", e.to_string()),
-        }
-    }
-}
-
-impl From<InventoryError> for ApiError {
-    fn from(e: InventoryError) -> Self {
-        ApiError::unprocessable("bad_adjustment", e.to_string())
-    }
-}
-
-impl From<CustomerError> for ApiError {
-    fn from(e: CustomerError) -> Self {
-        ApiError::unprocessable("bad_customer", e.to_string())
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::BadCredentials { .. } => ApiError::unauthorized(e.to_string()),
-            AuthError::Locked { .. } => {
-                ApiError::new(StatusCode::LOCKED, "account_locked", e.to_string())
-            }
-            AuthError::PinFormat => ApiError::bad_request("pin_format", e.to_string()),
-            AuthError::BadHash => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_hash", e.to_string())
+/// Every domain error reaches HTTP through the till's error, so each has one code.
+macro_rules! through_till_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                TillError::from(e).into()
             }
         }
-    }
+    )*};
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if e.is_retryable() {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
-        } else {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
-        }
-    }
-}
+through_till_error!(
+    CatalogError,
+    CartError,
+    TransitionError,
+    PaymentError,
+    InventoryError,
+    CustomerError,
+    AuthError,
+    StoreError,
+    VisionError
+);

@@ -13,26 +13,23 @@ pub mod compaction;
 pub mod config;
 pub mod consensus;
 pub mod error;
+pub mod links;
 pub mod metrics;
 pub mod sim;
 pub mod till;
-pub mod uplink;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tillmesh_crdt::{ReplicaId, VersionVector};
 use tillmesh_mesh::discovery::{Discovery, Interfaces};
-use tillmesh_mesh::{Mesh, MeshConfig, Replicator};
+use tillmesh_mesh::{Mesh, MeshConfig, ReplicaError, Replicator};
 use tillmesh_pos::event::Event;
 use tokio::net::TcpListener;
 use tracing::info;
 
 /// The mesh's view of a till: its events, and its Raft node for requests from peers.
 #[derive(Debug, Clone)]
-pub struct MeshLink(
-    pub Arc<till::Till>,
-    pub Arc<std::sync::OnceLock<tillmesh_consensus::node::StoreRaft>>,
-);
+pub struct MeshLink(pub Arc<till::Till>, pub Arc<links::StoreLinks>);
 
 impl Replicator for MeshLink {
     fn version_vector(&self) -> VersionVector {
@@ -44,11 +41,15 @@ impl Replicator for MeshLink {
         origin: ReplicaId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Event>, String> {
+    ) -> Result<Vec<Event>, ReplicaError> {
         self.0.events_after(origin, after, limit).await
     }
 
-    async fn apply(&self, from_terminal: u64, events: Vec<Event>) -> Result<VersionVector, String> {
+    async fn apply(
+        &self,
+        from_terminal: u64,
+        events: Vec<Event>,
+    ) -> Result<VersionVector, ReplicaError> {
         self.0.apply_remote(from_terminal, events).await
     }
 
@@ -68,16 +69,20 @@ impl Replicator for MeshLink {
         self.0.compaction().floor
     }
 
-    async fn base(&self) -> Result<Option<Vec<u8>>, String> {
+    async fn base(&self) -> Result<Option<Vec<u8>>, ReplicaError> {
         self.0.base_bytes().await
     }
 
-    async fn apply_base(&self, from_terminal: u64, base: Vec<u8>) -> Result<VersionVector, String> {
+    async fn apply_base(
+        &self,
+        from_terminal: u64,
+        base: Vec<u8>,
+    ) -> Result<VersionVector, ReplicaError> {
         self.0.apply_base(from_terminal, base).await
     }
 
     async fn rpc(&self, _from_terminal: u64, body: Vec<u8>) -> Vec<u8> {
-        match self.1.get() {
+        match self.1.store_raft() {
             Some(raft) => tillmesh_consensus::network::serve(&raft.raft, &body).await,
             None => Vec::new(),
         }
@@ -119,7 +124,7 @@ pub struct StoreParts {
 }
 
 /// How the uplink reaches the cloud, and the seed of its retry jitter.
-pub type CloudWiring = (Arc<dyn uplink::CloudHttp>, u64);
+pub type CloudWiring = (Arc<dyn tillmesh_uplink::CloudHttp>, u64);
 
 /// Starts a meshed till's Raft node over `mesh`, its membership rule and, when `[cloud]` is
 /// configured and `cloud` given, its uplink, master-data applier and compaction. Shared by
@@ -128,7 +133,7 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
     cfg: &config::TerminalConfig,
     till: &Arc<till::Till>,
     mesh: &Arc<Mesh<MeshLink, T>>,
-    raft_cell: &Arc<std::sync::OnceLock<tillmesh_consensus::node::StoreRaft>>,
+    links: &links::StoreLinks,
     timing: tillmesh_consensus::node::Timing,
     cloud: Option<CloudWiring>,
 ) -> anyhow::Result<StoreParts> {
@@ -149,24 +154,7 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
     )
     .await
     .map_err(|e| anyhow::anyhow!("raft: {e}"))?;
-    let _ = raft_cell.set(raft.clone());
-    let view = raft.clone();
-    let metrics = till.metrics_arc();
-    till.set_raft_view(Box::new(move || {
-        let m = view.raft.metrics().borrow().clone();
-        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-        metrics.raft_term.set(m.current_term as i64);
-        metrics
-            .raft_leader
-            .set(i64::from(m.current_leader == Some(view.id)));
-        metrics.raft_voters.set(voters.len() as i64);
-        till::RaftView {
-            leader: m.current_leader,
-            term: m.current_term,
-            voters,
-            master_version: view.state().master_version,
-        }
-    }));
+    links.set_raft(raft.clone());
     let mut tasks = vec![consensus::spawn_membership(
         raft.clone(),
         transport,
@@ -174,30 +162,19 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
         m.raft_remove_after_ms,
         m.store_tills,
     )];
-    let weak = Arc::downgrade(mesh);
-    till.set_mesh_peers(Box::new(move || {
-        weak.upgrade().map(|m| m.peers()).unwrap_or_default()
-    }));
+    links.set_mesh(mesh);
     if let (Some(c), Some((http, seed))) = (&cfg.cloud, cloud) {
-        let uplink = uplink::Uplink::with_http(till.clone(), raft.clone(), c.clone(), http, seed);
-        let state = uplink.state();
-        let r = raft.clone();
-        let metrics = till.metrics_arc();
-        // Weak: the till holds this hook, so a strong reference back would keep the till
-        // (and its open databases) alive after it stops.
-        let t = Arc::downgrade(till);
-        till.set_cloud_link(Box::new(move || {
-            let link = uplink::link_view(&state, &r);
-            let now = t.upgrade().map_or(0, |t| t.now_ms());
-            metrics.cloud_silence.set(if link.last_ok_ms == 0 {
-                -1
-            } else {
-                (now.saturating_sub(link.last_ok_ms) / 1000) as i64
-            });
-            link
-        }));
+        let uplink = tillmesh_uplink::Uplink::with_http(
+            till.clone(),
+            raft.clone(),
+            c.uplink(&cfg.store.store_id),
+            till.metrics_arc(),
+            http,
+            seed,
+        );
+        links.set_cloud(uplink.state());
         tasks.push(tokio::spawn(uplink.run()));
-        tasks.push(uplink::spawn_master_applier(till.clone(), raft.clone()));
+        tasks.push(consensus::spawn_master_applier(till.clone(), raft.clone()));
         // Compaction needs the cloud's acknowledgements: without a cloud the sync log is the
         // store's only record and nothing is pruned.
         if let Some(settings) = compaction::Settings::from_mesh(m) {
@@ -220,11 +197,17 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listen = cfg.terminal.listen;
     let metrics = Arc::new(metrics::Metrics::default());
+    let links = Arc::new(links::StoreLinks::new(metrics.clone()));
     let cfg2 = cfg.clone();
     let m2 = metrics.clone();
+    let l2: Arc<dyn links::Links> = if cfg.mesh.is_some() {
+        links.clone()
+    } else {
+        Arc::new(links::Standalone)
+    };
     // Opening replays the event log and may hash seed PINs: keep it off the async workers.
     let till = tokio::task::spawn_blocking(move || {
-        till::Till::open(cfg2, Arc::new(clock::SystemClock), m2)
+        till::Till::open(cfg2, Arc::new(clock::SystemClock), m2, l2)
     })
     .await??;
     let till = Arc::new(till);
@@ -253,18 +236,20 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 batch_events_max: m.batch_events_max,
                 ..MeshConfig::default()
             };
-            let raft_cell = Arc::new(std::sync::OnceLock::new());
             let mesh = Arc::new(Mesh::start(
                 mesh_cfg,
                 identity,
-                Arc::new(MeshLink(till.clone(), raft_cell.clone())),
+                Arc::new(MeshLink(till.clone(), links.clone())),
             )?);
             let cloud = match &cfg.cloud {
                 Some(c) => {
                     let mut seed = [0_u8; 8];
                     getrandom::fill(&mut seed)
                         .map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
-                    let http: Arc<dyn uplink::CloudHttp> = Arc::new(uplink::ReqwestCloud::new(c)?);
+                    let http: Arc<dyn tillmesh_uplink::CloudHttp> = Arc::new(
+                        tillmesh_uplink::ReqwestCloud::new(&c.uplink(&cfg.store.store_id))
+                            .map_err(|e| anyhow::anyhow!("cloud link: {e}"))?,
+                    );
                     Some((http, u64::from_le_bytes(seed)))
                 }
                 None => None,
@@ -273,7 +258,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 &cfg,
                 &till,
                 &mesh,
-                &raft_cell,
+                &links,
                 tillmesh_consensus::node::Timing::default(),
                 cloud,
             )
@@ -362,12 +347,33 @@ impl Node {
     }
 }
 
-/// Runs a till until `shutdown` resolves.
+/// A till stopped because its memory went ahead of its disk (a commit of applied events
+/// failed); a restart rebuilds its state from disk. `tillmesh terminal` exits with
+/// [`Fatal::EXIT_CODE`].
+#[derive(Debug, thiserror::Error)]
+#[error("the till stopped: {0}")]
+pub struct Fatal(pub String);
+
+impl Fatal {
+    /// The process exit code (EX_SOFTWARE).
+    pub const EXIT_CODE: u8 = 70;
+}
+
+/// Runs a till until `shutdown` resolves, or until the till raises a fatal storage error
+/// (answered as [`Fatal`]).
 pub async fn run(
     cfg: config::TerminalConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let node = start(cfg).await?;
-    shutdown.await;
-    node.stop().await
+    let mut fatal = node.till.fatal();
+    let cause = tokio::select! {
+        () = shutdown => None,
+        r = fatal.wait_for(Option::is_some) => r.ok().and_then(|c| c.clone()),
+    };
+    node.stop().await?;
+    match cause {
+        Some(c) => Err(Fatal(c).into()),
+        None => Ok(()),
+    }
 }

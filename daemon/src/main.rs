@@ -34,7 +34,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tillmesh: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<tillmesh::Fatal>() {
+                Some(_) => ExitCode::from(tillmesh::Fatal::EXIT_CODE),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -210,3 +210,21 @@ impl Metrics {
         out
     }
 }
+
+/// The uplink reports its link and uploads here.
+impl tillmesh_uplink::Observer for Metrics {
+    fn link(&self, s: &tillmesh_uplink::LinkState) {
+        self.cloud_online.set(i64::from(s.online));
+        self.cloud_backlog.set(s.backlog as i64);
+    }
+
+    fn upload(&self, outcome: &'static str) {
+        self.uploads
+            .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+            .inc();
+    }
+
+    fn uploaded(&self, events: u64) {
+        self.uploaded_events.inc_by(events);
+    }
+}

@@ -178,26 +178,36 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<BATCH_BYTES_MAX>()
 }
 
+/// Why a batch could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Over [`BATCH_BYTES_MAX`].
+    #[error("the batch is {0} bytes; at most {BATCH_BYTES_MAX} are accepted")]
+    TooLarge(usize),
+    /// Not encodable within the limits.
+    #[error("cannot encode the batch: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+    /// Malformed.
+    #[error("malformed batch: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    /// Bytes after the batch.
+    #[error("{0} trailing bytes after the batch")]
+    Trailing(usize),
+}
+
 /// Encodes a batch in the compact binary form.
-pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, String> {
-    bincode::serde::encode_to_vec(batch, config()).map_err(|e| e.to_string())
+pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, BatchError> {
+    Ok(bincode::serde::encode_to_vec(batch, config())?)
 }
 
 /// Decodes the compact binary form, refusing trailing bytes and anything past the limits.
-pub fn decode_batch(bytes: &[u8]) -> Result<Batch, String> {
+pub fn decode_batch(bytes: &[u8]) -> Result<Batch, BatchError> {
     if bytes.len() > BATCH_BYTES_MAX {
-        return Err(format!(
-            "the batch is {} bytes; at most {BATCH_BYTES_MAX} are accepted",
-            bytes.len()
-        ));
+        return Err(BatchError::TooLarge(bytes.len()));
     }
-    let (batch, used): (Batch, usize) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| e.to_string())?;
+    let (batch, used): (Batch, usize) = bincode::serde::decode_from_slice(bytes, config())?;
     if used != bytes.len() {
-        return Err(format!(
-            "{} trailing bytes after the batch",
-            bytes.len() - used
-        ));
+        return Err(BatchError::Trailing(bytes.len() - used));
     }
     Ok(batch)
 }
@@ -245,7 +255,12 @@ mod tests {
     fn trailing_bytes_are_refused() {
         let mut bytes = encode_batch(&batch()).unwrap();
         bytes.push(0);
-        assert!(decode_batch(&bytes).unwrap_err().contains("trailing"));
+        assert!(
+            decode_batch(&bytes)
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
     }
 
     proptest! {

@@ -56,6 +56,102 @@ impl std::fmt::Debug for StoreRaft {
     }
 }
 
+/// Why the store's Raft node failed to start or to do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    /// The timing settings are not a valid Raft configuration.
+    #[error("raft configuration: {0}")]
+    Config(String),
+    /// The Raft database could not be opened.
+    #[error("raft database: {0}")]
+    Storage(String),
+    /// Only the leader takes proposals and membership changes.
+    #[error("this till is not the store's leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<u64>,
+    },
+    /// A membership change was refused (another one is in progress, ...).
+    #[error("membership change refused: {0}")]
+    Membership(String),
+    /// The node stopped or failed (fatal for this node).
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+impl<E: std::fmt::Display> From<openraft::error::RaftError<u64, E>> for ConsensusError {
+    fn from(e: openraft::error::RaftError<u64, E>) -> Self {
+        match e {
+            openraft::error::RaftError::APIError(e) => ConsensusError::Membership(e.to_string()),
+            openraft::error::RaftError::Fatal(f) => ConsensusError::Raft(f.to_string()),
+        }
+    }
+}
+
+fn write_error(
+    e: openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, BasicNode>>,
+) -> ConsensusError {
+    match e {
+        openraft::error::RaftError::APIError(
+            openraft::error::ClientWriteError::ForwardToLeader(f),
+        ) => ConsensusError::NotLeader {
+            leader: f.leader_id,
+        },
+        other => other.into(),
+    }
+}
+
+/// Who leads the store's group in which term, as one node knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    /// The current term.
+    pub term: u64,
+    /// The leader this node knows of in that term.
+    pub leader: Option<u64>,
+    /// Whether that leader is this node.
+    pub this_node: bool,
+}
+
+/// A node's [`Leadership`], watched for changes (its Raft metrics underneath).
+#[derive(Clone, Debug)]
+pub struct LeadershipWatch {
+    id: u64,
+    metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+}
+
+impl LeadershipWatch {
+    fn of(&self, m: &openraft::RaftMetrics<u64, BasicNode>) -> Leadership {
+        Leadership {
+            term: m.current_term,
+            leader: m.current_leader,
+            this_node: m.current_leader == Some(self.id),
+        }
+    }
+
+    /// Now.
+    pub fn now(&self) -> Leadership {
+        self.of(&self.metrics.borrow())
+    }
+
+    /// Now, marking it seen (the next [`LeadershipWatch::changed`] waits for a newer one).
+    pub fn now_and_seen(&mut self) -> Leadership {
+        let m = self.metrics.borrow_and_update().clone();
+        self.of(&m)
+    }
+
+    /// Waits until the node's metrics change (leadership may or may not have changed); an
+    /// error once the node stopped.
+    pub async fn changed(&mut self) -> Result<(), tokio::sync::watch::error::RecvError> {
+        self.metrics.changed().await
+    }
+
+    /// The term this node leads in, if it does.
+    pub fn leading_term(&self) -> Option<u64> {
+        let l = self.now();
+        l.this_node.then_some(l.term)
+    }
+}
+
 impl StoreRaft {
     /// Starts the node on its Raft database (`path`) and a transport to its peers.
     pub async fn start<T: RaftTransport>(
@@ -63,7 +159,7 @@ impl StoreRaft {
         path: &Path,
         transport: Arc<T>,
         timing: Timing,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConsensusError> {
         Self::start_with(id, path, transport, timing, tillmesh_store::Mode::Durable).await
     }
 
@@ -75,7 +171,7 @@ impl StoreRaft {
         transport: Arc<T>,
         timing: Timing,
         mode: tillmesh_store::Mode,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConsensusError> {
         let config = Config {
             cluster_name: "tillmesh-store".into(),
             heartbeat_interval: timing.heartbeat_ms,
@@ -84,13 +180,14 @@ impl StoreRaft {
             ..Default::default()
         }
         .validate()
-        .map_err(|e| e.to_string())?;
-        let (log, sm): (_, StateMachineStore) = open_with(path, mode).map_err(|e| e.to_string())?;
+        .map_err(|e| ConsensusError::Config(e.to_string()))?;
+        let (log, sm): (_, StateMachineStore) =
+            open_with(path, mode).map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let state = sm.subscribe();
         let journal = log.journal();
         let raft = Raft::new(id, Arc::new(config), Network::new(transport), log, sm)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
         Ok(Self {
             id,
             raft,
@@ -101,7 +198,7 @@ impl StoreRaft {
 
     /// Applies the bootstrap rule to the terminals seen (this one included): the lowest id
     /// initialises the group with all of them as voters. Returns whether this node did.
-    pub async fn bootstrap(&self, seen: &[u64]) -> Result<bool, String> {
+    pub async fn bootstrap(&self, seen: &[u64]) -> Result<bool, ConsensusError> {
         let lowest = seen
             .iter()
             .copied()
@@ -123,7 +220,7 @@ impl StoreRaft {
             Err(openraft::error::RaftError::APIError(
                 openraft::error::InitializeError::NotAllowed(_),
             )) => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -161,8 +258,39 @@ impl StoreRaft {
     }
 
     /// The votes this node persisted since the last call (see [`crate::storage::VoteJournal`]).
-    pub fn drain_votes(&self) -> Vec<openraft::Vote<u64>> {
+    pub fn drain_votes(&self) -> Vec<crate::storage::PersistedVote> {
         self.journal.drain()
+    }
+
+    /// The term this node leads in, by its own metrics (none while it does not lead).
+    pub fn leads(&self) -> Option<u64> {
+        let m = self.raft.metrics().borrow().clone();
+        (m.state == openraft::ServerState::Leader).then_some(m.current_term)
+    }
+
+    /// Who leads in which term, as this node knows it, and a way to wait for changes: the
+    /// view the uplink and status need, without openraft's types.
+    pub fn leadership(&self) -> LeadershipWatch {
+        LeadershipWatch {
+            id: self.id,
+            metrics: self.raft.metrics(),
+        }
+    }
+
+    /// Confirms with a quorum (one heartbeat round) that this node still leads.
+    pub async fn confirm_leadership(&self) -> Result<(), ConsensusError> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::error::RaftError::APIError(
+                    openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+                ) => ConsensusError::NotLeader {
+                    leader: f.leader_id,
+                },
+                other => ConsensusError::Raft(other.to_string()),
+            })
     }
 
     /// Current term.
@@ -183,7 +311,7 @@ impl StoreRaft {
         connected: &[u64],
         unreachable: &[u64],
         store_tills: usize,
-    ) -> Result<&'static str, String> {
+    ) -> Result<&'static str, ConsensusError> {
         if !self.initialized() {
             for &p in connected {
                 if let Ok((true, _)) = crate::network::probe(transport, p).await {
@@ -215,7 +343,7 @@ impl StoreRaft {
             self.raft
                 .change_membership(rest, false)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(write_error)?;
             return Ok("removed an unreachable voter");
         }
         let Some(&new) = connected.iter().find(|p| !voters.contains(p)) else {
@@ -224,12 +352,12 @@ impl StoreRaft {
         self.raft
             .add_learner(new, BasicNode::new(format!("t{new}")), true)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(write_error)?;
         let all: std::collections::BTreeSet<u64> = voters.into_iter().chain([new]).collect();
         self.raft
             .change_membership(all, false)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(write_error)?;
         Ok("added a voter")
     }
 
@@ -239,12 +367,12 @@ impl StoreRaft {
     }
 
     /// Proposes a command (on the leader); answers once it is committed.
-    pub async fn propose(&self, c: Command) -> Result<Applied, String> {
+    pub async fn propose(&self, c: Command) -> Result<Applied, ConsensusError> {
         self.raft
             .client_write(c)
             .await
             .map(|r| r.data)
-            .map_err(|e| e.to_string())
+            .map_err(write_error)
     }
 
     /// Stops the node.

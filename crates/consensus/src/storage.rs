@@ -61,11 +61,34 @@ pub const VOTE_JOURNAL_MAX: usize = 4096;
 /// simulator drains it as it runs.
 #[derive(Debug, Default)]
 pub struct VoteJournal {
-    votes: Mutex<VecDeque<Vote<u64>>>,
+    votes: Mutex<VecDeque<PersistedVote>>,
+}
+
+/// A vote a node persisted: the journal's record, free of openraft's types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PersistedVote {
+    /// Term.
+    pub term: u64,
+    /// The candidate or leader voted for.
+    pub node: u64,
+    /// Whether it is a leader's committed vote.
+    pub committed: bool,
+}
+
+impl PersistedVote {
+    /// From openraft's vote.
+    pub fn of(v: &Vote<u64>) -> Self {
+        Self {
+            term: v.leader_id().get_term(),
+            node: v.leader_id().voted_for().unwrap_or(0),
+            committed: v.is_committed(),
+        }
+    }
 }
 
 impl VoteJournal {
     fn record(&self, v: Vote<u64>) {
+        let v = PersistedVote::of(&v);
         let mut q = self.votes.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() >= VOTE_JOURNAL_MAX {
             q.pop_front();
@@ -74,7 +97,7 @@ impl VoteJournal {
     }
 
     /// Takes the votes recorded since the last call, oldest first.
-    pub fn drain(&self) -> Vec<Vote<u64>> {
+    pub fn drain(&self) -> Vec<PersistedVote> {
         let mut q = self.votes.lock().unwrap_or_else(|p| p.into_inner());
         q.drain(..).collect()
     }

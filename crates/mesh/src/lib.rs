@@ -12,10 +12,13 @@
 pub mod discovery;
 pub mod identity;
 pub mod memnet;
+pub mod protocol;
 pub mod sync;
 pub mod transport;
 pub mod wire;
 
 pub use memnet::{LinkCond, MemNet, MemTransport};
-pub use sync::{Faults, Mesh, MeshConfig, MeshError, PeerState, PeerView, Replicator};
+pub use sync::{
+    Faults, Mesh, MeshConfig, MeshError, PeerState, PeerView, ReplicaError, Replicator,
+};
 pub use transport::{Link, QuicTransport, Transport};

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tillmesh_crdt::{ReplicaId, VersionVector};
-use tillmesh_mesh::{LinkCond, MemNet, Mesh, MeshConfig, Replicator};
+use tillmesh_mesh::{LinkCond, MemNet, Mesh, MeshConfig, ReplicaError, Replicator};
 use tillmesh_pos::event::Event;
 use tillmesh_pos::inventory::Reason;
 use tillmesh_pos::state::Replica;
@@ -54,7 +54,7 @@ impl Replicator for MemReplica {
         origin: ReplicaId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Event>, String> {
+    ) -> Result<Vec<Event>, ReplicaError> {
         let g = self.inner.lock().unwrap();
         let mut evs: Vec<Event> =
             g.1.iter()
@@ -66,12 +66,14 @@ impl Replicator for MemReplica {
         Ok(evs)
     }
 
-    async fn apply(&self, _from: u64, events: Vec<Event>) -> Result<VersionVector, String> {
+    async fn apply(&self, _from: u64, events: Vec<Event>) -> Result<VersionVector, ReplicaError> {
         let mut g = self.inner.lock().unwrap();
         for e in events {
-            e.check()?;
+            e.check()
+                .map_err(|e| ReplicaError::Refused(e.to_string()))?;
             if !g.0.state().holds(e.origin, e.seq) {
-                g.0.apply_remote(&e, 10_000).map_err(|e| e.to_string())?;
+                g.0.apply_remote(&e, 10_000)
+                    .map_err(|e| ReplicaError::Refused(e.to_string()))?;
                 g.1.push(e);
             }
         }

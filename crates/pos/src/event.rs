@@ -172,20 +172,55 @@ pub struct Event {
     pub body: EventBody,
 }
 
+/// Why an event received from a peer was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Sequence numbers start at 1.
+    #[error("event of {0} has sequence number 0")]
+    SeqZero(ReplicaId),
+    /// The clock stamp is another replica's.
+    #[error("event {origin}/{seq} is stamped by {stamp}")]
+    ForeignStamp {
+        /// Origin.
+        origin: ReplicaId,
+        /// Sequence number.
+        seq: u64,
+        /// The replica the stamp names.
+        stamp: ReplicaId,
+    },
+    /// A delta in it was made by another replica, or it is over a size limit.
+    #[error("event {origin}/{seq} ({kind}) carries deltas not made by its origin")]
+    NotByOrigin {
+        /// Origin.
+        origin: ReplicaId,
+        /// Sequence number.
+        seq: u64,
+        /// Event kind.
+        kind: &'static str,
+    },
+    /// A customer change that does not parse.
+    #[error(transparent)]
+    Customer(#[from] crate::customer::CustomerError),
+    /// A recognition enrolment out of bounds.
+    #[error("{0}")]
+    Vision(String),
+}
+
 impl Event {
     /// Checks that an event received from a peer is well formed and that every delta in it
     /// was made by its origin (a till may relay another till's events but cannot write
     /// entries in their name). Errors name the problem.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), EventError> {
         let o = self.origin;
         if self.seq == 0 {
-            return Err(format!("event of {o} has sequence number 0"));
+            return Err(EventError::SeqZero(o));
         }
         if self.hlc.replica != o {
-            return Err(format!(
-                "event {o}/{} is stamped by {}",
-                self.seq, self.hlc.replica
-            ));
+            return Err(EventError::ForeignStamp {
+                origin: o,
+                seq: self.seq,
+                stamp: self.hlc.replica,
+            });
         }
         let counter_ok = |c: &PnCounter| c.replicas().all(|r| r == o);
         let stamps_ok =
@@ -212,7 +247,7 @@ impl Event {
             EventBody::PriceOverridden { prices, .. } => stamps_ok(Box::new(prices.stamps())),
             EventBody::SettingChanged { settings, .. } => stamps_ok(Box::new(settings.stamps())),
             EventBody::CustomerUpdated { change, .. } => {
-                crate::customer::Customers::check_change(change).map_err(|e| e.to_string())?;
+                crate::customer::Customers::check_change(change)?;
                 true
             }
             EventBody::VisionEnrolled {
@@ -221,18 +256,18 @@ impl Event {
                 embedding,
                 ..
             } => {
-                crate::vision::check(sku, embedding)?;
+                crate::vision::check(sku, embedding).map_err(EventError::Vision)?;
                 stamp.replica == o
             }
         };
         if ok {
             Ok(())
         } else {
-            Err(format!(
-                "event {o}/{} ({}) carries deltas not made by its origin",
-                self.seq,
-                self.body.kind()
-            ))
+            Err(EventError::NotByOrigin {
+                origin: o,
+                seq: self.seq,
+                kind: self.body.kind(),
+            })
         }
     }
 }
@@ -255,6 +290,7 @@ mod tests {
             forged
                 .check()
                 .unwrap_err()
+                .to_string()
                 .contains("not made by its origin")
         );
         let mut zero = e.clone();

@@ -96,21 +96,31 @@ fn base_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<BASE_BYTES_MAX>()
 }
 
+/// Why a base could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    /// Over the size limit, or not encodable.
+    #[error("cannot encode a base: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+    /// Malformed or over the size limit.
+    #[error("malformed base: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    /// Bytes after the base.
+    #[error("{0} trailing bytes after a base")]
+    Trailing(usize),
+}
+
 impl Base {
     /// Encodes the base (bincode).
-    pub fn encode(&self) -> Result<Vec<u8>, String> {
-        bincode::serde::encode_to_vec(self, base_config()).map_err(|e| e.to_string())
+    pub fn encode(&self) -> Result<Vec<u8>, BaseError> {
+        Ok(bincode::serde::encode_to_vec(self, base_config())?)
     }
 
     /// Decodes a base, refusing trailing bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Base, String> {
-        let (b, used): (Base, usize) =
-            bincode::serde::decode_from_slice(bytes, base_config()).map_err(|e| e.to_string())?;
+    pub fn decode(bytes: &[u8]) -> Result<Base, BaseError> {
+        let (b, used): (Base, usize) = bincode::serde::decode_from_slice(bytes, base_config())?;
         if used != bytes.len() {
-            return Err(format!(
-                "{} trailing bytes after a base",
-                bytes.len() - used
-            ));
+            return Err(BaseError::Trailing(bytes.len() - used));
         }
         Ok(b)
     }

@@ -17,7 +17,7 @@ pub use read::{Reader, StockMovement};
 pub use write::{CommitInfo, Prune, WriteBatch};
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -26,12 +26,7 @@ use tokio::sync::oneshot;
 pub const WRITE_QUEUE_MAX: usize = 4096;
 /// Most requests committed in one group.
 pub const GROUP_REQUESTS_MAX: usize = 512;
-/// How often the background thread checkpoints the WAL into the database file.
-pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
-/// WAL size past which the checkpointer waits for the writer and restarts the WAL from its start. Under
-/// constant load passive checkpoints never catch up with the writer, so without this the
-/// WAL would grow without bound.
-pub const WAL_BYTES_MAX: u64 = 32 << 20;
+pub use tillmesh_checkpoint::{CHECKPOINT_INTERVAL_MS, Checkpointer, WAL_BYTES_MAX};
 
 type Job = (WriteBatch, oneshot::Sender<Result<CommitInfo, StoreError>>);
 
@@ -104,7 +99,7 @@ impl Store {
             .spawn(move || writer.run(rx, q))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         let reader = Reader::new(schema::open_read(&path)?);
-        let checkpointer = Checkpointer::start(&path)?;
+        let checkpointer = Checkpointer::start(&path).map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 inline: None,
@@ -229,59 +224,6 @@ impl Drop for Inner {
         }
         if let Ok(mut c) = self.checkpointer.lock() {
             drop(c.take());
-        }
-    }
-}
-
-/// Checkpoints a WAL database off the commit path, from its own thread and connection: the
-/// writers run with `wal_autocheckpoint=0`, so a commit waits only for its own WAL fsync.
-/// PASSIVE checkpoints never block a writer; past [`WAL_BYTES_MAX`] a RESTART waits for the
-/// writer so the WAL cannot grow without bound under constant load. Stops when dropped.
-#[derive(Debug)]
-pub struct Checkpointer {
-    stop: Option<Sender<()>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    /// Starts checkpointing the database at `path` every [`CHECKPOINT_INTERVAL_MS`].
-    pub fn start(path: &Path) -> Result<Self, StoreError> {
-        let conn = schema::open_read(path)?;
-        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
-        let (stop_tx, stop_rx) = bounded::<()>(1);
-        let handle = std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || {
-                let every = std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS);
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    stop_rx.recv_timeout(every)
-                {
-                    let big = std::fs::metadata(&wal_path).is_ok_and(|m| m.len() > WAL_BYTES_MAX);
-                    let sql = if big {
-                        "PRAGMA wal_checkpoint(RESTART)"
-                    } else {
-                        "PRAGMA wal_checkpoint(PASSIVE)"
-                    };
-                    if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
-                        tracing::warn!(cause = %e, "WAL checkpoint failed; will retry");
-                    }
-                }
-            })
-            .map_err(|e| StoreError::Io(e.to_string()))?;
-        Ok(Self {
-            stop: Some(stop_tx),
-            handle: Some(handle),
-        })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
         }
     }
 }

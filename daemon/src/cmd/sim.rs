@@ -23,6 +23,11 @@ pub(super) fn run(
         (Some(_), true) => anyhow::bail!("give a scenario file or --fuzz, not both"),
         (None, false) => anyhow::bail!("give a scenario file (simulations/*.toml) or --fuzz"),
     };
+    if !sim::SEEDED {
+        eprintln!(
+            "tillmesh sim: this build lacks --cfg tokio_unstable (RUSTFLAGS replaces .cargo/config.toml's flags), so tokio's runtime is not seeded and two runs of a seed may differ; build with RUSTFLAGS=\"--cfg tokio_unstable\" to reproduce runs"
+        );
+    }
     let count = seeds.unwrap_or(1);
     if count == 0 || count > 1_000_000 {
         anyhow::bail!("--seeds must be 1 to 1000000");

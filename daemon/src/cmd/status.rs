@@ -1,138 +1,172 @@
-//! `tillmesh status`: asks a running till for its status and prints it for a human.
+//! `tillmesh status`: asks a running till for its status (typed, over reqwest) and prints it
+//! for a human.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+use tillmesh::till::StatusView;
+
+/// How long the CLI waits for a till.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prints the status of the till at `addr`.
 pub(super) fn run(addr: SocketAddr) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let body = rt.block_on(http_get(addr, "/api/v1/status"))?;
-    let s: serde_json::Value = serde_json::from_str(&body)?;
-    println!(
-        "store {}  terminal {}  now {}",
-        s["store_id"].as_str().unwrap_or("?"),
-        s["terminal_id"],
-        s["now"].as_str().unwrap_or("?")
-    );
-    // Replica ids are terminal << 32 | incarnation; origin 0 is master data.
-    let vv: Vec<String> = s["version_vector"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| Some((e[0].as_u64()?, e[1].as_u64()?)))
-        .map(|(o, n)| match o {
-            0 => format!("master:{n}"),
-            o if o >> 32 == 0 => format!("T{o}:{n}"),
-            o => format!("T{}.{:08x}:{n}", o >> 32, o as u32),
-        })
-        .collect();
-    println!(
-        "events held: {} ({} compacted)  by origin: {}",
-        s["events"],
-        s["events_compacted"],
-        vv.join(" ")
-    );
-    println!(
-        "open transactions: {}  sessions: {}  write queue: {}",
-        s["drafts_open"], s["sessions_active"], s["write_queue"]
-    );
-    println!(
-        "catalog: {} items, master data v{}",
-        s["catalog_items"], s["master_version"]
-    );
-    let c = &s["cloud"];
-    if c.is_null() {
-        println!("cloud: not configured");
-    } else {
-        println!(
-            "cloud: {}{}  last reached {}  backlog {} events{}{}",
-            if c["online"] == true {
-                "online"
+    let s = rt.block_on(fetch(addr))?;
+    print!("{}", render(&s));
+    Ok(())
+}
+
+/// `GET /api/v1/status` of the till at `addr`: a till's `{"error","message"}` answer, a
+/// refused connection or a timeout becomes one human line.
+async fn fetch(addr: SocketAddr) -> anyhow::Result<StatusView> {
+    // reqwest's TLS stack needs the process's one crypto provider, even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .build()?;
+    let resp = http
+        .get(format!("http://{addr}/api/v1/status"))
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                anyhow::anyhow!(
+                    "till at {addr} did not answer within {} s",
+                    TIMEOUT.as_secs()
+                )
             } else {
-                "offline"
-            },
-            if c["uploading"] == true {
-                " (this till uploads)"
-            } else {
-                ""
-            },
-            c["last_ok"].as_str().unwrap_or("never"),
-            c["backlog"],
-            c["last_error"]
-                .as_str()
-                .map(|e| format!("  last error: {e}"))
-                .unwrap_or_default(),
-            if c["sales_refused"] == true {
-                "  NEW SALES REFUSED (offline limit; a manager can override)"
-            } else {
-                ""
-            },
+                anyhow::Error::new(e).context(format!("cannot reach a till at {addr}"))
+            }
+        })?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        anyhow::bail!(
+            "till at {addr} answered {status}: {}",
+            body["message"].as_str().unwrap_or("no message")
         );
     }
-    match s["raft"].as_object() {
-        Some(r) => println!(
+    resp.json::<StatusView>()
+        .await
+        .map_err(|e| anyhow::anyhow!("till at {addr} answered a status this CLI cannot read: {e}"))
+}
+
+/// A replica id for humans: terminal ids as `T3`, later incarnations as `T3.<hex>`, master
+/// data as `master` (replica ids are terminal << 32 | incarnation; origin 0 is master data).
+fn origin(o: u64) -> String {
+    match o {
+        0 => "master".into(),
+        o if o >> 32 == 0 => format!("T{o}"),
+        o => format!("T{}.{:08x}", o >> 32, o as u32),
+    }
+}
+
+/// The status as printed, one line per topic.
+fn render(s: &StatusView) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "store {}  terminal {}  now {}",
+        s.store_id, s.terminal_id, s.now
+    );
+    let vv: Vec<String> = s
+        .version_vector
+        .iter()
+        .map(|(o, n)| format!("{}:{n}", origin(*o)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "events held: {} ({} compacted)  by origin: {}",
+        s.events,
+        s.events_compacted,
+        vv.join(" ")
+    );
+    let _ = writeln!(
+        out,
+        "open transactions: {}  sessions: {}  write queue: {}",
+        s.drafts_open, s.sessions_active, s.write_queue
+    );
+    let _ = writeln!(
+        out,
+        "catalog: {} items, master data v{}",
+        s.catalog_items, s.master_version
+    );
+    match &s.cloud {
+        None => {
+            let _ = writeln!(out, "cloud: not configured");
+        }
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "cloud: {}{}  last reached {}  backlog {} events{}{}",
+                if c.online { "online" } else { "offline" },
+                if c.uploading {
+                    " (this till uploads)"
+                } else {
+                    ""
+                },
+                c.last_ok.as_deref().unwrap_or("never"),
+                c.backlog,
+                c.last_error
+                    .as_deref()
+                    .map(|e| format!("  last error: {e}"))
+                    .unwrap_or_default(),
+                if c.sales_refused {
+                    "  NEW SALES REFUSED (offline limit; a manager can override)"
+                } else {
+                    ""
+                },
+            );
+        }
+    }
+    let _ = match &s.raft {
+        Some(r) => writeln!(
+            out,
             "raft: leader {}  term {}  voters {}",
-            r["leader"]
-                .as_u64()
-                .map_or("none yet".into(), |l| format!("T{l}")),
-            r["term"],
-            r["voters"]
+            r.leader.map_or("none yet".into(), |l| format!("T{l}")),
+            r.term,
+            serde_json::to_string(&r.voters).unwrap_or_default()
         ),
-        None => println!("raft: off (no mesh)"),
+        None => writeln!(out, "raft: off (no mesh)"),
+    };
+    if s.peers.is_empty() {
+        let _ = writeln!(out, "mesh: no peers");
     }
-    let peers = s["peers"].as_array().cloned().unwrap_or_default();
-    if peers.is_empty() {
-        println!("mesh: no peers");
-    }
-    for p in peers {
-        println!(
+    for p in &s.peers {
+        let _ = writeln!(
+            out,
             "peer T{}  {}  out {}  in {}  lag {} events  sent {}  received {}{}",
-            p["terminal"],
-            p["addr"].as_str().unwrap_or("?"),
-            p["outbound"].as_str().unwrap_or("?"),
-            if p["inbound"] == true {
-                "connected"
-            } else {
-                "-"
-            },
-            p["lag_events"],
-            p["events_sent"],
-            p["events_received"],
-            p["last_error"]
-                .as_str()
+            p.terminal,
+            p.addr,
+            serde_json::to_value(p.outbound)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            if p.inbound { "connected" } else { "-" },
+            p.lag_events,
+            p.events_sent,
+            p.events_received,
+            p.last_error
+                .as_deref()
                 .map(|e| format!("  last error: {e}"))
                 .unwrap_or_default()
         );
     }
-    Ok(())
+    out
 }
 
-/// A minimal HTTP/1.1 GET over a plain TCP socket (the CLI talks to a till on the LAN).
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("till at {addr} did not answer within 5 s"))?
-    .map_err(|e| anyhow::anyhow!("cannot reach a till at {addr}: {e}"))?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut buf = Vec::new();
-    s.take(1 << 20).read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("malformed answer from {addr}"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        anyhow::bail!(
-            "till at {addr} answered: {}",
-            head.lines().next().unwrap_or("")
-        );
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_print_as_terminals_incarnations_and_master_data() {
+        assert_eq!(origin(0), "master");
+        assert_eq!(origin(3), "T3");
+        assert_eq!(origin((3 << 32) | 0xab), "T3.000000ab");
     }
-    Ok(body.to_string())
 }

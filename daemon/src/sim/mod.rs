@@ -4,7 +4,8 @@
 //! Sources of randomness and how each is closed:
 //! - tokio's scheduler and `select!` branch order: a current-thread runtime with paused,
 //!   auto-advancing time and `rng_seed` from the seed (needs `--cfg tokio_unstable`, set in
-//!   `.cargo/config.toml`);
+//!   `.cargo/config.toml`; a build without it, say with the user's own `RUSTFLAGS`, still
+//!   builds and runs, but [`SEEDED`] is false and `tillmesh sim` says runs may differ);
 //! - openraft's election timeouts: each till's range is one millisecond wide, at an offset
 //!   drawn from the seed (openraft's own generator is not seedable);
 //! - the uplink's retry jitter, the cashiers' arrivals and baskets, the fuzz schedules:
@@ -17,12 +18,11 @@
 //! What stays random and is kept out of the report: session tokens, PIN salts, the cloud's
 //! credential timestamps.
 
-pub mod invariants;
 pub mod observe;
-pub mod report;
-pub mod scenario;
 pub mod workload;
 pub mod world;
+
+pub use tillmesh_sim::{Options, fuzz_scenario, invariants, ledger, report, scenario};
 
 use crate::clock::Clock;
 use observe::Observations;
@@ -34,19 +34,13 @@ use std::time::Duration;
 use workload::{Ledger, Shift};
 use world::World;
 
+/// Whether this build seeds tokio's runtime (built with `--cfg tokio_unstable`): without it,
+/// `select!` draws its branch order from an unseeded generator and two runs of one seed may
+/// differ.
+pub const SEEDED: bool = cfg!(tokio_unstable);
+
 /// How long a mid-sale crash waits for a customer, in 50 ms steps (two minutes).
 const MID_SALE_WAIT_STEPS: u32 = 2_400;
-
-/// How to run.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// The seed.
-    pub seed: u64,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
-    /// How to reproduce this run (the command line, for the report).
-    pub reproduce: String,
-}
 
 /// A timed action of the fault schedule.
 #[derive(Clone, Debug)]
@@ -152,7 +146,7 @@ struct Run {
     /// The rest of the chain: each store's shifts and what its cashiers were told.
     chain: Vec<ChainCashiers>,
     /// Votes crashed tills persisted since the observer last drained them.
-    votes: Vec<(u64, Vec<openraft::Vote<u64>>)>,
+    votes: Vec<(u64, Vec<tillmesh_consensus::storage::PersistedVote>)>,
 }
 
 /// One other store of the chain: its cashiers' shifts, and what they were told.
@@ -339,26 +333,89 @@ impl Run {
 
 /// Runs a scenario with `opts.seed`; answers the report (written by the caller).
 pub fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<report::Report> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .rng_seed(tokio::runtime::RngSeed::from_bytes(
-            &opts.seed.to_le_bytes(),
-        ))
-        .build()?;
+    let mut rt = tokio::runtime::Builder::new_current_thread();
+    rt.enable_time().start_paused(true);
+    #[cfg(tokio_unstable)]
+    rt.rng_seed(tokio::runtime::RngSeed::from_bytes(
+        &opts.seed.to_le_bytes(),
+    ));
+    let rt = rt.build()?;
     rt.block_on(run_async(scenario.clone(), opts.clone()))
 }
 
-fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
+/// A directory removed with everything in it when dropped: the simulated tills' databases.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir() -> anyhow::Result<Scratch> {
     // tmpfs where there is one: the simulator's SQLite files need no real disk.
     let shm = std::path::Path::new("/dev/shm");
-    Ok(if shm.is_dir() {
-        tempfile::Builder::new()
-            .prefix("tillmesh-sim-")
-            .tempdir_in(shm)?
+    let root = if shm.is_dir() {
+        shm.to_path_buf()
     } else {
-        tempfile::Builder::new().prefix("tillmesh-sim-").tempdir()?
-    })
+        std::env::temp_dir()
+    };
+    let mut last = None;
+    for _ in 0..16 {
+        let mut r = [0_u8; 8];
+        getrandom::fill(&mut r).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
+        let dir = root.join(format!("tillmesh-sim-{}", hex::encode(r)));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(Scratch(dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => anyhow::bail!(
+                "cannot create a scratch directory in {}: {e}",
+                root.display()
+            ),
+        }
+    }
+    anyhow::bail!(
+        "no free scratch directory name in {}: {last:?}",
+        root.display()
+    )
+}
+
+/// A one-line progress report on stderr (simulated seconds), rewritten in place.
+struct Progress {
+    label: Option<String>,
+    len: u64,
+    shown: u64,
+}
+
+impl Progress {
+    fn new(show: bool, label: String, len: u64) -> Self {
+        Self {
+            label: show.then_some(label),
+            len,
+            shown: u64::MAX,
+        }
+    }
+
+    fn set(&mut self, pos: u64) {
+        if let Some(label) = &self.label
+            && pos != self.shown
+        {
+            self.shown = pos;
+            eprint!("\r{label}: {pos}/{} s", self.len);
+        }
+    }
+
+    fn finish(&self) {
+        if self.label.is_some() {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report> {
@@ -400,16 +457,11 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
     let mut obs = Observations::default();
     let sample = s.timing.sample_ms;
     let end_ms = s.duration_s * 1000;
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(s.duration_s + s.settle_s)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} s")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let mut bar = Progress::new(
+        opts.progress,
+        format!("{} seed {}", s.name, opts.seed),
+        s.duration_s + s.settle_s,
     );
-    bar.set_message(format!("{} seed {}", s.name, opts.seed));
     let start = tokio::time::Instant::now();
     let mut now_ms = 0;
     // Safety phase: faults on.
@@ -435,7 +487,7 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
             obs.record_votes(t, v);
         }
         observe_tick(&mut obs, &run.world, now_ms, s.tills).await?;
-        bar.set_position(now_ms / 1000);
+        bar.set(now_ms / 1000);
     }
     // Liveness phase: every fault healed, the cashiers go home, the store must converge.
     for shift in run.shifts.values() {
@@ -470,13 +522,13 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         now_ms += sample;
         tokio::time::sleep_until(start + Duration::from_millis(now_ms)).await;
         observe_tick(&mut obs, &run.world, now_ms, s.tills).await?;
-        bar.set_position(now_ms / 1000);
+        bar.set(now_ms / 1000);
         if converged(&run.world).await? {
             converged_after = Some((now_ms - end_ms) as f64 / 1000.0);
             break;
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     let evidence = gather(&run, obs, opening).await?;
     let mut verdicts = invariants::check(&evidence);
     verdicts.push(invariants::Verdict {
@@ -514,9 +566,9 @@ async fn observe_tick(
     now_ms: u64,
     n: u64,
 ) -> anyhow::Result<()> {
-    obs.watch(w, now_ms as f64 / 1000.0);
+    observe::watch(obs, w, now_ms as f64 / 1000.0);
     let events = fleet_events(w).await?;
-    obs.sample(w, now_ms as f64 / 1000.0, n, events).await;
+    observe::sample(obs, w, now_ms as f64 / 1000.0, n, events).await;
     Ok(())
 }
 
@@ -656,82 +708,4 @@ async fn gather(
         opening,
         chain,
     })
-}
-
-/// Draws a random scenario for fuzzing: 3 to 5 tills, 2 to 6 faults over two minutes.
-pub fn fuzz_scenario(seed: u64) -> Scenario {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let tills = rng.random_range(3..=5);
-    let duration_s = 120;
-    let mut faults = Vec::new();
-    for _ in 0..rng.random_range(2..=6) {
-        let at_s = rng.random_range(5..duration_s - 10) as f64;
-        let till = rng.random_range(1..=tills);
-        let kind = match rng.random_range(0..11) {
-            0 => {
-                let k = rng.random_range(1..tills);
-                FaultKind::Split {
-                    groups: vec![(1..=k).collect()],
-                }
-            }
-            1 => FaultKind::Isolate { till },
-            2 => FaultKind::IsolateLeader,
-            3 => FaultKind::Crash {
-                till,
-                restart_after_s: rng.random_range(1..30) as f64,
-                mid_sale: rng.random_bool(0.5),
-            },
-            4 => FaultKind::CrashLeader {
-                restart_after_s: rng.random_range(1..30) as f64,
-                mid_sale: rng.random_bool(0.5),
-            },
-            7 => FaultKind::CutLink {
-                a: till,
-                b: till % tills + 1,
-            },
-            8 => FaultKind::OneWay {
-                from: till,
-                to: till % tills + 1,
-            },
-            9 => FaultKind::Lossy {
-                loss: rng.random_range(0.0..0.3),
-                delay_ms: rng.random_range(0..100),
-                jitter_ms: rng.random_range(0..100),
-                for_s: rng.random_range(5..60) as f64,
-            },
-            5 => FaultKind::CloudDown {
-                for_s: rng.random_range(1..60) as f64,
-            },
-            6 => FaultKind::LeaderCloudCut {
-                for_s: rng.random_range(1..40) as f64,
-            },
-            _ => FaultKind::ClockSkew {
-                till,
-                ms: rng.random_range(-30_000..30_000),
-            },
-        };
-        faults.push(Fault { at_s, kind });
-        if rng.random_bool(0.5) {
-            faults.push(Fault {
-                at_s: (at_s + rng.random_range(1..30) as f64).min(duration_s as f64),
-                kind: FaultKind::Heal,
-            });
-        }
-    }
-    faults.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    Scenario {
-        name: format!("fuzz-{seed}"),
-        description: "a random fault schedule".into(),
-        tills,
-        duration_s,
-        settle_s: 120,
-        workload: scenario::Workload {
-            price_changes: 1,
-            ..Default::default()
-        },
-        timing: scenario::SimTiming::default(),
-        faults,
-        chain: None,
-    }
 }

@@ -2,41 +2,15 @@
 //! payments, manager voids and stock receipts, through the till service's own API. What
 //! the till acknowledged is written down, for the invariants to check against.
 
-use crate::sim::scenario::Workload;
 use crate::till::{AdjustRequest, Approval, PaymentRequest, Till};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tillmesh_pos::inventory::Reason;
 use tillmesh_pos::payment::Method;
-
-/// A sale the till acknowledged (its finalize answered OK: durable on its disk).
-#[derive(Clone, Debug)]
-pub struct AckedSale {
-    /// Till that sold it.
-    pub till: u64,
-    /// Transaction id.
-    pub txn_id: String,
-    /// Total, minor units.
-    pub total: i64,
-    /// `(sku, quantity)` per line.
-    pub lines: Vec<(String, u32)>,
-}
-
-/// Everything the cashiers were told succeeded, and what was refused.
-#[derive(Debug, Default)]
-pub struct Ledger {
-    /// Acknowledged sales, in order.
-    pub sales: Vec<AckedSale>,
-    /// Sales voided with an acknowledgement.
-    pub voided: BTreeSet<String>,
-    /// Acknowledged stock receipts: `(sku, change)`.
-    pub adjustments: Vec<(String, i64)>,
-    /// Refusals by code (offline limit, out of stock, ...), and unexpected failures.
-    pub refused: BTreeMap<String, u64>,
-}
+pub use tillmesh_sim::ledger::{AckedSale, Ledger};
+use tillmesh_sim::scenario::Workload;
 
 /// The catalog products the cashiers scan: `(barcode, sku)`.
 pub fn products(till: &Till, n: usize) -> Vec<(String, String)> {
@@ -125,13 +99,13 @@ pub async fn cashier(
                     match till.session(&l.token) {
                         Ok(s) => s,
                         Err(e) => {
-                            refuse(e.code);
+                            refuse(e.code());
                             continue;
                         }
                     }
                 }
                 Err(e) => {
-                    refuse(e.code);
+                    refuse(e.code());
                     continue;
                 }
             },
@@ -140,7 +114,7 @@ pub async fn cashier(
         let txn = match till.create_txn(&session).await {
             Ok(t) => t.txn_id,
             Err(e) => {
-                refuse(e.code);
+                refuse(e.code());
                 continue;
             }
         };
@@ -150,7 +124,7 @@ pub async fn cashier(
             let (barcode, _) = &products[rng.random_range(0..products.len())];
             let qty = rng.random_range(1..=2);
             if let Err(e) = till.add_item(&session, &txn, barcode, qty).await {
-                refuse(e.code);
+                refuse(e.code());
             }
         }
         let sale = async {
@@ -191,12 +165,12 @@ pub async fn cashier(
                                 .voided
                                 .insert(done.txn_id);
                         }
-                        Err(e) => refuse(e.code),
+                        Err(e) => refuse(e.code()),
                     }
                 }
             }
             Err(e) => {
-                refuse(e.code);
+                refuse(e.code());
                 let _ = till.void(&session, &txn, "abandoned", None).await;
             }
         }
@@ -215,7 +189,7 @@ pub async fn cashier(
                     .unwrap_or_else(|p| p.into_inner())
                     .adjustments
                     .push((sku.clone(), 12)),
-                Err(e) => refuse(e.code),
+                Err(e) => refuse(e.code()),
             }
         }
     }

@@ -6,16 +6,17 @@
 use crate::MeshLink;
 use crate::clock::Clock;
 use crate::config::{CloudSection, MeshSection, Simulated, TerminalConfig};
+use crate::links::StoreLinks;
 use crate::till::Till;
-use crate::uplink::{CloudAnswer, CloudHttp, CloudRequest};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tillmesh_consensus::node::{StoreRaft, Timing};
 use tillmesh_mesh::{MemNet, MemTransport, Mesh, MeshConfig};
+use tillmesh_uplink::{CloudAnswer, CloudHttp, CloudRequest};
 
 /// The store's id in every simulation.
 pub const STORE: &str = "S001";
@@ -166,13 +167,12 @@ impl SimTill {
 
     /// Whether this till leads, by its own Raft metrics, and in which term.
     pub fn leads(&self) -> Option<u64> {
-        let m = self.raft.raft.metrics().borrow().clone();
-        (m.state == openraft::ServerState::Leader).then_some(m.current_term)
+        self.raft.leads()
     }
 
     /// Stops everything of the till at once: what it committed stays on its disk. Answers
     /// the votes it persisted that no observer drained yet.
-    pub async fn crash(self) -> Vec<openraft::Vote<u64>> {
+    pub async fn crash(self) -> Vec<tillmesh_consensus::storage::PersistedVote> {
         for t in self.tasks {
             t.abort();
             let _ = t.await;
@@ -398,12 +398,9 @@ impl World {
         let cfg = self.config(spec, t)?;
         let seed = self.seed ^ (spec.index << 24);
         let here = store_addr(spec.index, t);
-        let till = Arc::new(Till::open(
-            cfg.clone(),
-            clock,
-            Arc::new(crate::metrics::Metrics::default()),
-        )?);
-        let cell = Arc::new(OnceLock::new());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let links = Arc::new(StoreLinks::new(metrics.clone()));
+        let till = Arc::new(Till::open(cfg.clone(), clock, metrics, links.clone())?);
         let label = tillmesh_mesh::identity::store_label(spec.id);
         let transport = self.net.attach(here, &label, t);
         let m = cfg.mesh.as_ref().expect("configured above");
@@ -420,7 +417,7 @@ impl World {
             spec.id,
             t,
             transport,
-            Arc::new(MeshLink(till.clone(), cell.clone())),
+            Arc::new(MeshLink(till.clone(), links.clone())),
         ));
         // Election timeouts fixed per till (from the seed): openraft draws them from an
         // unseeded generator otherwise. openraft checks them on a tick of 1.5 heartbeats, and
@@ -450,7 +447,7 @@ impl World {
             &cfg,
             &till,
             &mesh,
-            &cell,
+            &links,
             timing,
             Some((http, splitmix(seed ^ (t << 20)))),
         )

@@ -9,7 +9,7 @@ impl Till {
         s: &Session,
         id: &str,
         patch: &CustomerPatch,
-    ) -> Result<CustomerView, ApiError> {
+    ) -> Result<CustomerView, TillError> {
         self.audited(&s.employee_id, "customer.update", id, async {
             let now = self.now();
             let rx = {
@@ -38,11 +38,11 @@ impl Till {
     }
 
     /// One customer with points.
-    pub fn customer(&self, id: &str) -> Result<CustomerView, ApiError> {
+    pub fn customer(&self, id: &str) -> Result<CustomerView, TillError> {
         let core = self.core();
         let c =
             core.replica.state().customers.get(id).ok_or_else(|| {
-                ApiError::not_found("unknown_customer", format!("no customer {id}"))
+                TillError::not_found("unknown_customer", format!("no customer {id}"))
             })?;
         Ok(CustomerView {
             points: core.replica.state().points_of(id),

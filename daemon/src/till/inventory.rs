@@ -10,8 +10,8 @@ impl Till {
         action: &str,
         target: &str,
         approval: Option<&Approval>,
-        make: impl FnOnce(&mut Core, u64) -> Result<(Vec<Event>, String), ApiError>,
-    ) -> Result<Vec<Event>, ApiError> {
+        make: impl FnOnce(&mut Core, u64) -> Result<(Vec<Event>, String), TillError>,
+    ) -> Result<Vec<Event>, TillError> {
         self.audited(&s.employee_id, action, target, async {
             let approver = self.approve(s, Permission::AdjustStock, approval).await?;
             let now = self.now();
@@ -40,8 +40,8 @@ impl Till {
     }
 
     /// A manual adjustment with a reason code (manager).
-    pub async fn adjust(&self, s: &Session, req: &AdjustRequest) -> Result<ItemView, ApiError> {
-        pos_inventory::check_adjustment(req.change, req.reason).map_err(ApiError::from)?;
+    pub async fn adjust(&self, s: &Session, req: &AdjustRequest) -> Result<ItemView, TillError> {
+        pos_inventory::check_adjustment(req.change, req.reason).map_err(TillError::from)?;
         let sku = req.sku.clone();
         self.stock_events(
             s,
@@ -71,15 +71,15 @@ impl Till {
         &self,
         s: &Session,
         req: &ReceiveRequest,
-    ) -> Result<Vec<ItemView>, ApiError> {
+    ) -> Result<Vec<ItemView>, TillError> {
         if req.supplier.trim().is_empty() {
-            return Err(ApiError::unprocessable(
+            return Err(TillError::unprocessable(
                 "missing_supplier",
                 "name the supplier of the delivery",
             ));
         }
         if req.lines.is_empty() || req.lines.len() > 1000 {
-            return Err(ApiError::unprocessable(
+            return Err(TillError::unprocessable(
                 "bad_lines",
                 "a delivery has 1 to 1000 lines",
             ));
@@ -126,9 +126,9 @@ impl Till {
         &self,
         s: &Session,
         req: &CountRequest,
-    ) -> Result<Vec<CountOutcome>, ApiError> {
+    ) -> Result<Vec<CountOutcome>, TillError> {
         if req.counts.is_empty() || req.counts.len() > 10_000 {
-            return Err(ApiError::unprocessable(
+            return Err(TillError::unprocessable(
                 "bad_lines",
                 "a count has 1 to 10000 lines",
             ));
@@ -180,14 +180,13 @@ impl Till {
     pub async fn movements(
         &self,
         sku: &str,
-    ) -> Result<Vec<tillmesh_store::StockMovement>, ApiError> {
+    ) -> Result<Vec<tillmesh_store::StockMovement>, TillError> {
         self.item(sku)?;
         let store = self.store.clone();
         let sku = sku.to_string();
         Ok(self
             .off_executor(move || store.read(|r| r.movements(&sku, 200)))
-            .await
-            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??)
+            .await??)
     }
 
     /// A store price override from a time on (manager).
@@ -195,9 +194,9 @@ impl Till {
         &self,
         s: &Session,
         req: &PriceOverrideRequest,
-    ) -> Result<ItemView, ApiError> {
+    ) -> Result<ItemView, TillError> {
         if req.price < 0 {
-            return Err(ApiError::unprocessable(
+            return Err(TillError::unprocessable(
                 "wrong_amount",
                 "a price cannot be negative",
             ));

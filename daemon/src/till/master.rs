@@ -165,7 +165,7 @@ impl Till {
         };
         self.committed(rx)
             .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         info!(version, conflicts = conflicts.len(), "master data applied");
         Ok(conflicts)
     }
@@ -176,7 +176,7 @@ impl Till {
         &self,
         c: &MasterConflict,
         at_ms: u64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), TillError> {
         let now = self.now();
         let rx = {
             let mut core = self.core();

@@ -15,6 +15,7 @@
 
 mod compaction;
 mod customers;
+mod error;
 mod inventory;
 mod master;
 mod offline;
@@ -27,12 +28,13 @@ mod session;
 mod status;
 mod vision;
 
+pub use error::{ErrorKind, TillError};
 use open::old_cashiers;
+pub use tillmesh_uplink::CloudLink;
 pub use vision::{EnrolView, ProposalView, RecognitionView, Vision};
 
 use crate::clock::{Clock, local_day_range, rfc3339};
 use crate::config::TerminalConfig;
-use crate::error::ApiError;
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -187,7 +189,7 @@ pub struct LoginView {
 }
 
 /// Human status of the till.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema, Deserialize)]
 pub struct StatusView {
     /// Store id.
     pub store_id: String,
@@ -226,7 +228,7 @@ pub struct StatusView {
 }
 
 /// The store's Raft group as one till sees it.
-#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct RaftView {
     /// Current leader (terminal id), if known.
     pub leader: Option<u64>,
@@ -239,7 +241,7 @@ pub struct RaftView {
 }
 
 /// The store's link to the cloud as one till sees it.
-#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct CloudView {
     /// The last exchange with the cloud succeeded (the leader's own view on the leader,
     /// the view the leader replicated through Raft elsewhere).
@@ -256,21 +258,6 @@ pub struct CloudView {
     pub sales_refused: bool,
     /// A manager's override of the offline limit holds until then (RFC 3339).
     pub override_until: Option<String>,
-}
-
-/// What the uplink and the Raft state say about the cloud link (fed to the till).
-#[derive(Clone, Debug, Default)]
-pub struct CloudLink {
-    /// Online.
-    pub online: bool,
-    /// Last success, ms since epoch (0: never).
-    pub last_ok_ms: u64,
-    /// This till uploads.
-    pub uploading: bool,
-    /// Backlog (leader only).
-    pub backlog: u64,
-    /// Last failure (leader only).
-    pub last_error: Option<String>,
 }
 
 /// A store price override HQ displaced (HQ wins): the leader records it.
@@ -307,9 +294,10 @@ pub struct Till {
     core: Mutex<Core>,
     prefix: String,
     changes: tokio::sync::watch::Sender<u64>,
-    mesh_peers: std::sync::OnceLock<Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>>,
-    raft_view: std::sync::OnceLock<Box<dyn Fn() -> RaftView + Send + Sync>>,
-    cloud_link: std::sync::OnceLock<Box<dyn Fn() -> CloudLink + Send + Sync>>,
+    /// Set once a commit of applied events failed (see [`Till::fatal`]).
+    fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// The mesh, Raft group and cloud link around this till, as status reads them.
+    links: Arc<dyn crate::links::Links>,
     /// First start (ms): the offline limit counts from here until the cloud is first reached.
     seeded_ms: u64,
     /// A manager's override of the offline limit holds until then (ms; persisted).
@@ -406,12 +394,13 @@ impl Till {
         self.metrics.group_size.observe(info.group_size as f64);
     }
 
-    /// Waits for a queued batch. A failed commit after events were applied in memory would
-    /// leave memory ahead of disk; the process stops so that a restart rebuilds from disk.
+    /// Waits for a queued batch. A failed commit after events were applied in memory leaves
+    /// memory ahead of disk: the till raises [`Till::fatal`] (the daemon stops, and a restart
+    /// rebuilds from disk) and answers [`TillError::Fatal`].
     async fn durable(
         &self,
         rx: tokio::sync::oneshot::Receiver<Result<CommitInfo, StoreError>>,
-    ) -> Result<CommitInfo, ApiError> {
+    ) -> Result<CommitInfo, TillError> {
         let cause = match rx.await {
             Ok(Ok(info)) => {
                 self.observe(&info);
@@ -424,7 +413,14 @@ impl Till {
             Err(_) => "writer stopped".to_string(),
         };
         tracing::error!(%cause, "commit of applied events failed; stopping so that a restart rebuilds state from disk");
-        std::process::exit(70);
+        self.fatal.send_replace(Some(cause.clone()));
+        Err(TillError::Fatal(cause))
+    }
+
+    /// Raised (with the cause) when the till's memory went ahead of its disk: whoever runs the
+    /// till must stop it (`tillmesh terminal` exits with code 70).
+    pub fn fatal(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.fatal.subscribe()
     }
 
     /// Waits for a queued batch that holds no events (drafts, audit records): a failure is an
@@ -432,7 +428,7 @@ impl Till {
     async fn committed(
         &self,
         rx: tokio::sync::oneshot::Receiver<Result<CommitInfo, StoreError>>,
-    ) -> Result<CommitInfo, ApiError> {
+    ) -> Result<CommitInfo, TillError> {
         match rx.await {
             Ok(Ok(info)) => {
                 self.observe(&info);
@@ -444,7 +440,7 @@ impl Till {
     }
 
     /// Appends one audit record and waits until it is durable.
-    async fn audit(&self, rec: AuditRecord) -> Result<(), ApiError> {
+    async fn audit(&self, rec: AuditRecord) -> Result<(), TillError> {
         let info = self.store.commit(WriteBatch::audit(rec)).await?;
         self.observe(&info);
         Ok(())
@@ -456,8 +452,8 @@ impl Till {
         actor: &str,
         action: &str,
         target: &str,
-        op: impl Future<Output = Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
+        op: impl Future<Output = Result<T, TillError>>,
+    ) -> Result<T, TillError> {
         let out = op.await;
         if let Err(e) = &out {
             self.metrics.refusals.inc();
@@ -466,8 +462,8 @@ impl Till {
                 actor,
                 action,
                 target,
-                &format!("refused: {}", e.code),
-                e.message.clone(),
+                &format!("refused: {}", e.code()),
+                e.message(),
             );
             if let Err(ae) = self.audit(rec).await {
                 warn!(cause = %ae, "could not record a refusal in the audit log");
@@ -594,18 +590,18 @@ fn status_of(core: &Core, id: &str) -> Status {
         .unwrap_or(Status::Paid)
 }
 
-fn missing_draft(id: &str) -> ApiError {
-    ApiError::not_found(
+fn missing_draft(id: &str) -> TillError {
+    TillError::not_found(
         "unknown_transaction",
         format!("no open transaction {id} on this till"),
     )
 }
 
-fn require_draft(d: &Draft) -> Result<(), ApiError> {
+fn require_draft(d: &Draft) -> Result<(), TillError> {
     if d.status == Status::Draft {
         Ok(())
     } else {
-        Err(ApiError::conflict(
+        Err(TillError::conflict(
             "invalid_transition",
             format!(
                 "a {} transaction cannot be edited; reopen it first",

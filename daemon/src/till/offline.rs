@@ -3,9 +3,20 @@
 use super::*;
 
 impl Till {
+    /// The cloud link now (none without an uplink); keeps the silence gauge current.
+    fn cloud_link(&self) -> Option<CloudLink> {
+        let link = self.links.cloud()?;
+        self.metrics.cloud_silence.set(if link.last_ok_ms == 0 {
+            -1
+        } else {
+            (self.now().saturating_sub(link.last_ok_ms) / 1000) as i64
+        });
+        Some(link)
+    }
+
     /// The cloud link as status shows it.
     pub(super) fn cloud_view_at(&self, now: u64) -> Option<CloudView> {
-        let link = self.cloud_link.get()?();
+        let link = self.cloud_link()?;
         let until = self
             .override_until
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -25,7 +36,7 @@ impl Till {
     /// first reached), and no manager override holds.
     pub(super) fn offline_refusal(&self, now: u64) -> Option<String> {
         let limit = self.cfg.cloud.as_ref()?.offline_limit_ms;
-        let link = self.cloud_link.get()?();
+        let link = self.cloud_link()?;
         if limit == 0 || link.online {
             return None;
         }
@@ -47,9 +58,9 @@ impl Till {
         ))
     }
 
-    pub(super) fn check_offline_limit(&self, now: u64) -> Result<(), ApiError> {
+    pub(super) fn check_offline_limit(&self, now: u64) -> Result<(), TillError> {
         match self.offline_refusal(now) {
-            Some(why) => Err(ApiError::forbidden("offline_limit", why)),
+            Some(why) => Err(TillError::forbidden("offline_limit", why)),
             None => Ok(()),
         }
     }
@@ -59,10 +70,10 @@ impl Till {
         &self,
         s: &Session,
         approval: Option<&Approval>,
-    ) -> Result<Option<CloudView>, ApiError> {
+    ) -> Result<Option<CloudView>, TillError> {
         self.audited(&s.employee_id, "sales.offline_override", "-", async {
             let Some(cloud) = &self.cfg.cloud else {
-                return Err(ApiError::conflict(
+                return Err(TillError::conflict(
                     "no_cloud",
                     "this till has no [cloud] link, so there is no offline limit to override",
                 ));

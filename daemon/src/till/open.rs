@@ -10,6 +10,7 @@ impl Till {
         cfg: TerminalConfig,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
+        links: Arc<dyn crate::links::Links>,
     ) -> anyhow::Result<Till> {
         let now = clock.now_ms();
         // A model that does not match its card stops the till here, with the reason.
@@ -127,9 +128,8 @@ impl Till {
             metrics,
             prefix,
             changes: tokio::sync::watch::channel(0).0,
-            mesh_peers: std::sync::OnceLock::new(),
-            raft_view: std::sync::OnceLock::new(),
-            cloud_link: std::sync::OnceLock::new(),
+            fatal: tokio::sync::watch::channel(None).0,
+            links,
             seeded_ms,
             override_until: override_until.into(),
             hq_version: hq_version.into(),

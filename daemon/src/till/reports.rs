@@ -6,24 +6,23 @@ impl Till {
     pub(super) async fn sales_of_day(
         &self,
         date: Option<&str>,
-    ) -> Result<(u64, u64, Vec<(Sale, Status)>), ApiError> {
+    ) -> Result<(u64, u64, Vec<(Sale, Status)>), TillError> {
         let off = self.cfg.checkout.utc_offset_minutes;
         let date = date
             .map(str::to_string)
             .unwrap_or_else(|| crate::clock::local_date(self.now(), off));
         let (from, to) = local_day_range(&date, off).ok_or_else(|| {
-            ApiError::bad_request("bad_date", format!("date {date:?} is not YYYY-MM-DD"))
+            TillError::bad_request("bad_date", format!("date {date:?} is not YYYY-MM-DD"))
         })?;
         let store = self.store.clone();
         let sales = self
             .off_executor(move || store.read(|r| r.sales_between(from, to, REPORT_SALES_MAX)))
-            .await
-            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
+            .await??;
         Ok((from, to, sales))
     }
 
     /// End-of-day report for a local date (default today).
-    pub async fn end_of_day(&self, date: Option<&str>) -> Result<EndOfDay, ApiError> {
+    pub async fn end_of_day(&self, date: Option<&str>) -> Result<EndOfDay, TillError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
         let rs: Vec<ReportedSale<'_>> = sales
             .iter()
@@ -39,7 +38,7 @@ impl Till {
     pub async fn cashier_report(
         &self,
         date: Option<&str>,
-    ) -> Result<Vec<CashierPerformance>, ApiError> {
+    ) -> Result<Vec<CashierPerformance>, TillError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
         let rs: Vec<ReportedSale<'_>> = sales
             .iter()

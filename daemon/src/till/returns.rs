@@ -10,7 +10,7 @@ impl Till {
         id: &str,
         reason: &str,
         approval: Option<&Approval>,
-    ) -> Result<TxnView, ApiError> {
+    ) -> Result<TxnView, TillError> {
         self.audited(&s.employee_id, "transaction.void", id, async {
             let now = self.now();
             // An open transaction is simply abandoned: nothing was sold.
@@ -22,7 +22,7 @@ impl Till {
                             matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
                         }) =>
                     {
-                        return Err(ApiError::conflict(
+                        return Err(TillError::conflict(
                             "payment_taken",
                             "cancel the pending payment or finish the sale, then void it",
                         ));
@@ -99,7 +99,7 @@ impl Till {
         s: &Session,
         id: &str,
         reason: &str,
-    ) -> Result<TxnView, ApiError> {
+    ) -> Result<TxnView, TillError> {
         self.audited(&s.employee_id, "transaction.refund_request", id, async {
             let now = self.now();
             let (sale, _) = self.load_sale(id).await?;
@@ -146,7 +146,7 @@ impl Till {
         s: &Session,
         id: &str,
         approval: Option<&Approval>,
-    ) -> Result<TxnView, ApiError> {
+    ) -> Result<TxnView, TillError> {
         self.audited(&s.employee_id, "transaction.refund_approve", id, async {
             let now = self.now();
             let (sale, _) = self.load_sale(id).await?;
@@ -195,7 +195,12 @@ impl Till {
     }
 
     /// A receipt; a reprint is marked and audited.
-    pub async fn receipt(&self, s: &Session, id: &str, reprint: bool) -> Result<Receipt, ApiError> {
+    pub async fn receipt(
+        &self,
+        s: &Session,
+        id: &str,
+        reprint: bool,
+    ) -> Result<Receipt, TillError> {
         let (sale, status) = self.load_sale(id).await?;
         if reprint {
             self.audit(audit_rec(

@@ -5,7 +5,7 @@ use super::*;
 
 impl Till {
     /// Looks up an item by barcode.
-    pub fn lookup(&self, barcode: &str) -> Result<ItemView, ApiError> {
+    pub fn lookup(&self, barcode: &str) -> Result<ItemView, TillError> {
         let now = self.now();
         let core = self.core();
         let item = core.catalog.lookup(barcode)?.clone();
@@ -13,7 +13,7 @@ impl Till {
     }
 
     /// Looks up an item by SKU.
-    pub fn item(&self, sku: &str) -> Result<ItemView, ApiError> {
+    pub fn item(&self, sku: &str) -> Result<ItemView, TillError> {
         let now = self.now();
         let core = self.core();
         let item = core.catalog.get(sku)?.clone();
@@ -38,7 +38,7 @@ impl Till {
     }
 
     /// Opens a new transaction.
-    pub async fn create_txn(&self, s: &Session) -> Result<TxnView, ApiError> {
+    pub async fn create_txn(&self, s: &Session) -> Result<TxnView, TillError> {
         self.audited(&s.employee_id, "transaction.create", "-", async {
             let now = self.now();
             self.check_offline_limit(now)?;
@@ -65,7 +65,7 @@ impl Till {
                             evicted = Some(v);
                         }
                         None => {
-                            return Err(ApiError::conflict(
+                            return Err(TillError::conflict(
                                 "too_many_open_transactions",
                                 "every open transaction holds a payment: finish or void one first",
                             ));
@@ -123,7 +123,7 @@ impl Till {
     }
 
     /// A transaction: open ones from memory, finished ones from the store.
-    pub async fn get_txn(&self, id: &str) -> Result<TxnView, ApiError> {
+    pub async fn get_txn(&self, id: &str) -> Result<TxnView, TillError> {
         if let Some(d) = self.core().drafts.get(id) {
             return Ok(self.view(d));
         }
@@ -142,15 +142,14 @@ impl Till {
         })
     }
 
-    pub(super) async fn load_sale(&self, id: &str) -> Result<(Sale, Status), ApiError> {
+    pub(super) async fn load_sale(&self, id: &str) -> Result<(Sale, Status), TillError> {
         let store = self.store.clone();
         let key = id.to_string();
         let found = self
             .off_executor(move || store.read(|r| r.sale(&key)))
-            .await
-            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
+            .await??;
         found.ok_or_else(|| {
-            ApiError::not_found(
+            TillError::not_found(
                 "unknown_transaction",
                 format!("no transaction {id} on this till"),
             )
@@ -163,8 +162,8 @@ impl Till {
         s: &Session,
         action: &str,
         id: &str,
-        f: impl FnOnce(&mut Core, u64) -> Result<String, ApiError>,
-    ) -> Result<TxnView, ApiError> {
+        f: impl FnOnce(&mut Core, u64) -> Result<String, TillError>,
+    ) -> Result<TxnView, TillError> {
         self.audited(&s.employee_id, action, id, async {
             let now = self.now();
             // The change and its audit record are queued under the lock, so concurrent edits
@@ -197,7 +196,7 @@ impl Till {
         id: &str,
         barcode: &str,
         quantity: u32,
-    ) -> Result<TxnView, ApiError> {
+    ) -> Result<TxnView, TillError> {
         let guard = self.cfg.checkout.scan_guard_ms;
         self.edit_draft(s, "transaction.add_item", id, |core, now| {
             let Core {
@@ -228,7 +227,7 @@ impl Till {
         id: &str,
         line: u32,
         quantity: i64,
-    ) -> Result<TxnView, ApiError> {
+    ) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.set_quantity", id, |core, now| {
             let Core {
                 drafts, promotions, ..
@@ -242,7 +241,12 @@ impl Till {
     }
 
     /// Removes a line.
-    pub async fn remove_line(&self, s: &Session, id: &str, line: u32) -> Result<TxnView, ApiError> {
+    pub async fn remove_line(
+        &self,
+        s: &Session,
+        id: &str,
+        line: u32,
+    ) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.remove_line", id, |core, now| {
             let Core {
                 drafts, promotions, ..
@@ -261,10 +265,10 @@ impl Till {
         s: &Session,
         id: &str,
         customer_id: &str,
-    ) -> Result<TxnView, ApiError> {
+    ) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.attach_customer", id, |core, _| {
             if core.replica.state().customers.get(customer_id).is_none() {
-                return Err(ApiError::not_found(
+                return Err(TillError::not_found(
                     "unknown_customer",
                     format!("no customer {customer_id}; register them first"),
                 ));
@@ -278,11 +282,11 @@ impl Till {
     }
 
     /// Freezes the cart for payment: DRAFT -> PENDING_PAYMENT.
-    pub async fn checkout(&self, s: &Session, id: &str) -> Result<TxnView, ApiError> {
+    pub async fn checkout(&self, s: &Session, id: &str) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.checkout", id, |core, _| {
             let d = core.drafts.get_mut(id).expect("checked by edit_draft");
             if d.cart.is_empty() && d.status == Status::Draft {
-                return Err(ApiError::conflict(
+                return Err(TillError::conflict(
                     "empty_transaction",
                     "add at least one item before taking payment",
                 ));
@@ -294,14 +298,14 @@ impl Till {
     }
 
     /// Back to editing: PENDING_PAYMENT -> DRAFT, only while no payment is captured.
-    pub async fn reopen(&self, s: &Session, id: &str) -> Result<TxnView, ApiError> {
+    pub async fn reopen(&self, s: &Session, id: &str) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.reopen", id, |core, _| {
             let d = core.drafts.get_mut(id).expect("checked by edit_draft");
             if d.payments
                 .iter()
                 .any(|p| matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending))
             {
-                return Err(ApiError::conflict(
+                return Err(TillError::conflict(
                     "payment_taken",
                     "a payment is captured or pending; cancel it or finish the sale",
                 ));
@@ -318,14 +322,14 @@ impl Till {
         s: &Session,
         id: &str,
         req: &PaymentRequest,
-    ) -> Result<TxnView, ApiError> {
+    ) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.payment", id, |core, now| {
             let Core {
                 drafts, provider, ..
             } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
             if d.status != Status::PendingPayment {
-                return Err(ApiError::conflict(
+                return Err(TillError::conflict(
                     "invalid_transition",
                     format!(
                         "a {} transaction cannot take payment; check out first",
@@ -344,7 +348,7 @@ impl Till {
             let p = match req.method {
                 Method::Cash => {
                     let tendered = req.tendered.or(req.amount).ok_or_else(|| {
-                        ApiError::bad_request(
+                        TillError::bad_request(
                             "missing_field",
                             "cash needs 'tendered' (the cash handed over)",
                         )
@@ -377,7 +381,7 @@ impl Till {
     }
 
     /// Polls a payment's status with its provider.
-    pub fn payment_status(&self, payment_id: &str) -> Result<Payment, ApiError> {
+    pub fn payment_status(&self, payment_id: &str) -> Result<Payment, TillError> {
         let now = self.now();
         let mut core = self.core();
         let Core {
@@ -398,7 +402,11 @@ impl Till {
     }
 
     /// Cancels a pending QR payment.
-    pub async fn cancel_payment(&self, s: &Session, payment_id: &str) -> Result<Payment, ApiError> {
+    pub async fn cancel_payment(
+        &self,
+        s: &Session,
+        payment_id: &str,
+    ) -> Result<Payment, TillError> {
         self.audited(&s.employee_id, "payment.cancel", payment_id, async {
             let now = self.now();
             let p = {
@@ -410,7 +418,7 @@ impl Till {
                     .values_mut()
                     .find(|d| d.payments.iter().any(|p| p.payment_id == payment_id))
                     .ok_or_else(|| {
-                        ApiError::from(payment::PaymentError::Unknown(payment_id.to_string()))
+                        TillError::from(payment::PaymentError::Unknown(payment_id.to_string()))
                     })?;
                 refresh_payments(provider, d, now);
                 let p = d
@@ -446,7 +454,7 @@ impl Till {
 
     /// PENDING_PAYMENT -> PAID: records the sale, its inventory and points changes in one
     /// SQLite transaction and answers after the commit.
-    pub async fn finalize(&self, s: &Session, id: &str) -> Result<TxnView, ApiError> {
+    pub async fn finalize(&self, s: &Session, id: &str) -> Result<TxnView, TillError> {
         let started = std::time::Instant::now();
         let out = self
             .audited(&s.employee_id, "transaction.finalize", id, async {
@@ -473,14 +481,14 @@ impl Till {
                         .iter()
                         .any(|p| p.status == PaymentStatus::Pending)
                     {
-                        return Err(ApiError::conflict(
+                        return Err(TillError::conflict(
                             "payment_pending",
                             "a QR payment is still pending; wait for it or cancel it",
                         ));
                     }
                     let paid: i64 = captured.iter().map(|p| p.amount).sum();
                     if paid != totals.total {
-                        return Err(ApiError::unprocessable(
+                        return Err(TillError::unprocessable(
                             "wrong_amount",
                             format!(
                                 "payments cover {paid} of {}; take the rest first",

@@ -5,7 +5,7 @@ use super::*;
 
 impl Till {
     /// Checks a bearer token.
-    pub fn session(&self, token: &str) -> Result<Session, ApiError> {
+    pub fn session(&self, token: &str) -> Result<Session, TillError> {
         let now = self.now();
         let mut core = self.core();
         match core.sessions.get(token) {
@@ -13,11 +13,11 @@ impl Till {
             Some(_) => {
                 core.sessions.remove(token);
                 self.metrics.sessions.set(core.sessions.len() as i64);
-                Err(ApiError::unauthorized(
+                Err(TillError::unauthorized(
                     "your session has expired; log in again",
                 ))
             }
-            None => Err(ApiError::unauthorized(
+            None => Err(TillError::unauthorized(
                 "log in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login",
             )),
         }
@@ -28,13 +28,12 @@ impl Till {
         &self,
         employee_id: &str,
         pin: &str,
-    ) -> Result<Account, ApiError> {
+    ) -> Result<Account, TillError> {
         let id = employee_id.to_string();
         let store = self.store.clone();
         let account = self
             .off_executor(move || store.read(|r| r.account(&id)))
-            .await
-            .map_err(|e| ApiError::bad_request("internal", e.to_string()))??;
+            .await??;
         let Some(mut account) = account else {
             // Same answer as a wrong PIN, so ids cannot be probed.
             return Err(cashier::AuthError::BadCredentials { locked_now: false }.into());
@@ -50,8 +49,7 @@ impl Till {
                 let r = cashier::authenticate(&mut account, &pin, now, policy);
                 (account, r)
             })
-            .await
-            .map_err(|e| ApiError::bad_request("internal", e.to_string()))?;
+            .await?;
         if matches!(
             outcome,
             Err(cashier::AuthError::BadCredentials { locked_now: true })
@@ -82,7 +80,7 @@ impl Till {
     }
 
     /// Logs a cashier in; an existing session of the same cashier on this till ends.
-    pub async fn login(&self, employee_id: &str, pin: &str) -> Result<LoginView, ApiError> {
+    pub async fn login(&self, employee_id: &str, pin: &str) -> Result<LoginView, TillError> {
         self.audited(employee_id, "auth.login", employee_id, async {
             let account = self.verify_pin(employee_id, pin).await?;
             let now = self.now();
@@ -93,7 +91,7 @@ impl Till {
                 core.sessions
                     .retain(|_, s| s.employee_id != account.employee_id && s.expires_ms > now);
                 if core.sessions.len() >= self.cfg.security.sessions_max {
-                    return Err(ApiError::conflict(
+                    return Err(TillError::conflict(
                         "too_many_sessions",
                         "too many cashiers are logged in on this till; log one out first",
                     ));
@@ -130,7 +128,7 @@ impl Till {
     }
 
     /// Ends a session.
-    pub async fn logout(&self, token: &str, s: &Session) -> Result<(), ApiError> {
+    pub async fn logout(&self, token: &str, s: &Session) -> Result<(), TillError> {
         {
             let mut core = self.core();
             core.sessions.remove(token);
@@ -153,12 +151,12 @@ impl Till {
         s: &Session,
         perm: Permission,
         approval: Option<&Approval>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, TillError> {
         if s.role.allows(perm) {
             return Ok(s.employee_id.clone());
         }
         let Some(a) = approval else {
-            return Err(ApiError::forbidden(
+            return Err(TillError::forbidden(
                 "approval_required",
                 format!(
                     "{perm:?} needs a manager: add an approval with a manager's employee id and PIN"
@@ -167,7 +165,7 @@ impl Till {
         };
         let account = self.verify_pin(&a.employee_id, &a.pin).await?;
         if !account.role.allows(perm) {
-            return Err(ApiError::forbidden(
+            return Err(TillError::forbidden(
                 "approval_refused",
                 format!("{} is not allowed to approve {perm:?}", account.employee_id),
             ));

@@ -4,27 +4,12 @@
 use super::*;
 
 impl Till {
-    /// Wires the mesh's peer list into status (called once when the mesh starts).
-    pub fn set_mesh_peers(&self, f: Box<dyn Fn() -> Vec<tillmesh_mesh::PeerView> + Send + Sync>) {
-        let _ = self.mesh_peers.set(f);
-    }
-
-    /// Sets how the cloud link is read (the daemon wires it when `[cloud]` is set).
-    pub fn set_cloud_link(&self, f: Box<dyn Fn() -> CloudLink + Send + Sync>) {
-        let _ = self.cloud_link.set(f);
-    }
-
-    /// Gives status a view of the store's Raft group.
-    pub fn set_raft_view(&self, f: Box<dyn Fn() -> RaftView + Send + Sync>) {
-        let _ = self.raft_view.set(f);
-    }
-
     /// Status for humans and `tillmesh status`.
     pub fn status(&self) -> StatusView {
         let now = self.now();
         // The mesh's peer list reads the version vector, which takes the core lock: read it
         // before taking that lock here.
-        let peers = self.mesh_peers.get().map(|f| f()).unwrap_or_default();
+        let peers = self.links.peers();
         let core = self.core();
         let vv = &core.replica.state().vv;
         self.metrics.write_queue.set(self.store.queue_len() as i64);
@@ -64,7 +49,7 @@ impl Till {
             catalog_items: core.catalog.len(),
             master_version: core.master_version,
             peers,
-            raft: self.raft_view.get().map(|f| f()),
+            raft: self.links.raft(),
             cloud: self.cloud_view_at(now),
             now: rfc3339(now),
             currency: self.cfg.store.currency.clone(),

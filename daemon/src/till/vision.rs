@@ -3,9 +3,7 @@
 //! once, a bounded queue behind them), and the gallery is the replicated state's
 //! references (`VisionEnrolled` events), rebuilt when the till's events change.
 
-use super::{Session, Till};
-use crate::error::ApiError;
-use axum::http::StatusCode;
+use super::{Session, Till, TillError};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,38 +79,14 @@ pub struct EnrolView {
     pub references: usize,
 }
 
-fn internal(msg: String) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
-}
-
-/// The HTTP answer for a vision error: 4xx naming the problem (5xx only for the model).
-pub fn vision_error(e: VisionError) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        VisionError::Empty => ApiError::bad_request("empty_image", msg),
-        VisionError::TooLarge(_) => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", msg)
-        }
-        VisionError::NotAnImage => {
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", msg)
-        }
-        VisionError::Corrupt(_) => ApiError::unprocessable("corrupt_image", msg),
-        VisionError::BadSize(..) => ApiError::unprocessable("bad_image_size", msg),
-        VisionError::BadSku => ApiError::unprocessable("bad_sku", msg),
-        VisionError::Dimension { .. } | VisionError::Full(_) => {
-            ApiError::unprocessable("gallery_refused", msg)
-        }
-        VisionError::Card { .. } | VisionError::Model { .. } => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "model_failed", msg)
-        }
-    }
+fn internal(msg: String) -> TillError {
+    TillError::Internal(msg)
 }
 
 impl Till {
-    fn vision(&self) -> Result<&Arc<Vision>, ApiError> {
+    fn vision(&self) -> Result<&Arc<Vision>, TillError> {
         self.vision.as_ref().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            TillError::unavailable(
                 "vision_off",
                 "product recognition is not configured on this till ([vision] card)",
             )
@@ -120,12 +94,11 @@ impl Till {
     }
 
     /// Embeds `bytes` on a blocking thread, waiting for a model slot (bounded).
-    async fn embed(&self, bytes: axum::body::Bytes) -> Result<Vec<f32>, ApiError> {
+    async fn embed(&self, bytes: axum::body::Bytes) -> Result<Vec<f32>, TillError> {
         let v = self.vision()?.clone();
         if v.waiting.fetch_add(1, Ordering::SeqCst) >= QUEUE_MAX {
             v.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return Err(TillError::unavailable(
                 "vision_busy",
                 "too many frames are waiting for recognition; try again",
             ));
@@ -140,11 +113,11 @@ impl Till {
         })
         .await
         .map_err(|e| internal(format!("recognition task: {e}")))?
-        .map_err(vision_error)
+        .map_err(TillError::from)
     }
 
     /// The store's gallery as of the till's current events.
-    fn gallery(&self) -> Result<Arc<Gallery>, ApiError> {
+    fn gallery(&self) -> Result<Arc<Gallery>, TillError> {
         let v = self.vision()?;
         let vv = self.version_vector();
         let mut cache = v.gallery.lock().unwrap_or_else(|p| p.into_inner());
@@ -177,11 +150,11 @@ impl Till {
         &self,
         bytes: axum::body::Bytes,
         k: Option<usize>,
-    ) -> Result<RecognitionView, ApiError> {
+    ) -> Result<RecognitionView, TillError> {
         let v = self.vision()?.clone();
         let k = k.unwrap_or(v.top_k);
         if !(1..=tillmesh_vision::gallery::TOP_K_MAX).contains(&k) {
-            return Err(ApiError::unprocessable(
+            return Err(TillError::unprocessable(
                 "bad_k",
                 format!(
                     "k (proposals) must be 1 to {}",
@@ -192,7 +165,7 @@ impl Till {
         let e = self.embed(bytes).await?;
         let g = self.gallery()?;
         let threshold = v.embedder.card().threshold;
-        let r = g.recognize(&e, k, threshold).map_err(vision_error)?;
+        let r = g.recognize(&e, k, threshold).map_err(TillError::from)?;
         let proposals = {
             let core = self.core();
             r.proposals
@@ -229,9 +202,9 @@ impl Till {
         s: &Session,
         sku: &str,
         bytes: axum::body::Bytes,
-    ) -> Result<EnrolView, ApiError> {
+    ) -> Result<EnrolView, TillError> {
         tillmesh_pos::vision::check(sku, &[0.0])
-            .map_err(|m| ApiError::unprocessable("bad_sku", m))?;
+            .map_err(|m| TillError::unprocessable("bad_sku", m))?;
         self.core().catalog.get(sku)?;
         let approver = self.approve(s, Permission::AdjustStock, None).await?;
         let e = self.embed(bytes).await?;

@@ -1,7 +1,7 @@
 //! The SQLite ledger: zero set-up, one file (plus a derived reports file), WAL with
 //! `synchronous=FULL` so an acknowledged batch survives power loss. One write connection
 //! (SQLite has one writer), read connections, used from the blocking thread pool; WAL
-//! checkpoints run off the commit path (`tillmesh_store::Checkpointer`).
+//! checkpoints run off the commit path (`tillmesh_checkpoint::Checkpointer`).
 
 use crate::ledger::{
     DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
@@ -113,7 +113,7 @@ struct Inner {
     reports: Mutex<Connection>,
     /// A second read connection of the ledger, for the projector.
     project_read: Mutex<Connection>,
-    _checkpoints: Option<[tillmesh_store::Checkpointer; 2]>,
+    _checkpoints: Option<[tillmesh_checkpoint::Checkpointer; 2]>,
 }
 
 fn open(path: &Path) -> Result<Connection, LedgerError> {
@@ -134,7 +134,7 @@ impl SqliteLedger {
     }
 
     /// Opens the ledger for the simulator: every call runs on the caller's thread,
-    /// `synchronous=OFF`, checkpoints inline (see `tillmesh_store::Mode::Inline`).
+    /// `synchronous=OFF`, checkpoints inline (as the till's store runs in the simulator).
     pub fn open_inline(path: &Path) -> Result<Self, LedgerError> {
         Self::open_with(path, true)
     }
@@ -191,9 +191,9 @@ impl SqliteLedger {
                 reports: Mutex::new(reports),
                 project_read: Mutex::new(project_read),
                 _checkpoints: Some([
-                    tillmesh_store::Checkpointer::start(path)
+                    tillmesh_checkpoint::Checkpointer::start(path)
                         .map_err(|e| LedgerError::Db(e.to_string()))?,
-                    tillmesh_store::Checkpointer::start(&reports_path)
+                    tillmesh_checkpoint::Checkpointer::start(&reports_path)
                         .map_err(|e| LedgerError::Db(e.to_string()))?,
                 ]),
             }),

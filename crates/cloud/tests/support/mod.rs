@@ -23,39 +23,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// The PostgreSQL server for tests, if any. With `TILLMESH_REQUIRE_PG=1` (CI) a missing server
-/// fails the test instead of skipping it.
-pub fn pg_url() -> Option<String> {
-    match std::env::var("TILLMESH_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("TILLMESH_REQUIRE_PG").as_deref() == Ok("1") {
-                panic!(
-                    "TILLMESH_REQUIRE_PG=1 but TILLMESH_PG_URL is not set (run scripts/pg-up.sh)"
-                );
-            }
-            eprintln!("skipping the PostgreSQL variant: set TILLMESH_PG_URL (scripts/pg-up.sh)");
-            None
-        }
-    }
-}
-
-/// Creates an empty database on the server and returns its URL.
-pub async fn fresh_pg_database(url: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("the test PostgreSQL server answers");
-    tokio::spawn(conn);
-    let mut r = [0u8; 6];
-    getrandom::fill(&mut r).unwrap();
-    let name = format!("tillmesh_test_{}", hex::encode(r));
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
-    format!("{base}/{name}")
-}
+pub use tillmesh_test_support::{fresh_pg_database, pg_url};
 
 pub fn config(database: DatabaseConfig) -> CloudConfig {
     CloudConfig {

@@ -18,9 +18,10 @@
 //! nothing of it applied. Reconnects back off exponentially with jitter.
 
 use crate::identity::{TillIdentity, store_dns, store_label};
+use crate::protocol::{self, frame_name};
 use crate::transport::{Link, QuicTransport, Transport};
 use crate::wire::{self, Frame, WireError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +39,21 @@ mod receive;
 use push::*;
 pub use receive::*;
 
+/// Why a till did not answer or apply what the mesh asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// What a peer sent is refused (malformed, forged, stamped in the future, ...): nothing
+    /// of it was applied.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The till's own storage failed (not the peer's fault).
+    #[error("storage: {0}")]
+    Storage(String),
+    /// This till does not take it.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+}
+
 /// What the mesh needs from a till.
 pub trait Replicator: Send + Sync + 'static {
     /// The till's version vector (events held).
@@ -48,14 +64,14 @@ pub trait Replicator: Send + Sync + 'static {
         origin: ReplicaId,
         after: u64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Event>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<Event>, ReplicaError>> + Send;
     /// Applies a peer's events durably (idempotent) and returns the vector afterwards.
     /// An error refuses the whole batch.
     fn apply(
         &self,
         from_terminal: u64,
         events: Vec<Event>,
-    ) -> impl Future<Output = Result<VersionVector, String>> + Send;
+    ) -> impl Future<Output = Result<VersionVector, ReplicaError>> + Send;
     /// Changes after every durable change.
     fn changes(&self) -> watch::Receiver<u64>;
     /// Wall clock, ms since the epoch (for status).
@@ -68,7 +84,7 @@ pub trait Replicator: Send + Sync + 'static {
         VersionVector::new()
     }
     /// The encoded compacted base (`None` when nothing was ever pruned).
-    fn base(&self) -> impl Future<Output = Result<Option<Vec<u8>>, String>> + Send {
+    fn base(&self) -> impl Future<Output = Result<Option<Vec<u8>>, ReplicaError>> + Send {
         async { Ok(None) }
     }
     /// Merges a peer's base durably and returns the vector afterwards. An error refuses it.
@@ -76,9 +92,9 @@ pub trait Replicator: Send + Sync + 'static {
         &self,
         from_terminal: u64,
         base: Vec<u8>,
-    ) -> impl Future<Output = Result<VersionVector, String>> + Send {
+    ) -> impl Future<Output = Result<VersionVector, ReplicaError>> + Send {
         let _ = (from_terminal, base);
-        async { Err("this till does not take bases".to_string()) }
+        async { Err(ReplicaError::Unsupported("this till does not take bases")) }
     }
     /// Answers a request from a peer (Raft RPCs). By default there is nothing to answer.
     fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
@@ -141,10 +157,16 @@ pub enum MeshError {
     /// Local storage refused.
     #[error("local: {0}")]
     Local(String),
+    /// The peer broke the sync protocol.
+    #[error("protocol: {0}")]
+    Rules(#[from] crate::protocol::ProtocolError),
+    /// The till refused or failed what the mesh asked of it.
+    #[error("till: {0}")]
+    Replica(#[from] ReplicaError),
 }
 
 /// Connection state of one direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerState {
     /// Dialing or backing off.
@@ -156,7 +178,7 @@ pub enum PeerState {
 }
 
 /// What this till knows of one peer.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerView {
     /// Peer terminal id.
     pub terminal: u64,
@@ -451,12 +473,7 @@ async fn read_frame(recv: &mut (impl AsyncRead + Unpin)) -> Result<Frame, MeshEr
 }
 
 fn hello<R: Replicator, T: Transport>(s: &Shared<R, T>) -> Frame {
-    Frame::Hello {
-        version: wire::PROTOCOL_VERSION,
-        store_id: s.store_id.clone(),
-        terminal: s.terminal,
-        vv: s.replicator.version_vector(),
-    }
+    protocol::hello(&s.store_id, s.terminal, s.replicator.version_vector())
 }
 
 fn check_hello<R: Replicator, T: Transport>(
@@ -464,42 +481,7 @@ fn check_hello<R: Replicator, T: Transport>(
     frame: Frame,
     cert_terminal: u64,
 ) -> Result<VersionVector, MeshError> {
-    match frame {
-        Frame::Hello {
-            store_id,
-            terminal,
-            vv,
-            ..
-        } => {
-            if store_label(&store_id) != store_label(&s.store_id) {
-                return Err(MeshError::Protocol(format!(
-                    "peer says it is of store {store_id}"
-                )));
-            }
-            if terminal != cert_terminal {
-                return Err(MeshError::Protocol(format!(
-                    "peer says it is terminal {terminal} but its certificate names {cert_terminal}"
-                )));
-            }
-            Ok(vv)
-        }
-        other => Err(MeshError::Protocol(format!(
-            "expected Hello, got {}",
-            frame_name(&other)
-        ))),
-    }
-}
-
-fn frame_name(f: &Frame) -> &'static str {
-    match f {
-        Frame::Hello { .. } => "Hello",
-        Frame::Events(_) => "Events",
-        Frame::Ack(_) => "Ack",
-        Frame::Probe => "Probe",
-        Frame::Rpc(_) => "Rpc",
-        Frame::RpcReply(_) => "RpcReply",
-        Frame::Base { .. } => "Base",
-    }
+    Ok(protocol::check_hello(&s.store_id, frame, cert_terminal)?)
 }
 
 fn with_peer<R: Replicator, T: Transport>(

@@ -2,6 +2,7 @@
 //! storage, one in flight until acknowledged, and bases for a peer behind the floor.
 
 use super::*;
+use crate::protocol::{Scope, below};
 
 pub(super) enum PushEnd {
     /// The address is this till itself, or a peer another pusher already serves.
@@ -187,11 +188,6 @@ pub(super) async fn await_ack(
     }
 }
 
-/// Whether `theirs` lacks an event at or below `floor` (pruned here: only the base has it).
-pub(super) fn below(theirs: &VersionVector, floor: &VersionVector) -> bool {
-    floor.iter().any(|(o, f)| theirs.get(o) < f)
-}
-
 /// Sends this till's base in parts, each acknowledged; answers the peer's vector after the
 /// last part.
 pub(super) async fn send_base<R: Replicator, T: Transport>(
@@ -205,39 +201,21 @@ pub(super) async fn send_base<R: Replicator, T: Transport>(
         .replicator
         .base()
         .await
-        .map_err(MeshError::Local)?
+        .map_err(MeshError::Replica)?
         .ok_or_else(|| MeshError::Local("events were pruned but no base is stored".into()))?;
-    let parts: Vec<&[u8]> = base.chunks(wire::BASE_CHUNK_BYTES).collect();
-    let count = u32::try_from(parts.len())
-        .ok()
-        .filter(|c| *c <= wire::BASE_CHUNKS_MAX)
-        .ok_or_else(|| {
-            MeshError::Local(format!(
-                "the base of {} bytes is too large to send",
-                base.len()
-            ))
-        })?;
+    let parts = protocol::base_parts(&base).ok_or_else(|| {
+        MeshError::Local(format!(
+            "the base of {} bytes is too large to send",
+            base.len()
+        ))
+    })?;
     let mut theirs = VersionVector::new();
-    for (i, part) in parts.into_iter().enumerate() {
-        let frame = Frame::Base {
-            index: i as u32,
-            count,
-            bytes: part.to_vec(),
-        };
+    for frame in parts {
         write_frame(send, &frame).await?;
         // The last part is merged and made durable before its Ack: allow for it.
         theirs = await_ack(link, recv, timeout * 4).await?;
     }
     Ok(theirs)
-}
-
-/// Which origins a push round covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Scope {
-    /// Only events this till made.
-    Own,
-    /// Every origin (session start, anti-entropy).
-    All,
 }
 
 /// The next batch the peer lacks, per origin from its vector on, in sequence order: the
@@ -251,14 +229,7 @@ pub(super) async fn collect<R: Replicator, T: Transport>(
     let own = s.replicator.own_origin();
     let mut batch = Vec::new();
     let max = s.cfg.batch_events_max.clamp(1, wire::BATCH_EVENTS_MAX);
-    for (origin, seq) in ours.iter() {
-        if scope == Scope::Own && Some(origin) != own {
-            continue;
-        }
-        let have = theirs.get(origin);
-        if seq <= have {
-            continue;
-        }
+    for (origin, have) in protocol::lacking(&ours, theirs, own, scope) {
         let room = max - batch.len();
         if room == 0 {
             break;
@@ -267,7 +238,7 @@ pub(super) async fn collect<R: Replicator, T: Transport>(
             .replicator
             .events_after(origin, have, room)
             .await
-            .map_err(MeshError::Local)?;
+            .map_err(MeshError::Replica)?;
         batch.extend(evs);
     }
     if batch.is_empty() {

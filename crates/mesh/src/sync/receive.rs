@@ -55,7 +55,7 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
         with_peer(s, peer, addr, |p| p.inbound = true);
         let mut faults = s.faults.changed.subscribe();
         // A base arriving in parts (bounded: at most BASE_CHUNKS_MAX parts of bounded size).
-        let mut base: Vec<u8> = Vec::new();
+        let mut base = protocol::BaseAssembly::default();
         // Further streams the peer opens each carry one request.
         let rpcs = serve_requests(s, link, peer);
         tokio::pin!(rpcs);
@@ -78,7 +78,7 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
                         .replicator
                         .apply(peer, events)
                         .await
-                        .map_err(MeshError::Local)?;
+                        .map_err(MeshError::Replica)?;
                     with_peer(s, peer, addr, |p| p.events_received += n);
                     write_frame(&mut send, &Frame::Ack(vv)).await?;
                 }
@@ -90,24 +90,15 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
                     count,
                     bytes,
                 } => {
-                    let expected = (base.len() / wire::BASE_CHUNK_BYTES) as u32;
-                    if index == 0 {
-                        base.clear();
-                    } else if index != expected {
-                        return Err(MeshError::Protocol(format!(
-                            "base part {index} out of order (expected {expected})"
-                        )));
-                    }
-                    base.extend_from_slice(&bytes);
-                    let vv = if index + 1 == count {
-                        let whole = std::mem::take(&mut base);
-                        info!(peer, bytes = whole.len(), "merging a peer's compacted base");
-                        s.replicator
-                            .apply_base(peer, whole)
-                            .await
-                            .map_err(MeshError::Local)?
-                    } else {
-                        s.replicator.version_vector()
+                    let vv = match base.push(index, count, &bytes)? {
+                        Some(whole) => {
+                            info!(peer, bytes = whole.len(), "merging a peer's compacted base");
+                            s.replicator
+                                .apply_base(peer, whole)
+                                .await
+                                .map_err(MeshError::Replica)?
+                        }
+                        None => s.replicator.version_vector(),
                     };
                     write_frame(&mut send, &Frame::Ack(vv)).await?;
                 }
@@ -124,7 +115,7 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
     if let Err(e) = &result {
         let code: u32 = match e {
             MeshError::Wire(_) | MeshError::Protocol(_) => 3,
-            MeshError::Local(_) => 4,
+            MeshError::Local(_) | MeshError::Replica(_) => 4,
             _ => 0,
         };
         link.close(code, &e.to_string());

@@ -8,14 +8,16 @@
 //! on reconnect, every `master_pull_ms` and when the cloud says newer data exists, and
 //! proposes it through Raft so every till applies the same version at the same log index.
 
-use crate::config::CloudSection;
-use crate::till::{CloudLink, Till};
+mod http;
+mod source;
+
+pub use http::{CloudAnswer, CloudHttp, CloudRequest, ReqwestCloud};
+pub use source::{EventSource, Observer, Settings};
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tillmesh_cloud_proto::{
-    BINARY_CONTENT_TYPE, Batch, IngestAck, MasterChanges, StoreEvent, encode_batch,
-};
+use tillmesh_cloud_proto::{Batch, IngestAck, MasterChanges, StoreEvent, encode_batch};
 use tillmesh_consensus::Command;
 use tillmesh_consensus::node::StoreRaft;
 use tokio::time::Instant;
@@ -43,86 +45,13 @@ pub struct LinkState {
     pub last_error: Option<String>,
 }
 
-/// One request to the cloud: a path under the cloud's URL (with its query), the store's
-/// credential, and a body (binary, gzip'd) for uploads.
-#[derive(Clone, Debug)]
-pub struct CloudRequest {
-    /// Path and query, from `/api/...`.
-    pub path: String,
-    /// Bearer credential.
-    pub token: String,
-    /// POST this binary, gzip'd batch (GET when `None`).
-    pub batch_gzip: Option<Vec<u8>>,
-}
-
-/// A future answering `(status, body)`, or why the cloud could not be reached.
-pub type CloudAnswer<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(u16, Vec<u8>), String>> + Send + 'a>,
->;
-
-/// How the uplink reaches the cloud: HTTP (reqwest) on a till; the cloud's own router in
-/// process under the simulator.
-pub trait CloudHttp: Send + Sync + std::fmt::Debug {
-    /// Sends one request.
-    fn call(&self, req: CloudRequest) -> CloudAnswer<'_>;
-}
-
-/// The cloud over HTTP(S).
-#[derive(Debug)]
-pub struct ReqwestCloud {
-    url: String,
-    http: reqwest::Client,
-}
-
-impl ReqwestCloud {
-    /// A client for `cfg.url` (trusting `cfg.ca_cert` when set), with its timeouts.
-    pub fn new(cfg: &CloudSection) -> anyhow::Result<Self> {
-        let mut http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.timeout_ms))
-            .connect_timeout(Duration::from_millis(cfg.timeout_ms));
-        if let Some(ca) = &cfg.ca_cert {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("cannot read cloud.ca_cert {}: {e}", ca.display()))?;
-            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
-        }
-        Ok(Self {
-            url: cfg.url.clone(),
-            http: http.build()?,
-        })
-    }
-}
-
-impl CloudHttp for ReqwestCloud {
-    fn call(&self, req: CloudRequest) -> CloudAnswer<'_> {
-        Box::pin(async move {
-            let url = format!("{}{}", self.url, req.path);
-            let r = match req.batch_gzip {
-                Some(body) => self
-                    .http
-                    .post(url)
-                    .header(reqwest::header::CONTENT_TYPE, BINARY_CONTENT_TYPE)
-                    .header(reqwest::header::CONTENT_ENCODING, "gzip")
-                    .body(body),
-                None => self.http.get(url),
-            };
-            let resp = r
-                .bearer_auth(&req.token)
-                .send()
-                .await
-                .map_err(|e| error_chain(&e))?;
-            let status = resp.status().as_u16();
-            let body = resp.bytes().await.map_err(|e| error_chain(&e))?;
-            Ok((status, body.to_vec()))
-        })
-    }
-}
-
 /// The uplink of one till.
 #[derive(Debug)]
-pub struct Uplink {
-    till: Arc<Till>,
+pub struct Uplink<S: EventSource> {
+    till: Arc<S>,
     raft: StoreRaft,
-    cfg: CloudSection,
+    cfg: Settings,
+    observer: Arc<dyn Observer>,
     http: Arc<dyn CloudHttp>,
     state: Arc<Mutex<LinkState>>,
     /// Jitter for the retry back-off (seeded, so the simulator replays it).
@@ -140,6 +69,21 @@ enum Failure {
     Link(String),
 }
 
+/// What the uplink and the Raft state say about the cloud link (fed to the till).
+#[derive(Clone, Debug, Default)]
+pub struct CloudLink {
+    /// Online.
+    pub online: bool,
+    /// Last success, ms since epoch (0: never).
+    pub last_ok_ms: u64,
+    /// This till uploads.
+    pub uploading: bool,
+    /// Backlog (leader only).
+    pub backlog: u64,
+    /// Last failure (leader only).
+    pub last_error: Option<String>,
+}
+
 /// The till's view of the cloud link: the leader's own state on the leader, the state the
 /// leader replicated through Raft elsewhere.
 pub fn link_view(state: &Arc<Mutex<LinkState>>, raft: &StoreRaft) -> CloudLink {
@@ -155,7 +99,7 @@ pub fn link_view(state: &Arc<Mutex<LinkState>>, raft: &StoreRaft) -> CloudLink {
     }
     let m = raft.state();
     CloudLink {
-        online: m.cloud_online && raft.raft.metrics().borrow().current_leader.is_some(),
+        online: m.cloud_online && raft.leadership().now().leader.is_some(),
         last_ok_ms: m.cloud_last_ok_ms.max(s.last_ok_ms),
         uploading: false,
         backlog: 0,
@@ -163,12 +107,13 @@ pub fn link_view(state: &Arc<Mutex<LinkState>>, raft: &StoreRaft) -> CloudLink {
     }
 }
 
-impl Uplink {
+impl<S: EventSource> Uplink<S> {
     /// Builds the uplink over any [`CloudHttp`], with a seed for its jitter.
     pub fn with_http(
-        till: Arc<Till>,
+        till: Arc<S>,
         raft: StoreRaft,
-        cfg: CloudSection,
+        cfg: Settings,
+        observer: Arc<dyn Observer>,
         http: Arc<dyn CloudHttp>,
         seed: u64,
     ) -> Self {
@@ -177,6 +122,7 @@ impl Uplink {
             till,
             raft,
             cfg,
+            observer,
             http,
             state: Arc::default(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
@@ -200,18 +146,16 @@ impl Uplink {
     fn set(&self, f: impl FnOnce(&mut LinkState)) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut s);
-        let m = self.till.metrics();
-        m.cloud_online.set(i64::from(s.online));
-        m.cloud_backlog.set(s.backlog as i64);
+        self.observer.link(&s);
     }
 
     /// Runs forever: waits to lead, then leads until deposed.
     pub async fn run(self) {
-        let mut metrics = self.raft.raft.metrics();
+        let mut leadership = self.raft.leadership();
         loop {
             let term = {
-                let m = metrics.borrow_and_update();
-                (m.current_leader == Some(self.raft.id)).then_some(m.current_term)
+                let l = leadership.now_and_seen();
+                l.this_node.then_some(l.term)
             };
             match term {
                 Some(term) => {
@@ -233,7 +177,7 @@ impl Uplink {
                     }
                 }
                 None => {
-                    if metrics.changed().await.is_err() {
+                    if leadership.changed().await.is_err() {
                         return;
                     }
                 }
@@ -243,20 +187,16 @@ impl Uplink {
 
     /// Whether this node still leads in `term`, as it knows locally.
     fn leads(&self, term: u64) -> bool {
-        let m = self.raft.raft.metrics();
-        let m = m.borrow();
-        m.current_leader == Some(self.raft.id) && m.current_term == term
+        self.raft.leadership().leading_term() == Some(term)
     }
 
     /// Resolves when this node stops leading in `term`.
     async fn deposed(&self, term: u64) {
-        let mut w = self.raft.raft.metrics();
+        let mut w = self.raft.leadership();
         loop {
-            {
-                let m = w.borrow_and_update();
-                if m.current_leader != Some(self.raft.id) || m.current_term != term {
-                    return;
-                }
+            let l = w.now_and_seen();
+            if !l.this_node || l.term != term {
+                return;
             }
             if w.changed().await.is_err() {
                 return;
@@ -268,7 +208,7 @@ impl Uplink {
     async fn confirm(&self, term: u64) -> Result<(), Failure> {
         let check = tokio::time::timeout(
             Duration::from_millis(self.cfg.timeout_ms),
-            self.raft.raft.ensure_linearizable(),
+            self.raft.confirm_leadership(),
         );
         match check.await {
             Ok(Ok(_)) if self.leads(term) => Ok(()),
@@ -333,7 +273,7 @@ impl Uplink {
                         .map(|w| (w.origin, w.contiguous))
                         .collect();
                     self.count("accepted");
-                    self.till.metrics().uploaded_events.inc_by(ack.accepted);
+                    self.observer.uploaded(ack.accepted);
                     if !marks.is_empty()
                         && let Err(e) = self
                             .raft
@@ -411,12 +351,8 @@ impl Uplink {
         }
     }
 
-    fn count(&self, outcome: &str) {
-        self.till
-            .metrics()
-            .uploads
-            .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
-            .inc();
+    fn count(&self, outcome: &'static str) {
+        self.observer.upload(outcome);
     }
 
     /// The next batch: events after the acknowledged (or already sent) seq of each origin,
@@ -455,7 +391,7 @@ impl Uplink {
                     .map_err(Failure::Link)?;
                 for event in got {
                     let e = StoreEvent {
-                        store: self.till.config().store.store_id.clone(),
+                        store: self.cfg.store_id.clone(),
                         event,
                     };
                     let size = encode_batch_size(&e);
@@ -513,7 +449,7 @@ impl Uplink {
     /// Sends one batch (binary, gzip) and reads the acknowledgement.
     async fn send(&self, batch: &Batch) -> Result<IngestAck, Failure> {
         use std::io::Write;
-        let raw = encode_batch(batch).map_err(Failure::Link)?;
+        let raw = encode_batch(batch).map_err(|e| Failure::Link(e.to_string()))?;
         let mut gz = flate2::write::GzEncoder::new(
             Vec::with_capacity(raw.len() / 4),
             flate2::Compression::fast(),
@@ -632,49 +568,8 @@ impl Uplink {
     }
 }
 
-/// Applies the store's master data on this till whenever the Raft state brings a newer
-/// version; on the leader, HQ's prices replace the store overrides they conflict with.
-pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut w = raft.watch_state();
-        loop {
-            let (version, at_ms, records) = {
-                let m = w.borrow_and_update();
-                (m.master_version, m.master_at_ms, m.master.clone())
-            };
-            if version > till.hq_version() && !records.is_empty() {
-                match till.apply_master(version, at_ms, &records).await {
-                    Ok(conflicts) => {
-                        let leads = raft.raft.metrics().borrow().current_leader == Some(raft.id);
-                        for c in conflicts.iter().filter(|_| leads) {
-                            if let Err(e) = till.hq_replaces_override(c, at_ms).await {
-                                warn!(sku = %c.sku, cause = %e.message, "could not replace a store override with HQ's price");
-                            }
-                        }
-                    }
-                    Err(e) => warn!(version, cause = %e, "master data not applied"),
-                }
-            }
-            if w.changed().await.is_err() {
-                return;
-            }
-        }
-    })
-}
-
 /// Size of one event in the binary batch encoding.
 fn encode_batch_size(e: &StoreEvent) -> usize {
     bincode::serde::encode_to_vec(e, bincode::config::standard())
         .map_or(usize::MAX / 4, |v| v.len())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

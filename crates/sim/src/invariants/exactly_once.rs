@@ -3,7 +3,7 @@
 //! other store of the chain).
 
 use super::{CloudEnd, Evidence, Verdict};
-use crate::sim::workload::Ledger;
+use crate::ledger::Ledger;
 
 fn holds(held: u64, acked: &Ledger, cloud: &CloudEnd) -> bool {
     cloud.events == held && cloud.transactions == acked.sales.len() as u64

@@ -10,8 +10,8 @@ mod no_lost_sale;
 mod one_leader;
 mod watermark;
 
-use crate::sim::observe::Observations;
-use crate::sim::workload::Ledger;
+use crate::ledger::Ledger;
+use crate::observe::Observations;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tillmesh_pos::state::StoreState;
@@ -107,7 +107,7 @@ pub fn check(e: &Evidence) -> Vec<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::workload::AckedSale;
+    use crate::ledger::AckedSale;
 
     fn evidence() -> Evidence {
         let mut acked = Ledger::default();
@@ -172,7 +172,7 @@ mod tests {
         assert_eq!(failing(&e), ["at_most_one_leader_per_term"]);
         // From persisted votes: two committed leaders of one term, one till voting twice in a
         // term, and a leader by metrics that never persisted its own committed vote.
-        use crate::sim::observe::PersistedVote;
+        use crate::observe::PersistedVote;
         let v = |term, node, committed| PersistedVote {
             term,
             node,

@@ -252,13 +252,14 @@ pub enum FaultKind {
 
 impl Scenario {
     /// Reads and checks a scenario file.
-    pub fn load(path: &Path) -> anyhow::Result<Scenario> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Scenario, crate::SimError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::SimError::Io(format!("cannot read scenario {}: {e}", path.display()))
+        })?;
         let s: Scenario = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("scenario {}: {e}", path.display()))?;
+            .map_err(|e| crate::SimError::Scenario(format!("{}: {e}", path.display())))?;
         s.check()
-            .map_err(|e| anyhow::anyhow!("scenario {}: {e}", path.display()))?;
+            .map_err(|e| crate::SimError::Scenario(format!("{}: {e}", path.display())))?;
         Ok(s)
     }
 

@@ -3,7 +3,7 @@
 //! chain).
 
 use super::{CloudEnd, Evidence, Verdict};
-use crate::sim::workload::Ledger;
+use crate::ledger::Ledger;
 
 /// What the store's cashiers were told: sales total, voided count, voided total.
 fn store_totals(acked: &Ledger) -> (i64, u64, i64) {

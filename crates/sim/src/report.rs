@@ -3,10 +3,10 @@
 //! backlog), and the terminal summary. Nothing in them depends on wall-clock time, so a
 //! seed and the code give the same bytes.
 
-use crate::sim::Options;
-use crate::sim::invariants::{Evidence, Verdict};
-use crate::sim::observe::Sample;
-use crate::sim::scenario::Scenario;
+use crate::Options;
+use crate::invariants::{Evidence, Verdict};
+use crate::observe::Sample;
+use crate::scenario::Scenario;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -107,12 +107,13 @@ impl Report {
     }
 
     /// Writes `report.json` and `report.svg` into `dir`.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-        let json = serde_json::to_string_pretty(self)?;
-        std::fs::write(dir.join("report.json"), json + "\n")?;
-        std::fs::write(dir.join("report.svg"), self.svg())?;
+    pub fn write(&self, dir: &Path) -> Result<(), crate::SimError> {
+        let io = |e: std::io::Error| crate::SimError::Io(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| crate::SimError::Io(format!("report: {e}")))?;
+        std::fs::write(dir.join("report.json"), json + "\n").map_err(io)?;
+        std::fs::write(dir.join("report.svg"), self.svg()).map_err(io)?;
         Ok(())
     }
 

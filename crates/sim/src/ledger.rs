@@ -1,0 +1,30 @@
+//! What the simulated cashiers were told succeeded (and what was refused): the record the
+//! invariants check the tills and the cloud against.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A sale the till acknowledged (its finalize answered OK: durable on its disk).
+#[derive(Clone, Debug)]
+pub struct AckedSale {
+    /// Till that sold it.
+    pub till: u64,
+    /// Transaction id.
+    pub txn_id: String,
+    /// Total, minor units.
+    pub total: i64,
+    /// `(sku, quantity)` per line.
+    pub lines: Vec<(String, u32)>,
+}
+
+/// Everything the cashiers were told succeeded, and what was refused.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Acknowledged sales, in order.
+    pub sales: Vec<AckedSale>,
+    /// Sales voided with an acknowledgement.
+    pub voided: BTreeSet<String>,
+    /// Acknowledged stock receipts: `(sku, change)`.
+    pub adjustments: Vec<(String, i64)>,
+    /// Refusals by code (offline limit, out of stock, ...), and unexpected failures.
+    pub refused: BTreeMap<String, u64>,
+}

@@ -1,0 +1,132 @@
+//! What a till reads of the layers built around it (the mesh's peers, the store's Raft
+//! group, the cloud link), for its status and its offline limit. The wiring (`join_store`)
+//! fills one [`StoreLinks`] as it builds those layers; the till reads it through the
+//! [`Links`] trait it was given when it opened. No layer below calls up into the till.
+
+use crate::metrics::Metrics;
+use crate::till::{CloudLink, RaftView};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use tillmesh_consensus::node::StoreRaft;
+use tillmesh_mesh::{Mesh, PeerView, Replicator, Transport};
+use tillmesh_uplink::{self as uplink, LinkState};
+
+/// The till's view of the layers around it.
+pub trait Links: Send + Sync + std::fmt::Debug {
+    /// The mesh's peers (empty without a mesh).
+    fn peers(&self) -> Vec<PeerView>;
+    /// The store's Raft group, once this till runs a Raft node.
+    fn raft(&self) -> Option<RaftView>;
+    /// The cloud link, once this till runs an uplink.
+    fn cloud(&self) -> Option<CloudLink>;
+}
+
+/// A till on its own: no mesh, no Raft group, no cloud link.
+#[derive(Debug, Default)]
+pub struct Standalone;
+
+impl Links for Standalone {
+    fn peers(&self) -> Vec<PeerView> {
+        Vec::new()
+    }
+    fn raft(&self) -> Option<RaftView> {
+        None
+    }
+    fn cloud(&self) -> Option<CloudLink> {
+        None
+    }
+}
+
+/// A mesh as the till's status sees it: its peer list.
+trait PeerList: Send + Sync {
+    fn peers(&self) -> Vec<PeerView>;
+}
+
+impl<R: Replicator, T: Transport> PeerList for Mesh<R, T> {
+    fn peers(&self) -> Vec<PeerView> {
+        Mesh::peers(self)
+    }
+}
+
+/// The layers of a meshed till, each set once by the wiring as it starts them. The mesh is
+/// held weakly: it holds the till, which holds these links.
+pub struct StoreLinks {
+    metrics: Arc<Metrics>,
+    mesh: OnceLock<Weak<dyn PeerList>>,
+    raft: OnceLock<StoreRaft>,
+    cloud: OnceLock<Arc<Mutex<LinkState>>>,
+}
+
+impl std::fmt::Debug for StoreLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLinks")
+            .field("mesh", &self.mesh.get().is_some())
+            .field("raft", &self.raft.get().map(|r| r.id))
+            .field("cloud", &self.cloud.get().is_some())
+            .finish()
+    }
+}
+
+impl StoreLinks {
+    /// Empty links; `metrics` gets the Raft gauges each time status reads the group.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            mesh: OnceLock::new(),
+            raft: OnceLock::new(),
+            cloud: OnceLock::new(),
+        }
+    }
+
+    /// The mesh started.
+    pub fn set_mesh<R: Replicator, T: Transport>(&self, mesh: &Arc<Mesh<R, T>>) {
+        let weak: Weak<dyn PeerList> = Arc::downgrade(mesh) as Weak<dyn PeerList>;
+        let _ = self.mesh.set(weak);
+    }
+
+    /// The Raft node started.
+    pub fn set_raft(&self, raft: StoreRaft) {
+        let _ = self.raft.set(raft);
+    }
+
+    /// The uplink started; status reads its state.
+    pub fn set_cloud(&self, state: Arc<Mutex<LinkState>>) {
+        let _ = self.cloud.set(state);
+    }
+
+    /// The Raft node, for requests from peers (none before it starts).
+    pub fn store_raft(&self) -> Option<&StoreRaft> {
+        self.raft.get()
+    }
+}
+
+impl Links for StoreLinks {
+    fn peers(&self) -> Vec<PeerView> {
+        self.mesh
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|m| m.peers())
+            .unwrap_or_default()
+    }
+
+    fn raft(&self) -> Option<RaftView> {
+        let view = self.raft.get()?;
+        let m = view.raft.metrics().borrow().clone();
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        self.metrics.raft_term.set(m.current_term as i64);
+        self.metrics
+            .raft_leader
+            .set(i64::from(m.current_leader == Some(view.id)));
+        self.metrics.raft_voters.set(voters.len() as i64);
+        Some(RaftView {
+            leader: m.current_leader,
+            term: m.current_term,
+            voters,
+            master_version: view.state().master_version,
+        })
+    }
+
+    fn cloud(&self) -> Option<CloudLink> {
+        let state = self.cloud.get()?;
+        Some(uplink::link_view(state, self.raft.get()?))
+    }
+}
