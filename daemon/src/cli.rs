@@ -159,6 +159,13 @@ pub(crate) enum HqAction {
         #[arg(long, requires = "store")]
         revoke_older: bool,
     },
+    /// Re-admit a store whose uploads are fenced by a term (it lost every `raft.db`, or a
+    /// forged batch carried a term the cloud refuses): forgets its highest term and leader.
+    ResetTerm {
+        /// Store id.
+        #[arg(long)]
+        store: String,
+    },
     /// Import a catalog file: items, scheduled chain prices, promotions.
     Import {
         /// The file (as configs/catalog.example.json).

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub memory_txns: Gauge,
     /// Events received from peers (new ones only).
     pub events_received: Counter,
+    /// A peer's events that failed validation and were quarantined.
+    pub quarantined: Counter,
     /// Connected mesh peers (outbound).
     pub peers_connected: Gauge,
     /// Events peers lack, summed over peers.
@@ -73,6 +75,7 @@ impl Default for Metrics {
             sales: Counter::default(),
             sales_value: Counter::default(),
             refusals: Counter::default(),
+            quarantined: Counter::default(),
             vision_frames: Counter::default(),
             sale_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             fsync: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -103,6 +106,11 @@ impl Default for Metrics {
             "sales_value_minor",
             "Value of durable sales in minor units",
             m.sales_value.clone(),
+        );
+        registry.register(
+            "quarantined_events",
+            "A peer's events that failed validation: kept, relayed, never applied",
+            m.quarantined.clone(),
         );
         registry.register(
             "refusals",

@@ -32,6 +32,19 @@ pub enum LedgerError {
         /// The highest term seen.
         highest: u64,
     },
+    /// A term further ahead of the highest seen than elections could ever move it (a forged
+    /// or corrupt batch): accepting it would fence the store's real leader out for good.
+    #[error(
+        "term {term} is more than {TERM_JUMP_MAX} ahead of term {highest} of store {store}; refused (an admin can reset the store's term with `tillmesh hq reset-term`)"
+    )]
+    TermJump {
+        /// Store.
+        store: String,
+        /// The batch's term.
+        term: u64,
+        /// The highest term seen.
+        highest: u64,
+    },
     /// Two leaders claim one term.
     #[error("term {term} of store {store} belongs to leader {holder}, not {leader}")]
     TermConflict {
@@ -271,6 +284,10 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// Registers or updates a store.
     async fn put_store(&self, store: StoreInfo) -> Result<(), LedgerError>;
+    /// Forgets the highest Raft term seen for a store and its holder, so that its next
+    /// leader (any term from 1) is admitted again: for a store that lost every `raft.db`, or
+    /// one fenced by a bad term. Answers whether the store exists.
+    async fn reset_term(&self, store: &str) -> Result<bool, LedgerError>;
     /// One store.
     async fn store(&self, id: &str) -> Result<Option<StoreInfo>, LedgerError>;
     /// Every store.
@@ -331,6 +348,11 @@ pub fn check_schema(found: i64) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// How far past the highest term seen a batch's term may be: a store's Raft term moves by
+/// one per election, so a million is decades of elections, and far from the `i64` the
+/// databases store terms in.
+pub const TERM_JUMP_MAX: u64 = 1_000_000;
+
 /// The checks every backend makes, inside the ingest transaction, on the store's row: the
 /// store is enabled, the credential is not revoked, and the uploader is not a deposed leader.
 pub fn fence(
@@ -345,6 +367,13 @@ pub fn fence(
     }
     if req.credential_issued_ms < tokens_valid_after_ms {
         return Err(LedgerError::Revoked(req.store.clone()));
+    }
+    if req.term > max_term.saturating_add(TERM_JUMP_MAX) {
+        return Err(LedgerError::TermJump {
+            store: req.store.clone(),
+            term: req.term,
+            highest: max_term,
+        });
     }
     if req.term < max_term {
         return Err(LedgerError::StaleTerm {
@@ -391,7 +420,42 @@ pub fn advance(contiguous: u64, max_seq: u64, seqs: &[u64]) -> (u64, u64, bool) 
 
 #[cfg(test)]
 mod tests {
-    use super::advance;
+    use super::{IngestRequest, LedgerError, TERM_JUMP_MAX, advance, fence};
+
+    fn req(term: u64, leader: u64) -> IngestRequest {
+        IngestRequest {
+            store: "S001".into(),
+            credential_issued_ms: 10,
+            term,
+            leader,
+            backlog: 0,
+            tills: vec![],
+            received_ms: 0,
+            rows: vec![],
+        }
+    }
+
+    #[test]
+    fn a_term_jump_past_the_bound_is_refused_and_cannot_fence_the_store_out() {
+        assert!(matches!(
+            fence(&req(u64::MAX, 1), true, 0, 0, 0),
+            Err(LedgerError::TermJump { .. })
+        ));
+        assert!(matches!(
+            fence(&req(7 + TERM_JUMP_MAX + 1, 1), true, 0, 7, 1),
+            Err(LedgerError::TermJump { .. })
+        ));
+        assert!(fence(&req(7 + TERM_JUMP_MAX, 2), true, 0, 7, 1).is_ok());
+        assert!(fence(&req(8, 2), true, 0, 7, 1).is_ok());
+        assert!(matches!(
+            fence(&req(6, 2), true, 0, 7, 1),
+            Err(LedgerError::StaleTerm { .. })
+        ));
+        assert!(matches!(
+            fence(&req(7, 2), true, 0, 7, 1),
+            Err(LedgerError::TermConflict { .. })
+        ));
+    }
 
     #[test]
     fn watermarks_advance_over_runs_only() {

@@ -443,6 +443,15 @@ impl Ledger for PgLedger {
         Ok(done)
     }
 
+    async fn reset_term(&self, store: &str) -> Result<bool, LedgerError> {
+        let n = self
+            .client()
+            .await?
+            .execute(sql::RESET_TERM, &[&store])
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn put_store(&self, s: StoreInfo) -> Result<(), LedgerError> {
         self.client()
             .await?

@@ -8,6 +8,8 @@ pub const INSERT_EVENT: &str = "INSERT INTO events (store, origin, seq, kind, hl
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 
 /// Store row as ingestion needs it.
+/// Forgets a store's highest term and its holder (`tillmesh hq reset-term`).
+pub const RESET_TERM: &str = "UPDATE stores SET max_term = 0, leader = 0 WHERE store_id = $1";
 pub const STORE_FOR_INGEST: &str = "SELECT enabled, tokens_valid_after_ms, max_term, leader, lag_ms FROM stores WHERE store_id = $1";
 
 /// Store row update after a batch.

@@ -32,6 +32,7 @@ on_both!(
     retries_are_stored_once,
     racing_leaders_store_each_event_once,
     a_deposed_leader_is_fenced,
+    a_forged_term_is_refused_and_an_admin_reset_readmits_a_store,
     credentials_and_stores_are_checked,
     bad_bodies_are_refused_and_change_nothing,
     master_data_comes_down_as_deltas,
@@ -201,6 +202,40 @@ async fn a_deposed_leader_is_fenced(b: Backend) {
         (Some("S001"), Some(4), Some(2))
     );
     assert_eq!(s1["tills_seen"], json!([1, 2]));
+    env.stop().await;
+}
+
+/// A batch with `term = u64::MAX` was acknowledged and fenced the store out for good (every
+/// later upload `stale_term`, whatever the admin did). Now such a jump is refused, and a
+/// store that lost its Raft state (its new leader starts again at a low term) is re-admitted
+/// by `tillmesh hq reset-term`.
+async fn a_forged_term_is_refused_and_an_admin_reset_readmits_a_store(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let token = env.token("S001");
+    let mut shop = Shop::new("S001", &[1, 2]);
+    let events = sales(&mut shop, 30);
+    let (s, a) = env.upload(&token, &shop.batch(5, 1, &events[..10])).await;
+    assert_eq!(s, 200, "{a}");
+    let (s, a) = env
+        .upload(&token, &shop.batch(u64::MAX, 2, &events[10..20]))
+        .await;
+    assert_eq!(s, 422, "{a}");
+    assert_eq!(a["error"], "term_jump", "{a}");
+    assert_eq!(env.events_of("S001").await, 10, "nothing of it was stored");
+    // The real leader goes on.
+    let (s, a) = env.upload(&token, &shop.batch(6, 1, &events[10..20])).await;
+    assert_eq!(s, 200, "{a}");
+    // Every raft.db lost: the store's new leader starts at term 1 and is fenced...
+    let (s, a) = env.upload(&token, &shop.batch(1, 2, &events[20..])).await;
+    assert_eq!((s, a["error"].as_str()), (409, Some("stale_term")), "{a}");
+    // ...until an admin resets the store's term.
+    assert!(env.handle.cloud.ledger.reset_term("S001").await.unwrap());
+    assert!(!env.handle.cloud.ledger.reset_term("NOPE").await.unwrap());
+    let (s, a) = env.upload(&token, &shop.batch(1, 2, &events[20..])).await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(env.events_of("S001").await, 30);
     env.stop().await;
 }
 

@@ -14,6 +14,10 @@ pub struct PnCounter {
     n: BTreeMap<ReplicaId, u64>,
 }
 
+/// Largest entry a peer's counter may carry (2^53: any store's lifetime of units or points,
+/// far from overflow; `Event::check` refuses more). Local increments saturate at `u64::MAX`.
+pub const ENTRY_MAX: u64 = 1 << 53;
+
 impl PnCounter {
     /// A zero counter.
     pub fn new() -> Self {
@@ -23,9 +27,7 @@ impl PnCounter {
     /// Adds `by` on `replica`'s positive entry; returns the delta.
     pub fn increment(&mut self, replica: ReplicaId, by: u64) -> PnCounter {
         let e = self.p.entry(replica).or_insert(0);
-        *e = e
-            .checked_add(by)
-            .expect("PN-counter positive entry overflow");
+        *e = e.saturating_add(by);
         let mut delta = PnCounter::new();
         delta.p.insert(replica, *e);
         delta
@@ -34,9 +36,7 @@ impl PnCounter {
     /// Adds `by` on `replica`'s negative entry; returns the delta.
     pub fn decrement(&mut self, replica: ReplicaId, by: u64) -> PnCounter {
         let e = self.n.entry(replica).or_insert(0);
-        *e = e
-            .checked_add(by)
-            .expect("PN-counter negative entry overflow");
+        *e = e.saturating_add(by);
         let mut delta = PnCounter::new();
         delta.n.insert(replica, *e);
         delta
@@ -52,11 +52,22 @@ impl PnCounter {
         }
     }
 
-    /// The counter's value.
+    /// The counter's value, clamped to `i64` (entries are bounded by [`ENTRY_MAX`] when they
+    /// come from peers; a total past `i64` saturates instead of panicking).
     pub fn value(&self) -> i64 {
-        let p: u64 = self.p.values().sum();
-        let n: u64 = self.n.values().sum();
-        i64::try_from(p as i128 - n as i128).expect("PN-counter value out of i64 range")
+        let p: i128 = self.p.values().map(|&v| i128::from(v)).sum();
+        let n: i128 = self.n.values().map(|&v| i128::from(v)).sum();
+        i64::try_from((p - n).clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or_default()
+    }
+
+    /// The largest positive or negative entry (what `Event::check` bounds).
+    pub fn max_entry(&self) -> u64 {
+        self.p
+            .values()
+            .chain(self.n.values())
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 
     /// `(positive, negative)` entries of one replica.

@@ -69,23 +69,15 @@ impl HlcClock {
 
     /// Issues a stamp for a local event, strictly greater than every stamp seen so far.
     pub fn tick(&mut self, now_ms: u64) -> Hlc {
-        if now_ms > self.last.wall_ms {
-            self.last = Hlc {
+        self.last = if now_ms > self.last.wall_ms {
+            Hlc {
                 wall_ms: now_ms,
                 logical: 0,
                 replica: self.replica,
-            };
+            }
         } else {
-            self.last = Hlc {
-                wall_ms: self.last.wall_ms,
-                logical: self
-                    .last
-                    .logical
-                    .checked_add(1)
-                    .expect("HLC logical overflow"),
-                replica: self.replica,
-            };
-        }
+            next(self.last.wall_ms, self.last.logical, self.replica)
+        };
         self.last
     }
 
@@ -99,21 +91,44 @@ impl HlcClock {
             });
         }
         let wall = now_ms.max(self.last.wall_ms).max(remote.wall_ms);
-        let logical = if wall == self.last.wall_ms && wall == remote.wall_ms {
-            self.last.logical.max(remote.logical) + 1
+        self.last = if wall == self.last.wall_ms && wall == remote.wall_ms {
+            next(wall, self.last.logical.max(remote.logical), self.replica)
         } else if wall == self.last.wall_ms {
-            self.last.logical + 1
+            next(wall, self.last.logical, self.replica)
         } else if wall == remote.wall_ms {
-            remote.logical + 1
+            next(wall, remote.logical, self.replica)
         } else {
-            0
-        };
-        self.last = Hlc {
-            wall_ms: wall,
-            logical,
-            replica: self.replica,
+            Hlc {
+                wall_ms: wall,
+                logical: 0,
+                replica: self.replica,
+            }
         };
         Ok(self.last)
+    }
+}
+
+/// Largest logical counter a peer's stamp may carry (`Event::check` refuses more). A till
+/// counts up to it only for events stamped within one millisecond; past it (or past
+/// `u32::MAX` from a stamp observed before this bound existed) the clock moves to the next
+/// millisecond instead of overflowing.
+pub const LOGICAL_MAX: u32 = 1 << 24;
+
+/// The stamp after `(wall_ms, logical)`: the next logical count, or the next millisecond
+/// once the count reaches its limit. Never overflows.
+fn next(wall_ms: u64, logical: u32, replica: ReplicaId) -> Hlc {
+    if logical < u32::MAX - 1 {
+        Hlc {
+            wall_ms,
+            logical: logical + 1,
+            replica,
+        }
+    } else {
+        Hlc {
+            wall_ms: wall_ms.saturating_add(1),
+            logical: 0,
+            replica,
+        }
     }
 }
 

@@ -14,8 +14,8 @@ mod serde_pairs;
 mod vv;
 
 pub use context::{Dot, DotContext};
-pub use counter::PnCounter;
-pub use hlc::{ClockError, Hlc, HlcClock};
+pub use counter::{ENTRY_MAX as COUNTER_ENTRY_MAX, PnCounter};
+pub use hlc::{ClockError, Hlc, HlcClock, LOGICAL_MAX};
 pub use lww::{LwwMap, LwwRegister};
 pub use orset::OrSet;
 pub use vv::VersionVector;

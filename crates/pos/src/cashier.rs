@@ -209,9 +209,104 @@ pub fn authenticate(
     Err(AuthError::BadCredentials { locked_now })
 }
 
+/// The accounts to write when HQ's cashier list arrives: HQ's name, role and PIN for each of
+/// `hq` (an account whose PIN is unchanged keeps the till's lock-out counters; one unchanged
+/// altogether is left out), and every account HQ sent before (`was_hq`) but no longer does,
+/// locked out for good. `held` is what the till holds now, by employee id.
+pub fn merge_hq_accounts(
+    hq: &[Account],
+    held: &std::collections::HashMap<String, Account>,
+    was_hq: &std::collections::HashSet<String>,
+) -> Vec<Account> {
+    let mut out = Vec::new();
+    for a in hq {
+        let mut a = a.clone();
+        if let Some(h) = held.get(&a.employee_id) {
+            if h.pin_hash == a.pin_hash && h.name == a.name && h.role == a.role {
+                continue;
+            }
+            if h.pin_hash == a.pin_hash {
+                a.failed_attempts = h.failed_attempts;
+                a.locked_until_ms = h.locked_until_ms;
+            }
+        }
+        out.push(a);
+    }
+    let mut gone: Vec<&String> = was_hq
+        .iter()
+        .filter(|id| !hq.iter().any(|a| &a.employee_id == *id))
+        .collect();
+    gone.sort();
+    for id in gone {
+        if let Some(h) = held.get(id) {
+            let mut a = h.clone();
+            a.locked_until_ms = i64::MAX as u64;
+            out.push(a);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn acct(id: &str, pin: &str, role: Role, failed: u32, locked: u64) -> Account {
+        Account {
+            employee_id: id.into(),
+            name: format!("name {id}"),
+            role,
+            pin_hash: pin.into(),
+            failed_attempts: failed,
+            locked_until_ms: locked,
+        }
+    }
+
+    #[test]
+    fn hq_accounts_win_but_keep_lockouts_for_an_unchanged_pin_and_dropped_ones_lock() {
+        use std::collections::{HashMap, HashSet};
+        let held: HashMap<String, Account> = [
+            acct("A", "h1", Role::Cashier, 2, 50),
+            acct("B", "h2", Role::Cashier, 3, 70),
+            acct("C", "h3", Role::Cashier, 0, 0),
+            acct("D", "h4", Role::Manager, 1, 0),
+            acct("L", "h5", Role::Cashier, 0, 0),
+        ]
+        .into_iter()
+        .map(|a| (a.employee_id.clone(), a))
+        .collect();
+        let hq = vec![
+            // Same PIN, new role: counters kept.
+            acct("A", "h1", Role::Manager, 0, 0),
+            // New PIN: counters reset to HQ's.
+            acct("B", "new", Role::Cashier, 0, 0),
+            // Unchanged: nothing to write.
+            acct("C", "h3", Role::Cashier, 0, 0),
+            // New account.
+            acct("N", "hn", Role::Cashier, 0, 0),
+        ];
+        let was_hq: HashSet<String> = ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect();
+        let out = merge_hq_accounts(&hq, &held, &was_hq);
+        let by: HashMap<&str, &Account> = out.iter().map(|a| (a.employee_id.as_str(), a)).collect();
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(
+            (
+                by["A"].role,
+                by["A"].failed_attempts,
+                by["A"].locked_until_ms
+            ),
+            (Role::Manager, 2, 50)
+        );
+        assert_eq!(
+            (by["B"].pin_hash.as_str(), by["B"].failed_attempts),
+            ("new", 0)
+        );
+        assert!(!by.contains_key("C"));
+        assert!(by.contains_key("N"));
+        // HQ dropped D: locked out for good. L was never HQ's: untouched.
+        assert_eq!(by["D"].locked_until_ms, i64::MAX as u64);
+        assert!(!by.contains_key("L"));
+    }
 
     #[test]
     fn both_pin_costs_verify_with_the_parameters_inside_the_hash() {

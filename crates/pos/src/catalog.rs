@@ -113,10 +113,10 @@ impl Catalog {
             if item.sku.trim().is_empty() {
                 return Err(CatalogError::InvalidItem(item.sku, "SKU is empty"));
             }
-            if item.base_price < 0 {
+            if !crate::money::valid_price(item.base_price) {
                 return Err(CatalogError::InvalidItem(
                     item.sku,
-                    "base price is negative",
+                    "base price is negative or above the price cap",
                 ));
             }
             if item.tax_rate_bp > 10_000 {

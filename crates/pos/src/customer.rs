@@ -146,10 +146,14 @@ impl Customers {
                 continue;
             }
             let mine = self.docs.entry(id.clone()).or_default();
-            // Both documents come from this store's tills; a merge failure means one of them
-            // is corrupt, which applying events would have refused earlier.
-            mine.merge(&mut doc.clone())
-                .expect("customer documents of one store merge");
+            // A peer's document that does not merge (a change applied there that conflicts
+            // with one here) leaves this one as it is: the customer record diverges instead of
+            // the till stopping. The validator keeps such changes out (`dry_run`).
+            let mut theirs = doc.clone();
+            let before = mine.clone();
+            if mine.merge(&mut theirs).is_err() {
+                *mine = before;
+            }
         }
     }
 
@@ -201,6 +205,37 @@ impl Customers {
             .map_err(|e| CustomerError::BadChange(e.to_string()))
     }
 
+    /// Whether `change` would apply to customer `id`, without changing anything here: the
+    /// validator's dry run for a peer's `CustomerUpdated`. `scratch` holds working copies of
+    /// the documents earlier changes of the same batch touched (a change that applies is
+    /// kept there, so the next one is checked against it).
+    pub fn dry_run(
+        &self,
+        scratch: &mut BTreeMap<String, AutoCommit>,
+        id: &str,
+        change: &[u8],
+    ) -> Result<(), CustomerError> {
+        if !self.docs.contains_key(id) && !scratch.contains_key(id) {
+            let new = scratch
+                .keys()
+                .filter(|k| !self.docs.contains_key(*k))
+                .count();
+            if self.docs.len() + new >= CUSTOMERS_MAX {
+                return Err(CustomerError::TooMany);
+            }
+        }
+        let change = automerge::Change::from_bytes(change.to_vec())
+            .map_err(|e| CustomerError::BadChange(e.to_string()))?;
+        let doc = scratch
+            .entry(id.to_string())
+            .or_insert_with(|| self.docs.get(id).cloned().unwrap_or_default());
+        let mut next = doc.clone();
+        next.apply_changes([change])
+            .map_err(|e| CustomerError::BadChange(e.to_string()))?;
+        *doc = next;
+        Ok(())
+    }
+
     /// Merges change bytes from any till.
     pub fn apply(&mut self, id: &str, change: &[u8]) -> Result<(), CustomerError> {
         if !self.docs.contains_key(id) && self.docs.len() >= CUSTOMERS_MAX {
@@ -211,8 +246,11 @@ impl Customers {
         let change = automerge::Change::from_bytes(change.to_vec())
             .map_err(|e| CustomerError::BadChange(e.to_string()))?;
         let doc = self.docs.entry(id.to_string()).or_default();
-        doc.apply_changes([change])
+        // Applied on a copy first: a change that fails half-way leaves the document as it was.
+        let mut next = doc.clone();
+        next.apply_changes([change])
             .map_err(|e| CustomerError::BadChange(e.to_string()))?;
+        *doc = next;
         Ok(())
     }
 
@@ -280,9 +318,27 @@ fn validate(id: &str, p: &CustomerPatch) -> Result<(), CustomerError> {
     Ok(())
 }
 
+/// Loyalty points a sale of `total` earns its customer: one per `points_per_minor` minor
+/// units (rounded down); none without a customer, for a zero rate, or for a total below zero.
+pub fn points_earned(total: i64, has_customer: bool, points_per_minor: i64) -> i64 {
+    if !has_customer || points_per_minor <= 0 || total <= 0 {
+        return 0;
+    }
+    total / points_per_minor
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn points_are_earned_per_whole_rate_by_a_customer_only() {
+        assert_eq!(points_earned(12_345, true, 100), 123);
+        assert_eq!(points_earned(99, true, 100), 0);
+        assert_eq!(points_earned(12_345, false, 100), 0);
+        assert_eq!(points_earned(12_345, true, 0), 0);
+        assert_eq!(points_earned(-500, true, 100), 0);
+    }
 
     #[test]
     fn concurrent_field_edits_merge_per_field() {

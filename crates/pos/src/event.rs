@@ -204,6 +204,120 @@ pub enum EventError {
     /// A recognition enrolment out of bounds.
     #[error("{0}")]
     Vision(String),
+    /// A value past a bound every till and the cloud enforce (HLC logical counter, counter
+    /// entry, amount, price, text length).
+    #[error("event {origin}/{seq} ({kind}): {what}")]
+    OutOfBounds {
+        /// Origin.
+        origin: ReplicaId,
+        /// Sequence number.
+        seq: u64,
+        /// Event kind.
+        kind: &'static str,
+        /// Which bound.
+        what: String,
+    },
+}
+
+/// Longest text field an event may carry (ids, names, reasons), in bytes. Catalog names and
+/// request fields are bounded below it, so a till never makes an event its peers refuse.
+pub const TEXT_BYTES_MAX: usize = 1024;
+
+/// The bounds a peer's event must keep, beyond who made its deltas: the HLC's logical
+/// counter, counter entries, amounts and prices, and text lengths. `None` when it keeps them.
+fn out_of_bounds(e: &Event) -> Option<String> {
+    use crate::money::{AMOUNT_MAX, valid_price};
+    use tillmesh_crdt::{COUNTER_ENTRY_MAX, LOGICAL_MAX};
+    if e.hlc.logical > LOGICAL_MAX {
+        return Some(format!(
+            "HLC logical counter {} is past {LOGICAL_MAX}",
+            e.hlc.logical
+        ));
+    }
+    let counter = |c: &PnCounter| c.max_entry() <= COUNTER_ENTRY_MAX;
+    let amount = |a: i64| a.unsigned_abs() <= AMOUNT_MAX.unsigned_abs();
+    let text = |t: &str| t.len() <= TEXT_BYTES_MAX;
+    let opt = |t: &Option<String>| t.as_deref().is_none_or(text);
+    let ok = match &e.body {
+        EventBody::SaleRecorded {
+            sale, inventory, ..
+        } => {
+            let t = &sale.totals;
+            inventory.iter().all(|(sku, c)| text(sku) && counter(c))
+                && [t.subtotal, t.discount, t.tax, t.total]
+                    .into_iter()
+                    .all(amount)
+                && text(&sale.txn_id)
+                && text(&sale.cashier)
+                && opt(&sale.customer_id)
+                && amount(sale.points_earned)
+                && sale.lines.iter().all(|l| {
+                    valid_price(l.unit_price)
+                        && [l.gross, l.discount, l.tax, l.total]
+                            .into_iter()
+                            .all(amount)
+                        && [&l.sku, &l.barcode, &l.name, &l.category]
+                            .into_iter()
+                            .all(|s| text(s))
+                })
+                && sale
+                    .payments
+                    .iter()
+                    .all(|p| amount(p.amount) && amount(p.tendered) && amount(p.change))
+        }
+        EventBody::TransactionVoided {
+            txn_id,
+            by,
+            approved_by,
+            reason,
+            ..
+        } => [txn_id, by, approved_by, reason]
+            .into_iter()
+            .all(|s| text(s)),
+        EventBody::RefundRecorded {
+            txn_id,
+            amount: a,
+            by,
+            approved_by,
+            reason,
+            ..
+        } => {
+            amount(*a)
+                && [txn_id, by, approved_by, reason]
+                    .into_iter()
+                    .all(|s| text(s))
+        }
+        EventBody::InventoryAdjusted {
+            sku,
+            change,
+            supplier,
+            reference,
+            by,
+            counter: c,
+            ..
+        } => {
+            counter(c)
+                && change.unsigned_abs() <= COUNTER_ENTRY_MAX
+                && text(sku)
+                && text(by)
+                && opt(supplier)
+                && opt(reference)
+        }
+        EventBody::PointsChanged { counter: c, .. } => counter(c),
+        EventBody::PriceOverridden { sku, prices, by } => {
+            text(sku)
+                && text(by)
+                && prices
+                    .iter()
+                    .all(|(k, (price, _))| text(k) && valid_price(*price))
+        }
+        EventBody::SettingChanged { settings, by } => {
+            text(by) && settings.iter().all(|(k, v)| text(k) && text(v))
+        }
+        EventBody::CustomerUpdated { customer_id, .. } => text(customer_id),
+        EventBody::VisionEnrolled { sku, .. } => text(sku),
+    };
+    (!ok).then(|| "a value is past its bound (counter entry, amount, price or text length)".into())
 }
 
 impl Event {
@@ -220,6 +334,14 @@ impl Event {
                 origin: o,
                 seq: self.seq,
                 stamp: self.hlc.replica,
+            });
+        }
+        if let Some(what) = out_of_bounds(self) {
+            return Err(EventError::OutOfBounds {
+                origin: o,
+                seq: self.seq,
+                kind: self.body.kind(),
+                what,
             });
         }
         let counter_ok = |c: &PnCounter| c.replicas().all(|r| r == o);

@@ -9,6 +9,9 @@ use utoipa::ToSchema;
 pub const COUNT_FLAG_BP: i64 = 500;
 /// Largest single adjustment, in units.
 pub const ADJUSTMENT_UNITS_MAX: i64 = 1_000_000;
+/// Highest physical count of one SKU (a count is a level, not a change: bounded the same way
+/// as the units a store could ever hold).
+pub const COUNTED_MAX: i64 = 1_000_000_000;
 
 /// Why stock changed.
 #[derive(
@@ -55,7 +58,7 @@ pub enum InventoryError {
         why: &'static str,
     },
     /// A counted quantity is negative.
-    #[error("counted quantity for {0} is negative")]
+    #[error("counted quantity for {0} is negative or above 1,000,000,000")]
     NegativeCount(String),
 }
 
@@ -69,7 +72,7 @@ pub fn check_adjustment(change: i64, reason: Reason) -> Result<(), InventoryErro
             why,
         })
     };
-    if change == 0 || change.abs() > ADJUSTMENT_UNITS_MAX {
+    if change == 0 || change.unsigned_abs() > ADJUSTMENT_UNITS_MAX.unsigned_abs() {
         return bad("must be non-zero and at most 1,000,000 units");
     }
     match reason {
@@ -99,16 +102,17 @@ pub struct CountOutcome {
 
 /// Compares a physical count with the system level.
 pub fn count(sku: &str, system: i64, counted: i64) -> Result<CountOutcome, InventoryError> {
-    if counted < 0 {
+    if !(0..=COUNTED_MAX).contains(&counted) {
         return Err(InventoryError::NegativeCount(sku.to_string()));
     }
-    let shrinkage = system - counted;
+    let shrinkage = system.saturating_sub(counted);
     let discrepancy_bp = if shrinkage == 0 {
         0
     } else if system <= 0 {
         10_000
     } else {
-        (shrinkage.abs() * 10_000) / system
+        let bp = i128::from(shrinkage).abs() * 10_000 / i128::from(system);
+        i64::try_from(bp).unwrap_or(i64::MAX)
     };
     Ok(CountOutcome {
         sku: sku.to_string(),

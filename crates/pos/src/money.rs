@@ -7,6 +7,20 @@
 /// An amount in minor units of the store currency (cents, dong, ...).
 pub type Minor = i64;
 
+/// Highest unit price, in minor units (10^12: ten billion dong, ten billion cents). With at
+/// most 9,999 units a line and 500 lines a basket, every cart amount stays far inside `i64`,
+/// so the arithmetic of a basket cannot overflow.
+pub const PRICE_MAX: Minor = 1_000_000_000_000;
+
+/// Largest amount any event may carry (a sale's total, a payment, a line's amount): the
+/// largest basket of [`PRICE_MAX`] items, rounded up.
+pub const AMOUNT_MAX: Minor = 5_000_000_000_000_000_000;
+
+/// Whether `price` is a valid unit price (0 to [`PRICE_MAX`]).
+pub fn valid_price(price: Minor) -> bool {
+    (0..=PRICE_MAX).contains(&price)
+}
+
 /// Basis points: 10_000 = 100 %.
 pub type BasisPoints = u32;
 
@@ -20,7 +34,9 @@ pub fn apply_bp(amount: Minor, bp: BasisPoints) -> Minor {
     } else {
         q
     };
-    Minor::try_from(rounded).expect("amount overflow")
+    // |amount * bp / 10_000| <= |amount| for bp <= 10_000; larger rates saturate.
+    Minor::try_from(rounded.clamp(i128::from(Minor::MIN), i128::from(Minor::MAX)))
+        .unwrap_or_default()
 }
 
 /// Formats minor units for humans with `decimals` digits after the point.

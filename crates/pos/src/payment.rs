@@ -229,6 +229,41 @@ pub fn remaining_due(total: Minor, payments: &[Payment]) -> Minor {
     total - covered
 }
 
+/// Why a sale cannot be finalised with the payments it holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    /// A QR payment still waits for the provider.
+    #[error("a QR payment is still pending; wait for it or cancel it")]
+    Pending,
+    /// The captured payments do not cover the total exactly.
+    #[error("payments cover {paid} of {total}; take the rest first")]
+    NotCovered {
+        /// Captured so far.
+        paid: Minor,
+        /// The sale's total.
+        total: Minor,
+    },
+}
+
+/// The payments a sale of `total` is finalised with: every captured one, when none is
+/// pending and together they cover the total exactly (change is given per cash payment, so
+/// captured amounts never exceed what was due).
+pub fn settle(total: Minor, payments: &[Payment]) -> Result<Vec<Payment>, SettleError> {
+    if payments.iter().any(|p| p.status == PaymentStatus::Pending) {
+        return Err(SettleError::Pending);
+    }
+    let captured: Vec<Payment> = payments
+        .iter()
+        .filter(|p| p.status == PaymentStatus::Captured)
+        .cloned()
+        .collect();
+    let paid: Minor = captured.iter().map(|p| p.amount).sum();
+    if paid != total {
+        return Err(SettleError::NotCovered { paid, total });
+    }
+    Ok(captured)
+}
+
 /// Builds a cash payment of `tendered` against what is still due: the amount applied is
 /// `min(tendered, due)` and the rest is change.
 pub fn cash(payment_id: String, tendered: Minor, due: Minor) -> Result<Payment, PaymentError> {
@@ -273,6 +308,30 @@ pub fn check_qr_amount(amount: Minor, due: Minor) -> Result<(), PaymentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sale_settles_only_when_captured_payments_cover_it_exactly_and_none_is_pending() {
+        let a = cash("P1".into(), 3000, 3000).unwrap();
+        let b = cash("P2".into(), 2000, 1649).unwrap();
+        assert_eq!(settle(4649, &[a.clone(), b.clone()]).unwrap().len(), 2);
+        assert_eq!(
+            settle(5000, std::slice::from_ref(&a)),
+            Err(SettleError::NotCovered {
+                paid: 3000,
+                total: 5000
+            })
+        );
+        let mut pending = b.clone();
+        pending.status = PaymentStatus::Pending;
+        assert_eq!(
+            settle(4649, &[a.clone(), pending]),
+            Err(SettleError::Pending)
+        );
+        let mut cancelled = b;
+        cancelled.status = PaymentStatus::Cancelled;
+        assert_eq!(settle(3000, &[a, cancelled]).unwrap().len(), 1);
+        assert_eq!(settle(0, &[]), Ok(vec![]));
+    }
 
     #[test]
     fn cash_gives_change_and_refuses_nonsense() {

@@ -157,6 +157,34 @@ impl StoreState {
         self.points.get(customer).map_or(0, PnCounter::value)
     }
 
+    /// The validator for an event from outside this till (a peer's, or read back from disk):
+    /// the stateless checks of [`Event::check`] (origin of every delta, bounds), then what
+    /// depends on this state: a customer change must apply to its document.
+    pub fn admit(&self, e: &Event) -> Result<(), crate::event::EventError> {
+        self.admit_all(std::slice::from_ref(e)).remove(0)
+    }
+
+    /// [`StoreState::admit`] for a batch, in order: each customer change is checked against
+    /// its document as the batch's earlier admitted changes leave it.
+    pub fn admit_all(&self, events: &[Event]) -> Vec<Result<(), crate::event::EventError>> {
+        let mut scratch = BTreeMap::new();
+        events
+            .iter()
+            .map(|e| {
+                e.check()?;
+                if let EventBody::CustomerUpdated {
+                    customer_id,
+                    change,
+                } = &e.body
+                    && !self.holds(e.origin, e.seq)
+                {
+                    self.customers.dry_run(&mut scratch, customer_id, change)?;
+                }
+                Ok(())
+            })
+            .collect()
+    }
+
     /// Merges the deltas an event carries. Idempotent: applying an event twice, or in any
     /// order relative to others, gives the same state. The version vector only advances over
     /// contiguous sequence numbers.
@@ -190,11 +218,10 @@ impl StoreState {
                 customer_id,
                 change,
             } => {
-                // Bytes from a peer that automerge cannot read are refused by the mesh before
-                // they get here; local ones are ours. A failure is a broken invariant.
-                self.customers
-                    .apply(customer_id, change)
-                    .expect("customer change from the event log must load");
+                // The validator (`admit`) keeps out a peer's change that does not apply; one
+                // stored anyway (by an earlier version, or admitted before a conflicting one
+                // arrived) is skipped: the event still counts as held, and the till goes on.
+                let _ = self.customers.apply(customer_id, change);
             }
             EventBody::PointsChanged {
                 customer_id,
@@ -216,6 +243,15 @@ impl StoreState {
             self.ahead.insert((e.origin, e.seq));
         }
         self.fold_ahead(e.origin);
+    }
+
+    /// Counts `(origin, seq)` as held without applying any delta: a quarantined event, which
+    /// must not leave a gap in the version vector (peers would resend it forever).
+    pub fn hold(&mut self, origin: ReplicaId, seq: u64) {
+        if seq > self.vv.get(origin) {
+            self.ahead.insert((origin, seq));
+        }
+        self.fold_ahead(origin);
     }
 
     /// Moves `origin`'s entry of `vv` over the events in `ahead` that became contiguous.
@@ -338,15 +374,43 @@ impl Replica {
         base: Base,
         events: impl IntoIterator<Item = &'a Event>,
     ) -> Self {
+        Self::restore_skipping(me, base, events, &BTreeSet::new())
+    }
+
+    /// [`Replica::restore_from`], holding the events in `quarantined` without applying them
+    /// (they count as held, so the version vector moves past them, but their deltas and
+    /// stamps are left out).
+    pub fn restore_skipping<'a>(
+        me: ReplicaId,
+        base: Base,
+        events: impl IntoIterator<Item = &'a Event>,
+        quarantined: &BTreeSet<(ReplicaId, u64)>,
+    ) -> Self {
         let mut r = Self::new(me);
         r.state = base.state;
         let mut last = base.hlc;
         for e in events {
+            if quarantined.contains(&(e.origin, e.seq)) {
+                r.state.hold(e.origin, e.seq);
+                continue;
+            }
             last = last.max(e.hlc);
             r.state.apply(e);
         }
         r.clock = HlcClock::resume(me, CLOCK_DRIFT_MS_MAX, last);
         r
+    }
+
+    /// Holds a peer's event without applying it (quarantined: see [`StoreState::hold`]).
+    pub fn hold(&mut self, origin: ReplicaId, seq: u64) {
+        self.state.hold(origin, seq);
+    }
+
+    /// Merges a peer's event whose stamp is ahead of this till's clock by more than the drift
+    /// limit: its deltas apply (every till converges on them), but this till's clock does not
+    /// jump ahead with it, so one skewed till cannot push every clock of the store forward.
+    pub fn apply_skewed(&mut self, e: &Event) {
+        self.state.apply(e);
     }
 
     /// This till's id.

@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn every_shipped_scenario_loads() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../simulations");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../simulations");
         let mut n = 0;
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();

@@ -13,8 +13,8 @@ mod schema;
 mod write;
 
 pub use error::StoreError;
-pub use read::{Reader, StockMovement};
-pub use write::{CommitInfo, Prune, WriteBatch};
+pub use read::{QuarantineRow, Reader, StockMovement};
+pub use write::{CommitInfo, Prune, Quarantined, WriteBatch};
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use std::path::Path;

@@ -16,6 +16,23 @@ pub struct Reader {
     conn: Connection,
 }
 
+/// A quarantined event's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct QuarantineRow {
+    /// Origin replica.
+    pub origin: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// The peer that sent it.
+    pub from_terminal: u64,
+    /// When it was quarantined (ms since the epoch).
+    pub at_ms: u64,
+    /// Event kind.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// One stock movement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StockMovement {
@@ -71,6 +88,26 @@ impl Reader {
             .query_map([], event_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(decode_event).collect()
+    }
+
+    /// Every quarantined event, oldest first.
+    pub fn quarantined(&self) -> Result<Vec<QuarantineRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT origin, seq, from_terminal, at_ms, kind, reason FROM quarantine ORDER BY at_ms, origin, seq",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(QuarantineRow {
+                    origin: r.get::<_, i64>(0)? as u64,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    from_terminal: r.get::<_, i64>(2)? as u64,
+                    at_ms: r.get::<_, i64>(3)? as u64,
+                    kind: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// The compacted base, if the sync log was ever pruned (bincode of `pos::state::Base`).

@@ -104,6 +104,19 @@ CREATE TABLE base (
 );
 CREATE INDEX stock_movements_at ON stock_movements (at_ms);
 "#,
+    r#"
+-- Events a peer sent that failed validation: kept (in `events`, unmaterialised, so they are
+-- held and relayed as received) with why, and never applied.
+CREATE TABLE quarantine (
+    origin        INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    from_terminal INTEGER NOT NULL,
+    at_ms         INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;
+"#,
 ];
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {

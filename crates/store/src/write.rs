@@ -32,6 +32,22 @@ pub struct WriteBatch {
     pub meta_delete: Vec<String>,
     /// Prunes the sync log (applied after everything else in the batch).
     pub prune: Option<Prune>,
+    /// A peer's events that failed validation: appended to the sync log unmaterialised, and
+    /// recorded in the quarantine with their reason.
+    pub quarantine: Vec<Quarantined>,
+}
+
+/// A peer's event that failed validation, and why.
+#[derive(Clone, Debug)]
+pub struct Quarantined {
+    /// The event as received.
+    pub event: Event,
+    /// The peer that sent it.
+    pub from_terminal: u64,
+    /// When it was quarantined (ms since the epoch).
+    pub at_ms: u64,
+    /// Why (the validator's error).
+    pub reason: String,
 }
 
 /// Compaction of the sync log, in the same transaction as the new base: events at or below
@@ -154,6 +170,25 @@ impl Writer {
                     new += 1;
                 }
             }
+            for q in &batch.quarantine {
+                let e = &q.event;
+                if insert_raw(&tx, e)? {
+                    new += 1;
+                }
+                exec(
+                    &tx,
+                    "INSERT OR IGNORE INTO quarantine (origin, seq, from_terminal, at_ms, kind, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        e.origin.0 as i64,
+                        e.seq as i64,
+                        q.from_terminal as i64,
+                        q.at_ms as i64,
+                        e.body.kind(),
+                        q.reason
+                    ],
+                )?;
+            }
             for r in &batch.audit {
                 let entry = audit::chain(self.audit_head.0, &self.audit_head.1, r.clone());
                 exec(&tx,
@@ -215,8 +250,9 @@ impl Writer {
     }
 }
 
-/// Appends one event and materialises it; returns false for a duplicate (nothing written).
-fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
+/// Appends one event to the sync log without materialising it; returns false for a
+/// duplicate (nothing written).
+fn insert_raw(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
     let body = crate::codec::encode(&e.body)?;
     let n = exec(
         tx,
@@ -230,7 +266,12 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
             body
         ],
     )?;
-    if n == 0 {
+    Ok(n > 0)
+}
+
+/// Appends one event and materialises it; returns false for a duplicate (nothing written).
+fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
+    if !insert_raw(tx, e)? {
         return Ok(false);
     }
     match &e.body {

@@ -87,6 +87,13 @@ pub(super) async fn run(
             }
             println!("{token}");
         }
+        HqAction::ResetTerm { store } => {
+            if !ledger.reset_term(&store).await? {
+                anyhow::bail!("store {store} is not registered");
+            }
+            tracing::warn!(store = %store, "store's Raft term reset by an admin: its next leader is admitted at any term");
+            println!("store {store}: term reset; its next leader's uploads are admitted");
+        }
         HqAction::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;

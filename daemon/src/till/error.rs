@@ -6,7 +6,7 @@ use tillmesh_pos::cashier::AuthError;
 use tillmesh_pos::catalog::CatalogError;
 use tillmesh_pos::customer::CustomerError;
 use tillmesh_pos::inventory::InventoryError;
-use tillmesh_pos::payment::PaymentError;
+use tillmesh_pos::payment::{PaymentError, SettleError};
 use tillmesh_pos::transaction::TransitionError;
 use tillmesh_store::StoreError;
 use tillmesh_vision::VisionError;
@@ -54,6 +54,9 @@ pub enum TillError {
     /// A payment was refused.
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// A sale's payments do not settle it.
+    #[error(transparent)]
+    Settle(#[from] SettleError),
     /// A stock change was refused.
     #[error(transparent)]
     Inventory(#[from] InventoryError),
@@ -157,6 +160,8 @@ impl TillError {
                 PaymentError::Unknown(_) => K::NotFound,
                 PaymentError::NotPending(_) => K::Conflict,
             },
+            TillError::Settle(SettleError::Pending) => K::Conflict,
+            TillError::Settle(SettleError::NotCovered { .. }) => K::Unprocessable,
             TillError::Inventory(_) | TillError::Customer(_) => K::Unprocessable,
             TillError::Auth(e) => match e {
                 AuthError::BadCredentials { .. } => K::Unauthenticated,
@@ -209,6 +214,8 @@ impl TillError {
                 PaymentError::NotPending(_) => "payment_not_pending",
                 PaymentError::TooMany => "too_many_payments",
             },
+            TillError::Settle(SettleError::Pending) => "payment_pending",
+            TillError::Settle(SettleError::NotCovered { .. }) => "wrong_amount",
             TillError::Inventory(_) => "bad_adjustment",
             TillError::Customer(_) => "bad_customer",
             TillError::Auth(e) => match e {

@@ -45,35 +45,14 @@ impl Till {
         };
         // Accounts: HQ's name, role and PIN; a till keeps its lock-out counters. A cashier
         // HQ deleted is locked out for good.
-        let mut accounts = Vec::new();
         let held: HashMap<String, Account> = self
             .store
             .read(|r| r.accounts_all())?
             .into_iter()
             .map(|a| (a.employee_id.clone(), a))
             .collect();
-        let hq_ids: std::collections::HashSet<&str> =
-            cashiers.iter().map(|a| a.employee_id.as_str()).collect();
-        for mut a in cashiers.iter().cloned() {
-            if let Some(h) = held.get(&a.employee_id) {
-                if h.pin_hash == a.pin_hash && h.name == a.name && h.role == a.role {
-                    continue;
-                }
-                if h.pin_hash == a.pin_hash {
-                    a.failed_attempts = h.failed_attempts;
-                    a.locked_until_ms = h.locked_until_ms;
-                }
-            }
-            accounts.push(a);
-        }
         let was_hq: std::collections::HashSet<String> = old_cashiers(&self.store)?;
-        for id in was_hq.iter().filter(|id| !hq_ids.contains(id.as_str())) {
-            if let Some(h) = held.get(id) {
-                let mut a = h.clone();
-                a.locked_until_ms = i64::MAX as u64;
-                accounts.push(a);
-            }
-        }
+        let accounts = cashier::merge_hq_accounts(&cashiers, &held, &was_hq);
         let master = MasterData {
             version,
             items,
@@ -149,7 +128,12 @@ impl Till {
                     ("master".into(), serde_json::to_string(&master)?),
                     (
                         HQ_CASHIERS_KEY.into(),
-                        serde_json::to_string(&hq_ids.iter().collect::<Vec<_>>())?,
+                        serde_json::to_string(
+                            &cashiers
+                                .iter()
+                                .map(|a| a.employee_id.as_str())
+                                .collect::<Vec<_>>(),
+                        )?,
                     ),
                     (HQ_VERSION_KEY.into(), version.to_string()),
                 ],

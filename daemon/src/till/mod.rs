@@ -225,6 +225,10 @@ pub struct StatusView {
     pub currency_decimals: u32,
     /// Product recognition is configured on this till.
     pub vision: bool,
+    /// A peer's events that failed validation and are held in quarantine
+    /// (`GET /api/v1/quarantine` lists them).
+    #[serde(default)]
+    pub quarantined: usize,
 }
 
 /// The store's Raft group as one till sees it.
@@ -283,6 +287,9 @@ struct Core {
     next_txn: u64,
     /// The compaction this till's sync log is pruned to (its base's point).
     compaction: Compaction,
+    /// A peer's events held in quarantine: in the sync log and relayed, never applied nor
+    /// uploaded.
+    quarantined: std::collections::BTreeSet<(ReplicaId, u64)>,
 }
 
 /// The till.

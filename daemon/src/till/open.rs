@@ -59,7 +59,12 @@ impl Till {
         };
         let compaction = base.compaction.clone();
         let events = store.read(|r| r.events_all())?;
-        let replica = Replica::restore_from(me, base, &events);
+        let quarantined: std::collections::BTreeSet<(ReplicaId, u64)> = store
+            .read(|r| r.quarantined())?
+            .into_iter()
+            .map(|q| (ReplicaId(q.origin), q.seq))
+            .collect();
+        let replica = Replica::restore_skipping(me, base, &events, &quarantined);
         let catalog = Catalog::new(master.items.clone())?;
         let mut prices = PriceBook::new(master.prices.clone());
         for (sku, (price, eff)) in replica.state().store_prices.iter() {
@@ -121,6 +126,7 @@ impl Till {
                 provider,
                 next_txn,
                 compaction,
+                quarantined,
             }),
             cfg: Arc::new(cfg),
             store,

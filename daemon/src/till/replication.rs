@@ -101,69 +101,111 @@ impl Till {
         Ok(self.version_vector())
     }
 
+    /// Applies a peer's batch. Each event goes through the validator
+    /// ([`tillmesh_pos::state::StoreState::admit`]); one that fails is quarantined (kept in
+    /// the sync log with its reason, held so that the vector moves past it, relayed as
+    /// received, never applied) and the rest of the batch is applied. An event stamped further
+    /// ahead than the drift limit is applied without moving this till's clock. Only an event
+    /// claiming to be this till's own that it never made refuses the batch.
     pub async fn apply_remote(
         &self,
         from: u64,
         events: Vec<Event>,
     ) -> Result<tillmesh_crdt::VersionVector, ReplicaError> {
         let now = self.now();
-        let fresh: Vec<Event> = {
+        let (fresh, quarantine) = {
             let core = self.core();
             let me = core.replica.id();
             let mut fresh = Vec::new();
+            let mut quarantine = Vec::new();
+            let mut unseen = Vec::new();
             for e in events {
-                e.check()
-                    .map_err(|e| ReplicaError::Refused(e.to_string()))?;
                 if e.origin == me && e.seq >= core.replica.next_seq() {
                     return Err(ReplicaError::Refused(format!(
                         "peer T{from} sent event {}/{} of this till that it never made",
                         e.origin, e.seq
                     )));
                 }
-                if e.hlc.wall_ms > now + tillmesh_pos::state::CLOCK_DRIFT_MS_MAX {
-                    return Err(ReplicaError::Refused(format!(
-                        "event {}/{} is stamped {} ms in the future",
-                        e.origin,
-                        e.seq,
-                        e.hlc.wall_ms - now
-                    )));
-                }
                 if !core.replica.state().holds(e.origin, e.seq) {
-                    fresh.push(e);
+                    unseen.push(e);
                 }
             }
-            fresh
+            let verdicts = core.replica.state().admit_all(&unseen);
+            for (e, verdict) in unseen.into_iter().zip(verdicts) {
+                match verdict {
+                    Ok(()) => fresh.push(e),
+                    Err(why) => quarantine.push(tillmesh_store::Quarantined {
+                        event: e,
+                        from_terminal: from,
+                        at_ms: now,
+                        reason: why.to_string(),
+                    }),
+                }
+            }
+            (fresh, quarantine)
         };
-        if !fresh.is_empty() {
-            let info = self
-                .store
-                .commit(WriteBatch {
-                    events: fresh.clone(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(storage)?;
-            self.observe(&info);
-            self.metrics.events.inc_by(info.events_new as i64);
-            self.metrics.events_received.inc_by(fresh.len() as u64);
-            let mut core = self.core();
-            for e in &fresh {
-                // Drift was checked above; observing cannot fail for these stamps.
-                let _ = core.replica.apply_remote(e, now);
-                if let EventBody::PriceOverridden { prices, .. } = &e.body {
-                    for (sku, (price, eff)) in prices.iter() {
-                        core.prices.insert(ScheduledPrice {
-                            sku: sku.clone(),
-                            price: *price,
-                            effective_from_ms: *eff,
-                            scope: PriceScope::Store,
-                        });
-                    }
+        if fresh.is_empty() && quarantine.is_empty() {
+            return Ok(self.version_vector());
+        }
+        for q in &quarantine {
+            warn!(
+                peer = from,
+                origin = %q.event.origin,
+                seq = q.event.seq,
+                reason = %q.reason,
+                "quarantined a peer's event that failed validation"
+            );
+        }
+        let audit = quarantine
+            .iter()
+            .map(|q| {
+                audit_rec(
+                    now,
+                    &format!("T{from}"),
+                    "mesh.quarantine",
+                    &format!("{}/{}", q.event.origin, q.event.seq),
+                    "quarantined",
+                    q.reason.clone(),
+                )
+            })
+            .collect();
+        let info = self
+            .store
+            .commit(WriteBatch {
+                events: fresh.clone(),
+                quarantine: quarantine.clone(),
+                audit,
+                ..Default::default()
+            })
+            .await
+            .map_err(storage)?;
+        self.observe(&info);
+        self.metrics.events.inc_by(info.events_new as i64);
+        self.metrics.events_received.inc_by(fresh.len() as u64);
+        self.metrics.quarantined.inc_by(quarantine.len() as u64);
+        let mut core = self.core();
+        for e in &fresh {
+            if core.replica.apply_remote(e, now).is_err() {
+                // Stamped past the drift limit: its deltas apply, this till's clock stays.
+                core.replica.apply_skewed(e);
+            }
+            if let EventBody::PriceOverridden { prices, .. } = &e.body {
+                for (sku, (price, eff)) in prices.iter() {
+                    core.prices.insert(ScheduledPrice {
+                        sku: sku.clone(),
+                        price: *price,
+                        effective_from_ms: *eff,
+                        scope: PriceScope::Store,
+                    });
                 }
             }
-            drop(core);
-            self.changes.send_modify(|v| *v += 1);
         }
+        for q in &quarantine {
+            core.replica.hold(q.event.origin, q.event.seq);
+            core.quarantined.insert((q.event.origin, q.event.seq));
+        }
+        drop(core);
+        self.changes.send_modify(|v| *v += 1);
         Ok(self.version_vector())
     }
 }
@@ -180,9 +222,16 @@ impl tillmesh_uplink::EventSource for Till {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Event>, String> {
-        Till::events_after(self, origin, after, limit)
+        // Quarantined events are relayed to peers (each validates them itself) but never
+        // uploaded: the cloud refuses what the validator refuses.
+        let mut events = Till::events_after(self, origin, after, limit)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let core = self.core();
+        if !core.quarantined.is_empty() {
+            events.retain(|e| !core.quarantined.contains(&(e.origin, e.seq)));
+        }
+        Ok(events)
     }
 
     fn changes(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -471,37 +471,12 @@ impl Till {
                     d.status.transition(Status::Paid)?;
                     refresh_payments(provider, d, now);
                     let totals = d.cart.totals();
-                    let captured: Vec<Payment> = d
-                        .payments
-                        .iter()
-                        .filter(|p| p.status == PaymentStatus::Captured)
-                        .cloned()
-                        .collect();
-                    if d.payments
-                        .iter()
-                        .any(|p| p.status == PaymentStatus::Pending)
-                    {
-                        return Err(TillError::conflict(
-                            "payment_pending",
-                            "a QR payment is still pending; wait for it or cancel it",
-                        ));
-                    }
-                    let paid: i64 = captured.iter().map(|p| p.amount).sum();
-                    if paid != totals.total {
-                        return Err(TillError::unprocessable(
-                            "wrong_amount",
-                            format!(
-                                "payments cover {paid} of {}; take the rest first",
-                                totals.total
-                            ),
-                        ));
-                    }
-                    let per = self.cfg.checkout.points_per_minor;
-                    let points = if d.customer_id.is_some() && per > 0 {
-                        totals.total / per
-                    } else {
-                        0
-                    };
+                    let captured = payment::settle(totals.total, &d.payments)?;
+                    let points = tillmesh_pos::customer::points_earned(
+                        totals.total,
+                        d.customer_id.is_some(),
+                        self.cfg.checkout.points_per_minor,
+                    );
                     let sale = Sale {
                         txn_id: d.txn_id.clone(),
                         terminal: replica.id(),

@@ -4,6 +4,14 @@
 use super::*;
 
 impl Till {
+    /// The quarantined events, oldest first.
+    pub async fn quarantine(&self) -> Result<Vec<tillmesh_store::QuarantineRow>, TillError> {
+        let store = self.store.clone();
+        Ok(self
+            .off_executor(move || store.read(|r| r.quarantined()))
+            .await??)
+    }
+
     /// Status for humans and `tillmesh status`.
     pub fn status(&self) -> StatusView {
         let now = self.now();
@@ -55,6 +63,7 @@ impl Till {
             currency: self.cfg.store.currency.clone(),
             currency_decimals: self.cfg.store.currency_decimals,
             vision: self.vision.is_some(),
+            quarantined: core.quarantined.len(),
         }
     }
 }

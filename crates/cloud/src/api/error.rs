@@ -62,6 +62,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::Revoked(_) => (StatusCode::UNAUTHORIZED, "revoked_credential"),
             LedgerError::StaleTerm { .. } => (StatusCode::CONFLICT, "stale_term"),
             LedgerError::TermConflict { .. } => (StatusCode::CONFLICT, "term_conflict"),
+            LedgerError::TermJump { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "term_jump"),
             LedgerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             LedgerError::Db(m) => {
                 tracing::error!(error = %m, "database error");

@@ -114,19 +114,52 @@ pub struct PeriodRow {
 }
 
 impl PeriodRow {
+    /// Adds one day (sums saturate: a report never panics or wraps on forged totals).
     fn add(&mut self, d: &DayRow) {
-        self.transactions += d.transactions;
-        self.items += d.items;
-        self.subtotal += d.subtotal;
-        self.discount += d.discount;
-        self.tax += d.tax;
-        self.gross += d.total;
-        self.voided += d.voided;
-        self.voided_amount += d.voided_amount;
-        self.refunded += d.refunded;
-        self.refunded_amount += d.refunded_amount;
-        self.net += d.total - d.voided_amount - d.refunded_amount;
+        self.transactions = self.transactions.saturating_add(d.transactions);
+        self.items = self.items.saturating_add(d.items);
+        self.subtotal = self.subtotal.saturating_add(d.subtotal);
+        self.discount = self.discount.saturating_add(d.discount);
+        self.tax = self.tax.saturating_add(d.tax);
+        self.gross = self.gross.saturating_add(d.total);
+        self.voided = self.voided.saturating_add(d.voided);
+        self.voided_amount = self.voided_amount.saturating_add(d.voided_amount);
+        self.refunded = self.refunded.saturating_add(d.refunded);
+        self.refunded_amount = self.refunded_amount.saturating_add(d.refunded_amount);
+        self.net = self.net.saturating_add(
+            d.total
+                .saturating_sub(d.voided_amount)
+                .saturating_sub(d.refunded_amount),
+        );
     }
+}
+
+/// Days (ordered by store, then day) grouped into one row per store and period (`day`,
+/// `week` from Monday, `month`), and the sum of them all under `store_label`. Pure.
+pub fn group_days(days: &[DayRow], group: &str, store_label: &str) -> (Vec<PeriodRow>, PeriodRow) {
+    let mut rows: Vec<PeriodRow> = Vec::new();
+    let mut totals = PeriodRow {
+        store: store_label.to_string(),
+        period: "total".into(),
+        ..Default::default()
+    };
+    for d in days {
+        let p = period(d.day, group);
+        match rows.last_mut() {
+            Some(last) if last.store == d.store && last.period == p => last.add(d),
+            _ => {
+                let mut row = PeriodRow {
+                    store: d.store.clone(),
+                    period: p,
+                    ..Default::default()
+                };
+                row.add(d);
+                rows.push(row);
+            }
+        }
+        totals.add(d);
+    }
+    (rows, totals)
 }
 
 /// The sales report.
@@ -171,28 +204,7 @@ pub(super) async fn report_sales(
         .ledger
         .sales_by_day(r.store.as_deref(), r.from, r.to)
         .await?;
-    let mut rows: Vec<PeriodRow> = Vec::new();
-    let mut totals = PeriodRow {
-        store: r.store.clone().unwrap_or_else(|| "*".into()),
-        period: "total".into(),
-        ..Default::default()
-    };
-    for d in &days {
-        let p = period(d.day, &group);
-        match rows.last_mut() {
-            Some(last) if last.store == d.store && last.period == p => last.add(d),
-            _ => {
-                let mut row = PeriodRow {
-                    store: d.store.clone(),
-                    period: p,
-                    ..Default::default()
-                };
-                row.add(d);
-                rows.push(row);
-            }
-        }
-        totals.add(d);
-    }
+    let (rows, totals) = group_days(&days, &group, r.store.as_deref().unwrap_or("*"));
     Ok(Json(SalesReport {
         from: date(r.from),
         to: date(r.to),
@@ -423,4 +435,82 @@ pub(super) async fn report_fleet(
         now_ms: now,
         stores,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(store: &str, date_: &str, total: i64, voided: i64) -> DayRow {
+        DayRow {
+            store: store.into(),
+            day: parse_date(date_).unwrap(),
+            transactions: 1,
+            items: 2,
+            subtotal: total,
+            total,
+            voided: u64::from(voided > 0),
+            voided_amount: voided,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn periods_are_days_weeks_from_monday_and_months() {
+        let d = parse_date("2026-12-03").unwrap(); // a Thursday
+        assert_eq!(period(d, "day"), "2026-12-03");
+        assert_eq!(period(d, "week"), "2026-11-30");
+        assert_eq!(period(d, "month"), "2026-12");
+        assert_eq!(
+            period(parse_date("2026-11-30").unwrap(), "week"),
+            "2026-11-30"
+        );
+        assert_eq!(
+            period(parse_date("2026-11-29").unwrap(), "week"),
+            "2026-11-23"
+        );
+    }
+
+    #[test]
+    fn days_group_per_store_and_period_and_sum_to_the_totals() {
+        let days = vec![
+            day("S001", "2026-11-29", 1_000, 0),
+            day("S001", "2026-11-30", 2_000, 500),
+            day("S001", "2026-12-01", 3_000, 0),
+            day("S002", "2026-12-01", 4_000, 0),
+        ];
+        let (rows, totals) = group_days(&days, "week", "*");
+        let got: Vec<(&str, &str, i64, i64)> = rows
+            .iter()
+            .map(|r| (r.store.as_str(), r.period.as_str(), r.gross, r.net))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("S001", "2026-11-23", 1_000, 1_000),
+                ("S001", "2026-11-30", 5_000, 4_500),
+                ("S002", "2026-11-30", 4_000, 4_000),
+            ]
+        );
+        assert_eq!(
+            (totals.gross, totals.net, totals.voided),
+            (10_000, 9_500, 1)
+        );
+        assert_eq!(totals.transactions, 4);
+        assert_eq!(
+            (totals.store.as_str(), totals.period.as_str()),
+            ("*", "total")
+        );
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_overflowing() {
+        let days = vec![
+            day("S001", "2026-12-01", i64::MAX, 0),
+            day("S001", "2026-12-02", i64::MAX, 0),
+        ];
+        let (rows, totals) = group_days(&days, "month", "S001");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(totals.gross, i64::MAX);
+    }
 }

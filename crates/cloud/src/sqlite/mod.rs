@@ -300,6 +300,12 @@ impl Ledger for SqliteLedger {
         .await
     }
 
+    async fn reset_term(&self, store: &str) -> Result<bool, LedgerError> {
+        let store = store.to_string();
+        self.with_write(move |c| Ok(c.execute(sql::RESET_TERM, params![store])? > 0))
+            .await
+    }
+
     async fn put_store(&self, s: StoreInfo) -> Result<(), LedgerError> {
         self.with_write(move |c| {
             c.execute(

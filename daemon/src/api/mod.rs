@@ -1,0 +1,262 @@
+//! The till's HTTP API (axum): routes, authentication, JSON errors, OpenAPI and metrics.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::till::*;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use tillmesh_pos::customer::CustomerPatch;
+use utoipa::OpenApi;
+
+mod office;
+mod sale;
+mod session;
+mod vision;
+
+use office::*;
+use sale::*;
+use session::*;
+use vision::*;
+
+/// Largest request body accepted.
+pub const BODY_BYTES_MAX: usize = 256 * 1024;
+
+/// Largest image upload read (one byte over the vision limit, so that the limit itself
+/// answers with its JSON error).
+pub const IMAGE_BYTES_MAX: usize = tillmesh_vision::frame::MAX_BYTES + 1;
+
+/// Shared state of the handlers.
+pub type AppState = Arc<Till>;
+
+/// The router.
+pub fn router(till: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+        .route("/", get(ui_page))
+        .route("/ui/{file}", get(ui_asset))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/catalog/items", get(lookup))
+        .route("/api/v1/transactions", post(create_txn))
+        .route("/api/v1/transactions/{id}", get(get_txn))
+        .route("/api/v1/transactions/{id}/items", post(add_item))
+        .route(
+            "/api/v1/transactions/{id}/items/{line}",
+            patch(set_quantity).delete(remove_line),
+        )
+        .route("/api/v1/transactions/{id}/totals", get(get_txn))
+        .route("/api/v1/transactions/{id}/customer", post(attach_customer))
+        .route("/api/v1/transactions/{id}/checkout", post(checkout))
+        .route("/api/v1/transactions/{id}/reopen", post(reopen))
+        .route("/api/v1/transactions/{id}/payments", post(add_payment))
+        .route("/api/v1/transactions/{id}/finalize", post(finalize))
+        .route("/api/v1/transactions/{id}/void", post(void))
+        .route("/api/v1/transactions/{id}/refund", post(request_refund))
+        .route(
+            "/api/v1/transactions/{id}/refund/approve",
+            post(approve_refund),
+        )
+        .route("/api/v1/payments/{id}", get(payment_status))
+        .route("/api/v1/payments/{id}/cancel", post(cancel_payment))
+        .route("/api/v1/payments/{id}/qr.svg", get(payment_qr))
+        .route("/api/v1/receipts/{id}", get(receipt))
+        .route("/api/v1/reports/end-of-day", get(end_of_day))
+        .route("/api/v1/reports/cashiers", get(cashier_report))
+        .route("/api/v1/reports/inventory", get(inventory_report))
+        .route("/api/v1/inventory/adjust", post(adjust))
+        .route("/api/v1/inventory/receive", post(receive))
+        .route("/api/v1/inventory/count", post(count))
+        .route("/api/v1/inventory/{sku}/movements", get(movements))
+        .route("/api/v1/prices/override", post(override_price))
+        .route("/api/v1/offline-override", post(offline_override))
+        .route(
+            "/api/v1/customers/{id}",
+            get(get_customer).put(upsert_customer),
+        )
+        .route(
+            "/api/v1/vision/recognize",
+            post(recognize).layer(DefaultBodyLimit::max(IMAGE_BYTES_MAX)),
+        )
+        .route(
+            "/api/v1/vision/skus/{sku}/photos",
+            post(enroll).layer(DefaultBodyLimit::max(IMAGE_BYTES_MAX)),
+        )
+        .fallback(|| async { ApiError::not_found("no_route", "no such endpoint; see /docs") })
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(till)
+}
+
+/// A JSON body whose rejection is a JSON 400 (or 413) naming the problem.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
+                ))
+            }
+            Err(e) => Err(ApiError::bad_request("malformed_body", e.body_text())),
+        }
+    }
+}
+
+/// An authenticated cashier session (from `Authorization: Bearer <token>`).
+#[derive(Debug)]
+pub struct Auth {
+    token: String,
+    session: Session,
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        till: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "log in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login",
+                )
+            })?
+            .trim()
+            .to_string();
+        let session = till.session(&token)?;
+        Ok(Auth { token, session })
+    }
+}
+
+pub(super) type ApiResult<T> = Result<Json<T>, ApiError>;
+
+pub(super) fn line_no(s: &str) -> Result<u32, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request("bad_line", format!("line {s:?} is not a line number")))
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "alive")))]
+async fn health(State(till): State<AppState>) -> Json<serde_json::Value> {
+    let s = till.status();
+    Json(
+        serde_json::json!({ "status": "ok", "terminal_id": s.terminal_id, "store_id": s.store_id }),
+    )
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+async fn metrics(State(till): State<AppState>) -> Response {
+    let _ = till.status(); // refreshes the gauges read at scrape time
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        till.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn docs() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
+
+/// The cashier UI's page: assets are compiled into the binary, so the till serves its UI
+/// with no network beyond itself.
+async fn ui_page() -> Response {
+    ui_response(
+        "text/html; charset=utf-8",
+        include_str!("../../ui/index.html"),
+    )
+}
+
+/// The cashier UI's script and style sheet.
+async fn ui_asset(Path(file): Path<String>) -> Response {
+    match file.as_str() {
+        "app.js" => ui_response(
+            "text/javascript; charset=utf-8",
+            include_str!("../../ui/app.js"),
+        ),
+        "app.css" => ui_response("text/css; charset=utf-8", include_str!("../../ui/app.css")),
+        _ => ApiError::not_found("no_route", "no such UI file").into_response(),
+    }
+}
+
+fn ui_response(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; object-src 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = StatusView)))]
+async fn status(State(till): State<AppState>) -> Json<StatusView> {
+    Json(till.status())
+}
+
+/// A peer's events that failed validation, held in quarantine (kept, relayed, never applied).
+#[utoipa::path(get, path = "/api/v1/quarantine", responses((status = 200, body = [tillmesh_store::QuarantineRow])))]
+async fn quarantine(State(till): State<AppState>) -> ApiResult<Vec<tillmesh_store::QuarantineRow>> {
+    Ok(Json(till.quarantine().await?))
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "tillmesh till API", description = "Checkout, payments, inventory, customers and reports of one till."),
+    modifiers(&BearerAuth),
+    paths(
+        health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
+        attach_customer, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
+        payment_status, payment_qr, cancel_payment, receipt, end_of_day, cashier_report, inventory_report, adjust,
+        receive, count, movements, override_price, offline_override, upsert_customer, get_customer,
+        recognize, enroll
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,140 @@
+//! A peer's events that fail validation are quarantined, not allowed to stop the till
+//! (issue 17): crafted events that passed the old checks (a counter entry near `u64::MAX`,
+//! an HLC logical counter near `u32::MAX`, a customer change that cannot apply) arrive in
+//! one batch with good events; the good ones apply, the bad ones are held in quarantine with
+//! their reason, the till keeps selling, and it restarts cleanly. An event stamped ten
+//! minutes ahead is applied, not refused.
+
+mod support;
+
+use support::{TestTill, demo_barcode, demo_item};
+use tillmesh_crdt::{Hlc, PnCounter, ReplicaId};
+use tillmesh_pos::customer::CustomerPatch;
+use tillmesh_pos::event::{Event, EventBody};
+use tillmesh_pos::inventory::Reason;
+use tillmesh_pos::state::Replica;
+
+fn customer_edit(r: &mut Replica, id: &str, name: &str, now: u64) -> Event {
+    let me = r.id();
+    let patch = CustomerPatch {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    let change = r.customers_mut().edit(me, id, &patch).unwrap();
+    r.update_customer(id, change, now)
+}
+
+/// A peer's batch: good stock receipts around three crafted events, and one stamped ten
+/// minutes ahead. Returns the events, the peer's origin and the units the good ones add.
+fn batch(sku: &str, now: u64) -> (Vec<Event>, ReplicaId, i64) {
+    let origin = ReplicaId::for_terminal(9, 7);
+    let mut peer = Replica::new(origin);
+    let good1 = peer.adjust(sku, 5, Reason::Receiving, None, None, "E9", now);
+    let mut huge = peer.adjust(sku, 1, Reason::Receiving, None, None, "E9", now);
+    if let EventBody::InventoryAdjusted { counter, .. } = &mut huge.body {
+        let mut c = PnCounter::new();
+        c.increment(origin, u64::MAX - 3);
+        *counter = c;
+    }
+    let mut logical = peer.adjust(sku, 1, Reason::Receiving, None, None, "E9", now);
+    logical.hlc = Hlc {
+        wall_ms: now,
+        logical: u32::MAX - 1,
+        replica: origin,
+    };
+    // Another till's real customer change, then the peer's forgery under that till's
+    // automerge actor and sequence number.
+    let real_origin = ReplicaId::for_terminal(8, 7);
+    let mut real_till = Replica::new(real_origin);
+    let real = customer_edit(&mut real_till, "C77", "Ann", now);
+    let mut twin = Replica::new(real_origin);
+    let stolen = customer_edit(&mut twin, "C77", "Eve", now);
+    let mut forged = customer_edit(&mut peer, "C77", "Bob", now);
+    if let (
+        EventBody::CustomerUpdated { change: c, .. },
+        EventBody::CustomerUpdated { change, .. },
+    ) = (&mut forged.body, &stolen.body)
+    {
+        *c = change.clone();
+    }
+    let ahead = peer.adjust(sku, 2, Reason::Receiving, None, None, "E9", now + 600_000);
+    let good2 = peer.adjust(sku, 3, Reason::Receiving, None, None, "E9", now + 600_001);
+    // PN-counter deltas carry the origin's whole entry, so the last good event brings every
+    // unit this peer ever received (5 + 1 + 1 + 2 + 3); the forged entry near u64::MAX never
+    // applies.
+    (
+        vec![real, good1, huge, logical, forged, ahead, good2],
+        origin,
+        12,
+    )
+}
+
+#[tokio::test]
+async fn a_peers_bad_events_are_quarantined_the_rest_applied_and_the_till_restarts() {
+    let t = TestTill::start().await;
+    let sku = demo_item(0).0;
+    let before = t.till().stock_of(&sku);
+    let now = t.till().now_ms();
+    let (events, origin, added) = batch(&sku, now);
+    let vv = t
+        .till()
+        .apply_remote(9, events)
+        .await
+        .expect("a batch with bad events is applied, not refused");
+    assert_eq!(
+        vv.get(origin),
+        6,
+        "the vector moves past the quarantined events"
+    );
+    assert_eq!(t.till().stock_of(&sku), before + added);
+    let status = t.till().status();
+    assert_eq!(status.quarantined, 3, "{:?}", t.till().quarantine().await);
+    let rows = t.till().quarantine().await.unwrap();
+    let reasons: Vec<(u64, &str)> = rows.iter().map(|r| (r.seq, r.reason.as_str())).collect();
+    assert!(
+        reasons.iter().any(|(s, r)| *s == 2 && r.contains("bound")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|(s, r)| *s == 3 && r.contains("HLC")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|(s, _)| *s == 4), "{reasons:?}");
+    assert_eq!(
+        t.till().customer("C77").unwrap().customer.name.as_deref(),
+        Some("Ann"),
+        "the real customer change applied, the forgery did not"
+    );
+    // The till keeps selling.
+    let c = t.client().login("E001", "1111").await;
+    c.sell(&[(demo_barcode(1).as_str(), 1)], None)
+        .await
+        .unwrap();
+    // The quarantine is listed over HTTP and counted in the metrics.
+    let listed = t.client().get("/api/v1/quarantine").await.expect(200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    let metrics = t.client().get("/metrics").await;
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap_or("")
+            .contains("quarantined_events_total 3"),
+        "{}",
+        metrics.body
+    );
+    // A restart replays the log, skipping the quarantined events.
+    let vv_before = t.till().version_vector();
+    let stock = t.till().stock_of(&sku);
+    let dir = t.stop().await;
+    let t = TestTill::start_in(dir).await;
+    assert_eq!(t.till().version_vector(), vv_before);
+    assert_eq!(t.till().stock_of(&sku), stock);
+    assert_eq!(t.till().status().quarantined, 3);
+    // Re-delivery changes nothing.
+    let (events, _, _) = batch(&sku, now);
+    t.till().apply_remote(9, events).await.unwrap();
+    assert_eq!(t.till().status().quarantined, 3);
+    assert_eq!(t.till().stock_of(&sku), stock);
+    t.stop().await;
+}
