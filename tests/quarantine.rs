@@ -138,3 +138,116 @@ async fn a_peers_bad_events_are_quarantined_the_rest_applied_and_the_till_restar
     assert_eq!(t.till().stock_of(&sku), stock);
     t.stop().await;
 }
+
+/// Request-side overflows verified against a running till (issue 17): a price override of
+/// `i64::MAX` was accepted and a later sale of the item was recorded PAID for 0; an
+/// adjustment of `i64::MIN` panicked before the permission check; a count past ~9.2e14
+/// overflowed. Each is now a 4xx that changes nothing, and the till goes on selling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflowing_requests_are_refused_and_change_nothing() {
+    use serde_json::json;
+    let t = TestTill::start().await;
+    let c = t.client().login("E001", "1111").await;
+    let m = t.client().login("M001", "9999").await;
+    let (sku, _, _) = demo_item(6);
+    let stock = t.till().stock_of(&sku);
+    m.post(
+        "/api/v1/prices/override",
+        json!({"sku": sku, "price": i64::MAX}),
+    )
+    .await
+    .expect_error(422, "wrong_amount");
+    for who in [&c, &m] {
+        who.post(
+            "/api/v1/inventory/adjust",
+            json!({"sku": sku, "change": i64::MIN, "reason": "MANUAL"}),
+        )
+        .await
+        .expect_error(422, "bad_adjustment");
+    }
+    m.post(
+        "/api/v1/inventory/receive",
+        json!({"supplier": "ACME", "lines": [{"sku": sku, "quantity": i64::MAX}]}),
+    )
+    .await
+    .expect_error(422, "bad_adjustment");
+    m.post(
+        "/api/v1/inventory/count",
+        json!({"counts": [{"sku": sku, "counted": i64::MAX}]}),
+    )
+    .await
+    .expect_error(422, "bad_adjustment");
+    assert_eq!(t.till().stock_of(&sku), stock);
+    let sold = c
+        .sell(&[(demo_barcode(6).as_str(), 1)], None)
+        .await
+        .unwrap();
+    assert!(sold["totals"]["total"].as_i64().unwrap() > 0, "{sold}");
+    t.stop().await;
+}
+
+/// Opening a database treated every error as corruption: a file from a newer version (or
+/// one locked by another process) was moved aside and the till started under a new identity,
+/// orphaning its unreplicated sales (issue 17). Only corruption moves a file aside now; the
+/// rest (a newer schema here; permissions and I/O errors alike) stop the till with the
+/// reason and leave the file byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_corrupt_database_is_moved_aside() {
+    let pki = support::Pki::new("S001");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = support::mesh_config(dir.path(), &pki, 1, 0);
+    let t = TestTill::start_with(cfg.clone(), dir).await;
+    let c = t.client().login("E001", "1111").await;
+    c.sell(&[(demo_barcode(1).as_str(), 1)], None)
+        .await
+        .unwrap();
+    let dir = t.stop().await;
+    let db = cfg.db_path();
+    let files = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // A newer schema.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let bytes = std::fs::read(&db).unwrap();
+    let listing = files(&cfg.terminal.data_dir);
+    let err = tillmesh::start(cfg.clone())
+        .await
+        .expect_err("a newer schema stops the till");
+    assert!(format!("{err:#}").contains("newer"), "{err:#}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "the file is untouched");
+    assert_eq!(
+        files(&cfg.terminal.data_dir),
+        listing,
+        "nothing moved aside"
+    );
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+    // The healthy file opens again with its sale.
+    let t = TestTill::start_with(cfg.clone(), dir).await;
+    assert!(t.till().version_vector().total() >= 1);
+    let dir = t.stop().await;
+    // A file that is not a database at all is moved aside, and the till starts afresh.
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::write(&db, vec![0x5A_u8; 8192]).unwrap();
+    let t = TestTill::start_with(cfg.clone(), dir).await;
+    assert!(
+        files(&cfg.terminal.data_dir)
+            .iter()
+            .any(|f| f.starts_with("till.db.damaged-")),
+        "{:?}",
+        files(&cfg.terminal.data_dir)
+    );
+    t.stop().await;
+}

@@ -70,8 +70,21 @@ fn check_item(mut i: Item) -> Result<Item, String> {
     if i.name.trim().is_empty() {
         return Err(format!("item {} has no name", i.sku));
     }
-    if i.base_price < 0 {
-        return Err(format!("item {} has a negative base price", i.sku));
+    if !tillmesh_pos::money::valid_price(i.base_price) {
+        return Err(format!(
+            "item {} has a base price outside 0 to {}",
+            i.sku,
+            tillmesh_pos::money::PRICE_MAX
+        ));
+    }
+    for (field, text) in [("name", &i.name), ("category", &i.category)] {
+        if text.len() > tillmesh_pos::catalog::ITEM_TEXT_BYTES_MAX {
+            return Err(format!(
+                "item {} has a {field} over {} bytes",
+                i.sku,
+                tillmesh_pos::catalog::ITEM_TEXT_BYTES_MAX
+            ));
+        }
     }
     if !(0..=10_000).contains(&i.tax_rate_bp) {
         return Err(format!(
@@ -121,8 +134,12 @@ pub fn validate(e: EditInput) -> Result<MasterEdit, String> {
             MasterBody::Item(check_item(i)?)
         }
         (Some(MasterBody::Price(p)), _) => {
-            if p.price < 0 {
-                return Err(format!("the price of {} is negative", p.sku));
+            if !tillmesh_pos::money::valid_price(p.price) {
+                return Err(format!(
+                    "the price of {} is outside 0 to {}",
+                    p.sku,
+                    tillmesh_pos::money::PRICE_MAX
+                ));
             }
             if p.sku.trim().is_empty() {
                 return Err("a price needs a SKU".into());

@@ -33,6 +33,10 @@ fn yes() -> bool {
     true
 }
 
+/// Longest SKU, barcode, name or category of an item, in bytes: a sale's event holds them
+/// for each of its lines, and must stay within the event size limit every till decodes.
+pub const ITEM_TEXT_BYTES_MAX: usize = 256;
+
 /// Catalog errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
@@ -112,6 +116,16 @@ impl Catalog {
         for mut item in items {
             if item.sku.trim().is_empty() {
                 return Err(CatalogError::InvalidItem(item.sku, "SKU is empty"));
+            }
+            if [&item.sku, &item.name, &item.category]
+                .into_iter()
+                .chain(item.barcodes.iter())
+                .any(|t| t.len() > ITEM_TEXT_BYTES_MAX)
+            {
+                return Err(CatalogError::InvalidItem(
+                    item.sku,
+                    "a SKU, barcode, name or category is over 256 bytes",
+                ));
             }
             if !crate::money::valid_price(item.base_price) {
                 return Err(CatalogError::InvalidItem(

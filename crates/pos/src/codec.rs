@@ -11,9 +11,17 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<EVENT_BYTES_MAX>()
 }
 
-/// Encodes an event body.
+/// Encodes an event body; refuses one over [`EVENT_BYTES_MAX`], which no decoder would read
+/// back (bincode applies its limit when decoding only).
 pub fn encode(body: &EventBody) -> Result<Vec<u8>, String> {
-    bincode::serde::encode_to_vec(body, config()).map_err(|e| e.to_string())
+    let bytes = bincode::serde::encode_to_vec(body, config()).map_err(|e| e.to_string())?;
+    if bytes.len() > EVENT_BYTES_MAX {
+        return Err(format!(
+            "an event of {} bytes is over the {EVENT_BYTES_MAX}-byte limit",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Decodes an event body, refusing trailing bytes.

@@ -35,6 +35,19 @@ impl From<serde_json::Error> for StoreError {
 }
 
 impl StoreError {
+    /// Whether the error says the file itself is damaged (not a database, or corrupt), as
+    /// opposed to one that leaves a healthy file alone (a newer schema, permissions, a lock,
+    /// a full disk).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether retrying the same request later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Overloaded)

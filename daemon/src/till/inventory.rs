@@ -195,10 +195,13 @@ impl Till {
         s: &Session,
         req: &PriceOverrideRequest,
     ) -> Result<ItemView, TillError> {
-        if req.price < 0 {
+        if !tillmesh_pos::money::valid_price(req.price) {
             return Err(TillError::unprocessable(
                 "wrong_amount",
-                "a price cannot be negative",
+                format!(
+                    "a price is 0 to {} minor units",
+                    tillmesh_pos::money::PRICE_MAX
+                ),
             ));
         }
         self.audited(&s.employee_id, "price.override", &req.sku, async {

@@ -144,10 +144,13 @@ impl Till {
     }
 }
 
-/// Opens the till's database. A file that cannot be opened as a database or fails SQLite's
-/// quick check is moved aside when the till has a mesh to rebuild from: it then starts fresh
-/// under a new incarnation and its peers send everything back, its own old events included.
-/// Without a mesh there is nothing to rebuild from, and the till refuses to start.
+/// Opens the till's database. A file SQLite calls corrupt (not a database, corrupt pages, or
+/// a failed quick check) is moved aside when the till has a mesh to rebuild from: it then
+/// starts fresh under a new incarnation and its peers send everything back, its own old
+/// events included. Without a mesh there is nothing to rebuild from, and the till refuses to
+/// start. Any other error (a newer schema, permissions, a lock held elsewhere, a full disk)
+/// stops the till with the reason and leaves the file untouched: it may hold sales no peer
+/// has yet.
 pub(super) fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
     if cfg.terminal.simulated.is_some() {
         let path = cfg.terminal.data_dir.join("till.db");
@@ -159,7 +162,11 @@ pub(super) fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store
         let why = match verdict {
             Ok(v) if v == "ok" => return Ok(Store::open(&path)?),
             Ok(v) => v,
-            Err(e) => e.to_string(),
+            Err(e) if e.is_corruption() => e.to_string(),
+            Err(e) => anyhow::bail!(
+                "cannot open database {} ({e}); the file is left as it is",
+                path.display()
+            ),
         };
         if cfg.mesh.is_none() {
             anyhow::bail!(
