@@ -785,3 +785,68 @@ async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_do
     }
     cloud.stop().await;
 }
+
+/// A refused credential (here: revoked by HQ) was retried like a network failure and shown
+/// as "offline" (issue 17). It now shows as "credential refused" in status and metrics, and
+/// a new credential brings the store back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_credential_shows_in_status_and_a_new_one_heals_the_link() {
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mesh_config(dir.path(), &pki, 1, 0);
+    cfg.cloud = Some(cloud.section());
+    let t = TestTill::start_with(cfg.clone(), dir).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !t.till().status().cloud.is_some_and(|c| c.online) {
+        assert!(tokio::time::Instant::now() < deadline, "never online");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // HQ revokes every credential of the store issued so far.
+    let ledger = &cloud.handle.cloud.ledger;
+    let mut s = ledger.store("S001").await.unwrap().unwrap();
+    s.tokens_valid_after_ms = tillmesh_cloud::now_ms() + 1;
+    ledger.put_store(s).await.unwrap();
+    sell(&t, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = t.till().status().cloud.unwrap();
+        if c.credential_refused {
+            assert!(!c.online);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "refusal not shown: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = t.client().get("/metrics").await;
+    let text = metrics.body.as_str().unwrap_or("").to_string();
+    assert!(text.contains("cloud_credential_refused 1"), "{text}");
+    assert!(text.contains("outcome=\"credential_refused\""), "{text}");
+    // A new credential, and the till is back online.
+    let dir = t.stop().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let fresh = cloud
+        .handle
+        .cloud
+        .issue(Some("S001"), None)
+        .await
+        .unwrap()
+        .0;
+    cfg.cloud.as_mut().unwrap().token = fresh;
+    let t = TestTill::start_with(cfg, dir).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !t
+        .till()
+        .status()
+        .cloud
+        .is_some_and(|c| c.online && !c.credential_refused)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never back online");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    t.stop().await;
+    cloud.stop().await;
+}

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub cloud_silence: Gauge,
     /// Events the cloud has not acknowledged (on the leader).
     pub cloud_backlog: Gauge,
+    /// 1 while the cloud refuses the store's credential (on the leader).
+    pub cloud_credential_refused: Gauge,
     /// Upload batches sent by this till, by outcome.
     pub uploads: Family<Vec<(String, String)>, Counter>,
     /// Events the cloud accepted from this till's uploads.
@@ -94,6 +96,7 @@ impl Default for Metrics {
             cloud_online: Gauge::default(),
             cloud_silence: Gauge::default(),
             cloud_backlog: Gauge::default(),
+            cloud_credential_refused: Gauge::default(),
             uploads: Family::default(),
             uploaded_events: Counter::default(),
             raft_term: Gauge::default(),
@@ -190,6 +193,11 @@ impl Default for Metrics {
             m.cloud_backlog.clone(),
         );
         registry.register(
+            "cloud_credential_refused",
+            "1 while the cloud refuses the store's credential (uploads stop until it is replaced)",
+            m.cloud_credential_refused.clone(),
+        );
+        registry.register(
             "cloud_uploads",
             "Upload batches sent by this till, by outcome",
             m.uploads.clone(),
@@ -223,6 +231,8 @@ impl Metrics {
 impl tillmesh_uplink::Observer for Metrics {
     fn link(&self, s: &tillmesh_uplink::LinkState) {
         self.cloud_online.set(i64::from(s.online));
+        self.cloud_credential_refused
+            .set(i64::from(s.credential_refused));
         self.cloud_backlog.set(s.backlog as i64);
     }
 

@@ -153,7 +153,8 @@ async function refreshStatus() {
       chip("st-cloud", "Cloud: not configured", "warn");
       chip("st-sync", "");
     } else {
-      chip("st-cloud", c.online ? `Online · last sync ${ago(c.last_ok)}` : `Offline · last sync ${ago(c.last_ok)}`,
+      chip("st-cloud", c.credential_refused ? "Cloud refuses this store's credential: call support"
+        : c.online ? `Online · last sync ${ago(c.last_ok)}` : `Offline · last sync ${ago(c.last_ok)}`,
         c.online ? "ok" : "bad");
       $("st-cloud").dataset.online = String(c.online);
       chip("st-sync", `Unsynced ${c.backlog}`, c.backlog > 0 && !c.online ? "warn" : "");

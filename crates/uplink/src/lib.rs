@@ -43,6 +43,9 @@ pub struct LinkState {
     pub backlog: u64,
     /// Last failure.
     pub last_error: Option<String>,
+    /// The cloud refused the store's credential (401/403) on the last exchange: retrying
+    /// will not help until the credential is replaced.
+    pub credential_refused: bool,
 }
 
 /// The uplink of one till.
@@ -67,6 +70,18 @@ enum Failure {
     Fenced(String),
     /// Unreachable, timed out, or answered with an error.
     Link(String),
+    /// The cloud refused the store's credential (401 or 403).
+    Credential(String),
+}
+
+/// A cloud answer's status as a failure: fenced (409), credential refused (401/403), or a
+/// link failure worth retrying.
+fn refused(status: u16, why: String) -> Failure {
+    match status {
+        409 => Failure::Fenced(why),
+        401 | 403 => Failure::Credential(why),
+        _ => Failure::Link(why),
+    }
 }
 
 /// What the uplink and the Raft state say about the cloud link (fed to the till).
@@ -82,6 +97,8 @@ pub struct CloudLink {
     pub backlog: u64,
     /// Last failure (leader only).
     pub last_error: Option<String>,
+    /// The cloud refused the store's credential (leader only).
+    pub credential_refused: bool,
 }
 
 /// The till's view of the cloud link: the leader's own state on the leader, the state the
@@ -95,6 +112,7 @@ pub fn link_view(state: &Arc<Mutex<LinkState>>, raft: &StoreRaft) -> CloudLink {
             uploading: true,
             backlog: s.backlog,
             last_error: s.last_error,
+            credential_refused: s.credential_refused,
         };
     }
     let m = raft.state();
@@ -104,6 +122,7 @@ pub fn link_view(state: &Arc<Mutex<LinkState>>, raft: &StoreRaft) -> CloudLink {
         uploading: false,
         backlog: 0,
         last_error: None,
+        credential_refused: false,
     }
 }
 
@@ -298,6 +317,7 @@ impl<S: EventSource> Uplink<S> {
                         s.online = true;
                         s.last_ok_ms = ok;
                         s.last_error = None;
+                        s.credential_refused = false;
                     });
                     true
                 }
@@ -311,6 +331,21 @@ impl<S: EventSource> Uplink<S> {
                         _ = tokio::time::sleep(Duration::from_millis(self.cfg.backoff_max_ms)) => return "fenced",
                     }
                 }
+                Err(Failure::Credential(why)) => {
+                    // Not a network failure: the same credential will be refused again. Wait
+                    // the longest back-off between tries, and say so in status.
+                    self.count("credential_refused");
+                    backoff_ms = self.cfg.backoff_max_ms;
+                    if was_online != Some(false) {
+                        warn!(cause = %why, "the cloud refused the store's credential; replace it (tillmesh hq token --store)");
+                    }
+                    self.set(|s| {
+                        s.online = false;
+                        s.credential_refused = true;
+                        s.last_error = Some(why);
+                    });
+                    false
+                }
                 Err(Failure::Link(why)) => {
                     self.count("failed");
                     backoff_ms =
@@ -320,6 +355,7 @@ impl<S: EventSource> Uplink<S> {
                     }
                     self.set(|s| {
                         s.online = false;
+                        s.credential_refused = false;
                         s.last_error = Some(why);
                     });
                     false
@@ -472,11 +508,7 @@ impl<S: EventSource> Uplink<S> {
                 .take(300)
                 .collect::<String>()
         );
-        if status == 409 {
-            Err(Failure::Fenced(why))
-        } else {
-            Err(Failure::Link(why))
-        }
+        Err(refused(status, why))
     }
 
     /// One request to the cloud, bounded by `timeout_ms`.
@@ -521,13 +553,16 @@ impl<S: EventSource> Uplink<S> {
                     other => other,
                 })?;
             if !(200..300).contains(&status) {
-                return Err(Failure::Link(format!(
-                    "master pull refused ({status}): {}",
-                    String::from_utf8_lossy(&body)
-                        .chars()
-                        .take(300)
-                        .collect::<String>()
-                )));
+                return Err(refused(
+                    status,
+                    format!(
+                        "master pull refused ({status}): {}",
+                        String::from_utf8_lossy(&body)
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
+                    ),
+                ));
             }
             let page: MasterChanges = serde_json::from_slice(&body)
                 .map_err(|e| Failure::Link(format!("master answer: {e}")))?;

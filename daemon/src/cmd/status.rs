@@ -103,7 +103,13 @@ fn render(s: &StatusView) -> String {
             let _ = writeln!(
                 out,
                 "cloud: {}{}  last reached {}  backlog {} events{}{}",
-                if c.online { "online" } else { "offline" },
+                if c.credential_refused {
+                    "CREDENTIAL REFUSED (replace it: tillmesh hq token --store)"
+                } else if c.online {
+                    "online"
+                } else {
+                    "offline"
+                },
                 if c.uploading {
                     " (this till uploads)"
                 } else {
@@ -133,6 +139,13 @@ fn render(s: &StatusView) -> String {
         ),
         None => writeln!(out, "raft: off (no mesh)"),
     };
+    if s.quarantined > 0 {
+        let _ = writeln!(
+            out,
+            "quarantine: {} event(s) from peers failed validation (GET /api/v1/quarantine lists them)",
+            s.quarantined
+        );
+    }
     if s.peers.is_empty() {
         let _ = writeln!(out, "mesh: no peers");
     }

@@ -262,6 +262,9 @@ pub struct CloudView {
     pub sales_refused: bool,
     /// A manager's override of the offline limit holds until then (RFC 3339).
     pub override_until: Option<String>,
+    /// The cloud refused the store's credential: uploads stop until it is replaced.
+    #[serde(default)]
+    pub credential_refused: bool,
 }
 
 /// A store price override HQ displaced (HQ wins): the leader records it.

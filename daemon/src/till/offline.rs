@@ -28,6 +28,7 @@ impl Till {
             last_error: link.last_error,
             sales_refused: self.offline_refusal(now).is_some(),
             override_until: (until > now).then(|| rfc3339(until)),
+            credential_refused: link.credential_refused,
         })
     }
 
