@@ -14,6 +14,8 @@ pub struct AckedSale {
     pub total: i64,
     /// `(sku, quantity)` per line.
     pub lines: Vec<(String, u32)>,
+    /// When the till acknowledged it (simulated ms since the epoch).
+    pub at_ms: u64,
 }
 
 /// Everything the cashiers were told succeeded, and what was refused.

@@ -241,6 +241,14 @@ pub enum FaultKind {
         /// Total seconds.
         for_s: f64,
     },
+    /// An enrolled peer sends till `till` a batch of crafted events that passed the checks
+    /// of earlier versions (a counter entry past its bound, an HLC logical counter near
+    /// `u32::MAX`, a price past the cap, a customer change forged under another till's
+    /// automerge actor) among good ones; the till relays them to the others.
+    Poison {
+        /// Terminal id of the till that receives them first.
+        till: u64,
+    },
     /// A till's clock runs `ms` ahead (negative: behind) from then on.
     ClockSkew {
         /// Terminal id.
@@ -312,6 +320,7 @@ impl Scenario {
                 FaultKind::Split { groups } => groups.iter().flatten().all(|t| real(*t)),
                 FaultKind::Isolate { till }
                 | FaultKind::Crash { till, .. }
+                | FaultKind::Poison { till }
                 | FaultKind::ClockSkew { till, .. } => real(*till),
                 FaultKind::CutLink { a, b } | FaultKind::OneWay { from: a, to: b } => {
                     real(*a) && real(*b) && a != b

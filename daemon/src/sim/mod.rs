@@ -19,6 +19,7 @@
 //! credential timestamps.
 
 pub mod observe;
+mod poison;
 pub mod workload;
 pub mod world;
 
@@ -60,6 +61,7 @@ enum Action {
     UncutCloud(u64),
     Skew(u64, i64),
     Price(u64),
+    Poison(u64),
 }
 
 /// The fault list as actions at simulated milliseconds, in order (ties by list order).
@@ -121,6 +123,7 @@ fn schedule(s: &Scenario) -> Vec<(u64, Action)> {
                 }
             }
             FaultKind::ClockSkew { till, ms: skew } => out.push((at, Action::Skew(*till, *skew))),
+            FaultKind::Poison { till } => out.push((at, Action::Poison(*till))),
         }
     }
     let n = s.workload.price_changes;
@@ -147,6 +150,12 @@ struct Run {
     chain: Vec<ChainCashiers>,
     /// Votes crashed tills persisted since the observer last drained them.
     votes: Vec<(u64, Vec<tillmesh_consensus::storage::PersistedVote>)>,
+    /// The run's start: cashiers and injections time what they do from it.
+    t0: tokio::time::Instant,
+    /// When crafted peer events were injected (ms since `t0`).
+    poisoned_at_ms: Vec<u64>,
+    /// The rogue peers' replicas, across injections.
+    rogue: Option<(tillmesh_pos::state::Replica, tillmesh_pos::state::Replica)>,
 }
 
 /// One other store of the chain: its cashiers' shifts, and what they were told.
@@ -154,7 +163,10 @@ type ChainCashiers = (Vec<Arc<Shift>>, Arc<Mutex<Ledger>>);
 
 impl Run {
     fn start_cashier(&mut self, t: u64) {
-        let shift = Arc::new(Shift::default());
+        let shift = Arc::new(Shift {
+            t0: Some(self.t0),
+            ..Shift::default()
+        });
         let Some(st) = self.world.tills.get_mut(&t) else {
             return;
         };
@@ -295,6 +307,46 @@ impl Run {
                 }
             }
             Action::Price(k) => self.hq_price_change(k).await?,
+            Action::Poison(t) => {
+                if let Some(st) = self.world.tills.get(&t) {
+                    let sku = self
+                        .products
+                        .first()
+                        .map(|p| p.1.clone())
+                        .unwrap_or_default();
+                    let round = self.poisoned_at_ms.len() as u64;
+                    let events = poison::batch(&mut self.rogue, &sku, round, st.till.now_ms());
+                    let n = events.len();
+                    // The honest peer's stock receipts among them are real changes.
+                    let receipts: Vec<(String, i64)> = events
+                        .iter()
+                        .filter(|e| e.origin == poison::honest())
+                        .filter_map(|e| match &e.body {
+                            tillmesh_pos::event::EventBody::InventoryAdjusted {
+                                sku,
+                                change,
+                                ..
+                            } => Some((sku.clone(), *change)),
+                            _ => None,
+                        })
+                        .collect();
+                    st.till
+                        .apply_remote(91, events)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("T{t} refused a crafted batch: {e}"))?;
+                    self.ledger
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .adjustments
+                        .extend(receipts);
+                    self.poisoned_at_ms
+                        .push(self.t0.elapsed().as_millis() as u64);
+                    self.log.push(format!(
+                        "{at:>8.1} s  T{t} received {n} events from a rogue peer ({} quarantined)",
+                        st.till.quarantined_count()
+                    ));
+                }
+            }
         }
         self.log.push(format!("{at:>8.1} s  {note}"));
         Ok(())
@@ -395,8 +447,9 @@ struct Progress {
 
 impl Progress {
     fn new(show: bool, label: String, len: u64) -> Self {
+        use std::io::IsTerminal;
         Self {
-            label: show.then_some(label),
+            label: (show && std::io::stderr().is_terminal()).then_some(label),
             len,
             shown: u64::MAX,
         }
@@ -448,6 +501,9 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         pending: Vec::new(),
         chain: Vec::new(),
         votes: Vec::new(),
+        t0: tokio::time::Instant::now(),
+        poisoned_at_ms: Vec::new(),
+        rogue: None,
     };
     for t in 1..=s.tills {
         run.start_cashier(t);
@@ -587,12 +643,17 @@ fn store_converged<'a>(mut tills: impl Iterator<Item = &'a world::SimTill>) -> O
     let first = tills.next()?;
     let vv = first.till.version_vector();
     let state = first.till.state();
+    let quarantined = first.till.quarantined_count();
     for t in tills {
-        if t.till.version_vector() != vv || t.till.state() != state {
+        if t.till.version_vector() != vv
+            || t.till.state() != state
+            || t.till.quarantined_count() != quarantined
+        {
             return None;
         }
     }
-    Some(vv.total())
+    // Quarantined events are held but never uploaded.
+    Some(vv.total() - quarantined as u64)
 }
 
 /// Every till up holds the same events and state, and the cloud holds them all; so for
@@ -665,7 +726,9 @@ async fn gather(
             *id,
             invariants::TillEnd {
                 state: t.till.state(),
-                held: t.till.version_vector().total(),
+                // Quarantined events are held but never uploaded.
+                held: t.till.version_vector().total() - t.till.quarantined_count() as u64,
+                quarantined: t.till.quarantined_count(),
                 missing_sales: missing,
                 stock: opening
                     .keys()
@@ -707,5 +770,7 @@ async fn gather(
         cloud: c,
         opening,
         chain,
+        poisoned_at_ms: run.poisoned_at_ms.clone(),
+        end_ms: run.t0.elapsed().as_millis() as u64,
     })
 }

@@ -36,6 +36,8 @@ pub struct Shift {
     pub busy: tokio::sync::Mutex<()>,
     /// The shift is over.
     pub off: std::sync::atomic::AtomicBool,
+    /// The run's start: acknowledged sales are timed from it.
+    pub t0: Option<tokio::time::Instant>,
 }
 
 impl Shift {
@@ -141,6 +143,7 @@ pub async fn cashier(
         match sale.await {
             Ok(done) => {
                 let acked = AckedSale {
+                    at_ms: shift.t0.map_or(0, |t0| t0.elapsed().as_millis() as u64),
                     till: id,
                     txn_id: done.txn_id.clone(),
                     total: done.totals.total,

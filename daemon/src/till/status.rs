@@ -4,6 +4,12 @@
 use super::*;
 
 impl Till {
+    /// How many of the events this till holds are quarantined (held, never applied nor
+    /// uploaded).
+    pub fn quarantined_count(&self) -> usize {
+        self.core().quarantined.len()
+    }
+
     /// The quarantined events, oldest first.
     pub async fn quarantine(&self) -> Result<Vec<tillmesh_store::QuarantineRow>, TillError> {
         let store = self.store.clone();

@@ -8,6 +8,7 @@ mod exactly_once;
 mod inventory;
 mod no_lost_sale;
 mod one_leader;
+mod peer_data;
 mod watermark;
 
 use crate::ledger::Ledger;
@@ -44,6 +45,8 @@ pub struct TillEnd {
     pub missing_sales: Vec<String>,
     /// Stock of the products the cashiers sold.
     pub stock: BTreeMap<String, i64>,
+    /// A peer's events it holds in quarantine.
+    pub quarantined: usize,
 }
 
 /// The cloud at the end of the run.
@@ -89,6 +92,10 @@ pub struct Evidence {
     pub opening: BTreeMap<String, i64>,
     /// The rest of the chain.
     pub chain: Vec<ChainEnd>,
+    /// When crafted peer events were injected (simulated ms since the epoch).
+    pub poisoned_at_ms: Vec<u64>,
+    /// When the run's safety phase ended (simulated ms since the epoch).
+    pub end_ms: u64,
 }
 
 /// Checks every invariant.
@@ -101,6 +108,7 @@ pub fn check(e: &Evidence) -> Vec<Verdict> {
         inventory::check(e),
         cloud_totals::check(e),
         watermark::check(e),
+        peer_data::check(e),
     ]
 }
 
@@ -116,12 +124,14 @@ mod tests {
             txn_id: "T1-1".into(),
             total: 500,
             lines: vec![("SKU1".into(), 2)],
+            at_ms: 1_000,
         });
         let till = TillEnd {
             state: StoreState::default(),
             held: 3,
             missing_sales: vec![],
             stock: [("SKU1".to_string(), 8)].into_iter().collect(),
+            quarantined: 0,
         };
         Evidence {
             acked,
@@ -144,7 +154,39 @@ mod tests {
                     ..CloudEnd::default()
                 },
             }],
+            poisoned_at_ms: vec![],
+            end_ms: 60_000,
         }
+    }
+
+    fn failing(e: &Evidence) -> Vec<&'static str> {
+        check(e)
+            .into_iter()
+            .filter(|v| !v.pass)
+            .map(|v| v.name)
+            .collect()
+    }
+
+    #[test]
+    fn a_till_must_sell_and_quarantine_after_a_peers_crafted_events() {
+        let mut e = evidence();
+        e.poisoned_at_ms = vec![500];
+        assert_eq!(
+            failing(&e),
+            ["no_till_stops_selling_on_peer_data"],
+            "not quarantined"
+        );
+        e.tills.get_mut(&1).unwrap().quarantined = 3;
+        assert!(
+            failing(&e).is_empty(),
+            "sold at 1 s, after the injection at 0.5 s"
+        );
+        e.poisoned_at_ms = vec![2_000];
+        assert_eq!(
+            failing(&e),
+            ["no_till_stops_selling_on_peer_data"],
+            "no sale after it"
+        );
     }
 
     #[test]
@@ -231,6 +273,7 @@ mod tests {
                 held: 3,
                 missing_sales: vec![],
                 stock: [("SKU1".to_string(), 8)].into_iter().collect(),
+                quarantined: 0,
             },
         );
         assert_eq!(failing(&e), ["identical_crdt_state"]);
