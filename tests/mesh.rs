@@ -620,3 +620,75 @@ async fn a_till_gone_past_the_limit_leaves_the_raft_group() {
         t.stop().await;
     }
 }
+
+/// An enrolled peer sends crafted events over QUIC to one till of a three-till store (issue
+/// 17): a counter entry past its bound, an HLC logical counter near `u32::MAX`, a price past
+/// the cap and a forged customer change, among good events. Every till quarantines them (the
+/// first relays them as received), keeps selling, and restarts cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crafted_events_from_an_enrolled_peer_are_quarantined_on_every_till() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let mut tills = start_store(&pki, &[1, 2, 3]).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let (sku, _, _) = demo_item(3);
+    let mut rogue = None;
+    let events = tillmesh::sim::poison::batch(&mut rogue, &sku, 0, tills[0].till().now_ms());
+    let sent = events.len() as u64;
+    let (ca, cert, key) = pki.enroll(7);
+    let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
+    let conn = raw_connect(id.client_config().unwrap(), tills[0].mesh().local_addr())
+        .await
+        .unwrap();
+    let mut bytes = wire::encode(&Frame::Hello {
+        version: wire::PROTOCOL_VERSION,
+        store_id: "S001".into(),
+        terminal: 7,
+        vv: Default::default(),
+    });
+    bytes.extend(wire::encode(&Frame::Events(events)));
+    let answer = exchange(&conn, &bytes).await.unwrap();
+    assert!(!answer.is_empty(), "the till answered the batch");
+    // Every till holds the batch (the first relays it) and quarantines the crafted events.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let q: Vec<usize> = tills.iter().map(|t| t.till().quarantined_count()).collect();
+        if q.iter().all(|&n| n == 4) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "quarantined per till: {q:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let rows = tills[2].till().quarantine().await.unwrap();
+    assert!(
+        rows.iter().all(|r| r.from_terminal != 7),
+        "till 3 got them relayed: {rows:?}"
+    );
+    for t in &tills {
+        let held: u64 = t
+            .till()
+            .version_vector()
+            .iter()
+            .filter(|(o, _)| o.terminal() >= 90)
+            .map(|(_, s)| s)
+            .sum();
+        assert_eq!(held, sent, "T{}: every event is held", t.cfg.terminal.id);
+        sell_many(&cashier(t).await, 1, 0).await;
+    }
+    // A restart replays the quarantined events without applying them.
+    let t3 = tills.pop().unwrap();
+    let before = t3.till().state();
+    let (cfg, dir) = (t3.cfg.clone(), t3.stop().await);
+    let t3 = TestTill::start_with(cfg, dir).await;
+    assert_eq!(t3.till().quarantined_count(), 4);
+    assert_eq!(t3.till().state(), before);
+    sell_many(&cashier(&t3).await, 1, 1).await;
+    t3.stop().await;
+    for t in tills {
+        t.stop().await;
+    }
+}

@@ -19,7 +19,7 @@
 //! credential timestamps.
 
 pub mod observe;
-mod poison;
+pub mod poison;
 pub mod workload;
 pub mod world;
 
