@@ -22,6 +22,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+/// A promised place in the write queue ([`Store::reserve`]); given back when dropped unused.
+#[derive(Debug)]
+pub struct Slot {
+    inner: Option<Arc<Inner>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(i) = &self.inner {
+            i.reserved.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Most write requests waiting for the writer.
 pub const WRITE_QUEUE_MAX: usize = 4096;
 /// Most requests committed in one group.
@@ -56,6 +70,8 @@ struct Inner {
     inline: Option<Mutex<write::Writer>>,
     jobs: Sender<Job>,
     queued: Arc<AtomicUsize>,
+    /// Queue slots promised to callers that will submit (see [`Store::reserve`]).
+    reserved: AtomicUsize,
     reader: Mutex<Reader>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
@@ -83,6 +99,7 @@ impl Store {
                     inline: Some(Mutex::new(write::Writer::new(conn)?)),
                     jobs: dead,
                     queued: Arc::new(AtomicUsize::new(0)),
+                    reserved: AtomicUsize::new(0),
                     reader: Mutex::new(Reader::new(read)),
                     writer: Mutex::new(None),
                     checkpointer: Mutex::new(None),
@@ -105,6 +122,7 @@ impl Store {
                 inline: None,
                 jobs: tx,
                 queued,
+                reserved: AtomicUsize::new(0),
                 reader: Mutex::new(reader),
                 writer: Mutex::new(Some(handle)),
                 checkpointer: Mutex::new(Some(checkpointer)),
@@ -115,30 +133,44 @@ impl Store {
     /// Queues a batch and waits until it is durable. Fails fast with `Overloaded` when the
     /// queue is full, so a burst cannot grow memory without bound.
     pub async fn commit(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
-        if let Some(w) = &self.inner.inline {
-            return inline_commit(w, batch);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        match self.inner.jobs.try_send((batch, tx)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(StoreError::Overloaded);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(StoreError::Closed);
-            }
-        }
+        let rx = self.submit(batch)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Queues a batch and returns the receiver of its outcome without waiting. Blocks while
-    /// the queue is full (backpressure), so callers that must not lose the order of their
-    /// batches (event producers holding a lock) keep it.
-    pub fn submit(
+    /// Promises one place in the write queue, or answers `Overloaded` at once. A caller that
+    /// must not fail between changing its memory and queueing the batch (a till holding its
+    /// core lock) reserves first, so [`Store::submit_reserved`] never blocks and never fails
+    /// for room: a stalled disk shows as `Overloaded`, not as a till frozen under its lock.
+    pub fn reserve(&self) -> Result<Slot, StoreError> {
+        if self.inner.inline.is_some() {
+            return Ok(Slot { inner: None });
+        }
+        let mut r = self.inner.reserved.load(Ordering::Acquire);
+        loop {
+            if r + self.inner.jobs.len() >= WRITE_QUEUE_MAX {
+                return Err(StoreError::Overloaded);
+            }
+            match self.inner.reserved.compare_exchange_weak(
+                r,
+                r + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Ok(Slot {
+                        inner: Some(self.inner.clone()),
+                    });
+                }
+                Err(now) => r = now,
+            }
+        }
+    }
+
+    /// Queues a batch in a reserved place and returns the receiver of its outcome without
+    /// waiting. Batches submitted in order are committed in order.
+    pub fn submit_reserved(
         &self,
+        slot: Slot,
         batch: WriteBatch,
     ) -> Result<oneshot::Receiver<Result<CommitInfo, StoreError>>, StoreError> {
         let (tx, rx) = oneshot::channel();
@@ -147,24 +179,35 @@ impl Store {
             return Ok(rx);
         }
         self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        if self.inner.jobs.send((batch, tx)).is_err() {
-            self.inner.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(StoreError::Closed);
+        // Every sender reserved first, so the channel has room for this one.
+        let sent = self.inner.jobs.try_send((batch, tx));
+        drop(slot);
+        match sent {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => {
+                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(StoreError::Overloaded)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.inner.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(StoreError::Closed)
+            }
         }
-        Ok(rx)
+    }
+
+    /// Queues a batch and returns the receiver of its outcome without waiting; `Overloaded`
+    /// at once when the queue is full (never blocks).
+    pub fn submit(
+        &self,
+        batch: WriteBatch,
+    ) -> Result<oneshot::Receiver<Result<CommitInfo, StoreError>>, StoreError> {
+        let slot = self.reserve()?;
+        self.submit_reserved(slot, batch)
     }
 
     /// Blocking variant of [`Store::commit`] for non-async callers (CLI tools, benches).
     pub fn commit_blocking(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
-        if let Some(w) = &self.inner.inline {
-            return inline_commit(w, batch);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.inner.queued.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .jobs
-            .send((batch, tx))
-            .map_err(|_| StoreError::Closed)?;
+        let rx = self.submit(batch)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 

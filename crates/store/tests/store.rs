@@ -300,3 +300,33 @@ fn pruning_moves_sales_to_the_archive_keeps_unpruned_records_and_restores_from_t
     assert_eq!(restored.next_seq(), 5);
     assert_eq!(store.read(|r| r.integrity_check()).unwrap(), "ok");
 }
+
+/// A full write queue answers `Overloaded` at once instead of blocking the caller (a till
+/// holding its core lock froze on a stalled disk, issue 17): places are promised by
+/// `reserve`, a promised place always takes its batch, and an unused one is given back.
+#[test]
+fn a_full_queue_refuses_at_once_and_promised_places_always_take_their_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("t.db")).unwrap();
+    let slots: Vec<_> = (0..tillmesh_store::WRITE_QUEUE_MAX)
+        .map(|_| store.reserve().expect("room for every place"))
+        .collect();
+    assert!(matches!(
+        store.reserve(),
+        Err(tillmesh_store::StoreError::Overloaded)
+    ));
+    assert!(matches!(
+        store.submit(WriteBatch::audit(rec("x"))),
+        Err(tillmesh_store::StoreError::Overloaded)
+    ));
+    let mut slots = slots.into_iter();
+    let first = slots.next().unwrap();
+    let rx = store
+        .submit_reserved(first, WriteBatch::audit(rec("promised")))
+        .expect("a promised place takes its batch");
+    drop(slots);
+    assert!(rx.blocking_recv().unwrap().is_ok());
+    store
+        .commit_blocking(WriteBatch::audit(rec("after")))
+        .unwrap();
+}

@@ -13,7 +13,7 @@ impl Till {
         self.audited(&s.employee_id, "customer.update", id, async {
             let now = self.now();
             let rx = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 let me = core.replica.id();
                 let change = core.replica.customers_mut().edit(me, id, patch)?;
                 let e = core.replica.update_customer(id, change, now);
@@ -25,11 +25,14 @@ impl Till {
                     "ok",
                     String::new(),
                 );
-                self.store.submit(WriteBatch {
-                    events: vec![e],
-                    audit: vec![rec],
-                    ..Default::default()
-                })?
+                self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events: vec![e],
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?
             };
             self.durable(rx).await?;
             self.customer(id)

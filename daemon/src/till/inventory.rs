@@ -16,7 +16,7 @@ impl Till {
             let approver = self.approve(s, Permission::AdjustStock, approval).await?;
             let now = self.now();
             let (rx, events) = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 let (events, detail) = make(&mut core, now)?;
                 let rec = audit_rec(
                     now,
@@ -26,11 +26,14 @@ impl Till {
                     "ok",
                     format!("approved by {approver}; {detail}"),
                 );
-                let rx = self.store.submit(WriteBatch {
-                    events: events.clone(),
-                    audit: vec![rec],
-                    ..Default::default()
-                })?;
+                let rx = self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events: events.clone(),
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?;
                 (rx, events)
             };
             self.durable(rx).await?;
@@ -211,7 +214,7 @@ impl Till {
             let now = self.now();
             let eff = req.effective_from_ms.unwrap_or(now);
             let rx = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 core.catalog.get(&req.sku)?;
                 let e = core
                     .replica
@@ -230,11 +233,14 @@ impl Till {
                     "ok",
                     format!("{} from {} approved by {approver}", req.price, rfc3339(eff)),
                 );
-                self.store.submit(WriteBatch {
-                    events: vec![e],
-                    audit: vec![rec],
-                    ..Default::default()
-                })?
+                self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events: vec![e],
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?
             };
             self.durable(rx).await?;
             self.item(&req.sku)

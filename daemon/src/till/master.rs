@@ -62,7 +62,7 @@ impl Till {
         };
         let now = self.now();
         let (conflicts, rx) = {
-            let mut core = self.core();
+            let (mut core, slot) = self.core_for_write()?;
             if version <= self.hq_version() {
                 return Ok(Vec::new());
             }
@@ -121,24 +121,27 @@ impl Till {
                     ),
                 ));
             }
-            let rx = self.store.submit(WriteBatch {
-                accounts,
-                audit,
-                meta: vec![
-                    ("master".into(), serde_json::to_string(&master)?),
-                    (
-                        HQ_CASHIERS_KEY.into(),
-                        serde_json::to_string(
-                            &cashiers
-                                .iter()
-                                .map(|a| a.employee_id.as_str())
-                                .collect::<Vec<_>>(),
-                        )?,
-                    ),
-                    (HQ_VERSION_KEY.into(), version.to_string()),
-                ],
-                ..Default::default()
-            })?;
+            let rx = self.store.submit_reserved(
+                slot,
+                WriteBatch {
+                    accounts,
+                    audit,
+                    meta: vec![
+                        ("master".into(), serde_json::to_string(&master)?),
+                        (
+                            HQ_CASHIERS_KEY.into(),
+                            serde_json::to_string(
+                                &cashiers
+                                    .iter()
+                                    .map(|a| a.employee_id.as_str())
+                                    .collect::<Vec<_>>(),
+                            )?,
+                        ),
+                        (HQ_VERSION_KEY.into(), version.to_string()),
+                    ],
+                    ..Default::default()
+                },
+            )?;
             core.catalog = catalog;
             core.prices = prices;
             core.promotions = master.promotions;
@@ -163,7 +166,7 @@ impl Till {
     ) -> Result<(), TillError> {
         let now = self.now();
         let rx = {
-            let mut core = self.core();
+            let (mut core, slot) = self.core_for_write()?;
             let e = core
                 .replica
                 .override_price(&c.sku, c.hq_price, at_ms, "hq", now);
@@ -173,10 +176,13 @@ impl Till {
                 effective_from_ms: at_ms,
                 scope: PriceScope::Store,
             });
-            self.store.submit(WriteBatch {
-                events: vec![e],
-                ..Default::default()
-            })?
+            self.store.submit_reserved(
+                slot,
+                WriteBatch {
+                    events: vec![e],
+                    ..Default::default()
+                },
+            )?
         };
         self.durable(rx).await?;
         Ok(())

@@ -358,6 +358,16 @@ impl Till {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A place in the write queue, then the core lock: for an operation that changes the
+    /// core's memory and then queues its batch. Reserving first means the batch can always
+    /// be queued (memory never goes ahead of a batch that could not be), and a full queue (a
+    /// stalled disk) answers `Overloaded` before anything changed instead of blocking under
+    /// the lock.
+    fn core_for_write(&self) -> Result<(MutexGuard<'_, Core>, tillmesh_store::Slot), TillError> {
+        let slot = self.store.reserve()?;
+        Ok((self.core(), slot))
+    }
+
     fn now(&self) -> u64 {
         self.clock.now_ms()
     }

@@ -15,7 +15,7 @@ impl Till {
             let now = self.now();
             // An open transaction is simply abandoned: nothing was sold.
             let abandoned = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 match core.drafts.get(id) {
                     Some(d)
                         if d.payments.iter().any(|p| {
@@ -40,11 +40,14 @@ impl Till {
                             "ok",
                             format!("abandoned: {reason}"),
                         );
-                        let rx = self.store.submit(WriteBatch {
-                            audit: vec![rec],
-                            meta_delete: vec![draft_key(id)],
-                            ..Default::default()
-                        })?;
+                        let rx = self.store.submit_reserved(
+                            slot,
+                            WriteBatch {
+                                audit: vec![rec],
+                                meta_delete: vec![draft_key(id)],
+                                ..Default::default()
+                            },
+                        )?;
                         Some((self.view(&d), rx))
                     }
                     None => None,
@@ -57,7 +60,7 @@ impl Till {
             let (sale, _) = self.load_sale(id).await?;
             let approver = self.approve(s, Permission::Void, approval).await?;
             let rx = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 let current = status_of(&core, id);
                 current.transition(Status::Void)?;
                 let mut events = vec![core.replica.set_status(
@@ -81,11 +84,14 @@ impl Till {
                     "ok",
                     format!("approved by {approver}: {reason}"),
                 );
-                self.store.submit(WriteBatch {
-                    events,
-                    audit: vec![rec],
-                    ..Default::default()
-                })?
+                self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events,
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?
             };
             self.durable(rx).await?;
             self.get_txn(id).await
@@ -104,7 +110,7 @@ impl Till {
             let now = self.now();
             let (sale, _) = self.load_sale(id).await?;
             let rx = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 let current = status_of(&core, id);
                 current.transition(Status::RefundRequested)?;
                 let ev = core.replica.set_status(
@@ -128,11 +134,14 @@ impl Till {
                     "ok",
                     format!("total {}: {reason}", sale.totals.total),
                 );
-                self.store.submit(WriteBatch {
-                    events: vec![ev],
-                    audit: vec![rec],
-                    ..Default::default()
-                })?
+                self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events: vec![ev],
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?
             };
             self.durable(rx).await?;
             self.get_txn(id).await
@@ -152,7 +161,7 @@ impl Till {
             let (sale, _) = self.load_sale(id).await?;
             let approver = self.approve(s, Permission::Refund, approval).await?;
             let rx = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 let current = status_of(&core, id);
                 current.transition(Status::Refunded)?;
                 let mut events = vec![core.replica.set_status(
@@ -182,11 +191,14 @@ impl Till {
                     "ok",
                     format!("approved by {approver}, amount {}", sale.totals.total),
                 );
-                self.store.submit(WriteBatch {
-                    events,
-                    audit: vec![rec],
-                    ..Default::default()
-                })?
+                self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events,
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?
             };
             self.durable(rx).await?;
             self.get_txn(id).await

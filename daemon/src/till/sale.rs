@@ -43,7 +43,7 @@ impl Till {
             let now = self.now();
             self.check_offline_limit(now)?;
             let (view, rx) = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 // At capacity, the oldest open transaction with no money taken is abandoned
                 // (audited) rather than refusing to sell; only transactions holding captured
                 // or pending payments are never dropped.
@@ -106,12 +106,15 @@ impl Till {
                     "ok",
                     String::new(),
                 ));
-                let rx = self.store.submit(WriteBatch {
-                    audit,
-                    meta: vec![(draft_key(&txn_id), draft_json(&d))],
-                    meta_delete,
-                    ..Default::default()
-                })?;
+                let rx = self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        audit,
+                        meta: vec![(draft_key(&txn_id), draft_json(&d))],
+                        meta_delete,
+                        ..Default::default()
+                    },
+                )?;
                 core.drafts.insert(txn_id, d);
                 self.metrics.drafts.set(core.drafts.len() as i64);
                 (v, rx)
@@ -169,18 +172,21 @@ impl Till {
             // The change and its audit record are queued under the lock, so concurrent edits
             // of one transaction reach the disk in the order they were made.
             let (view, rx) = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 if !core.drafts.contains_key(id) {
                     return Err(missing_draft(id));
                 }
                 let detail = f(&mut core, now)?;
                 let d = &core.drafts[id];
                 let rec = audit_rec(now, &s.employee_id, action, id, "ok", detail);
-                let rx = self.store.submit(WriteBatch {
-                    audit: vec![rec],
-                    meta: vec![(draft_key(id), draft_json(d))],
-                    ..Default::default()
-                })?;
+                let rx = self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        audit: vec![rec],
+                        meta: vec![(draft_key(id), draft_json(d))],
+                        ..Default::default()
+                    },
+                )?;
                 (self.view(d), rx)
             };
             self.committed(rx).await?;
@@ -410,7 +416,7 @@ impl Till {
         self.audited(&s.employee_id, "payment.cancel", payment_id, async {
             let now = self.now();
             let p = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 let Core {
                     drafts, provider, ..
                 } = &mut *core;
@@ -439,11 +445,14 @@ impl Till {
                     "ok",
                     String::new(),
                 );
-                let rx = self.store.submit(WriteBatch {
-                    audit: vec![rec],
-                    meta: vec![(draft_key(&d.txn_id), draft_json(d))],
-                    ..Default::default()
-                })?;
+                let rx = self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        audit: vec![rec],
+                        meta: vec![(draft_key(&d.txn_id), draft_json(d))],
+                        ..Default::default()
+                    },
+                )?;
                 (p, rx)
             };
             self.committed(p.1).await?;
@@ -460,7 +469,7 @@ impl Till {
             .audited(&s.employee_id, "transaction.finalize", id, async {
                 let now = self.now();
                 let (rx, sale) = {
-                    let mut core = self.core();
+                    let (mut core, slot) = self.core_for_write()?;
                     let Core {
                         drafts,
                         provider,
@@ -498,12 +507,15 @@ impl Till {
                         "ok",
                         format!("total {}", totals.total),
                     );
-                    let rx = self.store.submit(WriteBatch {
-                        events,
-                        audit: vec![rec],
-                        meta_delete: vec![draft_key(id)],
-                        ..Default::default()
-                    })?;
+                    let rx = self.store.submit_reserved(
+                        slot,
+                        WriteBatch {
+                            events,
+                            audit: vec![rec],
+                            meta_delete: vec![draft_key(id)],
+                            ..Default::default()
+                        },
+                    )?;
                     drafts.remove(id);
                     self.metrics.drafts.set(drafts.len() as i64);
                     (rx, sale)

@@ -211,7 +211,7 @@ impl Till {
         self.audited(&s.employee_id, "vision.enroll", sku, async {
             let now = self.now();
             let rx = {
-                let mut core = self.core();
+                let (mut core, slot) = self.core_for_write()?;
                 let ev = core.replica.enroll_vision(sku, e, &s.employee_id, now);
                 let rec = super::audit_rec(
                     now,
@@ -221,11 +221,14 @@ impl Till {
                     "ok",
                     format!("approved by {approver}"),
                 );
-                self.store.submit(tillmesh_store::WriteBatch {
-                    events: vec![ev],
-                    audit: vec![rec],
-                    ..Default::default()
-                })?
+                self.store.submit_reserved(
+                    slot,
+                    tillmesh_store::WriteBatch {
+                        events: vec![ev],
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?
             };
             self.durable(rx).await?;
             Ok(())
