@@ -77,7 +77,7 @@ impl Till {
         }
         // Transaction ids carry the database incarnation, so a till rebuilt on a new disk never
         // reuses an id its peers still hold.
-        let prefix = format!("T{}-{:04X}-", cfg.terminal.id, me.incarnation() & 0xFFFF);
+        let prefix = format!("T{}-{:08X}-", cfg.terminal.id, me.incarnation());
         let mut drafts = HashMap::new();
         let mut provider = SimulatedProvider::new(
             cfg.payments.qr_approve_after_ms,
