@@ -692,3 +692,59 @@ async fn crafted_events_from_an_enrolled_peer_are_quarantined_on_every_till() {
         t.stop().await;
     }
 }
+
+/// Inbound connections per peer are bounded (issue 17): each may buffer a base and a set of
+/// requests, so a peer opening connections without end could exhaust a till's memory. Past
+/// the limit a connection is closed at once, and status counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_cannot_hold_more_than_its_share_of_connections() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1]).await;
+    let target = tills[0].mesh().local_addr();
+    let (ca, cert, key) = pki.enroll(7);
+    let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
+    let hello = wire::encode(&Frame::Hello {
+        version: wire::PROTOCOL_VERSION,
+        store_id: "S001".into(),
+        terminal: 7,
+        vv: Default::default(),
+    });
+    let mut held = Vec::new();
+    for _ in 0..tillmesh_mesh::sync::INBOUND_PER_PEER_MAX + 2 {
+        let conn = raw_connect(id.client_config().unwrap(), target)
+            .await
+            .unwrap();
+        let (mut send, recv) = conn.open_bi().await.unwrap();
+        send.write_all(&hello).await.unwrap();
+        held.push((conn, send, recv));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let closed = held
+            .iter()
+            .filter(|(c, _, _)| c.close_reason().is_some())
+            .count();
+        let refused = tills[0]
+            .till()
+            .status()
+            .peers
+            .iter()
+            .find(|p| p.terminal == 7)
+            .map_or(0, |p| p.inbound_refused);
+        if closed == 2 && refused == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closed {closed}, counted {refused}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The till goes on selling.
+    sell_many(&cashier(&tills[0]).await, 1, 0).await;
+    drop(held);
+    for t in tills {
+        t.stop().await;
+    }
+}

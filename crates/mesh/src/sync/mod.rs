@@ -202,6 +202,9 @@ pub struct PeerView {
     pub udp_bytes_sent: u64,
     /// Last error on either direction.
     pub last_error: Option<String>,
+    /// Inbound connections from it closed for being over [`INBOUND_PER_PEER_MAX`].
+    #[serde(default)]
+    pub inbound_refused: u64,
     #[serde(skip)]
     their_vv: VersionVector,
 }
@@ -220,6 +223,7 @@ impl PeerView {
             frame_bytes_sent: 0,
             udp_bytes_sent: 0,
             last_error: None,
+            inbound_refused: 0,
             their_vv: VersionVector::new(),
         }
     }
@@ -265,7 +269,17 @@ struct Shared<R, T: Transport> {
     stop: watch::Sender<bool>,
     /// The outbound link to each peer, for requests (`Mesh::call`).
     links: Mutex<HashMap<u64, Arc<T::Link>>>,
+    /// Inbound connections open per peer terminal (bounded by [`INBOUND_PER_PEER_MAX`]).
+    inbound: Mutex<HashMap<u64, usize>>,
 }
+
+/// Most inbound connections one peer may hold open at once (a pusher needs one; a reconnect
+/// may briefly overlap the old one). Past it a connection is closed at once: a peer cannot
+/// make this till buffer a base and a full set of requests per connection without bound.
+pub const INBOUND_PER_PEER_MAX: usize = 4;
+
+/// Most inbound connections open at once, from all peers and handshakes in progress.
+pub const INBOUND_MAX: usize = 256;
 
 /// A running mesh over transport `T` (QUIC unless a test or the simulator plugs another).
 pub struct Mesh<R: Replicator, T: Transport = QuicTransport> {
@@ -320,6 +334,7 @@ impl<R: Replicator, T: Transport> Mesh<R, T> {
             peers: Mutex::new(BTreeMap::new()),
             pushing_to: Mutex::new(HashSet::new()),
             links: Mutex::new(HashMap::new()),
+            inbound: Mutex::new(HashMap::new()),
             targets: Mutex::new(HashSet::new()),
             faults: Faults::default(),
             stop,

@@ -9,6 +9,11 @@ pub(super) async fn accept_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>
     let mut conns = tokio::task::JoinSet::new();
     while let Some((addr, pending)) = s.transport.incoming().await {
         while conns.try_join_next().is_some() {}
+        if conns.len() >= INBOUND_MAX {
+            warn!(%addr, "too many inbound mesh connections; refusing one");
+            drop(pending);
+            continue;
+        }
         let s = s.clone();
         conns.spawn(async move {
             let link = match pending.await {
@@ -47,6 +52,13 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
         link.close(2, "blocked");
         return Err(MeshError::Connection("blocked by fault injection".into()));
     }
+    let Some(_held) = InboundGuard::take(s, peer) else {
+        link.close(5, "too many connections");
+        with_peer(s, peer, addr, |p| p.inbound_refused += 1);
+        return Err(MeshError::Connection(format!(
+            "peer holds {INBOUND_PER_PEER_MAX} connections already; refused another"
+        )));
+    };
     let result = async {
         let (mut send, mut recv) = link.accept().await?;
         let first = read_frame(&mut recv).await?;
@@ -170,3 +182,36 @@ pub(super) async fn serve_requests<R: Replicator, T: Transport>(
 
 /// Most requests from one peer answered at once.
 pub const RPC_CONCURRENT_MAX: usize = 64;
+
+/// One inbound connection counted against its peer's limit while it lives.
+struct InboundGuard<'a> {
+    inbound: &'a Mutex<HashMap<u64, usize>>,
+    peer: u64,
+}
+
+impl<'a> InboundGuard<'a> {
+    fn take<R: Replicator, T: Transport>(s: &'a Shared<R, T>, peer: u64) -> Option<Self> {
+        let mut m = s.inbound.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(peer).or_insert(0);
+        if *n >= INBOUND_PER_PEER_MAX {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            inbound: &s.inbound,
+            peer,
+        })
+    }
+}
+
+impl Drop for InboundGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.inbound.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.peer);
+            }
+        }
+    }
+}
