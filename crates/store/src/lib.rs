@@ -207,6 +207,9 @@ impl Store {
 
     /// Blocking variant of [`Store::commit`] for non-async callers (CLI tools, benches).
     pub fn commit_blocking(&self, batch: WriteBatch) -> Result<CommitInfo, StoreError> {
+        if let Some(w) = &self.inner.inline {
+            return inline_commit(w, batch);
+        }
         let rx = self.submit(batch)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
