@@ -41,7 +41,7 @@ impl Till {
         };
         let info = rx.await??;
         self.observe(&info);
-        self.log_sizes()?;
+        self.log_sizes().await?;
         Ok(true)
     }
 
@@ -73,8 +73,11 @@ impl Till {
 
     /// Reads the sync log's size into the metrics: events still in the log, sales records
     /// in the archive, sales and statuses held in memory.
-    pub(super) fn log_sizes(&self) -> anyhow::Result<()> {
-        let (log, archived) = self.store.read(|r| r.log_sizes())?;
+    pub(super) async fn log_sizes(&self) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let (log, archived) = self
+            .off_executor(move || store.read(|r| r.log_sizes()))
+            .await??;
         self.metrics.events.set(log as i64);
         self.metrics.sales_archived.set(archived as i64);
         self.metrics.memory_txns.set(self.memory_txns() as i64);

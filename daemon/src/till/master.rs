@@ -39,19 +39,27 @@ impl Till {
             }
         }
         let catalog = Catalog::new(items.clone())?;
-        let old: MasterData = match self.store.read(|r| r.meta("master"))? {
+        let store = self.store.clone();
+        let old: MasterData = match self
+            .off_executor(move || store.read(|r| r.meta("master")))
+            .await??
+        {
             Some(m) => serde_json::from_str(&m)?,
             None => MasterData::default(),
         };
         // Accounts: HQ's name, role and PIN; a till keeps its lock-out counters. A cashier
         // HQ deleted is locked out for good.
-        let held: HashMap<String, Account> = self
-            .store
-            .read(|r| r.accounts_all())?
-            .into_iter()
-            .map(|a| (a.employee_id.clone(), a))
-            .collect();
-        let was_hq: std::collections::HashSet<String> = old_cashiers(&self.store)?;
+        let store = self.store.clone();
+        let (held, was_hq) = self
+            .off_executor(move || -> anyhow::Result<_> {
+                let held: HashMap<String, Account> = store
+                    .read(|r| r.accounts_all())?
+                    .into_iter()
+                    .map(|a| (a.employee_id.clone(), a))
+                    .collect();
+                Ok((held, old_cashiers(&store)?))
+            })
+            .await??;
         let accounts = cashier::merge_hq_accounts(&cashiers, &held, &was_hq);
         let master = MasterData {
             version,

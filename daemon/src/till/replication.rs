@@ -96,7 +96,7 @@ impl Till {
         };
         let info = rx.await.map_err(storage)?.map_err(storage)?;
         self.observe(&info);
-        let _ = self.log_sizes();
+        let _ = self.log_sizes().await;
         self.changes.send_modify(|v| *v += 1);
         Ok(self.version_vector())
     }
