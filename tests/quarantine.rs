@@ -136,6 +136,22 @@ async fn a_peers_bad_events_are_quarantined_the_rest_applied_and_the_till_restar
     t.till().apply_remote(9, events).await.unwrap();
     assert_eq!(t.till().status().quarantined, 3);
     assert_eq!(t.till().stock_of(&sku), stock);
+    // The peer's clock is corrected: its next events are on time and the skew is gone.
+    let mut later = Replica::new(origin);
+    for _ in 0..6 {
+        later.adjust(&sku, 1, Reason::Receiving, None, None, "E9", now);
+    }
+    let on_time = later.adjust(
+        &sku,
+        1,
+        Reason::Receiving,
+        None,
+        None,
+        "E9",
+        t.till().now_ms(),
+    );
+    t.till().apply_remote(9, vec![on_time]).await.unwrap();
+    assert!(t.till().status().clock_skew.is_empty());
     t.stop().await;
 }
 

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub peer_lag: Family<Vec<(String, String)>, Gauge>,
     /// Milliseconds since the last frame with each peer.
     pub peer_silence: Family<Vec<(String, String)>, Gauge>,
+    /// How far ahead of this till's clock a peer stamped its latest events past the drift
+    /// limit (ms; 0 once it is back within it).
+    pub peer_clock_ahead: Family<Vec<(String, String)>, Gauge>,
     /// 1 when the last exchange with the cloud succeeded.
     pub cloud_online: Gauge,
     /// Seconds since the last successful exchange with the cloud (-1: never).
@@ -93,6 +96,7 @@ impl Default for Metrics {
             mesh_lag: Gauge::default(),
             peer_lag: Family::default(),
             peer_silence: Family::default(),
+            peer_clock_ahead: Family::default(),
             cloud_online: Gauge::default(),
             cloud_silence: Gauge::default(),
             cloud_backlog: Gauge::default(),
@@ -171,6 +175,21 @@ impl Default for Metrics {
             "mesh_peers_connected",
             "Peers this till is pushing to",
             m.peers_connected.clone(),
+        );
+        registry.register(
+            "mesh_peer_lag_events",
+            "Events each peer lacks",
+            m.peer_lag.clone(),
+        );
+        registry.register(
+            "mesh_peer_silence_ms",
+            "Milliseconds since the last frame with each peer",
+            m.peer_silence.clone(),
+        );
+        registry.register(
+            "mesh_peer_clock_ahead_ms",
+            "How far past the drift limit ahead of this till a peer stamps its events (0: within it)",
+            m.peer_clock_ahead.clone(),
         );
         registry.register(
             "mesh_lag_events",

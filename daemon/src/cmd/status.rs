@@ -146,6 +146,14 @@ fn render(s: &StatusView) -> String {
             s.quarantined
         );
     }
+    for p in &s.clock_skew {
+        let _ = writeln!(
+            out,
+            "clock: T{} stamps its events {} s ahead of this till (past the drift limit; check its time)",
+            p.terminal,
+            p.ahead_ms / 1000
+        );
+    }
     if s.peers.is_empty() {
         let _ = writeln!(out, "mesh: no peers");
     }

@@ -229,6 +229,19 @@ pub struct StatusView {
     /// (`GET /api/v1/quarantine` lists them).
     #[serde(default)]
     pub quarantined: usize,
+    /// Peers whose clocks run ahead of this till's past the drift limit (their events apply,
+    /// this till's clock does not follow).
+    #[serde(default)]
+    pub clock_skew: Vec<PeerSkew>,
+}
+
+/// A peer stamping its events ahead of this till's clock past the drift limit.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PeerSkew {
+    /// The peer's terminal id.
+    pub terminal: u64,
+    /// How far ahead of this till its latest events were stamped (ms).
+    pub ahead_ms: u64,
 }
 
 /// The store's Raft group as one till sees it.
@@ -293,6 +306,9 @@ struct Core {
     /// A peer's events held in quarantine: in the sync log and relayed, never applied nor
     /// uploaded.
     quarantined: std::collections::BTreeSet<(ReplicaId, u64)>,
+    /// Peers whose own latest events were stamped past the drift limit ahead of this till's
+    /// clock: terminal -> how far ahead (ms).
+    clock_ahead: std::collections::BTreeMap<u64, u64>,
 }
 
 /// The till.

@@ -127,6 +127,7 @@ impl Till {
                 next_txn,
                 compaction,
                 quarantined,
+                clock_ahead: Default::default(),
             }),
             cfg: Arc::new(cfg),
             store,

@@ -184,6 +184,32 @@ impl Till {
         self.metrics.events_received.inc_by(fresh.len() as u64);
         self.metrics.quarantined.inc_by(quarantine.len() as u64);
         let mut core = self.core();
+        // The sender's own events say how its clock compares with this till's.
+        let drift = tillmesh_pos::state::CLOCK_DRIFT_MS_MAX;
+        if let Some(newest) = fresh
+            .iter()
+            .filter(|e| e.origin.terminal() == from)
+            .map(|e| e.hlc.wall_ms)
+            .max()
+        {
+            let ahead = newest.saturating_sub(now);
+            let label = vec![("peer".to_string(), format!("T{from}"))];
+            if ahead > drift {
+                if core.clock_ahead.insert(from, ahead).is_none() {
+                    warn!(
+                        peer = from,
+                        ahead_ms = ahead,
+                        "a peer's clock runs ahead of this till's past the drift limit"
+                    );
+                }
+                self.metrics
+                    .peer_clock_ahead
+                    .get_or_create(&label)
+                    .set(ahead as i64);
+            } else if core.clock_ahead.remove(&from).is_some() {
+                self.metrics.peer_clock_ahead.get_or_create(&label).set(0);
+            }
+        }
         for e in &fresh {
             if core.replica.apply_remote(e, now).is_err() {
                 // Stamped past the drift limit: its deltas apply, this till's clock stays.

@@ -70,6 +70,11 @@ impl Till {
             currency_decimals: self.cfg.store.currency_decimals,
             vision: self.vision.is_some(),
             quarantined: core.quarantined.len(),
+            clock_skew: core
+                .clock_ahead
+                .iter()
+                .map(|(&terminal, &ahead_ms)| PeerSkew { terminal, ahead_ms })
+                .collect(),
         }
     }
 }
