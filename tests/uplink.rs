@@ -850,3 +850,49 @@ async fn a_refused_credential_shows_in_status_and_a_new_one_heals_the_link() {
     t.stop().await;
     cloud.stop().await;
 }
+
+/// Store credentials expired after 90 days and nothing renewed them: a day later the tills
+/// refused sales (issue 17). The leader now renews a credential within its renewal window,
+/// commits the new one through Raft, and every upload after uses it (the old one may then be
+/// revoked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_renews_the_store_credential_before_it_expires() {
+    let cloud = TestCloud::start().await;
+    let (short, old) = cloud
+        .handle
+        .cloud
+        .issue(Some("S001"), Some(3_600_000))
+        .await
+        .unwrap();
+    let pki = Pki::new("S001");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mesh_config(dir.path(), &pki, 1, 0);
+    let mut section = cloud.section();
+    section.token = short;
+    section.credential_renew_before_ms = 2 * 3_600_000;
+    cfg.cloud = Some(section);
+    let t = TestTill::start_with(cfg, dir).await;
+    let raft = t.node().raft.clone().expect("a meshed till runs Raft");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let expires_ms = loop {
+        if let Some((_, e)) = raft.state().credential {
+            break e;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never renewed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        expires_ms > old.exp * 1000 + 3_600_000,
+        "a full lifetime from now"
+    );
+    // Revoke the old credential: uploads go on with the renewed one.
+    let ledger = &cloud.handle.cloud.ledger;
+    let mut s = ledger.store("S001").await.unwrap().unwrap();
+    s.tokens_valid_after_ms = old.iat_ms + 1;
+    ledger.put_store(s).await.unwrap();
+    sell(&t, 3).await;
+    ledger_holds(&cloud, held(&t), Duration::from_secs(30)).await;
+    assert!(!t.till().status().cloud.unwrap().credential_refused);
+    t.stop().await;
+    cloud.stop().await;
+}

@@ -119,6 +119,9 @@ pub struct CloudSection {
     /// How long a manager's override of the offline limit lasts, ms.
     #[serde(default = "default_override")]
     pub override_ms: u64,
+    /// The leader renews the store's credential once it expires within this, ms (30 days).
+    #[serde(default = "default_renew_before")]
+    pub credential_renew_before_ms: u64,
 }
 
 impl CloudSection {
@@ -137,6 +140,7 @@ impl CloudSection {
             backoff_min_ms: self.backoff_min_ms,
             backoff_max_ms: self.backoff_max_ms,
             master_pull_ms: self.master_pull_ms,
+            renew_before_ms: self.credential_renew_before_ms,
         }
     }
 }
@@ -158,6 +162,7 @@ impl CloudSection {
             master_pull_ms: default_master_pull(),
             offline_limit_ms: default_offline_limit(),
             override_ms: default_override(),
+            credential_renew_before_ms: default_renew_before(),
         }
     }
 }
@@ -188,6 +193,10 @@ fn default_backoff_min() -> u64 {
 
 fn default_backoff_max() -> u64 {
     300_000
+}
+
+fn default_renew_before() -> u64 {
+    30 * 86_400_000
 }
 
 fn default_master_pull() -> u64 {

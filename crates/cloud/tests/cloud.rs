@@ -33,6 +33,7 @@ on_both!(
     racing_leaders_store_each_event_once,
     a_deposed_leader_is_fenced,
     a_forged_term_is_refused_and_an_admin_reset_readmits_a_store,
+    a_store_renews_its_own_credential_but_not_a_revoked_one,
     credentials_and_stores_are_checked,
     bad_bodies_are_refused_and_change_nothing,
     master_data_comes_down_as_deltas,
@@ -236,6 +237,38 @@ async fn a_forged_term_is_refused_and_an_admin_reset_readmits_a_store(b: Backend
     let (s, a) = env.upload(&token, &shop.batch(1, 2, &events[20..])).await;
     assert_eq!(s, 200, "{a}");
     assert_eq!(env.events_of("S001").await, 30);
+    env.stop().await;
+}
+
+/// A store trades its valid credential for a fresh one (tills renew before expiry); an admin
+/// credential cannot, and a revoked one cannot renew itself.
+async fn a_store_renews_its_own_credential_but_not_a_revoked_one(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let old = env.token("S001");
+    let (s, a) = env.post(&old, "/api/v1/sync/credential", json!({})).await;
+    assert_eq!(s, 200, "{a}");
+    let fresh = a["token"].as_str().unwrap().to_string();
+    assert!(a["expires_ms"].as_u64().unwrap() > now_ms() + 3_600_000);
+    let (s, _) = env.get(&fresh, "/api/v1/sync/watermarks").await;
+    assert_eq!(s, 200);
+    let (s, a) = env
+        .post(&env.admin, "/api/v1/sync/credential", json!({}))
+        .await;
+    assert_eq!(s, 403, "{a}");
+    let mut st = env
+        .handle
+        .cloud
+        .ledger
+        .store("S001")
+        .await
+        .unwrap()
+        .unwrap();
+    st.tokens_valid_after_ms = now_ms() + 1;
+    env.handle.cloud.ledger.put_store(st).await.unwrap();
+    let (s, a) = env.post(&fresh, "/api/v1/sync/credential", json!({})).await;
+    assert_eq!(s, 401, "{a}");
     env.stop().await;
 }
 

@@ -61,6 +61,14 @@ pub enum Command {
         /// Value.
         value: String,
     },
+    /// The store's cloud credential, renewed by the leader: every till's uplink uses it from
+    /// then on (the one with the later expiry wins).
+    Credential {
+        /// The bearer credential.
+        token: String,
+        /// When it expires (ms since the epoch).
+        expires_ms: u64,
+    },
 }
 
 /// What applying a command answers: the log index it was applied at.

@@ -35,6 +35,8 @@ pub struct StoreMachine {
     pub compact_dots: BTreeMap<u64, u64>,
     /// The compaction point: the settled-status horizon (ms since epoch).
     pub compact_horizon_ms: u64,
+    /// The store's renewed cloud credential and its expiry (ms), once the leader renewed it.
+    pub credential: Option<(String, u64)>,
     /// Master-data records at `master_version`, by record key, as JSON. Shared (`Arc`) so
     /// publishing the state to watchers does not copy the catalog; persisted apart from
     /// the rest, and only when it changes.
@@ -92,6 +94,11 @@ impl StoreMachine {
                 }
                 self.compact_horizon_ms = self.compact_horizon_ms.max(*horizon_ms);
             }
+            Command::Credential { token, expires_ms } => {
+                if self.credential.as_ref().is_none_or(|(_, e)| expires_ms > e) {
+                    self.credential = Some((token.clone(), *expires_ms));
+                }
+            }
             Command::Setting { key, value } => {
                 if self.settings.len() < SETTINGS_MAX || self.settings.contains_key(key) {
                     self.settings.insert(key.clone(), value.clone());
@@ -107,6 +114,20 @@ impl StoreMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_credential_with_the_later_expiry_wins() {
+        let mut m = StoreMachine::default();
+        let c = |t: &str, e| Command::Credential {
+            token: t.into(),
+            expires_ms: e,
+        };
+        m.apply(&c("b", 20));
+        m.apply(&c("a", 10));
+        assert_eq!(m.credential, Some(("b".into(), 20)));
+        m.apply(&c("c", 30));
+        assert_eq!(m.credential, Some(("c".into(), 30)));
+    }
 
     #[test]
     fn watermarks_and_versions_never_move_backwards() {

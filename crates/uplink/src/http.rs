@@ -13,7 +13,9 @@ pub struct CloudRequest {
     pub path: String,
     /// Bearer credential.
     pub token: String,
-    /// POST this binary, gzip'd batch (GET when `None`).
+    /// POST without a body (when no batch is given).
+    pub post: bool,
+    /// POST this binary, gzip'd batch (GET when `None` and not `post`).
     pub batch_gzip: Option<Vec<u8>>,
 }
 
@@ -67,6 +69,7 @@ impl CloudHttp for ReqwestCloud {
                     .header(reqwest::header::CONTENT_TYPE, BINARY_CONTENT_TYPE)
                     .header(reqwest::header::CONTENT_ENCODING, "gzip")
                     .body(body),
+                None if req.post => self.http.post(url),
                 None => self.http.get(url),
             };
             let resp = r

@@ -27,6 +27,21 @@ use tracing::{debug, info, warn};
 const MASTER_PAGE: usize = 500;
 /// Most master-data pages pulled in one go (the rest on the next pull).
 const MASTER_PAGES_MAX: usize = 100;
+/// Least time between two tries at renewing the store's credential.
+const RENEW_RETRY: Duration = Duration::from_secs(3600);
+
+/// The expiry (ms since the epoch) a JWT's payload states (`exp`, seconds), read without
+/// verifying it: the till only needs to know when to ask for a new one.
+fn jwt_expiry_ms(token: &str) -> Option<u64> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["exp"].as_u64()?.checked_mul(1000)
+}
+
 /// How often the leader refreshes the replicated "last reached the cloud" time while online.
 const CLOUD_REFRESH: Duration = Duration::from_secs(60);
 
@@ -235,6 +250,76 @@ impl<S: EventSource> Uplink<S> {
         }
     }
 
+    /// The store's credential: the one the leader last renewed (through Raft), else the
+    /// configured one.
+    fn token(&self) -> String {
+        match self.raft.state().credential {
+            Some((t, _)) => t,
+            None => self.cfg.token.clone(),
+        }
+    }
+
+    /// Renews the store's credential when it expires within `renew_before_ms` (at most one try
+    /// an hour), and commits the new one through Raft so every till uses it.
+    async fn renew_if_due(&self, term: u64, last_try: &mut Option<Instant>) {
+        if last_try.is_some_and(|t| t.elapsed() < RENEW_RETRY) {
+            return;
+        }
+        let expires_ms = match self.raft.state().credential {
+            Some((_, e)) => Some(e),
+            None => jwt_expiry_ms(&self.cfg.token),
+        };
+        let Some(expires_ms) = expires_ms else {
+            return;
+        };
+        let now = self.till.now_ms();
+        if expires_ms.saturating_sub(now) > self.cfg.renew_before_ms {
+            return;
+        }
+        *last_try = Some(Instant::now());
+        let renewed = async {
+            let (status, body) = self
+                .exchange_with("/api/v1/sync/credential".into(), None, true)
+                .await?;
+            if !(200..300).contains(&status) {
+                return Err(refused(
+                    status,
+                    format!(
+                        "credential renewal refused ({status}): {}",
+                        String::from_utf8_lossy(&body)
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
+                    ),
+                ));
+            }
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| Some((v["token"].as_str()?.to_string(), v["expires_ms"].as_u64()?)))
+                .ok_or_else(|| Failure::Link("credential renewal: unreadable answer".into()))
+        }
+        .await;
+        match renewed {
+            Ok((token, expires_ms)) => {
+                if !self.leads(term) {
+                    return;
+                }
+                match self
+                    .raft
+                    .propose(Command::Credential { token, expires_ms })
+                    .await
+                {
+                    Ok(_) => info!(expires_ms, "store credential renewed"),
+                    Err(e) => warn!(cause = %e, "could not commit the renewed credential"),
+                }
+            }
+            Err(Failure::Link(why) | Failure::Credential(why) | Failure::Fenced(why)) => {
+                warn!(cause = %why, "store credential not renewed; will retry")
+            }
+            Err(Failure::Deposed) => {}
+        }
+    }
+
     /// Leads in `term` until deposed; answers why it stopped.
     async fn lead(&self, term: u64) -> &'static str {
         let mut sent: BTreeMap<u64, u64> = BTreeMap::new();
@@ -245,10 +330,12 @@ impl<S: EventSource> Uplink<S> {
         let mut last_exchange = Instant::now() - Duration::from_secs(3600);
         let mut last_refresh = Instant::now() - CLOUD_REFRESH;
         let mut was_online: Option<bool> = None;
+        let mut renew_tried: Option<Instant> = None;
         loop {
             if !self.leads(term) {
                 return "deposed";
             }
+            self.renew_if_due(term, &mut renew_tried).await;
             if backoff_ms > 0 {
                 let jittered = backoff_ms / 2 + self.jitter(backoff_ms / 2);
                 tokio::select! {
@@ -517,9 +604,20 @@ impl<S: EventSource> Uplink<S> {
         path: String,
         batch_gzip: Option<Vec<u8>>,
     ) -> Result<(u16, Vec<u8>), Failure> {
+        self.exchange_with(path, batch_gzip, false).await
+    }
+
+    /// [`Uplink::exchange`], as a POST without a body when `post` and no batch is given.
+    async fn exchange_with(
+        &self,
+        path: String,
+        batch_gzip: Option<Vec<u8>>,
+        post: bool,
+    ) -> Result<(u16, Vec<u8>), Failure> {
         let req = CloudRequest {
             path,
-            token: self.cfg.token.clone(),
+            token: self.token(),
+            post: batch_gzip.is_some() || post,
             batch_gzip,
         };
         match tokio::time::timeout(
@@ -607,4 +705,27 @@ impl<S: EventSource> Uplink<S> {
 fn encode_batch_size(e: &StoreEvent) -> usize {
     bincode::serde::encode_to_vec(e, bincode::config::standard())
         .map_or(usize::MAX / 4, |v| v.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jwt_expiry_ms;
+    use base64::Engine;
+
+    #[test]
+    fn a_jwt_expiry_is_read_from_its_payload_and_garbage_is_none() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            enc(r#"{"alg":"HS256"}"#),
+            enc(r#"{"sub":"S001","exp":1700000000}"#)
+        );
+        assert_eq!(jwt_expiry_ms(&token), Some(1_700_000_000_000));
+        assert_eq!(jwt_expiry_ms("not a token"), None);
+        assert_eq!(jwt_expiry_ms("a.%%%.c"), None);
+        assert_eq!(
+            jwt_expiry_ms(&format!("a.{}.c", enc(r#"{"exp":"soon"}"#))),
+            None
+        );
+    }
 }

@@ -61,4 +61,6 @@ pub struct Settings {
     pub backoff_max_ms: u64,
     /// Master data pulled at least this often.
     pub master_pull_ms: u64,
+    /// The credential is renewed once it expires within this (ms).
+    pub renew_before_ms: u64,
 }

@@ -116,7 +116,7 @@ impl CloudHttp for SimCloudHttp {
                     axum::body::Body::from(bytes)
                 }
                 None => {
-                    b = b.method("GET");
+                    b = b.method(if req.post { "POST" } else { "GET" });
                     axum::body::Body::empty()
                 }
             };

@@ -66,6 +66,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/sync/upload", post(upload))
         .route("/api/v1/sync/master", get(sync_master))
         .route("/api/v1/sync/watermarks", get(sync_watermarks))
+        .route("/api/v1/sync/credential", post(renew_credential))
         .route("/api/v1/admin/stores", get(list_stores))
         .route("/api/v1/admin/stores/{id}", put(put_store))
         .route("/api/v1/admin/stores/{id}/token", post(store_token))
@@ -93,6 +94,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         upload,
         sync_master,
         sync_watermarks,
+        renew_credential,
         list_stores,
         put_store,
         store_token,

@@ -291,3 +291,38 @@ pub(super) async fn sync_watermarks(
     known_store(&cloud, &claims).await?;
     Ok(Json(cloud.ledger.watermarks(&claims.sub).await?))
 }
+
+/// A store's renewed credential.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RenewedCredential {
+    /// The new bearer credential (same store, a full lifetime from now).
+    pub token: String,
+    /// When it expires (ms since the epoch).
+    pub expires_ms: u64,
+}
+
+/// A store trades its valid credential for a fresh one, before it expires: tills renew it on
+/// their own (no one copies a new token onto every till every 90 days). A revoked or expired
+/// credential cannot renew itself.
+#[utoipa::path(post, path = "/api/v1/sync/credential",
+    responses((status = 200, body = RenewedCredential), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn renew_credential(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<RenewedCredential>, ApiError> {
+    let claims = credential(&cloud, &headers, Role::Store)?;
+    known_store(&cloud, &claims).await?;
+    let (token, fresh) = cloud.issue(Some(&claims.sub), None).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            e.to_string(),
+        )
+    })?;
+    tracing::info!(store = %claims.sub, "store credential renewed");
+    Ok(Json(RenewedCredential {
+        token,
+        expires_ms: fresh.exp.saturating_mul(1000),
+    }))
+}
