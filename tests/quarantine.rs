@@ -267,3 +267,77 @@ async fn only_a_corrupt_database_is_moved_aside() {
     );
     t.stop().await;
 }
+
+/// A full disk killed the till with exit code 70 on the first sale (issue 17). Now a sale
+/// answers 507 `disk_full` with nothing changed, reads and status still answer, and once
+/// space is freed the next sale commits; the database stays intact. Root only (a small
+/// tmpfs is the full disk); CI runs as root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_sales_with_507_and_selling_resumes_once_space_is_freed() {
+    if !support::is_root() {
+        eprintln!("skipping: mounting a small tmpfs needs root");
+        return;
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount a tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path().to_path_buf());
+    let data = mnt.path().join("till");
+    let mut cfg = support::test_config(&data);
+    cfg.terminal.disk_free_min_mb = 32;
+    let holder = tempfile::tempdir().unwrap();
+    let t = TestTill::start_with(cfg.clone(), holder).await;
+    let c = t.client().login("E001", "1111").await;
+    let first = c
+        .sell(&[(demo_barcode(1).as_str(), 1)], None)
+        .await
+        .unwrap();
+    let txn = first["txn_id"].as_str().unwrap().to_string();
+    // Fill the disk to 16 MiB free.
+    let free = |p: &std::path::Path| {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let junk = mnt.path().join("junk");
+    let fill = free(mnt.path()).saturating_sub(16 << 20);
+    std::fs::write(&junk, vec![0_u8; fill as usize]).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stock = t.till().stock_of(&demo_item(2).0);
+    let refused = c.post("/api/v1/transactions", serde_json::json!({})).await;
+    refused.expect_error(507, "disk_full");
+    assert_eq!(t.till().stock_of(&demo_item(2).0), stock, "nothing changed");
+    // Reads still answer.
+    c.get(&format!("/api/v1/transactions/{txn}"))
+        .await
+        .expect(200);
+    t.client().get("/api/v1/status").await.expect(200);
+    // Space freed: selling resumes.
+    std::fs::remove_file(&junk).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    c.sell(&[(demo_barcode(2).as_str(), 1)], None)
+        .await
+        .unwrap();
+    let store = t.till().store().clone();
+    assert_eq!(store.read(|r| r.integrity_check()).unwrap(), "ok");
+    t.stop().await;
+}

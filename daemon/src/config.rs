@@ -195,6 +195,10 @@ fn default_backoff_max() -> u64 {
     300_000
 }
 
+fn default_disk_free_min_mb() -> u64 {
+    64
+}
+
 fn default_renew_before() -> u64 {
     30 * 86_400_000
 }
@@ -344,6 +348,10 @@ pub struct TerminalSection {
     /// Directory for the database.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// MiB kept free on the database's disk: below it, sales and other writes answer 507
+    /// `disk_full` (nothing changed) until space is freed (0 turns the guard off).
+    #[serde(default = "default_disk_free_min_mb")]
+    pub disk_free_min_mb: u64,
     /// Set by the simulator only (never read from a file): the database commits on the
     /// caller's thread and the incarnation is the simulator's, so a seed replays exactly.
     #[serde(skip)]

@@ -18,6 +18,16 @@ pub enum StoreError {
     /// A filesystem error.
     #[error("i/o error: {0}")]
     Io(String),
+    /// The disk holding the database is (nearly) full: nothing was written.
+    #[error(
+        "the disk holding the till's database has {free} bytes free and {min} are kept free; free some space, then try again"
+    )]
+    DiskFull {
+        /// Bytes free for this process.
+        free: u64,
+        /// Bytes kept free.
+        min: u64,
+    },
     /// The database was written by a newer tillmesh.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
     TooNew {
@@ -44,6 +54,17 @@ impl StoreError {
                 e.code,
                 rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
             ),
+            _ => false,
+        }
+    }
+
+    /// Whether the disk is full (the guard's refusal, or SQLite's own `SQLITE_FULL`).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull { .. } => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
             _ => false,
         }
     }

@@ -17,8 +17,8 @@ pub use read::{QuarantineRow, Reader, StockMovement};
 pub use write::{CommitInfo, Prune, Quarantined, WriteBatch};
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -35,6 +35,12 @@ impl Drop for Slot {
         }
     }
 }
+
+/// Bytes kept free on the database's disk by default (64 MiB: a checkpoint and the WAL's
+/// growth fit in it, so SQLite itself never meets a full disk mid-commit).
+pub const DISK_FREE_MIN_DEFAULT: u64 = 64 << 20;
+/// How often the free space is looked up, ms.
+pub const DISK_CHECK_MS: u64 = 250;
 
 /// Most write requests waiting for the writer.
 pub const WRITE_QUEUE_MAX: usize = 4096;
@@ -75,6 +81,12 @@ struct Inner {
     reader: Mutex<Reader>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
+    /// The database's directory, whose free space `reserve` checks.
+    dir: PathBuf,
+    /// Bytes kept free on that disk; below it new writes are refused (`DiskFull`).
+    disk_free_min: AtomicU64,
+    /// Free bytes when last looked (at most every [`DISK_CHECK_MS`]).
+    disk_free: Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 impl Store {
@@ -103,6 +115,9 @@ impl Store {
                     reader: Mutex::new(Reader::new(read)),
                     writer: Mutex::new(None),
                     checkpointer: Mutex::new(None),
+                    dir: PathBuf::new(),
+                    disk_free_min: AtomicU64::new(0),
+                    disk_free: Mutex::new((None, u64::MAX)),
                 }),
             });
         }
@@ -126,6 +141,9 @@ impl Store {
                 reader: Mutex::new(reader),
                 writer: Mutex::new(Some(handle)),
                 checkpointer: Mutex::new(Some(checkpointer)),
+                dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                disk_free_min: AtomicU64::new(DISK_FREE_MIN_DEFAULT),
+                disk_free: Mutex::new((None, u64::MAX)),
             }),
         })
     }
@@ -145,6 +163,7 @@ impl Store {
         if self.inner.inline.is_some() {
             return Ok(Slot { inner: None });
         }
+        self.check_disk()?;
         let mut r = self.inner.reserved.load(Ordering::Acquire);
         loop {
             if r + self.inner.jobs.len() >= WRITE_QUEUE_MAX {
@@ -164,6 +183,38 @@ impl Store {
                 Err(now) => r = now,
             }
         }
+    }
+
+    /// Keeps `bytes` free on the database's disk: below it, writes are refused with
+    /// `DiskFull` before anything is queued (0 turns the guard off).
+    pub fn set_disk_free_min(&self, bytes: u64) {
+        self.inner.disk_free_min.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Refuses with `DiskFull` while the disk has less than the minimum free (looked up at
+    /// most every [`DISK_CHECK_MS`]; a filesystem that cannot say is taken as having room).
+    fn check_disk(&self) -> Result<(), StoreError> {
+        let min = self.inner.disk_free_min.load(Ordering::Relaxed);
+        if min == 0 {
+            return Ok(());
+        }
+        let mut d = self
+            .inner
+            .disk_free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let stale =
+            d.0.is_none_or(|t| t.elapsed().as_millis() as u64 >= DISK_CHECK_MS);
+        if stale {
+            let free = rustix::fs::statvfs(&self.inner.dir)
+                .map(|v| v.f_bavail.saturating_mul(v.f_frsize))
+                .unwrap_or(u64::MAX);
+            *d = (Some(std::time::Instant::now()), free);
+        }
+        if d.1 < min {
+            return Err(StoreError::DiskFull { free: d.1, min });
+        }
+        Ok(())
     }
 
     /// Queues a batch in a reserved place and returns the receiver of its outcome without

@@ -35,6 +35,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The body is not of a type this operation takes.
     UnsupportedMedia,
+    /// The till's disk is full: nothing was changed; it sells again once space is freed.
+    InsufficientStorage,
     /// The till failed (not the caller's fault).
     Internal,
 }
@@ -170,6 +172,7 @@ impl TillError {
                 AuthError::BadHash => K::Internal,
             },
             TillError::Store(e) if e.is_retryable() => K::Unavailable,
+            TillError::Store(e) if e.is_disk_full() => K::InsufficientStorage,
             TillError::Store(_) => K::Internal,
             TillError::Vision(e) => match e {
                 VisionError::Empty => K::BadRequest,
@@ -225,6 +228,7 @@ impl TillError {
                 AuthError::BadHash => "bad_hash",
             },
             TillError::Store(e) if e.is_retryable() => "overloaded",
+            TillError::Store(e) if e.is_disk_full() => "disk_full",
             TillError::Store(_) => "storage",
             TillError::Vision(e) => match e {
                 VisionError::Empty => "empty_image",

@@ -153,6 +153,12 @@ impl Till {
 /// stops the till with the reason and leaves the file untouched: it may hold sales no peer
 /// has yet.
 pub(super) fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
+    let store = open_store_file(cfg, now)?;
+    store.set_disk_free_min(cfg.terminal.disk_free_min_mb.saturating_mul(1 << 20));
+    Ok(store)
+}
+
+fn open_store_file(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
     if cfg.terminal.simulated.is_some() {
         let path = cfg.terminal.data_dir.join("till.db");
         return Ok(Store::open_with(&path, tillmesh_store::Mode::Inline)?);
