@@ -8,21 +8,11 @@
 mod support;
 
 use support::{TestTill, demo_barcode, demo_item};
+use tillmesh::sim::poison::customer_edit;
 use tillmesh_crdt::{Hlc, PnCounter, ReplicaId};
-use tillmesh_pos::customer::CustomerPatch;
 use tillmesh_pos::event::{Event, EventBody};
 use tillmesh_pos::inventory::Reason;
 use tillmesh_pos::state::Replica;
-
-fn customer_edit(r: &mut Replica, id: &str, name: &str, now: u64) -> Event {
-    let me = r.id();
-    let patch = CustomerPatch {
-        name: Some(name.into()),
-        ..Default::default()
-    };
-    let change = r.customers_mut().edit(me, id, &patch).unwrap();
-    r.update_customer(id, change, now)
-}
 
 /// A peer's batch: good stock receipts around three crafted events, and one stamped ten
 /// minutes ahead. Returns the events, the peer's origin and the units the good ones add.

@@ -19,6 +19,7 @@ pub mod payment;
 pub mod pricing;
 pub mod promotion;
 pub mod receipt;
+pub mod replica;
 pub mod report;
 pub mod state;
 pub mod transaction;

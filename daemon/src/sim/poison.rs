@@ -20,7 +20,8 @@ pub fn honest() -> ReplicaId {
     ReplicaId::for_terminal(HONEST, 1)
 }
 
-fn customer_edit(r: &mut Replica, id: &str, name: &str, now: u64) -> Event {
+/// A customer edit made by replica `r` (its automerge actor), as its event.
+pub fn customer_edit(r: &mut Replica, id: &str, name: &str, now: u64) -> Event {
     let me = r.id();
     let patch = CustomerPatch {
         name: Some(name.into()),
