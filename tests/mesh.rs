@@ -748,3 +748,44 @@ async fn a_peer_cannot_hold_more_than_its_share_of_connections() {
         t.stop().await;
     }
 }
+
+/// Two tills started with the same terminal id took each other for themselves and shared a
+/// Raft id (issue 17). Each now refuses the other, says so in status, and neither takes the
+/// other's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_tills_with_one_terminal_id_refuse_each_other_and_say_so() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestTill::start_with(mesh_config(d1.path(), &pki, 1, 0), d1).await;
+    let b = TestTill::start_with(mesh_config(d2.path(), &pki, 1, 0), d2).await;
+    sell_many(&cashier(&a).await, 1, 0).await;
+    sell_many(&cashier(&b).await, 1, 1).await;
+    a.mesh().add_peer(b.mesh().local_addr());
+    b.mesh().add_peer(a.mesh().local_addr());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (sa, sb) = (a.till().status(), b.till().status());
+        if !sa.duplicate_terminal_at.is_empty() && !sb.duplicate_terminal_at.is_empty() {
+            assert_eq!(
+                sa.duplicate_terminal_at,
+                vec![b.mesh().local_addr().to_string()]
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not shown: {:?} / {:?}",
+            sa.duplicate_terminal_at,
+            sb.duplicate_terminal_at
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Neither took the other's sale.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (va, vb) = (a.till().version_vector(), b.till().version_vector());
+    assert_eq!(va.iter().count(), 2, "{va:?}"); // its own origin and master data
+    assert_ne!(va, vb);
+    a.stop().await;
+    b.stop().await;
+}

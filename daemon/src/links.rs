@@ -18,6 +18,10 @@ pub trait Links: Send + Sync + std::fmt::Debug {
     fn raft(&self) -> Option<RaftView>;
     /// The cloud link, once this till runs an uplink.
     fn cloud(&self) -> Option<CloudLink>;
+    /// Addresses of other tills presenting this till's terminal id.
+    fn duplicate_terminal(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A till on its own: no mesh, no Raft group, no cloud link.
@@ -39,11 +43,18 @@ impl Links for Standalone {
 /// A mesh as the till's status sees it: its peer list.
 trait PeerList: Send + Sync {
     fn peers(&self) -> Vec<PeerView>;
+    fn duplicates(&self) -> Vec<String>;
 }
 
 impl<R: Replicator, T: Transport> PeerList for Mesh<R, T> {
     fn peers(&self) -> Vec<PeerView> {
         Mesh::peers(self)
+    }
+    fn duplicates(&self) -> Vec<String> {
+        self.duplicate_terminal()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 }
 
@@ -105,6 +116,14 @@ impl Links for StoreLinks {
             .get()
             .and_then(Weak::upgrade)
             .map(|m| m.peers())
+            .unwrap_or_default()
+    }
+
+    fn duplicate_terminal(&self) -> Vec<String> {
+        self.mesh
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|m| m.duplicates())
             .unwrap_or_default()
     }
 

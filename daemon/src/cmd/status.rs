@@ -146,6 +146,13 @@ fn render(s: &StatusView) -> String {
             s.quarantined
         );
     }
+    for a in &s.duplicate_terminal_at {
+        let _ = writeln!(
+            out,
+            "TERMINAL ID CONFLICT: the till at {a} presents this till's terminal id {}; it is refused (give each till its own id)",
+            s.terminal_id
+        );
+    }
     for p in &s.clock_skew {
         let _ = writeln!(
             out,

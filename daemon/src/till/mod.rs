@@ -233,6 +233,10 @@ pub struct StatusView {
     /// this till's clock does not follow).
     #[serde(default)]
     pub clock_skew: Vec<PeerSkew>,
+    /// Addresses of other tills presenting this till's terminal id (refused: fix their
+    /// configuration or enrolment).
+    #[serde(default)]
+    pub duplicate_terminal_at: Vec<String>,
 }
 
 /// A peer stamping its events ahead of this till's clock past the drift limit.

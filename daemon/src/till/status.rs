@@ -24,6 +24,7 @@ impl Till {
         // The mesh's peer list reads the version vector, which takes the core lock: read it
         // before taking that lock here.
         let peers = self.links.peers();
+        let duplicate_terminal_at = self.links.duplicate_terminal();
         let core = self.core();
         let vv = &core.replica.state().vv;
         self.metrics.write_queue.set(self.store.queue_len() as i64);
@@ -75,6 +76,7 @@ impl Till {
                 .iter()
                 .map(|(&terminal, &ahead_ms)| PeerSkew { terminal, ahead_ms })
                 .collect(),
+            duplicate_terminal_at,
         }
     }
 }

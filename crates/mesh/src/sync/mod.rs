@@ -271,6 +271,25 @@ struct Shared<R, T: Transport> {
     links: Mutex<HashMap<u64, Arc<T::Link>>>,
     /// Inbound connections open per peer terminal (bounded by [`INBOUND_PER_PEER_MAX`]).
     inbound: Mutex<HashMap<u64, usize>>,
+    /// Addresses of another till presenting this till's own terminal id.
+    duplicates: Mutex<std::collections::BTreeSet<SocketAddr>>,
+}
+
+impl<R: Replicator, T: Transport> Shared<R, T> {
+    /// A link whose certificate names this till's own terminal: this till itself (its own
+    /// address, found again through discovery) or another till enrolled with the same id.
+    /// Another till is told apart by its port (a till listens on one port; the same port on
+    /// another host is not told apart). Answers whether it is another till, and remembers it.
+    fn same_terminal_is_another(&self, addr: SocketAddr) -> bool {
+        if addr.port() == self.transport.local_addr().port() {
+            return false;
+        }
+        let mut d = self.duplicates.lock().unwrap_or_else(|p| p.into_inner());
+        if d.len() < 64 && d.insert(addr) {
+            warn!(%addr, terminal = self.terminal, "another till presents this till's terminal id; refusing it");
+        }
+        true
+    }
 }
 
 /// Most inbound connections one peer may hold open at once (a pusher needs one; a reconnect
@@ -335,6 +354,7 @@ impl<R: Replicator, T: Transport> Mesh<R, T> {
             pushing_to: Mutex::new(HashSet::new()),
             links: Mutex::new(HashMap::new()),
             inbound: Mutex::new(HashMap::new()),
+            duplicates: Mutex::new(std::collections::BTreeSet::new()),
             targets: Mutex::new(HashSet::new()),
             faults: Faults::default(),
             stop,
@@ -361,6 +381,18 @@ impl<R: Replicator, T: Transport> Mesh<R, T> {
     /// The address peers dial.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.transport.local_addr()
+    }
+
+    /// Addresses of other tills presenting this till's own terminal id (a misconfiguration:
+    /// their events and this till's would collide; they are refused).
+    pub fn duplicate_terminal(&self) -> Vec<SocketAddr> {
+        self.shared
+            .duplicates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Starts pushing to a peer address (idempotent per address).

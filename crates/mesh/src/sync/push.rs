@@ -70,7 +70,11 @@ pub(super) async fn push<R: Replicator, T: Transport>(
     );
     let (_, peer) = link.peer();
     if peer == s.terminal {
-        link.close(0, "self");
+        if s.same_terminal_is_another(addr) {
+            link.close(6, "duplicate terminal id");
+        } else {
+            link.close(0, "self");
+        }
         return Ok(PushEnd::Retire);
     }
     if !s.pushing_to.lock().expect("pushing lock").insert(peer) {

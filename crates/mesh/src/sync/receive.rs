@@ -52,6 +52,12 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
         link.close(2, "blocked");
         return Err(MeshError::Connection("blocked by fault injection".into()));
     }
+    if peer == s.terminal && s.same_terminal_is_another(addr) {
+        link.close(6, "duplicate terminal id");
+        return Err(MeshError::Protocol(format!(
+            "a till at {addr} presents this till's own terminal id {peer}"
+        )));
+    }
     let Some(_held) = InboundGuard::take(s, peer) else {
         link.close(5, "too many connections");
         with_peer(s, peer, addr, |p| p.inbound_refused += 1);
