@@ -74,6 +74,8 @@ pub struct Uplink<S: EventSource> {
     state: Arc<Mutex<LinkState>>,
     /// Jitter for the retry back-off (seeded, so the simulator replays it).
     rng: Mutex<rand::rngs::StdRng>,
+    /// When the configured credential expires (read from it once).
+    cfg_token_expires_ms: Option<u64>,
 }
 
 /// How an upload or pull ended, when it did not succeed.
@@ -152,6 +154,7 @@ impl<S: EventSource> Uplink<S> {
         seed: u64,
     ) -> Self {
         use rand::SeedableRng;
+        let cfg_token_expires_ms = jwt_expiry_ms(&cfg.token);
         Self {
             till,
             raft,
@@ -160,6 +163,7 @@ impl<S: EventSource> Uplink<S> {
             http,
             state: Arc::default(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            cfg_token_expires_ms,
         }
     }
 
@@ -267,7 +271,7 @@ impl<S: EventSource> Uplink<S> {
         }
         let expires_ms = match self.raft.state().credential {
             Some((_, e)) => Some(e),
-            None => jwt_expiry_ms(&self.cfg.token),
+            None => self.cfg_token_expires_ms,
         };
         let Some(expires_ms) = expires_ms else {
             return;
