@@ -8,7 +8,9 @@ the tills' HTTP API while the script:
 
 1. cuts a follower off the bridge (its bridge port down: packets silently dropped), heals;
 2. blackholes another till's outbound packets only (`tc qdisc ... blackhole`: one way);
-3. kill -9s the leader, waits for a new one, restarts the killed till on its disk.
+3. kill -9s the leader, waits for a new one, restarts the killed till on its disk;
+4. after the checks below, starts a second host enrolled with till 1's terminal id on the
+   same port, and expects till 1 and the twin each to refuse the other and list it.
 
 Then it waits for the store to converge and checks the simulator's invariants against the
 real cloud's ledger and reports: no acknowledged sale lost, exactly once in the cloud,
@@ -37,6 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.79.0"
 CLOUD_IP = f"{SUBNET}.100"
 CLOUD_PORT = 8700
+# A second host enrolled with till 1's terminal id, listening on the same port.
+TWIN_IP = f"{SUBNET}.50"
 TILL_API = "http://127.0.0.1:7300"
 # Bounds: every wait below gives up after this many seconds.
 WAIT_S = 90
@@ -244,7 +248,7 @@ def main():
     net, tills, others = None, [], []
     try:
         names = [(f"t{i}", f"{SUBNET}.{i}") for i in range(1, a.tills + 1)]
-        net = Net(names + [("c", CLOUD_IP)])
+        net = Net(names + [("c", CLOUD_IP), ("tw", TWIN_IP)])
         verdicts = scenario(a, binary, work, net, tills, others)
         width = max(len(n) for n, _, _ in verdicts)
         for name, ok, detail in verdicts:
@@ -397,7 +401,38 @@ linger_ms = 50
     obs.stop.set()
     obs.join()
     log("converged; checking the invariants against the cloud")
-    return check(tills, cash, statuses, fleet(), obs, opening, cloud_ns, admin_token)
+    verdicts = check(tills, cash, statuses, fleet(), obs, opening, cloud_ns, admin_token)
+
+    # 8. A second host enrolled as till 1, on the same port: both refuse each other.
+    one = tills[0]
+    certs = work / "certs-twin"
+    run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(one.id),
+        "--out", str(certs))
+    cfg = one.config.read_text().replace(f'listen = "{SUBNET}.{one.id}:7400"',
+                                         f'listen = "{TWIN_IP}:7400"')
+    cfg = cfg.replace(str(work / f"certs-{one.id}"), str(certs))
+    twin_cfg = work / "twin.toml"
+    twin_cfg.write_text(cfg)
+    twin = Till(one.id, net.nodes["tw"], twin_cfg, work / "data-twin", work / "twin.log")
+    tills.append(twin)
+    twin.start(binary)
+    wait("the twin to answer", twin.status)
+    log(f"a second host enrolled as T{one.id} on the same port started")
+
+    def both_see():
+        a_, b_ = one.status(), twin.status()
+        if a_ and b_ and a_.get("duplicate_terminal_at") and b_.get("duplicate_terminal_at"):
+            return a_["duplicate_terminal_at"], b_["duplicate_terminal_at"]
+        return None
+    try:
+        seen = wait("both tills to list the duplicate", both_see, within=30)
+        ok = any(TWIN_IP in x for x in seen[0]) and any(f"{SUBNET}.{one.id}" in x for x in seen[1])
+        verdicts.append(("duplicate_terminal_refused_both_ways", ok,
+                         f"T{one.id} lists {seen[0]}; the twin lists {seen[1]}"))
+    except SetupError as e:
+        verdicts.append(("duplicate_terminal_refused_both_ways", False, str(e)))
+    twin.kill9()
+    return verdicts
 
 
 def check(tills, cash, statuses, fleet, obs, opening, cloud_ns, admin_token):

@@ -331,3 +331,43 @@ async fn a_full_disk_refuses_sales_with_507_and_selling_resumes_once_space_is_fr
     assert_eq!(store.read(|r| r.integrity_check()).unwrap(), "ok");
     t.stop().await;
 }
+
+/// A till whose own clock runs ten minutes ahead learns it from its peers' events (issue
+/// 17: skew is shown on the till that has it, not only on its peers), and the warning goes
+/// once the peers' events are on time for it again.
+#[tokio::test]
+async fn a_till_sees_its_own_clock_ahead_of_its_peers() {
+    let t = TestTill::start().await;
+    let sku = demo_item(0).0;
+    let now = t.till().now_ms();
+    assert_eq!(t.till().status().own_clock_ahead_ms, None);
+    let origin = ReplicaId::for_terminal(9, 7);
+    let mut peer = Replica::new(origin);
+    let behind = peer.adjust(&sku, 1, Reason::Receiving, None, None, "E9", now - 600_000);
+    t.till().apply_remote(9, vec![behind]).await.unwrap();
+    let ahead = t
+        .till()
+        .status()
+        .own_clock_ahead_ms
+        .expect("a peer stamping ten minutes behind shows this till's clock ahead");
+    assert!((590_000..=610_000).contains(&ahead), "{ahead}");
+    let metrics = t.client().get("/metrics").await.expect(200);
+    let text = metrics.as_str().unwrap_or("");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tillmesh_till_clock_ahead_ms ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+    let on_time = peer.adjust(
+        &sku,
+        1,
+        Reason::Receiving,
+        None,
+        None,
+        "E9",
+        t.till().now_ms(),
+    );
+    t.till().apply_remote(9, vec![on_time]).await.unwrap();
+    assert_eq!(t.till().status().own_clock_ahead_ms, None);
+    t.stop().await;
+}

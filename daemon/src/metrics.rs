@@ -53,6 +53,9 @@ pub struct Metrics {
     /// How far ahead of this till's clock a peer stamped its latest events past the drift
     /// limit (ms; 0 once it is back within it).
     pub peer_clock_ahead: Family<Vec<(String, String)>, Gauge>,
+    /// How far this till's own clock runs ahead past the drift limit, by its peers' events
+    /// or its own stamps (ms; 0 within it).
+    pub clock_ahead: Gauge,
     /// 1 when the last exchange with the cloud succeeded.
     pub cloud_online: Gauge,
     /// Seconds since the last successful exchange with the cloud (-1: never).
@@ -97,6 +100,7 @@ impl Default for Metrics {
             peer_lag: Family::default(),
             peer_silence: Family::default(),
             peer_clock_ahead: Family::default(),
+            clock_ahead: Gauge::default(),
             cloud_online: Gauge::default(),
             cloud_silence: Gauge::default(),
             cloud_backlog: Gauge::default(),
@@ -190,6 +194,11 @@ impl Default for Metrics {
             "mesh_peer_clock_ahead_ms",
             "How far past the drift limit ahead of this till a peer stamps its events (0: within it)",
             m.peer_clock_ahead.clone(),
+        );
+        registry.register(
+            "till_clock_ahead_ms",
+            "How far past the drift limit this till's own clock runs ahead (0: within it)",
+            m.clock_ahead.clone(),
         );
         registry.register(
             "mesh_lag_events",

@@ -147,7 +147,11 @@ async function refreshStatus() {
     const s = await api("GET", "/status");
     ui.decimals = s.currency_decimals;
     $("camera-toggle").hidden = !s.vision;
-    chip("st-store", `Store ${s.store_id} · Till ${s.terminal_id}`);
+    const dup = (s.duplicate_terminal_at || []).length;
+    const ahead = s.own_clock_ahead_ms;
+    chip("st-store", dup ? `Till ${s.terminal_id}: another till uses this number, call support`
+      : ahead ? `Till ${s.terminal_id}: clock ${Math.round(ahead / 60000)} min ahead, set the time`
+      : `Store ${s.store_id} · Till ${s.terminal_id}`, dup ? "bad" : ahead ? "warn" : "");
     const c = s.cloud;
     if (!c) {
       chip("st-cloud", "Cloud: not configured", "warn");

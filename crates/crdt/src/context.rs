@@ -47,7 +47,7 @@ impl DotContext {
     /// its own dots in the compact prefix.
     pub fn next_dot(&mut self, replica: ReplicaId) -> Dot {
         let c = self.compact.entry(replica).or_insert(0);
-        *c += 1;
+        *c = c.saturating_add(1);
         Dot {
             replica,
             counter: *c,
@@ -75,8 +75,8 @@ impl DotContext {
         let cloud = std::mem::take(&mut self.cloud);
         for dot in cloud {
             let c = self.compact.entry(dot.replica).or_insert(0);
-            if dot.counter == *c + 1 {
-                *c += 1;
+            if dot.counter == c.saturating_add(1) {
+                *c = dot.counter;
             } else if dot.counter > *c {
                 self.cloud.insert(dot);
             }
@@ -89,8 +89,8 @@ impl DotContext {
             let cloud = std::mem::take(&mut self.cloud);
             for dot in cloud {
                 let c = self.compact.entry(dot.replica).or_insert(0);
-                if dot.counter == *c + 1 {
-                    *c += 1;
+                if dot.counter == c.saturating_add(1) {
+                    *c = dot.counter;
                     changed = true;
                 } else if dot.counter > *c {
                     self.cloud.insert(dot);

@@ -57,7 +57,11 @@ impl PnCounter {
     pub fn value(&self) -> i64 {
         let p: i128 = self.p.values().map(|&v| i128::from(v)).sum();
         let n: i128 = self.n.values().map(|&v| i128::from(v)).sum();
-        i64::try_from((p - n).clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or_default()
+        i64::try_from(
+            p.saturating_sub(n)
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)),
+        )
+        .unwrap_or_default()
     }
 
     /// The largest positive or negative entry (what `Event::check` bounds).

@@ -86,7 +86,7 @@ impl HlcClock {
     pub fn observe(&mut self, remote: Hlc, now_ms: u64) -> Result<Hlc, ClockError> {
         if remote.wall_ms > now_ms.saturating_add(self.drift_ms_max) {
             return Err(ClockError::DriftTooLarge {
-                ahead_ms: remote.wall_ms - now_ms,
+                ahead_ms: remote.wall_ms.saturating_sub(now_ms),
                 limit_ms: self.drift_ms_max,
             });
         }
@@ -120,7 +120,7 @@ fn next(wall_ms: u64, logical: u32, replica: ReplicaId) -> Hlc {
     if logical < u32::MAX - 1 {
         Hlc {
             wall_ms,
-            logical: logical + 1,
+            logical: logical.saturating_add(1),
             replica,
         }
     } else {

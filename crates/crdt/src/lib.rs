@@ -4,6 +4,10 @@
 //! delta or a full state alike. Merges are commutative, associative and idempotent; the
 //! property tests in `tests/laws.rs` check this for every type, and check that N replicas
 //! converge under arbitrary reordering, duplication and re-delivery of deltas.
+//!
+//! Peers feed these types: no arithmetic here may overflow (checked or saturating only).
+
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 mod context;
 mod counter;

@@ -108,10 +108,13 @@ impl Discovery {
                         warn!(name = %svc.fullname, "ignoring a till speaking another protocol version");
                         continue;
                     }
-                    if txt("terminal").and_then(|t| t.parse::<u64>().ok()) == Some(terminal) {
-                        continue;
-                    }
+                    let own = txt("terminal").and_then(|t| t.parse::<u64>().ok()) == Some(terminal);
                     for ip in svc.get_addresses_v4() {
+                        // This till's own record is skipped, but not another host claiming
+                        // this till's terminal id: the mesh dials it and refuses it.
+                        if own && is_this_host(std::net::IpAddr::V4(ip)) {
+                            continue;
+                        }
                         let addr = SocketAddr::from((ip, svc.port));
                         info!(%addr, name = %svc.fullname, "discovered a peer");
                         found(addr);
@@ -128,5 +131,18 @@ impl Discovery {
             let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
         }
         let _ = self.daemon.shutdown();
+    }
+}
+
+/// Whether `ip` is one of this host's own addresses (loopback, or an interface's; read
+/// afresh, as interfaces come and go). If the interfaces cannot be read, it is taken as
+/// this host's: a duplicate missed is better than a till refusing itself.
+pub(crate) fn is_this_host(ip: std::net::IpAddr) -> bool {
+    if ip.is_loopback() || ip.is_unspecified() {
+        return true;
+    }
+    match if_addrs::get_if_addrs() {
+        Ok(ifs) => ifs.iter().any(|i| i.ip() == ip),
+        Err(_) => true,
     }
 }

@@ -41,7 +41,7 @@ pub struct AuditEntry {
 
 /// Chains a record after `(prev_seq, prev_hash)`.
 pub fn chain(prev_seq: u64, prev_hash: &str, record: AuditRecord) -> AuditEntry {
-    let seq = prev_seq + 1;
+    let seq = prev_seq.saturating_add(1);
     let hash = digest(seq, prev_hash, &record);
     AuditEntry {
         seq,
@@ -80,9 +80,9 @@ pub fn verify<'a>(
 ) -> Result<(u64, String), AuditError> {
     let mut prev = (0_u64, GENESIS.to_string());
     for e in entries {
-        if e.seq != prev.0 + 1 {
+        if e.seq != prev.0.saturating_add(1) {
             return Err(AuditError {
-                seq: prev.0 + 1,
+                seq: prev.0.saturating_add(1),
                 problem: "entry missing (sequence gap)",
             });
         }

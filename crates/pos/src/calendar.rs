@@ -1,6 +1,12 @@
 //! Calendar helpers on integer milliseconds: civil dates, RFC 3339 formatting and local-day
 //! boundaries for a store's fixed UTC offset (no time-zone database: stores report in their
 //! configured offset).
+//!
+//! Exempt from the crate's overflow lint: civil-date arithmetic (Hinnant's algorithms) on
+//! days and milliseconds that fit `i64` many times over: parsed years are 1970..=9999 and
+//! instants are clamped to [`MS_MAX`] before any of it runs.
+
+#![allow(clippy::arithmetic_side_effects)]
 
 /// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -27,8 +33,12 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The last millisecond of year 9999: instants past it (a forged stamp) are shown as it.
+pub const MS_MAX: u64 = 253_402_300_799_999;
+
 /// `2026-11-22T05:38:00.123Z`
 pub fn rfc3339(ms: u64) -> String {
+    let ms = ms.min(MS_MAX);
     let secs = (ms / 1000) as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
@@ -61,7 +71,7 @@ pub fn local_day_range(date: &str, utc_offset_minutes: i32) -> Option<(u64, u64)
 
 /// The local date (`YYYY-MM-DD`) of an instant.
 pub fn local_date(ms: u64, utc_offset_minutes: i32) -> String {
-    let local = ms as i64 + i64::from(utc_offset_minutes) * 60_000;
+    let local = ms.min(MS_MAX) as i64 + i64::from(utc_offset_minutes) * 60_000;
     let (y, m, d) = civil_from_days(local.div_euclid(86_400_000));
     format!("{y:04}-{m:02}-{d:02}")
 }
@@ -69,6 +79,13 @@ pub fn local_date(ms: u64, utc_offset_minutes: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_past_year_9999_do_not_overflow() {
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(local_date(u64::MAX, 14 * 60), "10000-01-01");
+        assert_eq!(local_date(1 << 63, -14 * 60), "9999-12-31");
+    }
 
     #[test]
     fn calendar_round_trips() {

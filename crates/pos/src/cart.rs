@@ -164,7 +164,7 @@ impl Cart {
             .iter_mut()
             .find(|l| l.sku == item.sku && l.unit_price == unit_price)
         {
-            let q = line.quantity + quantity;
+            let q = line.quantity.saturating_add(quantity);
             check_quantity(i64::from(q))?;
             line.quantity = q;
             line.line_no
@@ -172,7 +172,7 @@ impl Cart {
             if self.lines.len() >= CART_LINES_MAX {
                 return Err(CartError::TooManyLines);
             }
-            self.next_line += 1;
+            self.next_line = self.next_line.saturating_add(1);
             self.lines.push(Line {
                 line_no: self.next_line,
                 sku: item.sku.clone(),
@@ -237,10 +237,10 @@ impl Cart {
         let subtotal: Minor = self
             .lines
             .iter()
-            .map(|l| l.unit_price * Minor::from(l.quantity))
-            .sum();
+            .map(|l| l.unit_price.saturating_mul(Minor::from(l.quantity)))
+            .fold(0, Minor::saturating_add);
         for l in &mut self.lines {
-            l.gross = l.unit_price * Minor::from(l.quantity);
+            l.gross = l.unit_price.saturating_mul(Minor::from(l.quantity));
             let best = best_for_line(
                 promotions,
                 &l.sku,
@@ -260,8 +260,9 @@ impl Cart {
                 ),
                 None => (0, None),
             };
-            l.tax = apply_bp(l.gross - l.discount, l.tax_rate_bp);
-            l.total = l.gross - l.discount + l.tax;
+            let net = l.gross.saturating_sub(l.discount);
+            l.tax = apply_bp(net, l.tax_rate_bp);
+            l.total = net.saturating_add(l.tax);
         }
     }
 
@@ -275,11 +276,11 @@ impl Cart {
 pub fn totals_of(lines: &[Line]) -> Totals {
     let mut t = Totals::default();
     for l in lines {
-        t.subtotal += l.gross;
-        t.discount += l.discount;
-        t.tax += l.tax;
-        t.total += l.total;
-        t.items += l.quantity;
+        t.subtotal = t.subtotal.saturating_add(l.gross);
+        t.discount = t.discount.saturating_add(l.discount);
+        t.tax = t.tax.saturating_add(l.tax);
+        t.total = t.total.saturating_add(l.total);
+        t.items = t.items.saturating_add(l.quantity);
     }
     t
 }

@@ -200,11 +200,11 @@ pub fn authenticate(
         account.locked_until_ms = 0;
         return Ok(());
     }
-    account.failed_attempts += 1;
+    account.failed_attempts = account.failed_attempts.saturating_add(1);
     let locked_now = account.failed_attempts >= policy.attempts_max;
     if locked_now {
         account.failed_attempts = 0;
-        account.locked_until_ms = now_ms + policy.lock_ms;
+        account.locked_until_ms = now_ms.saturating_add(policy.lock_ms);
     }
     Err(AuthError::BadCredentials { locked_now })
 }

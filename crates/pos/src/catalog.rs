@@ -80,9 +80,14 @@ pub fn normalise_barcode(code: &str) -> Result<String, CatalogError> {
             ));
         }
     };
-    let digits: Vec<u32> = full.bytes().map(|b| u32::from(b - b'0')).collect();
-    let (body, check) = digits.split_at(digits.len() - 1);
-    if check_digit(body) != check[0] {
+    let digits: Vec<u32> = full
+        .bytes()
+        .map(|b| u32::from(b.saturating_sub(b'0')))
+        .collect();
+    let Some((check, body)) = digits.split_last() else {
+        return Err(CatalogError::InvalidBarcode(code.into(), "no digits"));
+    };
+    if check_digit(body) != *check {
         return Err(CatalogError::InvalidBarcode(
             code.into(),
             "check digit does not match",
@@ -97,9 +102,9 @@ pub fn check_digit(body: &[u32]) -> u32 {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
-        .sum();
-    (10 - sum % 10) % 10
+        .map(|(i, d)| if i % 2 == 0 { d.saturating_mul(3) } else { *d })
+        .fold(0, u32::saturating_add);
+    (10_u32.saturating_sub(sum.rem_euclid(10))).rem_euclid(10)
 }
 
 /// The catalog with a barcode index.

@@ -31,7 +31,7 @@ pub fn decode(bytes: &[u8]) -> Result<EventBody, String> {
     if used != bytes.len() {
         return Err(format!(
             "{} trailing bytes after an event body",
-            bytes.len() - used
+            bytes.len().saturating_sub(used)
         ));
     }
     Ok(body)

@@ -220,7 +220,7 @@ impl Customers {
                 .keys()
                 .filter(|k| !self.docs.contains_key(*k))
                 .count();
-            if self.docs.len() + new >= CUSTOMERS_MAX {
+            if self.docs.len().saturating_add(new) >= CUSTOMERS_MAX {
                 return Err(CustomerError::TooMany);
             }
         }
@@ -324,7 +324,7 @@ pub fn points_earned(total: i64, has_customer: bool, points_per_minor: i64) -> i
     if !has_customer || points_per_minor <= 0 || total <= 0 {
         return 0;
     }
-    total / points_per_minor
+    total.checked_div(points_per_minor).unwrap_or(0)
 }
 
 #[cfg(test)]

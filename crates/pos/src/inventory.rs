@@ -111,7 +111,9 @@ pub fn count(sku: &str, system: i64, counted: i64) -> Result<CountOutcome, Inven
     } else if system <= 0 {
         10_000
     } else {
-        let bp = i128::from(shrinkage).abs() * 10_000 / i128::from(system);
+        let bp = (i128::from(shrinkage).abs().saturating_mul(10_000))
+            .checked_div(i128::from(system))
+            .unwrap_or(0);
         i64::try_from(bp).unwrap_or(i64::MAX)
     };
     Ok(CountOutcome {

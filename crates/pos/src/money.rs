@@ -26,11 +26,12 @@ pub type BasisPoints = u32;
 
 /// `amount * bp / 10_000`, rounded half away from zero.
 pub fn apply_bp(amount: Minor, bp: BasisPoints) -> Minor {
-    let num = amount as i128 * bp as i128;
-    let q = num / 10_000;
-    let r = num % 10_000;
-    let rounded = if r.abs() * 2 >= 10_000 {
-        q + num.signum()
+    // An i64 times a u32 fits in an i128: none of this can overflow.
+    let num = i128::from(amount).saturating_mul(i128::from(bp));
+    let q = num.checked_div(10_000).unwrap_or(0);
+    let r = num.checked_rem(10_000).unwrap_or(0);
+    let rounded = if r.abs().saturating_mul(2) >= 10_000 {
+        q.saturating_add(num.signum())
     } else {
         q
     };
@@ -49,8 +50,8 @@ pub fn format(amount: Minor, decimals: u32) -> String {
     let a = amount.unsigned_abs();
     format!(
         "{sign}{}.{:0width$}",
-        a / scale as u64,
-        a % scale as u64,
+        a.checked_div(scale as u64).unwrap_or(0),
+        a.checked_rem(scale as u64).unwrap_or(0),
         width = decimals as usize
     )
 }

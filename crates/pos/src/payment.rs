@@ -168,7 +168,7 @@ impl PaymentProvider for SimulatedProvider {
     }
 
     fn create(&mut self, reference: &str, amount: Minor, now_ms: u64) -> QrRequest {
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         let id = format!("SIM-{:08}", self.next);
         if self.pending.len() >= SIMULATED_REMEMBERED_MAX
             && let Some(first) = self.pending.keys().next().cloned()
@@ -180,7 +180,7 @@ impl PaymentProvider for SimulatedProvider {
         QrRequest {
             payload: format!("tillmesh-pay://simulated?ref={reference}&amount={amount}&id={id}"),
             payment_id: id,
-            expires_at_ms: now_ms + QR_TIMEOUT_MS,
+            expires_at_ms: now_ms.saturating_add(QR_TIMEOUT_MS),
         }
     }
 
@@ -192,9 +192,9 @@ impl PaymentProvider for SimulatedProvider {
             let fails = self
                 .fail_suffix
                 .is_some_and(|s| amount.rem_euclid(100) == s);
-            if now_ms >= *created + QR_TIMEOUT_MS {
+            if now_ms >= created.saturating_add(QR_TIMEOUT_MS) {
                 *status = PaymentStatus::Expired;
-            } else if now_ms >= *created + self.approve_after_ms {
+            } else if now_ms >= created.saturating_add(self.approve_after_ms) {
                 *status = if fails {
                     PaymentStatus::Failed
                 } else {
@@ -225,8 +225,8 @@ pub fn remaining_due(total: Minor, payments: &[Payment]) -> Minor {
         .iter()
         .filter(|p| matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending))
         .map(|p| p.amount)
-        .sum();
-    total - covered
+        .fold(0, Minor::saturating_add);
+    total.saturating_sub(covered)
 }
 
 /// Why a sale cannot be finalised with the payments it holds.
@@ -285,7 +285,7 @@ pub fn cash(payment_id: String, tendered: Minor, due: Minor) -> Result<Payment, 
         method: Method::Cash,
         amount,
         tendered,
-        change: tendered - amount,
+        change: tendered.saturating_sub(amount),
         provider: None,
         provider_ref: None,
         qr_payload: None,

@@ -77,18 +77,19 @@ impl Promotion {
 
     /// The discount this promotion gives on `quantity` units at `unit_price`.
     pub fn discount(&self, unit_price: Minor, quantity: u32) -> Minor {
-        let gross = unit_price * Minor::from(quantity);
+        let gross = unit_price.saturating_mul(Minor::from(quantity));
         let d = match self.kind {
             PromotionKind::Percentage { bp } => apply_bp(gross, bp.min(10_000)),
-            PromotionKind::FixedAmount { amount } => {
-                amount.clamp(0, unit_price) * Minor::from(quantity)
-            }
+            PromotionKind::FixedAmount { amount } => amount
+                .clamp(0, unit_price)
+                .saturating_mul(Minor::from(quantity)),
             PromotionKind::BuyXGetY { buy, get } => {
                 let group = buy.saturating_add(get);
                 if group == 0 || get == 0 {
                     0
                 } else {
-                    Minor::from(quantity / group * get) * unit_price
+                    Minor::from(quantity.checked_div(group).unwrap_or(0).saturating_mul(get))
+                        .saturating_mul(unit_price)
                 }
             }
         };

@@ -72,7 +72,7 @@ impl Receipt {
             if let Some(p) = &l.promotion {
                 line(two_cols(
                     &format!("  {}", truncate(&p.name, 26)),
-                    &m(-l.discount),
+                    &m(l.discount.saturating_neg()),
                 ));
             }
         }
@@ -80,7 +80,7 @@ impl Receipt {
         let t = &self.sale.totals;
         line(two_cols("Subtotal", &m(t.subtotal)));
         if t.discount != 0 {
-            line(two_cols("Discount", &m(-t.discount)));
+            line(two_cols("Discount", &m(t.discount.saturating_neg())));
         }
         line(two_cols("Tax", &m(t.tax)));
         line(two_cols(

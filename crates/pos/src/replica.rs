@@ -88,9 +88,15 @@ impl Replica {
         &self.state
     }
 
-    /// The next sequence number this till will use.
+    /// The last stamp this replica's clock gave (ahead of the wall clock when the clock ran
+    /// ahead and was set back: the HLC keeps the higher time).
+    pub fn last_stamp(&self) -> Hlc {
+        self.clock.last_stamp()
+    }
+
+    /// The next sequence number this replica will stamp.
     pub fn next_seq(&self) -> u64 {
-        self.state.vv.get(self.me) + 1
+        self.state.vv.get(self.me).saturating_add(1)
     }
 
     fn issue(&mut self, now_ms: u64, body: EventBody) -> Event {
@@ -112,7 +118,8 @@ impl Replica {
         let status = LwwMap::new().tap_insert(sale.txn_id.clone(), Status::Paid, stamp);
         let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
         for l in &sale.lines {
-            *taken.entry(l.sku.as_str()).or_default() += i64::from(l.quantity);
+            let t = taken.entry(l.sku.as_str()).or_default();
+            *t = t.saturating_add(i64::from(l.quantity));
         }
         let me = self.me;
         let inventory: Vec<(String, PnCounter)> = taken
@@ -123,7 +130,7 @@ impl Replica {
                     .inventory
                     .entry(sku.to_string())
                     .or_default()
-                    .apply(me, -qty);
+                    .apply(me, qty.saturating_neg());
                 (sku.to_string(), delta)
             })
             .collect();

@@ -60,21 +60,22 @@ pub fn end_of_day(sales: &[ReportedSale<'_>], from_ms: u64, to_ms: u64) -> EndOf
     {
         match s.status {
             Status::Void => {
-                r.voids += 1;
-                r.voided_value += s.sale.totals.total;
+                r.voids = r.voids.saturating_add(1);
+                r.voided_value = r.voided_value.saturating_add(s.sale.totals.total);
             }
             Status::Refunded => {
-                r.refunds += 1;
-                r.refunded_value += s.sale.totals.total;
+                r.refunds = r.refunds.saturating_add(1);
+                r.refunded_value = r.refunded_value.saturating_add(s.sale.totals.total);
             }
             _ => {
-                r.transactions += 1;
-                r.total_sales += s.sale.totals.total;
-                r.tax += s.sale.totals.tax;
-                r.discounts += s.sale.totals.discount;
-                r.items += u64::from(s.sale.totals.items);
+                r.transactions = r.transactions.saturating_add(1);
+                r.total_sales = r.total_sales.saturating_add(s.sale.totals.total);
+                r.tax = r.tax.saturating_add(s.sale.totals.tax);
+                r.discounts = r.discounts.saturating_add(s.sale.totals.discount);
+                r.items = r.items.saturating_add(u64::from(s.sale.totals.items));
                 for p in &s.sale.payments {
-                    *r.payments.entry(p.method.as_str().to_string()).or_default() += p.amount;
+                    let by = r.payments.entry(p.method.as_str().to_string()).or_default();
+                    *by = by.saturating_add(p.amount);
                 }
             }
         }
@@ -112,19 +113,19 @@ pub fn cashier_performance(
             continue;
         }
         let e = by.entry(&s.sale.cashier).or_insert((0, 0, u64::MAX, 0));
-        e.0 += 1;
-        e.1 += s.sale.totals.total;
+        e.0 = e.0.saturating_add(1);
+        e.1 = e.1.saturating_add(s.sale.totals.total);
         e.2 = e.2.min(s.sale.paid_ms);
         e.3 = e.3.max(s.sale.paid_ms);
     }
     by.into_iter()
         .map(|(c, (n, total, first, last))| {
-            let hours = ((last - first) as f64 / 3_600_000.0).max(1.0);
+            let hours = (last.saturating_sub(first) as f64 / 3_600_000.0).max(1.0);
             CashierPerformance {
                 cashier: c.to_string(),
                 transactions: n,
                 total,
-                average: total / n as Minor,
+                average: total.checked_div(n as Minor).unwrap_or(0),
                 per_hour: n as f64 / hours,
             }
         })

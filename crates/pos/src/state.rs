@@ -119,7 +119,7 @@ impl Base {
     pub fn decode(bytes: &[u8]) -> Result<Base, BaseError> {
         let (b, used): (Base, usize) = bincode::serde::decode_from_slice(bytes, base_config())?;
         if used != bytes.len() {
-            return Err(BaseError::Trailing(bytes.len() - used));
+            return Err(BaseError::Trailing(bytes.len().saturating_sub(used)));
         }
         Ok(b)
     }
@@ -258,7 +258,7 @@ impl StoreState {
         while let Some(&(o, s)) = self.ahead.range((origin, 0)..=(origin, u64::MAX)).next() {
             if s <= self.vv.get(o) {
                 self.ahead.remove(&(o, s));
-            } else if s == self.vv.get(o) + 1 {
+            } else if s == self.vv.get(o).saturating_add(1) {
                 self.vv.advance(o, s);
                 self.ahead.remove(&(o, s));
             } else {

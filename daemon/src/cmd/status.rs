@@ -161,6 +161,13 @@ fn render(s: &StatusView) -> String {
             p.ahead_ms / 1000
         );
     }
+    if let Some(ms) = s.own_clock_ahead_ms {
+        let _ = writeln!(
+            out,
+            "CLOCK AHEAD: this till's clock runs {} s ahead of its peers (past the drift limit; set its time)",
+            ms / 1000
+        );
+    }
     if s.peers.is_empty() {
         let _ = writeln!(out, "mesh: no peers");
     }

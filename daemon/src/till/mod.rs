@@ -233,6 +233,11 @@ pub struct StatusView {
     /// this till's clock does not follow).
     #[serde(default)]
     pub clock_skew: Vec<PeerSkew>,
+    /// This till's own clock runs ahead past the drift limit (ms): most peers heard in the
+    /// last five minutes stamp their newest events that far behind it, or its own stamps
+    /// run ahead of its wall clock (it ran ahead before and was corrected). Fix the clock.
+    #[serde(default)]
+    pub own_clock_ahead_ms: Option<u64>,
     /// Addresses of other tills presenting this till's terminal id (refused: fix their
     /// configuration or enrolment).
     #[serde(default)]
@@ -313,6 +318,37 @@ struct Core {
     /// Peers whose own latest events were stamped past the drift limit ahead of this till's
     /// clock: terminal -> how far ahead (ms).
     clock_ahead: std::collections::BTreeMap<u64, u64>,
+    /// Each peer's newest own event as last received: (how far behind this till's clock it
+    /// was stamped, when it came), both ms; bounded by [`PEERS_TRACKED_MAX`].
+    peer_behind: std::collections::BTreeMap<u64, (u64, u64)>,
+}
+
+/// Most peers whose clocks a till tracks (a store has at most a few dozen tills).
+const PEERS_TRACKED_MAX: usize = 256;
+
+/// How recent a peer's events must be to count as evidence about this till's own clock.
+const CLOCK_EVIDENCE_MS: u64 = 5 * 60_000;
+
+/// How far past the drift limit this till's own clock runs ahead, if it does: from the peers
+/// heard within [`CLOCK_EVIDENCE_MS`] (a majority of them stamp their newest events that far
+/// behind; the least of their gaps) and from its own last stamp against its wall clock.
+fn own_clock_ahead(
+    peer_behind: &std::collections::BTreeMap<u64, (u64, u64)>,
+    last_stamp_ms: u64,
+    now: u64,
+    drift: u64,
+) -> Option<u64> {
+    let recent: Vec<u64> = peer_behind
+        .values()
+        .filter(|(_, at)| now.saturating_sub(*at) <= CLOCK_EVIDENCE_MS)
+        .map(|(behind, _)| *behind)
+        .collect();
+    let behind: Vec<u64> = recent.iter().copied().filter(|b| *b > drift).collect();
+    let by_peers = (behind.len() * 2 > recent.len())
+        .then(|| behind.iter().copied().min())
+        .flatten();
+    let by_stamps = Some(last_stamp_ms.saturating_sub(now)).filter(|a| *a > drift);
+    by_peers.max(by_stamps)
 }
 
 /// The till.
@@ -686,3 +722,39 @@ const HQ_VERSION_KEY: &str = "master_hq_version";
 
 /// Meta key of the cashier ids HQ's master data last held (those HQ deletes are locked out).
 const HQ_CASHIERS_KEY: &str = "hq_cashiers";
+
+#[cfg(test)]
+mod tests {
+    use super::own_clock_ahead;
+    use std::collections::BTreeMap;
+
+    const DRIFT: u64 = 300_000;
+    const NOW: u64 = 10_000_000;
+
+    #[test]
+    fn own_clock_is_ahead_when_most_recent_peers_are_behind_it() {
+        let mut peers = BTreeMap::new();
+        peers.insert(2, (600_000, NOW - 1_000));
+        peers.insert(3, (610_000, NOW - 2_000));
+        peers.insert(4, (5, NOW - 1_000));
+        assert_eq!(own_clock_ahead(&peers, NOW, NOW, DRIFT), Some(600_000));
+        // One of three is not a majority.
+        peers.insert(3, (10, NOW));
+        assert_eq!(own_clock_ahead(&peers, NOW, NOW, DRIFT), None);
+        // Evidence older than five minutes does not count.
+        let mut old = BTreeMap::new();
+        old.insert(2, (600_000, NOW - 400_000));
+        assert_eq!(own_clock_ahead(&old, NOW, NOW, DRIFT), None);
+        assert_eq!(own_clock_ahead(&BTreeMap::new(), NOW, NOW, DRIFT), None);
+    }
+
+    #[test]
+    fn own_stamps_ahead_of_the_wall_clock_show_a_clock_that_was_set_back() {
+        let peers = BTreeMap::new();
+        assert_eq!(
+            own_clock_ahead(&peers, NOW + 600_000, NOW, DRIFT),
+            Some(600_000)
+        );
+        assert_eq!(own_clock_ahead(&peers, NOW + DRIFT, NOW, DRIFT), None);
+    }
+}

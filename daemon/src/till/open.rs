@@ -128,6 +128,7 @@ impl Till {
                 compaction,
                 quarantined,
                 clock_ahead: Default::default(),
+                peer_behind: Default::default(),
             }),
             cfg: Arc::new(cfg),
             store,

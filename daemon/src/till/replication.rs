@@ -193,6 +193,10 @@ impl Till {
             .max()
         {
             let ahead = newest.saturating_sub(now);
+            if core.peer_behind.len() < PEERS_TRACKED_MAX || core.peer_behind.contains_key(&from) {
+                core.peer_behind
+                    .insert(from, (now.saturating_sub(newest), now));
+            }
             let label = vec![("peer".to_string(), format!("T{from}"))];
             if ahead > drift {
                 if core.clock_ahead.insert(from, ahead).is_none() {

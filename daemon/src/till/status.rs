@@ -27,6 +27,15 @@ impl Till {
         let duplicate_terminal_at = self.links.duplicate_terminal();
         let core = self.core();
         let vv = &core.replica.state().vv;
+        let own_clock_ahead_ms = own_clock_ahead(
+            &core.peer_behind,
+            core.replica.last_stamp().wall_ms,
+            now,
+            tillmesh_pos::state::CLOCK_DRIFT_MS_MAX,
+        );
+        self.metrics
+            .clock_ahead
+            .set(own_clock_ahead_ms.unwrap_or(0) as i64);
         self.metrics.write_queue.set(self.store.queue_len() as i64);
         self.metrics.peers_connected.set(
             peers
@@ -76,6 +85,7 @@ impl Till {
                 .iter()
                 .map(|(&terminal, &ahead_ms)| PeerSkew { terminal, ahead_ms })
                 .collect(),
+            own_clock_ahead_ms,
             duplicate_terminal_at,
         }
     }

@@ -278,10 +278,13 @@ struct Shared<R, T: Transport> {
 impl<R: Replicator, T: Transport> Shared<R, T> {
     /// A link whose certificate names this till's own terminal: this till itself (its own
     /// address, found again through discovery) or another till enrolled with the same id.
-    /// Another till is told apart by its port (a till listens on one port; the same port on
-    /// another host is not told apart). Answers whether it is another till, and remembers it.
+    /// It is this till when it comes from this till's port on one of this host's addresses
+    /// (a till listens on one port); any other address is another till. Answers whether it
+    /// is another till, and remembers it.
     fn same_terminal_is_another(&self, addr: SocketAddr) -> bool {
-        if addr.port() == self.transport.local_addr().port() {
+        if addr.port() == self.transport.local_addr().port()
+            && crate::discovery::is_this_host(addr.ip())
+        {
             return false;
         }
         let mut d = self.duplicates.lock().unwrap_or_else(|p| p.into_inner());
