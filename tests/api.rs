@@ -925,3 +925,205 @@ async fn a_pending_qr_payment_is_drawn_as_a_qr_code() {
         .await
         .expect_error(401, "unauthenticated");
 }
+
+/// Issue 18's money defects at the API: a scan typed into the cash amount was taken as
+/// 8,934,003,761,434 received; a short cash payment trapped the sale (no undo, no void even
+/// by a manager); a cancelled draft's number and the simulated QR reference were used again
+/// after a restart; a genuine second identical item was refused as a double scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_payments_undo_and_void_with_cash_bounded_and_numbers_never_reused() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    let new_sale = |barcode: String| {
+        let c = c.clone();
+        async move {
+            let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            c.post(
+                &format!("/api/v1/transactions/{id}/items"),
+                json!({"barcode": barcode}),
+            )
+            .await
+            .expect(200);
+            let t = c
+                .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+                .await
+                .expect(200);
+            (id, t["totals"]["total"].as_i64().unwrap())
+        }
+    };
+    let (id, total) = new_sale(demo_barcode(2)).await;
+    let pay = format!("/api/v1/transactions/{id}/payments");
+    // A scanner burst as the amount received: refused, nothing taken.
+    let e = c
+        .post(
+            &pay,
+            json!({"method": "cash", "tendered": 8_934_003_761_434_i64}),
+        )
+        .await
+        .expect_error(422, "tendered_too_high");
+    assert!(e["message"].as_str().unwrap().contains("check the amount"));
+    let t = c
+        .get(&format!("/api/v1/transactions/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(t["payments"].as_array().unwrap().len(), 0);
+    // A short cash payment: shown as paid, and undone (the cash handed back).
+    let t = c
+        .post(&pay, json!({"method": "cash", "tendered": 1000}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (t["paid"].as_i64(), t["remaining_due"].as_i64()),
+        (Some(1000), Some(total - 1000))
+    );
+    c.post(&format!("/api/v1/transactions/{id}/reopen"), json!({}))
+        .await
+        .expect_error(409, "payment_taken");
+    let pid = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
+    let p = c
+        .post(&format!("/api/v1/payments/{pid}/cancel"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(p["status"], "CANCELLED");
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/reopen"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (t["paid"].as_i64(), t["returned"].as_i64()),
+        (Some(0), Some(1000))
+    );
+    // Part-paid again: a cashier cannot void it alone; a manager can, and the cash goes back.
+    c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    c.post(&pay, json!({"method": "cash", "tendered": 2000}))
+        .await
+        .expect(200);
+    let void = format!("/api/v1/transactions/{id}/void");
+    c.post(&void, json!({"reason": "customer left"}))
+        .await
+        .expect_error(403, "approval_required");
+    let t = c
+        .post(
+            &void,
+            json!({"reason": "customer left", "approval": {"employee_id": "M001", "pin": "9999"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(t["status"], "VOID");
+    assert_eq!(t["returned"].as_i64(), Some(3000));
+    // A new sale starts; a six-pack bought twice: the deliberate rescan adds quantity.
+    let (id2, _) = new_sale(demo_barcode(3)).await;
+    c.post(&format!("/api/v1/transactions/{id2}/reopen"), json!({}))
+        .await
+        .expect(200);
+    let items = format!("/api/v1/transactions/{id2}/items");
+    c.post(&items, json!({"barcode": demo_barcode(3)}))
+        .await
+        .expect_error(409, "duplicate_scan");
+    let t = c
+        .post(&items, json!({"barcode": demo_barcode(3), "rescan": true}))
+        .await
+        .expect(200);
+    assert_eq!(t["lines"][0]["quantity"], 2);
+    // A QR payment on it; then a cancelled draft's number and the QR reference are never
+    // given again after a restart.
+    c.post(&format!("/api/v1/transactions/{id2}/checkout"), json!({}))
+        .await
+        .expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id2}/payments"),
+            json!({"method": "qr", "amount": 1000}),
+        )
+        .await
+        .expect(200);
+    let qr1 = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
+    let mut used = std::collections::BTreeSet::from([id.clone(), id2.clone()]);
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let (id3, _) = {
+        let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (id, ())
+    };
+    assert!(
+        used.insert(id3.clone()),
+        "{id3} was given before the restart"
+    );
+    c.post(
+        &format!("/api/v1/transactions/{id3}/items"),
+        json!({"barcode": demo_barcode(4)}),
+    )
+    .await
+    .expect(200);
+    c.post(&format!("/api/v1/transactions/{id3}/checkout"), json!({}))
+        .await
+        .expect(200);
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id3}/payments"),
+            json!({"method": "qr", "amount": 1000}),
+        )
+        .await
+        .expect(200);
+    let qr2 = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
+    assert_ne!(qr1, qr2, "a QR reference was given twice");
+}
+
+/// Hold and recall (issue 18): a held sale is listed for every cashier of the till, cannot
+/// be edited until recalled, survives a restart, and the recalling cashier carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_sale_is_listed_for_every_cashier_and_recalled_after_a_restart() {
+    let till = TestTill::start().await;
+    let a = till.client().login("E001", "1111").await;
+    let id = a.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let items = format!("/api/v1/transactions/{id}/items");
+    a.post(&items, json!({"barcode": demo_barcode(1)}))
+        .await
+        .expect(200);
+    let t = a
+        .post(&format!("/api/v1/transactions/{id}/hold"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(t["held_by"], "E001");
+    a.post(&items, json!({"barcode": demo_barcode(2)}))
+        .await
+        .expect_error(409, "on_hold");
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let b = till.client().login("E002", "2222").await;
+    let open = b.get("/api/v1/transactions/open").await.expect(200);
+    let held: Vec<_> = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["held_by"] == "E001")
+        .collect();
+    assert_eq!(held.len(), 1, "{open}");
+    assert_eq!(held[0]["txn_id"], id.as_str());
+    let t = b
+        .post(&format!("/api/v1/transactions/{id}/recall"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (t["cashier"].as_str(), t["held_by"].as_str()),
+        (Some("E002"), None)
+    );
+    b.post(&items, json!({"barcode": demo_barcode(2)}))
+        .await
+        .expect(200);
+    b.post(&format!("/api/v1/transactions/{id}/recall"), json!({}))
+        .await
+        .expect_error(409, "not_held");
+}

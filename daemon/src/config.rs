@@ -369,8 +369,13 @@ pub struct Simulated {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckoutSection {
-    /// Duplicate-scan guard window.
+    /// Duplicate-scan guard window: the same barcode again within it is taken for a
+    /// scanner's double read and refused, unless the request says it is a deliberate rescan
+    /// (the UI does once it has shown the first).
     pub scan_guard_ms: u64,
+    /// Most change a cash payment may give (minor units): cash received beyond what is due
+    /// by more than this is refused as a mistyped amount or a scan into the amount field.
+    pub cash_change_max: i64,
     /// Loyalty: one point per this many minor units of the total (0 disables points).
     pub points_per_minor: i64,
     /// Most open (unpaid) transactions on the till.
@@ -382,7 +387,8 @@ pub struct CheckoutSection {
 impl Default for CheckoutSection {
     fn default() -> Self {
         Self {
-            scan_guard_ms: 3000,
+            scan_guard_ms: 400,
+            cash_change_max: 1_000_000,
             points_per_minor: 100,
             drafts_max: 64,
             utc_offset_minutes: 0,
@@ -521,6 +527,12 @@ impl TerminalConfig {
             return Err(ConfigError::Invalid(
                 "store.currency_decimals",
                 "at most 4".into(),
+            ));
+        }
+        if self.checkout.cash_change_max <= 0 {
+            return Err(ConfigError::Invalid(
+                "checkout.cash_change_max",
+                "must be positive".into(),
             ));
         }
         if self.checkout.scan_guard_ms > 60_000 {

@@ -58,6 +58,9 @@ pub fn router(till: AppState) -> Router {
         )
         .route("/api/v1/transactions/{id}/totals", get(get_txn))
         .route("/api/v1/transactions/{id}/customer", post(attach_customer))
+        .route("/api/v1/transactions/open", get(open_txns))
+        .route("/api/v1/transactions/{id}/hold", post(hold))
+        .route("/api/v1/transactions/{id}/recall", post(recall))
         .route("/api/v1/transactions/{id}/checkout", post(checkout))
         .route("/api/v1/transactions/{id}/reopen", post(reopen))
         .route("/api/v1/transactions/{id}/payments", post(add_payment))
@@ -253,7 +256,7 @@ impl utoipa::Modify for BearerAuth {
     modifiers(&BearerAuth),
     paths(
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
-        attach_customer, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
+        attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
         payment_status, payment_qr, cancel_payment, receipt, end_of_day, cashier_report, inventory_report, adjust,
         receive, count, movements, override_price, offline_override, upsert_customer, get_customer,
         recognize, enroll

@@ -57,6 +57,10 @@ pub struct AddItemRequest {
     pub barcode: String,
     /// Units (default 1).
     pub quantity: Option<u32>,
+    /// A deliberate rescan of the barcode just added (the cashier saw the first): never
+    /// refused as a scanner's double read.
+    #[serde(default)]
+    pub rescan: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/items", request_body = AddItemRequest,
@@ -68,8 +72,14 @@ pub(super) async fn add_item(
     Body(req): Body<AddItemRequest>,
 ) -> ApiResult<TxnView> {
     Ok(Json(
-        till.add_item(&auth.session, &id, &req.barcode, req.quantity.unwrap_or(1))
-            .await?,
+        till.add_item(
+            &auth.session,
+            &id,
+            &req.barcode,
+            req.quantity.unwrap_or(1),
+            req.rescan,
+        )
+        .await?,
     ))
 }
 
@@ -126,6 +136,29 @@ pub(super) async fn attach_customer(
         till.attach_customer(&auth.session, &id, &req.customer_id)
             .await?,
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/transactions/open", responses((status = 200, body = Vec<TxnView>, description = "The till's open sales, held or not, oldest first")), security(("bearer" = [])))]
+pub(super) async fn open_txns(State(till): State<AppState>, _auth: Auth) -> Json<Vec<TxnView>> {
+    Json(till.open_txns())
+}
+
+#[utoipa::path(post, path = "/api/v1/transactions/{id}/hold", responses((status = 200, body = TxnView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn hold(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<TxnView> {
+    Ok(Json(till.hold(&auth.session, &id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/transactions/{id}/recall", responses((status = 200, body = TxnView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn recall(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<TxnView> {
+    Ok(Json(till.recall(&auth.session, &id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/checkout", responses((status = 200, body = TxnView), (status = 409, body = ErrorBody)), security(("bearer" = [])))]

@@ -125,7 +125,7 @@ pub async fn cashier(
             pause(&mut rng, w.scan_ms).await;
             let (barcode, _) = &products[rng.random_range(0..products.len())];
             let qty = rng.random_range(1..=2);
-            if let Err(e) = till.add_item(&session, &txn, barcode, qty).await {
+            if let Err(e) = till.add_item(&session, &txn, barcode, qty, false).await {
                 refuse(e.code());
             }
         }

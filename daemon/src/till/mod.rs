@@ -16,6 +16,7 @@
 mod compaction;
 mod customers;
 mod error;
+mod hold;
 mod inventory;
 mod master;
 mod offline;
@@ -132,6 +133,19 @@ struct Draft {
     cart: Cart,
     payments: Vec<Payment>,
     customer_id: Option<String>,
+    /// On hold: parked by a cashier, listed for any cashier of the till to recall.
+    #[serde(default)]
+    held: Option<Hold>,
+    /// Cash and QR money handed back to the customer when captured payments were undone.
+    #[serde(default)]
+    returned: i64,
+}
+
+/// Who put an open sale on hold, and when.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Hold {
+    by: String,
+    at_ms: u64,
 }
 
 /// A transaction as the API shows it.
@@ -157,6 +171,15 @@ pub struct TxnView {
     pub change_due: i64,
     /// Loyalty customer.
     pub customer_id: Option<String>,
+    /// Captured so far (what the customer has paid).
+    pub paid: i64,
+    /// Handed back to the customer when captured payments were undone (a cash payment
+    /// reversed, or a part-paid sale voided).
+    pub returned: i64,
+    /// On hold: the cashier who parked it.
+    pub held_by: Option<String>,
+    /// On hold since (RFC 3339).
+    pub held_at: Option<String>,
 }
 
 /// A catalog item with its price now and its stock.

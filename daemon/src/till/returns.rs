@@ -13,32 +13,71 @@ impl Till {
     ) -> Result<TxnView, TillError> {
         self.audited(&s.employee_id, "transaction.void", id, async {
             let now = self.now();
-            // An open transaction is simply abandoned: nothing was sold.
+            // An open transaction is abandoned: nothing was sold. One holding money needs a
+            // manager: its captured payments are handed back and its pending ones cancelled.
+            let holds_money = self.core().drafts.get(id).map(|d| {
+                d.payments.iter().any(|p| {
+                    matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
+                })
+            });
+            let open_approver = match holds_money {
+                Some(true) => Some(self.approve(s, Permission::Void, approval).await?),
+                _ => None,
+            };
             let abandoned = {
                 let (mut core, slot) = self.core_for_write()?;
-                match core.drafts.get(id) {
-                    Some(d)
-                        if d.payments.iter().any(|p| {
-                            matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
-                        }) =>
-                    {
-                        return Err(TillError::conflict(
-                            "payment_taken",
-                            "cancel the pending payment or finish the sale, then void it",
-                        ));
-                    }
+                let Core {
+                    drafts, provider, ..
+                } = &mut *core;
+                match drafts.get_mut(id) {
                     Some(d) => {
                         d.status.transition(Status::Void)?;
-                        let mut d = core.drafts.remove(id).expect("present");
+                        let mut handed_back = Vec::new();
+                        for p in d.payments.iter_mut() {
+                            match p.status {
+                                PaymentStatus::Pending => p.status = provider.cancel(&p.payment_id),
+                                PaymentStatus::Captured => {
+                                    p.status = PaymentStatus::Cancelled;
+                                    d.returned = d.returned.saturating_add(p.amount);
+                                    handed_back.push(format!(
+                                        "{} {} {}",
+                                        p.payment_id,
+                                        p.method.as_str(),
+                                        p.amount
+                                    ));
+                                }
+                                _ => {}
+                            }
+                        }
+                        // A payment captured in the meantime (a QR the customer just paid)
+                        // is handed back too, but only with the manager's approval.
+                        if !handed_back.is_empty() && open_approver.is_none() {
+                            return Err(TillError::forbidden(
+                                "approval_required",
+                                "a payment was captured on this sale: a manager must approve the void",
+                            ));
+                        }
+                        let mut d = drafts.remove(id).expect("present");
                         d.status = Status::Void;
-                        self.metrics.drafts.set(core.drafts.len() as i64);
+                        self.metrics.drafts.set(drafts.len() as i64);
+                        let detail = match &open_approver {
+                            Some(by) => format!(
+                                "abandoned, approved by {by}: {reason}; handed back: {}",
+                                if handed_back.is_empty() {
+                                    "nothing".to_string()
+                                } else {
+                                    handed_back.join(", ")
+                                }
+                            ),
+                            None => format!("abandoned: {reason}"),
+                        };
                         let rec = audit_rec(
                             now,
                             &s.employee_id,
                             "transaction.void",
                             id,
                             "ok",
-                            format!("abandoned: {reason}"),
+                            detail,
                         );
                         let rx = self.store.submit_reserved(
                             slot,

@@ -34,6 +34,15 @@ impl Till {
             remaining_due: due.max(0),
             change_due: d.payments.iter().map(|p| p.change).sum(),
             customer_id: d.customer_id.clone(),
+            paid: d
+                .payments
+                .iter()
+                .filter(|p| p.status == PaymentStatus::Captured)
+                .map(|p| p.amount)
+                .fold(0, i64::saturating_add),
+            returned: d.returned,
+            held_by: d.held.as_ref().map(|h| h.by.clone()),
+            held_at: d.held.as_ref().map(|h| rfc3339(h.at_ms)),
         }
     }
 
@@ -53,9 +62,13 @@ impl Till {
                         .drafts
                         .values()
                         .filter(|d| {
-                            !d.payments.iter().any(|p| {
-                                matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
-                            })
+                            d.held.is_none()
+                                && !d.payments.iter().any(|p| {
+                                    matches!(
+                                        p.status,
+                                        PaymentStatus::Captured | PaymentStatus::Pending
+                                    )
+                                })
                         })
                         .min_by_key(|d| (d.created_ms, d.txn_id.clone()))
                         .map(|d| d.txn_id.clone());
@@ -82,6 +95,8 @@ impl Till {
                     cart: Cart::new(),
                     payments: vec![],
                     customer_id: None,
+                    held: None,
+                    returned: 0,
                 };
                 let v = self.view(&d);
                 let mut audit = Vec::new();
@@ -110,7 +125,12 @@ impl Till {
                     slot,
                     WriteBatch {
                         audit,
-                        meta: vec![(draft_key(&txn_id), draft_json(&d))],
+                        // The number's high-water mark with it: a number is never given
+                        // twice, even when its draft is cancelled and the till restarts.
+                        meta: vec![
+                            (draft_key(&txn_id), draft_json(&d)),
+                            (TXN_HIGH_KEY.into(), (core.next_txn - 1).to_string()),
+                        ],
                         meta_delete,
                         ..Default::default()
                     },
@@ -131,18 +151,7 @@ impl Till {
             return Ok(self.view(d));
         }
         let (sale, status) = self.load_sale(id).await?;
-        Ok(TxnView {
-            txn_id: sale.txn_id.clone(),
-            status,
-            cashier: sale.cashier.clone(),
-            created_at: rfc3339(sale.created_ms),
-            remaining_due: 0,
-            change_due: sale.payments.iter().map(|p| p.change).sum(),
-            lines: sale.lines,
-            totals: sale.totals,
-            payments: sale.payments,
-            customer_id: sale.customer_id,
-        })
+        Ok(sale_view(sale, status))
     }
 
     pub(super) async fn load_sale(&self, id: &str) -> Result<(Sale, Status), TillError> {
@@ -173,8 +182,15 @@ impl Till {
             // of one transaction reach the disk in the order they were made.
             let (view, rx) = {
                 let (mut core, slot) = self.core_for_write()?;
-                if !core.drafts.contains_key(id) {
-                    return Err(missing_draft(id));
+                match core.drafts.get(id) {
+                    None => return Err(missing_draft(id)),
+                    Some(d) if d.held.is_some() && action != "transaction.recall" => {
+                        return Err(TillError::conflict(
+                            "on_hold",
+                            "this sale is on hold: recall it first",
+                        ));
+                    }
+                    Some(_) => {}
                 }
                 let detail = f(&mut core, now)?;
                 let d = &core.drafts[id];
@@ -202,8 +218,14 @@ impl Till {
         id: &str,
         barcode: &str,
         quantity: u32,
+        rescan: bool,
     ) -> Result<TxnView, TillError> {
-        let guard = self.cfg.checkout.scan_guard_ms;
+        // A deliberate rescan (the cashier saw the first) is never a double read.
+        let guard = if rescan {
+            0
+        } else {
+            self.cfg.checkout.scan_guard_ms
+        };
         self.edit_draft(s, "transaction.add_item", id, |core, now| {
             let Core {
                 drafts,
@@ -359,12 +381,24 @@ impl Till {
                             "cash needs 'tendered' (the cash handed over)",
                         )
                     })?;
+                    let change_max = self.cfg.checkout.cash_change_max;
+                    if tendered.saturating_sub(due) > change_max {
+                        return Err(TillError::unprocessable(
+                            "tendered_too_high",
+                            format!(
+                                "cash received {tendered} is more than the {due} due plus the \
+                                 most change a till gives ({change_max}); check the amount"
+                            ),
+                        ));
+                    }
                     payment::cash(pid, tendered, due)?
                 }
                 Method::Qr => {
                     let amount = req.amount.unwrap_or(due);
                     payment::check_qr_amount(amount, due)?;
-                    let qr = provider.create(&d.txn_id, amount, now);
+                    // Our payment id is unique across restarts: the provider's reference
+                    // built from it is too.
+                    let qr = provider.create(&pid, amount, now);
                     Payment {
                         payment_id: qr.payment_id,
                         method: Method::Qr,
@@ -407,7 +441,8 @@ impl Till {
         Err(payment::PaymentError::Unknown(payment_id.to_string()).into())
     }
 
-    /// Cancels a pending QR payment.
+    /// Cancels a pending QR payment, or undoes a captured cash payment on a sale still open
+    /// (the cash is handed back).
     pub async fn cancel_payment(
         &self,
         s: &Session,
@@ -432,18 +467,40 @@ impl Till {
                     .iter_mut()
                     .find(|p| p.payment_id == payment_id)
                     .expect("just found");
-                if p.status != PaymentStatus::Pending {
-                    return Err(payment::PaymentError::NotPending(payment_id.to_string()).into());
-                }
-                p.status = provider.cancel(payment_id);
+                let mut handed_back = 0;
+                let detail = match (p.status, p.method) {
+                    (PaymentStatus::Pending, _) => {
+                        p.status = provider.cancel(payment_id);
+                        String::new()
+                    }
+                    // Undoing a cash payment on a sale still open: the cash goes back to the
+                    // customer (the change was never given on what was applied).
+                    (PaymentStatus::Captured, Method::Cash) => {
+                        p.status = PaymentStatus::Cancelled;
+                        handed_back = p.amount;
+                        format!("cash handed back {handed_back}")
+                    }
+                    (PaymentStatus::Captured, Method::Qr) => {
+                        return Err(TillError::conflict(
+                            "payment_taken",
+                            "a captured QR payment cannot be undone here: void the sale (a manager) to hand it back",
+                        ));
+                    }
+                    _ => {
+                        return Err(
+                            payment::PaymentError::NotPending(payment_id.to_string()).into()
+                        );
+                    }
+                };
                 let p = p.clone();
+                d.returned = d.returned.saturating_add(handed_back);
                 let rec = audit_rec(
                     now,
                     &s.employee_id,
                     "payment.cancel",
                     payment_id,
                     "ok",
-                    String::new(),
+                    detail,
                 );
                 let rx = self.store.submit_reserved(
                     slot,
@@ -526,18 +583,7 @@ impl Till {
                 self.metrics
                     .sales_value
                     .inc_by(sale.totals.total.max(0) as u64);
-                Ok(TxnView {
-                    txn_id: sale.txn_id.clone(),
-                    status: Status::Paid,
-                    cashier: sale.cashier.clone(),
-                    created_at: rfc3339(sale.created_ms),
-                    remaining_due: 0,
-                    change_due: sale.payments.iter().map(|p| p.change).sum(),
-                    lines: sale.lines,
-                    totals: sale.totals,
-                    payments: sale.payments,
-                    customer_id: sale.customer_id,
-                })
+                Ok(sale_view(sale, Status::Paid))
             })
             .await;
         if out.is_ok() {
@@ -546,5 +592,29 @@ impl Till {
                 .observe(started.elapsed().as_secs_f64());
         }
         out
+    }
+}
+
+/// A recorded sale as the API shows it (every payment on it was captured).
+fn sale_view(sale: Sale, status: Status) -> TxnView {
+    TxnView {
+        txn_id: sale.txn_id.clone(),
+        status,
+        cashier: sale.cashier.clone(),
+        created_at: rfc3339(sale.created_ms),
+        remaining_due: 0,
+        change_due: sale.payments.iter().map(|p| p.change).sum(),
+        paid: sale
+            .payments
+            .iter()
+            .map(|p| p.amount)
+            .fold(0, i64::saturating_add),
+        returned: 0,
+        held_by: None,
+        held_at: None,
+        lines: sale.lines,
+        totals: sale.totals,
+        payments: sale.payments,
+        customer_id: sale.customer_id,
     }
 }
