@@ -160,7 +160,7 @@ async fn sell(node: &tillmesh::Node, n: usize) {
     ];
     for i in 0..n {
         let t = till.create_txn(&session).await.unwrap();
-        till.add_item(&session, &t.txn_id, barcodes[i % 4], 1)
+        till.add_item(&session, &t.txn_id, barcodes[i % 4], 1, false)
             .await
             .unwrap();
         let t = till.checkout(&session, &t.txn_id).await.unwrap();
