@@ -115,7 +115,7 @@ fn main() {
         let started = Instant::now();
         for i in 0..n {
             let t = seller.create_txn(&session).await.unwrap();
-            seller.add_item(&session, &t.txn_id, barcodes[i % 4], 1 + (i % 3) as u32).await.unwrap();
+            seller.add_item(&session, &t.txn_id, barcodes[i % 4], 1 + (i % 3) as u32, false).await.unwrap();
             let t = seller.checkout(&session, &t.txn_id).await.unwrap();
             let req = tillmesh::till::PaymentRequest { method: Method::Cash, amount: None, tendered: Some(t.totals.total) };
             seller.add_payment(&session, &t.txn_id, &req).await.unwrap();
