@@ -3,7 +3,10 @@
 //! leader, uplink, the shipped recognition model) on loopback. A full sale by typed and
 //! scanned barcodes with promotions and cash change; a sale through the camera (Chromium's
 //! fake capture fed a product photo); a void refused for a cashier and approved by a manager's
-//! PIN; the offline indicator switching when the cloud stops and comes back; the dashboard
+//! PIN; the money defects of issue 18 (a scan on the cash screen, part payments undone and
+//! cancelled, refused scans, rescans, hold and recall across reloads and logouts, 30 lines
+//! at three screen sizes, the printed receipt, a refund from a looked-up receipt); the
+//! offline indicator switching when the cloud stops and comes back; the dashboard
 //! showing the store's sales after upload. Screenshots go to the folder the test prints.
 //!
 //! Skipped when Chromium, node or tests/e2e/node_modules are missing, unless
@@ -15,7 +18,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use support::{Client, Pki, TestCloud, TestTill, demo_barcode, mesh_config, repo};
+use support::{
+    Client, Pki, TestCloud, TestTill, demo_barcode, mesh_config, repo, sellable_barcodes,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 struct Browser {
@@ -217,12 +222,22 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
         ("CLOUD_URL", format!("http://{cloud_addr}")),
         ("CHIPS", demo_barcode(1)),
         ("COLA", demo_barcode(0)),
+        (
+            "BARCODES",
+            sellable_barcodes(40)
+                .into_iter()
+                .filter(|b| *b != demo_barcode(0) && *b != demo_barcode(1))
+                .take(30)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("VIDEO", video.display().to_string()),
         ("EXPECT_NAME", expect_name),
     ];
     b.run("sale", &env).await;
     b.run("camera", &env).await;
     b.run("void", &env).await;
+    b.run("money", &env).await;
 
     // Offline and back: the page stays open while the cloud stops and restarts.
     let mut child = b

@@ -23,22 +23,39 @@ function money(minor) {
   return v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
 }
 
-/** What a cashier is told for an answer the till refused: its sentence, plus what to do. */
-const HINTS = {
-  unknown_barcode: "Check the number, or show the product to the camera.",
-  duplicate_scan: "It was just scanned; change the quantity instead.",
+/** What a cashier is told when the till refuses something, by the API's error code: plain
+ *  words and what to do next. A code not listed shows the till's own sentence. */
+const WORDS = {
+  unknown_barcode: "That barcode is not in the catalog. Check the number, or show the product to the camera.",
+  invalid_barcode: "That is not a valid barcode. Check the number and scan or type it again.",
+  inactive_item: "This product is no longer sold. Ask a manager.",
+  duplicate_scan: "The scanner read that twice; it was added once.",
+  bad_quantity: "A quantity is a whole number from 1 to 9,999.",
+  too_many_lines: "This sale has as many lines as a sale can hold. Pay for it and start another.",
   unauthenticated: "Please sign in again.",
-  approval_required: "Ask a manager to approve.",
+  approval_required: "A manager must approve this.",
   approval_refused: "That person cannot approve this; ask a manager.",
   bad_approval: "Check the manager's ID and PIN and try again.",
-  bad_login: "Check them and try again; the account locks after repeated wrong PINs.",
-  account_locked: "Wait, or ask a manager to unlock the account.",
+  bad_login: "That employee ID and PIN do not match. Check them and try again; the account locks after repeated wrong PINs.",
+  account_locked: "This account is locked for a while after wrong PINs. Ask a manager to unlock it.",
   pin_format: "A PIN is digits only.",
   offline_limit: "The store has been offline too long: a manager must allow offline selling.",
-  vision_off: "Type or scan the barcode instead.",
-  vision_busy: "Try again in a moment.",
-  not_an_image: "Try again; if it keeps failing, type the barcode.",
-  corrupt_image: "Try again; if it keeps failing, type the barcode.",
+  tendered_too_high: "That is far more cash than is due. Check the amount received.",
+  wrong_amount: "That amount cannot be taken. Check it and try again.",
+  payment_taken: "Money has been taken on this sale. Finish it, undo the cash payment, or ask a manager to cancel it.",
+  payment_pending: "A QR payment is waiting for the customer. Wait for it or cancel it first.",
+  too_many_payments: "This sale has as many payments as it can hold. Cancel it (manager) and ring it again.",
+  empty_transaction: "Add at least one item before taking payment.",
+  on_hold: "This sale is on hold. Recall it from Held sales first.",
+  not_held: "That sale is not on hold any more.",
+  too_many_open_transactions: "Too many open sales on this till. Finish or cancel one first.",
+  invalid_transition: "This sale cannot do that now.",
+  disk_full: "The till's disk is full: sales cannot be recorded. Call support; the other tills keep selling.",
+  vision_off: "The camera is not set up on this till. Type or scan the barcode instead.",
+  vision_busy: "The camera is busy. Try again in a moment.",
+  not_an_image: "The camera picture did not arrive. Try again, or type the barcode.",
+  corrupt_image: "The camera picture did not arrive. Try again, or type the barcode.",
+  unknown_transaction: "There is no sale with that number on this till.",
 };
 
 class ApiError extends Error {
@@ -56,8 +73,7 @@ function say(message, kind = "error") {
 
 function fail(e) {
   if (e instanceof ApiError) {
-    const hint = HINTS[e.code];
-    say(hint ? `${e.message}. ${hint}` : e.message);
+    say(WORDS[e.code] ?? e.message);
     if (e.status === 401 && e.code === "unauthenticated") logout(false);
   } else {
     say("The till is not answering. Check that it is running, then try again.");
@@ -86,6 +102,7 @@ async function act(button, fn) {
   if (button) { button.disabled = true; button.classList.add("pressed"); }
   try { return await fn(); } catch (e) { fail(e); return undefined; } finally {
     if (button) { button.disabled = false; button.classList.remove("pressed"); }
+    renderTxn(); // the sale's buttons follow the sale, not the action just finished
   }
 }
 
@@ -94,26 +111,44 @@ async function act(button, fn) {
 function show(view) {
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   $("logout").hidden = !ui.token;
+  // A message belongs to the screen it was said on.
+  if (show.current !== view) { $("toast").hidden = true; show.current = view; }
   if (view === "sale-view") $("barcode").focus();
-  if (view === "cash-view") $("tendered").focus();
+  if (view === "cash-view") $("cash-ok").focus();
+}
+
+const isOpen = (t) => t && (t.status === "DRAFT" || t.status === "PENDING_PAYMENT");
+const captured = (t) => (t?.payments ?? []).filter((p) => p.status === "CAPTURED");
+
+function paymentRows(t, undo) {
+  return (t?.payments ?? []).filter((p) => p.status === "CAPTURED" || p.status === "CANCELLED").map((p) => {
+    const what = `${p.method === "cash" ? "Cash" : "QR"} ${money(p.amount)}`;
+    if (p.status === "CANCELLED") return `<li class="cancelled"><span>${what}</span><span>handed back</span></li>`;
+    const btn = undo && p.method === "cash" && isOpen(t)
+      ? `<button type="button" class="undo small" data-pay="${esc(p.payment_id)}">Undo</button>` : "";
+    return `<li><span>${what}${p.change ? ` (received ${money(p.tendered)}, change ${money(p.change)})` : ""}</span>${btn}</li>`;
+  }).join("");
 }
 
 function renderTxn() {
   const t = ui.txn;
-  const open = t && (t.status === "DRAFT" || t.status === "PENDING_PAYMENT");
+  // Lines change only on an open sale with no money taken (undo the payment first).
+  const open = isOpen(t) && !captured(t).length && !t.held_by;
   $("txn-id").textContent = t ? t.txn_id : "";
-  $("txn-status").textContent = t ? t.status.replace("_", " ").toLowerCase() : "new";
+  $("txn-status").textContent = t ? (t.held_by ? "on hold" : t.status.replace("_", " ").toLowerCase()) : "new";
   const lines = t?.lines ?? [];
   $("empty-cart").hidden = lines.length > 0;
+  // Prices as the customer pays them: the unit price with its tax, so that quantity times
+  // price is the line's total (before a promotion, which is shown under the item).
   $("lines").tBodies[0].innerHTML = lines.map((l) => `
     <tr data-line="${l.line_no}">
       <td>${esc(l.name)}${l.promotion ? `<span class="promo">${esc(l.promotion.name ?? l.promotion.id)}: -${money(l.discount)}</span>` : ""}</td>
       <td class="num qty">
         <button class="dec" aria-label="one fewer" ${open ? "" : "disabled"}>-</button>
-        <span>${l.quantity}</span>
+        <button class="set-qty" aria-label="type the quantity" ${open ? "" : "disabled"}>${l.quantity.toLocaleString("en-US")}</button>
         <button class="inc" aria-label="one more" ${open ? "" : "disabled"}>+</button>
       </td>
-      <td class="num">${money(l.unit_price)}</td>
+      <td class="num">${money(Math.round(l.unit_price * (10000 + l.tax_rate_bp) / 10000))}</td>
       <td class="num">${money(l.total)}</td>
       <td><button class="remove small" aria-label="remove ${esc(l.name)}" ${open ? "" : "disabled"}>Remove</button></td>
     </tr>`).join("");
@@ -122,10 +157,25 @@ function renderTxn() {
   $("t-discount").textContent = tot.discount ? "-" + money(tot.discount) : money(0);
   $("t-tax").textContent = money(tot.tax);
   $("t-total").textContent = money(tot.total);
+  const live = isOpen(t);
+  const paid = live ? (t.paid ?? 0) : 0;
+  for (const el of document.querySelectorAll(".paid-row")) el.hidden = paid === 0;
+  $("t-paid").textContent = money(paid);
+  $("t-remaining").textContent = money(t?.remaining_due ?? 0);
+  const rows = live ? paymentRows(t, true) : "";
+  $("sale-payments").innerHTML = rows;
+  $("sale-payments").hidden = !rows;
   const empty = lines.length === 0;
-  $("pay-cash").disabled = empty;
-  $("pay-qr").disabled = empty;
-  $("void").disabled = !t;
+  $("pay-cash").disabled = empty || (!!t && !live);
+  $("pay-qr").disabled = empty || (!!t && !live);
+  $("void").disabled = !live;
+  $("hold").disabled = !live || empty || !!t.held_by;
+}
+
+/** The newest line in sight: a long cart scrolls inside itself. */
+function revealLine(lineNo) {
+  const row = document.querySelector(`#lines tr[data-line="${lineNo}"]`);
+  row?.scrollIntoView({ block: "nearest" });
 }
 
 // ---------------------------------------------------------------- status bar
@@ -142,10 +192,13 @@ function chip(id, text, cls = "") {
   c.className = "chip " + cls;
 }
 
+const isManager = () => ui.user && (ui.user.role === "manager" || ui.user.role === "admin");
+
 async function refreshStatus() {
   try {
     const s = await api("GET", "/status");
     ui.decimals = s.currency_decimals;
+    ui.terminal = s.terminal_id;
     $("camera-toggle").hidden = !s.vision;
     const dup = (s.duplicate_terminal_at || []).length;
     const ahead = s.own_clock_ahead_ms;
@@ -153,22 +206,29 @@ async function refreshStatus() {
       : ahead ? `Till ${s.terminal_id}: clock ${Math.round(ahead / 60000)} min ahead, set the time`
       : `Store ${s.store_id} · Till ${s.terminal_id}`, dup ? "bad" : ahead ? "warn" : "");
     const c = s.cloud;
+    const leads = s.raft ? s.raft.leader === s.terminal_id : true;
     if (!c) {
-      chip("st-cloud", "Cloud: not configured", "warn");
-      chip("st-sync", "");
+      chip("st-cloud", "Head office: not connected (this till sells on its own)", "warn");
+      $("st-sync").hidden = true;
     } else {
-      chip("st-cloud", c.credential_refused ? "Cloud refuses this store's credential: call support"
-        : c.online ? `Online · last sync ${ago(c.last_ok)}` : `Offline · last sync ${ago(c.last_ok)}`,
+      chip("st-cloud", c.credential_refused ? "Head office refuses this store's credential: call support"
+        : c.online ? `Online · last sync ${ago(c.last_ok)}`
+        : `Offline · selling goes on · last sync ${ago(c.last_ok)}`,
         c.online ? "ok" : "bad");
       $("st-cloud").dataset.online = String(c.online);
-      chip("st-sync", `Unsynced ${c.backlog}`, c.backlog > 0 && !c.online ? "warn" : "");
-      if (c.sales_refused) say("The store has been offline too long: a manager must allow offline selling.");
+      // Only the till that uploads knows the store's backlog; the others say nothing.
+      $("st-sync").hidden = !leads || c.backlog === 0;
+      chip("st-sync", `${c.backlog.toLocaleString("en-US")} changes not yet sent`, c.online ? "" : "warn");
+      if (c.sales_refused) say(WORDS.offline_limit);
     }
+    // Mesh words are for managers.
+    $("st-leader").hidden = !isManager();
+    $("st-peers").hidden = !isManager();
     const leader = s.raft?.leader;
-    chip("st-leader", leader ? `Leader: till ${leader}` : s.raft ? "Leader: electing" : "Single till",
+    chip("st-leader", leader ? `Uploading till: ${leader}` : s.raft ? "Choosing the uploading till" : "Single till",
       s.raft && !leader ? "warn" : "");
     const up = s.peers.filter((p) => String(p.outbound).toLowerCase() === "connected" || p.inbound).length;
-    chip("st-peers", `Peers ${up}/${s.peers.length}`, s.peers.length && up < s.peers.length ? "warn" : "");
+    chip("st-peers", `Tills in touch ${up}/${s.peers.length}`, s.peers.length && up < s.peers.length ? "warn" : "");
   } catch {
     chip("st-cloud", "Till service not answering", "bad");
   }
@@ -190,44 +250,94 @@ async function login(ev) {
     sessionStorage.setItem("till.token", ui.token);
     sessionStorage.setItem("till.user", JSON.stringify(ui.user));
     $("login-pin").value = "";
-    enter();
+    $("login-id").value = "";
+    await enter();
   });
 }
 
+/** Logging out never loses a sale: an open one with items is put on hold first. */
 async function logout(tell = true) {
+  if (tell && ui.token && isOpen(ui.txn) && ui.txn.lines.length && !ui.txn.held_by) {
+    try {
+      await api("POST", `/transactions/${ui.txn.txn_id}/hold`);
+      sessionStorage.setItem("till.notice", `Sale ${ui.txn.txn_id} was put on hold; recall it from Held sales.`);
+    } catch (e) { fail(e); return; }
+  }
   if (tell && ui.token) { try { await api("POST", "/auth/logout"); } catch { /* gone already */ } }
   ui.token = null; ui.user = null; ui.txn = null;
   sessionStorage.removeItem("till.token"); sessionStorage.removeItem("till.user");
   stopCamera();
   $("st-user").textContent = "";
   show("login-view");
+  const notice = sessionStorage.getItem("till.notice");
+  if (notice) { say(notice, "info"); sessionStorage.removeItem("till.notice"); }
   $("login-id").focus();
 }
 
-function enter() {
+/** After sign-in or a reload: the cashier's own open sale (not on hold) comes back. */
+async function enter() {
   chip("st-user", `${ui.user.name} (${ui.user.role})`);
-  renderTxn();
+  ui.txn = null;
   show("sale-view");
+  try {
+    const open = await api("GET", "/transactions/open");
+    const mine = open.filter((t) => t.cashier === ui.user.id && !t.held_by).pop();
+    if (mine) { ui.txn = mine; say(`Your open sale ${mine.txn_id} is back.`, "info"); }
+    const held = open.filter((t) => t.held_by).length;
+    $("held").textContent = held ? `Held sales (${held})` : "Held sales";
+  } catch (e) { fail(e); }
+  renderTxn();
+  refreshStatus();
 }
 
 // ---------------------------------------------------------------- selling
 
 async function ensureTxn() {
-  if (ui.txn && ui.txn.status === "PENDING_PAYMENT") ui.txn = await api("POST", `/transactions/${ui.txn.txn_id}/reopen`);
+  if (ui.txn && ui.txn.status === "PENDING_PAYMENT" && !captured(ui.txn).length) {
+    ui.txn = await api("POST", `/transactions/${ui.txn.txn_id}/reopen`);
+  }
   if (!ui.txn || ui.txn.status !== "DRAFT") ui.txn = await api("POST", "/transactions");
   return ui.txn;
 }
 
-async function addBarcode(code, quantity = 1) {
-  code = String(code).trim();
-  if (!/^\d{6,14}$/.test(code)) { say("A barcode is 8 to 13 digits. Check the number and try again."); return; }
-  await act($("add"), async () => {
+/** Scans in flight and the last one shown, to tell a scanner's double read (the same code
+ *  again before the first was shown, or within 250 ms of it) from a deliberate rescan.
+ *  Scans run one after another, in the order they came, so a burst never opens two sales. */
+const scans = { inFlight: new Set(), shown: null, queue: Promise.resolve() };
+
+function addBarcode(raw, quantity = 1) {
+  const code = String(raw).trim();
+  $("barcode").value = ""; // a refused scan never sticks to the next one
+  if (!code) return Promise.resolve();
+  // A receipt number typed or scanned into the field opens that sale.
+  if (/^[A-Za-z]+\d*(-[0-9A-Fa-f]+)+$/.test(code)) return openReceipt(code.toUpperCase());
+  if (!/^\d{6,14}$/.test(code)) { say("A barcode is 6 to 14 digits. Check the number and try again."); return Promise.resolve(); }
+  if (scans.inFlight.has(code) || (scans.shown?.code === code && Date.now() - scans.shown.at < 250)) {
+    return Promise.resolve(); // the scanner read it twice
+  }
+  scans.inFlight.add(code);
+  const run = scans.queue.then(() => addNow(code, quantity)).finally(() => scans.inFlight.delete(code));
+  scans.queue = run.catch(() => {});
+  return run;
+}
+
+async function addNow(code, quantity) {
+  if (ui.txn && isOpen(ui.txn) && captured(ui.txn).length) {
+    say("Payment has started on this sale: undo the cash payment to add items.");
+    return;
+  }
+  const rescan = scans.shown?.code === code;
+  await act(null, async () => {
     const t = await ensureTxn();
-    ui.txn = await api("POST", `/transactions/${t.txn_id}/items`, { barcode: code, quantity });
+    const before = new Map(t.lines.map((l) => [l.line_no, l.quantity]));
+    ui.txn = await api("POST", `/transactions/${t.txn_id}/items`, { barcode: code, quantity, rescan });
     renderTxn();
-    $("barcode").value = "";
+    // The line this scan made or grew comes into sight.
+    const line = ui.txn.lines.find((l) => before.get(l.line_no) !== l.quantity);
+    if (line) revealLine(line.line_no);
+    scans.shown = { code, at: Date.now() };
   });
-  $("barcode").focus();
+  if (!$("sale-view").hidden && !document.querySelector("dialog[open]")) $("barcode").focus();
 }
 
 async function lineAction(ev) {
@@ -236,16 +346,58 @@ async function lineAction(ev) {
   if (!b || !tr || !ui.txn) return;
   const line = Number(tr.dataset.line);
   const cur = ui.txn.lines.find((l) => l.line_no === line);
+  let q = null;
+  if (b.classList.contains("set-qty")) {
+    const typed = await askNumber(`How many ${cur.name}?`, cur.quantity);
+    if (typed === null) return;
+    q = typed;
+  }
   await act(b, async () => {
     if (ui.txn.status === "PENDING_PAYMENT") ui.txn = await api("POST", `/transactions/${ui.txn.txn_id}/reopen`);
     const id = ui.txn.txn_id;
-    if (b.classList.contains("remove") || (b.classList.contains("dec") && cur.quantity <= 1)) {
+    if (b.classList.contains("remove") || (b.classList.contains("dec") && cur.quantity <= 1) || q === 0) {
       ui.txn = await api("DELETE", `/transactions/${id}/items/${line}`);
     } else {
-      const q = cur.quantity + (b.classList.contains("inc") ? 1 : -1);
+      if (q === null) q = cur.quantity + (b.classList.contains("inc") ? 1 : -1);
       ui.txn = await api("PATCH", `/transactions/${id}/items/${line}`, { quantity: q });
     }
     renderTxn();
+  });
+}
+
+/** A number typed on the on-screen keypad, in the confirm dialog; null when cancelled. */
+function askNumber(title, current) {
+  return new Promise((resolve) => {
+    const d = $("confirm");
+    $("confirm-title").textContent = title;
+    $("confirm-text").innerHTML = `<input id="ask-number" inputmode="numeric" value="${Number(current)}"><div class="keypad" data-target="ask-number"></div>`;
+    keypads($("confirm-text"));
+    $("confirm-ok").textContent = "Set";
+    $("confirm-ok").className = "primary";
+    $("confirm-cancel").textContent = "Cancel";
+    d.onclose = () => {
+      const v = Number($("ask-number")?.value);
+      resolve(d.returnValue === "ok" && Number.isSafeInteger(v) && v >= 0 ? v : null);
+    };
+    d.returnValue = "";
+    d.showModal();
+    $("ask-number").select();
+  });
+}
+
+/** A yes/no question before something that cannot be undone. */
+function confirmDanger(title, text, yes) {
+  return new Promise((resolve) => {
+    const d = $("confirm");
+    $("confirm-title").textContent = title;
+    $("confirm-text").textContent = text;
+    $("confirm-ok").textContent = yes;
+    $("confirm-ok").className = "danger";
+    $("confirm-cancel").textContent = "Keep the sale";
+    d.onclose = () => resolve(d.returnValue === "ok");
+    d.returnValue = "";
+    d.showModal();
+    $("confirm-cancel").focus();
   });
 }
 
@@ -255,16 +407,24 @@ async function checkout() {
   return ui.txn;
 }
 
+function renderCash(t) {
+  $("cash-due").textContent = money(t.remaining_due);
+  $("cash-paid").textContent = t.paid ? `(total ${money(t.totals.total)}, paid ${money(t.paid)})` : "";
+  const rows = paymentRows(t, true);
+  $("cash-payments").innerHTML = rows;
+  $("cash-payments").hidden = !rows;
+  $("tendered").value = "";
+  const step = 10 ** ui.decimals * (ui.decimals ? 1 : 1000);
+  const round = (n, to) => Math.ceil(n / to) * to;
+  const due = t.remaining_due;
+  const quick = [...new Set([due, round(due, 10 * step), round(due, 50 * step), round(due, 100 * step)])];
+  $("quick-cash").innerHTML = quick.map((v) => `<button type="button" data-v="${v}">${money(v)}</button>`).join("");
+}
+
 async function payCash() {
   await act($("pay-cash"), async () => {
     const t = await checkout();
-    $("cash-due").textContent = money(t.remaining_due);
-    $("tendered").value = "";
-    const step = 10 ** ui.decimals * (ui.decimals ? 1 : 1000);
-    const round = (n, to) => Math.ceil(n / to) * to;
-    const quick = [...new Set([t.remaining_due, round(t.remaining_due, 10 * step), round(t.remaining_due, 50 * step),
-      round(t.remaining_due, 100 * step)])];
-    $("quick-cash").innerHTML = quick.map((v) => `<button type="button" data-v="${v}">${money(v)}</button>`).join("");
+    renderCash(t);
     show("cash-view");
   });
 }
@@ -272,28 +432,61 @@ async function payCash() {
 async function takeCash(ev) {
   ev.preventDefault();
   const tendered = Number(String($("tendered").value).replace(/[^\d]/g, ""));
-  if (!Number.isSafeInteger(tendered) || tendered <= 0) { say("Type the amount received, in whole units."); return; }
+  if (!Number.isSafeInteger(tendered) || tendered <= 0) { say("Enter the cash received on the keypad, or tap an amount."); return; }
   await act($("cash-ok"), async () => {
     const id = ui.txn.txn_id;
     const t = await api("POST", `/transactions/${id}/payments`, { method: "cash", tendered });
     ui.txn = t;
+    renderTxn();
     if (t.remaining_due > 0) {
-      $("cash-due").textContent = money(t.remaining_due);
-      say(`Still due: ${money(t.remaining_due)}. Take another payment.`, "info");
+      renderCash(t);
+      say(`Paid ${money(t.paid)}; still to pay ${money(t.remaining_due)}. Take more cash or go back for QR.`, "info");
       return;
     }
     await finish(t.change_due);
   });
 }
 
+/** Undoes a captured cash payment on the open sale: the cash goes back to the customer. */
+async function undoPayment(ev) {
+  const b = ev.target.closest("button.undo");
+  if (!b) return;
+  await act(b, async () => {
+    const p = await api("POST", `/payments/${b.dataset.pay}/cancel`);
+    ui.txn = await api("GET", `/transactions/${ui.txn.txn_id}`);
+    renderTxn();
+    if (!$("cash-view").hidden) renderCash(ui.txn);
+    say(`Hand back ${money(p.amount)} to the customer.`, "info");
+  });
+}
+
 async function finish(change) {
   const id = ui.txn.txn_id;
   ui.txn = await api("POST", `/transactions/${id}/finalize`);
-  $("change").textContent = money(change);
-  $("receipt").textContent = await api("GET", `/receipts/${id}?format=text`, undefined, { text: true });
+  await showReceipt(ui.txn, "Paid", "Change", change);
+}
+
+async function showReceipt(t, title, label, amount) {
+  $("receipt-title").textContent = title;
+  $("change-label").textContent = label;
+  $("change").textContent = money(amount);
+  $("receipt").textContent = await api("GET", `/receipts/${t.txn_id}?format=text`, undefined, { text: true });
   renderTxn();
+  const paid = t.status === "PAID";
+  $("receipt-void").hidden = !paid;
+  $("receipt-refund").hidden = !paid;
   show("receipt-view");
   $("next").focus();
+}
+
+/** A past sale by its number: its receipt, with refund and void for a manager. */
+async function openReceipt(id) {
+  await act($("add"), async () => {
+    const t = await api("GET", `/transactions/${encodeURIComponent(id)}`);
+    if (isOpen(t)) { say(`Sale ${id} is still open${t.held_by ? " and on hold: recall it from Held sales" : ""}.`); return; }
+    ui.txn = t;
+    await showReceipt(t, `Sale ${t.txn_id}`, "Total", t.totals.total);
+  });
 }
 
 async function payQr() {
@@ -321,9 +514,14 @@ function pollQr(paymentId) {
   ui.qrTimer = setTimeout(async () => {
     try {
       const p = await api("GET", `/payments/${paymentId}`);
-      if (p.status === "CAPTURED") { ui.txn = await api("GET", `/transactions/${ui.txn.txn_id}`); await finish(0); return; }
+      if (p.status === "CAPTURED") {
+        ui.txn = await api("GET", `/transactions/${ui.txn.txn_id}`);
+        if (ui.txn.remaining_due > 0) { renderTxn(); show("sale-view"); say(`QR paid ${money(p.amount)}; still to pay ${money(ui.txn.remaining_due)}.`, "info"); return; }
+        await finish(ui.txn.change_due);
+        return;
+      }
       if (p.status === "PENDING") { pollQr(paymentId); return; }
-      say(`The QR payment ${p.status.toLowerCase()}. Take cash or try QR again.`);
+      say(`The QR payment ${p.status === "EXPIRED" ? "timed out" : p.status === "FAILED" ? "was refused" : "was cancelled"}. Take cash or try QR again.`);
       ui.txn = await api("GET", `/transactions/${ui.txn.txn_id}`);
       renderTxn();
       show("sale-view");
@@ -344,7 +542,7 @@ async function cancelQr() {
 
 async function backToSale() {
   await act($("cash-back"), async () => {
-    if (ui.txn?.status === "PENDING_PAYMENT" && ui.txn.payments.every((p) => p.status !== "CAPTURED")) {
+    if (ui.txn?.status === "PENDING_PAYMENT" && !captured(ui.txn).length) {
       ui.txn = await api("POST", `/transactions/${ui.txn.txn_id}/reopen`);
     }
     renderTxn();
@@ -352,16 +550,33 @@ async function backToSale() {
   });
 }
 
-/** Voids the sale: an open one is simply cancelled; a paid one needs a manager's PIN. */
+/** Cancels the open sale (after a question; a manager when money was taken, which goes
+ *  back to the customer) or voids a paid one (a manager). */
 async function voidSale(button) {
   const t = ui.txn;
   if (!t) return;
-  if (t.status === "DRAFT" || t.status === "PENDING_PAYMENT") {
+  if (isOpen(t)) {
+    const paid = t.paid ?? 0;
+    if (!paid) {
+      const ok = await confirmDanger("Cancel this sale?",
+        `${t.lines.length} line(s), total ${money(t.totals.total)}. The items are not sold.`, "Cancel the sale");
+      if (!ok) return;
+      await act(button, async () => {
+        await api("POST", `/transactions/${t.txn_id}/void`, { reason: "cancelled at the till" });
+        say("Sale cancelled.", "info");
+        ui.txn = null;
+        renderTxn();
+      });
+      return;
+    }
+    const approval = await askManager("Cancel a part-paid sale",
+      `${money(paid)} was paid on sale ${t.txn_id}; it goes back to the customer.`);
+    if (!approval) return;
     await act(button, async () => {
-      ui.txn = await api("POST", `/transactions/${t.txn_id}/void`, { reason: "cancelled at the till" });
-      say("Sale cancelled.", "info");
+      await approved(() => api("POST", `/transactions/${t.txn_id}/void`, { reason: approval.reason, approval: approval.approval }));
       ui.txn = null;
       renderTxn();
+      say(`Sale ${t.txn_id} cancelled. Hand back ${money(paid)} to the customer.`, "info");
     });
     return;
   }
@@ -369,9 +584,8 @@ async function voidSale(button) {
   if (!approval) return;
   await act(button, async () => {
     ui.txn = await approved(() => api("POST", `/transactions/${t.txn_id}/void`, { reason: approval.reason, approval: approval.approval }));
-    $("receipt").textContent = await api("GET", `/receipts/${t.txn_id}?format=text`, undefined, { text: true });
+    await showReceipt(ui.txn, `Sale ${t.txn_id} voided`, "Hand back", t.totals.total);
     say(`Sale ${t.txn_id} voided, approved by ${approval.approval.employee_id}.`, "info");
-    renderTxn();
   });
 }
 
@@ -383,8 +597,8 @@ async function refundSale(button) {
   await act(button, async () => {
     await api("POST", `/transactions/${t.txn_id}/refund`, { reason: approval.reason });
     ui.txn = await approved(() => api("POST", `/transactions/${t.txn_id}/refund/approve`, { approval: approval.approval }));
-    say(`Sale ${t.txn_id} refunded.`, "info");
-    renderTxn();
+    await showReceipt(ui.txn, `Sale ${t.txn_id} refunded`, "Hand back", t.totals.total);
+    say(`Sale ${t.txn_id} refunded: hand back ${money(t.totals.total)}.`, "info");
   });
 }
 
@@ -417,6 +631,55 @@ function askManager(title, text) {
     d.returnValue = "";
     d.showModal();
     $("approval-id").focus();
+  });
+}
+
+// ---------------------------------------------------------------- hold and recall
+
+async function holdSale() {
+  const t = ui.txn;
+  if (!isOpen(t)) return;
+  await act($("hold"), async () => {
+    await api("POST", `/transactions/${t.txn_id}/hold`);
+    ui.txn = null;
+    renderTxn();
+    say(`Sale ${t.txn_id} is on hold. Recall it from Held sales.`, "info");
+    await countHeld();
+  });
+}
+
+async function countHeld() {
+  const open = await api("GET", "/transactions/open");
+  const held = open.filter((t) => t.held_by);
+  $("held").textContent = held.length ? `Held sales (${held.length})` : "Held sales";
+  return held;
+}
+
+async function showHeld() {
+  await act($("held"), async () => {
+    const held = await countHeld();
+    $("held-rows").innerHTML = held.length ? held.map((t) => `<button type="button" data-recall="${esc(t.txn_id)}">
+        <span>${esc(t.txn_id)} · ${t.lines.length} line(s) · held by ${esc(t.held_by)}</span><strong>${money(t.totals.total)}</strong></button>`).join("")
+      : `<p class="muted">No sale is on hold.</p>`;
+    $("held-list").showModal();
+  });
+}
+
+async function recall(ev) {
+  const b = ev.target.closest("button[data-recall]");
+  if (!b) return;
+  if (isOpen(ui.txn) && ui.txn.lines.length && !ui.txn.held_by) {
+    say("Finish, hold or cancel the current sale before recalling another.");
+    $("held-list").close();
+    return;
+  }
+  await act(b, async () => {
+    ui.txn = await api("POST", `/transactions/${b.dataset.recall}/recall`);
+    $("held-list").close();
+    renderTxn();
+    show("sale-view");
+    say(`Sale ${ui.txn.txn_id} recalled.`, "info");
+    await countHeld();
   });
 }
 
@@ -453,19 +716,24 @@ async function grabFrame() {
   return new Promise((resolve) => c.toBlob(resolve, "image/jpeg", 0.92));
 }
 
+/** Below this similarity a "not sure" candidate is not offered at all. */
+const OFFER_FLOOR = 0.6;
+
 async function identify() {
   const box = $("proposals");
   box.innerHTML = `<p class="muted">Looking...</p>`;
   await act($("identify"), async () => {
     const r = await api("POST", "/vision/recognize?k=3", await grabFrame());
-    // Accepted: the first proposal is highlighted. Not sure: the closest are offered for
-    // the cashier to pick, none highlighted, never added on their own.
+    // Accepted: the first proposal is highlighted. Not sure: only close candidates are
+    // offered for the cashier to pick, none highlighted, never added on their own.
     const sure = r.decision === "accepted";
-    const rows = r.proposals.map((p, i) => `<button class="${sure && i === 0 ? "best" : ""}" data-sku="${esc(p.sku)}">
+    const offered = sure ? r.proposals : r.proposals.filter((p) => p.score >= OFFER_FLOOR);
+    const rows = offered.map((p, i) => `<button class="${sure && i === 0 ? "best" : ""}" data-sku="${esc(p.sku)}">
           <span>${esc(p.name || p.sku)}</span><span class="score">${Math.round(Math.max(0, p.score) * 100)}%</span></button>`);
-    const head = sure ? "" : r.proposals.length
-      ? `<p>Not sure what this is. Pick it below if you see it, or type its barcode.</p>`
-      : `<p>No products are enrolled for the camera yet. Type the barcode.</p>`;
+    const head = sure ? "" : offered.length
+      ? `<p>Not sure what this is. If it is one of these, pick it; otherwise type its barcode.</p>`
+      : r.proposals.length ? `<p>This product is not recognised. Type or scan its barcode.</p>`
+        : `<p>No products are enrolled for the camera yet. Type the barcode.</p>`;
     box.innerHTML = head + rows.join("") +
       `<button class="unknown" data-unknown="1">Unknown product: type the barcode</button>`;
   });
@@ -487,14 +755,33 @@ async function chooseProposal(ev) {
 
 // ---------------------------------------------------------------- keyboard-wedge scanners
 
-/** A scanner "types" a barcode as a burst of digits ending in Enter. Wherever the focus is
- *  (a button just tapped, the basket), digits go to the barcode field, so the burst lands
- *  there whole and its Enter adds the item: no timing guesses, nothing lost. */
+/** A scanner "types" a barcode as a burst of digits ending in Enter. On the sale screen the
+ *  digits go to the barcode field wherever the focus is, so the burst lands there whole and
+ *  its Enter adds the item. On every other screen (cash, QR, receipt) keyboard digits are
+ *  a scan too, never an amount: they are collected and refused with a sentence. Amounts
+ *  come from the on-screen keypad only. */
+const stray = { digits: "" };
 function wedge(ev) {
-  if ($("sale-view").hidden || $("approval").open) return;
+  if ($("approval").open || $("confirm").open || $("held-list").open) return;
+  if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
+  const onSale = !$("sale-view").hidden;
+  const payingOrDone = !$("cash-view").hidden || !$("qr-view").hidden || !$("receipt-view").hidden;
+  if (payingOrDone) {
+    if (/^\d$/.test(ev.key)) { ev.preventDefault(); stray.digits += ev.key; return; }
+    if (ev.key === "Enter" && stray.digits) {
+      ev.preventDefault();
+      const code = stray.digits;
+      stray.digits = "";
+      say(!$("receipt-view").hidden
+        ? `Scanned ${code}: tap Next customer first to start a new sale.`
+        : `Scanned ${code} while taking payment: it was not added. Go back to the sale to add it.`);
+    }
+    return;
+  }
+  if (!onSale) return;
   const t = ev.target;
   if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement) return;
-  if (!/^\d$/.test(ev.key) || ev.ctrlKey || ev.altKey || ev.metaKey) return;
+  if (!/^\d$/.test(ev.key)) return;
   ev.preventDefault();
   const field = $("barcode");
   field.focus();
@@ -503,8 +790,8 @@ function wedge(ev) {
 
 // ---------------------------------------------------------------- wiring
 
-function keypads() {
-  for (const pad of document.querySelectorAll(".keypad")) {
+function keypads(root = document) {
+  for (const pad of root.querySelectorAll(".keypad")) {
     const target = $(pad.dataset.target);
     pad.innerHTML = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "C", "0", "<"]
       .map((k) => `<button type="button" data-k="${k}">${k === "<" ? "&larr;" : k}</button>`).join("");
@@ -513,10 +800,16 @@ function keypads() {
       if (!k) return;
       if (k === "C") target.value = "";
       else if (k === "<") target.value = target.value.slice(0, -1);
-      else target.value += k;
-      target.focus();
+      else if (target.value.length < 15) target.value += k;
+      if (!target.readOnly) target.focus();
     });
   }
+}
+
+function nextCustomer() {
+  ui.txn = null;
+  renderTxn();
+  show("sale-view");
 }
 
 async function init() {
@@ -529,6 +822,8 @@ async function init() {
   $("logout").addEventListener("click", () => logout(true));
   $("scan-form").addEventListener("submit", (e) => { e.preventDefault(); addBarcode($("barcode").value); });
   $("lines").addEventListener("click", lineAction);
+  $("sale-payments").addEventListener("click", undoPayment);
+  $("cash-payments").addEventListener("click", undoPayment);
   $("pay-cash").addEventListener("click", payCash);
   $("pay-qr").addEventListener("click", payQr);
   $("qr-cancel").addEventListener("click", cancelQr);
@@ -536,32 +831,30 @@ async function init() {
   $("cash-back").addEventListener("click", backToSale);
   $("quick-cash").addEventListener("click", (e) => { const v = e.target.closest("button")?.dataset.v; if (v) $("tendered").value = v; });
   $("void").addEventListener("click", () => voidSale($("void")));
+  $("hold").addEventListener("click", holdSale);
+  $("held").addEventListener("click", showHeld);
+  $("held-rows").addEventListener("click", recall);
   $("new-sale").addEventListener("click", () => {
-    // An open sale with items is never dropped silently: it must be paid or voided.
-    if (ui.txn && (ui.txn.status === "DRAFT" || ui.txn.status === "PENDING_PAYMENT") && ui.txn.lines.length) {
-      say("This sale is still open. Take payment, or void it, before starting a new one.");
+    // An open sale with items is never dropped silently: pay, hold or cancel it.
+    if (isOpen(ui.txn) && ui.txn.lines.length) {
+      say("This sale is still open. Take payment, hold it, or cancel it before starting a new one.");
       return;
     }
-    ui.txn = null; renderTxn(); show("sale-view");
+    nextCustomer();
   });
-  $("next").addEventListener("click", () => { ui.txn = null; renderTxn(); show("sale-view"); });
+  $("next").addEventListener("click", nextCustomer);
   $("print").addEventListener("click", () => window.print());
   $("camera-toggle").addEventListener("click", () => (ui.stream ? stopCamera() : startCamera()));
   $("camera-close").addEventListener("click", stopCamera);
   $("identify").addEventListener("click", identify);
   $("proposals").addEventListener("click", chooseProposal);
-  // The receipt view offers void and refund of the sale just made (manager approval).
-  const row = $("next").parentElement;
-  row.insertAdjacentHTML("beforeend",
-    `<button id="receipt-void" class="danger" type="button">Void sale</button>
-     <button id="receipt-refund" type="button">Refund</button>`);
   $("receipt-void").addEventListener("click", () => voidSale($("receipt-void")));
   $("receipt-refund").addEventListener("click", () => refundSale($("receipt-refund")));
 
   await refreshStatus();
   setInterval(refreshStatus, 2000);
   if (ui.token && ui.user) {
-    enter(); // an expired session answers 401 on the first action and returns to sign-in
+    await enter(); // an expired session answers 401 and returns to sign-in
   } else {
     show("login-view");
     $("login-id").focus();

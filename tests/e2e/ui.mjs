@@ -1,9 +1,9 @@
 // End-to-end checks of the till UI and the HQ dashboard in headless Chromium, driven by
 // tests/browser.rs, which starts a real cloud and a real till and passes their addresses.
 //
-// Usage: node ui.mjs <sale|camera|void|offline|dashboard>
+// Usage: node ui.mjs <sale|camera|void|offline|money|shift|dashboard>
 // Env: TILL_URL, CLOUD_URL, ADMIN_TOKEN, SHOTS (screenshot folder), CHROMIUM (binary),
-//      CHIPS, COLA (barcodes), VIDEO (a .y4m for the fake camera), EXPECT_NAME (its product).
+//      CHIPS, COLA (barcodes), BARCODES (30 more, comma-separated), VIDEO (a .y4m for the fake camera), EXPECT_NAME (its product).
 // Prints one line per step; exits non-zero with the reason on the first failed check.
 // Phase `offline` talks with its driver: it prints "online" and waits for a line on stdin
 // (the driver stops the cloud), prints "offline" and waits again (the driver restarts it).
@@ -89,6 +89,34 @@ async function statusChip(re, timeout) {
   return text("#st-cloud");
 }
 
+
+/** Whether an element is wholly on screen (not scrolled or pushed out of the viewport). */
+async function onScreen(sel) {
+  return page.evaluate((s) => {
+    const r = document.querySelector(s)?.getBoundingClientRect();
+    return !!r && r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth;
+  }, sel);
+}
+
+async function toast(re) {
+  await page.waitForFunction((src) => {
+    const t = document.getElementById("toast");
+    return !t.hidden && new RegExp(src).test(t.textContent);
+  }, re.source, { timeout: 10000 });
+  return text("#toast");
+}
+
+async function keypadCash(amount) {
+  for (const d of String(amount)) await page.locator(`#cash-view .keypad button[data-k="${d}"]`).click();
+}
+
+async function approve(id, pin) {
+  await page.locator("#approval").waitFor({ state: "visible" });
+  await page.locator("#approval-id").fill(id);
+  await page.locator("#approval-pin").fill(pin);
+  await page.locator("#approval-ok").click();
+}
+
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 async function waitDriver(say) {
   console.log(say);
@@ -104,13 +132,13 @@ try {
     await page.locator("#lines tbody tr").first().waitFor();
     // One more bag with the + button, then three colas by scanner bursts.
     await page.locator("#lines tbody tr").first().locator("button.inc").click();
-    await page.waitForFunction(() => document.querySelector("#lines tbody tr .qty span")?.textContent === "2");
+    await page.waitForFunction(() => document.querySelector("#lines tbody tr .qty .set-qty")?.textContent === "2");
     await scanBurst(env("COLA"));
     await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 2);
     for (const q of ["2", "3"]) {
       await page.locator("#lines tbody tr").nth(1).locator("button.inc").click();
       await page.waitForFunction((want) =>
-        document.querySelectorAll("#lines tbody tr .qty span")[1]?.textContent === want, q);
+        document.querySelectorAll("#lines tbody tr .qty .set-qty")[1]?.textContent === want, q);
     }
     check(await lines() === 2, "two lines");
     const promos = await page.locator("#lines .promo").allInnerTexts();
@@ -227,6 +255,142 @@ try {
     await waitDriver("offline");
     await statusChip(/^Online/, 30000);
     await shot("back-online");
+  } else if (phase === "money") {
+    // Issue 18's money defects, each as the cashier met it.
+    await login("E001", "1111");
+    await typeBarcode(env("CHIPS"));
+    await page.locator("#lines tbody tr").first().waitFor();
+    // 1. A scanner burst on the cash screen is never the cash received.
+    await page.locator("#pay-cash").click();
+    await page.locator("#cash-view").waitFor({ state: "visible" });
+    await page.keyboard.type(env("COLA"), { delay: 5 });
+    await page.keyboard.press("Enter");
+    const burst = await toast(/not added/);
+    check(await page.locator("#tendered").inputValue() === "", "a scan never lands in the amount received");
+    check(await page.locator("#cash-view").isVisible(), `still taking cash: ${burst}`);
+    await shot("scan-on-cash");
+    // 3. A short cash payment: paid and still due shown, undone, the sale free again.
+    await keypadCash(1000);
+    await page.locator("#cash-ok").click();
+    await toast(/still to pay/);
+    check(/Cash 1,000/.test(await text("#cash-payments")), `the cash view lists the payment: ${await text("#cash-payments")}`);
+    await page.locator("#cash-back").click();
+    await page.locator("#sale-view").waitFor({ state: "visible" });
+    check(await text("#t-paid") === "1,000", `the sale shows what was paid: ${await text("#t-paid")}`);
+    check(await page.locator("#t-remaining").isVisible(), "the sale shows what is still to pay");
+    await shot("part-paid");
+    await page.locator("#sale-payments button.undo").click();
+    await toast(/Hand back 1,000/);
+    check(await page.locator("#t-paid").isHidden(), "nothing paid after the undo");
+    // Part-paid again, then cancelled by a manager: the cash goes back.
+    await page.locator("#pay-cash").click();
+    await keypadCash(2000);
+    await page.locator("#cash-ok").click();
+    await toast(/still to pay/);
+    await page.locator("#cash-back").click();
+    await page.locator("#void").click();
+    await approve("M001", "9999");
+    await toast(/Hand back 2,000/);
+    check(await text("#txn-id") === "", "the part-paid sale is gone; a new one can start");
+    await shot("part-paid-cancelled");
+    // 2. A refused scan clears itself; a deliberate second scan adds one more.
+    await typeBarcode("4006381333931");
+    await toast(/not in the catalog|not a valid barcode/);
+    check(await page.locator("#barcode").inputValue() === "", "a refused scan leaves the field empty");
+    await typeBarcode(env("CHIPS"));
+    await page.locator("#lines tbody tr").first().waitFor();
+    await page.waitForTimeout(300); // a person picking up the second bag, not a double read
+    await typeBarcode(env("CHIPS"));
+    await page.waitForFunction(() => document.querySelector("#lines tbody tr .qty .set-qty")?.textContent === "2");
+    check(await lines() === 1, "a second identical item adds quantity, not a refusal");
+    // Quantity typed on the keypad.
+    await page.locator("#lines tbody tr .qty .set-qty").click();
+    await page.locator("#ask-number").fill("");
+    for (const d of "6") await page.locator(`#confirm .keypad button[data-k="${d}"]`).click();
+    await page.locator("#confirm-ok").click();
+    await page.waitForFunction(() => document.querySelector("#lines tbody tr .qty .set-qty")?.textContent === "6");
+    // 11. Cancelling an open sale asks first.
+    await page.locator("#void").click();
+    await page.locator("#confirm").waitFor({ state: "visible" });
+    await shot("cancel-asks");
+    await page.locator("#confirm-cancel").click();
+    check(await lines() === 1, "kept after saying no");
+    // 5. Hold, reload, recall; a reload mid-sale brings the sale back; logout holds it.
+    await page.locator("#hold").click();
+    await toast(/on hold/);
+    check(await lines() === 0, "a held sale leaves the screen");
+    await page.reload();
+    await page.locator("#sale-view").waitFor({ state: "visible" });
+    await page.waitForFunction(() => /Held sales \(1\)/.test(document.getElementById("held").textContent));
+    await page.locator("#held").click();
+    await page.locator("#held-rows button[data-recall]").first().click();
+    await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 1);
+    await typeBarcode(env("COLA"));
+    await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 2);
+    const held = await text("#txn-id");
+    await page.reload();
+    await page.locator("#sale-view").waitFor({ state: "visible" });
+    await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 2);
+    check(await text("#txn-id") === held, `the open sale came back after a reload: ${await text("#txn-id")}`);
+    await page.locator("#logout").click();
+    await toast(/put on hold/);
+    await shot("logout-holds");
+    await login("E002", "2222");
+    await page.waitForFunction(() => /Held sales \(1\)/.test(document.getElementById("held").textContent));
+    await page.locator("#held").click();
+    await page.locator("#held-rows button[data-recall]").first().click();
+    await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 2);
+    // 8. Thirty lines: at each size the total and the pay buttons stay on screen and the
+    // newest line is in sight.
+    const more = env("BARCODES").split(",");
+    for (const code of more) await typeBarcode(code);
+    await page.waitForFunction((n) => document.querySelectorAll("#lines tbody tr").length >= n, more.length);
+    for (const [w, h] of [[1280, 800], [1024, 768], [800, 1280]]) {
+      await page.setViewportSize({ width: w, height: h });
+      // One more of an early item: its line (scrolled out of sight) comes into view.
+      const before = await page.locator("#lines tbody tr").nth(3).locator(".set-qty").innerText();
+      await page.waitForTimeout(300);
+      await typeBarcode(more[1]);
+      await page.waitForFunction((b) => document.querySelectorAll("#lines tbody tr")[3]?.querySelector(".set-qty")?.textContent !== b, before);
+      for (const sel of ["#t-total", "#pay-cash", "#pay-qr", "#barcode"]) {
+        check(await onScreen(sel), `${sel} is on screen at ${w}x${h} with ${await lines()} lines`);
+      }
+      check(await page.evaluate(() => {
+        const wrap = document.getElementById("lines-wrap").getBoundingClientRect();
+        const r = document.querySelectorAll("#lines tbody tr")[3].getBoundingClientRect();
+        return r.top >= wrap.top - 1 && r.bottom <= wrap.bottom + 1;
+      }), `the changed line is in sight at ${w}x${h}`);
+      check(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), `no sideways scrolling at ${w}x${h}`);
+      await shot(`30-lines-${w}x${h}`);
+    }
+    await page.setViewportSize({ width: 1024, height: 768 });
+    // 4. The printed receipt carries its total, payment and change, whatever its length.
+    await page.locator("#pay-cash").click();
+    await page.locator("#quick-cash button").last().click();
+    await page.locator("#cash-ok").click();
+    await page.locator("#receipt-view").waitFor({ state: "visible" });
+    const paidId = await text("#txn-id");
+    await page.emulateMedia({ media: "print" });
+    const printed = await page.evaluate(() => {
+      const r = document.getElementById("receipt");
+      return { clipped: r.scrollHeight > r.clientHeight + 1, shown: r.getBoundingClientRect().height > 0,
+        buttons: [...document.querySelectorAll("button")].filter((b) => b.getBoundingClientRect().height > 0).length };
+    });
+    check(printed.shown && !printed.clipped, `the printed receipt is whole: ${JSON.stringify(printed)}`);
+    check(printed.buttons === 0, "no buttons on paper");
+    await page.pdf({ path: `${shots}/money-receipt.pdf` }).catch(() => {});
+    await page.emulateMedia({ media: "screen" });
+    check(/TOTAL/.test(await text("#receipt")), "the receipt has its total");
+    await page.locator("#next").click();
+    // 6. A receipt number typed into the scan field opens the sale; a manager refunds it.
+    await typeBarcode(paidId);
+    await page.locator("#receipt-view").waitFor({ state: "visible" });
+    check((await text("#receipt-title")).includes(paidId), `the receipt lookup opens ${paidId}`);
+    await page.locator("#receipt-refund").click();
+    await approve("M001", "9999");
+    await toast(/refunded: hand back/);
+    check(/Hand back/.test(await text("#change-label")), "the refund says what to hand back");
+    await shot("refunded");
   } else if (phase === "dashboard") {
     await page.goto(env("CLOUD_URL"));
     await page.locator("#token").fill(env("ADMIN_TOKEN"));

@@ -186,6 +186,18 @@ pub fn demo_barcode(i: usize) -> String {
         .to_string()
 }
 
+/// Barcodes of the first `n` products on sale (active, with a barcode), one per product.
+pub fn sellable_barcodes(n: usize) -> Vec<String> {
+    catalog()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["active"] != false)
+        .filter_map(|i| i["barcodes"][0].as_str().map(str::to_string))
+        .take(n)
+        .collect()
+}
+
 /// `(sku, category, base_price)` of a demo product.
 pub fn demo_item(i: usize) -> (String, String, i64) {
     let it = &catalog()["items"][i];
