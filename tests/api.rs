@@ -1127,3 +1127,110 @@ async fn a_held_sale_is_listed_for_every_cashier_and_recalled_after_a_restart() 
         .await
         .expect_error(409, "not_held");
 }
+
+/// Cash management (issue 18): a shift opens with a float, sales in cash, a pay-in and a
+/// pay-out (a manager's), a no-sale drawer open, and a close with counted cash against the
+/// expected; the end-of-day report carries the shift. Bad amounts change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drawer_shift_from_float_to_counted_cash() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    let approval = json!({"employee_id": "M001", "pin": "9999"});
+    c.post("/api/v1/cash/no-sale", json!({"reason": "change"}))
+        .await
+        .expect_error(409, "no_shift");
+    c.post("/api/v1/cash/shift/open", json!({"float": -5}))
+        .await
+        .expect_error(422, "bad_amount");
+    let d = c
+        .post("/api/v1/cash/shift/open", json!({"float": 200_000}))
+        .await
+        .expect(200);
+    assert_eq!(d["summary"]["expected"], 200_000);
+    c.post("/api/v1/cash/shift/open", json!({"float": 1}))
+        .await
+        .expect_error(409, "shift_open");
+    // Two cash sales.
+    let total_cash = c
+        .sell(&[(demo_barcode(1).as_str(), 2)], None)
+        .await
+        .unwrap()["totals"]["total"]
+        .as_i64()
+        .unwrap()
+        + c.sell(&[(demo_barcode(2).as_str(), 1)], None)
+            .await
+            .unwrap()["totals"]["total"]
+            .as_i64()
+            .unwrap();
+    // A cashier's pay-out needs a manager; more than the drawer holds is refused.
+    c.post(
+        "/api/v1/cash/pay-out",
+        json!({"amount": 10_000, "reason": "window cleaner"}),
+    )
+    .await
+    .expect_error(403, "approval_required");
+    c.post(
+        "/api/v1/cash/pay-out",
+        json!({"amount": 900_000_000, "reason": "too much", "approval": approval}),
+    )
+    .await
+    .expect_error(422, "not_in_drawer");
+    c.post(
+        "/api/v1/cash/pay-out",
+        json!({"amount": 10_000, "reason": "window cleaner", "approval": approval}),
+    )
+    .await
+    .expect(200);
+    c.post(
+        "/api/v1/cash/pay-in",
+        json!({"amount": 50_000, "reason": "", "approval": approval}),
+    )
+    .await
+    .expect_error(422, "bad_reason");
+    c.post(
+        "/api/v1/cash/pay-in",
+        json!({"amount": 50_000, "reason": "coins from the bank", "approval": approval}),
+    )
+    .await
+    .expect(200);
+    let d = c
+        .post(
+            "/api/v1/cash/no-sale",
+            json!({"reason": "customer needed change"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(d["shift"]["no_sales"], 1);
+    let expected = 200_000 + total_cash - 10_000 + 50_000;
+    assert_eq!(d["summary"]["expected"], expected, "{d}");
+    assert_eq!(d["summary"]["sales"], 2);
+    // Counted 1,000 short, closed with a manager's PIN.
+    c.post(
+        "/api/v1/cash/shift/close",
+        json!({"counted": expected - 1_000}),
+    )
+    .await
+    .expect_error(403, "approval_required");
+    let closed = c
+        .post(
+            "/api/v1/cash/shift/close",
+            json!({"counted": expected - 1_000, "approval": approval}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(closed["shift"]["closed"]["difference"], -1_000);
+    assert_eq!(closed["shift"]["closed"]["by"], "M001");
+    let d = c.get("/api/v1/cash/drawer").await.expect(200);
+    assert!(d["shift"].is_null(), "{d}");
+    // The end of day carries the shift (and stays the same report otherwise), also after a
+    // restart.
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let c = till.client().login("M001", "9999").await;
+    let eod = c.get("/api/v1/reports/end-of-day").await.expect(200);
+    assert_eq!(eod["transactions"], 2, "{eod}");
+    let shifts = eod["shifts"].as_array().unwrap();
+    assert_eq!(shifts.len(), 1, "{eod}");
+    assert_eq!(shifts[0]["summary"]["expected"], expected);
+    assert_eq!(shifts[0]["shift"]["closed"]["counted"], expected - 1_000);
+}

@@ -45,6 +45,7 @@ impl Role {
             | Permission::Refund
             | Permission::PriceOverride
             | Permission::AdjustStock
+            | Permission::ManageCash
             | Permission::SellOffline => self >= Role::Manager,
             Permission::ManageSettings => self == Role::Admin,
         }
@@ -71,6 +72,8 @@ pub enum Permission {
     AdjustStock,
     /// Change store settings.
     ManageSettings,
+    /// Pay cash into or out of a drawer, count it at close.
+    ManageCash,
 }
 
 /// An account.

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod calendar;
 pub mod cart;
+pub mod cash;
 pub mod cashier;
 pub mod catalog;
 pub mod codec;

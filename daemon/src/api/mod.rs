@@ -78,6 +78,12 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/reports/end-of-day", get(end_of_day))
         .route("/api/v1/reports/cashiers", get(cashier_report))
         .route("/api/v1/reports/inventory", get(inventory_report))
+        .route("/api/v1/cash/drawer", get(drawer))
+        .route("/api/v1/cash/shift/open", post(open_shift))
+        .route("/api/v1/cash/pay-in", post(pay_in))
+        .route("/api/v1/cash/pay-out", post(pay_out))
+        .route("/api/v1/cash/no-sale", post(no_sale))
+        .route("/api/v1/cash/shift/close", post(close_shift))
         .route("/api/v1/inventory/adjust", post(adjust))
         .route("/api/v1/inventory/receive", post(receive))
         .route("/api/v1/inventory/count", post(count))
@@ -257,7 +263,7 @@ impl utoipa::Modify for BearerAuth {
     paths(
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
-        payment_status, payment_qr, cancel_payment, receipt, end_of_day, cashier_report, inventory_report, adjust,
+        payment_status, payment_qr, cancel_payment, receipt, end_of_day, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
         receive, count, movements, override_price, offline_override, upsert_customer, get_customer,
         recognize, enroll
     )

@@ -1,5 +1,5 @@
-//! The back office on the till: reports, stock (adjust, receive, count, movements), price
-//! overrides, the offline-limit override and customers.
+//! The back office on the till: reports, the cash drawer, stock (adjust, receive, count,
+//! movements), price overrides, the offline-limit override and customers.
 
 use super::*;
 
@@ -11,12 +11,12 @@ pub struct DateQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/end-of-day", params(DateQuery),
-    responses((status = 200, body = tillmesh_pos::report::EndOfDay)), security(("bearer" = [])))]
+    responses((status = 200, body = DayReport)), security(("bearer" = [])))]
 pub(super) async fn end_of_day(
     State(till): State<AppState>,
     _auth: Auth,
     Query(q): Query<DateQuery>,
-) -> ApiResult<tillmesh_pos::report::EndOfDay> {
+) -> ApiResult<DayReport> {
     Ok(Json(till.end_of_day(q.date.as_deref()).await?))
 }
 
@@ -139,4 +139,119 @@ pub(super) async fn get_customer(
     Path(id): Path<String>,
 ) -> ApiResult<CustomerView> {
     Ok(Json(till.customer(&id)?))
+}
+
+/// Opening a shift.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenShiftRequest {
+    /// Cash counted into the drawer at the start (minor units).
+    pub float: i64,
+}
+
+/// A pay-in or pay-out.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CashMovementRequest {
+    /// Amount (minor units, positive).
+    pub amount: i64,
+    /// Why (1 to 200 bytes).
+    pub reason: String,
+    /// A manager's PIN when a cashier asks.
+    pub approval: Option<Approval>,
+}
+
+/// A no-sale drawer open.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoSaleRequest {
+    /// Why the drawer was opened.
+    pub reason: String,
+}
+
+/// Closing a shift.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseShiftRequest {
+    /// Cash counted in the drawer (minor units).
+    pub counted: i64,
+    /// A manager's PIN when a cashier closes.
+    pub approval: Option<Approval>,
+}
+
+#[utoipa::path(get, path = "/api/v1/cash/drawer",
+    responses((status = 200, body = DrawerView)), security(("bearer" = [])))]
+pub(super) async fn drawer(State(till): State<AppState>, _auth: Auth) -> ApiResult<DrawerView> {
+    Ok(Json(till.drawer().await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/cash/shift/open", request_body = OpenShiftRequest,
+    responses((status = 200, body = DrawerView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn open_shift(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<OpenShiftRequest>,
+) -> ApiResult<DrawerView> {
+    Ok(Json(till.open_shift(&auth.session, req.float).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/cash/pay-in", request_body = CashMovementRequest,
+    responses((status = 200, body = DrawerView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn pay_in(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<CashMovementRequest>,
+) -> ApiResult<DrawerView> {
+    Ok(Json(
+        till.cash_movement(
+            &auth.session,
+            tillmesh_pos::cash::MovementKind::PayIn,
+            req.amount,
+            &req.reason,
+            req.approval.as_ref(),
+        )
+        .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/cash/pay-out", request_body = CashMovementRequest,
+    responses((status = 200, body = DrawerView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn pay_out(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<CashMovementRequest>,
+) -> ApiResult<DrawerView> {
+    Ok(Json(
+        till.cash_movement(
+            &auth.session,
+            tillmesh_pos::cash::MovementKind::PayOut,
+            req.amount,
+            &req.reason,
+            req.approval.as_ref(),
+        )
+        .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/cash/no-sale", request_body = NoSaleRequest,
+    responses((status = 200, body = DrawerView), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn no_sale(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<NoSaleRequest>,
+) -> ApiResult<DrawerView> {
+    Ok(Json(till.no_sale(&auth.session, &req.reason).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/cash/shift/close", request_body = CloseShiftRequest,
+    responses((status = 200, body = ClosedShift), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn close_shift(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<CloseShiftRequest>,
+) -> ApiResult<ClosedShift> {
+    Ok(Json(
+        till.close_shift(&auth.session, req.counted, req.approval.as_ref())
+            .await?,
+    ))
 }

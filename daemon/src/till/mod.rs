@@ -13,6 +13,7 @@
 //! (what the mesh asks of the till), `compaction`, `status`, `vision`. This file holds the
 //! types, the in-memory core, and the commit and audit plumbing they share.
 
+mod cash;
 mod compaction;
 mod customers;
 mod error;
@@ -31,6 +32,7 @@ mod vision;
 
 pub use error::{ErrorKind, TillError};
 use open::old_cashiers;
+pub use reports::{ClosedShift, DayReport, DrawerView};
 pub use tillmesh_uplink::CloudLink;
 pub use vision::{EnrolView, ProposalView, RecognitionView, Vision};
 
@@ -344,6 +346,8 @@ struct Core {
     /// Each peer's newest own event as last received: (how far behind this till's clock it
     /// was stamped, when it came), both ms; bounded by [`PEERS_TRACKED_MAX`].
     peer_behind: std::collections::BTreeMap<u64, (u64, u64)>,
+    /// The drawer's open shift (persisted as JSON in meta).
+    shift: Option<tillmesh_pos::cash::Shift>,
 }
 
 /// Most peers whose clocks a till tracks (a store has at most a few dozen tills).

@@ -106,6 +106,7 @@ impl Till {
             .max(draft_max)
             .max(used_high)
             + 1;
+        let shift = store.read(super::cash::load_shift)?;
         metrics.drafts.set(drafts.len() as i64);
         metrics.events.set(events.len() as i64);
         info!(
@@ -129,6 +130,7 @@ impl Till {
                 quarantined,
                 clock_ahead: Default::default(),
                 peer_behind: Default::default(),
+                shift,
             }),
             cfg: Arc::new(cfg),
             store,

@@ -1,6 +1,17 @@
 //! The till's reports: end of day, per-cashier performance, stock levels.
 
+pub use super::cash::{ClosedShift, DrawerView};
 use super::*;
+
+/// The end-of-day report.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DayReport {
+    /// The store's sales of the day.
+    #[serde(flatten)]
+    pub totals: EndOfDay,
+    /// This till's drawer shifts closed that day.
+    pub shifts: Vec<ClosedShift>,
+}
 
 impl Till {
     pub(super) async fn sales_of_day(
@@ -21,8 +32,9 @@ impl Till {
         Ok((from, to, sales))
     }
 
-    /// End-of-day report for a local date (default today).
-    pub async fn end_of_day(&self, date: Option<&str>) -> Result<EndOfDay, TillError> {
+    /// End-of-day report for a local date (default today): the store's sales, and this
+    /// till's drawer shifts closed that day with expected against counted cash.
+    pub async fn end_of_day(&self, date: Option<&str>) -> Result<DayReport, TillError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
         let rs: Vec<ReportedSale<'_>> = sales
             .iter()
@@ -31,7 +43,10 @@ impl Till {
                 status: *status,
             })
             .collect();
-        Ok(report::end_of_day(&rs, from, to))
+        Ok(DayReport {
+            totals: report::end_of_day(&rs, from, to),
+            shifts: self.closed_shifts(from, to).await?,
+        })
     }
 
     /// Cashier performance for a local date (default today).
