@@ -1234,3 +1234,132 @@ async fn a_drawer_shift_from_float_to_counted_cash() {
     assert_eq!(shifts[0]["summary"]["expected"], expected);
     assert_eq!(shifts[0]["shift"]["closed"]["counted"], expected - 1_000);
 }
+
+/// The back office's reads and account care (issue 18): sales history with a receipt
+/// lookup, product search by name and the favourites grid, customers by phone, a refund
+/// request declined, the cashier list for managers only, and unlocking a locked account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_office_history_search_customers_decline_and_unlock() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    let sold = c
+        .sell(&[(demo_barcode(1).as_str(), 1)], None)
+        .await
+        .unwrap();
+    let id = sold["txn_id"].as_str().unwrap().to_string();
+    c.sell(&[(demo_barcode(2).as_str(), 3)], None)
+        .await
+        .unwrap();
+    let h = c.get("/api/v1/transactions").await.expect(200);
+    let h = h.as_array().unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[1]["txn_id"], id.as_str(), "newest first");
+    assert_eq!(h[0]["items"], 3);
+    let one = c
+        .get(&format!("/api/v1/transactions?q={}", &id[id.len() - 2..]))
+        .await
+        .expect(200);
+    assert!(
+        one.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["txn_id"] == id.as_str())
+    );
+    c.get("/api/v1/transactions?date=yesterday")
+        .await
+        .expect_error(400, "bad_date");
+    // Search by part of a name, case-insensitive; favourites from the config.
+    let name = sold["lines"][0]["name"].as_str().unwrap().to_string();
+    // The name without its first word, in lower case.
+    let part = name
+        .split_once(' ')
+        .unwrap()
+        .1
+        .to_lowercase()
+        .replace(' ', "%20");
+    let found = c
+        .get(&format!("/api/v1/catalog/search?q={part}"))
+        .await
+        .expect(200);
+    assert!(
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == name.as_str()),
+        "{found}"
+    );
+    let fav = c.get("/api/v1/catalog/favourites").await.expect(200);
+    assert_eq!(fav.as_array().unwrap().len(), 6, "{fav}");
+    assert_eq!(fav[0]["sku"], "SKU00001");
+    // A customer found by the last digits of their phone.
+    c.send(
+        reqwest::Method::PUT,
+        "/api/v1/customers/C-9",
+        Some(json!({"name": "Binh", "phone": "+84 90 123 4567"})),
+    )
+    .await
+    .unwrap()
+    .expect(200);
+    let by = c.get("/api/v1/customers?phone=4567").await.expect(200);
+    assert_eq!(by[0]["name"], "Binh", "{by}");
+    c.get("/api/v1/customers?phone=12")
+        .await
+        .expect_error(400, "bad_phone");
+    // A refund request declined by a manager: the sale is paid again, nothing restocked.
+    c.post(
+        &format!("/api/v1/transactions/{id}/refund"),
+        json!({"reason": "changed mind"}),
+    )
+    .await
+    .expect(200);
+    let decline = format!("/api/v1/transactions/{id}/refund/decline");
+    c.post(&decline, json!({"reason": "opened pack"}))
+        .await
+        .expect_error(403, "approval_required");
+    let t = c
+        .post(
+            &decline,
+            json!({"reason": "opened pack", "approval": {"employee_id": "M001", "pin": "9999"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(t["status"], "PAID");
+    c.post(&decline, json!({"reason": "again"}))
+        .await
+        .expect_error(409, "invalid_transition");
+    // Lock E002 with wrong PINs; a cashier cannot list or unlock; a manager can.
+    for _ in 0..3 {
+        till.client()
+            .post(
+                "/api/v1/auth/login",
+                json!({"employee_id": "E002", "pin": "0000"}),
+            )
+            .await;
+    }
+    till.client()
+        .post(
+            "/api/v1/auth/login",
+            json!({"employee_id": "E002", "pin": "2222"}),
+        )
+        .await
+        .expect_error(423, "account_locked");
+    c.get("/api/v1/cashiers")
+        .await
+        .expect_error(403, "approval_required");
+    let m = till.client().login("M001", "9999").await;
+    let list = m.get("/api/v1/cashiers").await.expect(200);
+    let e2 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["employee_id"] == "E002")
+        .unwrap()
+        .clone();
+    assert!(e2["locked_until"].is_string(), "{e2}");
+    assert!(e2.get("pin_hash").is_none());
+    m.post("/api/v1/cashiers/E002/unlock", json!({}))
+        .await
+        .expect(200);
+    till.client().login("E002", "2222").await;
+}

@@ -382,6 +382,8 @@ pub struct CheckoutSection {
     pub drafts_max: usize,
     /// Offset of store local time from UTC, for day boundaries in reports.
     pub utc_offset_minutes: i32,
+    /// SKUs on the cashier's favourites grid, in order (at most 48).
+    pub favourites: Vec<String>,
 }
 
 impl Default for CheckoutSection {
@@ -392,6 +394,7 @@ impl Default for CheckoutSection {
             points_per_minor: 100,
             drafts_max: 64,
             utc_offset_minutes: 0,
+            favourites: Vec::new(),
         }
     }
 }
@@ -527,6 +530,12 @@ impl TerminalConfig {
             return Err(ConfigError::Invalid(
                 "store.currency_decimals",
                 "at most 4".into(),
+            ));
+        }
+        if self.checkout.favourites.len() > 48 {
+            return Err(ConfigError::Invalid(
+                "checkout.favourites",
+                "at most 48 SKUs".into(),
             ));
         }
         if self.checkout.cash_change_max <= 0 {

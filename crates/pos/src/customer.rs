@@ -254,6 +254,24 @@ impl Customers {
         Ok(())
     }
 
+    /// Customers whose phone number, reduced to its digits, contains `digits`; at most
+    /// `limit`, by id.
+    pub fn find_by_phone(&self, digits: &str, limit: usize) -> Vec<Customer> {
+        self.docs
+            .keys()
+            .filter_map(|id| self.get(id))
+            .filter(|c| {
+                c.phone.as_ref().is_some_and(|p| {
+                    p.chars()
+                        .filter(char::is_ascii_digit)
+                        .collect::<String>()
+                        .contains(digits)
+                })
+            })
+            .take(limit)
+            .collect()
+    }
+
     /// Reads one customer.
     pub fn get(&self, id: &str) -> Option<Customer> {
         let doc = self.docs.get(id)?;

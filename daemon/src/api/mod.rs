@@ -49,7 +49,16 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/catalog/items", get(lookup))
-        .route("/api/v1/transactions", post(create_txn))
+        .route("/api/v1/transactions", post(create_txn).get(history))
+        .route("/api/v1/catalog/search", get(search))
+        .route("/api/v1/catalog/favourites", get(favourites))
+        .route("/api/v1/customers", get(customers_by_phone))
+        .route("/api/v1/cashiers", get(cashiers))
+        .route("/api/v1/cashiers/{id}/unlock", post(unlock))
+        .route(
+            "/api/v1/transactions/{id}/refund/decline",
+            post(decline_refund),
+        )
         .route("/api/v1/transactions/{id}", get(get_txn))
         .route("/api/v1/transactions/{id}/items", post(add_item))
         .route(
@@ -263,7 +272,7 @@ impl utoipa::Modify for BearerAuth {
     paths(
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,
-        payment_status, payment_qr, cancel_payment, receipt, end_of_day, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
+        payment_status, payment_qr, cancel_payment, receipt, end_of_day, history, search, favourites, customers_by_phone, decline_refund, cashiers, unlock, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
         receive, count, movements, override_price, offline_override, upsert_customer, get_customer,
         recognize, enroll
     )

@@ -255,3 +255,105 @@ pub(super) async fn close_shift(
             .await?,
     ))
 }
+
+/// History query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// Local date `YYYY-MM-DD` (default today).
+    pub date: Option<String>,
+    /// Part of a receipt number or a cashier id.
+    pub q: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/transactions", params(HistoryQuery),
+    responses((status = 200, body = Vec<SaleSummary>), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn history(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Vec<SaleSummary>> {
+    Ok(Json(till.history(q.date.as_deref(), q.q.as_deref()).await?))
+}
+
+/// Product search.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchQuery {
+    /// Part of a product's name, SKU or barcode.
+    pub q: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/catalog/search", params(SearchQuery),
+    responses((status = 200, body = Vec<ItemView>)), security(("bearer" = [])))]
+pub(super) async fn search(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<SearchQuery>,
+) -> Json<Vec<ItemView>> {
+    Json(till.search(&q.q))
+}
+
+#[utoipa::path(get, path = "/api/v1/catalog/favourites",
+    responses((status = 200, body = Vec<ItemView>)), security(("bearer" = [])))]
+pub(super) async fn favourites(State(till): State<AppState>, _auth: Auth) -> Json<Vec<ItemView>> {
+    Json(till.favourites())
+}
+
+/// Customer lookup.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PhoneQuery {
+    /// Phone number or at least 4 of its digits.
+    pub phone: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", params(PhoneQuery),
+    responses((status = 200, body = Vec<CustomerView>), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn customers_by_phone(
+    State(till): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<PhoneQuery>,
+) -> ApiResult<Vec<CustomerView>> {
+    Ok(Json(till.customers_by_phone(&q.phone)?))
+}
+
+/// Declining a refund request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineRequest {
+    /// Why.
+    pub reason: String,
+    /// A manager's PIN when a cashier asks.
+    pub approval: Option<Approval>,
+}
+
+#[utoipa::path(post, path = "/api/v1/transactions/{id}/refund/decline", request_body = DeclineRequest,
+    responses((status = 200, body = TxnView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn decline_refund(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<DeclineRequest>,
+) -> ApiResult<TxnView> {
+    Ok(Json(
+        till.decline_refund(&auth.session, &id, &req.reason, req.approval.as_ref())
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/cashiers",
+    responses((status = 200, body = Vec<CashierView>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn cashiers(
+    State(till): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Vec<CashierView>> {
+    Ok(Json(till.cashiers(&auth.session).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/cashiers/{id}/unlock",
+    responses((status = 200, body = CashierView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn unlock(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<CashierView> {
+    Ok(Json(till.unlock(&auth.session, &id).await?))
+}

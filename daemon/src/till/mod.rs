@@ -20,6 +20,7 @@ mod error;
 mod hold;
 mod inventory;
 mod master;
+mod office;
 mod offline;
 mod open;
 mod replication;
@@ -31,6 +32,7 @@ mod status;
 mod vision;
 
 pub use error::{ErrorKind, TillError};
+pub use office::{CashierView, SaleSummary};
 use open::old_cashiers;
 pub use reports::{ClosedShift, DayReport, DrawerView};
 pub use tillmesh_uplink::CloudLink;
