@@ -5,7 +5,9 @@
 //! fake capture fed a product photo); a void refused for a cashier and approved by a manager's
 //! PIN; the money defects of issue 18 (a scan on the cash screen, part payments undone and
 //! cancelled, refused scans, rescans, hold and recall across reloads and logouts, 30 lines
-//! at three screen sizes, the printed receipt, a refund from a looked-up receipt); the
+//! at three screen sizes, the printed receipt, a refund from a looked-up receipt); a whole
+//! shift (float, twenty sales in cash, QR and split, a hold, a pay-out, a return from the
+//! history, the close, the end-of-day report) and every back-office screen; the
 //! offline indicator switching when the cloud stops and comes back; the dashboard
 //! showing the store's sales after upload. Screenshots go to the folder the test prints.
 //!
@@ -238,6 +240,7 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
     b.run("camera", &env).await;
     b.run("void", &env).await;
     b.run("money", &env).await;
+    b.run("shift", &env).await;
 
     // Offline and back: the page stays open while the cloud stops and restarts.
     let mut child = b

@@ -111,6 +111,7 @@ async function act(button, fn) {
 function show(view) {
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   $("logout").hidden = !ui.token;
+  $("office").hidden = !ui.token;
   // A message belongs to the screen it was said on.
   if (show.current !== view) { $("toast").hidden = true; show.current = view; }
   if (view === "sale-view") $("barcode").focus();
@@ -788,6 +789,271 @@ function wedge(ev) {
   field.value += ev.key;
 }
 
+// ---------------------------------------------------------------- finding products
+
+async function toggleFinder() {
+  const f = $("finder");
+  f.hidden = !f.hidden;
+  if (f.hidden) { $("barcode").focus(); return; }
+  await act($("find-toggle"), async () => renderGrid(await api("GET", "/catalog/favourites"), "No favourites are set for this till. Search by name."));
+  $("find").focus();
+}
+
+function renderGrid(items, none) {
+  $("grid").innerHTML = items.length ? items.map((i) => `<button type="button" data-code="${esc(i.barcodes[0] ?? "")}" ${i.barcodes.length && i.active ? "" : "disabled"}>
+      <span>${esc(i.name)}</span><small>${money(i.price)} · ${i.stock.toLocaleString("en-US")} in stock</small></button>`).join("")
+    : `<p class="muted">${esc(none)}</p>`;
+}
+
+/** A search; a scanner's burst into the search field is a scan, not a search. */
+async function findProducts(ev) {
+  ev.preventDefault();
+  const q = $("find").value.trim();
+  $("find").value = "";
+  if (/^\d{6,14}$/.test(q)) { await addBarcode(q); return; }
+  if (!q) return;
+  await act(null, async () => renderGrid(await api("GET", `/catalog/search?q=${encodeURIComponent(q)}`), `Nothing called "${q}". Try part of the name.`));
+}
+
+async function pickFromGrid(ev) {
+  const b = ev.target.closest("button[data-code]");
+  if (!b || !b.dataset.code) return;
+  await addBarcode(b.dataset.code);
+}
+
+// ---------------------------------------------------------------- back office
+
+const office = { tab: "drawer", stream: null };
+
+function openOffice() {
+  for (const t of document.querySelectorAll("#tabs .mgr")) t.hidden = !isManager();
+  // The date fields start empty: the till answers for the store's own day (its time zone,
+  // not this browser's).
+  show("office-view");
+  openTab(office.tab === "drawer" || isManager() ? office.tab : "drawer");
+}
+
+function closeOffice() {
+  stopEnrolCamera();
+  show("sale-view");
+}
+
+async function openTab(name) {
+  office.tab = name;
+  for (const b of document.querySelectorAll("#tabs .tab")) b.classList.toggle("active", b.dataset.tab === name);
+  for (const p of document.querySelectorAll("#office-view .panel")) p.hidden = p.id !== `tab-${name}`;
+  if (name !== "enrol") stopEnrolCamera();
+  const load = { drawer: loadDrawer, sales: loadSales, reports: loadReports, staff: loadStaff }[name];
+  if (load) await act(null, load);
+}
+
+const figures = (rows) => `<dl class="figures">${rows.map(([k, v, cls = ""]) => `<dt class="${cls}">${esc(k)}</dt><dd class="${cls}">${esc(v)}</dd>`).join("")}</dl>`;
+
+async function loadDrawer() {
+  $("drawer-state").innerHTML = `<p class="muted">Counting...</p>`; // never yesterday's figures
+  const d = await api("GET", "/cash/drawer");
+  if (!d.shift) {
+    $("drawer-state").innerHTML = `<p><strong>No shift is open.</strong> Count the float into the drawer, type it, and open the shift.</p>`;
+  } else {
+    const s = d.summary;
+    $("drawer-state").innerHTML = `<p>Shift ${esc(d.shift.shift_id)}, opened by ${esc(d.shift.opened_by)} at ${new Date(d.shift.opened_ms).toLocaleTimeString()}.</p>` + figures([
+      ["Float", money(s.float)], ["Cash sales", money(s.cash_sales)], ["Cash handed back", money(-s.cash_returned)],
+      ["Paid in", money(s.pay_ins)], ["Paid out", money(-s.pay_outs)], ["Drawer should hold", money(s.expected), "strong"],
+      ["Sales", String(s.sales)], ["Drawer opened without a sale", String(d.shift.no_sales)]]);
+  }
+  $("shift-open").disabled = !!d.shift;
+  for (const id of ["pay-in", "pay-out", "no-sale", "shift-close"]) $(id).disabled = !d.shift;
+}
+
+const amountOf = (id) => Number(String($(id).value).replace(/[^\d]/g, ""));
+
+/** Runs a request that a manager must approve: their own session, or their PIN. */
+async function asManager(title, text, fn) {
+  if (isManager()) return fn(undefined);
+  const a = await askManager(title, text);
+  if (!a) return undefined;
+  return approved(() => fn(a.approval));
+}
+
+async function drawerAction(ev) {
+  const b = ev.target.closest("button");
+  if (!b || !b.id) return;
+  const amount = amountOf("drawer-amount");
+  const reason = $("drawer-reason").value.trim();
+  await act(b, async () => {
+    if (b.id === "shift-open") {
+      await api("POST", "/cash/shift/open", { float: amount });
+      say(`Shift opened with a float of ${money(amount)}.`, "info");
+    } else if (b.id === "pay-in" || b.id === "pay-out") {
+      const out = b.id === "pay-out";
+      const done = await asManager(out ? "Pay out" : "Pay in", `${out ? "Take" : "Put"} ${money(amount)} ${out ? "out of" : "into"} the drawer: ${reason}`,
+        (approval) => api("POST", `/cash/${b.id}`, { amount, reason, approval }));
+      if (done) say(`${out ? "Paid out" : "Paid in"} ${money(amount)}.`, "info");
+    } else if (b.id === "no-sale") {
+      await api("POST", "/cash/no-sale", { reason: reason || "no reason given" });
+      say("Drawer opened (recorded).", "info");
+    } else if (b.id === "shift-close") {
+      const c = await asManager("Close the shift", `Counted ${money(amount)} in the drawer.`,
+        (approval) => api("POST", "/cash/shift/close", { counted: amount, approval }));
+      if (c) {
+        const x = c.shift.closed;
+        $("drawer-state").innerHTML = `<p><strong>Shift closed.</strong></p>` + figures([
+          ["Drawer should hold", money(x.expected)], ["Counted", money(x.counted)],
+          [x.difference < 0 ? "Short" : x.difference > 0 ? "Over" : "Difference", money(Math.abs(x.difference)), "strong"]]);
+        $("drawer-amount").value = ""; $("drawer-reason").value = "";
+        $("shift-open").disabled = false;
+        for (const id of ["pay-in", "pay-out", "no-sale", "shift-close"]) $(id).disabled = true;
+        return;
+      }
+    }
+    $("drawer-amount").value = ""; $("drawer-reason").value = "";
+    await loadDrawer();
+  });
+}
+
+const STATUS_WORDS = { PAID: "paid", VOID: "voided", REFUND_REQUESTED: "refund asked", REFUNDED: "refunded" };
+
+async function loadSales() {
+  const q = new URLSearchParams();
+  if ($("sales-date").value) q.set("date", $("sales-date").value);
+  if ($("sales-q").value.trim()) q.set("q", $("sales-q").value.trim());
+  const rows = await api("GET", `/transactions?${q}`);
+  $("sales-table").tBodies[0].innerHTML = rows.length ? rows.map((r) => `<tr data-txn="${esc(r.txn_id)}">
+      <td>${esc(r.txn_id)}</td><td>${new Date(r.paid_at).toLocaleTimeString()}</td><td>${esc(r.cashier)}</td>
+      <td>${esc(r.methods.join(" + "))}</td><td class="num">${money(r.total)}</td><td>${STATUS_WORDS[r.status] ?? esc(r.status)}</td>
+      <td><button type="button" class="small" data-act="open">Receipt</button>${r.status === "REFUND_REQUESTED" && isManager()
+        ? ` <button type="button" class="small" data-act="approve">Refund</button> <button type="button" class="small danger" data-act="decline">Decline</button>` : ""}</td></tr>`).join("")
+    : `<tr><td colspan="7" class="muted">No sales.</td></tr>`;
+}
+
+async function salesAction(ev) {
+  const b = ev.target.closest("button[data-act]");
+  const id = ev.target.closest("tr[data-txn]")?.dataset.txn;
+  if (!b || !id) return;
+  if (b.dataset.act === "open") { await openReceipt(id); return; }
+  await act(b, async () => {
+    if (b.dataset.act === "approve") {
+      const t = await api("POST", `/transactions/${id}/refund/approve`, {});
+      say(`Sale ${id} refunded: hand back ${money(t.totals.total)}.`, "info");
+    } else {
+      await api("POST", `/transactions/${id}/refund/decline`, { reason: "declined at the back office" });
+      say(`The refund of sale ${id} was declined.`, "info");
+    }
+    await loadSales();
+  });
+}
+
+async function loadReports() {
+  const date = $("reports-date").value ? `?date=${$("reports-date").value}` : "";
+  const [e, cashiers, low] = await Promise.all([api("GET", `/reports/end-of-day${date}`),
+    api("GET", `/reports/cashiers${date}`), api("GET", "/reports/inventory?low_only=true")]);
+  const pays = Object.entries(e.payments).map(([m, v]) => [m === "cash" ? "Cash" : m === "qr" ? "QR" : m, money(v)]);
+  const shifts = e.shifts.map((x) => [`Shift ${x.shift.shift_id}: counted ${money(x.shift.closed.counted)} of ${money(x.summary.expected)}`,
+    x.shift.closed.difference ? `${x.shift.closed.difference < 0 ? "short" : "over"} ${money(Math.abs(x.shift.closed.difference))}` : "exact"]);
+  $("eod").innerHTML = figures([["Sales", e.transactions.toLocaleString("en-US")], ["Net sales", money(e.total_sales), "strong"],
+    ["Tax", money(e.tax)], ["Discounts", money(e.discounts)], ["Items", e.items.toLocaleString("en-US")], ...pays,
+    ["Voided", `${e.voids} (${money(e.voided_value)})`], ["Refunded", `${e.refunds} (${money(e.refunded_value)})`], ...shifts]);
+  $("cashier-table").tBodies[0].innerHTML = cashiers.map((c) => `<tr><td>${esc(c.cashier)}</td><td class="num">${c.transactions}</td>
+    <td class="num">${money(c.total)}</td><td class="num">${money(c.average)}</td><td class="num">${c.per_hour.toFixed(1)}</td></tr>`).join("")
+    || `<tr><td colspan="5" class="muted">No sales.</td></tr>`;
+  $("low-table").tBodies[0].innerHTML = low.map((l) => `<tr><td>${esc(l.name)}</td><td class="num">${l.level}</td><td class="num">${l.threshold}</td></tr>`).join("")
+    || `<tr><td colspan="3" class="muted">Nothing is low.</td></tr>`;
+}
+
+async function itemOf(text) {
+  const v = text.trim();
+  return api("GET", /^\d{6,14}$/.test(v) ? `/catalog/items?barcode=${v}` : `/catalog/items?sku=${encodeURIComponent(v.toUpperCase())}`);
+}
+
+async function stockAction(ev) {
+  const b = ev.target.closest("button");
+  if (!b) return;
+  await act(b, async () => {
+    const item = await itemOf($("stock-item").value);
+    const qty = amountOf("stock-qty");
+    if (b.id === "stock-receive") {
+      const supplier = $("stock-supplier").value.trim();
+      if (!supplier) { say("Name the supplier the goods came from."); return; }
+      const [after] = await api("POST", "/inventory/receive", { supplier, lines: [{ sku: item.sku, quantity: qty }] });
+      $("stock-result").textContent = `Received ${qty} × ${item.name}: ${after.stock} on hand.`;
+    } else {
+      const [c] = await api("POST", "/inventory/count", { counts: [{ sku: item.sku, counted: qty }] });
+      $("stock-result").textContent = `${item.name}: system ${c.system}, counted ${c.counted}` +
+        (c.shrinkage ? `, ${c.shrinkage > 0 ? "missing" : "extra"} ${Math.abs(c.shrinkage)}${c.flagged ? " (flagged for review)" : ""}.` : ", no difference.");
+    }
+    $("stock-qty").value = "";
+  });
+}
+
+async function findCustomers(ev) {
+  ev.preventDefault();
+  await act(null, async () => {
+    const rows = await api("GET", `/customers?phone=${encodeURIComponent($("cust-phone").value)}`);
+    $("cust-rows").innerHTML = rows.length ? `<table class="office"><tbody>${rows.map((c) => `<tr><td>${esc(c.name ?? c.id)}</td>
+        <td>${esc(c.phone ?? "")}</td><td class="num">${c.points.toLocaleString("en-US")} points</td></tr>`).join("")}</tbody></table>`
+      : `<p class="muted">No customer with that number.</p>`;
+  });
+}
+
+async function newCustomer(ev) {
+  ev.preventDefault();
+  const phone = $("cust-new-phone").value.trim();
+  const digits = phone.replace(/\D/g, "");
+  if (digits.length < 6) { say("Type the customer's phone number (at least 6 digits)."); return; }
+  await act(null, async () => {
+    const c = await api("PUT", `/customers/C-${digits}`, { name: $("cust-name").value.trim() || undefined, phone });
+    say(`Customer ${c.name ?? c.id} saved.`, "info");
+    $("cust-name").value = ""; $("cust-new-phone").value = "";
+  });
+}
+
+async function loadStaff() {
+  const rows = await api("GET", "/cashiers");
+  $("staff-table").tBodies[0].innerHTML = rows.map((a) => `<tr data-emp="${esc(a.employee_id)}"><td>${esc(a.employee_id)}</td>
+    <td>${esc(a.name)}</td><td>${esc(a.role)}</td><td>${a.locked_until ? `locked until ${new Date(a.locked_until).toLocaleTimeString()}` : "active"}</td>
+    <td>${a.locked_until ? `<button type="button" class="small" data-unlock="1">Unlock</button>` : ""}</td></tr>`).join("");
+}
+
+async function staffAction(ev) {
+  const b = ev.target.closest("button[data-unlock]");
+  const id = ev.target.closest("tr[data-emp]")?.dataset.emp;
+  if (!b || !id) return;
+  await act(b, async () => {
+    await api("POST", `/cashiers/${encodeURIComponent(id)}/unlock`, {});
+    say(`${id} can sign in again.`, "info");
+    await loadStaff();
+  });
+}
+
+async function startEnrolCamera() {
+  if (!navigator.mediaDevices?.getUserMedia) { say("This browser cannot use a camera here."); return; }
+  try {
+    office.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch { say("The camera could not be opened. Check it is connected and allowed."); return; }
+  $("enrol-video").srcObject = office.stream;
+  $("enrol-video").hidden = false;
+}
+
+function stopEnrolCamera() {
+  if (office.stream) for (const t of office.stream.getTracks()) t.stop();
+  office.stream = null;
+  $("enrol-video").hidden = true;
+}
+
+async function enrolShot() {
+  await act($("enrol-shot"), async () => {
+    const item = await itemOf($("enrol-item").value);
+    const v = $("enrol-video");
+    if (!office.stream || !v.videoWidth) { say("Open the camera and hold the product up to it first."); return; }
+    const c = $("frame");
+    c.width = v.videoWidth; c.height = v.videoHeight;
+    c.getContext("2d").drawImage(v, 0, 0);
+    const blob = await new Promise((resolve) => c.toBlob(resolve, "image/jpeg", 0.92));
+    const r = await api("POST", `/vision/skus/${encodeURIComponent(item.sku)}/photos`, blob);
+    $("enrol-state").textContent = `${item.name}: ${r.photos ?? "one more"} photo(s) enrolled.`;
+  });
+}
+
 // ---------------------------------------------------------------- wiring
 
 function keypads(root = document) {
@@ -850,6 +1116,24 @@ async function init() {
   $("proposals").addEventListener("click", chooseProposal);
   $("receipt-void").addEventListener("click", () => voidSale($("receipt-void")));
   $("receipt-refund").addEventListener("click", () => refundSale($("receipt-refund")));
+  $("find-toggle").addEventListener("click", toggleFinder);
+  $("find-form").addEventListener("submit", findProducts);
+  $("grid").addEventListener("click", pickFromGrid);
+  $("office").addEventListener("click", openOffice);
+  $("office-close").addEventListener("click", closeOffice);
+  $("tabs").addEventListener("click", (e) => { const t = e.target.closest("button[data-tab]"); if (t) openTab(t.dataset.tab); });
+  $("drawer-form").addEventListener("click", drawerAction);
+  $("drawer-form").addEventListener("submit", (e) => e.preventDefault());
+  $("sales-form").addEventListener("submit", (e) => { e.preventDefault(); act(null, loadSales); });
+  $("sales-table").addEventListener("click", salesAction);
+  $("reports-form").addEventListener("submit", (e) => { e.preventDefault(); act(null, loadReports); });
+  $("stock-form").addEventListener("click", stockAction);
+  $("stock-form").addEventListener("submit", (e) => e.preventDefault());
+  $("cust-form").addEventListener("submit", findCustomers);
+  $("cust-new").addEventListener("submit", newCustomer);
+  $("staff-table").addEventListener("click", staffAction);
+  $("enrol-camera").addEventListener("click", startEnrolCamera);
+  $("enrol-shot").addEventListener("click", enrolShot);
 
   await refreshStatus();
   setInterval(refreshStatus, 2000);

@@ -106,6 +106,9 @@ async function toast(re) {
   return text("#toast");
 }
 
+/** Minor units as the till shows them (VND: no decimals, thousands separators). */
+const money0 = (n) => Number(n).toLocaleString("en-US");
+
 async function keypadCash(amount) {
   for (const d of String(amount)) await page.locator(`#cash-view .keypad button[data-k="${d}"]`).click();
 }
@@ -391,6 +394,157 @@ try {
     await toast(/refunded: hand back/);
     check(/Hand back/.test(await text("#change-label")), "the refund says what to hand back");
     await shot("refunded");
+  } else if (phase === "shift") {
+    // A whole shift: float in, twenty sales (cash, QR, split), a hold and recall, a pay-out,
+    // a return from the sales history, the drawer counted and closed, and the end-of-day
+    // report moving by exactly these sales. Then each back-office screen once.
+    const call = (method, path, body) => page.evaluate(async ([m, p, b]) => {
+      const r = await fetch("/api/v1" + p, { method: m, headers: { Authorization: "Bearer " + sessionStorage.getItem("till.token"),
+        "Content-Type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) });
+      return r.json();
+    }, [method, path, body]);
+    const num = (t) => Number(String(t).replace(/[^\d-]/g, ""));
+    await login("E001", "1111");
+    const before = await call("GET", "/reports/end-of-day");
+    await page.locator("#office").click();
+    await page.locator("#office-view").waitFor({ state: "visible" });
+    check(await page.locator('#tabs [data-tab="reports"]').isHidden(), "a cashier sees no manager tabs");
+    await page.locator("#drawer-amount").fill("500000");
+    await page.locator("#shift-open").click();
+    await toast(/Shift opened/);
+    await shot("shift-open");
+    await page.locator("#office-close").click();
+    const codes = env("BARCODES").split(",");
+    let net = 0;
+    const totals = [];
+    for (let i = 0; i < 20; i++) {
+      await typeBarcode(codes[i % codes.length]);
+      if (i % 5 === 4) await typeBarcode(codes[(i + 7) % codes.length]);
+      await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length > 0);
+      await page.waitForTimeout(50);
+      if (i === 3) {
+        // A hold and recall in the middle of the shift.
+        await page.locator("#hold").click();
+        await toast(/on hold/);
+        await page.locator("#held").click();
+        await page.locator("#held-rows button[data-recall]").first().click();
+        await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length > 0);
+      }
+      const total = num(await text("#t-total"));
+      if (i % 10 === 8) {
+        await page.locator("#pay-qr").click();
+      } else if (i % 10 === 9) {
+        await page.locator("#pay-cash").click();
+        await keypadCash(10000);
+        await page.locator("#cash-ok").click();
+        await toast(/still to pay/);
+        await page.locator("#cash-back").click();
+        await page.locator("#pay-qr").click();
+      } else {
+        await page.locator("#pay-cash").click();
+        await page.locator("#quick-cash button").first().click();
+        await page.locator("#cash-ok").click();
+      }
+      await page.locator("#receipt-view").waitFor({ state: "visible", timeout: 15000 });
+      totals.push([await text("#txn-id"), total]);
+      net += total;
+      await page.locator("#next").click();
+    }
+    await shot("twenty-sold");
+    // The manager's part: a pay-out, a return from history, the count and the close.
+    await page.locator("#logout").click();
+    await login("M001", "9999");
+    await page.locator("#office").click();
+    await page.locator("#drawer-amount").fill("20000");
+    await page.locator("#drawer-reason").fill("ice delivery");
+    await page.locator("#pay-out").click();
+    await toast(/Paid out 20,000/);
+    await page.locator('#tabs [data-tab="sales"]').click();
+    const [returned, returnedTotal] = totals[2];
+    await page.locator("#sales-q").fill(returned);
+    await page.locator("#sales-form button").click();
+    await page.waitForFunction((id) => document.querySelector("#sales-table tbody tr")?.dataset.txn === id, returned);
+    await shot("history");
+    await page.locator("#sales-table tbody tr button[data-act=open]").first().click();
+    await page.locator("#receipt-view").waitFor({ state: "visible" });
+    await page.locator("#receipt-refund").click();
+    await approve("M001", "9999");
+    await toast(/refunded: hand back/);
+    net -= returnedTotal;
+    await page.locator("#office").click();
+    await page.locator('#tabs [data-tab="drawer"]').click();
+    await page.waitForFunction(() => /should hold/.test(document.getElementById("drawer-state").textContent));
+    const held = await page.evaluate(() => [...document.querySelectorAll("#drawer-state dt")]
+      .find((d) => /should hold/.test(d.textContent)).nextElementSibling.textContent);
+    const cashTaken = totals.map(([, t], i) => (i % 10 === 8 ? 0 : i % 10 === 9 ? 10000 : t)).reduce((a, b) => a + b, 0);
+    const cashBack = returnedTotal; // sale 3 was paid in cash
+    check(num(held) === 500000 + cashTaken - cashBack - 20000, `the drawer should hold ${500000 + cashTaken - cashBack - 20000}, says ${held}`);
+    await shot("drawer");
+    await page.locator("#drawer-amount").fill(String(num(held)));
+    await page.locator("#shift-close").click();
+    await page.waitForFunction(() => /Shift closed/.test(document.getElementById("drawer-state").textContent));
+    check(/exact|Difference/.test(await text("#drawer-state")) && /0/.test(await text("#drawer-state")), `closed exact: ${await text("#drawer-state")}`);
+    await shot("shift-closed");
+    await page.locator('#tabs [data-tab="reports"]').click();
+    await page.waitForFunction(() => /Net sales/.test(document.getElementById("eod").textContent));
+    const after = await call("GET", "/reports/end-of-day");
+    check(after.transactions === before.transactions + 19, `end of day counts 19 more sales: ${before.transactions} -> ${after.transactions}`);
+    check(after.total_sales === before.total_sales + net, `end of day net moves by ${net}: ${before.total_sales} -> ${after.total_sales}`);
+    check(after.shifts.length === before.shifts.length + 1, "the closed shift is in the end-of-day report");
+    check((await text("#eod")).includes(money0(after.total_sales)), `the report screen shows net ${after.total_sales}: ${await text("#eod")}`);
+    await shot("end-of-day");
+    // Stock: receive and count.
+    await page.locator('#tabs [data-tab="stock"]').click();
+    await page.locator("#stock-item").fill(codes[0]);
+    await page.locator("#stock-qty").fill("12");
+    await page.locator("#stock-supplier").fill("Mekong Wholesale");
+    await page.locator("#stock-receive").click();
+    await page.waitForFunction(() => /Received 12/.test(document.getElementById("stock-result").textContent));
+    await page.locator("#stock-qty").fill("3");
+    await page.locator("#stock-count").click();
+    await page.waitForFunction(() => /counted 3/.test(document.getElementById("stock-result").textContent));
+    await shot("stock");
+    // Customers: add one, find them by phone.
+    await page.locator('#tabs [data-tab="customers"]').click();
+    await page.locator("#cust-name").fill("Tran Thi Mai");
+    await page.locator("#cust-new-phone").fill("0903 555 777");
+    await page.locator("#cust-new button").click();
+    await toast(/saved/);
+    await page.locator("#cust-phone").fill("555777");
+    await page.locator("#cust-form button").click();
+    await page.waitForFunction(() => /Tran Thi Mai/.test(document.getElementById("cust-rows").textContent));
+    await shot("customers");
+    // Staff: E002 locked by wrong PINs, unlocked here.
+    for (let i = 0; i < 3; i++) {
+      await page.evaluate(() => fetch("/api/v1/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ employee_id: "E002", pin: "0000" }) }));
+    }
+    await page.locator('#tabs [data-tab="staff"]').click();
+    await page.locator('#staff-table tr[data-emp="E002"] button[data-unlock]').click();
+    await toast(/can sign in again/);
+    check(/active/.test(await text('#staff-table tr[data-emp="E002"]')), "E002 is active again");
+    await shot("staff");
+    // Camera products: a photo from the till's own camera enrols a product.
+    await page.locator('#tabs [data-tab="enrol"]').click();
+    await page.locator("#enrol-item").fill(codes[1]);
+    await page.locator("#enrol-camera").click();
+    await page.waitForFunction(() => document.getElementById("enrol-video").videoWidth > 0, null, { timeout: 15000 });
+    await page.locator("#enrol-shot").click();
+    await page.waitForFunction(() => /enrolled/.test(document.getElementById("enrol-state").textContent), null, { timeout: 20000 });
+    await shot("enrol");
+    // Finding a product by name and the favourites grid.
+    await page.locator("#office-close").click();
+    await page.locator("#find-toggle").click();
+    await page.locator("#grid button").first().waitFor();
+    check(await page.locator("#grid button").count() === 6, "six favourites");
+    await page.locator("#grid button").first().click();
+    await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 1);
+    await page.locator("#find").fill("toffee");
+    await page.locator("#find-form button").click();
+    await page.waitForFunction(() => /Toffee/i.test(document.getElementById("grid").textContent));
+    await shot("find");
+    await page.locator("#void").click();
+    await page.locator("#confirm-ok").click();
   } else if (phase === "dashboard") {
     await page.goto(env("CLOUD_URL"));
     await page.locator("#token").fill(env("ADMIN_TOKEN"));
