@@ -302,7 +302,6 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
     let net = rows[0]["net"].as_i64().unwrap();
     assert!(net > 0, "{sales}");
     let mut env = env;
-    env.push(("ADMIN_TOKEN", cloud.admin_token.clone()));
     env.push(("EXPECT_NET", thousands(net)));
     b.run("dashboard", &env).await;
 

@@ -166,6 +166,9 @@ pub(crate) enum HqAction {
         #[arg(long)]
         store: String,
     },
+    /// Print an argon2id hash of a dashboard password read from standard input, for
+    /// `[[auth.admins]]` in the cloud config.
+    HashPassword,
     /// Import a catalog file: items, scheduled chain prices, promotions.
     Import {
         /// The file (as configs/catalog.example.json).

@@ -99,9 +99,12 @@ async function api(method, path, body, opts = {}) {
 
 /** Runs an action with immediate feedback on its button; reports failures as sentences. */
 async function act(button, fn) {
-  if (button) { button.disabled = true; button.classList.add("pressed"); }
+  // Busy, not disabled: what the action itself enables or disables stays so. A second
+  // press (or Enter) while it runs is ignored: one payment per press.
+  if (button?.classList.contains("busy")) return undefined;
+  if (button) button.classList.add("pressed", "busy");
   try { return await fn(); } catch (e) { fail(e); return undefined; } finally {
-    if (button) { button.disabled = false; button.classList.remove("pressed"); }
+    if (button) button.classList.remove("pressed", "busy");
     renderTxn(); // the sale's buttons follow the sale, not the action just finished
   }
 }
@@ -226,10 +229,10 @@ async function refreshStatus() {
     $("st-leader").hidden = !isManager();
     $("st-peers").hidden = !isManager();
     const leader = s.raft?.leader;
-    chip("st-leader", leader ? `Uploading till: ${leader}` : s.raft ? "Choosing the uploading till" : "Single till",
+    chip("st-leader", leader ? `Uploads: till ${leader}` : s.raft ? "Choosing the uploading till" : "Single till",
       s.raft && !leader ? "warn" : "");
     const up = s.peers.filter((p) => String(p.outbound).toLowerCase() === "connected" || p.inbound).length;
-    chip("st-peers", `Tills in touch ${up}/${s.peers.length}`, s.peers.length && up < s.peers.length ? "warn" : "");
+    chip("st-peers", `Tills ${up}/${s.peers.length}`, s.peers.length && up < s.peers.length ? "warn" : "");
   } catch {
     chip("st-cloud", "Till service not answering", "bad");
   }
@@ -277,7 +280,7 @@ async function logout(tell = true) {
 
 /** After sign-in or a reload: the cashier's own open sale (not on hold) comes back. */
 async function enter() {
-  chip("st-user", `${ui.user.name} (${ui.user.role})`);
+  chip("st-user", ui.user.name);
   ui.txn = null;
   show("sale-view");
   try {

@@ -2,7 +2,7 @@
 // tests/browser.rs, which starts a real cloud and a real till and passes their addresses.
 //
 // Usage: node ui.mjs <sale|camera|void|offline|money|shift|dashboard>
-// Env: TILL_URL, CLOUD_URL, ADMIN_TOKEN, SHOTS (screenshot folder), CHROMIUM (binary),
+// Env: TILL_URL, CLOUD_URL, SHOTS (screenshot folder), CHROMIUM (binary),
 //      CHIPS, COLA (barcodes), BARCODES (30 more, comma-separated), VIDEO (a .y4m for the fake camera), EXPECT_NAME (its product).
 // Prints one line per step; exits non-zero with the reason on the first failed check.
 // Phase `offline` talks with its driver: it prints "online" and waits for a line on stdin
@@ -546,13 +546,32 @@ try {
     await page.locator("#void").click();
     await page.locator("#confirm-ok").click();
   } else if (phase === "dashboard") {
+    // Before signing in: only the sign-in form, no error over empty tables.
     await page.goto(env("CLOUD_URL"));
-    await page.locator("#token").fill(env("ADMIN_TOKEN"));
-    await page.locator("#save").click();
+    await page.locator("#login-form").waitFor({ state: "visible" });
+    check(await page.locator("#fleet-view").isHidden(), "nothing but the sign-in before signing in");
+    check(await text("#msg") === "", `no error before signing in: ${await text("#msg")}`);
+    await shot("sign-in");
+    await page.locator("#user").fill("ops");
+    await page.locator("#password").fill("wrong password here");
+    await page.locator("#signin").click();
+    await page.waitForFunction(() => /do not match/.test(document.getElementById("msg").textContent));
+    // An admin signs in with a user name and password, not a pasted token.
+    await page.locator("#user").fill("ops");
+    await page.locator("#password").fill("tillmesh-dev-admin");
+    await page.locator("#signin").click();
     await page.locator("#fleet tbody tr").first().waitFor({ timeout: 15000 });
+    check(await page.evaluate(() => !localStorage.getItem("hqToken")), "the credential is not kept in localStorage");
     const fleet = await text("#fleet tbody");
     check(fleet.includes("S001"), `the fleet lists store S001: ${fleet}`);
+    check(/S001[^\n]*OK/.test(fleet), `the fleet says store S001 is fine, in words: ${fleet}`);
     await page.waitForFunction(() => document.querySelectorAll("#sales-chart rect.bar").length > 0, null, { timeout: 20000 });
+    // Bars in proportion: days without sales have none; the best day is the tallest.
+    const bars = await page.evaluate(() => [...document.querySelectorAll("#sales-chart rect.bar")]
+      .map((r) => ({ net: Number(r.dataset.net), h: r.getBoundingClientRect().height })));
+    const best = Math.max(...bars.map((b) => b.net));
+    check(bars.filter((b) => b.net === 0).every((b) => b.h < 1), `empty days draw no bar: ${JSON.stringify(bars)}`);
+    check(bars.filter((b) => b.net === best).every((b) => b.h > 100), `the best day's bar is tall: ${JSON.stringify(bars)}`);
     const today = await text("#sales tbody");
     check(today.includes(env("EXPECT_NET")), `the store's sales show net ${env("EXPECT_NET")}: ${today}`);
     await shot("fleet");
@@ -562,6 +581,9 @@ try {
     const pay = await text("#payments tbody");
     check(/cash/.test(pay), `payment reconciliation lists cash: ${pay}`);
     await page.waitForFunction(() => document.querySelectorAll("#stock tbody tr").length > 0);
+    await page.waitForFunction(() => document.querySelectorAll("#top tbody tr").length > 0);
+    const top = await text("#top tbody tr:first-child");
+    check(/[A-Za-z]{3,} [A-Za-z]{3,}/.test(top), `top products by name: ${top}`);
     await shot("store");
   } else {
     throw new Error(`unknown phase ${phase}`);

@@ -131,6 +131,18 @@ impl Keyring {
     }
 }
 
+/// An argon2id PHC string for a dashboard password, with a fresh random salt.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0_u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +158,7 @@ mod tests {
                 })
                 .collect(),
             store_token_days: 90,
+            admins: vec![],
         }
     }
     const A: &str = "0123456789abcdef0123456789abcdef-a";

@@ -66,6 +66,19 @@ pub struct AuthConfig {
     /// Lifetime of a store credential, days.
     #[serde(default = "default_store_days")]
     pub store_token_days: u32,
+    /// People who sign in to the dashboard (an admin credential for 8 hours).
+    #[serde(default)]
+    pub admins: Vec<AdminAccount>,
+}
+
+/// A dashboard sign-in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminAccount {
+    /// User name.
+    pub user: String,
+    /// argon2id PHC string (`tillmesh hq hash-password` makes one).
+    pub password_hash: String,
 }
 
 fn default_store_days() -> u32 {
@@ -119,6 +132,17 @@ impl CloudConfig {
     /// Checks what the types cannot.
     pub fn check(&self) -> anyhow::Result<()> {
         crate::auth::Keyring::new(&self.auth)?;
+        for a in &self.auth.admins {
+            if a.user.is_empty() || a.user.len() > 64 {
+                anyhow::bail!("auth.admins: a user name is 1 to 64 bytes");
+            }
+            argon2::password_hash::PasswordHash::new(&a.password_hash).map_err(|e| {
+                anyhow::anyhow!(
+                    "auth.admins: the password hash of {} is not an argon2 PHC string ({e}); make one with `tillmesh hq hash-password`",
+                    a.user
+                )
+            })?;
+        }
         for s in &self.stores {
             crate::check_store_id(&s.id).map_err(anyhow::Error::msg)?;
         }

@@ -84,6 +84,8 @@ pub struct Cloud {
     pub metrics: metrics::Metrics,
     /// Lifetime of store credentials, ms.
     pub store_token_ms: u64,
+    /// Dashboard sign-ins: user -> argon2id hash.
+    pub admins: std::collections::BTreeMap<String, String>,
     project_now: Notify,
     /// One catch-up at a time in this instance (the projector task and report requests).
     projecting: tokio::sync::Mutex<()>,
@@ -97,6 +99,12 @@ impl Cloud {
             keys: Keyring::new(&cfg.auth)?,
             metrics: metrics::Metrics::default(),
             store_token_ms: u64::from(cfg.auth.store_token_days) * 86_400_000,
+            admins: cfg
+                .auth
+                .admins
+                .iter()
+                .map(|a| (a.user.clone(), a.password_hash.clone()))
+                .collect(),
             project_now: Notify::new(),
             projecting: tokio::sync::Mutex::new(()),
         })

@@ -307,6 +307,7 @@ async fn credentials_and_stores_are_checked(b: Backend) {
             secret: "another-secret-another-secret-another".into(),
         }],
         store_token_days: 1,
+        admins: vec![],
     })
     .unwrap()
     .issue("S001", Role::Store, now_ms(), 3_600_000)
@@ -973,4 +974,40 @@ async fn two_instances_on_one_postgres_store_each_event_once() {
     assert_eq!(r["totals"]["transactions"], 200);
     b.stop().await;
     a.stop().await;
+}
+
+/// The dashboard's sign-in (issue 18): a user and password from `[[auth.admins]]` give an
+/// admin credential that reads reports; a wrong password or an unknown user is one 401,
+/// an overlong field a 422, and neither gives a credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_sign_in_with_a_password_for_an_admin_credential() {
+    let env = Env::start(Backend::Sqlite).await.unwrap();
+    let login = |user: &str, password: &str| {
+        let body = serde_json::json!({"user": user, "password": password});
+        let http = env.http.clone();
+        let url = format!("{}/api/v1/auth/login", env.base);
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, bad) = login("ops", "not the password").await;
+    assert_eq!(
+        (s, bad["error"].as_str()),
+        (401, Some("bad_login")),
+        "{bad}"
+    );
+    let (s, unknown) = login("nobody", support::ADMIN_PASSWORD).await;
+    assert_eq!((s, unknown["error"].as_str()), (401, Some("bad_login")));
+    let (s, long) = login("ops", &"x".repeat(300)).await;
+    assert_eq!((s, long["error"].as_str()), (422, Some("too_long")));
+    let (s, ok) = login("ops", support::ADMIN_PASSWORD).await;
+    assert_eq!(s, 200, "{ok}");
+    let token = ok["token"].as_str().unwrap();
+    let (s, fleet) = env.get(token, "/api/v1/reports/fleet").await;
+    assert_eq!(s, 200, "{fleet}");
+    // It is an admin credential for hours, not a store's.
+    let left = ok["expires"].as_u64().unwrap() as i64 - (tillmesh_cloud::now_ms() / 1000) as i64;
+    assert!((7 * 3600..=8 * 3600).contains(&left), "{left}");
 }

@@ -132,7 +132,7 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
         if let Some(h) = &cloud {
             let (admin, _) = h.cloud.issue(None, None).await?;
             println!(
-                "cloud: http://{}  (dashboard at /, admin token: {admin})",
+                "cloud: http://{}  (dashboard at /: sign in as ops / tillmesh-dev-admin; API admin token: {admin})",
                 h.addr
             );
         }

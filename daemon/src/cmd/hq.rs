@@ -12,6 +12,16 @@ pub(super) async fn run(
     use tillmesh_cloud::master::{CashierInput, EditInput, MasterRef, validate};
     use tillmesh_cloud_proto::MasterBody;
     use tillmesh_pos::pricing::{PriceScope, ScheduledPrice};
+    if let HqAction::HashPassword = action {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']);
+        if password.len() < 12 {
+            anyhow::bail!("a dashboard password needs at least 12 characters");
+        }
+        println!("{}", tillmesh_cloud::auth::hash_password(password)?);
+        return Ok(());
+    }
     let ledger = tillmesh_cloud::open_ledger(&cfg.database).await?;
     let cloud = tillmesh_cloud::Cloud::new(&cfg, ledger.clone())?;
     // The configured stores exist for `hq` as they do for a running cloud.
@@ -87,6 +97,7 @@ pub(super) async fn run(
             }
             println!("{token}");
         }
+        HqAction::HashPassword => unreachable!("answered before the database opens"),
         HqAction::ResetTerm { store } => {
             if !ledger.reset_term(&store).await? {
                 anyhow::bail!("store {store} is not registered");

@@ -156,3 +156,66 @@ pub(super) async fn admin_master_list(
     let q = query(q)?;
     Ok(Json(master_changes(&cloud, q.store.as_deref(), &q).await?))
 }
+
+/// Signing in to the dashboard.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Lifetime of a dashboard sign-in.
+pub const ADMIN_SESSION_MS: u64 = 8 * 3_600_000;
+
+/// A hash checked for unknown users, so that user names do not show by timing.
+fn dummy_hash() -> String {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY
+        .get_or_init(|| crate::auth::hash_password("no user has this password").unwrap_or_default())
+        .clone()
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest,
+    responses((status = 200, body = TokenAnswer), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn admin_login(
+    State(cloud): State<AppState>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Json<TokenAnswer>, ApiError> {
+    if req.user.len() > 64 || req.password.len() > 256 {
+        return Err(unprocessable(
+            "too_long",
+            "a user name is at most 64 bytes and a password at most 256",
+        ));
+    }
+    let hash = cloud.admins.get(&req.user).cloned();
+    let known = hash.is_some();
+    let ok = tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(dummy_hash);
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(req.password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false);
+    if !(known && ok) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_login",
+            "that user name and password do not match",
+        ));
+    }
+    let (token, claims) = cloud
+        .issue(None, Some(ADMIN_SESSION_MS))
+        .await
+        .map_err(|e| unprocessable("invalid", e.to_string()))?;
+    Ok(Json(TokenAnswer {
+        token,
+        expires: claims.exp,
+    }))
+}

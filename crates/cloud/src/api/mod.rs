@@ -67,6 +67,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/sync/master", get(sync_master))
         .route("/api/v1/sync/watermarks", get(sync_watermarks))
         .route("/api/v1/sync/credential", post(renew_credential))
+        .route("/api/v1/auth/login", post(admin_login))
         .route("/api/v1/admin/stores", get(list_stores))
         .route("/api/v1/admin/stores/{id}", put(put_store))
         .route("/api/v1/admin/stores/{id}/token", post(store_token))
@@ -95,6 +96,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         sync_master,
         sync_watermarks,
         renew_credential,
+        admin_login,
         list_stores,
         put_store,
         store_token,

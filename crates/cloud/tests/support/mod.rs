@@ -25,6 +25,15 @@ pub enum Backend {
 
 pub use tillmesh_test_support::{fresh_pg_database, pg_url};
 
+/// The dashboard password of the test admin `ops`.
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// Its hash, made once per test binary.
+pub fn admin_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| tillmesh_cloud::auth::hash_password(ADMIN_PASSWORD).unwrap())
+}
+
 pub fn config(database: DatabaseConfig) -> CloudConfig {
     CloudConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -35,6 +44,10 @@ pub fn config(database: DatabaseConfig) -> CloudConfig {
                 secret: SECRET.into(),
             }],
             store_token_days: 90,
+            admins: vec![tillmesh_cloud::config::AdminAccount {
+                user: "ops".into(),
+                password_hash: admin_hash().into(),
+            }],
         },
         tls: None,
         stores: vec![
