@@ -77,12 +77,20 @@ async fn full_sale_with_promotions_cash_change_receipt_and_end_of_day() {
         "Tillmesh Demo Mart",
         "10% off snacks",
         "Buy 2 get 1 beverages",
-        "83050",
+        "83,050",
         "Change",
-        "16950",
+        "16,950",
     ] {
         assert!(text.contains(needle), "receipt lacks {needle:?}:\n{text}");
     }
+    // The store's local time and the till's number, not UTC and an internal replica id.
+    let json = c.get(&format!("/api/v1/receipts/{id}")).await.expect(200);
+    let local = json["paid_at"].as_str().unwrap();
+    assert_eq!(local.len(), "2026-12-05 04:05".len(), "{local}");
+    assert!(
+        text.contains(local) && text.contains("Till 1\n"),
+        "{local}:\n{text}"
+    );
     let reprint = c
         .get(&format!("/api/v1/receipts/{id}?reprint=true"))
         .await

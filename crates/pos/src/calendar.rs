@@ -69,6 +69,14 @@ pub fn local_day_range(date: &str, utc_offset_minutes: i32) -> Option<(u64, u64)
     Some((start, start + 86_400_000))
 }
 
+/// The local date and minute (`YYYY-MM-DD HH:MM`) of an instant.
+pub fn local_datetime(ms: u64, utc_offset_minutes: i32) -> String {
+    let local = ms.min(MS_MAX) as i64 + i64::from(utc_offset_minutes) * 60_000;
+    let (y, m, d) = civil_from_days(local.div_euclid(86_400_000));
+    let minute = local.rem_euclid(86_400_000) / 60_000;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", minute / 60, minute % 60)
+}
+
 /// The local date (`YYYY-MM-DD`) of an instant.
 pub fn local_date(ms: u64, utc_offset_minutes: i32) -> String {
     let local = ms.min(MS_MAX) as i64 + i64::from(utc_offset_minutes) * 60_000;
@@ -79,6 +87,14 @@ pub fn local_date(ms: u64, utc_offset_minutes: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_time_is_the_stores() {
+        // 2026-12-04 21:05 UTC is 04:05 the next day at UTC+7.
+        let ms = (days_from_civil(2026, 12, 4) * 86_400 + 21 * 3600 + 5 * 60) as u64 * 1000;
+        assert_eq!(local_datetime(ms, 420), "2026-12-05 04:05");
+        assert_eq!(local_datetime(ms, -300), "2026-12-04 16:05");
+    }
 
     #[test]
     fn instants_past_year_9999_do_not_overflow() {

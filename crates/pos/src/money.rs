@@ -40,6 +40,30 @@ pub fn apply_bp(amount: Minor, bp: BasisPoints) -> Minor {
         .unwrap_or_default()
 }
 
+/// [`format`] with thousands grouped by commas, as receipts and screens show money
+/// (`1,234,500`; `-12,345.67`).
+pub fn format_grouped(amount: Minor, decimals: u32) -> String {
+    let plain = format(amount, decimals);
+    let (sign, rest) = match plain.strip_prefix('-') {
+        Some(r) => ("-", r),
+        None => ("", plain.as_str()),
+    };
+    let (int, frac) = rest
+        .split_once('.')
+        .map_or((rest, None), |(i, f)| (i, Some(f)));
+    let mut grouped = String::with_capacity(int.len().saturating_add(int.len() / 3));
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && int.len().saturating_sub(i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
 /// Formats minor units for humans with `decimals` digits after the point.
 pub fn format(amount: Minor, decimals: u32) -> String {
     if decimals == 0 {
@@ -59,6 +83,14 @@ pub fn format(amount: Minor, decimals: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_money_reads_like_the_screens() {
+        assert_eq!(format_grouped(83_050, 0), "83,050");
+        assert_eq!(format_grouped(-1_234_567, 2), "-12,345.67");
+        assert_eq!(format_grouped(999, 0), "999");
+        assert_eq!(format_grouped(i64::MIN, 0), "-9,223,372,036,854,775,808");
+    }
 
     fn check(amount: Minor, bp: BasisPoints, expected: Minor) {
         assert_eq!(apply_bp(amount, bp), expected, "{amount} * {bp}bp");

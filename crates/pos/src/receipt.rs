@@ -1,7 +1,7 @@
 //! Receipts in JSON and plain text: store info, lines with promotions, totals, payments, time.
 
 use crate::event::Sale;
-use crate::money::format;
+use crate::money::format_grouped;
 use crate::transaction::Status;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,7 +33,7 @@ pub struct Receipt {
     pub sale: Sale,
     /// Current status (a voided sale's receipt says so).
     pub status: Status,
-    /// Printed time as RFC 3339 (UTC).
+    /// When it was paid, in the store's local time (`YYYY-MM-DD HH:MM`), as HQ books it.
     pub paid_at: String,
     /// True on a reprint.
     pub reprint: bool,
@@ -43,7 +43,7 @@ impl Receipt {
     /// Renders the receipt for a 40-column printer.
     pub fn to_text(&self) -> String {
         let d = self.store.currency_decimals;
-        let m = |v| format(v, d);
+        let m = |v| format_grouped(v, d);
         let mut out = String::new();
         let mut line = |s: String| {
             out.push_str(&s);
@@ -61,8 +61,9 @@ impl Receipt {
             line(center(&format!("*** {} ***", self.status)));
         }
         line(format!(
-            "Txn {}  Till {}",
-            self.sale.txn_id, self.sale.terminal
+            "Receipt {}  Till {}",
+            self.sale.txn_id,
+            self.sale.terminal.terminal()
         ));
         line(format!("{}  Cashier {}", self.paid_at, self.sale.cashier));
         line("-".repeat(40));

@@ -266,7 +266,10 @@ impl Till {
         }
         Ok(Receipt {
             store: self.cfg.store.clone(),
-            paid_at: rfc3339(sale.paid_ms),
+            paid_at: tillmesh_pos::calendar::local_datetime(
+                sale.paid_ms,
+                self.cfg.checkout.utc_offset_minutes,
+            ),
             sale,
             status,
             reprint,
