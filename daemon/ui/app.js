@@ -341,7 +341,10 @@ async function addNow(code, quantity) {
     if (line) revealLine(line.line_no);
     scans.shown = { code, at: Date.now() };
   });
-  if (!$("sale-view").hidden && !document.querySelector("dialog[open]")) $("barcode").focus();
+  // Back to the scan field, unless the cashier has moved on to another field meanwhile.
+  const a = document.activeElement;
+  const elsewhere = a instanceof HTMLInputElement && a.id !== "barcode";
+  if (!$("sale-view").hidden && !document.querySelector("dialog[open]") && !elsewhere) $("barcode").focus();
 }
 
 async function lineAction(ev) {
