@@ -132,7 +132,7 @@ class Till:
     def start(self, binary):
         log = open(self.log, "a")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, binary, "terminal", "--config", str(self.config),
+            ["ip", "netns", "exec", self.ns, binary, "terminal", "--demo", "--config", str(self.config),
              "--data-dir", str(self.data)],
             stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "RUST_LOG": "warn"})
 

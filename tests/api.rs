@@ -1371,3 +1371,94 @@ async fn back_office_history_search_customers_decline_and_unlock() {
         .expect(200);
     till.client().login("E002", "2222").await;
 }
+
+/// PIN guessing (issue 19): 200 parallel wrong PINs for one cashier. Checks run one at a
+/// time per employee, so exactly the configured number of wrong PINs is verified before the
+/// account locks; every other attempt is answered 423 or 429 (with `Retry-After`) without
+/// hashing. After the wait a manager unlocks the account and the cashier signs in. An
+/// unknown employee id answers as a wrong PIN does. A demo account is refused on a till not
+/// in demo mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_pins_are_verified_at_most_the_lock_limit_and_demo_pins_need_demo_mode() {
+    let till = TestTill::start().await;
+    let limit = till.cfg.security.lock_attempts_max as usize;
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let c = till.client();
+        attempts.spawn(async move {
+            let pin = format!("{:04}", 2000 + i);
+            let r = c
+                .http
+                .post(format!("{}/api/v1/auth/login", c.base))
+                .json(&json!({"employee_id": "E001", "pin": pin}))
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            (r.status().as_u16(), retry)
+        });
+    }
+    let answers = attempts.join_all().await;
+    let count = |s: u16| answers.iter().filter(|(st, _)| *st == s).count();
+    assert_eq!(count(401), limit, "{answers:?}");
+    assert_eq!(count(401) + count(423) + count(429), 200, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|(s, _)| *s == 429)
+            .all(|(_, r)| r.is_some_and(|r| r >= 1)),
+        "every 429 says how long to wait"
+    );
+    // The asker waits; then a manager unlocks the cashier, who signs in.
+    let wait = answers.iter().filter_map(|(_, r)| *r).max().unwrap_or(1);
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    till.client()
+        .post(
+            "/api/v1/auth/login",
+            json!({"employee_id": "E001", "pin": "1111"}),
+        )
+        .await
+        .expect_error(423, "account_locked");
+    let m = till.client().login("M001", "9999").await;
+    m.post("/api/v1/cashiers/E001/unlock", json!({}))
+        .await
+        .expect(200);
+    till.client().login("E001", "1111").await;
+    // An unknown employee id is a wrong PIN, nothing more; one address trying many ids
+    // soon waits between tries (the account locks only guard one account each).
+    let mut answers = Vec::new();
+    for i in 0..8 {
+        let r = till
+            .client()
+            .post(
+                "/api/v1/auth/login",
+                json!({"employee_id": format!("E9{i:02}"), "pin": "1111"}),
+            )
+            .await;
+        answers.push((r.status, r.body["error"].as_str().unwrap_or("").to_string()));
+    }
+    assert_eq!(answers[0], (401, "unauthenticated".to_string()));
+    assert!(
+        answers
+            .iter()
+            .any(|(s, e)| *s == 429 && e == "too_many_attempts"),
+        "{answers:?}"
+    );
+    // Out of demo mode, the example's published PINs do not sign in.
+    let dir = till.stop().await;
+    let mut cfg = support::test_config(dir.path());
+    cfg.security.demo = false;
+    let till = TestTill::start_with(cfg, dir).await;
+    let e = till
+        .client()
+        .post(
+            "/api/v1/auth/login",
+            json!({"employee_id": "E001", "pin": "1111"}),
+        )
+        .await
+        .expect_error(403, "demo_account");
+    assert!(e["message"].as_str().unwrap().contains("demo mode"));
+}

@@ -35,7 +35,7 @@ const WORKERS: usize = 8;
 
 fn spawn(config: &std::path::Path, dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tillmesh"))
-        .args(["terminal", "--config"])
+        .args(["terminal", "--demo", "--config"])
         .arg(config)
         .arg("--data-dir")
         .arg(dir)

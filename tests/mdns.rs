@@ -206,6 +206,7 @@ fn three_tills_in_three_namespaces_discover_each_other_over_mdns_and_converge() 
                 ns,
                 env!("CARGO_BIN_EXE_tillmesh"),
                 "terminal",
+                "--demo",
                 "--config",
             ])
             .arg(&path)

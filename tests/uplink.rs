@@ -458,7 +458,7 @@ struct Proc {
 impl Proc {
     fn spawn(id: u64, http: u16, config: &std::path::Path, dir: &std::path::Path) -> Proc {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
-            .args(["terminal", "--config"])
+            .args(["terminal", "--demo", "--config"])
             .arg(config)
             .arg("--data-dir")
             .arg(dir)

@@ -25,6 +25,7 @@ fn config(
         .unwrap()
         .to_path_buf();
     let mut cfg = TerminalConfig::load(&repo.join("configs/terminal.example.toml")).unwrap();
+    cfg.security.demo = true;
     cfg.vision = None; // recognition is not what these measure
     cfg.terminal.id = t;
     cfg.terminal.listen = "127.0.0.1:0".parse().unwrap();
@@ -108,7 +109,7 @@ fn main() {
                 lat
             }));
         }
-        let login = seller.login("E001", "1111").await.unwrap();
+        let login = seller.login("E001", "1111", "bench").await.unwrap();
         let session = seller.session(&login.token).unwrap();
         let barcodes = ["8932462819482", "8931815908309", "8939378657979", "074911862521"];
         let mut event_bytes = 0_usize;

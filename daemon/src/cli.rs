@@ -68,6 +68,9 @@ pub(crate) enum Command {
         /// A peer's mesh address to dial (repeatable; adds to the config's list).
         #[arg(long = "peer")]
         peers: Vec<SocketAddr>,
+        /// Demo mode: the accounts seeded from the config's clear-text PINs may sign in.
+        #[arg(long)]
+        demo: bool,
     },
     /// Store identity.
     Store {

@@ -411,6 +411,9 @@ pub struct SecuritySection {
     pub session_ttl_ms: u64,
     /// Most concurrent sessions on the till.
     pub sessions_max: usize,
+    /// Demo mode: the accounts seeded from `[[staff]]`'s clear-text PINs may sign in.
+    /// Off by default (`tillmesh terminal --demo` and `dev store` turn it on).
+    pub demo: bool,
 }
 
 impl Default for SecuritySection {
@@ -420,6 +423,7 @@ impl Default for SecuritySection {
             lock_ms: 15 * 60_000,
             session_ttl_ms: 8 * 3_600_000,
             sessions_max: 32,
+            demo: false,
         }
     }
 }

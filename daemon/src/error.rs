@@ -26,6 +26,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human sentence saying what is wrong and what to do.
     pub message: String,
+    /// Seconds to wait (sent as `Retry-After`).
+    pub retry_after_s: Option<u64>,
 }
 
 /// The JSON body of every error.
@@ -44,6 +46,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
     /// 400.
@@ -84,7 +87,13 @@ impl IntoResponse for ApiError {
             error: self.code.to_string(),
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut r = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s
+            && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
+        {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        r
     }
 }
 
@@ -99,12 +108,19 @@ impl From<TillError> for ApiError {
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Locked => StatusCode::LOCKED,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.code(), e.message())
+        let retry = match &e {
+            TillError::Throttled { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
+        let mut a = ApiError::new(status, e.code(), e.message());
+        a.retry_after_s = retry;
+        a
     }
 }
 

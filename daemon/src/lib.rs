@@ -304,11 +304,14 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = api::router(till.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     Ok(Node {
         till,

@@ -39,6 +39,8 @@ const WORDS = {
   bad_login: "That employee ID and PIN do not match. Check them and try again; the account locks after repeated wrong PINs.",
   account_locked: "This account is locked for a while after wrong PINs. Ask a manager to unlock it.",
   pin_format: "A PIN is digits only.",
+  too_many_attempts: "Too many wrong PINs from this screen: wait a moment and try again.",
+  demo_account: "This is a demo account and this till is not in demo mode. Ask a manager for your own PIN.",
   offline_limit: "The store has been offline too long: a manager must allow offline selling.",
   tendered_too_high: "That is far more cash than is due. Check the amount received.",
   wrong_amount: "That amount cannot be taken. Check it and try again.",

@@ -54,6 +54,7 @@ pub fn test_config(dir: &Path) -> TerminalConfig {
     cfg.terminal.data_dir = dir.to_path_buf();
     cfg.payments.qr_approve_after_ms = 0;
     cfg.security.lock_ms = 60_000;
+    cfg.security.demo = true;
     // A double read is anything within a minute: no test depends on how fast it runs.
     cfg.checkout.scan_guard_ms = 60_000;
     // The model loads only in the tests that recognise products.

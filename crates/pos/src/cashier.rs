@@ -181,6 +181,16 @@ pub fn hash_pin_with(pin: &str, salt: &[u8; 16], cost: PinCost) -> Result<String
         .map_err(|_| AuthError::BadHash)
 }
 
+/// Whether `pin` matches `hash` (no lock-out state: for checks whose outcome is known, such
+/// as the dummy check for an unknown employee id, done so that timing does not tell).
+pub fn verify_hash(hash: &str, pin: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(pin.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
 /// Verifies a PIN and updates the lock-out state. The caller persists `account` afterwards
 /// whatever the outcome.
 pub fn authenticate(

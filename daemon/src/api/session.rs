@@ -13,12 +13,15 @@ pub struct LoginRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest,
-    responses((status = 200, body = LoginView), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
+    responses((status = 200, body = LoginView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(super) async fn login(
     State(till): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<LoginView> {
-    Ok(Json(till.login(&req.employee_id, &req.pin).await?))
+    // Wrong PINs slow down their sender's address, not the cashier's account.
+    let asker = peer.ip().to_string();
+    Ok(Json(till.login(&req.employee_id, &req.pin, &asker).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204)), security(("bearer" = [])))]

@@ -52,6 +52,8 @@ fn till_config(
         crate::cmd::write_new(&key, &till.key, true)?;
     }
     let mut cfg = template.clone();
+    // A demo store: the example's published PINs sign in.
+    cfg.security.demo = true;
     cfg.terminal.id = t;
     cfg.terminal.listen = SocketAddr::from(([127, 0, 0, 1], 7300 + t as u16));
     cfg.terminal.data_dir = dir.join(format!("till-{t}"));

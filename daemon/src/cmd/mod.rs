@@ -43,8 +43,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
             terminal_id,
             mesh_listen,
             peers,
+            demo,
         } => {
             let mut cfg = load(&config, data_dir)?;
+            cfg.security.demo |= demo;
             if let Some(l) = listen {
                 cfg.terminal.listen = l;
             }

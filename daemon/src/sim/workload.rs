@@ -95,7 +95,7 @@ pub async fn cashier(
         }
         let session = match token.as_ref().and_then(|t: &String| till.session(t).ok()) {
             Some(s) => s,
-            None => match till.login("E001", "1111").await {
+            None => match till.login("E001", "1111", "sim").await {
                 Ok(l) => {
                     token = Some(l.token.clone());
                     match till.session(&l.token) {

@@ -345,6 +345,7 @@ impl World {
 
     fn config(&self, spec: &StoreSpec<'_>, t: u64) -> anyhow::Result<TerminalConfig> {
         let mut cfg = TerminalConfig::load(&repo().join("configs/terminal.example.toml"))?;
+        cfg.security.demo = true;
         cfg.store.store_id = spec.id.to_string();
         cfg.catalog.path = self.catalog.clone();
         cfg.terminal.id = t;

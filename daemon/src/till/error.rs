@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The account is locked after failed PINs.
     Locked,
+    /// Too many attempts: wait (the answer says how long) and try again.
+    TooManyRequests,
     /// The body is too large.
     TooLarge,
     /// The body is not of a type this operation takes.
@@ -74,6 +76,14 @@ pub enum TillError {
     /// Recognition refused a photo or failed.
     #[error(transparent)]
     Vision(#[from] VisionError),
+    /// Too many PIN attempts, or too many at once: wait and try again.
+    #[error("{message}")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after_s: u64,
+        /// Human sentence.
+        message: String,
+    },
     /// A rule of the till refused the request: `code` names the rule for machines.
     #[error("{message}")]
     Refused {
@@ -186,6 +196,7 @@ impl TillError {
                 VisionError::Card { .. } | VisionError::Model { .. } => K::Internal,
             },
             TillError::Refused { kind, .. } => *kind,
+            TillError::Throttled { .. } => K::TooManyRequests,
             TillError::Fatal(_) => K::Unavailable,
             TillError::Internal(_) => K::Internal,
         }
@@ -241,6 +252,7 @@ impl TillError {
                 VisionError::Card { .. } | VisionError::Model { .. } => "model_failed",
             },
             TillError::Refused { code, .. } => code,
+            TillError::Throttled { .. } => "too_many_attempts",
             TillError::Fatal(_) => "stopping",
             TillError::Internal(_) => "internal",
         }

@@ -29,6 +29,7 @@ mod returns;
 mod sale;
 mod session;
 mod status;
+mod throttle;
 mod vision;
 
 pub use error::{ErrorKind, TillError};
@@ -73,6 +74,8 @@ const DRAFT_KEY: &str = "draft:";
 /// Meta key: the highest transaction number this till has used (kept because retention
 /// deletes old sales records, which the next number is otherwise derived from).
 const TXN_HIGH_KEY: &str = "txn_number_high";
+/// Meta key: the employee ids seeded from the config's clear-text PINs (JSON list).
+const DEMO_ACCOUNTS_KEY: &str = "demo_accounts";
 
 fn draft_key(id: &str) -> String {
     format!("{DRAFT_KEY}{id}")
@@ -402,6 +405,12 @@ pub struct Till {
     hq_version: std::sync::atomic::AtomicU64,
     /// Product recognition, when `[vision]` names a model.
     vision: Option<Arc<Vision>>,
+    /// Sign-in throttling.
+    throttle: throttle::Throttle,
+    /// A hash no PIN matches, at this till's PIN cost, checked for unknown employee ids.
+    dummy_hash: String,
+    /// Accounts seeded from the config's clear-text PINs (demo accounts).
+    demo_accounts: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Till {

@@ -107,6 +107,21 @@ impl Till {
             .max(used_high)
             + 1;
         let shift = store.read(super::cash::load_shift)?;
+        // Accounts seeded from the config's clear-text PINs; a database seeded before this
+        // was recorded takes the config's staff as its demo accounts.
+        let demo_accounts: std::collections::BTreeSet<String> = store
+            .read(|r| r.meta(DEMO_ACCOUNTS_KEY))?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_else(|| cfg.staff.iter().map(|s| s.employee_id.clone()).collect());
+        let dummy_hash = cashier::hash_pin_with(
+            "00000000",
+            &random_bytes::<16>(),
+            if cfg.terminal.simulated.is_some() {
+                cashier::PinCost::Simulation
+            } else {
+                cashier::PinCost::Standard
+            },
+        )?;
         metrics.drafts.set(drafts.len() as i64);
         metrics.events.set(events.len() as i64);
         info!(
@@ -144,6 +159,9 @@ impl Till {
             override_until: override_until.into(),
             hq_version: hq_version.into(),
             vision,
+            throttle: Default::default(),
+            dummy_hash,
+            demo_accounts,
         })
     }
 }
@@ -268,6 +286,12 @@ pub(super) fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Res
             format!("{} items, master v{}", master.items.len(), master.version),
         )],
         meta: vec![
+            (
+                DEMO_ACCOUNTS_KEY.into(),
+                serde_json::to_string(
+                    &cfg.staff.iter().map(|s| &s.employee_id).collect::<Vec<_>>(),
+                )?,
+            ),
             ("master".into(), serde_json::to_string(&master)?),
             ("seeded".into(), now.to_string()),
             (

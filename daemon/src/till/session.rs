@@ -23,19 +23,58 @@ impl Till {
         }
     }
 
-    /// Verifies employee id + PIN, persisting the lock-out state either way.
+    /// Verifies employee id + PIN for `asker` (a client address, or the session asking for
+    /// an approval), persisting the lock-out state either way. One check at a time per
+    /// employee (read, verify and write back under one lock, so parallel attempts cannot
+    /// start from the same failure count); at most [`throttle::HASHES_AT_ONCE`] hashes at
+    /// once; an asker who gave wrong PINs waits longer before each next check.
     pub(super) async fn verify_pin(
         &self,
         employee_id: &str,
         pin: &str,
+        asker: &str,
     ) -> Result<Account, TillError> {
+        let _one_at_a_time = self.throttle.stripe(employee_id).lock().await;
         let id = employee_id.to_string();
         let store = self.store.clone();
         let account = self
             .off_executor(move || store.read(|r| r.account(&id)))
             .await??;
+        // A locked account answers so at once, without hashing.
+        if let Some(a) = &account
+            && a.locked_until_ms > self.now()
+        {
+            return Err(cashier::AuthError::Locked {
+                until_ms: a.locked_until_ms,
+            }
+            .into());
+        }
+        if let Some(ms) = self.throttle.wait_ms(asker, self.now()) {
+            let s = ms.div_ceil(1000);
+            return Err(TillError::Throttled {
+                retry_after_s: s,
+                message: format!("too many wrong PINs: wait {s} s and try again"),
+            });
+        }
+        let _slot = tokio::time::timeout(
+            std::time::Duration::from_millis(throttle::HASH_WAIT_MS),
+            self.throttle.hashing().acquire(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| TillError::Throttled {
+            retry_after_s: 1,
+            message: "the till is checking many PINs at once: try again in a moment".into(),
+        })?;
         let Some(mut account) = account else {
-            // Same answer as a wrong PIN, so ids cannot be probed.
+            // Same answer as a wrong PIN after the same work, so ids show neither by the
+            // answer nor by its timing.
+            let dummy = self.dummy_hash.clone();
+            let pin = pin.to_string();
+            self.off_executor(move || cashier::verify_hash(&dummy, &pin))
+                .await?;
+            self.throttle.failed(asker, self.now());
             return Err(cashier::AuthError::BadCredentials { locked_now: false }.into());
         };
         let policy = LockPolicy {
@@ -50,6 +89,11 @@ impl Till {
                 (account, r)
             })
             .await?;
+        match &outcome {
+            Ok(()) => self.throttle.succeeded(asker),
+            Err(cashier::AuthError::BadCredentials { .. }) => self.throttle.failed(asker, now),
+            Err(_) => {}
+        }
         if matches!(
             outcome,
             Err(cashier::AuthError::BadCredentials { locked_now: true })
@@ -79,10 +123,26 @@ impl Till {
         Ok(account)
     }
 
-    /// Logs a cashier in; an existing session of the same cashier on this till ends.
-    pub async fn login(&self, employee_id: &str, pin: &str) -> Result<LoginView, TillError> {
+    /// Logs a cashier in (`asker`: the client's address); an existing session of the same
+    /// cashier on this till ends. A demo account (seeded from the config's clear-text PINs)
+    /// signs in only on a till in demo mode.
+    pub async fn login(
+        &self,
+        employee_id: &str,
+        pin: &str,
+        asker: &str,
+    ) -> Result<LoginView, TillError> {
         self.audited(employee_id, "auth.login", employee_id, async {
-            let account = self.verify_pin(employee_id, pin).await?;
+            let account = self.verify_pin(employee_id, pin, asker).await?;
+            if !self.cfg.security.demo && self.demo_accounts.contains(&account.employee_id) {
+                return Err(TillError::forbidden(
+                    "demo_account",
+                    format!(
+                        "{} is a demo account with a published PIN, and this till is not in demo mode: give staff their own PINs through HQ (tillmesh hq cashier)",
+                        account.employee_id
+                    ),
+                ));
+            }
             let now = self.now();
             let token = hex::encode(random_bytes::<32>());
             let expires_ms = now + self.cfg.security.session_ttl_ms;
@@ -163,7 +223,8 @@ impl Till {
                 ),
             ));
         };
-        let account = self.verify_pin(&a.employee_id, &a.pin).await?;
+        let asker = format!("session:{}", s.employee_id);
+        let account = self.verify_pin(&a.employee_id, &a.pin, &asker).await?;
         if !account.role.allows(perm) {
             return Err(TillError::forbidden(
                 "approval_refused",
