@@ -795,3 +795,69 @@ async fn two_tills_with_one_terminal_id_refuse_each_other_and_say_so() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Raft requests are bound to their sender's certificate (issue 19): an enrolled till (7)
+/// sending a vote in till 2's name with a higher term and a longer log, and an append as if
+/// it were leader 2, is refused by till 1, whose term does not move; before, the vote was
+/// granted and the store's term jumped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_raft_request_in_another_nodes_name_is_refused() {
+    use openraft::{CommittedLeaderId, LogId, Vote};
+    use tillmesh_consensus::network::{RaftRpc, encode};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1, 2, 3]).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let term = |t: &TestTill| t.till().status().raft.map(|r| r.term).unwrap_or(0);
+    let before = term(&tills[0]);
+    let (ca, cert, key) = pki.enroll(7);
+    let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
+    let conn = raw_connect(id.client_config().unwrap(), tills[0].mesh().local_addr())
+        .await
+        .unwrap();
+    let forged_term = before + 5;
+    let vote = RaftRpc::Vote(openraft::raft::VoteRequest::new(
+        Vote::new(forged_term, 2),
+        Some(LogId::new(
+            CommittedLeaderId::new(forged_term, 2),
+            1_000_000,
+        )),
+    ));
+    let append = RaftRpc::Append(openraft::raft::AppendEntriesRequest {
+        vote: Vote::new_committed(forged_term, 2),
+        prev_log_id: None,
+        entries: vec![],
+        leader_commit: None,
+    });
+    // The first stream says hello and stays open; each request then has its own stream.
+    let (mut hello_send, mut hello_recv) = conn.open_bi().await.unwrap();
+    hello_send
+        .write_all(&wire::encode(&Frame::Hello {
+            version: wire::PROTOCOL_VERSION,
+            store_id: "S001".into(),
+            terminal: 7,
+            vv: Default::default(),
+        }))
+        .await
+        .unwrap();
+    let mut buf = [0_u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(3), hello_recv.read(&mut buf)).await;
+    for rpc in [vote, append] {
+        let answer = exchange(&conn, &wire::encode(&Frame::Rpc(encode(&rpc).unwrap())))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            wire::encode(&Frame::RpcReply(Vec::new())),
+            "a request in another node's name gets an empty answer"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        term(&tills[0]) < forged_term,
+        "till 1 took the forged term: {} -> {}",
+        before,
+        term(&tills[0])
+    );
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+}

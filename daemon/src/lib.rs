@@ -81,9 +81,12 @@ impl Replicator for MeshLink {
         self.0.apply_base(from_terminal, base).await
     }
 
-    async fn rpc(&self, _from_terminal: u64, body: Vec<u8>) -> Vec<u8> {
+    async fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> Vec<u8> {
+        // The sender as its certificate names it: a request in another node's name is refused.
         match self.1.store_raft() {
-            Some(raft) => tillmesh_consensus::network::serve(&raft.raft, &body).await,
+            Some(raft) => {
+                tillmesh_consensus::network::serve(&raft.raft, from_terminal, &body).await
+            }
             None => Vec::new(),
         }
     }

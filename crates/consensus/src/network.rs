@@ -64,11 +64,13 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<RPC_BYTES_MAX>()
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+/// Encodes a request or answer as the mesh carries it.
+pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
     bincode::serde::encode_to_vec(v, config()).map_err(|e| e.to_string())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+/// Decodes a request or answer as the mesh carries it.
+pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
     bincode::serde::decode_from_slice(b, config())
         .map(|(v, _)| v)
         .map_err(|e| e.to_string())
@@ -76,8 +78,24 @@ fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
 
 /// Serves one encoded request on the local Raft node; a request that does not decode gets
 /// an empty answer (the caller sees a network error).
-pub async fn serve(raft: &Raft<TypeConfig>, body: &[u8]) -> Vec<u8> {
-    let reply = match decode::<RaftRpc>(body) {
+///
+/// `from` is the sender's terminal id as its TLS certificate names it: a vote, append or
+/// snapshot that speaks for another node is refused (empty answer), so one till cannot vote
+/// or lead in another's name.
+pub async fn serve(raft: &Raft<TypeConfig>, from: u64, body: &[u8]) -> Vec<u8> {
+    let rpc = decode::<RaftRpc>(body);
+    if let Ok(r) = &rpc
+        && let Some(node) = speaks_for(r)
+        && node != from
+    {
+        tracing::warn!(
+            from,
+            node,
+            "a Raft request speaks for another node than its sender's certificate; refused"
+        );
+        return Vec::new();
+    }
+    let reply = match rpc {
         Ok(RaftRpc::Append(r)) => RaftReply::Append(raft.append_entries(r).await),
         Ok(RaftRpc::Vote(r)) => RaftReply::Vote(raft.vote(r).await),
         Ok(RaftRpc::Snapshot(r)) => RaftReply::Snapshot(raft.install_snapshot(r).await),
@@ -99,6 +117,16 @@ pub async fn serve(raft: &Raft<TypeConfig>, body: &[u8]) -> Vec<u8> {
         }
     };
     encode(&reply).unwrap_or_default()
+}
+
+/// The node a request speaks for: a vote's candidate, an append's or a snapshot's leader.
+pub fn speaks_for(rpc: &RaftRpc) -> Option<u64> {
+    match rpc {
+        RaftRpc::Append(r) => r.vote.leader_id().voted_for(),
+        RaftRpc::Vote(r) => r.vote.leader_id().voted_for(),
+        RaftRpc::Snapshot(r) => r.vote.leader_id().voted_for(),
+        RaftRpc::Probe => None,
+    }
 }
 
 /// Builds a [`Client`] per target.
