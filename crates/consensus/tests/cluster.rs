@@ -31,7 +31,7 @@ impl RaftTransport for Port {
             self.net.nodes.lock().unwrap().get(&target).cloned()
         };
         let node = node.ok_or("no such till")?;
-        let answer = serve(&node.raft, &body).await;
+        let answer = serve(&node.raft, self.me, &body).await;
         if self.net.down.lock().unwrap().contains(&self.me) {
             return Err("unreachable".into());
         }
