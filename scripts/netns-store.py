@@ -322,6 +322,7 @@ store_tills = {a.tills}
 
 [cloud]
 url = "http://{CLOUD_IP}:{CLOUD_PORT}"
+allow_plain_http = true  # an isolated network of namespaces
 token = "{store_token}"
 heartbeat_ms = 500
 backoff_min_ms = 200

@@ -80,8 +80,13 @@ fn default_vision_slots() -> usize {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudSection {
-    /// Base URL of the cloud endpoint (`https://hq.example:8700`).
+    /// Base URL of the cloud endpoint (`https://hq.example:8700`). `http://` only to a
+    /// loopback address (the store credential would travel in clear), unless
+    /// `allow_plain_http` says the network is an isolated test network.
     pub url: String,
+    /// Allow `http://` to a non-loopback host: only for an isolated test network.
+    #[serde(default)]
+    pub allow_plain_http: bool,
     /// The store's credential (`tillmesh hq token --store ID`).
     pub token: String,
     /// A CA certificate (PEM) to trust for the cloud's TLS, besides none (plain HTTP on
@@ -151,6 +156,7 @@ impl CloudSection {
         Self {
             url,
             token,
+            allow_plain_http: false,
             ca_cert: None,
             batch_events_max: default_upload_events(),
             batch_bytes_max: default_upload_bytes(),
@@ -469,6 +475,19 @@ pub struct StaffSeed {
     pub pin: String,
 }
 
+/// Whether a URL's host is a loopback address (`localhost`, 127.0.0.0/8, `[::1]`).
+fn loopback_url(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        u.host_str().is_some_and(|h| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+    })
+}
+
 fn default_listen() -> SocketAddr {
     "127.0.0.1:7300".parse().expect("literal address")
 }
@@ -611,6 +630,12 @@ impl TerminalConfig {
                     "must start with http:// or https://".into(),
                 ));
             }
+            if c.url.starts_with("http://") && !c.allow_plain_http && !loopback_url(&c.url) {
+                return Err(ConfigError::Invalid(
+                    "cloud.url",
+                    "http:// sends the store's credential in clear: use https://, or http:// to a loopback address".into(),
+                ));
+            }
             if c.batch_events_max == 0
                 || c.batch_events_max > tillmesh_cloud_proto::BATCH_EVENTS_MAX
             {
@@ -654,5 +679,29 @@ impl TerminalConfig {
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.terminal.data_dir.join("till.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_url;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "http://127.0.0.1:8700",
+            "http://localhost:1",
+            "http://[::1]:8700/x",
+        ] {
+            assert!(loopback_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.5:8700",
+            "http://hq.example",
+            "http://127.0.0.1.evil.example",
+            "nonsense",
+        ] {
+            assert!(!loopback_url(bad), "{bad}");
+        }
     }
 }

@@ -849,6 +849,37 @@ async fn health_metrics_and_openapi_answer() {
     let env = Env::start(Backend::Sqlite).await.unwrap();
     let (s, h) = env.get("", "/health").await;
     assert_eq!((s, h["database"].as_str()), (200, Some("sqlite")));
+    // The dashboard is served with a policy that allows no inline script or style.
+    for path in ["/", "/dashboard.js", "/dashboard.css"] {
+        let r = env
+            .http
+            .get(format!("{}{path}", env.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+    }
+    let page = env
+        .http
+        .get(format!("{}/", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("<script>") && !page.contains("<style>"),
+        "no inline script or style"
+    );
     let (_, doc) = env.get("", "/openapi.json").await;
     assert!(doc["paths"]["/api/v1/sync/upload"]["post"].is_object());
     let mut shop = Shop::new("S001", &[1]);
@@ -1007,6 +1038,19 @@ async fn admins_sign_in_with_a_password_for_an_admin_credential() {
     let token = ok["token"].as_str().unwrap();
     let (s, fleet) = env.get(token, "/api/v1/reports/fleet").await;
     assert_eq!(s, 200, "{fleet}");
+    // A long-lived admin credential (older builds issued up to 400 days) is refused.
+    let (long, _) = env.handle.cloud.keys.issue(
+        "hq",
+        Role::Admin,
+        tillmesh_cloud::now_ms(),
+        400 * 86_400_000,
+    );
+    let (s, e) = env.get(&long, "/api/v1/reports/fleet").await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (401, Some("credential_too_long")),
+        "{e}"
+    );
     // It is an admin credential for hours, not a store's.
     let left = ok["expires"].as_u64().unwrap() as i64 - (tillmesh_cloud::now_ms() / 1000) as i64;
     assert!((7 * 3600..=8 * 3600).contains(&left), "{left}");

@@ -83,6 +83,11 @@ pub(super) async fn run(
             if days.is_some_and(|d| !(1..=400).contains(&d)) {
                 anyhow::bail!("--days must be 1 to 400");
             }
+            if admin && days.is_some_and(|d| d > 1) {
+                anyhow::bail!(
+                    "an admin credential lasts at most a day; people sign in to the dashboard instead"
+                );
+            }
             let (token, claims) = cloud
                 .issue(store.as_deref(), days.map(|d| u64::from(d) * 86_400_000))
                 .await?;

@@ -24,7 +24,7 @@ use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -53,13 +53,33 @@ fn credential(cloud: &Cloud, headers: &HeaderMap, role: Role) -> Result<Claims, 
     if claims.role != role {
         return Err(AuthError::Forbidden.into());
     }
+    // Admin credentials are short-lived: one issued for longer than a day (as older builds
+    // allowed, up to 400 days) is refused.
+    if claims.role == Role::Admin
+        && claims
+            .exp
+            .saturating_mul(1000)
+            .saturating_sub(claims.iat_ms)
+            > ADMIN_CREDENTIAL_MS_MAX
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "credential_too_long",
+            "admin credentials last at most a day: sign in again or issue a new one",
+        ));
+    }
     Ok(claims)
 }
+
+/// Longest an admin credential may be valid (a day, and a minute of rounding).
+pub const ADMIN_CREDENTIAL_MS_MAX: u64 = 86_400_000 + 60_000;
 
 /// The router.
 pub fn router(cloud: Arc<Cloud>) -> Router {
     Router::new()
         .route("/", get(dashboard))
+        .route("/dashboard.js", get(dashboard_js))
+        .route("/dashboard.css", get(dashboard_css))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -137,8 +157,40 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("../dashboard.html"))
+/// The dashboard's policy: its own files and its own API only; no inline script or style,
+/// no framing, no plugins.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn dashboard_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn dashboard() -> Response {
+    dashboard_file(
+        "text/html; charset=utf-8",
+        include_str!("../dashboard.html"),
+    )
+}
+
+async fn dashboard_js() -> Response {
+    dashboard_file(
+        "text/javascript; charset=utf-8",
+        include_str!("../dashboard.js"),
+    )
+}
+
+async fn dashboard_css() -> Response {
+    dashboard_file("text/css; charset=utf-8", include_str!("../dashboard.css"))
 }
 
 #[utoipa::path(get, path = "/health", responses((status = 200, description = "database reachable"), (status = 503, body = ErrorBody)))]
