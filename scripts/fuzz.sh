@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer, nightly) of what peers, HQ and clients send:
+# every target in fuzz/ for SECONDS each (default 600), starting from the committed seed
+# corpora in fuzz/corpus/. A crash stops with its input under fuzz/artifacts/<target>/.
+#
+#     scripts/fuzz.sh            # long run: 10 minutes per target
+#     scripts/fuzz.sh 20         # the CI smoke: 20 seconds per target
+#
+# Needs: rustup's nightly toolchain and `cargo install cargo-fuzz --locked`.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+secs="${1:-600}"
+targets=(mesh_frame base_decode cloud_batch)
+cargo +nightly fuzz build
+for t in "${targets[@]}"; do
+  work="$(mktemp -d)"
+  cp -r "corpus/$t/." "$work/"
+  echo "--- fuzz $t for ${secs}s"
+  # -rss_limit_mb bounds memory: a decoder that allocates what a length prefix claims
+  # fails here.
+  status=0
+  cargo +nightly fuzz run "$t" "$work" -- -max_total_time="$secs" -rss_limit_mb=1024 \
+    -max_len=65536 -print_final_stats=1 > "$work.log" 2>&1 || status=$?
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb|ERROR|panicked|SUMMARY" "$work.log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -40 "$work.log" >&2
+    echo "fuzz: $t failed (input in fuzz/artifacts/$t/)" >&2
+    exit 1
+  fi
+  rm -rf "$work" "$work.log"
+done
+echo "fuzz: every target ran clean"
