@@ -175,6 +175,8 @@ function renderTxn() {
   $("pay-cash").disabled = empty || (!!t && !live);
   $("pay-qr").disabled = empty || (!!t && !live);
   $("void").disabled = !live;
+  $("customer").disabled = !live || !!t.held_by;
+  $("customer").textContent = t?.customer_id ? `Customer ${t.customer_id}` : "Customer";
   $("hold").disabled = !live || empty || !!t.held_by;
 }
 
@@ -643,6 +645,35 @@ function askManager(title, text) {
   });
 }
 
+// ---------------------------------------------------------------- loyalty customer
+
+function openCustomer() {
+  $("customer-phone").value = "";
+  $("customer-rows").innerHTML = "";
+  $("customer-dlg").showModal();
+  $("customer-phone").focus();
+}
+
+async function findCustomer() {
+  await act($("customer-find"), async () => {
+    const rows = await api("GET", `/customers?phone=${encodeURIComponent($("customer-phone").value)}`);
+    $("customer-rows").innerHTML = rows.length ? rows.map((c) => `<button type="button" data-cust="${esc(c.id)}">
+        <span>${esc(c.name ?? c.id)} · ${esc(c.phone ?? "")}</span><strong>${c.points.toLocaleString("en-US")} points</strong></button>`).join("")
+      : `<p class="muted">No customer with that number. A manager can add one in the back office.</p>`;
+  });
+}
+
+async function pickCustomer(ev) {
+  const b = ev.target.closest("button[data-cust]");
+  if (!b || !isOpen(ui.txn)) return;
+  await act(b, async () => {
+    ui.txn = await api("POST", `/transactions/${ui.txn.txn_id}/customer`, { customer_id: b.dataset.cust });
+    $("customer-dlg").close();
+    renderTxn();
+    say(`Points go to customer ${b.dataset.cust}.`, "info");
+  });
+}
+
 // ---------------------------------------------------------------- hold and recall
 
 async function holdSale() {
@@ -771,7 +802,7 @@ async function chooseProposal(ev) {
  *  come from the on-screen keypad only. */
 const stray = { digits: "" };
 function wedge(ev) {
-  if ($("approval").open || $("confirm").open || $("held-list").open) return;
+  if (document.querySelector("dialog[open]")) return;
   if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
   const onSale = !$("sale-view").hidden;
   const payingOrDone = !$("cash-view").hidden || !$("qr-view").hidden || !$("receipt-view").hidden;
@@ -1125,6 +1156,10 @@ async function init() {
   $("receipt-void").addEventListener("click", () => voidSale($("receipt-void")));
   $("receipt-refund").addEventListener("click", () => refundSale($("receipt-refund")));
   $("find-toggle").addEventListener("click", toggleFinder);
+  $("customer").addEventListener("click", openCustomer);
+  $("customer-find").addEventListener("click", findCustomer);
+  $("customer-form").addEventListener("submit", (e) => { if (e.submitter?.value !== "cancel") { e.preventDefault(); findCustomer(); } });
+  $("customer-rows").addEventListener("click", pickCustomer);
   $("find-form").addEventListener("submit", findProducts);
   $("grid").addEventListener("click", pickFromGrid);
   $("office").addEventListener("click", openOffice);

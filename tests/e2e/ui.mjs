@@ -578,6 +578,13 @@ try {
     });
     check(await page.locator("#barcode").inputValue() === "", "a search never lands in the scan field");
     await shots3("find");
+    // A loyalty customer found by phone from the sale itself.
+    await page.locator("#customer").click();
+    await page.locator("#customer-phone").fill("555777");
+    await page.locator("#customer-find").click();
+    await page.locator("#customer-rows button[data-cust]").first().click();
+    await toast(/Points go to customer/);
+    check(/Customer C-/.test(await text("#customer")), `the sale names its customer: ${await text("#customer")}`);
     await page.locator("#void").click();
     await page.locator("#confirm-ok").click();
   } else if (phase === "dashboard") {
