@@ -1447,6 +1447,13 @@ async fn parallel_wrong_pins_are_verified_at_most_the_lock_limit_and_demo_pins_n
             .any(|(s, e)| *s == 429 && e == "too_many_attempts"),
         "{answers:?}"
     );
+    let metrics = till.client().get("/metrics").await.expect(200);
+    let text = metrics.as_str().unwrap_or("");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tillmesh_pin_throttled_total ") && !l.ends_with(" 0")),
+        "{text}"
+    );
     // Out of demo mode, the example's published PINs do not sign in.
     let dir = till.stop().await;
     let mut cfg = support::test_config(dir.path());

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub sales_value: Counter,
     /// Refused requests.
     pub refusals: Counter,
+    /// PIN checks turned away by the sign-in throttle (429).
+    pub pin_throttled: Counter,
     /// Camera frames recognised.
     pub vision_frames: Counter,
     /// Finalise latency (request to durable), seconds.
@@ -83,6 +85,7 @@ impl Default for Metrics {
             sales: Counter::default(),
             sales_value: Counter::default(),
             refusals: Counter::default(),
+            pin_throttled: Counter::default(),
             quarantined: Counter::default(),
             vision_frames: Counter::default(),
             sale_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -122,6 +125,11 @@ impl Default for Metrics {
             "quarantined_events",
             "A peer's events that failed validation: kept, relayed, never applied",
             m.quarantined.clone(),
+        );
+        registry.register(
+            "pin_throttled",
+            "PIN checks turned away by the sign-in throttle (too many wrong PINs, or too many at once)",
+            m.pin_throttled.clone(),
         );
         registry.register(
             "refusals",

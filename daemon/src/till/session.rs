@@ -50,6 +50,7 @@ impl Till {
             .into());
         }
         if let Some(ms) = self.throttle.wait_ms(asker, self.now()) {
+            self.metrics.pin_throttled.inc();
             let s = ms.div_ceil(1000);
             return Err(TillError::Throttled {
                 retry_after_s: s,
@@ -63,9 +64,12 @@ impl Till {
         .await
         .ok()
         .and_then(Result::ok)
-        .ok_or_else(|| TillError::Throttled {
-            retry_after_s: 1,
-            message: "the till is checking many PINs at once: try again in a moment".into(),
+        .ok_or_else(|| {
+            self.metrics.pin_throttled.inc();
+            TillError::Throttled {
+                retry_after_s: 1,
+                message: "the till is checking many PINs at once: try again in a moment".into(),
+            }
         })?;
         let Some(mut account) = account else {
             // Same answer as a wrong PIN after the same work, so ids show neither by the
