@@ -2,6 +2,8 @@
 //! upload batches and their acknowledgements, master-data changes, and the compact binary
 //! encoding of a batch (bincode 2 with explicit limits; JSON is the interoperable form).
 
+pub mod openapi;
+
 use serde::{Deserialize, Serialize};
 use tillmesh_pos::cashier::Account;
 use tillmesh_pos::catalog::Item;

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use tillmesh_cloud_proto::openapi::{BearerAuth, ErrorResponses};
 use tillmesh_pos::customer::CustomerPatch;
 use utoipa::OpenApi;
 
@@ -112,8 +113,53 @@ pub fn router(till: AppState) -> Router {
             post(enroll).layer(DefaultBodyLimit::max(IMAGE_BYTES_MAX)),
         )
         .fallback(|| async { ApiError::not_found("no_route", "no such endpoint; see /docs") })
+        .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(till)
+}
+
+/// Every error answer is `{"error", "message"}`: axum's own rejections (a query or path that
+/// does not parse, a method not allowed) come as plain text or empty, and are rewritten here.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "no_route",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "refused",
+    };
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if text.trim().is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    // Keep what axum said beside the body (Allow on a 405).
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 /// A JSON body whose rejection is a JSON 400 (or 413) naming the problem.
@@ -251,24 +297,32 @@ async fn quarantine(State(till): State<AppState>) -> ApiResult<Vec<tillmesh_stor
     Ok(Json(till.quarantine().await?))
 }
 
-struct BearerAuth;
+/// Every till operation's error statuses in the document.
+const TILL_ERROR_DOCS: ErrorResponses = ErrorResponses(TILL_ERRORS);
 
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
+/// The error statuses every till operation can answer (`daemon/src/error.rs`).
+const TILL_ERRORS: &[(&str, &str)] = &[
+    ("400", "Malformed request: body, query or path"),
+    (
+        "403",
+        "Not allowed for this role, or a manager's approval is needed",
+    ),
+    ("404", "What it names does not exist"),
+    ("409", "Conflicts with the state the till is in"),
+    ("413", "Body too large"),
+    ("415", "Body of a type this operation does not take"),
+    ("422", "Well-formed, but breaks a rule"),
+    ("423", "Account locked after wrong PINs"),
+    ("429", "Too many attempts: wait (Retry-After) and try again"),
+    ("503", "Busy or stopping: try again"),
+    ("507", "The till's disk is full: nothing was changed"),
+];
 
 /// The OpenAPI document.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "tillmesh till API", description = "Checkout, payments, inventory, customers and reports of one till."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &TILL_ERROR_DOCS),
     paths(
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund,

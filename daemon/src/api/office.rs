@@ -5,6 +5,7 @@ use super::*;
 
 /// Report date.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DateQuery {
     /// Local date `YYYY-MM-DD` (default today).
     pub date: Option<String>,
@@ -32,6 +33,7 @@ pub(super) async fn cashier_report(
 
 /// Inventory snapshot options.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InventoryQuery {
     /// Only SKUs at or below their low-stock threshold.
     #[serde(default)]
@@ -258,6 +260,7 @@ pub(super) async fn close_shift(
 
 /// History query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Local date `YYYY-MM-DD` (default today).
     pub date: Option<String>,
@@ -277,6 +280,7 @@ pub(super) async fn history(
 
 /// Product search.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Part of a product's name, SKU or barcode.
     pub q: String,
@@ -300,6 +304,7 @@ pub(super) async fn favourites(State(till): State<AppState>, _auth: Auth) -> Jso
 
 /// Customer lookup.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PhoneQuery {
     /// Phone number or at least 4 of its digits.
     pub phone: String,

@@ -5,6 +5,7 @@ use super::*;
 
 /// Catalog query: by barcode or by SKU.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LookupQuery {
     /// Barcode (EAN-13, UPC-A or EAN-8).
     pub barcode: Option<String>,
@@ -309,6 +310,7 @@ pub(super) async fn cancel_payment(
 
 /// Receipt options.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReceiptQuery {
     /// `json` (default) or `text`.
     pub format: Option<String>,

@@ -25,6 +25,7 @@ pub(super) fn image_body(
 
 /// `?k=`: how many proposals.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RecognizeQuery {
     /// Proposals answered (1 to 20; the till's `vision.top_k` by default).
     k: Option<usize>,

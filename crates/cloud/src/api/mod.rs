@@ -29,6 +29,7 @@ use axum::routing::{get, post, put};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tillmesh_cloud_proto::openapi::{BearerAuth, ErrorResponses};
 use tillmesh_cloud_proto::{
     BATCH_BYTES_MAX, BATCH_EVENTS_MAX, BINARY_CONTENT_TYPE, Batch, IngestAck, MASTER_CHANGES_MAX,
     MasterBody, MasterChanges, MasterKind, decode_batch,
@@ -128,6 +129,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         report_inventory,
         report_fleet
     ),
+    modifiers(&BearerAuth, &CLOUD_ERROR_DOCS),
     components(schemas(
         ErrorBody,
         IngestAck,
@@ -152,6 +154,24 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
     ))
 )]
 struct ApiDoc;
+
+/// Every cloud operation's error statuses in the document.
+const CLOUD_ERROR_DOCS: ErrorResponses = ErrorResponses(CLOUD_ERRORS);
+
+/// The error statuses every cloud operation can answer.
+const CLOUD_ERRORS: &[(&str, &str)] = &[
+    ("400", "Malformed request: body, query or path"),
+    ("403", "This credential does not allow that"),
+    ("404", "What it names does not exist"),
+    (
+        "409",
+        "Conflicts with the store's state (a deposed leader's term)",
+    ),
+    ("413", "Body too large"),
+    ("415", "Body of a type this operation does not take"),
+    ("422", "Well-formed, but breaks a rule"),
+    ("503", "The database is unavailable: try again"),
+];
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

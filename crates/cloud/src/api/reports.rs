@@ -5,6 +5,7 @@ use super::*;
 
 /// Range of a report.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// One store; all stores when absent.
@@ -21,6 +22,7 @@ pub struct RangeQuery {
     pub group: Option<String>,
     /// Rows of a top list (default 10, at most 1000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -56,6 +58,9 @@ pub(super) struct Range {
 }
 
 pub(super) fn range(q: &RangeQuery) -> Result<Range, ApiError> {
+    if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(bad("bad_limit", "limit must be 1 to 1000"));
+    }
     let to = match &q.to {
         Some(s) => parse_date(s)?,
         None => (now_ms() / 86_400_000) as i64,
@@ -350,6 +355,7 @@ pub(super) const CATALOG_READ_MAX: usize = 200_000;
 
 /// Which store.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StoreQuery {
     /// Store id.

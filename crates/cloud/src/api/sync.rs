@@ -215,6 +215,7 @@ pub(super) async fn upload_inner(
 
 /// `since` and `limit` of a master-data pull.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SinceQuery {
     /// Version the caller has (0 for everything).
@@ -222,6 +223,7 @@ pub struct SinceQuery {
     pub since: u64,
     /// Most changes to return (at most 2000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 2000)]
     pub limit: Option<usize>,
     /// Admin only: one store's view.
     #[serde(default)]
