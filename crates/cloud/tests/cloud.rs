@@ -880,6 +880,18 @@ async fn health_metrics_and_openapi_answer() {
         !page.contains("<script>") && !page.contains("<style>"),
         "no inline script or style"
     );
+    // Unknown routes and methods answer JSON too.
+    let (s, e) = env.get("", "/api/v1/nothing-here").await;
+    assert_eq!((s, e["error"].as_str()), (404, Some("no_route")), "{e}");
+    let r = env
+        .http
+        .delete(format!("{}/api/v1/reports/fleet", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "method_not_allowed");
     let (_, doc) = env.get("", "/openapi.json").await;
     assert!(doc["paths"]["/api/v1/sync/upload"]["post"].is_object());
     let mut shop = Shop::new("S001", &[1]);

@@ -101,6 +101,20 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/reports/top-skus", get(report_top))
         .route("/api/v1/reports/inventory", get(report_inventory))
         .route("/api/v1/reports/fleet", get(report_fleet))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "no such endpoint; see /openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see /openapi.json",
+            )
+        })
         .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_MAX))
         .with_state(cloud)
 }
