@@ -159,6 +159,7 @@ mod tests {
                 .collect(),
             store_token_days: 90,
             admins: vec![],
+            admin_valid_after_ms: 0,
         }
     }
     const A: &str = "0123456789abcdef0123456789abcdef-a";

@@ -69,6 +69,10 @@ pub struct AuthConfig {
     /// People who sign in to the dashboard (an admin credential for 8 hours).
     #[serde(default)]
     pub admins: Vec<AdminAccount>,
+    /// Admin credentials issued before this instant (ms since the epoch, `date +%s%3N`) are
+    /// refused: set it to now and restart to revoke every admin credential out there.
+    #[serde(default)]
+    pub admin_valid_after_ms: u64,
 }
 
 /// A dashboard sign-in.

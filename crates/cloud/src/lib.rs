@@ -86,6 +86,8 @@ pub struct Cloud {
     pub store_token_ms: u64,
     /// Dashboard sign-ins: user -> argon2id hash.
     pub admins: std::collections::BTreeMap<String, String>,
+    /// Admin credentials issued before this (ms) are refused.
+    pub admin_valid_after_ms: u64,
     project_now: Notify,
     /// One catch-up at a time in this instance (the projector task and report requests).
     projecting: tokio::sync::Mutex<()>,
@@ -99,6 +101,7 @@ impl Cloud {
             keys: Keyring::new(&cfg.auth)?,
             metrics: metrics::Metrics::default(),
             store_token_ms: u64::from(cfg.auth.store_token_days) * 86_400_000,
+            admin_valid_after_ms: cfg.auth.admin_valid_after_ms,
             admins: cfg
                 .auth
                 .admins

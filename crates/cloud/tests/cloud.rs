@@ -308,6 +308,7 @@ async fn credentials_and_stores_are_checked(b: Backend) {
         }],
         store_token_days: 1,
         admins: vec![],
+        admin_valid_after_ms: 0,
     })
     .unwrap()
     .issue("S001", Role::Store, now_ms(), 3_600_000)
@@ -1066,4 +1067,48 @@ async fn admins_sign_in_with_a_password_for_an_admin_credential() {
     // It is an admin credential for hours, not a store's.
     let left = ok["expires"].as_u64().unwrap() as i64 - (tillmesh_cloud::now_ms() / 1000) as i64;
     assert!((7 * 3600..=8 * 3600).contains(&left), "{left}");
+}
+
+/// Revoking admin credentials (issue 19): with `auth.admin_valid_after_ms` set, an admin
+/// credential issued before it is refused (401 `credential_revoked`); one issued after it
+/// (a fresh sign-in) works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_credentials_issued_before_the_cut_off_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::config(tillmesh_cloud::config::DatabaseConfig::Sqlite {
+        path: dir.path().join("cloud.db"),
+    });
+    let now = tillmesh_cloud::now_ms();
+    cfg.auth.admin_valid_after_ms = now;
+    let handle = tillmesh_cloud::start(cfg).await.unwrap();
+    let base = format!("http://{}", handle.addr);
+    let http = reqwest::Client::new();
+    let fleet = |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let r = http
+                .get(format!("{base}/api/v1/reports/fleet"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (old, _) = handle
+        .cloud
+        .keys
+        .issue("hq", Role::Admin, now - 60_000, 3_600_000);
+    let (s, e) = fleet(old).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (401, Some("credential_revoked")),
+        "{e}"
+    );
+    let (fresh, _) = handle
+        .cloud
+        .keys
+        .issue("hq", Role::Admin, now + 1, 3_600_000);
+    assert_eq!(fleet(fresh).await.0, 200);
 }

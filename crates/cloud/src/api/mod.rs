@@ -54,6 +54,13 @@ fn credential(cloud: &Cloud, headers: &HeaderMap, role: Role) -> Result<Claims, 
     if claims.role != role {
         return Err(AuthError::Forbidden.into());
     }
+    if claims.role == Role::Admin && claims.iat_ms < cloud.admin_valid_after_ms {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "credential_revoked",
+            "admin credentials issued before the configured cut-off are revoked: sign in again",
+        ));
+    }
     // Admin credentials are short-lived: one issued for longer than a day (as older builds
     // allowed, up to 400 days) is refused.
     if claims.role == Role::Admin

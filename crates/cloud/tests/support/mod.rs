@@ -48,6 +48,7 @@ pub fn config(database: DatabaseConfig) -> CloudConfig {
                 user: "ops".into(),
                 password_hash: admin_hash().into(),
             }],
+            admin_valid_after_ms: 0,
         },
         tls: None,
         stores: vec![
