@@ -197,6 +197,24 @@ pub(super) async fn open_shift(
     Ok(Json(till.open_shift(&auth.session, req.float).await?))
 }
 
+async fn movement(
+    till: &AppState,
+    auth: &Auth,
+    kind: tillmesh_pos::cash::MovementKind,
+    req: CashMovementRequest,
+) -> ApiResult<DrawerView> {
+    Ok(Json(
+        till.cash_movement(
+            &auth.session,
+            kind,
+            req.amount,
+            &req.reason,
+            req.approval.as_ref(),
+        )
+        .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/api/v1/cash/pay-in", request_body = CashMovementRequest,
     responses((status = 200, body = DrawerView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn pay_in(
@@ -204,16 +222,7 @@ pub(super) async fn pay_in(
     auth: Auth,
     Body(req): Body<CashMovementRequest>,
 ) -> ApiResult<DrawerView> {
-    Ok(Json(
-        till.cash_movement(
-            &auth.session,
-            tillmesh_pos::cash::MovementKind::PayIn,
-            req.amount,
-            &req.reason,
-            req.approval.as_ref(),
-        )
-        .await?,
-    ))
+    movement(&till, &auth, tillmesh_pos::cash::MovementKind::PayIn, req).await
 }
 
 #[utoipa::path(post, path = "/api/v1/cash/pay-out", request_body = CashMovementRequest,
@@ -223,16 +232,7 @@ pub(super) async fn pay_out(
     auth: Auth,
     Body(req): Body<CashMovementRequest>,
 ) -> ApiResult<DrawerView> {
-    Ok(Json(
-        till.cash_movement(
-            &auth.session,
-            tillmesh_pos::cash::MovementKind::PayOut,
-            req.amount,
-            &req.reason,
-            req.approval.as_ref(),
-        )
-        .await?,
-    ))
+    movement(&till, &auth, tillmesh_pos::cash::MovementKind::PayOut, req).await
 }
 
 #[utoipa::path(post, path = "/api/v1/cash/no-sale", request_body = NoSaleRequest,

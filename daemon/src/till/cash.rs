@@ -49,24 +49,14 @@ fn no_shift() -> TillError {
 }
 
 impl Till {
-    /// This till's sales paid since `from_ms`, for the drawer's figures.
+    /// The store's sales paid since `from_ms` (the shift keeps this till's own).
     async fn drawer_sales(&self, from_ms: u64) -> Result<Vec<(Sale, Status)>, TillError> {
-        let store = self.store.clone();
-        let to = self.now().saturating_add(1);
-        Ok(self
-            .off_executor(move || store.read(|r| r.sales_between(from_ms, to, REPORT_SALES_MAX)))
-            .await??)
+        self.sales_between(from_ms, self.now().saturating_add(1))
+            .await
     }
 
     fn summary_of(shift: &Shift, sales: &[(Sale, Status)], until_ms: u64) -> Summary {
-        let rs: Vec<ReportedSale<'_>> = sales
-            .iter()
-            .map(|(sale, status)| ReportedSale {
-                sale,
-                status: *status,
-            })
-            .collect();
-        shift.summary(&rs, until_ms)
+        shift.summary(&super::reports::reported(sales), until_ms)
     }
 
     /// The drawer now.

@@ -25,24 +25,26 @@ impl Till {
         let (from, to) = local_day_range(&date, off).ok_or_else(|| {
             TillError::bad_request("bad_date", format!("date {date:?} is not YYYY-MM-DD"))
         })?;
+        Ok((from, to, self.sales_between(from, to).await?))
+    }
+
+    /// The store's sales paid in `[from_ms, to_ms)`, read off the async workers.
+    pub(super) async fn sales_between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(Sale, Status)>, TillError> {
         let store = self.store.clone();
-        let sales = self
-            .off_executor(move || store.read(|r| r.sales_between(from, to, REPORT_SALES_MAX)))
-            .await??;
-        Ok((from, to, sales))
+        Ok(self
+            .off_executor(move || store.read(|r| r.sales_between(from_ms, to_ms, REPORT_SALES_MAX)))
+            .await??)
     }
 
     /// End-of-day report for a local date (default today): the store's sales, and this
     /// till's drawer shifts closed that day with expected against counted cash.
     pub async fn end_of_day(&self, date: Option<&str>) -> Result<DayReport, TillError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
-        let rs: Vec<ReportedSale<'_>> = sales
-            .iter()
-            .map(|(sale, status)| ReportedSale {
-                sale,
-                status: *status,
-            })
-            .collect();
+        let rs = reported(&sales);
         Ok(DayReport {
             totals: report::end_of_day(&rs, from, to),
             shifts: self.closed_shifts(from, to).await?,
@@ -55,13 +57,7 @@ impl Till {
         date: Option<&str>,
     ) -> Result<Vec<CashierPerformance>, TillError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
-        let rs: Vec<ReportedSale<'_>> = sales
-            .iter()
-            .map(|(sale, status)| ReportedSale {
-                sale,
-                status: *status,
-            })
-            .collect();
+        let rs = reported(&sales);
         Ok(report::cashier_performance(&rs, from, to))
     }
 
@@ -81,4 +77,15 @@ impl Till {
             .filter(|l| !low_only || l.low)
             .collect()
     }
+}
+
+/// Sales with their statuses, as the report functions take them.
+pub(super) fn reported(sales: &[(Sale, Status)]) -> Vec<ReportedSale<'_>> {
+    sales
+        .iter()
+        .map(|(sale, status)| ReportedSale {
+            sale,
+            status: *status,
+        })
+        .collect()
 }
