@@ -308,6 +308,21 @@ async fn raw_connect(
 }
 
 /// Sends raw bytes on a new stream and reads until the peer closes; returns what came back.
+/// Polls `f` until it answers something, for at most `within`.
+async fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not seen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> Result<Vec<u8>, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     send.write_all(bytes).await.map_err(|e| e.to_string())?;
@@ -358,7 +373,8 @@ async fn foreign_or_missing_certificates_are_refused() {
         .with_no_client_auth();
     anon.alpn_protocols = vec![wire::ALPN.to_vec()];
     let hello = wire::encode(&Frame::Hello {
-        version: wire::PROTOCOL_VERSION,
+        min_version: wire::PROTOCOL_MIN,
+        max_version: wire::PROTOCOL_VERSION,
         store_id: "S001".into(),
         terminal: 5,
         vv: Default::default(),
@@ -386,7 +402,8 @@ async fn bad_frames_disconnect_and_replays_change_nothing() {
     let before = tills[0].till().state();
     let hello = |terminal, version| {
         wire::encode(&Frame::Hello {
-            version,
+            min_version: version,
+            max_version: version,
             store_id: "S001".into(),
             terminal,
             vv: Default::default(),
@@ -412,16 +429,36 @@ async fn bad_frames_disconnect_and_replays_change_nothing() {
         conn.close_reason().is_some(),
         "malformed frame did not end the connection"
     );
-    // Wrong version.
+    // A protocol version the till does not speak: it answers its own range (so the peer can
+    // tell the cashier which till to upgrade), names the reason in its status, and closes.
     let conn = raw_connect(id.client_config().unwrap(), target)
         .await
         .unwrap();
-    let _ = exchange(&conn, &hello(7, 99)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        conn.close_reason().is_some(),
-        "wrong version did not end the connection"
-    );
+    let reply = exchange(&conn, &hello(7, 99)).await.unwrap_or_default();
+    assert!(reply.len() > 4, "no Hello came back to a too-new peer");
+    match wire::decode(&reply[4..]) {
+        Ok(Frame::Hello {
+            min_version,
+            max_version,
+            ..
+        }) => assert_eq!(
+            (min_version, max_version),
+            (wire::PROTOCOL_MIN, wire::PROTOCOL_VERSION)
+        ),
+        other => panic!("expected the till's Hello, got {other:?}"),
+    }
+    conn.close(0u32.into(), b"too new");
+    let reason = wait_for(Duration::from_secs(10), || {
+        tills[0]
+            .mesh()
+            .peers()
+            .into_iter()
+            .find(|p| p.terminal == 7)
+            .and_then(|p| p.last_error)
+            .filter(|e| e.contains("too new for this till"))
+    })
+    .await;
+    assert!(reason.contains("versions 99 to 99"), "{reason}");
     // Claiming another terminal than the certificate names.
     let conn = raw_connect(id.client_config().unwrap(), target)
         .await
@@ -641,7 +678,8 @@ async fn crafted_events_from_an_enrolled_peer_are_quarantined_on_every_till() {
         .await
         .unwrap();
     let mut bytes = wire::encode(&Frame::Hello {
-        version: wire::PROTOCOL_VERSION,
+        min_version: wire::PROTOCOL_MIN,
+        max_version: wire::PROTOCOL_VERSION,
         store_id: "S001".into(),
         terminal: 7,
         vv: Default::default(),
@@ -705,7 +743,8 @@ async fn a_peer_cannot_hold_more_than_its_share_of_connections() {
     let (ca, cert, key) = pki.enroll(7);
     let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
     let hello = wire::encode(&Frame::Hello {
-        version: wire::PROTOCOL_VERSION,
+        min_version: wire::PROTOCOL_MIN,
+        max_version: wire::PROTOCOL_VERSION,
         store_id: "S001".into(),
         terminal: 7,
         vv: Default::default(),
@@ -833,7 +872,8 @@ async fn a_raft_request_in_another_nodes_name_is_refused() {
     let (mut hello_send, mut hello_recv) = conn.open_bi().await.unwrap();
     hello_send
         .write_all(&wire::encode(&Frame::Hello {
-            version: wire::PROTOCOL_VERSION,
+            min_version: wire::PROTOCOL_MIN,
+            max_version: wire::PROTOCOL_VERSION,
             store_id: "S001".into(),
             terminal: 7,
             vv: Default::default(),

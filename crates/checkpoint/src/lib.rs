@@ -3,6 +3,8 @@
 //! PASSIVE checkpoints never block a writer; past [`WAL_BYTES_MAX`] a RESTART waits for the
 //! writer so the WAL cannot grow without bound under constant load. Stops when dropped.
 
+pub mod migrate;
+
 use crossbeam_channel::{Sender, bounded};
 use std::path::{Path, PathBuf};
 

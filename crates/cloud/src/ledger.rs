@@ -84,8 +84,8 @@ pub struct Row {
     pub origin: u64,
     /// Per-origin sequence number.
     pub seq: u64,
-    /// Event type name.
-    pub kind: &'static str,
+    /// Event type name (kept as the till named it, a kind this cloud does not know too).
+    pub kind: String,
     /// HLC wall time of the event.
     pub hlc_ms: u64,
     /// The event body in the tills' binary encoding.

@@ -57,9 +57,10 @@ pub fn check_store_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes a stored event body.
-pub fn decode_body(bytes: &[u8]) -> Result<EventBody, LedgerError> {
-    tillmesh_pos::codec::decode(bytes)
+/// Decodes a stored event body of kind `kind` (a kind this cloud does not know is kept as
+/// `EventBody::Unknown`).
+pub fn decode_body(kind: &str, bytes: &[u8]) -> Result<EventBody, LedgerError> {
+    tillmesh_pos::codec::decode(kind, bytes)
         .map_err(|e| LedgerError::Db(format!("a stored event does not decode: {e}")))
 }
 

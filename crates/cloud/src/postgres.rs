@@ -307,7 +307,7 @@ impl Ledger for PgLedger {
         if n > 0 {
             let origins: Vec<i64> = req.rows.iter().map(|r| r.origin as i64).collect();
             let seqs: Vec<i64> = req.rows.iter().map(|r| r.seq as i64).collect();
-            let kinds: Vec<&str> = req.rows.iter().map(|r| r.kind).collect();
+            let kinds: Vec<&str> = req.rows.iter().map(|r| r.kind.as_str()).collect();
             let hlcs: Vec<i64> = req.rows.iter().map(|r| r.hlc_ms as i64).collect();
             let bodies: Vec<&[u8]> = req.rows.iter().map(|r| r.body.as_slice()).collect();
             accepted = tx
@@ -404,13 +404,13 @@ impl Ledger for PgLedger {
             .iter()
             .map(|r| ((r.get(0), u(r.get(1))), u(r.get(2))))
             .collect();
-        let steps = crate::project::plan(origins, &projected, limit);
+        let mut steps = crate::project::plan(origins, &projected, limit);
         if steps.is_empty() {
             return Ok(0);
         }
         let mut by_store: BTreeMap<String, Facts> = BTreeMap::new();
         let mut done = 0;
-        for st in &steps {
+        for st in &mut steps {
             let facts = by_store.entry(st.store.clone()).or_default();
             let rows = tx
                 .query(
@@ -424,8 +424,11 @@ impl Ledger for PgLedger {
                 )
                 .await?;
             for r in &rows {
-                let body = crate::decode_body(r.get::<_, &[u8]>(1))?;
-                facts.add(st.origin, u(r.get(0)), &body, st.utc_offset_minutes);
+                let body = crate::decode_body(r.get(1), r.get::<_, &[u8]>(2))?;
+                if !facts.add(st.origin, u(r.get(0)), &body, st.utc_offset_minutes) {
+                    st.to = u(r.get(0)).saturating_sub(1);
+                    break;
+                }
                 done += 1;
             }
         }

@@ -196,8 +196,16 @@ impl Facts {
         m.into_values().collect()
     }
 
-    /// Adds the facts of one event.
-    pub fn add(&mut self, origin: u64, seq: u64, body: &EventBody, utc_offset_minutes: i32) {
+    /// Adds the facts of one event. Answers false, adding nothing, for a kind this cloud does
+    /// not know: the origin's projection stops before it (facts are folded in sequence
+    /// order) until a cloud that knows the kind projects it; the ledger keeps it meanwhile.
+    pub fn add(
+        &mut self,
+        origin: u64,
+        seq: u64,
+        body: &EventBody,
+        utc_offset_minutes: i32,
+    ) -> bool {
         let statuses = |facts: &mut Facts, map: &tillmesh_crdt::LwwMap<String, _>| {
             for (txn, st) in map.iter() {
                 if let Some(h) = map.stamp(txn) {
@@ -279,7 +287,9 @@ impl Facts {
             | EventBody::CustomerUpdated { .. }
             | EventBody::PointsChanged { .. }
             | EventBody::VisionEnrolled { .. } => {}
+            EventBody::Unknown { .. } => return false,
         }
+        true
     }
 }
 

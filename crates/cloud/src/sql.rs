@@ -39,7 +39,7 @@ pub const ORIGINS_TO_PROJECT: &str = "SELECT o.store, o.origin, o.contiguous, s.
 pub const PROJECTED: &str = "SELECT store, origin, seq FROM projected";
 
 /// Events of one origin in a seq range.
-pub const EVENTS_RANGE: &str = "SELECT seq, body FROM events \
+pub const EVENTS_RANGE: &str = "SELECT seq, kind, body FROM events \
      WHERE store = $1 AND origin = $2 AND seq > $3 AND seq <= $4 ORDER BY seq";
 
 /// Advance an origin's projection cursor (never backwards).

@@ -4,10 +4,10 @@
 //! to be itself or a peer already served). mDNS does not notice a vanished peer (record TTLs
 //! are long); the mesh's QUIC keep-alives do.
 
-use crate::wire::PROTOCOL_VERSION;
+use crate::wire::{PROTOCOL_MIN, PROTOCOL_VERSION};
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use std::net::{IpAddr, SocketAddr};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 /// The DNS-SD service type.
 pub const SERVICE_TYPE: &str = "_tillmesh._udp.local.";
@@ -74,7 +74,10 @@ impl Discovery {
         let props = [
             ("store", store_id.to_string()),
             ("terminal", terminal.to_string()),
+            // The protocol versions spoken; a peer outside them is still dialed, so the
+            // Hello exchange can tell both tills which one to upgrade.
             ("proto", PROTOCOL_VERSION.to_string()),
+            ("proto_min", PROTOCOL_MIN.to_string()),
             ("port", port.to_string()),
         ];
         let host = format!("{instance}.local.");
@@ -98,14 +101,12 @@ impl Discovery {
             .name("mdns-browse".into())
             .spawn(move || {
                 while let Ok(ev) = rx.recv() {
-                    let ServiceEvent::ServiceResolved(svc) = ev else { continue };
+                    let ServiceEvent::ServiceResolved(svc) = ev else {
+                        continue;
+                    };
                     let txt = |k: &str| svc.get_property_val_str(k).map(str::to_string);
                     if txt("store").as_deref() != Some(store.as_str()) {
                         debug!(name = %svc.fullname, "ignoring another store's till");
-                        continue;
-                    }
-                    if txt("proto").and_then(|p| p.parse::<u16>().ok()) != Some(PROTOCOL_VERSION) {
-                        warn!(name = %svc.fullname, "ignoring a till speaking another protocol version");
                         continue;
                     }
                     let own = txt("terminal").and_then(|t| t.parse::<u64>().ok()) == Some(terminal);

@@ -22,6 +22,9 @@ pub enum ProtocolError {
         /// What the certificate says.
         cert: u64,
     },
+    /// The two ends speak no protocol version in common.
+    #[error("{0}")]
+    Version(String),
     /// Another frame came where a `Hello` must.
     #[error("expected Hello, got {0}")]
     NotHello(&'static str),
@@ -48,26 +51,55 @@ pub enum ProtocolError {
 /// Our `Hello`.
 pub fn hello(store_id: &str, terminal: u64, vv: VersionVector) -> Frame {
     Frame::Hello {
-        version: wire::PROTOCOL_VERSION,
+        min_version: wire::PROTOCOL_MIN,
+        max_version: wire::PROTOCOL_VERSION,
         store_id: store_id.to_string(),
         terminal,
         vv,
     }
 }
 
+/// The protocol version two tills talk at: the highest both speak. When their ranges do
+/// not meet, the error says which end is too old, so each side's status names the fix.
+pub fn negotiate(ours: (u16, u16), theirs: (u16, u16)) -> Result<u16, ProtocolError> {
+    let (lo, hi) = (ours.0.max(theirs.0), ours.1.min(theirs.1));
+    if lo <= hi {
+        return Ok(hi);
+    }
+    let side = if theirs.1 < ours.0 {
+        "the peer is too old for this till: upgrade the peer"
+    } else {
+        "the peer is too new for this till: upgrade this till"
+    };
+    Err(ProtocolError::Version(format!(
+        "peer speaks protocol versions {} to {}, this till {} to {}: {side}",
+        theirs.0, theirs.1, ours.0, ours.1
+    )))
+}
+
+/// What a peer's `Hello` establishes: what it holds and the protocol version to talk at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Greeting {
+    /// What the peer holds.
+    pub vv: VersionVector,
+    /// The protocol version both speak.
+    pub version: u16,
+}
+
 /// Checks a peer's first frame: a `Hello` of our store (by its DNS label, as certificates
-/// name it) from the terminal its certificate names. Answers what the peer holds.
+/// name it) from the terminal its certificate names, speaking a protocol version we speak.
 pub fn check_hello(
     our_store: &str,
     frame: Frame,
     cert_terminal: u64,
-) -> Result<VersionVector, ProtocolError> {
+) -> Result<Greeting, ProtocolError> {
     match frame {
         Frame::Hello {
+            min_version,
+            max_version,
             store_id,
             terminal,
             vv,
-            ..
         } => {
             if store_label(&store_id) != store_label(our_store) {
                 return Err(ProtocolError::WrongStore(store_id));
@@ -78,7 +110,11 @@ pub fn check_hello(
                     cert: cert_terminal,
                 });
             }
-            Ok(vv)
+            let version = negotiate(
+                (wire::PROTOCOL_MIN, wire::PROTOCOL_VERSION),
+                (min_version, max_version),
+            )?;
+            Ok(Greeting { vv, version })
         }
         other => Err(ProtocolError::NotHello(frame_name(&other))),
     }
@@ -208,7 +244,10 @@ mod tests {
         let theirs = vv(&[(1, 4)]);
         assert_eq!(
             check_hello("S001", hello("S001", 3, theirs.clone()), 3),
-            Ok(theirs.clone())
+            Ok(Greeting {
+                vv: theirs.clone(),
+                version: wire::PROTOCOL_VERSION
+            })
         );
         assert_eq!(
             check_hello("S001", hello("S002", 3, theirs.clone()), 3),
@@ -222,6 +261,28 @@ mod tests {
             check_hello("S001", Frame::Probe, 3),
             Err(ProtocolError::NotHello("Probe"))
         );
+    }
+
+    #[test]
+    fn tills_talk_at_the_highest_version_both_speak_and_say_which_end_is_too_old() {
+        assert_eq!(negotiate((1, 3), (2, 5)), Ok(3));
+        assert_eq!(negotiate((2, 5), (1, 3)), Ok(3));
+        assert_eq!(negotiate((1, 1), (1, 1)), Ok(1));
+        let too_new = negotiate((1, 2), (3, 4)).unwrap_err().to_string();
+        assert!(too_new.contains("upgrade this till"), "{too_new}");
+        let too_old = negotiate((3, 4), (1, 2)).unwrap_err().to_string();
+        assert!(too_old.contains("upgrade the peer"), "{too_old}");
+        let frame = Frame::Hello {
+            min_version: wire::PROTOCOL_VERSION + 1,
+            max_version: wire::PROTOCOL_VERSION + 2,
+            store_id: "S001".into(),
+            terminal: 3,
+            vv: VersionVector::new(),
+        };
+        assert!(matches!(
+            check_hello("S001", frame, 3),
+            Err(ProtocolError::Version(_))
+        ));
     }
 
     #[test]

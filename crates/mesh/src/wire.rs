@@ -8,7 +8,11 @@ use tillmesh_pos::event::Event;
 
 /// ALPN protocol id; a peer speaking another protocol fails the TLS handshake.
 pub const ALPN: &[u8] = b"tillmesh/1";
-/// Protocol version carried in `Hello`; a mismatch ends the connection.
+/// The oldest protocol version this till speaks. Both ends send their range in `Hello` and
+/// talk at the highest version both speak; ranges that do not meet end the connection with
+/// the reason on both sides (see ARCHITECTURE.md "Compatibility").
+pub const PROTOCOL_MIN: u16 = 1;
+/// The newest protocol version this till speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Largest frame accepted, in bytes (the length prefix is checked before allocating).
 pub const FRAME_BYTES_MAX: usize = 4 << 20;
@@ -22,10 +26,13 @@ pub const BASE_CHUNKS_MAX: u32 = 64;
 /// One frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Frame {
-    /// First frame each way: who I am and what I hold.
+    /// First frame each way: who I am, which protocol versions I speak and what I hold.
+    /// Frozen: every version decodes it, so a till can tell a peer it is too old or too new.
     Hello {
-        /// Protocol version.
-        version: u16,
+        /// Oldest protocol version the sender speaks.
+        min_version: u16,
+        /// Newest protocol version the sender speaks.
+        max_version: u16,
         /// Store id (must match ours and the certificate's).
         store_id: String,
         /// Terminal id (must match the certificate's).
@@ -69,9 +76,6 @@ pub enum WireError {
     /// A batch with too many events.
     #[error("batch of {0} events exceeds the {BATCH_EVENTS_MAX}-event limit")]
     BatchTooLarge(usize),
-    /// Peer speaks another protocol version.
-    #[error("peer speaks protocol version {0}, this till speaks {PROTOCOL_VERSION}")]
-    WrongVersion(u16),
 }
 
 fn config() -> impl bincode::config::Config {
@@ -111,9 +115,13 @@ pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
         Frame::Events(evs) if evs.len() > BATCH_EVENTS_MAX => {
             Err(WireError::BatchTooLarge(evs.len()))
         }
-        Frame::Hello { version, .. } if *version != PROTOCOL_VERSION => {
-            Err(WireError::WrongVersion(*version))
-        }
+        Frame::Hello {
+            min_version,
+            max_version,
+            ..
+        } if min_version > max_version || *min_version == 0 => Err(WireError::Malformed(format!(
+            "Hello with protocol versions {min_version} to {max_version}"
+        ))),
         Frame::Base {
             index,
             count,
@@ -152,7 +160,7 @@ mod tests {
         fn round_trip(entries in proptest::collection::vec((0_u64..5, 0_u64..1000), 0..8)) {
             let mut vv = VersionVector::new();
             for (o, s) in entries { vv.advance(tillmesh_crdt::ReplicaId(o), s); }
-            for f in [Frame::Ack(vv.clone()), Frame::Probe, Frame::Hello { version: PROTOCOL_VERSION, store_id: "S1".into(), terminal: 3, vv }] {
+            for f in [Frame::Ack(vv.clone()), Frame::Probe, Frame::Hello { min_version: PROTOCOL_MIN, max_version: PROTOCOL_VERSION, store_id: "S1".into(), terminal: 3, vv }] {
                 let bytes = encode(&f);
                 let n = check_len([bytes[0], bytes[1], bytes[2], bytes[3]]).unwrap();
                 prop_assert_eq!(n, bytes.len() - 4);
@@ -167,13 +175,16 @@ mod tests {
             check_len((FRAME_BYTES_MAX as u32 + 1).to_be_bytes()),
             Err(WireError::Oversized(FRAME_BYTES_MAX + 1))
         );
-        let hello = encode(&Frame::Hello {
-            version: 99,
-            store_id: "S".into(),
-            terminal: 1,
-            vv: VersionVector::new(),
-        });
-        assert_eq!(decode(&hello[4..]), Err(WireError::WrongVersion(99)));
+        for (min_version, max_version) in [(3, 2), (0, 1)] {
+            let hello = encode(&Frame::Hello {
+                min_version,
+                max_version,
+                store_id: "S".into(),
+                terminal: 1,
+                vv: VersionVector::new(),
+            });
+            assert!(matches!(decode(&hello[4..]), Err(WireError::Malformed(_))));
+        }
         for (index, count) in [(0, 0), (3, 3), (0, BASE_CHUNKS_MAX + 1)] {
             let f = encode(&Frame::Base {
                 index,

@@ -140,11 +140,40 @@ pub enum EventBody {
         /// Who enrolled it.
         by: String,
     },
+    /// An event of a kind this build does not know (written by a newer version): kept,
+    /// relayed and uploaded byte for byte, never applied here; a till upgraded to a version
+    /// that knows the kind decodes and applies it from its sync log. Never add a variant
+    /// after this one: new kinds go before it (see ARCHITECTURE.md "Compatibility").
+    Unknown {
+        /// The kind's name, as its writer named it.
+        kind: String,
+        /// Its encoded body, as received.
+        payload: Vec<u8>,
+    },
 }
 
+/// The kinds this build knows, in variant order (a kind's position is its binary tag, so a
+/// released kind never moves and never changes shape: a changed kind is a new kind).
+pub const KINDS: &[&str] = &[
+    "SaleRecorded",
+    "TransactionVoided",
+    "RefundRecorded",
+    "InventoryAdjusted",
+    "PriceOverridden",
+    "SettingChanged",
+    "CustomerUpdated",
+    "PointsChanged",
+    "VisionEnrolled",
+];
+
 impl EventBody {
+    /// Whether this build knows the event's kind (it can be applied).
+    pub fn is_known(&self) -> bool {
+        !matches!(self, EventBody::Unknown { .. })
+    }
+
     /// The event type name (`SaleRecorded`, ...).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &str {
         match self {
             EventBody::SaleRecorded { .. } => "SaleRecorded",
             EventBody::TransactionVoided { .. } => "TransactionVoided",
@@ -155,6 +184,7 @@ impl EventBody {
             EventBody::CustomerUpdated { .. } => "CustomerUpdated",
             EventBody::PointsChanged { .. } => "PointsChanged",
             EventBody::VisionEnrolled { .. } => "VisionEnrolled",
+            EventBody::Unknown { kind, .. } => kind,
         }
     }
 }
@@ -168,7 +198,9 @@ pub struct Event {
     pub seq: u64,
     /// HLC stamp.
     pub hlc: Hlc,
-    /// Payload.
+    /// Payload. In binary encodings it travels as its kind's name and its encoded body
+    /// (`crate::codec::envelope`), so a till that does not know a kind keeps it unchanged.
+    #[serde(with = "crate::codec::envelope")]
     pub body: EventBody,
 }
 
@@ -196,7 +228,7 @@ pub enum EventError {
         /// Sequence number.
         seq: u64,
         /// Event kind.
-        kind: &'static str,
+        kind: String,
     },
     /// A customer change that does not parse.
     #[error(transparent)]
@@ -213,7 +245,7 @@ pub enum EventError {
         /// Sequence number.
         seq: u64,
         /// Event kind.
-        kind: &'static str,
+        kind: String,
         /// Which bound.
         what: String,
     },
@@ -316,6 +348,9 @@ fn out_of_bounds(e: &Event) -> Option<String> {
         }
         EventBody::CustomerUpdated { customer_id, .. } => text(customer_id),
         EventBody::VisionEnrolled { sku, .. } => text(sku),
+        EventBody::Unknown { kind, payload } => {
+            text(kind) && payload.len() <= crate::codec::EVENT_BYTES_MAX
+        }
     };
     (!ok).then(|| "a value is past its bound (counter entry, amount, price or text length)".into())
 }
@@ -340,7 +375,7 @@ impl Event {
             return Err(EventError::OutOfBounds {
                 origin: o,
                 seq: self.seq,
-                kind: self.body.kind(),
+                kind: self.body.kind().to_string(),
                 what,
             });
         }
@@ -381,6 +416,8 @@ impl Event {
                 crate::vision::check(sku, embedding).map_err(EventError::Vision)?;
                 stamp.replica == o
             }
+            // What it carries is checked by the versions that know its kind.
+            EventBody::Unknown { .. } => true,
         };
         if ok {
             Ok(())
@@ -388,7 +425,7 @@ impl Event {
             Err(EventError::NotByOrigin {
                 origin: o,
                 seq: self.seq,
-                kind: self.body.kind(),
+                kind: self.body.kind().to_string(),
             })
         }
     }

@@ -283,7 +283,7 @@ impl Replica {
     /// The state as a [`Base`] for `compaction`, with the clock's last stamp.
     pub fn base(&self, compaction: Compaction) -> Base {
         Base {
-            state: self.state.clone(),
+            state: self.state.for_base(),
             compaction,
             hlc: self.clock.last_stamp(),
         }

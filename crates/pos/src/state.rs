@@ -40,6 +40,11 @@ pub struct StoreState {
     /// Reference embeddings for product recognition.
     #[serde(default)]
     pub vision: crate::vision::VisionRefs,
+    /// Events held but not applied: kinds this build does not know (a newer till's). Rebuilt
+    /// from the sync log at every start, never in a base: they stay in the sync log (the
+    /// compaction floor stops below them) until a version that knows them applies them.
+    #[serde(skip)]
+    pub unapplied: BTreeSet<(ReplicaId, u64)>,
 }
 
 /// A compaction point every till of the store applies (agreed through the store's Raft log):
@@ -90,6 +95,10 @@ pub struct Base {
 
 /// Largest encoded base accepted.
 pub const BASE_BYTES_MAX: usize = 64 << 20;
+/// The base's format: its first byte. A base of another format is refused with its number
+/// (a newer till sends a base in a format its peer reads: see ARCHITECTURE.md
+/// "Compatibility").
+pub const BASE_FORMAT: u8 = 1;
 
 fn base_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<BASE_BYTES_MAX>()
@@ -107,16 +116,25 @@ pub enum BaseError {
     /// Bytes after the base.
     #[error("{0} trailing bytes after a base")]
     Trailing(usize),
+    /// A format this build does not read.
+    #[error("a base of format {0}; this version reads format {BASE_FORMAT}")]
+    Format(u8),
 }
 
 impl Base {
-    /// Encodes the base (bincode).
+    /// Encodes the base: its format byte, then bincode.
     pub fn encode(&self) -> Result<Vec<u8>, BaseError> {
-        Ok(bincode::serde::encode_to_vec(self, base_config())?)
+        let mut out = vec![BASE_FORMAT];
+        bincode::serde::encode_into_std_write(self, &mut out, base_config())?;
+        Ok(out)
     }
 
-    /// Decodes a base, refusing trailing bytes.
+    /// Decodes a base, refusing another format and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Base, BaseError> {
+        let (&format, bytes) = bytes.split_first().ok_or(BaseError::Format(0))?;
+        if format != BASE_FORMAT {
+            return Err(BaseError::Format(format));
+        }
         let (b, used): (Base, usize) = bincode::serde::decode_from_slice(bytes, base_config())?;
         if used != bytes.len() {
             return Err(BaseError::Trailing(bytes.len().saturating_sub(used)));
@@ -141,6 +159,40 @@ impl PartialEq for StoreState {
 }
 
 impl StoreState {
+    /// The highest seq of `origin` that the sync log may be compacted to: below the first
+    /// event held but not applied.
+    pub fn compactable(&self, origin: ReplicaId) -> u64 {
+        self.unapplied
+            .range((origin, 0)..=(origin, u64::MAX))
+            .next()
+            .map_or(self.vv.get(origin), |&(_, s)| s.saturating_sub(1))
+    }
+
+    /// This state as a base carries it: without claiming the events it holds but did not
+    /// apply (each origin's vector stops below the first), so a till that knows their kinds
+    /// and merges the base is sent them again.
+    pub fn for_base(&self) -> StoreState {
+        let mut s = self.clone();
+        let cut: BTreeMap<ReplicaId, u64> = self
+            .unapplied
+            .iter()
+            .rev()
+            .map(|&(o, seq)| (o, seq.saturating_sub(1)))
+            .collect();
+        if cut.is_empty() {
+            return s;
+        }
+        let mut vv = VersionVector::new();
+        for (o, held) in self.vv.iter() {
+            vv.advance(o, cut.get(&o).map_or(held, |&c| c.min(held)));
+        }
+        s.vv = vv;
+        s.ahead
+            .retain(|(o, seq)| cut.get(o).is_none_or(|&c| *seq <= c));
+        s.unapplied.clear();
+        s
+    }
+
     /// Stock of one SKU.
     pub fn stock(&self, sku: &str) -> i64 {
         self.inventory.get(sku).map_or(0, PnCounter::value)
@@ -237,6 +289,9 @@ impl StoreState {
                 embedding,
                 ..
             } => self.vision.insert(sku, *stamp, embedding.clone()),
+            EventBody::Unknown { .. } => {
+                self.unapplied.insert((e.origin, e.seq));
+            }
         }
         if e.seq > self.vv.get(e.origin) {
             self.ahead.insert((e.origin, e.seq));

@@ -10,7 +10,8 @@ pub fn encode(body: &EventBody) -> Result<Vec<u8>, StoreError> {
     tillmesh_pos::codec::encode(body).map_err(StoreError::Codec)
 }
 
-/// Decodes an event body, refusing trailing bytes.
-pub fn decode(bytes: &[u8]) -> Result<EventBody, StoreError> {
-    tillmesh_pos::codec::decode(bytes).map_err(StoreError::Codec)
+/// Decodes an event body of kind `kind`, refusing trailing bytes (an unknown kind is kept
+/// as `EventBody::Unknown`).
+pub fn decode(kind: &str, bytes: &[u8]) -> Result<EventBody, StoreError> {
+    tillmesh_pos::codec::decode(kind, bytes).map_err(StoreError::Codec)
 }

@@ -28,14 +28,9 @@ pub enum StoreError {
         /// Bytes kept free.
         min: u64,
     },
-    /// The database was written by a newer tillmesh.
-    #[error("database schema version {found} is newer than this build supports ({supported})")]
-    TooNew {
-        /// Version on disk.
-        found: i64,
-        /// Newest version this build knows.
-        supported: i64,
-    },
+    /// The database was written by a newer tillmesh, or a migration failed.
+    #[error(transparent)]
+    Schema(#[from] tillmesh_checkpoint::migrate::MigrateError),
 }
 
 impl From<serde_json::Error> for StoreError {

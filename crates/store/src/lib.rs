@@ -9,7 +9,7 @@ pub mod codec;
 mod error;
 pub mod raft;
 mod read;
-mod schema;
+pub mod schema;
 mod write;
 
 pub use error::StoreError;

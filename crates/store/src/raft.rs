@@ -8,10 +8,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS raft_log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS raft_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-";
+refinery::embed_migrations!("raft-migrations");
+
+/// A `raft.db` made before migrations were tracked has the schema of `V1`.
+const LEGACY: tillmesh_checkpoint::migrate::Legacy = tillmesh_checkpoint::migrate::Legacy {
+    user_version: 0,
+    as_version: 1,
+};
 
 /// Most log entries read at once.
 pub const RAFT_READ_MAX: u64 = 4_096;
@@ -37,8 +40,10 @@ impl RaftDb {
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
         }
-        let conn = crate::schema::open_read(path)?;
-        conn.execute_batch(SCHEMA)?;
+        let runner = migrations::runner();
+        tillmesh_checkpoint::migrate::check_not_newer(path, &runner, Some(LEGACY))?;
+        let mut conn = crate::schema::open_read(path)?;
+        tillmesh_checkpoint::migrate::migrate(&mut conn, path, &runner, Some(LEGACY))?;
         if mode == crate::Mode::Inline {
             conn.execute_batch("PRAGMA synchronous=OFF;")?;
         }

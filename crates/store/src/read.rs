@@ -54,12 +54,21 @@ pub struct StockMovement {
     pub origin: u64,
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, i64, i64, u32, Vec<u8>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+type EventRow = (i64, i64, i64, u32, String, Vec<u8>);
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
-fn decode_event(
-    (origin, seq, wall, logical, body): (i64, i64, i64, u32, Vec<u8>),
+pub(crate) fn decode_event(
+    (origin, seq, wall, logical, kind, body): EventRow,
 ) -> Result<Event, StoreError> {
     let origin = ReplicaId(origin as u64);
     Ok(Event {
@@ -70,7 +79,7 @@ fn decode_event(
             logical,
             replica: origin,
         },
-        body: crate::codec::decode(&body)?,
+        body: crate::codec::decode(&kind, &body)?,
     })
 }
 
@@ -82,7 +91,7 @@ impl Reader {
     /// Every event, in `(origin, seq)` order (for rebuilding state at start-up).
     pub fn events_all(&self) -> Result<Vec<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events ORDER BY origin, seq",
+            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body FROM events ORDER BY origin, seq",
         )?;
         let rows = st
             .query_map([], event_from_row)?
@@ -133,7 +142,7 @@ impl Reader {
     /// compaction point covers).
     pub fn last_sale_upto(&self, origin: ReplicaId, seq: u64) -> Result<Option<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events
+            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body FROM events
              WHERE origin = ?1 AND seq <= ?2 AND kind = 'SaleRecorded' ORDER BY seq DESC LIMIT 1",
         )?;
         let row = st
@@ -150,7 +159,7 @@ impl Reader {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT origin, seq, hlc_wall, hlc_logical, body FROM events WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body FROM events WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = st
             .query_map(
@@ -361,7 +370,8 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
 }
 
 fn decode_sale((body, status): (Vec<u8>, Option<String>)) -> Result<(Sale, Status), StoreError> {
-    let tillmesh_pos::event::EventBody::SaleRecorded { sale, .. } = crate::codec::decode(&body)?
+    let tillmesh_pos::event::EventBody::SaleRecorded { sale, .. } =
+        crate::codec::decode("SaleRecorded", &body)?
     else {
         return Err(StoreError::Codec(
             "a transaction row points at an event that is not a sale".into(),

@@ -274,6 +274,58 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
     if !insert_raw(tx, e)? {
         return Ok(false);
     }
+    materialise(tx, e)?;
+    Ok(true)
+}
+
+/// Materialises the events this till stored while it did not know their kind, now that it
+/// does (run once at open, after an upgrade); each leaves `unapplied` in the same
+/// transaction. Answers how many were materialised.
+pub(crate) fn materialise_unapplied(conn: &mut rusqlite::Connection) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    let rows: Vec<_> = {
+        let mut st = tx.prepare(
+            "SELECT e.origin, e.seq, e.hlc_wall, e.hlc_logical, e.kind, e.body
+             FROM unapplied u JOIN events e ON e.origin = u.origin AND e.seq = u.seq",
+        )?;
+        st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let mut done = 0;
+    for row in rows {
+        let e = crate::read::decode_event(row)?;
+        if e.body.is_known() {
+            materialise(&tx, &e)?;
+            exec(
+                &tx,
+                "DELETE FROM unapplied WHERE origin = ?1 AND seq = ?2",
+                params![e.origin.0 as i64, e.seq as i64],
+            )?;
+            done += 1;
+        }
+    }
+    // Rows whose event left the sync log (it cannot: the floor stops below them) go too.
+    exec(
+        &tx,
+        "DELETE FROM unapplied WHERE NOT EXISTS
+           (SELECT 1 FROM events e WHERE e.origin = unapplied.origin AND e.seq = unapplied.seq)",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(done)
+}
+
+/// Writes the rows an event's queries read (sales, statuses, stock movements).
+fn materialise(tx: &Transaction<'_>, e: &Event) -> Result<(), StoreError> {
     match &e.body {
         EventBody::SaleRecorded { sale, status, .. } => {
             exec(tx,
@@ -321,8 +373,15 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
         | EventBody::CustomerUpdated { .. }
         | EventBody::PointsChanged { .. }
         | EventBody::VisionEnrolled { .. } => {}
+        EventBody::Unknown { .. } => {
+            exec(
+                tx,
+                "INSERT OR IGNORE INTO unapplied (origin, seq) VALUES (?1, ?2)",
+                params![e.origin.0 as i64, e.seq as i64],
+            )?;
+        }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn prune(tx: &Transaction<'_>, p: &Prune) -> Result<(), StoreError> {

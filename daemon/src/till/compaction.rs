@@ -20,11 +20,13 @@ impl Till {
     pub async fn compact(&self, point: &Compaction, retain_from_ms: u64) -> anyhow::Result<bool> {
         let rx = {
             let mut core = self.core();
-            // Only what this till holds contiguously is in its state, hence in the base.
-            let vv = core.replica.state().vv.clone();
+            // Only what this till holds contiguously and applied is in its state, hence in
+            // the base: events of kinds it does not know stay in the sync log until an
+            // upgraded version applies them.
+            let state = core.replica.state();
             let mut floor = tillmesh_crdt::VersionVector::new();
             for (o, f) in point.floor.iter() {
-                floor.advance(o, f.min(vv.get(o)));
+                floor.advance(o, f.min(state.compactable(o)));
             }
             let target = Compaction {
                 floor,

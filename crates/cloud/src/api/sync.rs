@@ -50,7 +50,7 @@ pub fn prepare(store: &str, batch: &Batch) -> Result<Vec<Row>, ApiError> {
         rows.push(Row {
             origin: e.origin.0,
             seq: e.seq,
-            kind: e.body.kind(),
+            kind: e.body.kind().to_string(),
             hlc_ms: e.hlc.wall_ms,
             body,
         });

@@ -188,7 +188,7 @@ pub(super) fn project(
         stmt.query_map([], |r| Ok(((r.get(0)?, u(r.get(1)?)), u(r.get(2)?))))?
             .collect::<Result<_, _>>()?
     };
-    let steps = crate::project::plan(origins, &projected, limit);
+    let mut steps = crate::project::plan(origins, &projected, limit);
     if steps.is_empty() {
         return Ok(0);
     }
@@ -197,20 +197,29 @@ pub(super) fn project(
     let mut done = 0;
     {
         let mut stmt = ledger.prepare_cached(sql::EVENTS_RANGE)?;
-        for st in &steps {
+        for st in &mut steps {
             let facts = by_store.entry(st.store.clone()).or_default();
             let rows = stmt.query_map(
                 params![st.store, st.origin as i64, st.from as i64, st.to as i64],
-                |r| Ok((u(r.get(0)?), r.get::<_, Vec<u8>>(1)?)),
+                |r| {
+                    Ok((
+                        u(r.get(0)?),
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
             )?;
             for row in rows {
-                let (seq, body) = row?;
-                facts.add(
+                let (seq, kind, body) = row?;
+                if !facts.add(
                     st.origin,
                     seq,
-                    &crate::decode_body(&body)?,
+                    &crate::decode_body(&kind, &body)?,
                     st.utc_offset_minutes,
-                );
+                ) {
+                    st.to = seq.saturating_sub(1);
+                    break;
+                }
                 done += 1;
             }
         }

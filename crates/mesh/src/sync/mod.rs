@@ -205,6 +205,9 @@ pub struct PeerView {
     /// Inbound connections from it closed for being over [`INBOUND_PER_PEER_MAX`].
     #[serde(default)]
     pub inbound_refused: u64,
+    /// The protocol version of the last session with it (the highest both speak).
+    #[serde(default)]
+    pub protocol: Option<u16>,
     #[serde(skip)]
     their_vv: VersionVector,
 }
@@ -224,6 +227,7 @@ impl PeerView {
             udp_bytes_sent: 0,
             last_error: None,
             inbound_refused: 0,
+            protocol: None,
             their_vv: VersionVector::new(),
         }
     }
@@ -530,7 +534,7 @@ fn check_hello<R: Replicator, T: Transport>(
     s: &Shared<R, T>,
     frame: Frame,
     cert_terminal: u64,
-) -> Result<VersionVector, MeshError> {
+) -> Result<protocol::Greeting, MeshError> {
     Ok(protocol::check_hello(&s.store_id, frame, cert_terminal)?)
 }
 

@@ -92,7 +92,8 @@ pub(super) async fn push<R: Replicator, T: Transport>(
         let (mut send, mut recv) = link.open().await?;
         write_frame(&mut send, &hello(s)).await?;
         let reply = read_frame(&mut recv).await?;
-        let mut theirs = check_hello(s, reply, peer)?;
+        let greeting = check_hello(s, reply, peer)?;
+        let mut theirs = greeting.vv;
         info!(peer, %addr, "pushing to peer");
         s.links
             .lock()
@@ -101,6 +102,7 @@ pub(super) async fn push<R: Replicator, T: Transport>(
         with_peer(s, peer, addr, |p| {
             p.outbound = PeerState::Connected;
             p.last_error = None;
+            p.protocol = Some(greeting.version);
             p.their_vv = theirs.clone();
         });
         let mut changes = s.replicator.changes();

@@ -68,9 +68,22 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
     let result = async {
         let (mut send, mut recv) = link.accept().await?;
         let first = read_frame(&mut recv).await?;
-        check_hello(s, first, peer)?;
+        let greeting = match check_hello(s, first, peer) {
+            Err(e @ MeshError::Rules(protocol::ProtocolError::Version(_))) => {
+                // Tell the peer why: it reads this till's range, reaches the same verdict
+                // (so both statuses name it) and closes.
+                let _ = write_frame(&mut send, &hello(s)).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut send).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), link.closed()).await;
+                return Err(e);
+            }
+            other => other?,
+        };
         write_frame(&mut send, &hello(s)).await?;
-        with_peer(s, peer, addr, |p| p.inbound = true);
+        with_peer(s, peer, addr, |p| {
+            p.inbound = true;
+            p.protocol = Some(greeting.version);
+        });
         let mut faults = s.faults.changed.subscribe();
         // A base arriving in parts (bounded: at most BASE_CHUNKS_MAX parts of bounded size).
         let mut base = protocol::BaseAssembly::default();
