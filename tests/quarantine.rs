@@ -217,10 +217,14 @@ async fn only_a_corrupt_database_is_moved_aside() {
         v.sort();
         v
     };
-    // A newer schema.
+    // A newer schema: a migration this build does not know is recorded.
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.pragma_update(None, "user_version", 999).unwrap();
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (999, 'future', '', '0')",
+            [],
+        )
+        .unwrap();
     }
     let bytes = std::fs::read(&db).unwrap();
     let listing = files(&cfg.terminal.data_dir);
@@ -236,7 +240,11 @@ async fn only_a_corrupt_database_is_moved_aside() {
     );
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "DELETE FROM refinery_schema_history WHERE version = 999",
+            [],
+        )
+        .unwrap();
     }
     // The healthy file opens again with its sale.
     let t = TestTill::start_with(cfg.clone(), dir).await;

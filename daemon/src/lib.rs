@@ -329,8 +329,16 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
 }
 
 impl Node {
-    /// Stops the HTTP API, the mesh and discovery, and waits for them.
+    /// Stops the HTTP API, the mesh and discovery, and waits for them. A leader first hands
+    /// the store's leadership to an up-to-date voter and stops its Raft node (no more
+    /// heartbeats), so the next leader takes over as soon as the followers' lease allows.
     pub async fn stop(self) -> anyhow::Result<()> {
+        if let Some(r) = &self.raft
+            && let Some(to) = r.hand_over().await
+        {
+            r.shutdown().await;
+            info!(to, "handed the store's leadership over before stopping");
+        }
         let _ = self.stop.send(());
         self.server.await??;
         // Aborted tasks are dropped when they next run: wait for each, so that what they hold

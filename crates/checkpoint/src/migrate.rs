@@ -25,7 +25,16 @@ pub enum MigrateError {
         /// The newest this build knows.
         supported: i64,
     },
-    /// A migration failed (its transaction rolled back) or the database could not be read.
+    /// The database could not be read (a damaged file lands here: see
+    /// [`MigrateError::sqlite`]).
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// The database.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A migration failed (its transaction rolled back).
     #[error("{path}: schema migration failed: {reason}")]
     Failed {
         /// The database.
@@ -33,6 +42,23 @@ pub enum MigrateError {
         /// What failed.
         reason: String,
     },
+}
+
+impl MigrateError {
+    /// SQLite's own error, when that is what failed.
+    pub fn sqlite(&self) -> Option<&rusqlite::Error> {
+        match self {
+            MigrateError::Sqlite { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> MigrateError + '_ {
+    move |source| MigrateError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// A database made before its migrations were tracked: when its `user_version` is
@@ -96,6 +122,33 @@ fn recorded(conn: &Connection, legacy: Option<Legacy>) -> rusqlite::Result<i64> 
     })
 }
 
+/// Opens `path` to read without creating or changing any file: with no WAL beside it the
+/// main file is the whole database, read as immutable (no `-wal` or `-shm` is created);
+/// with one, a plain read-only connection reads through it.
+fn open_untouched(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    if wal.exists() {
+        return Connection::open_with_flags(path, flags);
+    }
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+}
+
 /// Refuses, without writing to it, a database at `path` newer than `runner` knows (or one
 /// this build cannot name). A missing file is fine.
 pub fn check_not_newer(
@@ -106,12 +159,8 @@ pub fn check_not_newer(
     if !path.exists() {
         return Ok(());
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| failed(path, e))?;
-    let found = recorded(&conn, legacy).map_err(|e| failed(path, e))?;
+    let conn = open_untouched(path).map_err(sqlite(path))?;
+    let found = recorded(&conn, legacy).map_err(sqlite(path))?;
     let supported = latest(runner);
     if found > supported {
         return Err(MigrateError::TooNew {
@@ -132,7 +181,7 @@ pub fn migrate(
     runner: &Runner,
     legacy: Option<Legacy>,
 ) -> Result<usize, MigrateError> {
-    let found = recorded(conn, legacy).map_err(|e| failed(path, e))?;
+    let found = recorded(conn, legacy).map_err(sqlite(path))?;
     let supported = latest(runner);
     if found > supported {
         return Err(MigrateError::TooNew {
@@ -147,7 +196,7 @@ pub fn migrate(
             [HISTORY_TABLE],
             |r| r.get::<_, bool>(0),
         )
-        .map_err(|e| failed(path, e))?;
+        .map_err(sqlite(path))?;
     if !has_history && found > 0 {
         let adopt = i32::try_from(found).map_err(|e| failed(path, e))?;
         Runner::new(runner.get_migrations())
@@ -192,8 +241,17 @@ mod tests {
         assert_eq!(migrate(&mut c, &p, &runner(2), None).unwrap(), 2);
         assert_eq!(migrate(&mut c, &p, &runner(2), None).unwrap(), 0);
         drop(c);
-        // An older build: refused before writing, and the file is byte-identical.
+        // An older build: refused before writing, the file byte-identical, nothing beside it.
         let before = std::fs::read(&p).unwrap();
+        let listing = || {
+            let mut v: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let files = listing();
         let err = check_not_newer(&p, &runner(1), None).unwrap_err();
         assert!(
             err.to_string().contains("newer tillmesh (schema version 2"),

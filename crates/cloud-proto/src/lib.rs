@@ -20,6 +20,15 @@ pub const BATCH_BYTES_MAX: usize = 8 << 20;
 pub const MASTER_CHANGES_MAX: usize = 2_000;
 /// Content type of the compact binary encoding of a [`Batch`].
 pub const BINARY_CONTENT_TYPE: &str = "application/x-tillmesh-batch";
+/// The binary batch format this version writes: the first four bytes of a binary batch are
+/// `TB` and this number (big-endian u16).
+pub const BATCH_VERSION: u16 = 1;
+/// The oldest binary batch format this version reads. The cloud reads at least the two
+/// newest store versions' formats (see ARCHITECTURE.md "Compatibility").
+pub const BATCH_VERSION_MIN: u16 = 1;
+/// Response header in which the cloud names the batch formats it reads (`1-2`).
+pub const BATCH_VERSIONS_HEADER: &str = "tillmesh-batch-versions";
+const BATCH_MAGIC: [u8; 2] = *b"TB";
 
 /// One event of a store, as uploaded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,17 +204,44 @@ pub enum BatchError {
     /// Bytes after the batch.
     #[error("{0} trailing bytes after the batch")]
     Trailing(usize),
+    /// A batch format this version does not read.
+    #[error(
+        "batch format {found}; this version reads formats {BATCH_VERSION_MIN} to {BATCH_VERSION}{}",
+        if *found > BATCH_VERSION { ": upgrade the cloud" } else { ": upgrade the store" }
+    )]
+    Version {
+        /// The format the batch says it is.
+        found: u16,
+    },
+    /// Not a binary batch at all (no `TB` header).
+    #[error("not a binary batch (it does not start with the TB header)")]
+    NoHeader,
 }
 
-/// Encodes a batch in the compact binary form.
+/// Encodes a batch in the compact binary form: the `TB` header with [`BATCH_VERSION`], then
+/// bincode.
 pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, BatchError> {
-    Ok(bincode::serde::encode_to_vec(batch, config())?)
+    let mut out = BATCH_MAGIC.to_vec();
+    out.extend_from_slice(&BATCH_VERSION.to_be_bytes());
+    bincode::serde::encode_into_std_write(batch, &mut out, config())?;
+    Ok(out)
 }
 
-/// Decodes the compact binary form, refusing trailing bytes and anything past the limits.
+/// Decodes the compact binary form, refusing a format outside the ones this version reads,
+/// trailing bytes and anything past the limits.
 pub fn decode_batch(bytes: &[u8]) -> Result<Batch, BatchError> {
     if bytes.len() > BATCH_BYTES_MAX {
         return Err(BatchError::TooLarge(bytes.len()));
+    }
+    let Some(([m0, m1, v0, v1], bytes)) = bytes.split_first_chunk::<4>() else {
+        return Err(BatchError::NoHeader);
+    };
+    if [*m0, *m1] != BATCH_MAGIC {
+        return Err(BatchError::NoHeader);
+    }
+    let found = u16::from_be_bytes([*v0, *v1]);
+    if !(BATCH_VERSION_MIN..=BATCH_VERSION).contains(&found) {
+        return Err(BatchError::Version { found });
     }
     let (batch, used): (Batch, usize) = bincode::serde::decode_from_slice(bytes, config())?;
     if used != bytes.len() {

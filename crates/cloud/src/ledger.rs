@@ -334,20 +334,6 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     async fn inventory(&self, store: &str) -> Result<Vec<StockRow>, LedgerError>;
 }
 
-/// Version of the cloud's schema; a database made by another version is refused at start.
-pub const SCHEMA_VERSION: i64 = 1;
-
-/// Checks the schema version read from a database.
-pub fn check_schema(found: i64) -> Result<(), LedgerError> {
-    if found != SCHEMA_VERSION {
-        return Err(LedgerError::Db(format!(
-            "the database has schema version {found}; this build of tillmesh expects {SCHEMA_VERSION} \
-             (use the matching release, or a fresh database)"
-        )));
-    }
-    Ok(())
-}
-
 /// How far past the highest term seen a batch's term may be: a store's Raft term moves by
 /// one per election, so a million is decades of elections, and far from the `i64` the
 /// databases store terms in.

@@ -17,70 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 use tillmesh_cloud_proto::{MasterKind, Watermark};
 use tokio_postgres::NoTls;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS stores (
-    store_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    utc_offset_min INTEGER NOT NULL,
-    enabled BOOLEAN NOT NULL,
-    tokens_valid_after_ms BIGINT NOT NULL DEFAULT 0,
-    max_term BIGINT NOT NULL DEFAULT 0,
-    leader BIGINT NOT NULL DEFAULT 0,
-    last_upload_ms BIGINT NOT NULL DEFAULT 0,
-    backlog BIGINT NOT NULL DEFAULT 0,
-    lag_ms BIGINT NOT NULL DEFAULT 0,
-    tills TEXT NOT NULL DEFAULT '[]',
-    events BIGINT NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS events (
-    store TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
-    kind TEXT NOT NULL, hlc_ms BIGINT NOT NULL, body BYTEA NOT NULL,
-    PRIMARY KEY (store, origin, seq)
-);
-CREATE TABLE IF NOT EXISTS projected (
-    store TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
-    PRIMARY KEY (store, origin)
-);
-CREATE TABLE IF NOT EXISTS origins (
-    store TEXT NOT NULL, origin BIGINT NOT NULL, contiguous BIGINT NOT NULL, max_seq BIGINT NOT NULL,
-    PRIMARY KEY (store, origin)
-);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
-INSERT INTO counters (name, value) VALUES ('master_version', 0) ON CONFLICT DO NOTHING;
-INSERT INTO counters (name, value) VALUES ('schema_version', 1) ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS master (
-    kind TEXT NOT NULL, key TEXT NOT NULL, store TEXT NOT NULL, version BIGINT NOT NULL, body TEXT,
-    PRIMARY KEY (kind, key, store)
-);
-CREATE INDEX IF NOT EXISTS master_by_version ON master (version);
-CREATE TABLE IF NOT EXISTS sales (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, origin BIGINT NOT NULL, seq BIGINT NOT NULL,
-    day BIGINT NOT NULL, paid_ms BIGINT NOT NULL, terminal BIGINT NOT NULL, cashier TEXT NOT NULL,
-    subtotal BIGINT NOT NULL, discount BIGINT NOT NULL, tax BIGINT NOT NULL, total BIGINT NOT NULL,
-    items BIGINT NOT NULL,
-    PRIMARY KEY (store, txn_id)
-);
-CREATE INDEX IF NOT EXISTS sales_by_day ON sales (day, store);
-CREATE TABLE IF NOT EXISTS sale_lines (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, line_no BIGINT NOT NULL, day BIGINT NOT NULL,
-    sku TEXT NOT NULL, quantity BIGINT NOT NULL, total BIGINT NOT NULL,
-    PRIMARY KEY (store, txn_id, line_no)
-);
-CREATE TABLE IF NOT EXISTS sale_payments (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, payment_id TEXT NOT NULL, day BIGINT NOT NULL,
-    method TEXT NOT NULL, provider TEXT NOT NULL, amount BIGINT NOT NULL,
-    PRIMARY KEY (store, txn_id, payment_id)
-);
-CREATE TABLE IF NOT EXISTS txn_status (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, status TEXT NOT NULL,
-    wall_ms BIGINT NOT NULL, logical BIGINT NOT NULL, replica BIGINT NOT NULL,
-    PRIMARY KEY (store, txn_id)
-);
-CREATE TABLE IF NOT EXISTS stock (
-    store TEXT NOT NULL, sku TEXT NOT NULL, replica BIGINT NOT NULL, p BIGINT NOT NULL, n BIGINT NOT NULL,
-    PRIMARY KEY (store, sku, replica)
-);
-";
+/// The schema's migrations (`crates/cloud/migrations/postgres/`).
+mod schema {
+    refinery::embed_migrations!("migrations/postgres");
+}
 
 /// Serialises schema creation between instances starting together.
 const SCHEMA_LOCK: i64 = 0x7469_6c6c_6d65_7368;
@@ -129,6 +69,46 @@ impl std::fmt::Debug for PgLedger {
     }
 }
 
+/// Brings the database to the newest schema: a database made before migrations were
+/// tracked (it has `counters`, no history) is adopted at `V1`; one newer than this build is
+/// refused before anything is written.
+async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), LedgerError> {
+    use tillmesh_checkpoint::migrate::{HISTORY_TABLE, MigrateError, latest};
+    let runner = schema::migrations::runner();
+    let fail = |e: refinery::Error| LedgerError::Db(format!("schema migration failed: {e}"));
+    let exists = |t: &str| format!("SELECT to_regclass('{t}') IS NOT NULL");
+    if client.query_one(&exists(HISTORY_TABLE), &[]).await?.get(0) {
+        let found: Option<i32> = client
+            .query_one(&format!("SELECT MAX(version) FROM {HISTORY_TABLE}"), &[])
+            .await?
+            .get(0);
+        let found = i64::from(found.unwrap_or(0));
+        if found > latest(&runner) {
+            return Err(LedgerError::Db(
+                MigrateError::TooNew {
+                    path: "the PostgreSQL database".into(),
+                    found,
+                    supported: latest(&runner),
+                }
+                .to_string(),
+            ));
+        }
+    } else if client.query_one(&exists("counters"), &[]).await?.get(0) {
+        refinery::Runner::new(runner.get_migrations())
+            .set_target(refinery::Target::FakeVersion(1))
+            .run_async(client)
+            .await
+            .map_err(fail)?;
+    }
+    runner
+        .set_abort_divergent(true)
+        .set_abort_missing(true)
+        .run_async(client)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
 fn pool_err(e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Db(format!("no database connection: {e}"))
 }
@@ -155,12 +135,15 @@ impl PgLedger {
             .build()
             .map_err(pool_err)?;
         let mut client = pool.get().await.map_err(pool_err)?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        // One instance migrates at a time; the others wait and then find nothing to do.
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
             .await?;
-        tx.batch_execute(SCHEMA).await?;
-        crate::ledger::check_schema(tx.query_one(sql::SCHEMA_VERSION, &[]).await?.get(0))?;
-        tx.commit().await?;
+        let migrated = migrate(&mut client).await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        migrated?;
         Ok(Self { pool })
     }
 

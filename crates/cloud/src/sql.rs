@@ -92,9 +92,6 @@ pub const FLEET: &str = "SELECT store_id, name, max_term, leader, last_upload_ms
 /// Terminals with events in the ledger, per store.
 pub const ORIGINS_ALL: &str = "SELECT store, origin FROM origins ORDER BY store, origin";
 
-/// Schema version.
-pub const SCHEMA_VERSION: &str = "SELECT value FROM counters WHERE name = 'schema_version'";
-
 /// Current master version.
 pub const MASTER_VERSION: &str = "SELECT value FROM counters WHERE name = 'master_version'";
 

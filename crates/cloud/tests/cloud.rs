@@ -38,6 +38,7 @@ on_both!(
     bad_bodies_are_refused_and_change_nothing,
     master_data_comes_down_as_deltas,
     reports_equal_the_sums_of_the_events,
+    events_of_a_newer_kind_are_kept_and_projection_waits_before_them,
 );
 
 const HOUR: u64 = 3_600_000;
@@ -444,6 +445,58 @@ async fn bad_bodies_are_refused_and_change_nothing(b: Backend) {
         .get(&env.admin, "/api/v1/reports/sales?from=2026-13-01")
         .await;
     assert_eq!(s, 400);
+    env.stop().await;
+}
+
+/// A store newer than the cloud uploads an event of a kind the cloud does not know (issue
+/// 20): it is stored (exactly once, watermarks move over it), and the origin's projection
+/// stops before it, so no report folds anything past a fact it cannot read; a batch of a
+/// newer binary format is refused with a reason naming the side to upgrade.
+async fn events_of_a_newer_kind_are_kept_and_projection_waits_before_them(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let t = env.token("S001");
+    let mut shop = Shop::new("S001", &[1]);
+    let mut events = sales(&mut shop, 5);
+    events[3].body = EventBody::Unknown {
+        kind: "GiftCardRedeemed".into(),
+        payload: vec![9, 9, 9],
+    };
+    let batch = shop.batch(1, 1, &events);
+    for round in 0..2 {
+        let (s, a) = env.upload_binary(&t, &batch).await;
+        assert_eq!(s, 200, "{a}");
+        assert_eq!(a["accepted"].as_u64(), Some(if round == 0 { 5 } else { 0 }));
+        assert!(
+            wm(&a["watermarks"])
+                .values()
+                .all(|&(c, m)| c == 5 && m == 5)
+        );
+    }
+    assert_eq!(env.events_of("S001").await, 5);
+    let (_, r) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/sales?store=S001&from=2026-11-20&to=2026-11-20",
+        )
+        .await;
+    assert_eq!(r["totals"]["transactions"], 3, "{r}");
+    // A batch in a binary format newer than the cloud reads.
+    let mut bytes = tillmesh_cloud_proto::encode_batch(&batch).unwrap();
+    bytes[3] = bytes[3].wrapping_add(1);
+    let (s, a) = env
+        .raw_upload(&t, tillmesh_cloud_proto::BINARY_CONTENT_TYPE, bytes)
+        .await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (400, Some("unsupported_version")),
+        "{a}"
+    );
+    assert!(
+        a["message"].as_str().unwrap().contains("upgrade the cloud"),
+        "{a}"
+    );
     env.stop().await;
 }
 

@@ -40,6 +40,13 @@ pub enum RaftRpc {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// "Are you in a group, and who leads it?" (the bootstrap rule asks before founding).
     Probe,
+    /// From the leader, before a planned stop: "campaign in `after_ms`" (Raft's TimeoutNow,
+    /// delayed past the followers' leader lease, which openraft 0.9 keeps for the longest
+    /// election timeout after the last heartbeat and during which they refuse any vote).
+    ElectNow {
+        /// When to campaign, from receipt.
+        after_ms: u64,
+    },
 }
 
 /// The answer to a [`RaftRpc`].
@@ -57,6 +64,12 @@ pub enum RaftReply {
         initialized: bool,
         /// Its current leader.
         leader: Option<u64>,
+    },
+    /// To `ElectNow`: whether the node will campaign (it is a voter, and the sender is the
+    /// leader it follows).
+    ElectNow {
+        /// It will.
+        accepted: bool,
     },
 }
 
@@ -111,6 +124,9 @@ pub async fn serve(raft: &Raft<TypeConfig>, from: u64, body: &[u8]) -> Vec<u8> {
                 leader: m.current_leader,
             }
         }
+        Ok(RaftRpc::ElectNow { after_ms }) => RaftReply::ElectNow {
+            accepted: elect_later(raft, from, after_ms),
+        },
         Err(e) => {
             tracing::warn!(cause = %e, "malformed Raft request");
             return Vec::new();
@@ -125,8 +141,48 @@ pub fn speaks_for(rpc: &RaftRpc) -> Option<u64> {
         RaftRpc::Append(r) => r.vote.leader_id().voted_for(),
         RaftRpc::Vote(r) => r.vote.leader_id().voted_for(),
         RaftRpc::Snapshot(r) => r.vote.leader_id().voted_for(),
-        RaftRpc::Probe => None,
+        // Checked against the leader this node follows instead (`elect_later`).
+        RaftRpc::Probe | RaftRpc::ElectNow { .. } => None,
     }
+}
+
+/// Most a leader may ask a node to wait before campaigning.
+pub const ELECT_AFTER_MS_MAX: u64 = 10_000;
+
+/// Accepts a hand-over from the leader this node follows, if it is a voter: campaigns after
+/// `after_ms`, and once more a little later if no other leader showed up meanwhile (a
+/// follower whose lease ran a few heartbeats later refuses the first round).
+fn elect_later(raft: &Raft<TypeConfig>, from: u64, after_ms: u64) -> bool {
+    let m = raft.metrics().borrow().clone();
+    let voter = m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == m.id);
+    if !voter || m.current_leader != Some(from) || m.id == from || after_ms > ELECT_AFTER_MS_MAX {
+        tracing::warn!(
+            from,
+            after_ms,
+            "a hand-over not from the leader this node follows; refused"
+        );
+        return false;
+    }
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
+        for round in 0..3 {
+            let m = raft.metrics().borrow().clone();
+            if m.current_leader.is_some_and(|l| l != from) {
+                return;
+            }
+            tracing::info!(round, "taking over the store's leadership (hand-over)");
+            if raft.trigger().elect().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    true
 }
 
 /// Builds a [`Client`] per target.

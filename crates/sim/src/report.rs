@@ -31,6 +31,19 @@ pub struct Counts {
     pub ledger_events: u64,
 }
 
+/// A leader that stopped (planned, with a hand-over, or crashed) and how long the cloud then
+/// went without an accepted batch from the store.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeaderStop {
+    /// Simulated seconds.
+    pub at_s: f64,
+    /// `hand-over` (a planned stop) or `crash`.
+    pub how: String,
+    /// From the last batch the cloud accepted before the stop to the first after it, ms
+    /// (none when no batch came after).
+    pub upload_gap_ms: Option<u64>,
+}
+
 /// A run's report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -58,6 +71,8 @@ pub struct Report {
     pub verdicts: Vec<Verdict>,
     /// Counts.
     pub counts: Counts,
+    /// Leaders that stopped, and the cloud's upload gap around each.
+    pub leader_stops: Vec<LeaderStop>,
     /// Faults and crashes as they happened.
     pub events: Vec<String>,
     /// The command that reproduces this run.
@@ -77,6 +92,7 @@ impl Report {
         converged_after_s: Option<f64>,
         uploads_by_till: BTreeMap<u64, u64>,
         events: Vec<String>,
+        leader_stops: Vec<LeaderStop>,
     ) -> Self {
         let timeline: Vec<Sample> = e.obs.samples.clone();
         Report {
@@ -101,6 +117,7 @@ impl Report {
                 ledger_events: e.cloud.events,
             },
             events,
+            leader_stops,
             reproduce: opts.reproduce.clone(),
             timeline,
         }
@@ -148,6 +165,16 @@ impl Report {
         );
         if !c.refused.is_empty() {
             let _ = writeln!(o, "  refused: {:?}", c.refused);
+        }
+        for l in &self.leader_stops {
+            let _ = writeln!(
+                o,
+                "  leader stopped at {:.1} s ({}): cloud upload gap {}",
+                l.at_s,
+                l.how,
+                l.upload_gap_ms
+                    .map_or("(no batch after)".into(), |g| format!("{g} ms"))
+            );
         }
         for v in &self.verdicts {
             let _ = writeln!(

@@ -187,6 +187,12 @@ pub enum FaultKind {
         #[serde(default)]
         mid_sale: bool,
     },
+    /// The till that leads at that moment stops as planned (an upgrade, `systemctl stop`): it
+    /// hands the leadership to an up-to-date voter first, then stops.
+    StopLeader {
+        /// Seconds until it starts again.
+        restart_after_s: f64,
+    },
     /// The LAN link between two tills goes down (both ways); each still reaches the others,
     /// so the partition is not transitive.
     CutLink {

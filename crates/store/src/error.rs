@@ -49,6 +49,13 @@ impl StoreError {
                 e.code,
                 rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
             ),
+            StoreError::Schema(m) => matches!(
+                m.sqlite(),
+                Some(rusqlite::Error::SqliteFailure(e, _)) if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                )
+            ),
             _ => false,
         }
     }

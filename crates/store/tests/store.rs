@@ -330,3 +330,67 @@ fn a_full_queue_refuses_at_once_and_promised_places_always_take_their_batch() {
         .commit_blocking(WriteBatch::audit(rec("after")))
         .unwrap();
 }
+
+/// An older version stored a sale whose kind it did not know: the event row and an
+/// `unapplied` row, nothing materialised (issue 20). The first open by a version that knows
+/// the kind materialises it (the sale is queryable, its stock moved) and clears the row; a
+/// kind still unknown stays listed.
+#[test]
+fn events_stored_before_their_kind_was_known_are_materialised_at_the_first_open_that_knows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("till.db");
+    let mut rep = Replica::new(ReplicaId(1));
+    let evs = rep.record_sale(sale("T1-7", "A", 2), 2000);
+    let mut newer = rep.adjust("A", 1, Reason::Receiving, None, None, "E9", 2500);
+    newer.body = EventBody::Unknown {
+        kind: "GiftCardRedeemed".into(),
+        payload: vec![1, 2, 3],
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .commit_blocking(WriteBatch {
+                events: evs.iter().cloned().chain([newer.clone()]).collect(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    // Undo the sale's materialisation, as a version that did not know SaleRecorded left it.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DELETE FROM transactions; DELETE FROM txn_status; DELETE FROM stock_movements;
+             INSERT INTO unapplied (origin, seq) SELECT origin, seq FROM events WHERE kind = 'SaleRecorded';",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let (s, status) = store
+        .read(|r| r.sale("T1-7"))
+        .unwrap()
+        .expect("materialised");
+    assert_eq!((s.txn_id.as_str(), status), ("T1-7", Status::Paid));
+    assert_eq!(
+        store
+            .read(|r| r.movements("A", 10))
+            .unwrap()
+            .iter()
+            .map(|m| m.change)
+            .sum::<i64>(),
+        -2
+    );
+    drop(store);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let left: Vec<(i64, i64)> = c
+        .prepare("SELECT origin, seq FROM unapplied")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        left,
+        vec![(1, newer.seq as i64)],
+        "the still-unknown kind stays listed"
+    );
+}

@@ -139,6 +139,13 @@ fn render(s: &StatusView) -> String {
         ),
         None => writeln!(out, "raft: off (no mesh)"),
     };
+    if s.unknown_kind_events > 0 {
+        let _ = writeln!(
+            out,
+            "newer events: {} event(s) of kinds this version does not know are held and relayed; upgrade this till to apply them",
+            s.unknown_kind_events
+        );
+    }
     if s.quarantined > 0 {
         let _ = writeln!(
             out,

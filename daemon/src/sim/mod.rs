@@ -52,6 +52,7 @@ enum Action {
     Heal,
     Crash(u64, f64, bool),
     CrashLeader(f64, bool),
+    StopLeader(f64),
     CutLink(u64, u64),
     OneWay(u64, u64),
     Lan(tillmesh_mesh::LinkCond),
@@ -84,6 +85,9 @@ fn schedule(s: &Scenario) -> Vec<(u64, Action)> {
                 restart_after_s,
                 mid_sale,
             } => out.push((at, Action::CrashLeader(*restart_after_s, *mid_sale))),
+            FaultKind::StopLeader { restart_after_s } => {
+                out.push((at, Action::StopLeader(*restart_after_s)))
+            }
             FaultKind::CutLink { a, b } => out.push((at, Action::CutLink(*a, *b))),
             FaultKind::OneWay { from, to } => out.push((at, Action::OneWay(*from, *to))),
             FaultKind::Lossy {
@@ -156,6 +160,8 @@ struct Run {
     poisoned_at_ms: Vec<u64>,
     /// The rogue peers' replicas, across injections.
     rogue: Option<(tillmesh_pos::state::Replica, tillmesh_pos::state::Replica)>,
+    /// Leaders stopped or crashed: when, at which simulated ms, and how.
+    leader_stops: Vec<(tokio::time::Instant, u64, &'static str)>,
 }
 
 /// One other store of the chain: its cashiers' shifts, and what they were told.
@@ -241,6 +247,27 @@ impl Run {
         }
     }
 
+    /// A planned stop of till `t` (its cashier ends the current customer first).
+    async fn stop(&mut self, t: u64, back_at: u64, now_ms: u64) {
+        if let Some(shift) = self.shifts.remove(&t) {
+            shift.end().await;
+        }
+        if let Some(st) = self.world.tills.remove(&t) {
+            let (handed, votes) = st.stop().await;
+            self.votes.push((t, votes));
+            self.down.insert(t, back_at);
+            self.log.push(format!(
+                "{:>8.1} s  T{t} stopped as planned{}",
+                now_ms as f64 / 1000.0,
+                if handed {
+                    ", leadership handed over"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+
     async fn restart(&mut self, t: u64, now_ms: u64) -> anyhow::Result<()> {
         if self.down.remove(&t).is_some() {
             self.world.start_till(t).await?;
@@ -270,8 +297,17 @@ impl Run {
             }
             Action::CrashLeader(after, mid) => {
                 if let Some(l) = self.world.leader() {
+                    self.leader_stops
+                        .push((tokio::time::Instant::now(), now_ms, "crash"));
                     self.crash(l, now_ms + (after * 1000.0) as u64, now_ms, mid)
                         .await;
+                }
+            }
+            Action::StopLeader(after) => {
+                if let Some(l) = self.world.leader() {
+                    self.leader_stops
+                        .push((tokio::time::Instant::now(), now_ms, "hand-over"));
+                    self.stop(l, now_ms + (after * 1000.0) as u64, now_ms).await;
                 }
             }
             Action::CutLink(a, b) => self.world.net.cut(world::addr(a), world::addr(b)),
@@ -504,6 +540,7 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         t0: tokio::time::Instant::now(),
         poisoned_at_ms: Vec::new(),
         rogue: None,
+        leader_stops: Vec::new(),
     };
     for t in 1..=s.tills {
         run.start_cashier(t);
@@ -602,6 +639,7 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let leader_stops = upload_gaps(&run);
     let report = report::Report::new(
         &s,
         &opts,
@@ -610,10 +648,37 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         converged_after,
         uploads,
         run.log,
+        leader_stops,
     );
     run.world.shutdown().await;
     drop(dir);
     Ok(report)
+}
+
+/// The cloud's upload gap around each leader stop: from the last batch it accepted before
+/// the stop to the first after.
+fn upload_gaps(run: &Run) -> Vec<report::LeaderStop> {
+    let accepted = run
+        .world
+        .switch
+        .accepted
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    run.leader_stops
+        .iter()
+        .map(|&(at, at_ms, how)| {
+            let before = accepted.iter().rev().find(|&&a| a <= at);
+            let after = accepted.iter().find(|&&a| a > at);
+            report::LeaderStop {
+                at_s: at_ms as f64 / 1000.0,
+                how: how.into(),
+                upload_gap_ms: before
+                    .zip(after)
+                    .map(|(b, a)| a.duration_since(*b).as_millis() as u64),
+            }
+        })
+        .collect()
 }
 
 async fn observe_tick(

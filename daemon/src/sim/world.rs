@@ -63,7 +63,12 @@ pub struct CloudSwitch {
     pub cut: Mutex<BTreeSet<u64>>,
     /// Batches each till sent (for "a follower never uploads").
     pub uploads: Mutex<BTreeMap<u64, u64>>,
+    /// When the cloud accepted each of the store's batches (at most [`ACCEPTED_MAX`]).
+    pub accepted: Mutex<Vec<tokio::time::Instant>>,
 }
+
+/// Most accepted batches remembered (upload gaps around a leader's stop).
+pub const ACCEPTED_MAX: usize = 1_000_000;
 
 /// One till's way to the cloud: the cloud's own router, in process.
 #[derive(Debug)]
@@ -97,6 +102,7 @@ impl CloudHttp for SimCloudHttp {
             let mut b = axum::http::Request::builder()
                 .uri(&req.path)
                 .header("authorization", format!("Bearer {}", req.token));
+            let uploading = req.batch_gzip.is_some();
             let body = match req.batch_gzip {
                 Some(bytes) => {
                     if let Some(t) = self.terminal {
@@ -135,6 +141,16 @@ impl CloudHttp for SimCloudHttp {
             if !reachable(&self.switch) {
                 return Err("connection reset (simulated WAN outage)".into());
             }
+            if uploading && status == 200 && self.terminal.is_some() {
+                let mut a = self
+                    .switch
+                    .accepted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if a.len() < ACCEPTED_MAX {
+                    a.push(tokio::time::Instant::now());
+                }
+            }
             Ok((status, bytes.to_vec()))
         })
     }
@@ -168,6 +184,13 @@ impl SimTill {
     /// Whether this till leads, by its own Raft metrics, and in which term.
     pub fn leads(&self) -> Option<u64> {
         self.raft.leads()
+    }
+
+    /// A planned stop: hands the leadership over when it leads (as `tillmesh terminal` does
+    /// on SIGTERM), then stops like [`SimTill::crash`]. Answers whether it handed over.
+    pub async fn stop(self) -> (bool, Vec<tillmesh_consensus::storage::PersistedVote>) {
+        let handed = self.raft.hand_over().await.is_some();
+        (handed, self.crash().await)
     }
 
     /// Stops everything of the till at once: what it committed stays on its disk. Answers

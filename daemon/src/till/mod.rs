@@ -259,6 +259,16 @@ pub struct StatusView {
     /// (`GET /api/v1/quarantine` lists them).
     #[serde(default)]
     pub quarantined: usize,
+    /// Events of kinds this version does not know (made by a newer till): held, relayed
+    /// and uploaded unchanged, applied once this till is upgraded.
+    #[serde(default)]
+    pub unknown_kind_events: usize,
+    /// The version of tillmesh this till runs.
+    #[serde(default)]
+    pub version: String,
+    /// The mesh protocol versions this till speaks (oldest, newest).
+    #[serde(default)]
+    pub protocol: (u16, u16),
     /// Peers whose clocks run ahead of this till's past the drift limit (their events apply,
     /// this till's clock does not follow).
     #[serde(default)]

@@ -80,6 +80,12 @@ impl Till {
             currency_decimals: self.cfg.store.currency_decimals,
             vision: self.vision.is_some(),
             quarantined: core.quarantined.len(),
+            unknown_kind_events: core.replica.state().unapplied.len(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol: (
+                tillmesh_mesh::wire::PROTOCOL_MIN,
+                tillmesh_mesh::wire::PROTOCOL_VERSION,
+            ),
             clock_skew: core
                 .clock_ahead
                 .iter()

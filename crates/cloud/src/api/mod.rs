@@ -123,7 +123,20 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_MAX))
+        .layer(axum::middleware::map_response(batch_versions))
         .with_state(cloud)
+}
+
+/// Every answer names the batch formats this cloud reads, so a store's uplink can send the
+/// newest both speak (and say which side to upgrade when they do not meet).
+async fn batch_versions(mut r: axum::response::Response) -> axum::response::Response {
+    use tillmesh_cloud_proto::{BATCH_VERSION, BATCH_VERSION_MIN, BATCH_VERSIONS_HEADER};
+    if let Ok(v) =
+        axum::http::HeaderValue::from_str(&format!("{BATCH_VERSION_MIN}-{BATCH_VERSION}"))
+    {
+        r.headers_mut().insert(BATCH_VERSIONS_HEADER, v);
+    }
+    r
 }
 
 #[derive(OpenApi)]

@@ -138,11 +138,15 @@ pub(super) async fn upload_inner(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let batch: Batch = if ctype.starts_with(BINARY_CONTENT_TYPE) {
-        decode_batch(&bytes).map_err(|e| {
-            bad(
+        decode_batch(&bytes).map_err(|e| match e {
+            tillmesh_cloud_proto::BatchError::Version { .. } => bad(
+                "unsupported_version",
+                format!("{e}; nothing in this batch was stored"),
+            ),
+            e => bad(
                 "malformed_batch",
                 format!("the binary batch does not decode: {e}"),
-            )
+            ),
         })?
     } else if ctype.starts_with("application/json") {
         serde_json::from_slice(&bytes).map_err(|e| {

@@ -14,84 +14,39 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use tillmesh_checkpoint::migrate::Legacy;
 use tillmesh_cloud_proto::{MasterKind, Watermark};
 
 mod write;
 
 pub use write::*;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS stores (
-    store_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    utc_offset_min INTEGER NOT NULL,
-    enabled INTEGER NOT NULL,
-    tokens_valid_after_ms INTEGER NOT NULL DEFAULT 0,
-    max_term INTEGER NOT NULL DEFAULT 0,
-    leader INTEGER NOT NULL DEFAULT 0,
-    last_upload_ms INTEGER NOT NULL DEFAULT 0,
-    backlog INTEGER NOT NULL DEFAULT 0,
-    lag_ms INTEGER NOT NULL DEFAULT 0,
-    tills TEXT NOT NULL DEFAULT '[]',
-    events INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
--- Event rows are large (a few hundred bytes): a rowid table with a narrow unique index
--- appends cheaply, where a WITHOUT ROWID table would split fat pages.
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    store TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
-    kind TEXT NOT NULL, hlc_ms INTEGER NOT NULL, body BLOB NOT NULL,
-    UNIQUE (store, origin, seq)
-);
-CREATE TABLE IF NOT EXISTS origins (
-    store TEXT NOT NULL, origin INTEGER NOT NULL, contiguous INTEGER NOT NULL, max_seq INTEGER NOT NULL,
-    PRIMARY KEY (store, origin)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO counters (name, value) VALUES ('master_version', 0);
-INSERT OR IGNORE INTO counters (name, value) VALUES ('schema_version', 1);
-CREATE TABLE IF NOT EXISTS master (
-    kind TEXT NOT NULL, key TEXT NOT NULL, store TEXT NOT NULL, version INTEGER NOT NULL, body TEXT,
-    PRIMARY KEY (kind, key, store)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS master_by_version ON master (version);
-";
+/// The ledger's migrations (`crates/cloud/migrations/sqlite/`).
+mod ledger_schema {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+/// The report tables' migrations (`crates/cloud/migrations/sqlite-reports/`): they live in
+/// their own file (`<name>-reports.db`), so the projector writes them without taking the
+/// ledger's write lock, and they can be rebuilt from the ledger.
+mod reports_schema {
+    refinery::embed_migrations!("migrations/sqlite-reports");
+}
 
-/// The report tables live in their own file (`<name>-reports.db`): the projector writes them
-/// without taking the ledger's write lock, and they can be rebuilt from the ledger.
-const REPORTS_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS projected (
-    store TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (store, origin)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sales (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, origin INTEGER NOT NULL, seq INTEGER NOT NULL,
-    day INTEGER NOT NULL, paid_ms INTEGER NOT NULL, terminal INTEGER NOT NULL, cashier TEXT NOT NULL,
-    subtotal INTEGER NOT NULL, discount INTEGER NOT NULL, tax INTEGER NOT NULL, total INTEGER NOT NULL,
-    items INTEGER NOT NULL,
-    PRIMARY KEY (store, txn_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sales_by_day ON sales (day, store);
-CREATE TABLE IF NOT EXISTS sale_lines (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, line_no INTEGER NOT NULL, day INTEGER NOT NULL,
-    sku TEXT NOT NULL, quantity INTEGER NOT NULL, total INTEGER NOT NULL,
-    PRIMARY KEY (store, txn_id, line_no)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sale_payments (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, payment_id TEXT NOT NULL, day INTEGER NOT NULL,
-    method TEXT NOT NULL, provider TEXT NOT NULL, amount INTEGER NOT NULL,
-    PRIMARY KEY (store, txn_id, payment_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS txn_status (
-    store TEXT NOT NULL, txn_id TEXT NOT NULL, status TEXT NOT NULL,
-    wall_ms INTEGER NOT NULL, logical INTEGER NOT NULL, replica INTEGER NOT NULL,
-    PRIMARY KEY (store, txn_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stock (
-    store TEXT NOT NULL, sku TEXT NOT NULL, replica INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (store, sku, replica)
-) WITHOUT ROWID;
-";
+/// A ledger or reports file made before migrations were tracked has `V1`'s schema.
+const LEGACY: Legacy = Legacy {
+    user_version: 0,
+    as_version: 1,
+};
+
+/// Opens `path` and brings it to `runner`'s newest schema, refusing a newer one before
+/// writing anything.
+fn open_migrated(path: &Path, runner: &refinery::Runner) -> Result<Connection, LedgerError> {
+    let schema = |e: tillmesh_checkpoint::migrate::MigrateError| LedgerError::Db(e.to_string());
+    tillmesh_checkpoint::migrate::check_not_newer(path, runner, Some(LEGACY)).map_err(schema)?;
+    let mut conn = open(path)?;
+    tillmesh_checkpoint::migrate::migrate(&mut conn, path, runner, Some(LEGACY)).map_err(schema)?;
+    Ok(conn)
+}
 
 /// Most seqs read at once when closing a watermark gap.
 const GAP_SCAN_MAX: i64 = 100_000;
@@ -144,18 +99,15 @@ impl SqliteLedger {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LedgerError::Db(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let write = open(path)?;
-        write.execute_batch(SCHEMA)?;
-        crate::ledger::check_schema(write.query_row(sql::SCHEMA_VERSION, [], |r| r.get(0))?)?;
+        let write = open_migrated(path, &ledger_schema::migrations::runner())?;
         let read = open(path)?;
         let project_read = open(path)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("cloud");
         let reports_path = path.with_file_name(format!("{stem}-reports.db"));
-        let reports = open(&reports_path)?;
+        let reports = open_migrated(&reports_path, &reports_schema::migrations::runner())?;
         // Derived data: a power cut may lose the last projection steps, never their
         // consistency (facts and cursor commit together), and they are redone from the ledger.
         reports.pragma_update(None, "synchronous", "NORMAL")?;
-        reports.execute_batch(REPORTS_SCHEMA)?;
         if inline {
             for c in [&write, &read, &project_read, &reports] {
                 c.execute_batch("PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1000;")?;

@@ -1,0 +1,76 @@
+//! Tills of two versions in one store (issue 20): an event of a kind this version does not
+//! know (made by a newer till) is held without being applied, relayed byte for byte, kept
+//! across restarts, counted in status, and never compacted past, so the upgraded till
+//! applies it from its sync log.
+
+mod support;
+
+use support::{TestTill, demo_item};
+use tillmesh_crdt::{ReplicaId, VersionVector};
+use tillmesh_pos::event::{Event, EventBody};
+use tillmesh_pos::inventory::Reason;
+use tillmesh_pos::state::{Compaction, Replica};
+
+fn bin(e: &Event) -> Vec<u8> {
+    bincode::serde::encode_to_vec(e, bincode::config::standard()).unwrap()
+}
+
+#[tokio::test]
+async fn a_newer_tills_event_kind_is_held_relayed_and_never_compacted_past() {
+    let t = TestTill::start().await;
+    let sku = demo_item(0).0;
+    let before = t.till().stock_of(&sku);
+    let now = t.till().now_ms();
+    let origin = ReplicaId::for_terminal(9, 7);
+    let mut peer = Replica::new(origin);
+    let first = peer.adjust(&sku, 5, Reason::Receiving, None, None, "E9", now);
+    let mut newer = peer.adjust(&sku, 1, Reason::Receiving, None, None, "E9", now);
+    newer.body = EventBody::Unknown {
+        kind: "GiftCardRedeemed".into(),
+        payload: vec![3, 1, 4, 1, 5, 9, 2, 6],
+    };
+    let last = peer.adjust(&sku, 3, Reason::Receiving, None, None, "E9", now);
+    let vv = t
+        .till()
+        .apply_remote(9, vec![first, newer.clone(), last])
+        .await
+        .expect("a batch with a newer kind is applied, not refused");
+    assert_eq!(vv.get(origin), 3, "the unknown event counts as held");
+    // PN-counter deltas carry the origin's whole entry: the last event brings 5 + 1 + 3.
+    assert_eq!(t.till().stock_of(&sku), before + 9);
+    let status = t.till().status();
+    assert_eq!(status.unknown_kind_events, 1);
+    assert_eq!(status.quarantined, 0, "a newer kind is not a bad event");
+    // It is relayed exactly as received.
+    let held = t.till().events_after(origin, 1, 10).await.unwrap();
+    assert_eq!(held[0], newer);
+    assert_eq!(bin(&held[0]), bin(&newer), "relayed byte for byte");
+    // A compaction point past it stops below it on this till.
+    let mut floor = VersionVector::new();
+    floor.advance(origin, 3);
+    t.till()
+        .compact(
+            &Compaction {
+                floor,
+                ..Default::default()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.till().compaction().floor.get(origin), 1);
+    let held = t.till().events_after(origin, 1, 10).await.unwrap();
+    assert_eq!(
+        held.len(),
+        2,
+        "the unknown event and what follows stay in the log"
+    );
+    // A restart keeps it, still unapplied.
+    let dir = t.stop().await;
+    let t = TestTill::start_in(dir).await;
+    assert_eq!(t.till().version_vector().get(origin), 3);
+    assert_eq!(t.till().status().unknown_kind_events, 1);
+    assert_eq!(t.till().stock_of(&sku), before + 9);
+    assert_eq!(t.till().events_after(origin, 1, 1).await.unwrap()[0], newer);
+    t.stop().await;
+}
