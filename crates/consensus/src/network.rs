@@ -150,8 +150,8 @@ pub fn speaks_for(rpc: &RaftRpc) -> Option<u64> {
 pub const ELECT_AFTER_MS_MAX: u64 = 10_000;
 
 /// Accepts a hand-over from the leader this node follows, if it is a voter: campaigns after
-/// `after_ms`, and once more a little later if no other leader showed up meanwhile (a
-/// follower whose lease ran a few heartbeats later refuses the first round).
+/// `after_ms`, and again every 150 ms (at most ten rounds) while no new leader showed up (a
+/// follower whose lease runs longer, or was renewed later, refuses the first rounds).
 fn elect_later(raft: &Raft<TypeConfig>, from: u64, after_ms: u64) -> bool {
     let m = raft.metrics().borrow().clone();
     let voter = m
@@ -170,7 +170,7 @@ fn elect_later(raft: &Raft<TypeConfig>, from: u64, after_ms: u64) -> bool {
     let raft = raft.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
-        for round in 0..3 {
+        for round in 0..10 {
             let m = raft.metrics().borrow().clone();
             if m.current_leader.is_some_and(|l| l != from) {
                 return;
@@ -179,7 +179,10 @@ fn elect_later(raft: &Raft<TypeConfig>, from: u64, after_ms: u64) -> bool {
             if raft.trigger().elect().await.is_err() {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            if raft.metrics().borrow().current_leader.is_some_and(|l| l != from) {
+                return;
+            }
         }
     });
     true

@@ -39,8 +39,8 @@ pub struct LeaderStop {
     pub at_s: f64,
     /// `hand-over` (a planned stop) or `crash`.
     pub how: String,
-    /// From the last batch the cloud accepted before the stop to the first after it, ms
-    /// (none when no batch came after).
+    /// From the stop to the first batch the cloud accepted after it (the next leader's), ms:
+    /// how long the store could not upload (none when no batch came after).
     pub upload_gap_ms: Option<u64>,
 }
 

@@ -253,6 +253,12 @@ impl Run {
             shift.end().await;
         }
         if let Some(st) = self.world.tills.remove(&t) {
+            // The instant it starts to stop (after its cashier finished the customer).
+            self.leader_stops.push((
+                tokio::time::Instant::now(),
+                self.t0.elapsed().as_millis() as u64,
+                "hand-over",
+            ));
             let (handed, votes) = st.stop().await;
             self.votes.push((t, votes));
             self.down.insert(t, back_at);
@@ -297,16 +303,18 @@ impl Run {
             }
             Action::CrashLeader(after, mid) => {
                 if let Some(l) = self.world.leader() {
-                    self.leader_stops
-                        .push((tokio::time::Instant::now(), now_ms, "crash"));
                     self.crash(l, now_ms + (after * 1000.0) as u64, now_ms, mid)
                         .await;
+                    // The instant it died (its cashier may have finished a customer first).
+                    self.leader_stops.push((
+                        tokio::time::Instant::now(),
+                        self.t0.elapsed().as_millis() as u64,
+                        "crash",
+                    ));
                 }
             }
             Action::StopLeader(after) => {
                 if let Some(l) = self.world.leader() {
-                    self.leader_stops
-                        .push((tokio::time::Instant::now(), now_ms, "hand-over"));
                     self.stop(l, now_ms + (after * 1000.0) as u64, now_ms).await;
                 }
             }
@@ -655,8 +663,8 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
     Ok(report)
 }
 
-/// The cloud's upload gap around each leader stop: from the last batch it accepted before
-/// the stop to the first after.
+/// The cloud's upload gap after each leader stop: from the stop to the first batch it
+/// accepted after it.
 fn upload_gaps(run: &Run) -> Vec<report::LeaderStop> {
     let accepted = run
         .world
@@ -668,14 +676,11 @@ fn upload_gaps(run: &Run) -> Vec<report::LeaderStop> {
     run.leader_stops
         .iter()
         .map(|&(at, at_ms, how)| {
-            let before = accepted.iter().rev().find(|&&a| a <= at);
             let after = accepted.iter().find(|&&a| a > at);
             report::LeaderStop {
                 at_s: at_ms as f64 / 1000.0,
                 how: how.into(),
-                upload_gap_ms: before
-                    .zip(after)
-                    .map(|(b, a)| a.duration_since(*b).as_millis() as u64),
+                upload_gap_ms: after.map(|a| a.duration_since(at).as_millis() as u64),
             }
         })
         .collect()
