@@ -33,7 +33,15 @@ fn every_kind() -> Vec<Event> {
     let (a, b) = (ReplicaId::for_terminal(1, 1), ReplicaId::for_terminal(2, 1));
     let (mut r1, mut r2) = (Replica::new(a), Replica::new(b));
     let mut out = Vec::new();
-    out.push(r1.adjust("SKU00001", 24, Reason::Receiving, Some("ACME".into()), None, "M001", T0));
+    out.push(r1.adjust(
+        "SKU00001",
+        24,
+        Reason::Receiving,
+        Some("ACME".into()),
+        None,
+        "M001",
+        T0,
+    ));
     let sale = tillmesh_pos::event::Sale {
         txn_id: "1-1".into(),
         terminal: a,
@@ -94,7 +102,12 @@ fn every_kind() -> Vec<Event> {
     ));
     out.push(r2.override_price("SKU00002", 9_900, T0, "M001", T0 + 5_000));
     out.push(r2.set_setting("receipt_footer", "Thank you", "M001", T0 + 6_000));
-    out.push(tillmesh::sim::poison::customer_edit(&mut r2, "C001", "Ann", T0 + 7_000));
+    out.push(tillmesh::sim::poison::customer_edit(
+        &mut r2,
+        "C001",
+        "Ann",
+        T0 + 7_000,
+    ));
     out.push(r2.change_points("C001", 30, T0 + 8_000));
     out.push(r2.enroll_vision("SKU00003", vec![0.25, -0.5, 0.75, 0.0], "M001", T0 + 9_000));
     out
@@ -219,14 +232,21 @@ async fn write(dir: &Path) {
     }
     std::fs::write(dir.join("frames.bin"), bytes).unwrap();
     std::fs::write(dir.join("base.bin"), base_of(&events).encode().unwrap()).unwrap();
-    std::fs::write(dir.join("batch.bin"), encode_batch(&batch_of(&events)).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("batch.bin"),
+        encode_batch(&batch_of(&events)).unwrap(),
+    )
+    .unwrap();
 
     // A till's data directory with three sales.
     let t = TestTill::start().await;
     let c = t.client().login("E001", "1111").await;
     let mut txns = Vec::new();
     for i in 0..3 {
-        let s = c.sell(&[(demo_barcode(i).as_str(), 1 + i as u32)], None).await.unwrap();
+        let s = c
+            .sell(&[(demo_barcode(i).as_str(), 1 + i as u32)], None)
+            .await
+            .unwrap();
         txns.push(s["txn_id"].as_str().unwrap().to_string());
     }
     let held = t.till().version_vector().total();
@@ -242,11 +262,19 @@ async fn write(dir: &Path) {
     raft.bootstrap(&[1]).await.unwrap();
     until("leads", async || raft.leads()).await;
     let origin = ReplicaId::for_terminal(1, 1).0;
-    raft.propose(Command::Acked { watermarks: vec![(origin, 5)] }).await.unwrap();
+    raft.propose(Command::Acked {
+        watermarks: vec![(origin, 5)],
+    })
+    .await
+    .unwrap();
     raft.propose(Command::MasterVersion(4)).await.unwrap();
     raft.raft.trigger().snapshot().await.unwrap();
     until("snapshot", async || raft.raft.metrics().borrow().snapshot).await;
-    raft.propose(Command::Acked { watermarks: vec![(origin, 9)] }).await.unwrap();
+    raft.propose(Command::Acked {
+        watermarks: vec![(origin, 9)],
+    })
+    .await
+    .unwrap();
     raft.shutdown().await;
     drop(raft);
     std::fs::create_dir_all(dir.join("raft")).unwrap();
@@ -254,7 +282,9 @@ async fn write(dir: &Path) {
 
     // A cloud ledger (SQLite) holding the batch.
     let cd = tempfile::tempdir().unwrap();
-    let cloud = tillmesh_cloud::start(cloud_config(cd.path())).await.unwrap();
+    let cloud = tillmesh_cloud::start(cloud_config(cd.path()))
+        .await
+        .unwrap();
     let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
     let answer = reqwest::Client::new()
         .post(format!("http://{}/api/v1/sync/upload", cloud.addr))
@@ -300,7 +330,11 @@ async fn check(dir: &Path) {
         let len = wire::check_len(rest[..4].try_into().unwrap()).unwrap();
         let body = &rest[4..4 + len];
         let frame = wire::decode(body).unwrap_or_else(|e| panic!("{what}: frame {n}: {e}"));
-        assert_eq!(&wire::encode(&frame)[4..], body, "{what}: frame {n} re-encodes differently");
+        assert_eq!(
+            &wire::encode(&frame)[4..],
+            body,
+            "{what}: frame {n} re-encodes differently"
+        );
         if let Frame::Events(e) = frame {
             events = e;
         }
@@ -313,7 +347,9 @@ async fn check(dir: &Path) {
         let k = k.as_str().unwrap();
         assert!(KINDS.contains(&k), "{what}: kind {k} is no longer known");
         assert!(
-            events.iter().any(|e| e.body.kind() == k && e.body.is_known()),
+            events
+                .iter()
+                .any(|e| e.body.kind() == k && e.body.is_known()),
             "{what}: no {k} decoded"
         );
     }
@@ -341,7 +377,9 @@ async fn check(dir: &Path) {
         let r = c.get(&format!("/api/v1/transactions/{id}")).await;
         assert_eq!(r.status, 200, "{what}: sale {id}: {}", r.body);
     }
-    c.sell(&[(demo_barcode(5).as_str(), 1)], None).await.unwrap();
+    c.sell(&[(demo_barcode(5).as_str(), 1)], None)
+        .await
+        .unwrap();
     t.stop().await;
 
     // Its Raft database: the log and the snapshot read back into the state machine.

@@ -240,6 +240,10 @@ mod tests {
         let mut c = Connection::open(&p).unwrap();
         assert_eq!(migrate(&mut c, &p, &runner(2), None).unwrap(), 2);
         assert_eq!(migrate(&mut c, &p, &runner(2), None).unwrap(), 0);
+        // As every database here runs: WAL (the file is checkpointed and the WAL removed when
+        // the last connection closes).
+        c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .unwrap();
         drop(c);
         // An older build: refused before writing, the file byte-identical, nothing beside it.
         let before = std::fs::read(&p).unwrap();
@@ -257,6 +261,7 @@ mod tests {
             err.to_string().contains("newer tillmesh (schema version 2"),
             "{err}"
         );
+        assert_eq!(listing(), files, "no -wal or -shm appeared");
         let mut c = Connection::open(&p).unwrap();
         assert!(matches!(
             migrate(&mut c, &p, &runner(1), None),

@@ -165,7 +165,7 @@ async fn raw_postgres(url: &str, w: &Workload) -> Duration {
                 let tx = c.transaction().await.unwrap();
                 let origins: Vec<i64> = batch.iter().map(|r| r.origin as i64).collect();
                 let seqs: Vec<i64> = batch.iter().map(|r| r.seq as i64).collect();
-                let kinds: Vec<&str> = batch.iter().map(|r| r.kind).collect();
+                let kinds: Vec<&str> = batch.iter().map(|r| r.kind.as_str()).collect();
                 let hlcs: Vec<i64> = batch.iter().map(|r| r.hlc_ms as i64).collect();
                 let bodies: Vec<&[u8]> = batch.iter().map(|r| r.body.as_slice()).collect();
                 tx.execute(

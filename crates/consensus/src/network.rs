@@ -180,7 +180,12 @@ fn elect_later(raft: &Raft<TypeConfig>, from: u64, after_ms: u64) -> bool {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-            if raft.metrics().borrow().current_leader.is_some_and(|l| l != from) {
+            if raft
+                .metrics()
+                .borrow()
+                .current_leader
+                .is_some_and(|l| l != from)
+            {
                 return;
             }
         }
