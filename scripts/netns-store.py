@@ -27,13 +27,15 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (Cashiers, Observer, SetupError, Till, check, converged, http, leader,  # noqa: E402
+                     run, wait)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.79.0"
@@ -42,19 +44,6 @@ CLOUD_PORT = 8700
 # A second host enrolled with till 1's terminal id, listening on the same port.
 TWIN_IP = f"{SUBNET}.50"
 TILL_API = "http://127.0.0.1:7300"
-# Bounds: every wait below gives up after this many seconds.
-WAIT_S = 90
-
-
-class SetupError(Exception):
-    pass
-
-
-def run(*args, check=True, **kw):
-    p = subprocess.run(list(args), capture_output=True, text=True, **kw)
-    if check and p.returncode != 0:
-        raise SetupError(f"{' '.join(args)}: {p.stderr.strip() or p.stdout.strip()}")
-    return p
 
 
 def ip(*args, check=True):
@@ -105,126 +94,7 @@ class Net:
 
 
 def curl(ns, method, url, token=None, body=None):
-    """One HTTP call inside a namespace: (status, parsed JSON or None)."""
-    cmd = ["ip", "netns", "exec", ns, "curl", "-s", "-m", "10", "-X", method,
-           "-w", "\n%{http_code}", url]
-    if token:
-        cmd += ["-H", f"authorization: Bearer {token}"]
-    if body is not None:
-        cmd += ["-H", "content-type: application/json", "-d", json.dumps(body)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    out, _, code = p.stdout.rpartition("\n")
-    try:
-        status = int(code)
-    except ValueError:
-        return 0, None
-    try:
-        return status, json.loads(out) if out else None
-    except json.JSONDecodeError:
-        return status, None
-
-
-class Till:
-    def __init__(self, tid, ns, config, data, log):
-        self.id, self.ns, self.config, self.data, self.log = tid, ns, config, data, log
-        self.proc = None
-
-    def start(self, binary):
-        log = open(self.log, "a")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, binary, "terminal", "--demo", "--config", str(self.config),
-             "--data-dir", str(self.data)],
-            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "RUST_LOG": "warn"})
-
-    def kill9(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def api(self, method, path, token=None, body=None):
-        return curl(self.ns, method, TILL_API + path, token, body)
-
-    def status(self):
-        s, b = self.api("GET", "/api/v1/status")
-        return b if s == 200 else None
-
-
-def wait(what, cond, within=WAIT_S):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise SetupError(f"timed out after {within} s waiting for {what}")
-
-
-class Observer(threading.Thread):
-    """Polls every till and the cloud: leaders per term, watermarks per origin."""
-
-    def __init__(self, tills, cloud_ns, store_token):
-        super().__init__(daemon=True)
-        self.tills, self.cloud_ns, self.token = tills, cloud_ns, store_token
-        self.leaders = {}  # term -> set of tills that said they lead it
-        self.watermarks = {}  # origin -> highest contiguous seen
-        self.backwards = []
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            for t in self.tills:
-                s = t.status() if t.proc and t.proc.poll() is None else None
-                raft = (s or {}).get("raft") or {}
-                if raft.get("leader") == t.id and raft.get("term") is not None:
-                    self.leaders.setdefault(raft["term"], set()).add(t.id)
-            code, marks = curl(self.cloud_ns, "GET",
-                               f"http://{CLOUD_IP}:{CLOUD_PORT}/api/v1/sync/watermarks",
-                               self.token)
-            if code == 200 and isinstance(marks, list):
-                for m in marks:
-                    o, c = m["origin"], m["contiguous"]
-                    if c < self.watermarks.get(o, 0):
-                        self.backwards.append((o, self.watermarks[o], c))
-                    self.watermarks[o] = max(c, self.watermarks.get(o, 0))
-            time.sleep(0.3)
-
-
-class Cashiers:
-    """Sells one unit of a rotating product per sale; remembers what was acknowledged."""
-
-    def __init__(self, barcodes):
-        self.barcodes = barcodes  # [(barcode, sku)]
-        self.next = 0
-        self.acked = []  # (till, txn_id, total, sku)
-
-    def sell(self, till, n):
-        s, login = till.api("POST", "/api/v1/auth/login",
-                            body={"employee_id": "E001", "pin": "1111"})
-        if s != 200:
-            raise SetupError(f"login on till {till.id}: {s} {login}")
-        tok = login["token"]
-        for _ in range(n):
-            barcode, sku = self.barcodes[self.next % len(self.barcodes)]
-            self.next += 1
-            s, txn = till.api("POST", "/api/v1/transactions", tok)
-            if s != 200 and s != 201:
-                raise SetupError(f"till {till.id} create: {s} {txn}")
-            tid = txn["txn_id"]
-            steps = [("items", {"barcode": barcode}), ("checkout", None)]
-            for step, body in steps:
-                s, r = till.api("POST", f"/api/v1/transactions/{tid}/{step}", tok, body)
-                if s >= 300:
-                    raise SetupError(f"till {till.id} {step}: {s} {r}")
-            total = r["totals"]["total"]
-            s, r = till.api("POST", f"/api/v1/transactions/{tid}/payments", tok,
-                            {"method": "cash", "tendered": total})
-            if s >= 300:
-                raise SetupError(f"till {till.id} pay: {s} {r}")
-            s, done = till.api("POST", f"/api/v1/transactions/{tid}/finalize", tok)
-            if s == 200 and done.get("status") == "PAID":
-                self.acked.append((till.id, tid, total, sku))
-            else:
-                raise SetupError(f"till {till.id} finalize: {s} {done}")
+    return http(method, url, token, body, ns)
 
 
 def main():
@@ -331,23 +201,15 @@ linger_ms = 50
 """
         path = work / f"till-{i}.toml"
         path.write_text(cfg)
-        tills.append(Till(i, net.nodes[f"t{i}"], path, work / f"data-{i}", work / f"till-{i}.log"))
+        tills.append(Till(i, path, work / f"data-{i}", work / f"till-{i}.log", TILL_API,
+                          ns=net.nodes[f"t{i}"]))
     for t in tills:
         t.start(binary)
     for t in tills:
         wait(f"till {t.id} to answer", t.status)
-    obs = Observer(tills, cloud_ns, store_token)
+    cloud_get = lambda path, token: curl(cloud_ns, "GET", f"http://{CLOUD_IP}:{CLOUD_PORT}{path}", token)
+    obs = Observer(tills, cloud_get, store_token)
     obs.start()
-
-    def leader(among, not_=None):
-        def agreed():
-            ls = {((t.status() or {}).get("raft") or {}).get("leader") for t in among}
-            if len(ls) == 1:
-                l = ls.pop()
-                if l is not None and l != not_:
-                    return l
-            return None
-        return wait("the tills to agree on a leader", agreed)
 
     cash = Cashiers(barcodes)
     first = leader(tills)
@@ -388,21 +250,11 @@ linger_ms = 50
         rows = [r for r in (f or {}).get("stores", []) if r["store_id"] == "S001"]
         return rows[0] if rows else None
 
-    def converged():
-        ss = [t.status() for t in tills]
-        if not all(ss):
-            return None
-        vvs = [json.dumps(s["version_vector"], sort_keys=True) for s in ss]
-        f = fleet()
-        if len(set(vvs)) == 1 and f and f["events"] == ss[0]["events"]:
-            return ss
-        return None
-
-    statuses = wait("convergence", converged)
+    statuses = wait("convergence", lambda: converged(tills, fleet))
     obs.stop.set()
     obs.join()
     log("converged; checking the invariants against the cloud")
-    verdicts = check(tills, cash, statuses, fleet(), obs, opening, cloud_ns, admin_token)
+    verdicts = check(tills, cash, statuses, fleet(), obs, opening, cloud_get, admin_token)
 
     # 8. A second host enrolled as till 1, on the same port: both refuse each other.
     one = tills[0]
@@ -414,7 +266,7 @@ linger_ms = 50
     cfg = cfg.replace(str(work / f"certs-{one.id}"), str(certs))
     twin_cfg = work / "twin.toml"
     twin_cfg.write_text(cfg)
-    twin = Till(one.id, net.nodes["tw"], twin_cfg, work / "data-twin", work / "twin.log")
+    twin = Till(one.id, twin_cfg, work / "data-twin", work / "twin.log", TILL_API, ns=net.nodes["tw"])
     tills.append(twin)
     twin.start(binary)
     wait("the twin to answer", twin.status)
@@ -434,62 +286,6 @@ linger_ms = 50
         verdicts.append(("duplicate_terminal_refused_both_ways", False, str(e)))
     twin.kill9()
     return verdicts
-
-
-def check(tills, cash, statuses, fleet, obs, opening, cloud_ns, admin_token):
-    v = []
-    # 1. No acknowledged sale lost: every till has every acknowledged sale, PAID.
-    missing = []
-    for t in tills:
-        s, login = t.api("POST", "/api/v1/auth/login", body={"employee_id": "E002", "pin": "2222"})
-        tok = (login or {}).get("token")
-        for _, tid, _, _ in cash.acked:
-            s, txn = t.api("GET", f"/api/v1/transactions/{tid}", tok)
-            if s != 200 or txn.get("status") != "PAID":
-                missing.append((t.id, tid))
-    v.append(("no_acknowledged_sale_lost", not missing,
-              f"{len(cash.acked)} acknowledged sales on {len(tills)} tills"
-              + (f"; missing {missing[:3]}" if missing else "")))
-    # 2. Exactly once in the cloud: ledger events = events held; report counts each sale once.
-    held = statuses[0]["events"]
-    day = lambda d: time.strftime("%Y-%m-%d", time.gmtime(time.time() + d * 86400))
-    s, rep = curl(cloud_ns, "GET",
-                  f"http://{CLOUD_IP}:{CLOUD_PORT}/api/v1/reports/sales?store=S001"
-                  f"&from={day(-1)}&to={day(1)}&group=month", admin_token)
-    totals = (rep or {}).get("totals") or {}
-    v.append(("exactly_once_in_the_cloud",
-              fleet["events"] == held and totals.get("transactions") == len(cash.acked),
-              f"ledger {fleet['events']} events of {held} held; report "
-              f"{totals.get('transactions')} sales of {len(cash.acked)} acknowledged"))
-    # 3. Identical CRDT state: version vectors (checked at convergence) and stock agree.
-    stocks = []
-    for t in tills:
-        s, login = t.api("POST", "/api/v1/auth/login", body={"employee_id": "E002", "pin": "2222"})
-        s, lines = t.api("GET", "/api/v1/reports/inventory", (login or {}).get("token"))
-        stocks.append({l["sku"]: l["level"] for l in (lines or [])})
-    same = all(s == stocks[0] for s in stocks) and len({json.dumps(s["version_vector"], sort_keys=True) for s in statuses}) == 1
-    v.append(("identical_crdt_state", same, f"{len(tills)} tills at {held} events"))
-    # 4. At most one leader per term.
-    two = {term: ids for term, ids in obs.leaders.items() if len(ids) > 1}
-    v.append(("at_most_one_leader_per_term", not two,
-              f"{len(obs.leaders)} terms seen" + (f"; two leaders {two}" if two else "")))
-    # 5. Inventory = opening stock - sales (one unit each).
-    sold = {}
-    for _, _, _, sku in cash.acked:
-        sold[sku] = sold.get(sku, 0) + 1
-    wrong = [(sku, stocks[0].get(sku), opening.get(sku, 0) - n) for sku, n in sold.items()
-             if stocks[0].get(sku) != opening.get(sku, 0) - n]
-    v.append(("inventory_is_stock_minus_sales_plus_adjustments", not wrong,
-              f"{len(sold)} products agree" if not wrong else f"wrong {wrong[:3]}"))
-    # 6. Cloud totals = store totals.
-    total = sum(x for _, _, x, _ in cash.acked)
-    v.append(("cloud_totals_equal_store_totals", totals.get("gross") == total,
-              f"cloud {totals.get('gross')} gross; store {total}"))
-    # 7. Watermarks never moved backwards.
-    v.append(("watermark_never_moves_backwards", not obs.backwards,
-              f"{len(obs.watermarks)} watermarks only grew" if not obs.backwards
-              else f"moved back {obs.backwards[:3]}"))
-    return v
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 //! Uplink benchmark (a bench script, not a test), tills and cloud in one process on loopback:
 //!
-//! - **Failover**: 3 tills upload to a cloud; the leader stops; measured from the stop to the
-//!   new leader's first batch the cloud acknowledged, and, as the baseline in the same run,
-//!   to the election of the new leader. `TILLMESH_BENCH_FAILOVERS` runs (default 20).
+//! - **Leader stop**: 3 tills upload to a cloud; the leader stops, alternately as planned
+//!   (it hands the leadership over first, as on SIGTERM) and without handing over (the
+//!   baseline, as after a crash: an election once the followers' timers run out); measured
+//!   from the stop to the new leader's election and to its first batch the cloud
+//!   acknowledged (the store's upload gap). `TILLMESH_BENCH_FAILOVERS` runs of each
+//!   (default 20).
 //! - **Catch-up**: 5 tills sell `TILLMESH_BENCH_OFFLINE_SALES` each (default 2,400) while
 //!   the cloud is down, then the cloud comes up on its address; measured from then to every
 //!   event in the ledger. Baseline: the same events posted straight to a fresh cloud by one
@@ -120,7 +123,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn failover_round(root: &std::path::Path) -> (f64, f64) {
+async fn failover_round(root: &std::path::Path, hand_over: bool) -> (f64, f64) {
     let cloud = start_cloud(root, "127.0.0.1:0".parse().unwrap()).await;
     let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
     let mut nodes = start_store(root, 3, &section(cloud.addr, token)).await;
@@ -135,7 +138,7 @@ async fn failover_round(root: &std::path::Path) -> (f64, f64) {
         .unwrap();
     let gone = nodes.remove(at);
     let stopped = Instant::now();
-    gone.stop().await.unwrap();
+    gone.stop_with(hand_over).await.unwrap();
     let second = leader(&nodes, Some(first)).await;
     let elected = stopped.elapsed().as_secs_f64() * 1000.0;
     while fleet(&cloud).await.2 != second {
@@ -188,26 +191,40 @@ fn main() {
         let base = std::env::current_dir().unwrap().join("target").join("bench-tmp");
         std::fs::create_dir_all(&base).unwrap();
 
-        // Failover.
-        let (mut elect, mut upload) = (Vec::new(), Vec::new());
-        for _ in 0..failovers {
+        // Leader stops, planned (hand-over) and not (the baseline), alternately.
+        let mut runs: [(Vec<f64>, Vec<f64>); 2] = Default::default();
+        for i in 0..failovers * 2 {
+            let hand_over = i % 2 == 0;
             let dir = tempfile::tempdir_in(&base).unwrap();
-            let (e, u) = failover_round(dir.path()).await;
-            elect.push(e);
-            upload.push(u);
+            let (e, u) = failover_round(dir.path(), hand_over).await;
+            let r = &mut runs[usize::from(!hand_over)];
+            r.0.push(e);
+            r.1.push(u);
         }
-        println!("failover, 3 tills, leader stopped ({failovers} runs; heartbeat 150 ms, election timeout 500-1000 ms)");
         println!(
-            "  to the new leader's election (baseline):   p50 {:.0} ms  p99 {:.0} ms",
-            pct(&mut elect, 0.5),
-            pct(&mut elect, 0.99)
+            "leader stop, 3 tills ({failovers} runs of each, alternately; heartbeat 150 ms, election timeout 500-1000 ms)"
         );
+        let [(mut he, mut hu), (mut ce, mut cu)] = runs;
+        for (name, e, u) in [
+            ("without hand-over (baseline)", &mut ce, &mut cu),
+            ("planned, hand-over", &mut he, &mut hu),
+        ] {
+            println!(
+                "  {name:<29} to the new leader: p50 {:.0} ms p99 {:.0} ms; to its first acknowledged upload (the upload gap): p50 {:.0} ms p99 {:.0} ms",
+                pct(e, 0.5),
+                pct(e, 0.99),
+                pct(u, 0.5),
+                pct(u, 0.99)
+            );
+        }
         println!(
-            "  to its first acknowledged upload:          p50 {:.0} ms  p99 {:.0} ms  ({:.2}x the election at p50)",
-            pct(&mut upload, 0.5),
-            pct(&mut upload, 0.99),
-            pct(&mut upload, 0.5) / pct(&mut elect, 0.5)
+            "  hand-over / baseline upload gap: {:.2}x at p50, {:.2}x at p99",
+            pct(&mut hu, 0.5) / pct(&mut cu, 0.5),
+            pct(&mut hu, 0.99) / pct(&mut cu, 0.99)
         );
+        if offline == 0 {
+            return;
+        }
 
         // Catch-up.
         let dir = tempfile::tempdir_in(&base).unwrap();

@@ -333,7 +333,14 @@ impl Node {
     /// the store's leadership to an up-to-date voter and stops its Raft node (no more
     /// heartbeats), so the next leader takes over as soon as the followers' lease allows.
     pub async fn stop(self) -> anyhow::Result<()> {
-        if let Some(r) = &self.raft
+        self.stop_with(true).await
+    }
+
+    /// [`Node::stop`], handing the leadership over first or not (`false` leaves the store
+    /// as a crash would: it elects its next leader when the followers' timers run out).
+    pub async fn stop_with(self, hand_over: bool) -> anyhow::Result<()> {
+        if hand_over
+            && let Some(r) = &self.raft
             && let Some(to) = r.hand_over().await
         {
             r.shutdown().await;

@@ -143,7 +143,7 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
             println!("  {} {} ({:?}): {}", s.employee_id, s.name, s.role, s.pin);
         }
         println!("press Ctrl-C to stop");
-        let _ = tokio::signal::ctrl_c().await;
+        crate::cmd::shutdown_signal().await;
         for n in nodes {
             n.stop().await?;
         }

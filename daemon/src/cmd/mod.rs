@@ -65,9 +65,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(tillmesh::run(cfg, async {
-                let _ = tokio::signal::ctrl_c().await;
-            }))
+            rt.block_on(tillmesh::run(cfg, shutdown_signal()))
         }
         Command::Dev {
             action:
@@ -97,7 +95,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                     "cloud listening on http://{} (dashboard at /, API at /openapi.json)",
                     h.addr
                 );
-                let _ = tokio::signal::ctrl_c().await;
+                shutdown_signal().await;
                 h.stop().await;
                 Ok(())
             })
@@ -148,4 +146,21 @@ pub(crate) fn write_new(path: &std::path::Path, text: &str, secret: bool) -> any
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
     f.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (a service manager's stop, a rolling upgrade):
+/// either is a planned stop (a leading till hands its leadership over first).
+pub(crate) async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
