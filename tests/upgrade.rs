@@ -121,3 +121,59 @@ fn a_store_upgrades_till_by_till_from_the_last_release_while_selling() {
     assert!(text.contains("(the leader) replaced"), "{text}");
     assert!(text.contains("the cloud replaced"), "{text}");
 }
+
+/// A downgrade: an older binary on a database a newer version migrated stops with one clear
+/// line and a non-zero exit, and leaves the folder byte-identical (no `-wal`, no `-shm`).
+#[test]
+fn an_older_binary_on_a_newer_database_stops_with_one_line_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("till.db");
+    std::fs::copy(
+        support::repo().join("tests/fixtures/v0.1.0/till/till.db"),
+        &db,
+    )
+    .unwrap();
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (99, 'from_the_future', '', '0')",
+            [],
+        )
+        .unwrap();
+    }
+    let listing = || {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+        .args([
+            "terminal",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .current_dir(support::repo())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("newer tillmesh (schema version 99"), "{err}");
+    assert!(listing() == before, "the data folder changed");
+}
