@@ -231,6 +231,92 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     c.get("/api/v1/nope").await.expect_error(404, "no_route");
 }
 
+/// Returns of part of a sale by line and quantity (issue 18): a manager approves; each unit
+/// hands back its share of the line's total and goes back into stock; over-returns and
+/// unknown lines change nothing; the last unit makes the sale REFUNDED; the day's report
+/// counts the returns; a restart keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_of_a_sale_is_returned_by_line_and_quantity_with_a_manager() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    let (a, b) = (demo_barcode(4), demo_barcode(5));
+    let sale = c.sell(&[(&a, 3), (&b, 1)], None).await.unwrap();
+    let id = sale["txn_id"].as_str().unwrap().to_string();
+    let total = sale["totals"]["total"].as_i64().unwrap();
+    let line_a = &sale["lines"][0];
+    let (a_total, a_no) = (
+        line_a["total"].as_i64().unwrap(),
+        line_a["line_no"].as_u64().unwrap(),
+    );
+    let b_no = sale["lines"][1]["line_no"].as_u64().unwrap();
+    let stock = |v: serde_json::Value| v["stock"].as_i64().unwrap();
+    let stock_a = || async {
+        stock(
+            c.get(&format!("/api/v1/catalog/items?barcode={a}"))
+                .await
+                .expect(200),
+        )
+    };
+    let before = stock_a().await;
+    let ret = format!("/api/v1/transactions/{id}/return");
+    let manager = json!({"employee_id": "M001", "pin": "9999"});
+    c.post(&ret, json!({"lines": [{"line_no": a_no, "quantity": 1}]}))
+        .await
+        .expect_error(403, "approval_required");
+    c.post(
+        &ret,
+        json!({"lines": [{"line_no": a_no, "quantity": 4}], "approval": manager}),
+    )
+    .await
+    .expect_error(422, "bad_return");
+    c.post(
+        &ret,
+        json!({"lines": [{"line_no": 99, "quantity": 1}], "approval": manager}),
+    )
+    .await
+    .expect_error(422, "bad_return");
+    assert_eq!(stock_a().await, before, "refused returns changed nothing");
+    let one = c
+        .post(&ret, json!({"lines": [{"line_no": a_no, "quantity": 1}], "reason": "damaged", "approval": manager}))
+        .await
+        .expect(200);
+    assert_eq!(one["status"], "PAID");
+    let first = one["returned"].as_i64().unwrap();
+    assert!(first > 0 && first < a_total, "{one}");
+    assert_eq!(one["returned_lines"][0]["quantity"], 1);
+    assert_eq!(stock_a().await, before + 1);
+    // The rest: every unit back, exactly the sale's total handed back over both returns.
+    let rest = c
+        .post(
+            &ret,
+            json!({"lines": [{"line_no": a_no, "quantity": 2}, {"line_no": b_no, "quantity": 1}], "approval": manager}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(rest["status"], "REFUNDED");
+    assert_eq!(rest["returned"].as_i64().unwrap(), total);
+    assert_eq!(stock_a().await, before + 3);
+    c.post(
+        &ret,
+        json!({"lines": [{"line_no": b_no, "quantity": 1}], "approval": manager}),
+    )
+    .await
+    .expect_error(409, "not_paid");
+    let eod = c.get("/api/v1/reports/end-of-day").await.expect(200);
+    assert_eq!(eod["returns"], 2, "{eod}");
+    assert_eq!(eod["returned_value"].as_i64().unwrap(), total);
+    // A restart replays the returns.
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let after = c
+        .get(&format!("/api/v1/transactions/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(after["status"], "REFUNDED");
+    assert_eq!(after["returned"].as_i64().unwrap(), total);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn void_needs_a_manager_and_restocks_refund_goes_through_request_and_approval() {
     let till = TestTill::start().await;

@@ -225,6 +225,8 @@ pub struct DayRow {
     pub refunded: u64,
     /// ... and their totals.
     pub refunded_amount: i64,
+    /// Handed back for units returned from sales neither voided nor refunded whole.
+    pub returned_amount: i64,
 }
 
 /// Payments of one store, day, method and provider.

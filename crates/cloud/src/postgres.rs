@@ -40,6 +40,10 @@ const INSERT_LINES: &str = "INSERT INTO sale_lines (store, txn_id, line_no, day,
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[]) \
      ON CONFLICT DO NOTHING";
 
+const INSERT_RETURNS: &str = "INSERT INTO sale_returns (store, txn_id, origin, seq, line_no, quantity, amount) \
+     SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[]) \
+     ON CONFLICT DO NOTHING";
+
 const INSERT_PAYMENTS: &str = "INSERT INTO sale_payments (store, txn_id, payment_id, day, method, provider, amount) \
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[]) \
      ON CONFLICT DO NOTHING";
@@ -206,6 +210,22 @@ async fn write_facts(
                 &l.iter().map(|x| x.sku.as_str()).collect::<Vec<_>>(),
                 &l.iter().map(|x| x.quantity).collect::<Vec<_>>(),
                 &l.iter().map(|x| x.total).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let r = &f.returns;
+    if !r.is_empty() {
+        tx.execute(
+            INSERT_RETURNS,
+            &[
+                &store,
+                &r.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.origin).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.seq).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.line_no).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.quantity).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.amount).collect::<Vec<_>>(),
             ],
         )
         .await?;
@@ -618,6 +638,7 @@ impl Ledger for PgLedger {
                 voided_amount: r.get(9),
                 refunded: u(r.get(10)),
                 refunded_amount: r.get(11),
+                returned_amount: r.get(12),
             })
             .collect())
     }

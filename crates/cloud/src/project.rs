@@ -109,6 +109,25 @@ pub struct Facts {
     pub statuses: Vec<StatusFact>,
     /// Stock entries.
     pub stock: Vec<StockFact>,
+    /// Returned units by line.
+    pub returns: Vec<ReturnFact>,
+}
+
+/// Units of one line of a sale returned by one `ItemsReturned` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReturnFact {
+    /// Transaction id.
+    pub txn_id: String,
+    /// The return event's origin.
+    pub origin: i64,
+    /// ... and sequence number.
+    pub seq: i64,
+    /// Line number.
+    pub line_no: i64,
+    /// Units returned.
+    pub quantity: i64,
+    /// Money handed back.
+    pub amount: i64,
 }
 
 /// One origin's events to fold next: seqs in `(from, to]`.
@@ -279,6 +298,24 @@ impl Facts {
             }
             EventBody::TransactionVoided { status, .. }
             | EventBody::RefundRecorded { status, .. } => statuses(self, status),
+            EventBody::ItemsReturned {
+                txn_id,
+                lines,
+                status,
+                ..
+            } => {
+                for l in lines {
+                    self.returns.push(ReturnFact {
+                        txn_id: txn_id.clone(),
+                        origin: origin as i64,
+                        seq: seq as i64,
+                        line_no: i64::from(l.line_no),
+                        quantity: i64::from(l.quantity),
+                        amount: l.amount,
+                    });
+                }
+                statuses(self, status);
+            }
             EventBody::InventoryAdjusted {
                 sku, counter: c, ..
             } => counter(self, sku, c),

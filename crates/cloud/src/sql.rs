@@ -59,6 +59,10 @@ pub const INSERT_SALE: &str = "INSERT INTO sales (store, txn_id, origin, seq, da
 pub const INSERT_LINE: &str = "INSERT INTO sale_lines (store, txn_id, line_no, day, sku, quantity, total) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
 
+/// Return fact.
+pub const INSERT_RETURN: &str = "INSERT INTO sale_returns (store, txn_id, origin, seq, line_no, quantity, amount) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
 /// Payment fact.
 pub const INSERT_PAYMENT: &str = "INSERT INTO sale_payments (store, txn_id, payment_id, day, method, provider, amount) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
@@ -117,7 +121,10 @@ pub const SALES_BY_DAY: &str = "SELECT s.store, s.day, COUNT(*), CAST(SUM(s.item
      CAST(SUM(CASE WHEN t.status = 'VOID' THEN 1 ELSE 0 END) AS BIGINT), \
      CAST(SUM(CASE WHEN t.status = 'VOID' THEN s.total ELSE 0 END) AS BIGINT), \
      CAST(SUM(CASE WHEN t.status = 'REFUNDED' THEN 1 ELSE 0 END) AS BIGINT), \
-     CAST(SUM(CASE WHEN t.status = 'REFUNDED' THEN s.total ELSE 0 END) AS BIGINT) \
+     CAST(SUM(CASE WHEN t.status = 'REFUNDED' THEN s.total ELSE 0 END) AS BIGINT), \
+     CAST(SUM(CASE WHEN COALESCE(t.status, 'PAID') NOT IN ('VOID', 'REFUNDED') THEN COALESCE( \
+       (SELECT SUM(r.amount) FROM sale_returns r WHERE r.store = s.store AND r.txn_id = s.txn_id), 0) \
+       ELSE 0 END) AS BIGINT) \
      FROM sales s LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
      WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
      GROUP BY s.store, s.day ORDER BY s.store, s.day";

@@ -39,6 +39,7 @@ on_both!(
     master_data_comes_down_as_deltas,
     reports_equal_the_sums_of_the_events,
     events_of_a_newer_kind_are_kept_and_projection_waits_before_them,
+    returns_of_part_of_a_sale_come_off_the_net,
 );
 
 const HOUR: u64 = 3_600_000;
@@ -497,6 +498,54 @@ async fn events_of_a_newer_kind_are_kept_and_projection_waits_before_them(b: Bac
         a["message"].as_str().unwrap().contains("upgrade the cloud"),
         "{a}"
     );
+    env.stop().await;
+}
+
+/// Units returned from a paid sale (`ItemsReturned`) come off the day's net sales, once
+/// however often the batch is sent.
+async fn returns_of_part_of_a_sale_come_off_the_net(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let t = env.token("S001");
+    let mut shop = Shop::new("S001", &[1]);
+    let mut events = sales(&mut shop, 2);
+    let EventBody::SaleRecorded { sale, .. } = &events[0].body else {
+        panic!("a sale");
+    };
+    let txn = sale.txn_id.clone();
+    let back = tillmesh_pos::returns::ReturnedLine {
+        line_no: sale.lines[0].line_no,
+        quantity: 1,
+        amount: 15_000,
+    };
+    events.push(shop.tills[0].record_return(
+        &txn,
+        false,
+        |status| EventBody::ItemsReturned {
+            txn_id: txn.clone(),
+            lines: vec![back],
+            amount: 15_000,
+            by: "E001".into(),
+            approved_by: "M001".into(),
+            reason: "damaged".into(),
+            status,
+        },
+        DAY0_MS + 10 * HOUR,
+    ));
+    let batch = shop.batch(1, 1, &events);
+    for _ in 0..2 {
+        let (s, a) = env.upload_binary(&t, &batch).await;
+        assert_eq!(s, 200, "{a}");
+    }
+    let (_, r) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/sales?store=S001&from=2026-11-20&to=2026-11-20",
+        )
+        .await;
+    assert_eq!(r["totals"]["returned_amount"], 15_000, "{r}");
+    assert_eq!(r["totals"]["net"], 2 * 39_900 - 15_000, "{r}");
     env.stop().await;
 }
 

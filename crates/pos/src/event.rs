@@ -140,6 +140,26 @@ pub enum EventBody {
         /// Who enrolled it.
         by: String,
     },
+    /// Part of a paid sale was returned (by line and quantity), with a manager's approval.
+    /// Added in 0.2.0: a till of 0.1.0 keeps it unapplied (the restock travels as
+    /// `InventoryAdjusted` events beside it, which every version applies).
+    ItemsReturned {
+        /// Transaction id.
+        txn_id: String,
+        /// The units returned per line and the money handed back for them.
+        lines: Vec<crate::returns::ReturnedLine>,
+        /// Money handed back in all.
+        amount: i64,
+        /// Who asked.
+        by: String,
+        /// The manager who approved.
+        approved_by: String,
+        /// Why.
+        reason: String,
+        /// Delta of the transaction-status map: REFUNDED once every unit is returned, else
+        /// empty.
+        status: LwwMap<String, Status>,
+    },
     /// An event of a kind this build does not know (written by a newer version): kept,
     /// relayed and uploaded byte for byte, never applied here; a till upgraded to a version
     /// that knows the kind decodes and applies it from its sync log. Never add a variant
@@ -164,6 +184,7 @@ pub const KINDS: &[&str] = &[
     "CustomerUpdated",
     "PointsChanged",
     "VisionEnrolled",
+    "ItemsReturned",
 ];
 
 impl EventBody {
@@ -184,6 +205,7 @@ impl EventBody {
             EventBody::CustomerUpdated { .. } => "CustomerUpdated",
             EventBody::PointsChanged { .. } => "PointsChanged",
             EventBody::VisionEnrolled { .. } => "VisionEnrolled",
+            EventBody::ItemsReturned { .. } => "ItemsReturned",
             EventBody::Unknown { kind, .. } => kind,
         }
     }
@@ -348,6 +370,21 @@ fn out_of_bounds(e: &Event) -> Option<String> {
         }
         EventBody::CustomerUpdated { customer_id, .. } => text(customer_id),
         EventBody::VisionEnrolled { sku, .. } => text(sku),
+        EventBody::ItemsReturned {
+            txn_id,
+            lines,
+            amount: a,
+            by,
+            approved_by,
+            reason,
+            ..
+        } => {
+            amount(*a)
+                && lines.iter().all(|l| amount(l.amount))
+                && [txn_id, by, approved_by, reason]
+                    .into_iter()
+                    .all(|s| text(s))
+        }
         EventBody::Unknown { kind, payload } => {
             text(kind) && payload.len() <= crate::codec::EVENT_BYTES_MAX
         }
@@ -399,6 +436,9 @@ impl Event {
             }
             EventBody::TransactionVoided { status, .. }
             | EventBody::RefundRecorded { status, .. } => stamps_ok(Box::new(status.stamps())),
+            EventBody::ItemsReturned { status, lines, .. } => {
+                lines.len() <= crate::cart::CART_LINES_MAX && stamps_ok(Box::new(status.stamps()))
+            }
             EventBody::InventoryAdjusted { counter, .. }
             | EventBody::PointsChanged { counter, .. } => counter_ok(counter),
             EventBody::PriceOverridden { prices, .. } => stamps_ok(Box::new(prices.stamps())),

@@ -29,6 +29,7 @@ pub mod promotion;
 pub mod receipt;
 pub mod replica;
 pub mod report;
+pub mod returns;
 pub mod state;
 pub mod transaction;
 pub mod vision;

@@ -165,6 +165,23 @@ impl Replica {
         self.issue(now_ms, body(status))
     }
 
+    /// Records a return of part of a sale (`ItemsReturned`, made by `body` from a status
+    /// delta): REFUNDED when the return leaves nothing of the sale (`whole`), else no status
+    /// change.
+    pub fn record_return(
+        &mut self,
+        txn_id: &str,
+        whole: bool,
+        body: impl FnOnce(LwwMap<String, Status>) -> EventBody,
+        now_ms: u64,
+    ) -> Event {
+        if whole {
+            self.set_status(txn_id, Status::Refunded, body, now_ms)
+        } else {
+            self.issue(now_ms, body(LwwMap::new()))
+        }
+    }
+
     /// Records a stock change.
     #[allow(clippy::too_many_arguments)]
     pub fn adjust(

@@ -45,6 +45,13 @@ pub struct EndOfDay {
     pub refunds: u64,
     /// Value refunded.
     pub refunded_value: Minor,
+    /// Returns of part of a sale made in the period (each a manager-approved handing back of
+    /// some units), whenever the sale was paid.
+    #[serde(default)]
+    pub returns: u64,
+    /// Money handed back by those returns.
+    #[serde(default)]
+    pub returned_value: Minor,
 }
 
 /// End-of-day summary over the sales paid in `[from_ms, to_ms)`.

@@ -257,7 +257,8 @@ impl StoreState {
                 }
             }
             EventBody::TransactionVoided { status, .. }
-            | EventBody::RefundRecorded { status, .. } => self.merge_status(status),
+            | EventBody::RefundRecorded { status, .. }
+            | EventBody::ItemsReturned { status, .. } => self.merge_status(status),
             EventBody::InventoryAdjusted { sku, counter, .. } => self
                 .inventory
                 .entry(sku.clone())

@@ -201,6 +201,36 @@ impl Reader {
         row.map(decode_sale).transpose()
     }
 
+    /// The units of each line of a sale returned so far, and the money handed back for them:
+    /// `line_no -> (units, amount)`.
+    pub fn returned(
+        &self,
+        txn_id: &str,
+    ) -> Result<std::collections::BTreeMap<u32, (u32, i64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT line_no, SUM(quantity), SUM(amount) FROM returns WHERE txn_id = ?1 GROUP BY line_no",
+        )?;
+        let rows = st
+            .query_map(params![txn_id], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    (r.get::<_, u32>(1)?, r.get::<_, i64>(2)?),
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Returns made in `[from_ms, to_ms)`: how many (one per event) and the money handed back.
+    pub fn returns_between(&self, from_ms: u64, to_ms: u64) -> Result<(u64, i64), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(DISTINCT origin || '/' || seq), COALESCE(SUM(amount), 0) FROM returns
+             WHERE at_ms >= ?1 AND at_ms < ?2",
+            params![sql_int(from_ms), sql_int(to_ms)],
+            |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?)),
+        )?)
+    }
+
     /// Sales paid in `[from_ms, to_ms)`, oldest first, at most `limit`.
     pub fn sales_between(
         &self,

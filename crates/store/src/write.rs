@@ -353,6 +353,22 @@ fn materialise(tx: &Transaction<'_>, e: &Event) -> Result<(), StoreError> {
         }
         EventBody::TransactionVoided { txn_id, status, .. }
         | EventBody::RefundRecorded { txn_id, status, .. } => upsert_status(tx, txn_id, status)?,
+        EventBody::ItemsReturned {
+            txn_id,
+            lines,
+            by,
+            status,
+            ..
+        } => {
+            for l in lines {
+                exec(tx,
+                    "INSERT OR IGNORE INTO returns (origin, seq, line_no, txn_id, quantity, amount, actor, at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![e.origin.0 as i64, e.seq as i64, l.line_no, txn_id, l.quantity, l.amount, by, e.hlc.wall_ms as i64],
+                )?;
+            }
+            upsert_status(tx, txn_id, status)?;
+        }
         EventBody::InventoryAdjusted {
             sku,
             change,

@@ -253,6 +253,55 @@ pub(super) async fn approve_refund(
     ))
 }
 
+/// Units of one line to return.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineRequest {
+    /// The sale's line.
+    pub line_no: u32,
+    /// Units to return.
+    pub quantity: u32,
+}
+
+/// A return of part of a paid sale; `approval` carries a manager's PIN on a cashier's
+/// session.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// Lines and units returned (each line at most once).
+    pub lines: Vec<ReturnLineRequest>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// Manager approval.
+    pub approval: Option<Approval>,
+}
+
+#[utoipa::path(post, path = "/api/v1/transactions/{id}/return", request_body = ReturnRequest,
+    responses((status = 200, body = TxnView, description = "returned: `returned_lines` and `returned` say what was handed back so far"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not_paid"),
+        (status = 422, body = ErrorBody, description = "bad_return: an unknown line, more units than are left, or nothing")),
+    security(("bearer" = [])))]
+pub(super) async fn return_items(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(req): Body<ReturnRequest>,
+) -> ApiResult<TxnView> {
+    let lines: Vec<(u32, u32)> = req.lines.iter().map(|l| (l.line_no, l.quantity)).collect();
+    Ok(Json(
+        till.return_items(
+            &auth.session,
+            &id,
+            &lines,
+            &req.reason,
+            req.approval.as_ref(),
+        )
+        .await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/payments/{id}", responses((status = 200, body = tillmesh_pos::payment::Payment)), security(("bearer" = [])))]
 pub(super) async fn payment_status(
     State(till): State<AppState>,

@@ -43,7 +43,7 @@ use crate::clock::{Clock, local_day_range, rfc3339};
 use crate::config::TerminalConfig;
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tillmesh_crdt::ReplicaId;
 use tillmesh_pos::audit::AuditRecord;
@@ -181,8 +181,10 @@ pub struct TxnView {
     /// Captured so far (what the customer has paid).
     pub paid: i64,
     /// Handed back to the customer when captured payments were undone (a cash payment
-    /// reversed, or a part-paid sale voided).
+    /// reversed, or a part-paid sale voided), or for units returned from a paid sale.
     pub returned: i64,
+    /// Units returned from a paid sale so far, per line, and the money handed back for them.
+    pub returned_lines: Vec<tillmesh_pos::returns::ReturnedLine>,
     /// On hold: the cashier who parked it.
     pub held_by: Option<String>,
     /// On hold since (RFC 3339).

@@ -45,8 +45,13 @@ impl Till {
     pub async fn end_of_day(&self, date: Option<&str>) -> Result<DayReport, TillError> {
         let (from, to, sales) = self.sales_of_day(date).await?;
         let rs = reported(&sales);
+        let mut totals = report::end_of_day(&rs, from, to);
+        let store = self.store.clone();
+        (totals.returns, totals.returned_value) = self
+            .off_executor(move || store.read(|r| r.returns_between(from, to)))
+            .await??;
         Ok(DayReport {
-            totals: report::end_of_day(&rs, from, to),
+            totals,
             shifts: self.closed_shifts(from, to).await?,
         })
     }

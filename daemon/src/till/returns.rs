@@ -1,4 +1,5 @@
-//! Voids and refunds (manager-approved, restocking what comes back), and receipts.
+//! Voids, refunds and returns of part of a sale by line and quantity (manager-approved,
+//! restocking what comes back), and receipts.
 
 use super::*;
 
@@ -229,6 +230,107 @@ impl Till {
                     id,
                     "ok",
                     format!("approved by {approver}, amount {}", sale.totals.total),
+                );
+                self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events,
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?
+            };
+            self.durable(rx).await?;
+            self.get_txn(id).await
+        })
+        .await
+    }
+
+    /// Returns units of a paid sale (`lines`: `(line_no, units)`), with a manager's approval:
+    /// each unit hands back its share of its line's total (discount and tax included), the
+    /// units go back into stock, loyalty points earned on them are taken back, and once
+    /// every unit is returned the sale becomes REFUNDED. Checked against the returns this
+    /// till knows of.
+    pub async fn return_items(
+        &self,
+        s: &Session,
+        id: &str,
+        lines: &[(u32, u32)],
+        reason: &str,
+        approval: Option<&Approval>,
+    ) -> Result<TxnView, TillError> {
+        self.audited(&s.employee_id, "transaction.return", id, async {
+            let now = self.now();
+            let (sale, _) = self.load_sale(id).await?;
+            let approver = self.approve(s, Permission::Refund, approval).await?;
+            let before = self.returned_of(id).await?;
+            let rx = {
+                let (mut core, slot) = self.core_for_write()?;
+                let current = status_of(&core, id);
+                if current != Status::Paid {
+                    return Err(TillError::conflict(
+                        "not_paid",
+                        format!("transaction {id} is {current}; only a paid sale takes returns"),
+                    ));
+                }
+                let already: BTreeMap<u32, u32> =
+                    before.iter().map(|(&l, &(q, _))| (l, q)).collect();
+                let back = tillmesh_pos::returns::return_lines(&sale, &already, lines)
+                    .map_err(|e| TillError::unprocessable("bad_return", e.to_string()))?;
+                let mut after = already.clone();
+                for l in &back {
+                    let q = after.entry(l.line_no).or_insert(0);
+                    *q = q.saturating_add(l.quantity);
+                }
+                let amount = back.iter().map(|l| l.amount).fold(0, i64::saturating_add);
+                let whole = tillmesh_pos::returns::all_returned(&sale, &after);
+                let body = |status| EventBody::ItemsReturned {
+                    txn_id: id.into(),
+                    lines: back.clone(),
+                    amount,
+                    by: s.employee_id.clone(),
+                    approved_by: approver.clone(),
+                    reason: reason.into(),
+                    status,
+                };
+                // PAID to REFUNDED directly: the manager approved this return itself.
+                let mut events = vec![core.replica.record_return(id, whole, body, now)];
+                for l in &back {
+                    if let Some(line) = sale.lines.iter().find(|x| x.line_no == l.line_no) {
+                        events.push(core.replica.adjust(
+                            &line.sku,
+                            i64::from(l.quantity),
+                            Reason::Sale,
+                            None,
+                            Some(format!("return from {id}")),
+                            &s.employee_id,
+                            now,
+                        ));
+                    }
+                }
+                if let Some(c) = &sale.customer_id
+                    && sale.points_earned != 0
+                    && sale.totals.total > 0
+                {
+                    // Points earned on the returned share, rounded down.
+                    let share = i128::from(sale.points_earned) * i128::from(amount)
+                        / i128::from(sale.totals.total);
+                    let share = i64::try_from(share).unwrap_or(0);
+                    if share != 0 {
+                        events.push(core.replica.change_points(c, -share, now));
+                    }
+                }
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    "transaction.return",
+                    id,
+                    "ok",
+                    format!(
+                        "approved by {approver}, {} line(s), amount {amount}{}: {reason}",
+                        back.len(),
+                        if whole { ", the whole sale" } else { "" }
+                    ),
                 );
                 self.store.submit_reserved(
                     slot,

@@ -41,6 +41,7 @@ impl Till {
                 .map(|p| p.amount)
                 .fold(0, i64::saturating_add),
             returned: d.returned,
+            returned_lines: Vec::new(),
             held_by: d.held.as_ref().map(|h| h.by.clone()),
             held_at: d.held.as_ref().map(|h| rfc3339(h.at_ms)),
         }
@@ -151,7 +152,20 @@ impl Till {
             return Ok(self.view(d));
         }
         let (sale, status) = self.load_sale(id).await?;
-        Ok(sale_view(sale, status))
+        let back = self.returned_of(id).await?;
+        Ok(sale_view(sale, status, &back))
+    }
+
+    /// Units of each line of a paid sale returned so far: `line_no -> (units, amount)`.
+    pub(super) async fn returned_of(
+        &self,
+        id: &str,
+    ) -> Result<BTreeMap<u32, (u32, i64)>, TillError> {
+        let store = self.store.clone();
+        let key = id.to_string();
+        Ok(self
+            .off_executor(move || store.read(|r| r.returned(&key)))
+            .await??)
     }
 
     pub(super) async fn load_sale(&self, id: &str) -> Result<(Sale, Status), TillError> {
@@ -583,7 +597,7 @@ impl Till {
                 self.metrics
                     .sales_value
                     .inc_by(sale.totals.total.max(0) as u64);
-                Ok(sale_view(sale, Status::Paid))
+                Ok(sale_view(sale, Status::Paid, &BTreeMap::new()))
             })
             .await;
         if out.is_ok() {
@@ -596,8 +610,23 @@ impl Till {
 }
 
 /// A recorded sale as the API shows it (every payment on it was captured).
-fn sale_view(sale: Sale, status: Status) -> TxnView {
+fn sale_view(sale: Sale, status: Status, back: &BTreeMap<u32, (u32, i64)>) -> TxnView {
+    let returned_lines: Vec<_> = back
+        .iter()
+        .map(
+            |(&line_no, &(quantity, amount))| tillmesh_pos::returns::ReturnedLine {
+                line_no,
+                quantity,
+                amount,
+            },
+        )
+        .collect();
     TxnView {
+        returned: returned_lines
+            .iter()
+            .map(|l| l.amount)
+            .fold(0, i64::saturating_add),
+        returned_lines,
         txn_id: sale.txn_id.clone(),
         status,
         cashier: sale.cashier.clone(),
@@ -609,7 +638,6 @@ fn sale_view(sale: Sale, status: Status) -> TxnView {
             .iter()
             .map(|p| p.amount)
             .fold(0, i64::saturating_add),
-        returned: 0,
         held_by: None,
         held_at: None,
         lines: sale.lines,

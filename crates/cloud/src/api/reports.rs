@@ -114,7 +114,10 @@ pub struct PeriodRow {
     pub refunded: u64,
     /// ... amount.
     pub refunded_amount: i64,
-    /// Gross minus voided minus refunded.
+    /// Handed back for units returned from sales neither voided nor refunded whole.
+    #[serde(default)]
+    pub returned_amount: i64,
+    /// Gross minus voided, refunded and returned.
     pub net: i64,
 }
 
@@ -131,10 +134,12 @@ impl PeriodRow {
         self.voided_amount = self.voided_amount.saturating_add(d.voided_amount);
         self.refunded = self.refunded.saturating_add(d.refunded);
         self.refunded_amount = self.refunded_amount.saturating_add(d.refunded_amount);
+        self.returned_amount = self.returned_amount.saturating_add(d.returned_amount);
         self.net = self.net.saturating_add(
             d.total
                 .saturating_sub(d.voided_amount)
-                .saturating_sub(d.refunded_amount),
+                .saturating_sub(d.refunded_amount)
+                .saturating_sub(d.returned_amount),
         );
     }
 }

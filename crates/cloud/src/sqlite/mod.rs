@@ -408,6 +408,7 @@ impl Ledger for SqliteLedger {
                     voided_amount: r.get(9)?,
                     refunded: u(r.get(10)?),
                     refunded_amount: r.get(11)?,
+                    returned_amount: r.get(12)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)

@@ -264,6 +264,12 @@ pub(super) fn write_facts(tx: &Connection, store: &str, f: &Facts) -> Result<(),
             store, l.txn_id, l.line_no, l.day, l.sku, l.quantity, l.total
         ])?;
     }
+    let mut st = tx.prepare_cached(sql::INSERT_RETURN)?;
+    for r in &f.returns {
+        st.execute(params![
+            store, r.txn_id, r.origin, r.seq, r.line_no, r.quantity, r.amount
+        ])?;
+    }
     let mut st = tx.prepare_cached(sql::INSERT_PAYMENT)?;
     for p in &f.payments {
         st.execute(params![
