@@ -285,6 +285,20 @@ async fn part_of_a_sale_is_returned_by_line_and_quantity_with_a_manager() {
     assert!(first > 0 && first < a_total, "{one}");
     assert_eq!(one["returned_lines"][0]["quantity"], 1);
     assert_eq!(stock_a().await, before + 1);
+    // Neither a whole void nor a whole refund on top of a return (double restock and pay-out).
+    c.post(
+        &format!("/api/v1/transactions/{id}/void"),
+        json!({"reason": "x", "approval": manager}),
+    )
+    .await
+    .expect_error(409, "has_returns");
+    c.post(
+        &format!("/api/v1/transactions/{id}/refund"),
+        json!({"reason": "x"}),
+    )
+    .await
+    .expect_error(409, "has_returns");
+    assert_eq!(stock_a().await, before + 1);
     // The rest: every unit back, exactly the sale's total handed back over both returns.
     let rest = c
         .post(

@@ -58,6 +58,9 @@ const WORDS = {
   not_an_image: "The camera picture did not arrive. Try again, or type the barcode.",
   corrupt_image: "The camera picture did not arrive. Try again, or type the barcode.",
   unknown_transaction: "There is no sale with that number on this till.",
+  bad_return: "That return does not fit the sale: check the units left on each line.",
+  not_paid: "Only a paid sale takes returns.",
+  has_returns: "Items of this sale were returned already: return the rest instead.",
 };
 
 class ApiError extends Error {
@@ -484,8 +487,11 @@ async function showReceipt(t, title, label, amount) {
   $("receipt").textContent = await api("GET", `/receipts/${t.txn_id}?format=text`, undefined, { text: true });
   renderTxn();
   const paid = t.status === "PAID";
-  $("receipt-void").hidden = !paid;
-  $("receipt-refund").hidden = !paid;
+  // A sale with units returned takes only further returns (never a whole void or refund).
+  const partly = (t.returned_lines ?? []).length > 0;
+  $("receipt-void").hidden = !paid || partly;
+  $("receipt-refund").hidden = !paid || partly;
+  $("receipt-return").hidden = !paid;
   show("receipt-view");
   $("next").focus();
 }
@@ -597,6 +603,43 @@ async function voidSale(button) {
     ui.txn = await approved(() => api("POST", `/transactions/${t.txn_id}/void`, { reason: approval.reason, approval: approval.approval }));
     await showReceipt(ui.txn, `Sale ${t.txn_id} voided`, "Hand back", t.totals.total);
     say(`Sale ${t.txn_id} voided, approved by ${approval.approval.employee_id}.`, "info");
+  });
+}
+
+/** Units of a paid sale handed back by line (a manager approves): each unit is worth its
+ *  share of its line's total; the last unit back makes the sale refunded. */
+async function returnItems(button) {
+  const t = ui.txn;
+  if (!t || t.status !== "PAID") { say("Only a paid sale takes returns."); return; }
+  const back = new Map((t.returned_lines ?? []).map((l) => [l.line_no, l.quantity]));
+  const left = (l) => l.quantity - (back.get(l.line_no) ?? 0);
+  $("return-title").textContent = `Return items from sale ${t.txn_id}`;
+  $("return-rows").innerHTML = t.lines.map((l) => `<label class="return-row">
+      <span>${esc(l.name)} <span class="muted">× ${l.quantity}${back.get(l.line_no) ? `, ${back.get(l.line_no)} back already` : ""}</span></span>
+      <input type="number" min="0" max="${left(l)}" value="0" inputmode="numeric" data-line="${l.line_no}"
+        ${left(l) === 0 ? "disabled" : ""} aria-label="Units of ${esc(l.name)} to return"></label>`).join("");
+  const d = $("return-dlg");
+  const picked = await new Promise((resolve) => {
+    d.onclose = () => resolve(d.returnValue === "ok");
+    d.returnValue = "";
+    d.showModal();
+    d.querySelector("input:not([disabled])")?.focus();
+  });
+  if (!picked) return;
+  const lines = [...$("return-rows").querySelectorAll("input[data-line]")]
+    .map((i) => ({ line_no: Number(i.dataset.line), quantity: Math.trunc(Number(i.value) || 0) }))
+    .filter((l) => l.quantity > 0);
+  if (!lines.length) { say("Nothing to return: set how many units of a line come back."); return; }
+  const units = lines.reduce((n, l) => n + l.quantity, 0);
+  const approval = await askManager("Return items", `Return ${units} unit${units === 1 ? "" : "s"} from sale ${t.txn_id}.`);
+  if (!approval) return;
+  await act(button, async () => {
+    const before = t.returned ?? 0;
+    ui.txn = await approved(() => api("POST", `/transactions/${t.txn_id}/return`,
+      { lines, reason: approval.reason, approval: approval.approval }));
+    const handBack = (ui.txn.returned ?? 0) - before;
+    await showReceipt(ui.txn, `Items returned from sale ${t.txn_id}`, "Hand back", handBack);
+    say(`Returned ${units} unit${units === 1 ? "" : "s"}: hand back ${money(handBack)}.`, "info");
   });
 }
 
@@ -991,7 +1034,8 @@ async function loadReports() {
     x.shift.closed.difference ? `${x.shift.closed.difference < 0 ? "short" : "over"} ${money(Math.abs(x.shift.closed.difference))}` : "exact"]);
   $("eod").innerHTML = figures([["Sales", e.transactions.toLocaleString("en-US")], ["Net sales", money(e.total_sales), "strong"],
     ["Tax", money(e.tax)], ["Discounts", money(e.discounts)], ["Items", e.items.toLocaleString("en-US")], ...pays,
-    ["Voided", `${e.voids} (${money(e.voided_value)})`], ["Refunded", `${e.refunds} (${money(e.refunded_value)})`], ...shifts]);
+    ["Voided", `${e.voids} (${money(e.voided_value)})`], ["Refunded", `${e.refunds} (${money(e.refunded_value)})`],
+    ["Returns", `${e.returns ?? 0} (${money(e.returned_value ?? 0)})`], ...shifts]);
   $("cashier-table").tBodies[0].innerHTML = cashiers.map((c) => `<tr><td>${esc(c.cashier)}</td><td class="num">${c.transactions}</td>
     <td class="num">${money(c.total)}</td><td class="num">${money(c.average)}</td><td class="num">${c.per_hour.toFixed(1)}</td></tr>`).join("")
     || `<tr><td colspan="5" class="muted">No sales.</td></tr>`;
@@ -1155,6 +1199,7 @@ async function init() {
   $("proposals").addEventListener("click", chooseProposal);
   $("receipt-void").addEventListener("click", () => voidSale($("receipt-void")));
   $("receipt-refund").addEventListener("click", () => refundSale($("receipt-refund")));
+  $("receipt-return").addEventListener("click", () => returnItems($("receipt-return")));
   $("find-toggle").addEventListener("click", toggleFinder);
   $("customer").addEventListener("click", openCustomer);
   $("customer-find").addEventListener("click", findCustomer);

@@ -416,14 +416,29 @@ try {
     await page.emulateMedia({ media: "screen" });
     check(/TOTAL/.test(await text("#receipt")), "the receipt has its total");
     await page.locator("#next").click();
-    // 6. A receipt number typed into the scan field opens the sale; a manager refunds it.
+    // 6. A receipt number typed into the scan field opens the sale; a manager takes back one
+    // unit, then the rest (returns by line and quantity).
     await typeBarcode(paidId);
     await page.locator("#receipt-view").waitFor({ state: "visible" });
     check((await text("#receipt-title")).includes(paidId), `the receipt lookup opens ${paidId}`);
-    await page.locator("#receipt-refund").click();
+    await page.locator("#receipt-return").click();
+    await page.locator("#return-rows input").first().fill("1");
+    await page.locator("#return-ok").click();
     await approve("M001", "9999");
-    await toast(/refunded: hand back/);
-    check(/Hand back/.test(await text("#change-label")), "the refund says what to hand back");
+    await toast(/Returned 1 unit: hand back/);
+    check(/Hand back/.test(await text("#change-label")), "the return says what to hand back");
+    check(await page.locator("#receipt-refund").isHidden(), "a sale with returns is not refunded whole again");
+    await shots3("returned");
+    await page.locator("#receipt-return").click();
+    for (const i of await page.locator("#return-rows input:not([disabled])").all()) {
+      await i.fill((await i.getAttribute("max")) ?? "0");
+    }
+    await page.locator("#return-ok").click();
+    await approve("M001", "9999");
+    // Whole: refunded, and no more returns offered.
+    await page.locator("#receipt-return").waitFor({ state: "hidden", timeout: 10_000 })
+      .catch(() => check(false, "a sale returned whole takes no more returns"));
+    await toast(/Returned \d+ units?: hand back/);
     await shots3("refunded");
   } else if (phase === "shift") {
     // A whole shift: float in, twenty sales (cash, QR, split), a hold and recall, a pay-out,

@@ -98,6 +98,7 @@ impl Till {
                 return Ok(v);
             }
             let (sale, _) = self.load_sale(id).await?;
+            self.no_returns_yet(id, "voided").await?;
             let approver = self.approve(s, Permission::Void, approval).await?;
             let rx = {
                 let (mut core, slot) = self.core_for_write()?;
@@ -149,6 +150,7 @@ impl Till {
         self.audited(&s.employee_id, "transaction.refund_request", id, async {
             let now = self.now();
             let (sale, _) = self.load_sale(id).await?;
+            self.no_returns_yet(id, "refunded whole").await?;
             let rx = {
                 let (mut core, slot) = self.core_for_write()?;
                 let current = status_of(&core, id);
@@ -345,6 +347,20 @@ impl Till {
             self.get_txn(id).await
         })
         .await
+    }
+
+    /// Refuses to void or refund whole a sale some of whose units were already returned
+    /// (they would be restocked and paid back twice): the rest is returned instead.
+    async fn no_returns_yet(&self, id: &str, what: &str) -> Result<(), TillError> {
+        if self.returned_of(id).await?.is_empty() {
+            return Ok(());
+        }
+        Err(TillError::conflict(
+            "has_returns",
+            format!(
+                "units of sale {id} were returned already, so it cannot be {what}: return the rest of its units instead"
+            ),
+        ))
     }
 
     /// A receipt; a reprint is marked and audited.
