@@ -213,9 +213,12 @@ async function refreshStatus() {
     $("camera-toggle").hidden = !s.vision;
     const dup = (s.duplicate_terminal_at || []).length;
     const ahead = s.own_clock_ahead_ms;
+    // Events of kinds this version does not know: a newer till is in the store.
+    const newer = s.unknown_kind_events ?? 0;
     chip("st-store", dup ? `Till ${s.terminal_id}: another till uses this number, call support`
       : ahead ? `Till ${s.terminal_id}: clock ${Math.round(ahead / 60000)} min ahead, set the time`
-      : `Store ${s.store_id} · Till ${s.terminal_id}`, dup ? "bad" : ahead ? "warn" : "");
+      : newer ? `Till ${s.terminal_id}: other tills run a newer version, update this one`
+      : `Store ${s.store_id} · Till ${s.terminal_id}`, dup ? "bad" : ahead || newer ? "warn" : "");
     const c = s.cloud;
     const leads = s.raft ? s.raft.leader === s.terminal_id : true;
     if (!c) {

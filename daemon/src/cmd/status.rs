@@ -73,6 +73,11 @@ fn render(s: &StatusView) -> String {
         "store {}  terminal {}  now {}",
         s.store_id, s.terminal_id, s.now
     );
+    let _ = writeln!(
+        out,
+        "tillmesh {}  mesh protocol {} to {}",
+        s.version, s.protocol.0, s.protocol.1
+    );
     let vv: Vec<String> = s
         .version_vector
         .iter()
@@ -181,7 +186,7 @@ fn render(s: &StatusView) -> String {
     for p in &s.peers {
         let _ = writeln!(
             out,
-            "peer T{}  {}  out {}  in {}  lag {} events  sent {}  received {}{}",
+            "peer T{}  {}  out {}  in {}{}  lag {} events  sent {}  received {}{}",
             p.terminal,
             p.addr,
             serde_json::to_value(p.outbound)
@@ -189,6 +194,9 @@ fn render(s: &StatusView) -> String {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             if p.inbound { "connected" } else { "-" },
+            p.protocol
+                .map(|v| format!("  protocol {v}"))
+                .unwrap_or_default(),
             p.lag_events,
             p.events_sent,
             p.events_received,
