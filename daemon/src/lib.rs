@@ -343,8 +343,14 @@ impl Node {
             && let Some(r) = &self.raft
             && let Some(to) = r.hand_over().await
         {
+            // The uplink goes on uploading until the successor leads (a few election
+            // timeouts at most).
+            let took = r.wait_for_successor(HAND_OVER_WAIT).await;
             r.shutdown().await;
-            info!(to, "handed the store's leadership over before stopping");
+            info!(
+                to,
+                took, "handed the store's leadership over before stopping"
+            );
         }
         let _ = self.stop.send(());
         self.server.await??;
@@ -367,6 +373,9 @@ impl Node {
         Ok(())
     }
 }
+
+/// Longest a stopping leader waits for its successor (the uplink uploads meanwhile).
+const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A till stopped because its memory went ahead of its disk (a commit of applied events
 /// failed); a restart rebuilds its state from disk. `tillmesh terminal` exits with

@@ -50,6 +50,7 @@ pub struct StoreRaft {
     journal: Arc<crate::storage::VoteJournal>,
     timing: Timing,
     caller: Caller,
+    handing_over: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Calls one node over the group's transport (type-erased, for the hand-over).
@@ -90,6 +91,17 @@ pub enum ConsensusError {
     /// The node stopped or failed (fatal for this node).
     #[error("raft: {0}")]
     Raft(String),
+    /// The node hands its leadership over before a planned stop: it proposes nothing more
+    /// (each entry would renew the followers' lease and delay its successor).
+    #[error("this till is handing the store's leadership over")]
+    HandingOver,
+}
+
+impl ConsensusError {
+    /// Whether the node only paused proposals for a hand-over (nothing failed).
+    pub fn is_handing_over(&self) -> bool {
+        matches!(self, ConsensusError::HandingOver)
+    }
 }
 
 impl<E: std::fmt::Display> From<openraft::error::RaftError<u64, E>> for ConsensusError {
@@ -213,19 +225,56 @@ impl StoreRaft {
             journal,
             timing,
             caller,
+            handing_over: Arc::default(),
         })
     }
 
-    /// Before a planned stop: when this node leads, asks the voter whose log matches its own
-    /// furthest to campaign as soon as the followers' lease (the longest election timeout
-    /// since the last heartbeat) lets them vote, so the store gets its next leader without
-    /// waiting out an election timeout on top. The caller shuts the node down right after
-    /// (no more heartbeats). Answers the voter that accepted, if any.
+    /// Whether this node is handing its leadership over (see [`StoreRaft::hand_over`]).
+    pub fn handing_over(&self) -> bool {
+        self.handing_over.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// After [`StoreRaft::hand_over`]: waits (at most `within`) until another node leads or
+    /// a later term began, while this node's uplink keeps uploading in its term (the
+    /// cloud's term fence orders its batches before the successor's). Answers whether the
+    /// successor showed up.
+    pub async fn wait_for_successor(&self, within: std::time::Duration) -> bool {
+        let mut m = self.raft.metrics();
+        let term = m.borrow().current_term;
+        let id = self.id;
+        tokio::time::timeout(within, async {
+            loop {
+                {
+                    let now = m.borrow_and_update();
+                    if now.current_term > term || now.current_leader.is_some_and(|l| l != id) {
+                        return;
+                    }
+                }
+                if m.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Before a planned stop: when this node leads, stops its heartbeats and proposals
+    /// (each would renew the followers' lease) and asks the voter whose log matches its own
+    /// furthest to campaign as soon as that lease (the longest election timeout since the
+    /// last heartbeat) lets the followers vote: the store gets its next leader without
+    /// waiting out an election timeout on top, and this node's uplink uploads until then
+    /// (confirming nothing through Raft; the cloud's term fence orders its batches). The
+    /// caller waits for the successor ([`StoreRaft::wait_for_successor`]), then shuts the
+    /// node down. Answers the voter that accepted, if any (none: proposals resume).
     pub async fn hand_over(&self) -> Option<u64> {
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader != Some(self.id) {
             return None;
         }
+        self.handing_over
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.raft.runtime_config().heartbeat(false);
         let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
         let matched = m.replication.unwrap_or_default();
         let mut candidates: Vec<(Option<u64>, u64)> = voters
@@ -235,7 +284,10 @@ impl StoreRaft {
             .collect();
         // Furthest matched log first (a candidate behind the others' logs loses the vote).
         candidates.sort_by(|a, b| b.cmp(a));
-        let after_ms = self.timing.election_max_ms + self.timing.heartbeat_ms / 2;
+        // Past every follower's lease (the longest election timeout since the last
+        // heartbeat), before any follower's own election timer (lease plus at least the
+        // shortest timeout): the chosen voter campaigns first and wins in one round.
+        let after_ms = self.timing.election_max_ms + self.timing.election_min_ms / 2;
         let body = encode(&RaftRpc::ElectNow { after_ms }).ok()?;
         for (_, target) in candidates {
             let call = (self.caller)(target, body.clone());
@@ -251,6 +303,9 @@ impl StoreRaft {
                 return Some(target);
             }
         }
+        self.handing_over
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.raft.runtime_config().heartbeat(true);
         None
     }
 
@@ -337,6 +392,15 @@ impl StoreRaft {
 
     /// Confirms with a quorum (one heartbeat round) that this node still leads.
     pub async fn confirm_leadership(&self) -> Result<(), ConsensusError> {
+        // While handing over, the lead stands until a successor shows up (a confirmation
+        // round would renew the followers' lease).
+        if self.handing_over() {
+            return if self.leads().is_some() {
+                Ok(())
+            } else {
+                Err(ConsensusError::NotLeader { leader: None })
+            };
+        }
         self.raft
             .ensure_linearizable()
             .await
@@ -370,6 +434,9 @@ impl StoreRaft {
         unreachable: &[u64],
         store_tills: usize,
     ) -> Result<&'static str, ConsensusError> {
+        if self.handing_over() {
+            return Ok("handing the leadership over");
+        }
         if !self.initialized() {
             for &p in connected {
                 if let Ok((true, _)) = crate::network::probe(transport, p).await {
@@ -426,6 +493,9 @@ impl StoreRaft {
 
     /// Proposes a command (on the leader); answers once it is committed.
     pub async fn propose(&self, c: Command) -> Result<Applied, ConsensusError> {
+        if self.handing_over() {
+            return Err(ConsensusError::HandingOver);
+        }
         self.raft
             .client_write(c)
             .await

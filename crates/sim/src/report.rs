@@ -31,16 +31,18 @@ pub struct Counts {
     pub ledger_events: u64,
 }
 
-/// A leader that stopped (planned, with a hand-over, or crashed) and how long the cloud then
-/// went without an accepted batch from the store.
+/// A leader that stopped (planned, with a hand-over, or crashed) and how long the store then
+/// had no uploader.
 #[derive(Clone, Debug, Serialize)]
 pub struct LeaderStop {
     /// Simulated seconds.
     pub at_s: f64,
     /// `hand-over` (a planned stop) or `crash`.
     pub how: String,
-    /// From the stop to the first batch the cloud accepted after it (the next leader's), ms:
-    /// how long the store could not upload (none when no batch came after).
+    /// How long the store had no uploader, ms: from the stopping leader's last batch the
+    /// cloud accepted after the stop (a leader handing over uploads until its successor
+    /// leads), or from the stop when it sent none (a crash), to the successor's first
+    /// accepted batch; none when no successor uploaded.
     pub upload_gap_ms: Option<u64>,
 }
 

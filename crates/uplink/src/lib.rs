@@ -348,7 +348,9 @@ impl<S: EventSource> Uplink<S> {
                 }
             }
             let result = async {
-                if master_stale || Instant::now() >= master_due {
+                // Handing over: the successor pulls (committing changes would renew the
+                // followers' lease).
+                if (master_stale || Instant::now() >= master_due) && !self.raft.handing_over() {
                     self.pull_master(term).await?;
                     master_stale = false;
                     master_due = Instant::now() + Duration::from_millis(self.cfg.master_pull_ms);
@@ -384,11 +386,14 @@ impl<S: EventSource> Uplink<S> {
                         .collect();
                     self.count("accepted");
                     self.observer.uploaded(ack.accepted);
+                    // While handing over the watermarks stay uncommitted: the successor sends
+                    // from the last committed ones and the cloud deduplicates.
                     if !marks.is_empty()
                         && let Err(e) = self
                             .raft
                             .propose(Command::Acked { watermarks: marks })
                             .await
+                        && !e.is_handing_over()
                     {
                         debug!(cause = %e, "could not commit the cloud's watermarks");
                         return "deposed";
@@ -464,11 +469,11 @@ impl<S: EventSource> Uplink<S> {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .last_ok_ms;
-                if self
+                if let Err(e) = self
                     .raft
                     .propose(Command::Cloud { online, last_ok_ms })
                     .await
-                    .is_err()
+                    && !e.is_handing_over()
                 {
                     return "deposed";
                 }

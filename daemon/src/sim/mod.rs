@@ -160,8 +160,8 @@ struct Run {
     poisoned_at_ms: Vec<u64>,
     /// The rogue peers' replicas, across injections.
     rogue: Option<(tillmesh_pos::state::Replica, tillmesh_pos::state::Replica)>,
-    /// Leaders stopped or crashed: when, at which simulated ms, and how.
-    leader_stops: Vec<(tokio::time::Instant, u64, &'static str)>,
+    /// Leaders stopped or crashed: when, at which simulated ms, how, and which till.
+    leader_stops: Vec<(tokio::time::Instant, u64, &'static str, u64)>,
 }
 
 /// One other store of the chain: its cashiers' shifts, and what they were told.
@@ -258,6 +258,7 @@ impl Run {
                 tokio::time::Instant::now(),
                 self.t0.elapsed().as_millis() as u64,
                 "hand-over",
+                t,
             ));
             let (handed, votes) = st.stop().await;
             self.votes.push((t, votes));
@@ -310,6 +311,7 @@ impl Run {
                         tokio::time::Instant::now(),
                         self.t0.elapsed().as_millis() as u64,
                         "crash",
+                        l,
                     ));
                 }
             }
@@ -663,8 +665,7 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
     Ok(report)
 }
 
-/// The cloud's upload gap after each leader stop: from the stop to the first batch it
-/// accepted after it.
+/// The upload gap at each leader stop (see `report::LeaderStop::upload_gap_ms`).
 fn upload_gaps(run: &Run) -> Vec<report::LeaderStop> {
     let accepted = run
         .world
@@ -675,12 +676,24 @@ fn upload_gaps(run: &Run) -> Vec<report::LeaderStop> {
         .clone();
     run.leader_stops
         .iter()
-        .map(|&(at, at_ms, how)| {
-            let after = accepted.iter().find(|&&a| a > at);
+        .map(|&(at, at_ms, how, stopped)| {
+            // From the stopping leader's last batch at or after the stop (a leader handing
+            // over uploads until its successor leads), or the stop itself, to the
+            // successor's first batch: how long the store had no uploader.
+            let next = accepted.iter().position(|&(a, t)| a > at && t != stopped);
+            let upload_gap_ms = next.map(|i| {
+                let from = accepted[..i]
+                    .iter()
+                    .filter(|&&(a, t)| a > at && t == stopped)
+                    .map(|&(a, _)| a)
+                    .next_back()
+                    .unwrap_or(at);
+                accepted[i].0.duration_since(from).as_millis() as u64
+            });
             report::LeaderStop {
                 at_s: at_ms as f64 / 1000.0,
                 how: how.into(),
-                upload_gap_ms: after.map(|a| a.duration_since(at).as_millis() as u64),
+                upload_gap_ms,
             }
         })
         .collect()

@@ -63,8 +63,9 @@ pub struct CloudSwitch {
     pub cut: Mutex<BTreeSet<u64>>,
     /// Batches each till sent (for "a follower never uploads").
     pub uploads: Mutex<BTreeMap<u64, u64>>,
-    /// When the cloud accepted each of the store's batches (at most [`ACCEPTED_MAX`]).
-    pub accepted: Mutex<Vec<tokio::time::Instant>>,
+    /// When the cloud accepted each of the store's batches, and from which till (at most
+    /// [`ACCEPTED_MAX`]).
+    pub accepted: Mutex<Vec<(tokio::time::Instant, u64)>>,
 }
 
 /// Most accepted batches remembered (upload gaps around a leader's stop).
@@ -141,14 +142,14 @@ impl CloudHttp for SimCloudHttp {
             if !reachable(&self.switch) {
                 return Err("connection reset (simulated WAN outage)".into());
             }
-            if uploading && status == 200 && self.terminal.is_some() {
+            if let (true, 200, Some(t)) = (uploading, status, self.terminal) {
                 let mut a = self
                     .switch
                     .accepted
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
                 if a.len() < ACCEPTED_MAX {
-                    a.push(tokio::time::Instant::now());
+                    a.push((tokio::time::Instant::now(), t));
                 }
             }
             Ok((status, bytes.to_vec()))
@@ -190,6 +191,11 @@ impl SimTill {
     /// on SIGTERM), then stops like [`SimTill::crash`]. Answers whether it handed over.
     pub async fn stop(self) -> (bool, Vec<tillmesh_consensus::storage::PersistedVote>) {
         let handed = self.raft.hand_over().await.is_some();
+        if handed {
+            self.raft
+                .wait_for_successor(std::time::Duration::from_secs(5))
+                .await;
+        }
         (handed, self.crash().await)
     }
 
