@@ -148,6 +148,7 @@ class Cashiers:
         self.barcodes = barcodes  # [(barcode, sku)]
         self.next = 0
         self.acked = []  # (till, txn_id, total, sku, monotonic time)
+        self.returned = []  # (till, txn_id, sku): sales whose one unit came back
         self.lock = threading.Lock()
 
     def login(self, till, who=("E001", "1111")):
@@ -182,6 +183,18 @@ class Cashiers:
             return tid
         raise SetupError(f"till {till.id} finalize: {s} {done}")
 
+    def return_whole(self, till, tok, tid, sku):
+        """Returns the one unit of sale `tid` (a manager approves): the sale becomes REFUNDED
+        and the unit goes back into stock."""
+        s, r = till.api("POST", f"/api/v1/transactions/{tid}/return", tok,
+                        {"lines": [{"line_no": 1, "quantity": 1}], "reason": "changed mind",
+                         "approval": {"employee_id": "M001", "pin": "9999"}})
+        if s == 200 and (r or {}).get("status") == "REFUNDED":
+            with self.lock:
+                self.returned.append((till.id, tid, sku))
+            return True
+        raise SetupError(f"till {till.id} return of {tid}: {s} {r}")
+
     def sell(self, till, n):
         tok = self.login(till)
         for _ in range(n):
@@ -193,15 +206,18 @@ def check(tills, cash, statuses, fleet, obs, opening, cloud_get, admin_token):
     v = []
     # 1. No acknowledged sale lost: every till has every acknowledged sale, PAID.
     missing = []
+    returned = {r[1] for r in cash.returned}
     for t in tills:
         s, login = t.api("POST", "/api/v1/auth/login", body={"employee_id": "E002", "pin": "2222"})
         tok = (login or {}).get("token")
         for a in cash.acked:
             s, txn = t.api("GET", f"/api/v1/transactions/{a[1]}", tok)
-            if s != 200 or txn.get("status") != "PAID":
+            want = "REFUNDED" if a[1] in returned else "PAID"
+            if s != 200 or txn.get("status") != want:
                 missing.append((t.id, a[1]))
     v.append(("no_acknowledged_sale_lost", not missing,
               f"{len(cash.acked)} acknowledged sales on {len(tills)} tills"
+              + (f" ({len(returned)} returned, REFUNDED everywhere)" if returned else "")
               + (f"; missing {missing[:3]}" if missing else "")))
     # 2. Exactly once in the cloud: ledger events = events held; report counts each sale once.
     held = statuses[0]["events"]
@@ -226,10 +242,12 @@ def check(tills, cash, statuses, fleet, obs, opening, cloud_get, admin_token):
     two = {term: ids for term, ids in obs.leaders.items() if len(ids) > 1}
     v.append(("at_most_one_leader_per_term", not two,
               f"{len(obs.leaders)} terms seen" + (f"; two leaders {two}" if two else "")))
-    # 5. Inventory = opening stock - sales (one unit each).
+    # 5. Inventory = opening stock - sales (one unit each) + returns.
     sold = {}
     for a in cash.acked:
         sold[a[3]] = sold.get(a[3], 0) + 1
+    for r in cash.returned:
+        sold[r[2]] = sold.get(r[2], 0) - 1
     wrong = [(sku, stocks[0].get(sku), opening.get(sku, 0) - n) for sku, n in sold.items()
              if stocks[0].get(sku) != opening.get(sku, 0) - n]
     v.append(("inventory_is_stock_minus_sales_plus_adjustments", not wrong,

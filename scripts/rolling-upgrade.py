@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Rolling upgrade with real processes: a store of tills and its cloud run an older release,
 cashiers sell on every till all the time, and the tills are replaced one by one by the new
-build (a planned stop: SIGTERM, the same data folder), the leader last; then the cloud.
+build (a planned stop: SIGTERM, the same data folder), the leader last; then the cloud. On
+tills already upgraded, cashiers also take sales back (returns, an event kind the old release
+does not know): the old tills and the old cloud keep those events without applying them, and
+apply them once upgraded.
 
 Everything runs on loopback (static peers, no mDNS). At the end the store converges and the
 simulator's invariants are checked against the cloud (no acknowledged sale lost, exactly once
@@ -49,15 +52,18 @@ def log(msg):
 
 class Shifts:
     """One cashier per till selling without pause (a short breath between customers);
-    a till that is down is waited for, and signed in again when it is back."""
+    a till that is down is waited for, and signed in again when it is back. On a till
+    already on the new build, one sale in `return_every` is taken back at once (an
+    `ItemsReturned` event, a kind the old release does not know)."""
 
-    def __init__(self, tills, cash):
-        self.tills, self.cash = tills, cash
+    def __init__(self, tills, cash, return_every=12):
+        self.tills, self.cash, self.return_every = tills, cash, return_every
+        self.upgraded = set()
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.shift, args=(t,), daemon=True) for t in tills]
 
     def shift(self, till):
-        tok = None
+        tok, n = None, 0
         while not self.stop.is_set():
             if not till.up():
                 tok = None
@@ -66,7 +72,11 @@ class Shifts:
             try:
                 if tok is None:
                     tok = self.cash.login(till)
-                self.cash.sell_one(till, tok)
+                tid = self.cash.sell_one(till, tok)
+                n += 1
+                if till.id in self.upgraded and n % self.return_every == 0:
+                    sku = next(a[3] for a in reversed(self.cash.acked) if a[1] == tid)
+                    self.cash.return_whole(till, tok, tid, sku)
             except (SetupError, KeyError, TypeError):
                 # The till stopped mid-sale (that sale was never acknowledged) or answered
                 # something else: sign in again and go on.
@@ -135,7 +145,8 @@ def main():
         width = max(len(n) for n, _, _ in report["verdicts"])
         for name, ok, detail in report["verdicts"]:
             print(f"  {'PASS' if ok else 'FAIL'} {name:<{width}}  {detail}")
-        for k in ("versions", "sales_during_upgrade", "replaced_till_could_not_sell_ms",
+        for k in ("versions", "sales_during_upgrade", "returns_during_upgrade",
+                  "old_tills_held_unknown_events_max", "replaced_till_could_not_sell_ms",
                   "other_tills_could_not_sell_max_ms", "store_longest_without_a_sale_ms",
                   "leader_handover_upload_gap_ms", "cloud_replacement_upload_gap_ms"):
             print(f"  {k}: {report[k]}")
@@ -246,6 +257,18 @@ linger_ms = 50
     cash = Cashiers(barcodes)
     shifts = Shifts(tills, cash)
     shifts.start()
+    # What the old tills hold of kinds they do not know (the new build's returns).
+    old_seen_unknown = {}
+
+    def watch_old():
+        while not shifts.stop.is_set():
+            for t in tills:
+                if t.id not in shifts.upgraded and t.up():
+                    s = t.status() or {}
+                    n = s.get("unknown_kind_events", 0)
+                    old_seen_unknown[t.id] = max(old_seen_unknown.get(t.id, 0), n)
+            time.sleep(0.3)
+    threading.Thread(target=watch_old, daemon=True).start()
     time.sleep(a.settle)
 
     # Replace the tills one by one, the leader last.
@@ -264,6 +287,7 @@ linger_ms = 50
         code = t.term()
         t.start(new)
         wait(f"till {t.id} on the new build to answer", t.status)
+        shifts.upgraded.add(t.id)
         answered = time.monotonic()
         # It sells again once a sale made on the new build is acknowledged (a sale answered
         # just after the SIGTERM was the old process finishing its customer).
@@ -281,6 +305,9 @@ linger_ms = 50
             gap = upload_gap(uploads.seen, t.id)
             log(f"T{new_leader} leads; the cloud's upload gap at the hand-over: {gap} ms")
         time.sleep(a.settle)
+
+    # Old tills kept the new build's returns (a kind they do not know) without applying them.
+    held_unknown = max(old_seen_unknown.values(), default=0)
 
     # Then the cloud.
     uploads = Uploads(fleet)
@@ -307,6 +334,13 @@ linger_ms = 50
     log("converged; checking")
     verdicts = check(tills, cash, statuses, fleet(), obs, opening, cloud_get, admin_token)
 
+    # The new build's returns: held unapplied by the tills still on the old release, applied
+    # by every till once upgraded (the sales REFUNDED everywhere: checked above).
+    left = {t.id: s.get("unknown_kind_events", 0) for t, s in zip(tills, statuses)}
+    verdicts.append(("newer_kinds_kept_by_old_tills_then_applied",
+                     bool(cash.returned) and held_unknown > 0 and not any(left.values()),
+                     f"{len(cash.returned)} returns made on upgraded tills; old tills held up to "
+                     f"{held_unknown} unapplied; after the upgrade unapplied: {left}"))
     # Every till talks the new build's newest protocol with every peer.
     newest = statuses[0]["protocol"][1]
     off = [(t.id, p.get("terminal"), p.get("protocol"))
@@ -338,6 +372,8 @@ linger_ms = 50
         "replaced_till_could_not_sell_ms": downtime,
         "other_tills_could_not_sell_max_ms": other_gap,
         "store_longest_without_a_sale_ms": store_gap,
+        "returns_during_upgrade": len(cash.returned),
+        "old_tills_held_unknown_events_max": held_unknown,
         "leader_handover_upload_gap_ms": gap,
         "cloud_replacement_upload_gap_ms": cloud_gap,
         "verdicts": verdicts,
