@@ -896,3 +896,79 @@ async fn the_leader_renews_the_store_credential_before_it_expires() {
     t.stop().await;
     cloud.stop().await;
 }
+
+/// A peer's event this till quarantined used to stall the cloud's contiguous watermark for
+/// its origin for good (the uplink never sent it), so nothing of that origin was compacted.
+/// Now the uplink learns that the cloud reads batch format 2 and sends it there; the cloud
+/// keeps it as quarantined (held, never projected) and the watermark passes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quarantined_event_reaches_the_cloud_as_quarantined_and_the_watermark_passes_it() {
+    use tillmesh_pos::event::EventBody;
+    let pki = Pki::new("S001");
+    let cloud = TestCloud::start().await;
+    let tills = start_store(&pki, &cloud, &[1]).await;
+    leader_of(&[&tills[0]], None, Duration::from_secs(30)).await;
+    let origin = tillmesh_crdt::ReplicaId::for_terminal(9, 7);
+    let mut peer = tillmesh_pos::state::Replica::new(origin);
+    let now = tills[0].till().now_ms();
+    let sku = demo_item(0).0;
+    let receive = |p: &mut tillmesh_pos::state::Replica, n| {
+        p.adjust(
+            &sku,
+            n,
+            tillmesh_pos::inventory::Reason::Receiving,
+            None,
+            None,
+            "E9",
+            now,
+        )
+    };
+    let good = receive(&mut peer, 5);
+    let mut bad = receive(&mut peer, 1);
+    if let EventBody::InventoryAdjusted { counter, .. } = &mut bad.body {
+        let mut c = tillmesh_crdt::PnCounter::new();
+        c.increment(origin, u64::MAX - 3);
+        *counter = c;
+    }
+    let after = receive(&mut peer, 3);
+    tills[0]
+        .till()
+        .apply_remote(9, vec![good, bad, after])
+        .await
+        .unwrap();
+    assert_eq!(tills[0].till().status().quarantined, 1);
+    sell(&tills[0], 2).await;
+    let total = held(&tills[0]);
+    ledger_holds(&cloud, total, Duration::from_secs(30)).await;
+    let marks = cloud.handle.cloud.ledger.watermarks("S001").await.unwrap();
+    let mark = marks
+        .iter()
+        .find(|w| w.origin == origin.0)
+        .expect("the peer's origin");
+    assert_eq!((mark.contiguous, mark.max_seq), (3, 3), "{marks:?}");
+    // The Raft-committed watermark moves past it too (compaction can take that origin).
+    let acked = || {
+        tills[0]
+            .node()
+            .raft
+            .as_ref()
+            .unwrap()
+            .state()
+            .acked
+            .get(&origin.0)
+            .copied()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while acked() != Some(3) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acked {:?}",
+            acked()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in tills {
+        t.stop().await;
+    }
+    cloud.stop().await;
+}

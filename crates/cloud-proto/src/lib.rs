@@ -20,9 +20,17 @@ pub const BATCH_BYTES_MAX: usize = 8 << 20;
 pub const MASTER_CHANGES_MAX: usize = 2_000;
 /// Content type of the compact binary encoding of a [`Batch`].
 pub const BINARY_CONTENT_TYPE: &str = "application/x-tillmesh-batch";
-/// The binary batch format this version writes: the first four bytes of a binary batch are
-/// `TB` and this number (big-endian u16).
-pub const BATCH_VERSION: u16 = 1;
+/// The newest binary batch format this version writes: the first four bytes of a binary
+/// batch are `TB` and the format (big-endian u16). Format 2 (0.2.0) has the layout of 1 and
+/// may also carry events the store quarantined (they failed a till's validator): the cloud
+/// keeps them as quarantined, counted as held (so the origin's contiguous watermark passes
+/// them) and never projected, instead of refusing the batch. The uplink writes 2 only to a
+/// cloud that names it ([`MasterChanges::batch_versions`]); otherwise 1, without them.
+pub const BATCH_VERSION: u16 = 2;
+/// The first batch format that may carry quarantined events.
+pub const BATCH_VERSION_QUARANTINE: u16 = 2;
+/// The kind under which the cloud keeps an event a store quarantined.
+pub const QUARANTINED_KIND: &str = "Quarantined";
 /// The oldest binary batch format this version reads. The cloud reads at least the two
 /// newest store versions' formats (see ARCHITECTURE.md "Compatibility").
 pub const BATCH_VERSION_MIN: u16 = 1;
@@ -177,6 +185,10 @@ pub struct MasterChange {
 /// Master-data changes since a version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MasterChanges {
+    /// The binary batch formats this cloud reads (oldest, newest); absent from a 0.1.0
+    /// cloud, which reads format 1 only.
+    #[serde(default)]
+    pub batch_versions: Option<(u16, u16)>,
     /// Ask again from this version (the highest version this answer covers).
     pub version: u64,
     /// More changes wait beyond `version`.
@@ -221,8 +233,16 @@ pub enum BatchError {
 /// Encodes a batch in the compact binary form: the `TB` header with [`BATCH_VERSION`], then
 /// bincode.
 pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, BatchError> {
+    encode_batch_as(batch, BATCH_VERSION)
+}
+
+/// [`encode_batch`] in format `version` (one the receiving cloud reads).
+pub fn encode_batch_as(batch: &Batch, version: u16) -> Result<Vec<u8>, BatchError> {
+    if !(BATCH_VERSION_MIN..=BATCH_VERSION).contains(&version) {
+        return Err(BatchError::Version { found: version });
+    }
     let mut out = BATCH_MAGIC.to_vec();
-    out.extend_from_slice(&BATCH_VERSION.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
     bincode::serde::encode_into_std_write(batch, &mut out, config())?;
     Ok(out)
 }
@@ -230,6 +250,11 @@ pub fn encode_batch(batch: &Batch) -> Result<Vec<u8>, BatchError> {
 /// Decodes the compact binary form, refusing a format outside the ones this version reads,
 /// trailing bytes and anything past the limits.
 pub fn decode_batch(bytes: &[u8]) -> Result<Batch, BatchError> {
+    decode_batch_versioned(bytes).map(|(b, _)| b)
+}
+
+/// [`decode_batch`], answering the batch's format too.
+pub fn decode_batch_versioned(bytes: &[u8]) -> Result<(Batch, u16), BatchError> {
     if bytes.len() > BATCH_BYTES_MAX {
         return Err(BatchError::TooLarge(bytes.len()));
     }
@@ -247,7 +272,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Batch, BatchError> {
     if used != bytes.len() {
         return Err(BatchError::Trailing(bytes.len() - used));
     }
-    Ok(batch)
+    Ok((batch, found))
 }
 
 #[cfg(test)]

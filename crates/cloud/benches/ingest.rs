@@ -59,7 +59,7 @@ fn workload(batches: usize) -> Workload {
                 })
                 .collect();
             let batch = shop.batch(1, 1, &events);
-            raw.push(tillmesh_cloud::api::prepare(&store, &batch).expect("valid events"));
+            raw.push(tillmesh_cloud::api::prepare(&store, &batch, 1).expect("valid events"));
             mine.push(tillmesh_cloud_proto::encode_batch(&batch).unwrap());
         }
         w.stores.push(store);

@@ -269,6 +269,10 @@ pub fn changes(
         });
     }
     Ok(MasterChanges {
+        batch_versions: Some((
+            tillmesh_cloud_proto::BATCH_VERSION_MIN,
+            tillmesh_cloud_proto::BATCH_VERSION,
+        )),
         version: if more { last } else { last.max(current) },
         more,
         changes,

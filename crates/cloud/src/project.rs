@@ -324,6 +324,8 @@ impl Facts {
             | EventBody::CustomerUpdated { .. }
             | EventBody::PointsChanged { .. }
             | EventBody::VisionEnrolled { .. } => {}
+            // Kept, never folded: an event the store quarantined.
+            EventBody::Unknown { kind, .. } if kind == tillmesh_cloud_proto::QUARANTINED_KIND => {}
             EventBody::Unknown { .. } => return false,
         }
         true

@@ -498,6 +498,41 @@ async fn events_of_a_newer_kind_are_kept_and_projection_waits_before_them(b: Bac
         a["message"].as_str().unwrap().contains("upgrade the cloud"),
         "{a}"
     );
+    // An event the store quarantined (its deltas are another till's): format 1 refuses the
+    // batch; format 2 keeps it as quarantined, held (the watermark passes it), never folded.
+    let mut more = sales(&mut shop, 2);
+    more[0].origin = tillmesh_crdt::ReplicaId(more[0].origin.0 + 1);
+    more[0].hlc.replica = more[0].origin;
+    more[0].seq = 1;
+    let forged = shop.batch(1, 1, &more[..1]);
+    let v1 = tillmesh_cloud_proto::encode_batch_as(&forged, 1).unwrap();
+    let (s, a) = env
+        .raw_upload(&t, tillmesh_cloud_proto::BINARY_CONTENT_TYPE, v1)
+        .await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (422, Some("invalid_event")),
+        "{a}"
+    );
+    let (s, a) = env.upload_binary(&t, &shop.batch(1, 1, &more)).await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["accepted"], 2, "{a}");
+    let forged_origin = more[0].origin.0;
+    assert!(
+        wm(&a["watermarks"]).get(&forged_origin) == Some(&(1, 1)),
+        "{a}"
+    );
+    assert_eq!(env.events_of("S001").await, 7);
+    let (_, r) = env
+        .get(
+            &env.admin,
+            "/api/v1/reports/sales?store=S001&from=2026-11-20&to=2026-11-20",
+        )
+        .await;
+    assert_eq!(
+        r["totals"]["transactions"], 3,
+        "nothing quarantined is folded: {r}"
+    );
     env.stop().await;
 }
 

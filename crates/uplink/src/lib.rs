@@ -17,7 +17,7 @@ pub use source::{EventSource, Observer, Settings};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tillmesh_cloud_proto::{Batch, IngestAck, MasterChanges, StoreEvent, encode_batch};
+use tillmesh_cloud_proto::{Batch, IngestAck, MasterChanges, StoreEvent};
 use tillmesh_consensus::Command;
 use tillmesh_consensus::node::StoreRaft;
 use tokio::time::Instant;
@@ -76,6 +76,10 @@ pub struct Uplink<S: EventSource> {
     rng: Mutex<rand::rngs::StdRng>,
     /// When the configured credential expires (read from it once).
     cfg_token_expires_ms: Option<u64>,
+    /// The batch format the cloud and this till both speak: the highest, learnt from the
+    /// cloud's master answers (format 1 until then, and with a 0.1.0 cloud, which names
+    /// none).
+    batch_version: std::sync::atomic::AtomicU16,
 }
 
 /// How an upload or pull ended, when it did not succeed.
@@ -164,7 +168,16 @@ impl<S: EventSource> Uplink<S> {
             state: Arc::default(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
             cfg_token_expires_ms,
+            batch_version: std::sync::atomic::AtomicU16::new(
+                tillmesh_cloud_proto::BATCH_VERSION_MIN,
+            ),
         }
+    }
+
+    /// The batch format to write.
+    fn batch_version(&self) -> u16 {
+        self.batch_version
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The shared link state (for status).
@@ -518,7 +531,12 @@ impl<S: EventSource> Uplink<S> {
                 let room = self.cfg.batch_events_max - events.len();
                 let got = self
                     .till
-                    .events_after(origin, *cursor, room)
+                    .events_after(
+                        origin,
+                        *cursor,
+                        room,
+                        self.batch_version() >= tillmesh_cloud_proto::BATCH_VERSION_QUARANTINE,
+                    )
                     .await
                     .map_err(Failure::Link)?;
                 for event in got {
@@ -581,7 +599,8 @@ impl<S: EventSource> Uplink<S> {
     /// Sends one batch (binary, gzip) and reads the acknowledgement.
     async fn send(&self, batch: &Batch) -> Result<IngestAck, Failure> {
         use std::io::Write;
-        let raw = encode_batch(batch).map_err(|e| Failure::Link(e.to_string()))?;
+        let raw = tillmesh_cloud_proto::encode_batch_as(batch, self.batch_version())
+            .map_err(|e| Failure::Link(e.to_string()))?;
         let mut gz = flate2::write::GzEncoder::new(
             Vec::with_capacity(raw.len() / 4),
             flate2::Compression::fast(),
@@ -673,6 +692,26 @@ impl<S: EventSource> Uplink<S> {
             }
             let page: MasterChanges = serde_json::from_slice(&body)
                 .map_err(|e| Failure::Link(format!("master answer: {e}")))?;
+            // The highest batch format both speak (a 0.1.0 cloud names none: format 1).
+            let (lo, hi) = page.batch_versions.unwrap_or((1, 1));
+            let both = hi.min(tillmesh_cloud_proto::BATCH_VERSION);
+            if both < lo.max(tillmesh_cloud_proto::BATCH_VERSION_MIN) {
+                return Err(Failure::Link(format!(
+                    "the cloud reads batch formats {lo} to {hi}, this till writes {} to {}: upgrade the {}",
+                    tillmesh_cloud_proto::BATCH_VERSION_MIN,
+                    tillmesh_cloud_proto::BATCH_VERSION,
+                    if hi < tillmesh_cloud_proto::BATCH_VERSION_MIN {
+                        "cloud"
+                    } else {
+                        "tills"
+                    }
+                )));
+            }
+            if both != self.batch_version() {
+                info!(format = both, "the cloud's batch format");
+                self.batch_version
+                    .store(both, std::sync::atomic::Ordering::Relaxed);
+            }
             if page.version <= since || page.changes.is_empty() {
                 return Ok(());
             }

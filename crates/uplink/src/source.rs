@@ -11,12 +11,15 @@ use tillmesh_pos::event::Event;
 pub trait EventSource: Send + Sync + std::fmt::Debug + 'static {
     /// Events held per origin.
     fn version_vector(&self) -> VersionVector;
-    /// Durable events of `origin` with `seq > after`, at most `limit`, in order.
+    /// Durable events of `origin` with `seq > after`, at most `limit`, in order; those the
+    /// till quarantined only with `quarantined` (a cloud that reads batch format 2 keeps
+    /// them; an older one refuses their batch).
     fn events_after(
         &self,
         origin: ReplicaId,
         after: u64,
         limit: usize,
+        quarantined: bool,
     ) -> impl Future<Output = Result<Vec<Event>, String>> + Send;
     /// Changes after every durable change.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -251,14 +251,16 @@ impl tillmesh_uplink::EventSource for Till {
         origin: ReplicaId,
         after: u64,
         limit: usize,
+        quarantined: bool,
     ) -> Result<Vec<Event>, String> {
-        // Quarantined events are relayed to peers (each validates them itself) but never
-        // uploaded: the cloud refuses what the validator refuses.
+        // Quarantined events are relayed to peers (each validates them itself); a cloud
+        // that reads batch format 2 keeps them as quarantined (so the origin's watermark
+        // passes them), an older one refuses what the validator refuses.
         let mut events = Till::events_after(self, origin, after, limit)
             .await
             .map_err(|e| e.to_string())?;
         let core = self.core();
-        if !core.quarantined.is_empty() {
+        if !quarantined && !core.quarantined.is_empty() {
             events.retain(|e| !core.quarantined.contains(&(e.origin, e.seq)));
         }
         Ok(events)

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use tillmesh_cloud_proto::openapi::{BearerAuth, ErrorResponses};
 use tillmesh_cloud_proto::{
     BATCH_BYTES_MAX, BATCH_EVENTS_MAX, BINARY_CONTENT_TYPE, Batch, IngestAck, MASTER_CHANGES_MAX,
-    MasterBody, MasterChanges, MasterKind, decode_batch,
+    MasterBody, MasterChanges, MasterKind,
 };
 use tillmesh_pos::calendar::{civil_from_days, days_from_civil};
 use utoipa::OpenApi;

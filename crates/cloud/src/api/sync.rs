@@ -4,7 +4,11 @@
 use super::*;
 
 /// Checks a batch against the credential's store and turns its events into ledger rows.
-pub fn prepare(store: &str, batch: &Batch) -> Result<Vec<Row>, ApiError> {
+/// From batch format [`tillmesh_cloud_proto::BATCH_VERSION_QUARANTINE`] on, an event that
+/// fails the validator is one the store quarantined: it is kept under
+/// [`tillmesh_cloud_proto::QUARANTINED_KIND`] (held, so the origin's watermark passes it;
+/// never projected) instead of refusing the batch.
+pub fn prepare(store: &str, batch: &Batch, version: u16) -> Result<Vec<Row>, ApiError> {
     if batch.events.len() > BATCH_EVENTS_MAX {
         return Err(too_large(format!(
             "the batch holds {} events; at most {BATCH_EVENTS_MAX} per batch",
@@ -36,21 +40,36 @@ pub fn prepare(store: &str, batch: &Batch) -> Result<Vec<Row>, ApiError> {
             ));
         }
         let e = &se.event;
-        e.check().map_err(|m| {
-            unprocessable(
-                "invalid_event",
-                format!(
-                    "event {i} ({}/{}): {m}; nothing in this batch was stored",
-                    e.origin, e.seq
-                ),
-            )
-        })?;
+        let quarantined = match e.check() {
+            Ok(()) => false,
+            // Its id must still hold together: it is stored under it.
+            Err(_)
+                if version >= tillmesh_cloud_proto::BATCH_VERSION_QUARANTINE
+                    && e.seq > 0
+                    && e.hlc.replica == e.origin =>
+            {
+                true
+            }
+            Err(m) => {
+                return Err(unprocessable(
+                    "invalid_event",
+                    format!(
+                        "event {i} ({}/{}): {m}; nothing in this batch was stored",
+                        e.origin, e.seq
+                    ),
+                ));
+            }
+        };
         let body = tillmesh_pos::codec::encode(&e.body)
             .map_err(|m| unprocessable("invalid_event", format!("event {i}: {m}")))?;
         rows.push(Row {
             origin: e.origin.0,
             seq: e.seq,
-            kind: e.body.kind().to_string(),
+            kind: if quarantined {
+                tillmesh_cloud_proto::QUARANTINED_KIND.to_string()
+            } else {
+                e.body.kind().to_string()
+            },
             hlc_ms: e.hlc.wall_ms,
             body,
         });
@@ -137,8 +156,8 @@ pub(super) async fn upload_inner(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let batch: Batch = if ctype.starts_with(BINARY_CONTENT_TYPE) {
-        decode_batch(&bytes).map_err(|e| match e {
+    let (batch, version): (Batch, u16) = if ctype.starts_with(BINARY_CONTENT_TYPE) {
+        tillmesh_cloud_proto::decode_batch_versioned(&bytes).map_err(|e| match e {
             tillmesh_cloud_proto::BatchError::Version { .. } => bad(
                 "unsupported_version",
                 format!("{e}; nothing in this batch was stored"),
@@ -149,12 +168,14 @@ pub(super) async fn upload_inner(
             ),
         })?
     } else if ctype.starts_with("application/json") {
-        serde_json::from_slice(&bytes).map_err(|e| {
+        // JSON batches keep format 1's rule: every event must pass the validator.
+        let b = serde_json::from_slice(&bytes).map_err(|e| {
             bad(
                 "malformed_batch",
                 format!("the JSON batch does not parse: {e}"),
             )
-        })?
+        })?;
+        (b, 1)
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -162,7 +183,7 @@ pub(super) async fn upload_inner(
             format!("send the batch as application/json or {BINARY_CONTENT_TYPE}"),
         ));
     };
-    let rows = prepare(&claims.sub, &batch)?;
+    let rows = prepare(&claims.sub, &batch, version)?;
     let n = rows.len();
     let outcome = cloud
         .ledger
