@@ -735,8 +735,9 @@ fn store_converged<'a>(mut tills: impl Iterator<Item = &'a world::SimTill>) -> O
             return None;
         }
     }
-    // Quarantined events are held but never uploaded.
-    Some(vv.total() - quarantined as u64)
+    // Quarantined events are held, and uploaded too (the cloud reads batch format 2 and
+    // keeps them as quarantined).
+    Some(vv.total())
 }
 
 /// Every till up holds the same events and state, and the cloud holds them all; so for
@@ -809,8 +810,8 @@ async fn gather(
             *id,
             invariants::TillEnd {
                 state: t.till.state(),
-                // Quarantined events are held but never uploaded.
-                held: t.till.version_vector().total() - t.till.quarantined_count() as u64,
+                // Quarantined events are held and uploaded (kept as quarantined).
+                held: t.till.version_vector().total(),
                 quarantined: t.till.quarantined_count(),
                 missing_sales: missing,
                 stock: opening
