@@ -95,7 +95,7 @@ class Shifts:
 
 
 class Uploads(threading.Thread):
-    """Polls the cloud's fleet row of the store: (monotonic time, leader, last upload ms)."""
+    """Polls the cloud's fleet row of the store: (term, leader, last upload ms)."""
 
     def __init__(self, fleet):
         super().__init__(daemon=True)
@@ -106,16 +106,16 @@ class Uploads(threading.Thread):
         while not self.stop.is_set():
             f = self.fleet()
             if f:
-                self.seen.append((time.monotonic(), f.get("leader"), f.get("last_upload_ms")))
+                self.seen.append((f.get("term"), f.get("leader"), f.get("last_upload_ms")))
             time.sleep(0.05)
 
 
-def upload_gap(seen, old):
-    """From the old leader's last upload to the new leader's first, in the cloud's own clock
-    (ms): the store could not upload in between."""
-    last_old = max((u for _, l, u in seen if l == old and u), default=None)
-    first_new = min((u for _, l, u in seen if l not in (None, old) and u and
-                     (last_old is None or u > last_old)), default=None)
+def upload_gap(seen, term):
+    """From the last upload in the stopping leader's term to the first in a later term (its
+    successor's, whichever till that is: the old leader may win again once restarted), in
+    the cloud's own clock (ms): the store could not upload in between."""
+    last_old = max((u for t, _, u in seen if t == term and u), default=None)
+    first_new = min((u for t, _, u in seen if t and t > term and u), default=None)
     if last_old is None or first_new is None:
         return None
     return first_new - last_old
@@ -298,11 +298,17 @@ linger_ms = 50
         log(f"T{t.id}{' (the leader)' if is_leader else ''} replaced: exit code {code} on SIGTERM, "
             f"selling again after {downtime[t.id]} ms")
         if is_leader:
-            new_leader = leader(tills, not_=t.id)
+            # The old leader may lead again once restarted: any leader of a later term will do.
+            old_term = max((x[0] for x in uploads.seen if x[0] and x[1] == t.id), default=0)
+
+            def later():
+                f = fleet() or {}
+                return f.get("leader") if (f.get("term") or 0) > old_term else None
+            new_leader = wait("an upload in a later term", later)
             time.sleep(2.0)
             uploads.stop.set()
             uploads.join()
-            gap = upload_gap(uploads.seen, t.id)
+            gap = upload_gap(uploads.seen, old_term)
             log(f"T{new_leader} leads; the cloud's upload gap at the hand-over: {gap} ms")
         time.sleep(a.settle)
 

@@ -168,11 +168,16 @@ fn elect_later(raft: &Raft<TypeConfig>, from: u64, after_ms: u64) -> bool {
         return false;
     }
     let raft = raft.clone();
+    let term = m.current_term;
+    // Someone leads a later term (this node, another, or the old leader back after a
+    // restart), or another node leads: the hand-over is over.
+    let settled = move |m: &openraft::RaftMetrics<u64, BasicNode>| {
+        m.current_leader.is_some() && (m.current_term > term || m.current_leader != Some(from))
+    };
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
         for round in 0..10 {
-            let m = raft.metrics().borrow().clone();
-            if m.current_leader.is_some_and(|l| l != from) {
+            if settled(&raft.metrics().borrow()) {
                 return;
             }
             tracing::info!(round, "taking over the store's leadership (hand-over)");
@@ -180,14 +185,6 @@ fn elect_later(raft: &Raft<TypeConfig>, from: u64, after_ms: u64) -> bool {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-            if raft
-                .metrics()
-                .borrow()
-                .current_leader
-                .is_some_and(|l| l != from)
-            {
-                return;
-            }
         }
     });
     true
