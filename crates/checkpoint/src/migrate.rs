@@ -89,14 +89,19 @@ fn failed(path: &Path, reason: impl std::fmt::Display) -> MigrateError {
     }
 }
 
-/// The schema version recorded in a database: its history's newest migration, else the
-/// legacy version its `user_version` shows, else 0 (empty).
-fn recorded(conn: &Connection, legacy: Option<Legacy>) -> rusqlite::Result<i64> {
-    let has_history: bool = conn.query_row(
+/// Whether refinery's history table exists.
+fn has_history(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
         [HISTORY_TABLE],
         |r| r.get(0),
-    )?;
+    )
+}
+
+/// The schema version recorded in a database: its history's newest migration, else the
+/// legacy version its `user_version` shows, else 0 (empty).
+fn recorded(conn: &Connection, legacy: Option<Legacy>) -> rusqlite::Result<i64> {
+    let has_history = has_history(conn)?;
     if has_history {
         let v: Option<i64> = conn
             .query_row(
@@ -190,13 +195,7 @@ pub fn migrate(
             supported,
         });
     }
-    let has_history = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-            [HISTORY_TABLE],
-            |r| r.get::<_, bool>(0),
-        )
-        .map_err(sqlite(path))?;
+    let has_history = has_history(conn).map_err(sqlite(path))?;
     if !has_history && found > 0 {
         let adopt = i32::try_from(found).map_err(|e| failed(path, e))?;
         Runner::new(runner.get_migrations())

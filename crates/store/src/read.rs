@@ -54,9 +54,9 @@ pub struct StockMovement {
     pub origin: u64,
 }
 
-type EventRow = (i64, i64, i64, u32, String, Vec<u8>);
+pub(crate) type EventRow = (i64, i64, i64, u32, String, Vec<u8>);
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,

@@ -288,17 +288,8 @@ pub(crate) fn materialise_unapplied(conn: &mut rusqlite::Connection) -> Result<u
             "SELECT e.origin, e.seq, e.hlc_wall, e.hlc_logical, e.kind, e.body
              FROM unapplied u JOIN events e ON e.origin = u.origin AND e.seq = u.seq",
         )?;
-        st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })?
-        .collect::<Result<_, _>>()?
+        st.query_map([], crate::read::event_from_row)?
+            .collect::<Result<_, _>>()?
     };
     let mut done = 0;
     for row in rows {

@@ -749,23 +749,6 @@ fn refresh_payments(provider: &mut SimulatedProvider, d: &mut Draft, now: u64) {
     }
 }
 
-fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event> {
-    sale.lines
-        .iter()
-        .map(|l| {
-            replica.adjust(
-                &l.sku,
-                i64::from(l.quantity),
-                Reason::Sale,
-                None,
-                Some(format!("reversal of {}", sale.txn_id)),
-                by,
-                now,
-            )
-        })
-        .collect()
-}
-
 /// First start: master data, opening stock, staff accounts.
 /// Meta key of the store master-data version this till last switched to.
 const HQ_VERSION_KEY: &str = "master_hq_version";

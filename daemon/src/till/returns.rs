@@ -394,3 +394,21 @@ impl Till {
         })
     }
 }
+
+/// Stock events putting every unit of a voided or refunded sale back.
+fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event> {
+    sale.lines
+        .iter()
+        .map(|l| {
+            replica.adjust(
+                &l.sku,
+                i64::from(l.quantity),
+                Reason::Sale,
+                None,
+                Some(format!("reversal of {}", sale.txn_id)),
+                by,
+                now,
+            )
+        })
+        .collect()
+}
