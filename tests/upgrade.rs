@@ -77,7 +77,7 @@ async fn a_newer_tills_event_kind_is_held_relayed_and_never_compacted_past() {
 
 /// The rolling upgrade with real processes (`scripts/rolling-upgrade.py`): five tills and
 /// the cloud on the last release (`TILLMESH_UPGRADE_FROM`, the binary
-/// `scripts/build-release.sh v0.1.0` builds), cashiers selling on every till all the time,
+/// `scripts/build-release.sh v0.1.0` builds from `tests/fixtures/v0.1.0/source.tar.xz`), cashiers selling on every till all the time,
 /// the tills replaced one by one by this build (SIGTERM, the leader last), then the cloud;
 /// nothing lost, nothing doubled, the store kept selling, every till on the newest protocol.
 /// Skipped without `TILLMESH_UPGRADE_FROM` unless `TILLMESH_REQUIRE_UPGRADE=1` (set by
