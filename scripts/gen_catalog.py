@@ -72,6 +72,12 @@ def ean8(rng, used):
             return code
 
 
+WEIGHED = [
+    ("Bananas (per kg)", 29900), ("Red Apples (per kg)", 59900), ("Tomatoes (per kg)", 34900),
+    ("Carrots (per kg)", 19900), ("Mandarins (per kg)", 45900), ("Potatoes (per kg)", 24900),
+]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=7)
@@ -118,6 +124,18 @@ def main():
         {"id": "P-BIG-BASKET", "name": "5% off baskets over 200,000", "type": "percentage", "bp": 500,
          "min_basket": 200000},
     ]
+    # Produce sold by weight: the price is per kilogram, stock and thresholds count grams, and
+    # the barcodes are in-store codes (prefix 20) printed on the shelf label or the scale's
+    # PLU sheet.
+    for i, (name, per_kg) in enumerate(WEIGHED, start=1):
+        body = f"20{i:010d}"
+        sku = f"W{i:04d}"
+        items.append({
+            "sku": sku, "name": name, "category": "Produce", "tax_rate_bp": 500, "base_price": per_kg,
+            "barcodes": [body + check_digit(body)], "active": True, "low_stock_threshold": 5000,
+            "sold_by_weight": True,
+        })
+        stock[sku] = 80_000
     out = {"version": 1, "items": items, "prices": prices, "promotions": promotions, "opening_stock": stock}
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1)

@@ -231,6 +231,148 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     c.get("/api/v1/nope").await.expect_error(404, "no_route");
 }
 
+/// Items sold by weight (issue 18): a weight, never a quantity; each weighing a line priced
+/// at the price per kilogram; stock in grams out on the sale and back on a return and a void;
+/// the weights kept with the sale across a restart; bad weights refused, changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_sold_by_weight_are_priced_and_stocked_by_the_gram() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    let bananas = "2000000000015";
+    let stock = || async {
+        c.get(&format!("/api/v1/catalog/items?barcode={bananas}"))
+            .await
+            .expect(200)["stock"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = stock().await;
+    let t = c.post("/api/v1/transactions", json!({})).await.expect(201);
+    let id = t["txn_id"].as_str().unwrap().to_string();
+    let items = format!("/api/v1/transactions/{id}/items");
+    c.post(&items, json!({"barcode": bananas}))
+        .await
+        .expect_error(422, "needs_weight");
+    c.post(
+        &items,
+        json!({"barcode": bananas, "quantity": 2, "weight_g": 500}),
+    )
+    .await
+    .expect_error(422, "bad_request");
+    for g in [0, -1, 50_001, 10_000_000_000i64] {
+        c.post(&items, json!({"barcode": bananas, "weight_g": g}))
+            .await
+            .expect_error(422, "bad_weight");
+    }
+    c.post(&items, json!({"barcode": demo_barcode(1), "weight_g": 500}))
+        .await
+        .expect_error(422, "not_by_weight");
+    let t = c
+        .post(&items, json!({"barcode": bananas, "weight_g": 1234}))
+        .await
+        .expect(200);
+    assert_eq!(t["lines"].as_array().unwrap().len(), 1, "{t}");
+    // 1.234 kg at 29,900/kg: 36,897 (36,896.6 rounded), 5% tax 1,845.
+    assert_eq!(t["lines"][0]["unit_price"], 36_897);
+    assert_eq!(t["lines"][0]["total"], 38_742);
+    assert_eq!(t["weights"][0]["grams"], 1234);
+    assert_eq!(t["weights"][0]["price_per_kg"], 29_900);
+    let t = c
+        .post(&items, json!({"barcode": bananas, "weight_g": 500}))
+        .await
+        .expect(200);
+    let second = t["lines"][1]["line_no"].as_u64().unwrap();
+    c.send(
+        reqwest::Method::PATCH,
+        &format!("{items}/{second}"),
+        Some(json!({"quantity": 3})),
+    )
+    .await
+    .unwrap()
+    .expect_error(422, "weighed_line");
+    c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": 60_000}),
+    )
+    .await
+    .expect(200);
+    let sale = c
+        .post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(sale["totals"]["total"], 54_440, "{sale}");
+    assert_eq!(stock().await, before - 1734);
+    // One bag comes back: its grams go back into stock.
+    let manager = json!({"employee_id": "M001", "pin": "9999"});
+    c.post(
+        &format!("/api/v1/transactions/{id}/return"),
+        json!({"lines": [{"line_no": second, "quantity": 1}], "approval": manager}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(stock().await, before - 1234);
+    // A voided weighed sale puts its grams back too.
+    let other = c.post("/api/v1/transactions", json!({})).await.expect(201);
+    let other_id = other["txn_id"].as_str().unwrap().to_string();
+    c.post(
+        &format!("/api/v1/transactions/{other_id}/items"),
+        json!({"barcode": bananas, "weight_g": 250}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(stock().await, before - 1234, "a draft takes no stock");
+    c.post(
+        &format!("/api/v1/transactions/{other_id}/checkout"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{other_id}/payments"),
+        json!({"method": "cash", "tendered": 10_000}),
+    )
+    .await
+    .expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{other_id}/finalize"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(stock().await, before - 1484);
+    c.post(
+        &format!("/api/v1/transactions/{other_id}/void"),
+        json!({"reason": "wrong item", "approval": manager}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(stock().await, before - 1234, "the void put 250 g back");
+    let receipt = c
+        .get(&format!("/api/v1/receipts/{id}?format=text"))
+        .await
+        .expect(200);
+    let text = receipt.as_str().unwrap();
+    assert!(text.contains("1.234 kg x 29,900/kg"), "{text}");
+    // A restart reads the weights back from the sale's event.
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let again = c
+        .get(&format!("/api/v1/transactions/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(again["weights"].as_array().unwrap().len(), 2, "{again}");
+    assert_eq!(
+        c.get(&format!("/api/v1/catalog/items?barcode={bananas}"))
+            .await
+            .expect(200)["stock"],
+        before - 1234
+    );
+}
+
 /// Returns of part of a sale by line and quantity (issue 18): a manager approves; each unit
 /// hands back its share of the line's total and goes back into stock; over-returns and
 /// unknown lines change nothing; the last unit makes the sale REFUNDED; the day's report
@@ -671,7 +813,7 @@ async fn inventory_receive_count_adjust_and_low_stock() {
         .expect(200);
     assert!(low.as_array().unwrap().iter().all(|l| l["low"] == true));
     let all = c.get("/api/v1/reports/inventory").await.expect(200);
-    assert_eq!(all.as_array().unwrap().len(), 1200);
+    assert_eq!(all.as_array().unwrap().len(), 1206);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -237,6 +237,29 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
         ("EXPECT_NAME", expect_name),
     ];
     b.run("sale", &env).await;
+    // Items by weight: the stock of a weighed item counts grams.
+    let bananas = "2000000000015";
+    let stock = |v: Value| v["stock"].as_i64().unwrap();
+    let before = stock(
+        manager
+            .get(&format!("/api/v1/catalog/items?barcode={bananas}"))
+            .await
+            .expect(200),
+    );
+    let mut env = env;
+    env.push(("BANANAS", bananas.to_string()));
+    b.run("weighed", &env).await;
+    let after = stock(
+        manager
+            .get(&format!("/api/v1/catalog/items?barcode={bananas}"))
+            .await
+            .expect(200),
+    );
+    assert_eq!(
+        before - after,
+        1_734,
+        "1.234 kg and 0.5 kg left the stock in grams"
+    );
     b.run("camera", &env).await;
     b.run("void", &env).await;
     b.run("money", &env).await;
@@ -301,7 +324,6 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
     );
     let net = rows[0]["net"].as_i64().unwrap();
     assert!(net > 0, "{sales}");
-    let mut env = env;
     env.push(("EXPECT_NET", thousands(net)));
     b.run("dashboard", &env).await;
 

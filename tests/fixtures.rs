@@ -73,6 +73,7 @@ fn every_kind() -> Vec<Event> {
         payments: vec![],
         customer_id: Some("C001".into()),
         points_earned: 30,
+        weights: Vec::new(),
     };
     out.extend(r1.record_sale(sale, T0 + 2_000));
     out.push(r1.set_status(

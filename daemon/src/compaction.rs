@@ -134,7 +134,8 @@ fn proposal<T: Transport>(
         floor.push((origin, f));
         match till.store().read(|r| r.last_sale_upto(o, f)) {
             Ok(Some(e)) => {
-                if let EventBody::SaleRecorded { txlog, .. } = &e.body
+                if let EventBody::SaleRecorded { txlog, .. }
+                | EventBody::WeighedSaleRecorded { txlog, .. } = &e.body
                     && let Some(d) = txlog.max_dots().get(&o)
                 {
                     dots.push((origin, *d));

@@ -32,6 +32,9 @@ const WORDS = {
   duplicate_scan: "The scanner read that twice; it was added once.",
   bad_quantity: "A quantity is a whole number from 1 to 9,999.",
   too_many_lines: "This sale has as many lines as a sale can hold. Pay for it and start another.",
+  bad_weight: "A weight is from 0.001 kg to 50 kg. Weigh the item again.",
+  not_by_weight: "This product is sold by the unit: scan it without weighing.",
+  weighed_line: "A weighed item keeps its weight: remove the line and weigh the item again.",
   unauthenticated: "Please sign in again.",
   approval_required: "A manager must approve this.",
   approval_refused: "That person cannot approve this; ask a manager.",
@@ -149,18 +152,25 @@ function renderTxn() {
   $("empty-cart").hidden = lines.length > 0;
   // Prices as the customer pays them: the unit price with its tax, so that quantity times
   // price is the line's total (before a promotion, which is shown under the item).
-  $("lines").tBodies[0].innerHTML = lines.map((l) => `
-    <tr data-line="${l.line_no}">
-      <td>${esc(l.name)}${l.promotion ? `<span class="promo">${esc(l.promotion.name ?? l.promotion.id)}: -${money(l.discount)}</span>` : ""}</td>
-      <td class="num qty">
+  const weights = new Map((t?.weights ?? []).map((w) => [w.line_no, w]));
+  const kg = (g) => (g / 1000).toLocaleString("en-US", { minimumFractionDigits: 3, maximumFractionDigits: 3 });
+  $("lines").tBodies[0].innerHTML = lines.map((l) => {
+    const w = weights.get(l.line_no);
+    const withTax = (p) => money(Math.round(p * (10000 + l.tax_rate_bp) / 10000));
+    // A weighed line shows its weight and price per kg; its weight never changes.
+    const qty = w ? `<span class="weight">${kg(w.grams)} kg</span>` : `
         <button class="dec" aria-label="one fewer" ${open ? "" : "disabled"}>-</button>
         <button class="set-qty" aria-label="type the quantity" ${open ? "" : "disabled"}>${l.quantity.toLocaleString("en-US")}</button>
-        <button class="inc" aria-label="one more" ${open ? "" : "disabled"}>+</button>
-      </td>
-      <td class="num">${money(Math.round(l.unit_price * (10000 + l.tax_rate_bp) / 10000))}</td>
+        <button class="inc" aria-label="one more" ${open ? "" : "disabled"}>+</button>`;
+    return `
+    <tr data-line="${l.line_no}">
+      <td>${esc(l.name)}${l.promotion ? `<span class="promo">${esc(l.promotion.name ?? l.promotion.id)}: -${money(l.discount)}</span>` : ""}</td>
+      <td class="num qty">${qty}</td>
+      <td class="num">${w ? `${withTax(w.price_per_kg)}/kg` : withTax(l.unit_price)}</td>
       <td class="num">${money(l.total)}</td>
       <td><button class="remove small" aria-label="remove ${esc(l.name)}" ${open ? "" : "disabled"}>Remove</button></td>
-    </tr>`).join("");
+    </tr>`;
+  }).join("");
   const tot = t?.totals ?? { subtotal: 0, discount: 0, tax: 0, total: 0 };
   $("t-subtotal").textContent = money(tot.subtotal);
   $("t-discount").textContent = tot.discount ? "-" + money(tot.discount) : money(0);
@@ -344,7 +354,16 @@ async function addNow(code, quantity) {
   await act(null, async () => {
     const t = await ensureTxn();
     const before = new Map(t.lines.map((l) => [l.line_no, l.quantity]));
-    ui.txn = await api("POST", `/transactions/${t.txn_id}/items`, { barcode: code, quantity, rescan });
+    try {
+      ui.txn = await api("POST", `/transactions/${t.txn_id}/items`, { barcode: code, quantity, rescan });
+    } catch (e) {
+      if (e.code !== "needs_weight") throw e;
+      // Sold by weight: the weight is typed, or typed by the scale (keyboard wedge) into
+      // the focused weight field; each weighing is a line of its own.
+      const grams = await askWeight(e.message.replace(/ is sold by weight.*$/, ""));
+      if (grams === null) return;
+      ui.txn = await api("POST", `/transactions/${t.txn_id}/items`, { barcode: code, weight_g: grams });
+    }
     renderTxn();
     // The line this scan made or grew comes into sight.
     const line = ui.txn.lines.find((l) => before.get(l.line_no) !== l.quantity);
@@ -379,6 +398,30 @@ async function lineAction(ev) {
       ui.txn = await api("PATCH", `/transactions/${id}/items/${line}`, { quantity: q });
     }
     renderTxn();
+  });
+}
+
+/** A weight in kilograms (as a scale's keyboard-wedge output types it: "1.234", Enter) or
+ *  on the keypad, in the confirm dialog; grams, or null when cancelled or not a weight. */
+function askWeight(name) {
+  return new Promise((resolve) => {
+    const d = $("confirm");
+    $("confirm-title").textContent = `Weigh ${name}`;
+    $("confirm-text").innerHTML = `<label>Weight in kg <input id="ask-weight" inputmode="decimal" autocomplete="off" placeholder="0.000"></label><div class="keypad" data-target="ask-weight" data-decimal="1"></div>`;
+    keypads($("confirm-text"));
+    $("confirm-ok").textContent = "Add";
+    $("confirm-ok").className = "primary";
+    $("confirm-cancel").textContent = "Cancel";
+    d.onclose = () => {
+      const raw = ($("ask-weight")?.value ?? "").trim().replace(",", ".");
+      const kg = Number(raw);
+      const ok = d.returnValue === "ok" && /^\d+(\.\d{0,3})?$/.test(raw) && kg > 0 && kg <= 50;
+      if (d.returnValue === "ok" && !ok) say(WORDS.bad_weight);
+      resolve(ok ? Math.round(kg * 1000) : null);
+    };
+    d.returnValue = "";
+    d.showModal();
+    $("ask-weight").focus();
   });
 }
 
@@ -1145,7 +1188,8 @@ async function enrolShot() {
 function keypads(root = document) {
   for (const pad of root.querySelectorAll(".keypad")) {
     const target = $(pad.dataset.target);
-    pad.innerHTML = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "C", "0", "<"]
+    const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", pad.dataset.decimal ? "." : "C", "0", "<"];
+    pad.innerHTML = keys
       .map((k) => `<button type="button" data-k="${k}">${k === "<" ? "&larr;" : k}</button>`).join("");
     pad.addEventListener("click", (ev) => {
       const k = ev.target.closest("button")?.dataset.k;

@@ -180,6 +180,47 @@ try {
     const receipt = await text("#receipt");
     check(/83,050|83050/.test(receipt), `receipt shows the total: ${receipt}`);
     await shot("receipt");
+  } else if (phase === "weighed") {
+    // Bananas are sold by weight: the scan opens the weighing, the scale types the weight
+    // (keyboard wedge: "1.234", Enter) into the focused field, and the line is priced by it.
+    await login("E001", "1111");
+    await typeBarcode(env("BANANAS"));
+    await page.locator("#ask-weight").waitFor({ state: "visible" });
+    check(/Weigh Bananas/.test(await text("#confirm-title")), `the weighing names the item: ${await text("#confirm-title")}`);
+    check(await page.evaluate(() => document.activeElement?.id) === "ask-weight", "the weight field has the focus");
+    await shot("weigh");
+    await page.keyboard.type("1.234", { delay: 5 });
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /1\.234 kg/.test(document.querySelector("#lines tbody tr")?.textContent ?? ""));
+    // 1.234 kg x 29,900/kg = 36,897 (36,896.6 rounded); 5% tax 1,845; total 38,742.
+    check(await text("#t-total") === "38,742", `total 38,742, got ${await text("#t-total")}`);
+    const row = await text("#lines tbody tr");
+    check(/31,395\/kg/.test(row), `the line shows the price per kg with tax: ${row}`);
+    check(await page.locator("#lines tbody tr button.inc").count() === 0, "a weighed line has no quantity buttons");
+    // A scanner burst into the weight field (or a slip of the keyboard) is no weight. (The
+    // next scan comes after the scanner's double-read window of 250 ms.)
+    await page.waitForTimeout(300);
+    await typeBarcode(env("BANANAS"));
+    await page.locator("#ask-weight").waitFor({ state: "visible" });
+    await page.keyboard.type("2000000000015", { delay: 2 });
+    await page.keyboard.press("Enter");
+    await toast(/weight is from 0\.001 kg to 50 kg/);
+    check(await lines() === 1 && await text("#t-total") === "38,742", "a refused weight changes nothing");
+    // A second bag, weighed on the on-screen keypad: a line of its own.
+    await page.waitForTimeout(300);
+    await typeBarcode(env("BANANAS"));
+    await page.locator("#ask-weight").waitFor({ state: "visible" });
+    for (const k of "0.5") await page.locator(`#confirm .keypad button[data-k="${k}"]`).click();
+    await page.locator("#confirm-ok").click();
+    await page.waitForFunction(() => document.querySelectorAll("#lines tbody tr").length === 2);
+    // 0.5 kg = 14,950; tax 748; total 15,698; 38,742 + 15,698 = 54,440.
+    check(await text("#t-total") === "54,440", `total 54,440, got ${await text("#t-total")}`);
+    await shot("weighed");
+    await payCash(60000);
+    const receipt = await text("#receipt");
+    check(/1\.234 kg x 29,900\/kg/.test(receipt) && /0\.500 kg x 29,900\/kg/.test(receipt),
+      `the receipt shows each weight and price per kg: ${receipt}`);
+    await shot("weighed-receipt");
   } else if (phase === "camera") {
     await login("E002", "2222");
     await page.locator("#camera-toggle").click();

@@ -131,6 +131,21 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// The claims of a credential whose signature is good, expired or not (so a refusal
+    /// can be attributed to the store HQ issued it to); `None` for anything else.
+    pub fn signed_claims(&self, token: &str) -> Option<Claims> {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let (_, _, key) = self.keys.iter().find(|(id, _, _)| *id == kid)?;
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.required_spec_claims = ["sub"].iter().map(|s| s.to_string()).collect();
+        jsonwebtoken::decode::<Claims>(token, key, &v)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
 /// An argon2id PHC string for a dashboard password, with a fresh random salt.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};

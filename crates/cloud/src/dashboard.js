@@ -37,6 +37,12 @@ function trouble(s, now) {
   if (s.backlog > 0) { problems.push(`${num(s.backlog)} sales and changes waiting`); score += s.backlog; }
   if (s.lag_ms > 60000) { problems.push(`uploads ${Math.round(s.lag_ms / 60000)} min behind`); score += s.lag_ms / 1000; }
   if (!s.leader && s.last_upload_ms) { problems.push("no uploading till"); score += 1e6; }
+  // A refused credential after the store's last upload: the store cannot reach HQ until
+  // it has a new one.
+  if (s.credential_refused_ms && s.credential_refused_ms >= (s.last_upload_ms || 0)) {
+    problems.push(`credential refused ${ago(s.credential_refused_ms, now)}`); score += 1e10;
+  }
+  if (s.quarantined > 0) { problems.push(`${num(s.quarantined)} changes a till could not apply`); score += 1e7 + s.quarantined; }
   return { score, text: problems.length ? problems.join("; ") : "OK" };
 }
 
@@ -44,7 +50,8 @@ function fleetRow(s, now) {
   const t = trouble(s, now);
   return `<tr><td><a href="#store=${encodeURIComponent(s.store_id)}">${esc(s.store_id)}</a> ${esc(s.name)}</td>` +
     `<td class="${t.score ? "trouble" : "fine"}">${esc(t.text)}</td>` +
-    `<td>${ago(s.last_upload_ms, now)}</td><td>${num(s.backlog)}</td>` +
+    `<td>${ago(s.last_upload_ms, now)}</td><td>${num(s.backlog)}</td><td>${num(s.quarantined ?? 0)}</td>` +
+    `<td>${s.credential_refused ? `${num(s.credential_refused)}, last ${ago(s.credential_refused_ms, now)}` : "no"}</td>` +
     `<td>${s.tills_reported.length || s.tills_seen.length}</td><td>${(s.lag_ms / 1000).toFixed(1)} s</td></tr>`;
 }
 

@@ -168,6 +168,13 @@ pub struct FleetRow {
     pub events: u64,
     /// Events not yet folded into the reports.
     pub unprojected: u64,
+    /// Events the store quarantined (a till could not apply them), held here unprojected.
+    pub quarantined: u64,
+    /// The store's credential refused (expired or revoked) since this cloud instance
+    /// started: how many times, and when last (ms, 0 if never).
+    pub credential_refused: u64,
+    /// When the store's credential was last refused (ms), 0 if never.
+    pub credential_refused_ms: u64,
 }
 
 /// A master-data edit made at HQ: a record put (`body` set, JSON) or deleted.

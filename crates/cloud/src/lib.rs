@@ -74,6 +74,9 @@ pub async fn open_ledger(db: &DatabaseConfig) -> anyhow::Result<Arc<dyn Ledger>>
     })
 }
 
+/// Most stores whose refused credentials one cloud instance tracks.
+pub const REFUSED_STORES_MAX: usize = 100_000;
+
 /// The cloud service: the ledger, the keys and the metrics.
 #[derive(Debug)]
 pub struct Cloud {
@@ -89,6 +92,10 @@ pub struct Cloud {
     pub admins: std::collections::BTreeMap<String, String>,
     /// Admin credentials issued before this (ms) are refused.
     pub admin_valid_after_ms: u64,
+    /// Store credentials refused (expired or revoked, but signed by HQ, so the store is
+    /// known), per store: how many and when last, since this instance started. In memory:
+    /// an operations signal, bounded by [`REFUSED_STORES_MAX`].
+    refused: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
     project_now: Notify,
     /// One catch-up at a time in this instance (the projector task and report requests).
     projecting: tokio::sync::Mutex<()>,
@@ -109,9 +116,27 @@ impl Cloud {
                 .iter()
                 .map(|a| (a.user.clone(), a.password_hash.clone()))
                 .collect(),
+            refused: std::sync::Mutex::default(),
             project_now: Notify::new(),
             projecting: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Notes that `store`'s credential was refused (expired or revoked).
+    pub fn note_refused(&self, store: &str) {
+        let mut m = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= REFUSED_STORES_MAX && !m.contains_key(store) {
+            return;
+        }
+        let e = m.entry(store.to_owned()).or_default();
+        e.0 = e.0.saturating_add(1);
+        e.1 = now_ms();
+    }
+
+    /// How many times `store`'s credential was refused, and when last (ms; 0 if never).
+    pub fn refused(&self, store: &str) -> (u64, u64) {
+        let m = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(store).copied().unwrap_or_default()
     }
 
     /// Issues a credential for a store (which must be registered) or for HQ admin.

@@ -519,6 +519,9 @@ impl Ledger for PgLedger {
                     tills_reported: serde_json::from_str(r.get(7)).unwrap_or_default(),
                     events: u(r.get(8)),
                     unprojected: 0,
+                    quarantined: u(r.get(9)),
+                    credential_refused: 0,
+                    credential_refused_ms: 0,
                 }
             })
             .map(|mut f: FleetRow| {

@@ -255,6 +255,12 @@ impl Facts {
                 status,
                 inventory,
                 ..
+            }
+            | EventBody::WeighedSaleRecorded {
+                sale,
+                status,
+                inventory,
+                ..
             } => {
                 let day = local_day(sale.paid_ms, utc_offset_minutes);
                 self.sales.push(SaleFact {

@@ -90,7 +90,8 @@ pub const STORES: &str = "SELECT store_id, name, utc_offset_min, enabled, tokens
      WHERE (CAST($1 AS TEXT) IS NULL OR store_id = $1) ORDER BY store_id";
 
 /// Fleet columns.
-pub const FLEET: &str = "SELECT store_id, name, max_term, leader, last_upload_ms, backlog, lag_ms, tills, events \
+pub const FLEET: &str = "SELECT store_id, name, max_term, leader, last_upload_ms, backlog, lag_ms, tills, events, \
+     (SELECT COUNT(*) FROM events e WHERE e.store = stores.store_id AND e.kind = 'Quarantined') \
      FROM stores ORDER BY store_id";
 
 /// Terminals with events in the ledger, per store.

@@ -360,6 +360,19 @@ async fn credentials_and_stores_are_checked(b: Backend) {
     );
     let (s, a) = env.upload(&fresh, &good).await;
     assert_eq!((s, a["accepted"].as_u64()), (200, Some(5)));
+    // The fleet view names the refusals of S001's own credentials (the expired one and the
+    // two revoked ones; a forged one is not the store's, a stranger's store is unknown).
+    let (_, f) = env.get(&env.admin, "/api/v1/reports/fleet").await;
+    let row = f["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["store_id"] == "S001")
+        .unwrap()
+        .clone();
+    assert_eq!(row["credential_refused"], 3, "{f}");
+    assert!(row["credential_refused_ms"].as_u64().unwrap() > 0, "{f}");
+    assert_eq!(row["quarantined"], 0, "{f}");
     // A disabled store is refused.
     let (s, _) = env
         .http
@@ -533,6 +546,15 @@ async fn events_of_a_newer_kind_are_kept_and_projection_waits_before_them(b: Bac
         r["totals"]["transactions"], 3,
         "nothing quarantined is folded: {r}"
     );
+    // The fleet view counts it against the store.
+    let (_, f) = env.get(&env.admin, "/api/v1/reports/fleet").await;
+    let s1 = f["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["store_id"] == "S001")
+        .unwrap();
+    assert_eq!(s1["quarantined"], 1, "{f}");
     env.stop().await;
 }
 

@@ -1,5 +1,6 @@
-//! The cart of a draft transaction: lines added by barcode, quantity changes, removals, the
-//! duplicate-scan guard, and running totals under the rounding rule of [`crate::money`].
+//! The cart of a draft transaction: lines added by barcode (or weighed, for items sold by
+//! weight), quantity changes, removals, the duplicate-scan guard, and running totals under
+//! the rounding rule of [`crate::money`].
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::money::{BasisPoints, Minor, apply_bp};
@@ -12,6 +13,36 @@ use utoipa::ToSchema;
 pub const LINE_QUANTITY_MAX: u32 = 9_999;
 /// Largest number of lines in one cart.
 pub const CART_LINES_MAX: usize = 500;
+
+/// Heaviest weighed line, in grams (a till's scale weighs up to 30 kg; a typed weight past
+/// this is a slip of the keyboard).
+pub const WEIGHT_G_MAX: u32 = 50_000;
+
+/// A weighed line: what was weighed and at what price per kilogram. The line itself sells one
+/// unit at the weighed price (`unit_price = round(grams * price_per_kg / 1000)`), and the
+/// item's stock is counted in grams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LineWeight {
+    /// The weighed line.
+    pub line_no: u32,
+    /// Net weight in grams.
+    pub grams: u32,
+    /// Price per kilogram in force when it was weighed (minor units).
+    pub price_per_kg: Minor,
+}
+
+/// The price of `grams` at `price_per_kg`, rounded half away from zero to a minor unit.
+pub fn weighed_price(grams: u32, price_per_kg: Minor) -> Minor {
+    let num = i128::from(grams).saturating_mul(i128::from(price_per_kg));
+    let q = num.checked_div(1000).unwrap_or(0);
+    let r = num.checked_rem(1000).unwrap_or(0);
+    let rounded = if r.abs().saturating_mul(2) >= 1000 {
+        q.saturating_add(num.signum())
+    } else {
+        q
+    };
+    Minor::try_from(rounded).unwrap_or(Minor::MAX)
+}
 
 /// One line of the cart, priced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -93,6 +124,18 @@ pub enum CartError {
     /// Too many lines.
     #[error("a transaction holds at most {CART_LINES_MAX} lines")]
     TooManyLines,
+    /// The item is sold by weight: it needs a weight, not a quantity.
+    #[error("{0} is sold by weight: weigh it")]
+    NeedsWeight(String),
+    /// A weight was given for an item sold by the unit.
+    #[error("{0} is sold by the unit, not by weight")]
+    NotByWeight(String),
+    /// Weight out of range.
+    #[error("a weight must be between 1 and {WEIGHT_G_MAX} grams, got {0}")]
+    BadWeight(i64),
+    /// A weighed line's quantity cannot change (weigh the item again instead).
+    #[error("line {0} was weighed: remove it and weigh again")]
+    WeighedLine(u32),
 }
 
 /// A cart.
@@ -101,6 +144,9 @@ pub struct Cart {
     lines: Vec<Line>,
     next_line: u32,
     last_scan: Option<(String, u64)>,
+    /// The weighed lines' weights, by line.
+    #[serde(default)]
+    weights: Vec<LineWeight>,
 }
 
 /// Everything a cart needs to price itself.
@@ -127,6 +173,11 @@ impl Cart {
         &self.lines
     }
 
+    /// The weighed lines' weights.
+    pub fn weights(&self) -> &[LineWeight] {
+        &self.weights
+    }
+
     /// Whether the cart has no line.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
@@ -143,6 +194,9 @@ impl Cart {
     ) -> Result<u32, CartError> {
         check_quantity(i64::from(quantity))?;
         let item = ctx.catalog.lookup(barcode)?;
+        if item.sold_by_weight {
+            return Err(CartError::NeedsWeight(item.name.clone()));
+        }
         let code = item
             .barcodes
             .iter()
@@ -159,40 +213,92 @@ impl Cart {
             });
         }
         let unit_price = ctx.prices.price_at(&item.sku, item.base_price, now_ms);
-        let line_no = if let Some(line) = self
-            .lines
-            .iter_mut()
-            .find(|l| l.sku == item.sku && l.unit_price == unit_price)
-        {
-            let q = line.quantity.saturating_add(quantity);
-            check_quantity(i64::from(q))?;
-            line.quantity = q;
-            line.line_no
-        } else {
-            if self.lines.len() >= CART_LINES_MAX {
-                return Err(CartError::TooManyLines);
-            }
-            self.next_line = self.next_line.saturating_add(1);
-            self.lines.push(Line {
-                line_no: self.next_line,
-                sku: item.sku.clone(),
-                barcode: code.clone(),
-                name: item.name.clone(),
-                category: item.category.clone(),
-                quantity,
-                unit_price,
-                tax_rate_bp: item.tax_rate_bp,
-                gross: 0,
-                discount: 0,
-                promotion: None,
-                tax: 0,
-                total: 0,
-            });
-            self.next_line
-        };
+        let line_no =
+            if let Some(line) = self.lines.iter_mut().find(|l| {
+                l.sku == item.sku && l.unit_price == unit_price && !weighed(&self.weights, l)
+            }) {
+                let q = line.quantity.saturating_add(quantity);
+                check_quantity(i64::from(q))?;
+                line.quantity = q;
+                line.line_no
+            } else {
+                if self.lines.len() >= CART_LINES_MAX {
+                    return Err(CartError::TooManyLines);
+                }
+                self.next_line = self.next_line.saturating_add(1);
+                self.lines.push(Line {
+                    line_no: self.next_line,
+                    sku: item.sku.clone(),
+                    barcode: code.clone(),
+                    name: item.name.clone(),
+                    category: item.category.clone(),
+                    quantity,
+                    unit_price,
+                    tax_rate_bp: item.tax_rate_bp,
+                    gross: 0,
+                    discount: 0,
+                    promotion: None,
+                    tax: 0,
+                    total: 0,
+                });
+                self.next_line
+            };
         self.last_scan = Some((code, now_ms));
         self.reprice(ctx.promotions, now_ms);
         Ok(line_no)
+    }
+
+    /// Adds a weighed line for the item with `barcode` (sold by weight): `grams` at the price
+    /// per kilogram in force at `now_ms`. Every weighing is a line of its own; the scan guard
+    /// does not apply (the cashier weighed it on purpose). Nothing changes on error.
+    pub fn add_weighed(
+        &mut self,
+        ctx: &PricingContext<'_>,
+        barcode: &str,
+        grams: i64,
+        now_ms: u64,
+    ) -> Result<u32, CartError> {
+        let item = ctx.catalog.lookup(barcode)?;
+        if !item.sold_by_weight {
+            return Err(CartError::NotByWeight(item.name.clone()));
+        }
+        let grams = u32::try_from(grams)
+            .ok()
+            .filter(|g| (1..=WEIGHT_G_MAX).contains(g))
+            .ok_or(CartError::BadWeight(grams))?;
+        if self.lines.len() >= CART_LINES_MAX {
+            return Err(CartError::TooManyLines);
+        }
+        let code = crate::catalog::normalise_barcode(barcode).unwrap_or_else(|_| barcode.into());
+        let price_per_kg = ctx.prices.price_at(&item.sku, item.base_price, now_ms);
+        let unit_price = weighed_price(grams, price_per_kg);
+        if !crate::money::valid_price(unit_price) {
+            return Err(CartError::BadWeight(i64::from(grams)));
+        }
+        self.next_line = self.next_line.saturating_add(1);
+        self.lines.push(Line {
+            line_no: self.next_line,
+            sku: item.sku.clone(),
+            barcode: code.clone(),
+            name: item.name.clone(),
+            category: item.category.clone(),
+            quantity: 1,
+            unit_price,
+            tax_rate_bp: item.tax_rate_bp,
+            gross: 0,
+            discount: 0,
+            promotion: None,
+            tax: 0,
+            total: 0,
+        });
+        self.weights.push(LineWeight {
+            line_no: self.next_line,
+            grams,
+            price_per_kg,
+        });
+        self.last_scan = Some((code, now_ms));
+        self.reprice(ctx.promotions, now_ms);
+        Ok(self.next_line)
     }
 
     /// Sets a line's quantity.
@@ -204,6 +310,9 @@ impl Cart {
         now_ms: u64,
     ) -> Result<(), CartError> {
         check_quantity(quantity)?;
+        if self.weights.iter().any(|w| w.line_no == line_no) {
+            return Err(CartError::WeighedLine(line_no));
+        }
         let line = self
             .lines
             .iter_mut()
@@ -227,6 +336,7 @@ impl Cart {
             .position(|l| l.line_no == line_no)
             .ok_or(CartError::UnknownLine(line_no))?;
         self.lines.remove(idx);
+        self.weights.retain(|w| w.line_no != line_no);
         self.reprice(promotions, now_ms);
         Ok(())
     }
@@ -285,6 +395,18 @@ pub fn totals_of(lines: &[Line]) -> Totals {
     t
 }
 
+fn weighed(weights: &[LineWeight], l: &Line) -> bool {
+    weights.iter().any(|w| w.line_no == l.line_no)
+}
+
+/// The stock a line takes: its units, or its grams when it was weighed.
+pub fn stock_units(weights: &[LineWeight], l: &Line) -> i64 {
+    weights
+        .iter()
+        .find(|w| w.line_no == l.line_no)
+        .map_or(i64::from(l.quantity), |w| i64::from(w.grams))
+}
+
 fn check_quantity(q: i64) -> Result<(), CartError> {
     if (1..=i64::from(LINE_QUANTITY_MAX)).contains(&q) {
         Ok(())
@@ -309,10 +431,16 @@ mod tests {
             barcodes: vec![code.into()],
             active: true,
             low_stock_threshold: 0,
+            sold_by_weight: false,
+        };
+        let bananas = Item {
+            sold_by_weight: true,
+            ..item("BANANA", "2000000000015", 2990, "produce")
         };
         Catalog::new(vec![
             item("COLA", "4006381333931", 1000, "drinks"),
             item("CHIPS", "96385074", 1550, "snacks"),
+            bananas,
         ])
         .unwrap()
     }
@@ -385,6 +513,69 @@ mod tests {
         assert!(matches!(
             cart.remove_line(&[], 9, 0),
             Err(CartError::UnknownLine(9))
+        ));
+    }
+
+    #[test]
+    fn a_weighed_item_is_priced_by_its_weight_and_never_merged_or_requantified() {
+        let cat = catalog();
+        let prices = PriceBook::default();
+        let ctx = PricingContext {
+            catalog: &cat,
+            prices: &prices,
+            promotions: &[],
+            scan_guard_ms: 3000,
+        };
+        let mut cart = Cart::new();
+        // 1.234 kg at 29.90/kg = 36.8966 -> 36.90; tax 10 % of 3690 = 369.
+        let a = cart.add_weighed(&ctx, "2000000000015", 1234, 0).unwrap();
+        let l = &cart.lines()[0];
+        assert_eq!(
+            (l.quantity, l.unit_price, l.tax, l.total),
+            (1, 3690, 369, 4059)
+        );
+        assert_eq!(stock_units(cart.weights(), l), 1234);
+        // A second weighing is a line of its own, even straight after (no scan guard).
+        let b = cart.add_weighed(&ctx, "2000000000015", 500, 1).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(cart.lines()[1].unit_price, 1495);
+        let before = cart.clone();
+        assert!(matches!(
+            cart.set_quantity(&[], b, 2, 2),
+            Err(CartError::WeighedLine(_))
+        ));
+        assert!(matches!(
+            cart.add_barcode(&ctx, "2000000000015", 1, 3000),
+            Err(CartError::NeedsWeight(_))
+        ));
+        assert!(matches!(
+            cart.add_weighed(&ctx, "96385074", 100, 3000),
+            Err(CartError::NotByWeight(_))
+        ));
+        for g in [0, -5, i64::from(WEIGHT_G_MAX) + 1] {
+            assert!(matches!(
+                cart.add_weighed(&ctx, "2000000000015", g, 3000),
+                Err(CartError::BadWeight(_))
+            ));
+        }
+        assert_eq!(cart, before, "refusals change nothing");
+        cart.remove_line(&[], a, 4).unwrap();
+        assert_eq!(cart.weights().len(), 1);
+        assert_eq!(cart.weights()[0].line_no, b);
+        assert_eq!(weighed_price(1, 2990), 3, "2.99 rounds up");
+        // 50 kg at the highest price per kg is past the highest line price: refused.
+        let dear = Catalog::new(vec![Item {
+            base_price: crate::money::PRICE_MAX,
+            ..cat.lookup("2000000000015").unwrap().clone()
+        }])
+        .unwrap();
+        let ctx = PricingContext {
+            catalog: &dear,
+            ..ctx
+        };
+        assert!(matches!(
+            cart.add_weighed(&ctx, "2000000000015", i64::from(WEIGHT_G_MAX), 5),
+            Err(CartError::BadWeight(_))
         ));
     }
 }

@@ -281,6 +281,7 @@ mod tests {
                 .collect(),
             customer_id: None,
             points_earned: 0,
+            weights: Vec::new(),
         }
     }
 

@@ -27,6 +27,10 @@ pub struct Item {
     /// Stock level below which a low-stock alert is raised.
     #[serde(default)]
     pub low_stock_threshold: i64,
+    /// Sold by weight: `base_price` is the price per kilogram, the cashier weighs each
+    /// item, and its stock (and low-stock threshold) counts grams.
+    #[serde(default)]
+    pub sold_by_weight: bool,
 }
 
 fn yes() -> bool {
@@ -225,6 +229,7 @@ mod tests {
             barcodes: codes.iter().map(|s| s.to_string()).collect(),
             active: true,
             low_stock_threshold: 0,
+            sold_by_weight: false,
         }
     }
 

@@ -2,7 +2,7 @@
 //! `(origin, seq)` and an HLC stamp. Events carry the CRDT deltas they cause, so applying an
 //! event anywhere is a merge: idempotent and order-insensitive.
 
-use crate::cart::{Line, Totals};
+use crate::cart::{Line, LineWeight, Totals};
 use crate::inventory::Reason;
 use crate::payment::Payment;
 use crate::transaction::Status;
@@ -34,6 +34,11 @@ pub struct Sale {
     pub customer_id: Option<String>,
     /// Loyalty points earned.
     pub points_earned: i64,
+    /// The weighed lines' weights. Not part of `SaleRecorded`'s encoding (a 0.1.0 sale has
+    /// none): a sale with weighed lines is a `WeighedSaleRecorded`, which carries them beside
+    /// the sale; [`EventBody::sale`] puts them back here.
+    #[serde(skip)]
+    pub weights: Vec<LineWeight>,
 }
 
 /// What happened. Externally tagged (no `#[serde(tag)]`) so that the compact binary codec,
@@ -160,6 +165,21 @@ pub enum EventBody {
         /// empty.
         status: LwwMap<String, Status>,
     },
+    /// A paid sale with weighed lines (added in 0.2.0): `SaleRecorded` plus each weighed
+    /// line's weight and price per kilogram; its stock deltas take grams for those lines. A
+    /// till of 0.1.0 keeps it unapplied until it is upgraded.
+    WeighedSaleRecorded {
+        /// The sale.
+        sale: Box<Sale>,
+        /// The weighed lines.
+        weights: Vec<LineWeight>,
+        /// Delta of the transaction-log OR-set.
+        txlog: OrSet<String>,
+        /// Delta of the transaction-status map.
+        status: LwwMap<String, Status>,
+        /// Stock taken by the sale (grams for weighed lines).
+        inventory: Vec<(String, PnCounter)>,
+    },
     /// An event of a kind this build does not know (written by a newer version): kept,
     /// relayed and uploaded byte for byte, never applied here; a till upgraded to a version
     /// that knows the kind decodes and applies it from its sync log. Never add a variant
@@ -185,6 +205,7 @@ pub const KINDS: &[&str] = &[
     "PointsChanged",
     "VisionEnrolled",
     "ItemsReturned",
+    "WeighedSaleRecorded",
 ];
 
 impl EventBody {
@@ -206,7 +227,21 @@ impl EventBody {
             EventBody::PointsChanged { .. } => "PointsChanged",
             EventBody::VisionEnrolled { .. } => "VisionEnrolled",
             EventBody::ItemsReturned { .. } => "ItemsReturned",
+            EventBody::WeighedSaleRecorded { .. } => "WeighedSaleRecorded",
             EventBody::Unknown { kind, .. } => kind,
+        }
+    }
+
+    /// The sale a sale event records, with its weighed lines' weights.
+    pub fn sale(&self) -> Option<Sale> {
+        match self {
+            EventBody::SaleRecorded { sale, .. } => Some((**sale).clone()),
+            EventBody::WeighedSaleRecorded { sale, weights, .. } => {
+                let mut s = (**sale).clone();
+                s.weights.clone_from(weights);
+                Some(s)
+            }
+            _ => None,
         }
     }
 }
@@ -295,9 +330,24 @@ fn out_of_bounds(e: &Event) -> Option<String> {
     let ok = match &e.body {
         EventBody::SaleRecorded {
             sale, inventory, ..
+        }
+        | EventBody::WeighedSaleRecorded {
+            sale, inventory, ..
         } => {
+            let weights_ok = match &e.body {
+                EventBody::WeighedSaleRecorded { weights, .. } => weights.iter().all(|w| {
+                    (1..=crate::cart::WEIGHT_G_MAX).contains(&w.grams)
+                        && valid_price(w.price_per_kg)
+                        && sale
+                            .lines
+                            .iter()
+                            .any(|l| l.line_no == w.line_no && l.quantity == 1)
+                }),
+                _ => true,
+            };
             let t = &sale.totals;
-            inventory.iter().all(|(sku, c)| text(sku) && counter(c))
+            weights_ok
+                && inventory.iter().all(|(sku, c)| text(sku) && counter(c))
                 && [t.subtotal, t.discount, t.tax, t.total]
                     .into_iter()
                     .all(amount)
@@ -425,6 +475,13 @@ impl Event {
                 txlog,
                 status,
                 inventory,
+            }
+            | EventBody::WeighedSaleRecorded {
+                sale,
+                txlog,
+                status,
+                inventory,
+                ..
             } => {
                 sale.terminal == o
                     && inventory.iter().all(|(_, c)| counter_ok(c))

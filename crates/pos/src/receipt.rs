@@ -69,7 +69,14 @@ impl Receipt {
         line("-".repeat(40));
         for l in &self.sale.lines {
             line(two_cols(&truncate(&l.name, 28), &m(l.gross)));
-            line(format!("  {} x {}", l.quantity, m(l.unit_price)));
+            match self.sale.weights.iter().find(|w| w.line_no == l.line_no) {
+                Some(w) => line(format!(
+                    "  {} kg x {}/kg",
+                    format_grouped(i64::from(w.grams), 3),
+                    m(w.price_per_kg)
+                )),
+                None => line(format!("  {} x {}", l.quantity, m(l.unit_price))),
+            }
             if let Some(p) = &l.promotion {
                 line(two_cols(
                     &format!("  {}", truncate(&p.name, 26)),

@@ -119,7 +119,7 @@ impl Replica {
         let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
         for l in &sale.lines {
             let t = taken.entry(l.sku.as_str()).or_default();
-            *t = t.saturating_add(i64::from(l.quantity));
+            *t = t.saturating_add(crate::cart::stock_units(&sale.weights, l));
         }
         let me = self.me;
         let inventory: Vec<(String, PnCounter)> = taken
@@ -135,15 +135,27 @@ impl Replica {
             })
             .collect();
         let (customer, points) = (sale.customer_id.clone(), sale.points_earned);
-        let mut out = vec![self.issue(
-            now_ms,
+        // A sale with weighed lines is a kind of its own (0.1.0 tills keep it unapplied);
+        // every other sale stays `SaleRecorded`, which every version applies.
+        let body = if sale.weights.is_empty() {
             EventBody::SaleRecorded {
                 sale: Box::new(sale),
                 txlog,
                 status,
                 inventory,
-            },
-        )];
+            }
+        } else {
+            let mut sale = sale;
+            let weights = std::mem::take(&mut sale.weights);
+            EventBody::WeighedSaleRecorded {
+                sale: Box::new(sale),
+                weights,
+                txlog,
+                status,
+                inventory,
+            }
+        };
+        let mut out = vec![self.issue(now_ms, body)];
         if let Some(c) = customer
             && points != 0
         {

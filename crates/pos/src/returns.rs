@@ -162,6 +162,7 @@ mod tests {
             payments: vec![],
             customer_id: None,
             points_earned: 0,
+            weights: Vec::new(),
         }
     }
 

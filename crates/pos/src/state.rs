@@ -246,6 +246,12 @@ impl StoreState {
                 status,
                 inventory,
                 ..
+            }
+            | EventBody::WeighedSaleRecorded {
+                txlog,
+                status,
+                inventory,
+                ..
             } => {
                 self.txlog.merge(txlog);
                 self.merge_status(status);
@@ -470,6 +476,7 @@ mod tests {
             payments: vec![],
             customer_id: None,
             points_earned: 0,
+            weights: Vec::new(),
         }
     }
 

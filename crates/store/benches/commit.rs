@@ -66,6 +66,7 @@ fn sale(n: u64) -> Sale {
         }],
         customer_id: None,
         points_earned: 0,
+        weights: Vec::new(),
     }
 }
 

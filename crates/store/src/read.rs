@@ -143,7 +143,8 @@ impl Reader {
     pub fn last_sale_upto(&self, origin: ReplicaId, seq: u64) -> Result<Option<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT origin, seq, hlc_wall, hlc_logical, kind, body FROM events
-             WHERE origin = ?1 AND seq <= ?2 AND kind = 'SaleRecorded' ORDER BY seq DESC LIMIT 1",
+             WHERE origin = ?1 AND seq <= ?2 AND kind IN ('SaleRecorded', 'WeighedSaleRecorded')
+             ORDER BY seq DESC LIMIT 1",
         )?;
         let row = st
             .query_row(params![sql_int(origin.0), sql_int(seq)], event_from_row)
@@ -400,14 +401,14 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
 }
 
 fn decode_sale((body, status): (Vec<u8>, Option<String>)) -> Result<(Sale, Status), StoreError> {
-    let tillmesh_pos::event::EventBody::SaleRecorded { sale, .. } =
-        crate::codec::decode("SaleRecorded", &body)?
-    else {
+    // The archive keeps bodies without their kind: either sale kind decodes as itself.
+    let body = crate::codec::decode("SaleRecorded", &body)
+        .or_else(|_| crate::codec::decode("WeighedSaleRecorded", &body))?;
+    let Some(sale) = body.sale() else {
         return Err(StoreError::Codec(
             "a transaction row points at an event that is not a sale".into(),
         ));
     };
-    let sale = *sale;
     let status = status
         .as_deref()
         .and_then(Status::parse)

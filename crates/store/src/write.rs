@@ -318,7 +318,12 @@ pub(crate) fn materialise_unapplied(conn: &mut rusqlite::Connection) -> Result<u
 /// Writes the rows an event's queries read (sales, statuses, stock movements).
 fn materialise(tx: &Transaction<'_>, e: &Event) -> Result<(), StoreError> {
     match &e.body {
-        EventBody::SaleRecorded { sale, status, .. } => {
+        EventBody::SaleRecorded { sale, status, .. }
+        | EventBody::WeighedSaleRecorded { sale, status, .. } => {
+            let weights = match &e.body {
+                EventBody::WeighedSaleRecorded { weights, .. } => weights.as_slice(),
+                _ => &[],
+            };
             exec(tx,
                 "INSERT OR IGNORE INTO transactions (txn_id, terminal, cashier, created_ms, paid_ms, total, origin, seq)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -338,7 +343,7 @@ fn materialise(tx: &Transaction<'_>, e: &Event) -> Result<(), StoreError> {
                 exec(tx,
                     "INSERT OR IGNORE INTO stock_movements (origin, seq, line, sku, change, reason, supplier, reference, actor, at_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, 'SALE', NULL, ?6, ?7, ?8)",
-                    params![e.origin.0 as i64, e.seq as i64, l.line_no, l.sku, -i64::from(l.quantity), sale.txn_id, sale.cashier, e.hlc.wall_ms as i64],
+                    params![e.origin.0 as i64, e.seq as i64, l.line_no, l.sku, -tillmesh_pos::cart::stock_units(weights, l), sale.txn_id, sale.cashier, e.hlc.wall_ms as i64],
                 )?;
             }
         }
@@ -397,7 +402,7 @@ fn prune(tx: &Transaction<'_>, p: &Prune) -> Result<(), StoreError> {
         exec(
             tx,
             "INSERT OR IGNORE INTO sale_archive (origin, seq, body)
-             SELECT origin, seq, body FROM events WHERE origin = ?1 AND seq <= ?2 AND kind = 'SaleRecorded'",
+             SELECT origin, seq, body FROM events WHERE origin = ?1 AND seq <= ?2 AND kind IN ('SaleRecorded', 'WeighedSaleRecorded')",
             params![origin, seq],
         )?;
         exec(

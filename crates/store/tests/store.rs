@@ -42,6 +42,7 @@ fn sale(txn: &str, sku: &str, qty: u32) -> Sale {
         payments: vec![],
         customer_id: None,
         points_earned: 0,
+        weights: Vec::new(),
     }
 }
 

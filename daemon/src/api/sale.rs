@@ -56,8 +56,11 @@ pub(super) async fn get_txn(
 pub struct AddItemRequest {
     /// Barcode scanned.
     pub barcode: String,
-    /// Units (default 1).
+    /// Units (default 1). Not with `weight_g`.
     pub quantity: Option<u32>,
+    /// Net weight in grams, for an item sold by weight (typed, or from the scale): each
+    /// weighing is a line of its own, priced at the item's price per kilogram.
+    pub weight_g: Option<i64>,
     /// A deliberate rescan of the barcode just added (the cashier saw the first): never
     /// refused as a scanner's double read.
     #[serde(default)]
@@ -72,12 +75,20 @@ pub(super) async fn add_item(
     Path(id): Path<String>,
     Body(req): Body<AddItemRequest>,
 ) -> ApiResult<TxnView> {
+    if req.quantity.is_some() && req.weight_g.is_some() {
+        return Err(TillError::unprocessable(
+            "bad_request",
+            "give a quantity or a weight, not both",
+        )
+        .into());
+    }
     Ok(Json(
-        till.add_item(
+        till.add_to_sale(
             &auth.session,
             &id,
             &req.barcode,
             req.quantity.unwrap_or(1),
+            req.weight_g,
             req.rescan,
         )
         .await?,

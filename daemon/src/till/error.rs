@@ -164,7 +164,12 @@ impl TillError {
                 CartError::Catalog(c) => TillError::Catalog(c.clone()).kind(),
                 CartError::DuplicateScan { .. } => K::Conflict,
                 CartError::UnknownLine(_) => K::NotFound,
-                CartError::BadQuantity(_) | CartError::TooManyLines => K::Unprocessable,
+                CartError::BadQuantity(_)
+                | CartError::TooManyLines
+                | CartError::NeedsWeight(_)
+                | CartError::NotByWeight(_)
+                | CartError::BadWeight(_)
+                | CartError::WeighedLine(_) => K::Unprocessable,
             },
             TillError::Transition(_) => K::Conflict,
             TillError::Payment(e) => match e {
@@ -220,6 +225,10 @@ impl TillError {
                 CartError::UnknownLine(_) => "unknown_line",
                 CartError::BadQuantity(_) => "bad_quantity",
                 CartError::TooManyLines => "too_many_lines",
+                CartError::NeedsWeight(_) => "needs_weight",
+                CartError::NotByWeight(_) => "not_by_weight",
+                CartError::BadWeight(_) => "bad_weight",
+                CartError::WeighedLine(_) => "weighed_line",
             },
             TillError::Transition(_) => "invalid_transition",
             TillError::Payment(e) => match e {

@@ -168,6 +168,8 @@ pub struct TxnView {
     pub created_at: String,
     /// Lines.
     pub lines: Vec<Line>,
+    /// The weighed lines: grams and price per kilogram, by line.
+    pub weights: Vec<tillmesh_pos::cart::LineWeight>,
     /// Totals.
     pub totals: Totals,
     /// Payments.

@@ -299,9 +299,15 @@ impl Till {
                 let mut events = vec![core.replica.record_return(id, whole, body, now)];
                 for l in &back {
                     if let Some(line) = sale.lines.iter().find(|x| x.line_no == l.line_no) {
+                        // A weighed line (one unit) puts its grams back.
+                        let units = if l.quantity == line.quantity {
+                            tillmesh_pos::cart::stock_units(&sale.weights, line)
+                        } else {
+                            i64::from(l.quantity)
+                        };
                         events.push(core.replica.adjust(
                             &line.sku,
-                            i64::from(l.quantity),
+                            units,
                             Reason::Sale,
                             None,
                             Some(format!("return from {id}")),
@@ -402,7 +408,7 @@ fn restock(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event>
         .map(|l| {
             replica.adjust(
                 &l.sku,
-                i64::from(l.quantity),
+                tillmesh_pos::cart::stock_units(&sale.weights, l),
                 Reason::Sale,
                 None,
                 Some(format!("reversal of {}", sale.txn_id)),

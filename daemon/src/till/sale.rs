@@ -29,6 +29,7 @@ impl Till {
             cashier: d.cashier.clone(),
             created_at: rfc3339(d.created_ms),
             lines: d.cart.lines().to_vec(),
+            weights: d.cart.weights().to_vec(),
             totals,
             payments: d.payments.clone(),
             remaining_due: due.max(0),
@@ -225,13 +226,28 @@ impl Till {
         .await
     }
 
-    /// Adds an item by barcode.
+    /// Adds an item by barcode: `quantity` units, or, for an item sold by weight,
+    /// `weight_g` grams (each weighing a line of its own).
     pub async fn add_item(
         &self,
         s: &Session,
         id: &str,
         barcode: &str,
         quantity: u32,
+        rescan: bool,
+    ) -> Result<TxnView, TillError> {
+        self.add_to_sale(s, id, barcode, quantity, None, rescan)
+            .await
+    }
+
+    /// Adds `quantity` units of an item, or `weight_g` grams of one sold by weight.
+    pub async fn add_to_sale(
+        &self,
+        s: &Session,
+        id: &str,
+        barcode: &str,
+        quantity: u32,
+        weight_g: Option<i64>,
         rescan: bool,
     ) -> Result<TxnView, TillError> {
         // A deliberate rescan (the cashier saw the first) is never a double read.
@@ -256,8 +272,16 @@ impl Till {
                 promotions,
                 scan_guard_ms: guard,
             };
-            let line = d.cart.add_barcode(&ctx, barcode, quantity, now)?;
-            Ok(format!("barcode {barcode} x{quantity} -> line {line}"))
+            Ok(match weight_g {
+                Some(g) => {
+                    let line = d.cart.add_weighed(&ctx, barcode, g, now)?;
+                    format!("barcode {barcode} {g} g -> line {line}")
+                }
+                None => {
+                    let line = d.cart.add_barcode(&ctx, barcode, quantity, now)?;
+                    format!("barcode {barcode} x{quantity} -> line {line}")
+                }
+            })
         })
         .await
     }
@@ -568,6 +592,7 @@ impl Till {
                         payments: captured,
                         customer_id: d.customer_id.clone(),
                         points_earned: points,
+                        weights: d.cart.weights().to_vec(),
                     };
                     let events = replica.record_sale(sale.clone(), now);
                     let rec = audit_rec(
@@ -641,6 +666,7 @@ fn sale_view(sale: Sale, status: Status, back: &BTreeMap<u32, (u32, i64)>) -> Tx
         held_by: None,
         held_at: None,
         lines: sale.lines,
+        weights: sale.weights,
         totals: sale.totals,
         payments: sale.payments,
         customer_id: sale.customer_id,

@@ -44,13 +44,29 @@ pub const REPORT_DAYS_MAX: i64 = 3_700;
 
 type AppState = Arc<Cloud>;
 
-fn credential(cloud: &Cloud, headers: &HeaderMap, role: Role) -> Result<Claims, ApiError> {
-    let token = headers
+/// A store's credential; a refused one that HQ signed (expired) is noted against its store
+/// for the fleet view.
+fn store_credential(cloud: &Cloud, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    credential(cloud, headers, Role::Store).inspect_err(|_| {
+        if let Some(c) = bearer(headers).and_then(|t| cloud.keys.signed_claims(t))
+            && c.role == Role::Store
+        {
+            cloud.note_refused(&c.sub);
+        }
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(AuthError::Missing)?;
-    let claims = cloud.keys.verify(token.trim())?;
+        .map(str::trim)
+}
+
+fn credential(cloud: &Cloud, headers: &HeaderMap, role: Role) -> Result<Claims, ApiError> {
+    let token = bearer(headers).ok_or(AuthError::Missing)?;
+    let claims = cloud.keys.verify(token)?;
     if claims.role != role {
         return Err(AuthError::Forbidden.into());
     }

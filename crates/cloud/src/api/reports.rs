@@ -439,7 +439,10 @@ pub(super) async fn report_fleet(
     headers: HeaderMap,
 ) -> Result<Json<FleetReport>, ApiError> {
     credential(&cloud, &headers, Role::Admin)?;
-    let stores = cloud.ledger.fleet().await?;
+    let mut stores = cloud.ledger.fleet().await?;
+    for s in &mut stores {
+        (s.credential_refused, s.credential_refused_ms) = cloud.refused(&s.store_id);
+    }
     let now = now_ms();
     cloud.metrics.fleet(&stores, now);
     Ok(Json(FleetReport {

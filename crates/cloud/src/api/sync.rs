@@ -123,7 +123,7 @@ pub(super) async fn upload_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Json<IngestAck>, ApiError> {
-    let claims = credential(cloud, headers, Role::Store)?;
+    let claims = store_credential(cloud, headers)?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -197,7 +197,12 @@ pub(super) async fn upload_inner(
             received_ms: now_ms(),
             rows,
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if matches!(e, LedgerError::Revoked(_)) {
+                cloud.note_refused(&claims.sub);
+            }
+        })?;
     let master_version = outcome.master_version;
     cloud
         .metrics
@@ -287,7 +292,7 @@ pub(super) async fn sync_master(
     headers: HeaderMap,
     q: Result<Query<SinceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<MasterChanges>, ApiError> {
-    let claims = credential(&cloud, &headers, Role::Store)?;
+    let claims = store_credential(&cloud, &headers)?;
     let q = query(q)?;
     if q.store.is_some() {
         return Err(bad(
@@ -302,7 +307,10 @@ pub(super) async fn sync_master(
 pub(super) async fn known_store(cloud: &Cloud, claims: &Claims) -> Result<(), ApiError> {
     match cloud.ledger.store(&claims.sub).await? {
         Some(s) if s.enabled && claims.iat_ms >= s.tokens_valid_after_ms => Ok(()),
-        Some(s) if s.enabled => Err(LedgerError::Revoked(claims.sub.clone()).into()),
+        Some(s) if s.enabled => {
+            cloud.note_refused(&claims.sub);
+            Err(LedgerError::Revoked(claims.sub.clone()).into())
+        }
         _ => Err(LedgerError::UnknownStore(claims.sub.clone()).into()),
     }
 }
@@ -314,7 +322,7 @@ pub(super) async fn sync_watermarks(
     State(cloud): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<tillmesh_cloud_proto::Watermark>>, ApiError> {
-    let claims = credential(&cloud, &headers, Role::Store)?;
+    let claims = store_credential(&cloud, &headers)?;
     known_store(&cloud, &claims).await?;
     Ok(Json(cloud.ledger.watermarks(&claims.sub).await?))
 }
@@ -338,7 +346,7 @@ pub(super) async fn renew_credential(
     State(cloud): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<RenewedCredential>, ApiError> {
-    let claims = credential(&cloud, &headers, Role::Store)?;
+    let claims = store_credential(&cloud, &headers)?;
     known_store(&cloud, &claims).await?;
     let (token, fresh) = cloud.issue(Some(&claims.sub), None).await.map_err(|e| {
         ApiError::new(

@@ -318,6 +318,9 @@ impl Ledger for SqliteLedger {
                         tills_seen: Vec::new(),
                         events: u(r.get(8)?),
                         unprojected: 0,
+                        quarantined: u(r.get(9)?),
+                        credential_refused: 0,
+                        credential_refused_ms: 0,
                     })
                 })?;
                 let mut out: Vec<FleetRow> = rows.collect::<Result<_, _>>()?;

@@ -331,6 +331,7 @@ impl Shop {
             payments: vec![payment],
             customer_id: None,
             points_earned: 0,
+            weights: Vec::new(),
         };
         r.record_sale(sale, paid_ms).remove(0)
     }
