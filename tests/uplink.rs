@@ -374,6 +374,142 @@ async fn hq_price_reaches_every_till_and_earlier_sales_keep_their_price() {
     cloud.stop().await;
 }
 
+/// HQ-signed master data (issue 19): tills holding HQ's key apply HQ's signed pages; a page
+/// the leader proposes without HQ's signature, or signed by another key, or HQ's page with an
+/// account added, is refused by every till (the account it carries never exists, the status
+/// says why), and HQ's next change still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn master_data_applies_only_with_hqs_signature_whoever_proposes_it() {
+    use tillmesh_consensus::Command;
+    let cloud = TestCloud::start_signed().await;
+    let key = cloud
+        .handle
+        .cloud
+        .master_public_key()
+        .expect("the cloud signs");
+    let pki = Pki::new("S001");
+    let tills = start_store_with(&pki, &cloud, &[1, 2], |c| {
+        c.security.hq_master_key = Some(key.clone());
+    })
+    .await;
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let leader = leader_of(&all, None, Duration::from_secs(20)).await;
+    // Every till applies HQ's seed, signed, to the cloud's version.
+    let current = cloud.handle.cloud.ledger.master_version().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !tills.iter().all(|t| t.till().hq_version() == current) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "HQ's signed master data not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let held = current;
+    // The leader's own pages: an admin account, unsigned; the same signed by a key HQ does
+    // not hold; and HQ's key's signature of another page with the account slipped in.
+    let salt = [3u8; 16];
+    let admin = tillmesh_pos::cashier::Account {
+        employee_id: "X999".into(),
+        name: "Rogue".into(),
+        role: tillmesh_pos::cashier::Role::Admin,
+        pin_hash: tillmesh_pos::cashier::hash_pin("4321", &salt).unwrap(),
+        failed_attempts: 0,
+        locked_until_ms: 0,
+    };
+    let record = serde_json::to_string(&tillmesh_cloud_proto::MasterBody::Cashier(admin)).unwrap();
+    let changes = vec![("cashier:X999".to_string(), Some(record))];
+    let sign = |seed: u8, changes: &[(String, Option<String>)], version| {
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+        let msg = tillmesh_cloud_proto::master_message("S001", held, version, changes);
+        let sig = tillmesh_cloud_proto::MasterSignature {
+            store: "S001".into(),
+            since: held,
+            version,
+            key_id: "rogue".into(),
+            sig: hex::encode(pair.sign(&msg).as_ref()),
+        };
+        let mut out = changes.to_vec();
+        out.push((
+            tillmesh_consensus::machine::MASTER_SIGNATURE_KEY.to_string(),
+            Some(serde_json::to_string(&sig).unwrap()),
+        ));
+        out
+    };
+    let lead = tills.iter().find(|t| t.cfg.terminal.id == leader).unwrap();
+    let pages = [
+        (changes.clone(), "not signed"),
+        (sign(0x11, &changes, held + 1), "does not match"),
+        (
+            {
+                // HQ's seed signing an empty page, then the account added to it.
+                let mut p = sign(0x5a, &[], held + 1);
+                p.insert(0, changes[0].clone());
+                p
+            },
+            "does not match",
+        ),
+    ];
+    for (page, why) in pages {
+        lead.raft()
+            .propose(Command::Master {
+                version: held + 1,
+                at_ms: 0,
+                changes: page,
+            })
+            .await
+            .expect("the leader proposes");
+        for t in &tills {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let s = t.client().get("/api/v1/status").await.body;
+                let refused = s["raft"]["master_refused"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                if refused.contains(why) && refused.starts_with(&format!("v{}", held + 1)) {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "T{} never refused the page ({why}): {}",
+                    t.cfg.terminal.id,
+                    s["raft"]
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(t.till().hq_version(), held, "nothing of it applied");
+            t.client()
+                .post(
+                    "/api/v1/auth/login",
+                    json!({"employee_id": "X999", "pin": "4321"}),
+                )
+                .await
+                .expect_error(401, "unauthenticated");
+        }
+    }
+    // HQ's next change (a price) still comes through, signed, on every till.
+    let (sku, _, base) = demo_item(0);
+    let version = cloud
+        .edit_master(json!([
+            {"put": {"price": {"sku": sku, "price": base + 700, "effective_from_ms": 0, "scope": "chain"}}}
+        ]))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !tills.iter().all(|t| {
+        t.till().hq_version() == version && t.till().item(&sku).unwrap().price == base + 700
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "HQ's signed change did not reach every till"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in tills {
+        t.stop().await;
+    }
+    cloud.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_offline_past_the_limit_refuses_sales_until_a_manager_overrides() {
     let cloud = TestCloud::start().await;

@@ -420,6 +420,10 @@ pub struct SecuritySection {
     /// Demo mode: the accounts seeded from `[[staff]]`'s clear-text PINs may sign in.
     /// Off by default (`tillmesh terminal --demo` and `dev store` turn it on).
     pub demo: bool,
+    /// HQ's master-data public key (64 hex digits, `tillmesh hq master-key` prints it):
+    /// when set, this till applies only master data HQ signed for its store, whichever till
+    /// proposes it. Unset, master data is applied as the leader brings it.
+    pub hq_master_key: Option<String>,
 }
 
 impl Default for SecuritySection {
@@ -430,6 +434,7 @@ impl Default for SecuritySection {
             session_ttl_ms: 8 * 3_600_000,
             sessions_max: 32,
             demo: false,
+            hq_master_key: None,
         }
     }
 }

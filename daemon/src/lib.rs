@@ -14,6 +14,7 @@ pub mod config;
 pub mod consensus;
 pub mod error;
 pub mod links;
+pub mod master_check;
 pub mod metrics;
 pub mod sim;
 pub mod till;
@@ -148,12 +149,19 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
     transport.attach(mesh);
     // The Raft database runs as the event store does (no fsync in the simulator).
     let mode = till.store().mode();
+    let check = cfg
+        .security
+        .hq_master_key
+        .as_deref()
+        .map(|k| master_check::master_check(&cfg.store.store_id, k))
+        .transpose()?;
     let raft = tillmesh_consensus::node::StoreRaft::start_with(
         cfg.terminal.id,
         &cfg.terminal.data_dir.join("raft.db"),
         transport.clone(),
         timing,
         mode,
+        check,
     )
     .await
     .map_err(|e| anyhow::anyhow!("raft: {e}"))?;

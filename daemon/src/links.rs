@@ -141,6 +141,7 @@ impl Links for StoreLinks {
             term: m.current_term,
             voters,
             master_version: view.state().master_version,
+            master_refused: view.master_refused().map(|(v, why)| format!("v{v}: {why}")),
         })
     }
 

@@ -113,6 +113,10 @@ impl TestTill {
         &self.node().till
     }
 
+    pub fn raft(&self) -> &tillmesh_consensus::node::StoreRaft {
+        self.node().raft.as_ref().expect("raft configured")
+    }
+
     pub fn mesh(&self) -> &std::sync::Arc<tillmesh_mesh::Mesh<tillmesh::MeshLink>> {
         self.node().mesh.as_ref().expect("mesh configured")
     }
@@ -248,8 +252,26 @@ impl TestCloud {
         Self::start_in(dir, "127.0.0.1:0".parse().unwrap()).await
     }
 
+    /// A cloud that signs master data with HQ's key (its public key: `master_public_key`).
+    pub async fn start_signed() -> TestCloud {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in_with(dir, "127.0.0.1:0".parse().unwrap(), |c| {
+            c.auth.master_key_seed = Some("5a".repeat(32));
+        })
+        .await
+    }
+
     /// Starts (or restarts) a cloud whose database lives in `dir`, on `listen`.
     pub async fn start_in(dir: tempfile::TempDir, listen: SocketAddr) -> TestCloud {
+        Self::start_in_with(dir, listen, |_| {}).await
+    }
+
+    /// [`TestCloud::start_in`] with the config changed by `tweak`.
+    pub async fn start_in_with(
+        dir: tempfile::TempDir,
+        listen: SocketAddr,
+        tweak: impl FnOnce(&mut tillmesh_cloud::config::CloudConfig),
+    ) -> TestCloud {
         let mut cfg =
             tillmesh_cloud::config::CloudConfig::load(&repo().join("configs/cloud.example.toml"))
                 .expect("example cloud config loads");
@@ -259,6 +281,7 @@ impl TestCloud {
         };
         cfg.master_seed = Some(repo().join("configs/catalog.example.json"));
         cfg.projection_interval_ms = 0;
+        tweak(&mut cfg);
         let mut tries = 0;
         let handle = loop {
             match tillmesh_cloud::start(cfg.clone()).await {

@@ -195,6 +195,71 @@ pub struct MasterChanges {
     pub more: bool,
     /// Changes in version order; a record changed several times appears once, as it is now.
     pub changes: Vec<MasterChange>,
+    /// HQ's signature of this page for the asking store, when the cloud signs master data
+    /// (absent from a 0.1.0 cloud, and from one without a master-data key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<MasterSignature>,
+}
+
+/// HQ's Ed25519 signature of one master-data page for one store: tills holding HQ's public
+/// key apply a page only with it, whoever proposes it in the store's Raft group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MasterSignature {
+    /// The store the page is for.
+    pub store: String,
+    /// The version the page starts after (it holds every change in `(since, version]`).
+    pub since: u64,
+    /// The version the page brings the store to.
+    pub version: u64,
+    /// Which of HQ's keys signed (hex of its public key's first 8 bytes).
+    pub key_id: String,
+    /// The signature of [`master_message`], hex.
+    pub sig: String,
+}
+
+/// A page's changes as a till's Raft log carries them: `("<kind>:<key>", the record as JSON
+/// or None when deleted)`, in the page's order.
+pub fn master_pairs(changes: &[MasterChange]) -> Result<Vec<(String, Option<String>)>, String> {
+    changes
+        .iter()
+        .map(|c| {
+            let json = match &c.body {
+                Some(b) => Some(serde_json::to_string(b).map_err(|e| e.to_string())?),
+                None => None,
+            };
+            Ok((format!("{}:{}", c.kind.as_str(), c.key), json))
+        })
+        .collect()
+}
+
+/// The bytes HQ signs for a master-data page: a domain tag, the store, the version range and
+/// every change, each length-prefixed so that no two pages share an encoding.
+pub fn master_message(
+    store: &str,
+    since: u64,
+    version: u64,
+    changes: &[(String, Option<String>)],
+) -> Vec<u8> {
+    let mut out = b"tillmesh master-data page v1\0".to_vec();
+    let mut field = |b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    field(store.as_bytes());
+    field(&since.to_be_bytes());
+    field(&version.to_be_bytes());
+    field(&(changes.len() as u64).to_be_bytes());
+    for (key, json) in changes {
+        field(key.as_bytes());
+        match json {
+            Some(j) => {
+                field(b"+");
+                field(j.as_bytes());
+            }
+            None => field(b"-"),
+        }
+    }
+    out
 }
 
 fn config() -> impl bincode::config::Config {

@@ -175,6 +175,7 @@ mod tests {
             store_token_days: 90,
             admins: vec![],
             admin_valid_after_ms: 0,
+            master_key_seed: None,
         }
     }
     const A: &str = "0123456789abcdef0123456789abcdef-a";

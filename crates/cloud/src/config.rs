@@ -73,6 +73,13 @@ pub struct AuthConfig {
     /// refused: set it to now and restart to revoke every admin credential out there.
     #[serde(default)]
     pub admin_valid_after_ms: u64,
+    /// Seed of HQ's Ed25519 master-data key (64 hex digits): when set, every master-data
+    /// page a store pulls is signed for it, and tills configured with the public key
+    /// (`security.hq_master_key`; `tillmesh hq master-key` prints it) apply only signed
+    /// pages. Turn it on once a store's tills run 0.2.0 (a 0.1.0 till cannot read the
+    /// signature record).
+    #[serde(default)]
+    pub master_key_seed: Option<String>,
 }
 
 /// A dashboard sign-in.

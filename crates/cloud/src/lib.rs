@@ -74,6 +74,41 @@ pub async fn open_ledger(db: &DatabaseConfig) -> anyhow::Result<Arc<dyn Ledger>>
     })
 }
 
+/// HQ's Ed25519 master-data key.
+pub struct MasterKey {
+    pair: ring::signature::Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({})", self.id())
+    }
+}
+
+impl MasterKey {
+    /// The key from its 32-byte seed, as 64 hex digits.
+    pub fn from_seed_hex(seed: &str) -> anyhow::Result<Self> {
+        let seed = hex::decode(seed.trim())
+            .ok()
+            .filter(|s| s.len() == 32)
+            .ok_or_else(|| anyhow::anyhow!("auth.master_key_seed must be 64 hex digits"))?;
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| anyhow::anyhow!("auth.master_key_seed is not an Ed25519 seed"))?;
+        Ok(Self { pair })
+    }
+
+    /// The public key, hex (what tills are configured with).
+    pub fn public_hex(&self) -> String {
+        use ring::signature::KeyPair;
+        hex::encode(self.pair.public_key().as_ref())
+    }
+
+    /// The key's id: the first 8 bytes of the public key, hex.
+    pub fn id(&self) -> String {
+        self.public_hex().chars().take(16).collect()
+    }
+}
+
 /// Most stores whose refused credentials one cloud instance tracks.
 pub const REFUSED_STORES_MAX: usize = 100_000;
 
@@ -96,6 +131,8 @@ pub struct Cloud {
     /// known), per store: how many and when last, since this instance started. In memory:
     /// an operations signal, bounded by [`REFUSED_STORES_MAX`].
     refused: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
+    /// HQ's master-data signing key, if configured.
+    master_key: Option<MasterKey>,
     project_now: Notify,
     /// One catch-up at a time in this instance (the projector task and report requests).
     projecting: tokio::sync::Mutex<()>,
@@ -117,9 +154,41 @@ impl Cloud {
                 .map(|a| (a.user.clone(), a.password_hash.clone()))
                 .collect(),
             refused: std::sync::Mutex::default(),
+            master_key: cfg
+                .auth
+                .master_key_seed
+                .as_deref()
+                .map(MasterKey::from_seed_hex)
+                .transpose()?,
             project_now: Notify::new(),
             projecting: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// HQ's master-data public key (hex), if the cloud signs master data.
+    pub fn master_public_key(&self) -> Option<String> {
+        self.master_key.as_ref().map(MasterKey::public_hex)
+    }
+
+    /// Signs a master-data page for `store` (nothing when no key is configured).
+    pub fn sign_master(
+        &self,
+        store: &str,
+        since: u64,
+        page: &tillmesh_cloud_proto::MasterChanges,
+    ) -> Result<Option<tillmesh_cloud_proto::MasterSignature>, String> {
+        let Some(k) = &self.master_key else {
+            return Ok(None);
+        };
+        let pairs = tillmesh_cloud_proto::master_pairs(&page.changes)?;
+        let msg = tillmesh_cloud_proto::master_message(store, since, page.version, &pairs);
+        Ok(Some(tillmesh_cloud_proto::MasterSignature {
+            store: store.to_owned(),
+            since,
+            version: page.version,
+            key_id: k.id(),
+            sig: hex::encode(k.pair.sign(&msg).as_ref()),
+        }))
     }
 
     /// Notes that `store`'s credential was refused (expired or revoked).
@@ -251,6 +320,15 @@ pub async fn start(cfg: CloudConfig) -> anyhow::Result<CloudHandle> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ledger = open_ledger(&cfg.database).await?;
     let cloud = Arc::new(Cloud::new(&cfg, ledger)?);
+    match cloud.master_public_key() {
+        Some(k) => tracing::info!(
+            hq_master_key = %k,
+            "master data is signed: tills trust it with security.hq_master_key"
+        ),
+        None => tracing::warn!(
+            "master data is not signed (no auth.master_key_seed): tills cannot tell HQ's master data from a leader's"
+        ),
+    }
     cloud.seed(&cfg).await?;
     let app = api::router(cloud.clone());
     let handle = axum_server::Handle::new();

@@ -276,6 +276,7 @@ pub fn changes(
         version: if more { last } else { last.max(current) },
         more,
         changes,
+        signature: None,
     })
 }
 

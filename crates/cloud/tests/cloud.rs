@@ -311,6 +311,7 @@ async fn credentials_and_stores_are_checked(b: Backend) {
         store_token_days: 1,
         admins: vec![],
         admin_valid_after_ms: 0,
+        master_key_seed: None,
     })
     .unwrap()
     .issue("S001", Role::Store, now_ms(), 3_600_000)
@@ -629,6 +630,23 @@ async fn master_data_comes_down_as_deltas(b: Backend) {
     assert_eq!(m["more"], false);
     assert_eq!(m["changes"].as_array().unwrap().len(), 3);
     assert_eq!(m["changes"][1]["body"]["item"]["base_price"], 2000);
+    // Signed by HQ for the asking store, over exactly these changes.
+    let page: tillmesh_cloud_proto::MasterChanges = serde_json::from_value(m.clone()).unwrap();
+    let sig = page.signature.clone().expect("the page is signed");
+    assert_eq!((sig.store.as_str(), sig.since, sig.version), ("S001", 0, 3));
+    let pairs = tillmesh_cloud_proto::master_pairs(&page.changes).unwrap();
+    let key = hex::decode(env.handle.cloud.master_public_key().unwrap()).unwrap();
+    let verify = |store: &str, pairs: &[(String, Option<String>)]| {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key)
+            .verify(
+                &tillmesh_cloud_proto::master_message(store, 0, 3, pairs),
+                &hex::decode(&sig.sig).unwrap(),
+            )
+            .is_ok()
+    };
+    assert!(verify("S001", &pairs));
+    assert!(!verify("S002", &pairs), "bound to the store");
+    assert!(!verify("S001", &pairs[1..]), "bound to every change");
     // Version 4: a store price for S001 only; 5: B deleted; 6: a promotion; 7: A repriced; 8: a cashier.
     let edits = json!({"changes": [
         {"store": "S001", "put": {"price": {"sku": "A", "price": 900, "effective_from_ms": 0, "scope": "store"}}},

@@ -10,6 +10,26 @@ use std::sync::Arc;
 /// Most settings held.
 pub const SETTINGS_MAX: usize = 1_024;
 
+/// The change key under which a master-data page carries HQ's signature of itself (JSON
+/// `MasterSignature` of `tillmesh_cloud_proto`). Checked, never stored as a record.
+pub const MASTER_SIGNATURE_KEY: &str = "~hq-signature";
+
+/// A master-data page, as a till's check sees it before applying it.
+#[derive(Debug)]
+pub struct MasterPage<'a> {
+    /// The master-data version this till holds.
+    pub held_version: u64,
+    /// The version the page brings the store to.
+    pub version: u64,
+    /// Its changes, the signature among them.
+    pub changes: &'a [(String, Option<String>)],
+}
+
+/// What a till checks before applying a master-data page (HQ's signature): the page is
+/// applied only when it answers `Ok`; the reason is kept otherwise. Every till applies the
+/// same log, and each makes its own check.
+pub type MasterCheck = Arc<dyn Fn(&MasterPage<'_>) -> Result<(), String> + Send + Sync>;
+
 /// The store state every till agrees on through Raft.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreMachine {
@@ -45,8 +65,19 @@ pub struct StoreMachine {
 }
 
 impl StoreMachine {
-    /// Applies one command; answers whether the master data changed.
+    /// Applies one command, with no master-data check; answers whether the master data
+    /// changed.
     pub fn apply(&mut self, c: &Command) -> bool {
+        self.apply_checked(c, None).unwrap_or(false)
+    }
+
+    /// Applies one command; a master-data page only if `check` passes it. Answers whether the
+    /// master data changed, or why a page was refused (nothing of it applied).
+    pub fn apply_checked(
+        &mut self,
+        c: &Command,
+        check: Option<&MasterCheck>,
+    ) -> Result<bool, String> {
         match c {
             Command::Acked { watermarks } => {
                 for &(origin, seq) in watermarks {
@@ -61,10 +92,20 @@ impl StoreMachine {
                 changes,
             } => {
                 if *version <= self.master_version {
-                    return false;
+                    return Ok(false);
+                }
+                if let Some(check) = check {
+                    check(&MasterPage {
+                        held_version: self.master_version,
+                        version: *version,
+                        changes,
+                    })?;
                 }
                 let master = Arc::make_mut(&mut self.master);
                 for (key, record) in changes {
+                    if key == MASTER_SIGNATURE_KEY {
+                        continue;
+                    }
                     match record {
                         Some(json) => master.insert(key.clone(), json.clone()),
                         None => master.remove(key),
@@ -72,7 +113,7 @@ impl StoreMachine {
                 }
                 self.master_version = *version;
                 self.master_at_ms = *at_ms;
-                return true;
+                return Ok(true);
             }
             Command::Cloud { online, last_ok_ms } => {
                 self.cloud_online = *online;
@@ -107,7 +148,7 @@ impl StoreMachine {
                 }
             }
         }
-        false
+        Ok(false)
     }
 }
 

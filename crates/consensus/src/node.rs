@@ -51,6 +51,7 @@ pub struct StoreRaft {
     timing: Timing,
     caller: Caller,
     handing_over: Arc<std::sync::atomic::AtomicBool>,
+    master_refused: Arc<std::sync::Mutex<Option<(u64, String)>>>,
 }
 
 /// Calls one node over the group's transport (type-erased, for the hand-over).
@@ -178,6 +179,14 @@ impl LeadershipWatch {
 }
 
 impl StoreRaft {
+    /// The last master-data page this till refused (version, why) since it started.
+    pub fn master_refused(&self) -> Option<(u64, String)> {
+        self.master_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Starts the node on its Raft database (`path`) and a transport to its peers.
     pub async fn start<T: RaftTransport>(
         id: u64,
@@ -185,7 +194,15 @@ impl StoreRaft {
         transport: Arc<T>,
         timing: Timing,
     ) -> Result<Self, ConsensusError> {
-        Self::start_with(id, path, transport, timing, tillmesh_store::Mode::Durable).await
+        Self::start_with(
+            id,
+            path,
+            transport,
+            timing,
+            tillmesh_store::Mode::Durable,
+            None,
+        )
+        .await
     }
 
     /// [`StoreRaft::start`] with the Raft database opened in `mode` (`Inline` in the
@@ -196,6 +213,7 @@ impl StoreRaft {
         transport: Arc<T>,
         timing: Timing,
         mode: tillmesh_store::Mode,
+        master_check: Option<crate::machine::MasterCheck>,
     ) -> Result<Self, ConsensusError> {
         let config = Config {
             cluster_name: "tillmesh-store".into(),
@@ -206,9 +224,10 @@ impl StoreRaft {
         }
         .validate()
         .map_err(|e| ConsensusError::Config(e.to_string()))?;
-        let (log, sm): (_, StateMachineStore) =
-            open_with(path, mode).map_err(|e| ConsensusError::Storage(e.to_string()))?;
+        let (log, sm): (_, StateMachineStore) = open_with(path, mode, master_check)
+            .map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let state = sm.subscribe();
+        let master_refused = sm.master_refused();
         let journal = log.journal();
         let t = transport.clone();
         let caller: Caller = Arc::new(move |to, body| {
@@ -226,6 +245,7 @@ impl StoreRaft {
             timing,
             caller,
             handing_over: Arc::default(),
+            master_refused,
         })
     }
 

@@ -7,7 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::machine::StoreMachine;
-use crate::{Applied, TypeConfig};
+use crate::{Applied, Command, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader,
@@ -105,13 +105,14 @@ impl VoteJournal {
 
 /// Opens the Raft database of a till.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), Error> {
-    open_with(path, tillmesh_store::Mode::Durable)
+    open_with(path, tillmesh_store::Mode::Durable, None)
 }
 
 /// Opens the Raft database of a till with `mode` (`Inline` in the simulator: no fsync).
 pub fn open_with(
     path: &Path,
     mode: tillmesh_store::Mode,
+    check: Option<crate::machine::MasterCheck>,
 ) -> Result<(LogStore, StateMachineStore), Error> {
     let db = Arc::new(RaftDb::open_with(path, mode).map_err(|e| StorageIOError::write(db_err(e)))?);
     let machine = match db
@@ -138,6 +139,8 @@ pub fn open_with(
             db,
             machine,
             published: Arc::new(published),
+            check: Check(check),
+            refused: Arc::default(),
         },
     ))
 }
@@ -295,12 +298,34 @@ pub struct StateMachineStore {
     db: Arc<RaftDb>,
     machine: StoreMachine,
     published: Arc<tokio::sync::watch::Sender<StoreMachine>>,
+    check: Check,
+    refused: Arc<std::sync::Mutex<Option<(u64, String)>>>,
+}
+
+/// The till's master-data check (a function, shown by whether it is set).
+#[derive(Clone, Default)]
+struct Check(Option<crate::machine::MasterCheck>);
+
+impl Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Check({})",
+            if self.0.is_some() { "set" } else { "none" }
+        )
+    }
 }
 
 impl StateMachineStore {
     /// The current store state.
     pub fn machine(&self) -> &StoreMachine {
         &self.machine
+    }
+
+    /// The last master-data page this till refused (its version and why), if any since it
+    /// started.
+    pub fn master_refused(&self) -> Arc<std::sync::Mutex<Option<(u64, String)>>> {
+        self.refused.clone()
     }
 
     /// Follows the store state as entries are applied.
@@ -374,7 +399,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             self.machine.last_applied = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(c) => master_changed |= self.machine.apply(&c),
+                EntryPayload::Normal(c) => {
+                    match self.machine.apply_checked(&c, self.check.0.as_ref()) {
+                        Ok(changed) => master_changed |= changed,
+                        Err(why) => {
+                            if let Command::Master { version, .. } = &c {
+                                tracing::warn!(version, %why, "master data refused: not applied");
+                                *self.refused.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Some((*version, why));
+                            }
+                        }
+                    }
+                }
                 EntryPayload::Membership(m) => {
                     self.machine.membership = StoredMembership::new(Some(e.log_id), m);
                 }

@@ -715,15 +715,15 @@ impl<S: EventSource> Uplink<S> {
             if page.version <= since || page.changes.is_empty() {
                 return Ok(());
             }
-            let mut changes = Vec::with_capacity(page.changes.len());
-            for c in &page.changes {
-                let json = match &c.body {
-                    Some(b) => {
-                        Some(serde_json::to_string(b).map_err(|e| Failure::Link(e.to_string()))?)
-                    }
-                    None => None,
-                };
-                changes.push((format!("{}:{}", c.kind.as_str(), c.key), json));
+            let mut changes =
+                tillmesh_cloud_proto::master_pairs(&page.changes).map_err(Failure::Link)?;
+            // HQ's signature rides with the page; each till checks it before applying.
+            if let Some(sig) = &page.signature {
+                let json = serde_json::to_string(sig).map_err(|e| Failure::Link(e.to_string()))?;
+                changes.push((
+                    tillmesh_consensus::machine::MASTER_SIGNATURE_KEY.to_owned(),
+                    Some(json),
+                ));
             }
             if !self.leads(term) {
                 return Err(Failure::Deposed);

@@ -34,6 +34,20 @@ fn store_ca(pki: &Path, store_id: &str) -> anyhow::Result<tillmesh_mesh::identit
     })
 }
 
+/// The dev store's HQ master-data seed (hex), made once and kept beside its PKI.
+fn dev_master_seed(pki: &Path) -> anyhow::Result<String> {
+    let path = pki.join("hq-master.seed");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().to_owned());
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let hex = hex::encode(seed);
+    std::fs::create_dir_all(pki)?;
+    crate::cmd::write_new(&path, &hex, true)?;
+    Ok(hex)
+}
+
 /// Till `t`'s config: HTTP on 7300+t, mesh on 7400+t, static peers, the cloud if any.
 fn till_config(
     template: &TerminalConfig,
@@ -42,6 +56,7 @@ fn till_config(
     t: u64,
     tills: u64,
     cloud: Option<&CloudSection>,
+    hq_master_key: Option<&str>,
 ) -> anyhow::Result<TerminalConfig> {
     let pki = dir.join("pki");
     let cert = pki.join(format!("till-{t}.pem"));
@@ -70,6 +85,9 @@ fn till_config(
         .collect();
     cfg.mesh = Some(mesh);
     cfg.cloud = cloud.cloned();
+    if let Some(k) = hq_master_key {
+        cfg.security.hq_master_key = Some(k.to_owned());
+    }
     Ok(cfg)
 }
 
@@ -85,6 +103,7 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
     rt.block_on(async move {
         let mut cloud = None;
         let mut section = None;
+        let mut hq_key = None;
         if let Some(path) = &d.cloud {
             let mut cfg = tillmesh_cloud::config::CloudConfig::load(path)?;
             cfg.database = tillmesh_cloud::config::DatabaseConfig::Sqlite {
@@ -98,14 +117,27 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
                     utc_offset_minutes: template.checkout.utc_offset_minutes,
                 });
             }
+            // HQ signs the store's master data; the tills trust only its key.
+            if cfg.auth.master_key_seed.is_none() {
+                cfg.auth.master_key_seed = Some(dev_master_seed(&d.dir.join("pki"))?);
+            }
             let h = tillmesh_cloud::start(cfg).await?;
+            hq_key = h.cloud.master_public_key();
             let (token, _) = h.cloud.issue(Some(&store_id), None).await?;
             section = Some(CloudSection::new(format!("http://{}", h.addr), token));
             cloud = Some(h);
         }
         let mut nodes = Vec::new();
         for t in 1..=u64::from(d.tills) {
-            let cfg = till_config(&template, &d.dir, &ca, t, d.tills.into(), section.as_ref())?;
+            let cfg = till_config(
+                &template,
+                &d.dir,
+                &ca,
+                t,
+                d.tills.into(),
+                section.as_ref(),
+                hq_key.as_deref(),
+            )?;
             nodes.push(tillmesh::start(cfg).await?);
         }
         for n in &nodes {

@@ -308,6 +308,10 @@ pub struct RaftView {
     pub voters: Vec<u64>,
     /// Master-data version the store applied through Raft.
     pub master_version: u64,
+    /// The last master-data page this till refused since it started (not signed by HQ,
+    /// or signed for another store or version): `v<version>: <why>`.
+    #[serde(default)]
+    pub master_refused: Option<String>,
 }
 
 /// The store's link to the cloud as one till sees it.

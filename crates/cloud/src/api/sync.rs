@@ -281,7 +281,15 @@ pub(super) async fn master_changes(
     }
     let current = cloud.ledger.master_version().await?;
     let rows = cloud.ledger.master_since(store, q.since, limit).await?;
-    Ok(crate::master::changes(rows, current, limit)?)
+    let mut page = crate::master::changes(rows, current, limit)?;
+    if let Some(store) = store
+        && !page.changes.is_empty()
+    {
+        page.signature = cloud
+            .sign_master(store, q.since, &page)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    }
+    Ok(page)
 }
 
 #[utoipa::path(get, path = "/api/v1/sync/master", params(SinceQuery),

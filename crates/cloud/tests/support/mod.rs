@@ -49,6 +49,7 @@ pub fn config(database: DatabaseConfig) -> CloudConfig {
                 password_hash: admin_hash().into(),
             }],
             admin_valid_after_ms: 0,
+            master_key_seed: Some("42".repeat(32)),
         },
         tls: None,
         stores: vec![
