@@ -172,6 +172,9 @@ pub(crate) enum HqAction {
     /// Print an argon2id hash of a dashboard password read from standard input, for
     /// `[[auth.admins]]` in the cloud config.
     HashPassword,
+    /// Print HQ's master-data public key (from `auth.master_key_seed`), for the tills'
+    /// `security.hq_master_key`.
+    MasterKey,
     /// Import a catalog file: items, scheduled chain prices, promotions.
     Import {
         /// The file (as configs/catalog.example.json).

@@ -22,6 +22,18 @@ pub(super) async fn run(
         println!("{}", tillmesh_cloud::auth::hash_password(password)?);
         return Ok(());
     }
+    if let HqAction::MasterKey = action {
+        let seed = cfg.auth.master_key_seed.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the cloud config has no auth.master_key_seed: master data is not signed"
+            )
+        })?;
+        println!(
+            "{}",
+            tillmesh_cloud::MasterKey::from_seed_hex(seed)?.public_hex()
+        );
+        return Ok(());
+    }
     let ledger = tillmesh_cloud::open_ledger(&cfg.database).await?;
     let cloud = tillmesh_cloud::Cloud::new(&cfg, ledger.clone())?;
     // The configured stores exist for `hq` as they do for a running cloud.
@@ -102,7 +114,9 @@ pub(super) async fn run(
             }
             println!("{token}");
         }
-        HqAction::HashPassword => unreachable!("answered before the database opens"),
+        HqAction::HashPassword | HqAction::MasterKey => {
+            unreachable!("answered before the database opens")
+        }
         HqAction::ResetTerm { store } => {
             if !ledger.reset_term(&store).await? {
                 anyhow::bail!("store {store} is not registered");
