@@ -901,3 +901,150 @@ async fn a_raft_request_in_another_nodes_name_is_refused() {
     );
     converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
 }
+
+/// Revocation (issue 19): `tillmesh store revoke` signs a list with the store CA; an admin
+/// hands it to the leader, which commits it through Raft; every other till closes the
+/// revoked till's connections within 5 s and refuses it, restarted or not, with its old
+/// certificate; a list not signed by the store CA, from a cashier, or to a follower changes
+/// nothing; the till enrolled again is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_till_is_cut_off_within_seconds_and_cannot_rejoin_with_its_old_certificate() {
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1, 2, 3]).await;
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let leader = one_leader(&all, &[1, 2, 3], Duration::from_secs(20)).await;
+    converged(&all, Duration::from_secs(20)).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+        .args(["store", "revoke", "--ca-dir"])
+        .arg(pki.dir.path())
+        .args(["--terminal-id", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = "/api/v1/security/revocations";
+    let lead = tills.iter().find(|t| t.cfg.terminal.id == leader).unwrap();
+    let follower = tills.iter().find(|t| t.cfg.terminal.id != leader).unwrap();
+    // Refusals: another CA's list, a cashier, a follower.
+    let other = tillmesh_mesh::identity::create_store_ca("S001").unwrap();
+    let forged = tillmesh_mesh::revocation::Revocations {
+        store_id: "S001".into(),
+        issued_ms: u64::MAX / 2,
+        revoked: [(1, u64::MAX / 2)].into(),
+    }
+    .sign(&other)
+    .unwrap();
+    let admin = |t: &TestTill| t.client().login("A001", "0000");
+    admin(lead)
+        .await
+        .post(path, serde_json::to_value(&forged).unwrap())
+        .await
+        .expect_error(422, "bad_revocations");
+    cashier(lead)
+        .await
+        .post(path, signed.clone())
+        .await
+        .expect_error(403, "admin_only");
+    admin(follower)
+        .await
+        .post(path, signed.clone())
+        .await
+        .expect_error(409, "not_leader");
+    for t in &tills {
+        assert!(
+            t.client().get("/api/v1/status").await.body["revoked_tills"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let answer = admin(lead)
+        .await
+        .post(path, signed.clone())
+        .await
+        .expect(200);
+    assert_eq!(answer["revoked"], serde_json::json!([3]));
+    // Within 5 s every other till has closed till 3's connections and says so.
+    let others: Vec<&TestTill> = tills.iter().filter(|t| t.cfg.terminal.id != 3).collect();
+    let cut_off = |t: &TestTill| {
+        t.mesh()
+            .peers()
+            .iter()
+            .filter(|p| p.terminal == 3)
+            .all(|p| p.outbound != tillmesh_mesh::PeerState::Connected && !p.inbound)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for t in &others {
+        while !(cut_off(t)
+            && t.client().get("/api/v1/status").await.body["revoked_tills"]
+                == serde_json::json!([3]))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "T{} still talks to the revoked till: {:?}",
+                t.cfg.terminal.id,
+                t.mesh().peers()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let metrics = others[0].client().get("/metrics").await.body;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("tillmesh_revoked_tills 1"),
+        "{metrics}"
+    );
+    // Till 3 restarted with its old certificate: its sales never reach the others.
+    let mut tills = tills;
+    let t3 = tills.pop().unwrap();
+    let cfg3 = t3.cfg.clone();
+    let dir3 = t3.stop().await;
+    let t3 = TestTill::start_with(cfg3.clone(), dir3).await;
+    for t in &tills {
+        t3.mesh().add_peer(t.mesh().local_addr());
+        t.mesh().add_peer(t3.mesh().local_addr());
+    }
+    let sold = cashier(&t3)
+        .await
+        .sell(&[(&demo_barcode(0), 1)], None)
+        .await
+        .unwrap();
+    let id = sold["txn_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for t in &tills {
+        assert!(
+            !txlog(t).contains(&id),
+            "a revoked till's sale reached T{}",
+            t.cfg.terminal.id
+        );
+        assert!(cut_off(t));
+    }
+    // Enrolled again (a certificate issued after the revocation): admitted, and its sale
+    // arrives everywhere.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let dir3 = t3.stop().await;
+    let cfg3 = mesh_config(dir3.path(), &pki, 3, 0);
+    let t3 = TestTill::start_with(cfg3, dir3).await;
+    for t in &tills {
+        t3.mesh().add_peer(t.mesh().local_addr());
+        t.mesh().add_peer(t3.mesh().local_addr());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !tills.iter().all(|t| txlog(t).contains(&id)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the till enrolled again was not admitted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t3.stop().await;
+    for t in tills {
+        t.stop().await;
+    }
+}

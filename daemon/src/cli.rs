@@ -265,6 +265,18 @@ pub(crate) enum StoreAction {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Revoke a till's certificates (every one issued to the terminal until now): adds it to
+    /// the store's revocation list in the CA folder, signs the list with the store CA and
+    /// prints it as JSON for `POST /api/v1/security/revocations` on the store's leader (an
+    /// admin). The terminal enrolled again afterwards is admitted with its new certificate.
+    Revoke {
+        /// Folder with store-ca.pem, store-ca.key and store.id (from `store init`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The terminal to revoke.
+        #[arg(long)]
+        terminal_id: u64,
+    },
 }
 
 #[derive(Subcommand)]

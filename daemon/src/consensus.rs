@@ -1,7 +1,8 @@
 //! The till's Raft node on the mesh: RPCs ride the mesh's peer links (same mutual TLS), and
 //! a task applies the membership rule every second after the discovery window: found the
 //! group when no one seen is in one (lowest terminal id), or, on the leader, add connected
-//! tills that are not members. A second task applies the master data the group commits.
+//! tills that are not members. A second task applies the master data the group commits, a
+//! third the store CA's revocation list.
 
 use crate::MeshLink;
 use crate::till::Till;
@@ -127,6 +128,54 @@ pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::Jo
                         }
                     }
                     Err(e) => warn!(version, cause = %e, "master data not applied"),
+                }
+            }
+            if w.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Applies the store's revocation list as the Raft group commits it: checks the store CA's
+/// signature (a leader cannot forge one), keeps the newest list, closes and refuses the
+/// connections of every till it revokes, and shows it in status and metrics.
+pub fn spawn_revocations<R: tillmesh_mesh::Replicator, T: tillmesh_mesh::Transport>(
+    raft: StoreRaft,
+    mesh: Arc<tillmesh_mesh::Mesh<R, T>>,
+    identity: tillmesh_mesh::identity::TillIdentity,
+    links: Arc<crate::links::StoreLinks>,
+) -> tokio::task::JoinHandle<()> {
+    use tillmesh_mesh::revocation::{SignedRevocations, covers};
+    tokio::spawn(async move {
+        let mut w = raft.watch_state();
+        let mut newest = 0;
+        let me = (identity.terminal, identity.issued_s());
+        loop {
+            let value = w
+                .borrow_and_update()
+                .settings
+                .get(crate::till::REVOCATIONS_KEY)
+                .cloned();
+            if let Some(v) = value {
+                let list = serde_json::from_str::<SignedRevocations>(&v)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| s.verify(identity.ca_der(), &identity.store_id));
+                match list {
+                    Ok(list) if list.issued_ms > newest => {
+                        newest = list.issued_ms;
+                        let mine = covers(&list.revoked, me.0, me.1);
+                        if mine {
+                            warn!("the store CA revoked this till's certificate: enrol it again");
+                        }
+                        info!(revoked = ?list.revoked.keys().collect::<Vec<_>>(), "revocation list applied");
+                        links.set_revoked(list.revoked.keys().copied().collect(), mine);
+                        mesh.faults().revoke(list.revoked);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(cause = %e, "a revocation list in the store's log is not the store CA's: ignored")
+                    }
                 }
             }
             if w.changed().await.is_err() {

@@ -247,6 +247,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 batch_events_max: m.batch_events_max,
                 ..MeshConfig::default()
             };
+            let revocations_identity = identity.clone();
             let mesh = Arc::new(Mesh::start(
                 mesh_cfg,
                 identity,
@@ -274,6 +275,13 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 cloud,
             )
             .await?;
+            let mut parts = parts;
+            parts.tasks.push(consensus::spawn_revocations(
+                parts.raft.clone(),
+                mesh.clone(),
+                revocations_identity,
+                links.clone(),
+            ));
             info!(addr = %mesh.local_addr(), "mesh listening");
             let discovery = if m.mdns {
                 let interfaces = match m.mdns_interfaces.as_str() {

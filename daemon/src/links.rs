@@ -22,6 +22,16 @@ pub trait Links: Send + Sync + std::fmt::Debug {
     fn duplicate_terminal(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The terminals whose certificates the store CA revoked (as of the newest list this
+    /// till applied), and whether this till's own certificate is among them.
+    fn revoked(&self) -> (Vec<u64>, bool) {
+        (Vec::new(), false)
+    }
+    /// The store's Raft node, for the few administrative changes a till proposes itself
+    /// (a revocation list an admin hands it).
+    fn store_raft(&self) -> Option<StoreRaft> {
+        None
+    }
 }
 
 /// A till on its own: no mesh, no Raft group, no cloud link.
@@ -65,6 +75,7 @@ pub struct StoreLinks {
     mesh: OnceLock<Weak<dyn PeerList>>,
     raft: OnceLock<StoreRaft>,
     cloud: OnceLock<Arc<Mutex<LinkState>>>,
+    revoked: Mutex<(Vec<u64>, bool)>,
 }
 
 impl std::fmt::Debug for StoreLinks {
@@ -85,6 +96,7 @@ impl StoreLinks {
             mesh: OnceLock::new(),
             raft: OnceLock::new(),
             cloud: OnceLock::new(),
+            revoked: Mutex::default(),
         }
     }
 
@@ -92,6 +104,12 @@ impl StoreLinks {
     pub fn set_mesh<R: Replicator, T: Transport>(&self, mesh: &Arc<Mesh<R, T>>) {
         let weak: Weak<dyn PeerList> = Arc::downgrade(mesh) as Weak<dyn PeerList>;
         let _ = self.mesh.set(weak);
+    }
+
+    /// The revocation list applied: the terminals it revokes, and whether this till is one.
+    pub fn set_revoked(&self, tills: Vec<u64>, this_till: bool) {
+        self.metrics.revoked_tills.set(tills.len() as i64);
+        *self.revoked.lock().unwrap_or_else(|p| p.into_inner()) = (tills, this_till);
     }
 
     /// The Raft node started.
@@ -125,6 +143,17 @@ impl Links for StoreLinks {
             .and_then(Weak::upgrade)
             .map(|m| m.duplicates())
             .unwrap_or_default()
+    }
+
+    fn revoked(&self) -> (Vec<u64>, bool) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn store_raft(&self) -> Option<StoreRaft> {
+        self.raft.get().cloned()
     }
 
     fn raft(&self) -> Option<RaftView> {

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub raft_leader: Gauge,
     /// Raft voters.
     pub raft_voters: Gauge,
+    /// Terminals whose certificates the store CA revoked (their connections are refused).
+    pub revoked_tills: Gauge,
 }
 
 impl Default for Metrics {
@@ -113,6 +115,7 @@ impl Default for Metrics {
             raft_term: Gauge::default(),
             raft_leader: Gauge::default(),
             raft_voters: Gauge::default(),
+            revoked_tills: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("sales", "Sales made durable", m.sales.clone());
@@ -250,6 +253,11 @@ impl Default for Metrics {
             m.raft_leader.clone(),
         );
         registry.register("raft_voters", "Raft voters", m.raft_voters.clone());
+        registry.register(
+            "revoked_tills",
+            "Terminals whose certificates the store CA revoked",
+            m.revoked_tills.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -149,6 +149,9 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         let ca = tillmesh_mesh::identity::create_store_ca(store_id).unwrap();
         std::fs::write(dir.path().join("store-ca.pem"), &ca.cert).unwrap();
+        // The CA folder as `tillmesh store init` writes it (for `store revoke`).
+        std::fs::write(dir.path().join("store-ca.key"), &ca.key).unwrap();
+        std::fs::write(dir.path().join("store.id"), format!("{store_id}\n")).unwrap();
         Pki {
             dir,
             store_id: store_id.into(),

@@ -100,6 +100,9 @@ pub fn enroll(ca: &Pem, store_id: &str, terminal: u64) -> Result<Pem, IdentityEr
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // Issued now (to the second): a revocation of this terminal covers certificates issued
+    // until it, so a till enrolled again afterwards is admitted.
+    params.not_before = time::OffsetDateTime::now_utc();
     params.not_after = rcgen::date_time_ymd(2036, 1, 1);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
@@ -107,6 +110,14 @@ pub fn enroll(ca: &Pem, store_id: &str, terminal: u64) -> Result<Pem, IdentityEr
         cert: cert.pem(),
         key: key.serialize_pem(),
     })
+}
+
+/// When a certificate was issued: its `notBefore`, seconds since the epoch.
+pub fn issued_s(cert: &CertificateDer<'_>) -> Result<u64, IdentityError> {
+    use x509_parser::prelude::*;
+    let (_, x) = X509Certificate::from_der(cert.as_ref())
+        .map_err(|e| IdentityError::Names(e.to_string()))?;
+    Ok(u64::try_from(x.validity().not_before.timestamp()).unwrap_or(0))
 }
 
 /// Reads `(store label, terminal)` from a till certificate's DNS names.
@@ -144,6 +155,7 @@ pub struct TillIdentity {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     roots: Arc<rustls::RootCertStore>,
+    ca: CertificateDer<'static>,
 }
 
 impl Clone for TillIdentity {
@@ -154,6 +166,7 @@ impl Clone for TillIdentity {
             chain: self.chain.clone(),
             key: self.key.clone_key(),
             roots: self.roots.clone(),
+            ca: self.ca.clone(),
         }
     }
 }
@@ -199,14 +212,25 @@ impl TillIdentity {
             )));
         }
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca)?;
+        roots.add(ca.clone())?;
         Ok(TillIdentity {
             store_id: store_id.to_string(),
             terminal,
             chain,
             key,
             roots: Arc::new(roots),
+            ca,
         })
+    }
+
+    /// The store CA's certificate (DER).
+    pub fn ca_der(&self) -> &CertificateDer<'static> {
+        &self.ca
+    }
+
+    /// When this till's own certificate was issued (seconds since the epoch).
+    pub fn issued_s(&self) -> u64 {
+        issued_s(&self.chain[0]).unwrap_or(0)
     }
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod identity;
 pub mod memnet;
 pub mod protocol;
+pub mod revocation;
 pub mod sync;
 pub mod transport;
 pub mod wire;

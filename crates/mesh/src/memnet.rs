@@ -429,6 +429,10 @@ impl Link for MemLink {
         self.peer.clone()
     }
 
+    fn issued_s(&self) -> u64 {
+        0
+    }
+
     async fn open(&self) -> Result<(Self::Tx, Self::Rx), MeshError> {
         if self.net.is_cut(self.ends.0, self.ends.1) {
             return Err(conn_err("partitioned"));

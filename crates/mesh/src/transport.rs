@@ -19,6 +19,9 @@ pub trait Link: Send + Sync + 'static {
     type Rx: AsyncRead + Unpin + Send + 'static;
     /// `(store label, terminal)` the peer authenticated as.
     fn peer(&self) -> (String, u64);
+    /// When the peer's certificate was issued (its `notBefore`, seconds since the epoch; 0
+    /// where the transport has no certificates): revocation compares against it.
+    fn issued_s(&self) -> u64;
     /// Opens a bidirectional stream.
     fn open(&self) -> impl Future<Output = Result<(Self::Tx, Self::Rx), MeshError>> + Send;
     /// Accepts the peer's bidirectional stream.
@@ -102,6 +105,7 @@ impl QuicTransport {
 pub struct QuicLink {
     conn: quinn::Connection,
     peer: (String, u64),
+    issued_s: u64,
 }
 
 impl QuicLink {
@@ -117,7 +121,13 @@ impl QuicLink {
             .first()
             .ok_or_else(|| MeshError::Protocol("empty certificate chain".into()))?;
         let peer = peer_names(first).map_err(|e| MeshError::Protocol(e.to_string()))?;
-        Ok(QuicLink { conn, peer })
+        let issued_s =
+            crate::identity::issued_s(first).map_err(|e| MeshError::Protocol(e.to_string()))?;
+        Ok(QuicLink {
+            conn,
+            peer,
+            issued_s,
+        })
     }
 }
 
@@ -131,6 +141,10 @@ impl Link for QuicLink {
 
     fn peer(&self) -> (String, u64) {
         self.peer.clone()
+    }
+
+    fn issued_s(&self) -> u64 {
+        self.issued_s
     }
 
     async fn open(&self) -> Result<(Self::Tx, Self::Rx), MeshError> {

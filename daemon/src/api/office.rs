@@ -123,6 +123,19 @@ pub(super) async fn offline_override(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/security/revocations", request_body = tillmesh_mesh::revocation::SignedRevocations,
+    responses((status = 200, body = crate::till::RevocationsView), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "this till does not lead the store (`not_leader` names the one that does)"),
+        (status = 422, body = ErrorBody, description = "not signed by the store CA, or for another store")),
+    security(("bearer" = [])))]
+pub(super) async fn publish_revocations(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<tillmesh_mesh::revocation::SignedRevocations>,
+) -> ApiResult<crate::till::RevocationsView> {
+    Ok(Json(till.publish_revocations(&auth.session, &req).await?))
+}
+
 #[utoipa::path(put, path = "/api/v1/customers/{id}", request_body = CustomerPatch,
     responses((status = 200, body = CustomerView), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn upsert_customer(

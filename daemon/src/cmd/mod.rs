@@ -35,6 +35,13 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
         Command::Store {
             action: StoreAction::Init { store_id, out },
         } => pki::init(&store_id, &out),
+        Command::Store {
+            action:
+                StoreAction::Revoke {
+                    ca_dir,
+                    terminal_id,
+                },
+        } => pki::revoke(&ca_dir, terminal_id),
         Command::Terminal {
             action: None,
             config,

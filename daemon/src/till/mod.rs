@@ -27,6 +27,8 @@ mod replication;
 mod reports;
 mod returns;
 mod sale;
+mod security;
+pub use security::{REVOCATIONS_KEY, RevocationsView};
 mod session;
 mod status;
 mod throttle;
@@ -267,6 +269,12 @@ pub struct StatusView {
     /// and uploaded unchanged, applied once this till is upgraded.
     #[serde(default)]
     pub unknown_kind_events: usize,
+    /// Terminals whose certificates the store CA revoked: their connections are refused.
+    #[serde(default)]
+    pub revoked_tills: Vec<u64>,
+    /// This till's own certificate is revoked: no peer talks to it (enrol it again).
+    #[serde(default)]
+    pub this_till_revoked: bool,
     /// The version of tillmesh this till runs.
     #[serde(default)]
     pub version: String,

@@ -25,6 +25,7 @@ impl Till {
         // before taking that lock here.
         let peers = self.links.peers();
         let duplicate_terminal_at = self.links.duplicate_terminal();
+        let revoked = self.links.revoked();
         let core = self.core();
         let vv = &core.replica.state().vv;
         let own_clock_ahead_ms = own_clock_ahead(
@@ -81,6 +82,8 @@ impl Till {
             vision: self.vision.is_some(),
             quarantined: core.quarantined.len(),
             unknown_kind_events: core.replica.state().unapplied.len(),
+            revoked_tills: revoked.0,
+            this_till_revoked: revoked.1,
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol: (
                 tillmesh_mesh::wire::PROTOCOL_MIN,

@@ -233,10 +233,13 @@ impl PeerView {
     }
 }
 
-/// Fault injection: peers whose traffic is cut (both directions, this till's side).
+/// Peers whose traffic is cut (both directions, this till's side): by fault injection, or
+/// because the store CA revoked their certificate.
 #[derive(Debug, Default)]
 pub struct Faults {
     blocked: Mutex<HashSet<u64>>,
+    /// Per terminal: certificates issued at or before this instant (s) are revoked.
+    revoked: Mutex<BTreeMap<u64, u64>>,
     changed: watch::Sender<u64>,
 }
 
@@ -257,6 +260,31 @@ impl Faults {
             .lock()
             .expect("faults lock")
             .contains(&terminal)
+    }
+    /// Sets the revoked certificates (a list the store CA signed, checked by the caller):
+    /// every connection of a till they cover closes, and it is refused from then on.
+    pub fn revoke(&self, revoked: BTreeMap<u64, u64>) {
+        *self.revoked.lock().expect("faults lock") = revoked;
+        self.changed.send_modify(|v| *v += 1);
+    }
+    /// Whether `terminal`'s certificate issued at `issued_s` is revoked.
+    pub fn is_revoked(&self, terminal: u64, issued_s: u64) -> bool {
+        crate::revocation::covers(
+            &self.revoked.lock().expect("faults lock"),
+            terminal,
+            issued_s,
+        )
+    }
+    /// Why traffic with the peer on `link` is cut, if it is.
+    fn cut<L: crate::Link>(&self, link: &L) -> Option<&'static str> {
+        let peer = link.peer().1;
+        if self.is_blocked(peer) {
+            Some("blocked by fault injection")
+        } else if self.is_revoked(peer, link.issued_s()) {
+            Some("its certificate is revoked")
+        } else {
+            None
+        }
     }
 }
 
@@ -464,6 +492,9 @@ impl<R: Replicator, T: Transport> Mesh<R, T> {
             .ok_or_else(|| {
                 MeshError::Connection(format!("no connection to terminal {terminal}"))
             })?;
+        if let Some(why) = s.faults.cut(&*link) {
+            return Err(MeshError::Connection(format!("terminal {terminal}: {why}")));
+        }
         let (mut send, mut recv) = link.open().await?;
         write_frame(&mut send, &Frame::Rpc(body)).await?;
         match read_frame(&mut recv).await? {

@@ -81,12 +81,9 @@ pub(super) async fn push<R: Replicator, T: Transport>(
         link.close(0, "duplicate");
         return Ok(PushEnd::Retire);
     }
-    if s.faults.is_blocked(peer) {
-        link.close(2, "blocked");
-        return Err((
-            Some(peer),
-            MeshError::Connection("blocked by fault injection".into()),
-        ));
+    if let Some(why) = s.faults.cut(&*link) {
+        link.close(2, why);
+        return Err((Some(peer), MeshError::Connection(why.into())));
     }
     let result: Result<(), MeshError> = async {
         let (mut send, mut recv) = link.open().await?;
@@ -113,8 +110,9 @@ pub(super) async fn push<R: Replicator, T: Transport>(
         // A new session starts with everything the peer lacks.
         let mut scope = Scope::All;
         loop {
-            if s.faults.is_blocked(peer) {
-                return Err(MeshError::Connection("blocked by fault injection".into()));
+            if let Some(why) = s.faults.cut(&*link) {
+                link.close(2, why);
+                return Err(MeshError::Connection(why.into()));
             }
             if below(&theirs, &s.replicator.floor()) {
                 theirs = send_base(s, &*link, &mut send, &mut recv, ack_timeout).await?;

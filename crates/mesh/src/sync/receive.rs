@@ -48,9 +48,9 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
             "certificate is for store {label}"
         )));
     }
-    if s.faults.is_blocked(peer) {
-        link.close(2, "blocked");
-        return Err(MeshError::Connection("blocked by fault injection".into()));
+    if let Some(why) = s.faults.cut(link) {
+        link.close(2, why);
+        return Err(MeshError::Connection(why.into()));
     }
     if peer == s.terminal && s.same_terminal_is_another(addr) {
         link.close(6, "duplicate terminal id");
@@ -96,8 +96,9 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
                 e = &mut rpcs => return Err(e),
                 reason = link.closed() => return Err(MeshError::Connection(reason)),
                 _ = faults.changed() => {
-                    if s.faults.is_blocked(peer) {
-                        return Err(MeshError::Connection("blocked by fault injection".into()));
+                    if let Some(why) = s.faults.cut(link) {
+                        link.close(2, why);
+                        return Err(MeshError::Connection(why.into()));
                     }
                     continue;
                 }
@@ -176,7 +177,7 @@ pub(super) async fn serve_requests<R: Replicator, T: Transport>(
             continue;
         }
         let replicator = s.replicator.clone();
-        let blocked = s.faults.is_blocked(peer);
+        let blocked = s.faults.cut(link).is_some();
         tasks.spawn(async move {
             if blocked {
                 return;
