@@ -122,6 +122,11 @@ pub(crate) enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Configuration files.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// HQ administration, on the cloud's database: stores, credentials, master data, fleet.
     Hq {
         /// Cloud config file (names the database and the signing keys).
@@ -276,6 +281,17 @@ pub(crate) enum StoreAction {
         /// The terminal to revoke.
         #[arg(long)]
         terminal_id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Check a terminal or cloud config (with the environment's overrides) and print every
+    /// problem at once: unknown keys, wrong types, values out of range, missing files.
+    Check {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 

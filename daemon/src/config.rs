@@ -21,6 +21,10 @@ pub enum ConfigError {
     Invalid(&'static str, String),
 }
 
+/// Environment variables that override the terminal config: `TILLMESH_<SECTION>__<KEY>`
+/// (e.g. `TILLMESH_TERMINAL__LISTEN=0.0.0.0:7300`, `TILLMESH_MESH__PEERS='["10.0.0.2:7400"]'`).
+pub const ENV_PREFIX: &str = "TILLMESH_";
+
 /// The whole terminal config.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -506,9 +510,26 @@ impl TerminalConfig {
     /// file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
-        let mut cfg: TerminalConfig = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse(path.into(), e.message().to_string()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let (text, vars) = tillmesh_cloud::config::with_env_overrides(
+            &text,
+            ENV_PREFIX,
+            &[tillmesh_cloud::config::CLOUD_ENV_PREFIX],
+            std::env::vars(),
+        )
+        .map_err(|e| ConfigError::Parse(path.into(), e))?;
+        let mut cfg: TerminalConfig = toml::from_str(&text).map_err(|e| {
+            ConfigError::Parse(
+                path.into(),
+                format!("{}{}", e.message(), tillmesh_cloud::config::env_note(&vars)),
+            )
+        })?;
+        cfg.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(cfg)
+    }
+
+    /// Makes the config's relative paths relative to `base` (the config file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let cfg = self;
         if cfg.catalog.path.is_relative() {
             cfg.catalog.path = base.join(&cfg.catalog.path);
         }
@@ -529,94 +550,69 @@ impl TerminalConfig {
         {
             *p = base.join(&*p);
         }
-        Ok(cfg)
     }
 
-    /// Checks ranges and consistency.
+    /// Checks ranges and consistency: the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some((key, why)) => Err(ConfigError::Invalid(key, why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every range and consistency problem: `(key, why)`.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
         if let Some(v) = &self.vision
             && (!(1..=20).contains(&v.top_k) || !(1..=16).contains(&v.concurrency))
         {
-            return Err(ConfigError::Invalid(
+            out.push((
                 "vision",
                 "top_k must be 1 to 20 and concurrency 1 to 16".into(),
             ));
         }
         if !(1..=65_535).contains(&self.terminal.id) {
-            return Err(ConfigError::Invalid(
-                "terminal.id",
-                "must be between 1 and 65535".into(),
-            ));
+            out.push(("terminal.id", "must be between 1 and 65535".into()));
         }
         if self.store.store_id.trim().is_empty() {
-            return Err(ConfigError::Invalid(
-                "store.store_id",
-                "must not be empty".into(),
-            ));
+            out.push(("store.store_id", "must not be empty".into()));
         }
         if self.store.currency_decimals > 4 {
-            return Err(ConfigError::Invalid(
-                "store.currency_decimals",
-                "at most 4".into(),
-            ));
+            out.push(("store.currency_decimals", "at most 4".into()));
         }
         if self.checkout.favourites.len() > 48 {
-            return Err(ConfigError::Invalid(
-                "checkout.favourites",
-                "at most 48 SKUs".into(),
-            ));
+            out.push(("checkout.favourites", "at most 48 SKUs".into()));
         }
         if self.checkout.cash_change_max <= 0 {
-            return Err(ConfigError::Invalid(
-                "checkout.cash_change_max",
-                "must be positive".into(),
-            ));
+            out.push(("checkout.cash_change_max", "must be positive".into()));
         }
         if self.checkout.scan_guard_ms > 60_000 {
-            return Err(ConfigError::Invalid(
-                "checkout.scan_guard_ms",
-                "at most 60000".into(),
-            ));
+            out.push(("checkout.scan_guard_ms", "at most 60000".into()));
         }
         if self.checkout.points_per_minor < 0 {
-            return Err(ConfigError::Invalid(
-                "checkout.points_per_minor",
-                "must not be negative".into(),
-            ));
+            out.push(("checkout.points_per_minor", "must not be negative".into()));
         }
         if self.checkout.drafts_max == 0 || self.security.sessions_max == 0 {
-            return Err(ConfigError::Invalid(
+            out.push((
                 "checkout.drafts_max/security.sessions_max",
                 "must be positive".into(),
             ));
         }
         if self.security.lock_attempts_max == 0 {
-            return Err(ConfigError::Invalid(
-                "security.lock_attempts_max",
-                "must be positive".into(),
-            ));
+            out.push(("security.lock_attempts_max", "must be positive".into()));
         }
         if let Some(m) = &self.mesh {
             if m.batch_events_max == 0 || m.batch_events_max > 512 {
-                return Err(ConfigError::Invalid(
-                    "mesh.batch_events_max",
-                    "between 1 and 512".into(),
-                ));
+                out.push(("mesh.batch_events_max", "between 1 and 512".into()));
             }
             if m.anti_entropy_ms < 100 {
-                return Err(ConfigError::Invalid(
-                    "mesh.anti_entropy_ms",
-                    "at least 100".into(),
-                ));
+                out.push(("mesh.anti_entropy_ms", "at least 100".into()));
             }
             if m.compact_interval_ms != 0 && m.compact_interval_ms < 100 {
-                return Err(ConfigError::Invalid(
-                    "mesh.compact_interval_ms",
-                    "0 (off) or at least 100".into(),
-                ));
+                out.push(("mesh.compact_interval_ms", "0 (off) or at least 100".into()));
             }
             if m.sales_retention_days > 36_500 {
-                return Err(ConfigError::Invalid(
+                out.push((
                     "mesh.sales_retention_days",
                     "at most 36500 (0 keeps every record)".into(),
                 ));
@@ -624,27 +620,21 @@ impl TerminalConfig {
         }
         if let Some(c) = &self.cloud {
             if self.mesh.is_none() {
-                return Err(ConfigError::Invalid(
+                out.push((
                     "cloud",
                     "needs [mesh]: the store's Raft leader is the one that uploads".into(),
                 ));
             }
             if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
-                return Err(ConfigError::Invalid(
-                    "cloud.url",
-                    "must start with http:// or https://".into(),
-                ));
+                out.push(("cloud.url", "must start with http:// or https://".into()));
             }
             if c.url.starts_with("http://") && !c.allow_plain_http && !loopback_url(&c.url) {
-                return Err(ConfigError::Invalid(
-                    "cloud.url",
-                    "http:// sends the store's credential in clear: use https://, or http:// to a loopback address".into(),
-                ));
+                out.push(("cloud.url", "http:// sends the store's credential in clear: use https://, or http:// to a loopback address".into()));
             }
             if c.batch_events_max == 0
                 || c.batch_events_max > tillmesh_cloud_proto::BATCH_EVENTS_MAX
             {
-                return Err(ConfigError::Invalid(
+                out.push((
                     "cloud.batch_events_max",
                     format!("between 1 and {}", tillmesh_cloud_proto::BATCH_EVENTS_MAX),
                 ));
@@ -652,7 +642,7 @@ impl TerminalConfig {
             if c.batch_bytes_max < 64 << 10
                 || c.batch_bytes_max > tillmesh_cloud_proto::BATCH_BYTES_MAX / 2
             {
-                return Err(ConfigError::Invalid(
+                out.push((
                     "cloud.batch_bytes_max",
                     format!(
                         "between 65536 and {}",
@@ -661,24 +651,24 @@ impl TerminalConfig {
                 ));
             }
             if c.backoff_min_ms == 0 || c.backoff_min_ms > c.backoff_max_ms {
-                return Err(ConfigError::Invalid(
+                out.push((
                     "cloud.backoff_min_ms",
                     "positive and at most backoff_max_ms".into(),
                 ));
             }
             if c.timeout_ms < 100 || c.heartbeat_ms < 100 || c.master_pull_ms < 1_000 {
-                return Err(ConfigError::Invalid(
+                out.push((
                     "cloud.timeout_ms/heartbeat_ms/master_pull_ms",
                     "at least 100, 100 and 1000".into(),
                 ));
             }
         }
         for s in &self.staff {
-            tillmesh_pos::cashier::check_pin_format(&s.pin).map_err(|e| {
-                ConfigError::Invalid("staff.pin", format!("{}: {e}", s.employee_id))
-            })?;
+            if let Err(e) = tillmesh_pos::cashier::check_pin_format(&s.pin) {
+                out.push(("staff.pin", format!("{}: {e}", s.employee_id)));
+            }
         }
-        Ok(())
+        out
     }
 
     /// The database file.

@@ -96,6 +96,76 @@ fn default_store_days() -> u32 {
     90
 }
 
+/// Environment variables that override the cloud config: `TILLMESH_HQ_<SECTION>__<KEY>`.
+pub const CLOUD_ENV_PREFIX: &str = "TILLMESH_HQ_";
+
+/// Applies `<prefix><SECTION>__<KEY>=<value>` variables from `vars` to a TOML config: the
+/// key `key` of table `[section]` (lower case) takes the value, read as TOML (`8`, `true`,
+/// `["a", "b"]`, `"text"`) or else as a bare string. Variables starting with one of `skip`
+/// are another program's. Answers the new text and the variables applied (the text is
+/// unchanged when none is set).
+pub fn with_env_overrides(
+    text: &str,
+    prefix: &str,
+    skip: &[&str],
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(String, Vec<String>), String> {
+    let mut found: Vec<(String, String, String, String)> = Vec::new();
+    for (name, raw) in vars {
+        if skip.iter().any(|s| name.starts_with(s)) {
+            continue;
+        }
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
+        if section.is_empty() || key.is_empty() || key.contains("__") {
+            return Err(format!(
+                "{name}: name a section and a key, as {prefix}SECTION__KEY"
+            ));
+        }
+        found.push((
+            name.clone(),
+            section.to_ascii_lowercase(),
+            key.to_ascii_lowercase(),
+            raw,
+        ));
+    }
+    if found.is_empty() {
+        return Ok((text.to_owned(), Vec::new()));
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut applied = Vec::new();
+    found.sort();
+    for (name, section, key, raw) in found {
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(t) = entry else {
+            return Err(format!("{name}: [{section}] is not a table in the config"));
+        };
+        t.insert(key, value);
+        applied.push(name);
+    }
+    let text = toml::to_string(&table).map_err(|e| e.to_string())?;
+    Ok((text, applied))
+}
+
+/// " (with X, Y from the environment)" when variables were applied.
+pub fn env_note(vars: &[String]) -> String {
+    if vars.is_empty() {
+        String::new()
+    } else {
+        format!(" (with {} from the environment)", vars.join(", "))
+    }
+}
+
 /// One signing key.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,8 +204,15 @@ impl CloudConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let cfg: CloudConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{} is not a valid cloud config: {e}", path.display()))?;
+        let (text, vars) = with_env_overrides(&text, CLOUD_ENV_PREFIX, &[], std::env::vars())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let cfg: CloudConfig = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a valid cloud config{}: {e}",
+                path.display(),
+                env_note(&vars)
+            )
+        })?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -168,6 +245,42 @@ impl CloudConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::with_env_overrides;
+
+    #[test]
+    fn environment_variables_override_keys_as_toml_values_or_strings() {
+        let text = "[a]\nx = 1\n[b]\ny = \"s\"\n";
+        let vars = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let (out, applied) = with_env_overrides(
+            text,
+            "TM_",
+            &["TM_HQ_"],
+            vars(&[
+                ("TM_A__X", "7"),
+                ("TM_B__Z", "[1, 2]"),
+                ("TM_C__NAME", "plain words"),
+                ("TM_HQ_A__X", "9"),
+                ("TM_NOSECTION", "1"),
+                ("OTHER__X", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(applied, vec!["TM_A__X", "TM_B__Z", "TM_C__NAME"]);
+        let t: toml::Table = toml::from_str(&out).unwrap();
+        assert_eq!(t["a"]["x"].as_integer(), Some(7));
+        assert_eq!(t["b"]["y"].as_str(), Some("s"));
+        assert_eq!(t["b"]["z"].as_array().map(Vec::len), Some(2));
+        assert_eq!(t["c"]["name"].as_str(), Some("plain words"));
+        let (same, none) = with_env_overrides(text, "TM_", &[], vars(&[])).unwrap();
+        assert_eq!((same.as_str(), none.len()), (text, 0));
+        assert!(with_env_overrides(text, "TM_", &[], vars(&[("TM_A__", "1")])).is_err());
+        assert!(with_env_overrides("a = 1\n", "TM_", &[], vars(&[("TM_A__X", "1")])).is_err());
+    }
+
     #[test]
     fn the_example_config_is_valid() {
         let text = include_str!("../../../configs/cloud.example.toml");

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` sends a parsed command to it. The small ones (running a
 //! till or the cloud, verifying an audit chain) are here.
 
+mod config;
 pub(crate) mod dev;
 mod hq;
 mod pki;
@@ -107,6 +108,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Config {
+            action: crate::cli::ConfigAction::Check { config },
+        } => config::check(&config),
         Command::Hq { config, action } => {
             let cfg = tillmesh_cloud::config::CloudConfig::load(&config)?;
             let rt = tokio::runtime::Runtime::new()?;
