@@ -17,6 +17,7 @@ pub mod links;
 pub mod master_check;
 pub mod metrics;
 pub mod sim;
+pub mod systemd;
 pub mod till;
 
 use std::net::SocketAddr;
@@ -412,11 +413,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let node = start(cfg).await?;
+    systemd::ready();
+    let watchdog = systemd::spawn_watchdog(node.till.clone());
     let mut fatal = node.till.fatal();
     let cause = tokio::select! {
         () = shutdown => None,
         r = fatal.wait_for(Option::is_some) => r.ok().and_then(|c| c.clone()),
     };
+    systemd::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     node.stop().await?;
     match cause {
         Some(c) => Err(Fatal(c).into()),

@@ -103,7 +103,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                     "cloud listening on http://{} (dashboard at /, API at /openapi.json)",
                     h.addr
                 );
+                tillmesh::systemd::ready();
                 shutdown_signal().await;
+                tillmesh::systemd::stopping();
                 h.stop().await;
                 Ok(())
             })
