@@ -180,6 +180,10 @@ pub(crate) enum HqAction {
     /// Print HQ's master-data public key (from `auth.master_key_seed`), for the tills'
     /// `security.hq_master_key`.
     MasterKey,
+    /// Migrate the cloud's database to this build's schema and exit (run it once before
+    /// starting a new version's instances behind a load balancer; a running older instance
+    /// keeps working on a schema one version ahead only if the release notes say so).
+    Migrate,
     /// Import a catalog file: items, scheduled chain prices, promotions.
     Import {
         /// The file (as configs/catalog.example.json).

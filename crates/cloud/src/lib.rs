@@ -109,6 +109,9 @@ impl MasterKey {
     }
 }
 
+/// How long a stopping cloud waits for requests in flight.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most stores whose refused credentials one cloud instance tracks.
 pub const REFUSED_STORES_MAX: usize = 100_000;
 
@@ -287,9 +290,15 @@ pub struct CloudHandle {
 impl CloudHandle {
     /// Stops serving (in-flight requests finish) and waits.
     pub async fn stop(self) {
-        self.server
-            .graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-        for t in self.tasks {
+        // New connections are refused at once; requests in flight (an upload half received)
+        // are answered, for at most the grace period, before this returns and the process
+        // may exit. Then the background tasks (the projector) stop.
+        self.server.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        let mut tasks = self.tasks.into_iter();
+        if let Some(server) = tasks.next() {
+            let _ = server.await;
+        }
+        for t in tasks {
             t.abort();
             let _ = t.await;
         }

@@ -40,6 +40,7 @@ on_both!(
     reports_equal_the_sums_of_the_events,
     events_of_a_newer_kind_are_kept_and_projection_waits_before_them,
     returns_of_part_of_a_sale_come_off_the_net,
+    an_upload_in_flight_is_answered_when_the_cloud_stops,
 );
 
 const HOUR: u64 = 3_600_000;
@@ -1288,4 +1289,43 @@ async fn admin_credentials_issued_before_the_cut_off_are_refused() {
         .keys
         .issue("hq", Role::Admin, now + 1, 3_600_000);
     assert_eq!(fleet(fresh).await.0, 200);
+}
+
+/// A planned stop (a deploy behind a load balancer) finishes the batches in flight: an upload
+/// whose body is still arriving when the cloud is told to stop is stored and answered.
+async fn an_upload_in_flight_is_answered_when_the_cloud_stops(b: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let token = env.token("S001");
+    let mut shop = Shop::new("S001", &[1]);
+    let events = sales(&mut shop, 5);
+    let body = serde_json::to_vec(&shop.batch(1, 1, &events)).unwrap();
+    let mut s = tokio::net::TcpStream::connect(env.handle.addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/sync/upload HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let half = body.len() / 2;
+    s.write_all(&body[..half]).await.unwrap();
+    s.flush().await.unwrap();
+    // The stop begins while the body is half sent.
+    let stop = tokio::spawn(env.stop());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The stop waits for the request (a process exits when it returns).
+    assert!(
+        !stop.is_finished(),
+        "the stop did not wait for the upload in flight"
+    );
+    s.write_all(&body[half..]).await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"accepted\":5"), "{text}");
+    stop.await.unwrap();
 }

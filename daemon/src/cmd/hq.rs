@@ -35,6 +35,14 @@ pub(super) async fn run(
         return Ok(());
     }
     let ledger = tillmesh_cloud::open_ledger(&cfg.database).await?;
+    if let HqAction::Migrate = action {
+        println!(
+            "the cloud's {} database is at this build's schema ({})",
+            ledger.backend(),
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(());
+    }
     let cloud = tillmesh_cloud::Cloud::new(&cfg, ledger.clone())?;
     // The configured stores exist for `hq` as they do for a running cloud.
     cloud.seed(&cfg).await?;
@@ -114,7 +122,7 @@ pub(super) async fn run(
             }
             println!("{token}");
         }
-        HqAction::HashPassword | HqAction::MasterKey => {
+        HqAction::HashPassword | HqAction::MasterKey | HqAction::Migrate => {
             unreachable!("answered before the database opens")
         }
         HqAction::ResetTerm { store } => {
