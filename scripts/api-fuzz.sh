@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # API fuzzing from the OpenAPI documents (schemathesis, PyPI): a live till (demo mode, its
-# own data) and a live cloud (SQLite), authenticated, every documented operation. Passes
-# only with no 5xx and every answer matching its documented status, content type and
-# schema. Not checked yet: "schema-valid request rejected" (the documents' request schemas
+# own data) and a live cloud (SQLite), authenticated, every documented operation, then
+# stateful sequences along the documents' links (a sale opened, filled, paid, returned).
+# Passes only with no 5xx and every answer matching its documented status, content type and
+# schema. ST_PHASES picks schemathesis's phases (default examples,fuzzing,stateful). Not checked yet: "schema-valid request rejected" (the documents' request schemas
 # are looser than the servers' rules).
 #
 #     scripts/api-fuzz.sh [target/debug/tillmesh] [examples per operation, default 30]
@@ -52,7 +53,7 @@ run() {
   "$st" run "$url/openapi.json" -H "Authorization: Bearer $token" \
     --checks all --exclude-checks positive_data_acceptance \
     --exclude-path /api/v1/auth/login "$@" \
-    --max-examples "$examples" --phases examples,fuzzing -w 2 --seed 1 >"$work/$name.st" 2>&1 || {
+    --max-examples "$examples" --phases "${ST_PHASES:-examples,fuzzing,stateful}" -w 2 --seed 1 >"$work/$name.st" 2>&1 || {
     cat "$work/$name.st"
     echo "api-fuzz: $name failed" >&2
     exit 1

@@ -132,6 +132,17 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         .unwrap()
         .to_string();
     let items = format!("/api/v1/transactions/{id}/items");
+    // A body must be a JSON object (serde would read a struct from an array too).
+    c.post(&items, json!(["8930000000001", 1]))
+        .await
+        .expect_error(400, "malformed_body");
+    // An open sale has no receipt or returns yet: a conflict, not "no such transaction".
+    c.post(
+        &format!("/api/v1/transactions/{id}/return"),
+        json!({"lines": []}),
+    )
+    .await
+    .expect_error(409, "not_paid");
     let e = c.post(&items, json!({"barcode": "8930000000001"})).await;
     let e = if e.status == 400 {
         e.expect_error(400, "invalid_barcode")

@@ -395,6 +395,15 @@ async fn bad_bodies_are_refused_and_change_nothing(b: Backend) {
         return;
     };
     let t = env.token("S001");
+    // An admin body must be a JSON object (serde would read a struct from an array too).
+    let (s, a) = env
+        .post(&env.admin, "/api/v1/admin/stores/S001/token", json!([]))
+        .await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (400, Some("malformed_body")),
+        "{a}"
+    );
     let mut shop = Shop::new("S001", &[1]);
     let events = sales(&mut shop, 3);
     let (s, a) = env

@@ -172,8 +172,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
+        // Every body is a JSON object: serde would also read a struct from an array.
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(v)) if !v.is_object() => Err(ApiError::bad_request(
+                "malformed_body",
+                "the body must be a JSON object",
+            )),
+            Ok(Json(v)) => serde_json::from_value(v)
+                .map(Body)
+                .map_err(|e| ApiError::bad_request("malformed_body", e.to_string())),
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
@@ -244,8 +251,43 @@ async fn metrics(State(till): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+async fn openapi() -> Json<serde_json::Value> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    link_keys(&mut doc, false);
+    Json(doc)
+}
+
+/// utoipa 5 writes a link's fields in snake case (`operation_id`); OpenAPI spells them
+/// `operationId`, `operationRef` and `requestBody`.
+fn link_keys(v: &mut serde_json::Value, in_links: bool) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if in_links {
+                for (from, to) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(x) = m.remove(from) {
+                        m.insert(to.to_string(), x);
+                    }
+                }
+            }
+            for (k, x) in m.iter_mut() {
+                // Inside `links`, each value is one link (its keys renamed, nothing deeper).
+                let links = k == "links";
+                if links && let serde_json::Value::Object(each) = x {
+                    for l in each.values_mut() {
+                        link_keys(l, true);
+                    }
+                } else if !in_links {
+                    link_keys(x, false);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| link_keys(x, in_links)),
+        _ => {}
+    }
 }
 
 async fn docs() -> Html<&'static str> {
@@ -299,6 +341,88 @@ async fn quarantine(State(till): State<AppState>) -> ApiResult<Vec<tillmesh_stor
     Ok(Json(till.quarantine().await?))
 }
 
+/// Links from every answer that is a transaction (`TxnView`) to the operations on it, so
+/// generated clients and stateful API fuzzers can follow a sale: open, add, check out, pay,
+/// finalise, void, return, print.
+struct SaleLinks;
+
+/// Operations answering a `TxnView`.
+const TXN_ANSWERS: &[&str] = &[
+    "create_txn",
+    "get_txn",
+    "add_item",
+    "set_quantity",
+    "remove_line",
+    "attach_customer",
+    "hold",
+    "recall",
+    "checkout",
+    "reopen",
+    "add_payment",
+    "finalize",
+    "void",
+    "return_items",
+];
+
+/// Operations on a transaction by its id (`{id}`), and whether they also name a line.
+const TXN_OPERATIONS: &[(&str, bool)] = &[
+    ("get_txn", false),
+    ("add_item", false),
+    ("set_quantity", true),
+    ("remove_line", true),
+    ("attach_customer", false),
+    ("hold", false),
+    ("recall", false),
+    ("checkout", false),
+    ("reopen", false),
+    ("add_payment", false),
+    ("finalize", false),
+    ("void", false),
+    ("request_refund", false),
+    ("return_items", false),
+    ("receipt", false),
+];
+
+impl utoipa::Modify for SaleLinks {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        for item in api.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let Some(id) = op.operation_id.as_deref() else {
+                    continue;
+                };
+                if !TXN_ANSWERS.contains(&id) {
+                    continue;
+                }
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(r) = response else {
+                        continue;
+                    };
+                    if !(status == "200" || status == "201") {
+                        continue;
+                    }
+                    for (target, line) in TXN_OPERATIONS {
+                        let mut link = LinkBuilder::new()
+                            .operation_id(*target)
+                            .parameter("id", "$response.body#/txn_id");
+                        if *line {
+                            link = link.parameter("line", "$response.body#/lines/0/line_no");
+                        }
+                        r.links.insert((*target).to_string(), link.build().into());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Every till operation's error statuses in the document.
 const TILL_ERROR_DOCS: ErrorResponses = ErrorResponses(TILL_ERRORS);
 
@@ -324,7 +448,7 @@ const TILL_ERRORS: &[(&str, &str)] = &[
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "tillmesh till API", description = "Checkout, payments, inventory, customers and reports of one till."),
-    modifiers(&BearerAuth, &TILL_ERROR_DOCS),
+    modifiers(&BearerAuth, &TILL_ERROR_DOCS, &SaleLinks),
     paths(
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund, return_items,

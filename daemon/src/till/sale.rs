@@ -175,12 +175,23 @@ impl Till {
         let found = self
             .off_executor(move || store.read(|r| r.sale(&key)))
             .await??;
-        found.ok_or_else(|| {
-            TillError::not_found(
-                "unknown_transaction",
-                format!("no transaction {id} on this till"),
-            )
-        })
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        // An open sale exists, but has no receipt, refund or return until it is paid.
+        if let Some(d) = self.core().drafts.get(id) {
+            return Err(TillError::conflict(
+                "not_paid",
+                format!(
+                    "transaction {id} is still open ({}): only a paid sale has a receipt, refunds and returns",
+                    d.status
+                ),
+            ));
+        }
+        Err(TillError::not_found(
+            "unknown_transaction",
+            format!("no transaction {id} on this till"),
+        ))
     }
 
     /// Applies `f` to an open transaction, then records the change in the audit log.

@@ -93,8 +93,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
+        // Every body is a JSON object: serde would also read a struct from an array.
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(v)) if !v.is_object() => Err(bad(
+                "malformed_body",
+                "the body must be a JSON object".to_string(),
+            )),
+            Ok(Json(v)) => serde_json::from_value(v)
+                .map(JsonBody)
+                .map_err(|e| bad("malformed_body", e.to_string())),
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
