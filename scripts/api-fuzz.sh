@@ -3,8 +3,9 @@
 # own data) and a live cloud (SQLite), authenticated, every documented operation, then
 # stateful sequences along the documents' links (a sale opened, filled, paid, returned).
 # Passes only with no 5xx and every answer matching its documented status, content type and
-# schema. ST_PHASES picks schemathesis's phases (default examples,fuzzing,stateful). Not checked yet: "schema-valid request rejected" (the documents' request schemas
-# are looser than the servers' rules).
+# schema. ST_PHASES picks schemathesis's phases (default examples,fuzzing,stateful). Not
+# checked yet: "schema-valid request rejected" (the documents' request schemas are looser
+# than the servers' rules).
 #
 #     scripts/api-fuzz.sh [target/debug/tillmesh] [examples per operation, default 30]
 set -euo pipefail
