@@ -1000,8 +1000,46 @@ async fn a_revoked_till_is_cut_off_within_seconds_and_cannot_rejoin_with_its_old
             .contains("tillmesh_revoked_tills 1"),
         "{metrics}"
     );
-    // Till 3 restarted with its old certificate: its sales never reach the others.
+    // A leader proposing an older list again (the CA signed it, so it verifies) lifts
+    // nothing, even on a till restarted after it: each till keeps the newest it applied.
+    let ca = tillmesh_mesh::identity::Pem {
+        cert: std::fs::read_to_string(pki.dir.path().join("store-ca.pem")).unwrap(),
+        key: std::fs::read_to_string(pki.dir.path().join("store-ca.key")).unwrap(),
+    };
+    let older = tillmesh_mesh::revocation::Revocations {
+        store_id: "S001".into(),
+        issued_ms: 1,
+        revoked: Default::default(),
+    }
+    .sign(&ca)
+    .unwrap();
+    lead.raft()
+        .propose(tillmesh_consensus::Command::Setting {
+            key: "store.revocations".into(),
+            value: serde_json::to_string(&older).unwrap(),
+        })
+        .await
+        .unwrap();
     let mut tills = tills;
+    let at = tills
+        .iter()
+        .position(|t| t.cfg.terminal.id != leader && t.cfg.terminal.id != 3)
+        .unwrap();
+    let other = tills.remove(at);
+    let cfg_other = other.cfg.clone();
+    let dir_other = other.stop().await;
+    let other = TestTill::start_with(cfg_other, dir_other).await;
+    assert_eq!(
+        other.client().get("/api/v1/status").await.body["revoked_tills"],
+        serde_json::json!([3]),
+        "a restarted till applies the newest list it applied before, at once"
+    );
+    for t in &tills {
+        other.mesh().add_peer(t.mesh().local_addr());
+        t.mesh().add_peer(other.mesh().local_addr());
+    }
+    tills.insert(at, other);
+    // Till 3 restarted with its old certificate: its sales never reach the others.
     let t3 = tills.pop().unwrap();
     let cfg3 = t3.cfg.clone();
     let dir3 = t3.stop().await;

@@ -138,30 +138,50 @@ pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::Jo
 }
 
 /// Applies the store's revocation list as the Raft group commits it: checks the store CA's
-/// signature (a leader cannot forge one), keeps the newest list, closes and refuses the
-/// connections of every till it revokes, and shows it in status and metrics.
+/// signature (a leader cannot forge one), keeps the newest list (remembered in the till's
+/// store, so a restart applies it at once and an older list proposed again changes nothing),
+/// closes and refuses the connections of every till it revokes, and shows it in status and
+/// metrics.
 pub fn spawn_revocations<R: tillmesh_mesh::Replicator, T: tillmesh_mesh::Transport>(
     raft: StoreRaft,
     mesh: Arc<tillmesh_mesh::Mesh<R, T>>,
     identity: tillmesh_mesh::identity::TillIdentity,
     links: Arc<crate::links::StoreLinks>,
+    till: Arc<Till>,
 ) -> tokio::task::JoinHandle<()> {
     use tillmesh_mesh::revocation::{SignedRevocations, covers};
+    let me = (identity.terminal, identity.issued_s());
+    // The newest list this till applied before it stopped holds from its first connection.
+    let mut newest = 0;
+    if let Some(list) = till
+        .applied_revocations()
+        .and_then(|s| s.verify(identity.ca_der(), &identity.store_id).ok())
+    {
+        newest = list.issued_ms;
+        links.set_revoked(
+            list.revoked.keys().copied().collect(),
+            covers(&list.revoked, me.0, me.1),
+        );
+        mesh.faults().revoke(list.revoked);
+    }
     tokio::spawn(async move {
         let mut w = raft.watch_state();
-        let mut newest = 0;
-        let me = (identity.terminal, identity.issued_s());
+        let check = |s: &SignedRevocations| s.verify(identity.ca_der(), &identity.store_id);
         loop {
-            let value = w
+            let committed = w
                 .borrow_and_update()
                 .settings
                 .get(crate::till::REVOCATIONS_KEY)
-                .cloned();
-            if let Some(v) = value {
-                let list = serde_json::from_str::<SignedRevocations>(&v)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| s.verify(identity.ca_der(), &identity.store_id));
-                match list {
+                .cloned()
+                .and_then(|v| match serde_json::from_str::<SignedRevocations>(&v) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        warn!(cause = %e, "a revocation list in the store's log does not parse: ignored");
+                        None
+                    }
+                });
+            if let Some(signed) = committed {
+                match check(&signed) {
                     Ok(list) if list.issued_ms > newest => {
                         newest = list.issued_ms;
                         let mine = covers(&list.revoked, me.0, me.1);
@@ -171,10 +191,13 @@ pub fn spawn_revocations<R: tillmesh_mesh::Replicator, T: tillmesh_mesh::Transpo
                         info!(revoked = ?list.revoked.keys().collect::<Vec<_>>(), "revocation list applied");
                         links.set_revoked(list.revoked.keys().copied().collect(), mine);
                         mesh.faults().revoke(list.revoked);
+                        if let Err(e) = till.remember_revocations(&signed).await {
+                            warn!(cause = %e, "could not remember the revocation list");
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        warn!(cause = %e, "a revocation list in the store's log is not the store CA's: ignored")
+                        warn!(cause = %e, "a revocation list that is not the store CA's: ignored")
                     }
                 }
             }

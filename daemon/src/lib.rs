@@ -282,6 +282,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 mesh.clone(),
                 revocations_identity,
                 links.clone(),
+                till.clone(),
             ));
             info!(addr = %mesh.local_addr(), "mesh listening");
             let discovery = if m.mdns {

@@ -19,7 +19,28 @@ pub struct RevocationsView {
     pub revoked: Vec<u64>,
 }
 
+/// The till's meta key holding the newest revocation list it applied (JSON
+/// `SignedRevocations`): a restarted till applies it at once, and a leader proposing an older
+/// list (a replay, still signed) cannot lift a revocation.
+const APPLIED_KEY: &str = "revocations";
+
 impl Till {
+    /// The newest revocation list this till applied (it checks the signature again).
+    pub fn applied_revocations(&self) -> Option<SignedRevocations> {
+        let json = self.store.read(|r| r.meta(APPLIED_KEY)).ok()??;
+        serde_json::from_str(&json).ok()
+    }
+
+    /// Remembers `signed` as the newest revocation list applied (durably).
+    pub async fn remember_revocations(&self, signed: &SignedRevocations) -> anyhow::Result<()> {
+        let rx = self.store.submit(WriteBatch {
+            meta: vec![(APPLIED_KEY.into(), serde_json::to_string(signed)?)],
+            ..Default::default()
+        })?;
+        rx.await??;
+        Ok(())
+    }
+
     /// Checks `signed` against the store CA and proposes it to the store's Raft group (on
     /// the leader; another till answers which one leads). An admin's action, audited.
     pub async fn publish_revocations(
