@@ -3,6 +3,104 @@
 
 use super::*;
 
+/// Human status of the till.
+#[derive(Clone, Debug, Serialize, ToSchema, Deserialize)]
+pub struct StatusView {
+    /// Store id.
+    pub store_id: String,
+    /// Terminal id.
+    pub terminal_id: u64,
+    /// Events held per origin terminal.
+    pub version_vector: Vec<(u64, u64)>,
+    /// Events held.
+    pub events: u64,
+    /// Events compacted out of the sync log (in the base only).
+    pub events_compacted: u64,
+    /// Open transactions.
+    pub drafts_open: usize,
+    /// Active sessions.
+    pub sessions_active: usize,
+    /// Requests queued for the disk.
+    pub write_queue: usize,
+    /// Catalog size.
+    pub catalog_items: usize,
+    /// Master data version.
+    pub master_version: u64,
+    /// Mesh peers.
+    pub peers: Vec<tillmesh_mesh::PeerView>,
+    /// The store's Raft group as this till sees it (with a mesh).
+    pub raft: Option<RaftView>,
+    /// The cloud link, when `[cloud]` is configured.
+    pub cloud: Option<CloudView>,
+    /// Now (RFC 3339).
+    pub now: String,
+    /// The store's currency (ISO 4217) and its minor-unit digits, for displays.
+    pub currency: String,
+    /// Minor-unit digits of the currency (0 for VND).
+    pub currency_decimals: u32,
+    /// Product recognition is configured on this till.
+    pub vision: bool,
+    /// A peer's events that failed validation and are held in quarantine
+    /// (`GET /api/v1/quarantine` lists them).
+    #[serde(default)]
+    pub quarantined: usize,
+    /// Events of kinds this version does not know (made by a newer till): held, relayed
+    /// and uploaded unchanged, applied once this till is upgraded.
+    #[serde(default)]
+    pub unknown_kind_events: usize,
+    /// Terminals whose certificates the store CA revoked: their connections are refused.
+    #[serde(default)]
+    pub revoked_tills: Vec<u64>,
+    /// This till's own certificate is revoked: no peer talks to it (enrol it again).
+    #[serde(default)]
+    pub this_till_revoked: bool,
+    /// The version of tillmesh this till runs.
+    #[serde(default)]
+    pub version: String,
+    /// The mesh protocol versions this till speaks (oldest, newest).
+    #[serde(default)]
+    pub protocol: (u16, u16),
+    /// Peers whose clocks run ahead of this till's past the drift limit (their events apply,
+    /// this till's clock does not follow).
+    #[serde(default)]
+    pub clock_skew: Vec<PeerSkew>,
+    /// This till's own clock runs ahead past the drift limit (ms): most peers heard in the
+    /// last five minutes stamp their newest events that far behind it, or its own stamps
+    /// run ahead of its wall clock (it ran ahead before and was corrected). Fix the clock.
+    #[serde(default)]
+    pub own_clock_ahead_ms: Option<u64>,
+    /// Addresses of other tills presenting this till's terminal id (refused: fix their
+    /// configuration or enrolment).
+    #[serde(default)]
+    pub duplicate_terminal_at: Vec<String>,
+}
+
+/// A peer stamping its events ahead of this till's clock past the drift limit.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PeerSkew {
+    /// The peer's terminal id.
+    pub terminal: u64,
+    /// How far ahead of this till its latest events were stamped (ms).
+    pub ahead_ms: u64,
+}
+
+/// The store's Raft group as one till sees it.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema, Deserialize)]
+pub struct RaftView {
+    /// Current leader (terminal id), if known.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Voting members.
+    pub voters: Vec<u64>,
+    /// Master-data version the store applied through Raft.
+    pub master_version: u64,
+    /// The last master-data page this till refused since it started (not signed by HQ,
+    /// or signed for another store or version): `v<version>: <why>`.
+    #[serde(default)]
+    pub master_refused: Option<String>,
+}
+
 impl Till {
     /// How many of the events this till holds are quarantined (held, never applied nor
     /// uploaded).
