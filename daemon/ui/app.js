@@ -225,10 +225,16 @@ async function refreshStatus() {
     const ahead = s.own_clock_ahead_ms;
     // Events of kinds this version does not know: a newer till is in the store.
     const newer = s.unknown_kind_events ?? 0;
-    chip("st-store", dup ? `Till ${s.terminal_id}: another till uses this number, call support`
+    // The store CA revoked this till: no other till talks to it (sales stay on it).
+    const revoked = s.this_till_revoked;
+    // Head office's signature was missing on master data this till was sent (managers).
+    const unsigned = isManager() && s.raft?.master_refused;
+    chip("st-store", revoked ? `Till ${s.terminal_id}: this till was removed from the store, call support`
+      : dup ? `Till ${s.terminal_id}: another till uses this number, call support`
       : ahead ? `Till ${s.terminal_id}: clock ${Math.round(ahead / 60000)} min ahead, set the time`
       : newer ? `Till ${s.terminal_id}: other tills run a newer version, update this one`
-      : `Store ${s.store_id} · Till ${s.terminal_id}`, dup ? "bad" : ahead || newer ? "warn" : "");
+      : unsigned ? `Till ${s.terminal_id}: refused prices or staff not signed by head office`
+      : `Store ${s.store_id} · Till ${s.terminal_id}`, revoked || dup ? "bad" : ahead || newer || unsigned ? "warn" : "");
     const c = s.cloud;
     const leads = s.raft ? s.raft.leader === s.terminal_id : true;
     if (!c) {
