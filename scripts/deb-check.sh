@@ -10,8 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-dev}"
-if ! cargo deb --version >/dev/null 2>&1; then
-  cargo install cargo-deb --locked
+# Pinned: later cargo-deb releases plan to refuse dev-profile binaries.
+if ! cargo deb --version 2>/dev/null | grep -q "3.8.0"; then
+  cargo install cargo-deb --version 3.8.0 --locked
 fi
 out=target/debian
 rm -rf "$out"
