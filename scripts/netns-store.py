@@ -256,11 +256,12 @@ linger_ms = 50
     log("converged; checking the invariants against the cloud")
     verdicts = check(tills, cash, statuses, fleet(), obs, opening, cloud_get, admin_token)
 
-    # 8. A second host enrolled as till 1, on the same port: both refuse each other.
+    # 8. A second host enrolled as till 1, on the same port: both refuse each other. (The CA
+    # issues an id once; `--again` is how it would issue it twice, as a mistake does here.)
     one = tills[0]
     certs = work / "certs-twin"
     run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(one.id),
-        "--out", str(certs))
+        "--again", "--out", str(certs))
     cfg = one.config.read_text().replace(f'listen = "{SUBNET}.{one.id}:7400"',
                                          f'listen = "{TWIN_IP}:7400"')
     cfg = cfg.replace(str(work / f"certs-{one.id}"), str(certs))

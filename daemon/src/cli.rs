@@ -254,9 +254,13 @@ pub(crate) enum TerminalAction {
         /// Folder with store-ca.pem and store-ca.key (from `store init`).
         #[arg(long)]
         ca_dir: PathBuf,
-        /// Terminal id of the till.
+        /// Terminal id of the till; without it, the next id never issued in this store.
         #[arg(long)]
-        terminal_id: u64,
+        terminal_id: Option<u64>,
+        /// Issue again an id issued before: a till that lost its disk re-enrols under its
+        /// old terminal id (revoke the old certificate if the old disk may still exist).
+        #[arg(long)]
+        again: bool,
         /// Folder to write till-<id>.pem, till-<id>.key and a copy of store-ca.pem into.
         #[arg(long)]
         out: PathBuf,

@@ -29,10 +29,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                 Some(TerminalAction::Enroll {
                     ca_dir,
                     terminal_id,
+                    again,
                     out,
                 }),
             ..
-        } => pki::enroll(&ca_dir, terminal_id, &out),
+        } => pki::enroll(&ca_dir, terminal_id, again, &out).map(|_| ()),
         Command::Store {
             action: StoreAction::Init { store_id, out },
         } => pki::init(&store_id, &out),

@@ -4,8 +4,18 @@
 use super::write_new;
 use std::path::Path;
 
-/// `tillmesh terminal enroll`: a certificate and key for `terminal_id` from the CA in `ca_dir`.
-pub(super) fn enroll(ca_dir: &Path, terminal_id: u64, out: &Path) -> anyhow::Result<()> {
+/// The terminal ids a store CA issued, with when (ms), kept in its folder (`issued.json`), so
+/// that an id is never issued to two tills.
+const ISSUED: &str = "issued.json";
+
+/// `tillmesh terminal enroll`: a certificate and key for `terminal_id` (or the next id never
+/// issued) from the CA in `ca_dir`; an id issued before only `again`. Answers the id.
+pub(super) fn enroll(
+    ca_dir: &Path,
+    terminal_id: Option<u64>,
+    again: bool,
+    out: &Path,
+) -> anyhow::Result<u64> {
     let read = |name: &str| {
         let p = ca_dir.join(name);
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
@@ -15,8 +25,26 @@ pub(super) fn enroll(ca_dir: &Path, terminal_id: u64, out: &Path) -> anyhow::Res
         key: read("store-ca.key")?,
     };
     let store_id = read("store.id")?.trim().to_string();
+    let issued_path = ca_dir.join(ISSUED);
+    let mut issued: std::collections::BTreeMap<u64, Vec<u64>> =
+        match std::fs::read_to_string(&issued_path) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| {
+                anyhow::anyhow!("{} is not a list of issued ids: {e}", issued_path.display())
+            })?,
+            Err(_) => Default::default(),
+        };
+    let terminal_id =
+        terminal_id.unwrap_or_else(|| issued.keys().next_back().map_or(1, |last| last + 1));
     if !(1..=65_535).contains(&terminal_id) {
         anyhow::bail!("terminal id must be between 1 and 65535");
+    }
+    if let Some(when) = issued.get(&terminal_id).and_then(|w| w.last())
+        && !again
+    {
+        anyhow::bail!(
+            "terminal {terminal_id} was issued already (at {} ms): a till that lost its disk re-enrols with --again; a new till takes a new id (leave out --terminal-id)",
+            when
+        );
     }
     let till = tillmesh_mesh::identity::enroll(&ca, &store_id, terminal_id)?;
     std::fs::create_dir_all(out)?;
@@ -31,11 +59,18 @@ pub(super) fn enroll(ca_dir: &Path, terminal_id: u64, out: &Path) -> anyhow::Res
         true,
     )?;
     std::fs::write(out.join("store-ca.pem"), &ca.cert)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    issued.entry(terminal_id).or_default().push(now);
+    let tmp = issued_path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&issued)?)?;
+    std::fs::rename(&tmp, &issued_path)?;
     println!(
         "enrolled terminal {terminal_id} of store {store_id}: {}",
         out.join(format!("till-{terminal_id}.pem")).display()
     );
-    Ok(())
+    Ok(terminal_id)
 }
 
 /// `tillmesh store init`: a new store CA in `out`.
@@ -99,4 +134,29 @@ pub(super) fn revoke(ca_dir: &Path, terminal_id: u64) -> anyhow::Result<()> {
         list.revoked.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_ids_are_issued_once_unless_a_till_re_enrols() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("pki");
+        init("S001", &ca).unwrap();
+        let out = |n: &str| dir.path().join(n);
+        assert_eq!(enroll(&ca, None, false, &out("a")).unwrap(), 1);
+        assert_eq!(enroll(&ca, None, false, &out("b")).unwrap(), 2);
+        let twice = enroll(&ca, Some(1), false, &out("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(twice.contains("issued already"), "{twice}");
+        assert!(!out("c").join("till-1.pem").exists(), "nothing written");
+        // A till that lost its disk re-enrols under its old id.
+        assert_eq!(enroll(&ca, Some(1), true, &out("d")).unwrap(), 1);
+        assert_eq!(enroll(&ca, Some(7), false, &out("e")).unwrap(), 7);
+        assert_eq!(enroll(&ca, None, false, &out("f")).unwrap(), 8);
+        assert!(enroll(&ca, Some(0), false, &out("g")).is_err());
+    }
 }
