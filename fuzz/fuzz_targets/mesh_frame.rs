@@ -9,7 +9,9 @@ use tillmesh_pos::state::Replica;
 
 const NOW_MS: u64 = 1_796_000_000_000;
 
-fuzz_target!(|data: &[u8]| {
+mod guard;
+
+fuzz_target!(init: guard::tolerate_caught_automerge_panics(), |data: &[u8]| {
     let Ok(frame) = decode(data) else { return };
     if let Frame::Events(events) = frame {
         let mut replica = Replica::new(ReplicaId::for_terminal(1, 7));

@@ -145,6 +145,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A frame the long fuzz run found (`fuzz/corpus/mesh_frame/regression-*`): a customer
+    /// change that parses but makes automerge 0.12 panic while applying it. The validator
+    /// and the apply path now refuse it like any malformed change; the till goes on.
+    #[test]
+    fn a_customer_change_that_panics_automerge_is_refused_not_fatal() {
+        use tillmesh_pos::event::EventBody;
+        let bytes =
+            include_bytes!("../../../fuzz/corpus/mesh_frame/regression-automerge-change-panic");
+        let Ok(Frame::Events(events)) = decode(bytes) else {
+            panic!("the regression input is an Events frame");
+        };
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e.body, EventBody::CustomerUpdated { .. }))
+        );
+        let mut replica =
+            tillmesh_pos::state::Replica::new(tillmesh_crdt::ReplicaId::for_terminal(1, 7));
+        let verdicts = replica.state().admit_all(&events);
+        let mut refused = 0;
+        for (e, v) in events.iter().zip(verdicts) {
+            match v {
+                Ok(()) => {
+                    if replica.apply_remote(e, 1_796_000_000_000).is_err() {
+                        replica.apply_skewed(e);
+                    }
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused >= 1, "the crafted change is refused");
+    }
+
     proptest! {
         /// The decoder never panics on arbitrary bytes and never accepts trailing garbage.
         #[test]
