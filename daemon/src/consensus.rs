@@ -149,8 +149,15 @@ pub fn spawn_revocations<R: tillmesh_mesh::Replicator, T: tillmesh_mesh::Transpo
     links: Arc<crate::links::StoreLinks>,
     till: Arc<Till>,
 ) -> tokio::task::JoinHandle<()> {
-    use tillmesh_mesh::revocation::{SignedRevocations, covers};
+    use tillmesh_mesh::revocation::{Revocations, SignedRevocations, covers};
     let me = (identity.terminal, identity.issued_s());
+    // Cuts off the tills a list revokes and shows it; answers whether this till is one.
+    let enforce = move |list: Revocations| {
+        let mine = covers(&list.revoked, me.0, me.1);
+        links.set_revoked(list.revoked.keys().copied().collect(), mine);
+        mesh.faults().revoke(list.revoked);
+        mine
+    };
     // The newest list this till applied before it stopped holds from its first connection.
     let mut newest = 0;
     if let Some(list) = till
@@ -158,11 +165,7 @@ pub fn spawn_revocations<R: tillmesh_mesh::Replicator, T: tillmesh_mesh::Transpo
         .and_then(|s| s.verify(identity.ca_der(), &identity.store_id).ok())
     {
         newest = list.issued_ms;
-        links.set_revoked(
-            list.revoked.keys().copied().collect(),
-            covers(&list.revoked, me.0, me.1),
-        );
-        mesh.faults().revoke(list.revoked);
+        enforce(list);
     }
     tokio::spawn(async move {
         let mut w = raft.watch_state();
@@ -184,13 +187,10 @@ pub fn spawn_revocations<R: tillmesh_mesh::Replicator, T: tillmesh_mesh::Transpo
                 match check(&signed) {
                     Ok(list) if list.issued_ms > newest => {
                         newest = list.issued_ms;
-                        let mine = covers(&list.revoked, me.0, me.1);
-                        if mine {
+                        info!(revoked = ?list.revoked.keys().collect::<Vec<_>>(), "revocation list applied");
+                        if enforce(list) {
                             warn!("the store CA revoked this till's certificate: enrol it again");
                         }
-                        info!(revoked = ?list.revoked.keys().collect::<Vec<_>>(), "revocation list applied");
-                        links.set_revoked(list.revoked.keys().copied().collect(), mine);
-                        mesh.faults().revoke(list.revoked);
                         if let Err(e) = till.remember_revocations(&signed).await {
                             warn!(cause = %e, "could not remember the revocation list");
                         }

@@ -33,14 +33,10 @@ pub struct LineWeight {
 
 /// The price of `grams` at `price_per_kg`, rounded half away from zero to a minor unit.
 pub fn weighed_price(grams: u32, price_per_kg: Minor) -> Minor {
-    let num = i128::from(grams).saturating_mul(i128::from(price_per_kg));
-    let q = num.checked_div(1000).unwrap_or(0);
-    let r = num.checked_rem(1000).unwrap_or(0);
-    let rounded = if r.abs().saturating_mul(2) >= 1000 {
-        q.saturating_add(num.signum())
-    } else {
-        q
-    };
+    let rounded = crate::money::div_round(
+        i128::from(grams).saturating_mul(i128::from(price_per_kg)),
+        1000,
+    );
     Minor::try_from(rounded).unwrap_or(Minor::MAX)
 }
 
@@ -445,6 +441,20 @@ mod tests {
         .unwrap()
     }
 
+    /// The tests' pricing: a 3-second scan guard.
+    fn ctx<'a>(
+        catalog: &'a Catalog,
+        prices: &'a PriceBook,
+        promotions: &'a [Promotion],
+    ) -> PricingContext<'a> {
+        PricingContext {
+            catalog,
+            prices,
+            promotions,
+            scan_guard_ms: 3000,
+        }
+    }
+
     #[test]
     fn totals_follow_the_rounding_rule_and_promotions() {
         let cat = catalog();
@@ -459,12 +469,7 @@ mod tests {
             skus: vec![],
             categories: vec!["snacks".into()],
         }];
-        let ctx = PricingContext {
-            catalog: &cat,
-            prices: &prices,
-            promotions: &promos,
-            scan_guard_ms: 3000,
-        };
+        let ctx = ctx(&cat, &prices, &promos);
         let mut cart = Cart::new();
         cart.add_barcode(&ctx, "4006381333931", 2, 0).unwrap();
         let chips = cart.add_barcode(&ctx, "96385074", 1, 10).unwrap();
@@ -490,12 +495,7 @@ mod tests {
     fn duplicate_scan_within_window_is_refused_and_changes_nothing() {
         let cat = catalog();
         let prices = PriceBook::default();
-        let ctx = PricingContext {
-            catalog: &cat,
-            prices: &prices,
-            promotions: &[],
-            scan_guard_ms: 3000,
-        };
+        let ctx = ctx(&cat, &prices, &[]);
         let mut cart = Cart::new();
         cart.add_barcode(&ctx, "96385074", 1, 1000).unwrap();
         let before = cart.clone();
@@ -520,12 +520,7 @@ mod tests {
     fn a_weighed_item_is_priced_by_its_weight_and_never_merged_or_requantified() {
         let cat = catalog();
         let prices = PriceBook::default();
-        let ctx = PricingContext {
-            catalog: &cat,
-            prices: &prices,
-            promotions: &[],
-            scan_guard_ms: 3000,
-        };
+        let ctx = ctx(&cat, &prices, &[]);
         let mut cart = Cart::new();
         // 1.234 kg at 29.90/kg = 36.8966 -> 36.90; tax 10 % of 3690 = 369.
         let a = cart.add_weighed(&ctx, "2000000000015", 1234, 0).unwrap();

@@ -24,17 +24,21 @@ pub fn valid_price(price: Minor) -> bool {
 /// Basis points: 10_000 = 100 %.
 pub type BasisPoints = u32;
 
-/// `amount * bp / 10_000`, rounded half away from zero.
-pub fn apply_bp(amount: Minor, bp: BasisPoints) -> Minor {
-    // An i64 times a u32 fits in an i128: none of this can overflow.
-    let num = i128::from(amount).saturating_mul(i128::from(bp));
-    let q = num.checked_div(10_000).unwrap_or(0);
-    let r = num.checked_rem(10_000).unwrap_or(0);
-    let rounded = if r.abs().saturating_mul(2) >= 10_000 {
+/// `num / den` (`den` positive), rounded half away from zero.
+pub fn div_round(num: i128, den: i128) -> i128 {
+    let q = num.checked_div(den).unwrap_or(0);
+    let r = num.checked_rem(den).unwrap_or(0);
+    if r.abs().saturating_mul(2) >= den {
         q.saturating_add(num.signum())
     } else {
         q
-    };
+    }
+}
+
+/// `amount * bp / 10_000`, rounded half away from zero.
+pub fn apply_bp(amount: Minor, bp: BasisPoints) -> Minor {
+    // An i64 times a u32 fits in an i128: none of this can overflow.
+    let rounded = div_round(i128::from(amount).saturating_mul(i128::from(bp)), 10_000);
     // |amount * bp / 10_000| <= |amount| for bp <= 10_000; larger rates saturate.
     Minor::try_from(rounded.clamp(i128::from(Minor::MIN), i128::from(Minor::MAX)))
         .unwrap_or_default()

@@ -386,37 +386,28 @@ const TXN_OPERATIONS: &[(&str, bool)] = &[
 impl utoipa::Modify for SaleLinks {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::link::LinkBuilder;
-        for item in api.paths.paths.values_mut() {
-            let ops = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for op in ops.into_iter().flatten() {
-                let Some(id) = op.operation_id.as_deref() else {
+        for op in tillmesh_cloud_proto::openapi::operations_mut(api) {
+            let Some(id) = op.operation_id.as_deref() else {
+                continue;
+            };
+            if !TXN_ANSWERS.contains(&id) {
+                continue;
+            }
+            for (status, response) in op.responses.responses.iter_mut() {
+                let utoipa::openapi::RefOr::T(r) = response else {
                     continue;
                 };
-                if !TXN_ANSWERS.contains(&id) {
+                if !(status == "200" || status == "201") {
                     continue;
                 }
-                for (status, response) in op.responses.responses.iter_mut() {
-                    let utoipa::openapi::RefOr::T(r) = response else {
-                        continue;
-                    };
-                    if !(status == "200" || status == "201") {
-                        continue;
+                for (target, line) in TXN_OPERATIONS {
+                    let mut link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("id", "$response.body#/txn_id");
+                    if *line {
+                        link = link.parameter("line", "$response.body#/lines/0/line_no");
                     }
-                    for (target, line) in TXN_OPERATIONS {
-                        let mut link = LinkBuilder::new()
-                            .operation_id(*target)
-                            .parameter("id", "$response.body#/txn_id");
-                        if *line {
-                            link = link.parameter("line", "$response.body#/lines/0/line_no");
-                        }
-                        r.links.insert((*target).to_string(), link.build().into());
-                    }
+                    r.links.insert((*target).to_string(), link.build().into());
                 }
             }
         }

@@ -8,14 +8,8 @@ use std::path::Path;
 /// that an id is never issued to two tills.
 const ISSUED: &str = "issued.json";
 
-/// `tillmesh terminal enroll`: a certificate and key for `terminal_id` (or the next id never
-/// issued) from the CA in `ca_dir`; an id issued before only `again`. Answers the id.
-pub(super) fn enroll(
-    ca_dir: &Path,
-    terminal_id: Option<u64>,
-    again: bool,
-    out: &Path,
-) -> anyhow::Result<u64> {
+/// The store CA in `ca_dir` (as `store init` writes it) and its store id.
+fn read_ca(ca_dir: &Path) -> anyhow::Result<(tillmesh_mesh::identity::Pem, String)> {
     let read = |name: &str| {
         let p = ca_dir.join(name);
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
@@ -24,7 +18,33 @@ pub(super) fn enroll(
         cert: read("store-ca.pem")?,
         key: read("store-ca.key")?,
     };
-    let store_id = read("store.id")?.trim().to_string();
+    Ok((ca, read("store.id")?.trim().to_string()))
+}
+
+fn check_terminal_id(terminal_id: u64) -> anyhow::Result<()> {
+    if !(1..=65_535).contains(&terminal_id) {
+        anyhow::bail!("terminal id must be between 1 and 65535");
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `value` as pretty JSON, whole or not at all.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// `tillmesh terminal enroll`: a certificate and key for `terminal_id` (or the next id never
+/// issued) from the CA in `ca_dir`; an id issued before only `again`. Answers the id.
+pub(super) fn enroll(
+    ca_dir: &Path,
+    terminal_id: Option<u64>,
+    again: bool,
+    out: &Path,
+) -> anyhow::Result<u64> {
+    let (ca, store_id) = read_ca(ca_dir)?;
     let issued_path = ca_dir.join(ISSUED);
     let mut issued: std::collections::BTreeMap<u64, Vec<u64>> =
         match std::fs::read_to_string(&issued_path) {
@@ -35,9 +55,7 @@ pub(super) fn enroll(
         };
     let terminal_id =
         terminal_id.unwrap_or_else(|| issued.keys().next_back().map_or(1, |last| last + 1));
-    if !(1..=65_535).contains(&terminal_id) {
-        anyhow::bail!("terminal id must be between 1 and 65535");
-    }
+    check_terminal_id(terminal_id)?;
     if let Some(when) = issued.get(&terminal_id).and_then(|w| w.last())
         && !again
     {
@@ -63,9 +81,7 @@ pub(super) fn enroll(
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
     issued.entry(terminal_id).or_default().push(now);
-    let tmp = issued_path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&issued)?)?;
-    std::fs::rename(&tmp, &issued_path)?;
+    write_json(&issued_path, &issued)?;
     println!(
         "enrolled terminal {terminal_id} of store {store_id}: {}",
         out.join(format!("till-{terminal_id}.pem")).display()
@@ -94,18 +110,8 @@ pub(super) fn init(store_id: &str, out: &Path) -> anyhow::Result<()> {
 /// (`revocations.json`), signs the list and prints it.
 pub(super) fn revoke(ca_dir: &Path, terminal_id: u64) -> anyhow::Result<()> {
     use tillmesh_mesh::revocation::{REVOKED_MAX, Revocations};
-    let read = |name: &str| {
-        let p = ca_dir.join(name);
-        std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
-    };
-    let ca = tillmesh_mesh::identity::Pem {
-        cert: read("store-ca.pem")?,
-        key: read("store-ca.key")?,
-    };
-    let store_id = read("store.id")?.trim().to_string();
-    if !(1..=65_535).contains(&terminal_id) {
-        anyhow::bail!("terminal id must be between 1 and 65535");
-    }
+    let (ca, store_id) = read_ca(ca_dir)?;
+    check_terminal_id(terminal_id)?;
     let path = ca_dir.join("revocations.json");
     let mut list: Revocations = match std::fs::read_to_string(&path) {
         Ok(t) => serde_json::from_str(&t)
@@ -125,9 +131,7 @@ pub(super) fn revoke(ca_dir: &Path, terminal_id: u64) -> anyhow::Result<()> {
     list.revoked.insert(terminal_id, now / 1000);
     list.issued_ms = now.max(list.issued_ms + 1);
     let signed = list.sign(&ca)?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&list)?)?;
-    std::fs::rename(&tmp, &path)?;
+    write_json(&path, &list)?;
     println!("{}", serde_json::to_string(&signed)?);
     eprintln!(
         "terminal {terminal_id} of store {store_id} revoked ({} in the list); POST the line above to the store's leader: /api/v1/security/revocations",

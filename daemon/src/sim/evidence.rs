@@ -49,6 +49,17 @@ pub(super) async fn observe_tick(
     Ok(())
 }
 
+/// Events the cloud holds, per store.
+async fn events_per_store(cloud: &tillmesh_cloud::Cloud) -> anyhow::Result<BTreeMap<String, u64>> {
+    Ok(cloud
+        .ledger
+        .fleet()
+        .await?
+        .into_iter()
+        .map(|r| (r.store_id, r.events))
+        .collect())
+}
+
 pub(super) async fn fleet_events(w: &World) -> anyhow::Result<u64> {
     Ok(w.cloud
         .ledger
@@ -86,14 +97,7 @@ pub(super) async fn converged(w: &World) -> anyhow::Result<bool> {
     let Some(held) = store_converged(w.tills.values()) else {
         return Ok(false);
     };
-    let fleet: BTreeMap<String, u64> = w
-        .cloud
-        .ledger
-        .fleet()
-        .await?
-        .into_iter()
-        .map(|r| (r.store_id, r.events))
-        .collect();
+    let fleet = events_per_store(&w.cloud).await?;
     if fleet.get(world::STORE).copied().unwrap_or(0) != held {
         return Ok(false);
     }
@@ -163,13 +167,7 @@ pub(super) async fn gather(
     }
     let cloud = &run.world.cloud;
     cloud.catch_up().await?;
-    let fleet: BTreeMap<String, u64> = cloud
-        .ledger
-        .fleet()
-        .await?
-        .into_iter()
-        .map(|r| (r.store_id, r.events))
-        .collect();
+    let fleet = events_per_store(cloud).await?;
     let events = |id: &str| fleet.get(id).copied().unwrap_or(0);
     let c = cloud_end(cloud, world::STORE, events(world::STORE)).await?;
     let mut chain = Vec::new();
