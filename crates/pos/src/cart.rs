@@ -218,26 +218,7 @@ impl Cart {
                 line.quantity = q;
                 line.line_no
             } else {
-                if self.lines.len() >= CART_LINES_MAX {
-                    return Err(CartError::TooManyLines);
-                }
-                self.next_line = self.next_line.saturating_add(1);
-                self.lines.push(Line {
-                    line_no: self.next_line,
-                    sku: item.sku.clone(),
-                    barcode: code.clone(),
-                    name: item.name.clone(),
-                    category: item.category.clone(),
-                    quantity,
-                    unit_price,
-                    tax_rate_bp: item.tax_rate_bp,
-                    gross: 0,
-                    discount: 0,
-                    promotion: None,
-                    tax: 0,
-                    total: 0,
-                });
-                self.next_line
+                self.push_line(item, &code, quantity, unit_price)?
             };
         self.last_scan = Some((code, now_ms));
         self.reprice(ctx.promotions, now_ms);
@@ -262,23 +243,42 @@ impl Cart {
             .ok()
             .filter(|g| (1..=WEIGHT_G_MAX).contains(g))
             .ok_or(CartError::BadWeight(grams))?;
-        if self.lines.len() >= CART_LINES_MAX {
-            return Err(CartError::TooManyLines);
-        }
         let code = crate::catalog::normalise_barcode(barcode).unwrap_or_else(|_| barcode.into());
         let price_per_kg = ctx.prices.price_at(&item.sku, item.base_price, now_ms);
         let unit_price = weighed_price(grams, price_per_kg);
         if !crate::money::valid_price(unit_price) {
             return Err(CartError::BadWeight(i64::from(grams)));
         }
+        let line_no = self.push_line(item, &code, 1, unit_price)?;
+        self.weights.push(LineWeight {
+            line_no,
+            grams,
+            price_per_kg,
+        });
+        self.last_scan = Some((code, now_ms));
+        self.reprice(ctx.promotions, now_ms);
+        Ok(line_no)
+    }
+
+    /// Appends a new line (priced by the next `reprice`); answers its number.
+    fn push_line(
+        &mut self,
+        item: &crate::catalog::Item,
+        code: &str,
+        quantity: u32,
+        unit_price: Minor,
+    ) -> Result<u32, CartError> {
+        if self.lines.len() >= CART_LINES_MAX {
+            return Err(CartError::TooManyLines);
+        }
         self.next_line = self.next_line.saturating_add(1);
         self.lines.push(Line {
             line_no: self.next_line,
             sku: item.sku.clone(),
-            barcode: code.clone(),
+            barcode: code.to_owned(),
             name: item.name.clone(),
             category: item.category.clone(),
-            quantity: 1,
+            quantity,
             unit_price,
             tax_rate_bp: item.tax_rate_bp,
             gross: 0,
@@ -287,13 +287,6 @@ impl Cart {
             tax: 0,
             total: 0,
         });
-        self.weights.push(LineWeight {
-            line_no: self.next_line,
-            grams,
-            price_per_kg,
-        });
-        self.last_scan = Some((code, now_ms));
-        self.reprice(ctx.promotions, now_ms);
         Ok(self.next_line)
     }
 
