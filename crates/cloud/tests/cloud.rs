@@ -1322,7 +1322,9 @@ async fn an_upload_in_flight_is_answered_when_the_cloud_stops(b: Backend) {
     let half = body.len() / 2;
     s.write_all(&body[..half]).await.unwrap();
     s.flush().await.unwrap();
-    // The stop begins while the body is half sent.
+    // The stop begins while the body is half sent, once the server is reading it (a
+    // connection whose request head it has not read yet is idle to it, and closed).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let stop = tokio::spawn(env.stop());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // The stop waits for the request (a process exits when it returns).
