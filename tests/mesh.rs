@@ -902,6 +902,104 @@ async fn a_raft_request_in_another_nodes_name_is_refused() {
     converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
 }
 
+/// Seals (issue 19): an enrolled till (T7, with its own certificate) forges events under
+/// till 1's origin at its next sequence number, once without a seal and once sealed with
+/// its own key, and sends them to tills 2 and 3 over the mesh. Both refuse them without
+/// storing them (status and metrics say so); till 1's genuine event at that sequence
+/// number then arrives everywhere and the three states are equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow_the_genuine_one()
+{
+    use tillmesh_pos::inventory::Reason;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &[1, 2, 3]).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    // Every till seals and holds every till's key.
+    wait_for(Duration::from_secs(10), || {
+        tills
+            .iter()
+            .all(|t| {
+                let s = t.till().status().seals;
+                s.enabled && s.origins_with_keys == 3
+            })
+            .then_some(())
+    })
+    .await;
+    let victim = tills[0].till().replica_id();
+    let next = tills[0].till().version_vector().get(victim) + 1;
+    let (sku, _, _) = demo_item(2);
+    let forged = |sealed_by: Option<&tillmesh_mesh::seal::Sealer>| {
+        let mut r = tillmesh_pos::state::Replica::new(victim);
+        let mut e = r.adjust(&sku, -5_000, Reason::Shrinkage, None, None, "E001", tills[0].till().now_ms());
+        e.seq = next;
+        if let Some(sealer) = sealed_by {
+            // The rogue seals the event as if it were its own, then puts back the victim's
+            // origin.
+            let mut own = e.clone();
+            own.origin = tillmesh_crdt::ReplicaId::for_terminal(7, 1);
+            e.sig = sealer.seal(&own);
+            assert!(e.sig.is_some());
+        }
+        e
+    };
+    let (ca, cert, key) = pki.enroll(7);
+    let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
+    let rogue = tillmesh_mesh::seal::Sealer::new(&id, tillmesh_crdt::ReplicaId::for_terminal(7, 1).0)
+        .unwrap();
+    for t in &tills[1..] {
+        let conn = raw_connect(id.client_config().unwrap(), t.mesh().local_addr())
+            .await
+            .unwrap();
+        let mut bytes = wire::encode(&Frame::Hello {
+            min_version: wire::PROTOCOL_MIN,
+            max_version: wire::PROTOCOL_VERSION,
+            store_id: "S001".into(),
+            terminal: 7,
+            vv: Default::default(),
+        });
+        bytes.extend(wire::encode(&Frame::events(wire::PROTOCOL_VERSION, vec![forged(None)])));
+        bytes.extend(wire::encode(&Frame::events(
+            wire::PROTOCOL_VERSION,
+            vec![forged(Some(&rogue))],
+        )));
+        let answer = exchange(&conn, &bytes).await.unwrap();
+        assert!(!answer.is_empty(), "T{} answered", t.cfg.terminal.id);
+        let seals = t.till().status().seals;
+        assert_eq!(
+            seals.refused.iter().filter(|r| r.from_terminal == 7).count(),
+            2,
+            "T{}: {seals:?}",
+            t.cfg.terminal.id
+        );
+        assert!(
+            t.till().version_vector().get(victim) < next,
+            "T{} stored a forgery",
+            t.cfg.terminal.id
+        );
+        let metrics = t.client().get("/metrics").await.body;
+        assert!(
+            metrics
+                .as_str()
+                .unwrap()
+                .contains("tillmesh_seal_refused_events_total 2"),
+            "{metrics}"
+        );
+    }
+    // Till 1 sells: its genuine event at `next` reaches both and the states agree.
+    sell_many(&cashier(&tills[0]).await, 2, 0).await;
+    converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let genuine = tills[0].till().events_after(victim, next - 1, 1).await.unwrap();
+    assert!(genuine[0].sig.is_some(), "till 1 sealed its event");
+    for t in &tills[1..] {
+        let held = t.till().events_after(victim, next - 1, 1).await.unwrap();
+        assert_eq!(held, genuine, "T{} holds the genuine event", t.cfg.terminal.id);
+    }
+    for t in tills {
+        t.stop().await;
+    }
+}
+
 /// Revocation (issue 19): `tillmesh store revoke` signs a list with the store CA; an admin
 /// hands it to the leader, which commits it through Raft; every other till closes the
 /// revoked till's connections within 5 s and refuses it, restarted or not, with its old

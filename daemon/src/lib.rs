@@ -83,6 +83,22 @@ impl Replicator for MeshLink {
         self.0.apply_base(from_terminal, base).await
     }
 
+    fn keys_count(&self) -> usize {
+        self.0.keys_count()
+    }
+
+    fn key_records(&self) -> Vec<tillmesh_pos::seal::KeyRecord> {
+        self.0.key_records()
+    }
+
+    async fn admit_keys(
+        &self,
+        from_terminal: u64,
+        records: Vec<tillmesh_pos::seal::KeyRecord>,
+    ) -> Result<(), ReplicaError> {
+        self.0.admit_keys(from_terminal, records).await
+    }
+
     async fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> Vec<u8> {
         // The sender as its certificate names it: a request in another node's name is refused.
         match self.1.store_raft() {
@@ -248,6 +264,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 batch_events_max: m.batch_events_max,
                 ..MeshConfig::default()
             };
+            till.enable_seals(&identity).await?;
             let revocations_identity = identity.clone();
             let mesh = Arc::new(Mesh::start(
                 mesh_cfg,

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub events_received: Counter,
     /// A peer's events that failed validation and were quarantined.
     pub quarantined: Counter,
+    /// A peer's events refused for their seal (forged, or unsealed where their origin seals).
+    pub seal_refused: Counter,
     /// Connected mesh peers (outbound).
     pub peers_connected: Gauge,
     /// Events peers lack, summed over peers.
@@ -89,6 +91,7 @@ impl Default for Metrics {
             refusals: Counter::default(),
             pin_throttled: Counter::default(),
             quarantined: Counter::default(),
+            seal_refused: Counter::default(),
             vision_frames: Counter::default(),
             sale_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             fsync: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -128,6 +131,11 @@ impl Default for Metrics {
             "quarantined_events",
             "A peer's events that failed validation: kept, relayed, never applied",
             m.quarantined.clone(),
+        );
+        registry.register(
+            "seal_refused_events",
+            "A peer's events refused for their seal (not signed by their origin's key): never stored, so the genuine event still arrives",
+            m.seal_refused.clone(),
         );
         registry.register(
             "pin_throttled",

@@ -32,14 +32,7 @@ pub enum IdentityError {
     Tls(#[from] rustls::Error),
 }
 
-/// The DNS-safe form of a store id.
-pub fn store_label(store_id: &str) -> String {
-    store_id
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
-}
+pub use tillmesh_pos::seal::store_label;
 
 /// The name every till of `store_id` answers to.
 pub fn store_dns(store_id: &str) -> String {
@@ -122,26 +115,7 @@ pub fn issued_s(cert: &CertificateDer<'_>) -> Result<u64, IdentityError> {
 
 /// Reads `(store label, terminal)` from a till certificate's DNS names.
 pub fn peer_names(cert: &CertificateDer<'_>) -> Result<(String, u64), IdentityError> {
-    use x509_parser::prelude::*;
-    let (_, x) = X509Certificate::from_der(cert.as_ref())
-        .map_err(|e| IdentityError::Names(e.to_string()))?;
-    let san = x
-        .subject_alternative_name()
-        .map_err(|e| IdentityError::Names(e.to_string()))?
-        .ok_or_else(|| IdentityError::Names("no subject alternative names".into()))?;
-    for name in &san.value.general_names {
-        if let GeneralName::DNSName(dns) = name
-            && let Some(rest) = dns.strip_prefix('t')
-            && let Some((num, store)) = rest.split_once('.')
-            && let Some(label) = store.strip_suffix(".tillmesh")
-            && let Ok(terminal) = num.parse::<u64>()
-        {
-            return Ok((label.to_string(), terminal));
-        }
-    }
-    Err(IdentityError::Names(
-        "no t<terminal>.<store>.tillmesh name".into(),
-    ))
+    tillmesh_pos::seal::cert_names(cert.as_ref()).map_err(IdentityError::Names)
 }
 
 /// A till's loaded identity: the store it belongs to, its terminal id, its certificate chain
@@ -221,6 +195,16 @@ impl TillIdentity {
             roots: Arc::new(roots),
             ca,
         })
+    }
+
+    /// This till's certificate (DER).
+    pub fn cert_der(&self) -> &CertificateDer<'static> {
+        &self.chain[0]
+    }
+
+    /// This till's private key (PKCS#8 DER), for its seals.
+    pub(crate) fn key_der(&self) -> &[u8] {
+        self.key.secret_der()
     }
 
     /// The store CA's certificate (DER).

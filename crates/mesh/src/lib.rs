@@ -14,6 +14,7 @@ pub mod identity;
 pub mod memnet;
 pub mod protocol;
 pub mod revocation;
+pub mod seal;
 pub mod sync;
 pub mod transport;
 pub mod wire;

@@ -125,6 +125,8 @@ pub fn frame_name(f: &Frame) -> &'static str {
     match f {
         Frame::Hello { .. } => "Hello",
         Frame::Events(_) => "Events",
+        Frame::Sealed(_) => "Sealed",
+        Frame::Keys(_) => "Keys",
         Frame::Ack(_) => "Ack",
         Frame::Probe => "Probe",
         Frame::Rpc(_) => "Rpc",

@@ -12,8 +12,14 @@ pub const ALPN: &[u8] = b"tillmesh/1";
 /// talk at the highest version both speak; ranges that do not meet end the connection with
 /// the reason on both sides (see ARCHITECTURE.md "Compatibility").
 pub const PROTOCOL_MIN: u16 = 1;
-/// The newest protocol version this till speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this till speaks. Version 2 (0.2.0) carries seals: events
+/// travel as [`Frame::Sealed`] and a pusher first sends the key records it holds
+/// ([`Frame::Keys`]).
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The first protocol version with seals and key records.
+pub const PROTOCOL_SEALS: u16 = 2;
+/// Most key records in one `Keys` frame.
+pub const KEYS_MAX: usize = 1_024;
 /// Largest frame accepted, in bytes (the length prefix is checked before allocating).
 pub const FRAME_BYTES_MAX: usize = 4 << 20;
 /// Most events in one `Events` frame.
@@ -62,6 +68,45 @@ pub enum Frame {
         /// Bytes of the encoded base.
         bytes: Vec<u8>,
     },
+    /// Events the receiver lacks, each with its seal (protocol 2).
+    Sealed(Vec<(Event, Option<Vec<u8>>)>),
+    /// Key records the sender holds (protocol 2), answered with `Ack`.
+    Keys(Vec<tillmesh_pos::seal::KeyRecord>),
+}
+
+impl Frame {
+    /// The frame that carries `events` at protocol `version`: with their seals from 2 on.
+    pub fn events(version: u16, events: Vec<Event>) -> Frame {
+        if version >= PROTOCOL_SEALS {
+            Frame::Sealed(
+                events
+                    .into_iter()
+                    .map(|mut e| {
+                        let sig = e.sig.take();
+                        (e, sig)
+                    })
+                    .collect(),
+            )
+        } else {
+            Frame::Events(events)
+        }
+    }
+
+    /// The events of an `Events` or `Sealed` frame, each with its seal back in place.
+    pub fn into_events(self) -> Option<Vec<Event>> {
+        match self {
+            Frame::Events(evs) => Some(evs),
+            Frame::Sealed(evs) => Some(
+                evs.into_iter()
+                    .map(|(mut e, sig)| {
+                        e.sig = sig;
+                        e
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Decoding errors: each one ends the connection with a logged reason.
@@ -115,6 +160,20 @@ pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
         Frame::Events(evs) if evs.len() > BATCH_EVENTS_MAX => {
             Err(WireError::BatchTooLarge(evs.len()))
         }
+        Frame::Sealed(evs) if evs.len() > BATCH_EVENTS_MAX => {
+            Err(WireError::BatchTooLarge(evs.len()))
+        }
+        Frame::Sealed(evs)
+            if evs
+                .iter()
+                .any(|(_, s)| s.as_ref().is_some_and(|s| s.len() != tillmesh_pos::seal::SEAL_LEN)) =>
+        {
+            Err(WireError::Malformed("a seal of the wrong length".into()))
+        }
+        Frame::Keys(keys) if keys.len() > KEYS_MAX => Err(WireError::Malformed(format!(
+            "{} key records, more than {KEYS_MAX}",
+            keys.len()
+        ))),
         Frame::Hello {
             min_version,
             max_version,

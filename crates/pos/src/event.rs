@@ -259,6 +259,11 @@ pub struct Event {
     /// (`crate::codec::envelope`), so a till that does not know a kind keeps it unchanged.
     #[serde(with = "crate::codec::envelope")]
     pub body: EventBody,
+    /// Its origin's seal ([`crate::seal`]), `None` for an event from before its origin
+    /// sealed. Not part of the event's encoding (0.1.0 reads events without it): the disk,
+    /// the mesh (protocol 2) and the cloud's batches (format 3) carry it beside the event.
+    #[serde(skip)]
+    pub sig: Option<Vec<u8>>,
 }
 
 /// Why an event received from a peer was refused.

@@ -105,6 +105,7 @@ impl Replica {
             seq: self.next_seq(),
             hlc: self.clock.tick(now_ms),
             body,
+            sig: None,
         };
         self.state.apply(&e);
         e

@@ -14,7 +14,7 @@ mod write;
 
 pub use error::StoreError;
 pub use read::{QuarantineRow, Reader, StockMovement};
-pub use write::{CommitInfo, Prune, Quarantined, WriteBatch};
+pub use write::{CommitInfo, Prune, Quarantined, SealFn, WriteBatch};
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use std::path::{Path, PathBuf};
@@ -87,6 +87,8 @@ struct Inner {
     disk_free_min: AtomicU64,
     /// Free bytes when last looked (at most every [`DISK_CHECK_MS`]).
     disk_free: Mutex<(Option<std::time::Instant>, u64)>,
+    /// The till's sealer, shared with the writer.
+    seal: write::SealSlot,
 }
 
 impl Store {
@@ -106,9 +108,10 @@ impl Store {
             let read = schema::open_read(&path)?;
             read.execute_batch("PRAGMA synchronous=OFF; PRAGMA cache_size=-256;")?;
             let (dead, _) = bounded::<Job>(0);
+            let seal = write::SealSlot::default();
             return Ok(Store {
                 inner: Arc::new(Inner {
-                    inline: Some(Mutex::new(write::Writer::new(conn)?)),
+                    inline: Some(Mutex::new(write::Writer::new(conn, seal.clone())?)),
                     jobs: dead,
                     queued: Arc::new(AtomicUsize::new(0)),
                     reserved: AtomicUsize::new(0),
@@ -118,13 +121,15 @@ impl Store {
                     dir: PathBuf::new(),
                     disk_free_min: AtomicU64::new(0),
                     disk_free: Mutex::new((None, u64::MAX)),
+                    seal,
                 }),
             });
         }
         let conn = schema::open(&path)?;
         let (tx, rx) = bounded::<Job>(WRITE_QUEUE_MAX);
         let queued = Arc::new(AtomicUsize::new(0));
-        let writer = write::Writer::new(conn)?;
+        let seal = write::SealSlot::default();
+        let writer = write::Writer::new(conn, seal.clone())?;
         let q = queued.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
@@ -144,8 +149,20 @@ impl Store {
                 dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
                 disk_free_min: AtomicU64::new(DISK_FREE_MIN_DEFAULT),
                 disk_free: Mutex::new((None, u64::MAX)),
+                seal,
             }),
         })
+    }
+
+    /// Installs the sealer: from now on the writer seals each event it stores that carries
+    /// no seal and that `seal` answers for (this till's own). Set once; a second call is
+    /// refused.
+    pub fn set_sealer(&self, seal: SealFn) -> Result<(), StoreError> {
+        self.inner
+            .seal
+            .0
+            .set(seal)
+            .map_err(|_| StoreError::Io("the store already has a sealer".into()))
     }
 
     /// Queues a batch and waits until it is durable. Fails fast with `Overloaded` when the

@@ -54,7 +54,7 @@ pub struct StockMovement {
     pub origin: u64,
 }
 
-pub(crate) type EventRow = (i64, i64, i64, u32, String, Vec<u8>);
+pub(crate) type EventRow = (i64, i64, i64, u32, String, Vec<u8>, Option<Vec<u8>>);
 
 pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok((
@@ -64,11 +64,12 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
 pub(crate) fn decode_event(
-    (origin, seq, wall, logical, kind, body): EventRow,
+    (origin, seq, wall, logical, kind, body, sig): EventRow,
 ) -> Result<Event, StoreError> {
     let origin = ReplicaId(origin as u64);
     Ok(Event {
@@ -80,6 +81,7 @@ pub(crate) fn decode_event(
             replica: origin,
         },
         body: crate::codec::decode(&kind, &body)?,
+        sig,
     })
 }
 
@@ -91,7 +93,7 @@ impl Reader {
     /// Every event, in `(origin, seq)` order (for rebuilding state at start-up).
     pub fn events_all(&self) -> Result<Vec<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body FROM events ORDER BY origin, seq",
+            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body, sig FROM events ORDER BY origin, seq",
         )?;
         let rows = st
             .query_map([], event_from_row)?
@@ -142,7 +144,7 @@ impl Reader {
     /// compaction point covers).
     pub fn last_sale_upto(&self, origin: ReplicaId, seq: u64) -> Result<Option<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body FROM events
+            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body, sig FROM events
              WHERE origin = ?1 AND seq <= ?2 AND kind IN ('SaleRecorded', 'WeighedSaleRecorded')
              ORDER BY seq DESC LIMIT 1",
         )?;
@@ -160,7 +162,7 @@ impl Reader {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body FROM events WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT origin, seq, hlc_wall, hlc_logical, kind, body, sig FROM events WHERE origin = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = st
             .query_map(

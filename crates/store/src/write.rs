@@ -85,14 +85,29 @@ pub struct CommitInfo {
     pub events_new: usize,
 }
 
+/// Seals this till's own events as the writer stores them (`None` for an event it does
+/// not seal: another till's, or with no key configured).
+pub type SealFn = Arc<dyn Fn(&Event) -> Option<Vec<u8>> + Send + Sync>;
+
+/// Where the writer finds the sealer once the till has one (it is installed after open).
+#[derive(Clone, Default)]
+pub(crate) struct SealSlot(pub(crate) Arc<std::sync::OnceLock<SealFn>>);
+
+impl std::fmt::Debug for SealSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "SealSlot(set)" } else { "SealSlot(empty)" })
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Writer {
     conn: Connection,
     audit_head: (u64, String),
+    seal: SealSlot,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection) -> Result<Self, StoreError> {
+    pub(crate) fn new(conn: Connection, seal: SealSlot) -> Result<Self, StoreError> {
         let head = conn
             .query_row(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -104,6 +119,7 @@ impl Writer {
         Ok(Writer {
             conn,
             audit_head: head,
+            seal,
         })
     }
 
@@ -165,14 +181,19 @@ impl Writer {
         let mut news = Vec::with_capacity(group.len());
         for (batch, _) in group {
             let mut new = 0;
+            let sealer = self.seal.0.get();
             for e in &batch.events {
-                if insert_event(&tx, e)? {
+                let own = match (&e.sig, sealer) {
+                    (None, Some(seal)) => seal(e),
+                    _ => None,
+                };
+                if insert_event(&tx, e, own.as_deref())? {
                     new += 1;
                 }
             }
             for q in &batch.quarantine {
                 let e = &q.event;
-                if insert_raw(&tx, e)? {
+                if insert_raw(&tx, e, None)? {
                     new += 1;
                 }
                 exec(
@@ -250,28 +271,29 @@ impl Writer {
     }
 }
 
-/// Appends one event to the sync log without materialising it; returns false for a
-/// duplicate (nothing written).
-fn insert_raw(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
+/// Appends one event to the sync log without materialising it, with its seal (or `own`, the
+/// seal this till just made for it); returns false for a duplicate (nothing written).
+fn insert_raw(tx: &Transaction<'_>, e: &Event, own: Option<&[u8]>) -> Result<bool, StoreError> {
     let body = crate::codec::encode(&e.body)?;
     let n = exec(
         tx,
-        "INSERT OR IGNORE INTO events (origin, seq, hlc_wall, hlc_logical, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO events (origin, seq, hlc_wall, hlc_logical, kind, body, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             e.origin.0 as i64,
             e.seq as i64,
             e.hlc.wall_ms as i64,
             e.hlc.logical,
             e.body.kind(),
-            body
+            body,
+            e.sig.as_deref().or(own)
         ],
     )?;
     Ok(n > 0)
 }
 
 /// Appends one event and materialises it; returns false for a duplicate (nothing written).
-fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<bool, StoreError> {
-    if !insert_raw(tx, e)? {
+fn insert_event(tx: &Transaction<'_>, e: &Event, own: Option<&[u8]>) -> Result<bool, StoreError> {
+    if !insert_raw(tx, e, own)? {
         return Ok(false);
     }
     materialise(tx, e)?;
@@ -285,7 +307,7 @@ pub(crate) fn materialise_unapplied(conn: &mut rusqlite::Connection) -> Result<u
     let tx = conn.transaction()?;
     let rows: Vec<_> = {
         let mut st = tx.prepare(
-            "SELECT e.origin, e.seq, e.hlc_wall, e.hlc_logical, e.kind, e.body
+            "SELECT e.origin, e.seq, e.hlc_wall, e.hlc_logical, e.kind, e.body, e.sig
              FROM unapplied u JOIN events e ON e.origin = u.origin AND e.seq = u.seq",
         )?;
         st.query_map([], crate::read::event_from_row)?

@@ -27,6 +27,7 @@ mod replication;
 mod reports;
 mod returns;
 mod sale;
+mod seals;
 mod security;
 pub use security::{REVOCATIONS_KEY, RevocationsView};
 pub use status::{PeerSkew, RaftView, StatusView};
@@ -340,6 +341,8 @@ pub struct Till {
     dummy_hash: String,
     /// Accounts seeded from the config's clear-text PINs (demo accounts).
     demo_accounts: std::collections::BTreeSet<String>,
+    /// Seals, once the till has its certificate (`Till::enable_seals`).
+    seals: std::sync::OnceLock<seals::Seals>,
 }
 
 impl std::fmt::Debug for Till {

@@ -162,6 +162,7 @@ impl Till {
             throttle: Default::default(),
             dummy_hash,
             demo_accounts,
+            seals: Default::default(),
         })
     }
 }

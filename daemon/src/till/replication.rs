@@ -113,6 +113,10 @@ impl Till {
         events: Vec<Event>,
     ) -> Result<tillmesh_crdt::VersionVector, ReplicaError> {
         let now = self.now();
+        // Seals first: an event its origin did not sign is never stored, so it cannot hold
+        // the (origin, seq) of the genuine one.
+        let (events, refused) = self.check_seals(from, events);
+        self.record_refusals(refused).await?;
         let (fresh, quarantine) = {
             let core = self.core();
             let me = core.replica.id();

@@ -54,6 +54,10 @@ pub struct StatusView {
     /// This till's own certificate is revoked: no peer talks to it (enrol it again).
     #[serde(default)]
     pub this_till_revoked: bool,
+    /// Event seals: whether this till signs its events, whose keys it holds, and the peers'
+    /// events it refused for their seal.
+    #[serde(default)]
+    pub seals: super::seals::SealStatus,
     /// The version of tillmesh this till runs.
     #[serde(default)]
     pub version: String,
@@ -124,6 +128,7 @@ impl Till {
         let peers = self.links.peers();
         let duplicate_terminal_at = self.links.duplicate_terminal();
         let revoked = self.links.revoked();
+        let seals = self.seal_status();
         let core = self.core();
         let vv = &core.replica.state().vv;
         let own_clock_ahead_ms = own_clock_ahead(
@@ -182,6 +187,7 @@ impl Till {
             unknown_kind_events: core.replica.state().unapplied.len(),
             revoked_tills: revoked.0,
             this_till_revoked: revoked.1,
+            seals,
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol: (
                 tillmesh_mesh::wire::PROTOCOL_MIN,

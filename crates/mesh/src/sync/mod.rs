@@ -96,6 +96,24 @@ pub trait Replicator: Send + Sync + 'static {
         let _ = (from_terminal, base);
         async { Err(ReplicaError::Unsupported("this till does not take bases")) }
     }
+    /// How many key records this till holds (a pusher sends them again when it grows).
+    fn keys_count(&self) -> usize {
+        0
+    }
+    /// The key records this till holds, sent first to a peer that speaks protocol 2.
+    fn key_records(&self) -> Vec<tillmesh_pos::seal::KeyRecord> {
+        Vec::new()
+    }
+    /// Admits a peer's key records: each is checked against the store CA; one that fails is
+    /// logged and left out.
+    fn admit_keys(
+        &self,
+        from_terminal: u64,
+        records: Vec<tillmesh_pos::seal::KeyRecord>,
+    ) -> impl Future<Output = Result<(), ReplicaError>> + Send {
+        let _ = (from_terminal, records);
+        async { Ok(()) }
+    }
     /// Answers a request from a peer (Raft RPCs). By default there is nothing to answer.
     fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send {
         let _ = (from_terminal, body);

@@ -109,7 +109,18 @@ pub(super) async fn push<R: Replicator, T: Transport>(
         let ack_timeout = Duration::from_millis(s.cfg.ack_timeout_ms);
         // A new session starts with everything the peer lacks.
         let mut scope = Scope::All;
+        // Key records go first (protocol 2), and again whenever this till learns more.
+        let mut keys_sent = 0;
         loop {
+            if greeting.version >= wire::PROTOCOL_SEALS
+                && s.replicator.keys_count() != keys_sent
+            {
+                let mut records = s.replicator.key_records();
+                keys_sent = records.len();
+                records.truncate(wire::KEYS_MAX);
+                write_frame(&mut send, &Frame::Keys(records)).await?;
+                theirs = await_ack(&*link, &mut recv, ack_timeout).await?;
+            }
             if let Some(why) = s.faults.cut(&*link) {
                 link.close(2, why);
                 return Err(MeshError::Connection(why.into()));
@@ -124,7 +135,7 @@ pub(super) async fn push<R: Replicator, T: Transport>(
                 }
                 continue;
             }
-            let Some((n, frame)) = collect(s, &theirs, scope).await? else {
+            let Some((n, frame)) = collect(s, &theirs, scope, greeting.version).await? else {
                 changes.borrow_and_update();
                 tokio::select! {
                     // A local commit: push this till's own new events at once. Other origins'
@@ -228,6 +239,7 @@ pub(super) async fn collect<R: Replicator, T: Transport>(
     s: &Shared<R, T>,
     theirs: &VersionVector,
     scope: Scope,
+    version: u16,
 ) -> Result<Option<(usize, Vec<u8>)>, MeshError> {
     let ours = s.replicator.version_vector();
     let own = s.replicator.own_origin();
@@ -251,12 +263,9 @@ pub(super) async fn collect<R: Replicator, T: Transport>(
     // Encode once; a frame over the byte limit is halved and encoded again (events are
     // bounded, so this ends with at least one event).
     loop {
-        let frame = Frame::Events(batch);
+        let frame = Frame::events(version, batch);
         let bytes = wire::encode(&frame);
-        let Frame::Events(b) = frame else {
-            unreachable!("built as Events")
-        };
-        batch = b;
+        batch = frame.into_events().unwrap_or_default();
         if bytes.len() <= wire::FRAME_BYTES_MAX || batch.len() == 1 {
             return Ok(Some((batch.len(), bytes)));
         }

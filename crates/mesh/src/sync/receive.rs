@@ -104,7 +104,15 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
                 }
             };
             match frame {
-                Frame::Events(events) => {
+                Frame::Keys(records) => {
+                    s.replicator
+                        .admit_keys(peer, records)
+                        .await
+                        .map_err(MeshError::Replica)?;
+                    write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?;
+                }
+                frame @ (Frame::Events(_) | Frame::Sealed(_)) => {
+                    let events = frame.into_events().unwrap_or_default();
                     let n = events.len() as u64;
                     let vv = s
                         .replicator
