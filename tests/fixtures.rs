@@ -162,6 +162,7 @@ fn batch_of(events: &[Event]) -> Batch {
                 event: e.clone(),
             })
             .collect(),
+        keys: Vec::new(),
     }
 }
 

@@ -908,8 +908,7 @@ async fn a_raft_request_in_another_nodes_name_is_refused() {
 /// storing them (status and metrics say so); till 1's genuine event at that sequence
 /// number then arrives everywhere and the three states are equal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow_the_genuine_one()
-{
+async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow_the_genuine_one() {
     use tillmesh_pos::inventory::Reason;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new("S001");
@@ -931,7 +930,15 @@ async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow
     let (sku, _, _) = demo_item(2);
     let forged = |sealed_by: Option<&tillmesh_mesh::seal::Sealer>| {
         let mut r = tillmesh_pos::state::Replica::new(victim);
-        let mut e = r.adjust(&sku, -5_000, Reason::Shrinkage, None, None, "E001", tills[0].till().now_ms());
+        let mut e = r.adjust(
+            &sku,
+            -5_000,
+            Reason::Shrinkage,
+            None,
+            None,
+            "E001",
+            tills[0].till().now_ms(),
+        );
         e.seq = next;
         if let Some(sealer) = sealed_by {
             // The rogue seals the event as if it were its own, then puts back the victim's
@@ -945,8 +952,9 @@ async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow
     };
     let (ca, cert, key) = pki.enroll(7);
     let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
-    let rogue = tillmesh_mesh::seal::Sealer::new(&id, tillmesh_crdt::ReplicaId::for_terminal(7, 1).0)
-        .unwrap();
+    let rogue =
+        tillmesh_mesh::seal::Sealer::new(&id, tillmesh_crdt::ReplicaId::for_terminal(7, 1).0)
+            .unwrap();
     for t in &tills[1..] {
         let conn = raw_connect(id.client_config().unwrap(), t.mesh().local_addr())
             .await
@@ -958,7 +966,10 @@ async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow
             terminal: 7,
             vv: Default::default(),
         });
-        bytes.extend(wire::encode(&Frame::events(wire::PROTOCOL_VERSION, vec![forged(None)])));
+        bytes.extend(wire::encode(&Frame::events(
+            wire::PROTOCOL_VERSION,
+            vec![forged(None)],
+        )));
         bytes.extend(wire::encode(&Frame::events(
             wire::PROTOCOL_VERSION,
             vec![forged(Some(&rogue))],
@@ -967,7 +978,11 @@ async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow
         assert!(!answer.is_empty(), "T{} answered", t.cfg.terminal.id);
         let seals = t.till().status().seals;
         assert_eq!(
-            seals.refused.iter().filter(|r| r.from_terminal == 7).count(),
+            seals
+                .refused
+                .iter()
+                .filter(|r| r.from_terminal == 7)
+                .count(),
             2,
             "T{}: {seals:?}",
             t.cfg.terminal.id
@@ -989,11 +1004,19 @@ async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow
     // Till 1 sells: its genuine event at `next` reaches both and the states agree.
     sell_many(&cashier(&tills[0]).await, 2, 0).await;
     converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
-    let genuine = tills[0].till().events_after(victim, next - 1, 1).await.unwrap();
+    let genuine = tills[0]
+        .till()
+        .events_after(victim, next - 1, 1)
+        .await
+        .unwrap();
     assert!(genuine[0].sig.is_some(), "till 1 sealed its event");
     for t in &tills[1..] {
         let held = t.till().events_after(victim, next - 1, 1).await.unwrap();
-        assert_eq!(held, genuine, "T{} holds the genuine event", t.cfg.terminal.id);
+        assert_eq!(
+            held, genuine,
+            "T{} holds the genuine event",
+            t.cfg.terminal.id
+        );
     }
     for t in tills {
         t.stop().await;

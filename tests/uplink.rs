@@ -887,6 +887,7 @@ async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_do
                 event,
             })
             .collect(),
+        keys: Vec::new(),
     };
     let mut c = Client::new(cloud.handle.addr);
     c.token = Some(cloud.store_token.clone());
@@ -1107,4 +1108,122 @@ async fn a_quarantined_event_reaches_the_cloud_as_quarantined_and_the_watermark_
         t.stop().await;
     }
     cloud.stop().await;
+}
+
+/// Seals at the cloud (issue 19): HQ pinned the store's CA (`hq add-store --ca-cert`). The
+/// tills upload their key records with their sealed events. Someone holding the store's
+/// credential (a rogue leader) uploads an event forged under till 1's origin at its next
+/// sequence number, sealed with another enrolled till's key (binary format 3), and the same
+/// forgery unsealed (JSON). The cloud stores neither; till 1's genuine sale at that sequence
+/// number then arrives and is what the cloud holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cloud_refuses_events_forged_under_a_tills_origin_and_takes_the_genuine_one() {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use tillmesh_cloud_proto::{BINARY_CONTENT_TYPE, Batch, StoreEvent};
+    let pki = Pki::new("S001");
+    let cloud = TestCloud::start().await;
+    let (ca_path, cert, key) = pki.enroll(7);
+    let ca = CertificateDer::from_pem_file(&ca_path).unwrap().to_vec();
+    let ledger = &cloud.handle.cloud.ledger;
+    ledger
+        .put_seal_keys("S001", Some(ca), Vec::new())
+        .await
+        .unwrap();
+    let tills = start_store(&pki, &cloud, &[1, 2]).await;
+    leader_of(&[&tills[0], &tills[1]], None, Duration::from_secs(30)).await;
+    sell(&tills[0], 2).await;
+    sell(&tills[1], 1).await;
+    let total = converge(vec![&tills[0], &tills[1]]).await;
+    let (term, leader) = ledger_holds(&cloud, total, Duration::from_secs(30)).await;
+    assert_eq!(ledger.seal_keys("S001").await.unwrap().records.len(), 2);
+
+    let victim = tills[0].till().replica_id();
+    let next = tills[0].till().version_vector().get(victim) + 1;
+    let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca_path, &cert, &key).unwrap();
+    let rogue_origin = tillmesh_crdt::ReplicaId::for_terminal(7, 1);
+    let rogue = tillmesh_mesh::seal::Sealer::new(&id, rogue_origin.0).unwrap();
+    let mut forged = tillmesh_pos::state::Replica::new(victim).adjust(
+        &demo_item(0).0,
+        -5_000,
+        tillmesh_pos::inventory::Reason::Shrinkage,
+        None,
+        None,
+        "E001",
+        tills[0].till().now_ms(),
+    );
+    forged.seq = next;
+    let batch = |event: tillmesh_pos::event::Event, keys| Batch {
+        term,
+        leader,
+        master_version: 0,
+        backlog: 0,
+        tills: vec![1, 2],
+        events: vec![StoreEvent {
+            store: "S001".into(),
+            event,
+        }],
+        keys,
+    };
+    let http = reqwest::Client::new();
+    let upload = |body: Vec<u8>, ctype: &'static str| {
+        http.post(format!("{}/api/v1/sync/upload", cloud.url()))
+            .bearer_auth(&cloud.store_token)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+    };
+    let mut sealed = forged.clone();
+    sealed.sig = {
+        let mut own = forged.clone();
+        own.origin = rogue_origin;
+        rogue.seal(&own)
+    };
+    let bin =
+        tillmesh_cloud_proto::encode_batch(&batch(sealed, vec![rogue.record(1).unwrap()])).unwrap();
+    let json = serde_json::to_vec(&batch(forged, Vec::new())).unwrap();
+    for (body, ctype) in [(bin, BINARY_CONTENT_TYPE), (json, "application/json")] {
+        let answer = upload(body, ctype).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let ack: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(ack["accepted"], 0, "{ack}");
+    }
+    let metrics = http
+        .get(format!("{}/metrics", cloud.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tillmesh_cloud_seal_refused_events_total{store=\"S001\"} 2")
+            || metrics.contains("seal_refused_events_total{store=\"S001\"} 2"),
+        "{metrics}"
+    );
+    // The rogue's record is for T7's origin and checks; it is kept, and changes nothing.
+    sell(&tills[0], 1).await;
+    let total = converge(vec![&tills[0], &tills[1]]).await;
+    ledger_holds(&cloud, total, Duration::from_secs(30)).await;
+    let db = rusqlite::Connection::open(cloud.dir.path().join("cloud.db")).unwrap();
+    let kind: String = db
+        .query_row(
+            "SELECT kind FROM events WHERE store = 'S001' AND origin = ?1 AND seq = ?2",
+            [victim.0 as i64, next as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let genuine = tills[0]
+        .till()
+        .events_after(victim, next - 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        kind,
+        genuine[0].body.kind(),
+        "the cloud holds the genuine event"
+    );
+    assert_ne!(kind, "InventoryAdjusted");
+    for t in tills {
+        t.stop().await;
+    }
 }

@@ -344,6 +344,7 @@ fn main() {
                         event: e.clone(),
                     })
                     .collect(),
+                keys: Vec::new(),
             };
             let body = tillmesh_cloud_proto::encode_batch(&batch).unwrap();
             let r = http

@@ -149,6 +149,10 @@ pub(crate) enum HqAction {
         /// Local time offset from UTC in minutes (reports bucket days by it).
         #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
         utc_offset_minutes: i32,
+        /// The store CA's certificate (PEM, `pki/ca.pem`): pinned once, the cloud then
+        /// checks every uploaded event's seal against the store's tills' keys.
+        #[arg(long)]
+        ca_cert: Option<std::path::PathBuf>,
     },
     /// List the registered stores.
     Stores,

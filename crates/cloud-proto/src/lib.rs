@@ -26,7 +26,15 @@ pub const BINARY_CONTENT_TYPE: &str = "application/x-tillmesh-batch";
 /// keeps them as quarantined, counted as held (so the origin's contiguous watermark passes
 /// them) and never projected, instead of refusing the batch. The uplink writes 2 only to a
 /// cloud that names it ([`MasterChanges::batch_versions`]); otherwise 1, without them.
-pub const BATCH_VERSION: u16 = 2;
+///
+/// Format 3 (0.2.0, seals) carries each event's seal beside it and the store's key records
+/// ([`Batch::keys`]); the cloud checks seals against the store CA it pinned
+/// (ARCHITECTURE.md "Authenticity"). JSON batches carry no seals (format 1's rules).
+pub const BATCH_VERSION: u16 = 3;
+/// The first batch format that carries seals and key records.
+pub const BATCH_VERSION_SEALS: u16 = 3;
+/// Most key records in one batch.
+pub const BATCH_KEYS_MAX: usize = 1_024;
 /// The first batch format that may carry quarantined events.
 pub const BATCH_VERSION_QUARANTINE: u16 = 2;
 /// The kind under which the cloud keeps an event a store quarantined.
@@ -64,8 +72,37 @@ pub struct Batch {
     /// Terminals the leader currently sees in the store, itself included.
     #[serde(default)]
     pub tills: Vec<u64>,
-    /// The events, in any order; duplicates of earlier uploads are recognised.
+    /// The events, in any order; duplicates of earlier uploads are recognised. Their seals
+    /// (`Event::sig`) travel in binary format 3 only.
     pub events: Vec<StoreEvent>,
+    /// The key records the store's tills announced (binary format 3 only): the cloud
+    /// checks seals with them, and keeps them.
+    #[serde(skip)]
+    pub keys: Vec<tillmesh_pos::seal::KeyRecord>,
+}
+
+/// Format 3's layout, as written (borrowing the batch).
+#[derive(Serialize)]
+struct SealedOut<'a> {
+    term: u64,
+    leader: u64,
+    master_version: u64,
+    backlog: u64,
+    tills: &'a [u64],
+    events: Vec<(&'a StoreEvent, Option<&'a Vec<u8>>)>,
+    keys: &'a [tillmesh_pos::seal::KeyRecord],
+}
+
+/// Format 3's layout, as read.
+#[derive(Deserialize)]
+struct SealedIn {
+    term: u64,
+    leader: u64,
+    master_version: u64,
+    backlog: u64,
+    tills: Vec<u64>,
+    events: Vec<(StoreEvent, Option<Vec<u8>>)>,
+    keys: Vec<tillmesh_pos::seal::KeyRecord>,
 }
 
 /// The highest sequence numbers the cloud holds for one origin (a till incarnation).
@@ -281,6 +318,9 @@ pub enum BatchError {
     /// Bytes after the batch.
     #[error("{0} trailing bytes after the batch")]
     Trailing(usize),
+    /// Too many key records.
+    #[error("the batch carries {0} key records; at most {BATCH_KEYS_MAX}")]
+    TooManyKeys(usize),
     /// A batch format this version does not read.
     #[error(
         "batch format {found}; this version reads formats {BATCH_VERSION_MIN} to {BATCH_VERSION}{}",
@@ -308,7 +348,24 @@ pub fn encode_batch_as(batch: &Batch, version: u16) -> Result<Vec<u8>, BatchErro
     }
     let mut out = BATCH_MAGIC.to_vec();
     out.extend_from_slice(&version.to_be_bytes());
-    bincode::serde::encode_into_std_write(batch, &mut out, config())?;
+    if version >= BATCH_VERSION_SEALS {
+        let sealed = SealedOut {
+            term: batch.term,
+            leader: batch.leader,
+            master_version: batch.master_version,
+            backlog: batch.backlog,
+            tills: &batch.tills,
+            events: batch
+                .events
+                .iter()
+                .map(|e| (e, e.event.sig.as_ref()))
+                .collect(),
+            keys: &batch.keys,
+        };
+        bincode::serde::encode_into_std_write(&sealed, &mut out, config())?;
+    } else {
+        bincode::serde::encode_into_std_write(batch, &mut out, config())?;
+    }
     Ok(out)
 }
 
@@ -333,7 +390,31 @@ pub fn decode_batch_versioned(bytes: &[u8]) -> Result<(Batch, u16), BatchError> 
     if !(BATCH_VERSION_MIN..=BATCH_VERSION).contains(&found) {
         return Err(BatchError::Version { found });
     }
-    let (batch, used): (Batch, usize) = bincode::serde::decode_from_slice(bytes, config())?;
+    let (batch, used) = if found >= BATCH_VERSION_SEALS {
+        let (b, used): (SealedIn, usize) = bincode::serde::decode_from_slice(bytes, config())?;
+        if b.keys.len() > BATCH_KEYS_MAX {
+            return Err(BatchError::TooManyKeys(b.keys.len()));
+        }
+        let batch = Batch {
+            term: b.term,
+            leader: b.leader,
+            master_version: b.master_version,
+            backlog: b.backlog,
+            tills: b.tills,
+            events: b
+                .events
+                .into_iter()
+                .map(|(mut e, sig)| {
+                    e.event.sig = sig;
+                    e
+                })
+                .collect(),
+            keys: b.keys,
+        };
+        (batch, used)
+    } else {
+        bincode::serde::decode_from_slice::<Batch, _>(bytes, config())?
+    };
     if used != bytes.len() {
         return Err(BatchError::Trailing(bytes.len() - used));
     }
@@ -368,6 +449,7 @@ mod tests {
                 store: "S001".into(),
                 event: e,
             }],
+            keys: Vec::new(),
         }
     }
 

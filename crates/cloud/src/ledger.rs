@@ -128,6 +128,47 @@ pub struct IngestOutcome {
     pub master_version: u64,
 }
 
+/// What a store's seals are checked with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SealKeys {
+    /// The store CA's certificate (DER), pinned by `hq add-store --ca-cert`.
+    pub ca: Option<Vec<u8>>,
+    /// The key records its tills announced.
+    pub records: Vec<tillmesh_pos::seal::KeyRecord>,
+}
+
+impl SealKeys {
+    /// Rows `(kind, body)` as `seal_keys` holds them.
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
+        let mut keys = SealKeys::default();
+        for (kind, body) in rows {
+            match kind.as_str() {
+                "ca" => keys.ca = Some(body),
+                _ => {
+                    if let Ok(r) = serde_json::from_slice(&body) {
+                        keys.records.push(r);
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    /// The rows `(kind, origin, signs_from, body)` to insert.
+    pub fn to_rows(
+        ca: Option<Vec<u8>>,
+        records: &[tillmesh_pos::seal::KeyRecord],
+    ) -> Vec<(&'static str, i64, i64, Vec<u8>)> {
+        let mut rows: Vec<_> = ca.into_iter().map(|c| ("ca", 0, 0, c)).collect();
+        for r in records {
+            if let Ok(body) = serde_json::to_vec(r) {
+                rows.push(("key", r.origin as i64, r.signs_from as i64, body));
+            }
+        }
+        rows
+    }
+}
+
 /// A store registered at HQ.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StoreInfo {
@@ -293,6 +334,15 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
 
     /// Registers or updates a store.
     async fn put_store(&self, store: StoreInfo) -> Result<(), LedgerError>;
+    /// What a store's seals are checked with: its pinned CA and its tills' key records.
+    async fn seal_keys(&self, store: &str) -> Result<SealKeys, LedgerError>;
+    /// Pins a store's CA (`ca`; a CA already pinned stays) and adds key records.
+    async fn put_seal_keys(
+        &self,
+        store: &str,
+        ca: Option<Vec<u8>>,
+        records: Vec<tillmesh_pos::seal::KeyRecord>,
+    ) -> Result<(), LedgerError>;
     /// Forgets the highest Raft term seen for a store and its holder, so that its next
     /// leader (any term from 1) is admitted again: for a store that lost every `raft.db`, or
     /// one fenced by a bad term. Answers whether the store exists.

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub events_received: Family<StoreLabel, Counter>,
     /// Events received again and not stored, per store.
     pub events_duplicate: Family<StoreLabel, Counter>,
+    /// Uploaded events refused for their seal, per store.
+    pub seal_refused: Family<StoreLabel, Counter>,
     /// Batches by outcome.
     pub batches: Family<OutcomeLabel, Counter>,
     /// Accepted batches per store and sending terminal.
@@ -62,6 +64,7 @@ impl Default for Metrics {
             registry: Registry::with_prefix("tillmesh_cloud"),
             events_received: Family::default(),
             events_duplicate: Family::default(),
+            seal_refused: Family::default(),
             batches: Family::default(),
             batches_by_leader: Family::default(),
             batch_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
@@ -79,6 +82,11 @@ impl Default for Metrics {
             "events_duplicate",
             "Events received again and not stored",
             m.events_duplicate.clone(),
+        );
+        m.registry.register(
+            "seal_refused_events",
+            "Uploaded events refused because their seal does not check (never stored)",
+            m.seal_refused.clone(),
         );
         m.registry
             .register("batches", "Upload batches by outcome", m.batches.clone());

@@ -6,7 +6,7 @@
 
 use crate::ledger::{
     DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
-    PaymentRow, SkuRow, StockRow, StoreInfo, advance,
+    PaymentRow, SealKeys, SkuRow, StockRow, StoreInfo, advance,
 };
 use crate::project::Facts;
 use crate::sql;
@@ -472,6 +472,34 @@ impl Ledger for PgLedger {
                 ],
             )
             .await?;
+        Ok(())
+    }
+
+    async fn seal_keys(&self, store: &str) -> Result<SealKeys, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(sql::SEAL_KEYS, &[&store])
+            .await?;
+        Ok(SealKeys::from_rows(
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1))),
+        ))
+    }
+
+    async fn put_seal_keys(
+        &self,
+        store: &str,
+        ca: Option<Vec<u8>>,
+        records: Vec<tillmesh_pos::seal::KeyRecord>,
+    ) -> Result<(), LedgerError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for (kind, origin, from, body) in SealKeys::to_rows(ca, &records) {
+            tx.execute(sql::PUT_SEAL_KEY, &[&store, &kind, &origin, &from, &body])
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -151,3 +151,11 @@ pub const TOP_SKUS: &str = "SELECT l.sku, CAST(SUM(l.quantity) AS BIGINT), CAST(
 /// Stock of a store.
 pub const INVENTORY: &str =
     "SELECT sku, CAST(SUM(p - n) AS BIGINT) FROM stock WHERE store = $1 GROUP BY sku ORDER BY sku";
+
+/// A store's pinned CA and key records (see `seal_keys`).
+pub const SEAL_KEYS: &str =
+    "SELECT kind, body FROM seal_keys WHERE store_id = $1 ORDER BY kind, origin, signs_from";
+
+/// Adds a key record or pins a CA; a row already there stays (the first CA pinned wins).
+pub const PUT_SEAL_KEY: &str = "INSERT INTO seal_keys (store_id, kind, origin, signs_from, body) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (store_id, kind, origin, signs_from) DO NOTHING";

@@ -115,7 +115,10 @@ mod tests {
         assert!(Sealer::new(&t1, o2.0).is_err(), "T1 cannot seal for T2");
         let mut ring = Keyring::new("S1", t1.ca_der()).unwrap();
         assert!(ring.admit(&s1.record(1).unwrap()).unwrap());
-        assert!(!ring.admit(&s1.record(1).unwrap()).unwrap(), "known already");
+        assert!(
+            !ring.admit(&s1.record(1).unwrap()).unwrap(),
+            "known already"
+        );
         ring.admit(&s2.record(3).unwrap()).unwrap();
 
         let mut e = event(o1, 1);
@@ -126,7 +129,8 @@ mod tests {
         moved.sig = e.sig.clone();
         assert!(ring.check(&moved).is_err());
         let mut changed = e.clone();
-        if let tillmesh_pos::event::EventBody::InventoryAdjusted { change, .. } = &mut changed.body {
+        if let tillmesh_pos::event::EventBody::InventoryAdjusted { change, .. } = &mut changed.body
+        {
             *change = 500;
         }
         assert!(ring.check(&changed).is_err());

@@ -164,9 +164,10 @@ pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
             Err(WireError::BatchTooLarge(evs.len()))
         }
         Frame::Sealed(evs)
-            if evs
-                .iter()
-                .any(|(_, s)| s.as_ref().is_some_and(|s| s.len() != tillmesh_pos::seal::SEAL_LEN)) =>
+            if evs.iter().any(|(_, s)| {
+                s.as_ref()
+                    .is_some_and(|s| s.len() != tillmesh_pos::seal::SEAL_LEN)
+            }) =>
         {
             Err(WireError::Malformed("a seal of the wrong length".into()))
         }

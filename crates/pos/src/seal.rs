@@ -48,7 +48,7 @@ pub fn store_label(store_id: &str) -> String {
 pub fn message(store_id: &str, e: &Event) -> Result<Vec<u8>, String> {
     let body = crate::codec::encode(&e.body)?;
     let kind = e.body.kind();
-    let mut m = Vec::with_capacity(EVENT_TAG.len() + store_id.len() + kind.len() + body.len() + 40);
+    let mut m = Vec::with_capacity(body.len().saturating_add(128));
     m.extend_from_slice(EVENT_TAG);
     m.extend_from_slice(store_id.as_bytes());
     m.push(0);
@@ -163,18 +163,17 @@ impl Keyring {
     /// Admits a record if it is genuine; `Ok(true)` when it is new to this keyring.
     pub fn admit(&mut self, r: &KeyRecord) -> Result<bool, String> {
         use x509_parser::prelude::*;
-        if self
-            .keys
-            .get(&r.origin)
-            .is_some_and(|ks| {
-                ks.iter()
-                    .any(|k| k.record.signs_from == r.signs_from && k.record.cert == r.cert)
-            })
-        {
+        if self.keys.get(&r.origin).is_some_and(|ks| {
+            ks.iter()
+                .any(|k| k.record.signs_from == r.signs_from && k.record.cert == r.cert)
+        }) {
             return Ok(false);
         }
         if r.cert.len() > CERT_BYTES_MAX {
-            return Err(format!("a certificate of {} bytes is too large", r.cert.len()));
+            return Err(format!(
+                "a certificate of {} bytes is too large",
+                r.cert.len()
+            ));
         }
         let (_, x) = X509Certificate::from_der(&r.cert).map_err(|e| format!("certificate: {e}"))?;
         if x.signature_algorithm.algorithm.to_id_string() != ECDSA_SHA256_OID {

@@ -95,7 +95,11 @@ pub(crate) struct SealSlot(pub(crate) Arc<std::sync::OnceLock<SealFn>>);
 
 impl std::fmt::Debug for SealSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() { "SealSlot(set)" } else { "SealSlot(empty)" })
+        f.write_str(if self.0.get().is_some() {
+            "SealSlot(set)"
+        } else {
+            "SealSlot(empty)"
+        })
     }
 }
 

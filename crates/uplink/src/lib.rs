@@ -80,6 +80,9 @@ pub struct Uplink<S: EventSource> {
     /// cloud's master answers (format 1 until then, and with a 0.1.0 cloud, which names
     /// none).
     batch_version: std::sync::atomic::AtomicU16,
+    /// How many key records the cloud has acknowledged from this uplink: a batch carries
+    /// the till's records when it holds more (format 3).
+    keys_sent: std::sync::atomic::AtomicUsize,
 }
 
 /// How an upload or pull ended, when it did not succeed.
@@ -171,6 +174,7 @@ impl<S: EventSource> Uplink<S> {
             batch_version: std::sync::atomic::AtomicU16::new(
                 tillmesh_cloud_proto::BATCH_VERSION_MIN,
             ),
+            keys_sent: Default::default(),
         }
     }
 
@@ -586,6 +590,15 @@ impl<S: EventSource> Uplink<S> {
         backlog: u64,
         events: Vec<StoreEvent>,
     ) -> Batch {
+        let keys = if self.batch_version() >= tillmesh_cloud_proto::BATCH_VERSION_SEALS
+            && self.till.keys_count() != self.keys_sent.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut keys = self.till.key_records();
+            keys.truncate(tillmesh_cloud_proto::BATCH_KEYS_MAX);
+            keys
+        } else {
+            Vec::new()
+        };
         Batch {
             term,
             leader: self.raft.id,
@@ -593,6 +606,7 @@ impl<S: EventSource> Uplink<S> {
             backlog,
             tills: self.raft.voters(),
             events,
+            keys,
         }
     }
 
@@ -613,8 +627,13 @@ impl<S: EventSource> Uplink<S> {
             .exchange("/api/v1/sync/upload".into(), Some(body))
             .await?;
         if (200..300).contains(&status) {
-            return serde_json::from_slice::<IngestAck>(&answer)
-                .map_err(|e| Failure::Link(format!("upload answer: {e}")));
+            let ack = serde_json::from_slice::<IngestAck>(&answer)
+                .map_err(|e| Failure::Link(format!("upload answer: {e}")))?;
+            if !batch.keys.is_empty() {
+                self.keys_sent
+                    .store(batch.keys.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            return Ok(ack);
         }
         let why = format!(
             "upload refused ({status}): {}",

@@ -21,6 +21,14 @@ pub trait EventSource: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
         quarantined: bool,
     ) -> impl Future<Output = Result<Vec<Event>, String>> + Send;
+    /// How many key records the till holds.
+    fn keys_count(&self) -> usize {
+        0
+    }
+    /// The key records the till holds (uploaded so the cloud can check seals).
+    fn key_records(&self) -> Vec<tillmesh_pos::seal::KeyRecord> {
+        Vec::new()
+    }
     /// Changes after every durable change.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Now, by the till's clock (ms since the epoch).

@@ -63,8 +63,20 @@ pub(super) async fn run(
             id,
             name,
             utc_offset_minutes,
+            ca_cert,
         } => {
             tillmesh_cloud::check_store_id(&id).map_err(anyhow::Error::msg)?;
+            let ca = match &ca_cert {
+                Some(path) => {
+                    use rustls::pki_types::{CertificateDer, pem::PemObject};
+                    let der = CertificateDer::from_pem_file(path)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    tillmesh_pos::seal::Keyring::new(&id, der.as_ref())
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    Some(der.to_vec())
+                }
+                None => None,
+            };
             if !(-720..=840).contains(&utc_offset_minutes) {
                 anyhow::bail!("--utc-offset-minutes must be between -720 and 840");
             }
@@ -78,6 +90,16 @@ pub(super) async fn run(
                     tokens_valid_after_ms: old.map_or(0, |s| s.tokens_valid_after_ms),
                 })
                 .await?;
+            if let Some(ca) = ca {
+                ledger
+                    .put_seal_keys(&id, Some(ca.clone()), Vec::new())
+                    .await?;
+                if ledger.seal_keys(&id).await?.ca != Some(ca) {
+                    anyhow::bail!(
+                        "store {id} already has another CA pinned; it stays (the store is registered)"
+                    );
+                }
+            }
             println!("store {id} registered");
         }
         HqAction::Stores => {

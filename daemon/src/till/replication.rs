@@ -246,6 +246,14 @@ impl Till {
 
 /// What the uplink reads of the till: the store's events.
 impl tillmesh_uplink::EventSource for Till {
+    fn keys_count(&self) -> usize {
+        Till::keys_count(self)
+    }
+
+    fn key_records(&self) -> Vec<tillmesh_pos::seal::KeyRecord> {
+        Till::key_records(self)
+    }
+
     fn version_vector(&self) -> tillmesh_crdt::VersionVector {
         Till::version_vector(self)
     }

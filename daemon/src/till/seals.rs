@@ -104,7 +104,11 @@ impl Till {
                 refused: Mutex::new(VecDeque::new()),
             })
             .map_err(|_| anyhow::anyhow!("seals are already enabled"))?;
-        info!(origin, signs_from = record.signs_from, "sealing this till's events");
+        info!(
+            origin,
+            signs_from = record.signs_from,
+            "sealing this till's events"
+        );
         Ok(())
     }
 
@@ -135,7 +139,9 @@ impl Till {
                 match ring.admit(r) {
                     Ok(true) => new += 1,
                     Ok(false) => {}
-                    Err(e) => warn!(peer = from, origin = r.origin, cause = %e, "refused a key record"),
+                    Err(e) => {
+                        warn!(peer = from, origin = r.origin, cause = %e, "refused a key record")
+                    }
                 }
             }
             if new == 0 {
@@ -158,7 +164,11 @@ impl Till {
     /// Splits a peer's events into those whose seals check and those refused. After a
     /// refused event, the rest of its origin's events in the batch wait (they would leave a
     /// gap); they are dropped here without a record and come again.
-    pub(super) fn check_seals(&self, from: u64, events: Vec<Event>) -> (Vec<Event>, Vec<SealRefusal>) {
+    pub(super) fn check_seals(
+        &self,
+        from: u64,
+        events: Vec<Event>,
+    ) -> (Vec<Event>, Vec<SealRefusal>) {
         let Some(seals) = self.seals.get() else {
             return (events, Vec::new());
         };
@@ -188,7 +198,10 @@ impl Till {
     }
 
     /// Records refusals (log, audit, metric, status) and pauses before the answer.
-    pub(super) async fn record_refusals(&self, refused: Vec<SealRefusal>) -> Result<(), ReplicaError> {
+    pub(super) async fn record_refusals(
+        &self,
+        refused: Vec<SealRefusal>,
+    ) -> Result<(), ReplicaError> {
         let Some(seals) = self.seals.get() else {
             return Ok(());
         };

@@ -77,6 +77,62 @@ pub fn prepare(store: &str, batch: &Batch, version: u16) -> Result<Vec<Row>, Api
     Ok(rows)
 }
 
+/// Checks the batch's seals for a store whose CA is pinned (`hq add-store --ca-cert`): the
+/// batch's key records are checked against the CA and kept; an event whose seal does not
+/// check (forged, or unsealed where its origin seals; a JSON batch carries no seals) is
+/// left out of the batch, never stored, so the genuine event at its id can still come.
+/// Answers how many were left out. A store with no CA pinned is not checked.
+pub(super) async fn check_seals(
+    cloud: &Cloud,
+    store: &str,
+    batch: &mut Batch,
+) -> Result<u64, ApiError> {
+    let held = cloud.ledger.seal_keys(store).await?;
+    let Some(ca) = &held.ca else {
+        return Ok(0);
+    };
+    let mut ring = tillmesh_pos::seal::Keyring::new(store, ca).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_store_ca",
+            format!("the store CA pinned for {store} does not parse: {e}"),
+        )
+    })?;
+    for r in &held.records {
+        let _ = ring.admit(r);
+    }
+    let mut fresh = Vec::new();
+    for r in std::mem::take(&mut batch.keys) {
+        match ring.admit(&r) {
+            Ok(true) => fresh.push(r),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(store, origin = r.origin, cause = %e, "refused a key record"),
+        }
+    }
+    if !fresh.is_empty() {
+        cloud.ledger.put_seal_keys(store, None, fresh).await?;
+    }
+    let before = batch.events.len();
+    batch.events.retain(|se| match ring.check(&se.event) {
+        Ok(_) => true,
+        Err(why) => {
+            tracing::warn!(store, reason = %why, "refused an uploaded event: its seal does not check");
+            false
+        }
+    });
+    let refused = (before - batch.events.len()) as u64;
+    if refused > 0 {
+        cloud
+            .metrics
+            .seal_refused
+            .get_or_create(&crate::metrics::StoreLabel {
+                store: store.to_string(),
+            })
+            .inc_by(refused);
+    }
+    Ok(refused)
+}
+
 #[utoipa::path(post, path = "/api/v1/sync/upload",
     request_body(content = String, description = "a Batch, as JSON or as application/x-tillmesh-batch (bincode)"),
     responses((status = 200, body = IngestAck, description = "durable"),
@@ -156,7 +212,7 @@ pub(super) async fn upload_inner(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let (batch, version): (Batch, u16) = if ctype.starts_with(BINARY_CONTENT_TYPE) {
+    let (mut batch, version): (Batch, u16) = if ctype.starts_with(BINARY_CONTENT_TYPE) {
         tillmesh_cloud_proto::decode_batch_versioned(&bytes).map_err(|e| match e {
             tillmesh_cloud_proto::BatchError::Version { .. } => bad(
                 "unsupported_version",
@@ -183,6 +239,7 @@ pub(super) async fn upload_inner(
             format!("send the batch as application/json or {BINARY_CONTENT_TYPE}"),
         ));
     };
+    let refused = check_seals(cloud, &claims.sub, &mut batch).await?;
     let rows = prepare(&claims.sub, &batch, version)?;
     let n = rows.len();
     let outcome = cloud
@@ -232,7 +289,7 @@ pub(super) async fn upload_inner(
     if outcome.accepted > 0 {
         cloud.kick();
     }
-    tracing::debug!(store = %claims.sub, events = n, accepted = outcome.accepted, term = batch.term, "batch stored");
+    tracing::debug!(store = %claims.sub, events = n, refused, accepted = outcome.accepted, term = batch.term, "batch stored");
     Ok(Json(IngestAck {
         accepted: outcome.accepted,
         duplicate: outcome.duplicate,

@@ -5,7 +5,7 @@
 
 use crate::ledger::{
     DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
-    PaymentRow, SkuRow, StockRow, StoreInfo, advance,
+    PaymentRow, SealKeys, SkuRow, StockRow, StoreInfo, advance,
 };
 use crate::project::Facts;
 use crate::sql;
@@ -270,6 +270,37 @@ impl Ledger for SqliteLedger {
                     s.tokens_valid_after_ms as i64
                 ],
             )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn seal_keys(&self, store: &str) -> Result<SealKeys, LedgerError> {
+        let store = store.to_string();
+        self.with_read(move |c| {
+            let mut st = c.prepare_cached(sql::SEAL_KEYS)?;
+            let rows = st
+                .query_map(params![store], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<(String, Vec<u8>)>, _>>()?;
+            Ok(SealKeys::from_rows(rows))
+        })
+        .await
+    }
+
+    async fn put_seal_keys(
+        &self,
+        store: &str,
+        ca: Option<Vec<u8>>,
+        records: Vec<tillmesh_pos::seal::KeyRecord>,
+    ) -> Result<(), LedgerError> {
+        let store = store.to_string();
+        let rows = SealKeys::to_rows(ca, &records);
+        self.with_write(move |c| {
+            let tx = c.transaction()?;
+            for (kind, origin, from, body) in rows {
+                tx.execute(sql::PUT_SEAL_KEY, params![store, kind, origin, from, body])?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await

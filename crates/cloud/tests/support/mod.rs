@@ -399,6 +399,7 @@ impl Shop {
                     event: e.clone(),
                 })
                 .collect(),
+            keys: Vec::new(),
         }
     }
 }

@@ -112,9 +112,7 @@ pub(super) async fn push<R: Replicator, T: Transport>(
         // Key records go first (protocol 2), and again whenever this till learns more.
         let mut keys_sent = 0;
         loop {
-            if greeting.version >= wire::PROTOCOL_SEALS
-                && s.replicator.keys_count() != keys_sent
-            {
+            if greeting.version >= wire::PROTOCOL_SEALS && s.replicator.keys_count() != keys_sent {
                 let mut records = s.replicator.key_records();
                 keys_sent = records.len();
                 records.truncate(wire::KEYS_MAX);
