@@ -123,6 +123,16 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
             }
             let h = tillmesh_cloud::start(cfg).await?;
             hq_key = h.cloud.master_public_key();
+            // HQ checks the tills' seals against the store CA (`hq add-store --ca-cert`).
+            {
+                use rustls::pki_types::{CertificateDer, pem::PemObject};
+                let der = CertificateDer::from_pem_slice(ca.cert.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("store CA: {e}"))?;
+                h.cloud
+                    .ledger
+                    .put_seal_keys(&store_id, Some(der.to_vec()), Vec::new())
+                    .await?;
+            }
             let (token, _) = h.cloud.issue(Some(&store_id), None).await?;
             section = Some(CloudSection::new(format!("http://{}", h.addr), token));
             cloud = Some(h);
