@@ -162,7 +162,7 @@ fn batch_of(events: &[Event]) -> Batch {
                 event: e.clone(),
             })
             .collect(),
-        keys: Vec::new(),
+        sealing: Default::default(),
     }
 }
 

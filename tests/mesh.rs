@@ -8,6 +8,7 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::{Client, Pki, TestTill, demo_barcode, demo_item, mesh_config};
+use tillmesh_mesh::revocation::RevocationsExt;
 use tillmesh_mesh::wire::{self, Frame};
 
 async fn start_store(pki: &Pki, terminals: &[u64]) -> Vec<TestTill> {

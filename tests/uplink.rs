@@ -887,7 +887,7 @@ async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_do
                 event,
             })
             .collect(),
-        keys: Vec::new(),
+        sealing: Default::default(),
     };
     let mut c = Client::new(cloud.handle.addr);
     c.token = Some(cloud.store_token.clone());
@@ -1111,22 +1111,25 @@ async fn a_quarantined_event_reaches_the_cloud_as_quarantined_and_the_watermark_
 }
 
 /// Seals at the cloud (issue 19): HQ pinned the store's CA (`hq add-store --ca-cert`). The
-/// tills upload their key records with their sealed events. Someone holding the store's
-/// credential (a rogue leader) uploads an event forged under till 1's origin at its next
-/// sequence number, sealed with another enrolled till's key (binary format 3), and the same
-/// forgery unsealed (JSON). The cloud stores neither; till 1's genuine sale at that sequence
-/// number then arrives and is what the cloud holds.
+/// tills upload their key records, their sealed events and sealed batches. T7, enrolled but
+/// not in the group and holding the store's credential, tries to upload an event forged
+/// under till 1's origin at its next sequence number: in a batch naming the real leader
+/// (refused: the leader did not seal it), in a batch it seals itself (the forged event is
+/// left out), and unsealed as JSON (left out). Till 1's genuine sale at that sequence
+/// number then arrives and is what the cloud holds. Once the store revokes T7 (the list
+/// reaches HQ with the leader's next batch), T7's own sealed batch is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_cloud_refuses_events_forged_under_a_tills_origin_and_takes_the_genuine_one() {
+async fn the_cloud_takes_sealed_events_and_batches_only_and_refuses_a_revoked_till() {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
-    use tillmesh_cloud_proto::{BINARY_CONTENT_TYPE, Batch, StoreEvent};
+    use tillmesh_cloud_proto::{BINARY_CONTENT_TYPE, Batch, Sealing, StoreEvent, batch_message};
+    use tillmesh_mesh::revocation::{Revocations, RevocationsExt};
     let pki = Pki::new("S001");
     let cloud = TestCloud::start().await;
     let (ca_path, cert, key) = pki.enroll(7);
     let ca = CertificateDer::from_pem_file(&ca_path).unwrap().to_vec();
     let ledger = &cloud.handle.cloud.ledger;
     ledger
-        .put_seal_keys("S001", Some(ca), Vec::new())
+        .put_seal_keys("S001", Some(ca), Vec::new(), None)
         .await
         .unwrap();
     let tills = start_store(&pki, &cloud, &[1, 2]).await;
@@ -1152,41 +1155,69 @@ async fn the_cloud_refuses_events_forged_under_a_tills_origin_and_takes_the_genu
         tills[0].till().now_ms(),
     );
     forged.seq = next;
-    let batch = |event: tillmesh_pos::event::Event, keys| Batch {
-        term,
-        leader,
-        master_version: 0,
-        backlog: 0,
-        tills: vec![1, 2],
-        events: vec![StoreEvent {
-            store: "S001".into(),
-            event,
-        }],
-        keys,
-    };
-    let http = reqwest::Client::new();
-    let upload = |body: Vec<u8>, ctype: &'static str| {
-        http.post(format!("{}/api/v1/sync/upload", cloud.url()))
-            .bearer_auth(&cloud.store_token)
-            .header("content-type", ctype)
-            .body(body)
-            .send()
-    };
     let mut sealed = forged.clone();
     sealed.sig = {
         let mut own = forged.clone();
         own.origin = rogue_origin;
         rogue.seal(&own)
     };
-    let bin =
-        tillmesh_cloud_proto::encode_batch(&batch(sealed, vec![rogue.record(1).unwrap()])).unwrap();
-    let json = serde_json::to_vec(&batch(forged, Vec::new())).unwrap();
-    for (body, ctype) in [(bin, BINARY_CONTENT_TYPE), (json, "application/json")] {
-        let answer = upload(body, ctype).await.unwrap();
-        assert_eq!(answer.status(), 200);
-        let ack: serde_json::Value = answer.json().await.unwrap();
-        assert_eq!(ack["accepted"], 0, "{ack}");
-    }
+    // A batch from `from`, sealed by the rogue's key.
+    let batch = |event: tillmesh_pos::event::Event, from: u64| {
+        let mut b = Batch {
+            term,
+            leader: from,
+            master_version: 0,
+            backlog: 0,
+            tills: vec![1, 2],
+            events: vec![StoreEvent {
+                store: "S001".into(),
+                event,
+            }],
+            sealing: Sealing {
+                keys: vec![rogue.record(1).unwrap()],
+                ..Default::default()
+            },
+        };
+        b.sealing.seal = rogue.sign(&batch_message("S001", &b));
+        b
+    };
+    let http = reqwest::Client::new();
+    let upload = async |body: Vec<u8>, ctype: &'static str| {
+        let r = http
+            .post(format!("{}/api/v1/sync/upload", cloud.url()))
+            .bearer_auth(&cloud.store_token)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    let bin = |b: &Batch| tillmesh_cloud_proto::encode_batch(b).unwrap();
+    // In the real leader's name: the leader did not seal it.
+    let (status, body) = upload(bin(&batch(sealed.clone(), leader)), BINARY_CONTENT_TYPE).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("unsealed_batch")),
+        "{body}"
+    );
+    // In its own name: the batch is T7's, the event is not.
+    let (status, body) = upload(bin(&batch(sealed, 7)), BINARY_CONTENT_TYPE).await;
+    assert!(
+        status == 409 || body["accepted"] == 0,
+        "T7's batch was term-fenced or stored nothing: {status} {body}"
+    );
+    // Unsealed, as JSON in the leader's name.
+    let json = serde_json::to_vec(&batch(forged, leader)).unwrap();
+    let (status, body) = upload(json, "application/json").await;
+    assert_eq!(
+        (status, &body["accepted"]),
+        (200, &serde_json::json!(0)),
+        "{body}"
+    );
     let metrics = http
         .get(format!("{}/metrics", cloud.url()))
         .send()
@@ -1196,11 +1227,10 @@ async fn the_cloud_refuses_events_forged_under_a_tills_origin_and_takes_the_genu
         .await
         .unwrap();
     assert!(
-        metrics.contains("tillmesh_cloud_seal_refused_events_total{store=\"S001\"} 2")
-            || metrics.contains("seal_refused_events_total{store=\"S001\"} 2"),
+        metrics.contains("seal_refused_events_total{store=\"S001\"} 2"),
         "{metrics}"
     );
-    // The rogue's record is for T7's origin and checks; it is kept, and changes nothing.
+    // The genuine event at that sequence number is what the cloud holds.
     sell(&tills[0], 1).await;
     let total = converge(vec![&tills[0], &tills[1]]).await;
     ledger_holds(&cloud, total, Duration::from_secs(30)).await;
@@ -1223,6 +1253,49 @@ async fn the_cloud_refuses_events_forged_under_a_tills_origin_and_takes_the_genu
         "the cloud holds the genuine event"
     );
     assert_ne!(kind, "InventoryAdjusted");
+
+    // The store revokes T7; the list reaches HQ with the leader's batches.
+    let now_s = tills[0].till().now_ms() / 1000;
+    let list = Revocations {
+        store_id: "S001".into(),
+        issued_ms: tills[0].till().now_ms(),
+        revoked: [(7, now_s)].into(),
+    }
+    .sign(pki.ca())
+    .unwrap();
+    let lead = tills.iter().find(|t| t.cfg.terminal.id == leader).unwrap();
+    lead.client()
+        .login("A001", "0000")
+        .await
+        .post(
+            "/api/v1/security/revocations",
+            serde_json::to_value(&list).unwrap(),
+        )
+        .await
+        .expect(200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ledger
+        .seal_keys("S001")
+        .await
+        .unwrap()
+        .revocations
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "HQ never got the list"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut heartbeat = batch(genuine[0].clone(), 7);
+    heartbeat.events.clear();
+    heartbeat.sealing.seal = rogue.sign(&batch_message("S001", &heartbeat));
+    let (status, body) = upload(bin(&heartbeat), BINARY_CONTENT_TYPE).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("revoked_till")),
+        "{body}"
+    );
     for t in tills {
         t.stop().await;
     }

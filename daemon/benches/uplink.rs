@@ -344,7 +344,7 @@ fn main() {
                         event: e.clone(),
                     })
                     .collect(),
-                keys: Vec::new(),
+                sealing: Default::default(),
             };
             let body = tillmesh_cloud_proto::encode_batch(&batch).unwrap();
             let r = http

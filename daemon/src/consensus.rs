@@ -160,16 +160,17 @@ pub fn spawn_revocations<R: tillmesh_mesh::Replicator, T: tillmesh_mesh::Transpo
     };
     // The newest list this till applied before it stopped holds from its first connection.
     let mut newest = 0;
-    if let Some(list) = till
-        .applied_revocations()
-        .and_then(|s| s.verify(identity.ca_der(), &identity.store_id).ok())
-    {
+    if let Some(list) = till.applied_revocations().and_then(|s| {
+        s.verify(identity.ca_der().as_ref(), &identity.store_id)
+            .ok()
+    }) {
         newest = list.issued_ms;
         enforce(list);
     }
     tokio::spawn(async move {
         let mut w = raft.watch_state();
-        let check = |s: &SignedRevocations| s.verify(identity.ca_der(), &identity.store_id);
+        let check =
+            |s: &SignedRevocations| s.verify(identity.ca_der().as_ref(), &identity.store_id);
         loop {
             let committed = w
                 .borrow_and_update()

@@ -159,6 +159,11 @@ impl Pki {
         }
     }
 
+    /// The store CA (certificate and key).
+    pub fn ca(&self) -> &tillmesh_mesh::identity::Pem {
+        &self.ca
+    }
+
     /// Writes till `terminal`'s certificate and key; returns `(ca, cert, key)` paths.
     pub fn enroll(&self, terminal: u64) -> (PathBuf, PathBuf, PathBuf) {
         let till = tillmesh_mesh::identity::enroll(&self.ca, &self.store_id, terminal).unwrap();

@@ -75,10 +75,43 @@ pub struct Batch {
     /// The events, in any order; duplicates of earlier uploads are recognised. Their seals
     /// (`Event::sig`) travel in binary format 3 only.
     pub events: Vec<StoreEvent>,
-    /// The key records the store's tills announced (binary format 3 only): the cloud
-    /// checks seals with them, and keeps them.
+    /// What makes the batch checkable (binary format 3 only; JSON batches carry none).
     #[serde(skip)]
+    pub sealing: Sealing,
+}
+
+/// The authenticity part of a batch (format 3).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealing {
+    /// Key records of the store's tills: the cloud checks seals with them, and keeps them.
     pub keys: Vec<tillmesh_pos::seal::KeyRecord>,
+    /// The store's newest revocation list (signed by the store CA), which the cloud keeps.
+    pub revocations: Option<tillmesh_pos::revocation::SignedRevocations>,
+    /// The uploading leader's signature of [`batch_message`] with its certificate key: the
+    /// cloud takes a format 3 batch only from an enrolled, unrevoked till of the store.
+    pub seal: Option<Vec<u8>>,
+}
+
+/// What the uploading leader signs: the store, the batch's term, leader and counts, and
+/// each event's id with its seal (or its body's digest when it has none).
+pub fn batch_message(store: &str, b: &Batch) -> Vec<u8> {
+    let mut m = b"tillmesh batch seal v1\0".to_vec();
+    m.extend_from_slice(store.as_bytes());
+    m.push(0);
+    for n in [b.term, b.leader, b.master_version, b.backlog] {
+        m.extend_from_slice(&n.to_be_bytes());
+    }
+    m.extend_from_slice(&(b.tills.len() as u64).to_be_bytes());
+    for t in &b.tills {
+        m.extend_from_slice(&t.to_be_bytes());
+    }
+    m.extend_from_slice(&(b.events.len() as u64).to_be_bytes());
+    for se in &b.events {
+        m.extend_from_slice(se.store.as_bytes());
+        m.push(0);
+        tillmesh_pos::seal::batch_entry(&se.event, &mut m);
+    }
+    m
 }
 
 /// Format 3's layout, as written (borrowing the batch).
@@ -90,7 +123,7 @@ struct SealedOut<'a> {
     backlog: u64,
     tills: &'a [u64],
     events: Vec<(&'a StoreEvent, Option<&'a Vec<u8>>)>,
-    keys: &'a [tillmesh_pos::seal::KeyRecord],
+    sealing: &'a Sealing,
 }
 
 /// Format 3's layout, as read.
@@ -102,7 +135,7 @@ struct SealedIn {
     backlog: u64,
     tills: Vec<u64>,
     events: Vec<(StoreEvent, Option<Vec<u8>>)>,
-    keys: Vec<tillmesh_pos::seal::KeyRecord>,
+    sealing: Sealing,
 }
 
 /// The highest sequence numbers the cloud holds for one origin (a till incarnation).
@@ -360,7 +393,7 @@ pub fn encode_batch_as(batch: &Batch, version: u16) -> Result<Vec<u8>, BatchErro
                 .iter()
                 .map(|e| (e, e.event.sig.as_ref()))
                 .collect(),
-            keys: &batch.keys,
+            sealing: &batch.sealing,
         };
         bincode::serde::encode_into_std_write(&sealed, &mut out, config())?;
     } else {
@@ -392,8 +425,8 @@ pub fn decode_batch_versioned(bytes: &[u8]) -> Result<(Batch, u16), BatchError> 
     }
     let (batch, used) = if found >= BATCH_VERSION_SEALS {
         let (b, used): (SealedIn, usize) = bincode::serde::decode_from_slice(bytes, config())?;
-        if b.keys.len() > BATCH_KEYS_MAX {
-            return Err(BatchError::TooManyKeys(b.keys.len()));
+        if b.sealing.keys.len() > BATCH_KEYS_MAX {
+            return Err(BatchError::TooManyKeys(b.sealing.keys.len()));
         }
         let batch = Batch {
             term: b.term,
@@ -409,7 +442,7 @@ pub fn decode_batch_versioned(bytes: &[u8]) -> Result<(Batch, u16), BatchError> 
                     e
                 })
                 .collect(),
-            keys: b.keys,
+            sealing: b.sealing,
         };
         (batch, used)
     } else {
@@ -449,7 +482,7 @@ mod tests {
                 store: "S001".into(),
                 event: e,
             }],
-            keys: Vec::new(),
+            sealing: Default::default(),
         }
     }
 

@@ -135,6 +135,8 @@ pub struct SealKeys {
     pub ca: Option<Vec<u8>>,
     /// The key records its tills announced.
     pub records: Vec<tillmesh_pos::seal::KeyRecord>,
+    /// The newest revocation list the cloud checked for it.
+    pub revocations: Option<tillmesh_pos::revocation::SignedRevocations>,
 }
 
 impl SealKeys {
@@ -144,6 +146,12 @@ impl SealKeys {
         for (kind, body) in rows {
             match kind.as_str() {
                 "ca" => keys.ca = Some(body),
+                // Rows come oldest first: the last list is the newest.
+                "revocations" => {
+                    if let Ok(r) = serde_json::from_slice(&body) {
+                        keys.revocations = Some(r);
+                    }
+                }
                 _ => {
                     if let Ok(r) = serde_json::from_slice(&body) {
                         keys.records.push(r);
@@ -158,8 +166,12 @@ impl SealKeys {
     pub fn to_rows(
         ca: Option<Vec<u8>>,
         records: &[tillmesh_pos::seal::KeyRecord],
+        revocations: Option<(u64, String)>,
     ) -> Vec<(&'static str, i64, i64, Vec<u8>)> {
         let mut rows: Vec<_> = ca.into_iter().map(|c| ("ca", 0, 0, c)).collect();
+        if let Some((issued_ms, list)) = revocations {
+            rows.push(("revocations", 0, issued_ms as i64, list.into_bytes()));
+        }
         for r in records {
             if let Ok(body) = serde_json::to_vec(r) {
                 rows.push(("key", r.origin as i64, r.signs_from as i64, body));
@@ -336,12 +348,14 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     async fn put_store(&self, store: StoreInfo) -> Result<(), LedgerError>;
     /// What a store's seals are checked with: its pinned CA and its tills' key records.
     async fn seal_keys(&self, store: &str) -> Result<SealKeys, LedgerError>;
-    /// Pins a store's CA (`ca`; a CA already pinned stays) and adds key records.
+    /// Pins a store's CA (`ca`; a CA already pinned stays), adds key records and keeps a
+    /// revocation list (`(issued_ms, signed list as JSON)`, already checked).
     async fn put_seal_keys(
         &self,
         store: &str,
         ca: Option<Vec<u8>>,
         records: Vec<tillmesh_pos::seal::KeyRecord>,
+        revocations: Option<(u64, String)>,
     ) -> Result<(), LedgerError>;
     /// Forgets the highest Raft term seen for a store and its holder, so that its next
     /// leader (any term from 1) is admitted again: for a store that lost every `raft.db`, or

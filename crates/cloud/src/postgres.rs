@@ -492,10 +492,11 @@ impl Ledger for PgLedger {
         store: &str,
         ca: Option<Vec<u8>>,
         records: Vec<tillmesh_pos::seal::KeyRecord>,
+        revocations: Option<(u64, String)>,
     ) -> Result<(), LedgerError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        for (kind, origin, from, body) in SealKeys::to_rows(ca, &records) {
+        for (kind, origin, from, body) in SealKeys::to_rows(ca, &records, revocations) {
             tx.execute(sql::PUT_SEAL_KEY, &[&store, &kind, &origin, &from, &body])
                 .await?;
         }

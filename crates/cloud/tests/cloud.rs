@@ -41,9 +41,57 @@ on_both!(
     events_of_a_newer_kind_are_kept_and_projection_waits_before_them,
     returns_of_part_of_a_sale_come_off_the_net,
     an_upload_in_flight_is_answered_when_the_cloud_stops,
+    a_stores_seal_keys_keep_the_first_ca_every_record_and_the_newest_revocations,
 );
 
 const HOUR: u64 = 3_600_000;
+
+/// What the cloud checks seals with (`seal_keys`, issue 19): the first CA pinned stays,
+/// records accumulate once each, and the newest revocation list is the one read back.
+async fn a_stores_seal_keys_keep_the_first_ca_every_record_and_the_newest_revocations(b: Backend) {
+    use tillmesh_pos::revocation::SignedRevocations;
+    use tillmesh_pos::seal::KeyRecord;
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let ledger = &env.handle.cloud.ledger;
+    assert_eq!(ledger.seal_keys("S001").await.unwrap(), Default::default());
+    let record = |origin, signs_from| KeyRecord {
+        origin,
+        signs_from,
+        cert: vec![1, 2, 3],
+        sig: vec![4; 64],
+    };
+    let list = |n: u64| SignedRevocations {
+        list: format!("list {n}"),
+        sig: "00".into(),
+    };
+    let json = |n| serde_json::to_string(&list(n)).unwrap();
+    ledger
+        .put_seal_keys(
+            "S001",
+            Some(vec![0xA]),
+            vec![record(5, 1)],
+            Some((5, json(5))),
+        )
+        .await
+        .unwrap();
+    ledger
+        .put_seal_keys(
+            "S001",
+            Some(vec![0xB]),
+            vec![record(5, 1), record(5, 9), record(6, 1)],
+            Some((3, json(3))),
+        )
+        .await
+        .unwrap();
+    let keys = ledger.seal_keys("S001").await.unwrap();
+    assert_eq!(keys.ca, Some(vec![0xA]), "the first CA pinned stays");
+    assert_eq!(keys.records, vec![record(5, 1), record(5, 9), record(6, 1)]);
+    assert_eq!(keys.revocations, Some(list(5)));
+    assert_eq!(ledger.seal_keys("S002").await.unwrap(), Default::default());
+    env.stop().await;
+}
 
 fn sales(shop: &mut Shop, n: usize) -> Vec<Event> {
     (0..n)

@@ -12,6 +12,10 @@ pub mod storage;
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
+/// The store setting that holds the newest revocation list (JSON of
+/// `tillmesh_pos::revocation::SignedRevocations`), which the uplink also sends to HQ.
+pub const REVOCATIONS_SETTING: &str = "store.revocations";
+
 /// A change to the replicated store state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {

@@ -60,6 +60,14 @@ impl Sealer {
             .map(|s| s.as_ref().to_vec())
     }
 
+    /// Signs `msg` (a batch seal: the message carries its own domain tag).
+    pub fn sign(&self, msg: &[u8]) -> Option<Vec<u8>> {
+        self.key
+            .sign(&self.rng, msg)
+            .ok()
+            .map(|s| s.as_ref().to_vec())
+    }
+
     /// This till's key record: its certificate, and that it seals its origin from
     /// `signs_from` on.
     pub fn record(&self, signs_from: u64) -> Result<KeyRecord, IdentityError> {

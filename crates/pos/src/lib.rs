@@ -30,6 +30,7 @@ pub mod receipt;
 pub mod replica;
 pub mod report;
 pub mod returns;
+pub mod revocation;
 pub mod seal;
 pub mod state;
 pub mod transaction;

@@ -62,6 +62,25 @@ pub fn message(store_id: &str, e: &Event) -> Result<Vec<u8>, String> {
     Ok(m)
 }
 
+/// Appends what a batch seal covers of one event: its id, and its seal, or its body's
+/// SHA-256 when it has none (see `tillmesh_cloud_proto::batch_message`).
+pub fn batch_entry(e: &Event, out: &mut Vec<u8>) {
+    use sha2::Digest;
+    out.extend_from_slice(&e.origin.0.to_be_bytes());
+    out.extend_from_slice(&e.seq.to_be_bytes());
+    match &e.sig {
+        Some(sig) => {
+            out.push(1);
+            out.extend_from_slice(sig);
+        }
+        None => {
+            out.push(0);
+            let body = crate::codec::encode(&e.body).unwrap_or_default();
+            out.extend_from_slice(&sha2::Sha256::digest(&body));
+        }
+    }
+}
+
 /// A till's announcement of the key that seals `origin`'s events from `signs_from` on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -124,6 +143,8 @@ fn public_key(x: &x509_parser::certificate::X509Certificate<'_>) -> Vec<u8> {
 struct Admitted {
     record: KeyRecord,
     point: Vec<u8>,
+    /// The certificate's `notBefore` (seconds since the epoch), which revocation compares.
+    issued_s: u64,
 }
 
 /// What a seal check found.
@@ -212,6 +233,7 @@ impl Keyring {
         ks.push(Admitted {
             record: r.clone(),
             point,
+            issued_s: u64::try_from(x.validity().not_before.timestamp()).unwrap_or(0),
         });
         Ok(true)
     }
@@ -223,6 +245,22 @@ impl Keyring {
             .flatten()
             .map(|k| k.record.clone())
             .collect()
+    }
+
+    /// Checks `sig` over `msg` against the keys terminal `terminal` announced; answers
+    /// the `notBefore` of the certificate whose key made it (for revocation).
+    pub fn check_terminal(&self, terminal: u64, msg: &[u8], sig: &[u8]) -> Result<u64, String> {
+        self.keys
+            .values()
+            .flatten()
+            .filter(|k| ReplicaId(k.record.origin).terminal() == terminal)
+            .find(|k| {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &k.point)
+                    .verify(msg, sig)
+                    .is_ok()
+            })
+            .map(|k| k.issued_s)
+            .ok_or_else(|| format!("not signed by a key T{terminal} announced"))
     }
 
     /// Records admitted for `origin`.

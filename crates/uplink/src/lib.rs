@@ -590,7 +590,8 @@ impl<S: EventSource> Uplink<S> {
         backlog: u64,
         events: Vec<StoreEvent>,
     ) -> Batch {
-        let keys = if self.batch_version() >= tillmesh_cloud_proto::BATCH_VERSION_SEALS
+        let sealed = self.batch_version() >= tillmesh_cloud_proto::BATCH_VERSION_SEALS;
+        let keys = if sealed
             && self.till.keys_count() != self.keys_sent.load(std::sync::atomic::Ordering::Relaxed)
         {
             let mut keys = self.till.key_records();
@@ -599,15 +600,33 @@ impl<S: EventSource> Uplink<S> {
         } else {
             Vec::new()
         };
-        Batch {
+        // The store's revocation list travels with every sealed batch (it is small, and the
+        // cloud keeps the newest it has checked).
+        let revocations = machine
+            .settings
+            .get(tillmesh_consensus::REVOCATIONS_SETTING)
+            .filter(|_| sealed)
+            .and_then(|v| serde_json::from_str(v).ok());
+        let mut batch = Batch {
             term,
             leader: self.raft.id,
             master_version: machine.master_version,
             backlog,
             tills: self.raft.voters(),
             events,
-            keys,
+            sealing: tillmesh_cloud_proto::Sealing {
+                keys,
+                revocations,
+                seal: None,
+            },
+        };
+        if sealed {
+            batch.sealing.seal = self.till.seal_batch(&tillmesh_cloud_proto::batch_message(
+                &self.cfg.store_id,
+                &batch,
+            ));
         }
+        batch
     }
 
     /// Sends one batch (binary, gzip) and reads the acknowledgement.
@@ -629,9 +648,11 @@ impl<S: EventSource> Uplink<S> {
         if (200..300).contains(&status) {
             let ack = serde_json::from_slice::<IngestAck>(&answer)
                 .map_err(|e| Failure::Link(format!("upload answer: {e}")))?;
-            if !batch.keys.is_empty() {
-                self.keys_sent
-                    .store(batch.keys.len(), std::sync::atomic::Ordering::Relaxed);
+            if !batch.sealing.keys.is_empty() {
+                self.keys_sent.store(
+                    batch.sealing.keys.len(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             return Ok(ack);
         }

@@ -29,6 +29,11 @@ pub trait EventSource: Send + Sync + std::fmt::Debug + 'static {
     fn key_records(&self) -> Vec<tillmesh_pos::seal::KeyRecord> {
         Vec::new()
     }
+    /// Signs an upload batch's message with the till's key (`None`: the till does not seal).
+    fn seal_batch(&self, msg: &[u8]) -> Option<Vec<u8>> {
+        let _ = msg;
+        None
+    }
     /// Changes after every durable change.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Now, by the till's clock (ms since the epoch).

@@ -130,7 +130,7 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("store CA: {e}"))?;
                 h.cloud
                     .ledger
-                    .put_seal_keys(&store_id, Some(der.to_vec()), Vec::new())
+                    .put_seal_keys(&store_id, Some(der.to_vec()), Vec::new(), None)
                     .await?;
             }
             let (token, _) = h.cloud.issue(Some(&store_id), None).await?;

@@ -92,7 +92,7 @@ pub(super) async fn run(
                 .await?;
             if let Some(ca) = ca {
                 ledger
-                    .put_seal_keys(&id, Some(ca.clone()), Vec::new())
+                    .put_seal_keys(&id, Some(ca.clone()), Vec::new(), None)
                     .await?;
                 if ledger.seal_keys(&id).await?.ca != Some(ca) {
                     anyhow::bail!(

@@ -109,7 +109,7 @@ pub(super) fn init(store_id: &str, out: &Path) -> anyhow::Result<()> {
 /// `tillmesh store revoke`: adds `terminal_id` to the revocation list kept in `ca_dir`
 /// (`revocations.json`), signs the list and prints it.
 pub(super) fn revoke(ca_dir: &Path, terminal_id: u64) -> anyhow::Result<()> {
-    use tillmesh_mesh::revocation::{REVOKED_MAX, Revocations};
+    use tillmesh_mesh::revocation::{REVOKED_MAX, Revocations, RevocationsExt};
     let (ca, store_id) = read_ca(ca_dir)?;
     check_terminal_id(terminal_id)?;
     let path = ca_dir.join("revocations.json");

@@ -254,6 +254,10 @@ impl tillmesh_uplink::EventSource for Till {
         Till::key_records(self)
     }
 
+    fn seal_batch(&self, msg: &[u8]) -> Option<Vec<u8>> {
+        Till::seal_batch(self, msg)
+    }
+
     fn version_vector(&self) -> tillmesh_crdt::VersionVector {
         Till::version_vector(self)
     }

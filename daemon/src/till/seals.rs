@@ -26,6 +26,7 @@ const REFUSED_PAUSE: Duration = Duration::from_millis(250);
 /// The till's seals.
 #[derive(Debug)]
 pub(crate) struct Seals {
+    sealer: Arc<Sealer>,
     keyring: Mutex<Keyring>,
     refused: Mutex<VecDeque<SealRefusal>>,
 }
@@ -100,6 +101,7 @@ impl Till {
         }
         self.seals
             .set(Seals {
+                sealer,
                 keyring: Mutex::new(keyring),
                 refused: Mutex::new(VecDeque::new()),
             })
@@ -110,6 +112,11 @@ impl Till {
             "sealing this till's events"
         );
         Ok(())
+    }
+
+    /// Signs an upload batch's message with this till's key (`None` without seals).
+    pub fn seal_batch(&self, msg: &[u8]) -> Option<Vec<u8>> {
+        self.seals.get().and_then(|s| s.sealer.sign(msg))
     }
 
     /// How many key records the till holds.

@@ -6,7 +6,7 @@ use super::*;
 use tillmesh_mesh::revocation::SignedRevocations;
 
 /// The store setting that holds the newest revocation list (JSON `SignedRevocations`).
-pub const REVOCATIONS_KEY: &str = "store.revocations";
+pub const REVOCATIONS_KEY: &str = tillmesh_consensus::REVOCATIONS_SETTING;
 
 /// A revocation list as the till accepted it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -64,8 +64,7 @@ impl Till {
             let ca = std::fs::read_to_string(&m.ca_cert).map_err(|e| {
                 TillError::unavailable("no_ca", format!("cannot read the store CA: {e}"))
             })?;
-            let list = signed
-                .verify_pem(&ca, &self.cfg.store.store_id)
+            let list = tillmesh_mesh::revocation::verify_pem(signed, &ca, &self.cfg.store.store_id)
                 .map_err(|e| TillError::unprocessable("bad_revocations", e))?;
             let raft = self.links.store_raft().ok_or_else(|| {
                 TillError::unavailable("no_raft", "the store's Raft group is not running yet")

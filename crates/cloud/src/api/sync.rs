@@ -77,15 +77,18 @@ pub fn prepare(store: &str, batch: &Batch, version: u16) -> Result<Vec<Row>, Api
     Ok(rows)
 }
 
-/// Checks the batch's seals for a store whose CA is pinned (`hq add-store --ca-cert`): the
-/// batch's key records are checked against the CA and kept; an event whose seal does not
-/// check (forged, or unsealed where its origin seals; a JSON batch carries no seals) is
-/// left out of the batch, never stored, so the genuine event at its id can still come.
-/// Answers how many were left out. A store with no CA pinned is not checked.
+/// Checks a batch for a store whose CA is pinned (`hq add-store --ca-cert`). Its key records
+/// are checked against the CA and kept, and so is a newer revocation list. A format 3
+/// batch must be sealed by its leader's key, and a leader whose certificate the store
+/// revoked is refused (403). An event whose seal does not check (forged, or unsealed where
+/// its origin seals; a JSON batch carries no seals) is left out of the batch and never
+/// stored, so the genuine event at its id can still come. Answers how many were left out.
+/// A store with no CA pinned is not checked.
 pub(super) async fn check_seals(
     cloud: &Cloud,
     store: &str,
     batch: &mut Batch,
+    version: u16,
 ) -> Result<u64, ApiError> {
     let held = cloud.ledger.seal_keys(store).await?;
     let Some(ca) = &held.ca else {
@@ -102,15 +105,60 @@ pub(super) async fn check_seals(
         let _ = ring.admit(r);
     }
     let mut fresh = Vec::new();
-    for r in std::mem::take(&mut batch.keys) {
+    for r in std::mem::take(&mut batch.sealing.keys) {
         match ring.admit(&r) {
             Ok(true) => fresh.push(r),
             Ok(false) => {}
             Err(e) => tracing::warn!(store, origin = r.origin, cause = %e, "refused a key record"),
         }
     }
-    if !fresh.is_empty() {
-        cloud.ledger.put_seal_keys(store, None, fresh).await?;
+    let mut revoked = held
+        .revocations
+        .and_then(|s| s.verify(ca, store).ok())
+        .unwrap_or_default();
+    let mut newer = None;
+    if let Some(signed) = batch.sealing.revocations.take() {
+        match signed.verify(ca, store) {
+            Ok(list) if list.issued_ms > revoked.issued_ms => {
+                let json = serde_json::to_string(&signed).unwrap_or_default();
+                newer = Some((list.issued_ms, json));
+                revoked = list;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(store, cause = %e, "refused a revocation list"),
+        }
+    }
+    if !fresh.is_empty() || newer.is_some() {
+        cloud
+            .ledger
+            .put_seal_keys(store, None, fresh, newer)
+            .await?;
+    }
+    if version >= tillmesh_cloud_proto::BATCH_VERSION_SEALS {
+        let message = tillmesh_cloud_proto::batch_message(store, batch);
+        let leader = batch.leader;
+        let issued_s = batch
+            .sealing
+            .seal
+            .as_deref()
+            .ok_or_else(|| "the batch carries no seal".to_string())
+            .and_then(|sig| ring.check_terminal(leader, &message, sig))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "unsealed_batch",
+                    format!("{e}: a batch must be sealed by its leader T{leader}; nothing in it was stored"),
+                )
+            })?;
+        if tillmesh_pos::revocation::covers(&revoked.revoked, leader, issued_s) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "revoked_till",
+                format!(
+                    "the store revoked T{leader}'s certificate; nothing in this batch was stored"
+                ),
+            ));
+        }
     }
     let before = batch.events.len();
     batch.events.retain(|se| match ring.check(&se.event) {
@@ -239,7 +287,7 @@ pub(super) async fn upload_inner(
             format!("send the batch as application/json or {BINARY_CONTENT_TYPE}"),
         ));
     };
-    let refused = check_seals(cloud, &claims.sub, &mut batch).await?;
+    let refused = check_seals(cloud, &claims.sub, &mut batch, version).await?;
     let rows = prepare(&claims.sub, &batch, version)?;
     let n = rows.len();
     let outcome = cloud

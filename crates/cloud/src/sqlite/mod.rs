@@ -292,9 +292,10 @@ impl Ledger for SqliteLedger {
         store: &str,
         ca: Option<Vec<u8>>,
         records: Vec<tillmesh_pos::seal::KeyRecord>,
+        revocations: Option<(u64, String)>,
     ) -> Result<(), LedgerError> {
         let store = store.to_string();
-        let rows = SealKeys::to_rows(ca, &records);
+        let rows = SealKeys::to_rows(ca, &records, revocations);
         self.with_write(move |c| {
             let tx = c.transaction()?;
             for (kind, origin, from, body) in rows {

@@ -399,7 +399,7 @@ impl Shop {
                     event: e.clone(),
                 })
                 .collect(),
-            keys: Vec::new(),
+            sealing: Default::default(),
         }
     }
 }
