@@ -12,7 +12,9 @@ use tillmesh_pos::inventory::Reason;
 use tillmesh_pos::state::{Compaction, Replica};
 
 fn write(dir: &str, name: &str, bytes: &[u8]) {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(dir);
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(dir);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join(name), bytes).unwrap();
 }
@@ -25,7 +27,11 @@ fn main() {
         .map(|i| peer.adjust("SKU00001", 5 + i, Reason::Receiving, None, None, "E1", now))
         .collect();
     // Frame bodies: the target decodes what follows the 4-byte length prefix.
-    write("mesh_frame", "events", &encode(&Frame::Events(events.clone()))[4..]);
+    write(
+        "mesh_frame",
+        "events",
+        &encode(&Frame::Events(events.clone()))[4..],
+    );
     // Sealed by till 2 of a store CA made here, with its key record.
     let ca = create_store_ca("S001").unwrap();
     let id = TillIdentity::from_pem("S001", &ca.cert, &enroll(&ca, "S001", 2).unwrap()).unwrap();
@@ -39,7 +45,11 @@ fn main() {
         "sealed",
         &encode(&Frame::events(PROTOCOL_VERSION, events.clone()))[4..],
     );
-    write("mesh_frame", "keys", &encode(&Frame::Keys(keys.clone()))[4..]);
+    write(
+        "mesh_frame",
+        "keys",
+        &encode(&Frame::Keys(keys.clone()))[4..],
+    );
     write("mesh_frame", "probe", &encode(&Frame::Probe)[4..]);
     write(
         "base_decode",

@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 use tillmesh_crdt::ReplicaId;
 use tillmesh_mesh::wire::{Frame, decode};
-use std::sync::OnceLock;
 use tillmesh_pos::seal::Keyring;
 use tillmesh_pos::state::Replica;
 

@@ -1,7 +1,8 @@
 //! Durable-commit benchmark (a bench script, not a test): prints p50/p99 latency of a durable
 //! sale commit against a raw single-row SQLite insert with synchronous=FULL on the same disk
 //! in the same run, and sustained sales/s with 8 concurrent clients against the same raw
-//! baseline under the same concurrency.
+//! baseline under the same concurrency, and the same with each sale's event sealed (signed)
+//! as a meshed till's writer does.
 //!
 //!     cargo bench -p tillmesh-store --bench commit            # default 2000 sales
 //!     TILLMESH_BENCH_SALES=5000 cargo bench -p tillmesh-store --bench commit
@@ -189,7 +190,45 @@ fn main() {
     });
     let raw_rate = (per as usize * CLIENTS) as f64 / t.elapsed().as_secs_f64();
 
-    let store = Store::open(dir.path().join("till2.db")).unwrap();
+    let our_rate = sustained(&Store::open(dir.path().join("till2.db")).unwrap(), per);
+    // The same with seals: the writer signs each sale's event (ECDSA P-256), as a meshed
+    // till's does.
+    let sealed_store = Store::open(dir.path().join("till3.db")).unwrap();
+    sealed_store.set_sealer(sealer()).unwrap();
+    let sealed_rate = sustained(&sealed_store, per);
+    println!(
+        "sustained throughput, {CLIENTS} concurrent clients, {} commits each",
+        per
+    );
+    println!("  raw SQLite 1-row inserts, sync=FULL     {raw_rate:>10.0} rows/s");
+    println!("  tillmesh durable sales (group commit)   {our_rate:>10.0} sales/s");
+    println!("  the same, each sale's event sealed      {sealed_rate:>10.0} sales/s");
+    println!(
+        "  ratio (tillmesh / raw)                  {:>10.2}",
+        our_rate / raw_rate
+    );
+    println!(
+        "  ratio (sealed / unsealed)               {:>10.2}",
+        sealed_rate / our_rate
+    );
+}
+
+/// A sealer as a till's: its key signs `pos::seal::message` of each of its events.
+fn sealer() -> tillmesh_store::SealFn {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    Arc::new(move |e: &Event| {
+        let msg = tillmesh_pos::seal::message("S001", e).ok()?;
+        key.sign(&rng, &msg).ok().map(|s| s.as_ref().to_vec())
+    })
+}
+
+/// Sales/s with `CLIENTS` threads committing `per` sales each, as the till does: make the
+/// events and queue them under the lock, wait for durability outside it.
+fn sustained(store: &Store, per: u64) -> f64 {
     let replica = Arc::new(Mutex::new(Replica::new(ReplicaId(1))));
     let t = Instant::now();
     std::thread::scope(|s| {
@@ -198,8 +237,6 @@ fn main() {
             s.spawn(move || {
                 for i in 0..per {
                     let k = c * per + i;
-                    // As the till does: make the events and queue them under the lock, wait
-                    // for durability outside it.
                     let rx = {
                         let mut r = replica.lock().unwrap();
                         let events = r.record_sale(sale(k), 1_795_000_000_000 + k);
@@ -210,15 +247,5 @@ fn main() {
             });
         }
     });
-    let our_rate = (per as usize * CLIENTS) as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "sustained throughput, {CLIENTS} concurrent clients, {} commits each",
-        per
-    );
-    println!("  raw SQLite 1-row inserts, sync=FULL     {raw_rate:>10.0} rows/s");
-    println!("  tillmesh durable sales (group commit)   {our_rate:>10.0} sales/s");
-    println!(
-        "  ratio (tillmesh / raw)                  {:>10.2}",
-        our_rate / raw_rate
-    );
+    (per as usize * CLIENTS) as f64 / t.elapsed().as_secs_f64()
 }

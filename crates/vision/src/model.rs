@@ -5,11 +5,13 @@
 use crate::card::ModelCard;
 use crate::{VisionError, frame};
 use std::path::Path;
+#[cfg(feature = "onnx")]
 use tract_onnx::prelude::*;
 
 /// A loaded, optimised model and its card.
 pub struct Embedder {
     card: ModelCard,
+    #[cfg(feature = "onnx")]
     plan: std::sync::Arc<TypedRunnableModel>,
 }
 
@@ -29,7 +31,31 @@ impl Embedder {
         Self::with_card(card)
     }
 
+    /// Without the `onnx` feature (the fuzz build) no model runs: loading one says so.
+    #[cfg(not(feature = "onnx"))]
+    pub fn with_card(card: ModelCard) -> Result<Embedder, VisionError> {
+        Err(VisionError::Model {
+            path: card.file.display().to_string(),
+            reason: "this build runs no ONNX models (built without the `onnx` feature)".into(),
+        })
+    }
+
+    /// Without the `onnx` feature there is no model to run (no `Embedder` is ever made).
+    #[cfg(not(feature = "onnx"))]
+    pub fn embed_tensor(&self, _input: Vec<f32>) -> Result<Vec<f32>, VisionError> {
+        self.with_card_error()
+    }
+
+    #[cfg(not(feature = "onnx"))]
+    fn with_card_error(&self) -> Result<Vec<f32>, VisionError> {
+        Err(VisionError::Model {
+            path: self.card.file.display().to_string(),
+            reason: "this build runs no ONNX models".into(),
+        })
+    }
+
     /// Loads the model a checked card names.
+    #[cfg(feature = "onnx")]
     pub fn with_card(card: ModelCard) -> Result<Embedder, VisionError> {
         let path = card.file.display().to_string();
         let bad = |reason: String| VisionError::Model {
@@ -85,6 +111,7 @@ impl Embedder {
     }
 
     /// The L2-normalised embedding of an already-prepared input tensor (see [`frame::tensor`]).
+    #[cfg(feature = "onnx")]
     pub fn embed_tensor(&self, input: Vec<f32>) -> Result<Vec<f32>, VisionError> {
         let i = &self.card.input;
         let fail = |e: TractError| VisionError::Model {
