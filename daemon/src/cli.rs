@@ -282,6 +282,27 @@ pub(crate) enum StoreAction {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A one-time join token for a new till (or one that lost its disk, with --again): a
+    /// certificate and key for its terminal id from the store CA, printed as text and as a
+    /// QR code, to type or scan on a till waiting to join (`[mesh] enrol = true`).
+    Token {
+        /// Folder with store-ca.pem, store-ca.key and store.id (from `store init`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// Terminal id; without it, the next id never issued in this store.
+        #[arg(long)]
+        terminal_id: Option<u64>,
+        /// Issue again an id issued before (a till that lost its disk).
+        #[arg(long)]
+        again: bool,
+        /// How long the token stays valid (`30m`, `24h`, `7d`; at most 30 days).
+        #[arg(long, default_value = "24h")]
+        valid_for: String,
+        /// A peer the new till dials (`host:port` of a till's mesh address), when its LAN
+        /// has no mDNS; repeat for several.
+        #[arg(long)]
+        peer: Vec<std::net::SocketAddr>,
+    },
     /// Revoke a till's certificates (every one issued to the terminal until now): adds it to
     /// the store's revocation list in the CA folder, signs the list with the store CA and
     /// prints it as JSON for `POST /api/v1/security/revocations` on the store's leader (an

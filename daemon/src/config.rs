@@ -278,6 +278,12 @@ pub struct MeshSection {
     /// payment (the cloud keeps every sale); 0 keeps them forever.
     #[serde(default = "default_retention_days")]
     pub sales_retention_days: u64,
+    /// A till with no certificate yet waits to be enrolled instead of refusing to start: it
+    /// shows a code and takes a join token (`tillmesh store token`), then writes its
+    /// certificate, key and the store CA to the paths above and joins (see
+    /// ARCHITECTURE.md "Enrolment"). Its terminal id comes from the token.
+    #[serde(default)]
+    pub enrol: bool,
 }
 
 fn default_compact_interval() -> u64 {
@@ -314,6 +320,7 @@ impl MeshSection {
             compact_interval_ms: default_compact_interval(),
             compact_keep_ms: default_compact_keep(),
             sales_retention_days: default_retention_days(),
+            enrol: false,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod compaction;
 pub mod config;
 pub mod consensus;
+pub mod enrol;
 pub mod error;
 pub mod links;
 pub mod master_check;
@@ -430,12 +431,22 @@ pub async fn run(
     cfg: config::TerminalConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let mut shutdown = Box::pin(shutdown);
+    // A till with no certificate and `[mesh] enrol` waits for a join token first.
+    let cfg = if enrol::waiting(&cfg) {
+        match enrol::wait(cfg, &mut shutdown).await? {
+            Some(cfg) => cfg,
+            None => return Ok(()),
+        }
+    } else {
+        enrol::adopt(cfg)?
+    };
     let node = start(cfg).await?;
     systemd::ready();
     let watchdog = systemd::spawn_watchdog(node.till.clone());
     let mut fatal = node.till.fatal();
     let cause = tokio::select! {
-        () = shutdown => None,
+        () = &mut shutdown => None,
         r = fatal.wait_for(Option::is_some) => r.ok().and_then(|c| c.clone()),
     };
     systemd::stopping();

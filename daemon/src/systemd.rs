@@ -44,6 +44,20 @@ pub fn spawn_watchdog(till: Arc<Till>) -> Option<tokio::task::JoinHandle<()>> {
     }))
 }
 
+/// Pings the watchdog while the process runs (a till waiting for enrolment has no store
+/// to check); `None` when no watchdog is configured.
+pub fn spawn_watchdog_always() -> Option<tokio::task::JoinHandle<()>> {
+    let usec = watchdog_usec()?;
+    let every = Duration::from_micros(usec / 2).max(Duration::from_millis(50));
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            notify(NotifyState::Watchdog);
+        }
+    }))
+}
+
 /// The watchdog interval systemd set (`WATCHDOG_USEC`), for this process (`WATCHDOG_PID`
 /// unset, or this process's id, as `sd_watchdog_enabled(3)` reads them).
 fn watchdog_usec() -> Option<u64> {

@@ -133,6 +133,31 @@ fn names(x: &x509_parser::certificate::X509Certificate<'_>) -> Result<(String, u
     Err("no t<terminal>.<store>.tillmesh name".into())
 }
 
+/// Checks that the CA whose public key is `ca_point` signed `x`; answers the store label
+/// and terminal the certificate names.
+fn issued_by(
+    ca_point: &[u8],
+    x: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<(String, u64), String> {
+    if x.signature_algorithm.algorithm.to_id_string() != ECDSA_SHA256_OID {
+        return Err("the certificate is not signed with ECDSA P-256".into());
+    }
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, ca_point)
+        .verify(x.tbs_certificate.as_ref(), &x.signature_value.data)
+        .map_err(|_| "the certificate was not issued by this store's CA".to_string())?;
+    names(x)
+}
+
+/// Checks that the store CA `ca` (DER) issued the till certificate `cert` (DER); answers
+/// the store label and terminal it names.
+pub fn check_issued(ca: &[u8], cert: &[u8]) -> Result<(String, u64), String> {
+    use x509_parser::prelude::*;
+    let (_, ca) =
+        X509Certificate::from_der(ca).map_err(|e| format!("store CA certificate: {e}"))?;
+    let (_, x) = X509Certificate::from_der(cert).map_err(|e| format!("certificate: {e}"))?;
+    issued_by(&public_key(&ca), &x)
+}
+
 /// The public key (uncompressed point) of a certificate.
 fn public_key(x: &x509_parser::certificate::X509Certificate<'_>) -> Vec<u8> {
     x.public_key().subject_public_key.data.to_vec()
@@ -197,13 +222,7 @@ impl Keyring {
             ));
         }
         let (_, x) = X509Certificate::from_der(&r.cert).map_err(|e| format!("certificate: {e}"))?;
-        if x.signature_algorithm.algorithm.to_id_string() != ECDSA_SHA256_OID {
-            return Err("the certificate is not signed with ECDSA P-256".into());
-        }
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &self.ca_point)
-            .verify(x.tbs_certificate.as_ref(), &x.signature_value.data)
-            .map_err(|_| "the certificate was not issued by this store's CA".to_string())?;
-        let (label, terminal) = names(&x)?;
+        let (label, terminal) = issued_by(&self.ca_point, &x)?;
         if label != self.label {
             return Err(format!("the certificate is for store {label}"));
         }

@@ -105,7 +105,12 @@ fn terminal_problems(text: &str, base: &Path) -> Vec<String> {
     if let Some(c) = cfg.cloud.as_ref().and_then(|c| c.ca_cert.as_ref()) {
         file("cloud.ca_cert", c);
     }
-    if let Some(m) = &cfg.mesh {
+    // A till that enrols itself has no identity until its join token comes.
+    if let Some(m) = cfg
+        .mesh
+        .as_ref()
+        .filter(|m| !tillmesh::enrol::waiting_for(m))
+    {
         let missing = [
             ("mesh.ca_cert", &m.ca_cert),
             ("mesh.cert", &m.cert),

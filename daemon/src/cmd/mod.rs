@@ -44,6 +44,22 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                     terminal_id,
                 },
         } => pki::revoke(&ca_dir, terminal_id),
+        Command::Store {
+            action:
+                StoreAction::Token {
+                    ca_dir,
+                    terminal_id,
+                    again,
+                    valid_for,
+                    peer,
+                },
+        } => pki::token(
+            &ca_dir,
+            terminal_id,
+            again,
+            pki::duration_ms(&valid_for)?,
+            peer,
+        ),
         Command::Terminal {
             action: None,
             config,

@@ -1,5 +1,6 @@
 //! The store's certificates: `tillmesh store init` creates a store CA, `tillmesh terminal
-//! enroll` issues a till's certificate with it, `tillmesh store revoke` revokes a till's.
+//! enroll` issues a till's certificate with it, `tillmesh store token` packs one into a join
+//! token, `tillmesh store revoke` revokes a till's.
 
 use super::write_new;
 use std::path::Path;
@@ -36,14 +37,19 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `tillmesh terminal enroll`: a certificate and key for `terminal_id` (or the next id never
-/// issued) from the CA in `ca_dir`; an id issued before only `again`. Answers the id.
-pub(super) fn enroll(
+/// A certificate and key for `terminal_id` (or the next id never issued) from the CA in
+/// `ca_dir`, recorded in its `issued.json`; an id issued before only `again`. Answers the
+/// CA, the store id, the id and the till's certificate and key.
+fn issue(
     ca_dir: &Path,
     terminal_id: Option<u64>,
     again: bool,
-    out: &Path,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(
+    tillmesh_mesh::identity::Pem,
+    String,
+    u64,
+    tillmesh_mesh::identity::Pem,
+)> {
     let (ca, store_id) = read_ca(ca_dir)?;
     let issued_path = ca_dir.join(ISSUED);
     let mut issued: std::collections::BTreeMap<u64, Vec<u64>> =
@@ -65,6 +71,27 @@ pub(super) fn enroll(
         );
     }
     let till = tillmesh_mesh::identity::enroll(&ca, &store_id, terminal_id)?;
+    issued.entry(terminal_id).or_default().push(now_ms()?);
+    write_json(&issued_path, &issued)?;
+    Ok((ca, store_id, terminal_id, till))
+}
+
+fn now_ms() -> anyhow::Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64)
+}
+
+/// `tillmesh terminal enroll`: a certificate and key for `terminal_id` (or the next id never
+/// issued) from the CA in `ca_dir`, written to `out`; an id issued before only `again`.
+/// Answers the id.
+pub(super) fn enroll(
+    ca_dir: &Path,
+    terminal_id: Option<u64>,
+    again: bool,
+    out: &Path,
+) -> anyhow::Result<u64> {
+    let (ca, store_id, terminal_id, till) = issue(ca_dir, terminal_id, again)?;
     std::fs::create_dir_all(out)?;
     write_new(
         &out.join(format!("till-{terminal_id}.pem")),
@@ -77,16 +104,69 @@ pub(super) fn enroll(
         true,
     )?;
     std::fs::write(out.join("store-ca.pem"), &ca.cert)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as u64;
-    issued.entry(terminal_id).or_default().push(now);
-    write_json(&issued_path, &issued)?;
     println!(
         "enrolled terminal {terminal_id} of store {store_id}: {}",
         out.join(format!("till-{terminal_id}.pem")).display()
     );
     Ok(terminal_id)
+}
+
+/// Reads a duration such as `90s`, `30m`, `24h` or `7d` as milliseconds.
+pub(super) fn duration_ms(text: &str) -> anyhow::Result<u64> {
+    let bad = || anyhow::anyhow!("{text:?} is not a duration like 30m, 24h or 7d");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit_ms: u64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_ms).filter(|&ms| ms > 0).ok_or_else(bad)
+}
+
+/// `tillmesh store token`: a one-time join token for `terminal_id` (or the next id never
+/// issued), valid for `valid_for_ms`, printed as text and as a QR code.
+pub(super) fn token(
+    ca_dir: &Path,
+    terminal_id: Option<u64>,
+    again: bool,
+    valid_for_ms: u64,
+    peers: Vec<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    if valid_for_ms > 30 * 86_400_000 {
+        anyhow::bail!("a join token is valid for at most 30 days (--valid-for 30d)");
+    }
+    let (ca, store_id, terminal_id, till) = issue(ca_dir, terminal_id, again)?;
+    let mut id = [0_u8; 8];
+    getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
+    let expires_ms = now_ms()? + valid_for_ms;
+    let token = tillmesh::enrol::JoinToken {
+        store_id: store_id.clone(),
+        terminal: terminal_id,
+        id: hex::encode(id),
+        expires_ms,
+        ca: ca.cert,
+        cert: till.cert,
+        key: till.key,
+        peers,
+    };
+    let text = token.encode()?;
+    let qr = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the token does not fit a QR code: {e}"))?
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build();
+    println!("{text}");
+    println!("{qr}");
+    eprintln!(
+        "join token {} for terminal {terminal_id} of store {store_id}, valid until {}: it holds the till's key, so hand it over like a password; it admits one till",
+        token.id,
+        tillmesh::clock::rfc3339(expires_ms)
+    );
+    Ok(())
 }
 
 /// `tillmesh store init`: a new store CA in `out`.

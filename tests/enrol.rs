@@ -1,0 +1,179 @@
+//! Enrolment by join token (issue 21) over QUIC on loopback: a store of two tills with past
+//! sales; `tillmesh store token` (the real CLI) makes a token for a new till; a till with no
+//! identity and `[mesh] enrol` waits, showing a code, refuses a damaged token, takes the
+//! real one, writes its identity, starts as the token's terminal, syncs every past sale and
+//! sells. A till that was enrolled starts again as that terminal without waiting.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+use support::{Pki, TestTill, demo_barcode, mesh_config, test_config};
+
+fn txlog(t: &TestTill) -> BTreeSet<String> {
+    t.till().state().txlog.iter().cloned().collect()
+}
+
+async fn converged(tills: &[&TestTill]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let vvs: Vec<_> = tills.iter().map(|t| t.till().version_vector()).collect();
+        if vvs.windows(2).all(|w| w[0] == w[1]) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tills did not converge: {vvs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let mut tills = Vec::new();
+    for t in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = mesh_config(dir.path(), &pki, t, 0);
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
+    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
+    for (i, t) in tills.iter().enumerate() {
+        let c = t.client().login("E001", "1111").await;
+        c.sell(&[(&demo_barcode(i), 2)], None).await.unwrap();
+    }
+    converged(&[&tills[0], &tills[1]]).await;
+
+    // The token, made where the CA key is.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+        .args(["store", "token", "--ca-dir"])
+        .arg(pki.dir.path())
+        .args(["--terminal-id", "3", "--valid-for", "1h", "--peer"])
+        .arg(tills[0].mesh().local_addr().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().next().unwrap().to_string();
+    assert!(token.starts_with(tillmesh::enrol::TOKEN_PREFIX));
+    assert!(stdout.lines().count() > 20, "a QR code follows the text");
+
+    // A till with no identity: its certificate, key and CA are to be written here.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    cfg.terminal.listen = http;
+    let pki3 = dir.path().join("pki");
+    let mut mesh = tillmesh::config::MeshSection::loopback(
+        "127.0.0.1:0".parse().unwrap(),
+        pki3.join("store-ca.pem"),
+        pki3.join("till.pem"),
+        pki3.join("till.key"),
+    );
+    mesh.enrol = true;
+    mesh.anti_entropy_ms = 300;
+    cfg.mesh = Some(mesh);
+    assert!(tillmesh::enrol::waiting(&cfg));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let waiter = tokio::spawn(async move {
+        let mut shutdown = Box::pin(async {
+            let _ = stopped.await;
+        });
+        tillmesh::enrol::wait(cfg, &mut shutdown).await
+    });
+    let web = reqwest::Client::new();
+    let url = |p: &str| format!("http://{http}{p}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let view: serde_json::Value = loop {
+        if let Ok(r) = web.get(url("/api/v1/enrolment")).send().await {
+            break r.json().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiting till never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["state"], "waiting");
+    let code = view["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 7, "{code}");
+    let page = web
+        .get(url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&code), "the screen shows the code: {page}");
+    // A damaged token is refused and changes nothing.
+    let damaged = format!("{}AAAA", &token[..token.len() - 4]);
+    let r = web
+        .post(url("/api/v1/enrolment/token"))
+        .json(&serde_json::json!({ "token": damaged }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "bad_token", "{body}");
+    assert!(!pki3.join("till.pem").exists());
+    // The real one.
+    let r = web
+        .post(url("/api/v1/enrolment/token"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cfg = waiter.await.unwrap().unwrap().expect("enrolled");
+    drop(stop);
+    assert_eq!(cfg.terminal.id, 3);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(pki3.join("till.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is the till's alone");
+    }
+    let t3 = TestTill::start_with(cfg.clone(), dir).await;
+    assert_eq!(t3.till().config().terminal.id, 3);
+    for t in &tills {
+        t.mesh().add_peer(t3.mesh().local_addr());
+    }
+    t3.mesh().add_peer(tills[1].mesh().local_addr());
+    converged(&[&tills[0], &tills[1], &t3]).await;
+    assert_eq!(txlog(&t3), txlog(&tills[0]), "every past sale");
+    let c = t3.client().login("E001", "1111").await;
+    c.sell(&[(&demo_barcode(3), 1)], None).await.unwrap();
+    converged(&[&tills[0], &tills[1], &t3]).await;
+    // Started again, it is terminal 3 without waiting (its config still says enrol).
+    let dir = t3.stop().await;
+    assert!(!tillmesh::enrol::waiting(&cfg));
+    let mut placeholder = cfg;
+    placeholder.terminal.id = 1;
+    let again = tillmesh::enrol::adopt(placeholder).unwrap();
+    assert_eq!(again.terminal.id, 3);
+    let t3 = TestTill::start_with(again, dir).await;
+    assert_eq!(t3.till().replica_id().terminal(), 3);
+    t3.stop().await;
+    for t in tills {
+        t.stop().await;
+    }
+}
