@@ -12,14 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{Client, demo_barcode, demo_item};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The example config plus one cashier per worker (one session per cashier per till).
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     let mut text = support::example_config_text();
@@ -92,7 +84,7 @@ async fn kill_9_at_random_points_never_loses_an_acknowledged_sale() {
     let dir = tempfile::tempdir().unwrap();
     let cfg_dir = tempfile::tempdir().unwrap();
     let config = write_config(cfg_dir.path());
-    let port = free_port();
+    let port = support::free_tcp_port();
     let barcodes: Vec<String> = (0..4).map(demo_barcode).collect();
     let skus: Vec<String> = (0..4).map(|i| demo_item(i).0).collect();
     // txn_id -> (total, units) of every sale whose finalize answered 200.

@@ -29,14 +29,6 @@ async fn converged(tills: &[&TestTill]) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -76,7 +68,7 @@ async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
     // A till with no identity: its certificate, key and CA are to be written here.
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
-    let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_tcp_port()));
     cfg.terminal.listen = http;
     let pki3 = dir.path().join("pki");
     let mut mesh = tillmesh::config::MeshSection::loopback(

@@ -291,6 +291,17 @@ async fn till_with_lost_data_dir_rebuilds_from_peers() {
     converged(&tills.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
 }
 
+/// The `Hello` frame an enrolled till `terminal` of S001 holding nothing sends.
+fn hello_as(terminal: u64) -> Vec<u8> {
+    wire::encode(&Frame::Hello {
+        min_version: wire::PROTOCOL_MIN,
+        max_version: wire::PROTOCOL_VERSION,
+        store_id: "S001".into(),
+        terminal,
+        vv: Default::default(),
+    })
+}
+
 /// A raw QUIC client presenting `tls` (or no certificate).
 async fn raw_connect(
     tls: rustls::ClientConfig,
@@ -678,13 +689,7 @@ async fn crafted_events_from_an_enrolled_peer_are_quarantined_on_every_till() {
     let conn = raw_connect(id.client_config().unwrap(), tills[0].mesh().local_addr())
         .await
         .unwrap();
-    let mut bytes = wire::encode(&Frame::Hello {
-        min_version: wire::PROTOCOL_MIN,
-        max_version: wire::PROTOCOL_VERSION,
-        store_id: "S001".into(),
-        terminal: 7,
-        vv: Default::default(),
-    });
+    let mut bytes = hello_as(7);
     bytes.extend(wire::encode(&Frame::Events(events)));
     let answer = exchange(&conn, &bytes).await.unwrap();
     assert!(!answer.is_empty(), "the till answered the batch");
@@ -743,13 +748,7 @@ async fn a_peer_cannot_hold_more_than_its_share_of_connections() {
     let target = tills[0].mesh().local_addr();
     let (ca, cert, key) = pki.enroll(7);
     let id = tillmesh_mesh::identity::TillIdentity::load("S001", &ca, &cert, &key).unwrap();
-    let hello = wire::encode(&Frame::Hello {
-        min_version: wire::PROTOCOL_MIN,
-        max_version: wire::PROTOCOL_VERSION,
-        store_id: "S001".into(),
-        terminal: 7,
-        vv: Default::default(),
-    });
+    let hello = hello_as(7);
     let mut held = Vec::new();
     for _ in 0..tillmesh_mesh::sync::INBOUND_PER_PEER_MAX + 2 {
         let conn = raw_connect(id.client_config().unwrap(), target)
@@ -871,16 +870,7 @@ async fn a_raft_request_in_another_nodes_name_is_refused() {
     });
     // The first stream says hello and stays open; each request then has its own stream.
     let (mut hello_send, mut hello_recv) = conn.open_bi().await.unwrap();
-    hello_send
-        .write_all(&wire::encode(&Frame::Hello {
-            min_version: wire::PROTOCOL_MIN,
-            max_version: wire::PROTOCOL_VERSION,
-            store_id: "S001".into(),
-            terminal: 7,
-            vv: Default::default(),
-        }))
-        .await
-        .unwrap();
+    hello_send.write_all(&hello_as(7)).await.unwrap();
     let mut buf = [0_u8; 4096];
     let _ = tokio::time::timeout(Duration::from_secs(3), hello_recv.read(&mut buf)).await;
     for rpc in [vote, append] {
@@ -960,13 +950,7 @@ async fn an_event_forged_under_another_tills_origin_is_refused_and_cannot_shadow
         let conn = raw_connect(id.client_config().unwrap(), t.mesh().local_addr())
             .await
             .unwrap();
-        let mut bytes = wire::encode(&Frame::Hello {
-            min_version: wire::PROTOCOL_MIN,
-            max_version: wire::PROTOCOL_VERSION,
-            store_id: "S001".into(),
-            terminal: 7,
-            vv: Default::default(),
-        });
+        let mut bytes = hello_as(7);
         bytes.extend(wire::encode(&Frame::events(
             wire::PROTOCOL_VERSION,
             vec![forged(None)],

@@ -574,14 +574,6 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A till as a child process of the real binary, meshed and linked to the cloud.
 struct Proc {
     id: u64,
@@ -681,7 +673,7 @@ async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
         let config = work.path().join(format!("till-{id}.toml"));
         std::fs::write(&config, text).unwrap();
         let dir = work.path().join(format!("till-{id}"));
-        procs.push(Proc::spawn(id, free_tcp_port(), &config, &dir));
+        procs.push(Proc::spawn(id, support::free_tcp_port(), &config, &dir));
     }
     let refs: Vec<&Proc> = procs.iter().collect();
     let first = proc_leader(&refs, None).await;

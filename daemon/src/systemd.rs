@@ -29,31 +29,35 @@ fn notify(state: NotifyState<'_>) {
 /// `None` when no watchdog is configured. A till that stops answering is restarted by
 /// systemd (`Restart=on-failure`).
 pub fn spawn_watchdog(till: Arc<Till>) -> Option<tokio::task::JoinHandle<()>> {
-    let usec = watchdog_usec()?;
-    let every = Duration::from_micros(usec / 2).max(Duration::from_millis(50));
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            if healthy(&till, every).await {
-                notify(NotifyState::Watchdog);
-            } else {
-                warn!("unhealthy: the watchdog is not pinged");
-            }
-        }
-    }))
+    spawn_pings(move |every| {
+        let till = till.clone();
+        async move { healthy(&till, every).await }
+    })
 }
 
 /// Pings the watchdog while the process runs (a till waiting for enrolment has no store
 /// to check); `None` when no watchdog is configured.
 pub fn spawn_watchdog_always() -> Option<tokio::task::JoinHandle<()>> {
+    spawn_pings(|_| async { true })
+}
+
+/// Pings at half the watchdog interval whenever `healthy(interval)` says so.
+fn spawn_pings<F, H>(healthy: F) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: Fn(Duration) -> H + Send + 'static,
+    H: std::future::Future<Output = bool> + Send,
+{
     let usec = watchdog_usec()?;
     let every = Duration::from_micros(usec / 2).max(Duration::from_millis(50));
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            notify(NotifyState::Watchdog);
+            if healthy(every).await {
+                notify(NotifyState::Watchdog);
+            } else {
+                warn!("unhealthy: the watchdog is not pinged");
+            }
         }
     }))
 }

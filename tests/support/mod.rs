@@ -11,6 +11,16 @@ use tillmesh::config::TerminalConfig;
 #[allow(unused_imports)] // each test binary uses some of them
 pub use tillmesh_test_support::{Answer, Client, is_root, repo};
 
+/// A TCP port free on 127.0.0.1 right now (for a till whose HTTP address a test must know
+/// before it starts).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The example terminal config.
 pub fn example_config() -> PathBuf {
     repo().join("configs/terminal.example.toml")
