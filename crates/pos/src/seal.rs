@@ -242,7 +242,7 @@ impl Keyring {
                 &r.sig,
             )
             .map_err(|_| "the record is not signed by its certificate's key".to_string())?;
-        let total: usize = self.keys.values().map(Vec::len).sum();
+        let total = self.len();
         let ks = self.keys.entry(r.origin).or_default();
         if ks.len() >= KEYS_PER_ORIGIN_MAX || total >= KEYS_MAX {
             return Err(format!(
@@ -282,9 +282,14 @@ impl Keyring {
             .ok_or_else(|| format!("not signed by a key T{terminal} announced"))
     }
 
-    /// Records admitted for `origin`.
-    pub fn knows(&self, origin: u64) -> bool {
-        self.keys.contains_key(&origin)
+    /// How many records it holds (without copying them: pushers ask before every batch).
+    pub fn len(&self) -> usize {
+        self.keys.values().map(Vec::len).sum()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 
     /// Checks `e`'s seal: signed by a key its origin announced for that sequence number, or

@@ -43,11 +43,6 @@ impl Embedder {
     /// Without the `onnx` feature there is no model to run (no `Embedder` is ever made).
     #[cfg(not(feature = "onnx"))]
     pub fn embed_tensor(&self, _input: Vec<f32>) -> Result<Vec<f32>, VisionError> {
-        self.with_card_error()
-    }
-
-    #[cfg(not(feature = "onnx"))]
-    fn with_card_error(&self) -> Result<Vec<f32>, VisionError> {
         Err(VisionError::Model {
             path: self.card.file.display().to_string(),
             reason: "this build runs no ONNX models".into(),

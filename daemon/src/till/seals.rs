@@ -121,9 +121,7 @@ impl Till {
 
     /// How many key records the till holds.
     pub fn keys_count(&self) -> usize {
-        self.seals
-            .get()
-            .map_or(0, |s| lock(&s.keyring).records().len())
+        self.seals.get().map_or(0, |s| lock(&s.keyring).len())
     }
 
     /// The key records the till holds.
