@@ -520,3 +520,40 @@ mod tests {
         }
     }
 }
+
+/// What HQ answers a store that asked it to enrol a till a manager approved
+/// (`POST /api/v1/sync/enrolments`): the terminal id it issued, the till's certificate on
+/// the till's own key, the store CA, and, when HQ signs master data, its signature of
+/// [`enrolment_message`], which a waiting till configured with HQ's key checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EnrolmentGrant {
+    /// The store.
+    pub store_id: String,
+    /// The terminal id issued (never issued to another key).
+    pub terminal: u64,
+    /// The till's certificate (PEM).
+    pub cert: String,
+    /// The store CA's certificate (PEM).
+    pub ca: String,
+    /// Which of HQ's keys signed (hex of its public key's first 8 bytes).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// HQ's Ed25519 signature of [`enrolment_message`], hex.
+    #[serde(default)]
+    pub sig: Option<String>,
+}
+
+/// The bytes HQ signs for an enrolment grant.
+pub fn enrolment_message(store: &str, terminal: u64, cert: &str, ca: &str) -> Vec<u8> {
+    let mut out = b"tillmesh enrolment grant v1\0".to_vec();
+    for b in [
+        store.as_bytes(),
+        &terminal.to_be_bytes(),
+        cert.as_bytes(),
+        ca.as_bytes(),
+    ] {
+        out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    out
+}

@@ -181,6 +181,30 @@ impl SealKeys {
     }
 }
 
+/// A store's CA as HQ holds it, to sign the certificates of tills a manager approves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreCa {
+    /// The CA's certificate (PEM).
+    pub cert: String,
+    /// The CA's private key (PEM).
+    pub key: String,
+    /// The next terminal id HQ issues for the store.
+    pub next_terminal: u64,
+}
+
+/// A terminal id issued to an approved till's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrolment {
+    /// SHA-256 of the till's public key (hex).
+    pub key_sha256: String,
+    /// The code the manager confirmed.
+    pub code: String,
+    /// Who approved it (employee id, and the till it was approved on).
+    pub approved_by: String,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
 /// A store registered at HQ.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StoreInfo {
@@ -357,6 +381,16 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
         records: Vec<tillmesh_pos::seal::KeyRecord>,
         revocations: Option<(u64, String)>,
     ) -> Result<(), LedgerError>;
+    /// Holds a store's CA (a CA already held keeps its certificate and key; the higher
+    /// next terminal id wins).
+    async fn put_store_ca(&self, store: &str, ca: StoreCa) -> Result<(), LedgerError>;
+    /// A store's CA, if HQ holds it.
+    async fn store_ca(&self, store: &str) -> Result<Option<StoreCa>, LedgerError>;
+    /// Issues the next terminal id of a store to a till's key, in one transaction (the
+    /// same id again for a key issued one before: a retried request); `None` when HQ
+    /// holds no CA for the store. Answers the id and the CA that signs its certificate.
+    async fn enrol(&self, store: &str, e: Enrolment)
+    -> Result<Option<(u64, StoreCa)>, LedgerError>;
     /// Forgets the highest Raft term seen for a store and its holder, so that its next
     /// leader (any term from 1) is admitted again: for a store that lost every `raft.db`, or
     /// one fenced by a bad term. Answers whether the store exists.

@@ -194,6 +194,20 @@ impl Cloud {
         }))
     }
 
+    /// Signs an enrolment grant (`(key id, signature hex)`; nothing when no key is
+    /// configured).
+    pub fn sign_enrolment(
+        &self,
+        store: &str,
+        terminal: u64,
+        cert: &str,
+        ca: &str,
+    ) -> Option<(String, String)> {
+        let k = self.master_key.as_ref()?;
+        let msg = tillmesh_cloud_proto::enrolment_message(store, terminal, cert, ca);
+        Some((k.id(), hex::encode(k.pair.sign(&msg).as_ref())))
+    }
+
     /// Notes that `store`'s credential was refused (expired or revoked).
     pub fn note_refused(&self, store: &str) {
         let mut m = self.refused.lock().unwrap_or_else(|e| e.into_inner());

@@ -5,8 +5,8 @@
 //! are merged in Rust first and written with one statement per table.
 
 use crate::ledger::{
-    DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
-    PaymentRow, SealKeys, SkuRow, StockRow, StoreInfo, advance,
+    DayRow, Enrolment, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit,
+    MasterRow, PaymentRow, SealKeys, SkuRow, StockRow, StoreCa, StoreInfo, advance,
 };
 use crate::project::Facts;
 use crate::sql;
@@ -119,6 +119,18 @@ fn pool_err(e: impl std::fmt::Display) -> LedgerError {
 
 fn u(v: i64) -> u64 {
     v as u64
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn store_ca_of(r: &tokio_postgres::Row) -> StoreCa {
+    StoreCa {
+        cert: r.get(0),
+        key: r.get(1),
+        next_terminal: u(r.get(2)),
+    }
 }
 
 impl PgLedger {
@@ -502,6 +514,68 @@ impl Ledger for PgLedger {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn put_store_ca(&self, store: &str, ca: StoreCa) -> Result<(), LedgerError> {
+        self.client()
+            .await?
+            .execute(
+                sql::PUT_STORE_CA,
+                &[&store, &ca.cert, &ca.key, &i(ca.next_terminal)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn store_ca(&self, store: &str) -> Result<Option<StoreCa>, LedgerError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(sql::STORE_CA, &[&store])
+            .await?;
+        Ok(row.map(|r| store_ca_of(&r)))
+    }
+
+    async fn enrol(
+        &self,
+        store: &str,
+        e: Enrolment,
+    ) -> Result<Option<(u64, StoreCa)>, LedgerError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The row lock serialises a store's enrolments across cloud instances.
+        let Some(row) = tx
+            .query_opt(&format!("{} FOR UPDATE", sql::STORE_CA), &[&store])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let ca = store_ca_of(&row);
+        let before = tx
+            .query_opt(sql::ENROLMENT_BY_KEY, &[&store, &e.key_sha256])
+            .await?;
+        let terminal = match before {
+            Some(r) => u(r.get(0)),
+            None => {
+                let t = ca.next_terminal;
+                tx.execute(sql::TAKE_TERMINAL, &[&store]).await?;
+                tx.execute(
+                    sql::PUT_ENROLMENT,
+                    &[
+                        &store,
+                        &i(t),
+                        &e.key_sha256,
+                        &e.code,
+                        &e.approved_by,
+                        &i(e.at_ms),
+                    ],
+                )
+                .await?;
+                t
+            }
+        };
+        tx.commit().await?;
+        Ok(Some((terminal, ca)))
     }
 
     async fn store(&self, id: &str) -> Result<Option<StoreInfo>, LedgerError> {

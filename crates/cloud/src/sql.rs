@@ -159,3 +159,25 @@ pub const SEAL_KEYS: &str =
 /// Adds a key record or pins a CA; a row already there stays (the first CA pinned wins).
 pub const PUT_SEAL_KEY: &str = "INSERT INTO seal_keys (store_id, kind, origin, signs_from, body) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (store_id, kind, origin, signs_from) DO NOTHING";
+
+/// Holds a store's CA; a CA already held keeps its certificate and key (a store's CA is
+/// set once) and takes the higher next terminal id.
+pub const PUT_STORE_CA: &str = "INSERT INTO store_ca (store_id, cert, key, next_terminal) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (store_id) DO UPDATE SET \
+     next_terminal = CASE WHEN excluded.next_terminal > store_ca.next_terminal \
+     THEN excluded.next_terminal ELSE store_ca.next_terminal END";
+
+/// A store's CA and next terminal id.
+pub const STORE_CA: &str = "SELECT cert, key, next_terminal FROM store_ca WHERE store_id = $1";
+
+/// The terminal already issued for a key.
+pub const ENROLMENT_BY_KEY: &str =
+    "SELECT terminal FROM enrolments WHERE store_id = $1 AND key_sha256 = $2";
+
+/// Takes the next terminal id.
+pub const TAKE_TERMINAL: &str =
+    "UPDATE store_ca SET next_terminal = next_terminal + 1 WHERE store_id = $1";
+
+/// Records a terminal issued.
+pub const PUT_ENROLMENT: &str = "INSERT INTO enrolments \
+     (store_id, terminal, key_sha256, code, approved_by, at_ms) VALUES ($1, $2, $3, $4, $5, $6)";

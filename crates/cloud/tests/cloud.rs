@@ -42,9 +42,131 @@ on_both!(
     returns_of_part_of_a_sale_come_off_the_net,
     an_upload_in_flight_is_answered_when_the_cloud_stops,
     a_stores_seal_keys_keep_the_first_ca_every_record_and_the_newest_revocations,
+    hq_enrols_approved_tills_with_terminal_ids_never_issued_twice,
 );
 
 const HOUR: u64 = 3_600_000;
+
+/// Enrolment at HQ (issue 21): HQ holds a store's CA only if its key is its certificate's;
+/// an approved till's request gets the next terminal id and a certificate on its own key;
+/// the same key asking again gets the same id, another key the next; a code that is not
+/// the key's, a damaged request, another store's credential or a store whose CA HQ does not
+/// hold change nothing.
+async fn hq_enrols_approved_tills_with_terminal_ids_never_issued_twice(b: Backend) {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let cloud = &env.handle.cloud;
+    let token = env.token("S001");
+    let (_, csr) = tillmesh_pki::request().unwrap();
+    let code = tillmesh_pki::Request::parse(&csr).unwrap().code();
+    let ask = |csr: String, code: String| {
+        let token = token.clone();
+        let env = &env;
+        async move {
+            env.post(
+                &token,
+                "/api/v1/sync/enrolments",
+                json!({"csr": csr, "code": code, "approved_by": "E2 on T1"}),
+            )
+            .await
+        }
+    };
+    let (s, a) = ask(csr.clone(), code.clone()).await;
+    assert_eq!((s, a["error"].as_str()), (409, Some("no_store_ca")), "{a}");
+    let ca = tillmesh_pki::create_store_ca("S001").unwrap();
+    let other = tillmesh_pki::create_store_ca("S001").unwrap();
+    let mixed = tillmesh_pki::Pem {
+        cert: ca.cert.clone(),
+        key: other.key.clone(),
+    };
+    let r = env
+        .http
+        .put(format!("{}/api/v1/admin/stores/S001/ca", env.base))
+        .bearer_auth(&env.admin)
+        .json(&json!({"cert": mixed.cert, "key": mixed.key, "next_terminal": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(cloud.ledger.store_ca("S001").await.unwrap(), None);
+    let r = env
+        .http
+        .put(format!("{}/api/v1/admin/stores/S001/ca", env.base))
+        .bearer_auth(&env.admin)
+        .json(&json!({"cert": ca.cert, "key": ca.key, "next_terminal": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    // Another CA for the store is refused; the first stays.
+    assert!(cloud.hold_store_ca("S001", other.clone(), 9).await.is_err());
+
+    let (s, a) = ask(csr.clone(), "AAAA-AAAA".into()).await;
+    assert_eq!(
+        (s, a["error"].as_str()),
+        (422, Some("code_mismatch")),
+        "{a}"
+    );
+    let (s, a) = ask(csr.replace('M', "N"), code.clone()).await;
+    assert_eq!(s, 422, "{a}");
+    let (s, a) = ask(csr.clone(), code.to_lowercase()).await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["terminal"], 4);
+    assert_eq!(a["store_id"], "S001");
+    let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let (label, terminal) = tillmesh_pos::seal::check_issued(
+        der(a["ca"].as_str().unwrap()).as_ref(),
+        der(a["cert"].as_str().unwrap()).as_ref(),
+    )
+    .unwrap();
+    assert_eq!((label.as_str(), terminal), ("s001", 4));
+    // A retry: the same id. Another key: the next.
+    let (s, again) = ask(csr.clone(), code.clone()).await;
+    assert_eq!((s, again["terminal"].as_u64()), (200, Some(4)), "{again}");
+    let (_, csr2) = tillmesh_pki::request().unwrap();
+    let code2 = tillmesh_pki::Request::parse(&csr2).unwrap().code();
+    let (s, a2) = ask(csr2, code2).await;
+    assert_eq!((s, a2["terminal"].as_u64()), (200, Some(5)), "{a2}");
+    // Another store's credential: that store has no CA at HQ.
+    let (s, a) = env
+        .post(
+            &env.token("S002"),
+            "/api/v1/sync/enrolments",
+            json!({"csr": csr, "code": code, "approved_by": "E2 on T1"}),
+        )
+        .await;
+    assert_eq!((s, a["error"].as_str()), (409, Some("no_store_ca")), "{a}");
+    // Ids issued concurrently are distinct.
+    let mut asks = Vec::new();
+    for _ in 0..6 {
+        let (_, c) = tillmesh_pki::request().unwrap();
+        let code = tillmesh_pki::Request::parse(&c).unwrap().code();
+        asks.push(ask(c, code));
+    }
+    let mut ids: Vec<u64> = futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(|(s, a)| {
+            assert_eq!(s, 200, "{a}");
+            a["terminal"].as_u64().unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (6..12).collect::<Vec<_>>());
+    assert_eq!(
+        cloud
+            .ledger
+            .store_ca("S001")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_terminal,
+        12
+    );
+    env.stop().await;
+}
 
 /// What the cloud checks seals with (`seal_keys`, issue 19): the first CA pinned stays,
 /// records accumulate once each, and the newest revocation list is the one read back.

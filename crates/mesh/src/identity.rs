@@ -7,10 +7,6 @@
 //! checked by ordinary name verification). The client side is checked after the handshake by
 //! reading the same names from the presented certificate.
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use std::path::Path;
 use std::sync::Arc;
@@ -32,77 +28,17 @@ pub enum IdentityError {
     Tls(#[from] rustls::Error),
 }
 
-pub use tillmesh_pos::seal::store_label;
-
-/// The name every till of `store_id` answers to.
-pub fn store_dns(store_id: &str) -> String {
-    format!("{}.tillmesh", store_label(store_id))
-}
-
-/// A PEM certificate and its PEM private key.
-#[derive(Clone, Debug)]
-pub struct Pem {
-    /// Certificate.
-    pub cert: String,
-    /// Private key.
-    pub key: String,
-}
+pub use tillmesh_pki::{Pem, store_dns, store_label};
 
 /// Creates a store CA for `store_id`.
 pub fn create_store_ca(store_id: &str) -> Result<Pem, IdentityError> {
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("tillmesh store {store_id} CA"));
-    params
-        .distinguished_name
-        .push(DnType::OrganizationalUnitName, store_id);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_after = rcgen::date_time_ymd(2046, 1, 1);
-    let key = KeyPair::generate()?;
-    let cert = params.self_signed(&key)?;
-    Ok(Pem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
+    Ok(tillmesh_pki::create_store_ca(store_id)?)
 }
 
-/// Issues a till certificate for `terminal` of `store_id`, signed by the store CA.
+/// Issues a till certificate (and its key) for `terminal` of `store_id`, signed by the
+/// store CA.
 pub fn enroll(ca: &Pem, store_id: &str, terminal: u64) -> Result<Pem, IdentityError> {
-    let ca_key = KeyPair::from_pem(&ca.key)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
-    let names = vec![
-        format!("t{terminal}.{}", store_dns(store_id)),
-        store_dns(store_id),
-    ];
-    let mut params = CertificateParams::new(names)?;
-    params.distinguished_name.push(
-        DnType::CommonName,
-        format!("tillmesh till {terminal} of {store_id}"),
-    );
-    params
-        .distinguished_name
-        .push(DnType::OrganizationalUnitName, store_id);
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    // Issued now (to the second): a revocation of this terminal covers certificates issued
-    // until it, so a till enrolled again afterwards is admitted.
-    params.not_before = time::OffsetDateTime::now_utc();
-    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    Ok(Pem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
+    Ok(tillmesh_pki::enroll(ca, store_id, terminal)?)
 }
 
 /// When a certificate was issued: its `notBefore`, seconds since the epoch.

@@ -3,11 +3,13 @@
 //! the dashboard page. Every error is JSON `{error, message}`.
 
 mod admin;
+mod enrol;
 mod error;
 mod reports;
 mod sync;
 
 pub use admin::*;
+pub use enrol::*;
 pub use error::*;
 pub use reports::*;
 pub use sync::*;
@@ -111,10 +113,12 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/sync/master", get(sync_master))
         .route("/api/v1/sync/watermarks", get(sync_watermarks))
         .route("/api/v1/sync/credential", post(renew_credential))
+        .route("/api/v1/sync/enrolments", post(enrol))
         .route("/api/v1/auth/login", post(admin_login))
         .route("/api/v1/admin/stores", get(list_stores))
         .route("/api/v1/admin/stores/{id}", put(put_store))
         .route("/api/v1/admin/stores/{id}/token", post(store_token))
+        .route("/api/v1/admin/stores/{id}/ca", put(put_store_ca))
         .route(
             "/api/v1/admin/master",
             post(admin_master).get(admin_master_list),
@@ -167,10 +171,12 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         sync_master,
         sync_watermarks,
         renew_credential,
+        enrol,
         admin_login,
         list_stores,
         put_store,
         store_token,
+        put_store_ca,
         admin_master,
         admin_master_list,
         report_sales,
@@ -187,6 +193,9 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         StoreInput,
         TokenRequest,
         TokenAnswer,
+        StoreCaInput,
+        EnrolmentInput,
+        tillmesh_cloud_proto::EnrolmentGrant,
         EditsInput,
         SalesReport,
         PeriodRow,

@@ -4,8 +4,8 @@
 //! checkpoints run off the commit path (`tillmesh_checkpoint::Checkpointer`).
 
 use crate::ledger::{
-    DayRow, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit, MasterRow,
-    PaymentRow, SealKeys, SkuRow, StockRow, StoreInfo, advance,
+    DayRow, Enrolment, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit,
+    MasterRow, PaymentRow, SealKeys, SkuRow, StockRow, StoreCa, StoreInfo, advance,
 };
 use crate::project::Facts;
 use crate::sql;
@@ -204,6 +204,21 @@ impl SqliteLedger {
     }
 }
 
+fn read_store_ca(c: &Connection, store: &str) -> rusqlite::Result<Option<StoreCa>> {
+    c.query_row(sql::STORE_CA, params![store], |r| {
+        Ok(StoreCa {
+            cert: r.get(0)?,
+            key: r.get(1)?,
+            next_terminal: u(r.get(2)?),
+        })
+    })
+    .optional()
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 fn u(v: i64) -> u64 {
     v as u64
 }
@@ -303,6 +318,57 @@ impl Ledger for SqliteLedger {
             }
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_store_ca(&self, store: &str, ca: StoreCa) -> Result<(), LedgerError> {
+        let store = store.to_string();
+        self.with_write(move |c| {
+            c.execute(
+                sql::PUT_STORE_CA,
+                params![store, ca.cert, ca.key, i(ca.next_terminal)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn store_ca(&self, store: &str) -> Result<Option<StoreCa>, LedgerError> {
+        let store = store.to_string();
+        self.with_read(move |c| Ok(read_store_ca(c, &store)?)).await
+    }
+
+    async fn enrol(
+        &self,
+        store: &str,
+        e: Enrolment,
+    ) -> Result<Option<(u64, StoreCa)>, LedgerError> {
+        let store = store.to_string();
+        self.with_write(move |c| {
+            let tx = c.transaction()?;
+            let Some(ca) = read_store_ca(&tx, &store)? else {
+                return Ok(None);
+            };
+            let before: Option<i64> = tx
+                .query_row(sql::ENROLMENT_BY_KEY, params![store, e.key_sha256], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let terminal = match before {
+                Some(t) => u(t),
+                None => {
+                    let t = ca.next_terminal;
+                    tx.execute(sql::TAKE_TERMINAL, params![store])?;
+                    tx.execute(
+                        sql::PUT_ENROLMENT,
+                        params![store, i(t), e.key_sha256, e.code, e.approved_by, i(e.at_ms)],
+                    )?;
+                    t
+                }
+            };
+            tx.commit()?;
+            Ok(Some((terminal, ca)))
         })
         .await
     }
