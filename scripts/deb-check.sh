@@ -32,7 +32,9 @@ port=17399
 data="$(mktemp -d)"
 chown tillmesh:tillmesh "$data"
 trap 'dpkg --purge tillmesh >/dev/null 2>&1 || true; rm -rf "$data"' EXIT
-envs+=("TILLMESH_TERMINAL__LISTEN=127.0.0.1:$port" "TILLMESH_TERMINAL__DATA_DIR=$data/till")
+envs+=("TILLMESH_TERMINAL__LISTEN=127.0.0.1:$port" "TILLMESH_TERMINAL__DATA_DIR=$data/till"
+  "TILLMESH_MESH__CERT=$data/pki/till.pem" "TILLMESH_MESH__KEY=$data/pki/till.key"
+  "TILLMESH_MESH__CA_CERT=$data/pki/store-ca.pem" "TILLMESH_MESH__MDNS_INTERFACES=loopback")
 env "${envs[@]}" /usr/bin/tillmesh config check --config /etc/tillmesh/terminal.toml
 # setpriv execs the till itself (no parent in between), so SIGTERM reaches it as systemd's.
 env "${envs[@]}" setpriv --reuid=tillmesh --regid=tillmesh --init-groups \
@@ -44,6 +46,9 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 curl -sf "http://127.0.0.1:$port/health"
+echo
+# The package's config enrols itself: a fresh disk waits to be admitted, showing its code.
+curl -sf "http://127.0.0.1:$port/api/v1/enrolment" | tee /dev/stderr | grep -q '"state":"waiting"'
 echo
 kill -TERM "$pid"
 wait "$pid"

@@ -3,6 +3,7 @@
 //! identity and `[mesh] enrol` waits, showing a code, refuses a damaged token, takes the
 //! real one, writes its identity, starts as the token's terminal, syncs every past sale and
 //! sells. A till that was enrolled starts again as that terminal without waiting.
+//! Approval in the store: a manager on till 1 confirms a waiting till's code, HQ signs it.
 
 mod support;
 
@@ -27,6 +28,195 @@ async fn converged(tills: &[&TestTill]) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Runs `enrol::wait` for `cfg` in the background; dropping the sender stops it.
+fn wait_in_background(
+    cfg: tillmesh::config::TerminalConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<bool>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let waiter = tokio::spawn(async move {
+        let mut shutdown = Box::pin(async {
+            let _ = stopped.await;
+        });
+        tillmesh::enrol::wait(cfg, &mut shutdown).await
+    });
+    (stop, waiter)
+}
+
+/// The view of a waiting till at `http`, once it answers.
+async fn waiting_view(http: std::net::SocketAddr) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://{http}/api/v1/enrolment")).await {
+            return r.json().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiting till never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A till as the package's config starts it: no store id, no cloud, `[mesh] enrol`, its
+/// files to be written under `dir`.
+fn package_like_config(dir: &std::path::Path) -> tillmesh::config::TerminalConfig {
+    let mut cfg = test_config(dir);
+    cfg.store.store_id = String::new();
+    cfg.store.name = String::new();
+    cfg.terminal.listen = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_tcp_port()));
+    let pki = dir.join("pki");
+    let mut mesh = tillmesh::config::MeshSection::loopback(
+        "127.0.0.1:0".parse().unwrap(),
+        pki.join("store-ca.pem"),
+        pki.join("till.pem"),
+        pki.join("till.key"),
+    );
+    mesh.enrol = true;
+    mesh.anti_entropy_ms = 300;
+    cfg.mesh = Some(mesh);
+    cfg
+}
+
+/// Approval in the store (issue 21): HQ holds the store CA; a till started from a
+/// package-like config (no store, no cloud, no identity) waits with a code; a manager on
+/// till 1 confirms the code with their PIN; HQ issues terminal 3 on the new till's own key;
+/// the new till learns its store, the cloud and a peer, joins, syncs every past sale, gets
+/// the store credential through Raft, and sells. A wrong code, a cashier's PIN, a wrong PIN
+/// and an unknown code change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manager_admits_a_waiting_till_with_its_code_and_hq_signs_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new("S001");
+    let cloud = support::TestCloud::start().await;
+    cloud
+        .handle
+        .cloud
+        .hold_store_ca("S001", pki.ca().clone(), 3)
+        .await
+        .unwrap();
+    let mut tills = Vec::new();
+    for t in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
+        cfg.cloud = Some(cloud.section());
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
+    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
+    for (i, t) in tills.iter().enumerate() {
+        let c = t.client().login("E001", "1111").await;
+        c.sell(&[(&demo_barcode(i), 2)], None).await.unwrap();
+    }
+    converged(&[&tills[0], &tills[1]]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = package_like_config(dir.path());
+    let http = cfg.terminal.listen;
+    let (stop, waiter) = wait_in_background(cfg.clone());
+    let view = waiting_view(http).await;
+    assert_eq!(view["state"], "waiting");
+    let code = view["code"].as_str().unwrap().to_string();
+
+    let manager = tills[0].client().login("M001", "9999").await;
+    let approve = |code: &str, who: &str, pin: &str| serde_json::json!({"code": code, "address": http.to_string(), "employee_id": who, "pin": pin});
+    manager
+        .post(
+            "/api/v1/enrolment/approve",
+            approve("AAAA-AAAA", "M001", "9999"),
+        )
+        .await
+        .expect_error(409, "code_mismatch");
+    manager
+        .post("/api/v1/enrolment/approve", approve(&code, "E001", "1111"))
+        .await
+        .expect_error(403, "approval_refused");
+    let wrong = manager
+        .post("/api/v1/enrolment/approve", approve(&code, "M001", "0000"))
+        .await;
+    assert_eq!(wrong.status, 401, "{:?}", wrong.body);
+    manager
+        .post(
+            "/api/v1/enrolment/approve",
+            serde_json::json!({"code": "ZZZZ-ZZZZ", "employee_id": "M001", "pin": "9999"}),
+        )
+        .await
+        .expect_error(404, "no_waiting_till");
+    let cashier = tills[0].client().login("E002", "2222").await;
+    cashier
+        .get("/api/v1/enrolment/waiting")
+        .await
+        .expect_error(403, "manager_only");
+    assert!(!dir.path().join("pki/till.pem").exists());
+    assert_eq!(waiting_view(http).await["state"], "waiting");
+
+    // The manager confirms the code shown, in lower case as typed.
+    let admitted = manager
+        .post(
+            "/api/v1/enrolment/approve",
+            approve(&code.to_lowercase(), "M001", "9999"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(admitted["terminal"], 3, "{admitted}");
+    assert_eq!(admitted["approved_by"], "M001 on T1");
+    assert!(waiter.await.unwrap().unwrap(), "enrolled");
+    drop(stop);
+    // A second approval of the same till finds nobody waiting.
+    let cfg = tillmesh::enrol::adopt(cfg).unwrap();
+    assert_eq!(cfg.terminal.id, 3);
+    assert_eq!(cfg.store.store_id, "S001");
+    assert_eq!(cfg.store.name, tills[0].till().config().store.name);
+    assert_eq!(cfg.cloud.as_ref().unwrap().url, cloud.url());
+    assert_eq!(
+        cfg.cloud.as_ref().unwrap().token,
+        "",
+        "the credential comes through Raft"
+    );
+    assert_eq!(
+        cfg.mesh.as_ref().unwrap().peers,
+        vec![tills[0].mesh().local_addr()],
+        "the approving till is the first peer"
+    );
+    let t3 = TestTill::start_with(cfg, dir).await;
+    assert_eq!(t3.till().replica_id().terminal(), 3);
+    // Without mDNS here, the others learn the new till's address by hand (it dials till 1,
+    // which it learned from the grant, by itself).
+    for t in &tills {
+        t.mesh().add_peer(t3.mesh().local_addr());
+    }
+    converged(&[&tills[0], &tills[1], &t3]).await;
+    assert_eq!(txlog(&t3), txlog(&tills[0]), "every past sale");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while t3.raft().state().credential.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store credential never reached the new till"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = t3.client().login("E001", "1111").await;
+    c.sell(&[(&demo_barcode(3), 1)], None).await.unwrap();
+    converged(&[&tills[0], &tills[1], &t3]).await;
+    // HQ issued terminal 3 once: the next approval would get 4.
+    let held = cloud
+        .handle
+        .cloud
+        .ledger
+        .store_ca("S001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.next_terminal, 4);
+    t3.stop().await;
+    for t in tills {
+        t.stop().await;
+    }
+    cloud.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -81,13 +271,7 @@ async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
     mesh.anti_entropy_ms = 300;
     cfg.mesh = Some(mesh);
     assert!(tillmesh::enrol::waiting(&cfg));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let waiter = tokio::spawn(async move {
-        let mut shutdown = Box::pin(async {
-            let _ = stopped.await;
-        });
-        tillmesh::enrol::wait(cfg, &mut shutdown).await
-    });
+    let (stop, waiter) = wait_in_background(cfg.clone());
     let web = reqwest::Client::new();
     let url = |p: &str| format!("http://{http}{p}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -103,7 +287,7 @@ async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
     };
     assert_eq!(view["state"], "waiting");
     let code = view["code"].as_str().unwrap().to_string();
-    assert_eq!(code.len(), 7, "{code}");
+    assert_eq!(code.len(), 9, "{code}");
     let page = web
         .get(url("/"))
         .send()
@@ -133,8 +317,9 @@ async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cfg = waiter.await.unwrap().unwrap().expect("enrolled");
+    assert!(waiter.await.unwrap().unwrap(), "enrolled");
     drop(stop);
+    let cfg = tillmesh::enrol::adopt(cfg).unwrap();
     assert_eq!(cfg.terminal.id, 3);
     {
         use std::os::unix::fs::PermissionsExt;

@@ -581,8 +581,13 @@ impl TerminalConfig {
         if !(1..=65_535).contains(&self.terminal.id) {
             out.push(("terminal.id", "must be between 1 and 65535".into()));
         }
-        if self.store.store_id.trim().is_empty() {
-            out.push(("store.store_id", "must not be empty".into()));
+        // A till that enrols itself learns its store at enrolment.
+        if self.store.store_id.trim().is_empty() && !self.mesh.as_ref().is_some_and(|m| m.enrol) {
+            out.push((
+                "store.store_id",
+                "must not be empty (unless [mesh] enrol = true: the till learns it when enrolled)"
+                    .into(),
+            ));
         }
         if self.store.currency_decimals > 4 {
             out.push(("store.currency_decimals", "at most 4".into()));

@@ -304,13 +304,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             ));
             info!(addr = %mesh.local_addr(), "mesh listening");
             let discovery = if m.mdns {
-                let interfaces = match m.mdns_interfaces.as_str() {
-                    "all" => Interfaces::All,
-                    "loopback" => Interfaces::Loopback,
-                    names => {
-                        Interfaces::Named(names.split(',').map(|n| n.trim().to_string()).collect())
-                    }
-                };
+                let interfaces = interfaces(&m.mdns_interfaces);
                 let weak = Arc::downgrade(&mesh);
                 let d = Discovery::start(
                     &cfg.store.store_id,
@@ -322,6 +316,13 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                             m.add_peer(addr);
                         }
                     },
+                )
+                .map_err(|e| anyhow::anyhow!("mDNS discovery: {e}"))?;
+                let (found, gone) = (links.clone(), links.clone());
+                d.browse_joining(
+                    &cfg.store.store_id,
+                    move |j| found.note_joining(j),
+                    move |code| gone.forget_joining(code),
                 )
                 .map_err(|e| anyhow::anyhow!("mDNS discovery: {e}"))?;
                 Some(d)
@@ -425,6 +426,15 @@ impl Fatal {
     pub const EXIT_CODE: u8 = 70;
 }
 
+/// The interfaces `[mesh] mdns_interfaces` names: `all`, `loopback`, or a comma list.
+pub fn interfaces(names: &str) -> Interfaces {
+    match names {
+        "all" => Interfaces::All,
+        "loopback" => Interfaces::Loopback,
+        names => Interfaces::Named(names.split(',').map(|n| n.trim().to_string()).collect()),
+    }
+}
+
 /// Runs a till until `shutdown` resolves, or until the till raises a fatal storage error
 /// (answered as [`Fatal`]).
 pub async fn run(
@@ -433,14 +443,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut shutdown = Box::pin(shutdown);
     // A till with no certificate and `[mesh] enrol` waits for a join token first.
-    let cfg = if enrol::waiting(&cfg) {
-        match enrol::wait(cfg, &mut shutdown).await? {
-            Some(cfg) => cfg,
-            None => return Ok(()),
-        }
-    } else {
-        enrol::adopt(cfg)?
-    };
+    if enrol::waiting(&cfg) && !enrol::wait(cfg.clone(), &mut shutdown).await? {
+        return Ok(());
+    }
+    let cfg = enrol::adopt(cfg)?;
     let node = start(cfg).await?;
     systemd::ready();
     let watchdog = systemd::spawn_watchdog(node.till.clone());

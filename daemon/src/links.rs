@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use crate::till::{CloudLink, RaftView};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tillmesh_consensus::node::StoreRaft;
+use tillmesh_mesh::discovery::{JOINING_MAX, Joining};
 use tillmesh_mesh::{Mesh, PeerView, Replicator, Transport};
 use tillmesh_uplink::{self as uplink, LinkState};
 
@@ -32,6 +33,14 @@ pub trait Links: Send + Sync + std::fmt::Debug {
     fn store_raft(&self) -> Option<StoreRaft> {
         None
     }
+    /// Tills waiting to join the store that mDNS found, newest first.
+    fn joining(&self) -> Vec<Joining> {
+        Vec::new()
+    }
+    /// The mesh's own address (its port is what a new till dials).
+    fn mesh_addr(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
 }
 
 /// A till on its own: no mesh, no Raft group, no cloud link.
@@ -54,6 +63,7 @@ impl Links for Standalone {
 trait PeerList: Send + Sync {
     fn peers(&self) -> Vec<PeerView>;
     fn duplicates(&self) -> Vec<String>;
+    fn local_addr(&self) -> std::net::SocketAddr;
 }
 
 impl<R: Replicator, T: Transport> PeerList for Mesh<R, T> {
@@ -66,6 +76,9 @@ impl<R: Replicator, T: Transport> PeerList for Mesh<R, T> {
             .map(ToString::to_string)
             .collect()
     }
+    fn local_addr(&self) -> std::net::SocketAddr {
+        Mesh::local_addr(self)
+    }
 }
 
 /// The layers of a meshed till, each set once by the wiring as it starts them. The mesh is
@@ -76,6 +89,8 @@ pub struct StoreLinks {
     raft: OnceLock<StoreRaft>,
     cloud: OnceLock<Arc<Mutex<LinkState>>>,
     revoked: Mutex<(Vec<u64>, bool)>,
+    /// Tills waiting to join, newest first (at most [`JOINING_MAX`]).
+    joining: Mutex<Vec<Joining>>,
 }
 
 impl std::fmt::Debug for StoreLinks {
@@ -97,7 +112,24 @@ impl StoreLinks {
             raft: OnceLock::new(),
             cloud: OnceLock::new(),
             revoked: Mutex::default(),
+            joining: Mutex::default(),
         }
+    }
+
+    /// mDNS found a till waiting to join (again: it moves to the front).
+    pub fn note_joining(&self, j: Joining) {
+        let mut list = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|o| o.code != j.code);
+        list.insert(0, j);
+        list.truncate(JOINING_MAX);
+    }
+
+    /// A waiting till withdrew (it joined, or stopped).
+    pub fn forget_joining(&self, code: &str) {
+        self.joining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|o| o.code != code);
     }
 
     /// The mesh started.
@@ -154,6 +186,20 @@ impl Links for StoreLinks {
 
     fn store_raft(&self) -> Option<StoreRaft> {
         self.raft.get().cloned()
+    }
+
+    fn joining(&self) -> Vec<Joining> {
+        self.joining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn mesh_addr(&self) -> Option<std::net::SocketAddr> {
+        self.mesh
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|m| m.local_addr())
     }
 
     fn raft(&self) -> Option<RaftView> {

@@ -23,6 +23,84 @@ pub enum Interfaces {
     Named(Vec<String>),
 }
 
+/// The DNS-SD service type of a till waiting to join a store (no certificate yet).
+pub const JOIN_SERVICE_TYPE: &str = "_tillmesh-join._tcp.local.";
+
+/// Most waiting tills a browser keeps (the newest seen win).
+pub const JOINING_MAX: usize = 16;
+
+/// A till waiting to join, as its advertisement says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joining {
+    /// The code its screen shows (of its key).
+    pub code: String,
+    /// Its HTTP address (where it serves its signing request and takes a certificate).
+    pub http: SocketAddr,
+    /// The store it was configured for, if any.
+    pub store: Option<String>,
+}
+
+/// An mDNS daemon on `interfaces`, and the addresses to advertise (none: every interface's).
+fn daemon_on(interfaces: &Interfaces) -> Result<(ServiceDaemon, Vec<IpAddr>), String> {
+    let daemon = ServiceDaemon::new().map_err(|e| e.to_string())?;
+    let host_ip: Vec<IpAddr> = match interfaces {
+        Interfaces::All => vec![],
+        Interfaces::Loopback => {
+            daemon
+                .disable_interface(IfKind::All)
+                .map_err(|e| e.to_string())?;
+            daemon
+                .enable_interface(IfKind::LoopbackV4)
+                .map_err(|e| e.to_string())?;
+            vec![IpAddr::from([127, 0, 0, 1])]
+        }
+        Interfaces::Named(names) => {
+            daemon
+                .disable_interface(IfKind::All)
+                .map_err(|e| e.to_string())?;
+            for n in names {
+                daemon
+                    .enable_interface(IfKind::Name(n.clone()))
+                    .map_err(|e| e.to_string())?;
+            }
+            vec![]
+        }
+    };
+    Ok((daemon, host_ip))
+}
+
+/// Advertises a till waiting to join (`code`, its HTTP `port`, its configured store) until
+/// dropped through [`Discovery::stop`].
+pub fn advertise_joining(
+    code: &str,
+    port: u16,
+    store: Option<&str>,
+    interfaces: &Interfaces,
+) -> Result<Discovery, String> {
+    let (daemon, host_ip) = daemon_on(interfaces)?;
+    let instance = format!("join-{}", code.to_ascii_lowercase());
+    let mut props = vec![("code", code.to_string()), ("port", port.to_string())];
+    if let Some(s) = store {
+        props.push(("store", s.to_string()));
+    }
+    let host = format!("{instance}.local.");
+    let mut info = ServiceInfo::new(
+        JOIN_SERVICE_TYPE,
+        &instance,
+        &host,
+        &host_ip[..],
+        port,
+        &props[..],
+    )
+    .map_err(|e| e.to_string())?;
+    if host_ip.is_empty() {
+        info = info.enable_addr_auto();
+    }
+    let fullname = info.get_fullname().to_string();
+    daemon.register(info).map_err(|e| e.to_string())?;
+    Ok(Discovery { daemon, fullname })
+}
+
 /// A running advertiser + browser.
 pub struct Discovery {
     daemon: ServiceDaemon,
@@ -46,30 +124,7 @@ impl Discovery {
         interfaces: &Interfaces,
         found: impl Fn(SocketAddr) + Send + 'static,
     ) -> Result<Discovery, String> {
-        let daemon = ServiceDaemon::new().map_err(|e| e.to_string())?;
-        let host_ip: Vec<IpAddr> = match interfaces {
-            Interfaces::All => vec![],
-            Interfaces::Loopback => {
-                daemon
-                    .disable_interface(IfKind::All)
-                    .map_err(|e| e.to_string())?;
-                daemon
-                    .enable_interface(IfKind::LoopbackV4)
-                    .map_err(|e| e.to_string())?;
-                vec![IpAddr::from([127, 0, 0, 1])]
-            }
-            Interfaces::Named(names) => {
-                daemon
-                    .disable_interface(IfKind::All)
-                    .map_err(|e| e.to_string())?;
-                for n in names {
-                    daemon
-                        .enable_interface(IfKind::Name(n.clone()))
-                        .map_err(|e| e.to_string())?;
-                }
-                vec![]
-            }
-        };
+        let (daemon, host_ip) = daemon_on(interfaces)?;
         let instance = format!("{}-t{terminal}", crate::identity::store_label(store_id));
         let props = [
             ("store", store_id.to_string()),
@@ -124,6 +179,59 @@ impl Discovery {
             })
             .map_err(|e| e.to_string())?;
         Ok(Discovery { daemon, fullname })
+    }
+
+    /// Also browses for tills waiting to join (of this store, or configured for none) and
+    /// calls `found` for each, and `gone` for each code whose advertisement is withdrawn.
+    pub fn browse_joining(
+        &self,
+        store_id: &str,
+        found: impl Fn(Joining) + Send + 'static,
+        gone: impl Fn(&str) + Send + 'static,
+    ) -> Result<(), String> {
+        let rx = self
+            .daemon
+            .browse(JOIN_SERVICE_TYPE)
+            .map_err(|e| e.to_string())?;
+        let store = store_id.to_string();
+        std::thread::Builder::new()
+            .name("mdns-joining".into())
+            .spawn(move || {
+                while let Ok(ev) = rx.recv() {
+                    match ev {
+                        ServiceEvent::ServiceResolved(svc) => {
+                            let txt = |k: &str| svc.get_property_val_str(k).map(str::to_string);
+                            let their = txt("store");
+                            if their.as_deref().is_some_and(|s| s != store) {
+                                continue;
+                            }
+                            let Some(code) = txt("code").filter(|c| c.len() <= 16) else {
+                                continue;
+                            };
+                            if let Some(ip) = svc.get_addresses_v4().into_iter().next() {
+                                let http = SocketAddr::from((ip, svc.port));
+                                info!(%http, %code, "a till is waiting to join");
+                                found(Joining {
+                                    code,
+                                    http,
+                                    store: their,
+                                });
+                            }
+                        }
+                        ServiceEvent::ServiceRemoved(_, fullname) => {
+                            if let Some(code) = fullname
+                                .strip_prefix("join-")
+                                .and_then(|f| f.split('.').next())
+                            {
+                                gone(&code.to_ascii_uppercase());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// Says goodbye (so peers drop the record) and stops the daemon.

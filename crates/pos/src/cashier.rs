@@ -46,7 +46,8 @@ impl Role {
             | Permission::PriceOverride
             | Permission::AdjustStock
             | Permission::ManageCash
-            | Permission::SellOffline => self >= Role::Manager,
+            | Permission::SellOffline
+            | Permission::AdmitTill => self >= Role::Manager,
             Permission::ManageSettings => self == Role::Admin,
         }
     }
@@ -74,6 +75,8 @@ pub enum Permission {
     ManageSettings,
     /// Pay cash into or out of a drawer, count it at close.
     ManageCash,
+    /// Admit a new till waiting to join the store.
+    AdmitTill,
 }
 
 /// An account.

@@ -158,6 +158,13 @@ pub fn check_issued(ca: &[u8], cert: &[u8]) -> Result<(String, u64), String> {
     issued_by(&public_key(&ca), &x)
 }
 
+/// The public key (for ECDSA P-256: the uncompressed point) a certificate (DER) binds.
+pub fn cert_public_key(cert: &[u8]) -> Result<Vec<u8>, String> {
+    use x509_parser::prelude::*;
+    let (_, x) = X509Certificate::from_der(cert).map_err(|e| format!("certificate: {e}"))?;
+    Ok(public_key(&x))
+}
+
 /// The public key (uncompressed point) of a certificate.
 fn public_key(x: &x509_parser::certificate::X509Certificate<'_>) -> Vec<u8> {
     x.public_key().subject_public_key.data.to_vec()

@@ -12,7 +12,7 @@ mod batch;
 mod http;
 mod source;
 
-pub use http::{CloudAnswer, CloudHttp, CloudRequest, ReqwestCloud};
+pub use http::{CloudAnswer, CloudHttp, CloudRequest, ReqwestCloud, error_chain};
 pub use source::{EventSource, Observer, Settings};
 
 use std::collections::BTreeMap;
@@ -281,6 +281,29 @@ impl<S: EventSource> Uplink<S> {
         }
     }
 
+    /// Commits the configured credential through Raft when the group holds none, so that
+    /// every till has one, including a till enrolled without a credential in its config.
+    async fn share_credential(&self, term: u64) {
+        if self.raft.state().credential.is_some() || self.cfg.token.is_empty() {
+            return;
+        }
+        let Some(expires_ms) = self.cfg_token_expires_ms else {
+            return;
+        };
+        if !self.leads(term) {
+            return;
+        }
+        let token = self.cfg.token.clone();
+        match self
+            .raft
+            .propose(Command::Credential { token, expires_ms })
+            .await
+        {
+            Ok(_) => info!("the store credential is shared with every till"),
+            Err(e) => warn!(cause = %e, "could not share the store credential"),
+        }
+    }
+
     /// Renews the store's credential when it expires within `renew_before_ms` (at most one try
     /// an hour), and commits the new one through Raft so every till uses it.
     async fn renew_if_due(&self, term: u64, last_try: &mut Option<Instant>) {
@@ -353,6 +376,7 @@ impl<S: EventSource> Uplink<S> {
         let mut last_refresh = Instant::now() - CLOUD_REFRESH;
         let mut was_online: Option<bool> = None;
         let mut renew_tried: Option<Instant> = None;
+        self.share_credential(term).await;
         loop {
             if !self.leads(term) {
                 return "deposed";

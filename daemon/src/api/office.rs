@@ -375,3 +375,28 @@ pub(super) async fn unlock(
 ) -> ApiResult<CashierView> {
     Ok(Json(till.unlock(&auth.session, &id).await?))
 }
+
+#[utoipa::path(get, path = "/api/v1/enrolment/waiting",
+    responses((status = 200, body = Vec<crate::till::WaitingTill>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn waiting_tills(
+    State(till): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Vec<crate::till::WaitingTill>> {
+    Ok(Json(till.waiting_tills(&auth.session)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/enrolment/approve", request_body = crate::till::AdmitRequest,
+    responses((status = 200, body = crate::till::AdmittedTill),
+        (status = 403, body = ErrorBody, description = "the PIN is not a manager's"),
+        (status = 404, body = ErrorBody, description = "no till waiting with that code was found"),
+        (status = 409, body = ErrorBody, description = "the code is not the waiting till's, HQ refused, or this till has no cloud"),
+        (status = 503, body = ErrorBody, description = "the waiting till or HQ does not answer")),
+    security(("bearer" = [])))]
+pub(super) async fn approve_till(
+    State(till): State<AppState>,
+    auth: Auth,
+    Body(req): Body<crate::till::AdmitRequest>,
+) -> ApiResult<crate::till::AdmittedTill> {
+    Ok(Json(till.admit_till(&auth.session, &req).await?))
+}

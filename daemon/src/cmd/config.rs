@@ -189,4 +189,32 @@ mod tests {
         assert!(all.contains("no-such-catalog.json"), "{all}");
         assert_eq!(p.len(), 4, "{all}");
     }
+
+    #[test]
+    fn the_package_config_enrols_itself_and_checks() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/terminal.package.toml"),
+        )
+        .unwrap();
+        // The package's files are where the package puts them: point them at the repository.
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = text
+            .replace(
+                "/usr/share/tillmesh/configs/",
+                &format!("{}/configs/", repo.display()),
+            )
+            .replace(
+                "/usr/share/tillmesh/models/",
+                &format!("{}/models/", repo.display()),
+            );
+        let dir = tempfile::tempdir().unwrap();
+        let text = text.replace("/var/lib/tillmesh", &dir.path().display().to_string());
+        assert_eq!(terminal_problems(&text, dir.path()), Vec::<String>::new());
+        let cfg: tillmesh::config::TerminalConfig = toml::from_str(&text).unwrap();
+        assert!(tillmesh::enrol::waiting(&cfg));
+        // Without enrol, an empty store id is a problem.
+        let fixed = text.replace("enrol = true", "enrol = false");
+        let all = terminal_problems(&fixed, dir.path()).join("\n");
+        assert!(all.contains("store.store_id"), "{all}");
+    }
 }

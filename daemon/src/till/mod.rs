@@ -13,6 +13,7 @@
 //! (what the mesh asks of the till), `compaction`, `status`, `vision`. This file holds the
 //! types, the in-memory core, and the commit and audit plumbing they share.
 
+mod admit;
 mod cash;
 mod compaction;
 mod customers;
@@ -36,6 +37,7 @@ mod status;
 mod throttle;
 mod vision;
 
+pub use admit::{AdmitRequest, AdmittedTill, WaitingTill};
 pub use error::{ErrorKind, TillError};
 pub use office::{CashierView, SaleSummary};
 use open::old_cashiers;
