@@ -3,7 +3,9 @@
 //! identity and `[mesh] enrol` waits, showing a code, refuses a damaged token, takes the
 //! real one, writes its identity, starts as the token's terminal, syncs every past sale and
 //! sells. A till that was enrolled starts again as that terminal without waiting.
-//! Approval in the store: a manager on till 1 confirms a waiting till's code, HQ signs it.
+//! The store's leader records the token's first use: the same token on a second machine is
+//! refused. Approval in the store: a manager on till 1 confirms a waiting till's code, HQ
+//! signs it.
 
 mod support;
 
@@ -243,6 +245,10 @@ async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
         .arg(pki.dir.path())
         .args(["--terminal-id", "3", "--valid-for", "1h", "--peer"])
         .arg(tills[0].mesh().local_addr().to_string())
+        .arg("--http-peer")
+        .arg(tills[0].node().http_addr.to_string())
+        .arg("--http-peer")
+        .arg(tills[1].node().http_addr.to_string())
         .output()
         .unwrap();
     assert!(
@@ -320,6 +326,32 @@ async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
     assert!(waiter.await.unwrap().unwrap(), "enrolled");
     drop(stop);
     let cfg = tillmesh::enrol::adopt(cfg).unwrap();
+
+    // The same token on a second machine: the store's leader recorded the first, so it is
+    // refused and nothing is written.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut cfg2 = package_like_config(dir2.path());
+    cfg2.store.store_id = "S001".into();
+    let http2 = cfg2.terminal.listen;
+    let (stop2, waiter2) = wait_in_background(cfg2);
+    waiting_view(http2).await;
+    let r = web
+        .post(format!("http://{http2}/api/v1/enrolment/token"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "token_used", "{body}");
+    assert!(!dir2.path().join("pki/till.pem").exists());
+    assert!(!dir2.path().join("pki/till.key").exists());
+    assert_eq!(waiting_view(http2).await["state"], "waiting");
+    drop(stop2);
+    assert!(
+        !waiter2.await.unwrap().unwrap(),
+        "still waiting when stopped"
+    );
     assert_eq!(cfg.terminal.id, 3);
     {
         use std::os::unix::fs::PermissionsExt;

@@ -302,6 +302,10 @@ pub(crate) enum StoreAction {
         /// has no mDNS; repeat for several.
         #[arg(long)]
         peer: Vec<std::net::SocketAddr>,
+        /// A till's HTTP address (`host:port`), where the new till redeems the token so the
+        /// store refuses it a second time, when its LAN has no mDNS; repeat for several.
+        #[arg(long)]
+        http_peer: Vec<std::net::SocketAddr>,
     },
     /// Revoke a till's certificates (every one issued to the terminal until now): adds it to
     /// the store's revocation list in the CA folder, signs the list with the store CA and

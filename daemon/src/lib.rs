@@ -310,6 +310,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                     &cfg.store.store_id,
                     cfg.terminal.id,
                     mesh.local_addr().port(),
+                    Some(cfg.terminal.listen.port()).filter(|p| *p != 0),
                     &interfaces,
                     move |addr| {
                         if let Some(m) = weak.upgrade() {

@@ -101,6 +101,42 @@ pub fn advertise_joining(
     Ok(Discovery { daemon, fullname })
 }
 
+/// Browses for `wait` for the tills of `store_id` and answers their HTTP addresses (from
+/// their `http` record; tills that do not advertise one are left out). Blocking.
+pub fn store_http_addresses(
+    store_id: &str,
+    interfaces: &Interfaces,
+    wait: std::time::Duration,
+) -> Result<Vec<SocketAddr>, String> {
+    let (daemon, _) = daemon_on(interfaces)?;
+    let rx = daemon.browse(SERVICE_TYPE).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(ev) = rx.recv_timeout(left) else {
+            break;
+        };
+        let ServiceEvent::ServiceResolved(svc) = ev else {
+            continue;
+        };
+        let txt = |k: &str| svc.get_property_val_str(k).map(str::to_string);
+        if txt("store").as_deref() != Some(store_id) {
+            continue;
+        }
+        let Some(port) = txt("http").and_then(|p| p.parse::<u16>().ok()) else {
+            continue;
+        };
+        for ip in svc.get_addresses_v4() {
+            let a = SocketAddr::from((ip, port));
+            if !out.contains(&a) && out.len() < JOINING_MAX * 4 {
+                out.push(a);
+            }
+        }
+    }
+    let _ = daemon.shutdown();
+    Ok(out)
+}
+
 /// A running advertiser + browser.
 pub struct Discovery {
     daemon: ServiceDaemon,
@@ -121,12 +157,13 @@ impl Discovery {
         store_id: &str,
         terminal: u64,
         port: u16,
+        http_port: Option<u16>,
         interfaces: &Interfaces,
         found: impl Fn(SocketAddr) + Send + 'static,
     ) -> Result<Discovery, String> {
         let (daemon, host_ip) = daemon_on(interfaces)?;
         let instance = format!("{}-t{terminal}", crate::identity::store_label(store_id));
-        let props = [
+        let mut props = vec![
             ("store", store_id.to_string()),
             ("terminal", terminal.to_string()),
             // The protocol versions spoken; a peer outside them is still dialed, so the
@@ -135,6 +172,10 @@ impl Discovery {
             ("proto_min", PROTOCOL_MIN.to_string()),
             ("port", port.to_string()),
         ];
+        // Where the till's HTTP API is (a till waiting to join redeems its token there).
+        if let Some(h) = http_port {
+            props.push(("http", h.to_string()));
+        }
         let host = format!("{instance}.local.");
         let mut info = ServiceInfo::new(
             SERVICE_TYPE,

@@ -104,6 +104,7 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/security/revocations", post(publish_revocations))
         .route("/api/v1/enrolment/waiting", get(waiting_tills))
         .route("/api/v1/enrolment/approve", post(approve_till))
+        .route("/api/v1/enrolment/redeem", post(redeem_token))
         .route(
             "/api/v1/customers/{id}",
             get(get_customer).put(upsert_customer),
@@ -446,7 +447,7 @@ const TILL_ERRORS: &[(&str, &str)] = &[
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund, return_items,
         payment_status, payment_qr, cancel_payment, receipt, end_of_day, history, search, favourites, customers_by_phone, decline_refund, cashiers, unlock, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
-        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, upsert_customer, get_customer,
+        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, redeem_token, upsert_customer, get_customer,
         recognize, enroll
     )
 )]

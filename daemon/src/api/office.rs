@@ -400,3 +400,15 @@ pub(super) async fn approve_till(
 ) -> ApiResult<crate::till::AdmittedTill> {
     Ok(Json(till.admit_till(&auth.session, &req).await?))
 }
+
+#[utoipa::path(post, path = "/api/v1/enrolment/redeem", request_body = crate::till::Redemption,
+    responses((status = 204, description = "the token is this machine's"),
+        (status = 409, body = ErrorBody, description = "`token_used`: another till redeemed it; `not_leader`: redeem at the leader"),
+        (status = 422, body = ErrorBody, description = "not a token of this store, or not signed by its key")))]
+pub(super) async fn redeem_token(
+    State(till): State<AppState>,
+    Body(req): Body<crate::till::Redemption>,
+) -> Result<StatusCode, ApiError> {
+    till.redeem_token(&req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -52,6 +52,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                     again,
                     valid_for,
                     peer,
+                    http_peer,
                 },
         } => pki::token(
             &ca_dir,
@@ -59,6 +60,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
             again,
             pki::duration_ms(&valid_for)?,
             peer,
+            http_peer,
         ),
         Command::Terminal {
             action: None,

@@ -135,6 +135,7 @@ pub(super) fn token(
     again: bool,
     valid_for_ms: u64,
     peers: Vec<std::net::SocketAddr>,
+    http_peers: Vec<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     if valid_for_ms > 30 * 86_400_000 {
         anyhow::bail!("a join token is valid for at most 30 days (--valid-for 30d)");
@@ -152,6 +153,7 @@ pub(super) fn token(
         cert: till.cert,
         key: till.key,
         peers,
+        http_peers,
     };
     let text = token.encode()?;
     let qr = qrcode::QrCode::new(text.as_bytes())

@@ -292,17 +292,21 @@ fn check_grant(w: &Waiting, g: &EnrolmentGrant, store: Option<&StoreInfo>) -> Re
     Ok(())
 }
 
+fn already_enrolled() -> Refusal {
+    (
+        StatusCode::CONFLICT,
+        "already_enrolled",
+        "this till is enrolled already; it is starting".into(),
+    )
+}
+
 /// Takes the first admission: `Err` when the till was admitted already.
 fn take_done(w: &Waiting) -> Result<tokio::sync::oneshot::Sender<()>, Refusal> {
     w.done
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take()
-        .ok_or((
-            StatusCode::CONFLICT,
-            "already_enrolled",
-            "this till is enrolled already; it is starting".into(),
-        ))
+        .ok_or_else(already_enrolled)
 }
 
 /// Writes an identity and its record, or gives the admission back.
@@ -347,6 +351,11 @@ async fn admit_token(w: &Waiting, text: &str) -> Result<JoinToken, Refusal> {
     };
     t.check(store, crate::clock::SystemClock.now_ms())
         .map_err(unprocessable)?;
+    // Admitted already: say so before redeeming anything.
+    if w.done.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        return Err(already_enrolled());
+    }
+    let redeemed = redeem(w, &t).await?;
     let tx = take_done(w)?;
     let record = Enrolled {
         terminal: t.terminal,
@@ -358,8 +367,142 @@ async fn admit_token(w: &Waiting, text: &str) -> Result<JoinToken, Refusal> {
         ..Default::default()
     };
     finish(w, tx, &t.ca, &t.cert, &t.key, &record, None)?;
-    info!(terminal = t.terminal, token = %t.id, "enrolled by a join token");
+    if redeemed {
+        info!(terminal = t.terminal, token = %t.id, "enrolled by a join token, redeemed at the store");
+    } else {
+        warn!(terminal = t.terminal, token = %t.id, "enrolled by a join token that no till of the store could record (none found): the token's single use is not enforced");
+    }
     Ok(t)
+}
+
+/// Rounds of trying the store's tills while none leads (an election, a till starting).
+const REDEEM_ROUNDS: usize = 10;
+
+/// This machine's id (32 hex digits, made once, kept in the data folder): a till retrying
+/// a redemption after a crash is the same machine.
+fn machine_id(cfg: &TerminalConfig) -> anyhow::Result<String> {
+    let path = cfg.terminal.data_dir.join("machine-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if id.trim().len() == 32 => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("{}: {e}", path.display()),
+    }
+    let mut b = [0_u8; 16];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
+    let id = hex::encode(b);
+    write_file(&path, &id, false)?;
+    Ok(id)
+}
+
+/// Redeems the token at the store before using it: the leader records this machine as the
+/// token's one user, and refuses it if another machine redeemed it. The store's tills come
+/// from mDNS and the token's `http_peers`. `Ok(false)`: no till of the store was found (its
+/// first till, or a LAN without mDNS and a token without HTTP peers).
+async fn redeem(w: &Waiting, t: &JoinToken) -> Result<bool, Refusal> {
+    use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+    let internal = |m: String| (StatusCode::INTERNAL_SERVER_ERROR, "cannot_redeem", m);
+    let machine = machine_id(&w.cfg).map_err(|e| internal(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(t.key.as_bytes())
+        .map_err(|e| internal(format!("the token's key does not read: {e}")))?;
+    let rng = ring::rand::SystemRandom::new();
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        key.secret_der(),
+        &rng,
+    )
+    .map_err(|e| internal(format!("the token's key cannot sign: {e}")))?;
+    let msg = crate::till::redemption_message(&t.store_id, &t.id, &machine);
+    let sig = pair
+        .sign(&rng, &msg)
+        .map_err(|e| internal(format!("cannot sign: {e}")))?;
+    let body = crate::till::Redemption {
+        token_id: t.id.clone(),
+        cert: t.cert.clone(),
+        machine,
+        sig: hex::encode(sig.as_ref()),
+    };
+    let mut tills = t.http_peers.clone();
+    if let Some(m) = w.cfg.mesh.as_ref().filter(|m| m.mdns) {
+        let (store, interfaces) = (t.store_id.clone(), crate::interfaces(&m.mdns_interfaces));
+        let found = tokio::task::spawn_blocking(move || {
+            tillmesh_mesh::discovery::store_http_addresses(
+                &store,
+                &interfaces,
+                std::time::Duration::from_secs(3),
+            )
+        })
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+        match found {
+            Ok(found) => {
+                for a in found {
+                    if !tills.contains(&a) {
+                        tills.push(a);
+                    }
+                }
+            }
+            Err(e) => warn!(cause = %e, "cannot browse for the store's tills over mDNS"),
+        }
+    }
+    if tills.is_empty() {
+        return Ok(false);
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| internal(e.to_string()))?;
+    let mut last = String::new();
+    for _ in 0..REDEEM_ROUNDS {
+        for a in &tills {
+            let r = http
+                .post(format!("http://{a}/api/v1/enrolment/redeem"))
+                .json(&body)
+                .send()
+                .await;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("{a}: {e}");
+                    continue;
+                }
+            };
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            match (status, v["error"].as_str()) {
+                (204, _) => return Ok(true),
+                (409, Some("token_used")) => {
+                    return Err((
+                        StatusCode::CONFLICT,
+                        "token_used",
+                        v["message"]
+                            .as_str()
+                            .unwrap_or("another till used this token")
+                            .to_string(),
+                    ));
+                }
+                (422, _) => {
+                    return Err((
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "bad_token",
+                        format!(
+                            "the store refused the token: {}",
+                            v["message"].as_str().unwrap_or("")
+                        ),
+                    ));
+                }
+                _ => last = format!("{a}: {status} {}", v["message"].as_str().unwrap_or("")),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Err((
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!(
+            "the store's tills could not record the token (last: {last}): try again in a moment"
+        ),
+    ))
 }
 
 /// Writes `text` to `path` whole or not at all (`secret`: readable by the till's user only).

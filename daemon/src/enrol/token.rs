@@ -35,6 +35,9 @@ pub struct JoinToken {
     /// Peers to dial (for a store without mDNS on its LAN).
     #[serde(default)]
     pub peers: Vec<SocketAddr>,
+    /// Tills' HTTP addresses, where the token is redeemed (for a store without mDNS).
+    #[serde(default)]
+    pub http_peers: Vec<SocketAddr>,
 }
 
 impl JoinToken {
@@ -73,7 +76,7 @@ impl JoinToken {
             .map_err(|_| "the join token is damaged (does not inflate)".to_string())?;
         let t: JoinToken =
             serde_json::from_slice(&json).map_err(|e| format!("the join token is damaged: {e}"))?;
-        if t.peers.len() > PEERS_MAX {
+        if t.peers.len() > PEERS_MAX || t.http_peers.len() > PEERS_MAX {
             return Err(format!("a join token names at most {PEERS_MAX} peers"));
         }
         Ok(t)
@@ -137,6 +140,7 @@ mod tests {
             cert: till.cert,
             key: till.key,
             peers: vec!["127.0.0.1:7400".parse().unwrap()],
+            http_peers: Vec::new(),
         }
     }
 

@@ -287,3 +287,116 @@ impl Till {
         })
     }
 }
+
+/// The Raft setting prefix recording which machine redeemed a join token
+/// (`enrol.token.<token id>` = machine id).
+pub const REDEEMED_PREFIX: &str = "enrol.token.";
+
+/// A waiting till redeeming a join token at the store (`POST /api/v1/enrolment/redeem`),
+/// before it uses the token: the store records the first machine to redeem it, so a token
+/// admits one till, once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Redemption {
+    /// The token's id (hex).
+    pub token_id: String,
+    /// The token's certificate (PEM).
+    pub cert: String,
+    /// The redeeming machine's id (32 hex digits, kept in its data folder).
+    pub machine: String,
+    /// ECDSA P-256 (`r || s`, hex) by the token's key of [`redemption_message`].
+    pub sig: String,
+}
+
+/// The bytes a redeeming till signs with the token's key.
+pub fn redemption_message(store_id: &str, token_id: &str, machine: &str) -> Vec<u8> {
+    let mut m = b"tillmesh token redemption v1\0".to_vec();
+    for part in [store_id, token_id, machine] {
+        m.extend_from_slice(part.as_bytes());
+        m.push(0);
+    }
+    m
+}
+
+/// One redemption at a time on this till (the leader), so that two machines redeeming one
+/// token at once cannot both read it unused.
+static REDEEMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn is_hex(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Till {
+    /// Records that `r.machine` redeemed a join token (on the leader; idempotent for the
+    /// same machine); refuses a token another machine redeemed.
+    pub async fn redeem_token(&self, r: &Redemption) -> Result<(), TillError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let bad = |m: &str| TillError::unprocessable("bad_redemption", m.to_string());
+        if !is_hex(&r.token_id, 64) || r.machine.len() != 32 || !is_hex(&r.machine, 32) {
+            return Err(bad(
+                "token_id is hex (at most 64 digits), machine 32 hex digits",
+            ));
+        }
+        let Some(m) = &self.cfg.mesh else {
+            return Err(TillError::conflict(
+                "no_mesh",
+                "this till has no store mesh",
+            ));
+        };
+        let ca = std::fs::read(&m.ca_cert).map_err(|e| {
+            TillError::unavailable("no_ca", format!("cannot read the store CA: {e}"))
+        })?;
+        let ca = CertificateDer::from_pem_slice(&ca)
+            .map_err(|e| TillError::unavailable("no_ca", e.to_string()))?;
+        let cert = CertificateDer::from_pem_slice(r.cert.as_bytes())
+            .map_err(|_| bad("the certificate does not read"))?;
+        let (label, terminal) =
+            tillmesh_pos::seal::check_issued(ca.as_ref(), cert.as_ref()).map_err(|e| bad(&e))?;
+        let store = &self.cfg.store.store_id;
+        if label != tillmesh_pos::seal::store_label(store) {
+            return Err(bad("the token is another store's"));
+        }
+        let point = tillmesh_pos::seal::cert_public_key(cert.as_ref()).map_err(|e| bad(&e))?;
+        let sig = hex::decode(&r.sig).map_err(|_| bad("sig is not hex"))?;
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
+            .verify(&redemption_message(store, &r.token_id, &r.machine), &sig)
+            .map_err(|_| bad("the signature is not the token key's"))?;
+        let raft = self.links.store_raft().ok_or_else(|| {
+            TillError::unavailable("no_raft", "the store's Raft group is not running yet")
+        })?;
+        let _one = REDEEMING.lock().await;
+        if raft.leader().await != Some(raft.id) {
+            return Err(TillError::conflict(
+                "not_leader",
+                "this till does not lead the store: redeem at the leader",
+            ));
+        }
+        let key = format!("{REDEEMED_PREFIX}{}", r.token_id);
+        match raft.state().settings.get(&key) {
+            Some(m) if *m == r.machine => return Ok(()),
+            Some(_) => {
+                return Err(TillError::conflict(
+                    "token_used",
+                    format!(
+                        "this join token for T{terminal} was used by another till: ask for a new one"
+                    ),
+                ));
+            }
+            None => {}
+        }
+        raft.propose(tillmesh_consensus::Command::Setting {
+            key,
+            value: r.machine.clone(),
+        })
+        .await
+        .map_err(|e| match e {
+            tillmesh_consensus::node::ConsensusError::NotLeader { .. } => TillError::conflict(
+                "not_leader",
+                "this till does not lead the store: redeem at the leader",
+            ),
+            other => TillError::unavailable("raft", other.to_string()),
+        })?;
+        info!(terminal, token = %r.token_id, "a join token was redeemed");
+        Ok(())
+    }
+}

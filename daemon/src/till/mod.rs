@@ -37,7 +37,9 @@ mod status;
 mod throttle;
 mod vision;
 
-pub use admit::{AdmitRequest, AdmittedTill, WaitingTill};
+pub use admit::{
+    AdmitRequest, AdmittedTill, REDEEMED_PREFIX, Redemption, WaitingTill, redemption_message,
+};
 pub use error::{ErrorKind, TillError};
 pub use office::{CashierView, SaleSummary};
 use open::old_cashiers;
