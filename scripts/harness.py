@@ -1,5 +1,6 @@
-"""Shared by the real-process store harnesses (`netns-store.py`, `rolling-upgrade.py`): HTTP
-calls (optionally inside a network namespace), a till process, waits, cashiers who remember
+"""Shared by the real-process store harnesses (`netns-store.py`, `netns-enrol.py`,
+`rolling-upgrade.py`): network namespaces on a bridge, HTTP calls (optionally inside a
+namespace), a till process, waits, cashiers who remember
 what they were told, an observer of leaders and watermarks, and the simulator's invariants
 checked against a real cloud."""
 
@@ -46,13 +47,61 @@ def http(method, url, token=None, body=None, ns=None):
         return status, None
 
 
+def ip(*args, check=True):
+    return run("ip", *args, check=check)
+
+
+class Net:
+    """A hub namespace with a bridge, and one namespace per node on it."""
+
+    def __init__(self, names):
+        tag = os.getpid() % 100000
+        self.hub = f"tn{tag}h"
+        self.nodes = {}
+        self.ports = {}
+        ip("netns", "add", self.hub)
+        ip("-n", self.hub, "link", "set", "lo", "up")
+        ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+        ip("-n", self.hub, "link", "set", "br0", "up")
+        for i, (name, addr) in enumerate(names):
+            ns = f"tn{tag}{name}"
+            port = f"v{tag}p{i}"
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port,
+               "netns", self.hub)
+            ip("-n", self.hub, "link", "set", port, "master", "br0")
+            ip("-n", self.hub, "link", "set", port, "up")
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "multicast", "on", "up")
+            self.nodes[name] = ns
+            self.ports[name] = port
+
+    def port(self, name, up):
+        ip("-n", self.hub, "link", "set", self.ports[name], "up" if up else "down")
+
+    def blackhole(self, name, on):
+        ns = self.nodes[name]
+        if on:
+            run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root",
+                "blackhole")
+        else:
+            run("ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root",
+                check=False)
+
+    def close(self):
+        for ns in list(self.nodes.values()) + [self.hub]:
+            ip("netns", "del", ns, check=False)
+
+
 class Till:
     """One till process: its config, data folder and log; its API at `api_url` (inside
     namespace `ns` if given)."""
 
-    def __init__(self, tid, config, data, log, api_url, ns=None, args=()):
+    def __init__(self, tid, config, data, log, api_url, ns=None, args=(), env=None):
         self.id, self.config, self.data, self.log = tid, config, data, log
         self.api_url, self.ns, self.args = api_url, ns, list(args)
+        self.env = dict(env or {})
         self.proc = None
 
     def start(self, binary):
@@ -61,7 +110,7 @@ class Till:
         if self.ns:
             cmd = ["ip", "netns", "exec", self.ns] + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"),
-                                     env={**os.environ, "RUST_LOG": "warn"})
+                                     env={**os.environ, "RUST_LOG": "warn", **self.env})
 
     def up(self):
         return self.proc is not None and self.proc.poll() is None
@@ -195,8 +244,8 @@ class Cashiers:
             return True
         raise SetupError(f"till {till.id} return of {tid}: {s} {r}")
 
-    def sell(self, till, n):
-        tok = self.login(till)
+    def sell(self, till, n, who=("E001", "1111")):
+        tok = self.login(till, who)
         for _ in range(n):
             self.sell_one(till, tok)
 

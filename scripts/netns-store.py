@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (Cashiers, Observer, SetupError, Till, check, converged, http, leader,  # noqa: E402
-                     run, wait)
+from harness import (Cashiers, Net, Observer, SetupError, Till, check, converged, http,  # noqa: E402
+                     leader, run, wait)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.79.0"
@@ -44,53 +44,6 @@ CLOUD_PORT = 8700
 # A second host enrolled with till 1's terminal id, listening on the same port.
 TWIN_IP = f"{SUBNET}.50"
 TILL_API = "http://127.0.0.1:7300"
-
-
-def ip(*args, check=True):
-    return run("ip", *args, check=check)
-
-
-class Net:
-    """A hub namespace with a bridge, and one namespace per node on it."""
-
-    def __init__(self, names):
-        tag = os.getpid() % 100000
-        self.hub = f"tn{tag}h"
-        self.nodes = {}
-        self.ports = {}
-        ip("netns", "add", self.hub)
-        ip("-n", self.hub, "link", "set", "lo", "up")
-        ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
-        ip("-n", self.hub, "link", "set", "br0", "up")
-        for i, (name, addr) in enumerate(names):
-            ns = f"tn{tag}{name}"
-            port = f"v{tag}p{i}"
-            ip("netns", "add", ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port,
-               "netns", self.hub)
-            ip("-n", self.hub, "link", "set", port, "master", "br0")
-            ip("-n", self.hub, "link", "set", port, "up")
-            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "eth0", "multicast", "on", "up")
-            self.nodes[name] = ns
-            self.ports[name] = port
-
-    def port(self, name, up):
-        ip("-n", self.hub, "link", "set", self.ports[name], "up" if up else "down")
-
-    def blackhole(self, name, on):
-        ns = self.nodes[name]
-        if on:
-            run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root",
-                "blackhole")
-        else:
-            run("ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root",
-                check=False)
-
-    def close(self):
-        for ns in list(self.nodes.values()) + [self.hub]:
-            ip("netns", "del", ns, check=False)
 
 
 def curl(ns, method, url, token=None, body=None):

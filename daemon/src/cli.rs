@@ -151,8 +151,36 @@ pub(crate) enum HqAction {
         utc_offset_minutes: i32,
         /// The store CA's certificate (PEM, `pki/ca.pem`): pinned once, the cloud then
         /// checks every uploaded event's seal against the store's tills' keys.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ca_dir")]
         ca_cert: Option<std::path::PathBuf>,
+        /// Hand HQ the store's CA folder (`tillmesh store init`'s, with its key): HQ pins the
+        /// CA, signs the certificates of tills a manager admits in the store and issues the
+        /// store's terminal ids from then on (the folder is marked and issues none).
+        #[arg(long)]
+        ca_dir: Option<std::path::PathBuf>,
+    },
+    /// A one-time join token for a new till of a store whose CA HQ holds (for a store that
+    /// is offline or has no till yet): the next terminal id, printed as text and QR code.
+    JoinToken {
+        /// Store id.
+        #[arg(long)]
+        store: String,
+        /// How long the token stays valid (`30m`, `24h`, `7d`; at most 30 days).
+        #[arg(long, default_value = "24h")]
+        valid_for: String,
+        /// A peer the new till dials (a till's mesh address), when its LAN has no mDNS.
+        #[arg(long)]
+        peer: Vec<std::net::SocketAddr>,
+        /// A till's HTTP address where the new till redeems the token, without mDNS.
+        #[arg(long)]
+        http_peer: Vec<std::net::SocketAddr>,
+        /// The cloud's URL as the store reaches it, for a till whose config has no
+        /// `[cloud]` (the package's).
+        #[arg(long)]
+        cloud_url: Option<String>,
+        /// The cloud is plain HTTP on an isolated network (test networks only).
+        #[arg(long, requires = "cloud_url")]
+        cloud_plain_http: bool,
     },
     /// List the registered stores.
     Stores,

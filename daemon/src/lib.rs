@@ -192,6 +192,8 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
         m.store_tills,
     )];
     links.set_mesh(mesh);
+    // Every member applies the store's master data, whether or not it could lead uploads.
+    tasks.push(consensus::spawn_master_applier(till.clone(), raft.clone()));
     if let (Some(c), Some((http, seed))) = (&cfg.cloud, cloud) {
         let uplink = tillmesh_uplink::Uplink::with_http(
             till.clone(),
@@ -203,7 +205,6 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
         );
         links.set_cloud(uplink.state());
         tasks.push(tokio::spawn(uplink.run()));
-        tasks.push(consensus::spawn_master_applier(till.clone(), raft.clone()));
         // Compaction needs the cloud's acknowledgements: without a cloud the sync log is the
         // store's only record and nothing is pruned.
         if let Some(settings) = compaction::Settings::from_mesh(m) {
@@ -310,7 +311,10 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                     &cfg.store.store_id,
                     cfg.terminal.id,
                     mesh.local_addr().port(),
-                    Some(cfg.terminal.listen.port()).filter(|p| *p != 0),
+                    // The HTTP API, when other hosts can reach it.
+                    Some(cfg.terminal.listen)
+                        .filter(|l| l.port() != 0 && !l.ip().is_loopback())
+                        .map(|l| l.port()),
                     &interfaces,
                     move |addr| {
                         if let Some(m) = weak.upgrade() {
@@ -443,6 +447,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut shutdown = Box::pin(shutdown);
+    // One crypto provider for the process (a waiting till already calls its store's tills).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // A till with no certificate and `[mesh] enrol` waits for a join token first.
     if enrol::waiting(&cfg) && !enrol::wait(cfg.clone(), &mut shutdown).await? {
         return Ok(());

@@ -64,6 +64,7 @@ pub(super) async fn run(
             name,
             utc_offset_minutes,
             ca_cert,
+            ca_dir,
         } => {
             tillmesh_cloud::check_store_id(&id).map_err(anyhow::Error::msg)?;
             let ca = match &ca_cert {
@@ -100,7 +101,80 @@ pub(super) async fn run(
                     );
                 }
             }
+            if let Some(dir) = ca_dir {
+                let (ca, dir_store, next) = super::pki::for_hq(&dir)?;
+                if dir_store != id {
+                    anyhow::bail!("{} is store {dir_store}'s CA, not {id}'s", dir.display());
+                }
+                cloud
+                    .hold_store_ca(&id, ca, next)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+                super::pki::mark_at_hq(&dir, &id)?;
+                println!(
+                    "HQ holds store {id}'s CA: it admits tills a manager approves, from terminal {next} on"
+                );
+            }
             println!("store {id} registered");
+        }
+        HqAction::JoinToken {
+            store,
+            valid_for,
+            peer,
+            http_peer,
+            cloud_url,
+            cloud_plain_http,
+        } => {
+            let valid_for_ms = super::pki::duration_ms(&valid_for)?;
+            if valid_for_ms > 30 * 86_400_000 {
+                anyhow::bail!("a join token is valid for at most 30 days (--valid-for 30d)");
+            }
+            let (key, csr) = tillmesh_pki::request()?;
+            let request = tillmesh_pki::Request::parse(&csr).map_err(anyhow::Error::msg)?;
+            let now = tillmesh_cloud::now_ms();
+            let id = super::pki::token_id()?;
+            let issued = ledger
+                .enrol(
+                    &store,
+                    tillmesh_cloud::ledger::Enrolment {
+                        key_sha256: request.key_sha256(),
+                        code: request.code(),
+                        approved_by: format!("join token {id}"),
+                        at_ms: now,
+                    },
+                )
+                .await?;
+            let Some((terminal, ca)) = issued else {
+                anyhow::bail!(
+                    "HQ does not hold store {store}'s CA: hand it over with `tillmesh hq add-store {store} --name ... --ca-dir pki/`, or make the token with `tillmesh store token --ca-dir pki/`"
+                );
+            };
+            if terminal > tillmesh_cloud::api::TERMINAL_ID_MAX {
+                anyhow::bail!("store {store} has used every terminal id");
+            }
+            let pem = tillmesh_pki::Pem {
+                cert: ca.cert.clone(),
+                key: ca.key,
+            };
+            let cert = request
+                .sign(&pem, &store, terminal)
+                .map_err(anyhow::Error::msg)?;
+            super::pki::print_token(&tillmesh::enrol::JoinToken {
+                store_id: store,
+                terminal,
+                id,
+                expires_ms: now + valid_for_ms,
+                ca: ca.cert,
+                cert,
+                key: key.serialize_pem(),
+                peers: peer,
+                http_peers: http_peer,
+                cloud: cloud_url.map(|url| tillmesh::enrol::CloudHint {
+                    url,
+                    allow_plain_http: cloud_plain_http,
+                    ca_pem: None,
+                }),
+            })?;
         }
         HqAction::Stores => {
             for s in ledger.stores().await? {

@@ -9,6 +9,10 @@ use std::path::Path;
 /// that an id is never issued to two tills.
 const ISSUED: &str = "issued.json";
 
+/// Written into a CA folder handed to HQ (`hq add-store --ca-dir`): HQ issues the store's
+/// terminal ids from then on, so the folder issues none.
+const AT_HQ: &str = "at-hq.json";
+
 /// The store CA in `ca_dir` (as `store init` writes it) and its store id.
 fn read_ca(ca_dir: &Path) -> anyhow::Result<(tillmesh_mesh::identity::Pem, String)> {
     let read = |name: &str| {
@@ -51,6 +55,12 @@ fn issue(
     tillmesh_mesh::identity::Pem,
 )> {
     let (ca, store_id) = read_ca(ca_dir)?;
+    if ca_dir.join(AT_HQ).exists() {
+        anyhow::bail!(
+            "HQ holds this store's CA and issues its terminal ids ({}): make a join token with `tillmesh hq join-token --store {store_id}`, or let a manager admit the till",
+            ca_dir.join(AT_HQ).display()
+        );
+    }
     let issued_path = ca_dir.join(ISSUED);
     let mut issued: std::collections::BTreeMap<u64, Vec<u64>> =
         match std::fs::read_to_string(&issued_path) {
@@ -74,6 +84,27 @@ fn issue(
     issued.entry(terminal_id).or_default().push(now_ms()?);
     write_json(&issued_path, &issued)?;
     Ok((ca, store_id, terminal_id, till))
+}
+
+/// The CA in `ca_dir`, its store id, and the next terminal id it would issue, for handing
+/// it to HQ.
+pub(super) fn for_hq(ca_dir: &Path) -> anyhow::Result<(tillmesh_mesh::identity::Pem, String, u64)> {
+    let (ca, store_id) = read_ca(ca_dir)?;
+    let issued: std::collections::BTreeMap<u64, Vec<u64>> =
+        match std::fs::read_to_string(ca_dir.join(ISSUED)) {
+            Ok(t) => serde_json::from_str(&t)?,
+            Err(_) => Default::default(),
+        };
+    let next = issued.keys().next_back().map_or(1, |last| last + 1);
+    Ok((ca, store_id, next))
+}
+
+/// Marks `ca_dir` as handed to HQ: it issues no terminal id any more.
+pub(super) fn mark_at_hq(ca_dir: &Path, store_id: &str) -> anyhow::Result<()> {
+    write_json(
+        &ca_dir.join(AT_HQ),
+        &serde_json::json!({"store": store_id, "at_ms": now_ms()?}),
+    )
 }
 
 fn now_ms() -> anyhow::Result<u64> {
@@ -141,20 +172,31 @@ pub(super) fn token(
         anyhow::bail!("a join token is valid for at most 30 days (--valid-for 30d)");
     }
     let (ca, store_id, terminal_id, till) = issue(ca_dir, terminal_id, again)?;
-    let mut id = [0_u8; 8];
-    getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
     let expires_ms = now_ms()? + valid_for_ms;
     let token = tillmesh::enrol::JoinToken {
         store_id: store_id.clone(),
         terminal: terminal_id,
-        id: hex::encode(id),
+        id: token_id()?,
         expires_ms,
         ca: ca.cert,
         cert: till.cert,
         key: till.key,
         peers,
         http_peers,
+        cloud: None,
     };
+    print_token(&token)
+}
+
+/// A random token id (16 hex digits).
+pub(super) fn token_id() -> anyhow::Result<String> {
+    let mut id = [0_u8; 8];
+    getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("no OS random source: {e}"))?;
+    Ok(hex::encode(id))
+}
+
+/// Prints a join token as text, then as a QR code; says on stderr what it is worth.
+pub(super) fn print_token(token: &tillmesh::enrol::JoinToken) -> anyhow::Result<()> {
     let text = token.encode()?;
     let qr = qrcode::QrCode::new(text.as_bytes())
         .map_err(|e| anyhow::anyhow!("the token does not fit a QR code: {e}"))?
@@ -164,9 +206,11 @@ pub(super) fn token(
     println!("{text}");
     println!("{qr}");
     eprintln!(
-        "join token {} for terminal {terminal_id} of store {store_id}, valid until {}: it holds the till's key, so hand it over like a password; it admits one till",
+        "join token {} for terminal {} of store {}, valid until {}: it holds the till's key, so hand it over like a password; it admits one till, once",
         token.id,
-        tillmesh::clock::rfc3339(expires_ms)
+        token.terminal,
+        token.store_id,
+        tillmesh::clock::rfc3339(token.expires_ms)
     );
     Ok(())
 }

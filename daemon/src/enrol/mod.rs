@@ -363,10 +363,12 @@ async fn admit_token(w: &Waiting, text: &str) -> Result<JoinToken, Refusal> {
         token: t.id.clone(),
         store_id: t.store_id.clone(),
         peers: t.peers.clone(),
+        cloud: t.cloud.clone(),
         at_ms: crate::clock::SystemClock.now_ms(),
         ..Default::default()
     };
-    finish(w, tx, &t.ca, &t.cert, &t.key, &record, None)?;
+    let cloud_ca = t.cloud.as_ref().and_then(|c| c.ca_pem.as_deref());
+    finish(w, tx, &t.ca, &t.cert, &t.key, &record, cloud_ca)?;
     if redeemed {
         info!(terminal = t.terminal, token = %t.id, "enrolled by a join token, redeemed at the store");
     } else {

@@ -38,6 +38,9 @@ pub struct JoinToken {
     /// Tills' HTTP addresses, where the token is redeemed (for a store without mDNS).
     #[serde(default)]
     pub http_peers: Vec<SocketAddr>,
+    /// Where the cloud is, for a till whose config has no `[cloud]`.
+    #[serde(default)]
+    pub cloud: Option<super::CloudHint>,
 }
 
 impl JoinToken {
@@ -141,6 +144,7 @@ mod tests {
             key: till.key,
             peers: vec!["127.0.0.1:7400".parse().unwrap()],
             http_peers: Vec::new(),
+            cloud: None,
         }
     }
 
