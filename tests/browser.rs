@@ -8,7 +8,8 @@
 //! at three screen sizes, the printed receipt, a refund from a looked-up receipt); a whole
 //! shift (float, twenty sales in cash, QR and split, a hold, a pay-out, a return from the
 //! history, the close, the end-of-day report) and every back-office screen; the
-//! offline indicator switching when the cloud stops and comes back; the dashboard
+//! offline indicator switching when the cloud stops and comes back; a till waiting to join
+//! showing its code and a manager admitting it from the till's back office; the dashboard
 //! showing the store's sales after upload. Screenshots go to the folder the test prints.
 //!
 //! Skipped when Chromium, node or tests/e2e/node_modules are missing, unless
@@ -264,6 +265,36 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
     b.run("void", &env).await;
     b.run("money", &env).await;
     b.run("shift", &env).await;
+
+    // A new till waiting to join shows its code; a manager admits it from this till's
+    // screen (HQ holds the store CA and issues terminal 2); the new till's screen says so.
+    cloud
+        .as_ref()
+        .unwrap()
+        .handle
+        .cloud
+        .hold_store_ca("S001", pki.ca().clone(), 2)
+        .await
+        .unwrap();
+    let wdir = tempfile::tempdir().unwrap();
+    let wcfg = support::package_like_config(wdir.path());
+    let waddr = wcfg.terminal.listen;
+    let (stop_waiting, waiter) = support::wait_in_background(wcfg.clone());
+    let mut join_env = env.clone();
+    join_env.push(("WAITING_URL", format!("http://{waddr}/")));
+    join_env.push(("WAITING_ADDR", waddr.to_string()));
+    join_env.push(("EXPECT_TERMINAL", "2".to_string()));
+    b.run("join", &join_env).await;
+    assert!(
+        waiter.await.unwrap().unwrap(),
+        "the waiting till was admitted"
+    );
+    drop(stop_waiting);
+    let joined = tillmesh::enrol::adopt(wcfg).unwrap();
+    assert_eq!(
+        (joined.terminal.id, joined.store.store_id.as_str()),
+        (2, "S001")
+    );
 
     // Offline and back: the page stays open while the cloud stops and restarts.
     let mut child = b

@@ -11,7 +11,9 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::{Pki, TestTill, demo_barcode, mesh_config, test_config};
+use support::{
+    Pki, TestTill, demo_barcode, mesh_config, package_like_config, test_config, wait_in_background,
+};
 
 fn txlog(t: &TestTill) -> BTreeSet<String> {
     t.till().state().txlog.iter().cloned().collect()
@@ -32,23 +34,6 @@ async fn converged(tills: &[&TestTill]) {
     }
 }
 
-/// Runs `enrol::wait` for `cfg` in the background; dropping the sender stops it.
-fn wait_in_background(
-    cfg: tillmesh::config::TerminalConfig,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<bool>>,
-) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let waiter = tokio::spawn(async move {
-        let mut shutdown = Box::pin(async {
-            let _ = stopped.await;
-        });
-        tillmesh::enrol::wait(cfg, &mut shutdown).await
-    });
-    (stop, waiter)
-}
-
 /// The view of a waiting till at `http`, once it answers.
 async fn waiting_view(http: std::net::SocketAddr) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -62,26 +47,6 @@ async fn waiting_view(http: std::net::SocketAddr) -> serde_json::Value {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A till as the package's config starts it: no store id, no cloud, `[mesh] enrol`, its
-/// files to be written under `dir`.
-fn package_like_config(dir: &std::path::Path) -> tillmesh::config::TerminalConfig {
-    let mut cfg = test_config(dir);
-    cfg.store.store_id = String::new();
-    cfg.store.name = String::new();
-    cfg.terminal.listen = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_tcp_port()));
-    let pki = dir.join("pki");
-    let mut mesh = tillmesh::config::MeshSection::loopback(
-        "127.0.0.1:0".parse().unwrap(),
-        pki.join("store-ca.pem"),
-        pki.join("till.pem"),
-        pki.join("till.key"),
-    );
-    mesh.enrol = true;
-    mesh.anti_entropy_ms = 300;
-    cfg.mesh = Some(mesh);
-    cfg
 }
 
 /// Approval in the store (issue 21): HQ holds the store CA; a till started from a

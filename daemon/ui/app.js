@@ -977,7 +977,7 @@ async function openTab(name) {
   for (const b of document.querySelectorAll("#tabs .tab")) b.classList.toggle("active", b.dataset.tab === name);
   for (const p of document.querySelectorAll("#office-view .panel")) p.hidden = p.id !== `tab-${name}`;
   if (name !== "enrol") stopEnrolCamera();
-  const load = { drawer: loadDrawer, sales: loadSales, reports: loadReports, staff: loadStaff }[name];
+  const load = { drawer: loadDrawer, sales: loadSales, reports: loadReports, staff: loadStaff, tills: loadWaiting }[name];
   if (load) await act(null, load);
 }
 
@@ -1142,6 +1142,36 @@ async function newCustomer(ev) {
   });
 }
 
+// ---------------------------------------------------------------- new tills
+
+async function loadWaiting() {
+  const rows = await api("GET", "/enrolment/waiting");
+  $("waiting-table").tBodies[0].innerHTML = rows.length
+    ? rows.map((w) => `<tr><td class="code">${esc(w.code)}</td><td>${esc(w.address)}</td>
+        <td><button type="button" data-code="${esc(w.code)}" data-addr="${esc(w.address)}">Admit</button></td></tr>`).join("")
+    : `<tr><td colspan="3" class="muted">No till is waiting on this network. Type the code and address its screen shows.</td></tr>`;
+}
+
+/** Admits the waiting till showing `code`: a manager confirms with their ID and PIN. */
+async function admitTill(code, address) {
+  code = code.trim().toUpperCase();
+  if (!/^[A-Z2-9]{4}-[A-Z2-9]{4}$/.test(code)) {
+    say("Type the code the new till shows, like ABCD-EFGH");
+    return;
+  }
+  const a = await askManager(`Admit the till showing ${code}`,
+    "Check that the new till's screen shows this code, then confirm with a manager's ID and PIN.");
+  if (!a) return;
+  const body = { code, employee_id: a.approval.employee_id, pin: a.approval.pin };
+  if (address.trim()) body.address = address.trim();
+  const r = await approved(() => api("POST", "/enrolment/approve", body));
+  $("join-result").textContent = `Till ${r.terminal} admitted (code ${r.code} at ${r.address}): it is joining the store.`;
+  say(`Till ${r.terminal} admitted: it is joining the store`, "info");
+  $("join-code").value = "";
+  $("join-address").value = "";
+  await loadWaiting();
+}
+
 async function loadStaff() {
   const rows = await api("GET", "/cashiers");
   $("staff-table").tBodies[0].innerHTML = rows.map((a) => `<tr data-emp="${esc(a.employee_id)}"><td>${esc(a.employee_id)}</td>
@@ -1273,6 +1303,14 @@ async function init() {
   $("cust-form").addEventListener("submit", findCustomers);
   $("cust-new").addEventListener("submit", newCustomer);
   $("staff-table").addEventListener("click", staffAction);
+  $("join-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act($("join-admit"), () => admitTill($("join-code").value, $("join-address").value));
+  });
+  $("waiting-table").addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-code]");
+    if (b) act(b, () => admitTill(b.dataset.code, b.dataset.addr));
+  });
   $("enrol-camera").addEventListener("click", startEnrolCamera);
   $("enrol-shot").addEventListener("click", enrolShot);
 

@@ -1,8 +1,9 @@
 // End-to-end checks of the till UI and the HQ dashboard in headless Chromium, driven by
 // tests/browser.rs, which starts a real cloud and a real till and passes their addresses.
 //
-// Usage: node ui.mjs <sale|camera|void|offline|money|shift|dashboard>
+// Usage: node ui.mjs <sale|camera|void|offline|money|shift|join|dashboard>
 // Env: TILL_URL, CLOUD_URL, SHOTS (screenshot folder), CHROMIUM (binary),
+//      WAITING_URL, WAITING_ADDR, EXPECT_TERMINAL (a till waiting to join, phase join),
 //      CHIPS, COLA (barcodes), BARCODES (30 more, comma-separated), VIDEO (a .y4m for the fake camera), EXPECT_NAME (its product).
 // Prints one line per step; exits non-zero with the reason on the first failed check.
 // Phase `offline` talks with its driver: it prints "online" and waits for a line on stdin
@@ -643,6 +644,41 @@ try {
     check(/Customer C-/.test(await text("#customer")), `the sale names its customer: ${await text("#customer")}`);
     await page.locator("#void").click();
     await page.locator("#confirm-ok").click();
+  } else if (phase === "join") {
+    // The new till's own screen: its code, waiting.
+    const w = await context.newPage();
+    w.on("pageerror", (e) => problems.push(`waiting page error: ${e.message}`));
+    await w.goto(env("WAITING_URL"));
+    const code = (await w.locator("#code").innerText()).trim();
+    check(/^[A-Z2-9]{4}-[A-Z2-9]{4}$/.test(code), `the waiting till shows a code: ${code}`);
+    check(/Waiting for approval/.test(await w.locator("#state").innerText()), "it says it waits");
+    await w.screenshot({ path: `${shots}/join-00-waiting-till.png`, fullPage: true });
+    // Till 1: a manager opens "New tills"; a wrong code admits nothing.
+    await login("M001", "9999");
+    await page.locator("#office").click();
+    await page.locator('#tabs button[data-tab="tills"]').click();
+    await page.locator("#tab-tills").waitFor({ state: "visible" });
+    await page.locator("#join-code").fill("AAAA-AAAA");
+    await page.locator("#join-address").fill(env("WAITING_ADDR"));
+    await page.locator("#join-admit").click();
+    await approve("M001", "9999");
+    await toast(/another code/);
+    check(/Waiting for approval/.test(await w.locator("#state").innerText()), "a wrong code admits nothing");
+    // The code its screen shows, as typed, confirmed with the manager's PIN.
+    await page.locator("#join-code").fill(code.toLowerCase());
+    await page.locator("#join-address").fill(env("WAITING_ADDR"));
+    await shot("new-tills");
+    await page.locator("#join-admit").click();
+    await approve("M001", "9999");
+    await page.waitForFunction(() => /Till \d+ admitted/.test(document.getElementById("join-result").textContent),
+      null, { timeout: 20000 });
+    const result = await text("#join-result");
+    check(result.includes(`Till ${env("EXPECT_TERMINAL")} admitted (code ${code}`), `the approval names the till: ${result}`);
+    await shot("admitted");
+    // The new till's screen says it was approved.
+    await w.waitForFunction(() => /Approved: joining store S001 as till/.test(document.getElementById("state").textContent),
+      null, { timeout: 10000 });
+    await w.screenshot({ path: `${shots}/join-99-approved-on-the-new-till.png`, fullPage: true });
   } else if (phase === "dashboard") {
     // Before signing in: only the sign-in form, no error over empty tables.
     await page.goto(env("CLOUD_URL"));

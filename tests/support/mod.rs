@@ -434,3 +434,40 @@ impl Drop for CutProxy {
         self.cut();
     }
 }
+
+/// Runs `enrol::wait` for `cfg` in the background; dropping the sender stops it.
+pub fn wait_in_background(
+    cfg: tillmesh::config::TerminalConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<bool>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let waiter = tokio::spawn(async move {
+        let mut shutdown = Box::pin(async {
+            let _ = stopped.await;
+        });
+        tillmesh::enrol::wait(cfg, &mut shutdown).await
+    });
+    (stop, waiter)
+}
+
+/// A till as the package's config starts it: no store id, no cloud, `[mesh] enrol`, its
+/// files to be written under `dir`.
+pub fn package_like_config(dir: &std::path::Path) -> tillmesh::config::TerminalConfig {
+    let mut cfg = test_config(dir);
+    cfg.store.store_id = String::new();
+    cfg.store.name = String::new();
+    cfg.terminal.listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let pki = dir.join("pki");
+    let mut mesh = tillmesh::config::MeshSection::loopback(
+        "127.0.0.1:0".parse().unwrap(),
+        pki.join("store-ca.pem"),
+        pki.join("till.pem"),
+        pki.join("till.key"),
+    );
+    mesh.enrol = true;
+    mesh.anti_entropy_ms = 300;
+    cfg.mesh = Some(mesh);
+    cfg
+}

@@ -228,8 +228,8 @@ pub async fn wait(
         () = shutdown => false,
     };
     if admitted {
-        // The screen's script sees "joining" before the server goes.
-        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        // The screen's script (it polls every second) sees "joining" before the server goes.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     }
     let _ = stop_tx.send(());
     let _ = server.await;

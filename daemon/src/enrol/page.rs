@@ -23,6 +23,8 @@ const SCRIPT: &str = r#"(function () {
       if (v && v.state === 'joining') {
         joined = true;
         state.textContent = 'Approved: joining store ' + v.store_id + ' as till ' + v.terminal + '. The till is starting.';
+        var form = document.querySelector('form');
+        if (form) { form.hidden = true; }
       }
     }).catch(function () {})
       .then(function () { setTimeout(poll, 1000); });

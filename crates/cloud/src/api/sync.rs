@@ -83,7 +83,9 @@ pub fn prepare(store: &str, batch: &Batch, version: u16) -> Result<Vec<Row>, Api
 /// revoked is refused (403). An event whose seal does not check (forged, or unsealed where
 /// its origin seals; a JSON batch carries no seals) is left out of the batch and never
 /// stored, so the genuine event at its id can still come. Answers how many were left out.
-/// A store with no CA pinned is not checked.
+/// A store with no CA pinned is not checked, but its key records are kept as they come
+/// (each is checked when read, once a CA is pinned): a till sends its records once, so a
+/// CA pinned later still finds them.
 pub(super) async fn check_seals(
     cloud: &Cloud,
     store: &str,
@@ -92,6 +94,13 @@ pub(super) async fn check_seals(
 ) -> Result<u64, ApiError> {
     let held = cloud.ledger.seal_keys(store).await?;
     let Some(ca) = &held.ca else {
+        let room = tillmesh_pos::seal::KEYS_MAX.saturating_sub(held.records.len());
+        let mut keep: Vec<_> = std::mem::take(&mut batch.sealing.keys);
+        keep.retain(|r| !held.records.contains(r));
+        keep.truncate(room);
+        if !keep.is_empty() {
+            cloud.ledger.put_seal_keys(store, None, keep, None).await?;
+        }
         return Ok(0);
     };
     let mut ring = tillmesh_pos::seal::Keyring::new(store, ca).map_err(|e| {
