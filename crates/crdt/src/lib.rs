@@ -1,4 +1,5 @@
-//! Delta-state CRDTs for the store mesh: pure data structures, no I/O, no clock.
+//! Delta-state CRDTs for the store mesh: pure data structures, no I/O, no clock. Among
+//! them a bounded counter (escrow) whose value never goes below zero across replicas.
 //!
 //! Every mutation returns a *delta*, itself a value of the same type, and `merge` accepts a
 //! delta or a full state alike. Merges are commutative, associative and idempotent; the
@@ -11,6 +12,7 @@
 
 mod context;
 mod counter;
+mod escrow;
 mod hlc;
 mod lww;
 mod orset;
@@ -19,6 +21,7 @@ mod vv;
 
 pub use context::{Dot, DotContext};
 pub use counter::{ENTRY_MAX as COUNTER_ENTRY_MAX, PnCounter};
+pub use escrow::{BoundedCounter, ShortOfRights};
 pub use hlc::{ClockError, Hlc, HlcClock, LOGICAL_MAX};
 pub use lww::{LwwMap, LwwRegister};
 pub use orset::OrSet;
