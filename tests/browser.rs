@@ -188,6 +188,8 @@ async fn cashier_ui_and_hq_dashboard_in_chromium() {
     let mut cfg = mesh_config(dir.path(), &pki, 1, 0);
     cfg.mesh.as_mut().unwrap().store_tills = 1;
     cfg.cloud = Some(cloud.as_ref().unwrap().section());
+    // Offline after 2 s without the cloud, for QR payments (the offline phase checks it).
+    cfg.payments.online_within_ms = 2_000;
     cfg.vision = Some(tillmesh::config::VisionSection {
         card: repo().join("models/products.json"),
         top_k: 5,

@@ -519,16 +519,19 @@ async fn a_store_offline_past_the_limit_refuses_sales_until_a_manager_overrides(
     let mut section = cloud.section();
     section.offline_limit_ms = 1_500;
     cfg.cloud = Some(section);
+    cfg.payments.online_within_ms = 1_000;
     let t = TestTill::start_with(cfg, dir).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !t.till().status().cloud.is_some_and(|c| c.online) {
         assert!(tokio::time::Instant::now() < deadline, "never online");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Online: sales go on however long it has been.
+    // Online: sales go on however long it has been, and QR payments are taken.
     let c = t.client().login("E001", "1111").await;
     tokio::time::sleep(Duration::from_millis(1_600)).await;
     c.sell(&[(&demo_barcode(0), 1)], None).await.unwrap();
+    assert_eq!(qr_payment(&c).await.0, 200);
+    assert_eq!(t.till().status().cloud.unwrap().online_only_refused, None);
     // The cloud goes away: the till sees it within 5 s, then refuses new sales past the limit.
     cloud.stop().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -562,8 +565,50 @@ async fn a_store_offline_past_the_limit_refuses_sales_until_a_manager_overrides(
         .expect(200);
     assert!(view["override_until"].is_string(), "{view}");
     c.sell(&[(&demo_barcode(0), 1)], None).await.unwrap();
+    // QR payments need the store online (the override is for sales in cash): refused with
+    // the reason, and status says so for the screen.
+    let (status, body) = qr_payment(&c).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("store_offline")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("offline"),
+        "{body}"
+    );
+    assert!(
+        t.till()
+            .status()
+            .cloud
+            .unwrap()
+            .online_only_refused
+            .is_some_and(|why| why.contains("take cash"))
+    );
+    c.sell(&[(&demo_barcode(0), 1)], None).await.unwrap();
     let _ = Client::new(t.addr);
     t.stop().await;
+}
+
+/// Rings up one item and asks for a QR payment of the total: the payment answer.
+async fn qr_payment(c: &Client) -> (u16, serde_json::Value) {
+    let txn = c.post("/api/v1/transactions", json!({})).await.expect(201);
+    let id = txn["txn_id"].as_str().unwrap().to_string();
+    c.post(
+        &format!("/api/v1/transactions/{id}/items"),
+        json!({"barcode": demo_barcode(1)}),
+    )
+    .await;
+    c.post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    let a = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "qr"}),
+        )
+        .await;
+    (a.status, a.body)
 }
 
 fn free_udp_port() -> u16 {

@@ -466,6 +466,9 @@ pub struct PaymentsSection {
     pub qr_approve_after_ms: u64,
     /// Amounts whose last two digits equal this fail (to exercise the failure path).
     pub qr_fail_suffix: Option<i64>,
+    /// Operations that need HQ or the payment provider (QR payments, gift card
+    /// activation) are refused unless the store reached the cloud within this long, ms.
+    pub online_within_ms: u64,
 }
 
 impl Default for PaymentsSection {
@@ -473,6 +476,7 @@ impl Default for PaymentsSection {
         Self {
             qr_approve_after_ms: 2000,
             qr_fail_suffix: Some(13),
+            online_within_ms: 60_000,
         }
     }
 }

@@ -26,6 +26,7 @@ function money(minor) {
 /** What a cashier is told when the till refuses something, by the API's error code: plain
  *  words and what to do next. A code not listed shows the till's own sentence. */
 const WORDS = {
+  store_offline: "The store is offline: QR payments and gift cards need head office. Take cash.",
   unknown_barcode: "That barcode is not in the catalog. Check the number, or show the product to the camera.",
   invalid_barcode: "That is not a valid barcode. Check the number and scan or type it again.",
   inactive_item: "This product is no longer sold. Ask a manager.",
@@ -186,7 +187,8 @@ function renderTxn() {
   $("sale-payments").hidden = !rows;
   const empty = lines.length === 0;
   $("pay-cash").disabled = empty || (!!t && !live);
-  $("pay-qr").disabled = empty || (!!t && !live);
+  $("pay-qr").disabled = empty || (!!t && !live) || !!ui.onlineRefused;
+  $("pay-qr").title = ui.onlineRefused || "";
   $("void").disabled = !live;
   $("customer").disabled = !live || !!t.held_by;
   $("customer").textContent = t?.customer_id ? `Customer ${t.customer_id}` : "Customer";
@@ -236,6 +238,12 @@ async function refreshStatus() {
       : unsigned ? `Till ${s.terminal_id}: refused prices or staff not signed by head office`
       : `Store ${s.store_id} · Till ${s.terminal_id}`, revoked || dup ? "bad" : ahead || newer || unsigned ? "warn" : "");
     const c = s.cloud;
+    // The till's one rule for what needs the store online (QR payments): shown, and the
+    // button follows it.
+    ui.onlineRefused = c?.online_only_refused || null;
+    $("qr-offline").hidden = !ui.onlineRefused;
+    $("qr-offline").textContent = ui.onlineRefused ? "QR payments need the store online: take cash." : "";
+    renderTxn();
     const leads = s.raft ? s.raft.leader === s.terminal_id : true;
     if (!c) {
       chip("st-cloud", "Head office: not connected (this till sells on its own)", "warn");

@@ -314,15 +314,20 @@ try {
     await waitDriver("online");
     const off = await statusChip(/^Offline/, 30000);
     check(await page.locator("#st-cloud.bad").count() === 1, "offline is shown in red");
-    await shot("offline");
-    // Selling goes on while offline.
+    // Selling goes on while offline, in cash: QR payments need the store online, and the
+    // screen says so.
     await typeBarcode(env("CHIPS"));
     await page.locator("#lines tbody tr").first().waitFor();
+    await page.locator("#qr-offline").waitFor({ state: "visible", timeout: 15000 });
+    check(await page.locator("#pay-qr").isDisabled(), "QR payment is off while offline");
+    check(/need the store online/.test(await text("#qr-offline")), `the screen says why: ${await text("#qr-offline")}`);
+    await shot("offline");
     await payCash(20000);
     await shot("sold-offline");
     console.log(`seen: ${off}`);
     await waitDriver("offline");
     await statusChip(/^Online/, 30000);
+    await page.locator("#qr-offline").waitFor({ state: "hidden", timeout: 15000 });
     await shot("back-online");
   } else if (phase === "money") {
     // Issue 18's money defects, each as the cashier met it.

@@ -251,6 +251,11 @@ pub struct CloudView {
     /// The cloud refused the store's credential: uploads stop until it is replaced.
     #[serde(default)]
     pub credential_refused: bool,
+    /// Why operations that need HQ or the payment provider (QR payments) are refused now;
+    /// none while the store is online (`Till::online_refusal`, the one rule the API and the
+    /// screen share).
+    #[serde(default)]
+    pub online_only_refused: Option<String>,
 }
 
 /// A store price override HQ displaced (HQ wins): the leader records it.

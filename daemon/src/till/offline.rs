@@ -29,7 +29,41 @@ impl Till {
             sales_refused: self.offline_refusal(now).is_some(),
             override_until: (until > now).then(|| rfc3339(until)),
             credential_refused: link.credential_refused,
+            online_only_refused: self.online_refusal(now),
         })
+    }
+
+    /// Why an operation that needs HQ or the payment provider online (a QR payment, a gift
+    /// card activation) is refused now: the store's last exchange with the cloud failed and
+    /// the last one that succeeded is older than `payments.online_within_ms` (the leader's
+    /// link, replicated to every till through Raft; a blip shorter than that refuses
+    /// nothing). A till without `[cloud]` (a demo till on its own) is not refused.
+    pub(super) fn online_refusal(&self, now: u64) -> Option<String> {
+        self.cfg.cloud.as_ref()?;
+        let within = self.cfg.payments.online_within_ms;
+        let Some(link) = self.cloud_link() else {
+            return Some("the store's link to head office has not started yet".into());
+        };
+        if link.online || (link.last_ok_ms > 0 && now.saturating_sub(link.last_ok_ms) <= within) {
+            return None;
+        }
+        Some(if link.last_ok_ms == 0 {
+            "the store has not reached head office yet: QR payments and gift cards need it online; take cash".into()
+        } else {
+            format!(
+                "the store is offline (head office last reached at {}, over {} s ago): QR payments and gift cards need it online; take cash",
+                rfc3339(link.last_ok_ms),
+                within / 1000
+            )
+        })
+    }
+
+    /// Refuses an operation that needs the store online (503 `store_offline`).
+    pub(super) fn check_online(&self, now: u64) -> Result<(), TillError> {
+        match self.online_refusal(now) {
+            Some(why) => Err(TillError::unavailable("store_offline", why)),
+            None => Ok(()),
+        }
     }
 
     /// Why new sales are refused now, if they are: the store has not reached the cloud for

@@ -443,6 +443,7 @@ impl Till {
                     payment::cash(pid, tendered, due)?
                 }
                 Method::Qr => {
+                    self.check_online(now)?;
                     let amount = req.amount.unwrap_or(due);
                     payment::check_qr_amount(amount, due)?;
                     // Our payment id is unique across restarts: the provider's reference
