@@ -92,7 +92,7 @@ impl World {
                 let (to, d) = self.pending[k].clone();
                 self.replicas[to].merge(&d);
                 // Sometimes delivered twice (duplication): left pending half the time.
-                if k % 2 == 0 {
+                if k.is_multiple_of(2) {
                     self.pending.swap_remove(k);
                 }
             }
@@ -148,7 +148,7 @@ proptest! {
         }
         // Heal: every lost and pending delta delivered, in any order, twice.
         let mut all: Vec<(usize, BoundedCounter)> = w.pending.drain(..).collect();
-        all.extend(w.lost.drain(..));
+        all.append(&mut w.lost);
         for (to, d) in all.iter().chain(all.iter().rev()) {
             w.replicas[*to].merge(d);
         }
