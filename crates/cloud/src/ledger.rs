@@ -391,6 +391,14 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// holds no CA for the store. Answers the id and the CA that signs its certificate.
     async fn enrol(&self, store: &str, e: Enrolment)
     -> Result<Option<(u64, StoreCa)>, LedgerError>;
+    /// A store's QR payments on sales of days `from_day..=to_day` (at most `limit`).
+    async fn qr_payments(
+        &self,
+        store: &str,
+        from_day: i64,
+        to_day: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::reconcile::LedgerPayment>, LedgerError>;
     /// Forgets the highest Raft term seen for a store and its holder, so that its next
     /// leader (any term from 1) is admitted again: for a store that lost every `raft.db`, or
     /// one fenced by a bad term. Answers whether the store exists.

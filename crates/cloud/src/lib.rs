@@ -18,6 +18,7 @@ pub mod master;
 pub mod metrics;
 pub mod postgres;
 pub mod project;
+pub mod reconcile;
 mod sql;
 pub mod sqlite;
 

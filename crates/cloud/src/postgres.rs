@@ -749,6 +749,30 @@ impl Ledger for PgLedger {
             .collect())
     }
 
+    async fn qr_payments(
+        &self,
+        store: &str,
+        from_day: i64,
+        to_day: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::reconcile::LedgerPayment>, LedgerError> {
+        let rows = self
+            .client()
+            .await?
+            .query(sql::QR_PAYMENTS, &[&store, &from_day, &to_day, &limit])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::reconcile::LedgerPayment {
+                reference: r.get(0),
+                txn_id: r.get(1),
+                amount: r.get(2),
+                provider: r.get(3),
+                status: r.get(4),
+            })
+            .collect())
+    }
+
     async fn payments_by_day(
         &self,
         store: Option<&str>,

@@ -181,3 +181,10 @@ pub const TAKE_TERMINAL: &str =
 /// Records a terminal issued.
 pub const PUT_ENROLMENT: &str = "INSERT INTO enrolments \
      (store_id, terminal, key_sha256, code, approved_by, at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// A store's QR payments over a range of days, with their sale's status (reconciliation).
+pub const QR_PAYMENTS: &str = "SELECT p.payment_id, p.txn_id, p.amount, p.provider, COALESCE(t.status, 'PAID') \
+     FROM sales s JOIN sale_payments p ON p.store = s.store AND p.txn_id = s.txn_id \
+     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
+     WHERE s.store = $1 AND s.day >= $2 AND s.day <= $3 AND p.method = 'qr' \
+     ORDER BY p.payment_id LIMIT $4";

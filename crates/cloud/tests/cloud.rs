@@ -43,9 +43,132 @@ on_both!(
     an_upload_in_flight_is_answered_when_the_cloud_stops,
     a_stores_seal_keys_keep_the_first_ca_every_record_and_the_newest_revocations,
     hq_enrols_approved_tills_with_terminal_ids_never_issued_twice,
+    a_provider_statement_is_reconciled_against_the_stores_qr_payments,
 );
 
 const HOUR: u64 = 3_600_000;
+
+/// Reconciliation (issue 22): a store's QR payments of a day, uploaded, against a provider
+/// statement with planted discrepancies: each is found, nothing else is; cash payments and
+/// another day's are not compared; a malformed statement or no store is a 4xx.
+async fn a_provider_statement_is_reconciled_against_the_stores_qr_payments(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let token = env.token("S001");
+    let mut shop = Shop::new("S001", &[1, 2]);
+    let mut events = Vec::new();
+    let mut qr = Vec::new();
+    for i in 0..30_u64 {
+        let provider = (i % 3 != 0).then_some("vnpay");
+        let e = shop.sale(
+            (i % 2) as usize,
+            DAY0_MS + HOUR + i * 60_000,
+            &[("SKU00001", 1, 10_000 + i as i64)],
+            provider,
+        );
+        if provider.is_some() {
+            // The shop's payment ids: T<terminal>-<n>-P1.
+            let terminal = 1 + i % 2;
+            qr.push((
+                format!("T{terminal}-{}-P1", shop.next_txn),
+                10_000 + i as i64,
+            ));
+        }
+        events.push(e);
+    }
+    // The next day's QR sale is not in today's reconciliation.
+    events.push(shop.sale(
+        0,
+        DAY0_MS + 25 * HOUR,
+        &[("SKU00001", 1, 7_777)],
+        Some("vnpay"),
+    ));
+    let (s, a) = env.upload(&token, &shop.batch(1, 1, &events)).await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(qr.len(), 20);
+    let mut csv = String::from("reference,provider_ref,amount,status,paid_at\n");
+    for (n, (reference, amount)) in qr.iter().enumerate() {
+        match n {
+            3 => continue, // missing at the provider
+            5 => csv.push_str(&format!("{reference},V{n},{},captured,x\n", amount + 1)), // differs
+            _ => csv.push_str(&format!("{reference},V{n},{amount},captured,x\n")),
+        }
+    }
+    csv.push_str("T9-1-P1,V99,4200,captured,x\n"); // a late capture no sale has
+    csv.push_str(&format!("{},V98,1,refunded,x\n", qr[0].0));
+    let post = |query: &str, body: String| {
+        let req = env
+            .http
+            .post(format!("{}/api/v1/admin/reconciliation{query}", env.base))
+            .bearer_auth(&env.admin)
+            .header("content-type", "text/csv")
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, r) = post("?store=S001&from=2026-11-20&to=2026-11-20", csv.clone()).await;
+    assert_eq!(s, 200, "{r}");
+    let found: Vec<(String, String)> = r["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["reference"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("missing_at_provider".to_string(), qr[3].0.clone()),
+            ("missing_in_ledger".to_string(), "T9-1-P1".to_string()),
+            ("amount_differs".to_string(), qr[5].0.clone()),
+        ],
+        "{r}"
+    );
+    assert_eq!(
+        (r["matched"].as_u64(), r["not_captured"].as_u64()),
+        (Some(18), Some(1))
+    );
+    let (s, e) = post(
+        "?store=S001&from=2026-11-20&to=2026-11-20",
+        "reference,amount\nx,1\n".into(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (422, Some("bad_statement")),
+        "{e}"
+    );
+    let (s, e) = post("?from=2026-11-20&to=2026-11-20", csv.clone()).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("missing_store")),
+        "{e}"
+    );
+    let r = env
+        .http
+        .post(format!(
+            "{}/api/v1/admin/reconciliation?store=S001",
+            env.base
+        ))
+        .bearer_auth(&token)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        403,
+        "a store credential cannot reconcile"
+    );
+    env.stop().await;
+}
 
 /// Enrolment at HQ (issue 21): HQ holds a store's CA only if its key is its certificate's;
 /// an approved till's request gets the next terminal id and a certificate on its own key;

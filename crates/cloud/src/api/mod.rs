@@ -5,12 +5,14 @@
 mod admin;
 mod enrol;
 mod error;
+mod reconcile;
 mod reports;
 mod sync;
 
 pub use admin::*;
 pub use enrol::*;
 pub use error::*;
+pub use reconcile::*;
 pub use reports::*;
 pub use sync::*;
 
@@ -128,6 +130,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/reports/top-skus", get(report_top))
         .route("/api/v1/reports/inventory", get(report_inventory))
         .route("/api/v1/reports/fleet", get(report_fleet))
+        .route("/api/v1/admin/reconciliation", post(reconcile_statement))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -183,7 +186,8 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         report_payments,
         report_top,
         report_inventory,
-        report_fleet
+        report_fleet,
+        reconcile_statement
     ),
     modifiers(&BearerAuth, &CLOUD_ERROR_DOCS),
     components(schemas(
@@ -208,6 +212,9 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         StockRow,
         FleetReport,
         FleetRow,
+        crate::reconcile::Reconciliation,
+        crate::reconcile::Exception,
+        crate::reconcile::ExceptionKind,
         DayRow,
         PaymentRow
     ))

@@ -52,9 +52,9 @@ pub fn date(day: i64) -> String {
 }
 
 pub(super) struct Range {
-    store: Option<String>,
-    from: i64,
-    to: i64,
+    pub(super) store: Option<String>,
+    pub(super) from: i64,
+    pub(super) to: i64,
 }
 
 pub(super) fn range(q: &RangeQuery) -> Result<Range, ApiError> {

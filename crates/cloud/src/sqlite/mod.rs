@@ -517,6 +517,30 @@ impl Ledger for SqliteLedger {
         .await
     }
 
+    async fn qr_payments(
+        &self,
+        store: &str,
+        from_day: i64,
+        to_day: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::reconcile::LedgerPayment>, LedgerError> {
+        let store = store.to_owned();
+        self.with_reports(move |c| {
+            let mut stmt = c.prepare_cached(sql::QR_PAYMENTS)?;
+            let rows = stmt.query_map(params![store, from_day, to_day, limit], |r| {
+                Ok(crate::reconcile::LedgerPayment {
+                    reference: r.get(0)?,
+                    txn_id: r.get(1)?,
+                    amount: r.get(2)?,
+                    provider: r.get(3)?,
+                    status: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn payments_by_day(
         &self,
         store: Option<&str>,
