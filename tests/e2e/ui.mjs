@@ -723,6 +723,15 @@ try {
     await page.waitForFunction(() => document.querySelectorAll("#top tbody tr").length > 0);
     const top = await text("#top tbody tr:first-child");
     check(/[A-Za-z]{3,} [A-Za-z]{3,}/.test(top), `top products by name: ${top}`);
+    // A provider statement with a capture no sale recorded: the dashboard names it.
+    await page.locator("#recon-from").fill(new Date(Date.now() - 86400000).toISOString().slice(0, 10));
+    await page.locator("#recon-to").fill(new Date(Date.now() + 86400000).toISOString().slice(0, 10));
+    await page.locator("#recon-file").setInputFiles({ name: "statement.csv", mimeType: "text/csv",
+      buffer: Buffer.from("reference,provider_ref,amount,status\nT9-1-P1,VNP1,4200,captured\n") });
+    await page.locator("#recon-form button[type=submit]").click();
+    await page.waitForFunction(() => /no sale: refund it/.test(document.getElementById("recon").textContent), null, { timeout: 10000 });
+    const recon = await text("#recon tbody");
+    check(/T9-1-P1/.test(recon) && /4,200/.test(recon), `the late capture is listed: ${recon}`);
     await shot("store");
   } else {
     throw new Error(`unknown phase ${phase}`);

@@ -113,6 +113,35 @@ async function refreshStore(id) {
     `<tr><td>${esc(names.get(r.sku) || r.sku)} <span class="muted">${esc(r.sku)}</span></td><td>${num(r.quantity)}</td><td>${num(r.revenue)}</td></tr>`).join("");
 }
 
+const PROBLEM = {
+  missing_at_provider: "Recorded at the till, not captured by the provider",
+  missing_in_ledger: "Captured by the provider, no sale: refund it",
+  amount_differs: "Amounts differ",
+  duplicate_at_provider: "Listed twice by the provider",
+};
+
+/** Posts a provider statement for the store on screen; shows what does not match. */
+async function reconcileStatement(ev) {
+  ev.preventDefault();
+  const m = location.hash.match(/^#store=(.+)$/);
+  const file = $("recon-file").files[0];
+  if (!m || !file || !token()) return;
+  const q = `store=${m[1]}&from=${$("recon-from").value}&to=${$("recon-to").value}`;
+  const r = await fetch(`/api/v1/admin/reconciliation?${q}`, { method: "POST",
+    headers: { Authorization: "Bearer " + token(), "Content-Type": "text/csv" }, body: await file.text() });
+  const body = await r.json().catch(() => null);
+  if (!r.ok) { $("recon-summary").textContent = "Not checked: " + (body?.message || r.statusText); $("recon").tBodies[0].innerHTML = ""; return; }
+  $("recon-summary").textContent = `${num(body.matched)} payments match (${num(body.matched_amount)}); ` +
+    `${body.exceptions.length} do not; ${num(body.not_captured)} refunds or failures not compared.`;
+  $("recon").tBodies[0].innerHTML = body.exceptions.map((e) =>
+    `<tr><td class="bad">${esc(PROBLEM[e.kind] || e.kind)}</td><td>${esc(e.reference)}</td><td>${esc(e.txn_id || "-")}</td>` +
+    `<td>${e.ledger_amount == null ? "-" : num(e.ledger_amount)}</td><td>${e.provider_amount == null ? "-" : num(e.provider_amount)}</td>` +
+    `<td>${esc(e.provider_ref || "-")}</td></tr>`).join("") || `<tr><td colspan="6" class="ok">Everything matches.</td></tr>`;
+}
+$("recon-form").onsubmit = reconcileStatement;
+$("recon-from").value = day(-1);
+$("recon-to").value = day(0);
+
 async function refresh() {
   const m = location.hash.match(/^#store=(.+)$/);
   // Nothing but the sign-in until signed in: no error over empty tables.

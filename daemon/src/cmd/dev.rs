@@ -123,16 +123,12 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
             }
             let h = tillmesh_cloud::start(cfg).await?;
             hq_key = h.cloud.master_public_key();
-            // HQ checks the tills' seals against the store CA (`hq add-store --ca-cert`).
-            {
-                use rustls::pki_types::{CertificateDer, pem::PemObject};
-                let der = CertificateDer::from_pem_slice(ca.cert.as_bytes())
-                    .map_err(|e| anyhow::anyhow!("store CA: {e}"))?;
-                h.cloud
-                    .ledger
-                    .put_seal_keys(&store_id, Some(der.to_vec()), Vec::new(), None)
-                    .await?;
-            }
+            // HQ holds the store CA (`hq add-store --ca-dir`): it checks the tills' seals
+            // against it and admits new tills a manager approves, from the next id on.
+            h.cloud
+                .hold_store_ca(&store_id, ca.clone(), u64::from(d.tills) + 1)
+                .await
+                .map_err(|e| anyhow::anyhow!("store CA: {e}"))?;
             let (token, _) = h.cloud.issue(Some(&store_id), None).await?;
             section = Some(CloudSection::new(format!("http://{}", h.addr), token));
             cloud = Some(h);
@@ -183,6 +179,11 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
         println!("PINs:");
         for s in &template.staff {
             println!("  {} {} ({:?}): {}", s.employee_id, s.name, s.role, s.pin);
+        }
+        if cloud.is_some() {
+            println!(
+                "a new till joins when a manager admits it: start one from configs/terminal.package.toml with its own address and files (the TILLMESH_TERMINAL__LISTEN, TILLMESH_TERMINAL__DATA_DIR and TILLMESH_MESH__* variables), then Back office > New tills on any till"
+            );
         }
         println!("press Ctrl-C to stop");
         crate::cmd::shutdown_signal().await;
