@@ -1187,6 +1187,112 @@ async fn a_pending_qr_payment_is_drawn_as_a_qr_code() {
         .expect_error(401, "unauthenticated");
 }
 
+/// Issue 22: a pending QR payment expires at the till after its own timeout whatever the
+/// provider says (the sale is not paid and is finished in cash); the provider capturing it
+/// later is recorded for a manager to refund, durably (after a restart too), counted in
+/// the metrics, and never turned into a second payment of the sale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_payment_expires_at_the_till_and_a_late_capture_is_kept_for_refund() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::test_config(dir.path());
+    cfg.payments.qr_timeout_ms = 1_000;
+    cfg.payments.qr_approve_after_ms = 2_500; // the provider captures after the till gave up
+    let till = TestTill::start_with(cfg, dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post(
+        &format!("/api/v1/transactions/{id}/items"),
+        json!({"barcode": demo_barcode(3)}),
+    )
+    .await
+    .expect(200);
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    let total = t["totals"]["total"].as_i64().unwrap();
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "qr"}),
+        )
+        .await
+        .expect(200);
+    let pid = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let p = c.get(&format!("/api/v1/payments/{pid}")).await.expect(200);
+        if p["status"] == "EXPIRED" {
+            break;
+        }
+        assert_eq!(p["status"], "PENDING", "{p}");
+        assert!(tokio::time::Instant::now() < deadline, "never expired: {p}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The sale is not paid by it; the customer pays cash.
+    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect_error(422, "wrong_amount");
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "cash", "tendered": total}),
+    )
+    .await
+    .expect(200);
+    let done = c
+        .post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(done["status"], "PAID");
+    // The provider captures the QR payment anyway: recorded for refund.
+    let manager = till.client().login("M001", "9999").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let late = loop {
+        let l = manager.get("/api/v1/payments/late").await.expect(200);
+        if l.as_array().is_some_and(|a| !a.is_empty()) {
+            break l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "late capture never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(late[0]["payment_id"], pid.as_str());
+    assert_eq!(late[0]["txn_id"], id.as_str());
+    assert_eq!(late[0]["amount"], total);
+    assert!(late[0]["provider_ref"].is_string(), "{late}");
+    c.get("/api/v1/payments/late")
+        .await
+        .expect_error(403, "manager_only");
+    // The sale keeps one payment taken (the cash); the late capture is not a second one.
+    let sale = c
+        .get(&format!("/api/v1/transactions/{id}"))
+        .await
+        .expect(200);
+    let captured: Vec<&serde_json::Value> = sale["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "CAPTURED")
+        .collect();
+    assert_eq!(captured.len(), 1, "{sale}");
+    assert_eq!(captured[0]["method"], "cash");
+    let metrics = till.client().get("/metrics").await;
+    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    assert!(text.contains("tillmesh_qr_late_captures_total 1"), "{text}");
+    // Kept across a restart, and recorded once.
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let manager = till.client().login("M001", "9999").await;
+    let again = manager.get("/api/v1/payments/late").await.expect(200);
+    assert_eq!(again, late);
+}
+
 /// Issue 18's money defects at the API: a scan typed into the cash amount was taken as
 /// 8,934,003,761,434 received; a short cash payment trapped the sale (no undo, no void even
 /// by a manager); a cancelled draft's number and the simulated QR reference were used again

@@ -466,6 +466,9 @@ pub struct PaymentsSection {
     pub qr_approve_after_ms: u64,
     /// Amounts whose last two digits equal this fail (to exercise the failure path).
     pub qr_fail_suffix: Option<i64>,
+    /// A pending QR payment expires at the till this long after it was created, whatever
+    /// the provider says (a later capture is recorded for refund), ms.
+    pub qr_timeout_ms: u64,
     /// Operations that need HQ or the payment provider (QR payments, gift card
     /// activation) are refused unless the store reached the cloud within this long, ms.
     pub online_within_ms: u64,
@@ -477,6 +480,7 @@ impl Default for PaymentsSection {
             qr_approve_after_ms: 2000,
             qr_fail_suffix: Some(13),
             online_within_ms: 60_000,
+            qr_timeout_ms: 60_000,
         }
     }
 }

@@ -119,7 +119,7 @@ pub struct Node {
     pub mesh: Option<Arc<Mesh<MeshLink>>>,
     /// The store's Raft node, with the mesh.
     pub raft: Option<tillmesh_consensus::node::StoreRaft>,
-    /// Membership, uplink, master-data applier and compaction tasks.
+    /// Membership, uplink, master-data applier, compaction and late-capture tasks.
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The HTTP address.
     pub http_addr: SocketAddr,
@@ -337,10 +337,12 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
             (Some(mesh), discovery, Some(parts))
         }
     };
-    let (raft, tasks) = match parts {
+    let (raft, mut tasks) = match parts {
         Some(p) => (Some(p.raft), p.tasks),
         None => (None, Vec::new()),
     };
+    // QR payments the till let expire are watched for a late capture.
+    tasks.push(till::spawn_sweeper(till.clone()));
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

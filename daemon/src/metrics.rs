@@ -46,6 +46,8 @@ pub struct Metrics {
     pub quarantined: Counter,
     /// A peer's events refused for their seal (forged, or unsealed where their origin seals).
     pub seal_refused: Counter,
+    /// QR payments captured after the till let them expire (to refund).
+    pub qr_late_captures: Counter,
     /// Connected mesh peers (outbound).
     pub peers_connected: Gauge,
     /// Events peers lack, summed over peers.
@@ -92,6 +94,7 @@ impl Default for Metrics {
             pin_throttled: Counter::default(),
             quarantined: Counter::default(),
             seal_refused: Counter::default(),
+            qr_late_captures: Counter::default(),
             vision_frames: Counter::default(),
             sale_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             fsync: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -136,6 +139,11 @@ impl Default for Metrics {
             "seal_refused_events",
             "A peer's events refused for their seal (not signed by their origin's key): never stored, so the genuine event still arrives",
             m.seal_refused.clone(),
+        );
+        registry.register(
+            "qr_late_captures",
+            "QR payments the provider captured after the till let them expire: money to refund (GET /api/v1/payments/late)",
+            m.qr_late_captures.clone(),
         );
         registry.register(
             "pin_throttled",

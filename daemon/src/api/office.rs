@@ -412,3 +412,13 @@ pub(super) async fn redeem_token(
     till.redeem_token(&req).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[utoipa::path(get, path = "/api/v1/payments/late",
+    responses((status = 200, body = Vec<crate::till::LateCapture>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn late_captures(
+    State(till): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Vec<crate::till::LateCapture>> {
+    Ok(Json(till.late_captures_for(&auth.session)?))
+}

@@ -20,6 +20,7 @@ mod customers;
 mod error;
 mod hold;
 mod inventory;
+mod late;
 mod master;
 mod office;
 mod offline;
@@ -41,6 +42,7 @@ pub use admit::{
     AdmitRequest, AdmittedTill, REDEEMED_PREFIX, Redemption, WaitingTill, redemption_message,
 };
 pub use error::{ErrorKind, TillError};
+pub use late::{LateCapture, spawn_sweeper};
 pub use office::{CashierView, SaleSummary};
 use open::old_cashiers;
 pub use reports::{ClosedShift, DayReport, DrawerView};
@@ -292,6 +294,8 @@ struct Core {
     peer_behind: std::collections::BTreeMap<u64, (u64, u64)>,
     /// The drawer's open shift (persisted as JSON in meta).
     shift: Option<tillmesh_pos::cash::Shift>,
+    /// QR payments the till let expire, watched for a late capture.
+    expired_qr: BTreeMap<String, late::ExpiredQr>,
 }
 
 /// Most peers whose clocks a till tracks (a store has at most a few dozen tills).
@@ -663,18 +667,6 @@ fn require_draft(d: &Draft) -> Result<(), TillError> {
                 d.status
             ),
         ))
-    }
-}
-
-fn refresh_payments(provider: &mut SimulatedProvider, d: &mut Draft, now: u64) {
-    for p in d
-        .payments
-        .iter_mut()
-        .filter(|p| p.status == PaymentStatus::Pending && p.method == Method::Qr)
-    {
-        let (status, reference) = provider.status(&p.payment_id, now);
-        p.status = status;
-        p.provider_ref = reference;
     }
 }
 

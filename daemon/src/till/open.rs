@@ -146,6 +146,7 @@ impl Till {
                 clock_ahead: Default::default(),
                 peer_behind: Default::default(),
                 shift,
+                expired_qr: Default::default(),
             }),
             cfg: Arc::new(cfg),
             store,

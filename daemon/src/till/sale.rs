@@ -402,7 +402,10 @@ impl Till {
     ) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.payment", id, |core, now| {
             let Core {
-                drafts, provider, ..
+                drafts,
+                provider,
+                expired_qr,
+                ..
             } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
             if d.status != Status::PendingPayment {
@@ -417,7 +420,7 @@ impl Till {
             if d.payments.len() >= payment::PAYMENTS_MAX {
                 return Err(payment::PaymentError::TooMany.into());
             }
-            refresh_payments(provider, d, now);
+            late::refresh_payments(provider, expired_qr, d, now);
             let due = payment::remaining_due(d.cart.totals().total, &d.payments);
             // Payments are never removed from a transaction (a cancelled one stays), so the
             // position names a payment uniquely, across restarts too.
@@ -449,6 +452,9 @@ impl Till {
                     // Our payment id is unique across restarts: the provider's reference
                     // built from it is too.
                     let qr = provider.create(&pid, amount, now);
+                    // The till's own timeout: it expires the payment itself, whatever
+                    // the provider says, and watches for a late capture.
+                    let expires_at_ms = now.saturating_add(self.cfg.payments.qr_timeout_ms);
                     Payment {
                         payment_id: qr.payment_id,
                         method: Method::Qr,
@@ -458,7 +464,7 @@ impl Till {
                         provider: Some(provider.name().to_string()),
                         provider_ref: None,
                         qr_payload: Some(qr.payload),
-                        expires_at_ms: Some(qr.expires_at_ms),
+                        expires_at_ms: Some(expires_at_ms.min(qr.expires_at_ms)),
                         status: PaymentStatus::Pending,
                     }
                 }
@@ -475,11 +481,14 @@ impl Till {
         let now = self.now();
         let mut core = self.core();
         let Core {
-            drafts, provider, ..
+            drafts,
+            provider,
+            expired_qr,
+            ..
         } = &mut *core;
         for d in drafts.values_mut() {
             if d.payments.iter().any(|p| p.payment_id == payment_id) {
-                refresh_payments(provider, d, now);
+                late::refresh_payments(provider, expired_qr, d, now);
                 return Ok(d
                     .payments
                     .iter()
@@ -503,7 +512,10 @@ impl Till {
             let p = {
                 let (mut core, slot) = self.core_for_write()?;
                 let Core {
-                    drafts, provider, ..
+                    drafts,
+                    provider,
+                    expired_qr,
+                    ..
                 } = &mut *core;
                 let d = drafts
                     .values_mut()
@@ -511,7 +523,7 @@ impl Till {
                     .ok_or_else(|| {
                         TillError::from(payment::PaymentError::Unknown(payment_id.to_string()))
                     })?;
-                refresh_payments(provider, d, now);
+                late::refresh_payments(provider, expired_qr, d, now);
                 let p = d
                     .payments
                     .iter_mut()
@@ -581,11 +593,12 @@ impl Till {
                         drafts,
                         provider,
                         replica,
+                        expired_qr,
                         ..
                     } = &mut *core;
                     let d = drafts.get_mut(id).ok_or_else(|| missing_draft(id))?;
                     d.status.transition(Status::Paid)?;
-                    refresh_payments(provider, d, now);
+                    late::refresh_payments(provider, expired_qr, d, now);
                     let totals = d.cart.totals();
                     let captured = payment::settle(totals.total, &d.payments)?;
                     let points = tillmesh_pos::customer::points_earned(
