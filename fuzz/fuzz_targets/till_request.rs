@@ -43,6 +43,8 @@ const ENDPOINTS: &[(&str, As)] = &[
     ("/api/v1/offline-override", As::Admin),
     ("/api/v1/security/revocations", As::Admin),
     ("/api/v1/customers", As::Cashier),
+    ("/api/v1/enrolment/approve", As::Admin),
+    ("/api/v1/enrolment/redeem", As::Nobody),
 ];
 
 struct Harness {
