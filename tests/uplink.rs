@@ -1048,17 +1048,21 @@ async fn the_leader_renews_the_store_credential_before_it_expires() {
     let t = TestTill::start_with(cfg, dir).await;
     let raft = t.node().raft.clone().expect("a meshed till runs Raft");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let expires_ms = loop {
-        if let Some((_, e)) = raft.state().credential {
-            break e;
+    // The leader first shares the configured credential, then renews it: the renewed one
+    // runs a full lifetime from now.
+    loop {
+        if let Some((_, e)) = raft.state().credential
+            && e > old.exp * 1000 + 3_600_000
+        {
+            break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never renewed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never renewed for a full lifetime: {:?}",
+            raft.state().credential.map(|c| c.1)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(
-        expires_ms > old.exp * 1000 + 3_600_000,
-        "a full lifetime from now"
-    );
+    }
     // Revoke the old credential: uploads go on with the renewed one.
     let ledger = &cloud.handle.cloud.ledger;
     let mut s = ledger.store("S001").await.unwrap().unwrap();

@@ -272,24 +272,32 @@ impl<S: EventSource> Uplink<S> {
         }
     }
 
-    /// The store's credential: the one the leader last renewed (through Raft), else the
-    /// configured one.
+    /// The store's credential: of the one in the Raft group (renewed or shared by a leader)
+    /// and the configured one, the one that expires last (an admin's new credential in the
+    /// config wins over an older one the group holds).
     fn token(&self) -> String {
         match self.raft.state().credential {
-            Some((t, _)) => t,
-            None => self.cfg.token.clone(),
+            Some((t, e)) if self.cfg_token_expires_ms.is_none_or(|c| c <= e) => t,
+            _ => self.cfg.token.clone(),
         }
     }
 
-    /// Commits the configured credential through Raft when the group holds none, so that
-    /// every till has one, including a till enrolled without a credential in its config.
+    /// Commits the configured credential through Raft when the group holds none or an
+    /// older one, so that every till has the newest, including a till enrolled without a
+    /// credential in its config.
     async fn share_credential(&self, term: u64) {
-        if self.raft.state().credential.is_some() || self.cfg.token.is_empty() {
-            return;
-        }
         let Some(expires_ms) = self.cfg_token_expires_ms else {
             return;
         };
+        if self.cfg.token.is_empty()
+            || self
+                .raft
+                .state()
+                .credential
+                .is_some_and(|(_, held)| held >= expires_ms)
+        {
+            return;
+        }
         if !self.leads(term) {
             return;
         }
