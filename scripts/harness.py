@@ -6,6 +6,7 @@ checked against a real cloud."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -322,3 +323,41 @@ def converged(tills, fleet):
     if len(set(vvs)) == 1 and f and f["events"] == ss[0]["events"]:
         return ss
     return None
+
+
+def run_in_namespaces(tag, names, scenario, keep, all_held, log_lines=15):
+    """Runs `scenario(work, net, tills, others)` on a fresh `Net` of `names` and a work
+    folder, prints its verdicts `[(name, ok, detail)]`, and always cleans up (tills killed,
+    other processes killed, namespaces deleted, the folder removed unless `keep` or
+    TILLMESH_NETNS_KEEP). Answers the exit code: 0 all held, 1 one failed, 2 set-up failed."""
+    import sys
+    import tempfile
+    from pathlib import Path
+    work = Path(tempfile.mkdtemp(prefix=f"tillmesh-{tag}-"))
+    net, tills, others = None, [], []
+    try:
+        net = Net(names)
+        verdicts = scenario(work, net, tills, others)
+        width = max(len(n) for n, _, _ in verdicts)
+        for name, ok, detail in verdicts:
+            print(f"  {'PASS' if ok else 'FAIL'} {name:<{width}}  {detail}")
+        failed = [n for n, ok, _ in verdicts if not ok]
+        print(f"{tag}: {'FAILED: ' + ', '.join(failed) if failed else all_held}"
+              f" (logs in {work})")
+        return 1 if failed else 0
+    except SetupError as e:
+        print(f"{tag}: {e} (logs in {work})", file=sys.stderr)
+        for log in sorted(work.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-log_lines:]
+            print(f"--- {log.name}\n" + "\n".join(tail), file=sys.stderr)
+        return 2
+    finally:
+        for t in tills:
+            t.kill9()
+        for p in others:
+            p.kill()
+            p.wait()
+        if net:
+            net.close()
+        if not keep and not os.environ.get("TILLMESH_NETNS_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)

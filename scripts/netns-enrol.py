@@ -23,15 +23,14 @@ iproute2 and curl. Usage:
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Cashiers, Net, SetupError, Till, http, leader, run, wait  # noqa: E402
+from harness import (Cashiers, SetupError, Till, http, leader, run,  # noqa: E402
+                     run_in_namespaces, wait)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.78.0"
@@ -54,35 +53,11 @@ def main():
     if not os.access(binary, os.X_OK):
         print(f"netns-enrol: no tillmesh binary at {binary} (cargo build first)", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="tillmesh-enrol-"))
-    net, tills, others = None, [], []
-    try:
-        names = [(f"t{i}", f"{SUBNET}.{i}") for i in range(1, 6)]
-        net = Net(names + [("c", CLOUD_IP)])
-        verdicts = scenario(binary, work, net, tills, others)
-        width = max(len(n) for n, _, _ in verdicts)
-        for name, ok, detail in verdicts:
-            print(f"  {'PASS' if ok else 'FAIL'} {name:<{width}}  {detail}")
-        failed = [n for n, ok, _ in verdicts if not ok]
-        print(f"netns-enrol: {'FAILED: ' + ', '.join(failed) if failed else 'every step held'}"
-              f" (logs in {work})")
-        return 1 if failed else 0
-    except SetupError as e:
-        print(f"netns-enrol: {e} (logs in {work})", file=sys.stderr)
-        for log in sorted(work.glob("*.log")):
-            tail = log.read_text(errors="replace").splitlines()[-20:]
-            print(f"--- {log.name}\n" + "\n".join(tail), file=sys.stderr)
-        return 2
-    finally:
-        for t in tills:
-            t.kill9()
-        for p in others:
-            p.kill()
-            p.wait()
-        if net:
-            net.close()
-        if not a.keep and not os.environ.get("TILLMESH_NETNS_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+    names = [(f"t{i}", f"{SUBNET}.{i}") for i in range(1, 6)] + [("c", CLOUD_IP)]
+    return run_in_namespaces(
+        "netns-enrol", names,
+        lambda work, net, tills, others: scenario(binary, work, net, tills, others),
+        a.keep, "every step held", log_lines=20)
 
 
 def package_till(binary, work, net, n):

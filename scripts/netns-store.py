@@ -26,16 +26,14 @@ Needs root, iproute2, tc and curl. Prints a verdict per invariant; exits 1 if on
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (Cashiers, Net, Observer, SetupError, Till, check, converged, http,  # noqa: E402
-                     leader, run, wait)
+from harness import (Cashiers, Observer, SetupError, Till, check, converged, http,  # noqa: E402
+                     leader, run, run_in_namespaces, wait)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.79.0"
@@ -67,35 +65,11 @@ def main():
     if not os.access(binary, os.X_OK):
         print(f"netns-store: no tillmesh binary at {binary} (cargo build first)", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="tillmesh-netns-"))
-    net, tills, others = None, [], []
-    try:
-        names = [(f"t{i}", f"{SUBNET}.{i}") for i in range(1, a.tills + 1)]
-        net = Net(names + [("c", CLOUD_IP), ("tw", TWIN_IP)])
-        verdicts = scenario(a, binary, work, net, tills, others)
-        width = max(len(n) for n, _, _ in verdicts)
-        for name, ok, detail in verdicts:
-            print(f"  {'PASS' if ok else 'FAIL'} {name:<{width}}  {detail}")
-        failed = [n for n, ok, _ in verdicts if not ok]
-        print(f"netns-store: {'FAILED: ' + ', '.join(failed) if failed else 'every invariant held'}"
-              f" (logs in {work})")
-        return 1 if failed else 0
-    except SetupError as e:
-        print(f"netns-store: {e} (logs in {work})", file=sys.stderr)
-        for log in sorted(work.glob("*.log")):
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            print(f"--- {log.name}\n" + "\n".join(tail), file=sys.stderr)
-        return 2
-    finally:
-        for t in tills:
-            t.kill9()
-        for p in others:
-            p.kill()
-            p.wait()
-        if net:
-            net.close()
-        if not a.keep and not os.environ.get("TILLMESH_NETNS_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+    names = [(f"t{i}", f"{SUBNET}.{i}") for i in range(1, a.tills + 1)]
+    return run_in_namespaces(
+        "netns-store", names + [("c", CLOUD_IP), ("tw", TWIN_IP)],
+        lambda work, net, tills, others: scenario(a, binary, work, net, tills, others),
+        a.keep, "every invariant held")
 
 
 def scenario(a, binary, work, net, tills, others):

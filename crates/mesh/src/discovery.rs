@@ -83,22 +83,36 @@ pub fn advertise_joining(
     if let Some(s) = store {
         props.push(("store", s.to_string()));
     }
-    let host = format!("{instance}.local.");
-    let mut info = ServiceInfo::new(
+    let fullname = register(
+        &daemon,
         JOIN_SERVICE_TYPE,
         &instance,
-        &host,
-        &host_ip[..],
+        &host_ip,
         port,
-        &props[..],
-    )
-    .map_err(|e| e.to_string())?;
+        &props,
+    )?;
+    Ok(Discovery { daemon, fullname })
+}
+
+/// Registers `instance` of `service` with `props` on `daemon` (addresses: `host_ip`, or
+/// every interface's when empty); answers its full name.
+fn register(
+    daemon: &ServiceDaemon,
+    service: &str,
+    instance: &str,
+    host_ip: &[IpAddr],
+    port: u16,
+    props: &[(&str, String)],
+) -> Result<String, String> {
+    let host = format!("{instance}.local.");
+    let mut info = ServiceInfo::new(service, instance, &host, host_ip, port, props)
+        .map_err(|e| e.to_string())?;
     if host_ip.is_empty() {
         info = info.enable_addr_auto();
     }
     let fullname = info.get_fullname().to_string();
     daemon.register(info).map_err(|e| e.to_string())?;
-    Ok(Discovery { daemon, fullname })
+    Ok(fullname)
 }
 
 /// Browses for `wait` for the tills of `store_id` and answers their HTTP addresses (from
@@ -176,21 +190,7 @@ impl Discovery {
         if let Some(h) = http_port {
             props.push(("http", h.to_string()));
         }
-        let host = format!("{instance}.local.");
-        let mut info = ServiceInfo::new(
-            SERVICE_TYPE,
-            &instance,
-            &host,
-            &host_ip[..],
-            port,
-            &props[..],
-        )
-        .map_err(|e| e.to_string())?;
-        if host_ip.is_empty() {
-            info = info.enable_addr_auto();
-        }
-        let fullname = info.get_fullname().to_string();
-        daemon.register(info).map_err(|e| e.to_string())?;
+        let fullname = register(&daemon, SERVICE_TYPE, &instance, &host_ip, port, &props)?;
         let rx = daemon.browse(SERVICE_TYPE).map_err(|e| e.to_string())?;
         let store = store_id.to_string();
         std::thread::Builder::new()
