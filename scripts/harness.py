@@ -361,3 +361,22 @@ def run_in_namespaces(tag, names, scenario, keep, all_held, log_lines=15):
             net.close()
         if not keep and not os.environ.get("TILLMESH_NETNS_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
+
+
+def start_cloud(binary, work, net, node, ip, port, repo, others):
+    """The cloud (SQLite, the example store and catalog) in namespace `node`, listening on
+    `ip:port`: waits until it answers; answers its config file and an `hq` command runner."""
+    cloud_cfg = work / "cloud.toml"
+    text = (repo / "configs/cloud.example.toml").read_text()
+    text = text.replace('listen = "127.0.0.1:8700"', f'listen = "{ip}:{port}"')
+    text = text.replace('master_seed = "configs/catalog.example.json"',
+                        f'master_seed = "{repo / "configs/catalog.example.json"}"')
+    text = text.replace('path = "data/cloud/cloud.db"', f'path = "{work / "cloud.db"}"')
+    cloud_cfg.write_text(text)
+    cloud = subprocess.Popen(
+        ["ip", "netns", "exec", net.nodes[node], binary, "cloud", "--config", str(cloud_cfg)],
+        stdout=subprocess.DEVNULL, stderr=open(work / "cloud.log", "w"))
+    others.append(cloud)
+    wait("the cloud", lambda: http("GET", f"http://{ip}:{port}/health", ns=net.nodes[node])[0] == 200)
+    hq = lambda *args: run(binary, "hq", "--config", str(cloud_cfg), *args).stdout.strip()
+    return cloud_cfg, hq

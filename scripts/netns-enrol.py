@@ -23,14 +23,13 @@ iproute2 and curl. Usage:
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (Cashiers, SetupError, Till, http, leader, run,  # noqa: E402
-                     run_in_namespaces, wait)
+from harness import (Cashiers, SetupError, Till, leader, run,  # noqa: E402
+                     run_in_namespaces, start_cloud, wait)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.78.0"
@@ -113,21 +112,7 @@ def scenario(binary, work, net, tills, others):
 
     # The cloud, and HQ's accounts for the store's staff (they reach every till, a new one
     # too, as master data through the store's Raft group).
-    cloud_cfg = work / "cloud.toml"
-    text = (REPO / "configs/cloud.example.toml").read_text()
-    text = text.replace('listen = "127.0.0.1:8700"', f'listen = "{CLOUD_IP}:{CLOUD_PORT}"')
-    text = text.replace('master_seed = "configs/catalog.example.json"',
-                        f'master_seed = "{REPO / "configs/catalog.example.json"}"')
-    text = text.replace('path = "data/cloud/cloud.db"', f'path = "{work / "cloud.db"}"')
-    cloud_cfg.write_text(text)
-    hq = lambda *args: run(binary, "hq", "--config", str(cloud_cfg), *args).stdout.strip()
-    cloud = subprocess.Popen(
-        ["ip", "netns", "exec", net.nodes["c"], binary, "cloud", "--config", str(cloud_cfg)],
-        stdout=subprocess.DEVNULL, stderr=open(work / "cloud.log", "w"))
-    others.append(cloud)
-    cloud_ns = net.nodes["c"]
-    wait("the cloud", lambda: http("GET", f"http://{CLOUD_IP}:{CLOUD_PORT}/health",
-                                   ns=cloud_ns)[0] == 200)
+    cloud_cfg, hq = start_cloud(binary, work, net, "c", CLOUD_IP, CLOUD_PORT, REPO, others)
     store_token = hq("token", "--store", "S001").splitlines()[-1]
     for (who, pin), role in [(MANAGER, "manager"), (CASHIER, "cashier")]:
         hq("cashier", "--employee-id", who, "--name", f"HQ {role}", "--role", role, "--pin", pin)

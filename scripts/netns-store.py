@@ -26,14 +26,13 @@ Needs root, iproute2, tc and curl. Prints a verdict per invariant; exits 1 if on
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (Cashiers, Observer, SetupError, Till, check, converged, http,  # noqa: E402
-                     leader, run, run_in_namespaces, wait)
+                     leader, run, run_in_namespaces, start_cloud, wait)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.79.0"
@@ -79,20 +78,8 @@ def scenario(a, binary, work, net, tills, others):
     opening = catalog["opening_stock"]
 
     # The cloud: SQLite, the example store and catalog, in its own namespace.
-    cloud_cfg = work / "cloud.toml"
-    text = (REPO / "configs/cloud.example.toml").read_text()
-    text = text.replace('listen = "127.0.0.1:8700"', f'listen = "{CLOUD_IP}:{CLOUD_PORT}"')
-    text = text.replace('master_seed = "configs/catalog.example.json"',
-                        f'master_seed = "{REPO / "configs/catalog.example.json"}"')
-    text = text.replace('path = "data/cloud/cloud.db"', f'path = "{work / "cloud.db"}"')
-    cloud_cfg.write_text(text)
-    hq = lambda *args: run(binary, "hq", "--config", str(cloud_cfg), *args).stdout.strip()
-    cloud = subprocess.Popen(
-        ["ip", "netns", "exec", net.nodes["c"], binary, "cloud", "--config", str(cloud_cfg)],
-        stdout=subprocess.DEVNULL, stderr=open(work / "cloud.log", "w"))
-    others.append(cloud)
+    _, hq = start_cloud(binary, work, net, "c", CLOUD_IP, CLOUD_PORT, REPO, others)
     cloud_ns = net.nodes["c"]
-    wait("the cloud", lambda: curl(cloud_ns, "GET", f"http://{CLOUD_IP}:{CLOUD_PORT}/health")[0] == 200)
     store_token = hq("token", "--store", "S001").splitlines()[-1]
     admin_token = hq("token", "--admin").splitlines()[-1]
 

@@ -34,6 +34,26 @@ async fn converged(tills: &[&TestTill]) {
     }
 }
 
+/// Tills 1 and 2 of the store (with `cloud` when given), dialing each other, each with a
+/// sale, converged.
+async fn two_tills_with_sales(pki: &Pki, cloud: Option<&support::TestCloud>) -> Vec<TestTill> {
+    let mut tills = Vec::new();
+    for t in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = mesh_config(dir.path(), pki, t, 0);
+        cfg.cloud = cloud.map(support::TestCloud::section);
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
+    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
+    for (i, t) in tills.iter().enumerate() {
+        let c = t.client().login("E001", "1111").await;
+        c.sell(&[(&demo_barcode(i), 2)], None).await.unwrap();
+    }
+    converged(&[&tills[0], &tills[1]]).await;
+    tills
+}
+
 /// The view of a waiting till at `http`, once it answers.
 async fn waiting_view(http: std::net::SocketAddr) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -66,20 +86,7 @@ async fn a_manager_admits_a_waiting_till_with_its_code_and_hq_signs_it() {
         .hold_store_ca("S001", pki.ca().clone(), 3)
         .await
         .unwrap();
-    let mut tills = Vec::new();
-    for t in [1, 2] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
-        cfg.cloud = Some(cloud.section());
-        tills.push(TestTill::start_with(cfg, dir).await);
-    }
-    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
-    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
-    for (i, t) in tills.iter().enumerate() {
-        let c = t.client().login("E001", "1111").await;
-        c.sell(&[(&demo_barcode(i), 2)], None).await.unwrap();
-    }
-    converged(&[&tills[0], &tills[1]]).await;
+    let tills = two_tills_with_sales(&pki, Some(&cloud)).await;
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = package_like_config(dir.path());
@@ -190,19 +197,7 @@ async fn a_manager_admits_a_waiting_till_with_its_code_and_hq_signs_it() {
 async fn a_till_with_no_identity_joins_with_a_join_token_syncs_and_sells() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new("S001");
-    let mut tills = Vec::new();
-    for t in [1, 2] {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = mesh_config(dir.path(), &pki, t, 0);
-        tills.push(TestTill::start_with(cfg, dir).await);
-    }
-    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
-    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
-    for (i, t) in tills.iter().enumerate() {
-        let c = t.client().login("E001", "1111").await;
-        c.sell(&[(&demo_barcode(i), 2)], None).await.unwrap();
-    }
-    converged(&[&tills[0], &tills[1]]).await;
+    let tills = two_tills_with_sales(&pki, None).await;
 
     // The token, made where the CA key is.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
