@@ -1265,6 +1265,10 @@ async fn a_qr_payment_expires_at_the_till_and_a_late_capture_is_kept_for_refund(
     assert_eq!(late[0]["txn_id"], id.as_str());
     assert_eq!(late[0]["amount"], total);
     assert!(late[0]["provider_ref"].is_string(), "{late}");
+    assert_eq!(
+        manager.get("/api/v1/status").await.expect(200)["late_captures"],
+        1
+    );
     c.get("/api/v1/payments/late")
         .await
         .expect_error(403, "manager_only");

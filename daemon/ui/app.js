@@ -231,12 +231,15 @@ async function refreshStatus() {
     const revoked = s.this_till_revoked;
     // Head office's signature was missing on master data this till was sent (managers).
     const unsigned = isManager() && s.raft?.master_refused;
+    // QR money the provider took after the till gave up on the payment (managers refund it).
+    const late = isManager() ? s.late_captures ?? 0 : 0;
     chip("st-store", revoked ? `Till ${s.terminal_id}: this till was removed from the store, call support`
       : dup ? `Till ${s.terminal_id}: another till uses this number, call support`
       : ahead ? `Till ${s.terminal_id}: clock ${Math.round(ahead / 60000)} min ahead, set the time`
       : newer ? `Till ${s.terminal_id}: other tills run a newer version, update this one`
       : unsigned ? `Till ${s.terminal_id}: refused prices or staff not signed by head office`
-      : `Store ${s.store_id} · Till ${s.terminal_id}`, revoked || dup ? "bad" : ahead || newer || unsigned ? "warn" : "");
+      : late ? `Till ${s.terminal_id}: ${late} QR payment${late > 1 ? "s" : ""} taken after the sale gave up on ${late > 1 ? "them" : "it"}: refund`
+      : `Store ${s.store_id} · Till ${s.terminal_id}`, revoked || dup ? "bad" : ahead || newer || unsigned || late ? "warn" : "");
     const c = s.cloud;
     // The till's one rule for what needs the store online (QR payments): shown, and the
     // button follows it.

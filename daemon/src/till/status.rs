@@ -44,6 +44,10 @@ pub struct StatusView {
     /// (`GET /api/v1/quarantine` lists them).
     #[serde(default)]
     pub quarantined: usize,
+    /// QR payments the provider captured after this till let them expire: to refund
+    /// (`GET /api/v1/payments/late`).
+    #[serde(default)]
+    pub late_captures: usize,
     /// Events of kinds this version does not know (made by a newer till): held, relayed
     /// and uploaded unchanged, applied once this till is upgraded.
     #[serde(default)]
@@ -129,6 +133,7 @@ impl Till {
         let duplicate_terminal_at = self.links.duplicate_terminal();
         let revoked = self.links.revoked();
         let seals = self.seal_status();
+        let late_captures = self.late_captures().len();
         let core = self.core();
         let vv = &core.replica.state().vv;
         let own_clock_ahead_ms = own_clock_ahead(
@@ -184,6 +189,7 @@ impl Till {
             currency_decimals: self.cfg.store.currency_decimals,
             vision: self.vision.is_some(),
             quarantined: core.quarantined.len(),
+            late_captures,
             unknown_kind_events: core.replica.state().unapplied.len(),
             revoked_tills: revoked.0,
             this_till_revoked: revoked.1,
