@@ -48,8 +48,10 @@ done
 curl -sf "http://127.0.0.1:$port/health"
 echo
 # The package's config enrols itself: a fresh disk waits to be admitted, showing its code.
-curl -sf "http://127.0.0.1:$port/api/v1/enrolment" | tee /dev/stderr | grep -q '"state":"waiting"'
-echo
+# (Not `tee /dev/stderr`: reopening stderr truncates a log file it is redirected to.)
+view="$(curl -sf "http://127.0.0.1:$port/api/v1/enrolment")"
+echo "$view"
+grep -q '"state":"waiting"' <<<"$view"
 kill -TERM "$pid"
 wait "$pid"
 echo "--- deb-check: the package installs, its units verify, the installed till ran and stopped cleanly"
