@@ -1,0 +1,112 @@
+//! Writing a batch's report facts to PostgreSQL: merged in Rust first, one statement per
+//! table (`UNNEST` of arrays), inside the projection's transaction.
+
+use super::*;
+
+pub(super) async fn write_facts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    store: &str,
+    f: &Facts,
+) -> Result<(), LedgerError> {
+    let s = &f.sales;
+    if !s.is_empty() {
+        tx.execute(
+            INSERT_SALES,
+            &[
+                &store,
+                &s.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.origin as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.seq as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.day).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.paid_ms as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.terminal as i64).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.cashier.as_str()).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.subtotal).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.discount).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.tax).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.total).collect::<Vec<_>>(),
+                &s.iter().map(|x| x.items).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let l = &f.lines;
+    if !l.is_empty() {
+        tx.execute(
+            INSERT_LINES,
+            &[
+                &store,
+                &l.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.line_no).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.day).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.sku.as_str()).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.quantity).collect::<Vec<_>>(),
+                &l.iter().map(|x| x.total).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let r = &f.returns;
+    if !r.is_empty() {
+        tx.execute(
+            INSERT_RETURNS,
+            &[
+                &store,
+                &r.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.origin).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.seq).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.line_no).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.quantity).collect::<Vec<_>>(),
+                &r.iter().map(|x| x.amount).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let p = &f.payments;
+    if !p.is_empty() {
+        tx.execute(
+            INSERT_PAYMENTS,
+            &[
+                &store,
+                &p.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.payment_id.as_str()).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.day).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.method).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.provider.as_str()).collect::<Vec<_>>(),
+                &p.iter().map(|x| x.amount).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    // One row per key per statement: merge in Rust first (the same merges as the SQL).
+    let st = f.statuses_merged();
+    if !st.is_empty() {
+        tx.execute(
+            MERGE_STATUSES,
+            &[
+                &store,
+                &st.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.status.as_str()).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.wall_ms as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| i64::from(x.logical)).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.replica as i64).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    let st = f.stock_merged();
+    if !st.is_empty() {
+        tx.execute(
+            MERGE_STOCKS,
+            &[
+                &store,
+                &st.iter().map(|x| x.0).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.1 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.2 as i64).collect::<Vec<_>>(),
+                &st.iter().map(|x| x.3 as i64).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
