@@ -625,7 +625,7 @@ async fn qr_and_split_tender_with_cancel() {
     let t = c
         .post(
             &format!("/api/v1/transactions/{id}/payments"),
-            json!({"method": "qr", "amount": 10000}),
+            json!({"method": "qr", "amount": 10014}),
         )
         .await
         .expect(200);
@@ -634,16 +634,25 @@ async fn qr_and_split_tender_with_cancel() {
         t["payments"][0]["qr_payload"]
             .as_str()
             .unwrap()
-            .starts_with("tillmesh-pay://")
+            .contains("sandbox"),
+        "the provider's QR content: {t}"
     );
-    // The simulated provider in tests captures at the first poll; cancel races it, so only
-    // a pending payment may be cancelled and a captured one answers 409.
-    let cancel = c
-        .post(&format!("/api/v1/payments/{pid}/cancel"), json!({}))
-        .await;
-    assert!(cancel.status == 200 || cancel.status == 409, "{:?}", cancel);
-    let p = c.get(&format!("/api/v1/payments/{pid}")).await.expect(200);
-    let captured = if p["status"] == "CAPTURED" { 10000 } else { 0 };
+    // The customer has not paid (the sandbox waits on amounts ending in 14): cancelled.
+    c.post(&format!("/api/v1/payments/{pid}/cancel"), json!({}))
+        .await
+        .expect(200);
+    // Another QR payment, which the customer pays: captured once the provider says so.
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "qr", "amount": 10000}),
+        )
+        .await
+        .expect(200);
+    let pid = t["payments"][1]["payment_id"].as_str().unwrap().to_string();
+    let p = support::wait_payment(&c, &pid, "CAPTURED").await;
+    assert!(p["provider_ref"].is_string(), "{p}");
+    let captured = 10000;
     let t = c
         .post(
             &format!("/api/v1/transactions/{id}/payments"),
@@ -1038,10 +1047,7 @@ async fn an_open_transaction_and_its_taken_payments_survive_a_restart() {
     assert_eq!(t["lines"][0]["quantity"], 2);
     assert_eq!(t["payments"][0]["amount"], 10000);
     // The QR payment taken before the restart is still known and completes.
-    assert_eq!(
-        c.get(&format!("/api/v1/payments/{qr}")).await.expect(200)["status"],
-        "CAPTURED"
-    );
+    support::wait_payment(&c, &qr, "CAPTURED").await;
     c.post(
         &format!("/api/v1/transactions/{id}/payments"),
         json!({"method": "cash", "tendered": total - 15000}),
@@ -1142,8 +1148,7 @@ async fn at_capacity_the_oldest_open_transaction_without_money_is_abandoned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_qr_payment_is_drawn_as_a_qr_code() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = support::test_config(dir.path());
-    cfg.payments.qr_approve_after_ms = 600_000; // the customer takes their time
+    let cfg = support::test_config(dir.path());
     let till = TestTill::start_with(cfg, dir).await;
     let c = till.client().login("E001", "1111").await;
     let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
@@ -1162,7 +1167,8 @@ async fn a_pending_qr_payment_is_drawn_as_a_qr_code() {
     let t = c
         .post(
             &format!("/api/v1/transactions/{id}/payments"),
-            json!({"method": "qr", "amount": 5000}),
+            // The customer takes their time (the sandbox waits on amounts ending in 14).
+            json!({"method": "qr", "amount": 5014}),
         )
         .await
         .expect(200);
@@ -1196,7 +1202,7 @@ async fn a_qr_payment_expires_at_the_till_and_a_late_capture_is_kept_for_refund(
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = support::test_config(dir.path());
     cfg.payments.qr_timeout_ms = 1_000;
-    cfg.payments.qr_approve_after_ms = 2_500; // the provider captures after the till gave up
+    let store_id = cfg.store.store_id.clone();
     let till = TestTill::start_with(cfg, dir).await;
     let c = till.client().login("E001", "1111").await;
     let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
@@ -1214,10 +1220,11 @@ async fn a_qr_payment_expires_at_the_till_and_a_late_capture_is_kept_for_refund(
         .await
         .expect(200);
     let total = t["totals"]["total"].as_i64().unwrap();
+    // The customer does not pay in time (the sandbox waits on amounts ending in 14).
     let t = c
         .post(
             &format!("/api/v1/transactions/{id}/payments"),
-            json!({"method": "qr"}),
+            json!({"method": "qr", "amount": 1014}),
         )
         .await
         .expect(200);
@@ -1247,7 +1254,8 @@ async fn a_qr_payment_expires_at_the_till_and_a_late_capture_is_kept_for_refund(
         .await
         .expect(200);
     assert_eq!(done["status"], "PAID");
-    // The provider captures the QR payment anyway: recorded for refund.
+    // The customer pays the QR code after all: recorded for refund.
+    assert_eq!(support::sandbox_pay(&store_id, &pid).await["resultCode"], 0);
     let manager = till.client().login("M001", "9999").await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     let late = loop {
@@ -1263,8 +1271,9 @@ async fn a_qr_payment_expires_at_the_till_and_a_late_capture_is_kept_for_refund(
     };
     assert_eq!(late[0]["payment_id"], pid.as_str());
     assert_eq!(late[0]["txn_id"], id.as_str());
-    assert_eq!(late[0]["amount"], total);
+    assert_eq!(late[0]["amount"], 1014);
     assert!(late[0]["provider_ref"].is_string(), "{late}");
+    assert!(late[0]["refund_ref"].is_null(), "{late}");
     assert_eq!(
         manager.get("/api/v1/status").await.expect(200)["late_captures"],
         1
@@ -1288,6 +1297,33 @@ async fn a_qr_payment_expires_at_the_till_and_a_late_capture_is_kept_for_refund(
     let metrics = till.client().get("/metrics").await;
     let text = metrics.body.as_str().unwrap_or_default().to_string();
     assert!(text.contains("tillmesh_qr_late_captures_total 1"), "{text}");
+    // A manager refunds it through the provider, once: a retry answers the same refund.
+    let refund = format!("/api/v1/payments/late/{pid}/refund");
+    c.post(&refund, json!({}))
+        .await
+        .expect_error(403, "manager_only");
+    let r = manager.post(&refund, json!({})).await.expect(200);
+    assert!(r["refund_ref"].is_string(), "{r}");
+    assert_eq!(manager.post(&refund, json!({})).await.expect(200), r);
+    let orders: serde_json::Value =
+        reqwest::get(format!("{}/sandbox/orders", support::pay_sandbox()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let order = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["orderId"] == format!("{store_id}-{pid}").as_str())
+        .expect("the sandbox knows the order");
+    assert_eq!(order["refunded"], 1014, "{order}");
+    assert_eq!(
+        manager.get("/api/v1/status").await.expect(200)["late_captures"],
+        0
+    );
+    let late = manager.get("/api/v1/payments/late").await.expect(200);
     // Kept across a restart, and recorded once.
     let dir = till.stop().await;
     let till = TestTill::start_in(dir).await;

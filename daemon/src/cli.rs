@@ -102,6 +102,36 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
     },
+    /// Run the sandbox QR payment provider (MoMo's merchant API) for tests and demos: it
+    /// captures each payment by itself; amounts ending in 13 are declined, in 14 wait until
+    /// `POST /sandbox/orders/{orderId}/pay`, in 15 get slow answers.
+    PaySandbox {
+        /// Listen address (port 0: any free port); the address is printed on stdout.
+        #[arg(long, default_value = "127.0.0.1:7390")]
+        listen: SocketAddr,
+        /// A payment is captured this long after it was created, ms.
+        #[arg(long, default_value_t = 2_000)]
+        capture_after_ms: u64,
+        /// How late the slow amounts' answers are, ms.
+        #[arg(long, default_value_t = 15_000)]
+        slow_ms: u64,
+        /// How many times each payment's end is notified.
+        #[arg(long, default_value_t = 2)]
+        notify_copies: u32,
+        /// The merchant's partner code.
+        #[arg(long, default_value = "TILLMESHSANDBOX")]
+        partner_code: String,
+        /// The merchant's access key.
+        #[arg(long, default_value = "sandbox-access")]
+        access_key: String,
+        /// The environment variable holding the merchant's secret key (the sandbox's own
+        /// default key when it is unset).
+        #[arg(long, default_value = "TILLMESH_PAY_SECRET")]
+        secret_key_env: String,
+        /// Exit when standard input closes (the process that started it has gone).
+        #[arg(long)]
+        exit_with_stdin: bool,
+    },
     /// Print a running till's status.
     Status {
         /// The till's address.

@@ -462,10 +462,15 @@ pub struct CatalogSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentsSection {
-    /// The simulated provider captures a QR payment this long after it was created.
-    pub qr_approve_after_ms: u64,
-    /// Amounts whose last two digits equal this fail (to exercise the failure path).
+    /// No longer used (release 0.1.0's built-in simulated provider): accepted so a config
+    /// written for 0.1.0 still starts; the sandbox provider (`tillmesh pay-sandbox`) has its
+    /// own settings.
+    pub qr_approve_after_ms: Option<u64>,
+    /// No longer used; see `qr_approve_after_ms`.
     pub qr_fail_suffix: Option<i64>,
+    /// The QR payment provider (MoMo's merchant API, or the sandbox that speaks it); without
+    /// it the till takes no QR payments.
+    pub qr: Option<tillmesh_pay::MomoConfig>,
     /// A pending QR payment expires at the till this long after it was created, whatever
     /// the provider says (a later capture is recorded for refund), ms.
     pub qr_timeout_ms: u64,
@@ -477,8 +482,9 @@ pub struct PaymentsSection {
 impl Default for PaymentsSection {
     fn default() -> Self {
         Self {
-            qr_approve_after_ms: 2000,
-            qr_fail_suffix: Some(13),
+            qr_approve_after_ms: None,
+            qr_fail_suffix: None,
+            qr: None,
             online_within_ms: 60_000,
             qr_timeout_ms: 60_000,
         }
@@ -602,6 +608,11 @@ impl TerminalConfig {
         }
         if self.checkout.favourites.len() > 48 {
             out.push(("checkout.favourites", "at most 48 SKUs".into()));
+        }
+        if let Some(q) = &self.payments.qr {
+            for why in q.problems() {
+                out.push(("payments.qr", why));
+            }
         }
         if self.checkout.cash_change_max <= 0 {
             out.push(("checkout.cash_change_max", "must be positive".into()));

@@ -342,11 +342,12 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
         None => (None, Vec::new()),
     };
     // QR payments the till let expire are watched for a late capture.
-    tasks.push(till::spawn_sweeper(till.clone()));
+    tasks.push(till::spawn_poller(till.clone()));
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let http_addr = listener.local_addr()?;
+    till.set_http_addr(http_addr);
     info!(%http_addr, terminal = cfg.terminal.id, store = %cfg.store.store_id, "till listening");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = api::router(till.clone());

@@ -243,9 +243,11 @@ async function refreshStatus() {
     const c = s.cloud;
     // The till's one rule for what needs the store online (QR payments): shown, and the
     // button follows it.
-    ui.onlineRefused = c?.online_only_refused || null;
+    ui.onlineRefused = s.qr_refused || c?.online_only_refused || null;
     $("qr-offline").hidden = !ui.onlineRefused;
-    $("qr-offline").textContent = ui.onlineRefused ? "QR payments need the store online: take cash." : "";
+    $("qr-offline").textContent = !ui.onlineRefused ? ""
+      : /no QR payment provider/.test(ui.onlineRefused) ? "QR payments are not set up on this till: take cash."
+      : "QR payments need the store online: take cash.";
     renderTxn();
     const leads = s.raft ? s.raft.leader === s.terminal_id : true;
     if (!c) {

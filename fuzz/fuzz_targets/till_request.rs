@@ -128,7 +128,6 @@ fn harness() -> &'static Harness {
         cfg.terminal.simulated = Some(tillmesh::config::Simulated { incarnation: 1 });
         cfg.security.demo = true;
         cfg.vision = None;
-        cfg.payments.qr_approve_after_ms = 0;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

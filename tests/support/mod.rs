@@ -57,12 +57,93 @@ pub struct TestTill {
     node: Option<tillmesh::Node>,
 }
 
-/// The example config with test settings: QR captured at once, data in `dir`, HTTP on port 0.
+/// The sandbox QR payment provider (`tillmesh pay-sandbox`, a process of its own), one per
+/// test binary, started on first use; it captures each payment at once (amounts ending in 13
+/// are declined, in 14 wait to be paid by hand, in 15 answer 4 s late) and leaves with the
+/// test process (it exits when its standard input closes). Its base URL.
+pub fn pay_sandbox() -> &'static str {
+    static SANDBOX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+            .args([
+                "pay-sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--capture-after-ms",
+                "0",
+                "--slow-ms",
+                "4000",
+                "--exit-with-stdin",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the pay sandbox starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the pay sandbox prints its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("an address")
+            .to_string();
+        // Kept open for the life of the test process: the sandbox exits when it closes.
+        std::mem::forget(child.stdin.take());
+        std::mem::forget(child);
+        url
+    })
+}
+
+/// `[payments.qr]` for the sandbox at `url` (its default merchant).
+pub fn sandbox_qr(url: &str) -> tillmesh_pay::MomoConfig {
+    toml::from_str(&format!(
+        "provider = \"momo\"\nendpoint = \"{url}\"\npartner_code = \"TILLMESHSANDBOX\"\n\
+         access_key = \"sandbox-access\"\nsecret_key = \"sandbox-secret\"\ntimeout_ms = 2000\n"
+    ))
+    .expect("a sandbox provider config")
+}
+
+/// Pays a payment by hand at the sandbox (a customer paying a silent or expired QR).
+pub async fn sandbox_pay(store_id: &str, payment_id: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/sandbox/orders/{store_id}-{payment_id}/pay",
+            pay_sandbox()
+        ))
+        .send()
+        .await
+        .expect("the sandbox answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// Waits (up to 15 s) for payment `pid` to reach `status`; the payment.
+pub async fn wait_payment(c: &Client, pid: &str, status: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let p = c.get(&format!("/api/v1/payments/{pid}")).await.expect(200);
+        if p["status"] == status {
+            return p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "payment {pid} never reached {status}: {p}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The example config with test settings: QR through the sandbox provider (captured at once),
+/// data in `dir`, HTTP on port 0.
 pub fn test_config(dir: &Path) -> TerminalConfig {
     let mut cfg = TerminalConfig::load(&example_config()).expect("example config loads");
     cfg.terminal.listen = "127.0.0.1:0".parse().unwrap();
     cfg.terminal.data_dir = dir.to_path_buf();
-    cfg.payments.qr_approve_after_ms = 0;
+    cfg.payments.qr = Some(sandbox_qr(pay_sandbox()));
     cfg.security.lock_ms = 60_000;
     cfg.security.demo = true;
     // A double read is anything within a minute: no test depends on how fast it runs.

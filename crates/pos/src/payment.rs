@@ -1,13 +1,10 @@
-//! Payments: cash (tendered, change due) and QR through the [`PaymentProvider`] trait, with a
-//! simulated provider; split tender across several payments.
+//! Payments: cash (tendered, change due) and QR (taken by the till through its provider,
+//! `tillmesh-pay`); split tender across several payments.
 
 use crate::money::Minor;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-/// How long a QR payment may stay pending before it expires.
-pub const QR_TIMEOUT_MS: u64 = 60_000;
 /// Most payments on one transaction.
 pub const PAYMENTS_MAX: usize = 8;
 
@@ -94,129 +91,6 @@ pub enum PaymentError {
     /// Too many payments.
     #[error("a transaction takes at most {PAYMENTS_MAX} payments")]
     TooMany,
-}
-
-/// A QR payment as created by a provider.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QrRequest {
-    /// Provider-side payment id.
-    pub payment_id: String,
-    /// The payload to render as a QR code.
-    pub payload: String,
-    /// Expiry.
-    pub expires_at_ms: u64,
-}
-
-/// A QR payment provider. Real providers are HTTP clients in the daemon; the domain only
-/// sees this trait.
-pub trait PaymentProvider: Send {
-    /// Provider name, recorded on the payment.
-    fn name(&self) -> &str;
-    /// Creates a QR payment for `amount` with our `reference`.
-    fn create(&mut self, reference: &str, amount: Minor, now_ms: u64) -> QrRequest;
-    /// Current status and, once captured, the provider reference.
-    fn status(&mut self, payment_id: &str, now_ms: u64) -> (PaymentStatus, Option<String>);
-    /// Cancels a pending payment.
-    fn cancel(&mut self, payment_id: &str) -> PaymentStatus;
-}
-
-/// A provider that approves every QR payment `approve_after_ms` after it was created, unless
-/// the amount's minor units end in `fail_suffix` (for exercising the failure path).
-#[derive(Debug)]
-pub struct SimulatedProvider {
-    approve_after_ms: u64,
-    fail_suffix: Option<i64>,
-    next: u64,
-    pending: BTreeMap<String, (u64, Minor, PaymentStatus)>,
-}
-
-/// Most payments the simulated provider remembers; the oldest are forgotten first.
-const SIMULATED_REMEMBERED_MAX: usize = 10_000;
-
-impl SimulatedProvider {
-    /// A provider approving after `approve_after_ms`.
-    pub fn new(approve_after_ms: u64, fail_suffix: Option<i64>) -> Self {
-        Self {
-            approve_after_ms,
-            fail_suffix,
-            next: 0,
-            pending: BTreeMap::new(),
-        }
-    }
-}
-
-impl SimulatedProvider {
-    /// Re-registers a payment this provider issued before a restart (a real provider keeps
-    /// its own state; the simulated one keeps it in memory).
-    pub fn restore(&mut self, p: &Payment) {
-        let created = p.expires_at_ms.unwrap_or(0).saturating_sub(QR_TIMEOUT_MS);
-        if let Some(n) = p
-            .payment_id
-            .strip_prefix("SIM-")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            self.next = self.next.max(n);
-        }
-        self.pending
-            .insert(p.payment_id.clone(), (created, p.amount, p.status));
-    }
-}
-
-impl PaymentProvider for SimulatedProvider {
-    fn name(&self) -> &str {
-        "simulated"
-    }
-
-    fn create(&mut self, reference: &str, amount: Minor, now_ms: u64) -> QrRequest {
-        self.next = self.next.saturating_add(1);
-        let id = format!("SIM-{:08}", self.next);
-        if self.pending.len() >= SIMULATED_REMEMBERED_MAX
-            && let Some(first) = self.pending.keys().next().cloned()
-        {
-            self.pending.remove(&first);
-        }
-        self.pending
-            .insert(id.clone(), (now_ms, amount, PaymentStatus::Pending));
-        QrRequest {
-            payload: format!("tillmesh-pay://simulated?ref={reference}&amount={amount}&id={id}"),
-            payment_id: id,
-            expires_at_ms: now_ms.saturating_add(QR_TIMEOUT_MS),
-        }
-    }
-
-    fn status(&mut self, payment_id: &str, now_ms: u64) -> (PaymentStatus, Option<String>) {
-        let Some((created, amount, status)) = self.pending.get_mut(payment_id) else {
-            return (PaymentStatus::Failed, None);
-        };
-        if *status == PaymentStatus::Pending {
-            let fails = self
-                .fail_suffix
-                .is_some_and(|s| amount.rem_euclid(100) == s);
-            if now_ms >= created.saturating_add(QR_TIMEOUT_MS) {
-                *status = PaymentStatus::Expired;
-            } else if now_ms >= created.saturating_add(self.approve_after_ms) {
-                *status = if fails {
-                    PaymentStatus::Failed
-                } else {
-                    PaymentStatus::Captured
-                };
-            }
-        }
-        let reference =
-            (*status == PaymentStatus::Captured).then(|| format!("{payment_id}-CAPTURED"));
-        (*status, reference)
-    }
-
-    fn cancel(&mut self, payment_id: &str) -> PaymentStatus {
-        match self.pending.get_mut(payment_id) {
-            Some((_, _, s)) if *s == PaymentStatus::Pending => {
-                *s = PaymentStatus::Cancelled;
-                *s
-            }
-            Some((_, _, s)) => *s,
-            None => PaymentStatus::Failed,
-        }
-    }
 }
 
 /// Amount still due on `total` after the captured and pending payments.
@@ -344,23 +218,8 @@ mod tests {
     }
 
     #[test]
-    fn simulated_qr_captures_expires_cancels_and_fails() {
-        let mut sim = SimulatedProvider::new(2000, Some(13));
-        let a = sim.create("T1-1", 1000, 0);
-        assert_eq!(sim.status(&a.payment_id, 1999).0, PaymentStatus::Pending);
-        let (s, r) = sim.status(&a.payment_id, 2000);
-        assert_eq!(s, PaymentStatus::Captured);
-        assert!(r.is_some());
-        let b = sim.create("T1-2", 1000, 0);
-        assert_eq!(
-            sim.status(&b.payment_id, QR_TIMEOUT_MS).0,
-            PaymentStatus::Expired
-        );
-        let c = sim.create("T1-3", 1000, 0);
-        assert_eq!(sim.cancel(&c.payment_id), PaymentStatus::Cancelled);
-        assert_eq!(sim.status(&c.payment_id, 5000).0, PaymentStatus::Cancelled);
-        let d = sim.create("T1-4", 1013, 0);
-        assert_eq!(sim.status(&d.payment_id, 5000).0, PaymentStatus::Failed);
+    fn a_qr_amount_never_exceeds_what_is_due() {
         assert!(check_qr_amount(11, 10).is_err() && check_qr_amount(10, 10).is_ok());
+        assert!(check_qr_amount(0, 10).is_err());
     }
 }

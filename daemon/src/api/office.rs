@@ -422,3 +422,35 @@ pub(super) async fn late_captures(
 ) -> ApiResult<Vec<crate::till::LateCapture>> {
     Ok(Json(till.late_captures_for(&auth.session)?))
 }
+
+#[utoipa::path(post, path = "/api/v1/payments/late/{id}/refund",
+    params(("id" = String, Path, description = "The late-captured payment")),
+    responses((status = 200, body = crate::till::LateCapture, description = "refunded through the provider (a retry answers the same refund)"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`qr_not_configured` or `no_provider_ref`"),
+        (status = 422, body = ErrorBody, description = "`provider_refused`"),
+        (status = 503, body = ErrorBody, description = "`provider_unreachable`: try again")),
+    security(("bearer" = [])))]
+pub(super) async fn refund_late_capture(
+    State(till): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<crate::till::LateCapture> {
+    Ok(Json(till.refund_late_capture(&auth.session, &id).await?))
+}
+
+/// MoMo's payment notification (IPN): no session; its HMAC signature under the store's
+/// secret key is the authentication. Answered 204 once recorded (a duplicate too).
+#[utoipa::path(post, path = "/api/v1/payments/notify/momo",
+    request_body = tillmesh_pay::momo::Notification,
+    responses((status = 204, description = "recorded (a duplicate changes nothing)"),
+        (status = 401, body = ErrorBody, description = "the signature does not match"),
+        (status = 404, body = ErrorBody, description = "not an order of this store"),
+        (status = 409, body = ErrorBody, description = "`qr_not_configured`")))]
+pub(super) async fn momo_notification(
+    State(till): State<AppState>,
+    Body(n): Body<tillmesh_pay::momo::Notification>,
+) -> Result<StatusCode, ApiError> {
+    till.momo_notification(&n).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

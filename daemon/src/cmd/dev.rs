@@ -91,13 +91,63 @@ fn till_config(
     Ok(cfg)
 }
 
+/// Starts `tillmesh pay-sandbox` on a free loopback port: the process (it exits when its
+/// standard input, held by the child handle, closes) and its URL.
+fn pay_sandbox() -> anyhow::Result<(std::process::Child, String)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "pay-sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--exit-with-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start the pay sandbox: {e}"))?;
+    let mut line = String::new();
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("the pay sandbox has no stdout"))?;
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://"))
+        .ok_or_else(|| anyhow::anyhow!("the pay sandbox did not start: {line:?}"))?
+        .to_string();
+    Ok((child, url))
+}
+
+/// `[payments.qr]` for the sandbox at `url`, with its default merchant.
+fn sandbox_qr(url: &str) -> anyhow::Result<tillmesh_pay::MomoConfig> {
+    Ok(toml::from_str(&format!(
+        "provider = \"momo\"\nendpoint = \"{url}\"\npartner_code = \"TILLMESHSANDBOX\"\n\
+         access_key = \"sandbox-access\"\nsecret_key = \"sandbox-secret\"\n"
+    ))?)
+}
+
 /// Runs the store until Ctrl-C.
 pub fn run(d: DevStore) -> anyhow::Result<()> {
     if !(1..=9).contains(&d.tills) {
         anyhow::bail!("--tills must be between 1 and 9");
     }
-    let template = TerminalConfig::load(&d.config)?;
+    let mut template = TerminalConfig::load(&d.config)?;
     let store_id = template.store.store_id.clone();
+    // QR payments through the sandbox provider, a process of its own, unless the config
+    // names a provider.
+    let mut sandbox = None;
+    if template.payments.qr.is_none() {
+        let (child, url) = pay_sandbox()?;
+        template.payments.qr = Some(sandbox_qr(&url)?);
+        println!(
+            "QR payments: the sandbox provider at {url} (captures after 2 s; amounts ending in 13 are declined)"
+        );
+        sandbox = Some(child);
+    }
     let ca = store_ca(&d.dir.join("pki"), &store_id)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
@@ -192,6 +242,10 @@ pub fn run(d: DevStore) -> anyhow::Result<()> {
         }
         if let Some(h) = cloud {
             h.stop().await;
+        }
+        if let Some(mut c) = sandbox {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         anyhow::Ok(())
     })

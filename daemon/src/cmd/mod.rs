@@ -110,6 +110,43 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
             tills,
         }),
         Command::Status { addr } => status::run(addr),
+        Command::PaySandbox {
+            listen,
+            capture_after_ms,
+            slow_ms,
+            notify_copies,
+            partner_code,
+            access_key,
+            secret_key_env,
+            exit_with_stdin,
+        } => {
+            let mut cfg = tillmesh_pay::sandbox::SandboxConfig {
+                capture_after_ms,
+                slow_ms,
+                notify_copies,
+                partner_code,
+                access_key,
+                ..Default::default()
+            };
+            if let Ok(k) = std::env::var(&secret_key_env) {
+                cfg.secret_key = k;
+            }
+            if exit_with_stdin {
+                std::thread::spawn(|| {
+                    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                    std::process::exit(0);
+                });
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let l = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                println!("pay sandbox listening on http://{}", l.local_addr()?);
+                tillmesh_pay::sandbox::serve(l, cfg).await?;
+                Ok(())
+            })
+        }
         Command::Cloud { config, listen } => {
             let mut cfg = tillmesh_cloud::config::CloudConfig::load(&config)?;
             if let Some(l) = listen {

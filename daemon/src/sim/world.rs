@@ -386,7 +386,6 @@ impl World {
         // A non-zero incarnation from the seed, the store and the terminal.
         let inc = (splitmix(self.seed ^ (spec.index << 32) ^ t) as u32) | 1;
         cfg.terminal.simulated = Some(Simulated { incarnation: inc });
-        cfg.payments.qr_approve_after_ms = 0;
         // Recognition is not part of the simulated store.
         cfg.vision = None;
         // No TLS on the in-memory LAN: the paths are never read.

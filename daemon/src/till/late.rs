@@ -1,6 +1,6 @@
 //! QR payments the till gave up on: a pending QR payment expires at the till after
 //! `payments.qr_timeout_ms`, whatever the provider says, so a sale never waits on a silent
-//! provider. The till keeps asking the provider about each expired payment for
+//! provider. The till keeps asking the provider about each expired (or cancelled) payment for
 //! [`LATE_WATCH_MS`]; a capture that arrives after all (money taken for a sale the till did
 //! not complete with it) is recorded durably (meta `late_captures`, the audit log, a metric)
 //! and listed for a manager to refund (`GET /api/v1/payments/late`): never lost.
@@ -41,12 +41,46 @@ pub struct LateCapture {
     pub expired_at: String,
     /// When the till saw the capture (RFC 3339).
     pub seen_at: String,
+    /// The provider's reference of the refund, once a manager refunded it through the till.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_ref: Option<String>,
+    /// When it was refunded (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<String>,
+}
+
+/// Watches `payment_id` (a QR payment the till no longer waits for) for a late capture.
+pub(super) fn watch(
+    watched: &mut BTreeMap<String, ExpiredQr>,
+    payment_id: &str,
+    txn_id: &str,
+    amount: i64,
+    now: u64,
+) {
+    if watched.len() >= WATCHED_MAX
+        && !watched.contains_key(payment_id)
+        && let Some(oldest) = watched
+            .iter()
+            .min_by_key(|(_, e)| e.expired_ms)
+            .map(|(k, _)| k.clone())
+    {
+        watched.remove(&oldest);
+    }
+    watched.insert(
+        payment_id.to_string(),
+        ExpiredQr {
+            txn_id: txn_id.to_string(),
+            amount,
+            expired_ms: now,
+        },
+    );
 }
 
 /// Marks `d`'s pending QR payments past their expiry as expired (the till's own timeout),
-/// asks the provider about the others, and starts watching every payment that expired.
+/// takes what the provider last said about the others (captured only for the amount asked),
+/// and starts watching every payment that expired.
 pub(super) fn refresh_payments(
-    provider: &mut SimulatedProvider,
+    book: &pay::PayBook,
     watched: &mut BTreeMap<String, ExpiredQr>,
     d: &mut Draft,
     now: u64,
@@ -58,34 +92,26 @@ pub(super) fn refresh_payments(
     {
         if p.expires_at_ms.is_some_and(|at| now >= at) {
             p.status = PaymentStatus::Expired;
-        } else {
-            let (status, reference) = provider.status(&p.payment_id, now);
-            p.status = status;
-            p.provider_ref = reference;
+        } else if let Some(o) = book.get(&p.payment_id) {
+            match o.status {
+                PaymentStatus::Pending => {}
+                PaymentStatus::Captured if o.amount != p.amount => {
+                    warn!(payment = %p.payment_id, asked = p.amount, captured = o.amount, "the provider captured another amount: not taken");
+                }
+                status => {
+                    p.status = status;
+                    p.provider_ref = o.provider_ref.clone();
+                }
+            }
         }
         if p.status == PaymentStatus::Expired {
-            if watched.len() >= WATCHED_MAX
-                && let Some(oldest) = watched
-                    .iter()
-                    .min_by_key(|(_, e)| e.expired_ms)
-                    .map(|(k, _)| k.clone())
-            {
-                watched.remove(&oldest);
-            }
-            watched.insert(
-                p.payment_id.clone(),
-                ExpiredQr {
-                    txn_id: d.txn_id.clone(),
-                    amount: p.amount,
-                    expired_ms: now,
-                },
-            );
+            watch(watched, &p.payment_id, &d.txn_id, p.amount, now);
         }
     }
 }
 
 impl Till {
-    /// Asks the provider about every watched expired payment (and expires the pending
+    /// Takes what the provider said about every watched payment (and expires the pending
     /// payments of open sales past their time); records the captures that arrived late.
     pub async fn sweep_late_captures(&self) -> Result<usize, TillError> {
         let now = self.now();
@@ -93,30 +119,34 @@ impl Till {
             let mut core = self.core();
             let Core {
                 drafts,
-                provider,
+                pay,
                 expired_qr,
                 ..
             } = &mut *core;
             for d in drafts.values_mut() {
-                refresh_payments(provider, expired_qr, d, now);
+                refresh_payments(pay, expired_qr, d, now);
             }
             let mut found = Vec::new();
             expired_qr.retain(|id, e| {
                 if now.saturating_sub(e.expired_ms) > LATE_WATCH_MS {
                     return false;
                 }
-                let (status, reference) = provider.status(id, now);
-                if status != PaymentStatus::Captured {
+                let Some(o) = pay.get(id).filter(|o| o.status == PaymentStatus::Captured) else {
                     return true;
+                };
+                if o.amount != e.amount {
+                    warn!(payment = %id, asked = e.amount, captured = o.amount, "a late capture of another amount than asked");
                 }
                 found.push(LateCapture {
                     payment_id: id.clone(),
                     txn_id: e.txn_id.clone(),
-                    amount: e.amount,
-                    provider: provider.name().to_string(),
-                    provider_ref: reference,
+                    amount: o.amount,
+                    provider: "momo".to_string(),
+                    provider_ref: o.provider_ref.clone(),
                     expired_at: rfc3339(e.expired_ms),
                     seen_at: rfc3339(now),
+                    refund_ref: None,
+                    refunded_at: None,
                 });
                 false
             });
@@ -126,19 +156,14 @@ impl Till {
             return Ok(0);
         }
         let mut all = self.late_captures();
-        all.extend(found.iter().cloned());
-        let excess = all.len().saturating_sub(LATE_KEPT_MAX);
-        all.drain(..excess);
-        let json = serde_json::to_string(&all)
-            .map_err(|e| TillError::unavailable("late_captures", e.to_string()))?;
-        let info = self
-            .store
-            .commit(WriteBatch {
-                meta: vec![(LATE_KEY.into(), json)],
-                ..Default::default()
-            })
-            .await?;
-        self.observe(&info);
+        all.extend(
+            found
+                .iter()
+                .filter(|f| !all.iter().any(|l| l.payment_id == f.payment_id))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        self.save_late_captures(all).await?;
         for l in &found {
             self.metrics.qr_late_captures.inc();
             warn!(payment = %l.payment_id, txn = %l.txn_id, amount = l.amount, "a QR payment was captured after the till let it expire: refund it");
@@ -158,6 +183,41 @@ impl Till {
             .await?;
         }
         Ok(found.len())
+    }
+
+    async fn save_late_captures(&self, mut all: Vec<LateCapture>) -> Result<(), TillError> {
+        let excess = all.len().saturating_sub(LATE_KEPT_MAX);
+        all.drain(..excess);
+        let json = serde_json::to_string(&all)
+            .map_err(|e| TillError::unavailable("late_captures", e.to_string()))?;
+        let info = self
+            .store
+            .commit(WriteBatch {
+                meta: vec![(LATE_KEY.into(), json)],
+                ..Default::default()
+            })
+            .await?;
+        self.observe(&info);
+        Ok(())
+    }
+
+    /// Marks a late capture refunded (the provider's refund reference).
+    pub(super) async fn mark_late_refunded(
+        &self,
+        payment_id: &str,
+        refund_ref: &str,
+    ) -> Result<LateCapture, TillError> {
+        let mut all = self.late_captures();
+        let now = self.now();
+        let l = all
+            .iter_mut()
+            .find(|l| l.payment_id == payment_id)
+            .ok_or_else(|| payment::PaymentError::Unknown(payment_id.to_string()))?;
+        l.refund_ref = Some(refund_ref.to_string());
+        l.refunded_at = Some(rfc3339(now));
+        let out = l.clone();
+        self.save_late_captures(all).await?;
+        Ok(out)
     }
 
     /// Every late capture recorded (oldest first).
@@ -180,17 +240,4 @@ impl Till {
         }
         Ok(self.late_captures())
     }
-}
-
-/// Sweeps for late captures every second until aborted.
-pub fn spawn_sweeper(till: Arc<Till>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            if let Err(e) = till.sweep_late_captures().await {
-                warn!(cause = %e, "could not record a late QR capture; will retry");
-            }
-        }
-    })
 }

@@ -25,6 +25,7 @@ mod master;
 mod office;
 mod offline;
 mod open;
+mod pay;
 mod replication;
 mod reports;
 mod returns;
@@ -42,9 +43,10 @@ pub use admit::{
     AdmitRequest, AdmittedTill, REDEEMED_PREFIX, Redemption, WaitingTill, redemption_message,
 };
 pub use error::{ErrorKind, TillError};
-pub use late::{LateCapture, spawn_sweeper};
+pub use late::LateCapture;
 pub use office::{CashierView, SaleSummary};
 use open::old_cashiers;
+pub use pay::spawn_poller;
 pub use reports::{ClosedShift, DayReport, DrawerView};
 pub use tillmesh_uplink::CloudLink;
 pub use vision::{EnrolView, ProposalView, RecognitionView, Vision};
@@ -63,9 +65,7 @@ use tillmesh_pos::catalog::{Catalog, Item};
 use tillmesh_pos::customer::{Customer, CustomerPatch};
 use tillmesh_pos::event::{Event, EventBody, Sale};
 use tillmesh_pos::inventory::{self as pos_inventory, CountOutcome, Reason};
-use tillmesh_pos::payment::{
-    self, Method, Payment, PaymentProvider, PaymentStatus, SimulatedProvider,
-};
+use tillmesh_pos::payment::{self, Method, Payment, PaymentStatus};
 use tillmesh_pos::pricing::{PriceBook, PriceScope, ScheduledPrice};
 use tillmesh_pos::promotion::Promotion;
 use tillmesh_pos::receipt::Receipt;
@@ -279,7 +279,8 @@ struct Core {
     master_version: u64,
     drafts: HashMap<String, Draft>,
     sessions: HashMap<String, Session>,
-    provider: SimulatedProvider,
+    /// What the QR payment provider last said about each payment.
+    pay: pay::PayBook,
     next_txn: u64,
     /// The compaction this till's sync log is pruned to (its base's point).
     compaction: Compaction,
@@ -356,6 +357,14 @@ pub struct Till {
     demo_accounts: std::collections::BTreeSet<String>,
     /// Seals, once the till has its certificate (`Till::enable_seals`).
     seals: std::sync::OnceLock<seals::Seals>,
+    /// The QR payment provider, when `[payments.qr]` configures one.
+    provider: Option<tillmesh_pay::Momo>,
+    /// This till's HTTP address (`http://ip:port`), once it listens.
+    http_url: std::sync::OnceLock<String>,
+    /// When the provider last answered (ms).
+    provider_ok_ms: std::sync::atomic::AtomicU64,
+    /// The provider's last call failed.
+    provider_failing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Till {

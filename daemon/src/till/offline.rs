@@ -34,11 +34,15 @@ impl Till {
     }
 
     /// Why an operation that needs HQ or the payment provider online (a QR payment, a gift
-    /// card activation) is refused now: the store's last exchange with the cloud failed and
+    /// card activation) is refused now: the provider's last call failed and none succeeded
+    /// within `payments.online_within_ms`, or the store's last exchange with the cloud failed and
     /// the last one that succeeded is older than `payments.online_within_ms` (the leader's
     /// link, replicated to every till through Raft; a blip shorter than that refuses
     /// nothing). A till without `[cloud]` (a demo till on its own) is not refused.
     pub(super) fn online_refusal(&self, now: u64) -> Option<String> {
+        if let Some(why) = self.provider_refusal(now) {
+            return Some(why);
+        }
         self.cfg.cloud.as_ref()?;
         let within = self.cfg.payments.online_within_ms;
         let Some(link) = self.cloud_link() else {

@@ -79,17 +79,15 @@ impl Till {
         // reuses an id its peers still hold.
         let prefix = format!("T{}-{:08X}-", cfg.terminal.id, me.incarnation());
         let mut drafts = HashMap::new();
-        let mut provider = SimulatedProvider::new(
-            cfg.payments.qr_approve_after_ms,
-            cfg.payments.qr_fail_suffix,
-        );
+        // Pending QR payments are asked about again by the poller.
         for (_, json) in store.read(|r| r.meta_prefix(DRAFT_KEY))? {
             let d: Draft = serde_json::from_str(&json)?;
-            for p in d.payments.iter().filter(|p| p.method == Method::Qr) {
-                provider.restore(p);
-            }
             drafts.insert(d.txn_id.clone(), d);
         }
+        let provider = match &cfg.payments.qr {
+            Some(q) => Some(tillmesh_pay::Momo::new(q.clone())?),
+            None => None,
+        };
         let draft_max = drafts
             .keys()
             .filter_map(|id| id.strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()))
@@ -139,7 +137,7 @@ impl Till {
                 master_version: master.version,
                 drafts,
                 sessions: HashMap::new(),
-                provider,
+                pay: Default::default(),
                 next_txn,
                 compaction,
                 quarantined,
@@ -164,6 +162,10 @@ impl Till {
             dummy_hash,
             demo_accounts,
             seals: Default::default(),
+            provider,
+            http_url: Default::default(),
+            provider_ok_ms: Default::default(),
+            provider_failing: Default::default(),
         })
     }
 }

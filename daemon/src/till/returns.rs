@@ -28,7 +28,10 @@ impl Till {
             let abandoned = {
                 let (mut core, slot) = self.core_for_write()?;
                 let Core {
-                    drafts, provider, ..
+                    drafts,
+                    pay,
+                    expired_qr,
+                    ..
                 } = &mut *core;
                 match drafts.get_mut(id) {
                     Some(d) => {
@@ -36,7 +39,9 @@ impl Till {
                         let mut handed_back = Vec::new();
                         for p in d.payments.iter_mut() {
                             match p.status {
-                                PaymentStatus::Pending => p.status = provider.cancel(&p.payment_id),
+                                PaymentStatus::Pending => {
+                                    pay::give_up(pay, expired_qr, &d.txn_id, p, now)
+                                }
                                 PaymentStatus::Captured => {
                                     p.status = PaymentStatus::Cancelled;
                                     d.returned = d.returned.saturating_add(p.amount);

@@ -400,27 +400,19 @@ impl Till {
         id: &str,
         req: &PaymentRequest,
     ) -> Result<TxnView, TillError> {
+        if req.method == Method::Qr {
+            return self.add_qr_payment(s, id, req).await;
+        }
         self.edit_draft(s, "transaction.payment", id, |core, now| {
             let Core {
                 drafts,
-                provider,
+                pay,
                 expired_qr,
                 ..
             } = core;
             let d = drafts.get_mut(id).expect("checked by edit_draft");
-            if d.status != Status::PendingPayment {
-                return Err(TillError::conflict(
-                    "invalid_transition",
-                    format!(
-                        "a {} transaction cannot take payment; check out first",
-                        d.status
-                    ),
-                ));
-            }
-            if d.payments.len() >= payment::PAYMENTS_MAX {
-                return Err(payment::PaymentError::TooMany.into());
-            }
-            late::refresh_payments(provider, expired_qr, d, now);
+            pay::takes_payment(d)?;
+            late::refresh_payments(pay, expired_qr, d, now);
             let due = payment::remaining_due(d.cart.totals().total, &d.payments);
             // Payments are never removed from a transaction (a cancelled one stays), so the
             // position names a payment uniquely, across restarts too.
@@ -445,29 +437,7 @@ impl Till {
                     }
                     payment::cash(pid, tendered, due)?
                 }
-                Method::Qr => {
-                    self.check_online(now)?;
-                    let amount = req.amount.unwrap_or(due);
-                    payment::check_qr_amount(amount, due)?;
-                    // Our payment id is unique across restarts: the provider's reference
-                    // built from it is too.
-                    let qr = provider.create(&pid, amount, now);
-                    // The till's own timeout: it expires the payment itself, whatever
-                    // the provider says, and watches for a late capture.
-                    let expires_at_ms = now.saturating_add(self.cfg.payments.qr_timeout_ms);
-                    Payment {
-                        payment_id: qr.payment_id,
-                        method: Method::Qr,
-                        amount,
-                        tendered: amount,
-                        change: 0,
-                        provider: Some(provider.name().to_string()),
-                        provider_ref: None,
-                        qr_payload: Some(qr.payload),
-                        expires_at_ms: Some(expires_at_ms.min(qr.expires_at_ms)),
-                        status: PaymentStatus::Pending,
-                    }
-                }
+                Method::Qr => unreachable!("QR payments are taken by add_qr_payment"),
             };
             let detail = format!("{} {} {}", p.payment_id, p.method.as_str(), p.amount);
             d.payments.push(p);
@@ -476,19 +446,19 @@ impl Till {
         .await
     }
 
-    /// Polls a payment's status with its provider.
+    /// A payment's status, as the provider last told it.
     pub fn payment_status(&self, payment_id: &str) -> Result<Payment, TillError> {
         let now = self.now();
         let mut core = self.core();
         let Core {
             drafts,
-            provider,
+            pay,
             expired_qr,
             ..
         } = &mut *core;
         for d in drafts.values_mut() {
             if d.payments.iter().any(|p| p.payment_id == payment_id) {
-                late::refresh_payments(provider, expired_qr, d, now);
+                late::refresh_payments(pay, expired_qr, d, now);
                 return Ok(d
                     .payments
                     .iter()
@@ -513,7 +483,7 @@ impl Till {
                 let (mut core, slot) = self.core_for_write()?;
                 let Core {
                     drafts,
-                    provider,
+                    pay,
                     expired_qr,
                     ..
                 } = &mut *core;
@@ -523,7 +493,7 @@ impl Till {
                     .ok_or_else(|| {
                         TillError::from(payment::PaymentError::Unknown(payment_id.to_string()))
                     })?;
-                late::refresh_payments(provider, expired_qr, d, now);
+                late::refresh_payments(pay, expired_qr, d, now);
                 let p = d
                     .payments
                     .iter_mut()
@@ -532,7 +502,7 @@ impl Till {
                 let mut handed_back = 0;
                 let detail = match (p.status, p.method) {
                     (PaymentStatus::Pending, _) => {
-                        p.status = provider.cancel(payment_id);
+                        pay::give_up(pay, expired_qr, &d.txn_id, p, now);
                         String::new()
                     }
                     // Undoing a cash payment on a sale still open: the cash goes back to the
@@ -591,14 +561,14 @@ impl Till {
                     let (mut core, slot) = self.core_for_write()?;
                     let Core {
                         drafts,
-                        provider,
+                        pay,
                         replica,
                         expired_qr,
                         ..
                     } = &mut *core;
                     let d = drafts.get_mut(id).ok_or_else(|| missing_draft(id))?;
                     d.status.transition(Status::Paid)?;
-                    late::refresh_payments(provider, expired_qr, d, now);
+                    late::refresh_payments(pay, expired_qr, d, now);
                     let totals = d.cart.totals();
                     let captured = payment::settle(totals.total, &d.payments)?;
                     let points = tillmesh_pos::customer::points_earned(

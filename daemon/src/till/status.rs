@@ -48,6 +48,10 @@ pub struct StatusView {
     /// (`GET /api/v1/payments/late`).
     #[serde(default)]
     pub late_captures: usize,
+    /// Why this till takes no QR payment now, if it does not: no provider configured, or
+    /// the online rule (`Till::online_refusal`: the cloud or the provider out of reach).
+    #[serde(default)]
+    pub qr_refused: Option<String>,
     /// Events of kinds this version does not know (made by a newer till): held, relayed
     /// and uploaded unchanged, applied once this till is upgraded.
     #[serde(default)]
@@ -133,7 +137,11 @@ impl Till {
         let duplicate_terminal_at = self.links.duplicate_terminal();
         let revoked = self.links.revoked();
         let seals = self.seal_status();
-        let late_captures = self.late_captures().len();
+        let late_captures = self
+            .late_captures()
+            .iter()
+            .filter(|l| l.refund_ref.is_none())
+            .count();
         let core = self.core();
         let vv = &core.replica.state().vv;
         let own_clock_ahead_ms = own_clock_ahead(
@@ -190,6 +198,11 @@ impl Till {
             vision: self.vision.is_some(),
             quarantined: core.quarantined.len(),
             late_captures,
+            qr_refused: if self.provider.is_none() {
+                Some("no QR payment provider is configured on this till".into())
+            } else {
+                self.online_refusal(now)
+            },
             unknown_kind_events: core.replica.state().unapplied.len(),
             revoked_tills: revoked.0,
             this_till_revoked: revoked.1,
