@@ -577,6 +577,16 @@ async fn a_store_offline_past_the_limit_refuses_sales_until_a_manager_overrides(
         body["message"].as_str().unwrap().contains("offline"),
         "{body}"
     );
+    // So does activating a gift card: refused with the reason, nothing recorded.
+    c.post(
+        "/api/v1/giftcards",
+        json!({"card": "GC-OFFLINE-1", "amount": 50000}),
+    )
+    .await
+    .expect_error(503, "store_offline");
+    c.get("/api/v1/giftcards/GC-OFFLINE-1")
+        .await
+        .expect_error(404, "unknown_card");
     assert!(
         t.till()
             .status()

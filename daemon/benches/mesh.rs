@@ -118,7 +118,7 @@ fn main() {
             let t = seller.create_txn(&session).await.unwrap();
             seller.add_item(&session, &t.txn_id, barcodes[i % 4], 1 + (i % 3) as u32, false).await.unwrap();
             let t = seller.checkout(&session, &t.txn_id).await.unwrap();
-            let req = tillmesh::till::PaymentRequest { method: Method::Cash, amount: None, tendered: Some(t.totals.total) };
+            let req = tillmesh::till::PaymentRequest { method: Method::Cash, amount: None, tendered: Some(t.totals.total), card: None };
             seller.add_payment(&session, &t.txn_id, &req).await.unwrap();
             seller.finalize(&session, &t.txn_id).await.unwrap();
             let committed = Instant::now();

@@ -227,6 +227,7 @@ async fn sell(node: &tillmesh::Node, n: usize) {
             method: Method::Cash,
             amount: None,
             tendered: Some(t.totals.total),
+            card: None,
         };
         till.add_payment(&session, &t.txn_id, &req).await.unwrap();
         till.finalize(&session, &t.txn_id).await.unwrap();

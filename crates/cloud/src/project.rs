@@ -329,7 +329,10 @@ impl Facts {
             | EventBody::SettingChanged { .. }
             | EventBody::CustomerUpdated { .. }
             | EventBody::PointsChanged { .. }
-            | EventBody::VisionEnrolled { .. } => {}
+            | EventBody::VisionEnrolled { .. }
+            | EventBody::GiftCardIssued { .. }
+            | EventBody::GiftCardRightsAsked { .. }
+            | EventBody::GiftCardRightsMoved { .. } => {}
             // Kept, never folded: an event the store quarantined.
             EventBody::Unknown { kind, .. } if kind == tillmesh_cloud_proto::QUARANTINED_KIND => {}
             EventBody::Unknown { .. } => return false,

@@ -55,6 +55,12 @@ impl BoundedCounter {
         u64::try_from(created.saturating_sub(spent)).unwrap_or(u64::MAX)
     }
 
+    /// Everything spent, by every replica.
+    pub fn spent_total(&self) -> u64 {
+        let spent: u128 = self.spent.values().map(|&v| u128::from(v)).sum();
+        u64::try_from(spent).unwrap_or(u64::MAX)
+    }
+
     /// Everything created (the counter's lifetime total, for reports).
     pub fn created_total(&self) -> u64 {
         let created: u128 = self.created.values().map(|&v| u128::from(v)).sum();

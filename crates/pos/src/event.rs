@@ -7,7 +7,7 @@ use crate::inventory::Reason;
 use crate::payment::Payment;
 use crate::transaction::Status;
 use serde::{Deserialize, Serialize};
-use tillmesh_crdt::{Hlc, LwwMap, OrSet, PnCounter, ReplicaId};
+use tillmesh_crdt::{BoundedCounter, Hlc, LwwMap, OrSet, PnCounter, ReplicaId};
 use utoipa::ToSchema;
 
 /// A paid transaction, as recorded in the event log.
@@ -165,9 +165,10 @@ pub enum EventBody {
         /// empty.
         status: LwwMap<String, Status>,
     },
-    /// A paid sale with weighed lines (added in 0.2.0): `SaleRecorded` plus each weighed
-    /// line's weight and price per kilogram; its stock deltas take grams for those lines. A
-    /// till of 0.1.0 keeps it unapplied until it is upgraded.
+    /// A paid sale in 0.2.0's shape (weighed lines, or gift-card tenders): `SaleRecorded`
+    /// plus each weighed line's weight and price per kilogram (its stock deltas take grams
+    /// for those lines) and the gift-card rights it spent. A till of 0.1.0 keeps it
+    /// unapplied until it is upgraded.
     WeighedSaleRecorded {
         /// The sale.
         sale: Box<Sale>,
@@ -179,6 +180,41 @@ pub enum EventBody {
         status: LwwMap<String, Status>,
         /// Stock taken by the sale (grams for weighed lines).
         inventory: Vec<(String, PnCounter)>,
+        /// Per gift card tendered, the delta of its bounded counter (rights spent here).
+        gift_cards: Vec<(String, BoundedCounter)>,
+    },
+    /// A gift card activated or topped up, or a refund credited to it: rights to spend
+    /// `amount` created at the origin (added in 0.2.0).
+    GiftCardIssued {
+        /// The card's code.
+        card: String,
+        /// Minor units added to its balance.
+        amount: i64,
+        /// Who did it.
+        by: String,
+        /// `activation`, `top_up` or `refund`.
+        reason: String,
+        /// Delta of the card's bounded counter.
+        rights: BoundedCounter,
+    },
+    /// A till short of rights to a gift card asks the tills it can reach for `amount`
+    /// (added in 0.2.0).
+    GiftCardRightsAsked {
+        /// The card's code.
+        card: String,
+        /// Minor units of rights asked for.
+        amount: i64,
+    },
+    /// Rights to a gift card moved from the origin to `to` (added in 0.2.0).
+    GiftCardRightsMoved {
+        /// The card's code.
+        card: String,
+        /// The till given them.
+        to: ReplicaId,
+        /// Minor units moved.
+        amount: i64,
+        /// Delta of the card's bounded counter.
+        rights: BoundedCounter,
     },
     /// An event of a kind this build does not know (written by a newer version): kept,
     /// relayed and uploaded byte for byte, never applied here; a till upgraded to a version
@@ -206,6 +242,9 @@ pub const KINDS: &[&str] = &[
     "VisionEnrolled",
     "ItemsReturned",
     "WeighedSaleRecorded",
+    "GiftCardIssued",
+    "GiftCardRightsAsked",
+    "GiftCardRightsMoved",
 ];
 
 impl EventBody {
@@ -228,6 +267,9 @@ impl EventBody {
             EventBody::VisionEnrolled { .. } => "VisionEnrolled",
             EventBody::ItemsReturned { .. } => "ItemsReturned",
             EventBody::WeighedSaleRecorded { .. } => "WeighedSaleRecorded",
+            EventBody::GiftCardIssued { .. } => "GiftCardIssued",
+            EventBody::GiftCardRightsAsked { .. } => "GiftCardRightsAsked",
+            EventBody::GiftCardRightsMoved { .. } => "GiftCardRightsMoved",
             EventBody::Unknown { kind, .. } => kind,
         }
     }
@@ -340,14 +382,22 @@ fn out_of_bounds(e: &Event) -> Option<String> {
             sale, inventory, ..
         } => {
             let weights_ok = match &e.body {
-                EventBody::WeighedSaleRecorded { weights, .. } => weights.iter().all(|w| {
-                    (1..=crate::cart::WEIGHT_G_MAX).contains(&w.grams)
-                        && valid_price(w.price_per_kg)
-                        && sale
-                            .lines
-                            .iter()
-                            .any(|l| l.line_no == w.line_no && l.quantity == 1)
-                }),
+                EventBody::WeighedSaleRecorded {
+                    weights,
+                    gift_cards,
+                    ..
+                } => {
+                    weights.iter().all(|w| {
+                        (1..=crate::cart::WEIGHT_G_MAX).contains(&w.grams)
+                            && valid_price(w.price_per_kg)
+                            && sale
+                                .lines
+                                .iter()
+                                .any(|l| l.line_no == w.line_no && l.quantity == 1)
+                    }) && gift_cards
+                        .iter()
+                        .all(|(card, c)| text(card) && c.max_entry() <= COUNTER_ENTRY_MAX)
+                }
                 _ => true,
             };
             let t = &sale.totals;
@@ -440,6 +490,27 @@ fn out_of_bounds(e: &Event) -> Option<String> {
                     .into_iter()
                     .all(|s| text(s))
         }
+        EventBody::GiftCardIssued {
+            card,
+            amount: a,
+            by,
+            reason,
+            rights,
+        } => {
+            *a > 0
+                && amount(*a)
+                && text(card)
+                && text(by)
+                && text(reason)
+                && rights.max_entry() <= COUNTER_ENTRY_MAX
+        }
+        EventBody::GiftCardRightsAsked { card, amount: a } => *a > 0 && amount(*a) && text(card),
+        EventBody::GiftCardRightsMoved {
+            card,
+            amount: a,
+            rights,
+            ..
+        } => *a > 0 && amount(*a) && text(card) && rights.max_entry() <= COUNTER_ENTRY_MAX,
         EventBody::Unknown { kind, payload } => {
             text(kind) && payload.len() <= crate::codec::EVENT_BYTES_MAX
         }
@@ -488,7 +559,15 @@ impl Event {
                 inventory,
                 ..
             } => {
-                sale.terminal == o
+                let cards_ok = match &self.body {
+                    EventBody::WeighedSaleRecorded { gift_cards, .. } => {
+                        gift_cards.len() <= crate::payment::PAYMENTS_MAX
+                            && gift_cards.iter().all(|(_, c)| c.only_by(o))
+                    }
+                    _ => true,
+                };
+                cards_ok
+                    && sale.terminal == o
                     && inventory.iter().all(|(_, c)| counter_ok(c))
                     && inventory.len() <= crate::cart::CART_LINES_MAX
                     && txlog.dots().all(|d| d.replica == o)
@@ -518,6 +597,9 @@ impl Event {
                 crate::vision::check(sku, embedding).map_err(EventError::Vision)?;
                 stamp.replica == o
             }
+            EventBody::GiftCardIssued { rights, .. }
+            | EventBody::GiftCardRightsMoved { rights, .. } => rights.only_by(o),
+            EventBody::GiftCardRightsAsked { .. } => true,
             // What it carries is checked by the versions that know its kind.
             EventBody::Unknown { .. } => true,
         };

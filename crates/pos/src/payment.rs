@@ -18,6 +18,10 @@ pub enum Method {
     Cash,
     /// QR code through a payment provider.
     Qr,
+    /// A gift card or store credit of this store (the card's code in `provider_ref`),
+    /// spent within the rights this till holds to its balance (escrow). Sales that take it
+    /// are recorded as `WeighedSaleRecorded`, a kind release 0.1.0 keeps unapplied.
+    GiftCard,
 }
 
 impl Method {
@@ -26,6 +30,7 @@ impl Method {
         match self {
             Method::Cash => "cash",
             Method::Qr => "qr",
+            Method::GiftCard => "gift_card",
         }
     }
 }

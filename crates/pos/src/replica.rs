@@ -112,8 +112,63 @@ impl Replica {
     }
 
     /// Records a paid sale: one event carrying the sale, its transaction-log and status
-    /// deltas and its stock deltas; plus a points event when a customer earned points.
+    /// deltas and its stock deltas; plus a points event when a customer earned points. A
+    /// sale with gift-card tenders records nothing unless this till holds the rights to
+    /// spend them ([`Replica::try_record_sale`] says why).
     pub fn record_sale(&mut self, sale: Sale, now_ms: u64) -> Vec<Event> {
+        self.try_record_sale(sale, now_ms).unwrap_or_default()
+    }
+
+    /// Gift-card tenders of a sale: minor units per card.
+    pub fn gift_card_tenders(sale: &Sale) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for p in sale.payments.iter().filter(|p| {
+            p.method == crate::payment::Method::GiftCard
+                && p.status == crate::payment::PaymentStatus::Captured
+        }) {
+            let card = p.provider_ref.clone().unwrap_or_default();
+            let e = out.entry(card).or_default();
+            *e = e.saturating_add(p.amount.max(0).unsigned_abs());
+        }
+        out
+    }
+
+    /// The rights this till holds to spend gift card `card`.
+    pub fn gift_card_rights(&self, card: &str) -> u64 {
+        self.state
+            .gift_cards
+            .get(card)
+            .map_or(0, |c| c.rights(self.me))
+    }
+
+    /// [`Replica::record_sale`], refused (recording nothing) when a gift-card tender is
+    /// more than the rights this till holds to that card.
+    pub fn try_record_sale(
+        &mut self,
+        sale: Sale,
+        now_ms: u64,
+    ) -> Result<Vec<Event>, tillmesh_crdt::ShortOfRights> {
+        let tenders = Self::gift_card_tenders(&sale);
+        for (card, amount) in &tenders {
+            let held = self.gift_card_rights(card);
+            if *amount > held {
+                return Err(tillmesh_crdt::ShortOfRights {
+                    held,
+                    asked: *amount,
+                });
+            }
+        }
+        let me = self.me;
+        let gift_cards: Vec<(String, tillmesh_crdt::BoundedCounter)> = tenders
+            .into_iter()
+            .filter_map(|(card, amount)| {
+                let c = self.state.gift_cards.entry(card.clone()).or_default();
+                c.clone()
+                    .decrement(me, amount)
+                    .ok()
+                    .map(|delta| (card, delta))
+            })
+            .collect();
         let stamp = self.clock.tick(now_ms);
         let txlog = self.state.txlog.add(self.me, sale.txn_id.clone());
         let status = LwwMap::new().tap_insert(sale.txn_id.clone(), Status::Paid, stamp);
@@ -136,9 +191,10 @@ impl Replica {
             })
             .collect();
         let (customer, points) = (sale.customer_id.clone(), sale.points_earned);
-        // A sale with weighed lines is a kind of its own (0.1.0 tills keep it unapplied);
-        // every other sale stays `SaleRecorded`, which every version applies.
-        let body = if sale.weights.is_empty() {
+        // A sale with weighed lines or gift-card tenders is a kind of its own (0.1.0 tills
+        // keep it unapplied); every other sale stays `SaleRecorded`, which every version
+        // applies.
+        let body = if sale.weights.is_empty() && gift_cards.is_empty() {
             EventBody::SaleRecorded {
                 sale: Box::new(sale),
                 txlog,
@@ -154,6 +210,7 @@ impl Replica {
                 txlog,
                 status,
                 inventory,
+                gift_cards,
             }
         };
         let mut out = vec![self.issue(now_ms, body)];
@@ -162,7 +219,76 @@ impl Replica {
         {
             out.push(self.change_points(&c, points, now_ms));
         }
-        out
+        Ok(out)
+    }
+
+    /// Adds `amount` to gift card `card` (activation, top-up, or a refund credited to it):
+    /// the rights to spend it are created at this till.
+    pub fn issue_gift_card(
+        &mut self,
+        card: &str,
+        amount: i64,
+        by: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Event {
+        let me = self.me;
+        let rights = self
+            .state
+            .gift_cards
+            .entry(card.to_string())
+            .or_default()
+            .clone()
+            .increment(me, amount.max(0).unsigned_abs());
+        self.issue(
+            now_ms,
+            EventBody::GiftCardIssued {
+                card: card.to_string(),
+                amount,
+                by: by.to_string(),
+                reason: reason.to_string(),
+                rights,
+            },
+        )
+    }
+
+    /// Asks the tills this one can reach for `amount` of rights to `card`.
+    pub fn ask_gift_card_rights(&mut self, card: &str, amount: i64, now_ms: u64) -> Event {
+        self.issue(
+            now_ms,
+            EventBody::GiftCardRightsAsked {
+                card: card.to_string(),
+                amount,
+            },
+        )
+    }
+
+    /// Hands `amount` of this till's rights to `card` to till `to`; refused, recording
+    /// nothing, when this till holds fewer.
+    pub fn move_gift_card_rights(
+        &mut self,
+        card: &str,
+        to: ReplicaId,
+        amount: i64,
+        now_ms: u64,
+    ) -> Result<Event, tillmesh_crdt::ShortOfRights> {
+        let me = self.me;
+        let rights = self
+            .state
+            .gift_cards
+            .get(card)
+            .cloned()
+            .unwrap_or_default()
+            .transfer(me, to, amount.max(0).unsigned_abs())?;
+        Ok(self.issue(
+            now_ms,
+            EventBody::GiftCardRightsMoved {
+                card: card.to_string(),
+                to,
+                amount,
+                rights,
+            },
+        ))
     }
 
     /// Sets a transaction's status (void, refund) and returns the event.

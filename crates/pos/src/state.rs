@@ -6,7 +6,9 @@ use crate::event::{Event, EventBody};
 use crate::transaction::Status;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use tillmesh_crdt::{Crdt, Hlc, LwwMap, OrSet, PnCounter, ReplicaId, VersionVector};
+use tillmesh_crdt::{
+    BoundedCounter, Crdt, Hlc, LwwMap, OrSet, PnCounter, ReplicaId, VersionVector,
+};
 
 /// Largest clock drift accepted from a peer's event, in milliseconds.
 pub const CLOCK_DRIFT_MS_MAX: u64 = 5 * 60 * 1000;
@@ -45,6 +47,10 @@ pub struct StoreState {
     /// compaction floor stops below them) until a version that knows them applies them.
     #[serde(skip)]
     pub unapplied: BTreeSet<(ReplicaId, u64)>,
+    /// Gift card and store credit balances (escrow: rights to spend split among the tills).
+    /// Outside the format-1 layout: a base carries them in format 2 (see [`Base::encode`]).
+    #[serde(skip)]
+    pub gift_cards: BTreeMap<String, BoundedCounter>,
 }
 
 /// A compaction point every till of the store applies (agreed through the store's Raft log):
@@ -97,8 +103,10 @@ pub struct Base {
 pub const BASE_BYTES_MAX: usize = 64 << 20;
 /// The base's format: its first byte. A base of another format is refused with its number
 /// (a newer till sends a base in a format its peer reads: see ARCHITECTURE.md
-/// "Compatibility").
-pub const BASE_FORMAT: u8 = 1;
+/// "Compatibility"). Format 1 is release 0.1.0's; format 2 (0.2.0) is format 1 followed by
+/// the gift card balances, and is written only when there are some (a store takes gift
+/// cards once every till runs 0.2.0).
+pub const BASE_FORMAT: u8 = 2;
 
 fn base_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<BASE_BYTES_MAX>()
@@ -122,20 +130,33 @@ pub enum BaseError {
 }
 
 impl Base {
-    /// Encodes the base: its format byte, then bincode.
+    /// Encodes the base: its format byte, then bincode; in format 2 (only with gift
+    /// cards), the gift card balances after it.
     pub fn encode(&self) -> Result<Vec<u8>, BaseError> {
-        let mut out = vec![BASE_FORMAT];
+        let cards = &self.state.gift_cards;
+        let mut out = vec![if cards.is_empty() { 1 } else { BASE_FORMAT }];
         bincode::serde::encode_into_std_write(self, &mut out, base_config())?;
+        if !cards.is_empty() {
+            let pairs: Vec<(&String, &BoundedCounter)> = cards.iter().collect();
+            bincode::serde::encode_into_std_write(&pairs, &mut out, base_config())?;
+        }
         Ok(out)
     }
 
-    /// Decodes a base, refusing another format and trailing bytes.
+    /// Decodes a base of format 1 or 2, refusing another format and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Base, BaseError> {
         let (&format, bytes) = bytes.split_first().ok_or(BaseError::Format(0))?;
-        if format != BASE_FORMAT {
+        if !(1..=BASE_FORMAT).contains(&format) {
             return Err(BaseError::Format(format));
         }
-        let (b, used): (Base, usize) = bincode::serde::decode_from_slice(bytes, base_config())?;
+        let (mut b, mut used): (Base, usize) =
+            bincode::serde::decode_from_slice(bytes, base_config())?;
+        if format == 2 {
+            let (pairs, n): (Vec<(String, BoundedCounter)>, usize) =
+                bincode::serde::decode_from_slice(&bytes[used..], base_config())?;
+            used = used.saturating_add(n);
+            b.state.gift_cards = pairs.into_iter().collect();
+        }
         if used != bytes.len() {
             return Err(BaseError::Trailing(bytes.len().saturating_sub(used)));
         }
@@ -155,6 +176,7 @@ impl PartialEq for StoreState {
             && self.vv == o.vv
             && self.ahead == o.ahead
             && self.horizon_ms == o.horizon_ms
+            && self.gift_cards == o.gift_cards
     }
 }
 
@@ -261,7 +283,19 @@ impl StoreState {
                         .or_default()
                         .merge(counter);
                 }
+                if let EventBody::WeighedSaleRecorded { gift_cards, .. } = &e.body {
+                    for (card, c) in gift_cards {
+                        self.gift_cards.entry(card.clone()).or_default().merge(c);
+                    }
+                }
             }
+            EventBody::GiftCardIssued { card, rights, .. }
+            | EventBody::GiftCardRightsMoved { card, rights, .. } => self
+                .gift_cards
+                .entry(card.clone())
+                .or_default()
+                .merge(rights),
+            EventBody::GiftCardRightsAsked { .. } => {}
             EventBody::TransactionVoided { status, .. }
             | EventBody::RefundRecorded { status, .. }
             | EventBody::ItemsReturned { status, .. } => self.merge_status(status),
@@ -380,6 +414,9 @@ impl StoreState {
         }
         self.customers.merge(&o.customers);
         self.vision.merge(&o.vision);
+        for (card, c) in &o.gift_cards {
+            self.gift_cards.entry(card.clone()).or_default().merge(c);
+        }
         self.vv.merge(&o.vv);
         self.ahead.extend(o.ahead.iter().copied());
         let origins: BTreeSet<ReplicaId> = self.ahead.iter().map(|(o, _)| *o).collect();
@@ -412,6 +449,34 @@ mod tests {
     use super::*;
     use crate::event::Sale;
     use crate::inventory::Reason;
+
+    #[test]
+    fn a_base_with_gift_cards_is_format_2_and_one_without_stays_format_1() {
+        let mut a = Replica::new(ReplicaId(1));
+        let plain = a.base(Compaction::default()).encode().unwrap();
+        assert_eq!(plain[0], 1, "release 0.1.0 reads it");
+        a.issue_gift_card("GC-1", 5_000, "E001", "activation", 10);
+        let mut b = Replica::new(ReplicaId(2));
+        b.issue_gift_card("GC-1", 1_000, "E002", "top_up", 11);
+        let e = b
+            .move_gift_card_rights("GC-1", ReplicaId(1), 400, 12)
+            .unwrap();
+        a.apply_remote(&e, 12).unwrap();
+        let bytes = a.base(Compaction::default()).encode().unwrap();
+        assert_eq!(bytes[0], 2);
+        let back = Base::decode(&bytes).unwrap();
+        assert_eq!(back.state, *a.state());
+        assert_eq!(back.state.gift_cards["GC-1"].rights(ReplicaId(1)), 5_400);
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(Base::decode(&long), Err(BaseError::Trailing(1))));
+        assert!(matches!(Base::decode(&[3, 0]), Err(BaseError::Format(3))));
+        // Spending past the rights records nothing.
+        assert!(
+            b.move_gift_card_rights("GC-1", ReplicaId(1), 601, 13)
+                .is_err()
+        );
+    }
 
     #[test]
     fn version_vector_catches_up_when_a_gap_closes_and_replay_order_does_not_matter() {

@@ -29,4 +29,12 @@ pub struct Ledger {
     pub adjustments: Vec<(String, i64)>,
     /// Refusals by code (offline limit, out of stock, ...), and unexpected failures.
     pub refused: BTreeMap<String, u64>,
+    /// Gift cards activated with an acknowledgement: card -> amount loaded.
+    pub gift_loaded: BTreeMap<String, i64>,
+    /// Gift card tenders of acknowledged sales: `(card, amount, txn id)`.
+    pub gift_spent: Vec<(String, i64, String)>,
+    /// Gift card tenders tried.
+    pub gift_tried: u64,
+    /// Gift card tenders refused for lack of rights at the till (`rights_elsewhere`).
+    pub gift_refused: u64,
 }

@@ -92,6 +92,12 @@ pub struct Workload {
     pub scan_ms: u64,
     /// Mean time from the total to the cash being counted, ms.
     pub tender_ms: u64,
+    /// Gift cards the first till activates at the start (0: none).
+    pub gift_cards: u64,
+    /// Amount loaded on each, minor units.
+    pub gift_card_amount: i64,
+    /// One sale in this many tenders a gift card for part of it (0: none).
+    pub gift_every: u64,
 }
 
 impl Default for Workload {
@@ -105,6 +111,9 @@ impl Default for Workload {
             price_changes: 2,
             scan_ms: 1_000,
             tender_ms: 3_000,
+            gift_cards: 0,
+            gift_card_amount: 3_000_000,
+            gift_every: 0,
         }
     }
 }

@@ -410,7 +410,10 @@ fn materialise(tx: &Transaction<'_>, e: &Event) -> Result<(), StoreError> {
         | EventBody::SettingChanged { .. }
         | EventBody::CustomerUpdated { .. }
         | EventBody::PointsChanged { .. }
-        | EventBody::VisionEnrolled { .. } => {}
+        | EventBody::VisionEnrolled { .. }
+        | EventBody::GiftCardIssued { .. }
+        | EventBody::GiftCardRightsAsked { .. }
+        | EventBody::GiftCardRightsMoved { .. } => {}
         EventBody::Unknown { .. } => {
             exec(
                 tx,

@@ -16,11 +16,13 @@ use tillmesh_cloud_proto::openapi::{BearerAuth, ErrorResponses};
 use tillmesh_pos::customer::CustomerPatch;
 use utoipa::OpenApi;
 
+mod giftcard;
 mod office;
 mod sale;
 mod session;
 mod vision;
 
+use giftcard::*;
 use office::*;
 use sale::*;
 use session::*;
@@ -82,6 +84,9 @@ pub fn router(till: AppState) -> Router {
             post(approve_refund),
         )
         .route("/api/v1/transactions/{id}/return", post(return_items))
+        .route("/api/v1/giftcards", post(activate_gift_card))
+        .route("/api/v1/giftcards/{card}", get(gift_card))
+        .route("/api/v1/giftcards/{card}/top-up", post(top_up_gift_card))
         .route("/api/v1/payments/late", get(late_captures))
         .route(
             "/api/v1/payments/late/{id}/refund",
@@ -453,7 +458,7 @@ const TILL_ERRORS: &[(&str, &str)] = &[
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund, return_items,
         payment_status, payment_qr, cancel_payment, receipt, end_of_day, history, search, favourites, customers_by_phone, decline_refund, cashiers, unlock, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
-        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, redeem_token, late_captures, refund_late_capture, momo_notification, upsert_customer, get_customer,
+        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, redeem_token, late_captures, refund_late_capture, momo_notification, activate_gift_card, top_up_gift_card, gift_card, upsert_customer, get_customer,
         recognize, enroll
     )
 )]

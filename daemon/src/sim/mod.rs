@@ -187,6 +187,17 @@ impl Run {
             shift.clone(),
         ));
         st.own(task);
+        // The till's answers to its peers' asks for gift card rights (the daemon's poller
+        // does it every second).
+        if self.scenario.workload.gift_cards > 0 {
+            let till = st.till.clone();
+            st.own(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1_000)).await;
+                    let _ = till.answer_rights_asks().await;
+                }
+            }));
+        }
         self.shifts.insert(t, shift);
     }
 
@@ -197,6 +208,8 @@ impl Run {
         };
         let w = scenario::Workload {
             sales_per_minute: c.sales_per_minute,
+            gift_cards: 0,
+            gift_every: 0,
             ..self.scenario.workload.clone()
         };
         for (k, store) in self.world.chain.iter_mut().enumerate() {

@@ -2,7 +2,7 @@
 //! payments, manager voids and stock receipts, through the till service's own API. What
 //! the till acknowledged is written down, for the invariants to check against.
 
-use crate::till::{AdjustRequest, Approval, PaymentRequest, Till};
+use crate::till::{ActivateRequest, AdjustRequest, Approval, PaymentRequest, Session, Till};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::{Arc, Mutex};
@@ -56,6 +56,44 @@ async fn pause(rng: &mut StdRng, mean_ms: u64) {
     }
 }
 
+/// The code of the simulation's gift card `k`.
+pub fn gift_card(k: u64) -> String {
+    format!("GC-SIM-{k:04}")
+}
+
+/// The first till's cashier activates the run's gift cards (retrying while the store is not
+/// yet online); each acknowledged activation is written down.
+async fn activate_cards(
+    till: &Till,
+    s: &Session,
+    w: &Workload,
+    out: &Mutex<Ledger>,
+    shift: &Shift,
+) {
+    for k in 0..w.gift_cards {
+        for _ in 0..120 {
+            if shift.off.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let req = ActivateRequest {
+                card: Some(gift_card(k)),
+                amount: w.gift_card_amount,
+            };
+            match till.activate_gift_card(s, &req).await {
+                Ok(_) => {
+                    out.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .gift_loaded
+                        .insert(gift_card(k), w.gift_card_amount);
+                    break;
+                }
+                Err(e) if e.code() == "card_exists" => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(1_000)).await,
+            }
+        }
+    }
+}
+
 /// Runs one till's cashier until its shift ends.
 pub async fn cashier(
     till: Arc<Till>,
@@ -84,6 +122,7 @@ pub async fn cashier(
     let mean_ms = 60_000.0 / w.sales_per_minute;
     let mut n = 0_u64;
     let mut token = None;
+    let mut cards_done = w.gift_cards == 0 || id != 1;
     loop {
         // Exponential gaps: a Poisson stream of customers.
         let u: f64 = rng.random_range(f64::EPSILON..1.0);
@@ -112,6 +151,10 @@ pub async fn cashier(
                 }
             },
         };
+        if !cards_done {
+            activate_cards(&till, &session, &w, &out, &shift).await;
+            cards_done = true;
+        }
         n += 1;
         let txn = match till.create_txn(&session).await {
             Ok(t) => t.txn_id,
@@ -129,19 +172,68 @@ pub async fn cashier(
                 refuse(e.code());
             }
         }
+        let gift = (w.gift_every > 0 && w.gift_cards > 0 && n.is_multiple_of(w.gift_every))
+            .then(|| gift_card(rng.random_range(0..w.gift_cards)));
         let sale = async {
-            let t = till.checkout(&session, &txn).await?;
+            let mut t = till.checkout(&session, &txn).await?;
             pause(&mut rng, w.tender_ms).await;
-            let pay = PaymentRequest {
-                method: Method::Cash,
-                amount: None,
-                tendered: Some(t.totals.total),
-            };
-            till.add_payment(&session, &txn, &pay).await?;
+            if let Some(card) = &gift {
+                let pay = PaymentRequest {
+                    method: Method::GiftCard,
+                    amount: Some((t.totals.total / 2).max(1)),
+                    tendered: None,
+                    card: Some(card.clone()),
+                };
+                let mut tried = till.add_payment(&session, &txn, &pay).await;
+                // Short of rights here: the till asked the others; the cashier tries once
+                // more a moment later, as the screen says.
+                if tried
+                    .as_ref()
+                    .is_err_and(|e| e.code() == "rights_elsewhere")
+                {
+                    tokio::time::sleep(Duration::from_millis(2_500)).await;
+                    tried = till.add_payment(&session, &txn, &pay).await;
+                }
+                let mut l = out.lock().unwrap_or_else(|p| p.into_inner());
+                l.gift_tried += 1;
+                match tried {
+                    Ok(v) => t = v,
+                    Err(e) => {
+                        if e.code() == "rights_elsewhere" {
+                            l.gift_refused += 1;
+                        }
+                        *l.refused
+                            .entry(format!("gift_card:{}", e.code()))
+                            .or_default() += 1;
+                    }
+                }
+            }
+            if t.remaining_due > 0 {
+                let pay = PaymentRequest {
+                    method: Method::Cash,
+                    amount: None,
+                    tendered: Some(t.remaining_due),
+                    card: None,
+                };
+                till.add_payment(&session, &txn, &pay).await?;
+            }
             till.finalize(&session, &txn).await
         };
         match sale.await {
             Ok(done) => {
+                for p in done.payments.iter().filter(|p| {
+                    p.method == Method::GiftCard
+                        && p.status == tillmesh_pos::payment::PaymentStatus::Captured
+                }) {
+                    out.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .gift_spent
+                        .push((
+                            p.provider_ref.clone().unwrap_or_default(),
+                            p.amount,
+                            done.txn_id.clone(),
+                        ));
+                }
                 let acked = AckedSale {
                     at_ms: shift.t0.map_or(0, |t0| t0.elapsed().as_millis() as u64),
                     till: id,

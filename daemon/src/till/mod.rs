@@ -18,6 +18,7 @@ mod cash;
 mod compaction;
 mod customers;
 mod error;
+mod giftcard;
 mod hold;
 mod inventory;
 mod late;
@@ -43,6 +44,7 @@ pub use admit::{
     AdmitRequest, AdmittedTill, REDEEMED_PREFIX, Redemption, WaitingTill, redemption_message,
 };
 pub use error::{ErrorKind, TillError};
+pub use giftcard::{ActivateRequest, GiftCardView, TopUpRequest};
 pub use late::LateCapture;
 pub use office::{CashierView, SaleSummary};
 use open::old_cashiers;
@@ -297,6 +299,10 @@ struct Core {
     shift: Option<tillmesh_pos::cash::Shift>,
     /// QR payments the till let expire, watched for a late capture.
     expired_qr: BTreeMap<String, late::ExpiredQr>,
+    /// Peers' asks for gift card rights, to answer.
+    asks: Vec<giftcard::Ask>,
+    /// When this till last asked for rights to each card (ms).
+    asked: HashMap<String, u64>,
 }
 
 /// Most peers whose clocks a till tracks (a store has at most a few dozen tills).
@@ -555,12 +561,16 @@ pub struct CustomerView {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
-    /// `cash` or `qr`.
+    /// `cash`, `qr` or `gift_card`.
     pub method: Method,
-    /// QR: amount to charge (default: all that is due). Cash: same as `tendered`.
+    /// QR and gift card: amount to charge (default: all that is due, or the card's balance
+    /// if less). Cash: same as `tendered`.
     pub amount: Option<i64>,
     /// Cash handed over.
     pub tendered: Option<i64>,
+    /// Gift card: the card's code.
+    #[serde(default)]
+    pub card: Option<String>,
 }
 
 /// A manual stock adjustment.

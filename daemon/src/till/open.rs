@@ -145,6 +145,8 @@ impl Till {
                 peer_behind: Default::default(),
                 shift,
                 expired_qr: Default::default(),
+                asks: Vec::new(),
+                asked: HashMap::new(),
             }),
             cfg: Arc::new(cfg),
             store,

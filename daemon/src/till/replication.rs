@@ -219,6 +219,7 @@ impl Till {
             }
         }
         for e in &fresh {
+            Self::note_ask(&mut core, e, now);
             if core.replica.apply_remote(e, now).is_err() {
                 // Stamped past the drift limit: its deltas apply, this till's clock stays.
                 core.replica.apply_skewed(e);

@@ -42,6 +42,10 @@ impl Till {
                                 PaymentStatus::Pending => {
                                     pay::give_up(pay, expired_qr, &d.txn_id, p, now)
                                 }
+                                // Nothing was spent of a gift card until the sale is final.
+                                PaymentStatus::Captured if p.method == Method::GiftCard => {
+                                    p.status = PaymentStatus::Cancelled;
+                                }
                                 PaymentStatus::Captured => {
                                     p.status = PaymentStatus::Cancelled;
                                     d.returned = d.returned.saturating_add(p.amount);

@@ -400,8 +400,10 @@ impl Till {
         id: &str,
         req: &PaymentRequest,
     ) -> Result<TxnView, TillError> {
-        if req.method == Method::Qr {
-            return self.add_qr_payment(s, id, req).await;
+        match req.method {
+            Method::Qr => return self.add_qr_payment(s, id, req).await,
+            Method::GiftCard => return self.add_gift_card_payment(s, id, req).await,
+            Method::Cash => {}
         }
         self.edit_draft(s, "transaction.payment", id, |core, now| {
             let Core {
@@ -437,7 +439,9 @@ impl Till {
                     }
                     payment::cash(pid, tendered, due)?
                 }
-                Method::Qr => unreachable!("QR payments are taken by add_qr_payment"),
+                Method::Qr | Method::GiftCard => {
+                    unreachable!("QR and gift card payments are taken above")
+                }
             };
             let detail = format!("{} {} {}", p.payment_id, p.method.as_str(), p.amount);
             d.payments.push(p);
@@ -511,6 +515,12 @@ impl Till {
                         p.status = PaymentStatus::Cancelled;
                         handed_back = p.amount;
                         format!("cash handed back {handed_back}")
+                    }
+                    // A gift card tender on a sale still open: the card keeps its balance
+                    // (nothing was spent until the sale is final).
+                    (PaymentStatus::Captured, Method::GiftCard) => {
+                        p.status = PaymentStatus::Cancelled;
+                        "gift card released".to_string()
                     }
                     (PaymentStatus::Captured, Method::Qr) => {
                         return Err(TillError::conflict(
@@ -589,7 +599,15 @@ impl Till {
                         points_earned: points,
                         weights: d.cart.weights().to_vec(),
                     };
-                    let events = replica.record_sale(sale.clone(), now);
+                    let events = replica.try_record_sale(sale.clone(), now).map_err(|short| {
+                        TillError::conflict(
+                            "rights_elsewhere",
+                            format!(
+                                "this till holds the rights to spend only {} of a gift card tendered ({} asked): cancel that payment and take it again",
+                                short.held, short.asked
+                            ),
+                        )
+                    })?;
                     let rec = audit_rec(
                         now,
                         &s.employee_id,

@@ -5,6 +5,7 @@
 mod cloud_totals;
 mod convergence;
 mod exactly_once;
+mod gift_cards;
 mod inventory;
 mod no_lost_sale;
 mod one_leader;
@@ -109,6 +110,7 @@ pub fn check(e: &Evidence) -> Vec<Verdict> {
         cloud_totals::check(e),
         watermark::check(e),
         peer_data::check(e),
+        gift_cards::check(e),
     ]
 }
 

@@ -1,0 +1,397 @@
+//! Gift cards and store credit: balances kept as bounded counters (escrow, `tillmesh_crdt::
+//! BoundedCounter`) so that no card is spent twice across tills that cannot talk. A card is
+//! activated or topped up only while the store is online (the one rule of
+//! `Till::online_refusal`); the rights to spend it are created at the till that took the
+//! money. A till redeems a card as a sale's tender within the rights it holds, less what its
+//! open sales already hold on it; short of them, it asks the tills it can reach
+//! (`GiftCardRightsAsked`, replicated like any event), and each that holds spare rights hands
+//! them over (`GiftCardRightsMoved`, written by the giver: only a till moves its own rights).
+
+use super::*;
+
+/// Largest balance one activation or top-up adds (minor units).
+pub const GIFT_CARD_AMOUNT_MAX: i64 = 50_000_000;
+/// An ask older than this is not answered (the asker has moved on).
+const ASK_FRESH_MS: u64 = 5 * 60_000;
+/// Most asks waiting to be answered.
+pub(super) const ASKS_MAX: usize = 256;
+/// A till asks again for the same card only after this long.
+const ASK_AGAIN_MS: u64 = 5_000;
+
+/// An ask for rights from another till, to answer.
+#[derive(Clone, Debug)]
+pub(super) struct Ask {
+    pub from: ReplicaId,
+    pub card: String,
+    pub amount: u64,
+}
+
+/// A gift card as this till knows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GiftCardView {
+    /// The card's code.
+    pub card: String,
+    /// Its balance (minor units): everything added less everything spent, as this till
+    /// knows it.
+    pub balance: i64,
+    /// What this till may spend of it now: its rights, less what its open sales hold.
+    pub spendable_here: i64,
+    /// Rights per till: `[terminal id, minor units]`.
+    pub holders: Vec<(u64, i64)>,
+}
+
+/// `POST /api/v1/giftcards`: activate a card (online only).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    /// The card's code (printed on it, 6 to 32 letters, digits or `-`); a new code is made
+    /// when omitted.
+    pub card: Option<String>,
+    /// The amount loaded (minor units, received from the customer).
+    pub amount: i64,
+}
+
+/// `POST /api/v1/giftcards/{card}/top-up`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    /// The amount added (minor units).
+    pub amount: i64,
+}
+
+fn check_code(card: &str) -> Result<(), TillError> {
+    let ok = (6..=32).contains(&card.len())
+        && card
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(TillError::bad_request(
+            "bad_card",
+            "a gift card code is 6 to 32 capital letters, digits or '-'",
+        ))
+    }
+}
+
+fn check_amount(amount: i64) -> Result<(), TillError> {
+    if (1..=GIFT_CARD_AMOUNT_MAX).contains(&amount) {
+        Ok(())
+    } else {
+        Err(TillError::unprocessable(
+            "wrong_amount",
+            format!("a gift card takes 1 to {GIFT_CARD_AMOUNT_MAX} at a time"),
+        ))
+    }
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// What this till's open sales hold on `card` (gift-card tenders taken, not yet final).
+pub(super) fn reserved(drafts: &HashMap<String, Draft>, card: &str) -> u64 {
+    drafts
+        .values()
+        .flat_map(|d| d.payments.iter())
+        .filter(|p| {
+            p.method == Method::GiftCard
+                && p.status == PaymentStatus::Captured
+                && p.provider_ref.as_deref() == Some(card)
+        })
+        .map(|p| p.amount.max(0).unsigned_abs())
+        .sum()
+}
+
+impl Till {
+    fn card_view(core: &Core, card: &str) -> Option<GiftCardView> {
+        let c = core.replica.state().gift_cards.get(card)?;
+        let mine = core.replica.gift_card_rights(card);
+        Some(GiftCardView {
+            card: card.to_string(),
+            balance: as_i64(c.value()),
+            spendable_here: as_i64(mine.saturating_sub(reserved(&core.drafts, card))),
+            holders: c
+                .holders()
+                .into_iter()
+                .map(|(r, n)| (r.terminal(), as_i64(n)))
+                .collect(),
+        })
+    }
+
+    /// A card's balance and where its rights are.
+    pub fn gift_card(&self, card: &str) -> Result<GiftCardView, TillError> {
+        Self::card_view(&self.core(), card).ok_or_else(|| {
+            TillError::not_found("unknown_card", format!("no gift card {card} in this store"))
+        })
+    }
+
+    async fn issue_card(
+        &self,
+        s: &Session,
+        action: &str,
+        card: &str,
+        amount: i64,
+        new: bool,
+    ) -> Result<GiftCardView, TillError> {
+        check_code(card)?;
+        check_amount(amount)?;
+        self.audited(&s.employee_id, action, card, async {
+            let now = self.now();
+            self.check_online(now)?;
+            let (rx, view) = {
+                let (mut core, slot) = self.core_for_write()?;
+                let exists = core.replica.state().gift_cards.contains_key(card);
+                if new && exists {
+                    return Err(TillError::conflict(
+                        "card_exists",
+                        format!("gift card {card} is already active: top it up instead"),
+                    ));
+                }
+                if !new && !exists {
+                    return Err(TillError::not_found(
+                        "unknown_card",
+                        format!("no gift card {card} in this store"),
+                    ));
+                }
+                let reason = if new { "activation" } else { "top_up" };
+                let e = core
+                    .replica
+                    .issue_gift_card(card, amount, &s.employee_id, reason, now);
+                let rec = audit_rec(now, &s.employee_id, action, card, "ok", amount.to_string());
+                let rx = self.store.submit_reserved(
+                    slot,
+                    WriteBatch {
+                        events: vec![e],
+                        audit: vec![rec],
+                        ..Default::default()
+                    },
+                )?;
+                (rx, Self::card_view(&core, card))
+            };
+            self.durable(rx).await?;
+            view.ok_or_else(|| TillError::Internal("the card just issued is missing".into()))
+        })
+        .await
+    }
+
+    /// Activates a gift card with `amount` (online only).
+    pub async fn activate_gift_card(
+        &self,
+        s: &Session,
+        req: &ActivateRequest,
+    ) -> Result<GiftCardView, TillError> {
+        let card = match &req.card {
+            Some(c) => c.trim().to_ascii_uppercase(),
+            None => {
+                let n = u64::from_le_bytes(random_bytes::<8>()) % 10_000_000_000_000_000;
+                format!("GC{n:016}")
+            }
+        };
+        self.issue_card(s, "giftcard.activate", &card, req.amount, true)
+            .await
+    }
+
+    /// Adds `amount` to an active card (online only).
+    pub async fn top_up_gift_card(
+        &self,
+        s: &Session,
+        card: &str,
+        req: &TopUpRequest,
+    ) -> Result<GiftCardView, TillError> {
+        self.issue_card(s, "giftcard.top_up", card, req.amount, false)
+            .await
+    }
+
+    /// Takes a gift card as a sale's tender: within what this till may spend of it now;
+    /// short of that, asks the other tills for the rest and answers 409.
+    pub(super) async fn add_gift_card_payment(
+        &self,
+        s: &Session,
+        id: &str,
+        req: &PaymentRequest,
+    ) -> Result<TxnView, TillError> {
+        let card = req
+            .card
+            .as_deref()
+            .map(|c| c.trim().to_ascii_uppercase())
+            .ok_or_else(|| {
+                TillError::bad_request("missing_field", "a gift card payment needs 'card'")
+            })?;
+        check_code(&card)?;
+        let out = self
+            .edit_draft(s, "transaction.payment", id, |core, now| {
+                let held = core.replica.gift_card_rights(&card);
+                let reserved = reserved(&core.drafts, &card);
+                let Some(c) = core.replica.state().gift_cards.get(&card) else {
+                    return Err(TillError::not_found(
+                        "unknown_card",
+                        format!("no gift card {card} in this store"),
+                    ));
+                };
+                let balance = c.value();
+                let Core {
+                    drafts,
+                    pay,
+                    expired_qr,
+                    ..
+                } = core;
+                let d = drafts.get_mut(id).expect("checked by edit_draft");
+                pay::takes_payment(d)?;
+                late::refresh_payments(pay, expired_qr, d, now);
+                let due = payment::remaining_due(d.cart.totals().total, &d.payments);
+                let spendable = held.saturating_sub(reserved);
+                let amount = req.amount.unwrap_or_else(|| due.min(as_i64(balance)));
+                if amount <= 0 || amount > due {
+                    return Err(payment::PaymentError::WrongAmount {
+                        amount,
+                        reason: format!("a gift card pays between 1 and the {due} still due"),
+                    }
+                    .into());
+                }
+                if amount.unsigned_abs() > balance {
+                    return Err(TillError::unprocessable(
+                        "card_balance",
+                        format!("gift card {card} holds {balance}: take the rest another way"),
+                    ));
+                }
+                if amount.unsigned_abs() > spendable {
+                    return Err(TillError::conflict(
+                        "rights_elsewhere",
+                        format!(
+                            "this till may spend {spendable} of gift card {card}'s {balance} now; the rest is held by other tills, which are asked for it: try again in a moment, or take {spendable} now"
+                        ),
+                    ));
+                }
+                let pid = format!("{}-P{}", d.txn_id, d.payments.len() + 1);
+                d.payments.push(Payment {
+                    payment_id: pid.clone(),
+                    method: Method::GiftCard,
+                    amount,
+                    tendered: amount,
+                    change: 0,
+                    provider: Some("gift_card".into()),
+                    provider_ref: Some(card.clone()),
+                    qr_payload: None,
+                    expires_at_ms: None,
+                    status: PaymentStatus::Captured,
+                });
+                Ok(format!("{pid} gift_card {amount} {card}"))
+            })
+            .await;
+        if let Err(e) = &out
+            && e.code() == "rights_elsewhere"
+        {
+            let want = req
+                .amount
+                .unwrap_or(GIFT_CARD_AMOUNT_MAX)
+                .min(GIFT_CARD_AMOUNT_MAX);
+            self.ask_for_rights(&card, want).await;
+        }
+        out
+    }
+
+    /// Asks the other tills for rights to `card` (the shortfall for `want`), at most once per
+    /// [`ASK_AGAIN_MS`] per card.
+    async fn ask_for_rights(&self, card: &str, want: i64) {
+        let now = self.now();
+        let rx = {
+            let Ok((mut core, slot)) = self.core_for_write() else {
+                return;
+            };
+            if core
+                .asked
+                .get(card)
+                .is_some_and(|at| now.saturating_sub(*at) < ASK_AGAIN_MS)
+            {
+                return;
+            }
+            let spendable = core
+                .replica
+                .gift_card_rights(card)
+                .saturating_sub(reserved(&core.drafts, card));
+            let short = want.max(1).saturating_sub(as_i64(spendable)).max(1);
+            if core.asked.len() >= ASKS_MAX {
+                core.asked.clear();
+            }
+            core.asked.insert(card.to_string(), now);
+            let e = core.replica.ask_gift_card_rights(card, short, now);
+            match self.store.submit_reserved(
+                slot,
+                WriteBatch {
+                    events: vec![e],
+                    ..Default::default()
+                },
+            ) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    warn!(cause = %e, "could not ask for gift card rights");
+                    return;
+                }
+            }
+        };
+        if let Err(e) = self.durable(rx).await {
+            warn!(cause = %e, "could not ask for gift card rights");
+        }
+    }
+
+    /// Notes a peer's ask for rights, to answer on the next round.
+    pub(super) fn note_ask(core: &mut Core, e: &Event, now: u64) {
+        if let EventBody::GiftCardRightsAsked { card, amount } = &e.body
+            && e.origin != core.replica.id()
+            && now.saturating_sub(e.hlc.wall_ms) <= ASK_FRESH_MS
+            && core.asks.len() < ASKS_MAX
+        {
+            core.asks.push(Ask {
+                from: e.origin,
+                card: card.clone(),
+                amount: amount.max(&0).unsigned_abs(),
+            });
+        }
+    }
+
+    /// Answers the asks received: hands each asker what it asked of what this till holds
+    /// spare of the card (its rights less what its open sales hold), or half the spare if
+    /// that is more.
+    pub async fn answer_rights_asks(&self) -> Result<usize, TillError> {
+        let now = self.now();
+        let (rx, n) = {
+            let (mut core, slot) = self.core_for_write()?;
+            let asks = std::mem::take(&mut core.asks);
+            let mut events = Vec::new();
+            for a in asks {
+                let spare = core
+                    .replica
+                    .gift_card_rights(&a.card)
+                    .saturating_sub(reserved(&core.drafts, &a.card));
+                // What was asked, or half of what is spare if more: rights follow demand in
+                // chunks, so the asker need not ask again at its next sale.
+                let give = spare.min(a.amount.max(spare / 2));
+                if give == 0 {
+                    continue;
+                }
+                if let Ok(e) =
+                    core.replica
+                        .move_gift_card_rights(&a.card, a.from, as_i64(give), now)
+                {
+                    info!(card = %a.card, to = %a.from, amount = give, "gift card rights handed over");
+                    events.push(e);
+                }
+            }
+            if events.is_empty() {
+                return Ok(0);
+            }
+            let n = events.len();
+            let rx = self.store.submit_reserved(
+                slot,
+                WriteBatch {
+                    events,
+                    ..Default::default()
+                },
+            )?;
+            (rx, n)
+        };
+        self.durable(rx).await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,282 @@
+//! Gift cards across tills over real QUIC (issue 22): a card is spent only within the rights
+//! a till holds (escrow); a till short of them asks the others and is handed what they hold
+//! spare; across a split neither side spends rights it does not hold, and after the heal
+//! the card's balance is what was loaded less what was acknowledged, never below zero.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::{Client, Pki, TestTill, demo_barcode, mesh_config};
+
+const CARD: &str = "GC-TEST-0001";
+
+async fn store(pki: &Pki) -> Vec<TestTill> {
+    let mut tills = Vec::new();
+    for t in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        tills.push(TestTill::start_with(mesh_config(dir.path(), pki, t, 0), dir).await);
+    }
+    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
+    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
+    tills
+}
+
+fn split(tills: &[TestTill], cut: bool) {
+    let (a, b) = (&tills[0], &tills[1]);
+    if cut {
+        a.mesh().faults().block(b.cfg.terminal.id);
+        b.mesh().faults().block(a.cfg.terminal.id);
+    } else {
+        a.mesh().faults().unblock(b.cfg.terminal.id);
+        b.mesh().faults().unblock(a.cfg.terminal.id);
+    }
+}
+
+async fn converged(tills: &[TestTill]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = tills[0].till().version_vector();
+        if tills.iter().all(|t| t.till().version_vector() == a) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never converged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A checked-out basket: its id and what is due.
+async fn basket(c: &Client, items: usize) -> (String, i64) {
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..items {
+        c.post(
+            &format!("/api/v1/transactions/{id}/items"),
+            json!({"barcode": demo_barcode(i % 4)}),
+        )
+        .await
+        .expect(200);
+    }
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    (id, t["totals"]["total"].as_i64().unwrap())
+}
+
+async fn pay_card(c: &Client, id: &str, amount: i64) -> support::Answer {
+    c.post(
+        &format!("/api/v1/transactions/{id}/payments"),
+        json!({"method": "gift_card", "card": CARD, "amount": amount}),
+    )
+    .await
+}
+
+/// Pays the rest in cash and finalises: the sale as answered.
+async fn finish(c: &Client, id: &str) -> Value {
+    let t = c
+        .get(&format!("/api/v1/transactions/{id}"))
+        .await
+        .expect(200);
+    let due = t["remaining_due"].as_i64().unwrap();
+    if due > 0 {
+        c.post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "cash", "tendered": due}),
+        )
+        .await
+        .expect(200);
+    }
+    c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200)
+}
+
+fn card_paid(sale: &Value) -> i64 {
+    sale["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["method"] == "gift_card" && p["status"] == "CAPTURED")
+        .map(|p| p["amount"].as_i64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gift_card_is_never_spent_twice_across_a_split() {
+    let pki = Pki::new("S001");
+    let tills = store(&pki).await;
+    let c1 = tills[0].client().login("E001", "1111").await;
+    let c2 = tills[1].client().login("E002", "2222").await;
+    // Bad input changes nothing.
+    c1.post("/api/v1/giftcards", json!({"card": "no", "amount": 1000}))
+        .await
+        .expect_error(400, "bad_card");
+    c1.post("/api/v1/giftcards", json!({"card": CARD, "amount": 0}))
+        .await
+        .expect_error(422, "wrong_amount");
+    const LOADED: i64 = 100_000;
+    let v = c1
+        .post("/api/v1/giftcards", json!({"card": CARD, "amount": LOADED}))
+        .await
+        .expect(201);
+    assert_eq!(
+        (v["balance"].as_i64(), v["spendable_here"].as_i64()),
+        (Some(LOADED), Some(LOADED))
+    );
+    c1.post("/api/v1/giftcards", json!({"card": CARD, "amount": 5}))
+        .await
+        .expect_error(409, "card_exists");
+    converged(&tills).await;
+    let v = c2
+        .get(&format!("/api/v1/giftcards/{CARD}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        (v["balance"].as_i64(), v["spendable_here"].as_i64()),
+        (Some(LOADED), Some(0))
+    );
+    c2.get("/api/v1/giftcards/GC-NOPE-0000")
+        .await
+        .expect_error(404, "unknown_card");
+
+    // Till 2 holds no rights: refused, it asks till 1, and is handed them.
+    let mut spent = 0_i64;
+    let (id, total) = basket(&c2, 2).await;
+    let want = total.min(LOADED / 4);
+    let e = pay_card(&c2, &id, want)
+        .await
+        .expect_error(409, "rights_elsewhere");
+    assert!(e["message"].as_str().unwrap().contains("asked"), "{e}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = pay_card(&c2, &id, want).await;
+        if a.status == 200 {
+            break;
+        }
+        assert_eq!(a.status, 409, "{:?}", a);
+        assert!(tokio::time::Instant::now() < deadline, "rights never came");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    spent += card_paid(&finish(&c2, &id).await);
+    assert_eq!(spent, want);
+
+    // The split: each side spends only the rights it holds.
+    converged(&tills).await;
+    split(&tills, true);
+    let spendable = |v: &Value| v["spendable_here"].as_i64().unwrap();
+    let mut sales = 0;
+    for c in [&c1, &c2] {
+        loop {
+            let v = c
+                .get(&format!("/api/v1/giftcards/{CARD}"))
+                .await
+                .expect(200);
+            let here = spendable(&v);
+            if here == 0 {
+                break;
+            }
+            let (id, total) = basket(c, 3).await;
+            let amount = total.min(here);
+            let t = pay_card(c, &id, amount).await.expect(200);
+            assert_eq!(card_paid(&t), amount);
+            spent += card_paid(&finish(c, &id).await);
+            sales += 1;
+            assert!(sales < 60, "the rights never ran out");
+        }
+        // Nothing more on this side, whatever the card's balance as this till knows it.
+        let (id, _) = basket(c, 1).await;
+        let refused = pay_card(c, &id, 1).await;
+        assert!(
+            matches!(refused.status, 409 | 422),
+            "spent past its rights: {refused:?}"
+        );
+        finish(c, &id).await;
+    }
+    assert!(spent <= LOADED, "spent {spent} of {LOADED}");
+
+    split(&tills, false);
+    converged(&tills).await;
+    // After the heal: the balance is what was loaded less what was acknowledged.
+    for c in [&c1, &c2] {
+        let v = c
+            .get(&format!("/api/v1/giftcards/{CARD}"))
+            .await
+            .expect(200);
+        assert_eq!(v["balance"].as_i64(), Some(LOADED - spent), "{v}");
+    }
+    for t in &tills {
+        let state = t.till().state();
+        let card = &state.gift_cards[CARD];
+        assert_eq!(card.created_total(), LOADED as u64);
+        assert_eq!(card.value(), (LOADED - spent) as u64);
+    }
+    // A top-up makes it spendable again at the till that took the money.
+    let v = c2
+        .post(
+            &format!("/api/v1/giftcards/{CARD}/top-up"),
+            json!({"amount": 2_000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(v["balance"].as_i64(), Some(LOADED - spent + 2_000), "{v}");
+    assert!(spendable(&v) >= 2_000, "{v}");
+    c2.post(
+        "/api/v1/giftcards/GC-NOPE-0000/top-up",
+        json!({"amount": 2_000}),
+    )
+    .await
+    .expect_error(404, "unknown_card");
+}
+
+/// A gift card tender on a sale still open holds the card's rights until the sale is final
+/// or the tender is cancelled: two open sales on one till cannot both take the whole card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sales_hold_what_they_tendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let till = TestTill::start_with(support::test_config(dir.path()), dir).await;
+    let c = till.client().login("E001", "1111").await;
+    c.post("/api/v1/giftcards", json!({"card": CARD, "amount": 1_000}))
+        .await
+        .expect(201);
+    let (a, _) = basket(&c, 1).await;
+    let (b, _) = basket(&c, 1).await;
+    let t = pay_card(&c, &a, 1_000).await.expect(200);
+    let pid = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
+    pay_card(&c, &b, 1_000)
+        .await
+        .expect_error(409, "rights_elsewhere");
+    // Released by cancelling the tender: the other sale takes it.
+    c.post(&format!("/api/v1/payments/{pid}/cancel"), json!({}))
+        .await
+        .expect(200);
+    pay_card(&c, &b, 1_000).await.expect(200);
+    assert_eq!(card_paid(&finish(&c, &b).await), 1_000);
+    let v = c
+        .get(&format!("/api/v1/giftcards/{CARD}"))
+        .await
+        .expect(200);
+    assert_eq!(v["balance"], 0, "{v}");
+    // Kept across a restart: the balance comes back from the events.
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let v = c
+        .get(&format!("/api/v1/giftcards/{CARD}"))
+        .await
+        .expect(200);
+    assert_eq!(v["balance"], 0, "{v}");
+    c.post(
+        "/api/v1/giftcards",
+        json!({"card": "GC-TEST-0002", "amount": 700}),
+    )
+    .await
+    .expect(201);
+    let dir = till.stop().await;
+    let till = TestTill::start_in(dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let v = c.get("/api/v1/giftcards/GC-TEST-0002").await.expect(200);
+    assert_eq!(v["spendable_here"], 700, "{v}");
+}
