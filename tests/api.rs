@@ -903,7 +903,7 @@ async fn price_override_applies_to_later_sales_only_and_customers_earn_points() 
         json!({"customer_id": "C-404"}),
     )
     .await
-    .expect_error(404, "unknown_customer");
+    .expect_error(422, "unknown_customer");
     c.post(
         &format!("/api/v1/transactions/{id}/customer"),
         json!({"customer_id": "C-1"}),

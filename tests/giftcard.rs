@@ -243,6 +243,13 @@ async fn open_sales_hold_what_they_tendered() {
         .expect(201);
     let (a, _) = basket(&c, 1).await;
     let (b, _) = basket(&c, 1).await;
+    // A card the store does not know: 422 (the sale exists, the card does not).
+    c.post(
+        &format!("/api/v1/transactions/{a}/payments"),
+        json!({"method": "gift_card", "card": "GC-NOPE-0000"}),
+    )
+    .await
+    .expect_error(422, "unknown_card");
     let t = pay_card(&c, &a, 1_000).await.expect(200);
     let pid = t["payments"][0]["payment_id"].as_str().unwrap().to_string();
     pay_card(&c, &b, 1_000)

@@ -135,9 +135,9 @@ const captured = (t) => (t?.payments ?? []).filter((p) => p.status === "CAPTURED
 
 function paymentRows(t, undo) {
   return (t?.payments ?? []).filter((p) => p.status === "CAPTURED" || p.status === "CANCELLED").map((p) => {
-    const what = `${p.method === "cash" ? "Cash" : "QR"} ${money(p.amount)}`;
-    if (p.status === "CANCELLED") return `<li class="cancelled"><span>${what}</span><span>handed back</span></li>`;
-    const btn = undo && p.method === "cash" && isOpen(t)
+    const what = `${p.method === "cash" ? "Cash" : p.method === "gift_card" ? `Gift card ${esc(p.provider_ref ?? "")}` : "QR"} ${money(p.amount)}`;
+    if (p.status === "CANCELLED") return `<li class="cancelled"><span>${what}</span><span>${p.method === "gift_card" ? "released" : "handed back"}</span></li>`;
+    const btn = undo && (p.method === "cash" || p.method === "gift_card") && isOpen(t)
       ? `<button type="button" class="undo small" data-pay="${esc(p.payment_id)}">Undo</button>` : "";
     return `<li><span>${what}${p.change ? ` (received ${money(p.tendered)}, change ${money(p.change)})` : ""}</span>${btn}</li>`;
   }).join("");
@@ -189,6 +189,8 @@ function renderTxn() {
   $("pay-cash").disabled = empty || (!!t && !live);
   $("pay-qr").disabled = empty || (!!t && !live) || !!ui.onlineRefused;
   $("pay-qr").title = ui.onlineRefused || "";
+  // A gift card is spent offline too, within the rights this till holds.
+  $("pay-gift").disabled = empty || (!!t && !live);
   $("void").disabled = !live;
   $("customer").disabled = !live || !!t.held_by;
   $("customer").textContent = t?.customer_id ? `Customer ${t.customer_id}` : "Customer";
@@ -588,6 +590,26 @@ async function payQr() {
     $("qr-state").textContent = "Waiting for the customer's payment...";
     show("qr-view");
     pollQr(pay.payment_id);
+  });
+}
+
+/** Pays with a gift card: what is due, or the card's balance if less. Short of rights at
+ *  this till, the till says so (it asked the other tills) and the cashier tries again. */
+async function payGift() {
+  await act($("pay-gift"), async () => {
+    const card = $("gift-code").value.trim().toUpperCase();
+    if (!card) { say("Scan or type the gift card's code first."); $("gift-code").focus(); return; }
+    const t = await checkout();
+    ui.txn = await api("POST", `/transactions/${t.txn_id}/payments`, { method: "gift_card", card });
+    $("gift-code").value = "";
+    const pay = ui.txn.payments[ui.txn.payments.length - 1];
+    if (ui.txn.remaining_due > 0) {
+      renderTxn();
+      show("sale-view");
+      say(`Gift card paid ${money(pay.amount)}; still to pay ${money(ui.txn.remaining_due)}.`, "info");
+      return;
+    }
+    await finish(ui.txn.change_due);
   });
 }
 
@@ -1094,7 +1116,7 @@ async function loadReports() {
   const date = $("reports-date").value ? `?date=${$("reports-date").value}` : "";
   const [e, cashiers, low] = await Promise.all([api("GET", `/reports/end-of-day${date}`),
     api("GET", `/reports/cashiers${date}`), api("GET", "/reports/inventory?low_only=true")]);
-  const pays = Object.entries(e.payments).map(([m, v]) => [m === "cash" ? "Cash" : m === "qr" ? "QR" : m, money(v)]);
+  const pays = Object.entries(e.payments).map(([m, v]) => [m === "cash" ? "Cash" : m === "qr" ? "QR" : m === "gift_card" ? "Gift card" : m, money(v)]);
   const shifts = e.shifts.map((x) => [`Shift ${x.shift.shift_id}: counted ${money(x.shift.closed.counted)} of ${money(x.summary.expected)}`,
     x.shift.closed.difference ? `${x.shift.closed.difference < 0 ? "short" : "over"} ${money(Math.abs(x.shift.closed.difference))}` : "exact"]);
   $("eod").innerHTML = figures([["Sales", e.transactions.toLocaleString("en-US")], ["Net sales", money(e.total_sales), "strong"],
@@ -1271,6 +1293,7 @@ async function init() {
   $("cash-payments").addEventListener("click", undoPayment);
   $("pay-cash").addEventListener("click", payCash);
   $("pay-qr").addEventListener("click", payQr);
+  $("pay-gift").addEventListener("click", payGift);
   $("qr-cancel").addEventListener("click", cancelQr);
   $("cash-form").addEventListener("submit", takeCash);
   $("cash-back").addEventListener("click", backToSale);

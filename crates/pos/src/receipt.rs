@@ -96,15 +96,31 @@ impl Receipt {
             &m(t.total),
         ));
         for p in &self.sale.payments {
-            let label = match &p.provider {
-                Some(name) => format!("{} ({name})", p.method.as_str().to_uppercase()),
-                None => p.method.as_str().to_uppercase(),
+            let label = match (&p.provider, p.method) {
+                // The card's last four characters only: a receipt is handed out.
+                (_, crate::payment::Method::GiftCard) => {
+                    let code = p.provider_ref.as_deref().unwrap_or("");
+                    let tail: String = code
+                        .chars()
+                        .rev()
+                        .take(4)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    format!("GIFT CARD ..{tail}")
+                }
+                (Some(name), _) => format!("{} ({name})", p.method.as_str().to_uppercase()),
+                (None, _) => p.method.as_str().to_uppercase(),
             };
             line(two_cols(&label, &m(p.tendered.max(p.amount))));
             if p.change > 0 {
                 line(two_cols("Change", &m(p.change)));
             }
-            if let Some(r) = &p.provider_ref {
+            // A gift card's code is its bearer's money: never printed whole.
+            if let Some(r) = &p.provider_ref
+                && p.method != crate::payment::Method::GiftCard
+            {
                 line(format!("  ref {r}"));
             }
         }

@@ -137,7 +137,10 @@ pub struct CustomerRef {
     pub customer_id: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/transactions/{id}/customer", request_body = CustomerRef, responses((status = 200, body = TxnView)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/transactions/{id}/customer", request_body = CustomerRef,
+    responses((status = 200, body = TxnView), (status = 404, body = ErrorBody, description = "no such sale"),
+        (status = 422, body = ErrorBody, description = "`unknown_customer`: register the customer first")),
+    security(("bearer" = [])))]
 pub(super) async fn attach_customer(
     State(till): State<AppState>,
     auth: Auth,

@@ -36,8 +36,17 @@ pub struct GiftCardView {
     pub balance: i64,
     /// What this till may spend of it now: its rights, less what its open sales hold.
     pub spendable_here: i64,
-    /// Rights per till: `[terminal id, minor units]`.
-    pub holders: Vec<(u64, i64)>,
+    /// Rights per till.
+    pub holders: Vec<RightsHeld>,
+}
+
+/// Rights to a gift card held by one till.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RightsHeld {
+    /// The till's terminal id.
+    pub terminal: u64,
+    /// Minor units it may spend.
+    pub rights: i64,
 }
 
 /// `POST /api/v1/giftcards`: activate a card (online only).
@@ -114,7 +123,10 @@ impl Till {
             holders: c
                 .holders()
                 .into_iter()
-                .map(|(r, n)| (r.terminal(), as_i64(n)))
+                .map(|(r, n)| RightsHeld {
+                    terminal: r.terminal(),
+                    rights: as_i64(n),
+                })
                 .collect(),
         })
     }
@@ -223,8 +235,9 @@ impl Till {
             .edit_draft(s, "transaction.payment", id, |core, now| {
                 let held = core.replica.gift_card_rights(&card);
                 let reserved = reserved(&core.drafts, &card);
+                // The sale exists; the card it names does not: 422, not 404.
                 let Some(c) = core.replica.state().gift_cards.get(&card) else {
-                    return Err(TillError::not_found(
+                    return Err(TillError::unprocessable(
                         "unknown_card",
                         format!("no gift card {card} in this store"),
                     ));

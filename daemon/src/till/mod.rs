@@ -44,7 +44,7 @@ pub use admit::{
     AdmitRequest, AdmittedTill, REDEEMED_PREFIX, Redemption, WaitingTill, redemption_message,
 };
 pub use error::{ErrorKind, TillError};
-pub use giftcard::{ActivateRequest, GiftCardView, TopUpRequest};
+pub use giftcard::{ActivateRequest, GiftCardView, RightsHeld, TopUpRequest};
 pub use late::LateCapture;
 pub use office::{CashierView, SaleSummary};
 use open::old_cashiers;

@@ -345,7 +345,8 @@ impl Till {
     ) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.attach_customer", id, |core, _| {
             if core.replica.state().customers.get(customer_id).is_none() {
-                return Err(TillError::not_found(
+                // The sale exists; the customer it names does not: 422, not 404.
+                return Err(TillError::unprocessable(
                     "unknown_customer",
                     format!("no customer {customer_id}; register them first"),
                 ));
