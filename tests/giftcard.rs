@@ -266,6 +266,41 @@ async fn open_sales_hold_what_they_tendered() {
         .await
         .expect(200);
     assert_eq!(v["balance"], 0, "{v}");
+    // Voiding the sale puts what it took back on the card, never out in cash.
+    let manager = json!({"employee_id": "M001", "pin": "9999"});
+    c.post(
+        &format!("/api/v1/transactions/{b}/void"),
+        json!({"reason": "customer changed their mind", "approval": manager}),
+    )
+    .await
+    .expect(200);
+    let v = c
+        .get(&format!("/api/v1/giftcards/{CARD}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        (v["balance"].as_i64(), v["spendable_here"].as_i64()),
+        (Some(1_000), Some(1_000)),
+        "{v}"
+    );
+    // An open sale holding only a gift card tender is cancelled without a manager: the
+    // tender is released.
+    let (open, _) = basket(&c, 1).await;
+    pay_card(&c, &open, 1_000).await.expect(200);
+    c.post(
+        &format!("/api/v1/transactions/{open}/void"),
+        json!({"reason": "left"}),
+    )
+    .await
+    .expect(200);
+    let v = c
+        .get(&format!("/api/v1/giftcards/{CARD}"))
+        .await
+        .expect(200);
+    assert_eq!(v["spendable_here"], 1_000, "{v}");
+    let (last, _) = basket(&c, 1).await;
+    pay_card(&c, &last, 1_000).await.expect(200);
+    assert_eq!(card_paid(&finish(&c, &last).await), 1_000);
     // Kept across a restart: the balance comes back from the events.
     let dir = till.stop().await;
     let till = TestTill::start_in(dir).await;

@@ -133,6 +133,12 @@ function show(view) {
 const isOpen = (t) => t && (t.status === "DRAFT" || t.status === "PENDING_PAYMENT");
 const captured = (t) => (t?.payments ?? []).filter((p) => p.status === "CAPTURED");
 
+/** What a paid sale took on gift cards: a void or refund puts it back on the card. */
+function onCards(t) {
+  return (t?.payments ?? []).filter((p) => p.method === "gift_card" && p.status === "CAPTURED")
+    .reduce((a, p) => a + p.amount, 0);
+}
+
 function paymentRows(t, undo) {
   return (t?.payments ?? []).filter((p) => p.status === "CAPTURED" || p.status === "CANCELLED").map((p) => {
     const what = `${p.method === "cash" ? "Cash" : p.method === "gift_card" ? `Gift card ${esc(p.provider_ref ?? "")}` : "QR"} ${money(p.amount)}`;
@@ -660,7 +666,8 @@ async function voidSale(button) {
   const t = ui.txn;
   if (!t) return;
   if (isOpen(t)) {
-    const paid = t.paid ?? 0;
+    // Gift card tenders on an open sale are released, not handed back.
+    const paid = (t.paid ?? 0) - onCards(t);
     if (!paid) {
       const ok = await confirmDanger("Cancel this sale?",
         `${t.lines.length} line(s), total ${money(t.totals.total)}. The items are not sold.`, "Cancel the sale");
@@ -688,7 +695,7 @@ async function voidSale(button) {
   if (!approval) return;
   await act(button, async () => {
     ui.txn = await approved(() => api("POST", `/transactions/${t.txn_id}/void`, { reason: approval.reason, approval: approval.approval }));
-    await showReceipt(ui.txn, `Sale ${t.txn_id} voided`, "Hand back", t.totals.total);
+    await showReceipt(ui.txn, `Sale ${t.txn_id} voided`, "Hand back", t.totals.total - onCards(t));
     say(`Sale ${t.txn_id} voided, approved by ${approval.approval.employee_id}.`, "info");
   });
 }
@@ -738,8 +745,8 @@ async function refundSale(button) {
   await act(button, async () => {
     await api("POST", `/transactions/${t.txn_id}/refund`, { reason: approval.reason });
     ui.txn = await approved(() => api("POST", `/transactions/${t.txn_id}/refund/approve`, { approval: approval.approval }));
-    await showReceipt(ui.txn, `Sale ${t.txn_id} refunded`, "Hand back", t.totals.total);
-    say(`Sale ${t.txn_id} refunded: hand back ${money(t.totals.total)}.`, "info");
+    await showReceipt(ui.txn, `Sale ${t.txn_id} refunded`, "Hand back", t.totals.total - onCards(t));
+    say(`Sale ${t.txn_id} refunded: hand back ${money(t.totals.total - onCards(t))}${onCards(t) ? `; ${money(onCards(t))} goes back on the gift card` : ""}.`, "info");
   });
 }
 
@@ -1103,7 +1110,7 @@ async function salesAction(ev) {
   await act(b, async () => {
     if (b.dataset.act === "approve") {
       const t = await api("POST", `/transactions/${id}/refund/approve`, {});
-      say(`Sale ${id} refunded: hand back ${money(t.totals.total)}.`, "info");
+      say(`Sale ${id} refunded: hand back ${money(t.totals.total - onCards(t))}${onCards(t) ? `; ${money(onCards(t))} goes back on the gift card` : ""}.`, "info");
     } else {
       await api("POST", `/transactions/${id}/refund/decline`, { reason: "declined at the back office" });
       say(`The refund of sale ${id} was declined.`, "info");

@@ -16,9 +16,11 @@ impl Till {
             let now = self.now();
             // An open transaction is abandoned: nothing was sold. One holding money needs a
             // manager: its captured payments are handed back and its pending ones cancelled.
+            // A gift card tender is only released (nothing was spent of the card yet).
             let holds_money = self.core().drafts.get(id).map(|d| {
                 d.payments.iter().any(|p| {
                     matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
+                        && p.method != Method::GiftCard
                 })
             });
             let open_approver = match holds_money {
@@ -126,6 +128,7 @@ impl Till {
                     now,
                 )];
                 events.extend(restock(&mut core.replica, &sale, &s.employee_id, now));
+                events.extend(credit_cards(&mut core.replica, &sale, &s.employee_id, now));
                 let rec = audit_rec(
                     now,
                     &s.employee_id,
@@ -229,6 +232,7 @@ impl Till {
                     now,
                 )];
                 events.extend(restock(&mut core.replica, &sale, &s.employee_id, now));
+                events.extend(credit_cards(&mut core.replica, &sale, &s.employee_id, now));
                 if let Some(c) = &sale.customer_id
                     && sale.points_earned != 0
                 {
@@ -408,6 +412,24 @@ impl Till {
             reprint,
         })
     }
+}
+
+/// What a voided or refunded sale paid by gift card goes back onto the card (never out in
+/// cash): the rights are created at this till, like a top-up, online or not.
+fn credit_cards(replica: &mut Replica, sale: &Sale, by: &str, now: u64) -> Vec<Event> {
+    Replica::gift_card_tenders(sale)
+        .into_iter()
+        .filter(|(_, amount)| *amount > 0)
+        .map(|(card, amount)| {
+            replica.issue_gift_card(
+                &card,
+                i64::try_from(amount).unwrap_or(i64::MAX),
+                by,
+                "refund",
+                now,
+            )
+        })
+        .collect()
 }
 
 /// Stock events putting every unit of a voided or refunded sale back.
