@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Client, Pki, TestTill, demo_barcode, mesh_config};
+use support::{Client, Pki, TestTill, basket, mesh_config};
 
 const CARD: &str = "GC-TEST-0001";
 
@@ -43,27 +43,6 @@ async fn converged(tills: &[TestTill]) {
         assert!(tokio::time::Instant::now() < deadline, "never converged");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A checked-out basket: its id and what is due.
-async fn basket(c: &Client, items: usize) -> (String, i64) {
-    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for i in 0..items {
-        c.post(
-            &format!("/api/v1/transactions/{id}/items"),
-            json!({"barcode": demo_barcode(i % 4)}),
-        )
-        .await
-        .expect(200);
-    }
-    let t = c
-        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
-        .await
-        .expect(200);
-    (id, t["totals"]["total"].as_i64().unwrap())
 }
 
 async fn pay_card(c: &Client, id: &str, amount: i64) -> support::Answer {

@@ -6,26 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Client, TestTill, demo_barcode};
-
-/// Rings up one item and checks out: the sale's id and total.
-async fn checked_out(c: &Client) -> (String, i64) {
-    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.post(
-        &format!("/api/v1/transactions/{id}/items"),
-        json!({"barcode": demo_barcode(3)}),
-    )
-    .await
-    .expect(200);
-    let t = c
-        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
-        .await
-        .expect(200);
-    (id, t["totals"]["total"].as_i64().unwrap())
-}
+use support::{Client, TestTill, basket};
 
 async fn qr(c: &Client, id: &str, amount: i64) -> support::Answer {
     c.post(
@@ -71,7 +52,7 @@ async fn qr_payments_are_captured_declined_expired_and_timed_out_by_the_provider
     let c = till.client().login("E001", "1111").await;
 
     // Captured: the sale is paid by QR alone, with the provider's reference.
-    let (id, total) = checked_out(&c).await;
+    let (id, total) = basket(&c, 4).await;
     let t = qr(&c, &id, total).await.expect(200);
     let pid = last_payment(&t);
     assert_eq!(t["payments"][0]["status"], "PENDING");
@@ -88,7 +69,7 @@ async fn qr_payments_are_captured_declined_expired_and_timed_out_by_the_provider
     assert_eq!(done["payments"][0]["method"], "qr");
 
     // Declined by the customer (the sandbox declines amounts ending in 13): not paid.
-    let (id, total) = checked_out(&c).await;
+    let (id, total) = basket(&c, 4).await;
     let t = qr(&c, &id, 2013).await.expect(200);
     support::wait_payment(&c, &last_payment(&t), "FAILED").await;
     c.post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
@@ -176,7 +157,7 @@ async fn notifications_are_checked_by_signature_and_applied_once() {
     let store = cfg.store.store_id.clone();
     let till = TestTill::start_with(cfg, dir).await;
     let c = till.client().login("E001", "1111").await;
-    let (id, total) = checked_out(&c).await;
+    let (id, total) = basket(&c, 4).await;
     // The customer has not paid yet (the sandbox waits on amounts ending in 14).
     let amount = total - total.rem_euclid(100) - 86; // ends in 14
     assert_eq!(amount.rem_euclid(100), 14);
@@ -259,7 +240,7 @@ async fn a_till_without_a_provider_takes_no_qr_payment() {
     cfg.payments.qr = None;
     let till = TestTill::start_with(cfg, dir).await;
     let c = till.client().login("E001", "1111").await;
-    let (id, total) = checked_out(&c).await;
+    let (id, total) = basket(&c, 4).await;
     let e = qr(&c, &id, total)
         .await
         .expect_error(409, "qr_not_configured");

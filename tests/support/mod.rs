@@ -121,6 +121,28 @@ pub async fn sandbox_pay(store_id: &str, payment_id: &str) -> Value {
         .expect("JSON")
 }
 
+/// A new sale with `items` demo products (one each of the first four, in turn), checked out:
+/// its id and what is due.
+pub async fn basket(c: &Client, items: usize) -> (String, i64) {
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..items {
+        c.post(
+            &format!("/api/v1/transactions/{id}/items"),
+            json!({"barcode": demo_barcode(i % 4)}),
+        )
+        .await
+        .expect(200);
+    }
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    (id, t["totals"]["total"].as_i64().unwrap())
+}
+
 /// Waits (up to 15 s) for payment `pid` to reach `status`; the payment.
 pub async fn wait_payment(c: &Client, pid: &str, status: &str) -> Value {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);

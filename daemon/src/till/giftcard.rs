@@ -243,16 +243,7 @@ impl Till {
                     ));
                 };
                 let balance = c.value();
-                let Core {
-                    drafts,
-                    pay,
-                    expired_qr,
-                    ..
-                } = core;
-                let d = drafts.get_mut(id).expect("checked by edit_draft");
-                pay::takes_payment(d)?;
-                late::refresh_payments(pay, expired_qr, d, now);
-                let due = payment::remaining_due(d.cart.totals().total, &d.payments);
+                let (d, due) = pay::taking_payment(core, id, now)?;
                 let spendable = held.saturating_sub(reserved);
                 let amount = req.amount.unwrap_or_else(|| due.min(as_i64(balance)));
                 if amount <= 0 || amount > due {

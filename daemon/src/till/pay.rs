@@ -56,7 +56,7 @@ impl PayBook {
 }
 
 /// The transaction can take a payment now.
-pub(super) fn takes_payment(d: &Draft) -> Result<(), TillError> {
+fn takes_payment(d: &Draft) -> Result<(), TillError> {
     if d.status != Status::PendingPayment {
         return Err(TillError::conflict(
             "invalid_transition",
@@ -70,6 +70,26 @@ pub(super) fn takes_payment(d: &Draft) -> Result<(), TillError> {
         return Err(payment::PaymentError::TooMany.into());
     }
     Ok(())
+}
+
+/// Sale `id`, ready to take a payment (its payments brought up to date with the provider),
+/// and what is still due on it.
+pub(super) fn taking_payment<'a>(
+    core: &'a mut Core,
+    id: &str,
+    now: u64,
+) -> Result<(&'a mut Draft, i64), TillError> {
+    let Core {
+        drafts,
+        pay,
+        expired_qr,
+        ..
+    } = core;
+    let d = drafts.get_mut(id).ok_or_else(|| missing_draft(id))?;
+    takes_payment(d)?;
+    late::refresh_payments(pay, expired_qr, d, now);
+    let due = payment::remaining_due(d.cart.totals().total, &d.payments);
+    Ok((d, due))
 }
 
 /// A pending QR payment the cashier or a void gives up on: cancelled at the till, unless
@@ -198,22 +218,13 @@ impl Till {
         let (pid, amount) = {
             let now = self.now();
             let mut core = self.core();
-            let Core {
-                drafts,
-                pay,
-                expired_qr,
-                ..
-            } = &mut *core;
-            let d = drafts.get_mut(id).ok_or_else(|| missing_draft(id))?;
-            if d.held.is_some() {
+            if core.drafts.get(id).is_some_and(|d| d.held.is_some()) {
                 return Err(TillError::conflict(
                     "on_hold",
                     "this sale is on hold: recall it first",
                 ));
             }
-            takes_payment(d)?;
-            late::refresh_payments(pay, expired_qr, d, now);
-            let due = payment::remaining_due(d.cart.totals().total, &d.payments);
+            let (d, due) = taking_payment(&mut core, id, now)?;
             let amount = req.amount.unwrap_or(due);
             payment::check_qr_amount(amount, due)?;
             (format!("{}-P{}", d.txn_id, d.payments.len() + 1), amount)
@@ -238,16 +249,7 @@ impl Till {
         let provider_name = "momo".to_string();
         let out = self
             .edit_draft(s, "transaction.payment", id, |core, now| {
-                let Core {
-                    drafts,
-                    pay,
-                    expired_qr,
-                    ..
-                } = core;
-                let d = drafts.get_mut(id).expect("checked by edit_draft");
-                takes_payment(d)?;
-                late::refresh_payments(pay, expired_qr, d, now);
-                let due = payment::remaining_due(d.cart.totals().total, &d.payments);
+                let (d, due) = taking_payment(core, id, now)?;
                 if format!("{}-P{}", d.txn_id, d.payments.len() + 1) != pid || amount > due {
                     return Err(TillError::conflict(
                         "payment_changed",

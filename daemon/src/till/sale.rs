@@ -407,16 +407,7 @@ impl Till {
             Method::Cash => {}
         }
         self.edit_draft(s, "transaction.payment", id, |core, now| {
-            let Core {
-                drafts,
-                pay,
-                expired_qr,
-                ..
-            } = core;
-            let d = drafts.get_mut(id).expect("checked by edit_draft");
-            pay::takes_payment(d)?;
-            late::refresh_payments(pay, expired_qr, d, now);
-            let due = payment::remaining_due(d.cart.totals().total, &d.payments);
+            let (d, due) = pay::taking_payment(core, id, now)?;
             // Payments are never removed from a transaction (a cancelled one stays), so the
             // position names a payment uniquely, across restarts too.
             let pid = format!("{}-P{}", d.txn_id, d.payments.len() + 1);
