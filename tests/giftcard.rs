@@ -301,3 +301,281 @@ async fn open_sales_hold_what_they_tendered() {
     let v = c.get("/api/v1/giftcards/GC-TEST-0002").await.expect(200);
     assert_eq!(v["spendable_here"], 700, "{v}");
 }
+
+const COUPON: &str = "CP-TEST-0001";
+
+fn paid_by(sale: &Value, method: &str) -> i64 {
+    sale["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["method"] == method && p["status"] == "CAPTURED")
+        .map(|p| p["amount"].as_i64().unwrap())
+        .sum()
+}
+
+/// A single-use coupon is spent by one tender at one till: across a split the till without
+/// its rights cannot take it, and after the heal it is known as used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coupon_is_used_once_across_a_split() {
+    let pki = Pki::new("S001");
+    let tills = store(&pki).await;
+    let c1 = tills[0].client().login("E001", "1111").await;
+    let c2 = tills[1].client().login("E002", "2222").await;
+    let manager = json!({"employee_id": "M001", "pin": "9999"});
+    // A cashier alone cannot issue one; bad values change nothing.
+    c1.post("/api/v1/coupons", json!({"code": COUPON, "value": 500}))
+        .await
+        .expect_error(403, "approval_required");
+    c1.post(
+        "/api/v1/coupons",
+        json!({"code": COUPON, "value": 0, "approval": manager}),
+    )
+    .await
+    .expect_error(422, "wrong_amount");
+    c1.get(&format!("/api/v1/coupons/{COUPON}"))
+        .await
+        .expect_error(404, "unknown_coupon");
+    // Issued offline-capable, by a manager.
+    let v = c1
+        .post(
+            "/api/v1/coupons",
+            json!({"code": COUPON, "value": 500, "approval": manager}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        (v["kind"].as_str(), v["balance"].as_i64()),
+        (Some("coupon"), Some(500))
+    );
+    c1.post(
+        "/api/v1/coupons",
+        json!({"code": COUPON, "value": 500, "approval": manager}),
+    )
+    .await
+    .expect_error(409, "card_exists");
+    // A coupon is not a gift card: the gift card endpoint does not show it.
+    c1.get(&format!("/api/v1/giftcards/coupon:{COUPON}"))
+        .await
+        .expect_error(404, "unknown_card");
+    let big = c1
+        .post(
+            "/api/v1/coupons",
+            json!({"code": "CP-TEST-BIG1", "value": 5_000_000, "approval": manager}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(big["balance"], 5_000_000);
+    converged(&tills).await;
+
+    split(&tills, true);
+    let (id1, _) = basket(&c1, 2).await;
+    let (id2, total2) = basket(&c2, 2).await;
+    // Worth more than the sale: spent whole or not at all.
+    assert!(total2 < 5_000_000);
+    c1.post(
+        &format!("/api/v1/transactions/{id1}/payments"),
+        json!({"method": "coupon", "card": "CP-TEST-BIG1"}),
+    )
+    .await
+    .expect_error(422, "wrong_amount");
+    let coupon = |amount: Option<i64>| {
+        let mut b = json!({"method": "coupon", "card": COUPON});
+        if let Some(a) = amount {
+            b["amount"] = json!(a);
+        }
+        b
+    };
+    c1.post(
+        &format!("/api/v1/transactions/{id1}/payments"),
+        coupon(Some(200)),
+    )
+    .await
+    .expect_error(422, "wrong_amount");
+    c1.post(
+        &format!("/api/v1/transactions/{id1}/payments"),
+        coupon(None),
+    )
+    .await
+    .expect(200);
+    assert_eq!(paid_by(&finish(&c1, &id1).await, "coupon"), 500);
+    // The other side of the split holds no rights to it, and nobody it reaches does.
+    c2.post(
+        &format!("/api/v1/transactions/{id2}/payments"),
+        coupon(None),
+    )
+    .await
+    .expect_error(409, "rights_elsewhere");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    c2.post(
+        &format!("/api/v1/transactions/{id2}/payments"),
+        coupon(None),
+    )
+    .await
+    .expect_error(409, "rights_elsewhere");
+
+    split(&tills, false);
+    converged(&tills).await;
+    c2.post(
+        &format!("/api/v1/transactions/{id2}/payments"),
+        coupon(None),
+    )
+    .await
+    .expect_error(422, "coupon_used");
+    finish(&c2, &id2).await;
+    for (t, c) in tills.iter().zip([&c1, &c2]) {
+        let v = c
+            .get(&format!("/api/v1/coupons/{COUPON}"))
+            .await
+            .expect(200);
+        assert_eq!(v["balance"], 0, "{v}");
+        let state = t.till().state();
+        let acc = &state.gift_cards[&format!("coupon:{COUPON}")];
+        assert_eq!((acc.created_total(), acc.spent_total()), (500, 500));
+    }
+}
+
+/// Store credit: a return refunded to credit (a sale with a customer), spent as a tender of
+/// another sale by the same customer, never below zero; a manager's goodwill credit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_credit_from_a_return_is_spent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let till = TestTill::start_with(support::test_config(dir.path()), dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let manager = json!({"employee_id": "M001", "pin": "9999"});
+    c.send(
+        reqwest::Method::PUT,
+        "/api/v1/customers/C-1",
+        Some(json!({"name": "An"})),
+    )
+    .await
+    .unwrap()
+    .expect(200);
+    let credit = || c.get("/api/v1/customers/C-1/credit");
+    assert_eq!(credit().await.expect(200)["balance"], 0);
+    c.get("/api/v1/customers/C-404/credit")
+        .await
+        .expect_error(404, "unknown_customer");
+
+    // A sale without a customer cannot be refunded to credit, nor paid by it.
+    let (anon, _) = basket(&c, 1).await;
+    c.post(
+        &format!("/api/v1/transactions/{anon}/payments"),
+        json!({"method": "store_credit"}),
+    )
+    .await
+    .expect_error(422, "no_customer");
+    let anon_sale = finish(&c, &anon).await;
+    let line = anon_sale["lines"][0]["line_no"].as_u64().unwrap();
+    c.post(
+        &format!("/api/v1/transactions/{anon}/return"),
+        json!({"lines": [{"line_no": line, "quantity": 1}], "approval": manager, "refund_to": "store_credit"}),
+    )
+    .await
+    .expect_error(422, "no_customer");
+
+    // The customer's sale, one unit returned to store credit.
+    let (id, _) = customer_basket(&c, "C-1", 2).await;
+    let sale = finish(&c, &id).await;
+    let line = sale["lines"][0]["line_no"].as_u64().unwrap();
+    let line_total = sale["lines"][0]["total"].as_i64().unwrap();
+    let qty = sale["lines"][0]["quantity"].as_i64().unwrap();
+    c.post(
+        &format!("/api/v1/transactions/{id}/return"),
+        json!({"lines": [{"line_no": line, "quantity": 1}], "approval": manager, "refund_to": "store_credit"}),
+    )
+    .await
+    .expect(200);
+    let returned = line_total / qty;
+    let v = credit().await.expect(200);
+    assert_eq!(
+        (v["kind"].as_str(), v["balance"].as_i64()),
+        (Some("store_credit"), Some(returned)),
+        "{v}"
+    );
+
+    // Goodwill credit needs a manager and a reason.
+    c.post(
+        "/api/v1/customers/C-1/credit",
+        json!({"amount": 300, "reason": "late delivery"}),
+    )
+    .await
+    .expect_error(403, "approval_required");
+    c.post(
+        "/api/v1/customers/C-1/credit",
+        json!({"amount": 300, "reason": " ", "approval": manager}),
+    )
+    .await
+    .expect_error(400, "bad_reason");
+    let v = c
+        .post(
+            "/api/v1/customers/C-1/credit",
+            json!({"amount": 300, "reason": "late delivery", "approval": manager}),
+        )
+        .await
+        .expect(200);
+    let balance = returned + 300;
+    assert_eq!(v["balance"].as_i64(), Some(balance), "{v}");
+
+    // Spent on the customer's next sale, up to the balance and no further.
+    let (next, total) = customer_basket(&c, "C-1", 4).await;
+    let t = c
+        .post(
+            &format!("/api/v1/transactions/{next}/payments"),
+            json!({"method": "store_credit"}),
+        )
+        .await
+        .expect(200);
+    let took = paid_by(&t, "store_credit");
+    assert_eq!(took, balance.min(total));
+    let done = finish(&c, &next).await;
+    assert_eq!(paid_by(&done, "store_credit"), took);
+    let receipt = c
+        .get(&format!("/api/v1/receipts/{next}?format=text"))
+        .await
+        .expect(200);
+    assert!(
+        receipt.as_str().unwrap().contains("STORE CREDIT"),
+        "{receipt}"
+    );
+    assert_eq!(
+        credit().await.expect(200)["balance"].as_i64(),
+        Some(balance - took)
+    );
+    if balance - took == 0 {
+        let (again, _) = customer_basket(&c, "C-1", 1).await;
+        c.post(
+            &format!("/api/v1/transactions/{again}/payments"),
+            json!({"method": "store_credit"}),
+        )
+        .await
+        .expect_error(422, "wrong_amount");
+    }
+}
+
+/// A checked-out basket of `items` demo products for customer `customer`: (id, total).
+async fn customer_basket(c: &Client, customer: &str, items: usize) -> (String, i64) {
+    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post(
+        &format!("/api/v1/transactions/{id}/customer"),
+        json!({"customer_id": customer}),
+    )
+    .await
+    .expect(200);
+    for i in 0..items {
+        c.post(
+            &format!("/api/v1/transactions/{id}/items"),
+            json!({"barcode": support::demo_barcode(i % 4)}),
+        )
+        .await
+        .expect(200);
+    }
+    let t = c
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200);
+    (id, t["totals"]["total"].as_i64().unwrap())
+}

@@ -28,6 +28,9 @@ function money(minor) {
 const WORDS = {
   store_offline: "The store is offline: QR payments and gift cards need head office. Take cash.",
   unknown_barcode: "That barcode is not in the catalog. Check the number, or show the product to the camera.",
+  coupon_used: "That coupon was used already: it is single-use.",
+  no_customer: "Store credit is the customer's: attach the customer to the sale first.",
+  no_credit: "This customer has no store credit.",
   invalid_barcode: "That is not a valid barcode. Check the number and scan or type it again.",
   inactive_item: "This product is no longer sold. Ask a manager.",
   duplicate_scan: "The scanner read that twice; it was added once.",
@@ -133,17 +136,31 @@ function show(view) {
 const isOpen = (t) => t && (t.status === "DRAFT" || t.status === "PENDING_PAYMENT");
 const captured = (t) => (t?.payments ?? []).filter((p) => p.status === "CAPTURED");
 
-/** What a paid sale took on gift cards: a void or refund puts it back on the card. */
+const STORED = ["gift_card", "store_credit", "coupon"];
+
+/** What a paid sale took on gift cards, store credit or coupons: a void or refund puts it
+ *  back on them, never out in cash. */
 function onCards(t) {
-  return (t?.payments ?? []).filter((p) => p.method === "gift_card" && p.status === "CAPTURED")
+  return (t?.payments ?? []).filter((p) => STORED.includes(p.method) && p.status === "CAPTURED")
     .reduce((a, p) => a + p.amount, 0);
+}
+
+/** A payment's method in words. */
+function methodName(p) {
+  switch (p.method) {
+    case "cash": return "Cash";
+    case "gift_card": return `Gift card ${esc(p.provider_ref ?? "")}`;
+    case "store_credit": return "Store credit";
+    case "coupon": return `Coupon ${esc((p.provider_ref ?? "").replace(/^coupon:/, ""))}`;
+    default: return "QR";
+  }
 }
 
 function paymentRows(t, undo) {
   return (t?.payments ?? []).filter((p) => p.status === "CAPTURED" || p.status === "CANCELLED").map((p) => {
-    const what = `${p.method === "cash" ? "Cash" : p.method === "gift_card" ? `Gift card ${esc(p.provider_ref ?? "")}` : "QR"} ${money(p.amount)}`;
-    if (p.status === "CANCELLED") return `<li class="cancelled"><span>${what}</span><span>${p.method === "gift_card" ? "released" : "handed back"}</span></li>`;
-    const btn = undo && (p.method === "cash" || p.method === "gift_card") && isOpen(t)
+    const what = `${methodName(p)} ${money(p.amount)}`;
+    if (p.status === "CANCELLED") return `<li class="cancelled"><span>${what}</span><span>${STORED.includes(p.method) ? "released" : "handed back"}</span></li>`;
+    const btn = undo && (p.method === "cash" || STORED.includes(p.method)) && isOpen(t)
       ? `<button type="button" class="undo small" data-pay="${esc(p.payment_id)}">Undo</button>` : "";
     return `<li><span>${what}${p.change ? ` (received ${money(p.tendered)}, change ${money(p.change)})` : ""}</span>${btn}</li>`;
   }).join("");
@@ -195,8 +212,11 @@ function renderTxn() {
   $("pay-cash").disabled = empty || (!!t && !live);
   $("pay-qr").disabled = empty || (!!t && !live) || !!ui.onlineRefused;
   $("pay-qr").title = ui.onlineRefused || "";
-  // A gift card is spent offline too, within the rights this till holds.
+  // Gift cards, coupons and store credit are spent offline too, within the rights this till
+  // holds; store credit is the attached customer's.
   $("pay-gift").disabled = empty || (!!t && !live);
+  $("pay-coupon").disabled = empty || (!!t && !live);
+  $("pay-credit").disabled = empty || (!!t && !live) || !t?.customer_id;
   $("void").disabled = !live;
   $("customer").disabled = !live || !!t.held_by;
   $("customer").textContent = t?.customer_id ? `Customer ${t.customer_id}` : "Customer";
@@ -599,25 +619,32 @@ async function payQr() {
   });
 }
 
-/** Pays with a gift card: what is due, or the card's balance if less. Short of rights at
- *  this till, the till says so (it asked the other tills) and the cashier tries again. */
-async function payGift() {
-  await act($("pay-gift"), async () => {
+/** Pays with stored value: a gift card (what is due, or its balance if less), a coupon
+ *  (spent whole) or the customer's store credit. Short of rights at this till, the till says
+ *  so (it asked the other tills) and the cashier tries again. */
+async function payStored(button, method) {
+  await act($(button), async () => {
     const card = $("gift-code").value.trim().toUpperCase();
-    if (!card) { say("Scan or type the gift card's code first."); $("gift-code").focus(); return; }
+    const label = { gift_card: "Gift card", coupon: "Coupon", store_credit: "Store credit" }[method];
+    if (!card && method !== "store_credit") {
+      say(`Scan or type the ${label.toLowerCase()}'s code first.`); $("gift-code").focus(); return;
+    }
     const t = await checkout();
-    ui.txn = await api("POST", `/transactions/${t.txn_id}/payments`, { method: "gift_card", card });
+    const body = method === "store_credit" ? { method } : { method, card };
+    ui.txn = await api("POST", `/transactions/${t.txn_id}/payments`, body);
     $("gift-code").value = "";
     const pay = ui.txn.payments[ui.txn.payments.length - 1];
     if (ui.txn.remaining_due > 0) {
       renderTxn();
       show("sale-view");
-      say(`Gift card paid ${money(pay.amount)}; still to pay ${money(ui.txn.remaining_due)}.`, "info");
+      say(`${label} paid ${money(pay.amount)}; still to pay ${money(ui.txn.remaining_due)}.`, "info");
       return;
     }
     await finish(ui.txn.change_due);
   });
 }
+
+const payGift = () => payStored("pay-gift", "gift_card");
 
 function pollQr(paymentId) {
   clearTimeout(ui.qrTimer);
@@ -746,7 +773,7 @@ async function refundSale(button) {
     await api("POST", `/transactions/${t.txn_id}/refund`, { reason: approval.reason });
     ui.txn = await approved(() => api("POST", `/transactions/${t.txn_id}/refund/approve`, { approval: approval.approval }));
     await showReceipt(ui.txn, `Sale ${t.txn_id} refunded`, "Hand back", t.totals.total - onCards(t));
-    say(`Sale ${t.txn_id} refunded: hand back ${money(t.totals.total - onCards(t))}${onCards(t) ? `; ${money(onCards(t))} goes back on the gift card` : ""}.`, "info");
+    say(`Sale ${t.txn_id} refunded: hand back ${money(t.totals.total - onCards(t))}${onCards(t) ? `; ${money(onCards(t))} goes back on the gift card, coupon or store credit` : ""}.`, "info");
   });
 }
 
@@ -1110,7 +1137,7 @@ async function salesAction(ev) {
   await act(b, async () => {
     if (b.dataset.act === "approve") {
       const t = await api("POST", `/transactions/${id}/refund/approve`, {});
-      say(`Sale ${id} refunded: hand back ${money(t.totals.total - onCards(t))}${onCards(t) ? `; ${money(onCards(t))} goes back on the gift card` : ""}.`, "info");
+      say(`Sale ${id} refunded: hand back ${money(t.totals.total - onCards(t))}${onCards(t) ? `; ${money(onCards(t))} goes back on the gift card, coupon or store credit` : ""}.`, "info");
     } else {
       await api("POST", `/transactions/${id}/refund/decline`, { reason: "declined at the back office" });
       say(`The refund of sale ${id} was declined.`, "info");
@@ -1301,6 +1328,8 @@ async function init() {
   $("pay-cash").addEventListener("click", payCash);
   $("pay-qr").addEventListener("click", payQr);
   $("pay-gift").addEventListener("click", payGift);
+  $("pay-coupon").addEventListener("click", () => payStored("pay-coupon", "coupon"));
+  $("pay-credit").addEventListener("click", () => payStored("pay-credit", "store_credit"));
   $("qr-cancel").addEventListener("click", cancelQr);
   $("cash-form").addEventListener("submit", takeCash);
   $("cash-back").addEventListener("click", backToSale);

@@ -18,10 +18,27 @@ pub enum Method {
     Cash,
     /// QR code through a payment provider.
     Qr,
-    /// A gift card or store credit of this store (the card's code in `provider_ref`),
-    /// spent within the rights this till holds to its balance (escrow). Sales that take it
-    /// are recorded as `WeighedSaleRecorded`, a kind release 0.1.0 keeps unapplied.
+    /// A gift card of this store (the card's code in `provider_ref`), spent within the
+    /// rights this till holds to its balance (escrow). Sales that take it are recorded as
+    /// `WeighedSaleRecorded`, a kind release 0.1.0 keeps unapplied.
     GiftCard,
+    /// The sale's customer's store credit (account [`credit_account`] in `provider_ref`),
+    /// spent like a gift card.
+    StoreCredit,
+    /// A single-use coupon (account [`coupon_account`] in `provider_ref`): its whole value
+    /// is spent by one tender, so it is used once across every till.
+    Coupon,
+}
+
+/// The stored-value account of customer `customer`'s store credit. Gift card codes are
+/// upper-case letters, digits and `-`, so no card code is ever an account of another kind.
+pub fn credit_account(customer: &str) -> String {
+    format!("credit:{customer}")
+}
+
+/// The stored-value account of coupon `code`.
+pub fn coupon_account(code: &str) -> String {
+    format!("coupon:{code}")
 }
 
 impl Method {
@@ -31,7 +48,18 @@ impl Method {
             Method::Cash => "cash",
             Method::Qr => "qr",
             Method::GiftCard => "gift_card",
+            Method::StoreCredit => "store_credit",
+            Method::Coupon => "coupon",
         }
+    }
+
+    /// Whether this method spends a stored-value account (a gift card, store credit or a
+    /// coupon: a bounded counter named by the payment's `provider_ref`).
+    pub fn spends_balance(self) -> bool {
+        matches!(
+            self,
+            Method::GiftCard | Method::StoreCredit | Method::Coupon
+        )
     }
 }
 

@@ -110,6 +110,8 @@ impl Receipt {
                         .collect();
                     format!("GIFT CARD ..{tail}")
                 }
+                (_, crate::payment::Method::StoreCredit) => "STORE CREDIT".to_string(),
+                (_, crate::payment::Method::Coupon) => "COUPON".to_string(),
                 (Some(name), _) => format!("{} ({name})", p.method.as_str().to_uppercase()),
                 (None, _) => p.method.as_str().to_uppercase(),
             };
@@ -117,9 +119,9 @@ impl Receipt {
             if p.change > 0 {
                 line(two_cols("Change", &m(p.change)));
             }
-            // A gift card's code is its bearer's money: never printed whole.
+            // A gift card's or coupon's code is its bearer's money: never printed whole.
             if let Some(r) = &p.provider_ref
-                && p.method != crate::payment::Method::GiftCard
+                && !p.method.spends_balance()
             {
                 line(format!("  ref {r}"));
             }

@@ -119,12 +119,12 @@ impl Replica {
         self.try_record_sale(sale, now_ms).unwrap_or_default()
     }
 
-    /// Gift-card tenders of a sale: minor units per card.
+    /// Stored-value tenders of a sale (gift cards, store credit, coupons): minor units per
+    /// account.
     pub fn gift_card_tenders(sale: &Sale) -> BTreeMap<String, u64> {
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
         for p in sale.payments.iter().filter(|p| {
-            p.method == crate::payment::Method::GiftCard
-                && p.status == crate::payment::PaymentStatus::Captured
+            p.method.spends_balance() && p.status == crate::payment::PaymentStatus::Captured
         }) {
             let card = p.provider_ref.clone().unwrap_or_default();
             let e = out.entry(card).or_default();

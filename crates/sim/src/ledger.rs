@@ -29,12 +29,19 @@ pub struct Ledger {
     pub adjustments: Vec<(String, i64)>,
     /// Refusals by code (offline limit, out of stock, ...), and unexpected failures.
     pub refused: BTreeMap<String, u64>,
-    /// Gift cards activated with an acknowledgement: card -> amount loaded.
+    /// Stored-value accounts loaded with an acknowledgement (gift cards by code, store
+    /// credit as `credit:{customer}`, coupons as `coupon:{code}`): account -> amount.
     pub gift_loaded: BTreeMap<String, i64>,
-    /// Gift card tenders of acknowledged sales: `(card, amount, txn id)`.
+    /// Stored-value tenders of acknowledged sales: `(account, amount, txn id)`.
     pub gift_spent: Vec<(String, i64, String)>,
-    /// Gift card tenders tried.
+    /// Stored-value tenders tried (gift cards and store credit; coupons are counted apart).
     pub gift_tried: u64,
-    /// Gift card tenders refused for lack of rights at the till (`rights_elsewhere`).
+    /// Of those, refused for lack of rights at the till (`rights_elsewhere`).
     pub gift_refused: u64,
+    /// Tenders tried per kind (`gift_card`, `store_credit`, `coupon`, `coupon_again`).
+    pub tried_by_kind: BTreeMap<String, u64>,
+    /// Tenders refused per kind and code.
+    pub refused_by_kind: BTreeMap<String, u64>,
+    /// The next coupon a customer presents.
+    pub coupon_next: u64,
 }

@@ -103,12 +103,15 @@ pub fn fuzz_scenario(seed: u64) -> Scenario {
         tills,
         duration_s,
         settle_s: 120,
-        // Gift cards tendered at random tills through the random faults: no card is
-        // spent past its balance, and no acknowledged tender is lost.
+        // Gift cards, store credit and single-use coupons tendered at random tills through
+        // the random faults: no account is spent past its balance, and no acknowledged
+        // tender is lost.
         workload: scenario::Workload {
             price_changes: 1,
             gift_cards: 3,
             gift_every: 3,
+            credits: 2,
+            coupons: 30,
             ..Default::default()
         },
         timing: scenario::SimTiming::default(),

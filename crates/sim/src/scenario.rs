@@ -96,8 +96,18 @@ pub struct Workload {
     pub gift_cards: u64,
     /// Amount loaded on each, minor units.
     pub gift_card_amount: i64,
-    /// One sale in this many tenders a gift card for part of it (0: none).
+    /// One sale in this many tenders stored value for part of it (a gift card, a
+    /// customer's store credit or a coupon, drawn among those the run has; 0: none).
     pub gift_every: u64,
+    /// Customers the first till gives store credit at the start (0: none).
+    pub credits: u64,
+    /// Store credit given to each, minor units.
+    pub credit_amount: i64,
+    /// Single-use coupons the first till issues at the start (0: none). Each is presented
+    /// once; one in four is presented a second time, at another till (a double spend).
+    pub coupons: u64,
+    /// What each coupon is worth, minor units.
+    pub coupon_value: i64,
 }
 
 impl Default for Workload {
@@ -114,6 +124,10 @@ impl Default for Workload {
             gift_cards: 0,
             gift_card_amount: 3_000_000,
             gift_every: 0,
+            credits: 0,
+            credit_amount: 1_000_000,
+            coupons: 0,
+            coupon_value: 2_000,
         }
     }
 }

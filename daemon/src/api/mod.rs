@@ -87,6 +87,12 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/giftcards", post(activate_gift_card))
         .route("/api/v1/giftcards/{card}", get(gift_card))
         .route("/api/v1/giftcards/{card}/top-up", post(top_up_gift_card))
+        .route("/api/v1/coupons", post(issue_coupon))
+        .route("/api/v1/coupons/{code}", get(coupon))
+        .route(
+            "/api/v1/customers/{id}/credit",
+            get(store_credit).post(credit_customer),
+        )
         .route("/api/v1/payments/late", get(late_captures))
         .route(
             "/api/v1/payments/late/{id}/refund",
@@ -458,7 +464,7 @@ const TILL_ERRORS: &[(&str, &str)] = &[
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund, return_items,
         payment_status, payment_qr, cancel_payment, receipt, end_of_day, history, search, favourites, customers_by_phone, decline_refund, cashiers, unlock, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
-        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, redeem_token, late_captures, refund_late_capture, momo_notification, activate_gift_card, top_up_gift_card, gift_card, upsert_customer, get_customer,
+        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, redeem_token, late_captures, refund_late_capture, momo_notification, activate_gift_card, top_up_gift_card, gift_card, issue_coupon, coupon, store_credit, credit_customer, upsert_customer, get_customer,
         recognize, enroll
     )
 )]

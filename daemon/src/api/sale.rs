@@ -289,13 +289,27 @@ pub struct ReturnRequest {
     pub reason: String,
     /// Manager approval.
     pub approval: Option<Approval>,
+    /// Where the money goes: `cash` (default) or `store_credit` (the sale's customer's).
+    #[serde(default)]
+    pub refund_to: RefundTo,
+}
+
+/// Where a return's money goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundTo {
+    /// Handed back in cash.
+    #[default]
+    Cash,
+    /// Put on the sale's customer's store credit.
+    StoreCredit,
 }
 
 #[utoipa::path(post, path = "/api/v1/transactions/{id}/return", request_body = ReturnRequest,
     responses((status = 200, body = TxnView, description = "returned: `returned_lines` and `returned` say what was handed back so far"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not_paid"),
-        (status = 422, body = ErrorBody, description = "bad_return: an unknown line, more units than are left, or nothing")),
+        (status = 422, body = ErrorBody, description = "bad_return: an unknown line, more units than are left, or nothing; no_customer: refunded to store credit, but the sale names no customer")),
     security(("bearer" = [])))]
 pub(super) async fn return_items(
     State(till): State<AppState>,
@@ -311,6 +325,7 @@ pub(super) async fn return_items(
             &lines,
             &req.reason,
             req.approval.as_ref(),
+            req.refund_to == RefundTo::StoreCredit,
         )
         .await?,
     ))

@@ -187,9 +187,10 @@ impl Run {
             shift.clone(),
         ));
         st.own(task);
-        // The till's answers to its peers' asks for gift card rights (the daemon's poller
-        // does it every second).
-        if self.scenario.workload.gift_cards > 0 {
+        // The till's answers to its peers' asks for stored-value rights (the daemon's
+        // poller does it every second).
+        let w = &self.scenario.workload;
+        if w.gift_cards > 0 || w.credits > 0 || w.coupons > 0 {
             let till = st.till.clone();
             st.own(tokio::spawn(async move {
                 loop {
@@ -210,6 +211,8 @@ impl Run {
             sales_per_minute: c.sales_per_minute,
             gift_cards: 0,
             gift_every: 0,
+            credits: 0,
+            coupons: 0,
             ..self.scenario.workload.clone()
         };
         for (k, store) in self.world.chain.iter_mut().enumerate() {

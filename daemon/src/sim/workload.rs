@@ -2,7 +2,10 @@
 //! payments, manager voids and stock receipts, through the till service's own API. What
 //! the till acknowledged is written down, for the invariants to check against.
 
-use crate::till::{ActivateRequest, AdjustRequest, Approval, PaymentRequest, Session, Till};
+use crate::till::{
+    ActivateRequest, AdjustRequest, Approval, CouponRequest, CreditRequest, PaymentRequest,
+    Session, Till,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::{Arc, Mutex};
@@ -61,6 +64,135 @@ pub fn gift_card(k: u64) -> String {
     format!("GC-SIM-{k:04}")
 }
 
+/// The simulation's customer `k` with store credit.
+pub fn credit_customer(k: u64) -> String {
+    format!("SIMC{k:03}")
+}
+
+/// The code of the simulation's coupon `k`.
+pub fn coupon(k: u64) -> String {
+    format!("CP-SIM-{k:04}")
+}
+
+/// Writes down an acknowledged load of stored value.
+fn loaded(out: &Mutex<Ledger>, account: String, amount: i64) {
+    *out.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .gift_loaded
+        .entry(account)
+        .or_default() += amount;
+}
+
+/// The first till's manager gives the run's customers store credit and issues its coupons
+/// (allowed offline); each acknowledged one is written down.
+async fn issue_credit_and_coupons(
+    till: &Till,
+    s: &Session,
+    w: &Workload,
+    out: &Mutex<Ledger>,
+    manager: &Approval,
+) {
+    for k in 0..w.credits {
+        let c = credit_customer(k);
+        let patch = tillmesh_pos::customer::CustomerPatch {
+            name: Some(format!("Sim customer {k}")),
+            ..Default::default()
+        };
+        if till.upsert_customer(s, &c, &patch).await.is_err() {
+            continue;
+        }
+        let req = CreditRequest {
+            amount: w.credit_amount,
+            reason: "simulated goodwill".into(),
+            approval: Some(manager.clone()),
+        };
+        if till.credit_customer(s, &c, &req).await.is_ok() {
+            loaded(
+                out,
+                tillmesh_pos::payment::credit_account(&c),
+                w.credit_amount,
+            );
+        }
+    }
+    for k in 0..w.coupons {
+        let req = CouponRequest {
+            code: Some(coupon(k)),
+            value: w.coupon_value,
+            approval: Some(manager.clone()),
+        };
+        if till.issue_coupon(s, &req).await.is_ok() {
+            loaded(
+                out,
+                tillmesh_pos::payment::coupon_account(&coupon(k)),
+                w.coupon_value,
+            );
+        }
+    }
+}
+
+/// A stored-value tender a customer presents: the payment to ask for, its kind, and the
+/// customer to attach first (store credit).
+fn draw_tender(
+    rng: &mut StdRng,
+    w: &Workload,
+    out: &Mutex<Ledger>,
+) -> (PaymentRequest, &'static str, Option<String>) {
+    let mut kinds = Vec::new();
+    if w.gift_cards > 0 {
+        kinds.push("gift_card");
+    }
+    if w.credits > 0 {
+        kinds.push("store_credit");
+    }
+    if w.coupons > 0 {
+        kinds.push("coupon");
+    }
+    match kinds[rng.random_range(0..kinds.len())] {
+        "store_credit" => (
+            PaymentRequest {
+                method: Method::StoreCredit,
+                amount: None,
+                tendered: None,
+                card: None,
+            },
+            "store_credit",
+            Some(credit_customer(rng.random_range(0..w.credits))),
+        ),
+        "coupon" => {
+            let mut l = out.lock().unwrap_or_else(|p| p.into_inner());
+            // One presentation in four is a coupon already presented (at another till,
+            // perhaps across a split): a double spend to refuse.
+            let again = l.coupon_next > 0 && rng.random_range(0..4) == 0;
+            let k = if again {
+                rng.random_range(0..l.coupon_next)
+            } else {
+                l.coupon_next += 1;
+                (l.coupon_next - 1) % w.coupons
+            };
+            (
+                PaymentRequest {
+                    method: Method::Coupon,
+                    amount: None,
+                    tendered: None,
+                    card: Some(coupon(k % w.coupons)),
+                },
+                if again { "coupon_again" } else { "coupon" },
+                None,
+            )
+        }
+        _ => (
+            PaymentRequest {
+                method: Method::GiftCard,
+                amount: None,
+                tendered: None,
+                card: Some(gift_card(rng.random_range(0..w.gift_cards))),
+            },
+            "gift_card",
+            None,
+        ),
+    }
+}
+
 /// The first till's cashier activates the run's gift cards (retrying while the store is not
 /// yet online); each acknowledged activation is written down.
 async fn activate_cards(
@@ -81,10 +213,7 @@ async fn activate_cards(
             };
             match till.activate_gift_card(s, &req).await {
                 Ok(_) => {
-                    out.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .gift_loaded
-                        .insert(gift_card(k), w.gift_card_amount);
+                    loaded(out, gift_card(k), w.gift_card_amount);
                     break;
                 }
                 Err(e) if e.code() == "card_exists" => break,
@@ -122,7 +251,7 @@ pub async fn cashier(
     let mean_ms = 60_000.0 / w.sales_per_minute;
     let mut n = 0_u64;
     let mut token = None;
-    let mut cards_done = w.gift_cards == 0 || id != 1;
+    let mut cards_done = (w.gift_cards == 0 && w.credits == 0 && w.coupons == 0) || id != 1;
     loop {
         // Exponential gaps: a Poisson stream of customers.
         let u: f64 = rng.random_range(f64::EPSILON..1.0);
@@ -152,6 +281,7 @@ pub async fn cashier(
             },
         };
         if !cards_done {
+            issue_credit_and_coupons(&till, &session, &w, &out, &manager).await;
             activate_cards(&till, &session, &w, &out, &shift).await;
             cards_done = true;
         }
@@ -172,18 +302,21 @@ pub async fn cashier(
                 refuse(e.code());
             }
         }
-        let gift = (w.gift_every > 0 && w.gift_cards > 0 && n.is_multiple_of(w.gift_every))
-            .then(|| gift_card(rng.random_range(0..w.gift_cards)));
+        let stored = w.gift_every > 0
+            && (w.gift_cards > 0 || w.credits > 0 || w.coupons > 0)
+            && n.is_multiple_of(w.gift_every);
         let sale = async {
+            // Store credit is the customer's: attached before the total.
+            let tender = stored.then(|| draw_tender(&mut rng, &w, &out));
+            if let Some((_, _, Some(c))) = &tender {
+                till.attach_customer(&session, &txn, c).await?;
+            }
             let mut t = till.checkout(&session, &txn).await?;
             pause(&mut rng, w.tender_ms).await;
-            if let Some(card) = &gift {
-                let pay = PaymentRequest {
-                    method: Method::GiftCard,
-                    amount: Some((t.totals.total / 2).max(1)),
-                    tendered: None,
-                    card: Some(card.clone()),
-                };
+            if let Some((mut pay, kind, _)) = tender {
+                if pay.method != Method::Coupon {
+                    pay.amount = Some((t.totals.total / 2).max(1));
+                }
                 let mut tried = till.add_payment(&session, &txn, &pay).await;
                 // Short of rights here: the till asked the others; the cashier tries once
                 // more a moment later, as the screen says.
@@ -195,15 +328,22 @@ pub async fn cashier(
                     tried = till.add_payment(&session, &txn, &pay).await;
                 }
                 let mut l = out.lock().unwrap_or_else(|p| p.into_inner());
-                l.gift_tried += 1;
+                let divisible = matches!(kind, "gift_card" | "store_credit");
+                if divisible {
+                    l.gift_tried += 1;
+                }
+                *l.tried_by_kind.entry(kind.to_string()).or_default() += 1;
                 match tried {
                     Ok(v) => t = v,
                     Err(e) => {
-                        if e.code() == "rights_elsewhere" {
+                        if divisible && e.code() == "rights_elsewhere" {
                             l.gift_refused += 1;
                         }
+                        *l.refused_by_kind
+                            .entry(format!("{kind}:{}", e.code()))
+                            .or_default() += 1;
                         *l.refused
-                            .entry(format!("gift_card:{}", e.code()))
+                            .entry(format!("{}:{}", pay.method.as_str(), e.code()))
                             .or_default() += 1;
                     }
                 }
@@ -222,7 +362,7 @@ pub async fn cashier(
         match sale.await {
             Ok(done) => {
                 for p in done.payments.iter().filter(|p| {
-                    p.method == Method::GiftCard
+                    p.method.spends_balance()
                         && p.status == tillmesh_pos::payment::PaymentStatus::Captured
                 }) {
                     out.lock()

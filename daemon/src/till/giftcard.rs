@@ -8,6 +8,7 @@
 //! them over (`GiftCardRightsMoved`, written by the giver: only a till moves its own rights).
 
 use super::*;
+use tillmesh_pos::payment::{coupon_account, credit_account};
 
 /// Largest balance one activation or top-up adds (minor units).
 pub const GIFT_CARD_AMOUNT_MAX: i64 = 50_000_000;
@@ -17,6 +18,22 @@ const ASK_FRESH_MS: u64 = 5 * 60_000;
 pub(super) const ASKS_MAX: usize = 256;
 /// A till asks again for the same card only after this long.
 const ASK_AGAIN_MS: u64 = 5_000;
+
+/// What an issue of stored value is: which account, why, and its rules.
+pub(super) struct Issue<'a> {
+    /// Audit action.
+    pub action: &'a str,
+    /// The account (a gift card code, `credit:…`, `coupon:…`).
+    pub account: &'a str,
+    /// The account in words, for errors.
+    pub what: String,
+    /// Recorded with the event (`activation`, `top_up`, `refund`, `goodwill`, `return`...).
+    pub reason: &'a str,
+    /// Refused while the store is offline (money taken for a gift card).
+    pub online_only: bool,
+    /// `Some(true)`: a new account only; `Some(false)`: an existing one only; `None`: either.
+    pub new: Option<bool>,
+}
 
 /// An ask for rights from another till, to answer.
 #[derive(Clone, Debug)]
@@ -68,7 +85,7 @@ pub struct TopUpRequest {
     pub amount: i64,
 }
 
-fn check_code(card: &str) -> Result<(), TillError> {
+pub(super) fn check_code(card: &str) -> Result<(), TillError> {
     let ok = (6..=32).contains(&card.len())
         && card
             .bytes()
@@ -83,7 +100,7 @@ fn check_code(card: &str) -> Result<(), TillError> {
     }
 }
 
-fn check_amount(amount: i64) -> Result<(), TillError> {
+pub(super) fn check_amount(amount: i64) -> Result<(), TillError> {
     if (1..=GIFT_CARD_AMOUNT_MAX).contains(&amount) {
         Ok(())
     } else {
@@ -94,7 +111,7 @@ fn check_amount(amount: i64) -> Result<(), TillError> {
     }
 }
 
-fn as_i64(v: u64) -> i64 {
+pub(super) fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -104,7 +121,7 @@ pub(super) fn reserved(drafts: &HashMap<String, Draft>, card: &str) -> u64 {
         .values()
         .flat_map(|d| d.payments.iter())
         .filter(|p| {
-            p.method == Method::GiftCard
+            p.method.spends_balance()
                 && p.status == PaymentStatus::Captured
                 && p.provider_ref.as_deref() == Some(card)
         })
@@ -113,7 +130,7 @@ pub(super) fn reserved(drafts: &HashMap<String, Draft>, card: &str) -> u64 {
 }
 
 impl Till {
-    fn card_view(core: &Core, card: &str) -> Option<GiftCardView> {
+    pub(super) fn card_view(core: &Core, card: &str) -> Option<GiftCardView> {
         let c = core.replica.state().gift_cards.get(card)?;
         let mine = core.replica.gift_card_rights(card);
         Some(GiftCardView {
@@ -133,6 +150,13 @@ impl Till {
 
     /// A card's balance and where its rights are.
     pub fn gift_card(&self, card: &str) -> Result<GiftCardView, TillError> {
+        // Only a card's code: never another kind of account (`credit:…`, `coupon:…`).
+        if check_code(card).is_err() {
+            return Err(TillError::not_found(
+                "unknown_card",
+                format!("no gift card {card} in this store"),
+            ));
+        }
         Self::card_view(&self.core(), card).ok_or_else(|| {
             TillError::not_found("unknown_card", format!("no gift card {card} in this store"))
         })
@@ -147,30 +171,56 @@ impl Till {
         new: bool,
     ) -> Result<GiftCardView, TillError> {
         check_code(card)?;
+        let issue = Issue {
+            action,
+            account: card,
+            what: format!("gift card {card}"),
+            reason: if new { "activation" } else { "top_up" },
+            online_only: true,
+            new: Some(new),
+        };
+        self.issue_account(s, &issue, amount).await
+    }
+
+    /// Adds `amount` to a stored-value account, the rights created at this till (audited).
+    pub(super) async fn issue_account(
+        &self,
+        s: &Session,
+        i: &Issue<'_>,
+        amount: i64,
+    ) -> Result<GiftCardView, TillError> {
         check_amount(amount)?;
-        self.audited(&s.employee_id, action, card, async {
+        self.audited(&s.employee_id, i.action, i.account, async {
             let now = self.now();
-            self.check_online(now)?;
+            if i.online_only {
+                self.check_online(now)?;
+            }
             let (rx, view) = {
                 let (mut core, slot) = self.core_for_write()?;
-                let exists = core.replica.state().gift_cards.contains_key(card);
-                if new && exists {
+                let exists = core.replica.state().gift_cards.contains_key(i.account);
+                if i.new == Some(true) && exists {
                     return Err(TillError::conflict(
                         "card_exists",
-                        format!("gift card {card} is already active: top it up instead"),
+                        format!("{} exists already: top it up instead", i.what),
                     ));
                 }
-                if !new && !exists {
+                if i.new == Some(false) && !exists {
                     return Err(TillError::not_found(
                         "unknown_card",
-                        format!("no gift card {card} in this store"),
+                        format!("no {} in this store", i.what),
                     ));
                 }
-                let reason = if new { "activation" } else { "top_up" };
-                let e = core
-                    .replica
-                    .issue_gift_card(card, amount, &s.employee_id, reason, now);
-                let rec = audit_rec(now, &s.employee_id, action, card, "ok", amount.to_string());
+                let e =
+                    core.replica
+                        .issue_gift_card(i.account, amount, &s.employee_id, i.reason, now);
+                let rec = audit_rec(
+                    now,
+                    &s.employee_id,
+                    i.action,
+                    i.account,
+                    "ok",
+                    format!("{amount} ({})", i.reason),
+                );
                 let rx = self.store.submit_reserved(
                     slot,
                     WriteBatch {
@@ -179,10 +229,10 @@ impl Till {
                         ..Default::default()
                     },
                 )?;
-                (rx, Self::card_view(&core, card))
+                (rx, Self::card_view(&core, i.account))
             };
             self.durable(rx).await?;
-            view.ok_or_else(|| TillError::Internal("the card just issued is missing".into()))
+            view.ok_or_else(|| TillError::Internal("the account just issued is missing".into()))
         })
         .await
     }
@@ -215,72 +265,118 @@ impl Till {
             .await
     }
 
-    /// Takes a gift card as a sale's tender: within what this till may spend of it now;
-    /// short of that, asks the other tills for the rest and answers 409.
-    pub(super) async fn add_gift_card_payment(
+    /// Takes a gift card, the customer's store credit or a coupon as a sale's tender: within
+    /// what this till may spend of the account now; short of that, asks the other tills for
+    /// the rest and answers 409. A coupon is spent whole (it is single-use).
+    pub(super) async fn add_balance_payment(
         &self,
         s: &Session,
         id: &str,
         req: &PaymentRequest,
     ) -> Result<TxnView, TillError> {
-        let card = req
-            .card
-            .as_deref()
-            .map(|c| c.trim().to_ascii_uppercase())
-            .ok_or_else(|| {
-                TillError::bad_request("missing_field", "a gift card payment needs 'card'")
-            })?;
-        check_code(&card)?;
+        let code = req.card.as_deref().map(|c| c.trim().to_ascii_uppercase());
+        let (account, what) = match req.method {
+            Method::GiftCard => {
+                let card = code.ok_or_else(|| {
+                    TillError::bad_request("missing_field", "a gift card payment needs 'card'")
+                })?;
+                check_code(&card)?;
+                (card.clone(), format!("gift card {card}"))
+            }
+            Method::Coupon => {
+                let c = code.ok_or_else(|| {
+                    TillError::bad_request(
+                        "missing_field",
+                        "a coupon payment needs 'card' (the coupon's code)",
+                    )
+                })?;
+                check_code(&c)?;
+                (coupon_account(&c), format!("coupon {c}"))
+            }
+            _ => {
+                let customer = self
+                    .core()
+                    .drafts
+                    .get(id)
+                    .and_then(|d| d.customer_id.clone());
+                let customer = customer.ok_or_else(|| {
+                    TillError::unprocessable(
+                        "no_customer",
+                        "store credit is the customer's: attach the customer to the sale first",
+                    )
+                })?;
+                (
+                    credit_account(&customer),
+                    format!("customer {customer}'s store credit"),
+                )
+            }
+        };
+        let method = req.method;
         let out = self
             .edit_draft(s, "transaction.payment", id, |core, now| {
-                let held = core.replica.gift_card_rights(&card);
-                let reserved = reserved(&core.drafts, &card);
-                // The sale exists; the card it names does not: 422, not 404.
-                let Some(c) = core.replica.state().gift_cards.get(&card) else {
-                    return Err(TillError::unprocessable(
-                        "unknown_card",
-                        format!("no gift card {card} in this store"),
-                    ));
+                let held = core.replica.gift_card_rights(&account);
+                let reserved = reserved(&core.drafts, &account);
+                // The sale exists; the account it names does not: 422, not 404.
+                let Some(c) = core.replica.state().gift_cards.get(&account) else {
+                    let code = if method == Method::StoreCredit { "no_credit" } else { "unknown_card" };
+                    return Err(TillError::unprocessable(code, format!("no {what} in this store")));
                 };
                 let balance = c.value();
                 let (d, due) = pay::taking_payment(core, id, now)?;
                 let spendable = held.saturating_sub(reserved);
+                if method == Method::Coupon {
+                    if balance == 0 {
+                        return Err(TillError::unprocessable(
+                            "coupon_used",
+                            format!("{what} was used already"),
+                        ));
+                    }
+                    if as_i64(balance) > due || req.amount.is_some_and(|a| a != as_i64(balance)) {
+                        return Err(payment::PaymentError::WrongAmount {
+                            amount: req.amount.unwrap_or(as_i64(balance)),
+                            reason: format!(
+                                "{what} is worth {balance}, spent whole in one go: the sale must still have that much due ({due})"
+                            ),
+                        }
+                        .into());
+                    }
+                }
                 let amount = req.amount.unwrap_or_else(|| due.min(as_i64(balance)));
                 if amount <= 0 || amount > due {
                     return Err(payment::PaymentError::WrongAmount {
                         amount,
-                        reason: format!("a gift card pays between 1 and the {due} still due"),
+                        reason: format!("{what} pays between 1 and the {due} still due"),
                     }
                     .into());
                 }
                 if amount.unsigned_abs() > balance {
                     return Err(TillError::unprocessable(
                         "card_balance",
-                        format!("gift card {card} holds {balance}: take the rest another way"),
+                        format!("{what} holds {balance}: take the rest another way"),
                     ));
                 }
                 if amount.unsigned_abs() > spendable {
                     return Err(TillError::conflict(
                         "rights_elsewhere",
                         format!(
-                            "this till may spend {spendable} of gift card {card}'s {balance} now; the rest is held by other tills, which are asked for it: try again in a moment, or take {spendable} now"
+                            "this till may spend {spendable} of {what}'s {balance} now; the rest is held by other tills, which are asked for it: try again in a moment, or take {spendable} now"
                         ),
                     ));
                 }
                 let pid = format!("{}-P{}", d.txn_id, d.payments.len() + 1);
                 d.payments.push(Payment {
                     payment_id: pid.clone(),
-                    method: Method::GiftCard,
+                    method,
                     amount,
                     tendered: amount,
                     change: 0,
-                    provider: Some("gift_card".into()),
-                    provider_ref: Some(card.clone()),
+                    provider: Some(method.as_str().into()),
+                    provider_ref: Some(account.clone()),
                     qr_payload: None,
                     expires_at_ms: None,
                     status: PaymentStatus::Captured,
                 });
-                Ok(format!("{pid} gift_card {amount} {card}"))
+                Ok(format!("{pid} {} {amount} {account}", method.as_str()))
             })
             .await;
         if let Err(e) = &out
@@ -290,7 +386,7 @@ impl Till {
                 .amount
                 .unwrap_or(GIFT_CARD_AMOUNT_MAX)
                 .min(GIFT_CARD_AMOUNT_MAX);
-            self.ask_for_rights(&card, want).await;
+            self.ask_for_rights(&account, want).await;
         }
         out
     }
@@ -358,6 +454,9 @@ impl Till {
     /// spare of the card (its rights less what its open sales hold), or half the spare if
     /// that is more.
     pub async fn answer_rights_asks(&self) -> Result<usize, TillError> {
+        if self.core().asks.is_empty() {
+            return Ok(0);
+        }
         let now = self.now();
         let (rx, n) = {
             let (mut core, slot) = self.core_for_write()?;

@@ -16,6 +16,7 @@
 mod admit;
 mod cash;
 mod compaction;
+mod credit;
 mod customers;
 mod error;
 mod giftcard;
@@ -43,6 +44,7 @@ mod vision;
 pub use admit::{
     AdmitRequest, AdmittedTill, REDEEMED_PREFIX, Redemption, WaitingTill, redemption_message,
 };
+pub use credit::{AccountView, CouponRequest, CreditRequest};
 pub use error::{ErrorKind, TillError};
 pub use giftcard::{ActivateRequest, GiftCardView, RightsHeld, TopUpRequest};
 pub use late::LateCapture;
@@ -561,14 +563,14 @@ pub struct CustomerView {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
-    /// `cash`, `qr` or `gift_card`.
+    /// `cash`, `qr`, `gift_card`, `store_credit` (the sale's customer's) or `coupon`.
     pub method: Method,
     /// QR and gift card: amount to charge (default: all that is due, or the card's balance
     /// if less). Cash: same as `tendered`.
     pub amount: Option<i64>,
     /// Cash handed over.
     pub tendered: Option<i64>,
-    /// Gift card: the card's code.
+    /// Gift card or coupon: its code.
     #[serde(default)]
     pub card: Option<String>,
 }

@@ -20,7 +20,7 @@ impl Till {
             let holds_money = self.core().drafts.get(id).map(|d| {
                 d.payments.iter().any(|p| {
                     matches!(p.status, PaymentStatus::Captured | PaymentStatus::Pending)
-                        && p.method != Method::GiftCard
+                        && !p.method.spends_balance()
                 })
             });
             let open_approver = match holds_money {
@@ -45,7 +45,7 @@ impl Till {
                                     pay::give_up(pay, expired_qr, &d.txn_id, p, now)
                                 }
                                 // Nothing was spent of a gift card until the sale is final.
-                                PaymentStatus::Captured if p.method == Method::GiftCard => {
+                                PaymentStatus::Captured if p.method.spends_balance() => {
                                     p.status = PaymentStatus::Cancelled;
                                 }
                                 PaymentStatus::Captured => {
@@ -265,7 +265,8 @@ impl Till {
     /// each unit hands back its share of its line's total (discount and tax included), the
     /// units go back into stock, loyalty points earned on them are taken back, and once
     /// every unit is returned the sale becomes REFUNDED. Checked against the returns this
-    /// till knows of.
+    /// till knows of. With `to_credit`, what is handed back goes to the sale's customer's
+    /// store credit instead of cash (the sale must name a customer).
     pub async fn return_items(
         &self,
         s: &Session,
@@ -273,10 +274,23 @@ impl Till {
         lines: &[(u32, u32)],
         reason: &str,
         approval: Option<&Approval>,
+        to_credit: bool,
     ) -> Result<TxnView, TillError> {
         self.audited(&s.employee_id, "transaction.return", id, async {
             let now = self.now();
             let (sale, _) = self.load_sale(id).await?;
+            let credit_to = match (&sale.customer_id, to_credit) {
+                (_, false) => None,
+                (Some(c), true) => Some(c.clone()),
+                (None, true) => {
+                    return Err(TillError::unprocessable(
+                        "no_customer",
+                        format!(
+                            "sale {id} names no customer, so it cannot be refunded to store credit"
+                        ),
+                    ));
+                }
+            };
             let approver = self.approve(s, Permission::Refund, approval).await?;
             let before = self.returned_of(id).await?;
             let rx = {
@@ -329,6 +343,15 @@ impl Till {
                         ));
                     }
                 }
+                if let Some(c) = &credit_to {
+                    events.extend(super::credit::credit_return(
+                        &mut core.replica,
+                        c,
+                        amount,
+                        &s.employee_id,
+                        now,
+                    ));
+                }
                 if let Some(c) = &sale.customer_id
                     && sale.points_earned != 0
                     && sale.totals.total > 0
@@ -348,9 +371,14 @@ impl Till {
                     id,
                     "ok",
                     format!(
-                        "approved by {approver}, {} line(s), amount {amount}{}: {reason}",
+                        "approved by {approver}, {} line(s), amount {amount}{}{}: {reason}",
                         back.len(),
-                        if whole { ", the whole sale" } else { "" }
+                        if whole { ", the whole sale" } else { "" },
+                        if credit_to.is_some() {
+                            ", to store credit"
+                        } else {
+                            ""
+                        }
                     ),
                 );
                 self.store.submit_reserved(

@@ -403,7 +403,9 @@ impl Till {
     ) -> Result<TxnView, TillError> {
         match req.method {
             Method::Qr => return self.add_qr_payment(s, id, req).await,
-            Method::GiftCard => return self.add_gift_card_payment(s, id, req).await,
+            Method::GiftCard | Method::StoreCredit | Method::Coupon => {
+                return self.add_balance_payment(s, id, req).await;
+            }
             Method::Cash => {}
         }
         self.edit_draft(s, "transaction.payment", id, |core, now| {
@@ -431,8 +433,8 @@ impl Till {
                     }
                     payment::cash(pid, tendered, due)?
                 }
-                Method::Qr | Method::GiftCard => {
-                    unreachable!("QR and gift card payments are taken above")
+                Method::Qr | Method::GiftCard | Method::StoreCredit | Method::Coupon => {
+                    unreachable!("QR and stored-value payments are taken above")
                 }
             };
             let detail = format!("{} {} {}", p.payment_id, p.method.as_str(), p.amount);
@@ -508,11 +510,11 @@ impl Till {
                         handed_back = p.amount;
                         format!("cash handed back {handed_back}")
                     }
-                    // A gift card tender on a sale still open: the card keeps its balance
-                    // (nothing was spent until the sale is final).
-                    (PaymentStatus::Captured, Method::GiftCard) => {
+                    // A gift card, store credit or coupon tender on a sale still open: the
+                    // account keeps its balance (nothing was spent until the sale is final).
+                    (PaymentStatus::Captured, m) if m.spends_balance() => {
                         p.status = PaymentStatus::Cancelled;
-                        "gift card released".to_string()
+                        format!("{} released", m.as_str())
                     }
                     (PaymentStatus::Captured, Method::Qr) => {
                         return Err(TillError::conflict(

@@ -1,7 +1,8 @@
-//! Gift cards (escrow): on every till, no card has more spent than was loaded on it (its
-//! balance never goes below zero), and every acknowledged gift card tender is counted in the
-//! card's spending (none lost). Also reports how many tenders were refused for lack of
-//! rights at the till (rights should follow demand: a figure to keep low).
+//! Stored value (escrow): on every till, no gift card, store credit or coupon has more spent
+//! than was loaded on it (its balance never goes below zero; a coupon is used at most once),
+//! and every acknowledged tender is counted in the account's spending (none lost). Also
+//! reports how many gift card and store credit tenders were refused for lack of rights at
+//! the till (rights should follow demand: a figure to keep low), and the coupons' fate.
 
 use super::{Evidence, Verdict};
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ pub fn check(e: &Evidence) -> Verdict {
         }
         for card in e.acked.gift_loaded.keys() {
             if !t.state.gift_cards.contains_key(card) {
-                wrong.push(format!("T{id} never saw gift card {card}"));
+                wrong.push(format!("T{id} never saw account {card}"));
             }
         }
     }
@@ -52,10 +53,12 @@ pub fn check(e: &Evidence) -> Verdict {
         wrong.is_empty(),
         if wrong.is_empty() {
             format!(
-                "{} cards, {} tenders acknowledged ({} minor units), {refused} of {tried} tried refused for lack of rights at the till ({share:.1}%)",
+                "{} accounts, {} tenders acknowledged ({} minor units); gift card and store credit: {refused} of {tried} tried refused for lack of rights at the till ({share:.1}%); tried {:?}, refused {:?}",
                 e.acked.gift_loaded.len(),
                 e.acked.gift_spent.len(),
                 acked.values().sum::<i64>(),
+                e.acked.tried_by_kind,
+                e.acked.refused_by_kind,
             )
         } else {
             wrong.into_iter().take(5).collect::<Vec<_>>().join("; ")
