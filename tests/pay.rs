@@ -263,3 +263,161 @@ async fn a_till_without_a_provider_takes_no_qr_payment() {
         .await
         .expect(200);
 }
+
+/// VNPay's notification parameters for `order_id`, signed as the sandbox merchant's VNPay
+/// would sign them.
+fn vnpay_notification(
+    order_id: &str,
+    amount: i64,
+    status: &str,
+    no: &str,
+) -> Vec<(String, String)> {
+    let mut p: std::collections::BTreeMap<String, String> = [
+        ("vnp_TmnCode", "TILLMESHSANDBOX".to_string()),
+        ("vnp_Amount", (amount * 100).to_string()),
+        ("vnp_BankCode", "NCB".into()),
+        ("vnp_OrderInfo", "Sale".into()),
+        ("vnp_PayDate", "20261205153000".into()),
+        ("vnp_ResponseCode", status.into()),
+        ("vnp_TransactionNo", no.into()),
+        ("vnp_TransactionStatus", status.into()),
+        ("vnp_TxnRef", order_id.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let data = tillmesh_pay::vnpay::hash_data(p.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    p.insert(
+        "vnp_SecureHash".into(),
+        tillmesh_pay::sign::hmac_sha512_hex("sandbox-secret", &data),
+    );
+    p.into_iter().collect()
+}
+
+/// VNPay through the sandbox: the QR is VNPay's signed payment URL; the payment exists at
+/// VNPay once the customer's phone opens it (until then the till's queries hear "not found"
+/// and it stays pending); captured and recorded once; forged notifications refused with
+/// VNPay's answer codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vnpay_payments_are_signed_urls_captured_once_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::test_config(dir.path());
+    let sandbox = support::pay_sandbox();
+    let mut q = support::sandbox_qr(sandbox);
+    q.provider = tillmesh_pay::ProviderKind::Vnpay;
+    q.endpoint = format!("{sandbox}/paymentv2/vpcpay.html");
+    q.access_key = String::new();
+    cfg.payments.qr = Some(q);
+    let store = cfg.store.store_id.clone();
+    let till = TestTill::start_with(cfg, dir).await;
+    let c = till.client().login("E001", "1111").await;
+    let http = reqwest::Client::new();
+
+    let (id, total) = basket(&c, 4).await;
+    let t = qr(&c, &id, total).await.expect(200);
+    let pid = last_payment(&t);
+    let url = t["payments"][0]["qr_payload"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{sandbox}/paymentv2/vpcpay.html?"))
+            && url.contains(&format!("vnp_Amount={}", total * 100))
+            && url.contains("vnp_SecureHash="),
+        "{url}"
+    );
+    // Not opened yet: VNPay knows nothing of it; the till keeps it pending.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(
+        c.get(&format!("/api/v1/payments/{pid}")).await.expect(200)["status"],
+        "PENDING"
+    );
+    // A URL changed by anyone is refused by VNPay.
+    let page = http
+        .get(url.replace(&format!("vnp_Amount={}", total * 100), "vnp_Amount=100"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("invalid signature"), "{page}");
+    // The customer scans and pays.
+    let page = http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("pay"), "{page}");
+    let p = support::wait_payment(&c, &pid, "CAPTURED").await;
+    assert!(
+        p["provider_ref"].as_str().is_some_and(|r| !r.is_empty()),
+        "{p}"
+    );
+    assert_eq!(p["provider"], "vnpay");
+    let done = c
+        .post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(done["status"], "PAID");
+
+    // Notifications: a payment the customer has not paid (the sandbox waits on amounts
+    // ending in 14), its notification sent by the test as VNPay would.
+    let (id, total) = basket(&c, 4).await;
+    let amount = total - total.rem_euclid(100) - 86;
+    let t = qr(&c, &id, amount).await.expect(200);
+    let pid = last_payment(&t);
+    let order = format!("{store}-{pid}");
+    http.get(t["payments"][0]["qr_payload"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let notify = |params: Vec<(String, String)>| {
+        let query = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+            .collect::<Vec<_>>()
+            .join("&");
+        let http = http.clone();
+        let url = format!("http://{}/api/v1/payments/notify/vnpay?{query}", till.addr);
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // Forged (the amount changed after signing): 401, RspCode 97; not ours: 404, RspCode 01.
+    let mut forged = vnpay_notification(&order, amount, "00", "5555");
+    for (k, v) in forged.iter_mut() {
+        if k == "vnp_Amount" {
+            *v = ((amount + 1_000) * 100).to_string();
+        }
+    }
+    let (status, body) = notify(forged).await;
+    assert_eq!(
+        (status, body["RspCode"].as_str()),
+        (401, Some("97")),
+        "{body}"
+    );
+    let (status, body) = notify(vnpay_notification("S999-T1-X-P1", amount, "00", "5555")).await;
+    assert_eq!(
+        (status, body["RspCode"].as_str()),
+        (404, Some("01")),
+        "{body}"
+    );
+    assert_eq!(
+        c.get(&format!("/api/v1/payments/{pid}")).await.expect(200)["status"],
+        "PENDING"
+    );
+    // Genuine, twice: recorded once.
+    for _ in 0..2 {
+        let (status, body) = notify(vnpay_notification(&order, amount, "00", "5555")).await;
+        assert_eq!(
+            (status, body["RspCode"].as_str()),
+            (200, Some("00")),
+            "{body}"
+        );
+    }
+    let p = support::wait_payment(&c, &pid, "CAPTURED").await;
+    assert_eq!(p["provider_ref"], "5555");
+    let dir = till.stop().await;
+    let db = tillmesh_store::Store::open(dir.path().join("till.db")).unwrap();
+    let chain = db.read(|r| r.audit_all()).unwrap();
+    let notified = chain
+        .iter()
+        .filter(|e| e.record.action == "payment.notified" && e.record.target == pid)
+        .count();
+    assert_eq!(notified, 1, "the duplicate was applied again");
+}

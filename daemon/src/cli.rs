@@ -102,7 +102,7 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
     },
-    /// Run the sandbox QR payment provider (MoMo's merchant API) for tests and demos: it
+    /// Run the sandbox QR payment provider (MoMo's and VNPay's merchant APIs) for tests and demos: it
     /// captures each payment by itself; amounts ending in 13 are declined, in 14 wait until
     /// `POST /sandbox/orders/{orderId}/pay`, in 15 get slow answers.
     PaySandbox {

@@ -470,7 +470,7 @@ pub struct PaymentsSection {
     pub qr_fail_suffix: Option<i64>,
     /// The QR payment provider (MoMo's merchant API, or the sandbox that speaks it); without
     /// it the till takes no QR payments.
-    pub qr: Option<tillmesh_pay::MomoConfig>,
+    pub qr: Option<tillmesh_pay::ProviderConfig>,
     /// A pending QR payment expires at the till this long after it was created, whatever
     /// the provider says (a later capture is recorded for refund), ms.
     pub qr_timeout_ms: u64,

@@ -98,7 +98,7 @@ pub fn pay_sandbox() -> &'static str {
 }
 
 /// `[payments.qr]` for the sandbox at `url` (its default merchant).
-pub fn sandbox_qr(url: &str) -> tillmesh_pay::MomoConfig {
+pub fn sandbox_qr(url: &str) -> tillmesh_pay::ProviderConfig {
     toml::from_str(&format!(
         "provider = \"momo\"\nendpoint = \"{url}\"\npartner_code = \"TILLMESHSANDBOX\"\n\
          access_key = \"sandbox-access\"\nsecret_key = \"sandbox-secret\"\ntimeout_ms = 2000\n"

@@ -1,16 +1,99 @@
-//! QR payment providers over their merchant HTTP APIs: MoMo ([`momo`]), with HMAC-signed
-//! requests and notifications ([`sign`]), and a sandbox provider ([`sandbox`]) that speaks the
-//! same API for tests and demos (captures by itself, declines, stays silent, answers slowly,
-//! notifies twice). The till talks to both the same way; only the sandbox captures on its
-//! own.
+//! QR payment providers over their merchant HTTP APIs: MoMo ([`momo`]) and VNPay
+//! ([`vnpay`]), with HMAC-signed requests and notifications ([`sign`]), one [`Provider`] the
+//! till calls whichever is configured ([`config`]), and a sandbox provider ([`sandbox`])
+//! that speaks both APIs for tests and demos (captures by itself, declines, stays silent,
+//! answers slowly, notifies twice). Only the sandbox captures on its own.
 
+pub mod config;
 pub mod momo;
 pub mod sandbox;
 pub mod sign;
+pub mod vnpay;
 
 use tillmesh_pos::payment::PaymentStatus;
 
-pub use momo::{Momo, MomoConfig};
+pub use config::{ProviderConfig, ProviderKind};
+pub use momo::Momo;
+pub use vnpay::Vnpay;
+
+/// The store's QR payment provider.
+#[derive(Clone, Debug)]
+pub enum Provider {
+    /// MoMo.
+    Momo(Momo),
+    /// VNPay.
+    Vnpay(Vnpay),
+}
+
+impl Provider {
+    /// A client for `cfg`'s provider.
+    pub fn new(cfg: ProviderConfig) -> Result<Self, PayError> {
+        Ok(match cfg.provider {
+            ProviderKind::Momo => Provider::Momo(Momo::new(cfg)?),
+            ProviderKind::Vnpay => Provider::Vnpay(Vnpay::new(cfg)?),
+        })
+    }
+
+    /// Its name, as payments record it and its notification path ends.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Momo(_) => "momo",
+            Provider::Vnpay(_) => "vnpay",
+        }
+    }
+
+    /// The configured notification URL, if any.
+    pub fn ipn_url(&self) -> Option<&str> {
+        match self {
+            Provider::Momo(m) => m.ipn_url(),
+            Provider::Vnpay(v) => v.ipn_url(),
+        }
+    }
+
+    /// Creates a QR payment of `amount` for our `order_id`, notified at `notify_url`.
+    pub async fn create(
+        &self,
+        order_id: &str,
+        amount: i64,
+        order_info: &str,
+        notify_url: &str,
+    ) -> Result<Created, PayError> {
+        match self {
+            Provider::Momo(m) => m.create(order_id, amount, order_info, notify_url).await,
+            Provider::Vnpay(v) => v.create(order_id, amount, order_info, notify_url),
+        }
+    }
+
+    /// What the provider says about our `order_id`.
+    pub async fn query(&self, order_id: &str) -> Result<Observed, PayError> {
+        match self {
+            Provider::Momo(m) => m.query(order_id).await,
+            Provider::Vnpay(v) => v.query(order_id).await,
+        }
+    }
+
+    /// Refunds `amount` of our `order_id`, which the provider knows as `provider_ref`;
+    /// `refund_id` names the refund (a retry with it is refused, never paid twice). Answers
+    /// the refund's reference.
+    pub async fn refund(
+        &self,
+        order_id: &str,
+        refund_id: &str,
+        amount: i64,
+        provider_ref: &str,
+        description: &str,
+    ) -> Result<String, PayError> {
+        match self {
+            Provider::Momo(m) => {
+                let trans = provider_ref.parse().map_err(|_| {
+                    PayError::BadAnswer(format!("{provider_ref} is not a MoMo transaction id"))
+                })?;
+                m.refund(refund_id, amount, trans, description).await
+            }
+            Provider::Vnpay(v) => v.refund(order_id, amount, provider_ref, description).await,
+        }
+    }
+}
 
 /// A payment the provider created.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! a fixed `key=value&...` string of their fields in alphabetical order.
 
 use crate::sign::{hmac_sha256_hex, raw, verify_sha256_hex};
-use crate::{Created, Observed, PayError};
+use crate::{Created, Observed, PayError, ProviderConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -52,99 +52,6 @@ pub fn status_of(result_code: i32) -> PaymentStatus {
         EXPIRED => PaymentStatus::Expired,
         1003 | 1017 => PaymentStatus::Cancelled,
         _ => PaymentStatus::Failed,
-    }
-}
-
-/// A merchant's MoMo credentials and endpoints (`[payments.qr]` with `provider = "momo"`).
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MomoConfig {
-    /// The provider; only `momo` is built.
-    pub provider: ProviderKind,
-    /// Base URL: `https://payment.momo.vn` in production, `https://test-payment.momo.vn`
-    /// for MoMo's test environment, the sandbox's address for tests and demos.
-    pub endpoint: String,
-    /// The merchant's partner code.
-    pub partner_code: String,
-    /// The merchant's access key.
-    pub access_key: String,
-    /// The merchant's secret key, signing requests and checking notifications. Prefer
-    /// `secret_key_env`; never logged.
-    #[serde(default)]
-    pub secret_key: Option<String>,
-    /// The name of an environment variable holding the secret key.
-    #[serde(default)]
-    pub secret_key_env: Option<String>,
-    /// Where MoMo sends payment notifications (this till's
-    /// `/api/v1/payments/notify/momo`, as MoMo can reach it); by default the till's own
-    /// listen address.
-    #[serde(default)]
-    pub ipn_url: Option<String>,
-    /// Where the customer's phone goes after paying.
-    #[serde(default)]
-    pub redirect_url: Option<String>,
-    /// Longest wait for one answer from MoMo, ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-/// Which provider a `[payments.qr]` section configures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// MoMo.
-    Momo,
-}
-
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-
-impl std::fmt::Debug for MomoConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MomoConfig")
-            .field("endpoint", &self.endpoint)
-            .field("partner_code", &self.partner_code)
-            .field("access_key", &"<hidden>")
-            .field("secret_key", &"<hidden>")
-            .field("secret_key_env", &self.secret_key_env)
-            .field("ipn_url", &self.ipn_url)
-            .field("timeout_ms", &self.timeout_ms)
-            .finish()
-    }
-}
-
-impl MomoConfig {
-    /// The secret key, from `secret_key_env` or `secret_key`.
-    pub fn secret(&self) -> Result<String, PayError> {
-        if let Some(var) = &self.secret_key_env {
-            return std::env::var(var).map_err(|_| {
-                PayError::Config(format!(
-                    "payments.qr.secret_key_env names {var}, which is not set"
-                ))
-            });
-        }
-        self.secret_key.clone().ok_or_else(|| {
-            PayError::Config("payments.qr needs secret_key or secret_key_env".into())
-        })
-    }
-
-    /// Range and consistency problems.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if !(self.endpoint.starts_with("https://") || self.endpoint.starts_with("http://")) {
-            out.push("payments.qr.endpoint must be an http(s) URL".into());
-        }
-        if self.partner_code.trim().is_empty() || self.access_key.trim().is_empty() {
-            out.push("payments.qr.partner_code and access_key must not be empty".into());
-        }
-        if self.secret_key.is_some() == self.secret_key_env.is_some() {
-            out.push("payments.qr takes one of secret_key and secret_key_env".into());
-        }
-        if !(500..=60_000).contains(&self.timeout_ms) {
-            out.push("payments.qr.timeout_ms must be 500 to 60000".into());
-        }
-        out
     }
 }
 
@@ -338,7 +245,7 @@ impl Notification {
 /// A MoMo merchant client.
 #[derive(Clone)]
 pub struct Momo {
-    cfg: MomoConfig,
+    cfg: ProviderConfig,
     secret: String,
     http: reqwest::Client,
     next: std::sync::Arc<AtomicU64>,
@@ -352,7 +259,7 @@ impl std::fmt::Debug for Momo {
 
 impl Momo {
     /// A client for `cfg`.
-    pub fn new(cfg: MomoConfig) -> Result<Self, PayError> {
+    pub fn new(cfg: ProviderConfig) -> Result<Self, PayError> {
         if let Some(p) = cfg.problems().into_iter().next() {
             return Err(PayError::Config(p));
         }

@@ -1,11 +1,16 @@
-//! A sandbox MoMo: the merchant API of [`crate::momo`] served over HTTP for tests and demos
-//! (`tillmesh pay-sandbox`). It checks every signature as MoMo does and behaves by the
-//! amount's last two digits: by default a payment is captured `capture_after_ms` after it
+//! A sandbox provider: the merchant APIs of [`crate::momo`] and [`crate::vnpay`] served over
+//! HTTP for tests and demos (`tillmesh pay-sandbox`), one merchant's credentials for both.
+//! A VNPay payment exists once its payment URL is opened (`GET /paymentv2/vpcpay.html`, what
+//! the customer's phone does on scanning), and its end is notified by a GET to its
+//! `vnp_ReturnUrl` with VNPay's signed parameters. It checks every signature as the provider
+//! does and behaves by the amount's last two digits: by default a payment is captured `capture_after_ms` after it
 //! was created (the customer scanned and paid); `decline_suffix` amounts are declined;
 //! `silent_suffix` amounts stay waiting until `POST /sandbox/orders/{orderId}/pay` (a
 //! customer paying late); `slow_suffix` amounts get every answer `slow_ms` late. Each
 //! payment that ends is notified to its `ipnUrl` `notify_copies` times (duplicates, as real
 //! providers retry). Only the sandbox captures by itself.
+
+mod vnpay;
 
 use crate::momo::{self, Notification};
 use crate::sign::{hmac_sha256_hex, verify_sha256_hex};
@@ -13,10 +18,11 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
+use vnpay::{vnpay_api, vnpay_page};
 
 /// Most orders the sandbox remembers (the oldest are forgotten first).
 pub const ORDERS_MAX: usize = 100_000;
@@ -78,6 +84,14 @@ struct Order {
     paid_by_hand: bool,
     notified: bool,
     refunded: i64,
+    /// A VNPay payment: its `vnp_CreateDate` (else a MoMo one).
+    vnpay: Option<String>,
+}
+
+/// A notification to send: MoMo's JSON, or VNPay's query parameters.
+enum Notice {
+    Momo(Box<Notification>),
+    Vnpay(BTreeMap<String, String>),
 }
 
 #[derive(Debug, Default)]
@@ -181,7 +195,7 @@ impl Sandbox {
     /// One notifier round: every payment that ended and was not notified yet is posted to
     /// its `ipnUrl`, `notify_copies` times.
     pub async fn notify_round(&self) {
-        let due: Vec<(String, Notification)> = {
+        let due: Vec<(String, Notice)> = {
             let mut book = self.book();
             let Book { orders, next, .. } = &mut *book;
             let mut due = Vec::new();
@@ -190,7 +204,11 @@ impl Sandbox {
                 if o.result_code != momo::WAITING && !o.notified && due.len() < NOTIFY_PER_TICK {
                     o.notified = true;
                     if !o.ipn_url.is_empty() && o.result_code != momo::EXPIRED {
-                        due.push((o.ipn_url.clone(), self.notification(id, o)));
+                        let n = match o.vnpay {
+                            Some(_) => Notice::Vnpay(self.vnpay_params(id, o)),
+                            None => Notice::Momo(Box::new(self.notification(id, o))),
+                        };
+                        due.push((o.ipn_url.clone(), n));
                     }
                 }
             }
@@ -198,9 +216,28 @@ impl Sandbox {
         };
         for (url, n) in due {
             for _ in 0..self.cfg.notify_copies {
-                match self.http.post(&url).json(&n).send().await {
-                    Ok(r) => info!(order = %n.order_id, status = %r.status(), "notified"),
-                    Err(e) => warn!(order = %n.order_id, cause = %e, "notification not delivered"),
+                let (order, sent) = match &n {
+                    Notice::Momo(n) => (
+                        &n.order_id,
+                        self.http.post(&url).json(n.as_ref()).send().await,
+                    ),
+                    Notice::Vnpay(p) => (
+                        &p["vnp_TxnRef"],
+                        self.http
+                            .get(format!(
+                                "{url}{}{}",
+                                if url.contains('?') { '&' } else { '?' },
+                                form_urlencoded::Serializer::new(String::new())
+                                    .extend_pairs(p)
+                                    .finish()
+                            ))
+                            .send()
+                            .await,
+                    ),
+                };
+                match sent {
+                    Ok(r) => info!(%order, status = %r.status(), "notified"),
+                    Err(e) => warn!(%order, cause = %e, "notification not delivered"),
                 }
             }
         }
@@ -212,6 +249,8 @@ impl Sandbox {
             .route(momo::CREATE_PATH, post(create))
             .route(momo::QUERY_PATH, post(query))
             .route(momo::REFUND_PATH, post(refund))
+            .route("/paymentv2/vpcpay.html", get(vnpay_page))
+            .route(crate::vnpay::API_PATH, post(vnpay_api))
             .route("/sandbox/orders", get(orders))
             .route("/sandbox/orders/{order_id}/pay", post(pay_by_hand))
             .with_state(self)
@@ -260,6 +299,7 @@ async fn create(State(s): State<Sandbox>, Json(r): Json<momo::CreateRequest>) ->
             paid_by_hand: false,
             notified: false,
             refunded: 0,
+            vnpay: None,
         },
     );
     let a = momo::CreateResponse {

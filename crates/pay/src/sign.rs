@@ -1,5 +1,5 @@
-//! HMAC signatures as the providers specify them: hex of HMAC-SHA256 (MoMo) over a
-//! documented `key=value&...` string, checked in constant time.
+//! HMAC signatures as the providers specify them: hex of HMAC-SHA256 (MoMo) or HMAC-SHA512
+//! (VNPay) over a documented string of the request's fields, checked in constant time.
 
 use ring::hmac;
 
@@ -15,6 +15,21 @@ pub fn verify_sha256_hex(key: &str, data: &str, signature: &str) -> bool {
         return false;
     };
     let k = hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes());
+    hmac::verify(&k, data.as_bytes(), &tag).is_ok()
+}
+
+/// Lower-case hex of HMAC-SHA512 of `data` under `key`.
+pub fn hmac_sha512_hex(key: &str, data: &str) -> String {
+    let k = hmac::Key::new(hmac::HMAC_SHA512, key.as_bytes());
+    hex::encode(hmac::sign(&k, data.as_bytes()).as_ref())
+}
+
+/// Whether `signature` (hex, either case) is HMAC-SHA512 of `data` under `key`; constant time.
+pub fn verify_sha512_hex(key: &str, data: &str, signature: &str) -> bool {
+    let Ok(tag) = hex::decode(signature.trim()) else {
+        return false;
+    };
+    let k = hmac::Key::new(hmac::HMAC_SHA512, key.as_bytes());
     hmac::verify(&k, data.as_bytes(), &tag).is_ok()
 }
 
@@ -43,6 +58,17 @@ mod tests {
             hmac_sha256_hex("Jefe", "what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn rfc4231_case_2_sha512() {
+        assert_eq!(
+            hmac_sha512_hex("Jefe", "what do ya want for nothing?"),
+            "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"
+        );
+        let sig = hmac_sha512_hex("k", "a=1");
+        assert!(verify_sha512_hex("k", "a=1", &sig));
+        assert!(!verify_sha512_hex("k", "a=2", &sig));
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub fn router(till: AppState) -> Router {
             post(refund_late_capture),
         )
         .route("/api/v1/payments/notify/momo", post(momo_notification))
+        .route("/api/v1/payments/notify/vnpay", get(vnpay_notification))
         .route("/api/v1/payments/{id}", get(payment_status))
         .route("/api/v1/payments/{id}/cancel", post(cancel_payment))
         .route("/api/v1/payments/{id}/qr.svg", get(payment_qr))
@@ -464,7 +465,7 @@ const TILL_ERRORS: &[(&str, &str)] = &[
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund, return_items,
         payment_status, payment_qr, cancel_payment, receipt, end_of_day, history, search, favourites, customers_by_phone, decline_refund, cashiers, unlock, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
-        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, redeem_token, late_captures, refund_late_capture, momo_notification, activate_gift_card, top_up_gift_card, gift_card, issue_coupon, coupon, store_credit, credit_customer, upsert_customer, get_customer,
+        receive, count, movements, override_price, offline_override, publish_revocations, waiting_tills, approve_till, redeem_token, late_captures, refund_late_capture, momo_notification, vnpay_notification, activate_gift_card, top_up_gift_card, gift_card, issue_coupon, coupon, store_credit, credit_customer, upsert_customer, get_customer,
         recognize, enroll
     )
 )]

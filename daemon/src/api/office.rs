@@ -454,3 +454,66 @@ pub(super) async fn momo_notification(
     till.momo_notification(&n).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// VNPay's payment notification (IPN: a GET with the signed `vnp_*` parameters; the
+/// customer's return carries the same): no session, its HMAC-SHA512 checksum under the
+/// store's secret is the authentication. Answers VNPay's `RspCode` (`00` recorded, a
+/// duplicate too); a bad checksum or another store's order is a 4xx naming the problem,
+/// with `RspCode` `97` or `01`.
+#[utoipa::path(get, path = "/api/v1/payments/notify/vnpay",
+    params(("vnp_TxnRef" = Option<String>, Query, description = "Our order id; with the other vnp_* parameters VNPay signs")),
+    responses((status = 200, body = VnpayAnswer, description = "recorded (a duplicate changes nothing)"),
+        (status = 401, body = VnpayAnswer, description = "the checksum does not match (`RspCode` 97)"),
+        (status = 404, body = VnpayAnswer, description = "not an order of this store (`RspCode` 01)"),
+        (status = 409, body = VnpayAnswer, description = "`qr_not_configured`")))]
+pub(super) async fn vnpay_notification(
+    State(till): State<AppState>,
+    Query(params): Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    if params.len() > 64 || params.values().any(|v| v.len() > 512) {
+        return vnpay_answer(
+            StatusCode::BAD_REQUEST,
+            "99",
+            "bad_request",
+            "too many or too long parameters",
+        );
+    }
+    match till.vnpay_notification(&params).await {
+        Ok(()) => vnpay_answer(StatusCode::OK, "00", "ok", "Confirm Success"),
+        Err(e) => {
+            let e = ApiError::from(e);
+            let rsp = match e.status {
+                StatusCode::UNAUTHORIZED => "97",
+                StatusCode::NOT_FOUND => "01",
+                _ => "99",
+            };
+            vnpay_answer(e.status, rsp, e.code, &e.message)
+        }
+    }
+}
+
+/// What the till answers VNPay: its `RspCode` and `Message`, with this API's error code.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct VnpayAnswer {
+    /// VNPay's answer code: `00` confirmed, `01` order not found, `97` bad checksum, `99`
+    /// other.
+    #[serde(rename = "RspCode")]
+    pub rsp_code: String,
+    /// Words.
+    #[serde(rename = "Message")]
+    pub message: String,
+    /// This API's error code (`ok` when recorded).
+    pub error: String,
+}
+
+fn vnpay_answer(status: StatusCode, rsp: &str, error: &str, message: &str) -> Response {
+    (
+        status,
+        Json(VnpayAnswer {
+            rsp_code: rsp.into(),
+            message: message.into(),
+            error: error.into(),
+        }),
+    )
+        .into_response()
+}

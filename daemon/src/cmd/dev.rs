@@ -123,7 +123,7 @@ fn pay_sandbox() -> anyhow::Result<(std::process::Child, String)> {
 }
 
 /// `[payments.qr]` for the sandbox at `url`, with its default merchant.
-fn sandbox_qr(url: &str) -> anyhow::Result<tillmesh_pay::MomoConfig> {
+fn sandbox_qr(url: &str) -> anyhow::Result<tillmesh_pay::ProviderConfig> {
     Ok(toml::from_str(&format!(
         "provider = \"momo\"\nendpoint = \"{url}\"\npartner_code = \"TILLMESHSANDBOX\"\n\
          access_key = \"sandbox-access\"\nsecret_key = \"sandbox-secret\"\n"

@@ -115,6 +115,7 @@ impl Till {
     /// payments of open sales past their time); records the captures that arrived late.
     pub async fn sweep_late_captures(&self) -> Result<usize, TillError> {
         let now = self.now();
+        let provider = self.provider.as_ref().map_or("momo", |p| p.name());
         let found: Vec<LateCapture> = {
             let mut core = self.core();
             let Core {
@@ -141,7 +142,7 @@ impl Till {
                     payment_id: id.clone(),
                     txn_id: e.txn_id.clone(),
                     amount: o.amount,
-                    provider: "momo".to_string(),
+                    provider: provider.to_string(),
                     provider_ref: o.provider_ref.clone(),
                     expired_at: rfc3339(e.expired_ms),
                     seen_at: rfc3339(now),

@@ -366,7 +366,7 @@ pub struct Till {
     /// Seals, once the till has its certificate (`Till::enable_seals`).
     seals: std::sync::OnceLock<seals::Seals>,
     /// The QR payment provider, when `[payments.qr]` configures one.
-    provider: Option<tillmesh_pay::Momo>,
+    provider: Option<tillmesh_pay::Provider>,
     /// This till's HTTP address (`http://ip:port`), once it listens.
     http_url: std::sync::OnceLock<String>,
     /// When the provider last answered (ms).

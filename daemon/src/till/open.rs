@@ -85,7 +85,7 @@ impl Till {
             drafts.insert(d.txn_id.clone(), d);
         }
         let provider = match &cfg.payments.qr {
-            Some(q) => Some(tillmesh_pay::Momo::new(q.clone())?),
+            Some(q) => Some(tillmesh_pay::Provider::new(q.clone())?),
             None => None,
         };
         let draft_max = drafts

@@ -159,7 +159,7 @@ impl Till {
             .and_then(|r| r.strip_prefix('-'))
     }
 
-    fn provider(&self) -> Result<&tillmesh_pay::Momo, TillError> {
+    fn provider(&self) -> Result<&tillmesh_pay::Provider, TillError> {
         self.provider.as_ref().ok_or_else(|| {
             TillError::conflict(
                 "qr_not_configured",
@@ -174,7 +174,10 @@ impl Till {
             .as_ref()
             .and_then(|p| p.ipn_url().map(str::to_string))
             .or_else(|| self.http_url.get().cloned())
-            .map(|u| format!("{}/api/v1/payments/notify/momo", u.trim_end_matches('/')))
+            .map(|u| {
+                let name = self.provider.as_ref().map_or("momo", |p| p.name());
+                format!("{}/api/v1/payments/notify/{name}", u.trim_end_matches('/'))
+            })
             .unwrap_or_default()
     }
 
@@ -246,7 +249,7 @@ impl Till {
             }
         };
         let timeout = self.cfg.payments.qr_timeout_ms;
-        let provider_name = "momo".to_string();
+        let provider_name = provider.name().to_string();
         let out = self
             .edit_draft(s, "transaction.payment", id, |core, now| {
                 let (d, due) = taking_payment(core, id, now)?;
@@ -343,14 +346,35 @@ impl Till {
         &self,
         n: &tillmesh_pay::momo::Notification,
     ) -> Result<(), TillError> {
-        let provider = self.provider()?;
-        let o = provider.verify(n).map_err(provider_error)?;
+        let o = match self.provider()? {
+            tillmesh_pay::Provider::Momo(m) => m.verify(n).map_err(provider_error)?,
+            _ => return Err(provider_error(PayError::BadSignature)),
+        };
+        self.notified(o).await
+    }
+
+    /// A payment notification from VNPay (its IPN, or the customer's return: the same
+    /// signed parameters): checked, then recorded once.
+    pub async fn vnpay_notification(
+        &self,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), TillError> {
+        let o = match self.provider()? {
+            tillmesh_pay::Provider::Vnpay(v) => v.verify(params).map_err(provider_error)?,
+            _ => return Err(provider_error(PayError::BadSignature)),
+        };
+        self.notified(o).await
+    }
+
+    /// Records what a checked notification says, once.
+    async fn notified(&self, o: tillmesh_pay::Observed) -> Result<(), TillError> {
+        let order = o.order_id.clone();
         let pid = self
-            .payment_of_order(&n.order_id)
+            .payment_of_order(&order)
             .ok_or_else(|| {
                 TillError::not_found(
                     "unknown_payment",
-                    format!("order {} is not one of this store's", n.order_id),
+                    format!("order {order} is not one of this store's"),
                 )
             })?
             .to_string();
@@ -407,11 +431,7 @@ impl Till {
         if l.refund_ref.is_some() {
             return Ok(l);
         }
-        let trans: i64 = l
-            .provider_ref
-            .as_deref()
-            .and_then(|r| r.parse().ok())
-            .ok_or_else(|| {
+        let trans = l.provider_ref.clone().ok_or_else(|| {
                 TillError::conflict(
                     "no_provider_ref",
                     "the provider gave no transaction id for this capture: refund it in the provider's portal",
@@ -419,7 +439,13 @@ impl Till {
             })?;
         let refund_id = format!("{}-RF", self.order_id(payment_id));
         let r = provider
-            .refund(&refund_id, l.amount, trans, "late QR capture refunded")
+            .refund(
+                &self.order_id(payment_id),
+                &refund_id,
+                l.amount,
+                &trans,
+                "late QR capture refunded",
+            )
             .await;
         self.provider_answered(!matches!(r, Err(PayError::Unreachable(_))));
         let refund_ref = r.map_err(provider_error)?;
