@@ -352,6 +352,18 @@ pub struct StockRow {
     pub on_hand: i64,
 }
 
+/// One stored-value account of one store (gift card, store credit, coupon): what was loaded
+/// on it and what was spent, summed over every till's counter entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceRow {
+    /// The account: a gift card code, `credit:{customer}` or `coupon:{code}`.
+    pub account: String,
+    /// Loaded (activations, top-ups, credits, refunds put back), minor units.
+    pub loaded: i64,
+    /// Spent by tenders, minor units.
+    pub spent: i64,
+}
+
 /// The storage of the cloud.
 #[async_trait]
 pub trait Ledger: Send + Sync + std::fmt::Debug {
@@ -447,6 +459,8 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<SkuRow>, LedgerError>;
     /// Stock per SKU of one store.
     async fn inventory(&self, store: &str) -> Result<Vec<StockRow>, LedgerError>;
+    /// A store's stored-value accounts.
+    async fn balances(&self, store: &str) -> Result<Vec<BalanceRow>, LedgerError>;
 }
 
 /// How far past the highest term seen a batch's term may be: a store's Raft term moves by

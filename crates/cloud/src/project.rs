@@ -96,6 +96,22 @@ pub struct StockFact {
     pub n: u64,
 }
 
+/// One entry of a stored-value account's bounded counter (gift card, store credit, coupon):
+/// merged by maximum, as the counter merges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalanceFact {
+    /// The account (a gift card code, `credit:…`, `coupon:…`).
+    pub account: String,
+    /// `c` created, `m` moved, `s` spent.
+    pub part: &'static str,
+    /// The replica (`c`, `s`) or the giver (`m`).
+    pub a: u64,
+    /// The replica (`c`, `s`) or the receiver (`m`).
+    pub b: u64,
+    /// The entry.
+    pub value: u64,
+}
+
 /// The facts of a run of events of one store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
@@ -111,6 +127,8 @@ pub struct Facts {
     pub stock: Vec<StockFact>,
     /// Returned units by line.
     pub returns: Vec<ReturnFact>,
+    /// Stored-value counter entries.
+    pub balances: Vec<BalanceFact>,
 }
 
 /// Units of one line of a sale returned by one `ItemsReturned` event.
@@ -203,6 +221,25 @@ impl Facts {
         m.into_iter().map(|((k, r), (p, n))| (k, r, p, n)).collect()
     }
 
+    /// Stored-value entries merged per key by maximum: one row per key to write.
+    pub fn balances_merged(&self) -> Vec<BalanceFact> {
+        let mut m: std::collections::HashMap<(&str, &'static str, u64, u64), u64> =
+            Default::default();
+        for b in &self.balances {
+            let e = m.entry((b.account.as_str(), b.part, b.a, b.b)).or_insert(0);
+            *e = (*e).max(b.value);
+        }
+        m.into_iter()
+            .map(|((account, part, a, b), value)| BalanceFact {
+                account: account.to_string(),
+                part,
+                a,
+                b,
+                value,
+            })
+            .collect()
+    }
+
     /// Statuses merged per transaction, the highest HLC winning: one row per key to write.
     pub fn statuses_merged(&self) -> Vec<&StatusFact> {
         let mut m: std::collections::HashMap<&str, &StatusFact> = Default::default();
@@ -249,6 +286,26 @@ impl Facts {
                 });
             }
         };
+        let balance = |facts: &mut Facts, account: &str, c: &tillmesh_crdt::BoundedCounter| {
+            for (part, a, b, value) in c.entries() {
+                facts.balances.push(BalanceFact {
+                    account: account.to_owned(),
+                    part: match part {
+                        'c' => "c",
+                        'm' => "m",
+                        _ => "s",
+                    },
+                    a: a.0,
+                    b: b.0,
+                    value,
+                });
+            }
+        };
+        if let EventBody::WeighedSaleRecorded { gift_cards, .. } = body {
+            for (account, c) in gift_cards {
+                balance(self, account, c);
+            }
+        }
         match body {
             EventBody::SaleRecorded {
                 sale,
@@ -325,14 +382,14 @@ impl Facts {
             EventBody::InventoryAdjusted {
                 sku, counter: c, ..
             } => counter(self, sku, c),
+            EventBody::GiftCardIssued { card, rights, .. }
+            | EventBody::GiftCardRightsMoved { card, rights, .. } => balance(self, card, rights),
             EventBody::PriceOverridden { .. }
             | EventBody::SettingChanged { .. }
             | EventBody::CustomerUpdated { .. }
             | EventBody::PointsChanged { .. }
             | EventBody::VisionEnrolled { .. }
-            | EventBody::GiftCardIssued { .. }
-            | EventBody::GiftCardRightsAsked { .. }
-            | EventBody::GiftCardRightsMoved { .. } => {}
+            | EventBody::GiftCardRightsAsked { .. } => {}
             // Kept, never folded: an event the store quarantined.
             EventBody::Unknown { kind, .. } if kind == tillmesh_cloud_proto::QUARANTINED_KIND => {}
             EventBody::Unknown { .. } => return false,

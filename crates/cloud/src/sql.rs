@@ -148,6 +148,17 @@ pub const TOP_SKUS: &str = "SELECT l.sku, CAST(SUM(l.quantity) AS BIGINT), CAST(
      AND COALESCE(t.status, 'PAID') NOT IN ('VOID', 'REFUNDED') \
      GROUP BY l.sku ORDER BY 2 DESC, 1 LIMIT $4";
 
+/// Stored-value counter entry merge (maximum).
+pub const MERGE_BALANCE: &str = "INSERT INTO balances (store, account, part, a, b, value) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (store, account, part, a, b) DO UPDATE SET \
+     value = CASE WHEN excluded.value > balances.value THEN excluded.value ELSE balances.value END";
+
+/// A store's stored-value accounts: loaded (created) and spent.
+pub const BALANCES: &str = "SELECT account, \
+     CAST(SUM(CASE WHEN part = 'c' THEN value ELSE 0 END) AS BIGINT), \
+     CAST(SUM(CASE WHEN part = 's' THEN value ELSE 0 END) AS BIGINT) \
+     FROM balances WHERE store = $1 GROUP BY account ORDER BY account";
+
 /// Stock of a store.
 pub const INVENTORY: &str =
     "SELECT sku, CAST(SUM(p - n) AS BIGINT) FROM stock WHERE store = $1 GROUP BY sku ORDER BY sku";

@@ -44,7 +44,99 @@ on_both!(
     a_stores_seal_keys_keep_the_first_ca_every_record_and_the_newest_revocations,
     hq_enrols_approved_tills_with_terminal_ids_never_issued_twice,
     a_provider_statement_is_reconciled_against_the_stores_qr_payments,
+    stored_value_is_reported_per_account_from_every_tills_entries,
 );
+
+/// Stored value (issue 22): gift cards, store credit and coupons loaded at one till, rights
+/// moved to another, spent at both; the cloud's report sums every till's counter entries
+/// once however often a batch is sent, masks gift card codes, and overdraws nothing.
+async fn stored_value_is_reported_per_account_from_every_tills_entries(b: Backend) {
+    use tillmesh_pos::payment::Method;
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let t = env.token("S001");
+    let mut shop = Shop::new("S001", &[1, 2]);
+    let at = |h: u64| DAY0_MS + h * HOUR;
+    let (a, b2) = (shop.tills[0].id(), shop.tills[1].id());
+    let mut one = vec![
+        shop.tills[0].issue_gift_card("GC-CLOUD-0001", 10_000, "E001", "activation", at(9)),
+        shop.tills[0].issue_gift_card("coupon:CP-1", 500, "M001", "coupon", at(9)),
+        shop.tills[1].issue_gift_card("credit:C-1", 2_000, "M001", "goodwill", at(9)),
+    ];
+    // Till 1 hands 4,000 of the card to till 2 (as its ask would be answered).
+    let moved = shop.tills[0]
+        .move_gift_card_rights("GC-CLOUD-0001", b2, 4_000, at(10))
+        .unwrap();
+    one.push(moved.clone());
+    shop.tills[1].apply_remote(&moved, at(10)).unwrap();
+    one.extend(shop.stored_value_sale(0, at(11), 6_000, Method::GiftCard, "GC-CLOUD-0001"));
+    one.extend(shop.stored_value_sale(1, at(11), 3_000, Method::GiftCard, "GC-CLOUD-0001"));
+    one.extend(shop.stored_value_sale(0, at(12), 500, Method::Coupon, "coupon:CP-1"));
+    one.extend(shop.stored_value_sale(1, at(12), 1_500, Method::StoreCredit, "credit:C-1"));
+    // Past the rights: nothing recorded.
+    assert!(
+        shop.stored_value_sale(0, at(13), 1, Method::Coupon, "coupon:CP-1")
+            .is_empty()
+    );
+    assert!(
+        shop.stored_value_sale(1, at(13), 1_001, Method::GiftCard, "GC-CLOUD-0001")
+            .is_empty()
+    );
+    assert_eq!(one.len(), 8);
+    let mine: Vec<Event> = one.iter().filter(|e| e.origin == a).cloned().collect();
+    let theirs: Vec<Event> = one.iter().filter(|e| e.origin == b2).cloned().collect();
+    for _ in 0..2 {
+        for batch in [shop.batch(1, 1, &mine), shop.batch(1, 1, &theirs)] {
+            let (s, v) = env.upload_binary(&t, &batch).await;
+            assert_eq!(s, 200, "{v}");
+        }
+    }
+    let (s, r) = env
+        .get(&env.admin, "/api/v1/reports/stored-value?store=S001")
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let got: BTreeMap<(String, String), (i64, i64, i64)> = r["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                (
+                    l["kind"].as_str().unwrap().to_owned(),
+                    l["id"].as_str().unwrap().to_owned(),
+                ),
+                (
+                    l["loaded"].as_i64().unwrap(),
+                    l["spent"].as_i64().unwrap(),
+                    l["outstanding"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let want: BTreeMap<(String, String), (i64, i64, i64)> = [
+        (("coupon", "CP-1"), (500, 500, 0)),
+        (("gift_card", "..0001"), (10_000, 9_000, 1_000)),
+        (("store_credit", "C-1"), (2_000, 1_500, 500)),
+    ]
+    .into_iter()
+    .map(|((k, i), v)| ((k.to_owned(), i.to_owned()), v))
+    .collect();
+    assert_eq!(got, want, "{r}");
+    assert_eq!(
+        (r["outstanding_total"].as_i64(), r["overdrawn"].as_i64()),
+        (Some(1_500), Some(0))
+    );
+    let (s, e) = env
+        .get(&env.admin, "/api/v1/reports/stored-value?store=S404")
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (404, Some("unknown_store")),
+        "{e}"
+    );
+    env.stop().await;
+}
 
 const HOUR: u64 = 3_600_000;
 

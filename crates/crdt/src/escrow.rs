@@ -67,6 +67,15 @@ impl BoundedCounter {
         u64::try_from(created).unwrap_or(u64::MAX)
     }
 
+    /// Every entry, to store it elsewhere (a report database): `('c', r, r, v)` created at
+    /// `r`, `('m', from, to, v)` moved, `('s', r, r, v)` spent. Each merges by maximum.
+    pub fn entries(&self) -> Vec<(char, ReplicaId, ReplicaId, u64)> {
+        let created = self.created.iter().map(|(&r, &v)| ('c', r, r, v));
+        let moved = self.moved.iter().map(|(&(a, b), &v)| ('m', a, b, v));
+        let spent = self.spent.iter().map(|(&r, &v)| ('s', r, r, v));
+        created.chain(moved).chain(spent).collect()
+    }
+
     /// The rights `r` holds, as this replica knows them.
     pub fn rights(&self, r: ReplicaId) -> u64 {
         let mut have = i128::from(self.created.get(&r).copied().unwrap_or(0));

@@ -133,6 +133,9 @@ pub(super) async fn cloud_end(
         c.voided += r.voided;
         c.voided_amount += r.voided_amount;
     }
+    for b in cloud.ledger.balances(store).await? {
+        c.balances.insert(b.account, (b.loaded, b.spent));
+    }
     Ok(c)
 }
 

@@ -129,6 +129,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/reports/payments", get(report_payments))
         .route("/api/v1/reports/top-skus", get(report_top))
         .route("/api/v1/reports/inventory", get(report_inventory))
+        .route("/api/v1/reports/stored-value", get(report_stored_value))
         .route("/api/v1/reports/fleet", get(report_fleet))
         .route("/api/v1/admin/reconciliation", post(reconcile_statement))
         .fallback(|| async {
@@ -186,6 +187,7 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         report_payments,
         report_top,
         report_inventory,
+        report_stored_value,
         report_fleet,
         reconcile_statement
     ),

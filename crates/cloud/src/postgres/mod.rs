@@ -5,8 +5,8 @@
 //! are merged in Rust first and written with one statement per table.
 
 use crate::ledger::{
-    DayRow, Enrolment, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit,
-    MasterRow, PaymentRow, SealKeys, SkuRow, StockRow, StoreCa, StoreInfo, advance,
+    BalanceRow, DayRow, Enrolment, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError,
+    MasterEdit, MasterRow, PaymentRow, SealKeys, SkuRow, StockRow, StoreCa, StoreInfo, advance,
 };
 use crate::project::Facts;
 use crate::sql;
@@ -61,6 +61,11 @@ const MERGE_STOCKS: &str = "INSERT INTO stock (store, sku, replica, p, n) \
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[]) \
      ON CONFLICT (store, sku, replica) DO UPDATE SET \
      p = GREATEST(stock.p, excluded.p), n = GREATEST(stock.n, excluded.n)";
+
+const MERGE_BALANCES: &str = "INSERT INTO balances (store, account, part, a, b, value) \
+     SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[]) \
+     ON CONFLICT (store, account, part, a, b) DO UPDATE SET \
+     value = GREATEST(balances.value, excluded.value)";
 
 /// The PostgreSQL ledger.
 #[derive(Clone)]
@@ -714,6 +719,18 @@ impl Ledger for PgLedger {
                 sku: r.get(0),
                 quantity: r.get(1),
                 revenue: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn balances(&self, store: &str) -> Result<Vec<BalanceRow>, LedgerError> {
+        let rows = self.client().await?.query(sql::BALANCES, &[&store]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| BalanceRow {
+                account: r.get(0),
+                loaded: r.get(1),
+                spent: r.get(2),
             })
             .collect())
     }

@@ -108,5 +108,20 @@ pub(super) async fn write_facts(
         )
         .await?;
     }
+    let b = f.balances_merged();
+    if !b.is_empty() {
+        tx.execute(
+            MERGE_BALANCES,
+            &[
+                &store,
+                &b.iter().map(|x| x.account.as_str()).collect::<Vec<_>>(),
+                &b.iter().map(|x| x.part).collect::<Vec<_>>(),
+                &b.iter().map(|x| x.a as i64).collect::<Vec<_>>(),
+                &b.iter().map(|x| x.b as i64).collect::<Vec<_>>(),
+                &b.iter().map(|x| x.value as i64).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! checkpoints run off the commit path (`tillmesh_checkpoint::Checkpointer`).
 
 use crate::ledger::{
-    DayRow, Enrolment, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError, MasterEdit,
-    MasterRow, PaymentRow, SealKeys, SkuRow, StockRow, StoreCa, StoreInfo, advance,
+    BalanceRow, DayRow, Enrolment, FleetRow, IngestOutcome, IngestRequest, Ledger, LedgerError,
+    MasterEdit, MasterRow, PaymentRow, SealKeys, SkuRow, StockRow, StoreCa, StoreInfo, advance,
 };
 use crate::project::Facts;
 use crate::sql;
@@ -581,6 +581,22 @@ impl Ledger for SqliteLedger {
                     sku: r.get(0)?,
                     quantity: r.get(1)?,
                     revenue: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn balances(&self, store: &str) -> Result<Vec<BalanceRow>, LedgerError> {
+        let store = store.to_owned();
+        self.with_reports(move |c| {
+            let mut stmt = c.prepare_cached(sql::BALANCES)?;
+            let rows = stmt.query_map([store], |r| {
+                Ok(BalanceRow {
+                    account: r.get(0)?,
+                    loaded: r.get(1)?,
+                    spent: r.get(2)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)

@@ -297,6 +297,17 @@ pub(super) fn write_facts(tx: &Connection, store: &str, f: &Facts) -> Result<(),
     for (sku, replica, p, n) in f.stock_merged() {
         st.execute(params![store, sku, replica as i64, p as i64, n as i64])?;
     }
+    let mut st = tx.prepare_cached(sql::MERGE_BALANCE)?;
+    for b in f.balances_merged() {
+        st.execute(params![
+            store,
+            b.account,
+            b.part,
+            b.a as i64,
+            b.b as i64,
+            b.value as i64
+        ])?;
+    }
     Ok(())
 }
 

@@ -275,8 +275,20 @@ impl Shop {
         lines: &[(&str, u32, i64)],
         qr_provider: Option<&str>,
     ) -> Event {
+        let sale = self.sale_of(till, paid_ms, lines, qr_provider);
+        self.tills[till].record_sale(sale, paid_ms).remove(0)
+    }
+
+    /// The sale [`Shop::sale`] records, not recorded.
+    pub fn sale_of(
+        &mut self,
+        till: usize,
+        paid_ms: u64,
+        lines: &[(&str, u32, i64)],
+        qr_provider: Option<&str>,
+    ) -> Sale {
         self.next_txn += 1;
-        let r = &mut self.tills[till];
+        let r = &self.tills[till];
         let txn_id = format!("T{}-{}", r.id().terminal(), self.next_txn);
         let lines: Vec<Line> = lines
             .iter()
@@ -315,7 +327,7 @@ impl Shop {
             expires_at_ms: None,
             status: PaymentStatus::Captured,
         };
-        let sale = Sale {
+        Sale {
             txn_id,
             terminal: r.id(),
             cashier: "E001".into(),
@@ -333,8 +345,25 @@ impl Shop {
             customer_id: None,
             points_earned: 0,
             weights: Vec::new(),
-        };
-        r.record_sale(sale, paid_ms).remove(0)
+        }
+    }
+
+    /// A sale of one unit of `sku` at `price`, paid whole from stored-value `account` by
+    /// `method`; no event (an empty list) when this till holds too few rights.
+    pub fn stored_value_sale(
+        &mut self,
+        till: usize,
+        paid_ms: u64,
+        price: i64,
+        method: Method,
+        account: &str,
+    ) -> Vec<Event> {
+        let mut sale = self.sale_of(till, paid_ms, &[("SKU00001", 1, price)], None);
+        sale.payments[0].method = method;
+        sale.payments[0].provider_ref = Some(account.to_string());
+        self.tills[till]
+            .try_record_sale(sale, paid_ms)
+            .unwrap_or_default()
     }
 
     /// Voids a sale (or refunds it).

@@ -1,6 +1,7 @@
-//! Stored value (escrow): on every till, no gift card, store credit or coupon has more spent
-//! than was loaded on it (its balance never goes below zero; a coupon is used at most once),
-//! and every acknowledged tender is counted in the account's spending (none lost). Also
+//! Stored value (escrow): on every till and in the cloud's reports, no gift card, store
+//! credit or coupon has more spent than was loaded on it (its balance never goes below zero;
+//! a coupon is used at most once), and every acknowledged tender is counted in the
+//! account's spending (none lost). Also
 //! reports how many gift card and store credit tenders were refused for lack of rights at
 //! the till (rights should follow demand: a figure to keep low), and the coupons' fate.
 
@@ -42,6 +43,26 @@ pub fn check(e: &Evidence) -> Verdict {
             }
         }
     }
+    // The cloud, once everything is uploaded: the same accounts, none below zero, every
+    // acknowledged tender counted.
+    for (card, &(loaded, spent)) in &e.cloud.balances {
+        if spent > loaded {
+            wrong.push(format!(
+                "cloud {card}: {spent} spent of {loaded} loaded (below zero)"
+            ));
+        }
+        let want = acked.get(card.as_str()).copied().unwrap_or(0);
+        if spent < want {
+            wrong.push(format!(
+                "cloud {card}: {spent} spent, but {want} was acknowledged (a tender lost)"
+            ));
+        }
+    }
+    for card in e.acked.gift_loaded.keys() {
+        if !e.cloud.balances.contains_key(card) {
+            wrong.push(format!("the cloud never saw account {card}"));
+        }
+    }
     let (tried, refused) = (e.acked.gift_tried, e.acked.gift_refused);
     let share = if tried == 0 {
         0.0
@@ -53,8 +74,9 @@ pub fn check(e: &Evidence) -> Verdict {
         wrong.is_empty(),
         if wrong.is_empty() {
             format!(
-                "{} accounts, {} tenders acknowledged ({} minor units); gift card and store credit: {refused} of {tried} tried refused for lack of rights at the till ({share:.1}%); tried {:?}, refused {:?}",
+                "{} accounts (the cloud: {}), {} tenders acknowledged ({} minor units); gift card and store credit: {refused} of {tried} tried refused for lack of rights at the till ({share:.1}%); tried {:?}, refused {:?}",
                 e.acked.gift_loaded.len(),
+                e.cloud.balances.len(),
                 e.acked.gift_spent.len(),
                 acked.values().sum::<i64>(),
                 e.acked.tried_by_kind,

@@ -63,6 +63,8 @@ pub struct CloudEnd {
     pub voided: u64,
     /// Their totals.
     pub voided_amount: i64,
+    /// Stored-value accounts in the reports: account -> (loaded, spent).
+    pub balances: BTreeMap<String, (i64, i64)>,
 }
 
 /// Another store of the chain at the end of the run.
@@ -145,6 +147,7 @@ mod tests {
                 total: 500,
                 voided: 0,
                 voided_amount: 0,
+                ..CloudEnd::default()
             },
             opening: [("SKU1".to_string(), 10)].into_iter().collect(),
             chain: vec![ChainEnd {
@@ -279,5 +282,38 @@ mod tests {
             },
         );
         assert_eq!(failing(&e), ["identical_crdt_state"]);
+        // Stored value: an account spent past what was loaded in the cloud, an acknowledged
+        // tender missing from the cloud or from a till, an account the cloud never saw.
+        let stored = || {
+            let (a, b) = (
+                tillmesh_crdt::ReplicaId(1 << 32),
+                tillmesh_crdt::ReplicaId(2 << 32),
+            );
+            let mut c = tillmesh_crdt::BoundedCounter::new();
+            c.increment(a, 100);
+            c.transfer(a, b, 100).unwrap();
+            c.decrement(b, 60).unwrap();
+            let mut e = evidence();
+            e.acked.gift_loaded.insert("GC1".into(), 100);
+            e.acked.gift_spent.push(("GC1".into(), 60, "T1-1".into()));
+            for t in e.tills.values_mut() {
+                t.state.gift_cards.insert("GC1".into(), c.clone());
+            }
+            e.cloud.balances.insert("GC1".into(), (100, 60));
+            e
+        };
+        assert!(failing(&stored()).is_empty(), "{:?}", failing(&stored()));
+        for change in [(100, 120), (100, 50)] {
+            let mut e = stored();
+            e.cloud.balances.insert("GC1".into(), change);
+            assert_eq!(failing(&e), ["gift_cards_never_below_zero_nor_lost"]);
+        }
+        let mut e = stored();
+        e.cloud.balances.clear();
+        assert_eq!(failing(&e), ["gift_cards_never_below_zero_nor_lost"]);
+        let mut e = stored();
+        e.acked.gift_spent.push(("GC1".into(), 10, "T1-2".into()));
+        e.cloud.balances.insert("GC1".into(), (100, 70));
+        assert_eq!(failing(&e), ["gift_cards_never_below_zero_nor_lost"]);
     }
 }
