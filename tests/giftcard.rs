@@ -579,3 +579,59 @@ async fn customer_basket(c: &Client, customer: &str, items: usize) -> (String, i
         .expect(200);
     (id, t["totals"]["total"].as_i64().unwrap())
 }
+
+/// Idle rights spread out: a card activated at one till and left unused there is shared with
+/// the peer it hears from, so that after a split both sides can take it without asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_rights_spread_to_peers_before_a_split() {
+    let pki = Pki::new("S001");
+    let tills = store(&pki).await;
+    let c1 = tills[0].client().login("E001", "1111").await;
+    let c2 = tills[1].client().login("E002", "2222").await;
+    const LOADED: i64 = 90_000;
+    c1.post("/api/v1/giftcards", json!({"card": CARD, "amount": LOADED}))
+        .await
+        .expect(201);
+    // Till 2 sells (a till that never wrote an event is not known to its peers yet).
+    let (id, _) = basket(&c2, 1).await;
+    finish(&c2, &id).await;
+    // Till 2 gets a share without asking, once the card sat idle at till 1.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let share = loop {
+        let a = c2.get(&format!("/api/v1/giftcards/{CARD}")).await;
+        // Not here yet: replication is on its way.
+        let v = if a.status == 404 {
+            json!({"spendable_here": 0})
+        } else {
+            a.expect(200)
+        };
+        let here = v["spendable_here"].as_i64().unwrap();
+        if here > 0 {
+            break here;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle rights never spread: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(share, LOADED / 2, "a fair share of two tills");
+    converged(&tills).await;
+    split(&tills, true);
+    // Both sides take the card, neither asks.
+    for c in [&c1, &c2] {
+        let (id, total) = basket(c, 1).await;
+        let amount = total.min(share);
+        let t = pay_card(c, &id, amount).await.expect(200);
+        assert_eq!(card_paid(&t), amount);
+        finish(c, &id).await;
+    }
+    split(&tills, false);
+    converged(&tills).await;
+    for t in &tills {
+        let state = t.till().state();
+        let card = &state.gift_cards[CARD];
+        assert!(card.spent_total() <= card.created_total());
+        assert_eq!(card.created_total(), LOADED as u64);
+    }
+}

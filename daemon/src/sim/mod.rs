@@ -187,8 +187,8 @@ impl Run {
             shift.clone(),
         ));
         st.own(task);
-        // The till's answers to its peers' asks for stored-value rights (the daemon's
-        // poller does it every second).
+        // The till's answers to its peers' asks for stored-value rights, and its idle
+        // rights spread to its peers (the daemon's poller does both every second).
         let w = &self.scenario.workload;
         if w.gift_cards > 0 || w.credits > 0 || w.coupons > 0 {
             let till = st.till.clone();
@@ -196,6 +196,7 @@ impl Run {
                 loop {
                     tokio::time::sleep(Duration::from_millis(1_000)).await;
                     let _ = till.answer_rights_asks().await;
+                    let _ = till.spread_idle_rights().await;
                 }
             }));
         }

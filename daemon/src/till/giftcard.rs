@@ -213,6 +213,11 @@ impl Till {
                 let e =
                     core.replica
                         .issue_gift_card(i.account, amount, &s.employee_id, i.reason, now);
+                // Fresh rights are not idle yet: the customer may spend them here at once.
+                if core.used.len() >= ASKS_MAX {
+                    core.used.clear();
+                }
+                core.used.insert(i.account.to_string(), now);
                 let rec = audit_rec(
                     now,
                     &s.employee_id,
@@ -376,6 +381,10 @@ impl Till {
                     expires_at_ms: None,
                     status: PaymentStatus::Captured,
                 });
+                if core.used.len() >= ASKS_MAX {
+                    core.used.clear();
+                }
+                core.used.insert(account.clone(), now);
                 Ok(format!("{pid} {} {amount} {account}", method.as_str()))
             })
             .await;

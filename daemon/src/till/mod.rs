@@ -28,6 +28,7 @@ mod office;
 mod offline;
 mod open;
 mod pay;
+mod rebalance;
 mod replication;
 mod reports;
 mod returns;
@@ -305,6 +306,10 @@ struct Core {
     asks: Vec<giftcard::Ask>,
     /// When this till last asked for rights to each card (ms).
     asked: HashMap<String, u64>,
+    /// When this till last took a tender from each stored-value account (ms).
+    used: HashMap<String, u64>,
+    /// Each peer terminal's current incarnation (from its newest event received).
+    live: BTreeMap<u64, ReplicaId>,
 }
 
 /// Most peers whose clocks a till tracks (a store has at most a few dozen tills).

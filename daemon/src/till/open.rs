@@ -147,6 +147,8 @@ impl Till {
                 expired_qr: Default::default(),
                 asks: Vec::new(),
                 asked: HashMap::new(),
+                used: HashMap::new(),
+                live: BTreeMap::new(),
             }),
             cfg: Arc::new(cfg),
             store,

@@ -467,6 +467,9 @@ pub fn spawn_poller(till: Arc<Till>) -> tokio::task::JoinHandle<()> {
             if let Err(e) = till.answer_rights_asks().await {
                 warn!(cause = %e, "could not hand over gift card rights; will retry");
             }
+            if let Err(e) = till.spread_idle_rights().await {
+                warn!(cause = %e, "could not spread idle stored-value rights; will retry");
+            }
             if let Err(e) = till.sweep_late_captures().await {
                 warn!(cause = %e, "could not record a late QR capture; will retry");
             }

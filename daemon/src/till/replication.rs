@@ -190,6 +190,16 @@ impl Till {
         let mut core = self.core();
         // The sender's own events say how its clock compares with this till's.
         let drift = tillmesh_pos::state::CLOCK_DRIFT_MS_MAX;
+        if let Some(e) = fresh
+            .iter()
+            .filter(|e| e.origin.terminal() == from)
+            .max_by_key(|e| e.hlc)
+            && (core.live.len() < PEERS_TRACKED_MAX || core.live.contains_key(&from))
+        {
+            // The incarnation that writes for that terminal now (a till whose disk was
+            // replaced writes as a new one): where rights may be handed.
+            core.live.insert(from, e.origin);
+        }
         if let Some(newest) = fresh
             .iter()
             .filter(|e| e.origin.terminal() == from)
