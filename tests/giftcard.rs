@@ -551,6 +551,21 @@ async fn store_credit_from_a_return_is_spent_once() {
         .await
         .expect_error(422, "wrong_amount");
     }
+    // A unit of the sale paid by store credit comes back: onto the credit first (never out
+    // in cash), even without asking for store credit.
+    let credit_before = credit().await.expect(200)["balance"].as_i64().unwrap();
+    let line = &done["lines"][0];
+    let unit = line["total"].as_i64().unwrap() / line["quantity"].as_i64().unwrap();
+    c.post(
+        &format!("/api/v1/transactions/{next}/return"),
+        json!({"lines": [{"line_no": line["line_no"], "quantity": 1}], "approval": manager}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        credit().await.expect(200)["balance"].as_i64(),
+        Some(credit_before + unit.min(took))
+    );
 }
 
 /// A checked-out basket of `items` demo products for customer `customer`: (id, total).

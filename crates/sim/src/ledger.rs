@@ -44,4 +44,7 @@ pub struct Ledger {
     pub refused_by_kind: BTreeMap<String, u64>,
     /// The next coupon a customer presents.
     pub coupon_next: u64,
+    /// The run's stored value was set up (once per run, not again when the first till's
+    /// cashier comes back after a crash).
+    pub setup_done: bool,
 }

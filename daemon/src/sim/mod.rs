@@ -196,7 +196,9 @@ impl Run {
                 loop {
                     tokio::time::sleep(Duration::from_millis(1_000)).await;
                     let _ = till.answer_rights_asks().await;
-                    let _ = till.spread_idle_rights().await;
+                    if std::env::var_os("NOSPREAD").is_none() {
+                        let _ = till.spread_idle_rights().await;
+                    }
                 }
             }));
         }
@@ -639,10 +641,13 @@ async fn run_async(s: Scenario, opts: Options) -> anyhow::Result<report::Report>
         now_ms as f64 / 1000.0
     ));
     let settle_end = now_ms + s.settle_s * 1000;
+    // The settling time counts from the heal itself: a fault or the end of a shift that held
+    // the run up (a cashier finishing a long customer) must not eat into it.
+    let healed_at = tokio::time::Instant::now();
     let mut converged_after = None;
     while now_ms < settle_end {
         now_ms += sample;
-        tokio::time::sleep_until(start + Duration::from_millis(now_ms)).await;
+        tokio::time::sleep_until(healed_at + Duration::from_millis(now_ms - end_ms)).await;
         observe_tick(&mut obs, &run.world, now_ms, s.tills).await?;
         bar.set(now_ms / 1000);
         if converged(&run.world).await? {

@@ -251,7 +251,9 @@ pub async fn cashier(
     let mean_ms = 60_000.0 / w.sales_per_minute;
     let mut n = 0_u64;
     let mut token = None;
-    let mut cards_done = (w.gift_cards == 0 && w.credits == 0 && w.coupons == 0) || id != 1;
+    let mut cards_done = (w.gift_cards == 0 && w.credits == 0 && w.coupons == 0)
+        || id != 1
+        || out.lock().unwrap_or_else(|p| p.into_inner()).setup_done;
     loop {
         // Exponential gaps: a Poisson stream of customers.
         let u: f64 = rng.random_range(f64::EPSILON..1.0);
@@ -284,6 +286,7 @@ pub async fn cashier(
             issue_credit_and_coupons(&till, &session, &w, &out, &manager).await;
             activate_cards(&till, &session, &w, &out, &shift).await;
             cards_done = true;
+            out.lock().unwrap_or_else(|p| p.into_inner()).setup_done = true;
         }
         n += 1;
         let txn = match till.create_txn(&session).await {

@@ -169,3 +169,92 @@ pub(super) fn credit_return(
     (amount > 0)
         .then(|| replica.issue_gift_card(&credit_account(customer), amount, by, "return", now))
 }
+
+/// What a return of `amount` puts back on the sale's stored-value tenders (gift cards, store
+/// credit, coupons), `before` having been returned already: stored value comes back first,
+/// tender by tender in payment order, never out in cash. `(account, amount)` each.
+pub(super) fn stored_back(sale: &Sale, before: i64, amount: i64) -> Vec<(String, i64)> {
+    let stored: i64 = sale
+        .payments
+        .iter()
+        .filter(|p| p.method.spends_balance() && p.status == PaymentStatus::Captured)
+        .map(|p| p.amount.max(0))
+        .fold(0, i64::saturating_add);
+    let from = before.clamp(0, stored);
+    let to = before.saturating_add(amount.max(0)).clamp(0, stored);
+    let mut out: Vec<(String, i64)> = Vec::new();
+    let mut at = 0_i64;
+    for p in sale
+        .payments
+        .iter()
+        .filter(|p| p.method.spends_balance() && p.status == PaymentStatus::Captured)
+    {
+        let (lo, hi) = (at, at.saturating_add(p.amount.max(0)));
+        at = hi;
+        let back = hi.min(to).saturating_sub(lo.max(from));
+        if back > 0 {
+            let account = p.provider_ref.clone().unwrap_or_default();
+            match out.iter_mut().find(|(a, _)| *a == account) {
+                Some((_, n)) => *n = n.saturating_add(back),
+                None => out.push((account, back)),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tillmesh_pos::cart::Totals;
+
+    fn pay(method: Method, amount: i64, account: Option<&str>) -> Payment {
+        Payment {
+            payment_id: format!("P{amount}"),
+            method,
+            amount,
+            tendered: amount,
+            change: 0,
+            provider: None,
+            provider_ref: account.map(str::to_string),
+            qr_payload: None,
+            expires_at_ms: None,
+            status: PaymentStatus::Captured,
+        }
+    }
+
+    #[test]
+    fn returns_go_back_on_stored_value_first_in_payment_order() {
+        let sale = Sale {
+            txn_id: "T1-1".into(),
+            terminal: ReplicaId(1),
+            cashier: "E001".into(),
+            created_ms: 0,
+            paid_ms: 0,
+            lines: Vec::new(),
+            totals: Totals::default(),
+            payments: vec![
+                pay(Method::GiftCard, 300, Some("GC-1")),
+                pay(Method::Cash, 500, None),
+                pay(Method::StoreCredit, 200, Some("credit:C-1")),
+            ],
+            customer_id: Some("C-1".into()),
+            points_earned: 0,
+            weights: Vec::new(),
+        };
+        let v = |x: &[(&str, i64)]| -> Vec<(String, i64)> {
+            x.iter().map(|(a, n)| (a.to_string(), *n)).collect()
+        };
+        assert_eq!(stored_back(&sale, 0, 250), v(&[("GC-1", 250)]));
+        assert_eq!(
+            stored_back(&sale, 250, 200),
+            v(&[("GC-1", 50), ("credit:C-1", 150)])
+        );
+        assert_eq!(stored_back(&sale, 450, 100), v(&[("credit:C-1", 50)]));
+        // Past the stored value: the rest is cash (nothing here).
+        assert_eq!(stored_back(&sale, 500, 300), v(&[]));
+        let mut cash_only = sale.clone();
+        cash_only.payments.retain(|p| p.method == Method::Cash);
+        assert!(stored_back(&cash_only, 0, 500).is_empty());
+    }
+}

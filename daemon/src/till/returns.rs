@@ -343,11 +343,25 @@ impl Till {
                         ));
                     }
                 }
+                // Stored value the sale was paid with comes back first, onto the same
+                // accounts; only the rest is cash, or store credit when asked.
+                let returned_before: i64 = before.values().map(|(_, a)| *a).sum();
+                let back_on = super::credit::stored_back(&sale, returned_before, amount);
+                let on_accounts: i64 = back_on.iter().map(|(_, n)| *n).sum();
+                for (account, n) in &back_on {
+                    events.push(core.replica.issue_gift_card(
+                        account,
+                        *n,
+                        &s.employee_id,
+                        "return",
+                        now,
+                    ));
+                }
                 if let Some(c) = &credit_to {
                     events.extend(super::credit::credit_return(
                         &mut core.replica,
                         c,
-                        amount,
+                        amount.saturating_sub(on_accounts),
                         &s.employee_id,
                         now,
                     ));
@@ -371,11 +385,16 @@ impl Till {
                     id,
                     "ok",
                     format!(
-                        "approved by {approver}, {} line(s), amount {amount}{}{}: {reason}",
+                        "approved by {approver}, {} line(s), amount {amount}{}{}{}: {reason}",
                         back.len(),
                         if whole { ", the whole sale" } else { "" },
+                        if on_accounts > 0 {
+                            format!(", {on_accounts} back on the stored value it was paid with")
+                        } else {
+                            String::new()
+                        },
                         if credit_to.is_some() {
-                            ", to store credit"
+                            ", the rest to store credit"
                         } else {
                             ""
                         }
