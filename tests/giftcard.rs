@@ -475,7 +475,7 @@ async fn store_credit_from_a_return_is_spent_once() {
     .expect_error(422, "no_customer");
 
     // The customer's sale, one unit returned to store credit.
-    let (id, _) = customer_basket(&c, "C-1", 2).await;
+    let (id, _) = support::basket_for(&c, Some("C-1"), 2).await;
     let sale = finish(&c, &id).await;
     let line = sale["lines"][0]["line_no"].as_u64().unwrap();
     let line_total = sale["lines"][0]["total"].as_i64().unwrap();
@@ -518,7 +518,7 @@ async fn store_credit_from_a_return_is_spent_once() {
     assert_eq!(v["balance"].as_i64(), Some(balance), "{v}");
 
     // Spent on the customer's next sale, up to the balance and no further.
-    let (next, total) = customer_basket(&c, "C-1", 4).await;
+    let (next, total) = support::basket_for(&c, Some("C-1"), 4).await;
     let t = c
         .post(
             &format!("/api/v1/transactions/{next}/payments"),
@@ -543,7 +543,7 @@ async fn store_credit_from_a_return_is_spent_once() {
         Some(balance - took)
     );
     if balance - took == 0 {
-        let (again, _) = customer_basket(&c, "C-1", 1).await;
+        let (again, _) = support::basket_for(&c, Some("C-1"), 1).await;
         c.post(
             &format!("/api/v1/transactions/{again}/payments"),
             json!({"method": "store_credit"}),
@@ -566,33 +566,6 @@ async fn store_credit_from_a_return_is_spent_once() {
         credit().await.expect(200)["balance"].as_i64(),
         Some(credit_before + unit.min(took))
     );
-}
-
-/// A checked-out basket of `items` demo products for customer `customer`: (id, total).
-async fn customer_basket(c: &Client, customer: &str, items: usize) -> (String, i64) {
-    let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.post(
-        &format!("/api/v1/transactions/{id}/customer"),
-        json!({"customer_id": customer}),
-    )
-    .await
-    .expect(200);
-    for i in 0..items {
-        c.post(
-            &format!("/api/v1/transactions/{id}/items"),
-            json!({"barcode": support::demo_barcode(i % 4)}),
-        )
-        .await
-        .expect(200);
-    }
-    let t = c
-        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
-        .await
-        .expect(200);
-    (id, t["totals"]["total"].as_i64().unwrap())
 }
 
 /// Idle rights spread out: a card activated at one till and left unused there is shared with

@@ -16,6 +16,17 @@ async fn qr(c: &Client, id: &str, amount: i64) -> support::Answer {
     .await
 }
 
+/// How many times the till's audit log recorded a notification of payment `pid` (it stops).
+async fn notified(till: TestTill, pid: &str) -> usize {
+    let dir = till.stop().await;
+    let db = tillmesh_store::Store::open(dir.path().join("till.db")).unwrap();
+    let chain = db.read(|r| r.audit_all()).unwrap();
+    chain
+        .iter()
+        .filter(|e| e.record.action == "payment.notified" && e.record.target == pid)
+        .count()
+}
+
 fn last_payment(t: &Value) -> String {
     let ps = t["payments"].as_array().unwrap();
     ps[ps.len() - 1]["payment_id"].as_str().unwrap().to_string()
@@ -223,14 +234,11 @@ async fn notifications_are_checked_by_signature_and_applied_once() {
         .filter(|p| p["method"] == "qr")
         .collect();
     assert_eq!(qr_paid.len(), 1, "{done}");
-    let dir = till.stop().await;
-    let db = tillmesh_store::Store::open(dir.path().join("till.db")).unwrap();
-    let chain = db.read(|r| r.audit_all()).unwrap();
-    let notified = chain
-        .iter()
-        .filter(|e| e.record.action == "payment.notified" && e.record.target == pid)
-        .count();
-    assert_eq!(notified, 1, "the duplicate was applied again");
+    assert_eq!(
+        notified(till, &pid).await,
+        1,
+        "the duplicate was applied again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,12 +420,9 @@ async fn vnpay_payments_are_signed_urls_captured_once_opened() {
     }
     let p = support::wait_payment(&c, &pid, "CAPTURED").await;
     assert_eq!(p["provider_ref"], "5555");
-    let dir = till.stop().await;
-    let db = tillmesh_store::Store::open(dir.path().join("till.db")).unwrap();
-    let chain = db.read(|r| r.audit_all()).unwrap();
-    let notified = chain
-        .iter()
-        .filter(|e| e.record.action == "payment.notified" && e.record.target == pid)
-        .count();
-    assert_eq!(notified, 1, "the duplicate was applied again");
+    assert_eq!(
+        notified(till, &pid).await,
+        1,
+        "the duplicate was applied again"
+    );
 }

@@ -124,10 +124,23 @@ pub async fn sandbox_pay(store_id: &str, payment_id: &str) -> Value {
 /// A new sale with `items` demo products (one each of the first four, in turn), checked out:
 /// its id and what is due.
 pub async fn basket(c: &Client, items: usize) -> (String, i64) {
+    basket_for(c, None, items).await
+}
+
+/// [`basket`], for `customer` (attached before the first item) when one is named.
+pub async fn basket_for(c: &Client, customer: Option<&str>, items: usize) -> (String, i64) {
     let id = c.post("/api/v1/transactions", json!({})).await.expect(201)["txn_id"]
         .as_str()
         .unwrap()
         .to_string();
+    if let Some(customer) = customer {
+        c.post(
+            &format!("/api/v1/transactions/{id}/customer"),
+            json!({"customer_id": customer}),
+        )
+        .await
+        .expect(200);
+    }
     for i in 0..items {
         c.post(
             &format!("/api/v1/transactions/{id}/items"),

@@ -146,6 +146,17 @@ pub(crate) fn crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The HTTP client a provider's calls go through: ring for TLS, every wait bounded.
+pub(crate) fn http_client(timeout_ms: u64) -> Result<reqwest::Client, PayError> {
+    crypto();
+    let t = std::time::Duration::from_millis(timeout_ms);
+    reqwest::Client::builder()
+        .timeout(t)
+        .connect_timeout(t)
+        .build()
+        .map_err(|e| PayError::Config(e.to_string()))
+}
+
 /// An error with its causes, on one line.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

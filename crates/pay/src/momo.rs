@@ -7,7 +7,6 @@ use crate::sign::{hmac_sha256_hex, raw, verify_sha256_hex};
 use crate::{Created, Observed, PayError, ProviderConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tillmesh_pos::payment::PaymentStatus;
 
 /// Creates a payment.
@@ -264,13 +263,7 @@ impl Momo {
             return Err(PayError::Config(p));
         }
         let secret = cfg.secret()?;
-        let t = Duration::from_millis(cfg.timeout_ms);
-        crate::crypto();
-        let http = reqwest::Client::builder()
-            .timeout(t)
-            .connect_timeout(t)
-            .build()
-            .map_err(|e| PayError::Config(e.to_string()))?;
+        let http = crate::http_client(cfg.timeout_ms)?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

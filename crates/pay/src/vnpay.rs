@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tillmesh_pos::payment::PaymentStatus;
 
 /// The API version spoken.
@@ -184,13 +183,7 @@ impl Vnpay {
             return Err(PayError::Config(p));
         }
         let secret = cfg.secret()?;
-        let t = Duration::from_millis(cfg.timeout_ms);
-        crate::crypto();
-        let http = reqwest::Client::builder()
-            .timeout(t)
-            .connect_timeout(t)
-            .build()
-            .map_err(|e| PayError::Config(e.to_string()))?;
+        let http = crate::http_client(cfg.timeout_ms)?;
         Ok(Self {
             cfg,
             secret,

@@ -35,6 +35,10 @@ pub(super) struct Issue<'a> {
     pub new: Option<bool>,
 }
 
+/// A commit submitted, to wait on.
+pub(super) type Pending =
+    tokio::sync::oneshot::Receiver<Result<tillmesh_store::CommitInfo, tillmesh_store::StoreError>>;
+
 /// An ask for rights from another till, to answer.
 #[derive(Clone, Debug)]
 pub(super) struct Ask {
@@ -467,7 +471,7 @@ impl Till {
             return Ok(0);
         }
         let now = self.now();
-        let (rx, n) = {
+        let rx = {
             let (mut core, slot) = self.core_for_write()?;
             let asks = std::mem::take(&mut core.asks);
             let mut events = Vec::new();
@@ -490,20 +494,39 @@ impl Till {
                     events.push(e);
                 }
             }
-            if events.is_empty() {
-                return Ok(0);
-            }
-            let n = events.len();
-            let rx = self.store.submit_reserved(
-                slot,
-                WriteBatch {
-                    events,
-                    ..Default::default()
-                },
-            )?;
-            (rx, n)
+            self.submit_moves(slot, events)?
         };
-        self.durable(rx).await?;
+        self.durable_moves(rx).await
+    }
+
+    /// Submits rights moves in the write slot taken: what to wait on, and how many.
+    pub(super) fn submit_moves(
+        &self,
+        slot: tillmesh_store::Slot,
+        events: Vec<Event>,
+    ) -> Result<(Option<Pending>, usize), TillError> {
+        if events.is_empty() {
+            return Ok((None, 0));
+        }
+        let n = events.len();
+        let rx = self.store.submit_reserved(
+            slot,
+            WriteBatch {
+                events,
+                ..Default::default()
+            },
+        )?;
+        Ok((Some(rx), n))
+    }
+
+    /// Waits for moves submitted by [`Till::submit_moves`]; how many there were.
+    pub(super) async fn durable_moves(
+        &self,
+        (rx, n): (Option<Pending>, usize),
+    ) -> Result<usize, TillError> {
+        if let Some(rx) = rx {
+            self.durable(rx).await?;
+        }
         Ok(n)
     }
 }

@@ -104,7 +104,7 @@ impl Till {
         if peers.is_empty() || plan(&self.core(), &peers, now).is_empty() {
             return Ok(0);
         }
-        let (rx, n) = {
+        let rx = {
             let (mut core, slot) = self.core_for_write()?;
             let mut events = Vec::new();
             for (account, to, amount) in plan(&core, &peers, now) {
@@ -117,20 +117,8 @@ impl Till {
                     events.push(e);
                 }
             }
-            if events.is_empty() {
-                return Ok(0);
-            }
-            let n = events.len();
-            let rx = self.store.submit_reserved(
-                slot,
-                WriteBatch {
-                    events,
-                    ..Default::default()
-                },
-            )?;
-            (rx, n)
+            self.submit_moves(slot, events)?
         };
-        self.durable(rx).await?;
-        Ok(n)
+        self.durable_moves(rx).await
     }
 }

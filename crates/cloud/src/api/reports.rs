@@ -367,6 +367,18 @@ pub struct StoreQuery {
     pub store: String,
 }
 
+/// 404 unless `store` is registered.
+async fn registered(cloud: &AppState, store: &str) -> Result<(), ApiError> {
+    if cloud.ledger.store(store).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            format!("store {store} is not registered"),
+        ));
+    }
+    Ok(())
+}
+
 #[utoipa::path(get, path = "/api/v1/reports/inventory", params(StoreQuery),
     responses((status = 200, body = InventoryReport), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn report_inventory(
@@ -376,13 +388,7 @@ pub(super) async fn report_inventory(
 ) -> Result<Json<InventoryReport>, ApiError> {
     credential(&cloud, &headers, Role::Admin)?;
     let q = query(q)?;
-    if cloud.ledger.store(&q.store).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_store",
-            format!("store {} is not registered", q.store),
-        ));
-    }
+    registered(&cloud, &q.store).await?;
     cloud.catch_up().await?;
     let stock = cloud.ledger.inventory(&q.store).await?;
     // Name and reorder point of every current catalog item (deleted ones have no body).
@@ -571,13 +577,7 @@ pub(super) async fn report_stored_value(
 ) -> Result<Json<StoredValueReport>, ApiError> {
     credential(&cloud, &headers, Role::Admin)?;
     let q = query(q)?;
-    if cloud.ledger.store(&q.store).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_store",
-            format!("store {} is not registered", q.store),
-        ));
-    }
+    registered(&cloud, &q.store).await?;
     cloud.catch_up().await?;
     let rows = cloud.ledger.balances(&q.store).await?;
     let accounts: Vec<StoredValueLine> = rows
