@@ -157,6 +157,32 @@ pub(crate) fn http_client(timeout_ms: u64) -> Result<reqwest::Client, PayError> 
         .map_err(|e| PayError::Config(e.to_string()))
 }
 
+/// POSTs `body` as JSON to `url` and decodes the JSON answer; no answer, or a 5xx, is
+/// `Unreachable`; an answer that does not decode is `BadAnswer` (`who` names the provider).
+pub(crate) async fn post_json<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    who: &str,
+    url: String,
+    body: &Q,
+) -> Result<A, PayError> {
+    let r = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| PayError::Unreachable(error_chain(&e)))?;
+    let status = r.status();
+    let bytes = r
+        .bytes()
+        .await
+        .map_err(|e| PayError::Unreachable(error_chain(&e)))?;
+    if status.is_server_error() {
+        return Err(PayError::Unreachable(format!("{who} answered {status}")));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| PayError::BadAnswer(format!("{who} answered {status}: {e}")))
+}
+
 /// An error with its causes, on one line.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

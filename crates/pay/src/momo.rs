@@ -295,23 +295,7 @@ impl Momo {
         body: &Q,
     ) -> Result<A, PayError> {
         let url = format!("{}{path}", self.cfg.endpoint.trim_end_matches('/'));
-        let r = self
-            .http
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| PayError::Unreachable(crate::error_chain(&e)))?;
-        let status = r.status();
-        let bytes = r
-            .bytes()
-            .await
-            .map_err(|e| PayError::Unreachable(crate::error_chain(&e)))?;
-        if status.is_server_error() {
-            return Err(PayError::Unreachable(format!("MoMo answered {status}")));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| PayError::BadAnswer(format!("MoMo answered {status}: {e}")))
+        crate::post_json(&self.http, "MoMo", url, body).await
     }
 
     /// Creates a QR payment of `amount` for our `order_id` (unique across the merchant).

@@ -83,7 +83,7 @@ pub fn hash_data<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
 }
 
 /// A field of a JSON answer as text (VNPay sends numbers as strings or numbers).
-fn field(v: &Value, k: &str) -> String {
+pub fn field(v: &Value, k: &str) -> String {
     match v.get(k) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -272,23 +272,7 @@ impl Vnpay {
     async fn post(&self, mut body: Value, fields: &[&str]) -> Result<Value, PayError> {
         let raw = pipe(&body, fields);
         body["vnp_SecureHash"] = json!(hmac_sha512_hex(&self.secret, &raw));
-        let r = self
-            .http
-            .post(self.api_url())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| PayError::Unreachable(crate::error_chain(&e)))?;
-        let status = r.status();
-        let bytes = r
-            .bytes()
-            .await
-            .map_err(|e| PayError::Unreachable(crate::error_chain(&e)))?;
-        if status.is_server_error() {
-            return Err(PayError::Unreachable(format!("VNPay answered {status}")));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| PayError::BadAnswer(format!("VNPay answered {status}: {e}")))
+        crate::post_json(&self.http, "VNPay", self.api_url(), &body).await
     }
 
     fn request_id(&self) -> String {
@@ -390,11 +374,12 @@ impl Vnpay {
         {
             return Err(PayError::BadSignature);
         }
-        let mut o = BTreeMap::new();
-        for (k, v) in params {
-            o.insert(k.clone(), Value::String(v.clone()));
-        }
-        Ok(observed(&Value::Object(o.into_iter().collect())))
+        Ok(observed(&Value::Object(
+            params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )))
     }
 }
 

@@ -5,7 +5,9 @@
 use super::{Book, Order, Sandbox, now_ms};
 use crate::momo;
 use crate::sign::{hmac_sha512_hex, verify_sha512_hex};
-use crate::vnpay::{self, QUERY_ANSWER_FIELDS, QUERY_FIELDS, REFUND_ANSWER_FIELDS, REFUND_FIELDS};
+use crate::vnpay::{
+    self, QUERY_ANSWER_FIELDS, QUERY_FIELDS, REFUND_ANSWER_FIELDS, REFUND_FIELDS, field,
+};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -100,14 +102,6 @@ pub(super) async fn vnpay_page(
         StatusCode::OK,
         format!("VNPay sandbox: pay {amount} VND for {order_id}"),
     )
-}
-
-fn field(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
 }
 
 /// An answer of the merchant API, signed over `fields`.
