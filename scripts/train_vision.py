@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import vision_data as vd
+import vision_wild as vw
 
 MEAN, STD = 127.0, 128.0  # EfficientNet-Lite's normalisation: (x - 127) / 128
 
@@ -71,6 +72,22 @@ class CosFace(nn.Module):
         cos = emb @ F.normalize(self.w, dim=1).t()
         cos = cos - self.m * F.one_hot(y, cos.shape[1])
         return F.cross_entropy(self.s * cos, y)
+
+
+class Photos(torch.utils.data.Dataset):
+    """Training photos rendered on demand (in a worker process, beside the training step)."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        p, seed, label = self.items[i]
+        img = vw.render(p, seed) if isinstance(p, vw.Wild) else vd.render(p, seed)
+        x = (np.asarray(img, dtype=np.float32) - MEAN) / STD
+        return torch.from_numpy(x).permute(2, 0, 1).contiguous(), label
 
 
 def tensor(images):
@@ -154,6 +171,10 @@ def main():
     ap.add_argument("--blocks", type=int, default=11)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "models")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wild-families", type=int, default=300,
+                    help="brand families drawn by vision_wild.py (heavier randomisation)")
+    ap.add_argument("--wild-per-sku", type=int, default=6,
+                    help="photos per wild SKU per epoch")
     a = ap.parse_args()
     torch.manual_seed(1)
     random.seed(1)
@@ -161,30 +182,33 @@ def main():
     torch.set_num_threads(a.threads)
     cat = vd.catalog()
     train = [p for p in cat if p.split == "train"]
-    index = {p.sku: i for i, p in enumerate(train)}
+    wild = vw.wild_catalog(a.wild_families)
+    index = {p.sku: i for i, p in enumerate(train + wild)}
     model = Embedder(a.blocks)
-    loss_fn = CosFace(128, len(train))
+    loss_fn = CosFace(128, len(index))
     opt = torch.optim.AdamW([
         {"params": model.stem.parameters(), "lr": 3e-4},
         {"params": model.blocks.parameters(), "lr": 3e-4},
         {"params": list(model.head.parameters()) + list(model.fc.parameters())
          + list(loss_fn.parameters()), "lr": 2e-3},
     ], weight_decay=1e-4)
-    steps = a.epochs * (len(train) * a.per_sku // 64)
+    per_epoch = len(train) * a.per_sku + len(wild) * a.wild_per_sku
+    steps = a.epochs * (per_epoch // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[3e-4, 3e-4, 2e-3], total_steps=steps, pct_start=0.15)
     t0 = time.time()
     step = 0
     for epoch in range(a.epochs):
         # New photos every epoch (seeds epoch * per_sku + k; evaluation uses seeds >= 10,000).
-        items = [(p, epoch * a.per_sku + k) for p in train for k in range(a.per_sku)]
+        items = [(p, epoch * a.per_sku + k, index[p.sku]) for p in train for k in range(a.per_sku)]
+        items += [(p, epoch * a.wild_per_sku + k, index[p.sku]) for p in wild
+                  for k in range(a.wild_per_sku)]
         random.Random(epoch).shuffle(items)
         model.train()
         total = 0.0
-        for i in range(0, len(items) - 63, 64):
-            batch = items[i:i + 64]
-            x = tensor([vd.render(p, s) for p, s in batch])
-            y = torch.tensor([index[p.sku] for p, _ in batch])
+        loader = torch.utils.data.DataLoader(Photos(items), batch_size=64, num_workers=1,
+                                             drop_last=True)
+        for x, y in loader:
             loss = loss_fn(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -210,7 +234,8 @@ def main():
         "threshold": metrics["threshold"],
         "metrics": metrics,
         "training": {"epochs": a.epochs, "per_sku": a.per_sku, "blocks": a.blocks,
-                     "train_skus": len(train), "loss": "CosFace s=30 m=0.25",
+                     "train_skus": len(train), "wild_skus": len(wild),
+                     "wild_per_sku": a.wild_per_sku, "loss": "CosFace s=30 m=0.25",
                      "seconds": round(time.time() - t0)},
     }
     (a.out / "products.json").write_text(json.dumps(card, indent=2) + "\n")

@@ -1,7 +1,8 @@
 //! Product recognition through the till's API, with the shipped model: a manager enrols
 //! catalog SKUs from a few photos on one till, the references travel over the mesh (QUIC),
 //! and the other till recognises the products; bad uploads get a 4xx naming the problem and
-//! change nothing; a till without a model says so.
+//! change nothing; a till without a model says so; a barcode in the frame answers without
+//! the model; enough enrolled products give the store its own threshold.
 
 mod support;
 
@@ -140,17 +141,104 @@ async fn skus_enrolled_on_one_till_are_recognised_on_another() {
     assert!(r["sku"].is_null());
 
     // Six frames went through till 2's model (one empty-gallery, four variants, one unknown).
-    let m = b.client().get("/metrics").await.body;
-    let frames = m
-        .as_str()
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("tillmesh_vision_frames_total"))
-        .unwrap_or_default()
-        .to_string();
-    assert!(frames.ends_with(" 6"), "{frames}");
+    assert_eq!(metric(&b, "tillmesh_vision_frames_total").await, "6");
     a.stop().await;
     b.stop().await;
+}
+
+/// The metric `name`'s value on a till's `/metrics` page.
+async fn metric(till: &TestTill, name: &str) -> String {
+    let m = till.client().get("/metrics").await.body;
+    m.as_str()
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split(' ').next_back())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A barcode the catalog knows, printed on a photographed package, answers at once and
+/// exactly, without the model (nothing is enrolled); one no product carries falls through
+/// to the model. Once enough products are enrolled, the threshold is the store's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_barcode_in_the_frame_answers_without_the_model_and_the_store_calibrates() {
+    let pki = Pki::new("S001");
+    let till = vision_till(&pki, 1).await;
+    let manager = till.client().login("M001", "9999").await;
+    let recognize = |file: &str| post_image(&manager, "/api/v1/vision/recognize", photo(file));
+    for (file, sku, code) in [
+        ("barcode/SKU00005-turned.jpg", "SKU00005", "8939711471040"),
+        ("barcode/SKU00002.jpg", "SKU00002", "8932462819482"),
+    ] {
+        let r = recognize(file).await.expect(200);
+        assert_eq!(
+            (&r["decision"], &r["sku"], &r["source"], &r["barcode"]),
+            (
+                &"accepted".into(),
+                &sku.into(),
+                &"barcode".into(),
+                &code.into()
+            ),
+            "{file}: {r}"
+        );
+        assert_eq!(
+            r["proposals"][0]["name"].as_str().map(str::is_empty),
+            Some(false)
+        );
+        assert_eq!(
+            r["gallery_skus"], 0,
+            "no product is enrolled: the model had nothing to say"
+        );
+    }
+    let r = recognize("barcode/unlisted.jpg").await.expect(200);
+    assert_eq!(
+        (
+            &r["decision"],
+            &r["source"],
+            &r["barcode"],
+            &r["threshold_from"]
+        ),
+        (
+            &"not_sure".into(),
+            &"model".into(),
+            &"4006381333931".into(),
+            &"card".into()
+        ),
+        "{r}"
+    );
+    assert_eq!(metric(&till, "tillmesh_vision_barcodes_total").await, "2");
+    assert_eq!(metric(&till, "tillmesh_vision_frames_total").await, "3");
+
+    // Eight products, three photos each: enough for the store's own threshold.
+    let products = [
+        "V0000", "V0001", "V0002", "V0003", "V0320", "V0321", "V0322", "V0323",
+    ];
+    for (i, product) in products.iter().enumerate() {
+        let set = if i < 4 { "known" } else { "new" };
+        for k in 0..3 {
+            post_image(
+                &manager,
+                &format!("/api/v1/vision/skus/SKU0000{}/photos", i + 1),
+                photo(&format!("{set}/ref/{product}/{k}.jpg")),
+            )
+            .await
+            .expect(200);
+        }
+    }
+    let r = recognize("known/query/V0002/0.jpg").await.expect(200);
+    let card: f64 = serde_json::from_str::<Value>(&std::fs::read_to_string(card()).unwrap())
+        .unwrap()["threshold"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(
+        (&r["threshold_from"], &r["source"]),
+        (&"store".into(), &"model".into()),
+        "{r}"
+    );
+    assert_ne!(r["threshold"].as_f64(), Some(card), "{r}");
+    assert_eq!(r["proposals"][0]["sku"], "SKU00003", "{r}");
+    till.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub pin_throttled: Counter,
     /// Camera frames recognised.
     pub vision_frames: Counter,
+    /// Camera frames a barcode answered (no model run).
+    pub vision_barcodes: Counter,
     /// Finalise latency (request to durable), seconds.
     pub sale_latency: Histogram,
     /// Time in SQLite COMMIT (the fsync), seconds.
@@ -96,6 +98,7 @@ impl Default for Metrics {
             seal_refused: Counter::default(),
             qr_late_captures: Counter::default(),
             vision_frames: Counter::default(),
+            vision_barcodes: Counter::default(),
             sale_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             fsync: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
@@ -159,6 +162,11 @@ impl Default for Metrics {
             "vision_frames",
             "Camera frames run through product recognition",
             m.vision_frames.clone(),
+        );
+        registry.register(
+            "vision_barcodes",
+            "Camera frames answered by a barcode the catalog knows, without the model",
+            m.vision_barcodes.clone(),
         );
         registry.register(
             "sale_latency_seconds",

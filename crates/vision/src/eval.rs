@@ -1,10 +1,15 @@
 //! Accuracy and latency of a model on a held-out set laid out as
 //! `known/{ref,query}/<sku>/*`, `new/{ref,query}/<sku>/*` (SKUs enrolled from their few
 //! `ref` photos only) and `unknown/*` (products never enrolled). `scripts/vision_data.py
-//! --eval-set DIR` writes one.
+//! --eval-set DIR` writes one from the training generator; `scripts/ood_shelf.py` and
+//! `scripts/ood_counter.py` write sets from sources that share no code with it. A set may
+//! carry `barcodes.json` (`{"codes": {code: sku}, "shown": [photo, ...]}`): then every query
+//! photo is also scanned for a barcode, and the barcode path is measured apart.
 
+use crate::gallery::StoreCalibration;
 use crate::{Embedder, Gallery, VisionError};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,12 +33,39 @@ pub struct Report {
     pub false_accept: f64,
     /// The threshold used.
     pub threshold: f32,
+    /// Where it came from: `store` (calibrated on the gallery, as a till does), `card`
+    /// (the gallery was too small), or `given`.
+    pub threshold_from: &'static str,
+    /// The store calibration, when the gallery allowed one.
+    pub store: Option<StoreCalibration>,
+    /// The barcode path, when the set lists its barcodes.
+    pub barcodes: Option<BarcodeReport>,
     /// SKUs in the gallery.
     pub skus: usize,
     /// Query photos (known, new, unknown).
     pub queries: (usize, usize, usize),
     /// Embedding latency per photo (decode + resize + model), ms: p50 and p99.
     pub latency_ms: (f64, f64),
+}
+
+/// How the barcode path did on a set's query photos (known and new SKUs).
+#[derive(Clone, Debug, Serialize)]
+pub struct BarcodeReport {
+    /// Query photos that show a barcode (as the set lists them).
+    pub shown: usize,
+    /// Photos a decoded barcode answered with the right SKU.
+    pub answered: usize,
+    /// Photos a decoded barcode answered with a wrong SKU.
+    pub wrong: usize,
+    /// `answered / shown`.
+    pub rate: f64,
+}
+
+/// A set's `barcodes.json`.
+#[derive(serde::Deserialize)]
+struct BarcodeList {
+    codes: BTreeMap<String, String>,
+    shown: Vec<String>,
 }
 
 fn files(dir: &Path) -> Result<Vec<PathBuf>, VisionError> {
@@ -70,6 +102,37 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 fn read_photo(p: &Path) -> Result<Vec<u8>, VisionError> {
     std::fs::read(p).map_err(|e| VisionError::Full(format!("cannot read {}: {e}", p.display())))
+}
+
+/// Scans every query photo of a set that lists its barcodes.
+fn barcode_path(dir: &Path) -> Result<Option<BarcodeReport>, VisionError> {
+    let Ok(text) = std::fs::read_to_string(dir.join("barcodes.json")) else {
+        return Ok(None);
+    };
+    let list: BarcodeList = serde_json::from_str(&text)
+        .map_err(|e| VisionError::Full(format!("barcodes.json: {e}")))?;
+    let (mut answered, mut wrong) = (0, 0);
+    for sub in ["known/query", "new/query"] {
+        for (sku, p) in labelled(&dir.join(sub))? {
+            let img = crate::frame::decode(&read_photo(&p)?)?;
+            match crate::barcode::scan(&img).and_then(|c| list.codes.get(&c.text)) {
+                Some(s) if *s == sku => answered += 1,
+                Some(_) => wrong += 1,
+                None => {}
+            }
+        }
+    }
+    let shown = list.shown.len();
+    Ok(Some(BarcodeReport {
+        shown,
+        answered,
+        wrong,
+        rate: if shown == 0 {
+            0.0
+        } else {
+            answered as f64 / shown as f64
+        },
+    }))
 }
 
 /// What a calibration found.
@@ -142,13 +205,14 @@ pub fn calibrate(
     })
 }
 
-/// Evaluates `model` on the set in `dir` with its card's threshold (or `threshold`).
+/// Evaluates `model` on the set in `dir`, with `threshold` if given, else the way a till
+/// does: calibrated on the gallery the set enrols ([`Gallery::calibrate`] at
+/// [`crate::gallery::CALIBRATION_AIM`]), or the card's while the gallery is too small.
 pub fn evaluate(
     model: &Embedder,
     dir: &Path,
     threshold: Option<f32>,
 ) -> Result<Report, VisionError> {
-    let threshold = threshold.unwrap_or(model.card().threshold);
     let mut times = Vec::new();
     let mut count = 0;
     let mut embed = |p: &Path| -> Result<Vec<f32>, VisionError> {
@@ -171,6 +235,13 @@ pub fn evaluate(
         g.add(&sku, embed(&p)?)?;
         *enrol.entry(sku).or_default() += 1;
     }
+    let store = g.calibrate(crate::gallery::CALIBRATION_AIM);
+    let (threshold, threshold_from) = match (threshold, &store) {
+        (Some(t), _) => (t, "given"),
+        (None, Some(c)) => (c.threshold, "store"),
+        (None, None) => (model.card().threshold, "card"),
+    };
+    let barcodes = barcode_path(dir)?;
     let mut known = (0, 0, 0, 0);
     for (sku, p) in labelled(&dir.join("known/query"))? {
         let r = g.recognize(&embed(&p)?, 5, threshold)?;
@@ -204,6 +275,9 @@ pub fn evaluate(
         new_enrol_photos: enrol.values().copied().max().unwrap_or(0),
         false_accept: rate(unknown.1, unknown.0),
         threshold,
+        threshold_from,
+        store,
+        barcodes,
         skus: g.len(),
         queries: (known.0, new.0, unknown.0),
         latency_ms: (percentile(&times, 0.5), percentile(&times, 0.99)),

@@ -1,6 +1,7 @@
 //! The SKU gallery: reference embeddings per SKU (from enrolment photos), a prototype per
 //! SKU (their normalised mean), cosine ranking of a frame against every prototype, and
-//! abstention below the model's calibrated threshold.
+//! abstention below a threshold calibrated on the store's own gallery ([`Gallery::calibrate`])
+//! or, while the gallery is too small for that, the model card's.
 
 use crate::VisionError;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,35 @@ pub const REFS_PER_SKU_MAX: usize = 32;
 pub const SKUS_MAX: usize = 50_000;
 /// Most proposals returned.
 pub const TOP_K_MAX: usize = 20;
+
+/// Most references one calibration reads (spread evenly over the gallery).
+pub const CALIBRATION_REFS_MAX: usize = 1000;
+/// The share of references a store calibration lets score at or above the threshold against
+/// another SKU's prototype. References come closer to their siblings than products never
+/// enrolled come to anything, yet underestimate those: on the training generator's
+/// held-out set, aiming at 1% of references let 3.3% of unknown products through (3.8% of
+/// the separate calibration products); 0.2% let 0% and 1.8% through.
+pub const CALIBRATION_AIM: f64 = 0.002;
+/// Fewest references (of SKUs with two or more) a calibration needs; fewer: the card's
+/// threshold applies.
+pub const CALIBRATION_REFS_MIN: usize = 20;
+
+/// A threshold set from the store's own gallery.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreCalibration {
+    /// The threshold: at most `max_false_accept` of the references score it or more against
+    /// another SKU's prototype.
+    pub threshold: f32,
+    /// References read.
+    pub references: usize,
+    /// SKUs they belong to.
+    pub skus: usize,
+    /// Share of references whose own SKU (its prototype without them) scores below the
+    /// threshold: the "not sure" rate to expect on the store's products.
+    pub expected_abstain: f64,
+    /// The false-accept rate aimed for.
+    pub max_false_accept: f64,
+}
 
 /// One proposed SKU.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,6 +170,61 @@ impl Gallery {
         }
     }
 
+    /// Sets the abstention threshold from the gallery itself, the way a store's products
+    /// look on its own cameras: every reference photo (of SKUs with two or more) plays an
+    /// unknown product against the other SKUs' prototypes, and the threshold is set so that
+    /// at most `max_false_accept` of them would be accepted; the same photo against its own
+    /// SKU's prototype (without it) tells how often the store's products will get "not
+    /// sure". Look-alike variants enrolled side by side make it strict, which is what a till
+    /// that must not guess wants. `None` while fewer than [`CALIBRATION_REFS_MIN`]
+    /// references of two or more SKUs are held.
+    pub fn calibrate(&self, max_false_accept: f64) -> Option<StoreCalibration> {
+        let eligible: Vec<(&String, &Vec<Vec<f32>>)> =
+            self.refs.iter().filter(|(_, r)| r.len() >= 2).collect();
+        let total: usize = eligible.iter().map(|(_, r)| r.len()).sum();
+        if eligible.len() < 2
+            || total < CALIBRATION_REFS_MIN
+            || !(0.0..1.0).contains(&max_false_accept)
+        {
+            return None;
+        }
+        let step = total.div_ceil(CALIBRATION_REFS_MAX);
+        let (mut own, mut other) = (Vec::new(), Vec::new());
+        let mut n = 0usize;
+        for (sku, refs) in &eligible {
+            let mut sum = vec![0.0; self.dim];
+            for r in refs.iter() {
+                sum.iter_mut().zip(r).for_each(|(s, x)| *s += x);
+            }
+            for r in refs.iter() {
+                n += 1;
+                if n % step != 0 {
+                    continue;
+                }
+                let without: Vec<f32> = sum.iter().zip(r).map(|(s, x)| s - x).collect();
+                own.push(dot(&normalize(without), r));
+                let best = self
+                    .protos
+                    .iter()
+                    .filter(|(s, _)| s != sku)
+                    .map(|(_, p)| dot(p, r))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                other.push(best);
+            }
+        }
+        other.sort_by(|a, b| b.total_cmp(a));
+        let allowed = (max_false_accept * other.len() as f64).floor() as usize;
+        let threshold = other.get(allowed).map_or(-1.0, |s| (s + 1e-6).min(1.0));
+        let below = own.iter().filter(|s| **s < threshold).count();
+        Some(StoreCalibration {
+            threshold,
+            references: other.len(),
+            skus: eligible.len(),
+            expected_abstain: below as f64 / own.len().max(1) as f64,
+            max_false_accept,
+        })
+    }
+
     /// Ranks every SKU against `embedding`; accepts the best if it scores `threshold` or more.
     pub fn recognize(
         &self,
@@ -210,5 +295,31 @@ mod tests {
         back.rebuild();
         assert_eq!(back, g);
         assert!(g.clone().remove("A"));
+    }
+
+    #[test]
+    fn the_store_calibration_sits_above_what_other_products_score() {
+        // Three SKUs along three axes, ten references each, a little spread.
+        let mut g = Gallery::new(3);
+        assert_eq!(g.calibrate(0.01), None);
+        for k in 0..10 {
+            let e = 0.02 * k as f32;
+            g.add("A", vec![1.0, e, 0.1]).unwrap();
+            g.add("B", vec![e, 1.0, 0.1]).unwrap();
+            g.add("C", vec![0.1, e, 1.0]).unwrap();
+        }
+        let c = g.calibrate(0.0).unwrap();
+        assert_eq!((c.references, c.skus), (30, 3));
+        // Every reference against another SKU scores below the threshold...
+        let worst_other = [[1.0, 0.18, 0.1], [0.18, 1.0, 0.1], [0.1, 0.18, 1.0]]
+            .iter()
+            .map(|e| g.recognize(e, 2, 2.0).unwrap().proposals[1].score)
+            .fold(f32::MIN, f32::max);
+        assert!(c.threshold > worst_other, "{c:?} vs {worst_other}");
+        // ...and every one against its own SKU above it.
+        assert_eq!(c.expected_abstain, 0.0);
+        let r = g.recognize(&[0.9, 0.05, 0.1], 1, c.threshold).unwrap();
+        assert_eq!(r.accepted.as_deref(), Some("A"));
+        assert!(g.calibrate(1.5).is_none());
     }
 }

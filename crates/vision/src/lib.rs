@@ -5,9 +5,11 @@
 //! card, optimises it and runs one frame at a time on the calling thread; [`frame`] decodes
 //! JPEG and PNG uploads with limits and turns them into the model's input; [`gallery`]
 //! matches an embedding against per-SKU prototypes (cosine) and abstains below the card's
-//! calibrated threshold, so a product the till does not know gets "not sure" rather than a
-//! guess.
+//! threshold calibrated on the store's own gallery, so a product the till does not know gets
+//! "not sure" rather than a guess; [`barcode`] reads a barcode in the frame first, which
+//! answers exactly when the catalog knows it.
 
+pub mod barcode;
 pub mod card;
 pub mod eval;
 pub mod frame;
@@ -15,7 +17,7 @@ pub mod gallery;
 pub mod model;
 
 pub use card::ModelCard;
-pub use gallery::{Gallery, Proposal, Recognition};
+pub use gallery::{Gallery, Proposal, Recognition, StoreCalibration};
 pub use model::Embedder;
 
 /// What can go wrong, each with a sentence for the person who sent the input.

@@ -127,7 +127,11 @@ impl Embedder {
 
     /// Decodes a JPEG or PNG and embeds it.
     pub fn embed_image(&self, bytes: &[u8]) -> Result<Vec<f32>, VisionError> {
-        let img = frame::decode(bytes)?;
-        self.embed_tensor(frame::tensor(&img, &self.card.input))
+        self.embed_rgb(&frame::decode(bytes)?)
+    }
+
+    /// Embeds an already decoded frame.
+    pub fn embed_rgb(&self, img: &image::RgbImage) -> Result<Vec<f32>, VisionError> {
+        self.embed_tensor(frame::tensor(img, &self.card.input))
     }
 }

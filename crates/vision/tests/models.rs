@@ -2,7 +2,7 @@
 //! model tells look-alike variants of one brand apart on held-out photos, enrols new SKUs
 //! from three photos, and refuses products it does not know; a second ONNX backbone this
 //! project did not train loads from a card of the same format; models that do not match
-//! their card are refused at load with the reason.
+//! their card are refused at load with the reason; barcodes on photographed packages read.
 
 use std::path::{Path, PathBuf};
 use tillmesh_vision::{Embedder, Gallery, ModelCard, VisionError, eval};
@@ -88,4 +88,23 @@ fn a_model_that_does_not_match_its_card_is_refused_with_the_reason() {
         m.embed_image(b"%PDF-1.7"),
         Err(VisionError::NotAnImage)
     ));
+}
+
+/// Barcodes printed on photographed packages (drawn by `scripts/ood_counter.py
+/// --barcode-photo`): read straight and turned by 40 degrees.
+#[test]
+fn barcodes_on_photographed_packages_are_read() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/eval/barcode");
+    let mut read = Vec::new();
+    for (file, code) in [
+        ("SKU00002.jpg", "8932462819482"),
+        ("SKU00005-turned.jpg", "8939711471040"),
+        ("unlisted.jpg", "4006381333931"),
+    ] {
+        let img = tillmesh_vision::frame::decode(&std::fs::read(dir.join(file)).unwrap()).unwrap();
+        let c = tillmesh_vision::barcode::scan(&img);
+        let got = c.as_ref().map(|c| (c.format.as_str(), c.text.as_str()));
+        read.push((file, got == Some(("ean13", code)), format!("{c:?}")));
+    }
+    assert!(read.iter().all(|r| r.1), "{read:?}");
 }

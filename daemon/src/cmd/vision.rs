@@ -28,17 +28,23 @@ pub enum VisionCommand {
         till: TillLogin,
     },
     /// Top-1/top-5 on known SKUs, top-1 on newly enrolled ones, false accepts on unknown
-    /// products and latency, on a set laid out as `scripts/vision_data.py --eval-set` writes.
+    /// products, the barcode path and latency, on sets laid out as `scripts/vision_data.py
+    /// --eval-set` writes (`scripts/ood_shelf.py` and `scripts/ood_counter.py` write sets
+    /// from sources that share no code with the training generator), one report per set.
+    /// The threshold is calibrated on each set's gallery, the way a till does.
     Eval {
-        /// The held-out set.
-        #[arg(long)]
-        data: PathBuf,
+        /// The held-out sets (one report each).
+        #[arg(long, required = true, num_args = 1..)]
+        data: Vec<PathBuf>,
         /// The model card.
         #[arg(long, default_value = "models/products.json")]
         card: PathBuf,
-        /// Abstention threshold (the card's by default).
-        #[arg(long, conflicts_with = "calibrate")]
+        /// Abstention threshold (by default calibrated on the set's gallery, as a till does).
+        #[arg(long, conflicts_with_all = ["calibrate", "card_threshold"])]
         threshold: Option<f32>,
+        /// Use the card's threshold instead of the store calibration.
+        #[arg(long)]
+        card_threshold: bool,
         /// Calibrate the threshold first on photos of never-enrolled products in this folder
         /// (`scripts/vision_data.py --calibration-set DIR`), then evaluate with it.
         #[arg(long)]
@@ -243,10 +249,14 @@ pub fn run(cmd: VisionCommand) -> anyhow::Result<()> {
             data,
             card,
             threshold,
+            card_threshold,
             calibrate,
             max_false_accept,
             write_card,
         } => {
+            if calibrate.is_some() && data.len() != 1 {
+                anyhow::bail!("--calibrate evaluates one set: give one --data");
+            }
             let t = std::time::Instant::now();
             let m = tillmesh_vision::Embedder::load(&card)?;
             let load = t.elapsed();
@@ -255,10 +265,10 @@ pub fn run(cmd: VisionCommand) -> anyhow::Result<()> {
                 card.display(),
                 load.as_secs_f64()
             );
-            let mut threshold = threshold;
+            let mut threshold = threshold.or(card_threshold.then_some(m.card().threshold));
             let mut calibration = None;
             if let Some(cal) = &calibrate {
-                let c = tillmesh_vision::eval::calibrate(&m, &data, cal, max_false_accept)?;
+                let c = tillmesh_vision::eval::calibrate(&m, &data[0], cal, max_false_accept)?;
                 println!(
                     "calibrated on {} photos of never-enrolled products: threshold {:.4} for <= {:.1}% false accepts",
                     c.photos,
@@ -268,35 +278,62 @@ pub fn run(cmd: VisionCommand) -> anyhow::Result<()> {
                 threshold = Some(c.threshold);
                 calibration = Some(c);
             }
-            let r = tillmesh_vision::eval::evaluate(&m, &data, threshold)?;
-            println!(
-                "known SKUs: top-1 {:.2}%  top-5 {:.2}%  abstained {:.2}%  ({} photos)",
-                100.0 * r.known_top1,
-                100.0 * r.known_top5,
-                100.0 * r.known_abstained,
-                r.queries.0
-            );
-            println!(
-                "new SKUs (enrolled from <= {} photos): top-1 {:.2}%  ({} photos)",
-                r.new_enrol_photos,
-                100.0 * r.new_top1,
-                r.queries.1
-            );
-            println!(
-                "unknown products: false accepts {:.2}%  ({} photos, threshold {:.3})",
-                100.0 * r.false_accept,
-                r.queries.2,
-                r.threshold
-            );
-            println!(
-                "latency per photo (decode, resize, model; one thread): p50 {:.2} ms  p99 {:.2} ms",
-                r.latency_ms.0, r.latency_ms.1
-            );
-            if let (true, Some(c)) = (write_card, calibration) {
-                write_threshold(&card, &r, &c)?;
-                println!("wrote the threshold and metrics into {}", card.display());
+            for set in &data {
+                let r = tillmesh_vision::eval::evaluate(&m, set, threshold)?;
+                print_report(set, &r);
+                if let (true, Some(c)) = (write_card, &calibration) {
+                    write_threshold(&card, &r, c)?;
+                    println!("wrote the threshold and metrics into {}", card.display());
+                }
             }
             Ok(())
         }
     }
+}
+
+/// One set's report, for a person.
+fn print_report(set: &std::path::Path, r: &tillmesh_vision::eval::Report) {
+    println!("== {}: {} SKUs enrolled", set.display(), r.skus);
+    println!(
+        "known SKUs: top-1 {:.2}%  top-5 {:.2}%  abstained {:.2}%  ({} photos)",
+        100.0 * r.known_top1,
+        100.0 * r.known_top5,
+        100.0 * r.known_abstained,
+        r.queries.0
+    );
+    println!(
+        "new SKUs (enrolled from <= {} photos): top-1 {:.2}%  ({} photos)",
+        r.new_enrol_photos,
+        100.0 * r.new_top1,
+        r.queries.1
+    );
+    println!(
+        "unknown products: false accepts {:.2}%  ({} photos, threshold {:.3} from the {})",
+        100.0 * r.false_accept,
+        r.queries.2,
+        r.threshold,
+        r.threshold_from
+    );
+    if let Some(c) = &r.store {
+        println!(
+            "store calibration: threshold {:.3} from {} references of {} SKUs; expected not sure {:.1}%",
+            c.threshold,
+            c.references,
+            c.skus,
+            100.0 * c.expected_abstain
+        );
+    }
+    if let Some(b) = &r.barcodes {
+        println!(
+            "barcode path: answered {} of {} query photos showing a barcode ({:.1}%), {} wrong",
+            b.answered,
+            b.shown,
+            100.0 * b.rate,
+            b.wrong
+        );
+    }
+    println!(
+        "latency per photo (decode, resize, model; one thread): p50 {:.2} ms  p99 {:.2} ms",
+        r.latency_ms.0, r.latency_ms.1
+    );
 }

@@ -1,7 +1,10 @@
 //! Product recognition on the till: frames and enrolment photos go through the model off
 //! the async executor's core threads (`spawn_blocking`, at most `vision.concurrency` at
 //! once, a bounded queue behind them), and the gallery is the replicated state's
-//! references (`VisionEnrolled` events), rebuilt when the till's events change.
+//! references (`VisionEnrolled` events), rebuilt and recalibrated when the till's events
+//! change: the abstention threshold comes from the store's own gallery
+//! ([`Gallery::calibrate`]), the card's only while too few products are enrolled. A frame
+//! is first scanned for a barcode; one the catalog knows answers at once, without the model.
 
 use super::{Session, Till, TillError};
 use serde::Serialize;
@@ -9,7 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tillmesh_crdt::VersionVector;
 use tillmesh_pos::cashier::Permission;
-use tillmesh_vision::{Embedder, Gallery, VisionError};
+use tillmesh_vision::{Embedder, Gallery, StoreCalibration, VisionError};
+
+/// A gallery and its calibration, as of one version vector.
+type Calibrated = (Arc<Gallery>, Option<StoreCalibration>);
 
 /// Frames waiting for a model slot at most; more are refused as busy.
 const QUEUE_MAX: usize = 8;
@@ -20,7 +26,7 @@ pub struct Vision {
     slots: Arc<tokio::sync::Semaphore>,
     waiting: AtomicUsize,
     top_k: usize,
-    gallery: Mutex<Option<(VersionVector, Arc<Gallery>)>>,
+    gallery: Mutex<Option<(VersionVector, Calibrated)>>,
 }
 
 impl std::fmt::Debug for Vision {
@@ -66,6 +72,14 @@ pub struct RecognitionView {
     pub proposals: Vec<ProposalView>,
     /// The abstention threshold.
     pub threshold: f32,
+    /// Where the threshold comes from: `store` (calibrated on this store's gallery) or
+    /// `card` (the model's, while too few products are enrolled to calibrate).
+    pub threshold_from: &'static str,
+    /// What answered: `barcode` (a barcode in the frame the catalog knows; no model run)
+    /// or `model`.
+    pub source: &'static str,
+    /// The barcode read in the frame, if any.
+    pub barcode: Option<String>,
     /// SKUs enrolled in the store's gallery.
     pub gallery_skus: usize,
 }
@@ -93,8 +107,36 @@ impl Till {
         })
     }
 
-    /// Embeds `bytes` on a blocking thread, waiting for a model slot (bounded).
-    async fn embed(&self, bytes: axum::body::Bytes) -> Result<Vec<f32>, TillError> {
+    /// Decodes `bytes` and scans the frame for a barcode; unless `known` (asked of the
+    /// catalog) takes the code, embeds the frame. On blocking threads, holding a model slot.
+    async fn scan_or_embed(
+        &self,
+        bytes: axum::body::Bytes,
+        known: impl Fn(&str) -> bool,
+    ) -> Result<(Option<String>, Option<Vec<f32>>), TillError> {
+        let (v, permit) = self.slot().await?;
+        let (img, code) = tokio::task::spawn_blocking(move || {
+            let img = tillmesh_vision::frame::decode(&bytes)?;
+            let code = tillmesh_vision::barcode::scan(&img).map(|c| c.text);
+            Ok::<_, VisionError>((img, code))
+        })
+        .await
+        .map_err(|e| internal(format!("recognition task: {e}")))??;
+        if code.as_deref().is_some_and(&known) {
+            return Ok((code, None));
+        }
+        let model = v.embedder.clone();
+        let e = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            model.embed_rgb(&img)
+        })
+        .await
+        .map_err(|e| internal(format!("recognition task: {e}")))??;
+        Ok((code, Some(e)))
+    }
+
+    /// A model slot (waiting for one, bounded).
+    async fn slot(&self) -> Result<(Arc<Vision>, tokio::sync::OwnedSemaphorePermit), TillError> {
         let v = self.vision()?.clone();
         if v.waiting.fetch_add(1, Ordering::SeqCst) >= QUEUE_MAX {
             v.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -106,6 +148,12 @@ impl Till {
         let permit = v.slots.clone().acquire_owned().await;
         v.waiting.fetch_sub(1, Ordering::SeqCst);
         let permit = permit.map_err(|_| internal("vision slots closed".into()))?;
+        Ok((v, permit))
+    }
+
+    /// Embeds `bytes` on a blocking thread, waiting for a model slot (bounded).
+    async fn embed(&self, bytes: axum::body::Bytes) -> Result<Vec<f32>, TillError> {
+        let (v, permit) = self.slot().await?;
         let model = v.embedder.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = permit;
@@ -116,8 +164,8 @@ impl Till {
         .map_err(TillError::from)
     }
 
-    /// The store's gallery as of the till's current events.
-    fn gallery(&self) -> Result<Arc<Gallery>, TillError> {
+    /// The store's gallery as of the till's current events, and its calibration.
+    fn gallery(&self) -> Result<Calibrated, TillError> {
         let v = self.vision()?;
         let vv = self.version_vector();
         let mut cache = v.gallery.lock().unwrap_or_else(|p| p.into_inner());
@@ -139,13 +187,15 @@ impl Till {
                 }
             }
         }
-        let g = Arc::new(g);
+        let c = g.calibrate(tillmesh_vision::gallery::CALIBRATION_AIM);
+        let g = (Arc::new(g), c);
         *cache = Some((vv, g.clone()));
         Ok(g)
     }
 
-    /// Recognises the product in a camera frame: the best proposals, and the SKU when the
-    /// best clears the model's threshold (otherwise "not sure").
+    /// Recognises the product in a camera frame: a barcode the catalog knows answers
+    /// exactly; otherwise the best proposals, and the SKU when the best clears the store's
+    /// threshold (otherwise "not sure").
     pub async fn recognize(
         &self,
         bytes: axum::body::Bytes,
@@ -162,9 +212,33 @@ impl Till {
                 ),
             ));
         }
-        let e = self.embed(bytes).await?;
-        let g = self.gallery()?;
-        let threshold = v.embedder.card().threshold;
+        let known = |code: &str| self.core().catalog.lookup(code).is_ok();
+        let (code, e) = self.scan_or_embed(bytes, known).await?;
+        let (g, cal) = self.gallery()?;
+        let (threshold, threshold_from) = match &cal {
+            Some(c) => (c.threshold, "store"),
+            None => (v.embedder.card().threshold, "card"),
+        };
+        self.metrics.vision_frames.inc();
+        let Some(e) = e else {
+            self.metrics.vision_barcodes.inc();
+            let core = self.core();
+            let item = core.catalog.lookup(code.as_deref().unwrap_or_default())?;
+            return Ok(RecognitionView {
+                decision: "accepted",
+                sku: Some(item.sku.clone()),
+                proposals: vec![ProposalView {
+                    sku: item.sku.clone(),
+                    name: item.name.clone(),
+                    score: 1.0,
+                }],
+                threshold,
+                threshold_from,
+                source: "barcode",
+                barcode: code,
+                gallery_skus: g.len(),
+            });
+        };
         let r = g.recognize(&e, k, threshold).map_err(TillError::from)?;
         let proposals = {
             let core = self.core();
@@ -181,7 +255,6 @@ impl Till {
                 })
                 .collect()
         };
-        self.metrics.vision_frames.inc();
         Ok(RecognitionView {
             decision: if r.accepted.is_some() {
                 "accepted"
@@ -191,6 +264,9 @@ impl Till {
             sku: r.accepted,
             proposals,
             threshold,
+            threshold_from,
+            source: "model",
+            barcode: code,
             gallery_skus: g.len(),
         })
     }
