@@ -171,7 +171,7 @@ def main():
     ap.add_argument("--blocks", type=int, default=11)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "models")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--wild-families", type=int, default=300,
+    ap.add_argument("--wild-families", type=int, default=0,
                     help="brand families drawn by vision_wild.py (heavier randomisation)")
     ap.add_argument("--wild-per-sku", type=int, default=6,
                     help="photos per wild SKU per epoch")

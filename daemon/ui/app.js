@@ -934,7 +934,7 @@ async function identify() {
     const offered = sure ? r.proposals : r.proposals.filter((p) => p.score >= OFFER_FLOOR);
     const rows = offered.map((p, i) => `<button class="${sure && i === 0 ? "best" : ""}" data-sku="${esc(p.sku)}">
           <span>${esc(p.name || p.sku)}</span><span class="score">${Math.round(Math.max(0, p.score) * 100)}%</span></button>`);
-    const head = sure ? "" : offered.length
+    const head = sure ? (r.source === "barcode" ? `<p class="muted">Read from its barcode ${esc(r.barcode)}.</p>` : "") : offered.length
       ? `<p>Not sure what this is. If it is one of these, pick it; otherwise type its barcode.</p>`
       : r.proposals.length ? `<p>This product is not recognised. Type or scan its barcode.</p>`
         : `<p>No products are enrolled for the camera yet. Type the barcode.</p>`;

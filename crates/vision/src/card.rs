@@ -24,6 +24,16 @@ pub struct InputSpec {
     pub mean: [f32; 3],
     /// Per-channel divisor after the mean.
     pub std: [f32; 3],
+    /// The share of the frame's largest centred crop (of the input's aspect ratio) the
+    /// model sees, 0.25 to 1 (1: all of it). A till's camera is aimed where the cashier
+    /// holds the product, so a tighter crop gives the model more of the product and less of
+    /// the counter behind it.
+    #[serde(default = "whole_frame")]
+    pub crop: f32,
+}
+
+fn whole_frame() -> f32 {
+    1.0
 }
 
 /// The model's output.
@@ -80,6 +90,9 @@ impl ModelCard {
         }
         if !(16..=1024).contains(&i.height) || !(16..=1024).contains(&i.width) {
             return Err("input height and width must be 16 to 1024".into());
+        }
+        if !(0.25..=1.0).contains(&i.crop) {
+            return Err("input crop must be 0.25 to 1 (the share of the frame kept)".into());
         }
         if i.std.iter().any(|s| !s.is_finite() || *s == 0.0)
             || i.mean.iter().any(|m| !m.is_finite())

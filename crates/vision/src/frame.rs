@@ -59,7 +59,8 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 }
 
 /// The model's input for `img`: the largest centred crop of the input's aspect ratio,
-/// resized (bilinear) and normalised, channel-major.
+/// narrowed to the card's `crop` share about its centre, resized (bilinear) and normalised,
+/// channel-major.
 pub fn tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     let (w, h) = img.dimensions();
     let (tw, th) = (spec.width, spec.height);
@@ -69,6 +70,11 @@ pub fn tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     } else {
         (w, (w as u64 * th as u64 / tw as u64) as u32)
     };
+    let keep = spec.crop.clamp(0.25, 1.0);
+    let (cw, ch) = (
+        ((cw as f32 * keep).round() as u32).clamp(1, cw),
+        ((ch as f32 * keep).round() as u32).clamp(1, ch),
+    );
     let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
     let crop = image::imageops::crop_imm(img, x0, y0, cw.max(1), ch.max(1)).to_image();
     let sized = if (cw, ch) == (tw, th) {
@@ -142,6 +148,7 @@ mod tests {
             channels: "RGB".into(),
             mean: [127.0; 3],
             std: [128.0; 3],
+            crop: 1.0,
         };
         let img = RgbImage::from_fn(64, 32, |x, _| {
             image::Rgb([if (16..48).contains(&x) { 255 } else { 0 }, 0, 127])
@@ -160,5 +167,16 @@ mod tests {
                 .all(|v| (*v + 127.0 / 128.0).abs() < 0.01)
         );
         assert!(t[512..].iter().all(|v| v.abs() < 0.01));
+        // A card's crop keeps the middle of that: half of it is the green centre square.
+        let img = RgbImage::from_fn(64, 32, |x, y| {
+            let centre = (24..40).contains(&x) && (8..24).contains(&y);
+            image::Rgb([0, if centre { 255 } else { 0 }, 0])
+        });
+        let t = tensor(&img, &InputSpec { crop: 0.5, ..spec });
+        assert!(
+            t[256..512].iter().all(|v| (*v - 1.0).abs() < 0.01),
+            "{:?}",
+            &t[256..264]
+        );
     }
 }

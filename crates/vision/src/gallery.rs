@@ -198,7 +198,7 @@ impl Gallery {
             }
             for r in refs.iter() {
                 n += 1;
-                if n % step != 0 {
+                if !n.is_multiple_of(step) {
                     continue;
                 }
                 let without: Vec<f32> = sum.iter().zip(r).map(|(s, x)| s - x).collect();

@@ -314,6 +314,10 @@ fn print_report(set: &std::path::Path, r: &tillmesh_vision::eval::Report) {
         r.threshold,
         r.threshold_from
     );
+    println!(
+        "known and new SKUs accepted as the wrong SKU: {:.2}%",
+        100.0 * r.wrong_accepted
+    );
     if let Some(c) = &r.store {
         println!(
             "store calibration: threshold {:.3} from {} references of {} SKUs; expected not sure {:.1}%",
@@ -325,11 +329,13 @@ fn print_report(set: &std::path::Path, r: &tillmesh_vision::eval::Report) {
     }
     if let Some(b) = &r.barcodes {
         println!(
-            "barcode path: answered {} of {} query photos showing a barcode ({:.1}%), {} wrong",
+            "barcode path: answered {} of {} query photos showing a barcode ({:.1}%), {} wrong; scan p50 {:.1} ms  p99 {:.1} ms",
             b.answered,
             b.shown,
             100.0 * b.rate,
-            b.wrong
+            b.wrong,
+            b.scan_ms.0,
+            b.scan_ms.1
         );
     }
     println!(
