@@ -24,12 +24,6 @@ pub struct InputSpec {
     pub mean: [f32; 3],
     /// Per-channel divisor after the mean.
     pub std: [f32; 3],
-    /// The share of the frame's largest centred crop (of the input's aspect ratio) the
-    /// model sees, 0.25 to 1 (1: all of it). A till's camera is aimed where the cashier
-    /// holds the product, so a tighter crop gives the model more of the product and less of
-    /// the counter behind it.
-    #[serde(default = "whole_frame")]
-    pub crop: f32,
 }
 
 fn whole_frame() -> f32 {
@@ -61,6 +55,14 @@ pub struct ModelCard {
     pub output: OutputSpec,
     /// Cosine similarity below which recognition abstains (calibrated on unknown products).
     pub threshold: f32,
+    /// The share of the frame's largest centred crop (of the input's aspect ratio) the
+    /// model sees, 0.25 to 1 (1: all of it). A till's camera is aimed where the cashier
+    /// holds the product, so a tighter crop gives the model more of the product and less of
+    /// the counter behind it. A top-level field, not in `input` (whose fields are checked
+    /// strictly): a till of an earlier release ignores it and sees the whole frame, where
+    /// an unknown field in `input` stopped it at start during a rolling upgrade.
+    #[serde(default = "whole_frame")]
+    pub crop: f32,
     /// Anything else the card records (metrics, training recipe): kept, not read.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -91,8 +93,8 @@ impl ModelCard {
         if !(16..=1024).contains(&i.height) || !(16..=1024).contains(&i.width) {
             return Err("input height and width must be 16 to 1024".into());
         }
-        if !(0.25..=1.0).contains(&i.crop) {
-            return Err("input crop must be 0.25 to 1 (the share of the frame kept)".into());
+        if !(0.25..=1.0).contains(&self.crop) {
+            return Err("crop must be 0.25 to 1 (the share of the frame kept)".into());
         }
         if i.std.iter().any(|s| !s.is_finite() || *s == 0.0)
             || i.mean.iter().any(|m| !m.is_finite())

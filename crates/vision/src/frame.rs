@@ -59,9 +59,9 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 }
 
 /// The model's input for `img`: the largest centred crop of the input's aspect ratio,
-/// narrowed to the card's `crop` share about its centre, resized (bilinear) and normalised,
-/// channel-major.
-pub fn tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
+/// narrowed to the `crop` share (the card's) about its centre, resized (bilinear) and
+/// normalised, channel-major.
+pub fn tensor(img: &RgbImage, spec: &InputSpec, crop: f32) -> Vec<f32> {
     let (w, h) = img.dimensions();
     let (tw, th) = (spec.width, spec.height);
     // Crop to tw:th.
@@ -70,7 +70,7 @@ pub fn tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     } else {
         (w, (w as u64 * th as u64 / tw as u64) as u32)
     };
-    let keep = spec.crop.clamp(0.25, 1.0);
+    let keep = crop.clamp(0.25, 1.0);
     let (cw, ch) = (
         ((cw as f32 * keep).round() as u32).clamp(1, cw),
         ((ch as f32 * keep).round() as u32).clamp(1, ch),
@@ -148,12 +148,11 @@ mod tests {
             channels: "RGB".into(),
             mean: [127.0; 3],
             std: [128.0; 3],
-            crop: 1.0,
         };
         let img = RgbImage::from_fn(64, 32, |x, _| {
             image::Rgb([if (16..48).contains(&x) { 255 } else { 0 }, 0, 127])
         });
-        let t = tensor(&img, &spec);
+        let t = tensor(&img, &spec, 1.0);
         assert_eq!(t.len(), 3 * 16 * 16);
         // The centre 32x32 is all red: the crop dropped the black sides.
         assert!(
@@ -172,7 +171,7 @@ mod tests {
             let centre = (24..40).contains(&x) && (8..24).contains(&y);
             image::Rgb([0, if centre { 255 } else { 0 }, 0])
         });
-        let t = tensor(&img, &InputSpec { crop: 0.5, ..spec });
+        let t = tensor(&img, &spec, 0.5);
         assert!(
             t[256..512].iter().all(|v| (*v - 1.0).abs() < 0.01),
             "{:?}",

@@ -132,6 +132,6 @@ impl Embedder {
 
     /// Embeds an already decoded frame.
     pub fn embed_rgb(&self, img: &image::RgbImage) -> Result<Vec<f32>, VisionError> {
-        self.embed_tensor(frame::tensor(img, &self.card.input))
+        self.embed_tensor(frame::tensor(img, &self.card.input, self.card.crop))
     }
 }

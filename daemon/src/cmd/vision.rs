@@ -219,7 +219,7 @@ pub fn run(cmd: VisionCommand) -> anyhow::Result<()> {
             let bytes =
                 std::fs::read(&image).map_err(|e| anyhow::anyhow!("{}: {e}", image.display()))?;
             let img = tillmesh_vision::frame::decode(&bytes)?;
-            let input = tillmesh_vision::frame::tensor(&img, &m.card().input);
+            let input = tillmesh_vision::frame::tensor(&img, &m.card().input, m.card().crop);
             let (mut model, mut full) = (Vec::new(), Vec::new());
             for i in 0..frames + 10 {
                 let t = std::time::Instant::now();
