@@ -363,7 +363,7 @@ async fn a_till_sees_its_own_clock_ahead_of_its_peers() {
     let text = metrics.as_str().unwrap_or("");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("tillmesh_till_clock_ahead_ms ") && !l.ends_with(" 0")),
+            .any(|l| l.starts_with("tillmesh_till_clock_ahead_seconds ") && !l.ends_with(" 0")),
         "{text}"
     );
     let on_time = peer.adjust(

@@ -1,12 +1,20 @@
 //! Prometheus metrics of the till: sales, sale latency, fsync time, commit group sizes, and
-//! queue lengths read at scrape time, the cloud link and the store's Raft group.
+//! queue lengths read at scrape time, the cloud link, the store's Raft group and request
+//! latency per route. Names carry base units (seconds); labels take only values the till
+//! itself chose (peer terminal ids come from verified certificates).
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// A gauge of seconds (fractional).
+pub type Seconds = Gauge<f64, AtomicU64>;
+
+/// Labels of a per-peer series: `peer="T<terminal>"`.
+pub type PeerLabel = Vec<(String, String)>;
 
 /// The till's metrics.
 #[derive(Debug)]
@@ -14,12 +22,24 @@ pub struct Metrics {
     registry: Registry,
     /// Sales made durable.
     pub sales: Counter,
-    /// Value of those sales in minor units.
+    /// Value of those sales in the currency's minor unit (`till_info` names the currency).
     pub sales_value: Counter,
+    /// This till's version, store, terminal and currency (always 1).
+    pub info: Family<Vec<(String, String)>, Gauge>,
+    /// Request latency per route template.
+    pub http: tillmesh_cloud::metrics::HttpMetrics,
     /// Refused requests.
     pub refusals: Counter,
     /// PIN checks turned away by the sign-in throttle (429).
     pub pin_throttled: Counter,
+    /// Sign-ins refused for a wrong PIN or an unknown employee id.
+    pub login_failures: Counter,
+    /// Recognition requests the model failed on (not the photo's fault).
+    pub vision_errors: Counter,
+    /// Free bytes on the filesystem of the till's database (read at scrape time).
+    pub disk_free: Gauge,
+    /// Size of that filesystem, bytes.
+    pub disk_size: Gauge,
     /// Camera frames recognised.
     pub vision_frames: Counter,
     /// Camera frames a barcode answered (no model run).
@@ -56,17 +76,18 @@ pub struct Metrics {
     pub mesh_lag: Gauge,
     /// Events each peer lacks.
     pub peer_lag: Family<Vec<(String, String)>, Gauge>,
-    /// Milliseconds since the last frame with each peer.
-    pub peer_silence: Family<Vec<(String, String)>, Gauge>,
+    /// Seconds since the last frame with each peer.
+    pub peer_silence: Family<PeerLabel, Seconds>,
     /// How far ahead of this till's clock a peer stamped its latest events past the drift
-    /// limit (ms; 0 once it is back within it).
-    pub peer_clock_ahead: Family<Vec<(String, String)>, Gauge>,
+    /// limit (seconds; 0 once it is back within it).
+    pub peer_clock_ahead: Family<PeerLabel, Seconds>,
     /// How far this till's own clock runs ahead past the drift limit, by its peers' events
-    /// or its own stamps (ms; 0 within it).
-    pub clock_ahead: Gauge,
+    /// or its own stamps (seconds; 0 within it).
+    pub clock_ahead: Seconds,
     /// 1 when the last exchange with the cloud succeeded.
     pub cloud_online: Gauge,
-    /// Seconds since the last successful exchange with the cloud (-1: never).
+    /// Seconds since the last successful exchange with the cloud (since this till's first
+    /// start, while it has never had one).
     pub cloud_silence: Gauge,
     /// Events the cloud has not acknowledged (on the leader).
     pub cloud_backlog: Gauge,
@@ -92,8 +113,14 @@ impl Default for Metrics {
         let m = Metrics {
             sales: Counter::default(),
             sales_value: Counter::default(),
+            info: Family::default(),
+            http: Default::default(),
             refusals: Counter::default(),
             pin_throttled: Counter::default(),
+            login_failures: Counter::default(),
+            vision_errors: Counter::default(),
+            disk_free: Gauge::default(),
+            disk_size: Gauge::default(),
             quarantined: Counter::default(),
             seal_refused: Counter::default(),
             qr_late_captures: Counter::default(),
@@ -129,10 +156,16 @@ impl Default for Metrics {
         };
         registry.register("sales", "Sales made durable", m.sales.clone());
         registry.register(
-            "sales_value_minor",
-            "Value of durable sales in minor units",
+            "sales_value",
+            "Value of durable sales in the currency's minor unit (till_info names the currency and its digits)",
             m.sales_value.clone(),
         );
+        registry.register(
+            "till_info",
+            "This till's version, store, terminal and currency (always 1)",
+            m.info.clone(),
+        );
+        m.http.register(&mut registry);
         registry.register(
             "quarantined_events",
             "A peer's events that failed validation: kept, relayed, never applied",
@@ -152,6 +185,26 @@ impl Default for Metrics {
             "pin_throttled",
             "PIN checks turned away by the sign-in throttle (too many wrong PINs, or too many at once)",
             m.pin_throttled.clone(),
+        );
+        registry.register(
+            "login_failures",
+            "Sign-ins refused for a wrong PIN or an unknown employee id",
+            m.login_failures.clone(),
+        );
+        registry.register(
+            "vision_errors",
+            "Recognition requests the model failed on (not the photo's fault)",
+            m.vision_errors.clone(),
+        );
+        registry.register(
+            "data_disk_free_bytes",
+            "Free bytes on the filesystem of the till's database",
+            m.disk_free.clone(),
+        );
+        registry.register(
+            "data_disk_size_bytes",
+            "Size of the filesystem of the till's database",
+            m.disk_size.clone(),
         );
         registry.register(
             "refusals",
@@ -221,17 +274,17 @@ impl Default for Metrics {
             m.peer_lag.clone(),
         );
         registry.register(
-            "mesh_peer_silence_ms",
-            "Milliseconds since the last frame with each peer",
+            "mesh_peer_silence_seconds",
+            "Seconds since the last frame with each peer",
             m.peer_silence.clone(),
         );
         registry.register(
-            "mesh_peer_clock_ahead_ms",
+            "mesh_peer_clock_ahead_seconds",
             "How far past the drift limit ahead of this till a peer stamps its events (0: within it)",
             m.peer_clock_ahead.clone(),
         );
         registry.register(
-            "till_clock_ahead_ms",
+            "till_clock_ahead_seconds",
             "How far past the drift limit this till's own clock runs ahead (0: within it)",
             m.clock_ahead.clone(),
         );
@@ -247,7 +300,7 @@ impl Default for Metrics {
         );
         registry.register(
             "cloud_silence_seconds",
-            "Seconds since the last successful exchange with the cloud (-1: never)",
+            "Seconds since the last successful exchange with the cloud (since the till's first start, before any)",
             m.cloud_silence.clone(),
         );
         registry.register(
@@ -287,11 +340,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Renders the text exposition format.
+    /// Renders OpenMetrics text.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
-        out
+        tillmesh_cloud::metrics::render(&self.registry)
+    }
+
+    /// The `/metrics` answer, in the format the scraper asks for.
+    pub fn expose(&self, headers: &axum::http::HeaderMap) -> axum::response::Response {
+        tillmesh_cloud::metrics::expose(&self.registry, headers)
     }
 }
 

@@ -337,6 +337,21 @@ fn projector(cloud: Arc<Cloud>, every_ms: u64) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Refreshes the fleet-derived gauges (per-store lag, backlog, last upload; events not yet
+/// projected) at once and every `metrics::FLEET_REFRESH_MS`, so that a scrape queries nothing.
+fn fleet_gauges(cloud: Arc<Cloud>) -> tokio::task::JoinHandle<()> {
+    let every = std::time::Duration::from_millis(metrics::FLEET_REFRESH_MS);
+    tokio::spawn(async move {
+        loop {
+            match cloud.ledger.fleet().await {
+                Ok(rows) => cloud.metrics.fleet(&rows),
+                Err(e) => tracing::warn!(error = %e, "fleet gauges not refreshed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
 /// Opens the database, seeds it, and serves the API; returns once listening.
 pub async fn start(cfg: CloudConfig) -> anyhow::Result<CloudHandle> {
     cfg.check()?;
@@ -391,6 +406,7 @@ pub async fn start(cfg: CloudConfig) -> anyhow::Result<CloudHandle> {
     if cfg.projection_interval_ms > 0 {
         tasks.push(projector(cloud.clone(), cfg.projection_interval_ms));
     }
+    tasks.push(fleet_gauges(cloud.clone()));
     tracing::info!(%addr, backend = cloud.ledger.backend(), tls = cfg.tls.is_some(), "cloud listening");
     Ok(CloudHandle {
         addr,

@@ -1,6 +1,12 @@
-//! Prometheus metrics of the cloud: events received and duplicate, batches by outcome, batch
-//! latency, and per-store lag and backlog (refreshed at scrape time from the fleet table).
+//! Prometheus metrics of the cloud (events, batches, per-store lag and arrival delay, kept
+//! current at ingest and by a periodic fleet refresh, never by a scrape), and what the till
+//! shares with it: request latency per route template, and the exposition in the format the
+//! scraper asks for.
 
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -8,8 +14,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
-/// Label of per-store series.
+/// Label of per-store series (the store of the verified credential, never a client's word).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreLabel {
     /// Store id.
@@ -19,19 +27,30 @@ pub struct StoreLabel {
 /// Label of batch outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
-    /// `accepted`, or the error code.
+    /// `accepted`, or the error code (a fixed set of the server's own).
     pub outcome: String,
 }
 
-/// The cloud's metrics.
-/// Labels of a store's uploader.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UploaderLabel {
-    /// Store id.
-    pub store: String,
-    /// The terminal that sent the batch (the store's Raft leader, by its own account).
+/// Terminals remembered per store as having sent accepted batches (the fleet view's and the
+/// tests' record of who uploaded); further ones are not recorded.
+pub const UPLOADERS_PER_STORE_MAX: usize = 32;
+
+/// Stores whose uploaders are remembered.
+pub const UPLOADER_STORES_MAX: usize = 10_000;
+
+/// What the metrics keep of an accepted batch.
+#[derive(Clone, Debug)]
+pub struct BatchSeen {
+    /// The terminal that sent it (its own word).
     pub leader: u64,
+    /// Events the leader still holds.
+    pub backlog: u64,
+    /// Each event's wall-clock stamp at its till (ms).
+    pub stamps: Vec<u64>,
 }
+
+/// How often the fleet-derived gauges are refreshed from the ledger (never on a scrape).
+pub const FLEET_REFRESH_MS: u64 = 15_000;
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -44,14 +63,19 @@ pub struct Metrics {
     pub seal_refused: Family<StoreLabel, Counter>,
     /// Batches by outcome.
     pub batches: Family<OutcomeLabel, Counter>,
-    /// Accepted batches per store and sending terminal.
-    pub batches_by_leader: Family<UploaderLabel, Counter>,
+    /// The terminals that sent each store's accepted batches since this cloud started
+    /// (bounded; not a metric: the terminal id is the uploader's own word).
+    uploaders: Mutex<BTreeMap<String, BTreeSet<u64>>>,
     /// Upload latency (request read to durable), seconds.
     pub batch_latency: Histogram,
     /// Delay from the newest event of a store's last batch to its arrival, seconds.
     pub store_lag: Family<StoreLabel, Gauge>,
-    /// Seconds since a store's last upload.
-    pub store_silence: Family<StoreLabel, Gauge>,
+    /// When a store last uploaded (Unix seconds; absent before its first upload).
+    pub store_last_upload: Family<StoreLabel, Gauge>,
+    /// Delay from an event's stamp at the till to its arrival at HQ, per store, seconds.
+    pub arrival_delay: Family<StoreLabel, Histogram, fn() -> Histogram>,
+    /// Request latency per route.
+    pub http: HttpMetrics,
     /// Events a store's leader reported still holding.
     pub store_backlog: Family<StoreLabel, Gauge>,
     /// Events not yet folded into the reports.
@@ -66,10 +90,12 @@ impl Default for Metrics {
             events_duplicate: Family::default(),
             seal_refused: Family::default(),
             batches: Family::default(),
-            batches_by_leader: Family::default(),
+            uploaders: Mutex::default(),
             batch_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
             store_lag: Family::default(),
-            store_silence: Family::default(),
+            store_last_upload: Family::default(),
+            arrival_delay: Family::new_with_constructor(arrival_buckets),
+            http: HttpMetrics::default(),
             store_backlog: Family::default(),
             unprojected: Gauge::default(),
         };
@@ -91,11 +117,6 @@ impl Default for Metrics {
         m.registry
             .register("batches", "Upload batches by outcome", m.batches.clone());
         m.registry.register(
-            "batches_by_leader",
-            "Accepted upload batches per store and sending terminal",
-            m.batches_by_leader.clone(),
-        );
-        m.registry.register(
             "batch_latency_seconds",
             "Upload latency, body read to durable",
             m.batch_latency.clone(),
@@ -106,10 +127,16 @@ impl Default for Metrics {
             m.store_lag.clone(),
         );
         m.registry.register(
-            "store_silence_seconds",
-            "Seconds since the store's last upload",
-            m.store_silence.clone(),
+            "store_last_upload_timestamp_seconds",
+            "When the store last uploaded (Unix time)",
+            m.store_last_upload.clone(),
         );
+        m.registry.register(
+            "event_arrival_delay_seconds",
+            "Delay from an event's stamp at the till to its arrival at HQ (NFR-1.3: 5 s p95)",
+            m.arrival_delay.clone(),
+        );
+        m.http.register(&mut m.registry);
         m.registry.register(
             "store_backlog_events",
             "Events the store's leader still holds",
@@ -135,7 +162,7 @@ impl Metrics {
     }
 
     /// Refreshes the per-store gauges from the fleet table.
-    pub fn fleet(&self, rows: &[crate::ledger::FleetRow], now_ms: u64) {
+    pub fn fleet(&self, rows: &[crate::ledger::FleetRow]) {
         let mut unprojected = 0;
         for r in rows {
             let l = StoreLabel {
@@ -144,22 +171,237 @@ impl Metrics {
             self.store_lag
                 .get_or_create(&l)
                 .set((r.lag_ms / 1000) as i64);
-            let silence = if r.last_upload_ms == 0 {
-                -1
-            } else {
-                (now_ms.saturating_sub(r.last_upload_ms) / 1000) as i64
-            };
-            self.store_silence.get_or_create(&l).set(silence);
+            if r.last_upload_ms > 0 {
+                self.store_last_upload
+                    .get_or_create(&l)
+                    .set((r.last_upload_ms / 1000) as i64);
+            }
             self.store_backlog.get_or_create(&l).set(r.backlog as i64);
             unprojected += r.unprojected as i64;
         }
         self.unprojected.set(unprojected);
     }
 
-    /// Prometheus text.
+    /// Records an accepted batch: the store's gauges, the arrival delay of each event (when
+    /// the batch stored new ones), and the terminal that sent it.
+    pub fn accepted(&self, store: &str, batch: &BatchSeen, fresh: bool, now_ms: u64) {
+        let l = StoreLabel {
+            store: store.to_owned(),
+        };
+        self.store_last_upload
+            .get_or_create(&l)
+            .set((now_ms / 1000) as i64);
+        self.store_backlog
+            .get_or_create(&l)
+            .set(batch.backlog as i64);
+        if let Some(&newest) = batch.stamps.iter().max() {
+            self.store_lag
+                .get_or_create(&l)
+                .set((now_ms.saturating_sub(newest) / 1000) as i64);
+        }
+        if fresh {
+            let h = self.arrival_delay.get_or_create(&l);
+            for &stamp in &batch.stamps {
+                h.observe(now_ms.saturating_sub(stamp) as f64 / 1000.0);
+            }
+        }
+        let mut up = self.uploaders.lock().unwrap_or_else(|p| p.into_inner());
+        if up.len() < UPLOADER_STORES_MAX || up.contains_key(store) {
+            let set = up.entry(store.to_owned()).or_default();
+            if set.len() < UPLOADERS_PER_STORE_MAX {
+                set.insert(batch.leader);
+            }
+        }
+    }
+
+    /// The terminals that sent a store's accepted batches since this cloud started.
+    pub fn uploaders(&self, store: &str) -> BTreeSet<u64> {
+        let up = self.uploaders.lock().unwrap_or_else(|p| p.into_inner());
+        up.get(store).cloned().unwrap_or_default()
+    }
+
+    /// OpenMetrics text.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
-        out
+        render(&self.registry)
+    }
+
+    /// The `/metrics` answer, in the format the scraper asks for.
+    pub fn expose(&self, headers: &HeaderMap) -> Response {
+        expose(&self.registry, headers)
+    }
+}
+
+/// Buckets of the arrival delay: 50 ms to ~13 min, with 5 s (NFR-1.3) on a boundary.
+fn arrival_buckets() -> Histogram {
+    Histogram::new([
+        0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    ])
+}
+
+/// Label of request latency: the route template (never the raw path), the method among the
+/// ones routes take, and the status class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// HTTP method (`other` for any method no route takes).
+    pub method: &'static str,
+    /// The route's template, e.g. `/api/v1/transactions/{id}/items`.
+    pub route: String,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status: &'static str,
+}
+
+/// Request latency per route, as a histogram whose buckets put the store's targets (NFR-1.1:
+/// 100 ms, 200 ms, 500 ms, 3 s) on boundaries.
+#[derive(Clone, Debug)]
+pub struct HttpMetrics {
+    /// Request to response head, seconds.
+    pub duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            duration: Family::new_with_constructor(request_buckets),
+        }
+    }
+}
+
+fn request_buckets() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 3.0, 10.0,
+    ])
+}
+
+impl HttpMetrics {
+    /// Registers the histogram as `http_request_duration_seconds`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "http_request_duration_seconds",
+            "Request latency per route template, request to response head",
+            self.duration.clone(),
+        );
+    }
+
+    /// Middleware (install with `Router::route_layer`, after every route, so that the
+    /// matched template is known): observes each request's latency.
+    pub async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        let method = match req.method().as_str() {
+            "GET" => "GET",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "HEAD" => "HEAD",
+            _ => "other",
+        };
+        let t0 = std::time::Instant::now();
+        let r = next.run(req).await;
+        let status = match r.status().as_u16() {
+            0..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        m.duration
+            .get_or_create(&RouteLabel {
+                method,
+                route,
+                status,
+            })
+            .observe(t0.elapsed().as_secs_f64());
+        r
+    }
+}
+
+/// Content type of the OpenMetrics text format.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Content type of Prometheus' text format.
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A registry in OpenMetrics text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    encode(&mut out, registry).expect("writing to a String cannot fail");
+    out
+}
+
+/// A registry as a `/metrics` answer: OpenMetrics when the scraper's `Accept` names it (as
+/// Prometheus' does), else the text format with each family's names consistent.
+pub fn expose(registry: &Registry, headers: &HeaderMap) -> Response {
+    let open = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = render(registry);
+    if open {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, TEXT_FORMAT)], text_format(&text)).into_response()
+    }
+}
+
+/// OpenMetrics text as Prometheus' text format 0.0.4: a counter's HELP and TYPE name its
+/// samples (`x_total`), an info family is a gauge named `x_info`, `unknown` is `untyped`,
+/// and `# EOF` and `# UNIT` go.
+pub fn text_format(open: &str) -> String {
+    let mut out = String::with_capacity(open.len() + 256);
+    let mut help: Option<&str> = None;
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "unknown" => (name.to_owned(), "untyped"),
+                k => (name.to_owned(), k),
+            };
+            if let Some(h) = help.take() {
+                let text = h.split_once(' ').map_or("", |(_, t)| t);
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        if let Some(h) = help.take() {
+            out.push_str(&format!("# HELP {h}\n"));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_format_names_counters_by_their_samples() {
+        let mut r = Registry::with_prefix("t");
+        let c = Counter::<u64>::default();
+        c.inc_by(3);
+        r.register("sales", "Sales made durable", c);
+        let g = Gauge::<i64>::default();
+        g.set(2);
+        r.register("queue", "Requests queued", g);
+        let h = HttpMetrics::default();
+        h.register(&mut r);
+        let text = text_format(&render(&r));
+        assert!(text.contains("# HELP t_sales_total Sales made durable.\n# TYPE t_sales_total counter\nt_sales_total 3\n"), "{text}");
+        assert!(text.contains("# TYPE t_queue gauge\nt_queue 2\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
     }
 }

@@ -208,6 +208,16 @@ impl Store {
         self.inner.disk_free_min.store(bytes, Ordering::Relaxed);
     }
 
+    /// Free and total bytes of the database's filesystem, as the disk guard sees them (for
+    /// metrics; `None` when the filesystem cannot say).
+    pub fn disk_space(&self) -> Option<(u64, u64)> {
+        let v = rustix::fs::statvfs(&self.inner.dir).ok()?;
+        Some((
+            v.f_bavail.saturating_mul(v.f_frsize),
+            v.f_blocks.saturating_mul(v.f_frsize),
+        ))
+    }
+
     /// Refuses with `DiskFull` while the disk has less than the minimum free (looked up at
     /// most every [`DISK_CHECK_MS`]; a filesystem that cannot say is taken as having room).
     fn check_disk(&self) -> Result<(), StoreError> {

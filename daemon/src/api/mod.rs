@@ -135,6 +135,10 @@ pub fn router(till: AppState) -> Router {
             "/api/v1/vision/skus/{sku}/photos",
             post(enroll).layer(DefaultBodyLimit::max(IMAGE_BYTES_MAX)),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            till.metrics().http.clone(),
+            tillmesh_cloud::metrics::HttpMetrics::track,
+        ))
         .fallback(|| async { ApiError::not_found("no_route", "no such endpoint; see /docs") })
         .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -263,13 +267,9 @@ async fn health(State(till): State<AppState>) -> Json<serde_json::Value> {
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
-async fn metrics(State(till): State<AppState>) -> Response {
+async fn metrics(State(till): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let _ = till.status(); // refreshes the gauges read at scrape time
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        till.metrics().render(),
-    )
-        .into_response()
+    till.metrics().expose(&headers)
 }
 
 async fn openapi() -> Json<serde_json::Value> {

@@ -6,11 +6,14 @@ impl Till {
     /// The cloud link now (none without an uplink); keeps the silence gauge current.
     fn cloud_link(&self) -> Option<CloudLink> {
         let link = self.links.cloud()?;
-        self.metrics.cloud_silence.set(if link.last_ok_ms == 0 {
-            -1
+        let since = if link.last_ok_ms == 0 {
+            self.seeded_ms
         } else {
-            (self.now().saturating_sub(link.last_ok_ms) / 1000) as i64
-        });
+            link.last_ok_ms
+        };
+        self.metrics
+            .cloud_silence
+            .set((self.now().saturating_sub(since) / 1000) as i64);
         Some(link)
     }
 

@@ -122,6 +122,19 @@ impl Till {
         )?;
         metrics.drafts.set(drafts.len() as i64);
         metrics.events.set(events.len() as i64);
+        metrics
+            .info
+            .get_or_create(&vec![
+                ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+                ("store".to_string(), cfg.store.store_id.clone()),
+                ("terminal".to_string(), format!("T{}", me.0)),
+                ("currency".to_string(), cfg.store.currency.clone()),
+                (
+                    "currency_digits".to_string(),
+                    cfg.store.currency_decimals.to_string(),
+                ),
+            ])
+            .set(1);
         info!(
             terminal = me.0,
             events = events.len(),

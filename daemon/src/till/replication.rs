@@ -223,9 +223,9 @@ impl Till {
                 self.metrics
                     .peer_clock_ahead
                     .get_or_create(&label)
-                    .set(ahead as i64);
+                    .set(ahead as f64 / 1000.0);
             } else if core.clock_ahead.remove(&from).is_some() {
-                self.metrics.peer_clock_ahead.get_or_create(&label).set(0);
+                self.metrics.peer_clock_ahead.get_or_create(&label).set(0.0);
             }
         }
         for e in &fresh {

@@ -79,6 +79,7 @@ impl Till {
             self.off_executor(move || cashier::verify_hash(&dummy, &pin))
                 .await?;
             self.throttle.failed(asker, self.now());
+            self.metrics.login_failures.inc();
             return Err(cashier::AuthError::BadCredentials { locked_now: false }.into());
         };
         let policy = LockPolicy {
@@ -95,7 +96,10 @@ impl Till {
             .await?;
         match &outcome {
             Ok(()) => self.throttle.succeeded(asker),
-            Err(cashier::AuthError::BadCredentials { .. }) => self.throttle.failed(asker, now),
+            Err(cashier::AuthError::BadCredentials { .. }) => {
+                self.throttle.failed(asker, now);
+                self.metrics.login_failures.inc();
+            }
             Err(_) => {}
         }
         if matches!(

@@ -152,8 +152,12 @@ impl Till {
         );
         self.metrics
             .clock_ahead
-            .set(own_clock_ahead_ms.unwrap_or(0) as i64);
+            .set(own_clock_ahead_ms.unwrap_or(0) as f64 / 1000.0);
         self.metrics.write_queue.set(self.store.queue_len() as i64);
+        if let Some((free, size)) = self.store.disk_space() {
+            self.metrics.disk_free.set(free as i64);
+            self.metrics.disk_size.set(size as i64);
+        }
         self.metrics.peers_connected.set(
             peers
                 .iter()
@@ -172,7 +176,9 @@ impl Till {
             self.metrics
                 .peer_silence
                 .get_or_create(&label)
-                .set(now.saturating_sub(p.last_contact_ms) as i64);
+                .set(now.saturating_sub(p.last_contact_ms) as f64 / 1000.0);
+            // 0 until the peer stamps past the drift limit (set by replication).
+            let _ = self.metrics.peer_clock_ahead.get_or_create(&label);
         }
         StatusView {
             store_id: self.cfg.store.store_id.clone(),

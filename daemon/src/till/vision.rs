@@ -213,7 +213,14 @@ impl Till {
             ));
         }
         let known = |code: &str| self.core().catalog.lookup(code).is_ok();
-        let (code, e) = self.scan_or_embed(bytes, known).await?;
+        let (code, e) = self.scan_or_embed(bytes, known).await.inspect_err(|e| {
+            if matches!(
+                e,
+                TillError::Internal(_) | TillError::Vision(VisionError::Model { .. })
+            ) {
+                self.metrics.vision_errors.inc();
+            }
+        })?;
         let (g, cal) = self.gallery()?;
         let (threshold, threshold_from) = match &cal {
             Some(c) => (c.threshold, "store"),

@@ -132,6 +132,10 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/reports/stored-value", get(report_stored_value))
         .route("/api/v1/reports/fleet", get(report_fleet))
         .route("/api/v1/admin/reconciliation", post(reconcile_statement))
+        .route_layer(axum::middleware::from_fn_with_state(
+            cloud.metrics.http.clone(),
+            crate::metrics::HttpMetrics::track,
+        ))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -291,15 +295,10 @@ async fn health(State(cloud): State<AppState>) -> Result<Json<serde_json::Value>
     })))
 }
 
-async fn metrics(State(cloud): State<AppState>) -> Response {
-    if let Ok(rows) = cloud.ledger.fleet().await {
-        cloud.metrics.fleet(&rows, now_ms());
-    }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        cloud.metrics.render(),
-    )
-        .into_response()
+/// The metrics, as they stand: a scrape runs no query (the fleet gauges are refreshed in
+/// the background every `metrics::FLEET_REFRESH_MS`).
+async fn metrics(State(cloud): State<AppState>, headers: HeaderMap) -> Response {
+    cloud.metrics.expose(&headers)
 }
 
 #[cfg(test)]

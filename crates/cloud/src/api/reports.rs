@@ -450,7 +450,7 @@ pub(super) async fn report_fleet(
         (s.credential_refused, s.credential_refused_ms) = cloud.refused(&s.store_id);
     }
     let now = now_ms();
-    cloud.metrics.fleet(&stores, now);
+    cloud.metrics.fleet(&stores);
     Ok(Json(FleetReport {
         now_ms: now,
         stores,

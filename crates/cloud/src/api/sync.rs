@@ -299,6 +299,11 @@ pub(super) async fn upload_inner(
     let refused = check_seals(cloud, &claims.sub, &mut batch, version).await?;
     let rows = prepare(&claims.sub, &batch, version)?;
     let n = rows.len();
+    let batch_seen = crate::metrics::BatchSeen {
+        leader: batch.leader,
+        backlog: batch.backlog,
+        stamps: batch.events.iter().map(|e| e.event.hlc.wall_ms).collect(),
+    };
     let outcome = cloud
         .ledger
         .ingest(IngestRequest {
@@ -337,12 +342,7 @@ pub(super) async fn upload_inner(
         .inc_by(outcome.duplicate);
     cloud
         .metrics
-        .batches_by_leader
-        .get_or_create(&crate::metrics::UploaderLabel {
-            store: claims.sub.clone(),
-            leader: batch.leader,
-        })
-        .inc();
+        .accepted(&claims.sub, &batch_seen, outcome.accepted > 0, now_ms());
     if outcome.accepted > 0 {
         cloud.kick();
     }

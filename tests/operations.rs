@@ -1,0 +1,207 @@
+//! Operating a chain (issue 24): the till's and the cloud's `/metrics` pass `promtool check
+//! metrics` in both formats a scraper may ask for, time every request by its route template,
+//! and measure each event's delay from the till to HQ; labels take no value a client chose.
+
+mod support;
+
+use std::time::Duration;
+use support::{Pki, TestCloud, TestTill, demo_barcode, mesh_config};
+
+/// Whether promtool is installed (when it is not, `TILLMESH_REQUIRE_PROMTOOL=1` fails the test).
+fn promtool_installed() -> bool {
+    let ok = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var("TILLMESH_REQUIRE_PROMTOOL").is_err(),
+        "TILLMESH_REQUIRE_PROMTOOL is set and promtool is not installed"
+    );
+    if !ok {
+        eprintln!("promtool not installed: skipping its check");
+    }
+    ok
+}
+
+/// `promtool check metrics` on `text`: what it complains about (nothing when all is well).
+fn promtool(text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    let mut stdin = child.stdin.take().expect("promtool's stdin is piped");
+    stdin
+        .write_all(text.as_bytes())
+        .expect("promtool reads its input");
+    drop(stdin);
+    let out = child.wait_with_output().expect("promtool runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// GET `url` with `accept`; the content type and the body.
+async fn scrape(url: &str, accept: Option<&str>) -> (String, String) {
+    let mut r = reqwest::Client::new().get(url);
+    if let Some(a) = accept {
+        r = r.header("accept", a);
+    }
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let ctype = r.headers()["content-type"].to_str().unwrap().to_owned();
+    (ctype, r.text().await.unwrap())
+}
+
+/// The value of the sample line that starts with `prefix` (the first such line).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_time_each_route_by_its_template_and_measure_the_delay_to_hq() {
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let mut tills = Vec::new();
+    for t in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
+        cfg.cloud = Some(cloud.section());
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
+    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
+    let till = &tills[0];
+    let c = till.client().login("E001", "1111").await;
+    let sale = c.sell(&[(&demo_barcode(3), 1)], None).await.unwrap();
+    let txn = sale["txn_id"].as_str().unwrap().to_owned();
+    // A request to no route, with a method no route takes: neither may make a series of its own.
+    let _ = reqwest::Client::new()
+        .request(
+            reqwest::Method::from_bytes(b"BREW").unwrap(),
+            format!("http://{}/api/v1/coffee/{txn}", till.addr),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The store's leader uploads the sale.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cloud.fleet().await.0 == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sale never reached the cloud"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let till_url = format!("http://{}/metrics", till.addr);
+    let cloud_url = format!("{}/metrics", cloud.url());
+    let check = promtool_installed();
+    for url in [&till_url, &cloud_url] {
+        let (ctype, text) = scrape(url, None).await;
+        assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8", "{url}");
+        if check {
+            let complaints = promtool(&text);
+            assert_eq!(complaints, "", "promtool check metrics on {url}:\n{text}");
+        }
+        assert!(!text.contains("# EOF"), "{url}");
+        // Prometheus asks for OpenMetrics and gets it, with its terminator.
+        let (ctype, open) = scrape(
+            url,
+            Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+        )
+        .await;
+        assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+        assert!(open.ends_with("# EOF\n"), "{url}");
+        // No label value a client chose: no transaction id, no method no route takes.
+        assert!(!text.contains(&txn), "{url} has a series per transaction");
+        assert!(!text.contains("BREW") && !text.contains("coffee"), "{url}");
+    }
+
+    let (_, t) = scrape(&till_url, None).await;
+    let finalize = "tillmesh_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/transactions/{id}/finalize\",status=\"2xx\"}";
+    assert_eq!(sample(&t, finalize), Some(1.0), "{t}");
+    assert!(
+        t.contains("tillmesh_http_request_duration_seconds_bucket{le=\"0.2\",method=\"POST\",route=\"/api/v1/transactions/{id}/items\",status=\"2xx\"}"),
+        "the scan target (200 ms) is a bucket boundary: {t}"
+    );
+    assert!(t.contains("tillmesh_till_info{"), "{t}");
+    assert!(t.contains("tillmesh_sales_value_total "), "{t}");
+    assert!(
+        sample(&t, "tillmesh_cloud_silence_seconds ").is_some_and(|s| s >= 0.0),
+        "{t}"
+    );
+
+    let (_, h) = scrape(&cloud_url, None).await;
+    assert!(
+        sample(
+            &h,
+            "tillmesh_cloud_event_arrival_delay_seconds_count{store=\"S001\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{h}"
+    );
+    assert!(
+        sample(
+            &h,
+            "tillmesh_cloud_store_last_upload_timestamp_seconds{store=\"S001\"}"
+        )
+        .is_some_and(|s| s > 1.7e9),
+        "{h}"
+    );
+    assert!(
+        h.contains("tillmesh_cloud_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/sync/upload\",status=\"2xx\"}"),
+        "{h}"
+    );
+    assert!(
+        !h.contains("leader="),
+        "the uploader's own word is no label: {h}"
+    );
+    // Every metric the alert rules and dashboards in deploy/ name is one the till or the
+    // cloud exports (a histogram by its _bucket, _count or _sum).
+    let families: std::collections::BTreeSet<String> = t
+        .lines()
+        .chain(h.lines())
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut files = vec![root.join("prometheus/tillmesh-rules.yml")];
+    for e in std::fs::read_dir(root.join("grafana/dashboards")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    let mut named = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (at, _) in text.match_indices("tillmesh_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                families.contains(&name) || families.contains(base),
+                "{} names {name}, which neither the till nor the cloud exports",
+                f.display()
+            );
+            named += 1;
+        }
+    }
+    assert!(named > 20, "{named}");
+    for t in tills {
+        t.stop().await;
+    }
+    cloud.stop().await;
+}
