@@ -205,3 +205,209 @@ async fn metrics_pass_promtool_time_each_route_by_its_template_and_measure_the_d
     }
     cloud.stop().await;
 }
+
+/// The fleet report's row of store S001.
+async fn fleet_row(cloud: &TestCloud) -> serde_json::Value {
+    let mut c = support::Client::new(cloud.handle.addr);
+    c.token = Some(cloud.admin_token.clone());
+    let f = c.get("/api/v1/reports/fleet").await.expect(200);
+    f["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["store_id"] == "S001")
+        .cloned()
+        .expect("S001 in the fleet")
+}
+
+/// Issue 24: the leader reports every till's link, lag, version and last contact; HQ's fleet
+/// report shows a 3-till store per till, and a till cut from its peers as cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hq_sees_every_till_and_one_cut_from_its_peers() {
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let mut tills = Vec::new();
+    for t in [1, 2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
+        cfg.cloud = Some(cloud.section());
+        tills.push(TestTill::start_with(cfg, dir).await);
+    }
+    for a in &tills {
+        for b in &tills {
+            if a.cfg.terminal.id != b.cfg.terminal.id {
+                a.mesh().add_peer(b.mesh().local_addr());
+            }
+        }
+    }
+    let links = |row: &serde_json::Value| -> Vec<(u64, String)> {
+        row["till_states"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|t| {
+                        (
+                            t["terminal"].as_u64().unwrap(),
+                            t["link"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // All three: the leader and two connected tills.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (leader, row) = loop {
+        let row = fleet_row(&cloud).await;
+        let l = links(&row);
+        let leaders: Vec<u64> = l
+            .iter()
+            .filter(|(_, s)| s == "leader")
+            .map(|(t, _)| *t)
+            .collect();
+        if l.len() == 3
+            && leaders.len() == 1
+            && l.iter().filter(|(_, s)| s == "connected").count() == 2
+        {
+            break (leaders[0], row);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no full report: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(row["till_states_ms"].as_u64().unwrap() > 0, "{row}");
+    let own = row["till_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["link"] == "leader")
+        .unwrap()
+        .clone();
+    assert_eq!(own["version"], env!("CARGO_PKG_VERSION"), "{own}");
+    // Cut a follower from both its peers.
+    let cut = tills
+        .iter()
+        .map(|t| t.cfg.terminal.id)
+        .find(|&t| t != leader)
+        .unwrap();
+    let t0 = tokio::time::Instant::now();
+    for a in &tills {
+        for b in &tills {
+            if a.cfg.terminal.id == cut && b.cfg.terminal.id != cut {
+                a.mesh().faults().block(b.cfg.terminal.id);
+                b.mesh().faults().block(cut);
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = fleet_row(&cloud).await;
+        let l = links(&row);
+        if l.iter().any(|(t, s)| *t == cut && s == "silent") {
+            // The other follower is still connected, and the leader unchanged.
+            assert!(
+                l.iter()
+                    .any(|(t, s)| *t != cut && *t != leader && s == "connected"),
+                "{row}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "till {cut} never showed as cut off: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "till {cut} showed as cut off at HQ {} ms after the cut",
+        t0.elapsed().as_millis()
+    );
+    for t in tills {
+        t.stop().await;
+    }
+    cloud.stop().await;
+}
+
+/// Issue 24: a manager collects a support bundle (a cashier may not): a zstd'd tar with the
+/// status, metrics, quarantine, the audit chain's head, logs, and the config with no secret in
+/// it (the example store's PINs, which its config holds, never show).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_collects_a_support_bundle_with_the_secrets_masked() {
+    use std::io::Read;
+    let till = TestTill::start().await;
+    let cashier = till.client().login("E001", "1111").await;
+    cashier
+        .get("/api/v1/support/bundle")
+        .await
+        .expect_error(403, "manager_only");
+    let manager = till.client().login("M001", "9999").await;
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/support/bundle", till.addr))
+        .bearer_auth(manager.token.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/zstd");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(".tar.zst")
+    );
+    let zst = r.bytes().await.unwrap();
+    let mut tar = Vec::new();
+    ruzstd::decoding::StreamingDecoder::new(&zst[..])
+        .unwrap()
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut text = String::new();
+        e.read_to_string(&mut text).unwrap();
+        files.insert(name, text);
+    }
+    for f in [
+        "README.txt",
+        "status.json",
+        "metrics.txt",
+        "config.toml",
+        "quarantine.json",
+        "late-captures.json",
+        "audit-head.json",
+        "logs.txt",
+    ] {
+        assert!(
+            files.contains_key(&format!("support/{f}")),
+            "{f} missing: {:?}",
+            files.keys()
+        );
+    }
+    let config = &files["support/config.toml"];
+    assert!(
+        config.contains("S001") && config.contains("E001"),
+        "{config}"
+    );
+    for pin in ["1111", "9999", "2222"] {
+        assert!(!config.contains(pin), "a PIN shows in the bundle: {config}");
+    }
+    let status: serde_json::Value = serde_json::from_str(&files["support/status.json"]).unwrap();
+    assert_eq!(status["store_id"], "S001");
+    let audit: serde_json::Value = serde_json::from_str(&files["support/audit-head.json"]).unwrap();
+    let seqs: Vec<u64> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !seqs.is_empty() && seqs.windows(2).all(|w| w[0] > w[1]),
+        "{seqs:?}"
+    );
+    assert!(files["support/metrics.txt"].contains("tillmesh_sales_total"));
+    till.stop().await;
+}

@@ -40,6 +40,15 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
+    /// Fetch a running till's support bundle (a manager signs in): status, metrics, config
+    /// with secrets masked, quarantine, the audit chain's head, recent logs; a .tar.zst.
+    SupportBundle {
+        #[command(flatten)]
+        till: crate::cmd::vision::TillLogin,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Product recognition: recognise photos, enrol SKUs (through a till), evaluate a model.
     Vision {
         #[command(subcommand)]

@@ -56,6 +56,10 @@ pub struct TerminalConfig {
     /// Product recognition: the model card (none: recognition is off).
     #[serde(default)]
     pub vision: Option<VisionSection>,
+    /// The config as loaded (the file with the environment's overrides), for support
+    /// bundles, which mask its secrets; empty when not loaded from a file.
+    #[serde(skip)]
+    pub source: String,
 }
 
 /// `[vision]`: the product-recognition model and its limits.
@@ -131,6 +135,13 @@ pub struct CloudSection {
     /// The leader renews the store's credential once it expires within this, ms (30 days).
     #[serde(default = "default_renew_before")]
     pub credential_renew_before_ms: u64,
+    /// The leader reports every till's link, lag and version to HQ this often, ms (0: never).
+    #[serde(default = "default_tills_report")]
+    pub tills_report_ms: u64,
+}
+
+fn default_tills_report() -> u64 {
+    tillmesh_cloud_proto::tills::TILLS_REPORT_MS
 }
 
 impl CloudSection {
@@ -150,6 +161,7 @@ impl CloudSection {
             backoff_max_ms: self.backoff_max_ms,
             master_pull_ms: self.master_pull_ms,
             renew_before_ms: self.credential_renew_before_ms,
+            tills_report_ms: self.tills_report_ms,
         }
     }
 }
@@ -173,6 +185,7 @@ impl CloudSection {
             offline_limit_ms: default_offline_limit(),
             override_ms: default_override(),
             credential_renew_before_ms: default_renew_before(),
+            tills_report_ms: default_tills_report(),
         }
     }
 }
@@ -545,6 +558,7 @@ impl TerminalConfig {
             )
         })?;
         cfg.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        cfg.source = text;
         Ok(cfg)
     }
 

@@ -15,9 +15,11 @@ pub mod consensus;
 pub mod enrol;
 pub mod error;
 pub mod links;
+pub mod logs;
 pub mod master_check;
 pub mod metrics;
 pub mod sim;
+pub mod support;
 pub mod systemd;
 pub mod till;
 

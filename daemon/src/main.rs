@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(tillmesh::logs::Tee);
     if cli.log_json {
         builder.json().init();
     } else {

@@ -3,6 +3,9 @@
 //! encoding of a batch (bincode 2 with explicit limits; JSON is the interoperable form).
 
 pub mod openapi;
+pub mod tills;
+
+pub use tills::{TillLink, TillState, TillsReport};
 
 use serde::{Deserialize, Serialize};
 use tillmesh_pos::cashier::Account;

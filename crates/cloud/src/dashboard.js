@@ -42,6 +42,10 @@ function trouble(s, now) {
   if (s.credential_refused_ms && s.credential_refused_ms >= (s.last_upload_ms || 0)) {
     problems.push(`credential refused ${ago(s.credential_refused_ms, now)}`); score += 1e10;
   }
+  const away = (s.till_states || []).filter((t) => t.link === "silent" || t.link === "unreachable");
+  if (away.length && !silent) {
+    problems.push(`${away.map((t) => `till ${t.terminal}`).join(", ")} cut off from the leader`); score += 1e8;
+  }
   if (s.quarantined > 0) { problems.push(`${num(s.quarantined)} changes a till could not apply`); score += 1e7 + s.quarantined; }
   return { score, text: problems.length ? problems.join("; ") : "OK" };
 }
@@ -52,7 +56,15 @@ function fleetRow(s, now) {
     `<td class="${t.score ? "trouble" : "fine"}">${esc(t.text)}</td>` +
     `<td>${ago(s.last_upload_ms, now)}</td><td>${num(s.backlog)}</td><td>${num(s.quarantined ?? 0)}</td>` +
     `<td>${s.credential_refused ? `${num(s.credential_refused)}, last ${ago(s.credential_refused_ms, now)}` : "no"}</td>` +
-    `<td>${s.tills_reported.length || s.tills_seen.length}</td><td>${(s.lag_ms / 1000).toFixed(1)} s</td></tr>`;
+    `<td>${tillsCell(s)}</td><td>${(s.lag_ms / 1000).toFixed(1)} s</td></tr>`;
+}
+
+/** How many tills a store has, and how many its leader cannot hear. */
+function tillsCell(s) {
+  const states = s.till_states || [];
+  if (!states.length) return `${s.tills_reported.length || s.tills_seen.length}`;
+  const away = states.filter((t) => t.link === "silent" || t.link === "unreachable").length;
+  return away ? `${states.length} (${away} cut off)` : `${states.length}`;
 }
 
 function chart(rows) {
@@ -96,6 +108,11 @@ async function refreshStore(id) {
       ["Last heartbeat", ago(s.last_upload_ms, fleet.now_ms)], ["Upload lag", (s.lag_ms / 1000).toFixed(1) + " s"],
       ["Backlog on the store's leader", num(s.backlog)], ["Events at HQ", num(s.events)], ["Not yet in reports", num(s.unprojected)]];
     $("store-health").tBodies[0].innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td>${esc(v)}</td></tr>`).join("");
+    const link = { leader: "leader", connected: "connected", silent: "cut off (not heard)", unreachable: "never reached" };
+    $("store-tills").tBodies[0].innerHTML = (s.till_states || []).map((t) =>
+      `<tr><td>${t.terminal}</td><td class="${t.link === "silent" || t.link === "unreachable" ? "trouble" : "fine"}">${esc(link[t.link] || t.link)}</td>` +
+      `<td>${ago(t.last_seen_ms, fleet.now_ms)}</td><td>${num(t.lag_events)}</td><td>${esc(t.version || (t.protocol ? `mesh protocol ${t.protocol}` : "-"))}</td></tr>`).join("") ||
+      `<tr><td colspan="5" class="muted">No report from the store's leader since HQ started.</td></tr>`;
   }
   const pay = await get(`/api/v1/reports/payments?store=${q}&${range()}`);
   $("payments").tBodies[0].innerHTML = pay.rows.map((p) =>

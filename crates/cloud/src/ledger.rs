@@ -252,6 +252,13 @@ pub struct FleetRow {
     pub credential_refused: u64,
     /// When the store's credential was last refused (ms), 0 if never.
     pub credential_refused_ms: u64,
+    /// Every till of the store as its leader last reported them (link, lag, last seen,
+    /// version), since this cloud instance started; empty before the first report.
+    #[serde(default)]
+    pub till_states: Vec<tillmesh_cloud_proto::TillState>,
+    /// When that report arrived (ms), 0 if none.
+    #[serde(default)]
+    pub till_states_ms: u64,
 }
 
 /// A master-data edit made at HQ: a record put (`body` set, JSON) or deleted.

@@ -135,6 +135,11 @@ pub struct Cloud {
     /// known), per store: how many and when last, since this instance started. In memory:
     /// an operations signal, bounded by [`REFUSED_STORES_MAX`].
     refused: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
+    /// Each store's newest report of its tills, and when it arrived (ms). In memory (the
+    /// leader reports every few seconds), bounded by [`REFUSED_STORES_MAX`] stores.
+    tills: std::sync::Mutex<
+        std::collections::BTreeMap<String, (u64, tillmesh_cloud_proto::TillsReport)>,
+    >,
     /// HQ's master-data signing key, if configured.
     master_key: Option<MasterKey>,
     project_now: Notify,
@@ -158,6 +163,7 @@ impl Cloud {
                 .map(|a| (a.user.clone(), a.password_hash.clone()))
                 .collect(),
             refused: std::sync::Mutex::default(),
+            tills: std::sync::Mutex::default(),
             master_key: cfg
                 .auth
                 .master_key_seed
@@ -218,6 +224,29 @@ impl Cloud {
         let e = m.entry(store.to_owned()).or_default();
         e.0 = e.0.saturating_add(1);
         e.1 = now_ms();
+    }
+
+    /// Keeps a store leader's report of its tills, unless one from a later term is held
+    /// (then `Err` with that term: the sender was deposed).
+    pub fn note_tills(
+        &self,
+        store: &str,
+        report: tillmesh_cloud_proto::TillsReport,
+    ) -> Result<(), u64> {
+        let mut m = self.tills.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(store) {
+            Some((_, held)) if held.term > report.term => return Err(held.term),
+            None if m.len() >= REFUSED_STORES_MAX => return Ok(()),
+            _ => {}
+        }
+        m.insert(store.to_owned(), (now_ms(), report));
+        Ok(())
+    }
+
+    /// A store's newest report of its tills and when it arrived (ms).
+    pub fn till_states(&self, store: &str) -> Option<(u64, tillmesh_cloud_proto::TillsReport)> {
+        let m = self.tills.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(store).cloned()
     }
 
     /// How many times `store`'s credential was refused, and when last (ms; 0 if never).

@@ -47,7 +47,8 @@ impl Role {
             | Permission::AdjustStock
             | Permission::ManageCash
             | Permission::SellOffline
-            | Permission::AdmitTill => self >= Role::Manager,
+            | Permission::AdmitTill
+            | Permission::SupportBundle => self >= Role::Manager,
             Permission::ManageSettings => self == Role::Admin,
         }
     }
@@ -77,6 +78,8 @@ pub enum Permission {
     ManageCash,
     /// Admit a new till waiting to join the store.
     AdmitTill,
+    /// Collect a support bundle (logs, status, metrics, masked config).
+    SupportBundle,
 }
 
 /// An account.

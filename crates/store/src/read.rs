@@ -280,6 +280,31 @@ impl Reader {
         Ok(rows)
     }
 
+    /// The newest `n` entries of the audit chain, newest first (the chain's head).
+    pub fn audit_last(&self, n: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = st
+            .query_map([n as i64], |r| {
+                Ok(AuditEntry {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    record: AuditRecord {
+                        at_ms: r.get::<_, i64>(1)? as u64,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        outcome: r.get(5)?,
+                        detail: r.get(6)?,
+                    },
+                    prev_hash: r.get(7)?,
+                    hash: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// The whole audit chain in order.
     pub fn audit_all(&self) -> Result<Vec<AuditEntry>, StoreError> {
         let mut st = self.conn.prepare_cached(

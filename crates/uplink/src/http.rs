@@ -17,6 +17,8 @@ pub struct CloudRequest {
     pub post: bool,
     /// POST this binary, gzip'd batch (GET when `None` and not `post`).
     pub batch_gzip: Option<Vec<u8>>,
+    /// POST this JSON body (when no batch is given).
+    pub json: Option<Vec<u8>>,
 }
 
 /// A future answering `(status, body)`, or why the cloud could not be reached.
@@ -69,6 +71,11 @@ impl CloudHttp for ReqwestCloud {
                     .header(reqwest::header::CONTENT_TYPE, BINARY_CONTENT_TYPE)
                     .header(reqwest::header::CONTENT_ENCODING, "gzip")
                     .body(body),
+                None if req.json.is_some() => self
+                    .http
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(req.json.unwrap_or_default()),
                 None if req.post => self.http.post(url),
                 None => self.http.get(url),
             };

@@ -220,7 +220,10 @@ impl<S: EventSource> Uplink<S> {
                         term, "leading the store: uploading to the cloud"
                     );
                     self.set(|s| s.uploading = true);
-                    let why = self.lead(term).await;
+                    let why = tokio::select! {
+                        why = self.lead(term) => why,
+                        never = self.report_tills(term) => never,
+                    };
                     self.set(|s| s.uploading = false);
                     info!(terminal = self.raft.id, term, why, "stopped uploading");
                     // A leader cut off from its quorum still believes it leads until its
@@ -237,6 +240,51 @@ impl<S: EventSource> Uplink<S> {
                         return;
                     }
                 }
+            }
+        }
+    }
+
+    /// While leading in `term`, reports the store's tills to HQ every `tills_report_ms`
+    /// (never returns; the lead loop decides when leading ends). Link failures are the lead
+    /// loop's to report; a cloud that does not know the report (older) is not asked again.
+    async fn report_tills(&self, term: u64) -> &'static str {
+        if self.cfg.tills_report_ms == 0 {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(self.cfg.tills_report_ms)).await;
+            if !self.leads(term) {
+                continue;
+            }
+            let mut tills = self.till.tills();
+            tills.truncate(tillmesh_cloud_proto::tills::TILLS_REPORT_MAX);
+            let report = tillmesh_cloud_proto::TillsReport {
+                term,
+                leader: self.raft.id,
+                at_ms: self.till.now_ms(),
+                tills,
+            };
+            let Ok(body) = serde_json::to_vec(&report) else {
+                continue;
+            };
+            let req = CloudRequest {
+                path: "/api/v1/sync/tills".into(),
+                token: self.token(),
+                post: true,
+                batch_gzip: None,
+                json: Some(body),
+            };
+            match self.call(req).await {
+                Ok((404 | 405, _)) => {
+                    debug!("the cloud takes no till reports (an older version); not sending them");
+                    return std::future::pending().await;
+                }
+                Ok((status, answer)) if !(200..300).contains(&status) => debug!(
+                    status,
+                    answer = %String::from_utf8_lossy(&answer).chars().take(200).collect::<String>(),
+                    "till report refused"
+                ),
+                _ => {}
             }
         }
     }
@@ -558,7 +606,13 @@ impl<S: EventSource> Uplink<S> {
             token: self.token(),
             post: batch_gzip.is_some() || post,
             batch_gzip,
+            json: None,
         };
+        self.call(req).await
+    }
+
+    /// Sends one request within the request limit.
+    async fn call(&self, req: CloudRequest) -> Result<(u16, Vec<u8>), Failure> {
         match tokio::time::timeout(
             Duration::from_millis(self.cfg.timeout_ms),
             self.http.call(req),

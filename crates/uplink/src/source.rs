@@ -34,6 +34,10 @@ pub trait EventSource: Send + Sync + std::fmt::Debug + 'static {
         let _ = msg;
         None
     }
+    /// The store's tills as this till sees them (itself first), for HQ's fleet view.
+    fn tills(&self) -> Vec<tillmesh_cloud_proto::TillState> {
+        Vec::new()
+    }
     /// Changes after every durable change.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Now, by the till's clock (ms since the epoch).
@@ -79,4 +83,6 @@ pub struct Settings {
     pub master_pull_ms: u64,
     /// The credential is renewed once it expires within this (ms).
     pub renew_before_ms: u64,
+    /// The store's tills are reported to HQ this often while leading (ms; 0: never).
+    pub tills_report_ms: u64,
 }

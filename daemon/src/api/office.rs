@@ -517,3 +517,33 @@ fn vnpay_answer(status: StatusCode, rsp: &str, error: &str, message: &str) -> Re
     )
         .into_response()
 }
+
+#[utoipa::path(get, path = "/api/v1/support/bundle",
+    responses((status = 200, content_type = "application/zstd",
+            description = "A tar archive, zstd-compressed: status, metrics, the config with secrets masked, quarantine, late QR captures, the audit chain's head and the recent log lines"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not a manager")),
+    security(("bearer" = [])))]
+pub(super) async fn support_bundle(
+    State(till): State<AppState>,
+    auth: Auth,
+) -> Result<Response, ApiError> {
+    let bytes = till.support_bundle(&auth.session).await?;
+    let c = till.config();
+    let name = format!(
+        "attachment; filename=\"tillmesh-{}-T{}-{}.tar.zst\"",
+        c.store.store_id,
+        c.terminal.id,
+        till.now() / 1000
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                crate::support::CONTENT_TYPE.to_string(),
+            ),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -7,6 +7,7 @@ mod hq;
 mod pki;
 mod sim;
 mod status;
+mod support;
 pub(crate) mod vision;
 
 use crate::cli::{AuditCommand, Command, DevAction, StoreAction, TerminalAction};
@@ -16,6 +17,7 @@ use tillmesh::config::TerminalConfig;
 pub(crate) fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Vision { command } => vision::run(command),
+        Command::SupportBundle { till, out } => support::run(till, out),
         Command::Sim {
             scenario,
             seed,

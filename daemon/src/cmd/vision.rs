@@ -103,7 +103,7 @@ fn percentiles(ms: &mut [f64]) -> (f64, f64) {
 pub struct TillLogin {
     /// The till's HTTP address.
     #[arg(long, default_value = "127.0.0.1:7300")]
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Employee id.
     #[arg(long, default_value = "E001")]
     employee: String,
@@ -113,7 +113,7 @@ pub struct TillLogin {
 }
 
 impl TillLogin {
-    async fn login(&self, http: &reqwest::Client) -> anyhow::Result<String> {
+    pub(crate) async fn login(&self, http: &reqwest::Client) -> anyhow::Result<String> {
         let r = http
             .post(format!("http://{}/api/v1/auth/login", self.addr))
             .json(&serde_json::json!({"employee_id": self.employee, "pin": self.pin}))

@@ -122,10 +122,16 @@ impl CloudHttp for SimCloudHttp {
                         .header("content-length", bytes.len());
                     axum::body::Body::from(bytes)
                 }
-                None => {
-                    b = b.method(if req.post { "POST" } else { "GET" });
-                    axum::body::Body::empty()
-                }
+                None => match req.json {
+                    Some(json) => {
+                        b = b.method("POST").header("content-type", "application/json");
+                        axum::body::Body::from(json)
+                    }
+                    None => {
+                        b = b.method(if req.post { "POST" } else { "GET" });
+                        axum::body::Body::empty()
+                    }
+                },
             };
             let request = b.body(body).map_err(|e| e.to_string())?;
             let resp = self
@@ -398,6 +404,8 @@ impl World {
         mesh.store_tills = spec.n as usize;
         cfg.mesh = Some(mesh);
         let mut c = CloudSection::new("sim://cloud".into(), spec.token.to_string());
+        // HQ's per-till view is not what the simulator checks: no reports (fewer requests).
+        c.tills_report_ms = 0;
         // The offline limit is the production one: a 24-hour outage scenario meets it.
         c.timeout_ms = 3_000;
         cfg.cloud = Some(c);

@@ -257,6 +257,10 @@ impl Till {
 
 /// What the uplink reads of the till: the store's events.
 impl tillmesh_uplink::EventSource for Till {
+    fn tills(&self) -> Vec<tillmesh_cloud_proto::TillState> {
+        Till::tills(self)
+    }
+
     fn keys_count(&self) -> usize {
         Till::keys_count(self)
     }

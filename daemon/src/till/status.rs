@@ -128,6 +128,65 @@ impl Till {
             .await??)
     }
 
+    /// The newest `n` entries of the audit chain, newest first.
+    pub async fn audit_head(
+        &self,
+        n: usize,
+    ) -> Result<Vec<tillmesh_pos::audit::AuditEntry>, TillError> {
+        let store = self.store.clone();
+        Ok(self
+            .off_executor(move || store.read(|r| r.audit_last(n)))
+            .await??)
+    }
+
+    /// Collects a support bundle, for a manager.
+    pub async fn support_bundle(&self, s: &Session) -> Result<Vec<u8>, TillError> {
+        if !s.role.allows(Permission::SupportBundle) {
+            return Err(TillError::forbidden(
+                "manager_only",
+                "only a manager collects a support bundle",
+            ));
+        }
+        crate::support::bundle(self).await
+    }
+
+    /// The store's tills as this till sees them, itself first: HQ's per-till view, from the
+    /// leader. A peer is `connected` while its push session is up and it was heard within
+    /// `TILL_SILENT_MS` (the mesh probes every 2 s), `silent` once known but unheard or
+    /// disconnected, `unreachable` if never reached.
+    pub fn tills(&self) -> Vec<tillmesh_cloud_proto::TillState> {
+        use tillmesh_cloud_proto::tills::{TILL_SILENT_MS, TillLink, TillState};
+        let now = self.now();
+        let mut out = vec![TillState {
+            terminal: self.cfg.terminal.id,
+            link: TillLink::Leader,
+            lag_events: 0,
+            last_seen_ms: now,
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            protocol: None,
+        }];
+        for p in self.links.peers() {
+            let link = if p.last_contact_ms == 0 {
+                TillLink::Unreachable
+            } else if p.outbound == tillmesh_mesh::PeerState::Connected
+                && now.saturating_sub(p.last_contact_ms) <= TILL_SILENT_MS
+            {
+                TillLink::Connected
+            } else {
+                TillLink::Silent
+            };
+            out.push(TillState {
+                terminal: p.terminal,
+                link,
+                lag_events: p.lag_events,
+                last_seen_ms: p.last_contact_ms,
+                version: None,
+                protocol: p.protocol,
+            });
+        }
+        out
+    }
+
     /// Status for humans and `tillmesh status`.
     pub fn status(&self) -> StatusView {
         let now = self.now();

@@ -114,6 +114,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/sync/upload", post(upload))
         .route("/api/v1/sync/master", get(sync_master))
         .route("/api/v1/sync/watermarks", get(sync_watermarks))
+        .route("/api/v1/sync/tills", post(report_tills))
         .route("/api/v1/sync/credential", post(renew_credential))
         .route("/api/v1/sync/enrolments", post(enrol))
         .route("/api/v1/auth/login", post(admin_login))
@@ -178,6 +179,7 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         upload,
         sync_master,
         sync_watermarks,
+        report_tills,
         renew_credential,
         enrol,
         admin_login,

@@ -448,6 +448,9 @@ pub(super) async fn report_fleet(
     let mut stores = cloud.ledger.fleet().await?;
     for s in &mut stores {
         (s.credential_refused, s.credential_refused_ms) = cloud.refused(&s.store_id);
+        if let Some((at, report)) = cloud.till_states(&s.store_id) {
+            (s.till_states_ms, s.till_states) = (at, report.tills);
+        }
     }
     let now = now_ms();
     cloud.metrics.fleet(&stores);

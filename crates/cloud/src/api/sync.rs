@@ -210,6 +210,36 @@ pub(super) async fn upload(
     result
 }
 
+#[utoipa::path(post, path = "/api/v1/sync/tills",
+    request_body = tillmesh_cloud_proto::TillsReport,
+    responses((status = 204, description = "kept for HQ's fleet view"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "stale_term: a later leader reported"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// The store leader's report of every till (link, lag, last seen, version), every few
+/// seconds: shown per till in the fleet report and the dashboard.
+pub(super) async fn report_tills(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(report): JsonBody<tillmesh_cloud_proto::TillsReport>,
+) -> Result<StatusCode, ApiError> {
+    let claims = store_credential(&cloud, &headers)?;
+    known_store(&cloud, &claims).await?;
+    report
+        .check()
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_report", m))?;
+    let term = report.term;
+    cloud.note_tills(&claims.sub, report).map_err(|held| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_term",
+            format!("a leader of term {held} reported; this report is of term {term}"),
+        )
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Inflates a gzip body, refusing one that inflates past the batch limit.
 pub(super) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
     use std::io::Read;

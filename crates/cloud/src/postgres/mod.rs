@@ -525,6 +525,8 @@ impl Ledger for PgLedger {
                     quarantined: u(r.get(9)),
                     credential_refused: 0,
                     credential_refused_ms: 0,
+                    till_states: Vec::new(),
+                    till_states_ms: 0,
                 }
             })
             .map(|mut f: FleetRow| {

@@ -419,6 +419,8 @@ impl Ledger for SqliteLedger {
                         quarantined: u(r.get(9)?),
                         credential_refused: 0,
                         credential_refused_ms: 0,
+                        till_states: Vec::new(),
+                        till_states_ms: 0,
                     })
                 })?;
                 let mut out: Vec<FleetRow> = rows.collect::<Result<_, _>>()?;
