@@ -1725,3 +1725,69 @@ async fn an_upload_in_flight_is_answered_when_the_cloud_stops(b: Backend) {
     assert!(text.contains("\"accepted\":5"), "{text}");
     stop.await.unwrap();
 }
+
+/// Two processes on one SQLite ledger (the cloud, and `tillmesh hq join-token` beside it): an
+/// enrolment reads, then writes; with another connection committing in between, a deferred
+/// transaction cannot upgrade and SQLite answers "database is locked" at once, without
+/// waiting (CI's namespace test met it). Enrolments begin as writers and wait their turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolment_beside_another_writer_waits_its_turn() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tillmesh_cloud::ledger::{Enrolment, Ledger, StoreCa, StoreInfo};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.db");
+    let cloud = tillmesh_cloud::sqlite::SqliteLedger::open(&path).unwrap();
+    let hq = tillmesh_cloud::sqlite::SqliteLedger::open(&path).unwrap();
+    let info = |id: &str| StoreInfo {
+        store_id: id.into(),
+        name: id.into(),
+        utc_offset_minutes: 420,
+        enabled: true,
+        tokens_valid_after_ms: 0,
+    };
+    cloud.put_store(info("S001")).await.unwrap();
+    let ca = tillmesh_pki::create_store_ca("S001").unwrap();
+    cloud
+        .put_store_ca(
+            "S001",
+            StoreCa {
+                cert: ca.cert,
+                key: ca.key,
+                next_terminal: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let (cloud, stop) = (cloud.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0_u64;
+            while !stop.load(Ordering::Relaxed) {
+                cloud
+                    .put_store(info(&format!("X{}", n % 50)))
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    for k in 0..300 {
+        let got = hq
+            .enrol(
+                "S001",
+                Enrolment {
+                    key_sha256: format!("{k:064x}"),
+                    code: "ABCD-EFGH".into(),
+                    approved_by: "join token".into(),
+                    at_ms: 1,
+                },
+            )
+            .await;
+        assert!(matches!(got, Ok(Some(_))), "enrolment {k}: {got:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(busy.await.unwrap() > 0);
+}

@@ -312,7 +312,7 @@ impl Ledger for SqliteLedger {
         let store = store.to_string();
         let rows = SealKeys::to_rows(ca, &records, revocations);
         self.with_write(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for (kind, origin, from, body) in rows {
                 tx.execute(sql::PUT_SEAL_KEY, params![store, kind, origin, from, body])?;
             }
@@ -346,7 +346,10 @@ impl Ledger for SqliteLedger {
     ) -> Result<Option<(u64, StoreCa)>, LedgerError> {
         let store = store.to_string();
         self.with_write(move |c| {
-            let tx = c.transaction()?;
+            // A writer from the start: a deferred transaction that reads first cannot
+            // upgrade once another process (the cloud beside `tillmesh hq`) committed, and
+            // SQLite refuses it at once instead of waiting.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let Some(ca) = read_store_ca(&tx, &store)? else {
                 return Ok(None);
             };
