@@ -1,11 +1,12 @@
 //! Durable-commit benchmark (a bench script, not a test): prints p50/p99 latency of a durable
 //! sale commit against a raw single-row SQLite insert with synchronous=FULL on the same disk
-//! in the same run, and sustained sales/s with 8 concurrent clients against the same raw
-//! baseline under the same concurrency, and the same with each sale's event sealed (signed)
-//! as a meshed till's writer does.
+//! in the same run; then sustained sales/s with 1, 8, 32 and 128 concurrent clients against
+//! the raw serial rate of fsync'd one-row commits measured in the same run (issue 25, P2),
+//! and at 32 clients with each sale's event sealed (signed) as a meshed till's writer does.
 //!
 //!     cargo bench -p tillmesh-store --bench commit            # default 2000 sales
 //!     TILLMESH_BENCH_SALES=5000 cargo bench -p tillmesh-store --bench commit
+//!     TILLMESH_BENCH_TOTAL=32000 ...   # sales per client-count row (default 16000)
 
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,6 @@ use tillmesh_pos::event::{Event, Sale};
 use tillmesh_pos::payment::{Method, Payment, PaymentStatus};
 use tillmesh_pos::state::Replica;
 use tillmesh_store::{Store, WriteBatch};
-
-const CLIENTS: usize = 8;
 
 fn sale(n: u64) -> Sale {
     let lines: Vec<Line> = (1..=3)
@@ -169,47 +168,43 @@ fn main() {
         us(o99) / us(b99)
     );
 
-    // Throughput: 8 clients. Raw baseline: 8 threads, one shared connection (SQLite has one
-    // writer), one fsync'd transaction per row. Ours: 8 threads submitting sale batches,
-    // grouped by the store's writer.
-    let per = n;
-    let raw = Arc::new(Mutex::new(raw_conn(&dir.path().join("raw2.db"))));
+    // Throughput (issue 25, P2): against the raw serial rate of fsync'd one-row commits on
+    // the same disk in the same run (one thread, one transaction per row), sales/s with 1,
+    // 8, 32 and 128 clients, each committing and waiting as a till's request does.
+    let total: u64 = std::env::var("TILLMESH_BENCH_TOTAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16_000);
+    let raw = raw_conn(&dir.path().join("raw2.db"));
     let t = Instant::now();
-    std::thread::scope(|s| {
-        for c in 0..CLIENTS {
-            let raw = raw.clone();
-            s.spawn(move || {
-                for i in 0..per {
-                    raw.lock()
-                        .unwrap()
-                        .execute("INSERT INTO t (v) VALUES (?1)", [format!("c{c} row {i}")])
-                        .unwrap();
-                }
-            });
+    for i in 0..n {
+        raw.execute("INSERT INTO t (v) VALUES (?1)", [format!("serial row {i}")])
+            .unwrap();
+    }
+    let raw_rate = n as f64 / t.elapsed().as_secs_f64();
+    println!("sustained throughput, {total} sales per row (group commit)");
+    println!("  raw serial 1-row commits, sync=FULL   {raw_rate:>10.0} commits/s (baseline)");
+    let mut at32 = 0.0;
+    for (k, clients) in [1_usize, 8, 32, 128].into_iter().enumerate() {
+        let store = Store::open(dir.path().join(format!("till-{k}.db"))).unwrap();
+        let (rate, group) = sustained(&store, clients, total / clients as u64);
+        if clients == 32 {
+            at32 = rate;
         }
-    });
-    let raw_rate = (per as usize * CLIENTS) as f64 / t.elapsed().as_secs_f64();
-
-    let our_rate = sustained(&Store::open(dir.path().join("till2.db")).unwrap(), per);
+        println!(
+            "  {clients:>3} clients                         {rate:>10.0} sales/s  {:>5.2}x  (mean group {group:.1})",
+            rate / raw_rate
+        );
+    }
     // The same with seals: the writer signs each sale's event (ECDSA P-256), as a meshed
     // till's does.
-    let sealed_store = Store::open(dir.path().join("till3.db")).unwrap();
+    let sealed_store = Store::open(dir.path().join("till-sealed.db")).unwrap();
     sealed_store.set_sealer(sealer()).unwrap();
-    let sealed_rate = sustained(&sealed_store, per);
+    let (sealed_rate, _) = sustained(&sealed_store, 32, total / 32);
     println!(
-        "sustained throughput, {CLIENTS} concurrent clients, {} commits each",
-        per
-    );
-    println!("  raw SQLite 1-row inserts, sync=FULL     {raw_rate:>10.0} rows/s");
-    println!("  tillmesh durable sales (group commit)   {our_rate:>10.0} sales/s");
-    println!("  the same, each sale's event sealed      {sealed_rate:>10.0} sales/s");
-    println!(
-        "  ratio (tillmesh / raw)                  {:>10.2}",
-        our_rate / raw_rate
-    );
-    println!(
-        "  ratio (sealed / unsealed)               {:>10.2}",
-        sealed_rate / our_rate
+        "   32 clients, each event sealed        {sealed_rate:>10.0} sales/s  {:>5.2}x  (sealed / unsealed {:.2})",
+        sealed_rate / raw_rate,
+        sealed_rate / at32
     );
 }
 
@@ -226,15 +221,23 @@ fn sealer() -> tillmesh_store::SealFn {
     })
 }
 
-/// Sales/s with `CLIENTS` threads committing `per` sales each, as the till does: make the
-/// events and queue them under the lock, wait for durability outside it.
-fn sustained(store: &Store, per: u64) -> f64 {
+/// Sales/s with `clients` concurrent requests committing `per` sales each, as the till's
+/// HTTP handlers do: tokio tasks on a runtime with one worker per core, each making its
+/// sale's events and queueing them under the replica lock, then awaiting durability outside
+/// it; and the mean group a commit carried.
+fn sustained(store: &Store, clients: usize, per: u64) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .build()
+        .unwrap();
     let replica = Arc::new(Mutex::new(Replica::new(ReplicaId(1))));
     let t = Instant::now();
-    std::thread::scope(|s| {
-        for c in 0..CLIENTS as u64 {
+    let (done, grouped) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..clients as u64 {
             let (store, replica) = (store.clone(), replica.clone());
-            s.spawn(move || {
+            tasks.push(tokio::spawn(async move {
+                let mut grouped = 0_u64;
                 for i in 0..per {
                     let k = c * per + i;
                     let rx = {
@@ -242,10 +245,17 @@ fn sustained(store: &Store, per: u64) -> f64 {
                         let events = r.record_sale(sale(k), 1_795_000_000_000 + k);
                         store.submit(batch(events, k)).unwrap()
                     };
-                    rx.blocking_recv().unwrap().unwrap();
+                    grouped += rx.await.unwrap().unwrap().group_size as u64;
                 }
-            });
+                grouped
+            }));
         }
+        let mut grouped = 0;
+        for t in tasks {
+            grouped += t.await.unwrap();
+        }
+        (per * clients as u64, grouped)
     });
-    (per as usize * CLIENTS) as f64 / t.elapsed().as_secs_f64()
+    let rate = done as f64 / t.elapsed().as_secs_f64();
+    (rate, grouped as f64 / done.max(1) as f64)
 }

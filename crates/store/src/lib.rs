@@ -46,6 +46,9 @@ pub const DISK_CHECK_MS: u64 = 250;
 pub const WRITE_QUEUE_MAX: usize = 4096;
 /// Most requests committed in one group.
 pub const GROUP_REQUESTS_MAX: usize = 512;
+
+/// Longest a group commit waits for company under load, microseconds (see `Writer::run`).
+pub const GROUP_LINGER_US: u64 = 300;
 pub use tillmesh_checkpoint::{CHECKPOINT_INTERVAL_MS, Checkpointer, WAL_BYTES_MAX};
 
 type Job = (WriteBatch, oneshot::Sender<Result<CommitInfo, StoreError>>);

@@ -2,7 +2,7 @@
 //! materialises events into query tables in the same transaction.
 
 use crate::read::sql_int;
-use crate::{GROUP_REQUESTS_MAX, Job, StoreError};
+use crate::{GROUP_LINGER_US, GROUP_REQUESTS_MAX, Job, StoreError};
 use crossbeam_channel::Receiver;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::sync::Arc;
@@ -129,6 +129,7 @@ impl Writer {
 
     pub(crate) fn run(mut self, rx: Receiver<Job>, queued: Arc<AtomicUsize>) {
         let mut group: Vec<Job> = Vec::with_capacity(GROUP_REQUESTS_MAX);
+        let mut last = 1;
         while let Ok(first) = rx.recv() {
             group.push(first);
             while group.len() < GROUP_REQUESTS_MAX {
@@ -137,6 +138,20 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // Under load (the last group carried several requests), the clients answered by
+            // the last commit are still making their next request: wait a little for them,
+            // until as many as last time are in hand or GROUP_LINGER_US passed. At no load
+            // (a group of one) nothing waits.
+            if last > 1 && group.len() < last {
+                let until = Instant::now() + std::time::Duration::from_micros(GROUP_LINGER_US);
+                while group.len() < last.min(GROUP_REQUESTS_MAX) {
+                    match rx.recv_deadline(until) {
+                        Ok(j) => group.push(j),
+                        Err(_) => break,
+                    }
+                }
+            }
+            last = group.len();
             let n = group.len();
             let head_before = self.audit_head.clone();
             match self.commit_group(&group) {
