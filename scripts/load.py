@@ -76,14 +76,17 @@ class Recorder:
         self.times = {}
         self.errors = {}
         self.statuses = {}
+        self.first_error = {}
 
-    def add(self, op, status, dt, ok=(200, 201)):
+    def add(self, op, status, dt, ok=(200, 201), body=None):
         with self.lock:
             if status in ok:
                 self.times.setdefault(op, []).append(dt)
             else:
                 self.errors[op] = self.errors.get(op, 0) + 1
                 self.statuses.setdefault(op, set()).add(status)
+                if isinstance(body, dict):
+                    self.first_error.setdefault(op, body.get("message") or body.get("error"))
 
 
 def pct(xs, q):
@@ -120,7 +123,7 @@ def cashier(base, barcodes, rec, stop, a, rng, sales):
             continue
         if rng.random() < a.qr_share:
             s, p, dt = api.call("POST", f"/api/v1/transactions/{tid}/payments", {"method": "qr"})
-            rec.add("QR payment generation", s, dt)
+            rec.add("QR payment generation", s, dt, body=p)
             if s != 200:
                 continue
             pid = (p.get("payments") or [{}])[-1].get("payment_id")
@@ -269,7 +272,7 @@ def main():
                      "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "target_p95_ms":
                      None if target is None else target * 1000})
     for op, codes in rec.statuses.items():
-        print(f"  {op}: refused with {sorted(codes)}")
+        print(f"  {op}: refused with {sorted(codes)}: {rec.first_error.get(op)}")
     hq_rows = {}
     for q in (0.5, 0.95, 0.99):
         le, n = hist_pct(before, after, q)
