@@ -286,21 +286,7 @@ impl Reader {
             "SELECT seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?1",
         )?;
         let rows = st
-            .query_map([n as i64], |r| {
-                Ok(AuditEntry {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    record: AuditRecord {
-                        at_ms: r.get::<_, i64>(1)? as u64,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        target: r.get(4)?,
-                        outcome: r.get(5)?,
-                        detail: r.get(6)?,
-                    },
-                    prev_hash: r.get(7)?,
-                    hash: r.get(8)?,
-                })
-            })?
+            .query_map([n as i64], audit_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -311,21 +297,7 @@ impl Reader {
             "SELECT seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash FROM audit ORDER BY seq",
         )?;
         let rows = st
-            .query_map([], |r| {
-                Ok(AuditEntry {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    record: AuditRecord {
-                        at_ms: r.get::<_, i64>(1)? as u64,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        target: r.get(4)?,
-                        outcome: r.get(5)?,
-                        detail: r.get(6)?,
-                    },
-                    prev_hash: r.get(7)?,
-                    hash: r.get(8)?,
-                })
-            })?
+            .query_map([], audit_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -441,4 +413,22 @@ fn decode_sale((body, status): (Vec<u8>, Option<String>)) -> Result<(Sale, Statu
         .and_then(Status::parse)
         .unwrap_or(Status::Paid);
     Ok((sale, status))
+}
+
+/// An audit entry from a row of `seq, at_ms, actor, action, target, outcome, detail,
+/// prev_hash, hash`.
+fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get::<_, i64>(0)? as u64,
+        record: AuditRecord {
+            at_ms: r.get::<_, i64>(1)? as u64,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            outcome: r.get(5)?,
+            detail: r.get(6)?,
+        },
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
 }
