@@ -742,6 +742,10 @@ try {
     await shot("fleet");
     await page.locator("#fleet tbody tr a").first().click();
     await page.locator("#store-view").waitFor({ state: "visible" });
+    // Its tills, as the store's leader reports them every 2 s (the store has one: the leader).
+    await page.waitForFunction(() => /leader/.test(document.getElementById("store-tills").textContent), null, { timeout: 15000 });
+    const tills = await text("#store-tills tbody");
+    check(/^1\b/.test(tills.trim()) && !/cut off/.test(tills), `the store's till is listed as its leader: ${tills}`);
     await page.waitForFunction(() => document.querySelectorAll("#payments tbody tr").length > 0);
     const pay = await text("#payments tbody");
     check(/cash/.test(pay), `payment reconciliation lists cash: ${pay}`);

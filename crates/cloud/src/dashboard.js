@@ -99,7 +99,8 @@ async function refreshFleet() {
 
 async function refreshStore(id) {
   const q = encodeURIComponent(id);
-  if (!fleet) fleet = await get("/api/v1/reports/fleet");
+  // Fresh on every refresh: the tills' states change by the second.
+  fleet = await get("/api/v1/reports/fleet");
   const s = fleet.stores.find((x) => x.store_id === id);
   $("store-title").textContent = s ? `Store ${s.store_id} ${s.name}` : `Store ${id}`;
   if (s) {
