@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{Pki, TestCloud, TestTill, demo_barcode, mesh_config};
+use support::{Pki, TestCloud, TestTill, demo_barcode, start_store};
 
 /// Whether promtool is installed (when it is not, `TILLMESH_REQUIRE_PROMTOOL=1` fails the test).
 fn promtool_installed() -> bool {
@@ -70,15 +70,7 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 async fn metrics_pass_promtool_time_each_route_by_its_template_and_measure_the_delay_to_hq() {
     let cloud = TestCloud::start().await;
     let pki = Pki::new("S001");
-    let mut tills = Vec::new();
-    for t in [1, 2] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
-        cfg.cloud = Some(cloud.section());
-        tills.push(TestTill::start_with(cfg, dir).await);
-    }
-    tills[0].mesh().add_peer(tills[1].mesh().local_addr());
-    tills[1].mesh().add_peer(tills[0].mesh().local_addr());
+    let tills = start_store(&pki, &cloud, &[1, 2]).await;
     let till = &tills[0];
     let c = till.client().login("E001", "1111").await;
     let sale = c.sell(&[(&demo_barcode(3), 1)], None).await.unwrap();
@@ -226,20 +218,7 @@ async fn fleet_row(cloud: &TestCloud) -> serde_json::Value {
 async fn hq_sees_every_till_and_one_cut_from_its_peers() {
     let cloud = TestCloud::start().await;
     let pki = Pki::new("S001");
-    let mut tills = Vec::new();
-    for t in [1, 2, 3] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = mesh_config(dir.path(), &pki, t, 0);
-        cfg.cloud = Some(cloud.section());
-        tills.push(TestTill::start_with(cfg, dir).await);
-    }
-    for a in &tills {
-        for b in &tills {
-            if a.cfg.terminal.id != b.cfg.terminal.id {
-                a.mesh().add_peer(b.mesh().local_addr());
-            }
-        }
-    }
+    let tills = start_store(&pki, &cloud, &[1, 2, 3]).await;
     let links = |row: &serde_json::Value| -> Vec<(u64, String)> {
         row["till_states"]
             .as_array()

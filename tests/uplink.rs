@@ -12,45 +12,10 @@ mod support;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::{Client, Pki, TestCloud, TestTill, demo_barcode, demo_item, mesh_config};
-
-async fn start_store(pki: &Pki, cloud: &TestCloud, terminals: &[u64]) -> Vec<TestTill> {
-    start_store_with(pki, cloud, terminals, |_| {}).await
-}
-
-/// Tills configured for `cloud`, then by `tweak`, all dialing each other.
-async fn start_store_with(
-    pki: &Pki,
-    cloud: &TestCloud,
-    terminals: &[u64],
-    tweak: impl Fn(&mut tillmesh::config::TerminalConfig),
-) -> Vec<TestTill> {
-    let mut tills = Vec::new();
-    for &t in terminals {
-        tills.push(start_till(pki, cloud, t, &tweak).await);
-    }
-    for a in &tills {
-        for b in &tills {
-            if a.cfg.terminal.id != b.cfg.terminal.id {
-                a.mesh().add_peer(b.mesh().local_addr());
-            }
-        }
-    }
-    tills
-}
-
-async fn start_till(
-    pki: &Pki,
-    cloud: &TestCloud,
-    terminal: u64,
-    tweak: impl Fn(&mut tillmesh::config::TerminalConfig),
-) -> TestTill {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = mesh_config(dir.path(), pki, terminal, 0);
-    cfg.cloud = Some(cloud.section());
-    tweak(&mut cfg);
-    TestTill::start_with(cfg, dir).await
-}
+use support::{
+    Client, Pki, TestCloud, TestTill, demo_barcode, demo_item, mesh_config, start_store,
+    start_store_with, start_till,
+};
 
 /// Waits until the tills agree on one leader other than `not`; returns it.
 async fn leader_of(tills: &[&TestTill], not: Option<u64>, within: Duration) -> u64 {

@@ -263,6 +263,46 @@ impl TestTill {
     }
 }
 
+/// A store of `terminals` configured for `cloud`, all dialing each other.
+pub async fn start_store(pki: &Pki, cloud: &TestCloud, terminals: &[u64]) -> Vec<TestTill> {
+    start_store_with(pki, cloud, terminals, |_| {}).await
+}
+
+/// Tills configured for `cloud`, then by `tweak`, all dialing each other.
+pub async fn start_store_with(
+    pki: &Pki,
+    cloud: &TestCloud,
+    terminals: &[u64],
+    tweak: impl Fn(&mut tillmesh::config::TerminalConfig),
+) -> Vec<TestTill> {
+    let mut tills = Vec::new();
+    for &t in terminals {
+        tills.push(start_till(pki, cloud, t, &tweak).await);
+    }
+    for a in &tills {
+        for b in &tills {
+            if a.cfg.terminal.id != b.cfg.terminal.id {
+                a.mesh().add_peer(b.mesh().local_addr());
+            }
+        }
+    }
+    tills
+}
+
+/// One till of the store, configured for `cloud`, then by `tweak`.
+pub async fn start_till(
+    pki: &Pki,
+    cloud: &TestCloud,
+    terminal: u64,
+    tweak: impl Fn(&mut tillmesh::config::TerminalConfig),
+) -> TestTill {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mesh_config(dir.path(), pki, terminal, 0);
+    cfg.cloud = Some(cloud.section());
+    tweak(&mut cfg);
+    TestTill::start_with(cfg, dir).await
+}
+
 /// A store CA in a temporary folder, enrolling tills on demand.
 pub struct Pki {
     pub dir: tempfile::TempDir,
