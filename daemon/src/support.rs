@@ -51,9 +51,13 @@ fn mask_value(v: &mut toml::Value) {
     }
 }
 
+/// Pretty JSON of a part of the bundle (or why it could not be written).
+fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap_or_else(|e| e.to_string().into_bytes())
+}
+
 /// The bundle's files, by name.
-pub async fn files(till: &Till) -> Result<Vec<(String, Vec<u8>)>, TillError> {
-    let json = |v: &dyn erased::Json| v.pretty();
+pub async fn files(till: &Till) -> Result<Vec<(&'static str, Vec<u8>)>, TillError> {
     let status = till.status();
     let quarantine = till.quarantine().await?;
     let audit = till.audit_head(AUDIT_HEAD).await?;
@@ -74,55 +78,38 @@ pub async fn files(till: &Till) -> Result<Vec<(String, Vec<u8>)>, TillError> {
         crate::logs::LINES_MAX,
     );
     Ok(vec![
-        ("README.txt".into(), readme.into_bytes()),
-        ("status.json".into(), json(&status)),
-        ("metrics.txt".into(), till.metrics().render().into_bytes()),
+        ("README.txt", readme.into_bytes()),
+        ("status.json", pretty(&status)),
+        ("metrics.txt", till.metrics().render().into_bytes()),
         (
-            "config.toml".into(),
+            "config.toml",
             masked_config(&till.config().source).into_bytes(),
         ),
-        ("quarantine.json".into(), json(&quarantine)),
-        ("late-captures.json".into(), json(&till.late_captures())),
-        ("audit-head.json".into(), json(&audit)),
-        ("logs.txt".into(), (logs.join("\n") + "\n").into_bytes()),
+        ("quarantine.json", pretty(&quarantine)),
+        ("late-captures.json", pretty(&till.late_captures())),
+        ("audit-head.json", pretty(&audit)),
+        ("logs.txt", (logs.join("\n") + "\n").into_bytes()),
     ])
 }
 
-/// The bundle: the files in a tar archive, zstd-compressed.
-pub async fn bundle(till: &Till) -> Result<Vec<u8>, TillError> {
-    let files = files(till).await?;
-    let mtime = till.now() / 1000;
+/// The files in a tar archive under `support/`, zstd-compressed (CPU work: run it off the
+/// async executor).
+pub fn pack(files: &[(&'static str, Vec<u8>)], mtime_s: u64) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
-    for (name, bytes) in &files {
+    for (name, bytes) in files {
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
-        h.set_mtime(mtime);
+        h.set_mtime(mtime_s);
         h.set_cksum();
-        tar.append_data(&mut h, format!("support/{name}"), &bytes[..])
-            .map_err(|e| TillError::Internal(format!("support bundle: {e}")))?;
+        tar.append_data(&mut h, format!("support/{name}"), &bytes[..])?;
     }
-    let tar = tar
-        .into_inner()
-        .map_err(|e| TillError::Internal(format!("support bundle: {e}")))?;
+    let tar = tar.into_inner()?;
     Ok(ruzstd::encoding::compress_to_vec(
         &tar[..],
         ruzstd::encoding::CompressionLevel::Fastest,
     ))
 }
-
-mod erased {
-    //! Pretty JSON of anything serialisable, behind one object-safe trait.
-    pub trait Json {
-        fn pretty(&self) -> Vec<u8>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn pretty(&self) -> Vec<u8> {
-            serde_json::to_vec_pretty(self).unwrap_or_else(|e| format!("{e}").into_bytes())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,27 +31,17 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
-/// Terminals remembered per store as having sent accepted batches (the fleet view's and the
-/// tests' record of who uploaded); further ones are not recorded.
+/// Terminals remembered per store as having sent accepted batches (the record of which
+/// tills ever led an upload, `Metrics::uploaders`); further ones are not recorded.
 pub const UPLOADERS_PER_STORE_MAX: usize = 32;
 
 /// Stores whose uploaders are remembered.
 pub const UPLOADER_STORES_MAX: usize = 10_000;
 
-/// What the metrics keep of an accepted batch.
-#[derive(Clone, Debug)]
-pub struct BatchSeen {
-    /// The terminal that sent it (its own word).
-    pub leader: u64,
-    /// Events the leader still holds.
-    pub backlog: u64,
-    /// Each event's wall-clock stamp at its till (ms).
-    pub stamps: Vec<u64>,
-}
-
 /// How often the fleet-derived gauges are refreshed from the ledger (never on a scrape).
 pub const FLEET_REFRESH_MS: u64 = 15_000;
 
+/// The cloud's metrics.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -184,7 +174,13 @@ impl Metrics {
 
     /// Records an accepted batch: the store's gauges, the arrival delay of each event (when
     /// the batch stored new ones), and the terminal that sent it.
-    pub fn accepted(&self, store: &str, batch: &BatchSeen, fresh: bool, now_ms: u64) {
+    pub fn accepted(
+        &self,
+        store: &str,
+        batch: &tillmesh_cloud_proto::Batch,
+        fresh: bool,
+        now_ms: u64,
+    ) {
         let l = StoreLabel {
             store: store.to_owned(),
         };
@@ -194,14 +190,15 @@ impl Metrics {
         self.store_backlog
             .get_or_create(&l)
             .set(batch.backlog as i64);
-        if let Some(&newest) = batch.stamps.iter().max() {
+        let stamps = || batch.events.iter().map(|e| e.event.hlc.wall_ms);
+        if let Some(newest) = stamps().max() {
             self.store_lag
                 .get_or_create(&l)
                 .set((now_ms.saturating_sub(newest) / 1000) as i64);
         }
         if fresh {
             let h = self.arrival_delay.get_or_create(&l);
-            for &stamp in &batch.stamps {
+            for stamp in stamps() {
                 h.observe(now_ms.saturating_sub(stamp) as f64 / 1000.0);
             }
         }

@@ -533,7 +533,7 @@ pub(super) async fn support_bundle(
         "attachment; filename=\"tillmesh-{}-T{}-{}.tar.zst\"",
         c.store.store_id,
         c.terminal.id,
-        till.now() / 1000
+        till.now_ms() / 1000
     );
     Ok((
         [

@@ -429,7 +429,7 @@ impl Till {
         Ok((self.core(), slot))
     }
 
-    pub(crate) fn now(&self) -> u64 {
+    fn now(&self) -> u64 {
         self.clock.now_ms()
     }
 

@@ -147,7 +147,11 @@ impl Till {
                 "only a manager collects a support bundle",
             ));
         }
-        crate::support::bundle(self).await
+        let files = crate::support::files(self).await?;
+        let mtime_s = self.now() / 1000;
+        self.off_executor(move || crate::support::pack(&files, mtime_s))
+            .await?
+            .map_err(|e| TillError::Internal(format!("support bundle: {e}")))
     }
 
     /// The store's tills as this till sees them, itself first: HQ's per-till view, from the

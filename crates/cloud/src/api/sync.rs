@@ -329,11 +329,6 @@ pub(super) async fn upload_inner(
     let refused = check_seals(cloud, &claims.sub, &mut batch, version).await?;
     let rows = prepare(&claims.sub, &batch, version)?;
     let n = rows.len();
-    let batch_seen = crate::metrics::BatchSeen {
-        leader: batch.leader,
-        backlog: batch.backlog,
-        stamps: batch.events.iter().map(|e| e.event.hlc.wall_ms).collect(),
-    };
     let outcome = cloud
         .ledger
         .ingest(IngestRequest {
@@ -342,7 +337,7 @@ pub(super) async fn upload_inner(
             term: batch.term,
             leader: batch.leader,
             backlog: batch.backlog,
-            tills: batch.tills,
+            tills: std::mem::take(&mut batch.tills),
             received_ms: now_ms(),
             rows,
         })
@@ -372,7 +367,7 @@ pub(super) async fn upload_inner(
         .inc_by(outcome.duplicate);
     cloud
         .metrics
-        .accepted(&claims.sub, &batch_seen, outcome.accepted > 0, now_ms());
+        .accepted(&claims.sub, &batch, outcome.accepted > 0, now_ms());
     if outcome.accepted > 0 {
         cloud.kick();
     }
