@@ -390,3 +390,148 @@ async fn a_manager_collects_a_support_bundle_with_the_secrets_masked() {
     assert!(files["support/metrics.txt"].contains("tillmesh_sales_total"));
     till.stop().await;
 }
+
+/// A span as the test's OTLP receiver got it.
+#[derive(Clone, Debug)]
+struct Got {
+    trace: String,
+    span: String,
+    parent: String,
+    name: String,
+    node: String,
+}
+
+/// An OTLP/HTTP (protobuf) receiver in the test process: its base URL and what it received.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Got>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| async move {
+            let req = ExportTraceServiceRequest::decode(body).expect("an OTLP export request");
+            let mut got = sink.lock().unwrap();
+            for rs in req.resource_spans {
+                for ss in rs.scope_spans {
+                    for s in ss.spans {
+                        let node = s
+                            .attributes
+                            .iter()
+                            .find(|kv| kv.key == "tillmesh.node")
+                            .and_then(|kv| kv.value.as_ref()?.value.clone())
+                            .map(|v| match v {
+                                Any::StringValue(s) => s,
+                                other => format!("{other:?}"),
+                            })
+                            .unwrap_or_default();
+                        got.push(Got {
+                            trace: hex::encode(&s.trace_id),
+                            span: hex::encode(&s.span_id),
+                            parent: hex::encode(&s.parent_span_id),
+                            name: s.name,
+                            node,
+                        });
+                    }
+                }
+            }
+            (
+                [("content-type", "application/x-protobuf")],
+                Vec::<u8>::new(),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// Issue 24: a cashier's sale, sent with a W3C `traceparent`, is one trace: the selling
+/// till's request spans, the peer's apply of its event (mesh protocol 3 carries the context)
+/// and HQ's ingest of it (batch format 4), each a child of the request that made the sale,
+/// exported over OTLP to a receiver in this test process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sale_is_one_trace_from_the_cashiers_request_through_a_peer_to_hq() {
+    use tillmesh_cloud::telemetry::{ExportConfig, Exporter, install};
+    let (url, got) = otlp_receiver().await;
+    let mut cfg = ExportConfig::new(Some(url), "tillmesh-test");
+    cfg.flush_ms = 100;
+    // The process's exporter and subscriber, for as long as the test binary runs.
+    let exporter: &'static Exporter = Box::leak(Box::new(Exporter::start(&cfg).unwrap()));
+    install("warn", false, std::io::stderr, Some(exporter)).expect("the only subscriber");
+
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &cloud, &[1, 2]).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-{caller}-01").parse().unwrap(),
+    );
+    let mut c = tills[0].client();
+    c.http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let c = c.login("E001", "1111").await;
+    let sale = c.sell(&[(&demo_barcode(2), 1)], None).await.unwrap();
+    assert!(sale["txn_id"].is_string(), "{sale}");
+
+    // Wait for all three parts of the trace.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let (finalize, apply, ingest) = loop {
+        exporter.flush();
+        let spans: Vec<Got> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| g.trace == trace)
+            .cloned()
+            .collect();
+        let find = |name: &str, node: &str| {
+            spans
+                .iter()
+                .find(|g| g.name == name && g.node == node)
+                .cloned()
+        };
+        if let (Some(f), Some(a), Some(i)) = (
+            find("POST /api/v1/transactions/{id}/finalize", "S001/T1"),
+            find("mesh apply", "S001/T2"),
+            find("cloud ingest", "cloud"),
+        ) {
+            break (f, a, i);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the trace never had all its parts; spans of it: {spans:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The till's request continues the cashier's caller; the peer and HQ continue the request
+    // that made the sale (its event carries that request's span as its parent).
+    assert_eq!(finalize.parent, caller, "{finalize:?}");
+    assert_eq!(apply.parent, finalize.span, "{apply:?} {finalize:?}");
+    assert_eq!(ingest.parent, finalize.span, "{ingest:?} {finalize:?}");
+    // The other requests of the sale are in the same trace, on the selling till.
+    let names: std::collections::BTreeSet<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|g| g.trace == trace && g.node == "S001/T1")
+        .map(|g| g.name.clone())
+        .collect();
+    for n in [
+        "POST /api/v1/transactions",
+        "POST /api/v1/transactions/{id}/items",
+        "POST /api/v1/transactions/{id}/payments",
+    ] {
+        assert!(names.contains(n), "{n} missing from {names:?}");
+    }
+    for t in tills {
+        t.stop().await;
+    }
+}

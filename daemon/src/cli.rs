@@ -34,6 +34,11 @@ pub(crate) struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     pub(crate) log_json: bool,
+    /// Export traces over OTLP/HTTP to this collector (`http://host:4318`); a till, the
+    /// cloud and a dev store export, other commands do not. Off by default; OpenTelemetry's
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` turns it on too.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -228,7 +228,9 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     // One crypto provider for everything that speaks TLS (quinn, rustls, later reqwest).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listen = cfg.terminal.listen;
-    let metrics = Arc::new(metrics::Metrics::default());
+    let mut metrics = metrics::Metrics::default();
+    metrics.http.node = format!("{}/T{}", cfg.store.store_id, cfg.terminal.id).into();
+    let metrics = Arc::new(metrics);
     let links = Arc::new(links::StoreLinks::new(metrics.clone()));
     let cfg2 = cfg.clone();
     let m2 = metrics.clone();

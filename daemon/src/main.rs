@@ -11,6 +11,7 @@ mod cmd;
 use clap::Parser;
 use cli::{Cli, Command};
 use std::process::ExitCode;
+use tillmesh_cloud::telemetry::{self, ExportConfig, Exporter};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,16 +21,34 @@ fn main() -> ExitCode {
     } else {
         "info,openraft=error"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(tillmesh::logs::Tee);
-    if cli.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
+    // Traces are exported by the long-running commands only.
+    let service = match &cli.command {
+        Command::Terminal { action: None, .. } => Some("tillmesh-till"),
+        Command::Cloud { .. } => Some("tillmesh-cloud"),
+        Command::Dev { .. } => Some("tillmesh-dev"),
+        _ => None,
+    };
+    let export = service
+        .map(|s| ExportConfig::new(cli.otlp_endpoint.clone(), s))
+        .filter(ExportConfig::enabled);
+    let exporter = match export.as_ref().map(Exporter::start).transpose() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tillmesh: traces: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = telemetry::install(
+        default,
+        cli.log_json,
+        tillmesh::logs::Tee,
+        exporter.as_ref(),
+    ) {
+        eprintln!("tillmesh: logging: {e}");
+        return ExitCode::FAILURE;
     }
+    // Dropping the exporter (after the command) sends what is queued.
+    let _exporter = exporter;
     match cmd::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,6 +13,7 @@ use tillmesh_pos::catalog::Item;
 use tillmesh_pos::event::Event;
 use tillmesh_pos::pricing::ScheduledPrice;
 use tillmesh_pos::promotion::Promotion;
+use tillmesh_pos::trace::TraceContext;
 use utoipa::ToSchema;
 
 /// Most events in one upload batch.
@@ -33,7 +34,12 @@ pub const BINARY_CONTENT_TYPE: &str = "application/x-tillmesh-batch";
 /// Format 3 (0.2.0, seals) carries each event's seal beside it and the store's key records
 /// ([`Batch::keys`]); the cloud checks seals against the store CA it pinned
 /// (ARCHITECTURE.md "Authenticity"). JSON batches carry no seals (format 1's rules).
-pub const BATCH_VERSION: u16 = 3;
+///
+/// Format 4 (0.2.0 too) carries each event's trace context too (`Event::trace`), so that the
+/// cloud's ingest continues the trace of the request that made it.
+pub const BATCH_VERSION: u16 = 4;
+/// The first batch format that carries trace contexts.
+pub const BATCH_VERSION_TRACES: u16 = 4;
 /// The first batch format that carries seals and key records.
 pub const BATCH_VERSION_SEALS: u16 = 3;
 /// Most key records in one batch.
@@ -117,29 +123,36 @@ pub fn batch_message(store: &str, b: &Batch) -> Vec<u8> {
     m
 }
 
-/// Format 3's layout, as written (borrowing the batch).
+/// Formats 3 and 4's layout, as written (borrowing the batch): each event with its seal
+/// (3), or with its seal and trace context (4).
 #[derive(Serialize)]
-struct SealedOut<'a> {
+struct SealedOut<'a, E> {
     term: u64,
     leader: u64,
     master_version: u64,
     backlog: u64,
     tills: &'a [u64],
-    events: Vec<(&'a StoreEvent, Option<&'a Vec<u8>>)>,
+    events: Vec<E>,
     sealing: &'a Sealing,
 }
 
-/// Format 3's layout, as read.
+/// Formats 3 and 4's layout, as read.
 #[derive(Deserialize)]
-struct SealedIn {
+struct SealedIn<E> {
     term: u64,
     leader: u64,
     master_version: u64,
     backlog: u64,
     tills: Vec<u64>,
-    events: Vec<(StoreEvent, Option<Vec<u8>>)>,
+    events: Vec<E>,
     sealing: Sealing,
 }
+
+/// An event of a format 3 batch: with its seal.
+type SealedEvent = (StoreEvent, Option<Vec<u8>>);
+
+/// An event of a format 4 batch: with its seal and its trace context.
+type TracedIn = (StoreEvent, Option<Vec<u8>>, Option<TraceContext>);
 
 /// The highest sequence numbers the cloud holds for one origin (a till incarnation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -384,7 +397,22 @@ pub fn encode_batch_as(batch: &Batch, version: u16) -> Result<Vec<u8>, BatchErro
     }
     let mut out = BATCH_MAGIC.to_vec();
     out.extend_from_slice(&version.to_be_bytes());
-    if version >= BATCH_VERSION_SEALS {
+    if version >= BATCH_VERSION_TRACES {
+        let traced = SealedOut {
+            term: batch.term,
+            leader: batch.leader,
+            master_version: batch.master_version,
+            backlog: batch.backlog,
+            tills: &batch.tills,
+            events: batch
+                .events
+                .iter()
+                .map(|e| (e, e.event.sig.as_ref(), e.event.trace.as_ref()))
+                .collect(),
+            sealing: &batch.sealing,
+        };
+        bincode::serde::encode_into_std_write(&traced, &mut out, config())?;
+    } else if version >= BATCH_VERSION_SEALS {
         let sealed = SealedOut {
             term: batch.term,
             leader: batch.leader,
@@ -426,8 +454,34 @@ pub fn decode_batch_versioned(bytes: &[u8]) -> Result<(Batch, u16), BatchError> 
     if !(BATCH_VERSION_MIN..=BATCH_VERSION).contains(&found) {
         return Err(BatchError::Version { found });
     }
-    let (batch, used) = if found >= BATCH_VERSION_SEALS {
-        let (b, used): (SealedIn, usize) = bincode::serde::decode_from_slice(bytes, config())?;
+    let (batch, used) = if found >= BATCH_VERSION_TRACES {
+        let (b, used): (SealedIn<TracedIn>, usize) =
+            bincode::serde::decode_from_slice(bytes, config())?;
+        if b.sealing.keys.len() > BATCH_KEYS_MAX {
+            return Err(BatchError::TooManyKeys(b.sealing.keys.len()));
+        }
+        let batch = Batch {
+            term: b.term,
+            leader: b.leader,
+            master_version: b.master_version,
+            backlog: b.backlog,
+            tills: b.tills,
+            events: b
+                .events
+                .into_iter()
+                .map(|(mut e, sig, trace)| {
+                    e.event.sig = sig;
+                    // A context whose ids are zero is no context: dropped, not refused.
+                    e.event.trace = trace.filter(TraceContext::is_valid);
+                    e
+                })
+                .collect(),
+            sealing: b.sealing,
+        };
+        (batch, used)
+    } else if found >= BATCH_VERSION_SEALS {
+        let (b, used): (SealedIn<SealedEvent>, usize) =
+            bincode::serde::decode_from_slice(bytes, config())?;
         if b.sealing.keys.len() > BATCH_KEYS_MAX {
             return Err(BatchError::TooManyKeys(b.sealing.keys.len()));
         }
@@ -495,6 +549,26 @@ mod tests {
         assert_eq!(decode_batch(&encode_batch(&b).unwrap()).unwrap(), b);
         let json = serde_json::to_string(&b).unwrap();
         assert_eq!(serde_json::from_str::<Batch>(&json).unwrap(), b);
+    }
+
+    #[test]
+    fn format_4_carries_trace_contexts_and_older_formats_leave_them_out() {
+        use tillmesh_pos::trace::TraceContext;
+        let mut b = batch();
+        let cx = TraceContext::new([9; 16], [3; 8], 1).unwrap();
+        b.events[0].event.trace = Some(cx);
+        let (back, v) = decode_batch_versioned(&encode_batch(&b).unwrap()).unwrap();
+        assert_eq!((back.events[0].event.trace, v), (Some(cx), 4));
+        let (back, v) = decode_batch_versioned(&encode_batch_as(&b, 3).unwrap()).unwrap();
+        assert_eq!((back.events[0].event.trace, v), (None, 3));
+        // A context with a zero id is no context: the batch is taken, without it.
+        b.events[0].event.trace = Some(TraceContext {
+            trace_id: [0; 16],
+            span_id: [3; 8],
+            flags: 1,
+        });
+        let back = decode_batch(&encode_batch(&b).unwrap()).unwrap();
+        assert_eq!(back.events[0].event.trace, None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod project;
 pub mod reconcile;
 mod sql;
 pub mod sqlite;
+pub mod telemetry;
 
 use crate::auth::{Keyring, Role};
 use crate::config::{CloudConfig, DatabaseConfig};

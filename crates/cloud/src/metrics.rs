@@ -253,12 +253,15 @@ pub struct RouteLabel {
 pub struct HttpMetrics {
     /// Request to response head, seconds.
     pub duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    /// Who serves (`S001/T2`, `cloud`): the `tillmesh.node` of request spans.
+    pub node: std::sync::Arc<str>,
 }
 
 impl Default for HttpMetrics {
     fn default() -> Self {
         HttpMetrics {
             duration: Family::new_with_constructor(request_buckets),
+            node: "cloud".into(),
         }
     }
 }
@@ -280,8 +283,10 @@ impl HttpMetrics {
     }
 
     /// Middleware (install with `Router::route_layer`, after every route, so that the
-    /// matched template is known): observes each request's latency.
+    /// matched template is known): observes each request's latency, and runs it in a span
+    /// (`crate::telemetry`) that continues the caller's `traceparent` when it sends one.
     pub async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
+        use tracing::Instrument;
         let route = req
             .extensions()
             .get::<MatchedPath>()
@@ -295,8 +300,24 @@ impl HttpMetrics {
             "HEAD" => "HEAD",
             _ => "other",
         };
+        let span = tracing::info_span!(
+            target: "tillmesh_trace",
+            "http",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            tillmesh.node = %m.node,
+        );
+        if !span.is_disabled()
+            && let Some(parent) = crate::telemetry::from_headers(req.headers())
+        {
+            crate::telemetry::continue_from(&span, &parent);
+        }
         let t0 = std::time::Instant::now();
-        let r = next.run(req).await;
+        let r = next.run(req).instrument(span.clone()).await;
+        span.record("http.response.status_code", r.status().as_u16());
         let status = match r.status().as_u16() {
             0..=299 => "2xx",
             300..=399 => "3xx",

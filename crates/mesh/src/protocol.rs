@@ -126,6 +126,7 @@ pub fn frame_name(f: &Frame) -> &'static str {
         Frame::Hello { .. } => "Hello",
         Frame::Events(_) => "Events",
         Frame::Sealed(_) => "Sealed",
+        Frame::Traced(_) => "Traced",
         Frame::Keys(_) => "Keys",
         Frame::Ack(_) => "Ack",
         Frame::Probe => "Probe",

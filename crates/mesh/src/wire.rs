@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tillmesh_crdt::VersionVector;
 use tillmesh_pos::event::Event;
+use tillmesh_pos::trace::TraceContext;
 
 /// ALPN protocol id; a peer speaking another protocol fails the TLS handshake.
 pub const ALPN: &[u8] = b"tillmesh/1";
@@ -14,10 +15,13 @@ pub const ALPN: &[u8] = b"tillmesh/1";
 pub const PROTOCOL_MIN: u16 = 1;
 /// The newest protocol version this till speaks. Version 2 (0.2.0) carries seals: events
 /// travel as [`Frame::Sealed`] and a pusher first sends the key records it holds
-/// ([`Frame::Keys`]).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// ([`Frame::Keys`]). Version 3 (0.2.0 too) carries each event's trace context too
+/// ([`Frame::Traced`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The first protocol version with seals and key records.
 pub const PROTOCOL_SEALS: u16 = 2;
+/// The first protocol version with trace contexts.
+pub const PROTOCOL_TRACES: u16 = 3;
 /// Most key records in one `Keys` frame.
 pub const KEYS_MAX: usize = 1_024;
 /// Largest frame accepted, in bytes (the length prefix is checked before allocating).
@@ -72,12 +76,29 @@ pub enum Frame {
     Sealed(Vec<(Event, Option<Vec<u8>>)>),
     /// Key records the sender holds (protocol 2), answered with `Ack`.
     Keys(Vec<tillmesh_pos::seal::KeyRecord>),
+    /// Events the receiver lacks, each with its seal and its trace context (protocol 3).
+    Traced(Vec<TracedEvent>),
 }
 
+/// An event as [`Frame::Traced`] carries it: the event, its seal, its trace context.
+pub type TracedEvent = (Event, Option<Vec<u8>>, Option<TraceContext>);
+
 impl Frame {
-    /// The frame that carries `events` at protocol `version`: with their seals from 2 on.
+    /// The frame that carries `events` at protocol `version`: with their seals from 2 on,
+    /// and their trace contexts from 3 on.
     pub fn events(version: u16, events: Vec<Event>) -> Frame {
-        if version >= PROTOCOL_SEALS {
+        if version >= PROTOCOL_TRACES {
+            Frame::Traced(
+                events
+                    .into_iter()
+                    .map(|mut e| {
+                        let sig = e.sig.take();
+                        let trace = e.trace.take();
+                        (e, sig, trace)
+                    })
+                    .collect(),
+            )
+        } else if version >= PROTOCOL_SEALS {
             Frame::Sealed(
                 events
                     .into_iter()
@@ -100,6 +121,16 @@ impl Frame {
                 evs.into_iter()
                     .map(|(mut e, sig)| {
                         e.sig = sig;
+                        e
+                    })
+                    .collect(),
+            ),
+            // A context whose ids are zero is no context: it is dropped, not refused.
+            Frame::Traced(evs) => Some(
+                evs.into_iter()
+                    .map(|(mut e, sig, trace)| {
+                        e.sig = sig;
+                        e.trace = trace.filter(TraceContext::is_valid);
                         e
                     })
                     .collect(),
@@ -146,6 +177,11 @@ pub fn check_len(prefix: [u8; 4]) -> Result<usize, WireError> {
     Ok(n)
 }
 
+fn bad_seal(s: &Option<Vec<u8>>) -> bool {
+    s.as_ref()
+        .is_some_and(|s| s.len() != tillmesh_pos::seal::SEAL_LEN)
+}
+
 /// Decodes a frame body (without its prefix) and checks its limits.
 pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
     let (frame, used): (Frame, usize) = bincode::serde::decode_from_slice(body, config())
@@ -163,12 +199,13 @@ pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
         Frame::Sealed(evs) if evs.len() > BATCH_EVENTS_MAX => {
             Err(WireError::BatchTooLarge(evs.len()))
         }
-        Frame::Sealed(evs)
-            if evs.iter().any(|(_, s)| {
-                s.as_ref()
-                    .is_some_and(|s| s.len() != tillmesh_pos::seal::SEAL_LEN)
-            }) =>
-        {
+        Frame::Traced(evs) if evs.len() > BATCH_EVENTS_MAX => {
+            Err(WireError::BatchTooLarge(evs.len()))
+        }
+        Frame::Sealed(evs) if evs.iter().any(|(_, s)| bad_seal(s)) => {
+            Err(WireError::Malformed("a seal of the wrong length".into()))
+        }
+        Frame::Traced(evs) if evs.iter().any(|(_, s, _)| bad_seal(s)) => {
             Err(WireError::Malformed("a seal of the wrong length".into()))
         }
         Frame::Keys(keys) if keys.len() > KEYS_MAX => Err(WireError::Malformed(format!(
@@ -204,6 +241,38 @@ pub fn decode(body: &[u8]) -> Result<Frame, WireError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Protocol 3 carries each event's trace context beside it; 2 and 1 do not; a context
+    /// with a zero id arrives as none.
+    #[test]
+    fn events_travel_with_their_trace_contexts_from_protocol_3() {
+        use tillmesh_pos::trace::TraceContext;
+        let mut r = tillmesh_pos::state::Replica::new(tillmesh_crdt::ReplicaId::for_terminal(2, 1));
+        let mut e = r.adjust(
+            "SKU1",
+            2,
+            tillmesh_pos::inventory::Reason::Receiving,
+            None,
+            None,
+            "E1",
+            1_000,
+        );
+        let cx = TraceContext::new([5; 16], [6; 8], 1).unwrap();
+        e.trace = Some(cx);
+        let back = |v: u16, e: &Event| {
+            let bytes = encode(&Frame::events(v, vec![e.clone()]));
+            decode(&bytes[4..]).unwrap().into_events().unwrap()[0].trace
+        };
+        assert_eq!(back(PROTOCOL_TRACES, &e), Some(cx));
+        assert_eq!(back(PROTOCOL_SEALS, &e), None);
+        assert_eq!(back(1, &e), None);
+        e.trace = Some(TraceContext {
+            trace_id: [5; 16],
+            span_id: [0; 8],
+            flags: 1,
+        });
+        assert_eq!(back(PROTOCOL_TRACES, &e), None);
+    }
 
     /// A frame the long fuzz run found (`fuzz/corpus/mesh_frame/regression-*`): a customer
     /// change that parses but makes automerge 0.12 panic while applying it. The validator

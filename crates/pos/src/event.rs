@@ -306,6 +306,11 @@ pub struct Event {
     /// the mesh (protocol 2) and the cloud's batches (format 3) carry it beside the event.
     #[serde(skip)]
     pub sig: Option<Vec<u8>>,
+    /// The trace of the request that made it, when traces are exported
+    /// ([`crate::trace`]). Not part of its encoding, nor of its seal: the mesh (protocol 3)
+    /// and the cloud's batches (format 4) carry it beside the event; the disk does not.
+    #[serde(skip)]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// Why an event received from a peer was refused.

@@ -33,6 +33,7 @@ pub mod returns;
 pub mod revocation;
 pub mod seal;
 pub mod state;
+pub mod trace;
 pub mod transaction;
 pub mod vision;
 

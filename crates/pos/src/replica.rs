@@ -106,6 +106,7 @@ impl Replica {
             hlc: self.clock.tick(now_ms),
             body,
             sig: None,
+            trace: None,
         };
         self.state.apply(&e);
         e

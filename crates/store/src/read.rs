@@ -82,6 +82,7 @@ pub(crate) fn decode_event(
         },
         body: crate::codec::decode(&kind, &body)?,
         sig,
+        trace: None,
     })
 }
 

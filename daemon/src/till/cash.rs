@@ -94,7 +94,7 @@ impl Till {
                 let shift =
                     Shift::open(id.clone(), self.cfg.terminal.id, &s.employee_id, float, now)
                         .map_err(cash_error)?;
-                let rx = self.store.submit_reserved(
+                let rx = self.submit(
                     slot,
                     WriteBatch {
                         audit: vec![audit_rec(
@@ -158,7 +158,7 @@ impl Till {
                     .map_err(cash_error)?;
                 let json = json_of(shift);
                 let id = shift.shift_id.clone();
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         audit: vec![audit_rec(
@@ -190,7 +190,7 @@ impl Till {
                 shift.no_sale().map_err(cash_error)?;
                 let json = json_of(shift);
                 let id = shift.shift_id.clone();
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         audit: vec![audit_rec(
@@ -248,7 +248,7 @@ impl Till {
                     .len()
                     .saturating_add(1)
                     .saturating_sub(CLOSED_SHIFTS_MAX);
-                let rx = self.store.submit_reserved(
+                let rx = self.submit(
                     slot,
                     WriteBatch {
                         audit: vec![audit_rec(

@@ -25,7 +25,7 @@ impl Till {
                     "ok",
                     String::new(),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         events: vec![e],

@@ -230,7 +230,7 @@ impl Till {
                     "ok",
                     format!("{amount} ({})", i.reason),
                 );
-                let rx = self.store.submit_reserved(
+                let rx = self.submit(
                     slot,
                     WriteBatch {
                         events: vec![e],
@@ -429,7 +429,7 @@ impl Till {
             }
             core.asked.insert(card.to_string(), now);
             let e = core.replica.ask_gift_card_rights(card, short, now);
-            match self.store.submit_reserved(
+            match self.submit(
                 slot,
                 WriteBatch {
                     events: vec![e],
@@ -509,7 +509,7 @@ impl Till {
             return Ok((None, 0));
         }
         let n = events.len();
-        let rx = self.store.submit_reserved(
+        let rx = self.submit(
             slot,
             WriteBatch {
                 events,

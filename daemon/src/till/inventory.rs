@@ -26,7 +26,7 @@ impl Till {
                     "ok",
                     format!("approved by {approver}; {detail}"),
                 );
-                let rx = self.store.submit_reserved(
+                let rx = self.submit(
                     slot,
                     WriteBatch {
                         events: events.clone(),
@@ -233,7 +233,7 @@ impl Till {
                     "ok",
                     format!("{} from {} approved by {approver}", req.price, rfc3339(eff)),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         events: vec![e],

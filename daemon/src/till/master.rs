@@ -129,7 +129,7 @@ impl Till {
                     ),
                 ));
             }
-            let rx = self.store.submit_reserved(
+            let rx = self.submit(
                 slot,
                 WriteBatch {
                     accounts,
@@ -184,7 +184,7 @@ impl Till {
                 effective_from_ms: at_ms,
                 scope: PriceScope::Store,
             });
-            self.store.submit_reserved(
+            self.submit(
                 slot,
                 WriteBatch {
                     events: vec![e],

@@ -40,6 +40,7 @@ pub use status::{PeerSkew, RaftView, StatusView};
 mod session;
 mod status;
 mod throttle;
+mod traces;
 mod vision;
 
 pub use admit::{
@@ -378,6 +379,8 @@ pub struct Till {
     provider_ok_ms: std::sync::atomic::AtomicU64,
     /// The provider's last call failed.
     provider_failing: std::sync::atomic::AtomicBool,
+    /// Trace contexts of recent events ([`traces`]).
+    traces: Mutex<traces::TraceBook>,
 }
 
 impl std::fmt::Debug for Till {

@@ -190,7 +190,7 @@ impl Till {
                     "ok",
                     format!("declined by {approver}: {reason}"),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         events: vec![ev],

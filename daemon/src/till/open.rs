@@ -183,6 +183,7 @@ impl Till {
             http_url: Default::default(),
             provider_ok_ms: Default::default(),
             provider_failing: Default::default(),
+            traces: Default::default(),
         })
     }
 }

@@ -38,10 +38,12 @@ impl Till {
         limit: usize,
     ) -> Result<Vec<Event>, ReplicaError> {
         let store = self.store.clone();
-        self.off_executor(move || store.read(|r| r.events_after(origin, after, limit)))
+        let events = self
+            .off_executor(move || store.read(|r| r.events_after(origin, after, limit)))
             .await
             .map_err(storage)?
-            .map_err(storage)
+            .map_err(storage)?;
+        Ok(self.with_traces(events))
     }
 
     /// This till's encoded base, for a peer that lacks compacted events.
@@ -113,6 +115,8 @@ impl Till {
         events: Vec<Event>,
     ) -> Result<tillmesh_crdt::VersionVector, ReplicaError> {
         let now = self.now();
+        // Open until the events are durable: the peer's part of each traced sale.
+        let _spans = self.continue_traces(from, &events);
         // Seals first: an event its origin did not sign is never stored, so it cannot hold
         // the (origin, seq) of the genuine one.
         let (events, refused) = self.check_seals(from, events);

@@ -91,7 +91,7 @@ impl Till {
                             "ok",
                             detail,
                         );
-                        let rx = self.store.submit_reserved(
+                        let rx = self.submit(
                             slot,
                             WriteBatch {
                                 audit: vec![rec],
@@ -137,7 +137,7 @@ impl Till {
                     "ok",
                     format!("approved by {approver}: {reason}"),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         events,
@@ -188,7 +188,7 @@ impl Till {
                     "ok",
                     format!("total {}: {reason}", sale.totals.total),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         events: vec![ev],
@@ -246,7 +246,7 @@ impl Till {
                     "ok",
                     format!("approved by {approver}, amount {}", sale.totals.total),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         events,
@@ -400,7 +400,7 @@ impl Till {
                         }
                     ),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     WriteBatch {
                         events,

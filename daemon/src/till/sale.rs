@@ -123,7 +123,7 @@ impl Till {
                     "ok",
                     String::new(),
                 ));
-                let rx = self.store.submit_reserved(
+                let rx = self.submit(
                     slot,
                     WriteBatch {
                         audit,
@@ -221,7 +221,7 @@ impl Till {
                 let detail = f(&mut core, now)?;
                 let d = &core.drafts[id];
                 let rec = audit_rec(now, &s.employee_id, action, id, "ok", detail);
-                let rx = self.store.submit_reserved(
+                let rx = self.submit(
                     slot,
                     WriteBatch {
                         audit: vec![rec],
@@ -538,7 +538,7 @@ impl Till {
                     "ok",
                     detail,
                 );
-                let rx = self.store.submit_reserved(
+                let rx = self.submit(
                     slot,
                     WriteBatch {
                         audit: vec![rec],
@@ -610,7 +610,7 @@ impl Till {
                         "ok",
                         format!("total {}", totals.total),
                     );
-                    let rx = self.store.submit_reserved(
+                    let rx = self.submit(
                         slot,
                         WriteBatch {
                             events,

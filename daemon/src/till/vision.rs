@@ -304,7 +304,7 @@ impl Till {
                     "ok",
                     format!("approved by {approver}"),
                 );
-                self.store.submit_reserved(
+                self.submit(
                     slot,
                     tillmesh_store::WriteBatch {
                         events: vec![ev],

@@ -328,6 +328,8 @@ pub(super) async fn upload_inner(
     };
     let refused = check_seals(cloud, &claims.sub, &mut batch, version).await?;
     let rows = prepare(&claims.sub, &batch, version)?;
+    // Open until the ledger answers: HQ's part of each traced event's trace.
+    let _spans = ingest_spans(&claims.sub, &batch);
     let n = rows.len();
     let outcome = cloud
         .ledger
@@ -380,6 +382,33 @@ pub(super) async fn upload_inner(
         master_version,
         master_stale: master_version > batch.master_version,
     }))
+}
+
+/// A span per event of `batch` that carries a trace context, in that trace.
+fn ingest_spans(store: &str, batch: &Batch) -> Vec<tracing::Span> {
+    batch
+        .events
+        .iter()
+        .filter_map(|se| {
+            let cx = se.event.trace?;
+            let span = tracing::info_span!(
+                target: "tillmesh_trace",
+                "cloud.ingest",
+                otel.name = "cloud ingest",
+                otel.kind = "consumer",
+                tillmesh.node = "cloud",
+                tillmesh.store = %store,
+                tillmesh.leader = batch.leader,
+                tillmesh.event = %format_args!("{}/{}", se.event.origin, se.event.seq),
+                tillmesh.kind = se.event.body.kind(),
+            );
+            if span.is_disabled() {
+                return None;
+            }
+            crate::telemetry::continue_from(&span, &cx);
+            Some(span)
+        })
+        .collect()
 }
 
 /// `since` and `limit` of a master-data pull.

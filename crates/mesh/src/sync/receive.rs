@@ -111,7 +111,7 @@ pub(super) async fn receive<R: Replicator, T: Transport>(
                         .map_err(MeshError::Replica)?;
                     write_frame(&mut send, &Frame::Ack(s.replicator.version_vector())).await?;
                 }
-                frame @ (Frame::Events(_) | Frame::Sealed(_)) => {
+                frame @ (Frame::Events(_) | Frame::Sealed(_) | Frame::Traced(_)) => {
                     let events = frame.into_events().unwrap_or_default();
                     let n = events.len() as u64;
                     let vv = s
