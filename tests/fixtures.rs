@@ -179,6 +179,7 @@ fn timing() -> Timing {
         heartbeat_ms: 50,
         election_min_ms: 150,
         election_max_ms: 300,
+        pre_vote: false,
     }
 }
 

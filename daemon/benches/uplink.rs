@@ -1,12 +1,17 @@
 //! Uplink benchmark (a bench script, not a test), tills and cloud in one process on loopback:
 //!
-//! - **Leader stop**: 3 tills upload to a cloud; the leader stops, alternately as planned
-//!   (it hands the leadership over first, as on SIGTERM) and without handing over (the
-//!   baseline, as after a crash: an election once the followers' timers run out), while a
-//!   cashier sells on a follower; measured from the stop to the new leader's election, and
-//!   the upload gap: from the stopping leader's last batch the cloud accepted (a leader
-//!   handing over uploads until its successor leads) to the successor's first.
-//!   `TILLMESH_BENCH_FAILOVERS` runs of each (default 20).
+//! - **Leader stop**: 3 tills upload to a cloud; the leader stops, in turn: without handing
+//!   over (as after a crash or kill -9: an election once the followers hear no heartbeat)
+//!   and as planned (it hands the leadership over first, as on SIGTERM), on the LAN timing
+//!   with pre-votes (`Timing::default()`), and without handing over on the timing before it
+//!   (`Timing::wide()`, the baseline), while a cashier sells on a follower. Measured from
+//!   the stop to the new leader's election, and the upload gap: from the stopping leader's
+//!   last batch the cloud accepted after the stop (a leader handing over uploads until its
+//!   successor leads), or from the stop, to the successor's first acknowledged batch.
+//!   `TILLMESH_BENCH_FAILOVERS` runs of each (default 50).
+//! - **Spurious elections**: 3 tills selling flat out while `tillmesh sim --fuzz` runs on
+//!   both cores, `TILLMESH_BENCH_STEADY_S` seconds (default 60; 0 skips it) on each timing;
+//!   the leader changes counted.
 //! - **Catch-up**: 5 tills sell `TILLMESH_BENCH_OFFLINE_SALES` each (default 2,400) while
 //!   the cloud is down, then the cloud comes up on its address; measured from then to every
 //!   event in the ledger. Baseline: the same events posted straight to a fresh cloud by one
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 use tillmesh::config::{CloudSection, MeshSection, TerminalConfig};
 use tillmesh_pos::payment::Method;
 
+use tillmesh_consensus::node::Timing;
 use tillmesh_test_support::{env_or, repo};
 
 fn till_config(
@@ -28,6 +34,7 @@ fn till_config(
     t: u64,
     tills: usize,
     cloud: &CloudSection,
+    timing: Timing,
 ) -> TerminalConfig {
     let pki = root.join("pki");
     std::fs::create_dir_all(&pki).unwrap();
@@ -52,6 +59,7 @@ fn till_config(
         key,
     );
     mesh.store_tills = tills;
+    mesh.set_raft_timing(timing);
     cfg.mesh = Some(mesh);
     cfg.cloud = Some(cloud.clone());
     cfg
@@ -70,11 +78,16 @@ async fn start_cloud(dir: &std::path::Path, listen: SocketAddr) -> tillmesh_clou
     tillmesh_cloud::start(cfg).await.unwrap()
 }
 
-async fn start_store(root: &std::path::Path, n: u64, cloud: &CloudSection) -> Vec<tillmesh::Node> {
+async fn start_store(
+    root: &std::path::Path,
+    n: u64,
+    cloud: &CloudSection,
+    timing: Timing,
+) -> Vec<tillmesh::Node> {
     let ca = tillmesh_mesh::identity::create_store_ca("S001").unwrap();
     let mut nodes = Vec::new();
     for t in 1..=n {
-        let cfg = till_config(root, &ca, t, n as usize, cloud);
+        let cfg = till_config(root, &ca, t, n as usize, cloud, timing);
         nodes.push(tillmesh::start(cfg).await.unwrap());
     }
     let addrs: Vec<SocketAddr> = nodes
@@ -148,12 +161,12 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 /// leader's election, the upload gap)`. The gap runs from the stopping leader's last batch
 /// the cloud accepted after the stop (a leader handing over uploads until its successor
 /// leads), or from the stop when it sent none, to the successor's first accepted batch.
-async fn failover_round(root: &std::path::Path, hand_over: bool) -> (f64, f64) {
+async fn failover_round(root: &std::path::Path, hand_over: bool, timing: Timing) -> (f64, f64) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let cloud = Arc::new(start_cloud(root, "127.0.0.1:0".parse().unwrap()).await);
     let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
-    let mut nodes = start_store(root, 3, &section(cloud.addr, token)).await;
+    let mut nodes = start_store(root, 3, &section(cloud.addr, token), timing).await;
     let first = leader(&nodes, None).await;
     // Uploads are flowing from the first leader.
     while fleet(&cloud).await.2 != first {
@@ -207,6 +220,59 @@ async fn failover_round(root: &std::path::Path, hand_over: bool) -> (f64, f64) {
     (elected, first_new.saturating_sub(last_old) as f64)
 }
 
+/// A store of 3 tills selling as fast as they can for `secs` while `tillmesh sim --fuzz`
+/// runs on both cores: `(leader changes after the first leader, sales made)`.
+async fn steady_round(root: &std::path::Path, timing: Timing, secs: u64) -> (u64, usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let cloud = Arc::new(start_cloud(root, "127.0.0.1:0".parse().unwrap()).await);
+    let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
+    let nodes = Arc::new(start_store(root, 3, &section(cloud.addr, token), timing).await);
+    leader(&nodes, None).await;
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+        .args(["sim", "--fuzz", "--seeds", "100000000", "--jobs", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the simulator starts");
+    let quit = Arc::new(AtomicBool::new(false));
+    let sold = Arc::new(AtomicUsize::new(0));
+    let mut sellers = Vec::new();
+    for i in 0..nodes.len() {
+        let (nodes, quit, sold) = (nodes.clone(), quit.clone(), sold.clone());
+        sellers.push(tokio::spawn(async move {
+            while !quit.load(Ordering::Relaxed) {
+                sell(&nodes[i], 1).await;
+                sold.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut terms = std::collections::BTreeSet::new();
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        for n in nodes.iter() {
+            let m = n.raft.as_ref().unwrap().raft.metrics().borrow().clone();
+            if let Some(l) = m.current_leader {
+                terms.insert((m.current_term, l));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    quit.store(true, Ordering::Relaxed);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    for s in sellers {
+        s.await.unwrap();
+    }
+    // Every term with a leader after the first is an election (the same till may win it).
+    let changes = terms.len().saturating_sub(1) as u64;
+    for n in Arc::try_unwrap(nodes).unwrap() {
+        n.stop().await.unwrap();
+    }
+    Arc::try_unwrap(cloud).unwrap().stop().await;
+    (changes, sold.load(Ordering::Relaxed))
+}
+
 async fn sell(node: &tillmesh::Node, n: usize) {
     let till = node.till.clone();
     let login = till.login("E001", "1111", "bench").await.unwrap();
@@ -235,7 +301,7 @@ async fn sell(node: &tillmesh::Node, n: usize) {
 }
 
 fn main() {
-    let failovers: usize = env_or("TILLMESH_BENCH_FAILOVERS", 20);
+    let failovers: usize = env_or("TILLMESH_BENCH_FAILOVERS", 50);
     let offline: usize = env_or("TILLMESH_BENCH_OFFLINE_SALES", 2_400);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -247,26 +313,32 @@ fn main() {
         let base = std::env::current_dir().unwrap().join("target").join("bench-tmp");
         std::fs::create_dir_all(&base).unwrap();
 
-        // Leader stops, planned (hand-over) and not (the baseline), alternately.
-        let mut runs: [(Vec<f64>, Vec<f64>); 2] = Default::default();
-        for i in 0..failovers * 2 {
-            let hand_over = i % 2 == 0;
+        // Leader stops, in turn: a crash (no hand-over) and a planned stop (hand-over) on
+        // the LAN timing with pre-votes, and a crash on the timing before it (the baseline).
+        let lan = Timing::default();
+        let wide = Timing::wide();
+        let modes = [(false, lan), (true, lan), (false, wide)];
+        let mut runs: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+        for i in 0..failovers * modes.len() {
+            let (hand_over, timing) = modes[i % modes.len()];
             let dir = tempfile::tempdir_in(&base).unwrap();
-            let (e, u) = failover_round(dir.path(), hand_over).await;
-            let r = &mut runs[usize::from(!hand_over)];
-            r.0.push(e);
-            r.1.push(u);
+            let (e, u) = failover_round(dir.path(), hand_over, timing).await;
+            runs[i % modes.len()].0.push(e);
+            runs[i % modes.len()].1.push(u);
         }
         println!(
-            "leader stop, 3 tills ({failovers} runs of each, alternately; heartbeat 150 ms, election timeout 500-1000 ms)"
+            "leader stop, 3 tills, {failovers} runs of each, in turn; LAN timing: heartbeat {} ms, election timeout {}-{} ms, pre-vote; baseline: heartbeat {} ms, election timeout {}-{} ms, openraft's timer",
+            lan.heartbeat_ms, lan.election_min_ms, lan.election_max_ms,
+            wide.heartbeat_ms, wide.election_min_ms, wide.election_max_ms,
         );
-        let [(mut he, mut hu), (mut ce, mut cu)] = runs;
+        let [(mut ce, mut cu), (mut he, mut hu), (mut be, mut bu)] = runs;
         for (name, e, u) in [
-            ("without hand-over (baseline)", &mut ce, &mut cu),
-            ("planned, hand-over", &mut he, &mut hu),
+            ("crash, LAN timing", &mut ce, &mut cu),
+            ("planned, hand-over, LAN", &mut he, &mut hu),
+            ("crash, baseline timing", &mut be, &mut bu),
         ] {
             println!(
-                "  {name:<29} to the new leader: p50 {:.0} ms p99 {:.0} ms; the store without an uploader (the upload gap): p50 {:.0} ms p99 {:.0} ms",
+                "  {name:<25} to the new leader: p50 {:.0} ms p99 {:.0} ms; to its first acknowledged upload (the upload gap): p50 {:.0} ms p99 {:.0} ms",
                 pct(e, 0.5),
                 pct(e, 0.99),
                 pct(u, 0.5),
@@ -274,10 +346,23 @@ fn main() {
             );
         }
         println!(
-            "  hand-over / baseline upload gap: {:.2}x at p50, {:.2}x at p99",
-            pct(&mut hu, 0.5) / pct(&mut cu, 0.5),
-            pct(&mut hu, 0.99) / pct(&mut cu, 0.99)
+            "  crash, LAN / baseline upload gap: {:.2}x at p50, {:.2}x at p99",
+            pct(&mut cu, 0.5) / pct(&mut bu, 0.5),
+            pct(&mut cu, 0.99) / pct(&mut bu, 0.99)
         );
+
+        // Spurious elections: a store selling flat out on every till while a simulator
+        // saturates both cores, on each timing.
+        let steady: u64 = env_or("TILLMESH_BENCH_STEADY_S", 60);
+        if steady > 0 {
+            for (name, timing) in [("LAN timing, pre-vote", lan), ("baseline timing", wide)] {
+                let dir = tempfile::tempdir_in(&base).unwrap();
+                let (elections, sales) = steady_round(dir.path(), timing, steady).await;
+                println!(
+                    "spurious elections, 3 tills selling flat out ({sales} sales) beside a simulator on both cores for {steady} s, {name}: {elections}"
+                );
+            }
+        }
         if offline == 0 {
             return;
         }
@@ -292,7 +377,13 @@ fn main() {
         let cloud = start_cloud(dir.path(), listen).await;
         let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
         cloud.stop().await;
-        let nodes = start_store(dir.path(), 5, &section(listen, token.clone())).await;
+        let nodes = start_store(
+            dir.path(),
+            5,
+            &section(listen, token.clone()),
+            Timing::default(),
+        )
+        .await;
         leader(&nodes, None).await;
         let t0 = Instant::now();
         let mut sellers = Vec::new();

@@ -275,6 +275,20 @@ pub struct MeshSection {
     /// A voter unreachable this long is removed from the store's Raft group, ms.
     #[serde(default = "default_raft_remove")]
     pub raft_remove_after_ms: u64,
+    /// The Raft leader's heartbeat, ms.
+    #[serde(default = "default_raft_heartbeat")]
+    pub raft_heartbeat_ms: u64,
+    /// Raft election timeout, lower bound, ms.
+    #[serde(default = "default_raft_election_min")]
+    pub raft_election_min_ms: u64,
+    /// Raft election timeout, upper bound, ms; also the leader lease, during which a
+    /// follower that heard from the leader votes for no one else.
+    #[serde(default = "default_raft_election_max")]
+    pub raft_election_max_ms: u64,
+    /// Campaign only after a majority of voters granted a pre-vote (so a till that lost
+    /// touch with a healthy leader does not depose it); `false`: openraft's own timer.
+    #[serde(default = "yes")]
+    pub raft_pre_vote: bool,
     /// How many tills the store has (0: unknown). When set, the Raft group is founded only
     /// by a majority of them, so a LAN split at boot cannot found two groups.
     #[serde(default)]
@@ -329,12 +343,48 @@ impl MeshSection {
             batch_events_max: default_batch(),
             raft_discovery_window_ms: 1_000,
             raft_remove_after_ms: default_raft_remove(),
+            raft_heartbeat_ms: default_raft_heartbeat(),
+            raft_election_min_ms: default_raft_election_min(),
+            raft_election_max_ms: default_raft_election_max(),
+            raft_pre_vote: true,
             store_tills: 0,
             compact_interval_ms: default_compact_interval(),
             compact_keep_ms: default_compact_keep(),
             sales_retention_days: default_retention_days(),
             enrol: false,
         }
+    }
+}
+
+fn default_raft_heartbeat() -> u64 {
+    tillmesh_consensus::node::Timing::default().heartbeat_ms
+}
+
+fn default_raft_election_min() -> u64 {
+    tillmesh_consensus::node::Timing::default().election_min_ms
+}
+
+fn default_raft_election_max() -> u64 {
+    tillmesh_consensus::node::Timing::default().election_max_ms
+}
+
+impl MeshSection {
+    /// The Raft timing this section sets.
+    pub fn raft_timing(&self) -> tillmesh_consensus::node::Timing {
+        tillmesh_consensus::node::Timing {
+            heartbeat_ms: self.raft_heartbeat_ms,
+            election_min_ms: self.raft_election_min_ms,
+            election_max_ms: self.raft_election_max_ms,
+            pre_vote: self.raft_pre_vote,
+        }
+    }
+
+    /// Sets the Raft timing.
+    pub fn set_raft_timing(&mut self, t: tillmesh_consensus::node::Timing) {
+        self.raft_heartbeat_ms = t.heartbeat_ms;
+        self.raft_election_min_ms = t.election_min_ms;
+        self.raft_election_max_ms = t.election_max_ms;
+        self.raft_pre_vote = t.pre_vote;
     }
 }
 
@@ -652,6 +702,18 @@ impl TerminalConfig {
             }
             if m.anti_entropy_ms < 100 {
                 out.push(("mesh.anti_entropy_ms", "at least 100".into()));
+            }
+            if m.raft_heartbeat_ms < 10 || m.raft_heartbeat_ms * 2 > m.raft_election_min_ms {
+                out.push((
+                    "mesh.raft_heartbeat_ms",
+                    "at least 10 and at most half of raft_election_min_ms".into(),
+                ));
+            }
+            if m.raft_election_min_ms >= m.raft_election_max_ms || m.raft_election_max_ms > 60_000 {
+                out.push((
+                    "mesh.raft_election_max_ms",
+                    "more than raft_election_min_ms and at most 60000".into(),
+                ));
             }
             if m.compact_interval_ms != 0 && m.compact_interval_ms < 100 {
                 out.push(("mesh.compact_interval_ms", "0 (off) or at least 100".into()));

@@ -64,8 +64,10 @@ impl<T: Transport> RaftTransport for MeshRaft<T> {
     }
 }
 
-/// Runs the membership rule: first after `window_ms`, then every second; a voter this till
-/// has not been connected to for `remove_after_ms` is reported unreachable.
+/// Runs the membership rule: first after `window_ms` (sooner once every one of `store_tills`
+/// is connected, or at once when this till is already a member), then every second (every
+/// 200 ms while the group forms or grows); a voter this till has not been connected to for
+/// `remove_after_ms` is reported unreachable.
 pub fn spawn_membership<T: Transport>(
     raft: StoreRaft,
     transport: Arc<MeshRaft<T>>,
@@ -74,7 +76,16 @@ pub fn spawn_membership<T: Transport>(
     store_tills: usize,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(window_ms)).await;
+        // The discovery window, cut short on a restart (already a member) and once every
+        // till of the store is connected: every till that ends it early founds on the same
+        // view (all of them), so the bootstrap rule's lowest id is the same for all.
+        let window_end = tokio::time::Instant::now() + std::time::Duration::from_millis(window_ms);
+        while tokio::time::Instant::now() < window_end
+            && !raft.initialized()
+            && !(store_tills > 0 && transport.connected().len() + 1 >= store_tills)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let mut last = "";
         let mut seen: std::collections::HashMap<u64, tokio::time::Instant> = Default::default();
         loop {
@@ -102,7 +113,10 @@ pub fn spawn_membership<T: Transport>(
                 }
                 Err(e) => debug!(terminal = raft.id, cause = %e, "raft membership round failed"),
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            // Settled: every second; while the group forms or grows: five times as often.
+            let settled = matches!(last, "leader, membership complete" | "follower");
+            let pause = if settled { 1_000 } else { 200 };
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
     })
 }

@@ -105,9 +105,7 @@ impl Replicator for MeshLink {
     async fn rpc(&self, from_terminal: u64, body: Vec<u8>) -> Vec<u8> {
         // The sender as its certificate names it: a request in another node's name is refused.
         match self.1.store_raft() {
-            Some(raft) => {
-                tillmesh_consensus::network::serve(&raft.raft, from_terminal, &body).await
-            }
+            Some(raft) => raft.serve(from_terminal, &body).await,
             None => Vec::new(),
         }
     }
@@ -290,15 +288,7 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 }
                 None => None,
             };
-            let parts = join_store(
-                &cfg,
-                &till,
-                &mesh,
-                &links,
-                tillmesh_consensus::node::Timing::default(),
-                cloud,
-            )
-            .await?;
+            let parts = join_store(&cfg, &till, &mesh, &links, m.raft_timing(), cloud).await?;
             let mut parts = parts;
             parts.tasks.push(consensus::spawn_revocations(
                 parts.raft.clone(),

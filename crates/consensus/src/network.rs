@@ -47,6 +47,13 @@ pub enum RaftRpc {
         /// When to campaign, from receipt.
         after_ms: u64,
     },
+    /// Pre-vote: "would you vote for me now?" (asked before campaigning, so that a till that
+    /// lost touch with a healthy leader does not depose it). Granted by a node that has not
+    /// heard from a leader for longer than its lease, when the asker's log is not behind.
+    PreVote {
+        /// The asker's last log index.
+        last_log_index: Option<u64>,
+    },
 }
 
 /// The answer to a [`RaftRpc`].
@@ -71,6 +78,41 @@ pub enum RaftReply {
         /// It will.
         accepted: bool,
     },
+    /// To `PreVote`.
+    PreVote {
+        /// It would vote.
+        granted: bool,
+    },
+}
+
+/// When a node last heard from a leader (an append it took), on tokio's clock (the
+/// simulator's is simulated).
+#[derive(Debug)]
+pub struct Contact {
+    since: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Default for Contact {
+    fn default() -> Self {
+        Contact {
+            since: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+}
+
+impl Contact {
+    /// Heard from a leader now.
+    pub fn touch(&self) {
+        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
+    }
+
+    /// Time since a leader was last heard from.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
 }
 
 fn config() -> impl bincode::config::Config {
@@ -96,6 +138,19 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
 /// snapshot that speaks for another node is refused (empty answer), so one till cannot vote
 /// or lead in another's name.
 pub async fn serve(raft: &Raft<TypeConfig>, from: u64, body: &[u8]) -> Vec<u8> {
+    serve_with(raft, from, body, None).await
+}
+
+/// [`serve`], noting each append taken from a leader in `contact` and answering pre-votes
+/// from it: granted when no leader was heard from for longer than `lease` (the longest
+/// election timeout, openraft's leader lease) and the asker's log is not behind this node's.
+/// Without a contact every pre-vote is granted (plain Raft).
+pub async fn serve_with(
+    raft: &Raft<TypeConfig>,
+    from: u64,
+    body: &[u8],
+    contact: Option<(&Contact, std::time::Duration)>,
+) -> Vec<u8> {
     let rpc = decode::<RaftRpc>(body);
     if let Ok(r) = &rpc
         && let Some(node) = speaks_for(r)
@@ -109,7 +164,16 @@ pub async fn serve(raft: &Raft<TypeConfig>, from: u64, body: &[u8]) -> Vec<u8> {
         return Vec::new();
     }
     let reply = match rpc {
-        Ok(RaftRpc::Append(r)) => RaftReply::Append(raft.append_entries(r).await),
+        Ok(RaftRpc::Append(r)) => {
+            let answer = raft.append_entries(r).await;
+            // Taken (a higher vote here refuses it: that sender no longer leads).
+            if let (Some((c, _)), Ok(a)) = (contact, &answer)
+                && !matches!(a, AppendEntriesResponse::HigherVote(_))
+            {
+                c.touch();
+            }
+            RaftReply::Append(answer)
+        }
         Ok(RaftRpc::Vote(r)) => RaftReply::Vote(raft.vote(r).await),
         Ok(RaftRpc::Snapshot(r)) => RaftReply::Snapshot(raft.install_snapshot(r).await),
         Ok(RaftRpc::Probe) => {
@@ -127,6 +191,14 @@ pub async fn serve(raft: &Raft<TypeConfig>, from: u64, body: &[u8]) -> Vec<u8> {
         Ok(RaftRpc::ElectNow { after_ms }) => RaftReply::ElectNow {
             accepted: elect_later(raft, from, after_ms),
         },
+        Ok(RaftRpc::PreVote { last_log_index }) => {
+            let m = raft.metrics().borrow().clone();
+            let quiet = contact.is_none_or(|(c, lease)| c.elapsed() > lease);
+            let leads = m.current_leader == Some(m.id);
+            RaftReply::PreVote {
+                granted: quiet && !leads && last_log_index >= m.last_log_index,
+            }
+        }
         Err(e) => {
             tracing::warn!(cause = %e, "malformed Raft request");
             return Vec::new();
@@ -142,7 +214,7 @@ pub fn speaks_for(rpc: &RaftRpc) -> Option<u64> {
         RaftRpc::Vote(r) => r.vote.leader_id().voted_for(),
         RaftRpc::Snapshot(r) => r.vote.leader_id().voted_for(),
         // Checked against the leader this node follows instead (`elect_later`).
-        RaftRpc::Probe | RaftRpc::ElectNow { .. } => None,
+        RaftRpc::Probe | RaftRpc::ElectNow { .. } | RaftRpc::PreVote { .. } => None,
     }
 }
 

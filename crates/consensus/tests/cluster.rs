@@ -6,14 +6,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tillmesh_consensus::Command;
-use tillmesh_consensus::network::{RaftTransport, serve};
+use tillmesh_consensus::network::RaftTransport;
 use tillmesh_consensus::node::{StoreRaft, Timing};
 
-/// Tills reachable by id; a till marked down neither sends nor answers.
+/// Tills reachable by id; a till marked down neither sends nor answers; a cut pair does not
+/// reach each other.
 #[derive(Default)]
 struct Net {
     nodes: Mutex<HashMap<u64, StoreRaft>>,
     down: Mutex<HashSet<u64>>,
+    cut: Mutex<HashSet<(u64, u64)>>,
 }
 
 struct Port {
@@ -25,13 +27,18 @@ impl RaftTransport for Port {
     async fn call(&self, target: u64, body: Vec<u8>) -> Result<Vec<u8>, String> {
         let node = {
             let down = self.net.down.lock().unwrap();
-            if down.contains(&self.me) || down.contains(&target) {
+            let cut = self.net.cut.lock().unwrap();
+            if down.contains(&self.me)
+                || down.contains(&target)
+                || cut.contains(&(self.me, target))
+                || cut.contains(&(target, self.me))
+            {
                 return Err("unreachable".into());
             }
             self.net.nodes.lock().unwrap().get(&target).cloned()
         };
         let node = node.ok_or("no such till")?;
-        let answer = serve(&node.raft, self.me, &body).await;
+        let answer = node.serve(self.me, &body).await;
         if self.net.down.lock().unwrap().contains(&self.me) {
             return Err("unreachable".into());
         }
@@ -44,6 +51,7 @@ fn timing() -> Timing {
         heartbeat_ms: 50,
         election_min_ms: 200,
         election_max_ms: 400,
+        pre_vote: true,
     }
 }
 
@@ -159,6 +167,43 @@ async fn five_tills_elect_one_leader_and_survive_its_death() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the live tills did not all apply the new leader's commands");
+}
+
+/// Pre-vote: a till cut from a healthy leader (but not from the other till) asks for a
+/// pre-vote, is refused by the till that still hears the leader, and never campaigns; when
+/// the link heals the leader leads on in the same term. (Without pre-votes the cut till
+/// campaigns in ever higher terms, and its first answer after the heal deposes the leader.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_cut_from_a_healthy_leader_does_not_depose_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let nodes = boot(&[1, 2, 3], dir.path(), &net).await;
+    let leader = agreed_leader(&nodes, &net).await;
+    let by_id = |id: u64| nodes.iter().find(|n| n.id == id).unwrap();
+    let term = by_id(leader).raft.metrics().borrow().current_term;
+    let cut = nodes.iter().map(|n| n.id).find(|&i| i != leader).unwrap();
+    net.cut.lock().unwrap().insert((leader, cut));
+    // Many election timeouts (400 ms lease + up to 300 ms) without the leader.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    net.cut.lock().unwrap().clear();
+    by_id(leader)
+        .propose(Command::MasterVersion(3))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    for n in &nodes {
+        let m = n.raft.metrics().borrow().clone();
+        assert_eq!(
+            (m.current_term, m.current_leader),
+            (term, Some(leader)),
+            "T{} after the heal",
+            n.id
+        );
+    }
+    assert_eq!(by_id(cut).campaigns(), 0, "the cut till never campaigned");
+    for n in &nodes {
+        n.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ fn quiet() -> Timing {
         heartbeat_ms: 1_000,
         election_min_ms: 600_000,
         election_max_ms: 600_001,
+        pre_vote: false,
     }
 }
 

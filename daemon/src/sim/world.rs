@@ -474,6 +474,8 @@ impl World {
             heartbeat_ms: self.timing.heartbeat_ms,
             election_min_ms: election,
             election_max_ms: election + 1,
+            // openraft's own timer, whose timeouts the seed fixes as above.
+            pre_vote: false,
         };
         let http: Arc<dyn CloudHttp> = Arc::new(SimCloudHttp {
             terminal: (spec.index == 0).then_some(t),
