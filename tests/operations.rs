@@ -449,8 +449,8 @@ async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Got>>>)
 }
 
 /// Issue 24: a cashier's sale, sent with a W3C `traceparent`, is one trace: the selling
-/// till's request spans, the peer's apply of its event (mesh protocol 3 carries the context)
-/// and HQ's ingest of it (batch format 4), each a child of the request that made the sale,
+/// till's request spans, the peer's apply of its event (mesh protocol 3 carries the context),
+/// the leader's upload of it, and HQ's ingest (batch format 4) as the upload's child,
 /// exported over OTLP to a receiver in this test process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_sale_is_one_trace_from_the_cashiers_request_through_a_peer_to_hq() {
@@ -483,7 +483,7 @@ async fn one_sale_is_one_trace_from_the_cashiers_request_through_a_peer_to_hq() 
 
     // Wait for all three parts of the trace.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    let (finalize, apply, ingest) = loop {
+    let (finalize, apply, upload, ingest) = loop {
         exporter.flush();
         let spans: Vec<Got> = got
             .lock()
@@ -498,12 +498,14 @@ async fn one_sale_is_one_trace_from_the_cashiers_request_through_a_peer_to_hq() 
                 .find(|g| g.name == name && g.node == node)
                 .cloned()
         };
-        if let (Some(f), Some(a), Some(i)) = (
+        let upload = spans.iter().find(|g| g.name == "uplink upload").cloned();
+        if let (Some(f), Some(a), Some(u), Some(i)) = (
             find("POST /api/v1/transactions/{id}/finalize", "S001/T1"),
             find("mesh apply", "S001/T2"),
+            upload,
             find("cloud ingest", "cloud"),
         ) {
-            break (f, a, i);
+            break (f, a, u, i);
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -511,11 +513,17 @@ async fn one_sale_is_one_trace_from_the_cashiers_request_through_a_peer_to_hq() 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    // The till's request continues the cashier's caller; the peer and HQ continue the request
-    // that made the sale (its event carries that request's span as its parent).
+    // The till's request continues the cashier's caller; the peer and the leader's upload
+    // continue the request that made the sale (its event carries that request's span), and
+    // HQ's ingest continues the upload.
     assert_eq!(finalize.parent, caller, "{finalize:?}");
     assert_eq!(apply.parent, finalize.span, "{apply:?} {finalize:?}");
-    assert_eq!(ingest.parent, finalize.span, "{ingest:?} {finalize:?}");
+    assert_eq!(upload.parent, finalize.span, "{upload:?} {finalize:?}");
+    assert!(
+        ["S001/T1", "S001/T2"].contains(&upload.node.as_str()),
+        "{upload:?}"
+    );
+    assert_eq!(ingest.parent, upload.span, "{ingest:?} {upload:?}");
     // The other requests of the sale are in the same trace, on the selling till.
     let names: std::collections::BTreeSet<String> = got
         .lock()

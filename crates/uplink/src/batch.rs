@@ -131,8 +131,11 @@ impl<S: EventSource> Uplink<S> {
     }
 
     /// Sends one batch (binary, gzip) and reads the acknowledgement.
-    pub(crate) async fn send(&self, batch: &Batch) -> Result<IngestAck, Failure> {
+    pub(crate) async fn send(&self, batch: &mut Batch) -> Result<IngestAck, Failure> {
         use std::io::Write;
+        // Open until the answer: the leader's part of each traced event's trace, whose
+        // context the event then carries to HQ.
+        let _spans = self.till.upload_spans(&mut batch.events);
         let raw = tillmesh_cloud_proto::encode_batch_as(batch, self.batch_version())
             .map_err(|e| Failure::Link(e.to_string()))?;
         let mut gz = flate2::write::GzEncoder::new(

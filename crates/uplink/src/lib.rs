@@ -456,12 +456,12 @@ impl<S: EventSource> Uplink<S> {
                 let batch = self
                     .build(term, &mut sent, &mut changes, last_exchange)
                     .await?;
-                let Some(batch) = batch else {
+                let Some(mut batch) = batch else {
                     return Ok(None);
                 };
                 self.confirm(term).await?;
                 let ack = tokio::select! {
-                    r = self.send(&batch) => r?,
+                    r = self.send(&mut batch) => r?,
                     _ = self.deposed(term) => return Err(Failure::Deposed),
                 };
                 Ok(Some((batch, ack)))

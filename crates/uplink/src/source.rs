@@ -42,6 +42,13 @@ pub trait EventSource: Send + Sync + std::fmt::Debug + 'static {
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Now, by the till's clock (ms since the epoch).
     fn now_ms(&self) -> u64;
+    /// Before an upload: a span per event that carries a trace context, in that trace, and
+    /// the span's context put in the event in its place (so that HQ's ingest continues the
+    /// upload); the spans stay open until the answer. None when traces are not exported.
+    fn upload_spans(&self, events: &mut [tillmesh_cloud_proto::StoreEvent]) -> Vec<tracing::Span> {
+        let _ = events;
+        Vec::new()
+    }
 }
 
 /// Where the uplink reports (the till's metrics).

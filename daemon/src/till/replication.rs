@@ -261,6 +261,10 @@ impl Till {
 
 /// What the uplink reads of the till: the store's events.
 impl tillmesh_uplink::EventSource for Till {
+    fn upload_spans(&self, events: &mut [tillmesh_cloud_proto::StoreEvent]) -> Vec<tracing::Span> {
+        Till::upload_spans(self, events)
+    }
+
     fn tills(&self) -> Vec<tillmesh_cloud_proto::TillState> {
         Till::tills(self)
     }

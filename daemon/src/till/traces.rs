@@ -106,6 +106,33 @@ impl Till {
         spans
     }
 
+    /// See [`tillmesh_uplink::EventSource::upload_spans`].
+    pub(super) fn upload_spans(
+        &self,
+        events: &mut [tillmesh_cloud_proto::StoreEvent],
+    ) -> Vec<tracing::Span> {
+        let mut spans = Vec::new();
+        for se in events.iter_mut() {
+            let Some(cx) = se.event.trace else { continue };
+            let span = tracing::info_span!(
+                target: "tillmesh_trace",
+                "uplink.upload",
+                otel.name = "uplink upload",
+                otel.kind = "producer",
+                tillmesh.node = %self.prefix_node(),
+                tillmesh.event = %format_args!("{}/{}", se.event.origin, se.event.seq),
+                tillmesh.kind = se.event.body.kind(),
+            );
+            if span.is_disabled() {
+                return Vec::new();
+            }
+            tillmesh_cloud::telemetry::continue_from(&span, &cx);
+            se.event.trace = tillmesh_cloud::telemetry::context_of(&span).or(Some(cx));
+            spans.push(span);
+        }
+        spans
+    }
+
     fn prefix_node(&self) -> String {
         format!("{}/T{}", self.cfg.store.store_id, self.cfg.terminal.id)
     }
