@@ -1316,3 +1316,73 @@ async fn the_cloud_takes_sealed_events_and_batches_only_and_refuses_a_revoked_ti
         t.stop().await;
     }
 }
+
+/// Issue 24: a manager's "sync now" on a till that does not lead: the leader pulls HQ's new
+/// price at once, where its own timers (a 60 s heartbeat, a 15 min master pull) would have
+/// waited; a cashier may not ask, and a till without a cloud link says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_managers_sync_now_on_any_till_brings_hqs_price_down_at_once() {
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let tills = support::start_store_with(&pki, &cloud, &[1, 2], |c| {
+        let cloud = c.cloud.as_mut().unwrap();
+        cloud.heartbeat_ms = 60_000;
+        cloud.master_pull_ms = 900_000;
+    })
+    .await;
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let leader = leader_of(&all, None, Duration::from_secs(20)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !tills.iter().all(|t| t.till().hq_version() > 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "HQ master data not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The leader has uploaded everything: from now on only its timers would call the cloud.
+    let held = tills[0].till().version_vector().total();
+    while cloud.fleet().await.0 < held {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the opening events never reached the cloud"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (sku, _, base) = demo_item(2);
+    let version = cloud
+        .edit_master(json!([
+            {"put": {"price": {"sku": sku, "price": base + 900, "effective_from_ms": 0, "scope": "chain"}}}
+        ]))
+        .await;
+    // Nothing brings it down by itself for a while (no sales, long timers).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(tills.iter().all(|t| t.till().hq_version() < version));
+    let other = tills.iter().find(|t| t.cfg.terminal.id != leader).unwrap();
+    let cashier = other.client().login("E001", "1111").await;
+    cashier
+        .post("/api/v1/sync/now", json!({}))
+        .await
+        .expect_error(403, "manager_only");
+    let manager = other.client().login("M001", "9999").await;
+    let answer = manager
+        .post("/api/v1/sync/now", json!({}))
+        .await
+        .expect(202);
+    assert_eq!(answer["leader"], leader, "{answer}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !tills.iter().all(|t| {
+        t.till().hq_version() == version && t.till().item(&sku).unwrap().price == base + 900
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sync now did not bring HQ's price down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in tills {
+        t.stop().await;
+    }
+    cloud.stop().await;
+}

@@ -204,6 +204,8 @@ pub async fn join_store<T: tillmesh_mesh::Transport>(
             seed,
         );
         links.set_cloud(uplink.state());
+        let sync = uplink.sync_handle();
+        raft.set_sync_hook(Arc::new(move || sync.ask()));
         tasks.push(tokio::spawn(uplink.run()));
         // Compaction needs the cloud's acknowledgements: without a cloud the sync log is the
         // store's only record and nothing is pruned.

@@ -1383,6 +1383,11 @@ async function init() {
     const b = e.target.closest("button[data-code]");
     if (b) act(b, () => admitTill(b.dataset.code, b.dataset.addr));
   });
+  $("sync-now").addEventListener("click", () => act($("sync-now"), async () => {
+    const r = await api("POST", "/sync/now");
+    $("sync-result").textContent = `Till ${r.leader} is syncing with head office now.`;
+    say("The store is syncing with head office", "info");
+  }));
   $("enrol-camera").addEventListener("click", startEnrolCamera);
   $("enrol-shot").addEventListener("click", enrolShot);
 

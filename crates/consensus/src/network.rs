@@ -54,6 +54,9 @@ pub enum RaftRpc {
         /// The asker's last log index.
         last_log_index: Option<u64>,
     },
+    /// To the leader: "sync with the cloud now" (a manager's request on any till: the
+    /// leader's uplink pulls master data and uploads at once).
+    SyncNow,
 }
 
 /// The answer to a [`RaftRpc`].
@@ -82,6 +85,11 @@ pub enum RaftReply {
     PreVote {
         /// It would vote.
         granted: bool,
+    },
+    /// To `SyncNow`: whether this node leads and asked its uplink to sync.
+    SyncNow {
+        /// It did.
+        asked: bool,
     },
 }
 
@@ -191,6 +199,8 @@ pub async fn serve_with(
         Ok(RaftRpc::ElectNow { after_ms }) => RaftReply::ElectNow {
             accepted: elect_later(raft, from, after_ms),
         },
+        // Answered by `StoreRaft::serve`, which holds the uplink's hook.
+        Ok(RaftRpc::SyncNow) => RaftReply::SyncNow { asked: false },
         Ok(RaftRpc::PreVote { last_log_index }) => {
             let m = raft.metrics().borrow().clone();
             let quiet = contact.is_none_or(|(c, lease)| c.elapsed() > lease);
@@ -214,7 +224,9 @@ pub fn speaks_for(rpc: &RaftRpc) -> Option<u64> {
         RaftRpc::Vote(r) => r.vote.leader_id().voted_for(),
         RaftRpc::Snapshot(r) => r.vote.leader_id().voted_for(),
         // Checked against the leader this node follows instead (`elect_later`).
-        RaftRpc::Probe | RaftRpc::ElectNow { .. } | RaftRpc::PreVote { .. } => None,
+        RaftRpc::Probe | RaftRpc::ElectNow { .. } | RaftRpc::PreVote { .. } | RaftRpc::SyncNow => {
+            None
+        }
     }
 }
 

@@ -86,7 +86,12 @@ pub struct StoreRaft {
     contact: Arc<Contact>,
     /// Campaigns the election driver started.
     campaigns: Arc<std::sync::atomic::AtomicU64>,
+    /// Asks this till's uplink to sync now (set when it has a cloud link).
+    sync_hook: Arc<std::sync::OnceLock<SyncHook>>,
 }
+
+/// What asks a till's uplink to sync now.
+pub type SyncHook = Arc<dyn Fn() + Send + Sync>;
 
 /// Calls one node over the group's transport (type-erased, for the hand-over).
 type Caller = Arc<
@@ -284,6 +289,7 @@ impl StoreRaft {
             master_refused,
             contact: Arc::default(),
             campaigns: Arc::default(),
+            sync_hook: Arc::default(),
         };
         if timing.pre_vote {
             tokio::spawn(node.clone().elections());
@@ -291,9 +297,60 @@ impl StoreRaft {
         Ok(node)
     }
 
+    /// Sets what asks this till's uplink to sync now (once; the till's cloud link).
+    pub fn set_sync_hook(&self, hook: SyncHook) {
+        let _ = self.sync_hook.set(hook);
+    }
+
+    /// A manager's "sync now" on any till: asks the store's leader (this till, or over the
+    /// mesh) to have its uplink pull master data and upload at once. Answers the leader
+    /// that did, or why none did.
+    pub async fn sync_now(&self) -> Result<u64, String> {
+        let leader = self
+            .raft
+            .current_leader()
+            .await
+            .ok_or("the store has no leader right now: try again in a moment")?;
+        if leader == self.id {
+            let hook = self
+                .sync_hook
+                .get()
+                .ok_or("this till leads the store but has no cloud link")?;
+            hook();
+            return Ok(leader);
+        }
+        let body = encode(&RaftRpc::SyncNow)?;
+        let wait = std::time::Duration::from_millis(self.timing.election_max_ms.max(1_000));
+        let answer = tokio::time::timeout(wait, (self.caller)(leader, body))
+            .await
+            .map_err(|_| format!("the store's leader, T{leader}, did not answer in time"))?
+            .map_err(|e| format!("the store's leader, T{leader}, is unreachable: {e}"))?;
+        match decode::<RaftReply>(&answer) {
+            Ok(RaftReply::SyncNow { asked: true }) => Ok(leader),
+            Ok(RaftReply::SyncNow { asked: false }) => Err(format!(
+                "the store's leader, T{leader}, could not sync (no cloud link, or it no longer leads)"
+            )),
+            _ => Err(format!(
+                "the store's leader, T{leader}, runs an older version without \"sync now\""
+            )),
+        }
+    }
+
     /// Serves one encoded request from `from` (see [`crate::network::serve`]), noting
-    /// contact with the leader and answering pre-votes.
+    /// contact with the leader, answering pre-votes and "sync now".
     pub async fn serve(&self, from: u64, body: &[u8]) -> Vec<u8> {
+        if let Ok(RaftRpc::SyncNow) = decode::<RaftRpc>(body) {
+            let leads = self.raft.metrics().borrow().current_leader == Some(self.id);
+            let hook = self.sync_hook.get().filter(|_| leads);
+            if let Some(hook) = hook {
+                tracing::info!(from, "a till asked the store to sync now");
+                hook();
+            }
+            return encode(&RaftReply::SyncNow {
+                asked: hook.is_some(),
+            })
+            .unwrap_or_default();
+        }
         let lease = std::time::Duration::from_millis(self.timing.election_max_ms);
         crate::network::serve_with(&self.raft, from, body, Some((&self.contact, lease))).await
     }

@@ -48,7 +48,8 @@ impl Role {
             | Permission::ManageCash
             | Permission::SellOffline
             | Permission::AdmitTill
-            | Permission::SupportBundle => self >= Role::Manager,
+            | Permission::SupportBundle
+            | Permission::SyncNow => self >= Role::Manager,
             Permission::ManageSettings => self == Role::Admin,
         }
     }
@@ -80,6 +81,8 @@ pub enum Permission {
     AdmitTill,
     /// Collect a support bundle (logs, status, metrics, masked config).
     SupportBundle,
+    /// Have the store sync with the cloud now.
+    SyncNow,
 }
 
 /// An account.

@@ -73,6 +73,8 @@ impl<S: EventSource> Uplink<S> {
                     _ = changes.changed() => {}
                     _ = tokio::time::sleep(heartbeat.saturating_sub(last_exchange.elapsed())) => {}
                     _ = self.deposed(term) => return Err(Failure::Deposed),
+                    // Back to the lead loop, which syncs.
+                    _ = self.sync.asked() => {}
                 }
                 return Ok(None);
             }

@@ -84,6 +84,35 @@ pub struct Uplink<S: EventSource> {
     /// How many key records the cloud has acknowledged from this uplink: a batch carries
     /// the till's records when it holds more (format 3).
     keys_sent: std::sync::atomic::AtomicUsize,
+    /// A "sync now" asked of this uplink.
+    sync: Arc<SyncNow>,
+}
+
+/// A request to sync with the cloud at once (a manager's "sync now"): while leading, the
+/// uplink pulls master data and uploads what it holds without waiting for its timers, and
+/// retries at once when it was backing off.
+#[derive(Debug, Default)]
+pub struct SyncNow {
+    asked: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl SyncNow {
+    /// Asks for a sync.
+    pub fn ask(&self) {
+        self.asked.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Whether a sync was asked since the last call.
+    fn take(&self) -> bool {
+        self.asked.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Resolves when a sync is asked.
+    async fn asked(&self) {
+        self.wake.notified().await;
+    }
 }
 
 /// How an upload or pull ended, when it did not succeed.
@@ -176,7 +205,13 @@ impl<S: EventSource> Uplink<S> {
                 tillmesh_cloud_proto::BATCH_VERSION_MIN,
             ),
             keys_sent: Default::default(),
+            sync: Arc::default(),
         }
+    }
+
+    /// The handle that asks this uplink to sync now.
+    pub fn sync_handle(&self) -> Arc<SyncNow> {
+        self.sync.clone()
     }
 
     /// The batch format to write.
@@ -438,11 +473,21 @@ impl<S: EventSource> Uplink<S> {
                 return "deposed";
             }
             self.renew_if_due(term, &mut renew_tried).await;
+            if self.sync.take() {
+                info!(
+                    term,
+                    "syncing now, as asked: master data and every held event"
+                );
+                master_stale = true;
+                backoff_ms = 0;
+                last_exchange = Instant::now() - Duration::from_secs(3600);
+            }
             if backoff_ms > 0 {
                 let jittered = backoff_ms / 2 + self.jitter(backoff_ms / 2);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(jittered)) => {}
                     _ = self.deposed(term) => return "deposed",
+                    _ = self.sync.asked() => continue,
                 }
             }
             let result = async {

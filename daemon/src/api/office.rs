@@ -518,6 +518,22 @@ fn vnpay_answer(status: StatusCode, rsp: &str, error: &str, message: &str) -> Re
         .into_response()
 }
 
+#[utoipa::path(post, path = "/api/v1/sync/now",
+    responses((status = 202, body = crate::till::SyncView, description = "the store's leader is syncing: it pulls master data and uploads what it holds now"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not a manager"),
+        (status = 409, body = ErrorBody, description = "this till has no store or cloud link (`no_cloud`)"),
+        (status = 503, body = ErrorBody, description = "no leader, or it could not be reached (`no_sync`, `no_raft`)")),
+    security(("bearer" = [])))]
+pub(super) async fn sync_now(
+    State(till): State<AppState>,
+    auth: Auth,
+) -> Result<(StatusCode, Json<crate::till::SyncView>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(till.sync_now(&auth.session).await?),
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/support/bundle",
     responses((status = 200, content_type = "application/zstd",
             description = "A tar archive, zstd-compressed: status, metrics, the config with secrets masked, quarantine, late QR captures, the audit chain's head and the recent log lines"),

@@ -36,7 +36,7 @@ mod sale;
 mod seals;
 mod security;
 pub use security::{REVOCATIONS_KEY, RevocationsView};
-pub use status::{PeerSkew, RaftView, StatusView};
+pub use status::{PeerSkew, RaftView, StatusView, SyncView};
 mod session;
 mod status;
 mod throttle;

@@ -113,6 +113,13 @@ pub struct RaftView {
     pub master_refused: Option<String>,
 }
 
+/// The answer to "sync now".
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SyncView {
+    /// The terminal that leads the store and is syncing.
+    pub leader: u64,
+}
+
 impl Till {
     /// How many of the events this till holds are quarantined (held, never applied nor
     /// uploaded).
@@ -152,6 +159,41 @@ impl Till {
         self.off_executor(move || crate::support::pack(&files, mtime_s))
             .await?
             .map_err(|e| TillError::Internal(format!("support bundle: {e}")))
+    }
+
+    /// A manager's "sync now": the store's leader (this till or another) pulls master data
+    /// from the cloud and uploads what it holds at once, instead of at its next heartbeat
+    /// or master-data pull.
+    pub async fn sync_now(&self, s: &Session) -> Result<SyncView, TillError> {
+        if !s.role.allows(Permission::SyncNow) {
+            return Err(TillError::forbidden(
+                "manager_only",
+                "only a manager has the store sync now",
+            ));
+        }
+        if self.cfg.mesh.is_none() || self.cfg.cloud.is_none() {
+            return Err(TillError::conflict(
+                "no_cloud",
+                "this till has no [mesh] and [cloud]: there is no store link to sync",
+            ));
+        }
+        let raft = self.links.store_raft().ok_or_else(|| {
+            TillError::unavailable("no_raft", "the store's Raft group is not running yet")
+        })?;
+        let leader = raft
+            .sync_now()
+            .await
+            .map_err(|why| TillError::unavailable("no_sync", why))?;
+        let rec = audit_rec(
+            self.now(),
+            &s.employee_id,
+            "store.sync_now",
+            &format!("T{leader}"),
+            "ok",
+            String::new(),
+        );
+        self.audit(rec).await?;
+        Ok(SyncView { leader })
     }
 
     /// The store's tills as this till sees them, itself first: HQ's per-till view, from the
