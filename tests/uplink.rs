@@ -1319,7 +1319,8 @@ async fn the_cloud_takes_sealed_events_and_batches_only_and_refuses_a_revoked_ti
 
 /// Issue 24: a manager's "sync now" on a till that does not lead: the leader pulls HQ's new
 /// price at once, where its own timers (a 60 s heartbeat, a 15 min master pull) would have
-/// waited; a cashier may not ask, and a till without a cloud link says so.
+/// waited, and a cashier may not ask; then HQ's "push now" for the store does the same from
+/// the other side (only an admin, only for a registered store).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_managers_sync_now_on_any_till_brings_hqs_price_down_at_once() {
     let cloud = TestCloud::start().await;
@@ -1378,6 +1379,37 @@ async fn a_managers_sync_now_on_any_till_brings_hqs_price_down_at_once() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "sync now did not bring HQ's price down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // HQ's "push now": the leader hears it in the answer to its next till report.
+    let version = cloud
+        .edit_master(json!([
+            {"put": {"price": {"sku": sku, "price": base + 950, "effective_from_ms": 0, "scope": "chain"}}}
+        ]))
+        .await;
+    let mut admin = support::Client::new(cloud.handle.addr);
+    admin
+        .post("/api/v1/admin/stores/S999/sync", json!({}))
+        .await
+        .expect_error(401, "missing_credential");
+    admin.token = Some(cloud.admin_token.clone());
+    admin
+        .post("/api/v1/admin/stores/S999/sync", json!({}))
+        .await
+        .expect_error(404, "unknown_store");
+    let asked = admin
+        .post("/api/v1/admin/stores/S001/sync", json!({}))
+        .await
+        .expect(202);
+    assert_eq!(asked["store_id"], "S001", "{asked}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !tills.iter().all(|t| {
+        t.till().hq_version() == version && t.till().item(&sku).unwrap().price == base + 950
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "HQ's push now did not bring its price down"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -5,7 +5,7 @@
 pub mod openapi;
 pub mod tills;
 
-pub use tills::{TillLink, TillState, TillsReport};
+pub use tills::{TillLink, TillState, TillsAnswer, TillsReport};
 
 use serde::{Deserialize, Serialize};
 use tillmesh_pos::cashier::Account;

@@ -82,3 +82,11 @@ impl TillsReport {
         Ok(())
     }
 }
+
+/// The cloud's answer to a till report when it has something to ask (otherwise 204).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TillsAnswer {
+    /// HQ asks the store to sync now: pull master data and upload what it holds.
+    #[serde(default)]
+    pub sync_now: bool,
+}

@@ -97,7 +97,9 @@ async function refreshFleet() {
   for (const b of document.querySelectorAll(".hbar[data-w]")) b.style.width = `${b.dataset.w}px`;
 }
 
+let shownStore = null;
 async function refreshStore(id) {
+  shownStore = id;
   const q = encodeURIComponent(id);
   // Fresh on every refresh: the tills' states change by the second.
   fleet = await get("/api/v1/reports/fleet");
@@ -194,3 +196,15 @@ $("home").onclick = (e) => { e.preventDefault(); location.hash = ""; };
 window.addEventListener("hashchange", refresh);
 refresh();
 setInterval(refresh, 5000);
+
+// HQ's "push now" for the store on show.
+$("store-sync").addEventListener("click", async () => {
+  if (!shownStore || !token()) return;
+  const r = await fetch(`/api/v1/admin/stores/${encodeURIComponent(shownStore)}/sync`,
+    { method: "POST", headers: { Authorization: "Bearer " + token() } });
+  let body = null;
+  try { body = await r.json(); } catch { /* not JSON */ }
+  $("store-sync-result").textContent = r.ok
+    ? `Asked: store ${shownStore}'s leader syncs after its next report (within seconds).`
+    : `Not asked: ${body?.message || r.statusText}`;
+});

@@ -141,6 +141,10 @@ pub struct Cloud {
     tills: std::sync::Mutex<
         std::collections::BTreeMap<String, (u64, tillmesh_cloud_proto::TillsReport)>,
     >,
+    /// Stores HQ asked to sync now, and when (ms): the leader hears it in the answer to its
+    /// next till report (every few seconds). In memory, like the reports (an instance that
+    /// restarts forgets the request), bounded by [`REFUSED_STORES_MAX`] stores.
+    sync_asked: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// HQ's master-data signing key, if configured.
     master_key: Option<MasterKey>,
     project_now: Notify,
@@ -165,6 +169,7 @@ impl Cloud {
                 .collect(),
             refused: std::sync::Mutex::default(),
             tills: std::sync::Mutex::default(),
+            sync_asked: std::sync::Mutex::default(),
             master_key: cfg
                 .auth
                 .master_key_seed
@@ -242,6 +247,23 @@ impl Cloud {
         }
         m.insert(store.to_owned(), (now_ms(), report));
         Ok(())
+    }
+
+    /// HQ asks `store` to sync now ("push now"): its leader pulls master data and uploads at
+    /// once after its next till report. False when too many stores are waiting already.
+    pub fn ask_sync(&self, store: &str) -> bool {
+        let mut m = self.sync_asked.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= REFUSED_STORES_MAX && !m.contains_key(store) {
+            return false;
+        }
+        m.insert(store.to_owned(), now_ms());
+        true
+    }
+
+    /// Whether HQ asked `store` to sync since the last call (the request is then handed on).
+    pub fn take_sync(&self, store: &str) -> bool {
+        let mut m = self.sync_asked.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(store).is_some()
     }
 
     /// A store's newest report of its tills and when it arrived (ms).

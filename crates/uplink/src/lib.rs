@@ -280,7 +280,8 @@ impl<S: EventSource> Uplink<S> {
     }
 
     /// While leading in `term`, reports the store's tills to HQ every `tills_report_ms`
-    /// (never returns; the lead loop decides when leading ends). Link failures are the lead
+    /// (never returns; the lead loop decides when leading ends); an answer that carries
+    /// HQ's "push now" asks this uplink to sync. Link failures are the lead
     /// loop's to report; a cloud that does not know the report (older) is not asked again.
     async fn report_tills(&self, term: u64) -> &'static str {
         if self.cfg.tills_report_ms == 0 {
@@ -319,6 +320,15 @@ impl<S: EventSource> Uplink<S> {
                     answer = %String::from_utf8_lossy(&answer).chars().take(200).collect::<String>(),
                     "till report refused"
                 ),
+                // HQ's "push now" rides on the answer.
+                Ok((200, answer)) => {
+                    if serde_json::from_slice::<tillmesh_cloud_proto::TillsAnswer>(&answer)
+                        .is_ok_and(|a| a.sync_now)
+                    {
+                        info!(term, "HQ asks the store to sync now");
+                        self.sync.ask();
+                    }
+                }
                 _ => {}
             }
         }

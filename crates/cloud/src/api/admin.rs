@@ -82,6 +82,49 @@ pub struct TokenAnswer {
     pub expires: u64,
 }
 
+/// HQ's "push now" for a store.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SyncAsked {
+    /// The store.
+    pub store_id: String,
+    /// Its leader is told in the answer to its next till report (every 2 s by default).
+    pub asked: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/stores/{id}/sync",
+    responses((status = 202, body = SyncAsked, description = "the store's leader pulls master data and uploads at once after its next till report"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "too many stores are already waiting")),
+    security(("bearer" = [])))]
+pub(super) async fn store_sync(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<SyncAsked>), ApiError> {
+    credential(&cloud, &headers, Role::Admin)?;
+    if cloud.ledger.store(&id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            format!("store {id} is not registered"),
+        ));
+    }
+    if !cloud.ask_sync(&id) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many stores are waiting to sync; try again in a few seconds",
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SyncAsked {
+            store_id: id,
+            asked: true,
+        }),
+    ))
+}
+
 #[utoipa::path(post, path = "/api/v1/admin/stores/{id}/token", request_body = TokenRequest,
     responses((status = 200, body = TokenAnswer), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn store_token(

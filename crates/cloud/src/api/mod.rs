@@ -121,6 +121,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/admin/stores", get(list_stores))
         .route("/api/v1/admin/stores/{id}", put(put_store))
         .route("/api/v1/admin/stores/{id}/token", post(store_token))
+        .route("/api/v1/admin/stores/{id}/sync", post(store_sync))
         .route("/api/v1/admin/stores/{id}/ca", put(put_store_ca))
         .route(
             "/api/v1/admin/master",
@@ -186,6 +187,7 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         list_stores,
         put_store,
         store_token,
+        store_sync,
         put_store_ca,
         admin_master,
         admin_master_list,

@@ -213,6 +213,7 @@ pub(super) async fn upload(
 #[utoipa::path(post, path = "/api/v1/sync/tills",
     request_body = tillmesh_cloud_proto::TillsReport,
     responses((status = 204, description = "kept for HQ's fleet view"),
+        (status = 200, body = tillmesh_cloud_proto::TillsAnswer, description = "kept; and HQ asks the store to sync now"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "stale_term: a later leader reported"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -223,7 +224,8 @@ pub(super) async fn report_tills(
     State(cloud): State<AppState>,
     headers: HeaderMap,
     JsonBody(report): JsonBody<tillmesh_cloud_proto::TillsReport>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let claims = store_credential(&cloud, &headers)?;
     known_store(&cloud, &claims).await?;
     report
@@ -237,7 +239,11 @@ pub(super) async fn report_tills(
             format!("a leader of term {held} reported; this report is of term {term}"),
         )
     })?;
-    Ok(StatusCode::NO_CONTENT)
+    if cloud.take_sync(&claims.sub) {
+        tracing::info!(store = %claims.sub, "asked the store's leader to sync now");
+        return Ok(Json(tillmesh_cloud_proto::TillsAnswer { sync_now: true }).into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Inflates a gzip body, refusing one that inflates past the batch limit.
