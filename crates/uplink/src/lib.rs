@@ -321,13 +321,12 @@ impl<S: EventSource> Uplink<S> {
                     "till report refused"
                 ),
                 // HQ's "push now" rides on the answer.
-                Ok((200, answer)) => {
+                Ok((200, answer))
                     if serde_json::from_slice::<tillmesh_cloud_proto::TillsAnswer>(&answer)
-                        .is_ok_and(|a| a.sync_now)
-                    {
-                        info!(term, "HQ asks the store to sync now");
-                        self.sync.ask();
-                    }
+                        .is_ok_and(|a| a.sync_now) =>
+                {
+                    info!(term, "HQ asks the store to sync now");
+                    self.sync.ask();
                 }
                 _ => {}
             }
