@@ -543,3 +543,88 @@ async fn one_sale_is_one_trace_from_the_cashiers_request_through_a_peer_to_hq() 
         t.stop().await;
     }
 }
+
+/// Issue 24: HQ asks a store for a support bundle; the store's leader hears it in the answer
+/// to its next till report, makes its own bundle (secrets masked) and uploads it; HQ hands
+/// it to the admin. Only a registered store, only an admin, and nothing before it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hq_collects_a_support_bundle_from_a_store_through_its_leader() {
+    use std::io::Read;
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let tills = start_store(&pki, &cloud, &[1, 2]).await;
+    let mut admin = support::Client::new(cloud.handle.addr);
+    admin
+        .get("/api/v1/admin/stores/S001/bundle")
+        .await
+        .expect_error(401, "missing_credential");
+    admin.token = Some(cloud.admin_token.clone());
+    admin
+        .get("/api/v1/admin/stores/S001/bundle")
+        .await
+        .expect_error(404, "no_bundle");
+    admin
+        .post("/api/v1/admin/stores/S999/bundle", serde_json::json!({}))
+        .await
+        .expect_error(404, "unknown_store");
+    // A store may not upload a bundle nobody asked for.
+    let stray = reqwest::Client::new()
+        .post(format!("{}/api/v1/sync/bundle?terminal=1", cloud.url()))
+        .bearer_auth(&cloud.store_token)
+        .header("content-type", "application/zstd")
+        .body(vec![0x28, 0xb5, 0x2f, 0xfd, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stray.status().as_u16(), 409);
+    admin
+        .post("/api/v1/admin/stores/S001/bundle", serde_json::json!({}))
+        .await
+        .expect(202);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let zst = loop {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/admin/stores/S001/bundle", cloud.url()))
+            .bearer_auth(&cloud.admin_token)
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 200 {
+            assert_eq!(r.headers()["content-type"], "application/zstd");
+            break r.bytes().await.unwrap();
+        }
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "bundle_pending", "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leader never sent its bundle"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut tar = Vec::new();
+    ruzstd::decoding::StreamingDecoder::new(&zst[..])
+        .unwrap()
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut text = String::new();
+        e.read_to_string(&mut text).unwrap();
+        files.insert(name, text);
+    }
+    let status: serde_json::Value = serde_json::from_str(&files["support/status.json"]).unwrap();
+    assert_eq!(status["store_id"], "S001");
+    let config = &files["support/config.toml"];
+    assert!(
+        !config.contains(&cloud.store_token),
+        "the store credential shows: {config}"
+    );
+    for pin in ["1111", "9999"] {
+        assert!(!config.contains(pin), "a PIN shows in the bundle: {config}");
+    }
+    for t in tills {
+        t.stop().await;
+    }
+}

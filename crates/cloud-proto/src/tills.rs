@@ -89,4 +89,12 @@ pub struct TillsAnswer {
     /// HQ asks the store to sync now: pull master data and upload what it holds.
     #[serde(default)]
     pub sync_now: bool,
+    /// HQ asks the leader for a support bundle (`POST /api/v1/sync/bundle`).
+    #[serde(default)]
+    pub support_bundle: bool,
 }
+
+/// Largest support bundle a leader uploads to HQ, in bytes.
+pub const BUNDLE_BYTES_MAX: usize = 16 << 20;
+/// Content type of a support bundle (a tar archive, zstd-compressed).
+pub const BUNDLE_CONTENT_TYPE: &str = "application/zstd";

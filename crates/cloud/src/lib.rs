@@ -145,11 +145,28 @@ pub struct Cloud {
     /// next till report (every few seconds). In memory, like the reports (an instance that
     /// restarts forgets the request), bounded by [`REFUSED_STORES_MAX`] stores.
     sync_asked: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Support bundles HQ asked stores for, and the newest received (in memory: at most
+    /// [`BUNDLES_KEPT`] stores, the oldest request dropped first).
+    bundles: std::sync::Mutex<std::collections::BTreeMap<String, StoreBundle>>,
     /// HQ's master-data signing key, if configured.
     master_key: Option<MasterKey>,
     project_now: Notify,
     /// One catch-up at a time in this instance (the projector task and report requests).
     projecting: tokio::sync::Mutex<()>,
+}
+
+/// Stores whose support bundle HQ keeps at once.
+pub const BUNDLES_KEPT: usize = 8;
+
+/// A support bundle HQ asked a store for.
+#[derive(Clone, Debug)]
+pub struct StoreBundle {
+    /// When asked (ms).
+    pub asked_ms: u64,
+    /// The request went out with a till report answer.
+    pub handed_on: bool,
+    /// When it arrived (ms), from which till, and the archive.
+    pub received: Option<(u64, u64, Vec<u8>)>,
 }
 
 impl Cloud {
@@ -170,6 +187,7 @@ impl Cloud {
             refused: std::sync::Mutex::default(),
             tills: std::sync::Mutex::default(),
             sync_asked: std::sync::Mutex::default(),
+            bundles: std::sync::Mutex::default(),
             master_key: cfg
                 .auth
                 .master_key_seed
@@ -247,6 +265,59 @@ impl Cloud {
         }
         m.insert(store.to_owned(), (now_ms(), report));
         Ok(())
+    }
+
+    /// HQ asks `store`'s leader for a support bundle; it comes with the leader's next till
+    /// report. A newer request replaces the store's bundle held so far.
+    pub fn ask_bundle(&self, store: &str) {
+        let mut m = self.bundles.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= BUNDLES_KEPT && !m.contains_key(store) {
+            let oldest = m
+                .iter()
+                .min_by_key(|(_, b)| b.asked_ms)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                m.remove(&k);
+            }
+        }
+        m.insert(
+            store.to_owned(),
+            StoreBundle {
+                asked_ms: now_ms(),
+                handed_on: false,
+                received: None,
+            },
+        );
+    }
+
+    /// Whether a bundle asked of `store` is still to be asked of its leader (once).
+    pub fn take_bundle_request(&self, store: &str) -> bool {
+        let mut m = self.bundles.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(store) {
+            Some(b) if !b.handed_on && b.received.is_none() => {
+                b.handed_on = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keeps a bundle `terminal` of `store` uploaded; false when none was asked.
+    pub fn keep_bundle(&self, store: &str, terminal: u64, bytes: Vec<u8>) -> bool {
+        let mut m = self.bundles.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(store) {
+            Some(b) => {
+                b.received = Some((now_ms(), terminal, bytes));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `store`'s bundle: when asked, and what arrived (when, from which till, the bytes).
+    pub fn bundle(&self, store: &str) -> Option<StoreBundle> {
+        let m = self.bundles.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(store).cloned()
     }
 
     /// HQ asks `store` to sync now ("push now"): its leader pulls master data and uploads at

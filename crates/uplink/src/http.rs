@@ -19,6 +19,8 @@ pub struct CloudRequest {
     pub batch_gzip: Option<Vec<u8>>,
     /// POST this JSON body (when no batch is given).
     pub json: Option<Vec<u8>>,
+    /// POST this support bundle (tar, zstd; when neither a batch nor JSON is given).
+    pub bundle: Option<Vec<u8>>,
 }
 
 /// A future answering `(status, body)`, or why the cloud could not be reached.
@@ -76,6 +78,14 @@ impl CloudHttp for ReqwestCloud {
                     .post(url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(req.json.unwrap_or_default()),
+                None if req.bundle.is_some() => self
+                    .http
+                    .post(url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        tillmesh_cloud_proto::tills::BUNDLE_CONTENT_TYPE,
+                    )
+                    .body(req.bundle.unwrap_or_default()),
                 None if req.post => self.http.post(url),
                 None => self.http.get(url),
             };

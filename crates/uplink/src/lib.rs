@@ -309,6 +309,7 @@ impl<S: EventSource> Uplink<S> {
                 post: true,
                 batch_gzip: None,
                 json: Some(body),
+                bundle: None,
             };
             match self.call(req).await {
                 Ok((404 | 405, _)) => {
@@ -321,15 +322,54 @@ impl<S: EventSource> Uplink<S> {
                     "till report refused"
                 ),
                 // HQ's "push now" rides on the answer.
-                Ok((200, answer))
-                    if serde_json::from_slice::<tillmesh_cloud_proto::TillsAnswer>(&answer)
-                        .is_ok_and(|a| a.sync_now) =>
-                {
-                    info!(term, "HQ asks the store to sync now");
-                    self.sync.ask();
+                Ok((200, answer)) => {
+                    let asked =
+                        serde_json::from_slice::<tillmesh_cloud_proto::TillsAnswer>(&answer)
+                            .unwrap_or_default();
+                    if asked.sync_now {
+                        info!(term, "HQ asks the store to sync now");
+                        self.sync.ask();
+                    }
+                    if asked.support_bundle {
+                        self.send_bundle().await;
+                    }
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// HQ asked for a support bundle: this till's, uploaded once (a failure is logged; HQ
+    /// asks again).
+    async fn send_bundle(&self) {
+        info!("HQ asks for a support bundle: sending this till's");
+        let Some(bytes) = self.till.support_bundle().await else {
+            warn!("no support bundle to send: this till could not make one");
+            return;
+        };
+        if bytes.len() > tillmesh_cloud_proto::tills::BUNDLE_BYTES_MAX {
+            warn!(
+                bytes = bytes.len(),
+                "the support bundle is too large for HQ; not sent"
+            );
+            return;
+        }
+        let req = CloudRequest {
+            path: format!("/api/v1/sync/bundle?terminal={}", self.raft.id),
+            token: self.token(),
+            post: true,
+            batch_gzip: None,
+            json: None,
+            bundle: Some(bytes),
+        };
+        match self.call(req).await {
+            Ok((status, _)) if (200..300).contains(&status) => info!("support bundle sent to HQ"),
+            Ok((status, answer)) => warn!(
+                status,
+                answer = %String::from_utf8_lossy(&answer).chars().take(200).collect::<String>(),
+                "HQ refused the support bundle"
+            ),
+            Err(e) => warn!(cause = ?e, "could not send the support bundle to HQ"),
         }
     }
 
@@ -661,6 +701,7 @@ impl<S: EventSource> Uplink<S> {
             post: batch_gzip.is_some() || post,
             batch_gzip,
             json: None,
+            bundle: None,
         };
         self.call(req).await
     }

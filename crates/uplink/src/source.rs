@@ -42,6 +42,10 @@ pub trait EventSource: Send + Sync + std::fmt::Debug + 'static {
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Now, by the till's clock (ms since the epoch).
     fn now_ms(&self) -> u64;
+    /// This till's support bundle for HQ (tar, zstd), when it can make one.
+    fn support_bundle(&self) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        async { None }
+    }
     /// Before an upload: a span per event that carries a trace context, in that trace, and
     /// the span's context put in the event in its place (so that HQ's ingest continues the
     /// upload); the spans stay open until the answer. None when traces are not exported.

@@ -127,6 +127,13 @@ impl CloudHttp for SimCloudHttp {
                         b = b.method("POST").header("content-type", "application/json");
                         axum::body::Body::from(json)
                     }
+                    None if req.bundle.is_some() => {
+                        b = b.method("POST").header(
+                            "content-type",
+                            tillmesh_cloud_proto::tills::BUNDLE_CONTENT_TYPE,
+                        );
+                        axum::body::Body::from(req.bundle.unwrap_or_default())
+                    }
                     None => {
                         b = b.method(if req.post { "POST" } else { "GET" });
                         axum::body::Body::empty()

@@ -265,6 +265,13 @@ impl tillmesh_uplink::EventSource for Till {
         Till::upload_spans(self, events)
     }
 
+    async fn support_bundle(&self) -> Option<Vec<u8>> {
+        Till::support_bundle_for_hq(self)
+            .await
+            .inspect_err(|e| warn!(cause = %e, "support bundle for HQ"))
+            .ok()
+    }
+
     fn tills(&self) -> Vec<tillmesh_cloud_proto::TillState> {
         Till::tills(self)
     }

@@ -161,6 +161,27 @@ impl Till {
             .map_err(|e| TillError::Internal(format!("support bundle: {e}")))
     }
 
+    /// The support bundle HQ asked the store's leader for (through its till report), as a
+    /// manager's: audited as HQ's.
+    pub async fn support_bundle_for_hq(&self) -> Result<Vec<u8>, TillError> {
+        let files = crate::support::files(self).await?;
+        let mtime_s = self.now() / 1000;
+        let bytes = self
+            .off_executor(move || crate::support::pack(&files, mtime_s))
+            .await?
+            .map_err(|e| TillError::Internal(format!("support bundle: {e}")))?;
+        let rec = audit_rec(
+            self.now(),
+            "hq",
+            "support.bundle",
+            "hq",
+            "ok",
+            format!("{} bytes sent to HQ", bytes.len()),
+        );
+        self.audit(rec).await?;
+        Ok(bytes)
+    }
+
     /// A manager's "sync now": the store's leader (this till or another) pulls master data
     /// from the cloud and uploads what it holds at once, instead of at its next heartbeat
     /// or master-data pull.

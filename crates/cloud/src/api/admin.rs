@@ -125,6 +125,81 @@ pub(super) async fn store_sync(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/stores/{id}/bundle",
+    responses((status = 202, body = SyncAsked, description = "the store's leader uploads a support bundle after its next till report; fetch it with GET"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn ask_store_bundle(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<SyncAsked>), ApiError> {
+    credential(&cloud, &headers, Role::Admin)?;
+    if cloud.ledger.store(&id).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            format!("store {id} is not registered"),
+        ));
+    }
+    cloud.ask_bundle(&id);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SyncAsked {
+            store_id: id,
+            asked: true,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/stores/{id}/bundle",
+    responses((status = 200, content_type = "application/zstd", description = "the support bundle the store's leader uploaded (tar, zstd)"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "none asked (`no_bundle`) or not arrived yet (`bundle_pending`)")),
+    security(("bearer" = [])))]
+pub(super) async fn get_store_bundle(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    credential(&cloud, &headers, Role::Admin)?;
+    let Some(b) = cloud.bundle(&id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_bundle",
+            format!("no support bundle was asked of store {id}: POST to ask for one"),
+        ));
+    };
+    let Some((_, terminal, bytes)) = b.received else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "bundle_pending",
+            format!(
+                "store {id}'s leader has not uploaded the bundle yet (asked {} s ago{})",
+                crate::now_ms().saturating_sub(b.asked_ms) / 1000,
+                if b.handed_on {
+                    ", and told"
+                } else {
+                    "; it has not reported since"
+                }
+            ),
+        ));
+    };
+    let name = format!("attachment; filename=\"tillmesh-{id}-T{terminal}.tar.zst\"");
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                tillmesh_cloud_proto::tills::BUNDLE_CONTENT_TYPE.to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, name),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 #[utoipa::path(post, path = "/api/v1/admin/stores/{id}/token", request_body = TokenRequest,
     responses((status = 200, body = TokenAnswer), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn store_token(

@@ -115,6 +115,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/sync/master", get(sync_master))
         .route("/api/v1/sync/watermarks", get(sync_watermarks))
         .route("/api/v1/sync/tills", post(report_tills))
+        .route("/api/v1/sync/bundle", post(upload_bundle))
         .route("/api/v1/sync/credential", post(renew_credential))
         .route("/api/v1/sync/enrolments", post(enrol))
         .route("/api/v1/auth/login", post(admin_login))
@@ -122,6 +123,10 @@ pub fn router(cloud: Arc<Cloud>) -> Router {
         .route("/api/v1/admin/stores/{id}", put(put_store))
         .route("/api/v1/admin/stores/{id}/token", post(store_token))
         .route("/api/v1/admin/stores/{id}/sync", post(store_sync))
+        .route(
+            "/api/v1/admin/stores/{id}/bundle",
+            post(ask_store_bundle).get(get_store_bundle),
+        )
         .route("/api/v1/admin/stores/{id}/ca", put(put_store_ca))
         .route(
             "/api/v1/admin/master",
@@ -188,6 +193,9 @@ async fn batch_versions(mut r: axum::response::Response) -> axum::response::Resp
         put_store,
         store_token,
         store_sync,
+        ask_store_bundle,
+        get_store_bundle,
+        upload_bundle,
         put_store_ca,
         admin_master,
         admin_master_list,

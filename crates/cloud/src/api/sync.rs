@@ -239,11 +239,72 @@ pub(super) async fn report_tills(
             format!("a leader of term {held} reported; this report is of term {term}"),
         )
     })?;
-    if cloud.take_sync(&claims.sub) {
-        tracing::info!(store = %claims.sub, "asked the store's leader to sync now");
-        return Ok(Json(tillmesh_cloud_proto::TillsAnswer { sync_now: true }).into_response());
+    let answer = tillmesh_cloud_proto::TillsAnswer {
+        sync_now: cloud.take_sync(&claims.sub),
+        support_bundle: cloud.take_bundle_request(&claims.sub),
+    };
+    if answer.sync_now || answer.support_bundle {
+        tracing::info!(store = %claims.sub, sync_now = answer.sync_now, support_bundle = answer.support_bundle, "asked the store's leader");
+        return Ok(Json(answer).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/sync/bundle",
+    request_body(content = Vec<u8>, content_type = "application/zstd", description = "a support bundle (tar, zstd), at most 16 MiB"),
+    params(("terminal" = u64, Query, description = "the till that made it")),
+    responses((status = 204, description = "kept for HQ"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not_asked: HQ asked this store for no bundle"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// The leader's support bundle, which HQ asked for in the answer to a till report.
+pub(super) async fn upload_bundle(
+    State(cloud): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<BundleQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    use tillmesh_cloud_proto::tills::{BUNDLE_BYTES_MAX, BUNDLE_CONTENT_TYPE};
+    let claims = store_credential(&cloud, &headers)?;
+    known_store(&cloud, &claims).await?;
+    let q = query(q)?;
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ctype.starts_with(BUNDLE_CONTENT_TYPE) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the bundle as {BUNDLE_CONTENT_TYPE}"),
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, BUNDLE_BYTES_MAX)
+        .await
+        .map_err(|_| too_large(format!("at most {BUNDLE_BYTES_MAX} bytes per bundle")))?;
+    // A zstd frame starts with its magic number.
+    if !bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Err(bad("malformed_bundle", "the bundle is not zstd-compressed"));
+    }
+    if !cloud.keep_bundle(&claims.sub, q.terminal, bytes.to_vec()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_asked",
+            "HQ asked this store for no support bundle",
+        ));
+    }
+    tracing::info!(store = %claims.sub, terminal = q.terminal, bytes = bytes.len(), "support bundle received");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who made an uploaded bundle.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BundleQuery {
+    /// The till that made it.
+    pub terminal: u64,
 }
 
 /// Inflates a gzip body, refusing one that inflates past the batch limit.
