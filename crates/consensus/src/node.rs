@@ -410,9 +410,11 @@ impl StoreRaft {
     }
 
     /// Asks the other voters for a pre-vote (each within the shortest election timeout);
-    /// whether a majority, this node included, granted it. A voter that answers but does
-    /// not know pre-votes (an older release: its answer does not decode) counts as granting,
-    /// as plain Raft would; one that does not answer does not.
+    /// whether a majority, this node included, granted it. A voter that does not answer, or
+    /// does not know pre-votes (an older release: its answer does not decode), does not
+    /// grant it: while a store upgrades, a restarted till that has not heard the leader yet
+    /// must not depose it with the older tills' help, and the older tills still campaign on
+    /// their own timer (openraft's), so the store always elects a leader.
     async fn pre_vote(&self, voters: &[u64], last_log_index: Option<u64>) -> bool {
         let Ok(body) = encode(&RaftRpc::PreVote { last_log_index }) else {
             return false;
@@ -423,10 +425,12 @@ impl StoreRaft {
             let call = (self.caller)(v, body.clone());
             asks.spawn(async move {
                 match tokio::time::timeout(wait, call).await {
-                    Ok(Ok(answer)) => match decode::<RaftReply>(&answer) {
-                        Ok(RaftReply::PreVote { granted }) => granted,
-                        _ => true,
-                    },
+                    Ok(Ok(answer)) => {
+                        matches!(
+                            decode::<RaftReply>(&answer),
+                            Ok(RaftReply::PreVote { granted: true })
+                        )
+                    }
                     _ => false,
                 }
             });
