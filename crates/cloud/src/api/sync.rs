@@ -251,7 +251,7 @@ pub(super) async fn report_tills(
 }
 
 #[utoipa::path(post, path = "/api/v1/sync/bundle",
-    request_body(content = Vec<u8>, content_type = "application/zstd", description = "a support bundle (tar, zstd), at most 16 MiB"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "a support bundle: a tar archive, zstd-compressed, at most 16 MiB (sent as application/zstd or application/octet-stream)"),
     params(("terminal" = u64, Query, description = "the till that made it")),
     responses((status = 204, description = "kept for HQ"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -273,11 +273,11 @@ pub(super) async fn upload_bundle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !ctype.starts_with(BUNDLE_CONTENT_TYPE) {
+    if !(ctype.starts_with(BUNDLE_CONTENT_TYPE) || ctype.starts_with("application/octet-stream")) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("send the bundle as {BUNDLE_CONTENT_TYPE}"),
+            format!("send the bundle as {BUNDLE_CONTENT_TYPE} or application/octet-stream"),
         ));
     }
     let bytes = axum::body::to_bytes(body, BUNDLE_BYTES_MAX)
