@@ -768,6 +768,9 @@ async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
 async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_doubled() {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let cloud = TestCloud::start().await;
     let pki = Pki::new("S001");
     let mut proxies = HashMap::new();
@@ -1417,4 +1420,82 @@ async fn a_managers_sync_now_on_any_till_brings_hqs_price_down_at_once() {
         t.stop().await;
     }
     cloud.stop().await;
+}
+
+/// Waits until every till passes `ok`.
+async fn every_till(tills: &[TestTill], what: &str, ok: impl Fn(&TestTill) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !tills.iter().all(&ok) {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn categories_and_customers_from_hq_reach_every_till_and_a_customer_is_served_anywhere() {
+    let cloud = TestCloud::start().await;
+    let pki = Pki::new("S001");
+    let tills = start_store_with(&pki, &cloud, &[1, 2], |c| {
+        c.cloud.as_mut().unwrap().master_pull_ms = 1_000;
+    })
+    .await;
+    let all: Vec<&TestTill> = tills.iter().collect();
+    let leader = leader_of(&all, None, Duration::from_secs(20)).await;
+    let version = cloud
+        .edit_master(json!([
+            {"put": {"category": {"id": "drinks", "name": "Drinks"}}},
+            {"put": {"category": {"id": "tea", "name": "Tea", "parent": "drinks"}}},
+            {"put": {"customer": {"id": "C-77", "name": "Lan", "phone": "+84 901 234 567", "consent_sms": true}}},
+        ]))
+        .await;
+    every_till(
+        &tills,
+        "HQ's categories and customer never came down",
+        |t| t.till().categories().len() == 2 && t.till().customer("C-77").is_ok(),
+    )
+    .await;
+    // Signed by HQ for the second stream and applied at the same log index everywhere; the
+    // first stream did not move.
+    assert!(tills.iter().all(|t| t.till().hq_version() == version));
+    // A till that does not lead serves the customer over its API: by id, by phone, on a sale.
+    let other = tills.iter().find(|t| t.cfg.terminal.id != leader).unwrap();
+    let c = other.client().login("E001", "1111").await;
+    let cats = c.get("/api/v1/categories").await.expect(200);
+    assert_eq!(cats[1]["parent"], "drinks", "{cats}");
+    let found = c.get("/api/v1/customers?phone=234567").await.expect(200);
+    assert_eq!(found[0]["id"], "C-77", "{found}");
+    assert_eq!(found[0]["name"], "Lan", "{found}");
+    let txn = c.post("/api/v1/transactions", json!({})).await.expect(201);
+    let id = txn["txn_id"].as_str().unwrap();
+    let attached = c
+        .post(
+            &format!("/api/v1/transactions/{id}/customer"),
+            json!({"customer_id": "C-77"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(attached["customer_id"], "C-77", "{attached}");
+    // The store's own edit wins field by field; HQ's fill the rest.
+    let edited = c
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/customers/C-77",
+            Some(json!({"email": "lan@example.com"})),
+        )
+        .await
+        .unwrap()
+        .expect(200);
+    assert_eq!(
+        (edited["name"].as_str(), edited["email"].as_str()),
+        (Some("Lan"), Some("lan@example.com")),
+        "{edited}"
+    );
+    // HQ deletes a category: gone from every till.
+    cloud
+        .edit_master(json!([{"delete": {"kind": "category", "key": "tea"}}]))
+        .await;
+    every_till(&tills, "HQ's deletion never came down", |t| {
+        t.till().categories().len() == 1
+    })
+    .await;
 }

@@ -127,11 +127,18 @@ pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::Jo
     tokio::spawn(async move {
         let mut w = raft.watch_state();
         loop {
-            let (version, at_ms, records) = {
+            let (version, ext_version, at_ms, records) = {
                 let m = w.borrow_and_update();
-                (m.master_version, m.master_at_ms, m.master.clone())
+                (
+                    m.master_version,
+                    m.master_ext_version(),
+                    m.master_at_ms,
+                    m.master.clone(),
+                )
             };
-            if version > till.hq_version() && !records.is_empty() {
+            if (version > till.hq_version() || ext_version > till.hq_ext_version())
+                && !records.is_empty()
+            {
                 match till.apply_master(version, at_ms, &records).await {
                     Ok(conflicts) => {
                         let leads = raft.leadership().now().this_node;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use tillmesh_cloud_proto::{MasterSignature, master_message};
-use tillmesh_consensus::machine::{MASTER_SIGNATURE_KEY, MasterCheck, MasterPage};
+use tillmesh_consensus::machine::{MASTER_EXT_KEY, MASTER_SIGNATURE_KEY, MasterCheck, MasterPage};
 
 /// The check for `store_id`, trusting HQ's public key `key_hex` (64 hex digits).
 pub fn master_check(store_id: &str, key_hex: &str) -> anyhow::Result<MasterCheck> {
@@ -23,6 +23,14 @@ fn verify(store: &str, key: &[u8], p: &MasterPage<'_>) -> Result<(), String> {
     };
     let sig: MasterSignature =
         serde_json::from_str(json).map_err(|e| format!("HQ's signature is malformed: {e}"))?;
+    // A page of the second stream is signed under another name (no page passes for one of
+    // the other stream).
+    let store = if p.ext {
+        tillmesh_cloud_proto::records::ext_signing_name(store)
+    } else {
+        store.to_owned()
+    };
+    let store = store.as_str();
     if sig.store != store {
         return Err(format!("signed for store {}, not {store}", sig.store));
     }
@@ -41,7 +49,7 @@ fn verify(store: &str, key: &[u8], p: &MasterPage<'_>) -> Result<(), String> {
     let rest: Vec<(String, Option<String>)> = p
         .changes
         .iter()
-        .filter(|(k, _)| k != MASTER_SIGNATURE_KEY)
+        .filter(|(k, _)| k != MASTER_SIGNATURE_KEY && k != MASTER_EXT_KEY)
         .cloned()
         .collect();
     let msg = master_message(store, sig.since, sig.version, &rest);
@@ -92,6 +100,7 @@ mod tests {
         ];
         let page = |held_version, version, changes: &[(String, Option<String>)]| {
             check(&MasterPage {
+                ext: false,
                 held_version,
                 version,
                 changes,
@@ -117,5 +126,38 @@ mod tests {
         more.insert(0, ("cashier:X".into(), Some("{}".into())));
         assert!(why(page(3, 5, &more)).contains("does not match"));
         assert!(master_check("S001", "abc").is_err());
+    }
+
+    #[test]
+    fn a_page_of_one_stream_never_passes_for_the_other() {
+        let hq = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+        let check = master_check("S001", &hex::encode(hq.public_key().as_ref())).unwrap();
+        let changes = vec![("customer:C1".to_string(), Some("{}".to_string()))];
+        let ext_name = tillmesh_cloud_proto::records::ext_signing_name("S001");
+        let marked = |mut c: Vec<(String, Option<String>)>| {
+            c.push((MASTER_EXT_KEY.to_string(), Some("1".to_string())));
+            c
+        };
+        let ext_page = marked(signed(&hq, &ext_name, 0, 4, &changes));
+        let first_page = signed(&hq, "S001", 0, 4, &changes);
+        let run = |ext, changes: &[(String, Option<String>)]| {
+            check(&MasterPage {
+                ext,
+                held_version: 0,
+                version: 4,
+                changes,
+            })
+        };
+        assert_eq!(run(true, &ext_page), Ok(()));
+        assert_eq!(run(false, &first_page), Ok(()));
+        // Unmarked, the second stream's page is refused by the first; marked, the first's
+        // page is refused by the second.
+        let unmarked: Vec<_> = ext_page
+            .iter()
+            .filter(|(k, _)| k != MASTER_EXT_KEY)
+            .cloned()
+            .collect();
+        assert!(run(false, &unmarked).is_err());
+        assert!(run(true, &marked(first_page)).is_err());
     }
 }

@@ -3,8 +3,10 @@
 //! encoding of a batch (bincode 2 with explicit limits; JSON is the interoperable form).
 
 pub mod openapi;
+pub mod records;
 pub mod tills;
 
+pub use records::{Category, HqCustomer};
 pub use tills::{TillLink, TillState, TillsAnswer, TillsReport};
 
 use serde::{Deserialize, Serialize};
@@ -194,6 +196,10 @@ pub enum MasterKind {
     Promotion,
     /// A cashier account (PIN hash only), keyed by employee id.
     Cashier,
+    /// A product category, keyed by its id (second stream, see [`records`]).
+    Category,
+    /// A loyalty customer, keyed by customer id (second stream).
+    Customer,
 }
 
 impl MasterKind {
@@ -204,7 +210,14 @@ impl MasterKind {
             MasterKind::Price => "price",
             MasterKind::Promotion => "promotion",
             MasterKind::Cashier => "cashier",
+            MasterKind::Category => "category",
+            MasterKind::Customer => "customer",
         }
+    }
+    /// Whether records of this kind travel in the second stream ([`records`]), which a
+    /// 0.1.0 till cannot read.
+    pub fn is_ext(self) -> bool {
+        matches!(self, MasterKind::Category | MasterKind::Customer)
     }
     /// Parses [`MasterKind::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
@@ -213,6 +226,8 @@ impl MasterKind {
             "price" => MasterKind::Price,
             "promotion" => MasterKind::Promotion,
             "cashier" => MasterKind::Cashier,
+            "category" => MasterKind::Category,
+            "customer" => MasterKind::Customer,
             _ => return None,
         })
     }
@@ -230,6 +245,10 @@ pub enum MasterBody {
     Promotion(Promotion),
     /// Cashier account.
     Cashier(Account),
+    /// Product category.
+    Category(Category),
+    /// Loyalty customer.
+    Customer(HqCustomer),
 }
 
 impl MasterBody {
@@ -240,6 +259,8 @@ impl MasterBody {
             MasterBody::Price(_) => MasterKind::Price,
             MasterBody::Promotion(_) => MasterKind::Promotion,
             MasterBody::Cashier(_) => MasterKind::Cashier,
+            MasterBody::Category(_) => MasterKind::Category,
+            MasterBody::Customer(_) => MasterKind::Customer,
         }
     }
     /// The record's key within its kind.
@@ -249,6 +270,8 @@ impl MasterBody {
             MasterBody::Price(p) => format!("{}@{}", p.sku, p.effective_from_ms),
             MasterBody::Promotion(p) => p.id.clone(),
             MasterBody::Cashier(a) => a.employee_id.clone(),
+            MasterBody::Category(c) => c.id.clone(),
+            MasterBody::Customer(c) => c.customer.id.clone(),
         }
     }
 }
@@ -281,6 +304,11 @@ pub struct MasterChanges {
     pub more: bool,
     /// Changes in version order; a record changed several times appears once, as it is now.
     pub changes: Vec<MasterChange>,
+    /// The stream this page is of: absent for the first (items, prices, promotions,
+    /// cashiers), [`records::EXT_STREAM`] for the second (categories, customers). A cloud
+    /// that does not name the stream asked for does not serve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
     /// HQ's signature of this page for the asking store, when the cloud signs master data
     /// (absent from a 0.1.0 cloud, and from one without a master-data key).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -429,18 +429,40 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Fleet status of every store.
     async fn fleet(&self) -> Result<Vec<FleetRow>, LedgerError>;
 
-    /// Applies HQ edits atomically, each at its own new version; returns the last version.
+    /// Applies HQ edits atomically, each at its own new version of its stream (see
+    /// [`MasterKind::is_ext`]); returns the last version of the first stream.
     async fn master_apply(&self, edits: Vec<MasterEdit>) -> Result<u64, LedgerError>;
-    /// Records changed after `since` that apply to `store` (all stores' records when `None`),
-    /// in version order, at most `limit`.
+    /// Records of one stream (`ext`: the second) changed after `since` that apply to
+    /// `store` (all stores' records when `None`), in version order, at most `limit`.
     async fn master_since(
         &self,
         store: Option<&str>,
         since: u64,
         limit: usize,
+        ext: bool,
     ) -> Result<Vec<MasterRow>, LedgerError>;
-    /// The current master-data version.
-    async fn master_version(&self) -> Result<u64, LedgerError>;
+    /// The current master-data version of the first stream (`ext`: of the second).
+    async fn master_version_of(&self, ext: bool) -> Result<u64, LedgerError>;
+    /// Customers whose HQ record is to be rebuilt, with their marks, at most `limit`.
+    async fn dirty_customers(&self, limit: usize) -> Result<Vec<(String, i64)>, LedgerError>;
+    /// What HQ holds about one customer: every change to the record, points per store.
+    async fn customer_sources(
+        &self,
+        customer: &str,
+    ) -> Result<crate::loyalty::CustomerSources, LedgerError>;
+    /// Keeps HQ's own edit of a customer (a JSON `CustomerPatch`) and marks the customer.
+    async fn put_hq_customer(
+        &self,
+        customer: &str,
+        at_ms: u64,
+        patch: Vec<u8>,
+    ) -> Result<(), LedgerError>;
+    /// The customer's record was rebuilt as of `mark` (still marked if marked again since).
+    async fn customer_rebuilt(&self, customer: &str, mark: i64) -> Result<(), LedgerError>;
+    /// The current master-data version (of the first stream).
+    async fn master_version(&self) -> Result<u64, LedgerError> {
+        self.master_version_of(false).await
+    }
 
     /// Sales per store and local day in `[from_day, to_day]`.
     async fn sales_by_day(
@@ -513,6 +535,20 @@ pub fn fence(
         });
     }
     Ok(())
+}
+
+/// The version each edit gets, in order, each from its own stream's counter (`main` and
+/// `ext` are the counters' values before; both are returned after).
+pub fn master_versions(edits: &[MasterEdit], mut main: i64, mut ext: i64) -> (Vec<i64>, i64, i64) {
+    let versions = edits
+        .iter()
+        .map(|e| {
+            let v = if e.kind.is_ext() { &mut ext } else { &mut main };
+            *v += 1;
+            *v
+        })
+        .collect();
+    (versions, main, ext)
 }
 
 /// " for store S" or "" (chain-wide), for messages.

@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod ledger;
+pub mod loyalty;
 pub mod master;
 pub mod metrics;
 pub mod postgres;
@@ -380,6 +381,12 @@ impl Cloud {
         let _one = self.projecting.lock().await;
         for _ in 0..CATCH_UP_STEPS_MAX {
             if self.ledger.project(PROJECTION_STEP).await? == 0 {
+                break;
+            }
+        }
+        // The customers the projection touched: HQ's record of each, rebuilt.
+        for _ in 0..CATCH_UP_STEPS_MAX {
+            if crate::loyalty::rebuild(&*self.ledger).await? < crate::loyalty::REBUILD_MAX {
                 break;
             }
         }

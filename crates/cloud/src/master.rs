@@ -3,9 +3,12 @@
 
 use crate::ledger::{MasterEdit, MasterRow};
 use serde::Deserialize;
-use tillmesh_cloud_proto::{MasterBody, MasterChange, MasterChanges, MasterKind};
+use tillmesh_cloud_proto::{
+    Category, HqCustomer, MasterBody, MasterChange, MasterChanges, MasterKind,
+};
 use tillmesh_pos::cashier::{Account, Role};
 use tillmesh_pos::catalog::{Item, normalise_barcode};
+use tillmesh_pos::customer::CustomerPatch;
 use tillmesh_pos::pricing::{PriceScope, ScheduledPrice};
 use tillmesh_pos::promotion::Promotion;
 
@@ -30,7 +33,7 @@ pub struct CashierInput {
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MasterRef {
-    /// `item`, `price`, `promotion` or `cashier`.
+    /// `item`, `price`, `promotion`, `cashier`, `category` or `customer`.
     pub kind: String,
     /// Key within the kind.
     pub key: String,
@@ -43,7 +46,9 @@ pub struct EditInput {
     /// The one store it applies to; absent for the whole chain.
     #[serde(default)]
     pub store: Option<String>,
-    /// A record to create or replace: `{"item": {...}}`, `{"price": {...}}`, `{"promotion": {...}}`.
+    /// A record to create or replace: `{"item": {...}}`, `{"price": {...}}`, `{"promotion": {...}}`,
+    /// `{"category": {...}}` or `{"customer": {...}}` (HQ's fields of a loyalty customer; the
+    /// stores' points are not HQ's to set).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub put: Option<MasterBody>,
@@ -115,10 +120,15 @@ pub fn validate(e: EditInput) -> Result<MasterEdit, String> {
     if let Some(d) = e.delete {
         let kind = MasterKind::parse(&d.kind).ok_or_else(|| {
             format!(
-                "unknown kind {:?}: item, price, promotion or cashier",
+                "unknown kind {:?}: item, price, promotion, cashier, category or customer",
                 d.kind
             )
         })?;
+        if kind == MasterKind::Customer {
+            return Err(
+                "HQ rebuilds a customer's record from every store's; it cannot delete one".into(),
+            );
+        }
         return Ok(MasterEdit {
             kind,
             key: d.key,
@@ -163,6 +173,15 @@ pub fn validate(e: EditInput) -> Result<MasterEdit, String> {
             MasterBody::Price(p)
         }
         (Some(MasterBody::Promotion(p)), _) => MasterBody::Promotion(check_promotion(p)?),
+        (Some(MasterBody::Category(c)), _) if store.is_empty() => {
+            MasterBody::Category(check_category(c)?)
+        }
+        (Some(MasterBody::Customer(c)), _) if store.is_empty() => {
+            MasterBody::Customer(check_customer(c)?)
+        }
+        (Some(MasterBody::Category(_) | MasterBody::Customer(_)), _) => {
+            return Err("categories and customers are chain-wide; leave out `store`".into());
+        }
         (Some(MasterBody::Cashier(_)), _) => {
             return Err("send cashiers as `cashier` with a PIN, not as `put`".into());
         }
@@ -193,6 +212,49 @@ pub fn validate(e: EditInput) -> Result<MasterEdit, String> {
         store,
         body: Some(serde_json::to_string(&body).map_err(|e| e.to_string())?),
     })
+}
+
+fn check_category(c: Category) -> Result<Category, String> {
+    let id_ok =
+        |id: &str| !id.trim().is_empty() && id.len() <= tillmesh_pos::catalog::ITEM_TEXT_BYTES_MAX;
+    if !id_ok(&c.id) {
+        return Err(format!(
+            "a category needs an id of 1 to {} bytes",
+            tillmesh_pos::catalog::ITEM_TEXT_BYTES_MAX
+        ));
+    }
+    if c.name.trim().is_empty() || c.name.len() > tillmesh_pos::catalog::ITEM_TEXT_BYTES_MAX {
+        return Err(format!(
+            "category {} needs a name of 1 to {} bytes",
+            c.id,
+            tillmesh_pos::catalog::ITEM_TEXT_BYTES_MAX
+        ));
+    }
+    match c.parent.as_deref() {
+        Some(p) if p == c.id => Err(format!("category {} cannot be its own parent", c.id)),
+        Some(p) if !id_ok(p) => Err(format!("category {} has an invalid parent id", c.id)),
+        _ => Ok(c),
+    }
+}
+
+fn check_customer(c: HqCustomer) -> Result<HqCustomer, String> {
+    if !c.points.is_empty() {
+        return Err(format!(
+            "customer {}: points come from the stores' sales, not from HQ; leave out `points`",
+            c.customer.id
+        ));
+    }
+    let f = &c.customer;
+    let patch = CustomerPatch {
+        name: f.name.clone(),
+        email: f.email.clone(),
+        phone: f.phone.clone(),
+        consent_marketing: f.consent_marketing,
+        consent_sms: f.consent_sms,
+    };
+    tillmesh_pos::customer::check_patch(&f.id, &patch)
+        .map_err(|e| format!("customer {:?}: {e}", f.id))?;
+    Ok(c)
 }
 
 fn check_promotion(p: Promotion) -> Result<Promotion, String> {
@@ -276,6 +338,7 @@ pub fn changes(
         version: if more { last } else { last.max(current) },
         more,
         changes,
+        stream: None,
         signature: None,
     })
 }

@@ -112,6 +112,32 @@ pub struct BalanceFact {
     pub value: u64,
 }
 
+/// One PN-counter entry of a customer's points at one store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointsFact {
+    /// Customer id.
+    pub customer: String,
+    /// Replica owning the entry.
+    pub replica: u64,
+    /// Points earned.
+    pub p: u64,
+    /// Points spent.
+    pub n: u64,
+}
+
+/// A change a store made to a customer's record (automerge change bytes), kept once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerChangeFact {
+    /// Customer id.
+    pub customer: String,
+    /// Origin of the event.
+    pub origin: u64,
+    /// Seq of the event.
+    pub seq: u64,
+    /// The change.
+    pub change: Vec<u8>,
+}
+
 /// The facts of a run of events of one store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
@@ -129,6 +155,10 @@ pub struct Facts {
     pub returns: Vec<ReturnFact>,
     /// Stored-value counter entries.
     pub balances: Vec<BalanceFact>,
+    /// Customers' points entries.
+    pub points: Vec<PointsFact>,
+    /// Changes to customers' records.
+    pub customer_changes: Vec<CustomerChangeFact>,
 }
 
 /// Units of one line of a sale returned by one `ItemsReturned` event.
@@ -219,6 +249,26 @@ impl Facts {
             e.1 = e.1.max(s.n);
         }
         m.into_iter().map(|((k, r), (p, n))| (k, r, p, n)).collect()
+    }
+
+    /// Points entries merged per (customer, replica) by maximum: one row per key to write.
+    pub fn points_merged(&self) -> Vec<(&str, u64, u64, u64)> {
+        let mut m: std::collections::HashMap<(&str, u64), (u64, u64)> = Default::default();
+        for s in &self.points {
+            let e = m.entry((s.customer.as_str(), s.replica)).or_insert((0, 0));
+            e.0 = e.0.max(s.p);
+            e.1 = e.1.max(s.n);
+        }
+        m.into_iter().map(|((k, r), (p, n))| (k, r, p, n)).collect()
+    }
+
+    /// The customers these facts touch (their HQ record is to be rebuilt), in order.
+    pub fn customers_touched(&self) -> std::collections::BTreeSet<&str> {
+        self.points
+            .iter()
+            .map(|p| p.customer.as_str())
+            .chain(self.customer_changes.iter().map(|c| c.customer.as_str()))
+            .collect()
     }
 
     /// Stored-value entries merged per key by maximum: one row per key to write.
@@ -384,10 +434,32 @@ impl Facts {
             } => counter(self, sku, c),
             EventBody::GiftCardIssued { card, rights, .. }
             | EventBody::GiftCardRightsMoved { card, rights, .. } => balance(self, card, rights),
+            EventBody::CustomerUpdated {
+                customer_id,
+                change,
+            } => self.customer_changes.push(CustomerChangeFact {
+                customer: customer_id.clone(),
+                origin,
+                seq,
+                change: change.clone(),
+            }),
+            EventBody::PointsChanged {
+                customer_id,
+                counter: c,
+                ..
+            } => {
+                for r in c.replicas() {
+                    let (p, n) = c.entry(r);
+                    self.points.push(PointsFact {
+                        customer: customer_id.clone(),
+                        replica: r.0,
+                        p,
+                        n,
+                    });
+                }
+            }
             EventBody::PriceOverridden { .. }
             | EventBody::SettingChanged { .. }
-            | EventBody::CustomerUpdated { .. }
-            | EventBody::PointsChanged { .. }
             | EventBody::VisionEnrolled { .. }
             | EventBody::GiftCardRightsAsked { .. } => {}
             // Kept, never folded: an event the store quarantined.

@@ -103,6 +103,13 @@ pub const MASTER_VERSION: &str = "SELECT value FROM counters WHERE name = 'maste
 /// Set the master version.
 pub const SET_MASTER_VERSION: &str = "UPDATE counters SET value = $1 WHERE name = 'master_version'";
 
+/// Current version of the second master-data stream (categories, customers).
+pub const MASTER_EXT_VERSION: &str = "SELECT value FROM counters WHERE name = 'master_ext_version'";
+
+/// Set the second stream's version.
+pub const SET_MASTER_EXT_VERSION: &str =
+    "UPDATE counters SET value = $1 WHERE name = 'master_ext_version'";
+
 /// Whether a live master record exists.
 pub const MASTER_LIVE: &str =
     "SELECT COUNT(*) FROM master WHERE kind = $1 AND key = $2 AND store = $3 AND body IS NOT NULL";
@@ -111,9 +118,12 @@ pub const MASTER_LIVE: &str =
 pub const PUT_MASTER: &str = "INSERT INTO master (kind, key, store, version, body) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (kind, key, store) DO UPDATE SET version = excluded.version, body = excluded.body";
 
-/// Master records changed since a version for a store (or all).
+/// Master records of one stream ($3: 0 the first, 1 the second) changed since a version for
+/// a store (or all). (SQLite numbers parameters in the order they first appear.)
 pub const MASTER_SINCE: &str = "SELECT kind, key, store, version, body FROM master WHERE version > $1 \
-     AND (CAST($2 AS TEXT) IS NULL OR store = '' OR store = $2) ORDER BY version LIMIT $3";
+     AND (CAST($2 AS TEXT) IS NULL OR store = '' OR store = $2) \
+     AND (CASE WHEN kind IN ('category', 'customer') THEN 1 ELSE 0 END) = CAST($3 AS BIGINT) \
+     ORDER BY version LIMIT $4";
 
 /// Sales per store and day.
 pub const SALES_BY_DAY: &str = "SELECT s.store, s.day, COUNT(*), CAST(SUM(s.items) AS BIGINT), \
@@ -199,3 +209,33 @@ pub const QR_PAYMENTS: &str = "SELECT p.payment_id, p.txn_id, p.amount, p.provid
      LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
      WHERE s.store = $1 AND s.day >= $2 AND s.day <= $3 AND p.method = 'qr' \
      ORDER BY p.payment_id LIMIT $4";
+
+/// Merge one customer's points entry of a store (PN-counter: each part by maximum).
+pub const MERGE_POINTS: &str = "INSERT INTO customer_points (customer, store, replica, p, n) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (customer, store, replica) DO UPDATE SET \
+     p = CASE WHEN excluded.p > customer_points.p THEN excluded.p ELSE customer_points.p END, \
+     n = CASE WHEN excluded.n > customer_points.n THEN excluded.n ELSE customer_points.n END";
+
+/// Keep one change to a customer's record (once).
+pub const INSERT_CUSTOMER_CHANGE: &str = "INSERT INTO customer_changes \
+     (customer, store, origin, seq, at_ms, change) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (customer, store, origin, seq) DO NOTHING";
+
+/// Mark a customer's HQ record to be rebuilt.
+pub const MARK_CUSTOMER: &str = "INSERT INTO customers_dirty (customer, mark) VALUES ($1, $2) \
+     ON CONFLICT (customer) DO UPDATE SET mark = excluded.mark";
+
+/// Customers whose HQ record is to be rebuilt.
+pub const DIRTY_CUSTOMERS: &str =
+    "SELECT customer, mark FROM customers_dirty ORDER BY customer LIMIT $1";
+
+/// A rebuilt customer, unless marked again meanwhile.
+pub const CLEAN_CUSTOMER: &str = "DELETE FROM customers_dirty WHERE customer = $1 AND mark = $2";
+
+/// Every change to one customer's record, per store in order.
+pub const CUSTOMER_CHANGES: &str = "SELECT store, at_ms, change FROM customer_changes \
+     WHERE customer = $1 ORDER BY store, origin, seq";
+
+/// One customer's points per store.
+pub const CUSTOMER_POINTS: &str = "SELECT store, CAST(SUM(p - n) AS BIGINT) FROM customer_points \
+     WHERE customer = $1 GROUP BY store ORDER BY store";

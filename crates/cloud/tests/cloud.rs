@@ -37,6 +37,7 @@ on_both!(
     credentials_and_stores_are_checked,
     bad_bodies_are_refused_and_change_nothing,
     master_data_comes_down_as_deltas,
+    categories_and_customers_are_a_second_stream_older_tills_never_see,
     reports_equal_the_sums_of_the_events,
     events_of_a_newer_kind_are_kept_and_projection_waits_before_them,
     returns_of_part_of_a_sale_come_off_the_net,
@@ -1154,6 +1155,186 @@ async fn master_data_comes_down_as_deltas(b: Backend) {
         ),
         (Some(8), 0)
     );
+    env.stop().await;
+}
+
+async fn categories_and_customers_are_a_second_stream_older_tills_never_see(b: Backend) {
+    let Some(env) = Env::start(b).await else {
+        return;
+    };
+    let s1 = env.token("S001");
+    let customer =
+        json!({"put": {"customer": {"id": "C1", "name": "Mai", "phone": "0901 234 567"}}});
+    let category =
+        json!({"put": {"category": {"id": "snacks", "name": "Snacks", "parent": "food"}}});
+    let (s, v) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/master",
+            json!({"changes": [item("A", 1000), category, customer]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["version"].as_u64(), v["ext_version"].as_u64()),
+        (200, Some(1), Some(2)),
+        "{v}"
+    );
+    // The first stream, as every till (a 0.1.0 one too) asks for it: the item only.
+    let (_, m) = env.get(&s1, "/api/v1/sync/master?since=0").await;
+    let kinds: Vec<&str> = m["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (kinds, m["version"].as_u64()),
+        (vec!["item"], Some(1)),
+        "{m}"
+    );
+    assert!(m.get("stream").is_none(), "{m}");
+    // The second, with its own versions, signed under the stream's own name.
+    let (_, x) = env.get(&s1, "/api/v1/sync/master?since=0&stream=ext").await;
+    assert_eq!(
+        (x["stream"].as_str(), x["version"].as_u64()),
+        (Some("ext"), Some(2)),
+        "{x}"
+    );
+    assert_eq!(x["changes"][0]["body"]["category"]["parent"], "food", "{x}");
+    assert_eq!(x["changes"][1]["body"]["customer"]["name"], "Mai", "{x}");
+    let page: tillmesh_cloud_proto::MasterChanges = serde_json::from_value(x.clone()).unwrap();
+    let sig = page.signature.clone().expect("signed");
+    assert_eq!(sig.store, "S001/ext");
+    let pairs = tillmesh_cloud_proto::master_pairs(&page.changes).unwrap();
+    let key = hex::decode(env.handle.cloud.master_public_key().unwrap()).unwrap();
+    let verify = |store: &str| {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key)
+            .verify(
+                &tillmesh_cloud_proto::master_message(store, 0, 2, &pairs),
+                &hex::decode(&sig.sig).unwrap(),
+            )
+            .is_ok()
+    };
+    assert!(verify("S001/ext") && !verify("S001"), "bound to the stream");
+    // Second-stream changes leave the first stream's version alone: no needless pull.
+    let mut shop = Shop::new("S001", &[1]);
+    let ev = sales(&mut shop, 1);
+    let mut batch = shop.batch(1, 1, &ev);
+    batch.master_version = 1;
+    let (_, a) = env.upload(&s1, &batch).await;
+    assert_eq!(
+        (a["master_version"].as_u64(), a["master_stale"].as_bool()),
+        (Some(1), Some(false)),
+        "{a}"
+    );
+    // Bad asks and bad records: a clear error, nothing versioned.
+    let (s, e) = env
+        .get(&s1, "/api/v1/sync/master?since=0&stream=nope")
+        .await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("bad_stream")), "{e}");
+    for (bad, why) in [
+        (
+            json!({"put": {"customer": {"id": "C2", "name": "X", "points": {"S001": 50}}}}),
+            "points",
+        ),
+        (
+            json!({"put": {"customer": {"id": "no spaces", "name": "X"}}}),
+            "id",
+        ),
+        (
+            json!({"put": {"customer": {"id": "C3", "email": "not-an-address"}}}),
+            "email",
+        ),
+        (
+            json!({"store": "S001", "put": {"category": {"id": "x", "name": "X"}}}),
+            "chain-wide",
+        ),
+        (
+            json!({"put": {"category": {"id": "x", "name": "X", "parent": "x"}}}),
+            "own parent",
+        ),
+        (json!({"put": {"category": {"id": "", "name": "X"}}}), "id"),
+    ] {
+        let (s, e) = env
+            .post(
+                &env.admin,
+                "/api/v1/admin/master",
+                json!({"changes": [bad]}),
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (422, Some("invalid_change")),
+            "{e}"
+        );
+        assert!(e["message"].as_str().unwrap().contains(why), "{why}: {e}");
+    }
+    let (s, e) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/master",
+            json!({"changes": [{"delete": {"kind": "customer", "key": "C1"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (422, Some("invalid_change")),
+        "{e}"
+    );
+    let (s, v) = env
+        .post(
+            &env.admin,
+            "/api/v1/admin/master",
+            json!({"changes": [{"delete": {"kind": "category", "key": "snacks"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["ext_version"].as_u64(), v["version"].as_u64()),
+        (200, Some(3), Some(1)),
+        "{v}"
+    );
+    let (_, x) = env.get(&s1, "/api/v1/sync/master?since=2&stream=ext").await;
+    assert_eq!(x["changes"][0]["key"], "snacks", "{x}");
+    assert!(x["changes"][0]["body"].is_null(), "{x}");
+
+    // Loyalty across stores: C1 earns points at S001 and registers a new phone at S002,
+    // where they also spend points; HQ's record merges both stores.
+    let now = tillmesh_cloud::now_ms();
+    let mut s001 = Shop::new("S001", &[2]);
+    let earn = s001.tills[0].change_points("C1", 120, now);
+    let mut s002 = Shop::new("S002", &[1]);
+    let me = s002.tills[0].id();
+    let patch = tillmesh_pos::customer::CustomerPatch {
+        phone: Some("0988 000 111".into()),
+        ..Default::default()
+    };
+    let change = s002.tills[0]
+        .customers_mut()
+        .edit(me, "C1", &patch)
+        .unwrap();
+    let edited = s002.tills[0].update_customer("C1", change, now);
+    let spend = s002.tills[0].change_points("C1", -20, now);
+    let (s, a) = env.upload(&s1, &s001.batch(1, 1, &[earn])).await;
+    assert_eq!(s, 200, "{a}");
+    let s2 = env.token("S002");
+    let (s, a) = env.upload(&s2, &s002.batch(1, 1, &[edited, spend])).await;
+    assert_eq!(s, 200, "{a}");
+    env.handle.cloud.catch_up().await.unwrap();
+    let (_, x) = env.get(&s1, "/api/v1/sync/master?since=3&stream=ext").await;
+    let rec = &x["changes"].as_array().unwrap().last().unwrap()["body"]["customer"];
+    assert_eq!(rec["name"], "Mai", "HQ's name stays: {x}");
+    assert_eq!(rec["phone"], "0988 000 111", "S002's newer phone: {x}");
+    assert_eq!(rec["points"], json!({"S001": 120, "S002": -20}), "{x}");
+    // Projected again (a retried upload): no new version.
+    let before = x["version"].as_u64().unwrap();
+    env.handle.cloud.catch_up().await.unwrap();
+    let (_, x) = env
+        .get(
+            &s1,
+            &format!("/api/v1/sync/master?since={before}&stream=ext"),
+        )
+        .await;
+    assert_eq!(x["changes"].as_array().unwrap().len(), 0, "{x}");
     env.stop().await;
 }
 

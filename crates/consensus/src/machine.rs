@@ -14,10 +14,20 @@ pub const SETTINGS_MAX: usize = 1_024;
 /// `MasterSignature` of `tillmesh_cloud_proto`). Checked, never stored as a record.
 pub const MASTER_SIGNATURE_KEY: &str = "~hq-signature";
 
+/// The change key that marks a page of the second master-data stream (categories and
+/// customers): proposed only once every till of the group reads it (a 0.1.0 till does not).
+/// Checked, never stored as a record.
+pub const MASTER_EXT_KEY: &str = "~ext";
+
+/// The record key under which the master data holds the second stream's version.
+pub const MASTER_EXT_VERSION_KEY: &str = "~ext-version";
+
 /// A master-data page, as a till's check sees it before applying it.
 #[derive(Debug)]
 pub struct MasterPage<'a> {
-    /// The master-data version this till holds.
+    /// Whether the page is of the second stream ([`MASTER_EXT_KEY`]).
+    pub ext: bool,
+    /// The version of the page's stream this till holds.
     pub held_version: u64,
     /// The version the page brings the store to.
     pub version: u64,
@@ -65,6 +75,14 @@ pub struct StoreMachine {
 }
 
 impl StoreMachine {
+    /// The version of the second master-data stream applied (0: none yet).
+    pub fn master_ext_version(&self) -> u64 {
+        self.master
+            .get(MASTER_EXT_VERSION_KEY)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Applies one command, with no master-data check; answers whether the master data
     /// changed.
     pub fn apply(&mut self, c: &Command) -> bool {
@@ -91,19 +109,27 @@ impl StoreMachine {
                 at_ms,
                 changes,
             } => {
-                if *version <= self.master_version {
+                let ext = changes.iter().any(|(k, _)| k == MASTER_EXT_KEY);
+                let held = if ext {
+                    self.master_ext_version()
+                } else {
+                    self.master_version
+                };
+                if *version <= held {
                     return Ok(false);
                 }
                 if let Some(check) = check {
                     check(&MasterPage {
-                        held_version: self.master_version,
+                        ext,
+                        held_version: held,
                         version: *version,
                         changes,
                     })?;
                 }
                 let master = Arc::make_mut(&mut self.master);
                 for (key, record) in changes {
-                    if key == MASTER_SIGNATURE_KEY {
+                    // Marks and the stream's version are the machine's own, never a record.
+                    if key.starts_with('~') {
                         continue;
                     }
                     match record {
@@ -111,8 +137,12 @@ impl StoreMachine {
                         None => master.remove(key),
                     };
                 }
-                self.master_version = *version;
-                self.master_at_ms = *at_ms;
+                if ext {
+                    master.insert(MASTER_EXT_VERSION_KEY.to_owned(), version.to_string());
+                } else {
+                    self.master_version = *version;
+                    self.master_at_ms = *at_ms;
+                }
                 return Ok(true);
             }
             Command::Cloud { online, last_ok_ms } => {
@@ -232,5 +262,33 @@ mod tests {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         assert_eq!(held, [("item:B", "b2")]);
+    }
+
+    #[test]
+    fn the_second_stream_counts_its_own_versions() {
+        let mut m = StoreMachine::default();
+        let page = |version, ext: bool, changes: &[(&str, Option<&str>)]| Command::Master {
+            version,
+            at_ms: 5,
+            changes: changes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .chain(ext.then(|| (MASTER_EXT_KEY.to_string(), Some("1".to_string()))))
+                .collect(),
+        };
+        assert!(m.apply(&page(7, false, &[("item:A", Some("a"))])));
+        // The second stream starts from its own 0, below the first's 7.
+        assert!(m.apply(&page(2, true, &[("category:drinks", Some("d"))])));
+        assert_eq!((m.master_version, m.master_ext_version()), (7, 2));
+        assert!(!m.apply(&page(2, true, &[("category:x", Some("x"))])));
+        assert!(m.apply(&page(3, true, &[("customer:C1", Some("c"))])));
+        // A record key that names the machine's own keys is not a record.
+        assert!(m.apply(&page(8, false, &[("~ext-version", Some("99"))])));
+        assert_eq!((m.master_version, m.master_ext_version()), (8, 3));
+        let keys: Vec<_> = m.master.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["category:drinks", "customer:C1", "item:A", "~ext-version"]
+        );
     }
 }

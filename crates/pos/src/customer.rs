@@ -164,7 +164,7 @@ impl Customers {
         id: &str,
         patch: &CustomerPatch,
     ) -> Result<Vec<u8>, CustomerError> {
-        validate(id, patch)?;
+        check_patch(id, patch)?;
         if !self.docs.contains_key(id) && self.docs.len() >= CUSTOMERS_MAX {
             return Err(CustomerError::TooMany);
         }
@@ -306,7 +306,8 @@ impl Customers {
     }
 }
 
-fn validate(id: &str, p: &CustomerPatch) -> Result<(), CustomerError> {
+/// Checks a customer id and the fields a patch writes.
+pub fn check_patch(id: &str, p: &CustomerPatch) -> Result<(), CustomerError> {
     if id.is_empty()
         || id.len() > 64
         || !id

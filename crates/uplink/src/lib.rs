@@ -10,6 +10,7 @@
 
 mod batch;
 mod hq;
+mod master;
 pub use hq::SyncNow;
 mod http;
 mod source;
@@ -602,91 +603,6 @@ impl<S: EventSource> Uplink<S> {
                 self.cfg.timeout_ms
             ))),
         }
-    }
-
-    /// Pulls master-data changes since the store's applied version, page by page, each page
-    /// committed through Raft (every till applies it).
-    async fn pull_master(&self, term: u64) -> Result<(), Failure> {
-        for _ in 0..MASTER_PAGES_MAX {
-            let since = self.raft.state().master_version;
-            let (status, body) = self
-                .exchange(
-                    format!("/api/v1/sync/master?since={since}&limit={MASTER_PAGE}"),
-                    None,
-                )
-                .await
-                .map_err(|e| match e {
-                    Failure::Link(why) => Failure::Link(format!("master pull: {why}")),
-                    other => other,
-                })?;
-            if !(200..300).contains(&status) {
-                return Err(refused(
-                    status,
-                    format!(
-                        "master pull refused ({status}): {}",
-                        String::from_utf8_lossy(&body)
-                            .chars()
-                            .take(300)
-                            .collect::<String>()
-                    ),
-                ));
-            }
-            let page: MasterChanges = serde_json::from_slice(&body)
-                .map_err(|e| Failure::Link(format!("master answer: {e}")))?;
-            // The highest batch format both speak (a 0.1.0 cloud names none: format 1).
-            let (lo, hi) = page.batch_versions.unwrap_or((1, 1));
-            let both = hi.min(tillmesh_cloud_proto::BATCH_VERSION);
-            if both < lo.max(tillmesh_cloud_proto::BATCH_VERSION_MIN) {
-                return Err(Failure::Link(format!(
-                    "the cloud reads batch formats {lo} to {hi}, this till writes {} to {}: upgrade the {}",
-                    tillmesh_cloud_proto::BATCH_VERSION_MIN,
-                    tillmesh_cloud_proto::BATCH_VERSION,
-                    if hi < tillmesh_cloud_proto::BATCH_VERSION_MIN {
-                        "cloud"
-                    } else {
-                        "tills"
-                    }
-                )));
-            }
-            if both != self.batch_version() {
-                info!(format = both, "the cloud's batch format");
-                self.batch_version
-                    .store(both, std::sync::atomic::Ordering::Relaxed);
-            }
-            if page.version <= since || page.changes.is_empty() {
-                return Ok(());
-            }
-            let mut changes =
-                tillmesh_cloud_proto::master_pairs(&page.changes).map_err(Failure::Link)?;
-            // HQ's signature rides with the page; each till checks it before applying.
-            if let Some(sig) = &page.signature {
-                let json = serde_json::to_string(sig).map_err(|e| Failure::Link(e.to_string()))?;
-                changes.push((
-                    tillmesh_consensus::machine::MASTER_SIGNATURE_KEY.to_owned(),
-                    Some(json),
-                ));
-            }
-            if !self.leads(term) {
-                return Err(Failure::Deposed);
-            }
-            self.raft
-                .propose(Command::Master {
-                    version: page.version,
-                    at_ms: self.till.now_ms(),
-                    changes,
-                })
-                .await
-                .map_err(|_| Failure::Deposed)?;
-            info!(
-                version = page.version,
-                changes = page.changes.len(),
-                "master data from HQ committed"
-            );
-            if !page.more {
-                return Ok(());
-            }
-        }
-        Ok(())
     }
 }
 

@@ -56,6 +56,7 @@ pub fn router(till: AppState) -> Router {
         .route("/api/v1/catalog/search", get(search))
         .route("/api/v1/catalog/favourites", get(favourites))
         .route("/api/v1/customers", get(customers_by_phone))
+        .route("/api/v1/categories", get(categories))
         .route("/api/v1/cashiers", get(cashiers))
         .route("/api/v1/cashiers/{id}/unlock", post(unlock))
         .route(
@@ -466,7 +467,7 @@ const TILL_ERRORS: &[(&str, &str)] = &[
     paths(
         health, metrics, status, quarantine, login, logout, lookup, create_txn, get_txn, add_item, set_quantity, remove_line,
         attach_customer, open_txns, hold, recall, checkout, reopen, add_payment, finalize, void, request_refund, approve_refund, return_items,
-        payment_status, payment_qr, cancel_payment, receipt, end_of_day, history, search, favourites, customers_by_phone, decline_refund, cashiers, unlock, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
+        payment_status, payment_qr, cancel_payment, receipt, end_of_day, history, search, favourites, customers_by_phone, categories, decline_refund, cashiers, unlock, drawer, open_shift, pay_in, pay_out, no_sale, close_shift, cashier_report, inventory_report, adjust,
         receive, count, movements, override_price, offline_override, publish_revocations, support_bundle, sync_now, waiting_tills, approve_till, redeem_token, late_captures, refund_late_capture, momo_notification, vnpay_notification, activate_gift_card, top_up_gift_card, gift_card, issue_coupon, coupon, store_credit, credit_customer, upsert_customer, get_customer,
         recognize, enroll
     )

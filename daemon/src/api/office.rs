@@ -315,6 +315,15 @@ pub(super) async fn favourites(State(till): State<AppState>, _auth: Auth) -> Jso
     Json(till.favourites())
 }
 
+#[utoipa::path(get, path = "/api/v1/categories",
+    responses((status = 200, body = Vec<tillmesh_cloud_proto::Category>, description = "HQ's product categories, in id order (empty until HQ sends some)")), security(("bearer" = [])))]
+pub(super) async fn categories(
+    State(till): State<AppState>,
+    _auth: Auth,
+) -> Json<Vec<tillmesh_cloud_proto::Category>> {
+    Json(till.categories())
+}
+
 /// Customer lookup.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

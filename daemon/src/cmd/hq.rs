@@ -286,7 +286,9 @@ pub(super) async fn run(
         HqAction::Master { since, store } => {
             let current = ledger.master_version().await?;
             let limit = tillmesh_cloud_proto::MASTER_CHANGES_MAX;
-            let rows = ledger.master_since(store.as_deref(), since, limit).await?;
+            let rows = ledger
+                .master_since(store.as_deref(), since, limit, false)
+                .await?;
             let changes = tillmesh_cloud::master::changes(rows, current, limit)?;
             println!("{}", serde_json::to_string_pretty(&changes)?);
         }

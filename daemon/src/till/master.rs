@@ -9,6 +9,22 @@ impl Till {
         self.hq_version.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The version of HQ's second stream (categories, customers) this till applied.
+    pub fn hq_ext_version(&self) -> u64 {
+        self.core().hq.ext_version
+    }
+
+    /// HQ's categories and customers as this till holds them.
+    pub fn hq_records(&self) -> Arc<HqRecords> {
+        self.core().hq.clone()
+    }
+
+    /// Whether the master data at `version` (and `ext_version` of the second stream) is
+    /// newer than what this till runs.
+    fn master_is_newer(&self, version: u64, ext_version: u64) -> bool {
+        version > self.hq_version() || ext_version > self.hq_ext_version()
+    }
+
     /// Switches to the master data the store's Raft group applied at `version` (records by
     /// key, as JSON `MasterBody`): catalog, chain prices, promotions and cashier accounts,
     /// durably and in one commit. Opening stock is kept. Answers the store overrides HQ's
@@ -21,14 +37,21 @@ impl Till {
         records: &std::collections::BTreeMap<String, String>,
     ) -> anyhow::Result<Vec<MasterConflict>> {
         use tillmesh_cloud_proto::MasterBody;
-        if version <= self.hq_version() {
+        let ext_version: u64 = records
+            .get(tillmesh_consensus::machine::MASTER_EXT_VERSION_KEY)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if !self.master_is_newer(version, ext_version) {
             return Ok(Vec::new());
         }
         let mut items = Vec::new();
         let mut chain = Vec::new();
         let mut promotions = Vec::new();
         let mut cashiers = Vec::new();
-        for (key, json) in records {
+        let mut categories = Vec::new();
+        let mut customers = Vec::new();
+        // `~` keys are the Raft machine's own (the second stream's version).
+        for (key, json) in records.iter().filter(|(k, _)| !k.starts_with('~')) {
             let body: MasterBody = serde_json::from_str(json)
                 .map_err(|e| anyhow::anyhow!("master record {key}: {e}"))?;
             match body {
@@ -36,6 +59,8 @@ impl Till {
                 MasterBody::Price(p) => chain.push(p),
                 MasterBody::Promotion(p) => promotions.push(p),
                 MasterBody::Cashier(a) => cashiers.push(a),
+                MasterBody::Category(c) => categories.push(c),
+                MasterBody::Customer(c) => customers.push(c),
             }
         }
         let catalog = Catalog::new(items.clone())?;
@@ -67,11 +92,15 @@ impl Till {
             prices: chain,
             promotions,
             opening_stock: old.opening_stock,
+            ext_version,
+            categories,
+            customers,
         };
+        let hq = Arc::new(HqRecords::of(&master));
         let now = self.now();
         let (conflicts, rx) = {
             let (mut core, slot) = self.core_for_write()?;
-            if version <= self.hq_version() {
+            if version <= self.hq_version() && ext_version <= core.hq.ext_version {
                 return Ok(Vec::new());
             }
             let mut prices = PriceBook::new(master.prices.clone());
@@ -108,12 +137,14 @@ impl Till {
                 &format!("v{version}"),
                 "ok",
                 format!(
-                    "{} items, {} prices, {} promotions, {} cashiers (was v{})",
+                    "{} items, {} prices, {} promotions, {} cashiers (was v{}); {} categories, {} customers (second stream v{ext_version})",
                     master.items.len(),
                     master.prices.len(),
                     master.promotions.len(),
                     cashiers.len(),
-                    core.master_version
+                    core.master_version,
+                    master.categories.len(),
+                    master.customers.len(),
                 ),
             )];
             for c in &conflicts {
@@ -154,6 +185,7 @@ impl Till {
             core.prices = prices;
             core.promotions = master.promotions;
             core.master_version = version;
+            core.hq = hq;
             self.hq_version
                 .store(version, std::sync::atomic::Ordering::Release);
             (conflicts, rx)

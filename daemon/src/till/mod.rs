@@ -121,6 +121,40 @@ pub struct MasterData {
     /// Opening stock per SKU, received once on first start.
     #[serde(default)]
     pub opening_stock: HashMap<String, i64>,
+    /// The version of HQ's second stream (categories and customers) applied.
+    #[serde(default)]
+    pub ext_version: u64,
+    /// HQ's product categories.
+    #[serde(default)]
+    pub categories: Vec<tillmesh_cloud_proto::Category>,
+    /// HQ's loyalty customers, with each store's points.
+    #[serde(default)]
+    pub customers: Vec<tillmesh_cloud_proto::HqCustomer>,
+}
+
+/// What HQ's second master-data stream brought: categories and the chain's customers.
+#[derive(Debug, Default)]
+pub struct HqRecords {
+    /// The stream's version.
+    pub ext_version: u64,
+    /// Categories, in id order.
+    pub categories: Vec<tillmesh_cloud_proto::Category>,
+    /// Customers by id.
+    pub customers: HashMap<String, tillmesh_cloud_proto::HqCustomer>,
+}
+
+impl HqRecords {
+    fn of(m: &MasterData) -> Self {
+        HqRecords {
+            ext_version: m.ext_version,
+            categories: m.categories.clone(),
+            customers: m
+                .customers
+                .iter()
+                .map(|c| (c.customer.id.clone(), c.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// A logged-in cashier.
@@ -283,6 +317,8 @@ struct Core {
     prices: PriceBook,
     promotions: Vec<Promotion>,
     master_version: u64,
+    /// HQ's categories and customers (shared: readers clone the `Arc`).
+    hq: Arc<HqRecords>,
     drafts: HashMap<String, Draft>,
     sessions: HashMap<String, Session>,
     /// What the QR payment provider last said about each payment.
@@ -563,8 +599,11 @@ pub struct CustomerView {
     /// Document fields.
     #[serde(flatten)]
     pub customer: Customer,
-    /// Points balance.
+    /// Points balance: this store's and, from HQ, every other store's.
     pub points: i64,
+    /// Of which earned (or spent) at other stores, as HQ last knew them.
+    #[serde(default)]
+    pub points_elsewhere: i64,
 }
 
 /// A payment request.

@@ -129,15 +129,42 @@ impl Till {
             ));
         }
         let core = self.core();
-        let state = core.replica.state();
-        Ok(state
+        let store = &self.cfg.store.store_id;
+        let mut ids: Vec<String> = core
+            .replica
+            .state()
             .customers
             .find_by_phone(&digits, SEARCH_MAX)
             .into_iter()
-            .map(|c| CustomerView {
-                points: state.points_of(&c.id),
-                customer: c,
+            .map(|c| c.id)
+            .collect();
+        // Then the chain's customers HQ knows, registered at other stores.
+        let mut hq: Vec<&String> = core
+            .hq
+            .customers
+            .values()
+            .filter(|h| {
+                h.customer.phone.as_ref().is_some_and(|p| {
+                    p.chars()
+                        .filter(char::is_ascii_digit)
+                        .collect::<String>()
+                        .contains(&digits)
+                })
             })
+            .map(|h| &h.customer.id)
+            .collect();
+        hq.sort();
+        for id in hq {
+            if ids.len() >= SEARCH_MAX {
+                break;
+            }
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| customers::customer_view(&core, store, id))
             .collect())
     }
 

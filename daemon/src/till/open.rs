@@ -146,6 +146,7 @@ impl Till {
                 replica,
                 catalog,
                 prices,
+                hq: Arc::new(HqRecords::of(&master)),
                 promotions: master.promotions,
                 master_version: master.version,
                 drafts,

@@ -344,7 +344,7 @@ impl Till {
         customer_id: &str,
     ) -> Result<TxnView, TillError> {
         self.edit_draft(s, "transaction.attach_customer", id, |core, _| {
-            if core.replica.state().customers.get(customer_id).is_none() {
+            if !customers::customer_known(core, customer_id) {
                 // The sale exists; the customer it names does not: 422, not 404.
                 return Err(TillError::unprocessable(
                     "unknown_customer",

@@ -1,6 +1,9 @@
 //! HQ administration: stores, store credentials, and master-data edits.
 
 use super::*;
+use crate::ledger::MasterEdit;
+use tillmesh_cloud_proto::{MasterBody, MasterKind};
+use tillmesh_pos::customer::CustomerPatch;
 
 #[utoipa::path(get, path = "/api/v1/admin/stores", responses((status = 200, body = [StoreInfo])), security(("bearer" = [])))]
 pub(super) async fn list_stores(
@@ -234,7 +237,7 @@ pub(super) async fn store_token(
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/master", request_body = EditsInput,
-    responses((status = 200, description = "{version}: the version of the last change"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "{version}: the first stream's version after the change; with categories or customers, {ext_version} too: the second stream's"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn admin_master(
     State(cloud): State<AppState>,
@@ -254,13 +257,46 @@ pub(super) async fn admin_master(
             validate(c).map_err(|m| unprocessable("invalid_change", format!("change {i}: {m}")))?,
         );
     }
+    let ext = edits.iter().any(|e| e.kind.is_ext());
+    // HQ's edits of a customer are one source of the record among the stores' (see
+    // `loyalty`): kept, then the record rebuilt.
+    let (customers, edits): (Vec<MasterEdit>, Vec<MasterEdit>) = edits
+        .into_iter()
+        .partition(|e| e.kind == MasterKind::Customer);
     let version = match cloud.ledger.master_apply(edits).await {
         Err(LedgerError::Invalid(m)) => {
             return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", m));
         }
         other => other?,
     };
-    Ok(Json(serde_json::json!({ "version": version })))
+    if !ext {
+        return Ok(Json(serde_json::json!({ "version": version })));
+    }
+    let now = crate::now_ms();
+    for e in customers {
+        let Some(Ok(MasterBody::Customer(c))) =
+            e.body.as_deref().map(serde_json::from_str::<MasterBody>)
+        else {
+            continue;
+        };
+        let patch = CustomerPatch {
+            name: c.customer.name,
+            email: c.customer.email,
+            phone: c.customer.phone,
+            consent_marketing: c.customer.consent_marketing,
+            consent_sms: c.customer.consent_sms,
+        };
+        let bytes = serde_json::to_vec(&patch).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?;
+        cloud.ledger.put_hq_customer(&e.key, now, bytes).await?;
+    }
+    crate::loyalty::rebuild(&*cloud.ledger).await?;
+    // Categories and customers count their own versions (the second stream's).
+    let ext_version = cloud.ledger.master_version_of(true).await?;
+    Ok(Json(
+        serde_json::json!({ "version": version, "ext_version": ext_version }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/master", params(SinceQuery),

@@ -395,7 +395,7 @@ pub(super) async fn report_inventory(
     let mut items = std::collections::HashMap::<String, (String, i64)>::new();
     for r in cloud
         .ledger
-        .master_since(Some(&q.store), 0, CATALOG_READ_MAX)
+        .master_since(Some(&q.store), 0, CATALOG_READ_MAX, false)
         .await?
         .into_iter()
         .filter(|r| r.kind == MasterKind::Item)

@@ -493,6 +493,10 @@ pub struct SinceQuery {
     /// Admin only: one store's view.
     #[serde(default)]
     pub store: Option<String>,
+    /// `ext` for the second stream (categories and customers); absent for the first.
+    #[serde(default)]
+    #[param(pattern = "^ext$")]
+    pub stream: Option<String>,
 }
 
 pub(super) fn query<T: DeserializeOwned>(
@@ -514,14 +518,40 @@ pub(super) async fn master_changes(
             format!("limit must be 1 to {MASTER_CHANGES_MAX}"),
         ));
     }
-    let current = cloud.ledger.master_version().await?;
-    let rows = cloud.ledger.master_since(store, q.since, limit).await?;
+    let ext = match q.stream.as_deref() {
+        None => false,
+        Some(tillmesh_cloud_proto::records::EXT_STREAM) => true,
+        Some(other) => {
+            return Err(bad(
+                "bad_stream",
+                format!(
+                    "unknown stream {other:?}: leave it out, or `{}`",
+                    tillmesh_cloud_proto::records::EXT_STREAM
+                ),
+            ));
+        }
+    };
+    let current = cloud.ledger.master_version_of(ext).await?;
+    let rows = cloud
+        .ledger
+        .master_since(store, q.since, limit, ext)
+        .await?;
     let mut page = crate::master::changes(rows, current, limit)?;
+    if ext {
+        page.stream = Some(tillmesh_cloud_proto::records::EXT_STREAM.to_owned());
+    }
     if let Some(store) = store
         && !page.changes.is_empty()
     {
+        // A page of the second stream is signed under another name, so that it never
+        // passes for a page of the first.
+        let name = if ext {
+            tillmesh_cloud_proto::records::ext_signing_name(store)
+        } else {
+            store.to_owned()
+        };
         page.signature = cloud
-            .sign_master(store, q.since, &page)
+            .sign_master(&name, q.since, &page)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
     }
     Ok(page)

@@ -541,8 +541,12 @@ impl Ledger for PgLedger {
     async fn master_apply(&self, edits: Vec<MasterEdit>) -> Result<u64, LedgerError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let mut v: i64 = tx
+        let main: i64 = tx
             .query_one(&format!("{} FOR UPDATE", sql::MASTER_VERSION), &[])
+            .await?
+            .get(0);
+        let ext: i64 = tx
+            .query_one(&format!("{} FOR UPDATE", sql::MASTER_EXT_VERSION), &[])
             .await?
             .get(0);
         for e in edits.iter().filter(|e| e.body.is_none()) {
@@ -560,13 +564,7 @@ impl Ledger for PgLedger {
             }
         }
         let put = tx.prepare(sql::PUT_MASTER).await?;
-        let versions: Vec<i64> = edits
-            .iter()
-            .map(|_| {
-                v += 1;
-                v
-            })
-            .collect();
+        let (versions, main, ext) = crate::ledger::master_versions(&edits, main, ext);
         // Pipelined: every statement is sent before the first answer is awaited.
         {
             let tx = &tx;
@@ -577,9 +575,10 @@ impl Ledger for PgLedger {
             }))
             .await?;
         }
-        tx.execute(sql::SET_MASTER_VERSION, &[&v]).await?;
+        tx.execute(sql::SET_MASTER_VERSION, &[&main]).await?;
+        tx.execute(sql::SET_MASTER_EXT_VERSION, &[&ext]).await?;
         tx.commit().await?;
-        Ok(u(v))
+        Ok(u(main))
     }
 
     async fn master_since(
@@ -587,13 +586,14 @@ impl Ledger for PgLedger {
         store: Option<&str>,
         since: u64,
         limit: usize,
+        ext: bool,
     ) -> Result<Vec<MasterRow>, LedgerError> {
         let rows = self
             .client()
             .await?
             .query(
                 sql::MASTER_SINCE,
-                &[&(since as i64), &store, &(limit as i64)],
+                &[&(since as i64), &store, &i64::from(ext), &(limit as i64)],
             )
             .await?;
         rows.iter()
@@ -611,13 +611,76 @@ impl Ledger for PgLedger {
             .collect()
     }
 
-    async fn master_version(&self) -> Result<u64, LedgerError> {
-        Ok(u(self
+    async fn dirty_customers(&self, limit: usize) -> Result<Vec<(String, i64)>, LedgerError> {
+        let rows = self
             .client()
             .await?
-            .query_one(sql::MASTER_VERSION, &[])
+            .query(sql::DIRTY_CUSTOMERS, &[&(limit as i64)])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn customer_sources(
+        &self,
+        customer: &str,
+    ) -> Result<crate::loyalty::CustomerSources, LedgerError> {
+        let client = self.client().await?;
+        let changes = client
+            .query(sql::CUSTOMER_CHANGES, &[&customer])
             .await?
-            .get(0)))
+            .iter()
+            .map(|r| (r.get(0), u(r.get(1)), r.get(2)))
+            .collect();
+        let points = client
+            .query(sql::CUSTOMER_POINTS, &[&customer])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(crate::loyalty::CustomerSources { changes, points })
+    }
+
+    async fn put_hq_customer(
+        &self,
+        customer: &str,
+        at_ms: u64,
+        patch: Vec<u8>,
+    ) -> Result<(), LedgerError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mark = crate::loyalty::mark();
+        tx.execute(
+            sql::INSERT_CUSTOMER_CHANGE,
+            &[
+                &customer,
+                &crate::loyalty::HQ_SOURCE,
+                &0i64,
+                &mark,
+                &(at_ms as i64),
+                &patch,
+            ],
+        )
+        .await?;
+        tx.execute(sql::MARK_CUSTOMER, &[&customer, &mark]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn customer_rebuilt(&self, customer: &str, mark: i64) -> Result<(), LedgerError> {
+        self.client()
+            .await?
+            .execute(sql::CLEAN_CUSTOMER, &[&customer, &mark])
+            .await?;
+        Ok(())
+    }
+
+    async fn master_version_of(&self, ext: bool) -> Result<u64, LedgerError> {
+        let q = if ext {
+            sql::MASTER_EXT_VERSION
+        } else {
+            sql::MASTER_VERSION
+        };
+        Ok(u(self.client().await?.query_one(q, &[]).await?.get(0)))
     }
 
     async fn sales_by_day(

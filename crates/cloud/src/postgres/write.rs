@@ -123,5 +123,38 @@ pub(super) async fn write_facts(
         )
         .await?;
     }
+    // Loyalty (few rows next to the sales): one statement each.
+    for (customer, replica, p, n) in f.points_merged() {
+        tx.execute(
+            sql::MERGE_POINTS,
+            &[
+                &customer,
+                &store,
+                &(replica as i64),
+                &(p as i64),
+                &(n as i64),
+            ],
+        )
+        .await?;
+    }
+    let now = crate::now_ms() as i64;
+    for c in &f.customer_changes {
+        tx.execute(
+            sql::INSERT_CUSTOMER_CHANGE,
+            &[
+                &c.customer,
+                &store,
+                &(c.origin as i64),
+                &(c.seq as i64),
+                &now,
+                &c.change,
+            ],
+        )
+        .await?;
+    }
+    let mark = crate::loyalty::mark();
+    for customer in f.customers_touched() {
+        tx.execute(sql::MARK_CUSTOMER, &[&customer, &mark]).await?;
+    }
     Ok(())
 }

@@ -460,14 +460,18 @@ impl Ledger for SqliteLedger {
         store: Option<&str>,
         since: u64,
         limit: usize,
+        ext: bool,
     ) -> Result<Vec<MasterRow>, LedgerError> {
         let store = store.map(str::to_owned);
         self.with_read(move |c| {
             let mut stmt = c.prepare_cached(sql::MASTER_SINCE)?;
-            let rows = stmt.query_map(params![since as i64, store, limit as i64], |r| {
-                let kind: String = r.get(0)?;
-                Ok((kind, r.get(1)?, r.get(2)?, u(r.get(3)?), r.get(4)?))
-            })?;
+            let rows = stmt.query_map(
+                params![since as i64, store, i64::from(ext), limit as i64],
+                |r| {
+                    let kind: String = r.get(0)?;
+                    Ok((kind, r.get(1)?, r.get(2)?, u(r.get(3)?), r.get(4)?))
+                },
+            )?;
             let mut out = Vec::new();
             for row in rows {
                 let (kind, key, store, version, body) = row?;
@@ -486,8 +490,84 @@ impl Ledger for SqliteLedger {
         .await
     }
 
-    async fn master_version(&self) -> Result<u64, LedgerError> {
-        self.with_read(|c| Ok(u(c.query_row(sql::MASTER_VERSION, [], |r| r.get(0))?)))
+    async fn dirty_customers(&self, limit: usize) -> Result<Vec<(String, i64)>, LedgerError> {
+        self.with_reports(move |c| {
+            let mut st = c.prepare_cached(sql::DIRTY_CUSTOMERS)?;
+            let rows = st.query_map(params![limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn customer_sources(
+        &self,
+        customer: &str,
+    ) -> Result<crate::loyalty::CustomerSources, LedgerError> {
+        let customer = customer.to_owned();
+        self.with_reports(move |c| {
+            let changes = c
+                .prepare_cached(sql::CUSTOMER_CHANGES)?
+                .query_map(params![customer], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        u(r.get(1)?),
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let points = c
+                .prepare_cached(sql::CUSTOMER_POINTS)?
+                .query_map(params![customer], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(crate::loyalty::CustomerSources { changes, points })
+        })
+        .await
+    }
+
+    async fn put_hq_customer(
+        &self,
+        customer: &str,
+        at_ms: u64,
+        patch: Vec<u8>,
+    ) -> Result<(), LedgerError> {
+        let customer = customer.to_owned();
+        self.with_reports(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mark = crate::loyalty::mark();
+            tx.execute(
+                sql::INSERT_CUSTOMER_CHANGE,
+                params![
+                    customer,
+                    crate::loyalty::HQ_SOURCE,
+                    0,
+                    mark,
+                    at_ms as i64,
+                    patch
+                ],
+            )?;
+            tx.execute(sql::MARK_CUSTOMER, params![customer, mark])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn customer_rebuilt(&self, customer: &str, mark: i64) -> Result<(), LedgerError> {
+        let customer = customer.to_owned();
+        self.with_reports(move |c| {
+            c.execute(sql::CLEAN_CUSTOMER, params![customer, mark])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn master_version_of(&self, ext: bool) -> Result<u64, LedgerError> {
+        let q = if ext {
+            sql::MASTER_EXT_VERSION
+        } else {
+            sql::MASTER_VERSION
+        };
+        self.with_read(move |c| Ok(u(c.query_row(q, [], |r| r.get(0))?)))
             .await
     }
 

@@ -297,6 +297,27 @@ pub(super) fn write_facts(tx: &Connection, store: &str, f: &Facts) -> Result<(),
     for (sku, replica, p, n) in f.stock_merged() {
         st.execute(params![store, sku, replica as i64, p as i64, n as i64])?;
     }
+    let mut st = tx.prepare_cached(sql::MERGE_POINTS)?;
+    for (customer, replica, p, n) in f.points_merged() {
+        st.execute(params![customer, store, replica as i64, p as i64, n as i64])?;
+    }
+    let now = crate::now_ms() as i64;
+    let mut st = tx.prepare_cached(sql::INSERT_CUSTOMER_CHANGE)?;
+    for c in &f.customer_changes {
+        st.execute(params![
+            c.customer,
+            store,
+            c.origin as i64,
+            c.seq as i64,
+            now,
+            c.change
+        ])?;
+    }
+    let mark = crate::loyalty::mark();
+    let mut st = tx.prepare_cached(sql::MARK_CUSTOMER)?;
+    for customer in f.customers_touched() {
+        st.execute(params![customer, mark])?;
+    }
     let mut st = tx.prepare_cached(sql::MERGE_BALANCE)?;
     for b in f.balances_merged() {
         st.execute(params![
@@ -316,8 +337,10 @@ pub(super) fn master_apply(
     edits: Vec<MasterEdit>,
 ) -> Result<u64, LedgerError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut v: i64 = tx.query_row(sql::MASTER_VERSION, [], |r| r.get(0))?;
-    for e in edits {
+    let main: i64 = tx.query_row(sql::MASTER_VERSION, [], |r| r.get(0))?;
+    let ext: i64 = tx.query_row(sql::MASTER_EXT_VERSION, [], |r| r.get(0))?;
+    let (versions, main, ext) = crate::ledger::master_versions(&edits, main, ext);
+    for (e, v) in edits.into_iter().zip(versions) {
         if e.body.is_none() {
             let live: i64 = tx.query_row(
                 sql::MASTER_LIVE,
@@ -333,7 +356,6 @@ pub(super) fn master_apply(
                 )));
             }
         }
-        v += 1;
         tx.prepare_cached(sql::PUT_MASTER)?.execute(params![
             e.kind.as_str(),
             e.key,
@@ -342,7 +364,8 @@ pub(super) fn master_apply(
             e.body
         ])?;
     }
-    tx.execute(sql::SET_MASTER_VERSION, [v])?;
+    tx.execute(sql::SET_MASTER_VERSION, [main])?;
+    tx.execute(sql::SET_MASTER_EXT_VERSION, [ext])?;
     tx.commit()?;
-    Ok(u(v))
+    Ok(u(main))
 }
