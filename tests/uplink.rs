@@ -768,9 +768,6 @@ async fn kill_9_of_the_leader_process_loses_and_doubles_nothing_at_the_cloud() {
 async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_doubled() {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .try_init();
     let cloud = TestCloud::start().await;
     let pki = Pki::new("S001");
     let mut proxies = HashMap::new();
@@ -1498,4 +1495,123 @@ async fn categories_and_customers_from_hq_reach_every_till_and_a_customer_is_ser
         t.till().categories().len() == 1
     })
     .await;
+
+    // Loyalty across stores. Another store, S002 (its own CA, till and credential):
+    // the customer registers there and earns points on a sale.
+    use tillmesh_cloud::ledger::StoreInfo;
+    cloud
+        .handle
+        .cloud
+        .ledger
+        .put_store(StoreInfo {
+            store_id: "S002".into(),
+            name: "Second store".into(),
+            utc_offset_minutes: 420,
+            enabled: true,
+            tokens_valid_after_ms: 0,
+        })
+        .await
+        .unwrap();
+    let s2_token = cloud
+        .handle
+        .cloud
+        .issue(Some("S002"), None)
+        .await
+        .unwrap()
+        .0;
+    let s2 = start_store_with(&Pki::new("S002"), &cloud, &[1], |cfg| {
+        cfg.store.store_id = "S002".into();
+        let c = cfg.cloud.as_mut().unwrap();
+        c.token = s2_token.clone();
+        c.master_pull_ms = 1_000;
+    })
+    .await;
+    let at_s2 = s2[0].client().login("E001", "1111").await;
+    at_s2
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/customers/C-88",
+            Some(json!({"name": "Binh", "phone": "0977 555 123"})),
+        )
+        .await
+        .unwrap()
+        .expect(200);
+    let txn = at_s2
+        .post("/api/v1/transactions", json!({}))
+        .await
+        .expect(201);
+    let id = txn["txn_id"].as_str().unwrap();
+    at_s2
+        .post(
+            &format!("/api/v1/transactions/{id}/customer"),
+            json!({"customer_id": "C-88"}),
+        )
+        .await
+        .expect(200);
+    at_s2
+        .post(
+            &format!("/api/v1/transactions/{id}/items"),
+            json!({"barcode": demo_barcode(0), "quantity": 3}),
+        )
+        .await
+        .expect(200);
+    let due = at_s2
+        .post(&format!("/api/v1/transactions/{id}/checkout"), json!({}))
+        .await
+        .expect(200)["totals"]["total"]
+        .as_i64()
+        .unwrap();
+    at_s2
+        .post(
+            &format!("/api/v1/transactions/{id}/payments"),
+            json!({"method": "cash", "tendered": due}),
+        )
+        .await
+        .expect(200);
+    at_s2
+        .post(&format!("/api/v1/transactions/{id}/finalize"), json!({}))
+        .await
+        .expect(200);
+    let earned = at_s2.get("/api/v1/customers/C-88").await.expect(200)["points"]
+        .as_i64()
+        .unwrap();
+    assert!(earned > 0, "a sale of {due} earned no points");
+    // This test's cloud projects only when asked (as HQ's projector does every few seconds).
+    let projector = {
+        let hq = cloud.handle.cloud.clone();
+        tokio::spawn(async move {
+            loop {
+                hq.catch_up().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    // Every till of S001 finds them by phone, with the points earned at S002.
+    every_till(&tills, "S002's customer never reached S001", |t| {
+        t.till()
+            .customer("C-88")
+            .is_ok_and(|v| v.points == earned && v.points_elsewhere == earned)
+    })
+    .await;
+    let found = c.get("/api/v1/customers?phone=555123").await.expect(200);
+    assert_eq!(
+        (found[0]["id"].as_str(), found[0]["name"].as_str()),
+        (Some("C-88"), Some("Binh")),
+        "{found}"
+    );
+    // S002 itself counts its own points once (its counter, not HQ's copy of it).
+    every_till(&s2, "HQ's record of C-88 never reached S002", |t| {
+        t.till().hq_records().customers.contains_key("C-88")
+    })
+    .await;
+    let at_home = at_s2.get("/api/v1/customers/C-88").await.expect(200);
+    assert_eq!(
+        (
+            at_home["points"].as_i64(),
+            at_home["points_elsewhere"].as_i64()
+        ),
+        (Some(earned), Some(0)),
+        "{at_home}"
+    );
+    projector.abort();
 }
