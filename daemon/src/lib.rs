@@ -239,6 +239,16 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     } else {
         Arc::new(links::Standalone)
     };
+    // mDNS first when the mesh port is fixed: announcing (with mdns-sd's probing, about a
+    // second) and browsing run while the till opens, which is the slow part of start-up; the
+    // peers found meanwhile wait for the mesh.
+    let sink = Arc::new(std::sync::Mutex::new(PeerSink::default()));
+    let early = match &cfg.mesh {
+        Some(m) if m.mdns && m.listen.port() != 0 => {
+            Some(start_discovery(&cfg, m, m.listen.port(), sink.clone())?)
+        }
+        _ => None,
+    };
     // Opening replays the event log and may hash seed PINs: keep it off the async workers.
     let till = tokio::task::spawn_blocking(move || {
         till::Till::open(cfg2, Arc::new(clock::SystemClock), m2, l2)
@@ -300,25 +310,20 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
                 till.clone(),
             ));
             info!(addr = %mesh.local_addr(), "mesh listening");
+            let weak = Arc::downgrade(&mesh);
+            PeerSink::connect(
+                &sink,
+                Box::new(move |addr| {
+                    if let Some(m) = weak.upgrade() {
+                        m.add_peer(addr);
+                    }
+                }),
+            );
             let discovery = if m.mdns {
-                let interfaces = interfaces(&m.mdns_interfaces);
-                let weak = Arc::downgrade(&mesh);
-                let d = Discovery::start(
-                    &cfg.store.store_id,
-                    cfg.terminal.id,
-                    mesh.local_addr().port(),
-                    // The HTTP API, when other hosts can reach it.
-                    Some(cfg.terminal.listen)
-                        .filter(|l| l.port() != 0 && !l.ip().is_loopback())
-                        .map(|l| l.port()),
-                    &interfaces,
-                    move |addr| {
-                        if let Some(m) = weak.upgrade() {
-                            m.add_peer(addr);
-                        }
-                    },
-                )
-                .map_err(|e| anyhow::anyhow!("mDNS discovery: {e}"))?;
+                let d = match early {
+                    Some(d) => d,
+                    None => start_discovery(&cfg, m, mesh.local_addr().port(), sink.clone())?,
+                };
                 let (found, gone) = (links.clone(), links.clone());
                 d.browse_joining(
                     &cfg.store.store_id,
@@ -431,6 +436,60 @@ impl Fatal {
 }
 
 /// The interfaces `[mesh] mdns_interfaces` names: `all`, `loopback`, or a comma list.
+/// Where mDNS puts the peers it finds: into the mesh once it runs, kept until then (at
+/// most [`EARLY_PEERS_MAX`]).
+#[derive(Default)]
+struct PeerSink {
+    add: Option<Box<dyn Fn(std::net::SocketAddr) + Send>>,
+    pending: Vec<std::net::SocketAddr>,
+}
+
+/// Most peer addresses kept before the mesh runs.
+const EARLY_PEERS_MAX: usize = 64;
+
+impl PeerSink {
+    fn found(sink: &std::sync::Mutex<PeerSink>, addr: std::net::SocketAddr) {
+        let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+        match &s.add {
+            Some(add) => add(addr),
+            None if s.pending.len() < EARLY_PEERS_MAX && !s.pending.contains(&addr) => {
+                s.pending.push(addr)
+            }
+            None => {}
+        }
+    }
+
+    /// The mesh runs: the addresses found so far go to it, and every later one.
+    fn connect(sink: &std::sync::Mutex<PeerSink>, add: Box<dyn Fn(std::net::SocketAddr) + Send>) {
+        let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+        for addr in std::mem::take(&mut s.pending) {
+            add(addr);
+        }
+        s.add = Some(add);
+    }
+}
+
+/// Advertises this till on mDNS (its mesh on `port`) and browses for the store's tills.
+fn start_discovery(
+    cfg: &config::TerminalConfig,
+    m: &config::MeshSection,
+    port: u16,
+    sink: Arc<std::sync::Mutex<PeerSink>>,
+) -> anyhow::Result<Discovery> {
+    Discovery::start(
+        &cfg.store.store_id,
+        cfg.terminal.id,
+        port,
+        // The HTTP API, when other hosts can reach it.
+        Some(cfg.terminal.listen)
+            .filter(|l| l.port() != 0 && !l.ip().is_loopback())
+            .map(|l| l.port()),
+        &interfaces(&m.mdns_interfaces),
+        move |addr| PeerSink::found(&sink, addr),
+    )
+    .map_err(|e| anyhow::anyhow!("mDNS discovery: {e}"))
+}
+
 pub fn interfaces(names: &str) -> Interfaces {
     match names {
         "all" => Interfaces::All,

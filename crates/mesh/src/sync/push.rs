@@ -26,13 +26,21 @@ pub(super) async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>,
         }
     };
     let mut backoff = 100_u64;
+    // A peer that never answered yet is likely still starting (tills of a store boot
+    // together): it is dialed every 100-150 ms for its first FAST_DIALS tries.
+    let mut fast = FAST_DIALS;
     let mut stop = s.stop.subscribe();
     loop {
         if *stop.borrow() {
             return;
         }
         let started = tokio::time::Instant::now();
-        match push(&s, addr).await {
+        let result = push(&s, addr).await;
+        let never_answered = matches!(result, Err((None, _)));
+        if !never_answered {
+            fast = 0;
+        }
+        match result {
             Ok(PushEnd::Retire) => return,
             Err((peer, e)) => {
                 debug!(%addr, cause = %e, "push connection ended");
@@ -54,9 +62,16 @@ pub(super) async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>,
             _ = tokio::time::sleep(Duration::from_millis(backoff + jitter)) => {}
             _ = stop.changed() => return,
         }
-        backoff = (backoff * 2).min(s.cfg.reconnect_ms_max);
+        if never_answered && fast > 0 {
+            fast -= 1;
+        } else {
+            backoff = (backoff * 2).min(s.cfg.reconnect_ms_max);
+        }
     }
 }
+
+/// Dials at the shortest back-off to a peer that has not answered yet (about 2 s).
+const FAST_DIALS: u32 = 15;
 
 pub(super) async fn push<R: Replicator, T: Transport>(
     s: &Shared<R, T>,
