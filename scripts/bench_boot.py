@@ -159,8 +159,9 @@ def scenario(a, binary, work, net, tills):
           f"({p50(sale) / p50(alone):.2f}x the baseline; goal: 2000 ms)")
     print(f"  Raft group formed:         p50 {p50(group):.0f} ms, max {worst(group):.0f} ms "
           f"({p50(group) / p50(alone):.2f}x the baseline)")
-    return [("first sale everywhere within 2 s (p50)", p50(sale) <= 2000, f"{p50(sale):.0f} ms"),
-            ("group formed within 2 s (p50)", p50(group) <= 2000, f"{p50(group):.0f} ms")]
+    return [("first sale everywhere within 2 s, every run", worst(sale) <= 2000,
+             f"max {worst(sale):.0f} ms"),
+            ("group formed within 2 s, every run", worst(group) <= 2000, f"max {worst(group):.0f} ms")]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
 //!   successor leads), or from the stop, to the successor's first acknowledged batch.
 //!   `TILLMESH_BENCH_FAILOVERS` runs of each (default 50).
 //! - **Spurious elections**: 3 tills selling flat out while `tillmesh sim --fuzz` runs on
-//!   both cores, `TILLMESH_BENCH_STEADY_S` seconds (default 60; 0 skips it) on each timing;
+//!   both cores, `TILLMESH_BENCH_STEADY_S` seconds (default 60; 0 skips it) on each timing
+//!   (`TILLMESH_BENCH_STEADY_BASELINE=0`: the LAN timing only);
 //!   the leader changes counted.
 //! - **Catch-up**: 5 tills sell `TILLMESH_BENCH_OFFLINE_SALES` each (default 2,400) while
 //!   the cloud is down, then the cloud comes up on its address; measured from then to every
@@ -319,6 +320,7 @@ fn main() {
         let wide = Timing::wide();
         let modes = [(false, lan), (true, lan), (false, wide)];
         let mut runs: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+        if failovers > 0 {
         for i in 0..failovers * modes.len() {
             let (hand_over, timing) = modes[i % modes.len()];
             let dir = tempfile::tempdir_in(&base).unwrap();
@@ -350,12 +352,16 @@ fn main() {
             pct(&mut cu, 0.5) / pct(&mut bu, 0.5),
             pct(&mut cu, 0.99) / pct(&mut bu, 0.99)
         );
+        }
 
         // Spurious elections: a store selling flat out on every till while a simulator
         // saturates both cores, on each timing.
         let steady: u64 = env_or("TILLMESH_BENCH_STEADY_S", 60);
         if steady > 0 {
-            for (name, timing) in [("LAN timing, pre-vote", lan), ("baseline timing", wide)] {
+            // `TILLMESH_BENCH_STEADY_BASELINE=0`: the LAN timing only (a 30-minute run is long).
+            let baseline: u8 = env_or("TILLMESH_BENCH_STEADY_BASELINE", 1);
+            let timings = [("LAN timing, pre-vote", lan), ("baseline timing", wide)];
+            for &(name, timing) in &timings[..if baseline == 0 { 1 } else { 2 }] {
                 let dir = tempfile::tempdir_in(&base).unwrap();
                 let (elections, sales) = steady_round(dir.path(), timing, steady).await;
                 println!(

@@ -35,7 +35,11 @@ pub(super) async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>,
             return;
         }
         let started = tokio::time::Instant::now();
-        let result = push(&s, addr).await;
+        // While the peer never answered, a dial that gets no handshake within
+        // FAST_DIAL_MS is dropped and made again: a peer that was not listening yet would
+        // otherwise be reached only at QUIC's first retransmission, about a second later.
+        let within = (fast > 0).then_some(Duration::from_millis(FAST_DIAL_MS));
+        let result = push(&s, addr, within).await;
         let never_answered = matches!(result, Err((None, _)));
         if !never_answered {
             fast = 0;
@@ -72,17 +76,26 @@ pub(super) async fn push_loop<R: Replicator, T: Transport>(s: Arc<Shared<R, T>>,
 
 /// Dials at the shortest back-off to a peer that has not answered yet (about 2 s).
 const FAST_DIALS: u32 = 15;
+/// How long such a dial waits for the handshake before it is made again.
+const FAST_DIAL_MS: u64 = 300;
 
 pub(super) async fn push<R: Replicator, T: Transport>(
     s: &Shared<R, T>,
     addr: SocketAddr,
+    dial_within: Option<Duration>,
 ) -> Result<PushEnd, (Option<u64>, MeshError)> {
-    let link = Arc::new(
-        s.transport
-            .dial(addr, &store_dns(&s.store_id))
-            .await
-            .map_err(|e| (None, e))?,
-    );
+    let dns = store_dns(&s.store_id);
+    let dial = s.transport.dial(addr, &dns);
+    let dialed = match dial_within {
+        Some(d) => tokio::time::timeout(d, dial).await.unwrap_or_else(|_| {
+            Err(MeshError::Connection(format!(
+                "no handshake within {} ms",
+                d.as_millis()
+            )))
+        }),
+        None => dial.await,
+    };
+    let link = Arc::new(dialed.map_err(|e| (None, e))?);
     let (_, peer) = link.peer();
     if peer == s.terminal {
         if s.same_terminal_is_another(addr) {
