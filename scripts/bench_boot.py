@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Cashiers, SetupError, Till, run, run_in_namespaces  # noqa: E402
+from harness import Cashiers, SetupError, Till, enrolled_tills, run_in_namespaces  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.81.0"
@@ -48,33 +48,6 @@ def main():
     return run_in_namespaces("bench-boot", names,
                              lambda work, net, tills, others: scenario(a, binary, work, net, tills),
                              a.keep, "measured")
-
-
-def configs(a, binary, work):
-    """One config per till (store CA, certificates, mDNS on eth0); answers their paths."""
-    pki = work / "pki"
-    run(binary, "store", "init", "--store-id", "S001", "--out", str(pki))
-    template = (REPO / "configs/terminal.example.toml").read_text().replace(
-        '"catalog.example.json"', json.dumps(str(REPO / "configs/catalog.example.json"))).replace(
-        '"../models/products.json"', json.dumps(str(REPO / "models/products.json")))
-    paths = []
-    for i in range(1, a.tills + 1):
-        certs = work / f"certs-{i}"
-        run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(i),
-            "--out", str(certs))
-        cfg = template.replace("\nid = 1 ", f"\nid = {i} ", 1) + f"""
-[mesh]
-listen = "{SUBNET}.{i}:7400"
-ca_cert = "{certs / 'store-ca.pem'}"
-cert = "{certs / f'till-{i}.pem'}"
-key = "{certs / f'till-{i}.key'}"
-mdns = true
-mdns_interfaces = "eth0"
-anti_entropy_ms = 500
-store_tills = {{store_tills}}
-"""
-        paths.append((i, cfg))
-    return paths
 
 
 def covers(vv, origin_seqs):
@@ -137,7 +110,8 @@ def one_run(binary, work, net, tills, cfgs, n, run_no, cash):
 
 
 def scenario(a, binary, work, net, tills):
-    cfgs = configs(a, binary, work)
+    cfgs = enrolled_tills(binary, work, REPO, SUBNET, range(1, a.tills + 1),
+                          "store_tills = {store_tills}\n")
     catalog = json.loads((REPO / "configs/catalog.example.json").read_text())
     cash = Cashiers([(i["barcodes"][0], i["sku"]) for i in catalog["items"][:12] if i["barcodes"]])
     alone, sale, group, rounds = [], [], [], []

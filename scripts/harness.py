@@ -380,3 +380,32 @@ def start_cloud(binary, work, net, node, ip, port, repo, others):
     wait("the cloud", lambda: http("GET", f"http://{ip}:{port}/health", ns=net.nodes[node])[0] == 200)
     hq = lambda *args: run(binary, "hq", "--config", str(cloud_cfg), *args).stdout.strip()
     return cloud_cfg, hq
+
+
+def enrolled_tills(binary, work, repo, subnet, ids, extra=""):
+    """The store CA (`work/pki`) and, per terminal id in `ids`, its certificates and a config
+    from the example till with a `[mesh]` section on `subnet.<id>:7400` (mDNS on eth0) and
+    `extra` after it: answers `[(id, config text)]`."""
+    pki = work / "pki"
+    if not pki.exists():
+        run(binary, "store", "init", "--store-id", "S001", "--out", str(pki))
+    template = (repo / "configs/terminal.example.toml").read_text().replace(
+        '"catalog.example.json"', json.dumps(str(repo / "configs/catalog.example.json"))).replace(
+        '"../models/products.json"', json.dumps(str(repo / "models/products.json")))
+    out = []
+    for i in ids:
+        certs = work / f"certs-{i}"
+        run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(i),
+            "--out", str(certs))
+        out.append((i, template.replace("\nid = 1 ", f"\nid = {i} ", 1) + f"""
+[mesh]
+listen = "{subnet}.{i}:7400"
+ca_cert = "{certs / 'store-ca.pem'}"
+cert = "{certs / f'till-{i}.pem'}"
+key = "{certs / f'till-{i}.key'}"
+mdns = true
+mdns_interfaces = "eth0"
+anti_entropy_ms = 500
+""" + extra))
+    return out
+

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (Cashiers, SetupError, Till, leader, run,  # noqa: E402
+from harness import (Cashiers, SetupError, Till, enrolled_tills, leader, run,  # noqa: E402
                      run_in_namespaces, start_cloud, wait)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,24 +119,7 @@ def scenario(binary, work, net, tills, others):
 
     # The store CA; tills 1 and 2 enrolled from its folder, then the folder handed to HQ.
     pki = work / "pki"
-    run(binary, "store", "init", "--store-id", "S001", "--out", str(pki))
-    template = (REPO / "configs/terminal.example.toml").read_text().replace(
-        '"catalog.example.json"', json.dumps(str(REPO / "configs/catalog.example.json"))).replace(
-        '"../models/products.json"', json.dumps(str(REPO / "models/products.json")))
-    for i in (1, 2):
-        certs = work / f"certs-{i}"
-        run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(i),
-            "--out", str(certs))
-        cfg = template.replace("\nid = 1 ", f"\nid = {i} ", 1) + f"""
-[mesh]
-listen = "{SUBNET}.{i}:7400"
-ca_cert = "{certs / 'store-ca.pem'}"
-cert = "{certs / f'till-{i}.pem'}"
-key = "{certs / f'till-{i}.key'}"
-mdns = true
-mdns_interfaces = "eth0"
-anti_entropy_ms = 500
-
+    cloud = f"""
 [cloud]
 url = "http://{CLOUD_IP}:{CLOUD_PORT}"
 allow_plain_http = true  # an isolated network of namespaces
@@ -146,6 +129,7 @@ backoff_min_ms = 200
 backoff_max_ms = 1000
 linger_ms = 50
 """
+    for i, cfg in enrolled_tills(binary, work, REPO, SUBNET, (1, 2), cloud):
         path = work / f"till-{i}.toml"
         path.write_text(cfg)
         # Its API on the LAN too: a new till redeems its join token there.

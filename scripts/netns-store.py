@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (Cashiers, Observer, SetupError, Till, check, converged, http,  # noqa: E402
-                     leader, run, run_in_namespaces, start_cloud, wait)
+from harness import (Cashiers, Observer, SetupError, Till, check, converged,  # noqa: E402
+                     enrolled_tills, http, leader, run, run_in_namespaces, start_cloud, wait)
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.79.0"
@@ -85,24 +85,7 @@ def scenario(a, binary, work, net, tills, others):
 
     # The store CA and one certificate per till; configs from the example till.
     pki = work / "pki"
-    run(binary, "store", "init", "--store-id", "S001", "--out", str(pki))
-    template = (REPO / "configs/terminal.example.toml").read_text().replace(
-        '"catalog.example.json"', json.dumps(str(REPO / "configs/catalog.example.json"))).replace(
-        '"../models/products.json"', json.dumps(str(REPO / "models/products.json")))
-    for i in range(1, a.tills + 1):
-        certs = work / f"certs-{i}"
-        run(binary, "terminal", "enroll", "--ca-dir", str(pki), "--terminal-id", str(i),
-            "--out", str(certs))
-        cfg = template.replace("\nid = 1 ", f"\nid = {i} ", 1) + f"""
-[mesh]
-listen = "{SUBNET}.{i}:7400"
-ca_cert = "{certs / 'store-ca.pem'}"
-cert = "{certs / f'till-{i}.pem'}"
-key = "{certs / f'till-{i}.key'}"
-mdns = true
-mdns_interfaces = "eth0"
-anti_entropy_ms = 500
-store_tills = {a.tills}
+    cloud = f"""store_tills = {a.tills}
 
 [cloud]
 url = "http://{CLOUD_IP}:{CLOUD_PORT}"
@@ -113,6 +96,7 @@ backoff_min_ms = 200
 backoff_max_ms = 1000
 linger_ms = 50
 """
+    for i, cfg in enrolled_tills(binary, work, REPO, SUBNET, range(1, a.tills + 1), cloud):
         path = work / f"till-{i}.toml"
         path.write_text(cfg)
         tills.append(Till(i, path, work / f"data-{i}", work / f"till-{i}.log", TILL_API,
