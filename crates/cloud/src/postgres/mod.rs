@@ -18,6 +18,7 @@ use tillmesh_cloud_proto::{MasterKind, Watermark};
 use tokio_postgres::NoTls;
 use write::write_facts;
 
+mod customers;
 mod write;
 
 /// The schema's migrations (`crates/cloud/migrations/postgres/`).
@@ -612,32 +613,14 @@ impl Ledger for PgLedger {
     }
 
     async fn dirty_customers(&self, limit: usize) -> Result<Vec<(String, i64)>, LedgerError> {
-        let rows = self
-            .client()
-            .await?
-            .query(sql::DIRTY_CUSTOMERS, &[&(limit as i64)])
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.dirty(limit).await
     }
 
     async fn customer_sources(
         &self,
         customer: &str,
     ) -> Result<crate::loyalty::CustomerSources, LedgerError> {
-        let client = self.client().await?;
-        let changes = client
-            .query(sql::CUSTOMER_CHANGES, &[&customer])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), u(r.get(1)), r.get(2)))
-            .collect();
-        let points = client
-            .query(sql::CUSTOMER_POINTS, &[&customer])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        Ok(crate::loyalty::CustomerSources { changes, points })
+        self.sources(customer).await
     }
 
     async fn put_hq_customer(
@@ -646,32 +629,11 @@ impl Ledger for PgLedger {
         at_ms: u64,
         patch: Vec<u8>,
     ) -> Result<(), LedgerError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let mark = crate::loyalty::mark();
-        tx.execute(
-            sql::INSERT_CUSTOMER_CHANGE,
-            &[
-                &customer,
-                &crate::loyalty::HQ_SOURCE,
-                &0i64,
-                &mark,
-                &(at_ms as i64),
-                &patch,
-            ],
-        )
-        .await?;
-        tx.execute(sql::MARK_CUSTOMER, &[&customer, &mark]).await?;
-        tx.commit().await?;
-        Ok(())
+        self.put_hq(customer, at_ms, patch).await
     }
 
     async fn customer_rebuilt(&self, customer: &str, mark: i64) -> Result<(), LedgerError> {
-        self.client()
-            .await?
-            .execute(sql::CLEAN_CUSTOMER, &[&customer, &mark])
-            .await?;
-        Ok(())
+        self.rebuilt(customer, mark).await
     }
 
     async fn master_version_of(&self, ext: bool) -> Result<u64, LedgerError> {
