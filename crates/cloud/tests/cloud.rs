@@ -1232,6 +1232,19 @@ async fn categories_and_customers_are_a_second_stream_older_tills_never_see(b: B
         .get(&s1, "/api/v1/sync/master?since=0&stream=nope")
         .await;
     assert_eq!((s, e["error"].as_str()), (400, Some("bad_stream")), "{e}");
+    // A version past what a signed 64-bit integer holds (the schema's int64) is refused, on
+    // the stores' pull and on the admin's view alike.
+    for (who, path) in [
+        (&s1, "/api/v1/sync/master?since=9223372036854775808"),
+        (&env.admin, "/api/v1/admin/master?since=9223372036854775808"),
+    ] {
+        let (s, e) = env.get(who, path).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("bad_since")),
+            "{path}: {e}"
+        );
+    }
     for (bad, why) in [
         (
             json!({"put": {"customer": {"id": "C2", "name": "X", "points": {"S001": 50}}}}),

@@ -269,6 +269,12 @@ pub(super) async fn upload_bundle(
     let claims = store_credential(&cloud, &headers)?;
     known_store(&cloud, &claims).await?;
     let q = query(q)?;
+    if i64::try_from(q.terminal).is_err() {
+        return Err(bad(
+            "bad_terminal",
+            format!("terminal must be 0 to {}", i64::MAX),
+        ));
+    }
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -304,6 +310,7 @@ pub(super) async fn upload_bundle(
 #[serde(deny_unknown_fields)]
 pub struct BundleQuery {
     /// The till that made it.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub terminal: u64,
 }
 
@@ -485,6 +492,7 @@ fn ingest_spans(store: &str, batch: &Batch) -> Vec<tracing::Span> {
 pub struct SinceQuery {
     /// Version the caller has (0 for everything).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub since: u64,
     /// Most changes to return (at most 2000).
     #[serde(default)]
@@ -517,6 +525,11 @@ pub(super) async fn master_changes(
             "bad_limit",
             format!("limit must be 1 to {MASTER_CHANGES_MAX}"),
         ));
+    }
+    // Versions are signed 64-bit in both ledgers (and int64 in the schema): a larger `since`
+    // would wrap to a negative one there and page from the start.
+    if i64::try_from(q.since).is_err() {
+        return Err(bad("bad_since", format!("since must be 0 to {}", i64::MAX)));
     }
     let ext = match q.stream.as_deref() {
         None => false,
