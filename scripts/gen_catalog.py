@@ -87,14 +87,20 @@ def main():
     rng = random.Random(a.seed)
     used, names, items, stock = set(), set(), [], {}
     cats = list(CATEGORIES)
-    n = 0
+    n = misses = 0
     while len(items) < a.count:
         cat = cats[n % len(cats)]
         n += 1
         tax, (lo, hi), products = CATEGORIES[cat]
         name = f"{rng.choice(BRANDS)} {rng.choice(products)} {rng.choice(SIZES)}"
         if name in names:
-            continue
+            # Past the brands x products x sizes there are (a big store's 50,000 SKUs), a
+            # variant number keeps names unique.
+            misses += 1
+            if misses < 100:
+                continue
+            name = f"{name} No. {len(items) + 1}"
+        misses = 0
         names.add(name)
         sku = f"SKU{len(items) + 1:05d}"
         kind = rng.random()

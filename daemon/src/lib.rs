@@ -4,6 +4,7 @@
 /// mimalloc rather than glibc's allocator, for the binary and every test that links this
 /// crate: after PIN hashing (Argon2, 19 MiB per hash) glibc kept its freed blocks, and a
 /// simulated chain of a thousand tills grew by tens of MiB a till; mimalloc gives them back.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -17,6 +18,7 @@ pub mod error;
 pub mod links;
 pub mod logs;
 pub mod master_check;
+pub mod memory;
 pub mod metrics;
 pub mod sim;
 pub mod support;
@@ -344,6 +346,8 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     };
     // QR payments the till let expire are watched for a late capture.
     tasks.push(till::spawn_poller(till.clone()));
+    // What start-up freed (PIN hashing, the log's replay) goes back to the system.
+    tasks.push(memory::spawn_releaser());
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -446,6 +446,17 @@ impl Replica {
         }
     }
 
+    /// [`Replica::base`] encoded ([`Base::encode`]), without copying the state.
+    pub fn encode_base(&self, compaction: &Compaction) -> Result<Vec<u8>, crate::state::BaseError> {
+        Base::encode_of(&self.state, compaction, self.clock.last_stamp())
+    }
+
+    /// The clock's last stamp (tests).
+    #[cfg(test)]
+    pub(crate) fn clock_for_test(&self) -> Hlc {
+        self.clock.last_stamp()
+    }
+
     /// Merges a peer's base into this replica (its clock observes the base's stamp).
     pub fn merge_base(
         &mut self,

@@ -129,18 +129,68 @@ pub enum BaseError {
     Format(u8),
 }
 
+/// A [`Base`] borrowed from a live state, serialized exactly as the owned one: a big store's
+/// state (every SKU's counter) is encoded at each compaction without a copy of it.
+#[derive(Serialize)]
+struct BaseView<'a> {
+    state: StateView<'a>,
+    compaction: &'a Compaction,
+    hlc: Hlc,
+}
+
+/// [`StoreState`]'s serialized fields, in its order, borrowed.
+#[derive(Serialize)]
+struct StateView<'a> {
+    inventory: &'a BTreeMap<String, PnCounter>,
+    txlog: &'a OrSet<String>,
+    txn_status: &'a LwwMap<String, Status>,
+    store_prices: &'a LwwMap<String, (i64, u64)>,
+    settings: &'a LwwMap<String, String>,
+    points: &'a BTreeMap<String, PnCounter>,
+    customers: &'a Customers,
+    vv: &'a VersionVector,
+    ahead: &'a BTreeSet<(ReplicaId, u64)>,
+    horizon_ms: u64,
+    vision: &'a crate::vision::VisionRefs,
+}
+
 impl Base {
     /// Encodes the base: its format byte, then bincode; in format 2 (only with gift
     /// cards), the gift card balances after it.
     pub fn encode(&self) -> Result<Vec<u8>, BaseError> {
-        let cards = &self.state.gift_cards;
-        let mut out = vec![if cards.is_empty() { 1 } else { BASE_FORMAT }];
-        bincode::serde::encode_into_std_write(self, &mut out, base_config())?;
-        if !cards.is_empty() {
-            let pairs: Vec<(&String, &BoundedCounter)> = cards.iter().collect();
-            bincode::serde::encode_into_std_write(&pairs, &mut out, base_config())?;
-        }
-        Ok(out)
+        encode_base(self, &self.state.gift_cards)
+    }
+
+    /// What `Base { state: state.for_base(), compaction, hlc }.encode()` gives, without
+    /// copying the state.
+    pub fn encode_of(
+        state: &StoreState,
+        compaction: &Compaction,
+        hlc: Hlc,
+    ) -> Result<Vec<u8>, BaseError> {
+        let claims = state.base_claims();
+        let (vv, ahead) = match &claims {
+            Some((vv, ahead)) => (vv, ahead),
+            None => (&state.vv, &state.ahead),
+        };
+        let view = BaseView {
+            state: StateView {
+                inventory: &state.inventory,
+                txlog: &state.txlog,
+                txn_status: &state.txn_status,
+                store_prices: &state.store_prices,
+                settings: &state.settings,
+                points: &state.points,
+                customers: &state.customers,
+                vv,
+                ahead,
+                horizon_ms: state.horizon_ms,
+                vision: &state.vision,
+            },
+            compaction,
+            hlc,
+        };
+        encode_base(&view, &state.gift_cards)
     }
 
     /// Decodes a base of format 1 or 2, refusing another format and trailing bytes.
@@ -162,6 +212,19 @@ impl Base {
         }
         Ok(b)
     }
+}
+
+fn encode_base(
+    base: &impl Serialize,
+    cards: &BTreeMap<String, BoundedCounter>,
+) -> Result<Vec<u8>, BaseError> {
+    let mut out = vec![if cards.is_empty() { 1 } else { BASE_FORMAT }];
+    bincode::serde::encode_into_std_write(base, &mut out, base_config())?;
+    if !cards.is_empty() {
+        let pairs: Vec<(&String, &BoundedCounter)> = cards.iter().collect();
+        bincode::serde::encode_into_std_write(&pairs, &mut out, base_config())?;
+    }
+    Ok(out)
 }
 
 impl PartialEq for StoreState {
@@ -195,6 +258,18 @@ impl StoreState {
     /// and merges the base is sent them again.
     pub fn for_base(&self) -> StoreState {
         let mut s = self.clone();
+        if let Some((vv, ahead)) = self.base_claims() {
+            s.vv = vv;
+            s.ahead = ahead;
+            s.unapplied.clear();
+        }
+        s
+    }
+
+    /// The version vector and events held ahead that a base of this state claims, when they
+    /// differ from the state's own (some events are held but not applied).
+    #[allow(clippy::type_complexity)]
+    fn base_claims(&self) -> Option<(VersionVector, BTreeSet<(ReplicaId, u64)>)> {
         let cut: BTreeMap<ReplicaId, u64> = self
             .unapplied
             .iter()
@@ -202,17 +277,19 @@ impl StoreState {
             .map(|&(o, seq)| (o, seq.saturating_sub(1)))
             .collect();
         if cut.is_empty() {
-            return s;
+            return None;
         }
         let mut vv = VersionVector::new();
         for (o, held) in self.vv.iter() {
             vv.advance(o, cut.get(&o).map_or(held, |&c| c.min(held)));
         }
-        s.vv = vv;
-        s.ahead
-            .retain(|(o, seq)| cut.get(o).is_none_or(|&c| *seq <= c));
-        s.unapplied.clear();
-        s
+        let ahead = self
+            .ahead
+            .iter()
+            .filter(|(o, seq)| cut.get(o).is_none_or(|&c| *seq <= c))
+            .copied()
+            .collect();
+        Some((vv, ahead))
     }
 
     /// Stock of one SKU.
@@ -635,6 +712,28 @@ mod tests {
         live.compact(&c);
         let base = Base::decode(&live.base(c.clone()).encode().unwrap()).unwrap();
         assert_eq!(base.compaction, c);
+        // Encoded in place, byte for byte the copy's encoding: plain, with events held but
+        // not applied (the claims stop below them), and with gift cards (format 2).
+        let mut state = live.state().clone();
+        let hlc = live.clock_for_test();
+        let same = |s: &StoreState| {
+            let copy = Base {
+                state: s.for_base(),
+                compaction: c.clone(),
+                hlc,
+            };
+            assert_eq!(Base::encode_of(s, &c, hlc).unwrap(), copy.encode().unwrap());
+        };
+        same(&state);
+        state.unapplied.insert((ReplicaId(2), 3));
+        state.ahead.insert((ReplicaId(2), 40));
+        state.ahead.insert((ReplicaId(1), 40));
+        assert_ne!(state.for_base().vv, state.vv, "the claims are cut");
+        same(&state);
+        state
+            .gift_cards
+            .insert("GC-1".into(), BoundedCounter::default());
+        same(&state);
         // Restart: the base plus the events above the floor (the sync log after pruning).
         let kept: Vec<&Event> = evs
             .iter()

@@ -395,3 +395,50 @@ fn events_stored_before_their_kind_was_known_are_materialised_at_the_first_open_
         "the still-unknown kind stays listed"
     );
 }
+
+/// The key-value tables (`meta`, and the Raft database's `raft_meta`) are rowid tables, with
+/// values intact across the migration. WITHOUT ROWID, SQLite compared keys against a record
+/// that overflows its page by reading all of it: a big store's master data (megabytes) was
+/// read in full by every write that passed it, each sale's draft included.
+#[test]
+fn meta_tables_keep_their_keys_apart_from_large_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("till.db");
+    let big = "x".repeat(4 << 20);
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .commit_blocking(WriteBatch {
+                meta: vec![
+                    ("master".into(), big.clone()),
+                    ("draft:T1".into(), "{}".into()),
+                ],
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let raft = dir.path().join("raft.db");
+    tillmesh_store::raft::RaftDb::open(&raft)
+        .unwrap()
+        .set_meta(&[("snapshot", Some(big.as_bytes()))])
+        .unwrap();
+    for (db, table) in [(&path, "meta"), (&raft, "raft_meta")] {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let sql: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.to_uppercase().contains("WITHOUT ROWID"), "{sql}");
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.read(|r| r.meta("master")).unwrap(), Some(big.clone()));
+    assert_eq!(
+        store.read(|r| r.meta("draft:T1")).unwrap().as_deref(),
+        Some("{}")
+    );
+    let raft = tillmesh_store::raft::RaftDb::open(&raft).unwrap();
+    assert_eq!(raft.meta("snapshot").unwrap(), Some(big.into_bytes()));
+}

@@ -59,8 +59,7 @@ impl Till {
         let c = core.compaction.clone();
         let base = core
             .replica
-            .base(c.clone())
-            .encode()
+            .encode_base(&c)
             .map_err(|e| anyhow::anyhow!("cannot encode the base: {e}"))?;
         Ok(self.store.submit(WriteBatch {
             meta: vec![(TXN_HIGH_KEY.into(), (core.next_txn - 1).to_string())],

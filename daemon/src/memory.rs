@@ -1,0 +1,33 @@
+//! Giving freed memory back to the system: the allocator (mimalloc) purges what was freed only
+//! when it next allocates, so a till that goes idle after a burst (start-up's PIN hashing, a
+//! rush of sales, a master-data page) would keep its peak resident. [`release`] purges now;
+//! [`spawn_releaser`] does it every [`RELEASE_EVERY`].
+
+use std::time::Duration;
+
+/// How often the releaser purges.
+pub const RELEASE_EVERY: Duration = Duration::from_secs(10);
+
+/// Returns freed memory to the system now: this thread's empty pages and every arena's
+/// pending purges. A no-op without the `mimalloc` feature.
+pub fn release() {
+    #[cfg(feature = "mimalloc")]
+    #[allow(unsafe_code)]
+    // SAFETY: `mi_collect` takes no pointers and may be called from any thread at any time.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+}
+
+/// Purges once now and then every [`RELEASE_EVERY`] on the runtime's worker threads, for as
+/// long as the runtime runs.
+pub fn spawn_releaser() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(RELEASE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            release();
+        }
+    })
+}
