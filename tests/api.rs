@@ -986,6 +986,66 @@ async fn state_survives_a_clean_restart_and_service_endpoints_answer() {
     assert_ne!(next["txn_id"], sale["txn_id"]);
 }
 
+/// A database over `startup_check_max_mb` opens unchecked and is checked after start: damage
+/// found then stops the till (its fatal cause), and the marker it leaves makes the next start
+/// check first (here, with no mesh to rebuild from, refuse to start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_database_is_checked_after_start_and_damage_found_then_stops_the_till() {
+    let till = TestTill::start().await;
+    let c = till.client().login("E001", "1111").await;
+    c.sell(&[(&demo_barcode(0), 1)], None).await.unwrap();
+    let dir = till.stop().await;
+    let db = dir.path().join("till.db");
+    let mut cfg = support::test_config(dir.path());
+    cfg.terminal.startup_check_max_mb = 0;
+    // Sound: it starts, is checked, and sells on.
+    let node = tillmesh::start(cfg.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(node.till.fatal().borrow().is_none());
+    node.stop().await.unwrap();
+    // One index's root page overwritten: the till still opens (nothing reads that index at
+    // start), and the check after start finds it.
+    let (root, page) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let root: i64 = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'stock_movements_at'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        (root, page)
+    };
+    let mut bytes = std::fs::read(&db).unwrap();
+    let (root, page) = (root as usize, page as usize);
+    let at = (root - 1) * page;
+    bytes[at..at + page].fill(0xA5);
+    std::fs::write(&db, bytes).unwrap();
+    let node = tillmesh::start(cfg.clone()).await.unwrap();
+    let mut fatal = node.till.fatal();
+    let cause = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        fatal.wait_for(Option::is_some),
+    )
+    .await
+    .expect("the check after start finds the damage")
+    .unwrap()
+    .clone()
+    .unwrap();
+    assert!(cause.contains("damaged"), "{cause}");
+    drop(fatal);
+    node.stop().await.unwrap();
+    assert!(dir.path().join("till.db.recheck").exists());
+    let err = tillmesh::start(cfg).await.unwrap_err();
+    assert!(err.to_string().contains("damaged"), "{err:#}");
+    assert!(db.exists(), "left for a restore");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_database_without_a_mesh_refuses_to_start() {
     let till = TestTill::start().await;

@@ -225,6 +225,10 @@ fn default_disk_free_min_mb() -> u64 {
     64
 }
 
+fn default_startup_check_max_mb() -> u64 {
+    256
+}
+
 fn default_renew_before() -> u64 {
     30 * 86_400_000
 }
@@ -403,6 +407,11 @@ pub struct TerminalSection {
     /// `disk_full` (nothing changed) until space is freed (0 turns the guard off).
     #[serde(default = "default_disk_free_min_mb")]
     pub disk_free_min_mb: u64,
+    /// MiB up to which the database is checked (`PRAGMA quick_check`, every page read) before
+    /// the till opens; a bigger one (months of sales) is checked right after start instead, and
+    /// damage found then stops the till, whose next start checks first and rebuilds.
+    #[serde(default = "default_startup_check_max_mb")]
+    pub startup_check_max_mb: u64,
     /// Set by the simulator only (never read from a file): the database commits on the
     /// caller's thread and the incarnation is the simulator's, so a seed replays exactly.
     #[serde(skip)]

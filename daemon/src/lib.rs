@@ -348,6 +348,8 @@ pub async fn start(cfg: config::TerminalConfig) -> anyhow::Result<Node> {
     tasks.push(till::spawn_poller(till.clone()));
     // What start-up freed (PIN hashing, the log's replay) goes back to the system.
     tasks.push(memory::spawn_releaser());
+    // A big database opened unchecked is checked now, beside the till's work.
+    tasks.extend(till.spawn_deferred_check());
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

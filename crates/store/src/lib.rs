@@ -51,6 +51,17 @@ pub const GROUP_REQUESTS_MAX: usize = 512;
 pub const GROUP_LINGER_US: u64 = 300;
 pub use tillmesh_checkpoint::{CHECKPOINT_INTERVAL_MS, Checkpointer, WAL_BYTES_MAX};
 
+/// `PRAGMA quick_check` of the database at `path` on a connection of its own, read-only:
+/// "ok" when every page is sound. It reads the whole file, so a till runs it beside its
+/// work (the store's own connections stay free); in WAL mode it checks one snapshot.
+pub fn quick_check_file(path: &std::path::Path) -> Result<String, StoreError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    Ok(conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+}
+
 type Job = (WriteBatch, oneshot::Sender<Result<CommitInfo, StoreError>>);
 
 /// How a store runs its writes.

@@ -388,6 +388,8 @@ pub struct Till {
     changes: tokio::sync::watch::Sender<u64>,
     /// Set once a commit of applied events failed (see [`Till::fatal`]).
     fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// The database's check was left until after start (see [`Till::spawn_deferred_check`]).
+    deferred_check: bool,
     /// The mesh, Raft group and cloud link around this till, as status reads them.
     links: Arc<dyn crate::links::Links>,
     /// First start (ms): the offline limit counts from here until the cloud is first reached.

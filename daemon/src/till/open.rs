@@ -18,7 +18,7 @@ impl Till {
             Some(v) => Some(Arc::new(Vision::load(v)?)),
             None => None,
         };
-        let store = open_store(&cfg, now)?;
+        let (store, deferred_check) = open_store(&cfg, now)?;
         let seeded = store.read(|r| r.meta("seeded"))?.is_some();
         if !seeded {
             seed(&store, &cfg, now)?;
@@ -171,6 +171,7 @@ impl Till {
             prefix,
             changes: tokio::sync::watch::channel(0).0,
             fatal: tokio::sync::watch::channel(None).0,
+            deferred_check,
             links,
             seeded_ms,
             override_until: override_until.into(),
@@ -196,22 +197,49 @@ impl Till {
 /// start. Any other error (a newer schema, permissions, a lock held elsewhere, a full disk)
 /// stops the till with the reason and leaves the file untouched: it may hold sales no peer
 /// has yet.
-pub(super) fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
-    let store = open_store_file(cfg, now)?;
+///
+/// The quick check reads every page, so a database over `startup_check_max_mb` (months of
+/// sales) opens unchecked and is checked right after start ([`Till::spawn_deferred_check`]),
+/// unless a check after an earlier start found damage: then its marker file is beside it and
+/// this start checks first. Returns the store and whether its check was left for later.
+pub(super) fn open_store(cfg: &TerminalConfig, now: u64) -> anyhow::Result<(Store, bool)> {
+    let (store, deferred) = open_store_file(cfg, now)?;
     store.set_disk_free_min(cfg.terminal.disk_free_min_mb.saturating_mul(1 << 20));
-    Ok(store)
+    Ok((store, deferred))
 }
 
-fn open_store_file(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
+/// The file beside the database that makes the next start check it before opening: written
+/// when the check after a start found damage.
+fn recheck_marker(db: &std::path::Path) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}.recheck", db.display()))
+}
+
+fn open_store_file(cfg: &TerminalConfig, now: u64) -> anyhow::Result<(Store, bool)> {
     if cfg.terminal.simulated.is_some() {
         let path = cfg.terminal.data_dir.join("till.db");
-        return Ok(Store::open_with(&path, tillmesh_store::Mode::Inline)?);
+        return Ok((
+            Store::open_with(&path, tillmesh_store::Mode::Inline)?,
+            false,
+        ));
     }
     let path = cfg.db_path();
     if path.exists() {
+        let marker = recheck_marker(&path);
+        let big = std::fs::metadata(&path).map_or(0, |m| m.len())
+            > cfg.terminal.startup_check_max_mb.saturating_mul(1 << 20);
+        // One that does not even open is judged below, as any other.
+        if big
+            && !marker.exists()
+            && let Ok(store) = Store::open(&path)
+        {
+            return Ok((store, true));
+        }
         let verdict = Store::open(&path).and_then(|s| s.read(|r| r.quick_check()));
         let why = match verdict {
-            Ok(v) if v == "ok" => return Ok(Store::open(&path)?),
+            Ok(v) if v == "ok" => {
+                let _ = std::fs::remove_file(&marker);
+                return Ok((Store::open(&path)?, false));
+            }
             Ok(v) => v,
             Err(e) if e.is_corruption() => e.to_string(),
             Err(e) => anyhow::bail!(
@@ -232,8 +260,49 @@ fn open_store_file(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Store> {
                 std::fs::rename(&from, format!("{}.damaged-{now}{suffix}", path.display()))?;
             }
         }
+        let _ = std::fs::remove_file(&marker);
     }
-    Ok(Store::open(&path)?)
+    Ok((Store::open(&path)?, false))
+}
+
+impl Till {
+    /// Checks, beside the till's work, a database whose check [`open_store`] left until after
+    /// start. Damage found raises [`Till::fatal`] (the daemon stops) and leaves the marker
+    /// that makes the next start check first, and rebuild from the peers. `None` when the
+    /// database was checked before opening.
+    pub fn spawn_deferred_check(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.deferred_check {
+            return None;
+        }
+        let till = self.clone();
+        Some(tokio::spawn(async move {
+            let path = till.cfg.db_path();
+            let file = path.clone();
+            let verdict =
+                tokio::task::spawn_blocking(move || tillmesh_store::quick_check_file(&file)).await;
+            let why = match verdict {
+                Ok(Ok(v)) if v == "ok" => {
+                    tracing::info!("database checked after start: sound");
+                    return;
+                }
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) if e.is_corruption() => e.to_string(),
+                Ok(Err(e)) => {
+                    tracing::warn!(cause = %e, "could not check the database after start");
+                    return;
+                }
+                Err(_) => return,
+            };
+            if let Err(e) = std::fs::write(recheck_marker(&path), &why) {
+                tracing::error!(cause = %e, "cannot write the recheck marker");
+            }
+            tracing::error!(cause = %why, "database is damaged; stopping so that the next start checks it first and rebuilds it");
+            till.fatal.send_replace(Some(format!(
+                "database {} is damaged: {why}",
+                path.display()
+            )));
+        }))
+    }
 }
 pub(super) fn old_cashiers(store: &Store) -> anyhow::Result<std::collections::HashSet<String>> {
     Ok(match store.read(|r| r.meta(HQ_CASHIERS_KEY))? {
