@@ -174,19 +174,22 @@ impl Reader {
         rows.into_iter().map(decode_event).collect()
     }
 
-    /// Highest numeric suffix of the transaction ids `<prefix><n>` sold by `terminal`.
+    /// Highest numeric suffix of the transaction ids `<prefix><n>` sold by `terminal`. Streamed:
+    /// a till with months of sales (a million ids) held them all in memory at start to take
+    /// their maximum.
     pub fn max_txn_number(&self, terminal: ReplicaId, prefix: &str) -> Result<u64, StoreError> {
         let mut st = self
             .conn
             .prepare_cached("SELECT txn_id FROM transactions WHERE terminal = ?1")?;
-        let ids = st
-            .query_map(params![terminal.0 as i64], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| id.strip_prefix(prefix).and_then(|n| n.parse::<u64>().ok()))
-            .max()
-            .unwrap_or(0))
+        let mut rows = st.query(params![terminal.0 as i64])?;
+        let mut max = 0;
+        while let Some(row) = rows.next()? {
+            let id = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            if let Some(n) = id.strip_prefix(prefix).and_then(|n| n.parse::<u64>().ok()) {
+                max = max.max(n);
+            }
+        }
+        Ok(max)
     }
 
     /// One sale and its current status.
