@@ -780,7 +780,15 @@ async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_do
         proxies.insert(t, proxy);
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = mesh_config(dir.path(), &pki, t, 0);
-        cfg.mesh.as_mut().unwrap().store_tills = 5;
+        let mesh = cfg.mesh.as_mut().unwrap();
+        mesh.store_tills = 5;
+        // Five tills in one process beside the binary's other tests: on the LAN timing (50 ms
+        // heartbeat) a busy core deposed the leader right after the cut, and the cut till was
+        // then no longer the one to notice it. What this test checks is not the timing.
+        mesh.set_raft_timing(tillmesh_consensus::node::Timing {
+            pre_vote: true,
+            ..tillmesh_consensus::node::Timing::wide()
+        });
         cfg.cloud = Some(section);
         tills.push(TestTill::start_with(cfg, dir).await);
     }
@@ -831,15 +839,16 @@ async fn leader_cut_from_the_cloud_then_a_2_3_split_heal_with_nothing_lost_or_do
     let total = converge(tills.iter().collect()).await;
     ledger_holds(&cloud, total, Duration::from_secs(20)).await;
 
-    // 1. The leader loses the cloud (not the tills): it sees it within 5 s; no one else
-    //    uploads what is sold meanwhile.
+    // 1. The leader loses the cloud (not the tills): it sees it (a heartbeat and a timeout,
+    //    2.5 s here; 10 s allowed on a busy machine); no one else uploads what is sold
+    //    meanwhile.
     proxies[&l1].cut();
     let leader = &tills[by_id(&tills, l1)];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while leader.till().status().cloud.is_some_and(|c| c.online) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "offline not seen within 5 s"
+            "offline not seen within 10 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
