@@ -121,12 +121,29 @@ pub fn spawn_membership<T: Transport>(
     })
 }
 
+/// How long the Raft state must stay unchanged before the master data in it is applied.
+const MASTER_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+/// At most this many waits of [`MASTER_SETTLE`] (a busy store still applies within a second).
+const MASTER_SETTLE_ROUNDS: u32 = 10;
+
 /// Applies the store's master data on this till whenever the Raft state brings a newer
 /// version; on the leader, HQ's prices replace the store overrides they conflict with.
+///
+/// A pull commits its pages one by one, each a full rebuild of the catalog here: the applier
+/// waits until the state has been still for [`MASTER_SETTLE`] (at most
+/// [`MASTER_SETTLE_ROUNDS`] times) and applies the newest, so a catalog arriving in pages is
+/// applied once, whole.
 pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut w = raft.watch_state();
         loop {
+            for _ in 0..MASTER_SETTLE_ROUNDS {
+                tokio::time::sleep(MASTER_SETTLE).await;
+                if !w.has_changed().unwrap_or(false) {
+                    break;
+                }
+                w.mark_unchanged();
+            }
             let (version, ext_version, at_ms, records) = {
                 let m = w.borrow_and_update();
                 (

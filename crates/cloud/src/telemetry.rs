@@ -175,11 +175,17 @@ pub fn install<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+    use tracing_subscriber::filter::{EnvFilter, filter_fn};
     use tracing_subscriber::prelude::*;
+    // Export spans are left out by a directive, not a filter function: a function gives no
+    // level hint, so every callsite's arguments (openraft formats its metrics at debug on
+    // every change) would be evaluated before the filter threw the event away.
+    let off = format!("{TARGET}=off")
+        .parse()
+        .expect("a constant directive parses");
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default_filter))
-        .and(filter_fn(|m| m.target() != TARGET));
+        .add_directive(off);
     let fmt = if json {
         tracing_subscriber::fmt::layer()
             .json()
@@ -188,11 +194,15 @@ where
     } else {
         tracing_subscriber::fmt::layer().with_writer(writer).boxed()
     };
-    let spans = exporter.map(|e| e.layer().with_filter(filter_fn(|m| m.target() == TARGET)));
-    tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
-        .with(spans)
-        .try_init()
+    let logs = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    // No exporter, no second layer: an absent layer (`None`) would declare every callsite
+    // always interesting, and every event would be built whatever the filter says.
+    match exporter {
+        Some(e) => logs
+            .with(e.layer().with_filter(filter_fn(|m| m.target() == TARGET)))
+            .try_init(),
+        None => logs.try_init(),
+    }
 }
 
 /// The context of `span` as an event carries it: `None` when it is not sampled (no export,

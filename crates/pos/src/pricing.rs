@@ -70,6 +70,20 @@ impl PriceBook {
             .or_else(|| latest(PriceScope::Chain))
             .map_or(base, |p| p.price)
     }
+
+    /// HQ's price for `sku` at `at_ms`, store overrides left out: the latest chain price
+    /// effective by then, else `base`.
+    pub fn chain_price_at(&self, sku: &str, base: Minor, at_ms: u64) -> Minor {
+        self.by_sku
+            .get(sku)
+            .and_then(|entries| {
+                entries
+                    .iter()
+                    .rev()
+                    .find(|p| p.scope == PriceScope::Chain && p.effective_from_ms <= at_ms)
+            })
+            .map_or(base, |p| p.price)
+    }
 }
 
 #[cfg(test)]
@@ -99,5 +113,20 @@ mod tests {
         check(300, 90);
         check(10_000, 90);
         assert_eq!(book.price_at("B", 77, 10_000), 77);
+    }
+
+    #[test]
+    fn the_chain_price_ignores_store_overrides() {
+        let book = PriceBook::new([
+            p(120, 100, PriceScope::Chain),
+            p(90, 300, PriceScope::Store),
+            p(130, 200, PriceScope::Chain),
+        ]);
+        let check =
+            |at, expected| assert_eq!(book.chain_price_at("A", 100, at), expected, "at {at}");
+        check(50, 100);
+        check(100, 120);
+        check(300, 130);
+        assert_eq!(book.chain_price_at("B", 77, 10_000), 77);
     }
 }

@@ -64,14 +64,6 @@ impl Till {
             }
         }
         let catalog = Catalog::new(items.clone())?;
-        let store = self.store.clone();
-        let old: MasterData = match self
-            .off_executor(move || store.read(|r| r.meta("master")))
-            .await??
-        {
-            Some(m) => serde_json::from_str(&m)?,
-            None => MasterData::default(),
-        };
         // Accounts: HQ's name, role and PIN; a till keeps its lock-out counters. A cashier
         // HQ deleted is locked out for good.
         let store = self.store.clone();
@@ -91,7 +83,8 @@ impl Till {
             items,
             prices: chain,
             promotions,
-            opening_stock: old.opening_stock,
+            // The catalog file's opening stock was recorded as events at the first start.
+            opening_stock: HashMap::new(),
             ext_version,
             categories,
             customers,
@@ -114,14 +107,13 @@ impl Till {
             }
             // HQ wins over a store override when HQ changes that item's price.
             let chain_only = PriceBook::new(master.prices.clone());
-            let old_chain = PriceBook::new(old.prices.clone());
             let mut conflicts = Vec::new();
             for (sku, (price, eff)) in core.replica.state().store_prices.iter() {
                 let (Ok(new_item), Ok(old_item)) = (catalog.get(sku), core.catalog.get(sku)) else {
                     continue;
                 };
                 let hq_new = chain_only.price_at(sku, new_item.base_price, at_ms);
-                let hq_old = old_chain.price_at(sku, old_item.base_price, at_ms);
+                let hq_old = core.prices.chain_price_at(sku, old_item.base_price, at_ms);
                 if *eff <= at_ms && hq_new != hq_old && hq_new != *price {
                     conflicts.push(MasterConflict {
                         sku: sku.clone(),

@@ -20,9 +20,11 @@ impl Till {
         };
         let (store, deferred_check) = open_store(&cfg, now)?;
         let seeded = store.read(|r| r.meta("seeded"))?.is_some();
-        if !seeded {
-            seed(&store, &cfg, now)?;
-        }
+        // A first start keeps the master data and catalog it just seeded (no second parse).
+        let fresh = match seeded {
+            true => None,
+            false => Some(seed(&store, &cfg, now)?),
+        };
         let me = match store.read(|r| r.meta("replica_id"))? {
             Some(v) => ReplicaId(v.parse()?),
             None => anyhow::bail!("the database has no replica id"),
@@ -35,9 +37,16 @@ impl Till {
                 cfg.terminal.id
             );
         }
-        let master: MasterData = match store.read(|r| r.meta("master"))? {
-            Some(m) => serde_json::from_str(&m)?,
-            None => anyhow::bail!("the database has no master data"),
+        let (master, catalog) = match fresh {
+            Some(seeded) => seeded,
+            None => {
+                let master: MasterData = match store.read(|r| r.meta("master"))? {
+                    Some(m) => serde_json::from_str(&m)?,
+                    None => anyhow::bail!("the database has no master data"),
+                };
+                let catalog = Catalog::new(master.items.clone())?;
+                (master, catalog)
+            }
         };
         let seeded_ms = store
             .read(|r| r.meta("seeded"))?
@@ -65,7 +74,6 @@ impl Till {
             .map(|q| (ReplicaId(q.origin), q.seq))
             .collect();
         let replica = Replica::restore_skipping(me, base, &events, &quarantined);
-        let catalog = Catalog::new(master.items.clone())?;
         let mut prices = PriceBook::new(master.prices.clone());
         for (sku, (price, eff)) in replica.state().store_prices.iter() {
             prices.insert(ScheduledPrice {
@@ -310,12 +318,19 @@ pub(super) fn old_cashiers(store: &Store) -> anyhow::Result<std::collections::Ha
         None => Default::default(),
     })
 }
-pub(super) fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Result<()> {
+
+/// Seeds a new database from the configured catalog file; answers the master data and its
+/// catalog, as committed.
+pub(super) fn seed(
+    store: &Store,
+    cfg: &TerminalConfig,
+    now: u64,
+) -> anyhow::Result<(MasterData, Catalog)> {
     let text = std::fs::read_to_string(&cfg.catalog.path)
         .map_err(|e| anyhow::anyhow!("cannot read catalog {}: {e}", cfg.catalog.path.display()))?;
     let master: MasterData = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("catalog {} is invalid: {e}", cfg.catalog.path.display()))?;
-    Catalog::new(master.items.clone())?;
+    let catalog = Catalog::new(master.items.clone())?;
     // Opening stock is recorded under the reserved origin 0 at time 0, so every till of a
     // store seeding from the same file produces identical events, which dedupe on merge.
     let mut replica = Replica::new(ReplicaId(0));
@@ -394,5 +409,5 @@ pub(super) fn seed(store: &Store, cfg: &TerminalConfig, now: u64) -> anyhow::Res
         ..Default::default()
     };
     store.commit_blocking(batch)?;
-    Ok(())
+    Ok((master, catalog))
 }
