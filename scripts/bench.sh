@@ -10,4 +10,5 @@ cargo bench -p tillmesh-cloud --bench ingest    # cloud ingestion vs raw batched
 cargo bench -p tillmesh --bench uplink         # failover to the new leader's first upload; 5x2,400 offline sales catch-up
 cargo bench -p tillmesh --bench memory         # a till of 50,000 SKUs and 1,000,000 past sales: resident memory and start-up vs the demo till
 cargo build --release -p tillmesh --bin tillmesh && python3 scripts/bench_boot.py --bin target/release/tillmesh  # 5 tills in network namespaces: boot to joined (root)
+cargo build -p tillmesh --bin tillmesh && python3 scripts/bench_sim.py --release target/release/tillmesh --debug target/debug/tillmesh  # the simulator: split-2-3 simulated:wall vs an idle store, fuzz seeds/min
 python3 scripts/bench_vision.py          # tract vs ONNX Runtime per frame, one thread (pip install onnxruntime numpy)

@@ -180,12 +180,11 @@ where
     // Export spans are left out by a directive, not a filter function: a function gives no
     // level hint, so every callsite's arguments (openraft formats its metrics at debug on
     // every change) would be evaluated before the filter threw the event away.
-    let off = format!("{TARGET}=off")
-        .parse()
-        .expect("a constant directive parses");
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(default_filter))
-        .add_directive(off);
+    let filter = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .and_then(|s| EnvFilter::try_new(format!("{s},{TARGET}=off")).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("{default_filter},{TARGET}=off")));
     let fmt = if json {
         tracing_subscriber::fmt::layer()
             .json()
