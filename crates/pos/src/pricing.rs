@@ -57,32 +57,25 @@ impl PriceBook {
     /// The price in force for `sku` at `at_ms`: the latest store override effective by then,
     /// else the latest chain price effective by then, else `base`.
     pub fn price_at(&self, sku: &str, base: Minor, at_ms: u64) -> Minor {
-        let Some(entries) = self.by_sku.get(sku) else {
-            return base;
-        };
-        let latest = |scope| {
-            entries
-                .iter()
-                .rev()
-                .find(|p| p.scope == scope && p.effective_from_ms <= at_ms)
-        };
-        latest(PriceScope::Store)
-            .or_else(|| latest(PriceScope::Chain))
+        self.latest(sku, PriceScope::Store, at_ms)
+            .or_else(|| self.latest(sku, PriceScope::Chain, at_ms))
             .map_or(base, |p| p.price)
     }
 
     /// HQ's price for `sku` at `at_ms`, store overrides left out: the latest chain price
     /// effective by then, else `base`.
     pub fn chain_price_at(&self, sku: &str, base: Minor, at_ms: u64) -> Minor {
-        self.by_sku
-            .get(sku)
-            .and_then(|entries| {
-                entries
-                    .iter()
-                    .rev()
-                    .find(|p| p.scope == PriceScope::Chain && p.effective_from_ms <= at_ms)
-            })
+        self.latest(sku, PriceScope::Chain, at_ms)
             .map_or(base, |p| p.price)
+    }
+
+    /// The latest price of `scope` for `sku` effective by `at_ms`.
+    fn latest(&self, sku: &str, scope: PriceScope, at_ms: u64) -> Option<&ScheduledPrice> {
+        self.by_sku
+            .get(sku)?
+            .iter()
+            .rev()
+            .find(|p| p.scope == scope && p.effective_from_ms <= at_ms)
     }
 }
 
@@ -99,13 +92,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn price_in_force_follows_the_sale_timestamp() {
-        let book = PriceBook::new([
+    /// Two chain prices and a store override of "A".
+    fn book() -> PriceBook {
+        PriceBook::new([
             p(120, 100, PriceScope::Chain),
             p(90, 300, PriceScope::Store),
             p(130, 200, PriceScope::Chain),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn price_in_force_follows_the_sale_timestamp() {
+        let book = book();
         let check = |at, expected| assert_eq!(book.price_at("A", 100, at), expected, "at {at}");
         check(50, 100);
         check(100, 120);
@@ -117,11 +115,7 @@ mod tests {
 
     #[test]
     fn the_chain_price_ignores_store_overrides() {
-        let book = PriceBook::new([
-            p(120, 100, PriceScope::Chain),
-            p(90, 300, PriceScope::Store),
-            p(130, 200, PriceScope::Chain),
-        ]);
+        let book = book();
         let check =
             |at, expected| assert_eq!(book.chain_price_at("A", 100, at), expected, "at {at}");
         check(50, 100);
