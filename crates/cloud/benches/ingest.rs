@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p tillmesh-cloud --bench ingest` (SQLite; PostgreSQL too when
 //! `TILLMESH_PG_URL` is set, see scripts/pg-up.sh). `TILLMESH_BENCH_BATCHES` sets the batches
-//! per uploader (default 40).
+//! per uploader (default 40). On PostgreSQL it ends with a regional outage's catch-up
+//! (`TILLMESH_BENCH_OUTAGE_STORES` stores at once, default 50; 0 leaves it out).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -25,14 +26,14 @@ struct Workload {
     rows: Vec<Vec<Vec<tillmesh_cloud::ledger::Row>>>,
 }
 
-fn workload(batches: usize) -> Workload {
+fn workload(uploaders: usize, batches: usize) -> Workload {
     let skus: Vec<String> = (1..=1200).map(|i| format!("SKU{i:05}")).collect();
     let mut w = Workload {
         stores: Vec::new(),
         batches: Vec::new(),
         rows: Vec::new(),
     };
-    for u in 0..UPLOADERS {
+    for u in 0..uploaders {
         let store = format!("B{u:03}");
         let mut shop = Shop::new(&store, &[1, 2, 3, 4]);
         let mut mine = Vec::new();
@@ -228,7 +229,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// a third either way).
 async fn run(backend: Backend, w: &Workload, projector: bool) {
     const ROUNDS: usize = 3;
-    let events = (UPLOADERS * w.batches[0].len() * BATCH) as f64;
+    let events = (w.stores.len() * w.batches[0].len() * BATCH) as f64;
     let mut rounds = Vec::new();
     for _ in 0..ROUNDS {
         let Some(r) = round(backend, w, projector).await else {
@@ -240,8 +241,14 @@ async fn run(backend: Backend, w: &Workload, projector: bool) {
     let raw = median(rounds.iter().map(|r| events / r.2).collect());
     let ratio = median(rounds.iter().map(|r| r.0 / r.2).collect());
     let tail = median(rounds.iter().map(|r| r.1).collect());
+    // With no background projector, the tail is the whole projection on its own.
+    let alone = if projector {
+        String::new()
+    } else {
+        format!(" (projection alone {:.0} events/s)", events / tail)
+    };
     println!(
-        "{:<8} projector {:<3} ingest {:>9.0} events/s | raw INSERT .. ON CONFLICT {:>9.0} rows/s | ratio raw/ingest {:.2} (median of {ROUNDS}) | reports caught up {:.2} s after the last ack",
+        "{:<8} projector {:<3} ingest {:>9.0} events/s | raw INSERT .. ON CONFLICT {:>9.0} rows/s | ratio raw/ingest {:.2} (median of {ROUNDS}) | reports caught up {:.2} s after the last ack{alone}",
         match backend {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
@@ -254,12 +261,63 @@ async fn run(backend: Backend, w: &Workload, projector: bool) {
     );
 }
 
+/// A regional outage ending: `stores` stores, each with 12,000 sale events held back (a
+/// 1,000-store region's 12 M events, scaled down), all upload at once to a cloud on PostgreSQL
+/// with its projector running. Measures from the first upload to the last event projected,
+/// and extrapolates linearly in events to the 1,000-store region (the database is one, so
+/// its throughput, not the store count, is what bounds it); the baseline is the raw batched
+/// insert of the same rows.
+async fn outage(stores: usize) {
+    const PER_STORE: usize = 12_000;
+    const REGION_EVENTS: f64 = 12_000_000.0;
+    let w = workload(stores, PER_STORE / BATCH);
+    let events = (stores * PER_STORE) as f64;
+    let Some(env) = Env::start_with(Backend::Postgres, 250).await else {
+        return;
+    };
+    let env = Arc::new(env);
+    for s in &w.stores {
+        env.handle
+            .cloud
+            .ledger
+            .put_store(StoreInfo {
+                store_id: s.clone(),
+                name: s.clone(),
+                utc_offset_minutes: 420,
+                enabled: true,
+                tokens_valid_after_ms: 0,
+            })
+            .await
+            .unwrap();
+    }
+    let t0 = Instant::now();
+    let acked = ingest(&env, &w).await;
+    env.handle.cloud.catch_up().await.unwrap();
+    let total = t0.elapsed().as_secs_f64();
+    let raw = raw_postgres(&env.pg_url.clone().unwrap(), &w)
+        .await
+        .as_secs_f64();
+    Arc::try_unwrap(env).ok().unwrap().stop().await;
+    let region = total * REGION_EVENTS / events;
+    println!(
+        "postgres outage: {stores} stores x {PER_STORE} events at once: all acknowledged in {:.1} s, all projected in {total:.1} s ({:.0} events/s) | raw INSERT of the same rows {raw:.1} s, ratio {:.2} | 1,000 stores (12 M events) extrapolated: {total:.1} s x 12,000,000 / {events:.0} = {region:.0} s ({:.1} min; goal <= 5 min)",
+        acked.as_secs_f64(),
+        events / total,
+        total / raw,
+        region / 60.0
+    );
+}
+
 fn main() {
     let batches: usize = std::env::var("TILLMESH_BENCH_BATCHES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    let w = workload(batches);
+    let outage_stores: usize = std::env::var("TILLMESH_BENCH_OUTAGE_STORES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let w = workload(UPLOADERS, batches);
     let bytes: usize = w.batches.iter().flatten().map(Vec::len).sum();
     println!(
         "{UPLOADERS} uploaders x {batches} batches x {BATCH} sale events ({:.0} bytes per event in the binary encoding)",
@@ -274,5 +332,8 @@ fn main() {
         if support::pg_url().is_some() {
             rt.block_on(run(Backend::Postgres, &w, projector));
         }
+    }
+    if outage_stores > 0 && support::pg_url().is_some() {
+        rt.block_on(outage(outage_stores));
     }
 }

@@ -312,8 +312,16 @@ impl Facts {
         body: &EventBody,
         utc_offset_minutes: i32,
     ) -> bool {
-        let statuses = |facts: &mut Facts, map: &tillmesh_crdt::LwwMap<String, _>| {
+        // `sold`: the transaction a sale event records. Its own `PAID` is left out: a sale
+        // with no status row is paid (every report reads it so), and any later status of it
+        // is stamped after the sale (HLC causality), so the merge would keep that one anyway.
+        let statuses = |facts: &mut Facts,
+                        map: &tillmesh_crdt::LwwMap<String, tillmesh_pos::transaction::Status>,
+                        sold: Option<&str>| {
             for (txn, st) in map.iter() {
+                if sold == Some(txn.as_str()) && *st == tillmesh_pos::transaction::Status::Paid {
+                    continue;
+                }
                 if let Some(h) = map.stamp(txn) {
                     facts.statuses.push(StatusFact {
                         txn_id: txn.clone(),
@@ -404,13 +412,13 @@ impl Facts {
                         amount: p.amount,
                     });
                 }
-                statuses(self, status);
+                statuses(self, status, Some(&sale.txn_id));
                 for (sku, c) in inventory {
                     counter(self, sku, c);
                 }
             }
             EventBody::TransactionVoided { status, .. }
-            | EventBody::RefundRecorded { status, .. } => statuses(self, status),
+            | EventBody::RefundRecorded { status, .. } => statuses(self, status, None),
             EventBody::ItemsReturned {
                 txn_id,
                 lines,
@@ -427,7 +435,7 @@ impl Facts {
                         amount: l.amount,
                     });
                 }
-                statuses(self, status);
+                statuses(self, status, None);
             }
             EventBody::InventoryAdjusted {
                 sku, counter: c, ..

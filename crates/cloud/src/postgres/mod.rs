@@ -16,7 +16,7 @@ use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, HashMap};
 use tillmesh_cloud_proto::{MasterKind, Watermark};
 use tokio_postgres::NoTls;
-use write::write_facts;
+use write::{mark_customers, write_facts};
 
 mod customers;
 mod write;
@@ -28,28 +28,45 @@ mod schema {
 
 /// Serialises schema creation between instances starting together.
 const SCHEMA_LOCK: i64 = 0x7469_6c6c_6d65_7368;
-/// Serialises projection steps between instances.
+/// Serialises projection steps between instances (one lock per part: this key plus the part).
 const PROJECTION_LOCK: i64 = 0x7469_6c6c_7072_6f6a;
+/// The projection runs in this many parts at once, each over its own stores (see `part_of`):
+/// one connection alone leaves the database's other cores idle.
+const PROJECTION_PARTS: usize = 2;
 
 const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, kind, hlc_ms, body) \
      SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BYTEA[]) \
      ON CONFLICT DO NOTHING RETURNING origin";
 
-const INSERT_SALES: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
-     subtotal, discount, tax, total, items) SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], \
-     $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], \
-     $12::BIGINT[], $13::BIGINT[]) ON CONFLICT DO NOTHING";
+/// A batch's watermarks, one row per origin.
+const UPSERT_ORIGINS: &str = "INSERT INTO origins (store, origin, contiguous, max_seq) \
+     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[]) \
+     ON CONFLICT (store, origin) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq";
 
-const INSERT_LINES: &str = "INSERT INTO sale_lines (store, txn_id, line_no, day, sku, quantity, total) \
-     SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[]) \
+/// Sales with their lines and payments: `$2..$13` one entry per sale, `$14..$18` per line and
+/// `$19..$23` per payment (each keyed by its sale's `txn_id`), folded into arrays per sale.
+const INSERT_SALES: &str = "WITH l AS (SELECT t, array_agg(no ORDER BY no) AS nos, \
+     array_agg(sku ORDER BY no) AS skus, array_agg(q ORDER BY no) AS qs, array_agg(tot ORDER BY no) AS tots \
+     FROM UNNEST($14::TEXT[], $15::BIGINT[], $16::TEXT[], $17::BIGINT[], $18::BIGINT[]) AS x(t, no, sku, q, tot) \
+     GROUP BY t), \
+     p AS (SELECT t, array_agg(id ORDER BY id) AS ids, array_agg(m ORDER BY id) AS ms, \
+     array_agg(pr ORDER BY id) AS prs, array_agg(a ORDER BY id) AS amts \
+     FROM UNNEST($19::TEXT[], $20::TEXT[], $21::TEXT[], $22::TEXT[], $23::BIGINT[]) AS y(t, id, m, pr, a) \
+     GROUP BY t) \
+     INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
+     subtotal, discount, tax, total, items, line_nos, line_skus, line_quantities, line_totals, \
+     pay_ids, pay_methods, pay_providers, pay_amounts) \
+     SELECT $1, s.*, COALESCE(l.nos, '{}'), COALESCE(l.skus, '{}'), COALESCE(l.qs, '{}'), \
+     COALESCE(l.tots, '{}'), COALESCE(p.ids, '{}'), COALESCE(p.ms, '{}'), COALESCE(p.prs, '{}'), \
+     COALESCE(p.amts, '{}') \
+     FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], \
+     $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[]) \
+     AS s(txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items) \
+     LEFT JOIN l ON l.t = s.txn_id LEFT JOIN p ON p.t = s.txn_id \
      ON CONFLICT DO NOTHING";
 
 const INSERT_RETURNS: &str = "INSERT INTO sale_returns (store, txn_id, origin, seq, line_no, quantity, amount) \
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[]) \
-     ON CONFLICT DO NOTHING";
-
-const INSERT_PAYMENTS: &str = "INSERT INTO sale_payments (store, txn_id, payment_id, day, method, provider, amount) \
-     SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[]) \
      ON CONFLICT DO NOTHING";
 
 const MERGE_STATUSES: &str = "INSERT INTO txn_status (store, txn_id, status, wall_ms, logical, replica) \
@@ -67,6 +84,31 @@ const MERGE_BALANCES: &str = "INSERT INTO balances (store, account, part, a, b, 
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[]) \
      ON CONFLICT (store, account, part, a, b) DO UPDATE SET \
      value = GREATEST(balances.value, excluded.value)";
+
+/// Payments per store, day, method and provider (`sql::PAYMENTS_BY_DAY`, over the sale rows'
+/// payment arrays).
+const PAYMENTS_BY_DAY: &str = "SELECT s.store, s.day, p.method, p.provider, COUNT(*), CAST(SUM(p.amount) AS BIGINT), \
+     CAST(SUM(CASE WHEN t.status IN ('VOID', 'REFUNDED') THEN p.amount ELSE 0 END) AS BIGINT) \
+     FROM sales s CROSS JOIN LATERAL UNNEST(s.pay_methods, s.pay_providers, s.pay_amounts) AS p(method, provider, amount) \
+     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
+     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
+     GROUP BY s.store, s.day, p.method, p.provider ORDER BY s.store, s.day, p.method, p.provider";
+
+/// Best sellers (`sql::TOP_SKUS`, over the sale rows' line arrays).
+const TOP_SKUS: &str = "SELECT l.sku, CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.total) AS BIGINT) \
+     FROM sales s CROSS JOIN LATERAL UNNEST(s.line_skus, s.line_quantities, s.line_totals) AS l(sku, quantity, total) \
+     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
+     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
+     AND COALESCE(t.status, 'PAID') NOT IN ('VOID', 'REFUNDED') \
+     GROUP BY l.sku ORDER BY 2 DESC, 1 LIMIT $4";
+
+/// A store's QR payments (`sql::QR_PAYMENTS`, over the sale rows' payment arrays).
+const QR_PAYMENTS: &str = "SELECT p.payment_id, s.txn_id, p.amount, p.provider, COALESCE(t.status, 'PAID') \
+     FROM sales s CROSS JOIN LATERAL UNNEST(s.pay_ids, s.pay_methods, s.pay_providers, s.pay_amounts) \
+     AS p(payment_id, method, provider, amount) \
+     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
+     WHERE s.store = $1 AND s.day >= $2 AND s.day <= $3 AND p.method = 'qr' \
+     ORDER BY p.payment_id LIMIT $4";
 
 /// The PostgreSQL ledger.
 #[derive(Clone)]
@@ -177,6 +219,98 @@ impl PgLedger {
     }
 }
 
+impl PgLedger {
+    /// One step of one part of the projection: the stores whose [`part_of`] is `part`.
+    async fn project_part(&self, part: usize, limit: usize) -> Result<usize, LedgerError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One projector of a part at a time across every instance: the others wait here and
+        // then plan from the cursors this one committed (no duplicated work, no waits on its
+        // rows). Parts share no store, so they run side by side, each on its own connection.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&(PROJECTION_LOCK + part as i64)],
+        )
+        .await?;
+        let origins: Vec<(String, u64, u64, i32)> = tx
+            .query(sql::ORIGINS_TO_PROJECT, &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), u(r.get(1)), u(r.get(2)), r.get(3)))
+            .filter(|o: &(String, u64, u64, i32)| part_of(&o.0) == part)
+            .collect();
+        let projected: HashMap<(String, u64), u64> = tx
+            .query(sql::PROJECTED, &[])
+            .await?
+            .iter()
+            .map(|r| ((r.get(0), u(r.get(1))), u(r.get(2))))
+            .collect();
+        let mut steps = crate::project::plan(origins, &projected, limit);
+        if steps.is_empty() {
+            return Ok(0);
+        }
+        let mut by_store: BTreeMap<String, Facts> = BTreeMap::new();
+        let mut done = 0;
+        // Every range is asked for at once (pipelined on the one connection).
+        let bounds: Vec<[i64; 3]> = steps
+            .iter()
+            .map(|st| [st.origin as i64, st.from as i64, st.to as i64])
+            .collect();
+        let txr = &tx;
+        let ranges = try_join_all(steps.iter().zip(&bounds).map(|(st, b)| async move {
+            txr.query(sql::EVENTS_RANGE, &[&st.store, &b[0], &b[1], &b[2]])
+                .await
+        }))
+        .await?;
+        for (st, rows) in steps.iter_mut().zip(ranges) {
+            let facts = by_store.entry(st.store.clone()).or_default();
+            for r in &rows {
+                let body = crate::decode_body(r.get(1), r.get::<_, &[u8]>(2))?;
+                if !facts.add(st.origin, u(r.get(0)), &body, st.utc_offset_minutes) {
+                    st.to = u(r.get(0)).saturating_sub(1);
+                    break;
+                }
+                done += 1;
+            }
+        }
+        // The stores' facts and the cursors, pipelined too (one transaction: all or none).
+        try_join_all(
+            by_store
+                .iter()
+                .map(|(store, facts)| write_facts(txr, store, facts)),
+        )
+        .await?;
+        mark_customers(
+            txr,
+            by_store
+                .values()
+                .flat_map(Facts::customers_touched)
+                .collect(),
+        )
+        .await?;
+        let cursors: Vec<[i64; 2]> = steps
+            .iter()
+            .map(|st| [st.origin as i64, st.to as i64])
+            .collect();
+        try_join_all(steps.iter().zip(&cursors).map(|(st, c)| async move {
+            txr.execute(sql::SET_PROJECTED, &[&st.store, &c[0], &c[1]])
+                .await
+        }))
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// Which part of the projection a store's events are folded by: a fixed hash of its id, the
+/// same on every instance.
+fn part_of(store: &str) -> usize {
+    let h = store
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    h as usize % PROJECTION_PARTS
+}
+
 async fn watermarks(
     c: &impl deadpool_postgres::GenericClient,
     store: &str,
@@ -219,36 +353,44 @@ impl Ledger for PgLedger {
             (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         crate::ledger::fence(&req, enabled, u(valid_after), u(max_term), u(holder))?;
         let n = req.rows.len();
-        let mut accepted = 0u64;
-        if n > 0 {
-            let origins: Vec<i64> = req.rows.iter().map(|r| r.origin as i64).collect();
-            let seqs: Vec<i64> = req.rows.iter().map(|r| r.seq as i64).collect();
-            let kinds: Vec<&str> = req.rows.iter().map(|r| r.kind.as_str()).collect();
-            let hlcs: Vec<i64> = req.rows.iter().map(|r| r.hlc_ms as i64).collect();
-            let bodies: Vec<&[u8]> = req.rows.iter().map(|r| r.body.as_slice()).collect();
-            accepted = tx
-                .query(
+        let origins: Vec<i64> = req.rows.iter().map(|r| r.origin as i64).collect();
+        let seqs: Vec<i64> = req.rows.iter().map(|r| r.seq as i64).collect();
+        let kinds: Vec<&str> = req.rows.iter().map(|r| r.kind.as_str()).collect();
+        let hlcs: Vec<i64> = req.rows.iter().map(|r| r.hlc_ms as i64).collect();
+        let bodies: Vec<&[u8]> = req.rows.iter().map(|r| r.body.as_slice()).collect();
+        // The events and the store's watermarks before them, pipelined (the store's row lock
+        // keeps its origins to this transaction).
+        let insert = async {
+            if n == 0 {
+                return Ok(0);
+            }
+            Ok::<_, LedgerError>(
+                tx.query(
                     INSERT_EVENTS,
                     &[&req.store, &origins, &seqs, &kinds, &hlcs, &bodies],
                 )
                 .await?
-                .len() as u64;
-        }
+                .len() as u64,
+            )
+        };
+        let (accepted, before) = tokio::try_join!(insert, watermarks(&tx, &req.store))?;
+        let mut marks: BTreeMap<u64, (u64, u64)> = before
+            .iter()
+            .map(|w| (w.origin, (w.contiguous, w.max_seq)))
+            .collect();
         let mut by_origin: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         let mut newest = 0;
         for r in &req.rows {
             by_origin.entry(r.origin).or_default().push(r.seq);
             newest = newest.max(r.hlc_ms);
         }
+        let mut moved: [Vec<i64>; 3] = Default::default();
         for (origin, mut seqs) in by_origin {
             seqs.sort_unstable();
             seqs.dedup();
             let o = origin as i64;
-            let (c0, m0) = tx
-                .query_opt(sql::ORIGIN, &[&req.store, &o])
-                .await?
-                .map_or((0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
-            let (mut c, max, gap) = advance(u(c0), u(m0), &seqs);
+            let (c0, m0) = marks.get(&origin).copied().unwrap_or((0, 0));
+            let (mut c, max, gap) = advance(c0, m0, &seqs);
             if gap {
                 let held: Vec<u64> = tx
                     .query(sql::SEQS_ABOVE, &[&req.store, &o, &(c as i64), &100_000i64])
@@ -258,11 +400,10 @@ impl Ledger for PgLedger {
                     .collect();
                 c = advance(c, max, &held).0;
             }
-            tx.execute(
-                sql::UPSERT_ORIGIN,
-                &[&req.store, &o, &(c as i64), &(max as i64)],
-            )
-            .await?;
+            marks.insert(origin, (c, max));
+            moved[0].push(o);
+            moved[1].push(c as i64);
+            moved[2].push(max as i64);
         }
         let term = req.term.max(u(max_term));
         let lag = if n == 0 {
@@ -271,22 +412,44 @@ impl Ledger for PgLedger {
             req.received_ms.saturating_sub(newest) as i64
         };
         let tills = serde_json::to_string(&req.tills).unwrap_or_else(|_| "[]".into());
-        tx.execute(
-            sql::STORE_AFTER_INGEST,
-            &[
-                &(term as i64),
-                &(req.leader as i64),
-                &(req.received_ms as i64),
-                &(req.backlog as i64),
-                &tills,
-                &lag,
-                &(accepted as i64),
-                &req.store,
-            ],
-        )
-        .await?;
-        let watermarks = watermarks(&tx, &req.store).await?;
-        let master_version: i64 = tx.query_one(sql::MASTER_VERSION, &[]).await?.get(0);
+        let upsert = async {
+            if !moved[0].is_empty() {
+                tx.execute(
+                    UPSERT_ORIGINS,
+                    &[&req.store, &moved[0], &moved[1], &moved[2]],
+                )
+                .await?;
+            }
+            Ok::<_, LedgerError>(())
+        };
+        let after = async {
+            tx.execute(
+                sql::STORE_AFTER_INGEST,
+                &[
+                    &(term as i64),
+                    &(req.leader as i64),
+                    &(req.received_ms as i64),
+                    &(req.backlog as i64),
+                    &tills,
+                    &lag,
+                    &(accepted as i64),
+                    &req.store,
+                ],
+            )
+            .await
+            .map_err(LedgerError::from)
+        };
+        let version =
+            async { Ok::<i64, LedgerError>(tx.query_one(sql::MASTER_VERSION, &[]).await?.get(0)) };
+        let ((), _, master_version) = tokio::try_join!(upsert, after, version)?;
+        let watermarks = marks
+            .into_iter()
+            .map(|(origin, (contiguous, max_seq))| Watermark {
+                origin,
+                contiguous,
+                max_seq,
+            })
+            .collect();
         tx.commit().await?;
         Ok(IngestOutcome {
             master_version: u(master_version),
@@ -302,64 +465,11 @@ impl Ledger for PgLedger {
     }
 
     async fn project(&self, limit: usize) -> Result<usize, LedgerError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // One projector at a time across every instance: the others wait here and then plan
-        // from the cursors this one committed (no duplicated work, no waits on its rows).
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROJECTION_LOCK])
-            .await?;
-        let origins: Vec<(String, u64, u64, i32)> = tx
-            .query(sql::ORIGINS_TO_PROJECT, &[])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), u(r.get(1)), u(r.get(2)), r.get(3)))
-            .collect();
-        let projected: HashMap<(String, u64), u64> = tx
-            .query(sql::PROJECTED, &[])
-            .await?
-            .iter()
-            .map(|r| ((r.get(0), u(r.get(1))), u(r.get(2))))
-            .collect();
-        let mut steps = crate::project::plan(origins, &projected, limit);
-        if steps.is_empty() {
-            return Ok(0);
-        }
-        let mut by_store: BTreeMap<String, Facts> = BTreeMap::new();
-        let mut done = 0;
-        for st in &mut steps {
-            let facts = by_store.entry(st.store.clone()).or_default();
-            let rows = tx
-                .query(
-                    sql::EVENTS_RANGE,
-                    &[
-                        &st.store,
-                        &(st.origin as i64),
-                        &(st.from as i64),
-                        &(st.to as i64),
-                    ],
-                )
+        let per_part = limit.div_ceil(PROJECTION_PARTS);
+        let done =
+            try_join_all((0..PROJECTION_PARTS).map(|part| self.project_part(part, per_part)))
                 .await?;
-            for r in &rows {
-                let body = crate::decode_body(r.get(1), r.get::<_, &[u8]>(2))?;
-                if !facts.add(st.origin, u(r.get(0)), &body, st.utc_offset_minutes) {
-                    st.to = u(r.get(0)).saturating_sub(1);
-                    break;
-                }
-                done += 1;
-            }
-        }
-        for (store, facts) in &by_store {
-            write_facts(&tx, store, facts).await?;
-        }
-        for st in &steps {
-            tx.execute(
-                sql::SET_PROJECTED,
-                &[&st.store, &(st.origin as i64), &(st.to as i64)],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+        Ok(done.into_iter().sum())
     }
 
     async fn reset_term(&self, store: &str) -> Result<bool, LedgerError> {
@@ -686,7 +796,7 @@ impl Ledger for PgLedger {
         let rows = self
             .client()
             .await?
-            .query(sql::QR_PAYMENTS, &[&store, &from_day, &to_day, &limit])
+            .query(QR_PAYMENTS, &[&store, &from_day, &to_day, &limit])
             .await?;
         Ok(rows
             .iter()
@@ -709,7 +819,7 @@ impl Ledger for PgLedger {
         let rows = self
             .client()
             .await?
-            .query(sql::PAYMENTS_BY_DAY, &[&from_day, &to_day, &store])
+            .query(PAYMENTS_BY_DAY, &[&from_day, &to_day, &store])
             .await?;
         Ok(rows
             .iter()
@@ -735,10 +845,7 @@ impl Ledger for PgLedger {
         let rows = self
             .client()
             .await?
-            .query(
-                sql::TOP_SKUS,
-                &[&from_day, &to_day, &store, &(limit as i64)],
-            )
+            .query(TOP_SKUS, &[&from_day, &to_day, &store, &(limit as i64)])
             .await?;
         Ok(rows
             .iter()

@@ -1,7 +1,9 @@
 //! Writing a batch's report facts to PostgreSQL: merged in Rust first, one statement per
-//! table (`UNNEST` of arrays), inside the projection's transaction.
+//! table (`UNNEST` of arrays), inside the projection's transaction. A sale's lines and
+//! payments go into its own row (migration V9), so a sale event writes one row.
 
 use super::*;
+use std::collections::HashSet;
 
 pub(super) async fn write_facts(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -10,6 +12,20 @@ pub(super) async fn write_facts(
 ) -> Result<(), LedgerError> {
     let s = &f.sales;
     if !s.is_empty() {
+        // Each (transaction, line) and (transaction, payment) once, as the keys of the old
+        // per-line tables had it; the statement folds them into their sale's row.
+        let mut seen = HashSet::new();
+        let lines: Vec<_> = f
+            .lines
+            .iter()
+            .filter(|x| seen.insert((x.txn_id.as_str(), x.line_no)))
+            .collect();
+        let mut seen = HashSet::new();
+        let pays: Vec<_> = f
+            .payments
+            .iter()
+            .filter(|x| seen.insert((x.txn_id.as_str(), x.payment_id.as_str())))
+            .collect();
         tx.execute(
             INSERT_SALES,
             &[
@@ -26,22 +42,19 @@ pub(super) async fn write_facts(
                 &s.iter().map(|x| x.tax).collect::<Vec<_>>(),
                 &s.iter().map(|x| x.total).collect::<Vec<_>>(),
                 &s.iter().map(|x| x.items).collect::<Vec<_>>(),
-            ],
-        )
-        .await?;
-    }
-    let l = &f.lines;
-    if !l.is_empty() {
-        tx.execute(
-            INSERT_LINES,
-            &[
-                &store,
-                &l.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
-                &l.iter().map(|x| x.line_no).collect::<Vec<_>>(),
-                &l.iter().map(|x| x.day).collect::<Vec<_>>(),
-                &l.iter().map(|x| x.sku.as_str()).collect::<Vec<_>>(),
-                &l.iter().map(|x| x.quantity).collect::<Vec<_>>(),
-                &l.iter().map(|x| x.total).collect::<Vec<_>>(),
+                &lines.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &lines.iter().map(|x| x.line_no).collect::<Vec<_>>(),
+                &lines.iter().map(|x| x.sku.as_str()).collect::<Vec<_>>(),
+                &lines.iter().map(|x| x.quantity).collect::<Vec<_>>(),
+                &lines.iter().map(|x| x.total).collect::<Vec<_>>(),
+                &pays.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
+                &pays
+                    .iter()
+                    .map(|x| x.payment_id.as_str())
+                    .collect::<Vec<_>>(),
+                &pays.iter().map(|x| x.method).collect::<Vec<_>>(),
+                &pays.iter().map(|x| x.provider.as_str()).collect::<Vec<_>>(),
+                &pays.iter().map(|x| x.amount).collect::<Vec<_>>(),
             ],
         )
         .await?;
@@ -58,22 +71,6 @@ pub(super) async fn write_facts(
                 &r.iter().map(|x| x.line_no).collect::<Vec<_>>(),
                 &r.iter().map(|x| x.quantity).collect::<Vec<_>>(),
                 &r.iter().map(|x| x.amount).collect::<Vec<_>>(),
-            ],
-        )
-        .await?;
-    }
-    let p = &f.payments;
-    if !p.is_empty() {
-        tx.execute(
-            INSERT_PAYMENTS,
-            &[
-                &store,
-                &p.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
-                &p.iter().map(|x| x.payment_id.as_str()).collect::<Vec<_>>(),
-                &p.iter().map(|x| x.day).collect::<Vec<_>>(),
-                &p.iter().map(|x| x.method).collect::<Vec<_>>(),
-                &p.iter().map(|x| x.provider.as_str()).collect::<Vec<_>>(),
-                &p.iter().map(|x| x.amount).collect::<Vec<_>>(),
             ],
         )
         .await?;
@@ -152,8 +149,17 @@ pub(super) async fn write_facts(
         )
         .await?;
     }
+    Ok(())
+}
+
+/// Marks the customers a projection step touched, in one order for every step (so that two
+/// parts marking the same customers wait for each other instead of deadlocking).
+pub(super) async fn mark_customers(
+    tx: &deadpool_postgres::Transaction<'_>,
+    touched: std::collections::BTreeSet<&str>,
+) -> Result<(), LedgerError> {
     let mark = crate::loyalty::mark();
-    for customer in f.customers_touched() {
+    for customer in touched {
         tx.execute(sql::MARK_CUSTOMER, &[&customer, &mark]).await?;
     }
     Ok(())
