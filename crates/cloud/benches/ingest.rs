@@ -11,6 +11,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+/// The allocator `tillmesh cloud` runs on (the daemon's).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{Backend, DAY0_MS, Env, Shop};
