@@ -75,15 +75,18 @@ const MERGE_STATUSES: &str = "INSERT INTO txn_status (store, txn_id, status, wal
      logical = excluded.logical, replica = excluded.replica \
      WHERE (excluded.wall_ms, excluded.logical, excluded.replica) > (txn_status.wall_ms, txn_status.logical, txn_status.replica)";
 
+/// (An entry no newer than the one held writes nothing: most entries an event carries are
+/// other tills' entries, already folded from their own events.)
 const MERGE_STOCKS: &str = "INSERT INTO stock (store, sku, replica, p, n) \
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[]) \
      ON CONFLICT (store, sku, replica) DO UPDATE SET \
-     p = GREATEST(stock.p, excluded.p), n = GREATEST(stock.n, excluded.n)";
+     p = GREATEST(stock.p, excluded.p), n = GREATEST(stock.n, excluded.n) \
+     WHERE excluded.p > stock.p OR excluded.n > stock.n";
 
 const MERGE_BALANCES: &str = "INSERT INTO balances (store, account, part, a, b, value) \
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[]) \
      ON CONFLICT (store, account, part, a, b) DO UPDATE SET \
-     value = GREATEST(balances.value, excluded.value)";
+     value = excluded.value WHERE excluded.value > balances.value";
 
 /// Payments per store, day, method and provider (`sql::PAYMENTS_BY_DAY`, over the sale rows'
 /// payment arrays).
@@ -228,7 +231,7 @@ impl PgLedger {
         // then plan from the cursors this one committed (no duplicated work, no waits on its
         // rows). Parts share no store, so they run side by side, each on its own connection.
         tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
+            &cached(&tx, "SELECT pg_advisory_xact_lock($1)").await?,
             &[&(PROJECTION_LOCK + part as i64)],
         )
         .await?;
@@ -257,9 +260,9 @@ impl PgLedger {
             .map(|st| [st.origin as i64, st.from as i64, st.to as i64])
             .collect();
         let txr = &tx;
+        let range = &cached(txr, sql::EVENTS_RANGE).await?;
         let ranges = try_join_all(steps.iter().zip(&bounds).map(|(st, b)| async move {
-            txr.query(sql::EVENTS_RANGE, &[&st.store, &b[0], &b[1], &b[2]])
-                .await
+            txr.query(range, &[&st.store, &b[0], &b[1], &b[2]]).await
         }))
         .await?;
         for (st, rows) in steps.iter_mut().zip(ranges) {
@@ -292,14 +295,26 @@ impl PgLedger {
             .iter()
             .map(|st| [st.origin as i64, st.to as i64])
             .collect();
-        try_join_all(steps.iter().zip(&cursors).map(|(st, c)| async move {
-            txr.execute(sql::SET_PROJECTED, &[&st.store, &c[0], &c[1]])
-                .await
-        }))
+        let set = &cached(txr, sql::SET_PROJECTED).await?;
+        try_join_all(
+            steps
+                .iter()
+                .zip(&cursors)
+                .map(|(st, c)| async move { txr.execute(set, &[&st.store, &c[0], &c[1]]).await }),
+        )
         .await?;
         tx.commit().await?;
         Ok(done)
     }
+}
+
+/// A statement prepared once per pooled connection (deadpool's cache): each use then costs
+/// one round trip, not a parse and an execute.
+async fn cached(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, LedgerError> {
+    Ok(tx.prepare_cached(sql).await?)
 }
 
 /// Which part of the projection a store's events are folded by: a fixed hash of its id, the
@@ -342,7 +357,7 @@ impl Ledger for PgLedger {
         let tx = client.transaction().await?;
         let row = tx
             .query_opt(
-                &format!("{} FOR UPDATE", sql::STORE_FOR_INGEST),
+                &cached(&tx, &format!("{} FOR UPDATE", sql::STORE_FOR_INGEST)).await?,
                 &[&req.store],
             )
             .await?;
@@ -366,7 +381,7 @@ impl Ledger for PgLedger {
             }
             Ok::<_, LedgerError>(
                 tx.query(
-                    INSERT_EVENTS,
+                    &cached(&tx, INSERT_EVENTS).await?,
                     &[&req.store, &origins, &seqs, &kinds, &hlcs, &bodies],
                 )
                 .await?
@@ -415,7 +430,7 @@ impl Ledger for PgLedger {
         let upsert = async {
             if !moved[0].is_empty() {
                 tx.execute(
-                    UPSERT_ORIGINS,
+                    &cached(&tx, UPSERT_ORIGINS).await?,
                     &[&req.store, &moved[0], &moved[1], &moved[2]],
                 )
                 .await?;
@@ -424,7 +439,7 @@ impl Ledger for PgLedger {
         };
         let after = async {
             tx.execute(
-                sql::STORE_AFTER_INGEST,
+                &cached(&tx, sql::STORE_AFTER_INGEST).await?,
                 &[
                     &(term as i64),
                     &(req.leader as i64),
@@ -439,8 +454,13 @@ impl Ledger for PgLedger {
             .await
             .map_err(LedgerError::from)
         };
-        let version =
-            async { Ok::<i64, LedgerError>(tx.query_one(sql::MASTER_VERSION, &[]).await?.get(0)) };
+        let version = async {
+            Ok::<i64, LedgerError>(
+                tx.query_one(&cached(&tx, sql::MASTER_VERSION).await?, &[])
+                    .await?
+                    .get(0),
+            )
+        };
         let ((), _, master_version) = tokio::try_join!(upsert, after, version)?;
         let watermarks = marks
             .into_iter()

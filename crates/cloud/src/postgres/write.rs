@@ -27,7 +27,7 @@ pub(super) async fn write_facts(
             .filter(|x| seen.insert((x.txn_id.as_str(), x.payment_id.as_str())))
             .collect();
         tx.execute(
-            INSERT_SALES,
+            &cached(tx, INSERT_SALES).await?,
             &[
                 &store,
                 &s.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
@@ -62,7 +62,7 @@ pub(super) async fn write_facts(
     let r = &f.returns;
     if !r.is_empty() {
         tx.execute(
-            INSERT_RETURNS,
+            &cached(tx, INSERT_RETURNS).await?,
             &[
                 &store,
                 &r.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
@@ -79,7 +79,7 @@ pub(super) async fn write_facts(
     let st = f.statuses_merged();
     if !st.is_empty() {
         tx.execute(
-            MERGE_STATUSES,
+            &cached(tx, MERGE_STATUSES).await?,
             &[
                 &store,
                 &st.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
@@ -94,7 +94,7 @@ pub(super) async fn write_facts(
     let st = f.stock_merged();
     if !st.is_empty() {
         tx.execute(
-            MERGE_STOCKS,
+            &cached(tx, MERGE_STOCKS).await?,
             &[
                 &store,
                 &st.iter().map(|x| x.0).collect::<Vec<_>>(),
@@ -108,7 +108,7 @@ pub(super) async fn write_facts(
     let b = f.balances_merged();
     if !b.is_empty() {
         tx.execute(
-            MERGE_BALANCES,
+            &cached(tx, MERGE_BALANCES).await?,
             &[
                 &store,
                 &b.iter().map(|x| x.account.as_str()).collect::<Vec<_>>(),
@@ -123,7 +123,7 @@ pub(super) async fn write_facts(
     // Loyalty (few rows next to the sales): one statement each.
     for (customer, replica, p, n) in f.points_merged() {
         tx.execute(
-            sql::MERGE_POINTS,
+            &cached(tx, sql::MERGE_POINTS).await?,
             &[
                 &customer,
                 &store,
@@ -137,7 +137,7 @@ pub(super) async fn write_facts(
     let now = crate::now_ms() as i64;
     for c in &f.customer_changes {
         tx.execute(
-            sql::INSERT_CUSTOMER_CHANGE,
+            &cached(tx, sql::INSERT_CUSTOMER_CHANGE).await?,
             &[
                 &c.customer,
                 &store,
@@ -160,7 +160,8 @@ pub(super) async fn mark_customers(
 ) -> Result<(), LedgerError> {
     let mark = crate::loyalty::mark();
     for customer in touched {
-        tx.execute(sql::MARK_CUSTOMER, &[&customer, &mark]).await?;
+        tx.execute(&cached(tx, sql::MARK_CUSTOMER).await?, &[&customer, &mark])
+            .await?;
     }
     Ok(())
 }
