@@ -43,26 +43,18 @@ const UPSERT_ORIGINS: &str = "INSERT INTO origins (store, origin, contiguous, ma
      SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[]) \
      ON CONFLICT (store, origin) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq";
 
-/// Sales with their lines and payments: `$2..$13` one entry per sale, `$14..$18` per line and
-/// `$19..$23` per payment (each keyed by its sale's `txn_id`), folded into arrays per sale.
-const INSERT_SALES: &str = "WITH l AS (SELECT t, array_agg(no ORDER BY no) AS nos, \
-     array_agg(sku ORDER BY no) AS skus, array_agg(q ORDER BY no) AS qs, array_agg(tot ORDER BY no) AS tots \
-     FROM UNNEST($14::TEXT[], $15::BIGINT[], $16::TEXT[], $17::BIGINT[], $18::BIGINT[]) AS x(t, no, sku, q, tot) \
-     GROUP BY t), \
-     p AS (SELECT t, array_agg(id ORDER BY id) AS ids, array_agg(m ORDER BY id) AS ms, \
-     array_agg(pr ORDER BY id) AS prs, array_agg(a ORDER BY id) AS amts \
-     FROM UNNEST($19::TEXT[], $20::TEXT[], $21::TEXT[], $22::TEXT[], $23::BIGINT[]) AS y(t, id, m, pr, a) \
-     GROUP BY t) \
-     INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
+/// Sales with their lines and payments: one entry per sale, the lines and payments as array
+/// literals (`write::text_array`, `write::int_array`) cast in the statement.
+const INSERT_SALES: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
      subtotal, discount, tax, total, items, line_nos, line_skus, line_quantities, line_totals, \
      pay_ids, pay_methods, pay_providers, pay_amounts) \
-     SELECT $1, s.*, COALESCE(l.nos, '{}'), COALESCE(l.skus, '{}'), COALESCE(l.qs, '{}'), \
-     COALESCE(l.tots, '{}'), COALESCE(p.ids, '{}'), COALESCE(p.ms, '{}'), COALESCE(p.prs, '{}'), \
-     COALESCE(p.amts, '{}') \
+     SELECT $1, txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items, \
+     nos::BIGINT[], skus::TEXT[], qs::BIGINT[], tots::BIGINT[], ids::TEXT[], ms::TEXT[], prs::TEXT[], amts::BIGINT[] \
      FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], \
-     $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[]) \
-     AS s(txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items) \
-     LEFT JOIN l ON l.t = s.txn_id LEFT JOIN p ON p.t = s.txn_id \
+     $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[], \
+     $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $20::TEXT[], $21::TEXT[]) \
+     AS s(txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items, \
+     nos, skus, qs, tots, ids, ms, prs, amts) \
      ON CONFLICT DO NOTHING";
 
 const INSERT_RETURNS: &str = "INSERT INTO sale_returns (store, txn_id, origin, seq, line_no, quantity, amount) \

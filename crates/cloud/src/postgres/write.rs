@@ -3,7 +3,7 @@
 //! payments go into its own row (migration V9), so a sale event writes one row.
 
 use super::*;
-use std::collections::HashSet;
+use crate::project::{LineFact, PaymentFact};
 
 pub(super) async fn write_facts(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -12,20 +12,37 @@ pub(super) async fn write_facts(
 ) -> Result<(), LedgerError> {
     let s = &f.sales;
     if !s.is_empty() {
-        // Each (transaction, line) and (transaction, payment) once, as the keys of the old
-        // per-line tables had it; the statement folds them into their sale's row.
-        let mut seen = HashSet::new();
-        let lines: Vec<_> = f
-            .lines
-            .iter()
-            .filter(|x| seen.insert((x.txn_id.as_str(), x.line_no)))
-            .collect();
-        let mut seen = HashSet::new();
-        let pays: Vec<_> = f
-            .payments
-            .iter()
-            .filter(|x| seen.insert((x.txn_id.as_str(), x.payment_id.as_str())))
-            .collect();
+        // Each sale's lines in line order and payments in id order, each key once (as the
+        // keys of the old per-line tables had it), as array literals of the sale's row.
+        let mut lines: HashMap<&str, BTreeMap<i64, &LineFact>> = HashMap::new();
+        for l in &f.lines {
+            lines
+                .entry(&l.txn_id)
+                .or_default()
+                .entry(l.line_no)
+                .or_insert(l);
+        }
+        let mut pays: HashMap<&str, BTreeMap<&str, &PaymentFact>> = HashMap::new();
+        for p in &f.payments {
+            pays.entry(&p.txn_id)
+                .or_default()
+                .entry(&p.payment_id)
+                .or_insert(p);
+        }
+        let (no_lines, no_pays) = (BTreeMap::new(), BTreeMap::new());
+        let mut cols: [Vec<String>; 8] = Default::default();
+        for x in s {
+            let l = lines.get(x.txn_id.as_str()).unwrap_or(&no_lines);
+            let p = pays.get(x.txn_id.as_str()).unwrap_or(&no_pays);
+            cols[0].push(int_array(l.keys().copied()));
+            cols[1].push(text_array(l.values().map(|l| l.sku.as_str())));
+            cols[2].push(int_array(l.values().map(|l| l.quantity)));
+            cols[3].push(int_array(l.values().map(|l| l.total)));
+            cols[4].push(text_array(p.keys().copied()));
+            cols[5].push(text_array(p.values().map(|p| p.method)));
+            cols[6].push(text_array(p.values().map(|p| p.provider.as_str())));
+            cols[7].push(int_array(p.values().map(|p| p.amount)));
+        }
         tx.execute(
             &cached(tx, INSERT_SALES).await?,
             &[
@@ -42,19 +59,14 @@ pub(super) async fn write_facts(
                 &s.iter().map(|x| x.tax).collect::<Vec<_>>(),
                 &s.iter().map(|x| x.total).collect::<Vec<_>>(),
                 &s.iter().map(|x| x.items).collect::<Vec<_>>(),
-                &lines.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
-                &lines.iter().map(|x| x.line_no).collect::<Vec<_>>(),
-                &lines.iter().map(|x| x.sku.as_str()).collect::<Vec<_>>(),
-                &lines.iter().map(|x| x.quantity).collect::<Vec<_>>(),
-                &lines.iter().map(|x| x.total).collect::<Vec<_>>(),
-                &pays.iter().map(|x| x.txn_id.as_str()).collect::<Vec<_>>(),
-                &pays
-                    .iter()
-                    .map(|x| x.payment_id.as_str())
-                    .collect::<Vec<_>>(),
-                &pays.iter().map(|x| x.method).collect::<Vec<_>>(),
-                &pays.iter().map(|x| x.provider.as_str()).collect::<Vec<_>>(),
-                &pays.iter().map(|x| x.amount).collect::<Vec<_>>(),
+                &cols[0],
+                &cols[1],
+                &cols[2],
+                &cols[3],
+                &cols[4],
+                &cols[5],
+                &cols[6],
+                &cols[7],
             ],
         )
         .await?;
@@ -164,4 +176,54 @@ pub(super) async fn mark_customers(
             .await?;
     }
     Ok(())
+}
+
+/// A PostgreSQL array literal of texts, every element quoted and escaped (so that no SKU or id
+/// reads as NULL, a separator or a brace).
+fn text_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut s = String::from("{");
+    for (i, x) in items.enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        for c in x.chars() {
+            if c == '"' || c == '\\' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
+    }
+    s.push('}');
+    s
+}
+
+/// A PostgreSQL array literal of integers.
+fn int_array(items: impl Iterator<Item = i64>) -> String {
+    let mut s = String::from("{");
+    for (i, x) in items.enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&x.to_string());
+    }
+    s.push('}');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literals_quote_what_postgresql_would_read_otherwise() {
+        assert_eq!(text_array(std::iter::empty()), "{}");
+        assert_eq!(
+            text_array(["a", "NULL", "x,y", "{b}", "q\"t", "b\\s", ""].into_iter()),
+            r#"{"a","NULL","x,y","{b}","q\"t","b\\s",""}"#
+        );
+        assert_eq!(int_array([1, -2, 30].into_iter()), "{1,-2,30}");
+        assert_eq!(int_array(std::iter::empty()), "{}");
+    }
 }

@@ -1,8 +1,12 @@
-//! PostgreSQL schema upgrade: a database at version 8 (lines and payments in tables of their
-//! own) keeps every report figure after migration 9 folds them into their sales' rows. Needs
-//! `TILLMESH_PG_URL` (see scripts/pg-up.sh); skipped without it unless
+//! PostgreSQL's sale rows: a database at version 8 (lines and payments in tables of their
+//! own) keeps every report figure after migration 9 folds them into their sales' rows, and
+//! SKUs and payment ids of any text survive the array literals the projection writes them
+//! with. Needs `TILLMESH_PG_URL` (see scripts/pg-up.sh); skipped without it unless
 //! `TILLMESH_REQUIRE_PG` is set.
 
+mod support;
+
+use support::{Backend, DAY0_MS, Env, Shop};
 use tillmesh_cloud::ledger::Ledger;
 use tillmesh_cloud::postgres::PgLedger;
 
@@ -101,4 +105,53 @@ async fn version_8_lines_and_payments_keep_every_report_figure_after_migration_9
     assert_eq!(days.len(), 1);
     assert_eq!((days[0].transactions, days[0].total), (3, 4200));
     assert_eq!((days[0].voided, days[0].voided_amount), (1, 500));
+}
+
+#[tokio::test]
+async fn skus_of_any_text_come_back_from_the_sale_rows_as_sold() {
+    let Some(env) = Env::start_with(Backend::Postgres, 0).await else {
+        return;
+    };
+    let odd = [
+        "NULL",
+        "a,b",
+        "{x}",
+        "q\"t",
+        "back\\slash",
+        "Phở bò",
+        " pad ",
+    ];
+    let mut shop = Shop::new("S001", &[1]);
+    let lines: Vec<(&str, u32, i64)> = odd
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u32 + 1, 100))
+        .collect();
+    let sale = shop.sale(0, DAY0_MS, &lines, Some("vn\"pay"));
+    let (s, a) = env
+        .upload(&env.token("S001"), &shop.batch(1, 1, &[sale]))
+        .await;
+    assert_eq!(s, 200, "{a}");
+    env.handle.cloud.catch_up().await.unwrap();
+    let ledger = &env.handle.cloud.ledger;
+    let day = tillmesh_cloud::project::local_day(DAY0_MS, 420);
+    let mut top: Vec<_> = ledger
+        .top_skus(Some("S001"), day, day, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.sku, r.quantity))
+        .collect();
+    top.sort();
+    let mut want: Vec<_> = odd
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.to_string(), i as i64 + 1))
+        .collect();
+    want.sort();
+    assert_eq!(top, want);
+    let qr = ledger.qr_payments("S001", day, day, 10).await.unwrap();
+    assert_eq!(qr.len(), 1);
+    assert_eq!(qr[0].provider, "vn\"pay");
+    env.stop().await;
 }
