@@ -450,14 +450,19 @@ impl CloudHandle {
     }
 }
 
-/// The background projector: folds new events into the reports when woken by an upload, and
-/// at least every `every_ms`.
+/// How long the projector, woken by an upload, lets more uploads gather before it folds them
+/// (bounded by the interval): steps of many events cost less per event than one per upload.
+const PROJECTION_GATHER_MS: u64 = 100;
+
+/// The background projector: folds new events into the reports when woken by an upload (after
+/// gathering for at most `PROJECTION_GATHER_MS`), and at least every `every_ms`.
 fn projector(cloud: Arc<Cloud>, every_ms: u64) -> tokio::task::JoinHandle<()> {
     let every = std::time::Duration::from_millis(every_ms.max(10));
+    let gather = std::time::Duration::from_millis(PROJECTION_GATHER_MS.min(every_ms));
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = cloud.project_now.notified() => {}
+                _ = cloud.project_now.notified() => tokio::time::sleep(gather).await,
                 _ = tokio::time::sleep(every) => {}
             }
             if let Err(e) = cloud.catch_up().await {
