@@ -1159,7 +1159,9 @@ async fn master_data_comes_down_as_deltas(b: Backend) {
 }
 
 async fn categories_and_customers_are_a_second_stream_older_tills_never_see(b: Backend) {
-    let Some(env) = Env::start(b).await else {
+    // No background projector: its rebuild of HQ's customer record is a new ext version,
+    // which would race the versions this test reads.
+    let Some(env) = Env::start_with(b, 0).await else {
         return;
     };
     let s1 = env.token("S001");

@@ -67,8 +67,7 @@ const MERGE_STATUSES: &str = "INSERT INTO txn_status (store, txn_id, status, wal
      logical = excluded.logical, replica = excluded.replica \
      WHERE (excluded.wall_ms, excluded.logical, excluded.replica) > (txn_status.wall_ms, txn_status.logical, txn_status.replica)";
 
-/// (An entry no newer than the one held writes nothing: most entries an event carries are
-/// other tills' entries, already folded from their own events.)
+/// (An entry no newer than the one held, as when a step is folded again, writes nothing.)
 const MERGE_STOCKS: &str = "INSERT INTO stock (store, sku, replica, p, n) \
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[]) \
      ON CONFLICT (store, sku, replica) DO UPDATE SET \
