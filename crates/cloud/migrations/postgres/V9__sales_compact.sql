@@ -31,3 +31,10 @@ WHERE p.store = s.store AND p.txn_id = s.txn_id;
 
 DROP TABLE sale_lines;
 DROP TABLE sale_payments;
+
+-- The report facts' text keys compare bytewise (as SQLite's do): an index insert compares
+-- bytes instead of going through the database locale's collation.
+ALTER TABLE sales ALTER COLUMN store TYPE TEXT COLLATE "C", ALTER COLUMN txn_id TYPE TEXT COLLATE "C";
+ALTER TABLE txn_status ALTER COLUMN store TYPE TEXT COLLATE "C", ALTER COLUMN txn_id TYPE TEXT COLLATE "C";
+ALTER TABLE sale_returns ALTER COLUMN store TYPE TEXT COLLATE "C", ALTER COLUMN txn_id TYPE TEXT COLLATE "C";
+ALTER TABLE stock ALTER COLUMN store TYPE TEXT COLLATE "C", ALTER COLUMN sku TYPE TEXT COLLATE "C";
