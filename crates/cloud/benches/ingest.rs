@@ -191,10 +191,8 @@ async fn raw_postgres(url: &str, w: &Workload) -> Duration {
     t0.elapsed()
 }
 
-/// One round: a fresh cloud ingests the workload; then the raw baseline inserts the same rows
-/// into the same database. Returns (ingest, projection tail, raw) durations.
-async fn round(backend: Backend, w: &Workload, projector: bool) -> Option<(f64, f64, f64)> {
-    let env = Arc::new(Env::start_with(backend, if projector { 250 } else { 0 }).await?);
+/// Registers the workload's stores with the cloud.
+async fn register(env: &Env, w: &Workload) {
     for s in &w.stores {
         env.handle
             .cloud
@@ -209,6 +207,13 @@ async fn round(backend: Backend, w: &Workload, projector: bool) -> Option<(f64, 
             .await
             .unwrap();
     }
+}
+
+/// One round: a fresh cloud ingests the workload; then the raw baseline inserts the same rows
+/// into the same database. Returns (ingest, projection tail, raw) durations.
+async fn round(backend: Backend, w: &Workload, projector: bool) -> Option<(f64, f64, f64)> {
+    let env = Arc::new(Env::start_with(backend, if projector { 250 } else { 0 }).await?);
+    register(&env, w).await;
     let ours = ingest(&env, w).await;
     let t0 = Instant::now();
     env.handle.cloud.catch_up().await.unwrap();
@@ -280,20 +285,7 @@ async fn outage(stores: usize) {
         return;
     };
     let env = Arc::new(env);
-    for s in &w.stores {
-        env.handle
-            .cloud
-            .ledger
-            .put_store(StoreInfo {
-                store_id: s.clone(),
-                name: s.clone(),
-                utc_offset_minutes: 420,
-                enabled: true,
-                tokens_valid_after_ms: 0,
-            })
-            .await
-            .unwrap();
-    }
+    register(&env, &w).await;
     let t0 = Instant::now();
     let acked = ingest(&env, &w).await;
     env.handle.cloud.catch_up().await.unwrap();
