@@ -13,12 +13,16 @@ use crate::sql;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::try_join_all;
+use project::PROJECTION_PARTS;
+use queries::*;
 use std::collections::{BTreeMap, HashMap};
 use tillmesh_cloud_proto::{MasterKind, Watermark};
 use tokio_postgres::NoTls;
 use write::{mark_customers, write_facts};
 
 mod customers;
+mod project;
+mod queries;
 mod write;
 
 /// The schema's migrations (`crates/cloud/migrations/postgres/`).
@@ -28,81 +32,6 @@ mod schema {
 
 /// Serialises schema creation between instances starting together.
 const SCHEMA_LOCK: i64 = 0x7469_6c6c_6d65_7368;
-/// Serialises projection steps between instances (one lock per part: this key plus the part).
-const PROJECTION_LOCK: i64 = 0x7469_6c6c_7072_6f6a;
-/// The projection runs in this many parts at once, each over its own stores (see `part_of`):
-/// one connection alone leaves the database's other cores idle.
-const PROJECTION_PARTS: usize = 2;
-
-const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, kind, hlc_ms, body) \
-     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BYTEA[]) \
-     ON CONFLICT DO NOTHING RETURNING origin";
-
-/// A batch's watermarks, one row per origin.
-const UPSERT_ORIGINS: &str = "INSERT INTO origins (store, origin, contiguous, max_seq) \
-     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[]) \
-     ON CONFLICT (store, origin) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq";
-
-/// Sales with their lines and payments: one entry per sale, the lines and payments as array
-/// literals (`write::text_array`, `write::int_array`) cast in the statement.
-const INSERT_SALES: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
-     subtotal, discount, tax, total, items, line_nos, line_skus, line_quantities, line_totals, \
-     pay_ids, pay_methods, pay_providers, pay_amounts) \
-     SELECT $1, txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items, \
-     nos::BIGINT[], skus::TEXT[], qs::BIGINT[], tots::BIGINT[], ids::TEXT[], ms::TEXT[], prs::TEXT[], amts::BIGINT[] \
-     FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], \
-     $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[], \
-     $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $20::TEXT[], $21::TEXT[]) \
-     AS s(txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items, \
-     nos, skus, qs, tots, ids, ms, prs, amts) \
-     ON CONFLICT DO NOTHING";
-
-const INSERT_RETURNS: &str = "INSERT INTO sale_returns (store, txn_id, origin, seq, line_no, quantity, amount) \
-     SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[]) \
-     ON CONFLICT DO NOTHING";
-
-const MERGE_STATUSES: &str = "INSERT INTO txn_status (store, txn_id, status, wall_ms, logical, replica) \
-     SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[]) \
-     ON CONFLICT (store, txn_id) DO UPDATE SET status = excluded.status, wall_ms = excluded.wall_ms, \
-     logical = excluded.logical, replica = excluded.replica \
-     WHERE (excluded.wall_ms, excluded.logical, excluded.replica) > (txn_status.wall_ms, txn_status.logical, txn_status.replica)";
-
-/// (An entry no newer than the one held, as when a step is folded again, writes nothing.)
-const MERGE_STOCKS: &str = "INSERT INTO stock (store, sku, replica, p, n) \
-     SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[]) \
-     ON CONFLICT (store, sku, replica) DO UPDATE SET \
-     p = GREATEST(stock.p, excluded.p), n = GREATEST(stock.n, excluded.n) \
-     WHERE excluded.p > stock.p OR excluded.n > stock.n";
-
-const MERGE_BALANCES: &str = "INSERT INTO balances (store, account, part, a, b, value) \
-     SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[]) \
-     ON CONFLICT (store, account, part, a, b) DO UPDATE SET \
-     value = excluded.value WHERE excluded.value > balances.value";
-
-/// Payments per store, day, method and provider (`sql::PAYMENTS_BY_DAY`, over the sale rows'
-/// payment arrays).
-const PAYMENTS_BY_DAY: &str = "SELECT s.store, s.day, p.method, p.provider, COUNT(*), CAST(SUM(p.amount) AS BIGINT), \
-     CAST(SUM(CASE WHEN t.status IN ('VOID', 'REFUNDED') THEN p.amount ELSE 0 END) AS BIGINT) \
-     FROM sales s CROSS JOIN LATERAL UNNEST(s.pay_methods, s.pay_providers, s.pay_amounts) AS p(method, provider, amount) \
-     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
-     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
-     GROUP BY s.store, s.day, p.method, p.provider ORDER BY s.store, s.day, p.method, p.provider";
-
-/// Best sellers (`sql::TOP_SKUS`, over the sale rows' line arrays).
-const TOP_SKUS: &str = "SELECT l.sku, CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.total) AS BIGINT) \
-     FROM sales s CROSS JOIN LATERAL UNNEST(s.line_skus, s.line_quantities, s.line_totals) AS l(sku, quantity, total) \
-     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
-     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
-     AND COALESCE(t.status, 'PAID') NOT IN ('VOID', 'REFUNDED') \
-     GROUP BY l.sku ORDER BY 2 DESC, 1 LIMIT $4";
-
-/// A store's QR payments (`sql::QR_PAYMENTS`, over the sale rows' payment arrays).
-const QR_PAYMENTS: &str = "SELECT p.payment_id, s.txn_id, p.amount, p.provider, COALESCE(t.status, 'PAID') \
-     FROM sales s CROSS JOIN LATERAL UNNEST(s.pay_ids, s.pay_methods, s.pay_providers, s.pay_amounts) \
-     AS p(payment_id, method, provider, amount) \
-     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
-     WHERE s.store = $1 AND s.day >= $2 AND s.day <= $3 AND p.method = 'qr' \
-     ORDER BY p.payment_id LIMIT $4";
 
 /// The PostgreSQL ledger.
 #[derive(Clone)]
@@ -213,92 +142,6 @@ impl PgLedger {
     }
 }
 
-impl PgLedger {
-    /// One step of one part of the projection: the stores whose [`part_of`] is `part`.
-    async fn project_part(&self, part: usize, limit: usize) -> Result<usize, LedgerError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // One projector of a part at a time across every instance: the others wait here and
-        // then plan from the cursors this one committed (no duplicated work, no waits on its
-        // rows). Parts share no store, so they run side by side, each on its own connection.
-        tx.execute(
-            &cached(&tx, "SELECT pg_advisory_xact_lock($1)").await?,
-            &[&(PROJECTION_LOCK + part as i64)],
-        )
-        .await?;
-        let origins: Vec<(String, u64, u64, i32)> = tx
-            .query(sql::ORIGINS_TO_PROJECT, &[])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), u(r.get(1)), u(r.get(2)), r.get(3)))
-            .filter(|o: &(String, u64, u64, i32)| part_of(&o.0) == part)
-            .collect();
-        let projected: HashMap<(String, u64), u64> = tx
-            .query(sql::PROJECTED, &[])
-            .await?
-            .iter()
-            .map(|r| ((r.get(0), u(r.get(1))), u(r.get(2))))
-            .collect();
-        let mut steps = crate::project::plan(origins, &projected, limit);
-        if steps.is_empty() {
-            return Ok(0);
-        }
-        let mut by_store: BTreeMap<String, Facts> = BTreeMap::new();
-        let mut done = 0;
-        // Every range is asked for at once (pipelined on the one connection).
-        let bounds: Vec<[i64; 3]> = steps
-            .iter()
-            .map(|st| [st.origin as i64, st.from as i64, st.to as i64])
-            .collect();
-        let txr = &tx;
-        let range = &cached(txr, sql::EVENTS_RANGE).await?;
-        let ranges = try_join_all(steps.iter().zip(&bounds).map(|(st, b)| async move {
-            txr.query(range, &[&st.store, &b[0], &b[1], &b[2]]).await
-        }))
-        .await?;
-        for (st, rows) in steps.iter_mut().zip(ranges) {
-            let facts = by_store.entry(st.store.clone()).or_default();
-            for r in &rows {
-                let body = crate::decode_body(r.get(1), r.get::<_, &[u8]>(2))?;
-                if !facts.add(st.origin, u(r.get(0)), &body, st.utc_offset_minutes) {
-                    st.to = u(r.get(0)).saturating_sub(1);
-                    break;
-                }
-                done += 1;
-            }
-        }
-        // The stores' facts and the cursors, pipelined too (one transaction: all or none).
-        try_join_all(
-            by_store
-                .iter()
-                .map(|(store, facts)| write_facts(txr, store, facts)),
-        )
-        .await?;
-        mark_customers(
-            txr,
-            by_store
-                .values()
-                .flat_map(Facts::customers_touched)
-                .collect(),
-        )
-        .await?;
-        let cursors: Vec<[i64; 2]> = steps
-            .iter()
-            .map(|st| [st.origin as i64, st.to as i64])
-            .collect();
-        let set = &cached(txr, sql::SET_PROJECTED).await?;
-        try_join_all(
-            steps
-                .iter()
-                .zip(&cursors)
-                .map(|(st, c)| async move { txr.execute(set, &[&st.store, &c[0], &c[1]]).await }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(done)
-    }
-}
-
 /// A statement prepared once per pooled connection (deadpool's cache): each use then costs
 /// one round trip, not a parse and an execute.
 async fn cached(
@@ -306,15 +149,6 @@ async fn cached(
     sql: &str,
 ) -> Result<tokio_postgres::Statement, LedgerError> {
     Ok(tx.prepare_cached(sql).await?)
-}
-
-/// Which part of the projection a store's events are folded by: a fixed hash of its id, the
-/// same on every instance.
-fn part_of(store: &str) -> usize {
-    let h = store
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    h as usize % PROJECTION_PARTS
 }
 
 async fn watermarks(
