@@ -214,10 +214,8 @@ impl Ledger for PgLedger {
             )
         };
         let (accepted, before) = tokio::try_join!(insert, watermarks(&tx, &req.store))?;
-        let mut marks: BTreeMap<u64, (u64, u64)> = before
-            .iter()
-            .map(|w| (w.origin, (w.contiguous, w.max_seq)))
-            .collect();
+        let mut marks: BTreeMap<u64, Watermark> =
+            before.into_iter().map(|w| (w.origin, w)).collect();
         let mut by_origin: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         let mut newest = 0;
         for r in &req.rows {
@@ -229,8 +227,12 @@ impl Ledger for PgLedger {
             seqs.sort_unstable();
             seqs.dedup();
             let o = origin as i64;
-            let (c0, m0) = marks.get(&origin).copied().unwrap_or((0, 0));
-            let (mut c, max, gap) = advance(c0, m0, &seqs);
+            let mark = marks.entry(origin).or_insert(Watermark {
+                origin,
+                contiguous: 0,
+                max_seq: 0,
+            });
+            let (mut c, max, gap) = advance(mark.contiguous, mark.max_seq, &seqs);
             if gap {
                 let held: Vec<u64> = tx
                     .query(sql::SEQS_ABOVE, &[&req.store, &o, &(c as i64), &100_000i64])
@@ -240,7 +242,7 @@ impl Ledger for PgLedger {
                     .collect();
                 c = advance(c, max, &held).0;
             }
-            marks.insert(origin, (c, max));
+            (mark.contiguous, mark.max_seq) = (c, max);
             moved[0].push(o);
             moved[1].push(c as i64);
             moved[2].push(max as i64);
@@ -287,14 +289,7 @@ impl Ledger for PgLedger {
             )
         };
         let ((), _, master_version) = tokio::try_join!(upsert, after, version)?;
-        let watermarks = marks
-            .into_iter()
-            .map(|(origin, (contiguous, max_seq))| Watermark {
-                origin,
-                contiguous,
-                max_seq,
-            })
-            .collect();
+        let watermarks = marks.into_values().collect();
         tx.commit().await?;
         Ok(IngestOutcome {
             master_version: u(master_version),
