@@ -15,6 +15,18 @@ pub const CHECKPOINT_INTERVAL_MS: u64 = 250;
 /// this the WAL would grow without bound.
 pub const WAL_BYTES_MAX: u64 = 32 << 20;
 
+/// Turns on SQLite's query planner stability guarantee on `conn`. Without it, a statement
+/// whose plan read a bound value (a `LIMIT ?`, a range bound against stat4 samples, a `LIKE ?`
+/// pattern) is re-prepared at every new binding: a cached statement was parsed again on each
+/// use. Plans then never depend on bound values, which no query here relies on.
+pub fn stable_plans(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 /// The background checkpointer of one database; stops (and joins its thread) when dropped.
 #[derive(Debug)]
 pub struct Checkpointer {

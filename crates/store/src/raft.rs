@@ -19,6 +19,10 @@ const LEGACY: tillmesh_checkpoint::migrate::Legacy = tillmesh_checkpoint::migrat
 /// Most log entries read at once.
 pub const RAFT_READ_MAX: u64 = 4_096;
 
+/// A range of log entries, at most `?3` of them.
+const RANGE: &str =
+    "SELECT idx, entry FROM raft_log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx LIMIT ?3";
+
 /// The Raft database. Every write is one fsync'd transaction (WAL, `synchronous=FULL`).
 #[derive(Debug)]
 pub struct RaftDb {
@@ -103,11 +107,13 @@ impl RaftDb {
     /// Entries with `from <= index < to`, at most [`RAFT_READ_MAX`], in order.
     pub fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.with(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT idx, entry FROM raft_log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx LIMIT ?3",
-            )?;
+            let mut st = c.prepare_cached(RANGE)?;
             let rows = st.query_map(
-                params![from as i64, to.min(i64::MAX as u64) as i64, RAFT_READ_MAX as i64],
+                params![
+                    from as i64,
+                    to.min(i64::MAX as u64) as i64,
+                    RAFT_READ_MAX as i64
+                ],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -180,5 +186,26 @@ mod tests {
         assert_eq!(db.meta("purged").unwrap(), Some(b"1".to_vec()));
         db.set_meta(&[("vote", None)]).unwrap();
         assert_eq!(db.meta("vote").unwrap(), None);
+    }
+
+    /// SQLite re-prepares a statement at every new binding of a parameter its plan read (a
+    /// `LIMIT ?`, a range bound compared with stat4 samples) unless the planner's stability
+    /// guarantee is on: every log read re-parsed its SQL.
+    #[test]
+    fn reads_with_a_bound_limit_run_their_prepared_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = RaftDb::open(&dir.path().join("raft.db")).unwrap();
+        db.append(&[(1, vec![1]), (2, vec![2]), (3, vec![3])])
+            .unwrap();
+        for from in 1..=3 {
+            assert_eq!(db.range(from, 10).unwrap().len(), 4 - from as usize);
+        }
+        let reprepared = db
+            .with(|c| {
+                Ok(c.prepare_cached(super::RANGE)?
+                    .get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .unwrap();
+        assert_eq!(reprepared, 0);
     }
 }

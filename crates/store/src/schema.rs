@@ -29,6 +29,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     }
     // FULL: the WAL is fsync'd at every commit, so a commit that returned survives power loss.
     conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    tillmesh_checkpoint::stable_plans(conn)?;
     Ok(())
 }
 

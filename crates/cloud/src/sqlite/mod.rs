@@ -79,6 +79,7 @@ fn open(path: &Path) -> Result<Connection, LedgerError> {
     conn.pragma_update(None, "cache_size", -65_536)?;
     // Checkpoints run from a Checkpointer thread, not in the committing writer.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    tillmesh_checkpoint::stable_plans(&conn)?;
     Ok(conn)
 }
 
@@ -717,4 +718,31 @@ fn stores(c: &Connection, id: Option<&str>) -> Result<Vec<StoreInfo>, LedgerErro
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The ledger's connections keep a cached statement's plan across bindings of its
+    /// `LIMIT` (SQLite re-prepared it at every new binding before).
+    #[test]
+    fn a_bound_limit_does_not_re_prepare_the_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::open(&dir.path().join("ledger.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (k INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .unwrap();
+        let sql = "SELECT k FROM t WHERE k > $1 ORDER BY k LIMIT $2";
+        for limit in 1..=3_i64 {
+            let n = conn
+                .prepare_cached(sql)
+                .unwrap()
+                .query_map([0, limit], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .count();
+            assert_eq!(n as i64, limit);
+        }
+        let st = conn.prepare_cached(sql).unwrap();
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }
