@@ -39,6 +39,7 @@ pub use security::{REVOCATIONS_KEY, RevocationsView};
 pub use status::{PeerSkew, RaftView, StatusView, SyncView};
 mod session;
 mod status;
+mod template;
 mod throttle;
 mod traces;
 mod vision;

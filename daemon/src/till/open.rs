@@ -18,12 +18,17 @@ impl Till {
             Some(v) => Some(Arc::new(Vision::load(v)?)),
             None => None,
         };
+        let placed = super::template::place(&cfg, now)?;
         let (store, deferred_check) = open_store(&cfg, now)?;
         let seeded = store.read(|r| r.meta("seeded"))?.is_some();
         // A first start keeps the master data and catalog it just seeded (no second parse).
-        let fresh = match seeded {
-            true => None,
-            false => Some(seed(&store, &cfg, now)?),
+        let fresh = match (placed, seeded) {
+            (Some(copied), _) => {
+                super::template::claim(&store, &cfg)?;
+                Some(copied)
+            }
+            (None, true) => None,
+            (None, false) => Some(seed(&store, &cfg, now)?),
         };
         let me = match store.read(|r| r.meta("replica_id"))? {
             Some(v) => ReplicaId(v.parse()?),
@@ -319,6 +324,22 @@ pub(super) fn old_cashiers(store: &Store) -> anyhow::Result<std::collections::Ha
     })
 }
 
+/// The replica id of a new database: the terminal and a fresh incarnation (the configured
+/// one in a simulation).
+pub(super) fn new_replica_id(cfg: &TerminalConfig) -> anyhow::Result<ReplicaId> {
+    let terminal = u32::try_from(cfg.terminal.id)?;
+    let incarnation = loop {
+        let i = match &cfg.terminal.simulated {
+            Some(sim) => sim.incarnation,
+            None => u32::from_le_bytes(random_bytes::<4>()),
+        };
+        if i != 0 {
+            break i;
+        }
+    };
+    Ok(ReplicaId::for_terminal(terminal, incarnation))
+}
+
 /// Seeds a new database from the configured catalog file; answers the master data and its
 /// catalog, as committed.
 pub(super) fn seed(
@@ -352,16 +373,7 @@ pub(super) fn seed(
             0,
         ));
     }
-    let terminal = u32::try_from(cfg.terminal.id)?;
-    let incarnation = loop {
-        let i = match &cfg.terminal.simulated {
-            Some(sim) => sim.incarnation,
-            None => u32::from_le_bytes(random_bytes::<4>()),
-        };
-        if i != 0 {
-            break i;
-        }
-    };
+    let replica_id = new_replica_id(cfg)?;
     let mut accounts = Vec::new();
     for s in &cfg.staff {
         accounts.push(Account {
@@ -401,10 +413,7 @@ pub(super) fn seed(
             ),
             ("master".into(), serde_json::to_string(&master)?),
             ("seeded".into(), now.to_string()),
-            (
-                "replica_id".into(),
-                ReplicaId::for_terminal(terminal, incarnation).0.to_string(),
-            ),
+            ("replica_id".into(), replica_id.0.to_string()),
         ],
         ..Default::default()
     };
