@@ -27,7 +27,6 @@ use tillmesh_store::raft::RaftDb;
 type Error = StorageError<u64>;
 
 const VOTE: &str = "vote";
-const COMMITTED: &str = "committed";
 const PURGED: &str = "last_purged";
 const MACHINE: &str = "machine";
 const SNAPSHOT: &str = "snapshot";
@@ -247,12 +246,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.meta(VOTE)?)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), Error> {
-        Ok(self.set_meta(COMMITTED, &committed)?)
+    /// Not persisted: the commit index is volatile state in Raft, and the state machine
+    /// persists its last applied entry at every apply, which is what a restart resumes from
+    /// (an entry committed but not yet applied is committed again by the group's leader, or
+    /// by this till's own next term when it is alone). Writing it was a commit (and, on a
+    /// real till, an fsync) at every advance of the commit index.
+    async fn save_committed(&mut self, _committed: Option<LogId<u64>>) -> Result<(), Error> {
+        Ok(())
     }
 
+    /// None: see `save_committed` (a value an older build wrote is left unread).
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, Error> {
-        Ok(self.meta::<Option<LogId<u64>>>(COMMITTED)?.flatten())
+        Ok(None)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), Error>
