@@ -603,6 +603,46 @@ impl StoreRaft {
         }
     }
 
+    /// Waits, at most `limit`, for this node's first entry of `term` (the blank entry a new
+    /// leader appends) to be applied. That entry commits only once a quorum has accepted this
+    /// node's lead in `term`, so seeing it applied confirms the lead as a heartbeat round
+    /// would, one round sooner. Answers when it was seen, if it was seen happen while this
+    /// node led in `term`; `None` when it was applied already when asked (that may be long
+    /// ago), the lead was lost, or the limit passed.
+    pub async fn term_begun(
+        &self,
+        term: u64,
+        limit: std::time::Duration,
+    ) -> Option<tokio::time::Instant> {
+        let mut m = self.raft.metrics();
+        let begun = |m: &openraft::RaftMetrics<u64, BasicNode>| {
+            m.last_applied.is_some_and(|l| l.leader_id.term == term)
+        };
+        if begun(&m.borrow_and_update()) {
+            return None;
+        }
+        let seen = async {
+            loop {
+                m.changed().await.ok()?;
+                let now = m.borrow_and_update();
+                if now.current_term != term || now.current_leader != Some(self.id) {
+                    return None;
+                }
+                if begun(&now) {
+                    return Some(tokio::time::Instant::now());
+                }
+            }
+        };
+        tokio::time::timeout(limit, seen).await.ok().flatten()
+    }
+
+    /// How long the lead counts as confirmed after [`StoreRaft::term_begun`] saw it: half
+    /// the shortest election timeout. A follower that accepted the lead does not campaign
+    /// before its election timeout, nor grant a vote within the leader's lease.
+    pub fn begun_confirms_for(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.timing.election_min_ms / 2)
+    }
+
     /// Confirms with a quorum (one heartbeat round) that this node still leads.
     pub async fn confirm_leadership(&self) -> Result<(), ConsensusError> {
         // While handing over, the lead stands until a successor shows up (a confirmation

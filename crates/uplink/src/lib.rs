@@ -398,6 +398,12 @@ impl<S: EventSource> Uplink<S> {
         let mut last_refresh = Instant::now() - CLOUD_REFRESH;
         let mut was_online: Option<bool> = None;
         let mut renew_tried: Option<Instant> = None;
+        // The new term's first entry, seen committed, confirms the lead for the first batch
+        // (no heartbeat round before the first upload after a failover).
+        let mut begun = self
+            .raft
+            .term_begun(term, Duration::from_millis(self.cfg.timeout_ms))
+            .await;
         self.share_credential(term).await;
         loop {
             if !self.leads(term) {
@@ -435,7 +441,12 @@ impl<S: EventSource> Uplink<S> {
                 let Some(mut batch) = batch else {
                     return Ok(None);
                 };
-                self.confirm(term).await?;
+                let confirmed = begun
+                    .take()
+                    .is_some_and(|at| at.elapsed() < self.raft.begun_confirms_for());
+                if !confirmed || !self.leads(term) {
+                    self.confirm(term).await?;
+                }
                 let ack = tokio::select! {
                     r = self.send(&mut batch) => r?,
                     _ = self.deposed(term) => return Err(Failure::Deposed),
