@@ -7,15 +7,18 @@ use super::*;
 impl<S: EventSource> Uplink<S> {
     /// The next batch: events after the acknowledged (or already sent) seq of each origin,
     /// within the count and byte limits. Waits for events (or the heartbeat) when there are
-    /// none, and lingers briefly for company when there are few. `None`: look again.
+    /// none, and lingers briefly for company when there are few, unless `linger` is false (a
+    /// new leader's first batch: what gathered during the election waits already). `None`:
+    /// look again.
     pub(crate) async fn build(
         &self,
         term: u64,
         sent: &mut BTreeMap<u64, u64>,
         changes: &mut tokio::sync::watch::Receiver<u64>,
         last_exchange: Instant,
+        linger: bool,
     ) -> Result<Option<Batch>, Failure> {
-        let mut lingered = false;
+        let mut lingered = !linger;
         loop {
             let machine = self.raft.state();
             let vv = self.till.version_vector();

@@ -404,6 +404,8 @@ impl<S: EventSource> Uplink<S> {
             .raft
             .term_begun(term, Duration::from_millis(self.cfg.timeout_ms))
             .await;
+        // Until the term's first batch is acknowledged: no linger for company.
+        let mut first = true;
         self.share_credential(term).await;
         loop {
             if !self.leads(term) {
@@ -436,7 +438,7 @@ impl<S: EventSource> Uplink<S> {
                     master_due = Instant::now() + Duration::from_millis(self.cfg.master_pull_ms);
                 }
                 let batch = self
-                    .build(term, &mut sent, &mut changes, last_exchange)
+                    .build(term, &mut sent, &mut changes, last_exchange, !first)
                     .await?;
                 let Some(mut batch) = batch else {
                     return Ok(None);
@@ -459,6 +461,7 @@ impl<S: EventSource> Uplink<S> {
                 Ok(Some((batch, ack))) => {
                     last_exchange = Instant::now();
                     backoff_ms = 0;
+                    first = false;
                     let n = batch.events.len();
                     for e in &batch.events {
                         let s = sent.entry(e.event.origin.0).or_default();
