@@ -3,7 +3,7 @@
 
 use crate::money::{BasisPoints, Minor};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// One product.
@@ -112,16 +112,30 @@ pub fn check_digit(body: &[u32]) -> u32 {
 }
 
 /// The catalog with a barcode index.
+///
+/// Held compactly, for a big store's till (50,000 SKUs): the items in one vector sorted by
+/// SKU (found by binary search; the SKU is not stored a second time as a key), and the
+/// barcode index from each normalised barcode as a number to the item's position.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    items: BTreeMap<String, Item>,
-    by_barcode: HashMap<String, String>,
+    items: Vec<Item>,
+    by_barcode: HashMap<u64, u32>,
+}
+
+/// A normalised barcode (8 or 13 digits) as one number that keeps its length: an EAN-8 and
+/// the EAN-13 of the same digits with leading zeros are different barcodes.
+fn barcode_key(normalised: &str) -> u64 {
+    let digits = normalised.bytes().fold(0u64, |n, b| {
+        n.wrapping_mul(10).wrapping_add(u64::from(b - b'0'))
+    });
+    (normalised.len() as u64) << 56 | digits
 }
 
 impl Catalog {
     /// Builds a catalog, validating every item and barcode.
     pub fn new(items: Vec<Item>) -> Result<Self, CatalogError> {
-        let mut cat = Catalog::default();
+        let mut by_barcode: HashMap<u64, &str> = HashMap::new();
+        let mut checked = Vec::with_capacity(items.len());
         for mut item in items {
             if item.sku.trim().is_empty() {
                 return Err(CatalogError::InvalidItem(item.sku, "SKU is empty"));
@@ -145,31 +159,64 @@ impl Catalog {
             if item.tax_rate_bp > 10_000 {
                 return Err(CatalogError::InvalidItem(item.sku, "tax rate above 100 %"));
             }
-            let mut codes = Vec::with_capacity(item.barcodes.len());
-            for b in &item.barcodes {
-                let n = normalise_barcode(b)?;
-                if let Some(other) = cat.by_barcode.get(&n)
-                    && other != &item.sku
-                {
-                    return Err(CatalogError::DuplicateBarcode(n, other.clone(), item.sku));
+            item.barcodes = item
+                .barcodes
+                .iter()
+                .map(|b| normalise_barcode(b))
+                .collect::<Result<_, _>>()?;
+            checked.push(item);
+        }
+        // Barcodes in the order given: the first item to claim one keeps it.
+        for item in &checked {
+            for code in &item.barcodes {
+                match by_barcode.get(&barcode_key(code)) {
+                    Some(other) if *other != item.sku => {
+                        return Err(CatalogError::DuplicateBarcode(
+                            code.clone(),
+                            other.to_string(),
+                            item.sku.clone(),
+                        ));
+                    }
+                    _ => {
+                        by_barcode.insert(barcode_key(code), &item.sku);
+                    }
                 }
-                cat.by_barcode.insert(n.clone(), item.sku.clone());
-                codes.push(n);
             }
-            item.barcodes = codes;
-            cat.items.insert(item.sku.clone(), item);
+        }
+        let by_barcode: Vec<(u64, String)> = by_barcode
+            .into_iter()
+            .map(|(k, sku)| (k, sku.to_owned()))
+            .collect();
+        // A SKU given twice is the last one given (its earlier barcodes still find it).
+        checked.reverse();
+        checked.sort_by(|a, b| a.sku.cmp(&b.sku));
+        checked.dedup_by(|a, b| a.sku == b.sku);
+        checked.shrink_to_fit();
+        let mut cat = Catalog {
+            items: checked,
+            by_barcode: HashMap::with_capacity(by_barcode.len()),
+        };
+        for (k, sku) in by_barcode {
+            let at = cat.position(&sku).unwrap_or_default();
+            cat.by_barcode.insert(k, at as u32);
         }
         Ok(cat)
+    }
+
+    fn position(&self, sku: &str) -> Option<usize> {
+        self.items
+            .binary_search_by(|i| i.sku.as_str().cmp(sku))
+            .ok()
     }
 
     /// Finds the active item for a scanned barcode.
     pub fn lookup(&self, barcode: &str) -> Result<&Item, CatalogError> {
         let code = normalise_barcode(barcode)?;
-        let sku = self
+        let at = self
             .by_barcode
-            .get(&code)
+            .get(&barcode_key(&code))
             .ok_or_else(|| CatalogError::UnknownBarcode(barcode.trim().to_string()))?;
-        let item = &self.items[sku];
+        let item = &self.items[*at as usize];
         if !item.active {
             return Err(CatalogError::Inactive(item.sku.clone()));
         }
@@ -178,14 +225,14 @@ impl Catalog {
 
     /// Finds an item by SKU.
     pub fn get(&self, sku: &str) -> Result<&Item, CatalogError> {
-        self.items
-            .get(sku)
+        self.position(sku)
+            .map(|at| &self.items[at])
             .ok_or_else(|| CatalogError::UnknownSku(sku.to_string()))
     }
 
     /// All items in SKU order.
     pub fn items(&self) -> impl Iterator<Item = &Item> {
-        self.items.values()
+        self.items.iter()
     }
 
     /// Number of items.
@@ -244,5 +291,39 @@ mod tests {
         ));
         let dup = Catalog::new(vec![item("A", &["96385074"]), item("B", &["96385074"])]);
         assert!(matches!(dup, Err(CatalogError::DuplicateBarcode(..))));
+    }
+
+    #[test]
+    fn a_sku_given_twice_is_the_last_one_and_its_earlier_barcodes_still_find_it() {
+        let mut later = item("A", &["96385074"]);
+        later.name = "later".into();
+        let cat = Catalog::new(vec![
+            item("C", &[]),
+            item("A", &["4006381333931"]),
+            item("B", &["036000291452"]),
+            later,
+        ])
+        .unwrap();
+        assert_eq!(cat.len(), 3);
+        let skus: Vec<_> = cat.items().map(|i| i.sku.as_str()).collect();
+        assert_eq!(skus, ["A", "B", "C"]);
+        assert_eq!(cat.get("A").unwrap().name, "later");
+        assert_eq!(cat.lookup("4006381333931").unwrap().name, "later");
+        assert_eq!(cat.lookup("96385074").unwrap().name, "later");
+        assert_eq!(cat.lookup("036000291452").unwrap().sku, "B");
+        assert!(matches!(cat.get("D"), Err(CatalogError::UnknownSku(_))));
+    }
+
+    #[test]
+    fn an_ean_8_and_an_ean_13_of_the_same_digits_are_different_barcodes() {
+        // 96385074 as an EAN-8, and 0000096385074 (check digit 4) as an EAN-13.
+        assert_eq!(check_digit(&[0, 0, 0, 0, 0, 9, 6, 3, 8, 5, 0, 7]), 4);
+        let cat = Catalog::new(vec![
+            item("A", &["96385074"]),
+            item("B", &["0000096385074"]),
+        ])
+        .unwrap();
+        assert_eq!(cat.lookup("96385074").unwrap().sku, "A");
+        assert_eq!(cat.lookup("0000096385074").unwrap().sku, "B");
     }
 }
