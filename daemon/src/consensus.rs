@@ -144,19 +144,24 @@ pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::Jo
                 }
                 w.mark_unchanged();
             }
-            let (version, ext_version, at_ms, records) = {
+            let newer = {
                 let m = w.borrow_and_update();
-                (
-                    m.master_version,
-                    m.master_ext_version(),
-                    m.master_at_ms,
-                    m.master.clone(),
-                )
+                m.master_version > till.hq_version()
+                    || m.master_ext_version() > till.hq_ext_version()
             };
-            if (version > till.hq_version() || ext_version > till.hq_ext_version())
-                && !records.is_empty()
-            {
-                match till.apply_master(version, at_ms, &records).await {
+            // The records are read only now, as the newest commit left them (with their
+            // versions), and dropped once applied: no till holds them in memory meanwhile.
+            let master = match newer {
+                true => raft
+                    .master_data()
+                    .await
+                    .inspect_err(|e| warn!(cause = %e, "master data not read"))
+                    .ok(),
+                false => None,
+            };
+            if let Some(m) = master.filter(|m| !m.records.is_empty()) {
+                let (version, at_ms) = (m.version, m.at_ms);
+                match till.apply_master(version, at_ms, &m.records).await {
                     Ok(conflicts) => {
                         let leads = raft.leadership().now().this_node;
                         for c in conflicts.iter().filter(|_| leads) {

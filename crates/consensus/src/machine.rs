@@ -67,20 +67,22 @@ pub struct StoreMachine {
     pub compact_horizon_ms: u64,
     /// The store's renewed cloud credential and its expiry (ms), once the leader renewed it.
     pub credential: Option<(String, u64)>,
-    /// Master-data records at `master_version`, by record key, as JSON. Shared (`Arc`) so
-    /// publishing the state to watchers does not copy the catalog; persisted apart from
-    /// the rest, and only when it changes.
+    /// The second master-data stream's version. Kept with the master-data records (under
+    /// [`MASTER_EXT_VERSION_KEY`]), which live in the state machine's database and not in
+    /// this value: a big store's catalog is megabytes, and every till held it twice.
     #[serde(skip)]
-    pub master: Arc<BTreeMap<String, String>>,
+    ext_version: u64,
 }
 
 impl StoreMachine {
     /// The version of the second master-data stream applied (0: none yet).
     pub fn master_ext_version(&self) -> u64 {
-        self.master
-            .get(MASTER_EXT_VERSION_KEY)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        self.ext_version
+    }
+
+    /// Sets the second stream's version, as read back with the records.
+    pub(crate) fn set_master_ext_version(&mut self, records: &BTreeMap<String, String>) {
+        self.ext_version = ext_version_of(records);
     }
 
     /// Applies one command, with no master-data check; answers whether the master data
@@ -126,19 +128,8 @@ impl StoreMachine {
                         changes,
                     })?;
                 }
-                let master = Arc::make_mut(&mut self.master);
-                for (key, record) in changes {
-                    // Marks and the stream's version are the machine's own, never a record.
-                    if key.starts_with('~') {
-                        continue;
-                    }
-                    match record {
-                        Some(json) => master.insert(key.clone(), json.clone()),
-                        None => master.remove(key),
-                    };
-                }
                 if ext {
-                    master.insert(MASTER_EXT_VERSION_KEY.to_owned(), version.to_string());
+                    self.ext_version = *version;
                 } else {
                     self.master_version = *version;
                     self.master_at_ms = *at_ms;
@@ -179,6 +170,44 @@ impl StoreMachine {
             }
         }
         Ok(false)
+    }
+}
+
+/// The record writes of a master-data page this machine applied (`apply_checked` answered
+/// `true`), in order: its records (`None` deletes), then the second stream's version for a
+/// page of that stream. Marks (`~` keys) are the machine's own, never a record.
+pub fn master_writes(c: &Command) -> Vec<(String, Option<String>)> {
+    let Command::Master {
+        version, changes, ..
+    } = c
+    else {
+        return Vec::new();
+    };
+    let ext = changes.iter().any(|(k, _)| k == MASTER_EXT_KEY);
+    changes
+        .iter()
+        .filter(|(k, _)| !k.starts_with('~'))
+        .cloned()
+        .chain(ext.then(|| (MASTER_EXT_VERSION_KEY.to_owned(), Some(version.to_string()))))
+        .collect()
+}
+
+/// The second stream's version held in a set of records (0: none).
+pub fn ext_version_of(records: &BTreeMap<String, String>) -> u64 {
+    records
+        .get(MASTER_EXT_VERSION_KEY)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Applies record writes to a set of records (what the database does, for tests and for
+/// readers of a snapshot).
+pub fn apply_writes(records: &mut BTreeMap<String, String>, writes: Vec<(String, Option<String>)>) {
+    for (key, record) in writes {
+        match record {
+            Some(json) => records.insert(key, json),
+            None => records.remove(&key),
+        };
     }
 }
 
@@ -249,15 +278,28 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
                 .collect(),
         };
-        assert!(m.apply(&put(2, &[("item:A", Some("a1")), ("item:B", Some("b1"))])));
-        assert!(m.apply(&put(3, &[("item:A", None), ("item:B", Some("b2"))])));
+        let mut records = BTreeMap::new();
+        let mut apply = |m: &mut StoreMachine, c: Command| {
+            let changed = m.apply(&c);
+            if changed {
+                apply_writes(&mut records, master_writes(&c));
+            }
+            changed
+        };
+        assert!(apply(
+            &mut m,
+            put(2, &[("item:A", Some("a1")), ("item:B", Some("b1"))])
+        ));
+        assert!(apply(
+            &mut m,
+            put(3, &[("item:A", None), ("item:B", Some("b2"))])
+        ));
         // A replay or an older pull changes nothing.
-        assert!(!m.apply(&put(3, &[("item:C", Some("c"))])));
-        assert!(!m.apply(&put(2, &[("item:A", Some("a1"))])));
+        assert!(!apply(&mut m, put(3, &[("item:C", Some("c"))])));
+        assert!(!apply(&mut m, put(2, &[("item:A", Some("a1"))])));
         assert_eq!(m.master_version, 3);
         assert_eq!(m.master_at_ms, 30);
-        let held: Vec<_> = m
-            .master
+        let held: Vec<_> = records
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
@@ -276,19 +318,37 @@ mod tests {
                 .chain(ext.then(|| (MASTER_EXT_KEY.to_string(), Some("1".to_string()))))
                 .collect(),
         };
-        assert!(m.apply(&page(7, false, &[("item:A", Some("a"))])));
+        let mut records = BTreeMap::new();
+        let mut apply = |m: &mut StoreMachine, c: Command| {
+            let changed = m.apply(&c);
+            if changed {
+                apply_writes(&mut records, master_writes(&c));
+            }
+            changed
+        };
+        assert!(apply(&mut m, page(7, false, &[("item:A", Some("a"))])));
         // The second stream starts from its own 0, below the first's 7.
-        assert!(m.apply(&page(2, true, &[("category:drinks", Some("d"))])));
+        assert!(apply(
+            &mut m,
+            page(2, true, &[("category:drinks", Some("d"))])
+        ));
         assert_eq!((m.master_version, m.master_ext_version()), (7, 2));
-        assert!(!m.apply(&page(2, true, &[("category:x", Some("x"))])));
-        assert!(m.apply(&page(3, true, &[("customer:C1", Some("c"))])));
+        assert!(!apply(&mut m, page(2, true, &[("category:x", Some("x"))])));
+        assert!(apply(&mut m, page(3, true, &[("customer:C1", Some("c"))])));
         // A record key that names the machine's own keys is not a record.
-        assert!(m.apply(&page(8, false, &[("~ext-version", Some("99"))])));
+        assert!(apply(
+            &mut m,
+            page(8, false, &[("~ext-version", Some("99"))])
+        ));
         assert_eq!((m.master_version, m.master_ext_version()), (8, 3));
-        let keys: Vec<_> = m.master.keys().map(String::as_str).collect();
+        let keys: Vec<_> = records.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
             ["category:drinks", "customer:C1", "item:A", "~ext-version"]
         );
+        // What a restart reads back from the records.
+        let mut back = StoreMachine::default();
+        back.set_master_ext_version(&records);
+        assert_eq!(back.master_ext_version(), 3);
     }
 }

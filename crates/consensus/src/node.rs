@@ -77,6 +77,8 @@ pub struct StoreRaft {
     /// The openraft handle.
     pub raft: Raft<TypeConfig>,
     state: tokio::sync::watch::Receiver<StoreMachine>,
+    /// The state machine's database (the master-data records are read from it).
+    db: Arc<tillmesh_store::raft::RaftDb>,
     journal: Arc<crate::storage::VoteJournal>,
     timing: Timing,
     caller: Caller,
@@ -268,6 +270,7 @@ impl StoreRaft {
         let (log, sm): (_, StateMachineStore) = open_with(path, mode, master_check)
             .map_err(|e| ConsensusError::Storage(e.to_string()))?;
         let state = sm.subscribe();
+        let db = sm.db();
         let master_refused = sm.master_refused();
         let journal = log.journal();
         let t = transport.clone();
@@ -282,6 +285,7 @@ impl StoreRaft {
             id,
             raft,
             state,
+            db,
             journal,
             timing,
             caller,
@@ -558,6 +562,15 @@ impl StoreRaft {
     /// Watches the replicated store state as this node applies it.
     pub fn watch_state(&self) -> tokio::sync::watch::Receiver<StoreMachine> {
         self.state.clone()
+    }
+
+    /// The master data this till's state machine applied: versions and records, as one
+    /// commit left them. Read from the database, off the async executor.
+    pub async fn master_data(&self) -> Result<crate::storage::MasterData, ConsensusError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || crate::storage::master_data(&db))
+            .await
+            .map_err(|e| ConsensusError::Storage(e.to_string()))?
     }
 
     /// Whether this node is part of a group (has a membership).

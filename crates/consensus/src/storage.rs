@@ -1,7 +1,9 @@
 //! openraft's log storage and state machine on `tillmesh_store::raft::RaftDb` (SQLite, every
 //! write fsync'd). Entries, the vote and snapshots are encoded with bincode (serde); the
 //! state machine is persisted after each applied run of entries: its small part (watermarks,
-//! versions, settings, cloud link) every time, the master-data records only when they change.
+//! versions, settings, cloud link) every time, with the master-data records a run changed as
+//! rows of their own (`raft_master`, read back only when a till applies them or a snapshot is
+//! built, never held in memory).
 
 // openraft's StorageError (over 200 bytes) is the error type its traits require.
 #![allow(clippy::result_large_err)]
@@ -30,7 +32,9 @@ const VOTE: &str = "vote";
 const PURGED: &str = "last_purged";
 const MACHINE: &str = "machine";
 const SNAPSHOT: &str = "snapshot";
-const MASTER: &str = "master";
+/// Where the master-data records were kept before they had a table (one encoded map): moved
+/// to `raft_master` at open.
+const MASTER_LEGACY: &str = "master";
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ 64 << 20 }>()
@@ -123,11 +127,29 @@ pub fn open_with(
     };
     let mut machine: StoreMachine = machine;
     if let Some(b) = db
-        .meta(MASTER)
+        .meta(MASTER_LEGACY)
         .map_err(|e| StorageIOError::read_state_machine(db_err(e)))?
     {
-        machine.master = Arc::new(decode(&b).map_err(StorageIOError::read_state_machine)?);
+        let records: BTreeMap<String, String> =
+            decode(&b).map_err(StorageIOError::read_state_machine)?;
+        db.write(
+            &[(MASTER_LEGACY, None)],
+            &records
+                .into_iter()
+                .map(|(k, v)| (k, Some(v)))
+                .collect::<Vec<_>>(),
+            true,
+        )
+        .map_err(|e| StorageIOError::write_state_machine(db_err(e)))?;
     }
+    let ext = db
+        .master_record(crate::machine::MASTER_EXT_VERSION_KEY)
+        .map_err(|e| StorageIOError::read_state_machine(db_err(e)))?;
+    machine.set_master_ext_version(
+        &ext.map(|v| (crate::machine::MASTER_EXT_VERSION_KEY.to_owned(), v))
+            .into_iter()
+            .collect(),
+    );
     let (published, _) = tokio::sync::watch::channel(machine.clone());
     Ok((
         LogStore {
@@ -338,30 +360,67 @@ impl StateMachineStore {
         self.published.subscribe()
     }
 
-    /// Persists the state, with the master records only when they changed (one commit).
-    fn persist(&self, master_changed: bool) -> Result<(), StorageIOError<u64>> {
+    /// The database, for reading the master-data records (see [`master_data`]).
+    pub fn db(&self) -> Arc<RaftDb> {
+        self.db.clone()
+    }
+
+    /// Persists the state and the master-data record writes of the entries applied since
+    /// (one commit).
+    fn persist(&self, records: &[(String, Option<String>)]) -> Result<(), StorageIOError<u64>> {
         let b = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
-        let m = if master_changed {
-            Some(encode(&*self.machine.master).map_err(StorageIOError::write_state_machine)?)
-        } else {
-            None
-        };
-        let mut rows = vec![(MACHINE, Some(b.as_slice()))];
-        if let Some(m) = &m {
-            rows.push((MASTER, Some(m.as_slice())));
-        }
         self.db
-            .set_meta(&rows)
+            .write(&[(MACHINE, Some(b.as_slice()))], records, false)
             .map_err(|e| StorageIOError::write_state_machine(db_err(e)))?;
         self.published.send_replace(self.machine.clone());
         Ok(())
     }
 }
 
+/// The master data a state machine's database holds: its versions and records as one commit
+/// left them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MasterData {
+    /// The master-data version.
+    pub version: u64,
+    /// The second stream's version.
+    pub ext_version: u64,
+    /// When the master data last changed (ms since epoch).
+    pub at_ms: u64,
+    /// The records by key, as JSON (the second stream's version among them).
+    pub records: BTreeMap<String, String>,
+}
+
+/// Reads the master data from a state machine's database (blocking: megabytes with a big
+/// catalog; read once per version a till applies).
+pub fn master_data(db: &RaftDb) -> Result<MasterData, crate::node::ConsensusError> {
+    let err = crate::node::ConsensusError::Storage;
+    let (machine, records) = db
+        .meta_and_master(MACHINE)
+        .map_err(|e| err(e.to_string()))?;
+    let machine: StoreMachine = match machine {
+        Some(b) => decode(&b).map_err(|e| err(e.to_string()))?,
+        None => StoreMachine::default(),
+    };
+    Ok(MasterData {
+        version: machine.master_version,
+        ext_version: crate::machine::ext_version_of(&records),
+        at_ms: machine.master_at_ms,
+        records,
+    })
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, Error> {
-        let data = encode(&(&self.machine, &*self.machine.master))
-            .map_err(StorageIOError::write_state_machine)?;
+        // What a snapshot carries did not change with where the records are kept: the
+        // machine, then the records as one map.
+        let (_, records) = self
+            .db
+            .meta_and_master(MACHINE)
+            .map_err(|e| StorageIOError::read_state_machine(db_err(e)))?;
+        let data =
+            encode(&(&self.machine, &records)).map_err(StorageIOError::write_state_machine)?;
+        drop(records);
         let last = self.machine.last_applied;
         let meta = SnapshotMeta {
             last_log_id: last,
@@ -399,14 +458,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let mut out = Vec::new();
-        let mut master_changed = false;
+        let mut records = Vec::new();
         for e in entries {
             self.machine.last_applied = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(c) => {
                     match self.machine.apply_checked(&c, self.check.0.as_ref()) {
-                        Ok(changed) => master_changed |= changed,
+                        Ok(true) => records.extend(crate::machine::master_writes(&c)),
+                        Ok(false) => {}
                         Err(why) => {
                             if let Command::Master { version, .. } = &c {
                                 tracing::warn!(version, %why, "master data refused: not applied");
@@ -424,7 +484,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 index: e.log_id.index,
             });
         }
-        self.persist(master_changed)?;
+        self.persist(&records)?;
         Ok(out)
     }
 
@@ -446,18 +506,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             decode(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
         machine.last_applied = meta.last_log_id;
         machine.membership = meta.last_membership.clone();
-        machine.master = Arc::new(master);
+        machine.set_master_ext_version(&master);
         self.machine = machine;
         let stored = encode(&(meta, &data))
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         let m = encode(&self.machine).map_err(StorageIOError::write_state_machine)?;
-        let master = encode(&*self.machine.master).map_err(StorageIOError::write_state_machine)?;
+        let records: Vec<_> = master.into_iter().map(|(k, v)| (k, Some(v))).collect();
         self.db
-            .set_meta(&[
-                (SNAPSHOT, Some(stored.as_slice())),
-                (MACHINE, Some(m.as_slice())),
-                (MASTER, Some(master.as_slice())),
-            ])
+            .write(
+                &[
+                    (SNAPSHOT, Some(stored.as_slice())),
+                    (MACHINE, Some(m.as_slice())),
+                ],
+                &records,
+                true,
+            )
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), db_err(e)))?;
         self.published.send_replace(self.machine.clone());
         Ok(())
@@ -477,5 +540,118 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn page(
+        index: u64,
+        version: u64,
+        ext: bool,
+        changes: &[(&str, Option<&str>)],
+    ) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::Master {
+                version,
+                at_ms: version * 10,
+                changes: changes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                    .chain(ext.then(|| (crate::machine::MASTER_EXT_KEY.into(), Some("1".into()))))
+                    .collect(),
+            }),
+        }
+    }
+
+    fn held(db: &RaftDb) -> Vec<(String, String)> {
+        master_data(db).unwrap().records.into_iter().collect()
+    }
+
+    #[tokio::test]
+    async fn master_records_are_rows_that_survive_a_restart_and_travel_in_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.db");
+        {
+            let (_, mut sm) = open(&path).unwrap();
+            sm.apply([
+                page(
+                    1,
+                    2,
+                    false,
+                    &[("item:A", Some("a1")), ("item:B", Some("b1"))],
+                ),
+                page(2, 3, false, &[("item:A", None), ("item:B", Some("b2"))]),
+                page(3, 4, true, &[("customer:C", Some("c"))]),
+                // Already held: nothing of it is written.
+                page(4, 3, false, &[("item:Z", Some("z"))]),
+            ])
+            .await
+            .unwrap();
+        }
+        let (_, mut sm) = open(&path).unwrap();
+        assert_eq!(sm.machine().master_ext_version(), 4);
+        let m = master_data(&sm.db).unwrap();
+        assert_eq!((m.version, m.ext_version, m.at_ms), (3, 4, 30));
+        let want: Vec<(String, String)> = [
+            ("customer:C", "c"),
+            ("item:B", "b2"),
+            (crate::machine::MASTER_EXT_VERSION_KEY, "4"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(held(&sm.db), want);
+        // A snapshot carries the machine and the records as one map, as before the table.
+        let snap = sm.build_snapshot().await.unwrap();
+        let (machine, records): (StoreMachine, BTreeMap<String, String>) =
+            decode(snap.snapshot.get_ref()).unwrap();
+        assert_eq!(machine.master_version, 3);
+        assert_eq!(records.into_iter().collect::<Vec<_>>(), want);
+        // A till installing it holds the same records, and no record it had before.
+        let other = dir.path().join("other.db");
+        let (_, mut sm2) = open(&other).unwrap();
+        sm2.apply([page(1, 1, false, &[("item:OLD", Some("o"))])])
+            .await
+            .unwrap();
+        sm2.install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(held(&sm2.db), want);
+        assert_eq!(sm2.machine().master_ext_version(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_database_holding_the_records_as_one_map_has_them_moved_to_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.db");
+        let map: BTreeMap<String, String> = [
+            ("item:A".to_string(), "a".to_string()),
+            (
+                crate::machine::MASTER_EXT_VERSION_KEY.to_string(),
+                "6".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        {
+            let db = RaftDb::open(&path).unwrap();
+            let mut machine = StoreMachine::default();
+            machine.master_version = 5;
+            db.set_meta(&[
+                (MACHINE, Some(encode(&machine).unwrap().as_slice())),
+                (MASTER_LEGACY, Some(encode(&map).unwrap().as_slice())),
+            ])
+            .unwrap();
+        }
+        let (_, sm) = open(&path).unwrap();
+        assert_eq!(sm.machine().master_ext_version(), 6);
+        assert_eq!(sm.db.meta(MASTER_LEGACY).unwrap(), None);
+        let m = master_data(&sm.db).unwrap();
+        assert_eq!((m.version, m.ext_version, m.records), (5, 6, map));
     }
 }

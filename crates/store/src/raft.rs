@@ -5,6 +5,7 @@
 
 use crate::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -146,6 +147,17 @@ impl RaftDb {
 
     /// Sets (or with `None` deletes) metadata values in one transaction.
     pub fn set_meta(&self, values: &[(&str, Option<&[u8]>)]) -> Result<(), StoreError> {
+        self.write(values, &[], false)
+    }
+
+    /// Sets (or with `None` deletes) metadata values and master-data records, in order, in
+    /// one transaction; with `replace`, every record held before goes first.
+    pub fn write(
+        &self,
+        values: &[(&str, Option<&[u8]>)],
+        records: &[(String, Option<String>)],
+        replace: bool,
+    ) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
             for (k, v) in values {
@@ -157,8 +169,58 @@ impl RaftDb {
                     None => tx.execute("DELETE FROM raft_meta WHERE key = ?1", [k])?,
                 };
             }
+            if replace {
+                tx.execute("DELETE FROM raft_master", [])?;
+            }
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO raft_master (key, json) VALUES (?1, ?2)",
+                )?;
+                let mut del = tx.prepare_cached("DELETE FROM raft_master WHERE key = ?1")?;
+                for (k, v) in records {
+                    match v {
+                        Some(v) => put.execute(params![k, v])?,
+                        None => del.execute([k])?,
+                    };
+                }
+            }
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    /// A metadata value and every master-data record, read together (as one commit wrote
+    /// them).
+    pub fn meta_and_master(
+        &self,
+        key: &str,
+    ) -> Result<(Option<Vec<u8>>, BTreeMap<String, String>), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let meta = tx
+                .query_row("SELECT value FROM raft_meta WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let records = {
+                let mut st = tx.prepare_cached("SELECT key, json FROM raft_master")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            tx.commit()?;
+            Ok((meta, records))
+        })
+    }
+
+    /// One master-data record.
+    pub fn master_record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT json FROM raft_master WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
         })
     }
 }
