@@ -17,6 +17,9 @@ const LEGACY: tillmesh_checkpoint::migrate::Legacy = tillmesh_checkpoint::migrat
     as_version: 1,
 };
 
+/// Master-data records by key, as JSON.
+pub type MasterRecords = BTreeMap<String, String>;
+
 /// Most log entries read at once.
 pub const RAFT_READ_MAX: u64 = 4_096;
 
@@ -194,7 +197,7 @@ impl RaftDb {
     pub fn meta_and_master(
         &self,
         key: &str,
-    ) -> Result<(Option<Vec<u8>>, BTreeMap<String, String>), StoreError> {
+    ) -> Result<(Option<Vec<u8>>, MasterRecords), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
             let meta = tx

@@ -93,6 +93,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                     config.display()
                 );
             }
+            // A till process purges freed pages at once (see `purge_at_once`); the
+            // simulator and the cloud keep the allocator's delay.
+            tillmesh::memory::purge_at_once();
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(tillmesh::run(cfg, shutdown_signal()))
         }
