@@ -267,6 +267,15 @@ mod tests {
         assert_eq!(m.compact_horizon_ms, 70);
     }
 
+    /// Applies `c` to the machine, and its record writes to `records` as the storage does.
+    fn applied(m: &mut StoreMachine, records: &mut BTreeMap<String, String>, c: Command) -> bool {
+        let changed = m.apply(&c);
+        if changed {
+            apply_writes(records, master_writes(&c));
+        }
+        changed
+    }
+
     #[test]
     fn master_changes_apply_once_and_in_version_order() {
         let mut m = StoreMachine::default();
@@ -279,13 +288,7 @@ mod tests {
                 .collect(),
         };
         let mut records = BTreeMap::new();
-        let mut apply = |m: &mut StoreMachine, c: Command| {
-            let changed = m.apply(&c);
-            if changed {
-                apply_writes(&mut records, master_writes(&c));
-            }
-            changed
-        };
+        let mut apply = |m: &mut StoreMachine, c: Command| applied(m, &mut records, c);
         assert!(apply(
             &mut m,
             put(2, &[("item:A", Some("a1")), ("item:B", Some("b1"))])
@@ -319,13 +322,7 @@ mod tests {
                 .collect(),
         };
         let mut records = BTreeMap::new();
-        let mut apply = |m: &mut StoreMachine, c: Command| {
-            let changed = m.apply(&c);
-            if changed {
-                apply_writes(&mut records, master_writes(&c));
-            }
-            changed
-        };
+        let mut apply = |m: &mut StoreMachine, c: Command| applied(m, &mut records, c);
         assert!(apply(&mut m, page(7, false, &[("item:A", Some("a"))])));
         // The second stream starts from its own 0, below the first's 7.
         assert!(apply(

@@ -126,7 +126,8 @@ pub struct Catalog {
 /// the EAN-13 of the same digits with leading zeros are different barcodes.
 fn barcode_key(normalised: &str) -> u64 {
     let digits = normalised.bytes().fold(0u64, |n, b| {
-        n.wrapping_mul(10).wrapping_add(u64::from(b.wrapping_sub(b'0')))
+        n.wrapping_mul(10)
+            .wrapping_add(u64::from(b.wrapping_sub(b'0')))
     });
     (normalised.len() as u64) << 56 | digits
 }
