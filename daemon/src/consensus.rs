@@ -151,13 +151,13 @@ pub fn spawn_master_applier(till: Arc<Till>, raft: StoreRaft) -> tokio::task::Jo
             };
             // The records are read only now, as the newest commit left them (with their
             // versions), and dropped once applied: no till holds them in memory meanwhile.
-            let master = match newer {
-                true => raft
-                    .master_data()
+            let master = if newer {
+                raft.master_data()
                     .await
                     .inspect_err(|e| warn!(cause = %e, "master data not read"))
-                    .ok(),
-                false => None,
+                    .ok()
+            } else {
+                None
             };
             if let Some(m) = master.filter(|m| !m.records.is_empty()) {
                 let (version, at_ms) = (m.version, m.at_ms);

@@ -1,7 +1,8 @@
 //! Giving freed memory back to the system: the allocator (mimalloc) purges what was freed only
 //! when it next allocates, so a till that goes idle after a burst (start-up's PIN hashing, a
 //! rush of sales, a master-data page) would keep its peak resident. [`release`] purges now;
-//! [`spawn_releaser`] does it every [`RELEASE_EVERY`].
+//! [`spawn_releaser`] does it every [`RELEASE_EVERY`]; [`purge_at_once`] (a till process)
+//! has every thread purge its pages as they empty.
 
 use std::time::Duration;
 

@@ -81,8 +81,8 @@ impl StoreMachine {
     }
 
     /// Sets the second stream's version, as read back with the records.
-    pub(crate) fn set_master_ext_version(&mut self, records: &BTreeMap<String, String>) {
-        self.ext_version = ext_version_of(records);
+    pub(crate) fn set_master_ext_version(&mut self, version: u64) {
+        self.ext_version = version;
     }
 
     /// Applies one command, with no master-data check; answers whether the master data
@@ -194,21 +194,12 @@ pub fn master_writes(c: &Command) -> Vec<(String, Option<String>)> {
 
 /// The second stream's version held in a set of records (0: none).
 pub fn ext_version_of(records: &BTreeMap<String, String>) -> u64 {
-    records
-        .get(MASTER_EXT_VERSION_KEY)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    ext_version_from(records.get(MASTER_EXT_VERSION_KEY).map(String::as_str))
 }
 
-/// Applies record writes to a set of records (what the database does, for tests and for
-/// readers of a snapshot).
-pub fn apply_writes(records: &mut BTreeMap<String, String>, writes: Vec<(String, Option<String>)>) {
-    for (key, record) in writes {
-        match record {
-            Some(json) => records.insert(key, json),
-            None => records.remove(&key),
-        };
-    }
+/// The second stream's version from its record ([`MASTER_EXT_VERSION_KEY`]), if any (0: none).
+pub fn ext_version_from(record: Option<&str>) -> u64 {
+    record.and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -271,7 +262,12 @@ mod tests {
     fn applied(m: &mut StoreMachine, records: &mut BTreeMap<String, String>, c: Command) -> bool {
         let changed = m.apply(&c);
         if changed {
-            apply_writes(records, master_writes(&c));
+            for (key, record) in master_writes(&c) {
+                match record {
+                    Some(json) => records.insert(key, json),
+                    None => records.remove(&key),
+                };
+            }
         }
         changed
     }
@@ -345,7 +341,7 @@ mod tests {
         );
         // What a restart reads back from the records.
         let mut back = StoreMachine::default();
-        back.set_master_ext_version(&records);
+        back.set_master_ext_version(ext_version_of(&records));
         assert_eq!(back.master_ext_version(), 3);
     }
 }

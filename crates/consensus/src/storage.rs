@@ -145,11 +145,7 @@ pub fn open_with(
     let ext = db
         .master_record(crate::machine::MASTER_EXT_VERSION_KEY)
         .map_err(|e| StorageIOError::read_state_machine(db_err(e)))?;
-    machine.set_master_ext_version(
-        &ext.map(|v| (crate::machine::MASTER_EXT_VERSION_KEY.to_owned(), v))
-            .into_iter()
-            .collect(),
-    );
+    machine.set_master_ext_version(crate::machine::ext_version_from(ext.as_deref()));
     let (published, _) = tokio::sync::watch::channel(machine.clone());
     Ok((
         LogStore {
@@ -506,7 +502,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             decode(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
         machine.last_applied = meta.last_log_id;
         machine.membership = meta.last_membership.clone();
-        machine.set_master_ext_version(&master);
+        machine.set_master_ext_version(crate::machine::ext_version_of(&master));
         self.machine = machine;
         let stored = encode(&(meta, &data))
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;

@@ -184,24 +184,27 @@ impl Catalog {
                 }
             }
         }
-        let by_barcode: Vec<(u64, String)> = by_barcode
-            .into_iter()
-            .map(|(k, sku)| (k, sku.to_owned()))
-            .collect();
-        // A SKU given twice is the last one given (its earlier barcodes still find it).
+        let mut index = HashMap::with_capacity(by_barcode.len());
+        // A SKU given twice is the last one given (its earlier barcodes still find it): in
+        // SKU order, latest first, each run of one SKU is the position its first item keeps.
         checked.reverse();
         checked.sort_by(|a, b| a.sku.cmp(&b.sku));
+        let (mut at, mut prev) = (0u32, None::<&str>);
+        for item in &checked {
+            if prev.is_some_and(|p| p != item.sku) {
+                at = at.saturating_add(1);
+            }
+            prev = Some(&item.sku);
+            for code in &item.barcodes {
+                index.insert(barcode_key(code), at);
+            }
+        }
         checked.dedup_by(|a, b| a.sku == b.sku);
         checked.shrink_to_fit();
-        let mut cat = Catalog {
+        Ok(Catalog {
             items: checked,
-            by_barcode: HashMap::with_capacity(by_barcode.len()),
-        };
-        for (k, sku) in by_barcode {
-            let at = cat.position(&sku).unwrap_or_default();
-            cat.by_barcode.insert(k, at as u32);
-        }
-        Ok(cat)
+            by_barcode: index,
+        })
     }
 
     fn position(&self, sku: &str) -> Option<usize> {
