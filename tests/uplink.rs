@@ -354,6 +354,93 @@ async fn hq_price_reaches_every_till_and_earlier_sales_keep_their_price() {
     cloud.stop().await;
 }
 
+/// HQ's master data on a till is rows, written as they change: a price change writes one
+/// row and leaves the catalog as it was, a deleted item leaves the catalog, the seed's whole
+/// value goes at the first apply, and a restart opens from the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
+    use std::collections::BTreeMap;
+    use tillmesh_cloud_proto::MasterBody;
+    let t = TestTill::start().await;
+    let item = |i: usize, price: i64| {
+        let (sku, barcode) = (demo_item(i).0, demo_barcode(i));
+        let body = MasterBody::Item(
+            serde_json::from_value(json!({
+                "sku": sku, "name": format!("Item {i}"), "category": "grocery",
+                "tax_rate_bp": 1000, "base_price": price, "barcodes": [barcode],
+            }))
+            .unwrap(),
+        );
+        (format!("item:{sku}"), serde_json::to_string(&body).unwrap())
+    };
+    let price = |i: usize, price: i64| {
+        let (sku, _, _) = demo_item(i);
+        let body = MasterBody::Price(
+            serde_json::from_value(
+                json!({"sku": sku, "price": price, "effective_from_ms": 0, "scope": "chain"}),
+            )
+            .unwrap(),
+        );
+        (
+            format!("price:{sku}@0"),
+            serde_json::to_string(&body).unwrap(),
+        )
+    };
+    let (a, b, c) = (demo_item(0).0, demo_item(1).0, demo_item(2).0);
+    let mut records: BTreeMap<String, String> =
+        [item(0, 1_000), item(1, 2_000), price(0, 1_500)].into();
+    let till = t.till().clone();
+    let rows = |till: &tillmesh::till::Till| till.store().read(|r| r.master_all()).unwrap();
+    let changed = |till: &tillmesh::till::Till| {
+        let audit = till.store().read(|r| r.audit_all()).unwrap();
+        let last = audit
+            .iter()
+            .rev()
+            .find(|e| e.record.action == "master.apply")
+            .expect("the apply is audited");
+        last.record.detail.clone()
+    };
+    // The first apply: HQ's catalog replaces the seed's, every record becomes a row.
+    assert!(till.store().read(|r| r.meta("master")).unwrap().is_some());
+    till.apply_master(1, 0, &records).await.unwrap();
+    assert_eq!(till.item(&a).unwrap().price, 1_500);
+    assert_eq!(till.item(&b).unwrap().price, 2_000);
+    assert!(till.item(&c).is_err(), "the seed's catalog is replaced");
+    assert_eq!(rows(&till).len(), 3);
+    assert!(till.store().read(|r| r.meta("master")).unwrap().is_none());
+    // HQ changes one price: one row is written, the catalog is the same.
+    records.extend([price(0, 1_700)]);
+    till.apply_master(2, 0, &records).await.unwrap();
+    assert_eq!(till.item(&a).unwrap().price, 1_700);
+    assert!(
+        changed(&till).ends_with("; 1 records changed"),
+        "{}",
+        changed(&till)
+    );
+    // HQ deletes an item.
+    records.remove(&item(1, 2_000).0);
+    till.apply_master(3, 0, &records).await.unwrap();
+    assert!(till.item(&b).is_err(), "a deleted item leaves the catalog");
+    assert_eq!(
+        rows(&till),
+        records.clone().into_iter().collect::<Vec<_>>(),
+        "the rows are HQ's records"
+    );
+    // An older version changes nothing.
+    till.apply_master(2, 0, &[item(1, 2_000)].into())
+        .await
+        .unwrap();
+    assert!(till.item(&b).is_err());
+    drop(till);
+    // A restart opens from the rows.
+    let t = TestTill::start_in(t.stop().await).await;
+    assert_eq!(t.till().hq_version(), 3);
+    assert_eq!(t.till().item(&a).unwrap().price, 1_700);
+    assert!(t.till().item(&b).is_err());
+    assert!(t.till().item(&c).is_err());
+    t.stop().await;
+}
+
 /// HQ-signed master data (issue 19): tills holding HQ's key apply HQ's signed pages; a page
 /// the leader proposes without HQ's signature, or signed by another key, or HQ's page with an
 /// account added, is refused by every till (the account it carries never exists, the status

@@ -337,6 +337,18 @@ impl Reader {
             as u64)
     }
 
+    /// Every master-data row, `(key, body)` in key order: HQ's records as the store's Raft
+    /// group committed them (`kind:key` keys, JSON bodies), as this till last applied them.
+    pub fn master_all(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, body FROM master ORDER BY key")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, String)>, _>>()?;
+        Ok(rows)
+    }
+
     /// Master data bodies of one kind, in key order.
     pub fn master(&self, kind: &str) -> Result<Vec<String>, StoreError> {
         let mut st = self
