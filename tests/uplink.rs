@@ -354,9 +354,10 @@ async fn hq_price_reaches_every_till_and_earlier_sales_keep_their_price() {
     cloud.stop().await;
 }
 
-/// HQ's master data on a till is rows, written as they change: a price change writes one
-/// row and leaves the catalog as it was, a deleted item leaves the catalog, the seed's whole
-/// value goes at the first apply, and a restart opens from the rows.
+/// HQ's master data on a till is rows, written as they change: HQ's first data, when the
+/// catalog file held it, changes nothing; a price change writes one row and leaves the
+/// catalog as it was; a deleted item leaves the catalog; the seed's whole value goes at the
+/// first apply; a restart opens from the rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
     use std::collections::BTreeMap;
@@ -390,7 +391,11 @@ async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
     let mut records: BTreeMap<String, String> =
         [item(0, 1_000), item(1, 2_000), price(0, 1_500)].into();
     let till = t.till().clone();
-    let rows = |till: &tillmesh::till::Till| till.store().read(|r| r.master_all()).unwrap();
+    let rows = |till: &tillmesh::till::Till| {
+        let mut rows = till.store().read(|r| r.master_all()).unwrap();
+        rows.sort();
+        rows
+    };
     let changed = |till: &tillmesh::till::Till| {
         let audit = till.store().read(|r| r.audit_all()).unwrap();
         let last = audit
@@ -400,9 +405,20 @@ async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
             .expect("the apply is audited");
         last.record.detail.clone()
     };
-    // The first apply: HQ's catalog replaces the seed's, every record becomes a row.
+    // The first start wrote the catalog file's records as rows: HQ's first master data,
+    // when it is what the file held, changes nothing.
     assert!(till.store().read(|r| r.meta("master")).unwrap().is_some());
-    till.apply_master(1, 0, &records).await.unwrap();
+    let seed: BTreeMap<String, String> = rows(&till).into_iter().collect();
+    assert!(seed.len() > 1_000, "{} rows seeded", seed.len());
+    till.apply_master(1, 0, &seed).await.unwrap();
+    assert!(
+        changed(&till).ends_with("; 0 records changed"),
+        "{}",
+        changed(&till)
+    );
+    assert!(till.item(&c).is_ok());
+    // HQ's catalog replaces the seed's, and its records become the rows.
+    till.apply_master(2, 0, &records).await.unwrap();
     assert_eq!(till.item(&a).unwrap().price, 1_500);
     assert_eq!(till.item(&b).unwrap().price, 2_000);
     assert!(till.item(&c).is_err(), "the seed's catalog is replaced");
@@ -410,7 +426,7 @@ async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
     assert!(till.store().read(|r| r.meta("master")).unwrap().is_none());
     // HQ changes one price: one row is written, the catalog is the same.
     records.extend([price(0, 1_700)]);
-    till.apply_master(2, 0, &records).await.unwrap();
+    till.apply_master(3, 0, &records).await.unwrap();
     assert_eq!(till.item(&a).unwrap().price, 1_700);
     assert!(
         changed(&till).ends_with("; 1 records changed"),
@@ -419,7 +435,7 @@ async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
     );
     // HQ deletes an item.
     records.remove(&item(1, 2_000).0);
-    till.apply_master(3, 0, &records).await.unwrap();
+    till.apply_master(4, 0, &records).await.unwrap();
     assert!(till.item(&b).is_err(), "a deleted item leaves the catalog");
     assert_eq!(
         rows(&till),
@@ -427,14 +443,14 @@ async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
         "the rows are HQ's records"
     );
     // An older version changes nothing.
-    till.apply_master(2, 0, &[item(1, 2_000)].into())
+    till.apply_master(3, 0, &[item(1, 2_000)].into())
         .await
         .unwrap();
     assert!(till.item(&b).is_err());
     drop(till);
     // A restart opens from the rows.
     let t = TestTill::start_in(t.stop().await).await;
-    assert_eq!(t.till().hq_version(), 3);
+    assert_eq!(t.till().hq_version(), 4);
     assert_eq!(t.till().item(&a).unwrap().price, 1_700);
     assert!(t.till().item(&b).is_err());
     assert!(t.till().item(&c).is_err());

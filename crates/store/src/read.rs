@@ -337,12 +337,11 @@ impl Reader {
             as u64)
     }
 
-    /// Every master-data row, `(key, body)` in key order: HQ's records as the store's Raft
-    /// group committed them (`kind:key` keys, JSON bodies), as this till last applied them.
+    /// Every master-data row, `(key, body)`, in no particular order (no sort): HQ's records
+    /// as the store's Raft group committed them (`kind:key` keys, JSON bodies), as this till
+    /// last applied them.
     pub fn master_all(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT key, body FROM master ORDER BY key")?;
+        let mut st = self.conn.prepare_cached("SELECT key, body FROM master")?;
         let rows = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<(String, String)>, _>>()?;

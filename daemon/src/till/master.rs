@@ -33,9 +33,11 @@ impl Till {
     ///
     /// Only what changed is applied: the records are compared with the rows this till holds,
     /// only the changed rows are written, and only the kinds of record that changed are
-    /// parsed and rebuilt (a price change rebuilds the price book, not the catalog). The
-    /// first apply on a database holds no rows yet and rebuilds everything. One task applies
-    /// (the master-data applier), so the rows compared are the rows it last wrote.
+    /// parsed and rebuilt (a price change rebuilds the price book, not the catalog). A first
+    /// start wrote the catalog file's records as rows, so HQ's first master data applies
+    /// only where it differs from the file; a database an earlier version wrote holds no
+    /// rows, and its first apply rebuilds everything. One task applies (the master-data
+    /// applier), so the rows compared are the rows it last wrote.
     pub async fn apply_master(
         &self,
         version: u64,
@@ -73,6 +75,8 @@ impl Till {
             false => Vec::new(),
         };
         let hq_dirty = diff.dirty("category") || diff.dirty("customer");
+        let changed = diff.writes.len();
+        let kinds = diff.changed.iter().cloned().collect::<Vec<_>>().join(",");
         let now = self.now();
         let (conflicts, rx) = {
             let (mut core, slot) = self.core_for_write()?;
@@ -129,7 +133,7 @@ impl Till {
                     core.master_version,
                     count("category"),
                     count("customer"),
-                    diff.writes.len(),
+                    changed,
                 ),
             )];
             for c in &conflicts {
@@ -196,7 +200,13 @@ impl Till {
         self.committed(rx)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-        info!(version, conflicts = conflicts.len(), "master data applied");
+        info!(
+            version,
+            changed,
+            kinds,
+            conflicts = conflicts.len(),
+            "master data applied"
+        );
         Ok(conflicts)
     }
 
@@ -241,6 +251,41 @@ pub(super) fn record_kind(key: &str) -> &str {
         None => "",
     }
 }
+
+/// Master data as HQ's records (`kind:key` keys, JSON `MasterBody` bodies, as HQ's pages
+/// carry them) for the `master` table's rows, the items as `catalog` holds them (barcodes
+/// normalised, as HQ normalises them): a first start's seed is compared with HQ's first
+/// master data by these rows, so that what the catalog file already holds is not applied
+/// again. `None` when two records share a key (a catalog file's duplicate SKU or price): the
+/// rows would not be what the till runs, so the first apply rebuilds it all.
+pub(super) fn master_rows(m: &MasterData, catalog: &Catalog) -> anyhow::Result<Option<MasterRows>> {
+    use tillmesh_cloud_proto::MasterBody;
+    if catalog.len() != m.items.len() {
+        return Ok(None);
+    }
+    let bodies = catalog
+        .items()
+        .cloned()
+        .map(MasterBody::Item)
+        .chain(m.prices.iter().cloned().map(MasterBody::Price))
+        .chain(m.promotions.iter().cloned().map(MasterBody::Promotion))
+        .chain(m.categories.iter().cloned().map(MasterBody::Category))
+        .chain(m.customers.iter().cloned().map(MasterBody::Customer));
+    let mut rows = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for body in bodies {
+        let kind = body.kind().as_str();
+        let key = format!("{kind}:{}", body.key());
+        if !keys.insert(key.clone()) {
+            return Ok(None);
+        }
+        rows.push((kind.to_owned(), key, Some(serde_json::to_string(&body)?)));
+    }
+    Ok(Some(rows))
+}
+
+/// Rows of till.db's `master` table to write: `(kind, key, body)`, `None` deletes.
+pub(super) type MasterRows = Vec<(String, String, Option<String>)>;
 
 /// HQ's records parsed into master data at `version` (and the cashier accounts), only those
 /// of the kinds `wanted` takes: the others stay empty. A record whose body is not of the kind
@@ -299,8 +344,8 @@ struct MasterDiff {
     changed: std::collections::BTreeSet<String>,
     /// Records per kind in the new set.
     counts: HashMap<String, usize>,
-    /// The rows to write `(kind, key, body)`; `None` deletes.
-    writes: Vec<(String, String, Option<String>)>,
+    /// The rows to write.
+    writes: MasterRows,
 }
 
 impl MasterDiff {

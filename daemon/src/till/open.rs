@@ -45,23 +45,23 @@ impl Till {
         let (master, catalog) = match fresh {
             Some(seeded) => seeded,
             None => {
-                // HQ's records as rows once HQ's data was applied; before that, the whole
-                // value the first start seeded (or an earlier version wrote).
-                let rows = store.read(|r| r.master_all())?;
-                let mut master: MasterData = if !rows.is_empty() {
-                    let version = store
-                        .read(|r| r.meta(HQ_VERSION_KEY))?
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let pairs = rows.iter().map(|(k, v)| (k, v));
-                    super::master::parse_records(version, pairs, |_| true)?.0
-                } else {
-                    match store.read(|r| r.meta("master"))? {
-                        Some(m) => serde_json::from_str(&m)?,
-                        None => anyhow::bail!("the database has no master data"),
+                // The whole value the first start seeded (or an earlier version wrote) until
+                // HQ's master data is applied; from then on, HQ's records as rows.
+                let mut master: MasterData = match store.read(|r| r.meta("master"))? {
+                    Some(m) => serde_json::from_str(&m)?,
+                    None => {
+                        let rows = store.read(|r| r.master_all())?;
+                        if rows.is_empty() {
+                            anyhow::bail!("the database has no master data");
+                        }
+                        let version = store
+                            .read(|r| r.meta(HQ_VERSION_KEY))?
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let pairs = rows.iter().map(|(k, v)| (k, v));
+                        super::master::parse_records(version, pairs, |_| true)?.0
                     }
                 };
-                drop(rows);
                 // The items move to the catalog (nothing after this reads them from the
                 // master data): a big store's 50,000 were copied, then dropped.
                 let catalog = Catalog::new(std::mem::take(&mut master.items))?;
@@ -411,6 +411,7 @@ pub(super) fn seed(
     let batch = WriteBatch {
         events,
         accounts,
+        master: super::master::master_rows(&master, &catalog)?.unwrap_or_default(),
         audit: vec![audit_rec(
             now,
             "system",
