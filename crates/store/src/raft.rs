@@ -31,6 +31,10 @@ const RANGE: &str =
 #[derive(Debug)]
 pub struct RaftDb {
     conn: Mutex<Connection>,
+    /// A second, read-only connection for the master-data records (megabytes with a big
+    /// catalog): reading them takes a WAL snapshot of the last commit, so Raft's appends and
+    /// votes on `conn` never wait for such a read.
+    reader: Mutex<Connection>,
 }
 
 impl RaftDb {
@@ -55,8 +59,11 @@ impl RaftDb {
         if mode == crate::Mode::Inline {
             conn.execute_batch("PRAGMA synchronous=OFF;")?;
         }
+        let reader = crate::schema::open_read(path)?;
+        reader.execute_batch("PRAGMA query_only=ON;")?;
         Ok(Self {
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
         })
     }
 
@@ -193,26 +200,25 @@ impl RaftDb {
     }
 
     /// A metadata value and every master-data record, read together (as one commit wrote
-    /// them).
+    /// them), on the read-only connection: writes go on meanwhile.
     pub fn meta_and_master(
         &self,
         key: &str,
     ) -> Result<(Option<Vec<u8>>, MasterRecords), StoreError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            let meta = tx
-                .query_row("SELECT value FROM raft_meta WHERE key = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            let records = {
-                let mut st = tx.prepare_cached("SELECT key, json FROM raft_master")?;
-                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<Result<_, _>>()?
-            };
-            tx.commit()?;
-            Ok((meta, records))
-        })
+        let mut c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = c.transaction()?;
+        let meta = tx
+            .query_row("SELECT value FROM raft_meta WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let records = {
+            let mut st = tx.prepare_cached("SELECT key, json FROM raft_master")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        tx.commit()?;
+        Ok((meta, records))
     }
 
     /// One master-data record.
@@ -231,6 +237,33 @@ impl RaftDb {
 #[cfg(test)]
 mod tests {
     use super::RaftDb;
+
+    #[test]
+    fn a_master_data_read_does_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = std::sync::Arc::new(RaftDb::open(&dir.path().join("raft.db")).unwrap());
+        let records = [("item:A".to_string(), Some("{}".to_string()))];
+        db.write(&[("machine", Some(b"m1"))], &records, false)
+            .unwrap();
+        // The writer's connection is held here, as during an append or a vote.
+        db.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM raft_master", [])?;
+            let (sent, got) = std::sync::mpsc::channel();
+            let other = db.clone();
+            std::thread::spawn(move || sent.send(other.meta_and_master("machine")));
+            // A guard against a hang, not a timing: the read waits for nothing.
+            let (meta, read) = got
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the read waited for the writer")
+                .unwrap();
+            // What the last commit left, not the uncommitted delete.
+            assert_eq!(meta.as_deref(), Some(&b"m1"[..]));
+            assert_eq!(read.len(), 1);
+            Ok(())
+        })
+        .unwrap();
+    }
 
     #[test]
     fn log_and_meta_survive_a_reopen() {
