@@ -442,15 +442,50 @@ async fn master_data_is_applied_by_the_rows_that_change_and_opens_from_them() {
         records.clone().into_iter().collect::<Vec<_>>(),
         "the rows are HQ's records"
     );
+    // HQ's second stream: categories and customers are one set on the till, so a change
+    // to a customer alone keeps the categories.
+    let category = |id: &str| {
+        let body =
+            MasterBody::Category(serde_json::from_value(json!({"id": id, "name": id})).unwrap());
+        (
+            format!("category:{id}"),
+            serde_json::to_string(&body).unwrap(),
+        )
+    };
+    let customer = |name: &str| {
+        let body = MasterBody::Customer(
+            serde_json::from_value(json!({"id": "C1", "name": name})).unwrap(),
+        );
+        (
+            "customer:C1".to_string(),
+            serde_json::to_string(&body).unwrap(),
+        )
+    };
+    records.extend([category("K1"), category("K2"), customer("Ann")]);
+    till.apply_master(5, 0, &records).await.unwrap();
+    assert_eq!(till.categories().len(), 2);
+    records.extend([customer("Bea")]);
+    till.apply_master(6, 0, &records).await.unwrap();
+    assert!(
+        changed(&till).ends_with("; 1 records changed"),
+        "{}",
+        changed(&till)
+    );
+    assert_eq!(till.categories().len(), 2, "the categories stay");
+    assert_eq!(
+        till.customer("C1").unwrap().customer.name.as_deref(),
+        Some("Bea")
+    );
     // An older version changes nothing.
-    till.apply_master(3, 0, &[item(1, 2_000)].into())
+    till.apply_master(5, 0, &[item(1, 2_000)].into())
         .await
         .unwrap();
     assert!(till.item(&b).is_err());
     drop(till);
     // A restart opens from the rows.
     let t = TestTill::start_in(t.stop().await).await;
-    assert_eq!(t.till().hq_version(), 4);
+    assert_eq!(t.till().hq_version(), 6);
+    assert_eq!(t.till().categories().len(), 2);
     assert_eq!(t.till().item(&a).unwrap().price, 1_700);
     assert!(t.till().item(&b).is_err());
     assert!(t.till().item(&c).is_err());

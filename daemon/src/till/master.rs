@@ -63,7 +63,12 @@ impl Till {
             .await??;
         let mut diff = MasterDiff::of(&held_rows, records);
         drop(held_rows);
-        let (mut master, cashiers) = parse_records(version, records, |kind| diff.dirty(kind))?;
+        // Categories and customers are one record set in memory (`HqRecords`): a change to
+        // either rebuilds both.
+        let hq_dirty = diff.dirty("category") || diff.dirty("customer");
+        let wanted =
+            |kind: &str| diff.dirty(kind) || (hq_dirty && matches!(kind, "category" | "customer"));
+        let (mut master, cashiers) = parse_records(version, records, wanted)?;
         let catalog = match diff.dirty("item") {
             true => Some(Catalog::new(std::mem::take(&mut master.items))?),
             false => None,
@@ -74,7 +79,6 @@ impl Till {
             true => cashier::merge_hq_accounts(&cashiers, &held, &was_hq),
             false => Vec::new(),
         };
-        let hq_dirty = diff.dirty("category") || diff.dirty("customer");
         let changed = diff.writes.len();
         let kinds = diff.changed.iter().cloned().collect::<Vec<_>>().join(",");
         let now = self.now();
