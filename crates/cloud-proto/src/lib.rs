@@ -331,6 +331,12 @@ pub struct MasterSignature {
     pub sig: String,
 }
 
+/// The key of a master-data record in a store's Raft state and in its tills' rows:
+/// `kind:key`.
+pub fn record_key(kind: MasterKind, key: &str) -> String {
+    format!("{}:{key}", kind.as_str())
+}
+
 /// A page's changes as a till's Raft log carries them: `("<kind>:<key>", the record as JSON
 /// or None when deleted)`, in the page's order.
 pub fn master_pairs(changes: &[MasterChange]) -> Result<Vec<(String, Option<String>)>, String> {
@@ -341,7 +347,7 @@ pub fn master_pairs(changes: &[MasterChange]) -> Result<Vec<(String, Option<Stri
                 Some(b) => Some(serde_json::to_string(b).map_err(|e| e.to_string())?),
                 None => None,
             };
-            Ok((format!("{}:{}", c.kind.as_str(), c.key), json))
+            Ok((record_key(c.kind, &c.key), json))
         })
         .collect()
 }

@@ -278,12 +278,12 @@ pub(super) fn master_rows(m: &MasterData, catalog: &Catalog) -> anyhow::Result<O
     let mut rows = Vec::new();
     let mut keys = std::collections::HashSet::new();
     for body in bodies {
-        let kind = body.kind().as_str();
-        let key = format!("{kind}:{}", body.key());
+        let key = tillmesh_cloud_proto::record_key(body.kind(), &body.key());
         if !keys.insert(key.clone()) {
             return Ok(None);
         }
-        rows.push((kind.to_owned(), key, Some(serde_json::to_string(&body)?)));
+        let kind = body.kind().as_str().to_owned();
+        rows.push((kind, key, Some(serde_json::to_string(&body)?)));
     }
     Ok(Some(rows))
 }
