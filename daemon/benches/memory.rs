@@ -11,8 +11,9 @@
 //! - **Measured** on `tillmesh terminal` (this build's binary), for the big store and for a
 //!   fresh demo till (1,206 SKUs, no history; the baseline), each with its mesh (a store of
 //!   one) and its cloud link: start-up (process start to `/health` answering, and to the
-//!   first sale acknowledged), then resident memory (VmRSS) after 200 sales over HTTP and a
-//!   rest past the allocator's next purge (12 s), and the peak (VmHWM). Three starts of each after one uncounted start (which
+//!   first sale acknowledged), then resident memory (VmRSS) after 200 sales over HTTP, a
+//!   rest past the allocator's next purge and the page-out of start-up's code (12 s), and 20
+//!   more sales, and the peak (VmHWM). Three starts of each after one uncounted start (which
 //!   seeds the demo till); the medians are printed.
 //!
 //!     cargo bench -p tillmesh --bench memory
@@ -29,6 +30,7 @@ use tillmesh_test_support::{Client, env_or, repo};
 const SELLERS: usize = 16;
 const STARTS: usize = 3;
 const SALES_AFTER_START: usize = 200;
+const SALES_AFTER_REST: usize = 20;
 
 fn pki(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let dir = root.join("pki");
@@ -268,8 +270,14 @@ async fn measure(bin: &Path, config: &Path, data: &Path, barcode: &str) -> Start
     for _ in 1..SALES_AFTER_START {
         client.sell(&[(barcode, 1)], None).await.unwrap();
     }
-    // At rest: past the allocator's next purge (`tillmesh::memory::RELEASE_EVERY`).
+    // A rest past the allocator's next purge and start-up code's page-out
+    // (`tillmesh::memory::RELEASE_EVERY`), then back at work: what selling needs is resident
+    // again when memory is read.
     tokio::time::sleep(tillmesh::memory::RELEASE_EVERY + Duration::from_secs(2)).await;
+    for _ in 0..SALES_AFTER_REST {
+        client.sell(&[(barcode, 1)], None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let kb = |key: &str| -> u64 {
         status
@@ -369,7 +377,7 @@ fn main() {
         let names = [
             "start-up to /health",
             "start-up to first sale",
-            "resident after 200 sales",
+            "resident, back at work",
             "peak resident",
             "  at rest: anonymous part",
             "  at rest: file-backed part",

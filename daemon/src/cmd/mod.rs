@@ -93,9 +93,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
                     config.display()
                 );
             }
-            // A till process purges freed pages at once (see `purge_at_once`); the
-            // simulator and the cloud keep the allocator's delay.
+            // A till process purges freed pages at once (see `purge_at_once`) and hands back
+            // start-up's code once it is done; the simulator and the cloud keep the
+            // allocator's delay and their code.
             tillmesh::memory::purge_at_once();
+            tillmesh::memory::page_out_code_after_start();
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(tillmesh::run(cfg, shutdown_signal()))
         }
