@@ -105,6 +105,12 @@ struct Inner {
     seal: write::SealSlot,
 }
 
+/// The read connection's page cache, in KiB (SQLite's default is 2,000). Reads are off the
+/// sale path (history, reports, master data at start) and mostly run once, and the OS's page
+/// cache holds the file as well: a big store's start filled the default with master-data
+/// pages no sale reads again.
+const READ_CACHE_KIB: u32 = 512;
+
 impl Store {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
@@ -149,7 +155,9 @@ impl Store {
             .name("store-writer".into())
             .spawn(move || writer.run(rx, q))
             .map_err(|e| StoreError::Io(e.to_string()))?;
-        let reader = Reader::new(schema::open_read(&path)?);
+        let read = schema::open_read(&path)?;
+        read.execute_batch(&format!("PRAGMA cache_size=-{READ_CACHE_KIB};"))?;
+        let reader = Reader::new(read);
         let checkpointer = Checkpointer::start(&path).map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
