@@ -10,6 +10,7 @@
 
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
+pub mod bulk_map;
 mod context;
 mod counter;
 mod escrow;

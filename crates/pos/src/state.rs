@@ -17,6 +17,7 @@ pub const CLOCK_DRIFT_MS_MAX: u64 = 5 * 60 * 1000;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StoreState {
     /// Stock per SKU.
+    #[serde(deserialize_with = "tillmesh_crdt::bulk_map::deserialize")]
     pub inventory: BTreeMap<String, PnCounter>,
     /// Transaction ids.
     pub txlog: OrSet<String>,
@@ -27,6 +28,7 @@ pub struct StoreState {
     /// Store settings.
     pub settings: LwwMap<String, String>,
     /// Loyalty points per customer.
+    #[serde(deserialize_with = "tillmesh_crdt::bulk_map::deserialize")]
     pub points: BTreeMap<String, PnCounter>,
     /// Customer documents.
     pub customers: Customers,
