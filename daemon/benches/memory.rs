@@ -379,8 +379,8 @@ fn main() {
             "start-up to first sale",
             "resident, back at work",
             "peak resident",
-            "  at rest: anonymous part",
-            "  at rest: file-backed part",
+            "  of it: anonymous part",
+            "  of it: file-backed part",
         ];
         let units = ["ms", "ms", "MB", "MB", "MB", "MB"];
         for i in 0..6 {

@@ -13,20 +13,13 @@ use std::time::Duration;
 pub const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
 /// Returns freed memory to the system now: this thread's empty pages and every arena's
-/// pending purges (mimalloc, without the `mimalloc` feature nothing), and the free pages of
-/// the C library's heap, where SQLite keeps its page caches (glibc's `malloc_trim`).
+/// pending purges. A no-op without the `mimalloc` feature.
 pub fn release() {
     #[cfg(feature = "mimalloc")]
     #[allow(unsafe_code)]
     // SAFETY: `mi_collect` takes no pointers and may be called from any thread at any time.
     unsafe {
         libmimalloc_sys::mi_collect(true);
-    }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: `malloc_trim` takes no pointers; it locks each arena as it trims it.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
