@@ -202,6 +202,8 @@ struct Start {
     /// ... and its file-backed part (the binary's pages it touched: clean, shared with the
     /// page cache, reclaimable by the kernel).
     file_kb: u64,
+    /// What SQLite says it holds (`tillmesh_sqlite_heap_bytes`), part of the anonymous part.
+    sqlite_kb: u64,
 }
 
 fn free_port() -> SocketAddr {
@@ -278,6 +280,16 @@ async fn measure(bin: &Path, config: &Path, data: &Path, barcode: &str) -> Start
         client.sell(&[(barcode, 1)], None).await.unwrap();
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = client.get("/metrics").await;
+    let sqlite_kb = metrics
+        .body
+        .as_str()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("tillmesh_sqlite_heap_bytes "))
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |b| (b / 1024.0) as u64);
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let kb = |key: &str| -> u64 {
         status
@@ -294,6 +306,7 @@ async fn measure(bin: &Path, config: &Path, data: &Path, barcode: &str) -> Start
         hwm_kb: kb("VmHWM:"),
         anon_kb: kb("RssAnon:"),
         file_kb: kb("RssFile:"),
+        sqlite_kb,
     };
     // SIGTERM: the till stops as it would under systemd.
     let _ = std::process::Command::new("kill")
@@ -309,7 +322,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Starts the till on `root` (built, or fresh from `catalog`) `STARTS` times; medians.
-async fn starts(root: &Path, catalog: &Path, fresh: bool) -> [f64; 6] {
+async fn starts(root: &Path, catalog: &Path, fresh: bool) -> [f64; 7] {
     let cloud = start_cloud(root, catalog).await;
     let token = cloud.cloud.issue(Some("S001"), None).await.unwrap().0;
     let config = write_config(root, catalog, cloud.addr, &token);
@@ -334,6 +347,7 @@ async fn starts(root: &Path, catalog: &Path, fresh: bool) -> [f64; 6] {
         median(all.iter().map(|s| s.hwm_kb as f64 / 1024.0).collect()),
         median(all.iter().map(|s| s.anon_kb as f64 / 1024.0).collect()),
         median(all.iter().map(|s| s.file_kb as f64 / 1024.0).collect()),
+        median(all.iter().map(|s| s.sqlite_kb as f64 / 1024.0).collect()),
     ]
 }
 
@@ -381,9 +395,10 @@ fn main() {
             "peak resident",
             "  of it: anonymous part",
             "  of it: file-backed part",
+            "  SQLite's heap (anonymous)",
         ];
-        let units = ["ms", "ms", "MB", "MB", "MB", "MB"];
-        for i in 0..6 {
+        let units = ["ms", "ms", "MB", "MB", "MB", "MB", "MB"];
+        for i in 0..7 {
             println!(
                 "  {:<26} {:>8.1} {}   demo till {:>8.1} {}   ratio {:.2}x",
                 names[i],

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub disk_free: Gauge,
     /// Size of that filesystem, bytes.
     pub disk_size: Gauge,
+    /// Memory SQLite holds in this process (page caches, schemas, statements), bytes.
+    pub sqlite_heap: Gauge,
     /// Camera frames recognised.
     pub vision_frames: Counter,
     /// Camera frames a barcode answered (no model run).
@@ -121,6 +123,7 @@ impl Default for Metrics {
             vision_errors: Counter::default(),
             disk_free: Gauge::default(),
             disk_size: Gauge::default(),
+            sqlite_heap: Gauge::default(),
             quarantined: Counter::default(),
             seal_refused: Counter::default(),
             qr_late_captures: Counter::default(),
@@ -205,6 +208,11 @@ impl Default for Metrics {
             "data_disk_size_bytes",
             "Size of the filesystem of the till's database",
             m.disk_size.clone(),
+        );
+        registry.register(
+            "sqlite_heap_bytes",
+            "Memory SQLite holds in this process (page caches, schemas, statements)",
+            m.sqlite_heap.clone(),
         );
         registry.register(
             "refusals",

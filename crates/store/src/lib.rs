@@ -7,6 +7,7 @@
 
 pub mod codec;
 mod error;
+pub mod heap;
 pub mod raft;
 mod read;
 pub mod schema;

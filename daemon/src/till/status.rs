@@ -280,6 +280,7 @@ impl Till {
             .clock_ahead
             .set(own_clock_ahead_ms.unwrap_or(0) as f64 / 1000.0);
         self.metrics.write_queue.set(self.store.queue_len() as i64);
+        self.metrics.sqlite_heap.set(tillmesh_store::heap::used());
         if let Some((free, size)) = self.store.disk_space() {
             self.metrics.disk_free.set(free as i64);
             self.metrics.disk_size.set(size as i64);
