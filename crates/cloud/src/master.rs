@@ -98,10 +98,10 @@ fn check_item(mut i: Item) -> Result<Item, String> {
         ));
     }
     let mut codes = Vec::with_capacity(i.barcodes.len());
-    for b in &i.barcodes {
+    for b in i.barcodes.iter() {
         codes.push(normalise_barcode(b).map_err(|e| format!("item {}: {e}", i.sku))?);
     }
-    i.barcodes = codes;
+    i.barcodes = codes.iter().collect();
     Ok(i)
 }
 

@@ -196,9 +196,8 @@ impl Cart {
         let code = item
             .barcodes
             .iter()
-            .find(|b| crate::catalog::normalise_barcode(barcode).is_ok_and(|n| &n == *b))
-            .cloned()
-            .unwrap_or_else(|| barcode.to_string());
+            .find(|b| crate::catalog::normalise_barcode(barcode).is_ok_and(|n| n == *b))
+            .map_or_else(|| barcode.to_string(), str::to_string);
         if let Some((last, at)) = &self.last_scan
             && *last == code
             && now_ms.saturating_sub(*at) < ctx.scan_guard_ms
@@ -417,7 +416,7 @@ mod tests {
             category: cat.into(),
             tax_rate_bp: 1000,
             base_price: price,
-            barcodes: vec![code.into()],
+            barcodes: [code].into_iter().collect(),
             active: true,
             low_stock_threshold: 0,
             sold_by_weight: false,

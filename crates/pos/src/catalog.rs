@@ -20,7 +20,8 @@ pub struct Item {
     /// Base price in minor units.
     pub base_price: Minor,
     /// Barcodes, normalised to EAN-13 (UPC-A gets a leading zero) or EAN-8.
-    pub barcodes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub barcodes: Barcodes,
     /// Inactive items cannot be sold.
     #[serde(default = "yes")]
     pub active: bool,
@@ -35,6 +36,84 @@ pub struct Item {
 
 fn yes() -> bool {
     true
+}
+
+/// An item's barcodes, in the order given, held as one string with a comma between them: a
+/// vector of strings cost a big catalog about 100 bytes an item (two barcodes each), this
+/// about 40. Encoded as a sequence of strings, as a `Vec<String>` is (same JSON, same bytes);
+/// a barcode that is empty or holds a comma is refused when decoded (no valid one does).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Barcodes(Box<str>);
+
+impl Barcodes {
+    /// The barcodes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (!self.0.is_empty())
+            .then(|| self.0.split(','))
+            .into_iter()
+            .flatten()
+    }
+
+    /// The first barcode.
+    pub fn first(&self) -> Option<&str> {
+        self.iter().next()
+    }
+
+    /// Number of barcodes.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Barcodes from codes that hold no comma (normalised ones never do; a comma would split one
+/// into two).
+impl<S: AsRef<str>> FromIterator<S> for Barcodes {
+    fn from_iter<I: IntoIterator<Item = S>>(codes: I) -> Self {
+        let mut joined = String::new();
+        for (i, c) in codes.into_iter().enumerate() {
+            if i > 0 {
+                joined.push(',');
+            }
+            joined.push_str(c.as_ref());
+        }
+        Barcodes(joined.into_boxed_str())
+    }
+}
+
+impl Serialize for Barcodes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // With its length first, as bincode needs (a split's length is not known ahead).
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for code in self.iter() {
+            seq.serialize_element(code)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Barcodes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let codes = Vec::<String>::deserialize(d)?;
+        for c in &codes {
+            let why = if c.is_empty() {
+                "must have 8 (EAN-8), 12 (UPC-A) or 13 (EAN-13) digits"
+            } else if c.contains(',') {
+                "only digits are allowed"
+            } else {
+                continue;
+            };
+            return Err(serde::de::Error::custom(format!(
+                "barcode {c:?} is invalid: {why}"
+            )));
+        }
+        Ok(codes.iter().collect())
+    }
 }
 
 /// Longest SKU, barcode, name or category of an item, in bytes: a sale's event holds them
@@ -143,6 +222,7 @@ impl Catalog {
             }
             if [&item.sku, &item.name, &item.category]
                 .into_iter()
+                .map(String::as_str)
                 .chain(item.barcodes.iter())
                 .any(|t| t.len() > ITEM_TEXT_BYTES_MAX)
             {
@@ -160,20 +240,22 @@ impl Catalog {
             if item.tax_rate_bp > 10_000 {
                 return Err(CatalogError::InvalidItem(item.sku, "tax rate above 100 %"));
             }
-            // In place: a collected vector starts at a capacity of four, and a big catalog
-            // held the slack of 50,000 of them.
-            for b in item.barcodes.iter_mut() {
-                *b = normalise_barcode(b)?;
-            }
+            item.barcodes = item
+                .barcodes
+                .iter()
+                .map(normalise_barcode)
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .collect();
             checked.push(item);
         }
         // Barcodes in the order given: the first item to claim one keeps it.
         for item in &checked {
-            for code in &item.barcodes {
+            for code in item.barcodes.iter() {
                 match by_barcode.get(&barcode_key(code)) {
                     Some(other) if *other != item.sku => {
                         return Err(CatalogError::DuplicateBarcode(
-                            code.clone(),
+                            code.to_string(),
                             other.to_string(),
                             item.sku.clone(),
                         ));
@@ -195,7 +277,7 @@ impl Catalog {
                 at = at.saturating_add(1);
             }
             prev = Some(&item.sku);
-            for code in &item.barcodes {
+            for code in item.barcodes.iter() {
                 index.insert(barcode_key(code), at);
             }
         }
@@ -277,7 +359,7 @@ mod tests {
             category: "c".into(),
             tax_rate_bp: 1000,
             base_price: 100,
-            barcodes: codes.iter().map(|s| s.to_string()).collect(),
+            barcodes: codes.iter().collect(),
             active: true,
             low_stock_threshold: 0,
             sold_by_weight: false,
@@ -316,6 +398,37 @@ mod tests {
         assert_eq!(cat.lookup("96385074").unwrap().name, "later");
         assert_eq!(cat.lookup("036000291452").unwrap().sku, "B");
         assert!(matches!(cat.get("D"), Err(CatalogError::UnknownSku(_))));
+    }
+
+    #[test]
+    fn barcodes_encode_as_a_list_of_strings_and_refuse_what_would_not_read_back() {
+        let config = bincode::config::standard();
+        for codes in [
+            vec![],
+            vec!["96385074"],
+            vec!["4006381333931", " 036000291452 "],
+        ] {
+            let ours: Barcodes = codes.iter().collect();
+            assert_eq!(ours.len(), codes.len());
+            assert_eq!(ours.iter().collect::<Vec<_>>(), codes);
+            assert_eq!(
+                serde_json::to_string(&ours).unwrap(),
+                serde_json::to_string(&codes).unwrap()
+            );
+            let bytes = bincode::serde::encode_to_vec(&codes, config).unwrap();
+            assert_eq!(bincode::serde::encode_to_vec(&ours, config).unwrap(), bytes);
+            let (back, _): (Barcodes, _) =
+                bincode::serde::decode_from_slice(&bytes, config).unwrap();
+            assert_eq!(back, ours);
+            let back: Barcodes =
+                serde_json::from_str(&serde_json::to_string(&codes).unwrap()).unwrap();
+            assert_eq!(back, ours);
+        }
+        // An empty code would vanish, a comma would split one into two: both refused.
+        for bad in [r#"[""]"#, r#"["96385074",""]"#, r#"["9638,5074"]"#] {
+            let e = serde_json::from_str::<Barcodes>(bad).unwrap_err();
+            assert!(e.to_string().contains("is invalid"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn products(till: &Till, n: usize) -> Vec<(String, String)> {
         .filter_map(|l| {
             till.item(&l.sku)
                 .ok()
-                .and_then(|i| i.item.barcodes.first().cloned())
+                .and_then(|i| i.item.barcodes.first().map(str::to_string))
                 .map(|b| (b, l.sku))
         })
         .collect()
