@@ -960,6 +960,13 @@ async fn state_survives_a_clean_restart_and_service_endpoints_answer() {
     let metrics = metrics.as_str().unwrap();
     assert!(metrics.contains("tillmesh_sales_total 1"), "{metrics}");
     assert!(metrics.contains("tillmesh_store_fsync_seconds_bucket"));
+    // SQLite's memory, read at scrape time: an open store holds schemas and pages.
+    let sqlite: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tillmesh_sqlite_heap_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("tillmesh_sqlite_heap_bytes");
+    assert!(sqlite > 0.0, "{metrics}");
 
     let dir = till.stop().await;
     let till = TestTill::start_in(dir).await;

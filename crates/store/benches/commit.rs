@@ -3,7 +3,6 @@
 //! in the same run; then sustained sales/s with 1, 8, 32 and 128 concurrent clients against
 //! the raw serial rate of fsync'd one-row commits measured in the same run (issue 25, P2),
 //! and at 32 clients with each sale's event sealed (signed) as a meshed till's writer does.
-//! SQLite runs under a till process's soft limit on its memory (`heap::TILL_SOFT_LIMIT`).
 //!
 //!     cargo bench -p tillmesh-store --bench commit            # default 2000 sales
 //!     TILLMESH_BENCH_SALES=5000 cargo bench -p tillmesh-store --bench commit
@@ -105,9 +104,6 @@ fn us(d: Duration) -> f64 {
 }
 
 fn main() {
-    // SQLite's memory under a till process's soft limit, as `tillmesh terminal` runs it (the
-    // raw baseline shares the process, so it runs under it too).
-    tillmesh_store::heap::set_soft_limit(tillmesh_store::heap::TILL_SOFT_LIMIT);
     // Criterion-style arguments (`--bench`) are ignored.
     let n: u64 = std::env::var("TILLMESH_BENCH_SALES")
         .ok()

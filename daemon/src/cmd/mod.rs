@@ -98,8 +98,6 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
             // allocator's delay and their code.
             tillmesh::memory::purge_at_once();
             tillmesh::memory::page_out_code_after_start();
-            // ... and keeps SQLite's page caches within a soft limit (see `heap`).
-            tillmesh_store::heap::set_soft_limit(tillmesh_store::heap::TILL_SOFT_LIMIT);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(tillmesh::run(cfg, shutdown_signal()))
         }
