@@ -276,7 +276,7 @@ impl Cart {
             sku: item.sku.clone(),
             barcode: code.to_owned(),
             name: item.name.clone(),
-            category: item.category.clone(),
+            category: item.category.to_string(),
             quantity,
             unit_price,
             tax_rate_bp: item.tax_rate_bp,
