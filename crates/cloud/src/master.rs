@@ -82,7 +82,7 @@ fn check_item(mut i: Item) -> Result<Item, String> {
             tillmesh_pos::money::PRICE_MAX
         ));
     }
-    for (field, text) in [("name", i.name.as_str()), ("category", &i.category)] {
+    for (field, text) in [("name", &i.name), ("category", &i.category)] {
         if text.len() > tillmesh_pos::catalog::ITEM_TEXT_BYTES_MAX {
             return Err(format!(
                 "item {} has a {field} over {} bytes",

@@ -276,7 +276,7 @@ impl Cart {
             sku: item.sku.clone(),
             barcode: code.to_owned(),
             name: item.name.clone(),
-            category: item.category.to_string(),
+            category: item.category.clone(),
             quantity,
             unit_price,
             tax_rate_bp: item.tax_rate_bp,

@@ -3,8 +3,7 @@
 
 use crate::money::{BasisPoints, Minor};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// One product.
@@ -14,10 +13,8 @@ pub struct Item {
     pub sku: String,
     /// Display name.
     pub name: String,
-    /// Category (promotions may target it). Shared by the items of a catalog that have the
-    /// same one (a big store's 50,000 items have a few dozen).
-    #[schema(value_type = String)]
-    pub category: Arc<str>,
+    /// Category (promotions may target it).
+    pub category: String,
     /// Tax rate in basis points (1000 = 10 %); prices are tax-exclusive.
     pub tax_rate_bp: BasisPoints,
     /// Base price in minor units.
@@ -219,13 +216,13 @@ impl Catalog {
     pub fn new(items: Vec<Item>) -> Result<Self, CatalogError> {
         let mut by_barcode: HashMap<u64, &str> = HashMap::new();
         let mut checked = Vec::with_capacity(items.len());
-        let mut categories: HashSet<Arc<str>> = HashSet::new();
         for mut item in items {
             if item.sku.trim().is_empty() {
                 return Err(CatalogError::InvalidItem(item.sku, "SKU is empty"));
             }
-            if [item.sku.as_str(), item.name.as_str(), &item.category]
+            if [&item.sku, &item.name, &item.category]
                 .into_iter()
+                .map(String::as_str)
                 .chain(item.barcodes.iter())
                 .any(|t| t.len() > ITEM_TEXT_BYTES_MAX)
             {
@@ -250,12 +247,6 @@ impl Catalog {
                 .collect::<Result<Vec<_>, _>>()?
                 .iter()
                 .collect();
-            match categories.get(&*item.category) {
-                Some(shared) => item.category = shared.clone(),
-                None => {
-                    categories.insert(item.category.clone());
-                }
-            }
             checked.push(item);
         }
         // Barcodes in the order given: the first item to claim one keeps it.
@@ -438,25 +429,6 @@ mod tests {
             let e = serde_json::from_str::<Barcodes>(bad).unwrap_err();
             assert!(e.to_string().contains("is invalid"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn items_of_one_category_share_its_name() {
-        let mut b = item("B", &[]);
-        b.category = "d".into();
-        let cat = Catalog::new(vec![item("A", &[]), b, item("C", &[])]).unwrap();
-        let (a, b, c) = (
-            &cat.get("A").unwrap().category,
-            &cat.get("B").unwrap().category,
-            &cat.get("C").unwrap().category,
-        );
-        assert_eq!((&**a, &**b, &**c), ("c", "d", "c"));
-        assert!(Arc::ptr_eq(a, c), "one allocation for category c");
-        assert!(!Arc::ptr_eq(a, b));
-        assert_eq!(
-            serde_json::to_value(cat.get("A").unwrap()).unwrap()["category"],
-            "c"
-        );
     }
 
     #[test]
