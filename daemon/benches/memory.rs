@@ -289,7 +289,8 @@ async fn measure(bin: &Path, config: &Path, data: &Path, barcode: &str) -> Start
                 .find_map(|l| l.strip_prefix("tillmesh_sqlite_heap_bytes "))
         })
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |b| (b / 1024.0) as u64);
+        .map(|b| (b / 1024.0) as u64)
+        .expect("tillmesh_sqlite_heap_bytes in /metrics");
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let kb = |key: &str| -> u64 {
         status

@@ -7,7 +7,7 @@ use tillmesh_cloud_proto::{
     Category, HqCustomer, MasterBody, MasterChange, MasterChanges, MasterKind,
 };
 use tillmesh_pos::cashier::{Account, Role};
-use tillmesh_pos::catalog::{Item, normalise_barcode};
+use tillmesh_pos::catalog::Item;
 use tillmesh_pos::customer::CustomerPatch;
 use tillmesh_pos::pricing::{PriceScope, ScheduledPrice};
 use tillmesh_pos::promotion::Promotion;
@@ -97,11 +97,10 @@ fn check_item(mut i: Item) -> Result<Item, String> {
             i.sku, i.tax_rate_bp
         ));
     }
-    let mut codes = Vec::with_capacity(i.barcodes.len());
-    for b in i.barcodes.iter() {
-        codes.push(normalise_barcode(b).map_err(|e| format!("item {}: {e}", i.sku))?);
-    }
-    i.barcodes = codes.iter().collect();
+    i.barcodes = i
+        .barcodes
+        .normalised()
+        .map_err(|e| format!("item {}: {e}", i.sku))?;
     Ok(i)
 }
 
