@@ -225,8 +225,26 @@ async fn round(backend: Backend, w: &Workload, projector: bool) -> Option<(f64, 
         }
         Backend::Postgres => raw_postgres(&env.pg_url.clone().unwrap(), w).await,
     };
+    let db = env.pg_url.clone();
     Arc::try_unwrap(env).ok().unwrap().stop().await;
+    drop_database(db).await;
     Some((ours.as_secs_f64(), tail.as_secs_f64(), raw.as_secs_f64()))
+}
+
+/// Drops a round's PostgreSQL database (a round leaves about 270 MB, whose autovacuum would
+/// otherwise run beside the later rounds).
+async fn drop_database(url: Option<String>) {
+    let (Some(url), Some(server)) = (url, support::pg_url()) else {
+        return;
+    };
+    let name = url.rsplit_once('/').map(|(_, n)| n.to_owned()).unwrap();
+    let (c, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -293,7 +311,9 @@ async fn outage(stores: usize) {
     let raw = raw_postgres(&env.pg_url.clone().unwrap(), &w)
         .await
         .as_secs_f64();
+    let db = env.pg_url.clone();
     Arc::try_unwrap(env).ok().unwrap().stop().await;
+    drop_database(db).await;
     let region = total * REGION_EVENTS / events;
     println!(
         "postgres outage: {stores} stores x {PER_STORE} events at once: all acknowledged in {:.1} s, all projected in {total:.1} s ({:.0} events/s) | raw INSERT of the same rows {raw:.1} s, ratio {:.2} | 1,000 stores (12 M events) extrapolated: {total:.1} s x 12,000,000 / {events:.0} = {region:.0} s ({:.1} min; goal <= 5 min)",
