@@ -1,7 +1,7 @@
-//! PostgreSQL's sale rows: a database at version 8 (lines and payments in tables of their
-//! own) keeps every report figure after migration 9 folds them into their sales' rows, and
-//! SKUs and payment ids of any text survive the array literals the projection writes them
-//! with. Needs `TILLMESH_PG_URL` (see scripts/pg-up.sh); skipped without it unless
+//! PostgreSQL's sales: a database at version 8 (lines and payments in tables of their own)
+//! keeps every report figure after migration 9 folds them into their sales' rows and
+//! migration 10 into runs of sales, and SKUs and payment ids of any text come back from the
+//! runs as sold. Needs `TILLMESH_PG_URL` (see scripts/pg-up.sh); skipped without it unless
 //! `TILLMESH_REQUIRE_PG` is set.
 
 mod support;
@@ -37,7 +37,7 @@ INSERT INTO txn_status (store, txn_id, status, wall_ms, logical, replica) VALUES
 ";
 
 #[tokio::test]
-async fn version_8_lines_and_payments_keep_every_report_figure_after_migration_9() {
+async fn version_8_lines_and_payments_keep_every_report_figure_after_migrations_9_and_10() {
     let Some(base) = tillmesh_test_support::pg_url() else {
         return;
     };
@@ -53,7 +53,11 @@ async fn version_8_lines_and_payments_keep_every_report_figure_after_migration_9
         .unwrap();
     c.batch_execute(AT_VERSION_8).await.unwrap();
 
-    let ledger = PgLedger::connect(&url, 2).await.unwrap();
+    schema::migrations::runner()
+        .set_target(refinery::Target::Version(9))
+        .run_async(&mut c)
+        .await
+        .unwrap();
     let gone: bool = c
         .query_one("SELECT to_regclass('sale_lines') IS NULL", &[])
         .await
@@ -71,6 +75,22 @@ async fn version_8_lines_and_payments_keep_every_report_figure_after_migration_9
     assert_eq!(row.get::<_, Vec<String>>(1), vec!["RICE", "TEA"]);
     assert_eq!(row.get::<_, Vec<String>>(2), vec!["P-a", "P-b"]);
     assert_eq!(row.get::<_, Vec<String>>(3), vec!["cash", "qr"]);
+
+    // Migration 10 makes each sale a run of its own; the reports read the runs from here on.
+    let ledger = PgLedger::connect(&url, 2).await.unwrap();
+    let runs: Vec<(String, i64, Vec<i32>, Vec<String>)> = c
+        .query(
+            "SELECT store, first_seq, line_sales, line_skus FROM sale_runs ORDER BY origin, first_seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(runs.len(), 3, "one run per sale: {runs:?}");
+    assert_eq!((runs[0].1, runs[0].2.clone()), (1, vec![1, 1]));
+    assert_eq!(runs[0].3, vec!["RICE", "TEA"]);
 
     // T-2 is void: out of the best sellers, its payment counted as reversed.
     let top = ledger.top_skus(Some("S1"), 10, 10, 10).await.unwrap();
@@ -108,7 +128,7 @@ async fn version_8_lines_and_payments_keep_every_report_figure_after_migration_9
 }
 
 #[tokio::test]
-async fn skus_of_any_text_come_back_from_the_sale_rows_as_sold() {
+async fn skus_of_any_text_come_back_from_the_sale_runs_as_sold() {
     let Some(env) = Env::start_with(Backend::Postgres, 0).await else {
         return;
     };

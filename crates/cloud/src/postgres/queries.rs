@@ -1,5 +1,5 @@
 //! The SQL of the PostgreSQL ledger's hot paths (ingest, projection) and of the reports
-//! that read a sale row's arrays; what both dialects share is in `crate::sql`.
+//! that read the sale runs; what both dialects share is in `crate::sql`.
 
 pub(super) const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, kind, hlc_ms, body) \
      SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BYTEA[]) \
@@ -10,19 +10,15 @@ pub(super) const UPSERT_ORIGINS: &str = "INSERT INTO origins (store, origin, con
      SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BIGINT[]) \
      ON CONFLICT (store, origin) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq";
 
-/// Sales with their lines and payments: one entry per sale, the lines and payments as array
-/// literals (`write::text_array`, `write::int_array`) cast in the statement.
-pub(super) const INSERT_SALES: &str = "INSERT INTO sales (store, txn_id, origin, seq, day, paid_ms, terminal, cashier, \
-     subtotal, discount, tax, total, items, line_nos, line_skus, line_quantities, line_totals, \
-     pay_ids, pay_methods, pay_providers, pay_amounts) \
-     SELECT $1, txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items, \
-     nos::BIGINT[], skus::TEXT[], qs::BIGINT[], tots::BIGINT[], ids::TEXT[], ms::TEXT[], prs::TEXT[], amts::BIGINT[] \
-     FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], \
-     $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[], \
-     $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $20::TEXT[], $21::TEXT[]) \
-     AS s(txn_id, origin, seq, day, paid_ms, terminal, cashier, subtotal, discount, tax, total, items, \
-     nos, skus, qs, tots, ids, ms, prs, amts) \
-     ON CONFLICT DO NOTHING";
+/// One run of sales (migration V10): a store's sales of one origin, projection step and day,
+/// as parallel arrays sent in binary; lines and payments flattened, each with the 1-based index
+/// of its sale in the run.
+pub(super) const INSERT_SALE_RUN: &str = "INSERT INTO sale_runs (store, origin, first_seq, day, \
+     txn_ids, seqs, paid_ms, terminals, cashiers, subtotals, discounts, taxes, totals, items, \
+     line_sales, line_nos, line_skus, line_quantities, line_totals, \
+     pay_sales, pay_ids, pay_methods, pay_providers, pay_amounts) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24) ON CONFLICT DO NOTHING";
 
 pub(super) const INSERT_RETURNS: &str = "INSERT INTO sale_returns (store, txn_id, origin, seq, line_no, quantity, amount) \
      SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[]) \
@@ -46,27 +42,23 @@ pub(super) const MERGE_BALANCES: &str = "INSERT INTO balances (store, account, p
      ON CONFLICT (store, account, part, a, b) DO UPDATE SET \
      value = excluded.value WHERE excluded.value > balances.value";
 
-/// Payments per store, day, method and provider (`sql::PAYMENTS_BY_DAY`, over the sale rows'
-/// payment arrays).
-pub(super) const PAYMENTS_BY_DAY: &str = "SELECT s.store, s.day, p.method, p.provider, COUNT(*), CAST(SUM(p.amount) AS BIGINT), \
+/// Payments per store, day, method and provider (`sql::PAYMENTS_BY_DAY`, over the runs'
+/// payments: the view `sale_payments`).
+pub(super) const PAYMENTS_BY_DAY: &str = "SELECT p.store, p.day, p.method, p.provider, COUNT(*), CAST(SUM(p.amount) AS BIGINT), \
      CAST(SUM(CASE WHEN t.status IN ('VOID', 'REFUNDED') THEN p.amount ELSE 0 END) AS BIGINT) \
-     FROM sales s CROSS JOIN LATERAL UNNEST(s.pay_methods, s.pay_providers, s.pay_amounts) AS p(method, provider, amount) \
-     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
-     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
-     GROUP BY s.store, s.day, p.method, p.provider ORDER BY s.store, s.day, p.method, p.provider";
+     FROM sale_payments p LEFT JOIN txn_status t ON t.store = p.store AND t.txn_id = p.txn_id \
+     WHERE p.day >= $1 AND p.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR p.store = $3) \
+     GROUP BY p.store, p.day, p.method, p.provider ORDER BY p.store, p.day, p.method, p.provider";
 
-/// Best sellers (`sql::TOP_SKUS`, over the sale rows' line arrays).
+/// Best sellers (`sql::TOP_SKUS`, over the runs' lines: the view `sale_lines`).
 pub(super) const TOP_SKUS: &str = "SELECT l.sku, CAST(SUM(l.quantity) AS BIGINT), CAST(SUM(l.total) AS BIGINT) \
-     FROM sales s CROSS JOIN LATERAL UNNEST(s.line_skus, s.line_quantities, s.line_totals) AS l(sku, quantity, total) \
-     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
-     WHERE s.day >= $1 AND s.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR s.store = $3) \
+     FROM sale_lines l LEFT JOIN txn_status t ON t.store = l.store AND t.txn_id = l.txn_id \
+     WHERE l.day >= $1 AND l.day <= $2 AND (CAST($3 AS TEXT) IS NULL OR l.store = $3) \
      AND COALESCE(t.status, 'PAID') NOT IN ('VOID', 'REFUNDED') \
      GROUP BY l.sku ORDER BY 2 DESC, 1 LIMIT $4";
 
-/// A store's QR payments (`sql::QR_PAYMENTS`, over the sale rows' payment arrays).
-pub(super) const QR_PAYMENTS: &str = "SELECT p.payment_id, s.txn_id, p.amount, p.provider, COALESCE(t.status, 'PAID') \
-     FROM sales s CROSS JOIN LATERAL UNNEST(s.pay_ids, s.pay_methods, s.pay_providers, s.pay_amounts) \
-     AS p(payment_id, method, provider, amount) \
-     LEFT JOIN txn_status t ON t.store = s.store AND t.txn_id = s.txn_id \
-     WHERE s.store = $1 AND s.day >= $2 AND s.day <= $3 AND p.method = 'qr' \
+/// A store's QR payments (`sql::QR_PAYMENTS`, over the view `sale_payments`).
+pub(super) const QR_PAYMENTS: &str = "SELECT p.payment_id, p.txn_id, p.amount, p.provider, COALESCE(t.status, 'PAID') \
+     FROM sale_payments p LEFT JOIN txn_status t ON t.store = p.store AND t.txn_id = p.txn_id \
+     WHERE p.store = $1 AND p.day >= $2 AND p.day <= $3 AND p.method = 'qr' \
      ORDER BY p.payment_id LIMIT $4";
