@@ -55,7 +55,7 @@ pub(super) fn run(
         let simulated = r.timeline.last().map_or(0.0, |t| t.t_s);
         print!("{}", r.summary());
         println!(
-            "  {simulated:.0} simulated seconds in {wall:.1} s ({:.0}:1)",
+            "  {simulated:.0} simulated seconds in {wall:.3} s ({:.0}:1)",
             simulated / wall.max(1e-9)
         );
         if let Some(dir) = &report {
