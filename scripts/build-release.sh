@@ -5,7 +5,7 @@
 # less the ONNX models, which the old binary reads from this checkout at run time), so the
 # build needs neither the tag nor the history: a checkout without tags or a shallow clone
 # builds it too. It is built in the checkout's own target folder with the checkout's debug
-# profile for dependencies (`--config` adds what the release's manifest lacks), so every
+# profile (read from its Cargo.toml and passed by `--config`), so every
 # dependency of the same version and features is the artefact the checkout's build made or
 # will make, not a second build of it (a release's workspace crates have their own version,
 # so they never collide with the checkout's). Only the binary is kept: the checkout's own
@@ -40,12 +40,23 @@ restore() {
 if [ -e "$ours" ]; then cp -p "$ours" "$saved"; fi
 trap restore EXIT
 tar -xJf "$archive" -C "$out"
-# The checkout's [profile.dev.package] settings that a release's manifest may lack (the
-# release's own ones stay: a package's entry outranks "*").
-CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$(pwd)/target" cargo build --locked \
-  --config 'profile.dev.package."*".opt-level=1' \
-  --config 'profile.dev.package.rxing.opt-level=3' \
-  --config 'profile.dev.package.tillmesh-vision.opt-level=3' \
+# The checkout's [profile.dev] and every [profile.dev.package.*] setting, read from its
+# Cargo.toml and passed as `--config` (which outranks the release's manifest), so each
+# dependency is built with the settings the checkout's build uses for it.
+mapfile -t profile < <(python3 - Cargo.toml <<'PY'
+import json, sys, tomllib
+dev = tomllib.load(open(sys.argv[1], "rb")).get("profile", {}).get("dev", {})
+for key, value in dev.items():
+    if key != "package":
+        print("--config")
+        print(f"profile.dev.{key}={json.dumps(value)}")
+for package, settings in dev.get("package", {}).items():
+    for key, value in settings.items():
+        print("--config")
+        print(f"profile.dev.package.{json.dumps(package)}.{key}={json.dumps(value)}")
+PY
+)
+CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$(pwd)/target" cargo build --locked "${profile[@]}" \
   --manifest-path "$src/Cargo.toml" -p tillmesh --bin tillmesh >&2
 cp "$ours" "$bin.tmp"
 mv "$bin.tmp" "$bin"

@@ -4,14 +4,22 @@
 # corpora in fuzz/corpus/. A crash stops with its input under fuzz/artifacts/<target>/.
 #
 #     scripts/fuzz.sh            # long run: 10 minutes per target
-#     scripts/fuzz.sh 20         # the CI smoke: 20 seconds per target
+#     scripts/fuzz.sh 20         # 20 seconds per target
+#     scripts/fuzz.sh --build    # only the build
+#
+# TILLMESH_FUZZ_SMOKE=1 builds at opt-level 1 with line tables only, instead of the fuzz
+# profile's level 3 (CI's smoke: its build is the cost, not the executions per second).
 #
 # Needs: rustup's nightly toolchain and `cargo install cargo-fuzz --locked`.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
-secs="${1:-600}"
+if [ "${TILLMESH_FUZZ_SMOKE:-0}" = 1 ]; then
+  export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+fi
 targets=(mesh_frame base_decode cloud_batch till_request)
 cargo +nightly fuzz build
+if [ "${1:-}" = --build ]; then exit 0; fi
+secs="${1:-600}"
 for t in "${targets[@]}"; do
   work="$(mktemp -d)"
   cp -r "corpus/$t/." "$work/"
