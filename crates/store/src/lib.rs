@@ -79,6 +79,27 @@ pub enum Mode {
     Inline,
 }
 
+/// In [`Mode::Inline`], closing a connection leaves the WAL as it is instead of
+/// checkpointing it into the database file (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`). That is what
+/// a dying process leaves, which is what a simulated crash is; the next open recovers from
+/// the WAL as after a kill -9. The simulator closes every till at the end of each seed, and
+/// that checkpoint was work nothing read.
+pub fn keep_wal_at_close(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    Ok(())
+}
+
+/// Folds the WAL that a database's connections left at close ([`keep_wal_at_close`]) into
+/// its file: a plain connection's close, the last one, checkpoints it and removes it. For a
+/// database copied as one file (the simulator's till template).
+pub fn fold_wal(path: &Path) -> Result<(), StoreError> {
+    rusqlite::Connection::open(path)?.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    Ok(())
+}
+
 /// Handle to a till's database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -126,8 +147,10 @@ impl Store {
             conn.execute_batch(
                 "PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1000; PRAGMA cache_size=-256;",
             )?;
+            keep_wal_at_close(&conn)?;
             let read = schema::open_read(&path)?;
             read.execute_batch("PRAGMA synchronous=OFF; PRAGMA cache_size=-256;")?;
+            keep_wal_at_close(&read)?;
             let (dead, _) = bounded::<Job>(0);
             let seal = write::SealSlot::default();
             return Ok(Store {

@@ -56,11 +56,13 @@ impl RaftDb {
         tillmesh_checkpoint::migrate::check_not_newer(path, &runner, Some(LEGACY))?;
         let mut conn = crate::schema::open_read(path)?;
         tillmesh_checkpoint::migrate::migrate(&mut conn, path, &runner, Some(LEGACY))?;
-        if mode == crate::Mode::Inline {
-            conn.execute_batch("PRAGMA synchronous=OFF;")?;
-        }
         let reader = crate::schema::open_read(path)?;
         reader.execute_batch("PRAGMA query_only=ON;")?;
+        if mode == crate::Mode::Inline {
+            conn.execute_batch("PRAGMA synchronous=OFF;")?;
+            crate::keep_wal_at_close(&conn)?;
+            crate::keep_wal_at_close(&reader)?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),

@@ -442,3 +442,36 @@ fn meta_tables_keep_their_keys_apart_from_large_values() {
     let raft = tillmesh_store::raft::RaftDb::open(&raft).unwrap();
     assert_eq!(raft.meta("snapshot").unwrap(), Some(big.into_bytes()));
 }
+
+/// The simulator's databases (`Mode::Inline`) leave their WAL at close, as a dying process
+/// does, and the next open reads what it holds: a simulated till's restart is a kill -9's.
+#[test]
+fn inline_databases_keep_their_wal_at_close_and_reopen_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("till.db");
+    let raft = dir.path().join("raft.db");
+    let wal = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
+    {
+        let store = Store::open_with(&path, tillmesh_store::Mode::Inline).unwrap();
+        store
+            .commit_blocking(WriteBatch {
+                meta: vec![("draft:T1".into(), "{}".into())],
+                ..Default::default()
+            })
+            .unwrap();
+        let db =
+            tillmesh_store::raft::RaftDb::open_with(&raft, tillmesh_store::Mode::Inline).unwrap();
+        db.append(&[(1, vec![1])]).unwrap();
+    }
+    for p in [&path, &raft] {
+        let len = std::fs::metadata(wal(p)).map_or(0, |m| m.len());
+        assert!(len > 0, "{} has no WAL left after closing", p.display());
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.read(|r| r.meta("draft:T1")).unwrap().as_deref(),
+        Some("{}")
+    );
+    let db = tillmesh_store::raft::RaftDb::open(&raft).unwrap();
+    assert_eq!(db.last().unwrap(), Some((1, vec![1])));
+}

@@ -92,8 +92,10 @@ fn build(cfg: &TerminalConfig, now: u64) -> anyhow::Result<Template> {
     let made = (|| {
         let store = Store::open_with(&file, tillmesh_store::Mode::Inline)?;
         let (master, catalog) = super::open::seed(&store, cfg, now)?;
-        // The last connection's close checkpoints the WAL into the file and removes it.
+        // A simulated till's connections leave their WAL at close
+        // (`tillmesh_store::keep_wal_at_close`): folded into the file here.
         drop(store);
+        tillmesh_store::fold_wal(&file)?;
         if wal_of(&file).exists() {
             anyhow::bail!("the template database kept a WAL after closing");
         }

@@ -204,13 +204,13 @@ impl Ledger for PgLedger {
             if n == 0 {
                 return Ok(0);
             }
+            // The count of rows inserted: the conflicting (duplicate) ones are not.
             Ok::<_, LedgerError>(
-                tx.query(
+                tx.execute(
                     &cached(&tx, INSERT_EVENTS).await?,
                     &[&req.store, &origins, &seqs, &kinds, &hlcs, &bodies],
                 )
-                .await?
-                .len() as u64,
+                .await?,
             )
         };
         let (accepted, before) = tokio::try_join!(insert, watermarks(&tx, &req.store))?;

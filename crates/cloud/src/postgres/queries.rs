@@ -3,7 +3,7 @@
 
 pub(super) const INSERT_EVENTS: &str = "INSERT INTO events (store, origin, seq, kind, hlc_ms, body) \
      SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::BYTEA[]) \
-     ON CONFLICT DO NOTHING RETURNING origin";
+     ON CONFLICT DO NOTHING";
 
 /// A batch's watermarks, one row per origin.
 pub(super) const UPSERT_ORIGINS: &str = "INSERT INTO origins (store, origin, contiguous, max_seq) \

@@ -110,8 +110,13 @@ impl SqliteLedger {
         // consistency (facts and cursor commit together), and they are redone from the ledger.
         reports.pragma_update(None, "synchronous", "NORMAL")?;
         if inline {
+            // The simulator's cloud: no checkpoint at close either (a seed's end removes it).
             for c in [&write, &read, &project_read, &reports] {
                 c.execute_batch("PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=1000;")?;
+                c.set_db_config(
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                    true,
+                )?;
             }
             let (ingest, _) = tokio::sync::mpsc::channel(1);
             return Ok(Self {
