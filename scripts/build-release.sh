@@ -43,7 +43,8 @@ tar -xJf "$archive" -C "$out"
 # The checkout's [profile.dev] and every [profile.dev.package.*] setting, read from its
 # Cargo.toml and passed as `--config` (which outranks the release's manifest), so each
 # dependency is built with the settings the checkout's build uses for it.
-mapfile -t profile < <(python3 - Cargo.toml <<'PY'
+# A command substitution, not a process one: `set -e` stops here when python fails.
+settings="$(python3 - Cargo.toml <<'PY'
 import json, sys, tomllib
 dev = tomllib.load(open(sys.argv[1], "rb")).get("profile", {}).get("dev", {})
 for key, value in dev.items():
@@ -55,7 +56,9 @@ for package, settings in dev.get("package", {}).items():
         print("--config")
         print(f"profile.dev.package.{json.dumps(package)}.{key}={json.dumps(value)}")
 PY
-)
+)"
+profile=()
+if [ -n "$settings" ]; then mapfile -t profile <<<"$settings"; fi
 CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$(pwd)/target" cargo build --locked "${profile[@]}" \
   --manifest-path "$src/Cargo.toml" -p tillmesh --bin tillmesh >&2
 cp "$ours" "$bin.tmp"
