@@ -353,6 +353,12 @@ pub fn mesh_config(dir: &Path, pki: &Pki, terminal: u64, port: u16) -> TerminalC
         key,
     );
     mesh.anti_entropy_ms = 300;
+    // Elections tolerant of a loaded machine: the tests run several stores of debug builds at
+    // once on two cores, where a till can stall past the LAN's 300 ms, and a leader change
+    // the test did not cause would fail its assertions on who uploads.
+    mesh.raft_heartbeat_ms = 100;
+    mesh.raft_election_min_ms = 1_000;
+    mesh.raft_election_max_ms = 2_000;
     cfg.mesh = Some(mesh);
     cfg
 }
